@@ -1,0 +1,267 @@
+"""Tables of the hub core: dossiers, intake idempotency, outbox, attempts, DLQ operations, auth.
+
+Outbox layout follows delivery-patterns.md §4–§6 and §11: one row per (message, endpoint)
+with a lease (``lease_owner`` + ``lease_expires_at`` renewed by heartbeat), durable retry state
+(``attempts``, ``next_attempt_at``), and a partial index on the active rows so the head-of-key
+lookup for per-dossier FIFO stays cheap (pg-boss #849).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db.base import Base, utcnow
+
+#: BIGINT on PostgreSQL, INTEGER (rowid alias, autoincrement) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class MessageState(enum.StrEnum):
+    PENDING = "pending"
+    """Waiting for its first or next attempt (``next_attempt_at``)."""
+    IN_FLIGHT = "in_flight"
+    """Claimed by a worker holding a lease."""
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    """In the dead-letter queue; holds later messages of its dossier on the same endpoint."""
+    DISCARDED = "discarded"
+    """Removed from the DLQ by an operator, with a reason; releases the dossier's queue."""
+
+
+#: States that keep a dossier's later messages waiting (per-dossier FIFO per endpoint).
+ACTIVE_STATES = (MessageState.PENDING, MessageState.IN_FLIGHT, MessageState.DEAD)
+
+
+class DossierRow(Base):
+    __tablename__ = "dossiers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    agency_code: Mapped[str] = mapped_column(String(40), index=True)
+    procedure_code: Mapped[str] = mapped_column(String(40))
+    status: Mapped[int] = mapped_column(Integer)
+    #: Hub-side revision, incremented by every accepted change (row lock for ordering).
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    #: Source system's version, for idempotent upserts.
+    source_version: Mapped[int | None] = mapped_column(Integer)
+    #: Hash of the owner's ID number (lookups check it without exposing the number).
+    owner_id_hash: Mapped[str | None] = mapped_column(String(64))
+    document: Mapped[dict[str, Any]]
+    #: Where the dossier came from: "source" (department software) or "dvcqg" (portal push).
+    origin: Mapped[str] = mapped_column(String(20), default="source")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DossierSequence(Base):
+    """Per-agency, per-day counter for dossier codes (Circular 01/2018 Art. 19 ``XXXX``)."""
+
+    __tablename__ = "dossier_sequences"
+
+    agency_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyRecord(Base):
+    """Remembers an inbound request by its idempotency key and the answer it got."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(60), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox_messages"
+
+    #: Monotonic sequence: FIFO order within (endpoint, ordering_key).
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: Stable id sent to the receiver for de-duplication (HTTP header / WS-Addressing MessageID).
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(60))
+    ordering_key: Mapped[str] = mapped_column(String(100))
+    dossier_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(20), default=MessageState.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    dead_at: Mapped[datetime | None] = mapped_column()
+    #: Operator-facing note (discard reason, edit reason).
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_active_key",
+            "endpoint",
+            "ordering_key",
+            "seq",
+            postgresql_where=text("state IN ('pending', 'in_flight', 'dead')"),
+            sqlite_where=text("state IN ('pending', 'in_flight', 'dead')"),
+        ),
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        Index(
+            "ix_outbox_lease",
+            "lease_expires_at",
+            postgresql_where=text("state = 'in_flight'"),
+            sqlite_where=text("state = 'in_flight'"),
+        ),
+        Index("ix_outbox_state_endpoint", "state", "endpoint"),
+    )
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_seq: Mapped[int] = mapped_column(
+        BigId, ForeignKey("outbox_messages.seq", ondelete="CASCADE"), index=True
+    )
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime] = mapped_column()
+    #: delivered | retry | dead | lease_lost (worker died; recorded by the rescuer)
+    outcome: Mapped[str] = mapped_column(String(20))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error_class: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    request_summary: Mapped[str | None] = mapped_column(Text)
+    response_summary: Mapped[str | None] = mapped_column(Text)
+    #: True for attempts triggered by an operator retry.
+    manual: Mapped[bool] = mapped_column(default=False)
+
+
+class PayloadRevision(Base):
+    """The payload a message had before an operator edited it (kept for the audit trail)."""
+
+    __tablename__ = "payload_revisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_seq: Mapped[int] = mapped_column(
+        BigId, ForeignKey("outbox_messages.seq", ondelete="CASCADE"), index=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]]
+    replaced_by: Mapped[str] = mapped_column(String(100))
+    replaced_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class EndpointHealth(Base):
+    """Circuit-breaker state per endpoint, published by workers for operators."""
+
+    __tablename__ = "endpoint_health"
+
+    endpoint: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), default="closed")
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[datetime | None] = mapped_column()
+    last_success_at: Mapped[datetime | None] = mapped_column()
+    last_failure_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BulkJob(Base):
+    """A background DLQ retry/discard over every message matching a filter."""
+
+    __tablename__ = "bulk_jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(20))
+    filter: Mapped[dict[str, Any]]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    #: queued | running | done | failed | cancelled
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Who did what, when: every operator action and every security-relevant event."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]]
+
+
+class ApiRole(enum.StrEnum):
+    SOURCE = "source"
+    """The department's one-stop software pushing dossiers."""
+    PORTAL = "portal"
+    """A national/provincial portal pushing to the hub."""
+    OFFICER = "officer"
+    TECHNICIAN = "technician"
+    ADMIN = "admin"
+
+
+class ApiKey(Base):
+    """API credential; only a SHA-256 of the (high-entropy, random) secret is stored."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("key_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    key_prefix: Mapped[str] = mapped_column(String(12))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class StoredFile(Base):
+    """A file the hub serves by download URL (submitted papers, signed results)."""
+
+    __tablename__ = "stored_files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dossier_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigId)
+    #: Path relative to the configured storage directory.
+    path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,45 @@
+"""Commands the department's one-stop software sends to the hub (inbound changes).
+
+Each command carries an optional idempotency key; the dossier's ``version`` makes repeated
+pushes of the same state harmless (a create or update with a version the hub already has
+creates nothing new).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field
+
+from schemas.dossier import Dossier, Model, ProcessingStep, ResultDocument
+from schemas.status import DossierStatus
+from schemas.text import VnText
+
+
+class DossierUpsert(Model):
+    """Create or replace a dossier's full record (``DongBoHoSoMC`` semantics)."""
+
+    dossier: Dossier
+    version: Annotated[int | None, Field(ge=1)] = None
+    """Source system's version of this record; older or equal versions are ignored."""
+
+
+class StatusChange(Model):
+    """Move a dossier along the one-stop procedure (national-portal.md §2.2)."""
+
+    status: DossierStatus
+    at: AwareDatetime
+    handler: VnText
+    position: VnText | None = None
+    department: VnText | None = None
+    reason: VnText = ""
+    new_due_at: AwareDatetime | None = None
+    """For a late dossier (Mẫu 04 apology) or a supplement: the new ``NgayHenTra``."""
+
+
+class StepAdd(Model):
+    step: ProcessingStep
+
+
+class ResultAttach(Model):
+    result: ResultDocument

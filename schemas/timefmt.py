@@ -1,0 +1,53 @@
+"""Time handling: aware datetimes inside, Vietnam local time on the wire.
+
+The DVCQG adapter formats times as ``yyyyMMddHHmmss`` in Asia/Ho_Chi_Minh without an offset
+(national-portal.md §3.7); the hub never holds a naive datetime.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from hub.errors import InvalidInputError
+
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+DVCQG_FORMAT = "%Y%m%d%H%M%S"
+
+
+def now_vn() -> datetime:
+    return datetime.now(VN_TZ)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_dvcqg(value: datetime | None) -> str:
+    """``yyyyMMddHHmmss`` in Vietnam time; empty string when absent (§3.7)."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        raise InvalidInputError("naive datetime cannot be sent to the portal")
+    return value.astimezone(VN_TZ).strftime(DVCQG_FORMAT)
+
+
+def from_dvcqg(value: str | None) -> datetime | None:
+    """Parse ``yyyyMMddHHmmss`` as Vietnam local time; empty or missing → ``None``."""
+    if value is None or value.strip() == "":
+        return None
+    text = value.strip()
+    if len(text) != 14 or not text.isdigit():
+        raise InvalidInputError(
+            f"time {value!r} is not yyyyMMddHHmmss",
+            message_vi=f"thời gian {value!r} không đúng định dạng yyyyMMddHHmmss",
+        )
+    try:
+        return datetime.strptime(text, DVCQG_FORMAT).replace(tzinfo=VN_TZ)
+    except ValueError as exc:
+        raise InvalidInputError(f"time {value!r} is not a valid date: {exc}") from exc
+
+
+def iso_vn(value: datetime) -> str:
+    """ISO 8601 with the Vietnam offset, e.g. ``2026-03-05T14:07:31+07:00`` (Decree 30 App. I)."""
+    return value.astimezone(VN_TZ).isoformat(timespec="seconds")
