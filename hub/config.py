@@ -38,7 +38,7 @@ class RetrySettings(Section):
     """Per-endpoint retry schedule (delivery-patterns.md §3, Svix-style explicit list)."""
 
     schedule_seconds: list[float] = Field(
-        default_factory=lambda: [5, 60, 300, 1800, 7200, 21600, 43200]
+        default_factory=lambda: [5.0, 60.0, 300.0, 1800.0, 7200.0, 21600.0, 43200.0]
     )
     jitter_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
     #: Retry-After is honoured but clamped to [min, max].
