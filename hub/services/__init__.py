@@ -1,0 +1,1 @@
+"""Business services: the logic behind the API routes and CLI commands."""
