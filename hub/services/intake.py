@@ -202,17 +202,17 @@ class IntakeService:
         row-locks the counter, SQLite serialises writers, so no two callers get one number.
         """
         agency = validate_agency_code(agency_code)
-        table = DossierSequence.__table__
+        seq = DossierSequence
         with self._db.transaction() as session:
             insert = pg_insert if self._db.is_postgres else sqlite_insert
             statement = (
-                insert(table)
+                insert(seq)
                 .values(agency_code=agency, day=day, last_value=1)
                 .on_conflict_do_update(
-                    index_elements=[table.c.agency_code, table.c.day],
-                    set_={"last_value": table.c.last_value + 1},
+                    index_elements=[seq.agency_code, seq.day],
+                    set_={"last_value": seq.last_value + 1},
                 )
-                .returning(table.c.last_value)
+                .returning(seq.last_value)
             )
             value = session.execute(statement).scalar_one()
         return format_dossier_code(agency, day, value, platform_owner=platform_owner)
