@@ -115,6 +115,8 @@ class OutboxMessage(Base):
     dead_at: Mapped[datetime | None] = mapped_column()
     #: Operator-facing note (discard reason, edit reason).
     note: Mapped[str | None] = mapped_column(Text)
+    #: Set by an operator retry; the next attempt is recorded as manual, then it is cleared.
+    manual_retry: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
     __table_args__ = (
         Index(
