@@ -1,0 +1,20 @@
+.PHONY: demo test test-sqlite bootstrap lint bench
+
+demo: ## run the hub demo on the embedded default (SQLite, simulators, test PKI)
+	scripts/bootstrap.sh
+	.venv/bin/hub demo
+
+test: ## the whole suite on PostgreSQL and SQLite, plus ruff and mypy
+	scripts/test.sh
+
+test-sqlite: ## the whole suite without PostgreSQL
+	HUB_TEST_SQLITE_ONLY=1 scripts/test.sh
+
+bootstrap:
+	scripts/bootstrap.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+bench:
+	.venv/bin/python benchmarks/bench_delivery.py
