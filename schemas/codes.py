@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -26,9 +27,7 @@ from hub.errors import InvalidInputError
 _LEVEL1 = r"[A-Y]\d{2}"
 AGENCY_CODE_RE = re.compile(rf"^\d{{3}}\.\d{{2}}\.\d{{2}}\.{_LEVEL1}$")
 ELECTRONIC_ID_RE = re.compile(rf"^{_LEVEL1}(?:\.[0-9A-Z]+)*$")
-PROCEDURE_CODE_RE = re.compile(
-    rf"^[1-3]\.\d{{6}}(?:\.\d{{3}}\.\d{{2}}\.\d{{2}}\.{_LEVEL1}|\.{_LEVEL1})?$"
-)
+PROCEDURE_CODE_RE = re.compile(rf"^[1-3]\.\d{{6}}(?:\.\d{{3}}\.\d{{2}}\.\d{{2}}\.{_LEVEL1}|\.{_LEVEL1})?$")
 _DOSSIER_2018_RE = re.compile(
     rf"^(?P<agency>\d{{3}}\.\d{{2}}\.\d{{2}}\.{_LEVEL1})-(?P<day>\d{{6}})-(?P<seq>\d{{4,5}})$"
 )
@@ -138,9 +137,7 @@ def validate_dossier_code(value: str) -> str:
     return parse_dossier_code(value).code
 
 
-def format_dossier_code(
-    agency: str, day: date, sequence: int, *, platform_owner: str | None = None
-) -> str:
+def format_dossier_code(agency: str, day: date, sequence: int, *, platform_owner: str | None = None) -> str:
     """Build a dossier code; with ``platform_owner`` the Circular 04/2025 centralised form."""
     agency = validate_agency_code(agency)
     if sequence < 1:
@@ -157,6 +154,18 @@ def format_dossier_code(
     return f"{agency}-{day:%y%m%d}-{platform_owner}{sequence:04d}"
 
 
-DossierCode = Annotated[str, AfterValidator(validate_dossier_code)]
-AgencyCode = Annotated[str, AfterValidator(validate_agency_code)]
-ProcedureCode = Annotated[str, AfterValidator(validate_procedure_code)]
+def _field_validator(check: Callable[[str], str]) -> AfterValidator:
+    """Adapt a validator to pydantic, which reports ``ValueError`` as a field error."""
+
+    def run(value: str) -> str:
+        try:
+            return check(value)
+        except InvalidInputError as exc:
+            raise ValueError(exc.message) from None
+
+    return AfterValidator(run)
+
+
+DossierCode = Annotated[str, _field_validator(validate_dossier_code)]
+AgencyCode = Annotated[str, _field_validator(validate_agency_code)]
+ProcedureCode = Annotated[str, _field_validator(validate_procedure_code)]
