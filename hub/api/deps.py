@@ -1,0 +1,135 @@
+"""FastAPI dependencies: settings, database, services and the caller's role.
+
+Everything is read from ``request.app.state`` (filled by :func:`hub.api.app.create_app`), so
+nothing here touches the environment or the database at import time.
+
+Authentication: ``Authorization: Bearer <token>`` or ``X-API-Key: <token>``. A missing or
+unknown token answers 401 with ``WWW-Authenticate: Bearer``; a valid key without the needed
+role answers 403. The admin role passes every role check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+
+from hub.auth.keys import ApiKeyService, Principal
+from hub.config import Settings
+from hub.db.models import ApiRole
+from hub.db.session import Database
+from hub.errors import AuthenticationError, PermissionDeniedError
+from hub.services.intake import IntakeService
+
+if TYPE_CHECKING:
+    from hub.lookup.service import LookupService
+    from hub.storage.files import FileStore
+
+
+@dataclass
+class Services:
+    """The service objects route handlers delegate to (one set per app)."""
+
+    intake: IntakeService
+    keys: ApiKeyService
+    files: FileStore
+    lookup: LookupService
+    #: Services other packages register (e.g. ``"dlq"``), looked up with :func:`get_extra`.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_intake(request: Request) -> IntakeService:
+    return get_services(request).intake
+
+
+def get_keys(request: Request) -> ApiKeyService:
+    return get_services(request).keys
+
+
+def get_files(request: Request) -> FileStore:
+    return get_services(request).files
+
+
+def get_lookup(request: Request) -> LookupService:
+    return get_services(request).lookup
+
+
+def get_extra(request: Request, name: str) -> Any:
+    """A service registered by another package in ``Services.extras`` (``None`` if absent)."""
+    return get_services(request).extras.get(name)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token from ``Authorization: Bearer …`` or ``X-API-Key``."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    key = request.headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None
+
+
+def authenticate(request: Request) -> Principal:
+    """The calling principal; raises :class:`AuthenticationError` (401) when there is none."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    token = bearer_token(request)
+    if token is None:
+        raise AuthenticationError(
+            "missing API credentials: send 'Authorization: Bearer <token>' or 'X-API-Key'",
+            message_vi="thiếu thông tin xác thực API",
+        )
+    principal = get_keys(request).authenticate(token)
+    if principal is None:
+        raise AuthenticationError(
+            "invalid or revoked API key", message_vi="khóa API không hợp lệ hoặc đã bị thu hồi"
+        )
+    request.state.principal = principal
+    return principal
+
+
+def require_role(*roles: str) -> Callable[[Request], Principal]:
+    """Dependency factory: the caller must hold one of ``roles`` (admin always passes).
+
+    Usage: ``principal: Annotated[Principal, Depends(require_role("technician"))]``.
+    """
+    wanted = tuple(ApiRole(role) for role in roles)
+
+    def dependency(request: Request) -> Principal:
+        principal = authenticate(request)
+        if not principal.has_role(*wanted):
+            raise PermissionDeniedError(
+                f"API key {principal.name!r} (role {principal.role.value}) may not do this; "
+                f"needs one of: {', '.join(r.value for r in wanted) or 'admin'}",
+                message_vi="khóa API không có quyền thực hiện thao tác này",
+                details={"role": principal.role.value, "required": [r.value for r in wanted]},
+            )
+        return principal
+
+    dependency.__name__ = f"require_role_{'_'.join(r.value for r in wanted) or 'admin'}"
+    return dependency
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+IntakeDep = Annotated[IntakeService, Depends(get_intake)]

@@ -1,0 +1,1 @@
+"""Route modules; each exposes ``router: APIRouter`` (see ``hub.api.app.ROUTE_MODULES``)."""

@@ -1,0 +1,162 @@
+"""API keys: ``hub_<prefix>_<secret>`` tokens with one role each.
+
+Only the SHA-256 of the whole token is stored (the secret has 256 bits of entropy, so a slow
+password hash buys nothing); the short prefix is kept in clear so operators can tell keys
+apart in listings and logs. Creation and revocation are written to the audit log. An optional
+bootstrap admin token (``HUB_BOOTSTRAP_ADMIN_TOKEN``) lets a fresh installation create its
+first keys; it is compared in constant time and never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from hub.db.base import utcnow
+from hub.db.models import ApiKey, ApiRole, AuditEntry
+from hub.db.session import Database
+from hub.errors import ConflictError, InvalidInputError, NotFoundError
+
+TOKEN_RE = re.compile(r"^hub_(?P<prefix>[a-z0-9]{8})_(?P<secret>[A-Za-z0-9_-]{43})$")
+BOOTSTRAP_NAME = "bootstrap-admin"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_PREFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's name and its role."""
+
+    name: str
+    role: ApiRole
+
+    def has_role(self, *roles: ApiRole) -> bool:
+        """Admin passes every role check."""
+        return self.role is ApiRole.ADMIN or self.role in roles
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    name: str
+    role: ApiRole
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A freshly created key; ``token`` is shown once and never stored."""
+
+    token: str
+    info: ApiKeyInfo
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def parse_token(token: str) -> str | None:
+    """The display prefix of a well-formed token, else ``None``."""
+    match = TOKEN_RE.match(token)
+    return match.group("prefix") if match else None
+
+
+def _new_token() -> tuple[str, str]:
+    prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(8))
+    return f"hub_{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+def _info(row: ApiKey) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        name=row.name,
+        role=ApiRole(row.role),
+        prefix=row.key_prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class ApiKeyService:
+    def __init__(self, db: Database, *, bootstrap_token: str | None = None) -> None:
+        self._db = db
+        self._bootstrap_hash = hash_token(bootstrap_token) if bootstrap_token else None
+
+    def create(self, name: str, role: ApiRole | str, *, actor: str) -> IssuedKey:
+        if not _NAME_RE.match(name):
+            raise InvalidInputError(
+                f"invalid key name {name!r}: letters, digits and ._@- only, at most 100 characters",
+                message_vi=f"tên khóa {name!r} không hợp lệ",
+            )
+        try:
+            api_role = ApiRole(role)
+        except ValueError:
+            allowed = ", ".join(r.value for r in ApiRole)
+            raise InvalidInputError(
+                f"unknown role {role!r}; one of {allowed}", message_vi=f"vai trò {role!r} không tồn tại"
+            ) from None
+        if name == BOOTSTRAP_NAME:
+            raise InvalidInputError(f"the name {BOOTSTRAP_NAME!r} is reserved")
+        token, prefix = _new_token()
+        row = ApiKey(name=name, role=api_role.value, key_prefix=prefix, key_hash=hash_token(token))
+        try:
+            with self._db.transaction() as session:
+                session.add(row)
+                session.flush()
+                session.add(
+                    AuditEntry(
+                        actor=actor,
+                        action="api_key.create",
+                        target=name,
+                        details={"role": api_role.value, "prefix": prefix},
+                    )
+                )
+        except IntegrityError:
+            raise ConflictError(
+                f"an API key named {name!r} already exists",
+                message_vi=f"đã có khóa API tên {name!r}",
+            ) from None
+        return IssuedKey(token=token, info=_info(row))
+
+    def list(self) -> list[ApiKeyInfo]:
+        with self._db.sessions() as session:
+            rows = session.scalars(select(ApiKey).order_by(ApiKey.name)).all()
+            return [_info(row) for row in rows]
+
+    def revoke(self, name: str, *, actor: str) -> ApiKeyInfo:
+        with self._db.transaction() as session:
+            row = session.scalar(select(ApiKey).where(ApiKey.name == name))
+            if row is None:
+                raise NotFoundError(f"no API key named {name!r}", message_vi=f"không có khóa API {name!r}")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+                session.add(
+                    AuditEntry(
+                        actor=actor, action="api_key.revoke", target=name, details={"prefix": row.key_prefix}
+                    )
+                )
+            return _info(row)
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal for ``token``, or ``None`` for unknown, malformed or revoked keys."""
+        digest = hash_token(token)
+        if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
+            return Principal(BOOTSTRAP_NAME, ApiRole.ADMIN)
+        if parse_token(token) is None:
+            return None
+        with self._db.sessions() as session:
+            row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+            if row is None or row.revoked_at is not None:
+                return None
+            return Principal(row.name, ApiRole(row.role))
