@@ -28,6 +28,7 @@ __all__ = [
     "DocumentTimestampReport",
     "ModificationReport",
     "PadesLevel",
+    "PolicyInfo",
     "Reason",
     "RevocationReport",
     "RevocationSource",
@@ -40,7 +41,7 @@ __all__ = [
     "to_vn_time",
 ]
 
-REPORT_SCHEMA_VERSION = "1.0"
+REPORT_SCHEMA_VERSION: Literal["1.0"] = "1.0"
 
 #: Vietnam time; every datetime in a report is rendered in this zone (+07:00 on the wire).
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -226,6 +227,9 @@ class SignatureReport(_Model):
     chain: CheckResult
     revocation: RevocationReport
     signature_timestamp: TimestampInfo | None = None
+    has_signature_timestamp: bool = False
+    #: Revocation data embedded for this signature (DSS after it or adbe-revocationInfoArchival).
+    long_term_validation_data: bool = False
     modifications: ModificationReport
     ades_indication: Literal["TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"]
     ades_subindication: str | None = None

@@ -1,0 +1,178 @@
+"""Bilingual catalogue of verification findings.
+
+Each finding has a stable ``code`` (JSON consumers filter on it), an English ``message`` and a
+Vietnamese ``message_vi`` (Circular 15/2025 §2.3.4: results must be shown in Vietnamese).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from signing.verification.model import Reason
+
+__all__ = ["ReasonTemplate", "reason"]
+
+Severity = Literal["error", "indeterminate", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class ReasonTemplate:
+    severity: Severity
+    en: str
+    vi: str
+
+
+_CATALOGUE: dict[str, ReasonTemplate] = {
+    "hash_failure": ReasonTemplate(
+        "error",
+        "The signed content does not match the digest in the signature: the document was altered "
+        "inside the signed byte range.",
+        "Nội dung tài liệu không khớp với giá trị băm trong chữ ký: tài liệu đã bị sửa đổi trong "
+        "phạm vi đã ký.",
+    ),
+    "signature_crypto_failure": ReasonTemplate(
+        "error",
+        "The signature value does not verify with the public key of the signer's certificate.",
+        "Giá trị chữ ký không kiểm tra được bằng khóa công khai trong chứng thư của người ký.",
+    ),
+    "format_failure": ReasonTemplate(
+        "error",
+        "The signature is malformed and cannot be processed ({detail}).",
+        "Chữ ký sai định dạng, không xử lý được ({detail}).",
+    ),
+    "revoked": ReasonTemplate(
+        "error",
+        "The signer's certificate (or a CA certificate in its path) was revoked on {when}, "
+        "before the signing time.",
+        "Chứng thư chữ ký số của người ký (hoặc của CA trong đường dẫn chứng thực) đã bị thu hồi "
+        "từ {when}, trước thời điểm ký.",
+    ),
+    "revoked_no_poe": ReasonTemplate(
+        "indeterminate",
+        "The certificate was revoked on {when} and no trusted time-stamp proves the signature was "
+        "made before that.",
+        "Chứng thư đã bị thu hồi từ {when} và không có dấu thời gian tin cậy chứng minh chữ ký được "
+        "tạo trước thời điểm đó.",
+    ),
+    "not_valid_at_signing_time": ReasonTemplate(
+        "error",
+        "The certificate was not within its validity period ({valid_from} – {valid_to}) at the "
+        "signing time {when}.",
+        "Chứng thư không còn trong thời hạn hiệu lực ({valid_from} – {valid_to}) tại thời điểm ký {when}.",
+    ),
+    "expired_no_poe": ReasonTemplate(
+        "indeterminate",
+        "The certificate expired on {valid_to} and no trusted time-stamp proves it was valid at "
+        "signing time.",
+        "Chứng thư đã hết hạn từ {valid_to} và không có dấu thời gian tin cậy chứng minh chứng thư "
+        "còn hiệu lực tại thời điểm ký.",
+    ),
+    "untrusted_chain": ReasonTemplate(
+        "error",
+        "No certification path leads from the signer's certificate to a trusted root "
+        "(Ban Cơ yếu Chính phủ Root G2 or the NEAC national root).",
+        "Không xây dựng được đường dẫn chứng thực từ chứng thư của người ký tới chứng thư gốc tin "
+        "cậy (RootCA chuyên dùng Chính phủ hoặc chứng thư gốc quốc gia NEAC).",
+    ),
+    "chain_failure": ReasonTemplate(
+        "indeterminate",
+        "The certification path could not be validated ({detail}).",
+        "Không kiểm tra được đường dẫn chứng thực ({detail}).",
+    ),
+    "key_usage": ReasonTemplate(
+        "indeterminate",
+        "The certificate's key usage does not allow signing documents ({detail}).",
+        "Mục đích sử dụng khóa của chứng thư không cho phép ký tài liệu ({detail}).",
+    ),
+    "weak_algorithm": ReasonTemplate(
+        "indeterminate",
+        "A cryptographic algorithm used is not acceptable ({detail}).",
+        "Thuật toán mật mã được sử dụng không đáp ứng yêu cầu ({detail}).",
+    ),
+    "revocation_unavailable": ReasonTemplate(
+        "indeterminate",
+        "The revocation status (OCSP/CRL) of the certificate could not be obtained, and the policy "
+        "requires it.",
+        "Không lấy được trạng thái thu hồi (OCSP/CRL) của chứng thư trong khi chính sách kiểm tra bắt buộc.",
+    ),
+    "revocation_not_checked": ReasonTemplate(
+        "warning",
+        "Warning: the revocation status (OCSP/CRL) of the certificate could not be checked.",
+        "Cảnh báo: không kiểm tra được trạng thái thu hồi (OCSP/CRL) của chứng thư.",
+    ),
+    "modified_after_signing": ReasonTemplate(
+        "error",
+        "The document was modified after this signature in a way that is not permitted ({detail}).",
+        "Tài liệu đã bị sửa đổi sau khi ký, vượt quá phạm vi được phép ({detail}).",
+    ),
+    "coverage_unclear": ReasonTemplate(
+        "error",
+        "The signature does not cover its document revision (non-standard /ByteRange).",
+        "Chữ ký không bao phủ đầy đủ phiên bản tài liệu đã ký (/ByteRange không chuẩn).",
+    ),
+    "timestamp_invalid": ReasonTemplate(
+        "indeterminate",
+        "The signature time-stamp is not valid or not trusted ({detail}).",
+        "Dấu thời gian của chữ ký không hợp lệ hoặc không tin cậy ({detail}).",
+    ),
+    "no_poe": ReasonTemplate(
+        "indeterminate",
+        "No proof that the signature existed at a time when its certificate was valid ({detail}).",
+        "Không có bằng chứng chữ ký tồn tại vào thời điểm chứng thư còn hiệu lực ({detail}).",
+    ),
+    "generic_indeterminate": ReasonTemplate(
+        "indeterminate",
+        "The signature could not be fully validated ({detail}).",
+        "Không kiểm tra được đầy đủ chữ ký ({detail}).",
+    ),
+    "claimed_time_only": ReasonTemplate(
+        "info",
+        "The signing time is the one claimed by the signer; the signature carries no time-stamp.",
+        "Thời gian ký do người ký tự khai; chữ ký không có dấu thời gian.",
+    ),
+    "pkcs7_without_ltv": ReasonTemplate(
+        "info",
+        "adbe.pkcs7.detached signature without long-term validation data (usual for documents "
+        "signed with VGCA-style tools); accepted.",
+        "Chữ ký định dạng adbe.pkcs7.detached không kèm dữ liệu kiểm tra dài hạn (phổ biến với "
+        "tài liệu ký bằng công cụ của Ban Cơ yếu); được chấp nhận.",
+    ),
+    "later_changes_permitted": ReasonTemplate(
+        "info",
+        "Later revisions only add signatures, form field values or validation data, which is permitted.",
+        "Các phiên bản sau chỉ bổ sung chữ ký, giá trị trường biểu mẫu hoặc dữ liệu kiểm tra, được phép.",
+    ),
+    "document_timestamp_invalid": ReasonTemplate(
+        "indeterminate",
+        "The document time-stamp is not valid or not trusted ({detail}).",
+        "Dấu thời gian tài liệu không hợp lệ hoặc không tin cậy ({detail}).",
+    ),
+    "signature_invalid": ReasonTemplate(
+        "error",
+        "Signature {index} ({field}) is not valid.",
+        "Chữ ký số thứ {index} ({field}) không hợp lệ.",
+    ),
+    "signature_indeterminate": ReasonTemplate(
+        "indeterminate",
+        "Signature {index} ({field}) could not be confirmed.",
+        "Chữ ký số thứ {index} ({field}) không xác định được tính hợp lệ.",
+    ),
+    "all_valid": ReasonTemplate(
+        "info",
+        "All {count} signature(s) are valid.",
+        "Tất cả {count} chữ ký số đều hợp lệ.",
+    ),
+}
+
+
+def reason(code: str, **params: object) -> Reason:
+    """Instantiate a catalogue entry; unknown placeholders are a programming error."""
+    tpl = _CATALOGUE[code]
+    fmt = {k: ("" if v is None else str(v)) for k, v in params.items()}
+    return Reason(
+        code=code,
+        severity=tpl.severity,
+        message=tpl.en.format(**fmt),
+        message_vi=tpl.vi.format(**fmt),
+    )
