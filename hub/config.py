@@ -110,6 +110,10 @@ class LookupSettings(Section):
     sms_keyword: str = "HS"
     #: Require the owner's ID number for web lookups (privacy, Thanh Hóa ``SGT`` parameter).
     require_owner_id: bool = True
+    #: Shared secret an SMS gateway may send as ``X-Gateway-Secret`` instead of an API key.
+    sms_shared_secret: SecretStr | None = None
+    #: Public lookups allowed per client address and minute (0 disables the limit).
+    rate_limit_per_minute: Annotated[int, Field(ge=0)] = 60
 
 
 class SigningSettings(Section):
