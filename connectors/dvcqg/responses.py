@@ -1,0 +1,210 @@
+"""Classification of DVCQG adapter answers (national-portal.md §3.8, §10 item 3).
+
+=====================================================  ==========================================
+Answer                                                 Result
+=====================================================  ==========================================
+``error_code`` 0 / "0" / "00" (``success_codes``)      :attr:`Outcome.OK`
+``message`` contains "đã tồn tại"                      :attr:`Outcome.DUPLICATE` (create → update)
+HTTP 401/403, ``auth_error_codes``, session markers    :attr:`Outcome.SESSION_EXPIRED` (re-login)
+plain text containing "thành công"                     :attr:`Outcome.OK` (progress endpoint, §3.8)
+HTTP 408/425/429/5xx, ``busy_codes``                   :class:`~hub.errors.EndpointBusyError`
+any other ``error_code``, other 4xx, unreadable body   :class:`~hub.errors.BusinessRejectionError`
+timeouts, refused or dropped connections               :class:`~hub.errors.TransportError`
+=====================================================  ==========================================
+
+Retryable errors carry ``retry_after`` from the ``Retry-After`` header (seconds or HTTP date).
+Every error carries ``details`` ``status_code``, ``request_summary`` and ``response_summary``.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, Field
+
+from connectors.base import summarize
+from connectors.dvcqg.options import DvcqgOptions
+from hub.errors import BusinessRejectionError, EndpointBusyError, TransportError
+
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    DUPLICATE = "duplicate"
+    SESSION_EXPIRED = "session_expired"
+
+
+class PortalAnswer(BaseModel):
+    """A portal answer the caller still has to act on (success, duplicate, expired session)."""
+
+    outcome: Outcome
+    status_code: int
+    error_code: str | None = None
+    message: str = ""
+    result: list[dict[str, Any]] = Field(default_factory=list)
+    session: str | None = None
+    """Only in login answers."""
+    summary: str = ""
+    """Bounded excerpt of the raw answer for the attempt log."""
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def _contains(text: str, markers: tuple[str, ...]) -> bool:
+    folded = _fold(text)
+    return any(_fold(marker) in folded for marker in markers)
+
+
+def normalize_code(value: object) -> str | None:
+    """``error_code`` may be a number or a string (0, "0", "00"); compare as text."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110 §10.2.3: delay or HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _details(status_code: int | None, request_summary: str, response_summary: str) -> dict[str, Any]:
+    return {
+        "status_code": status_code,
+        "request_summary": request_summary,
+        "response_summary": response_summary,
+    }
+
+
+def _busy(
+    status_code: int, headers: Mapping[str, str], request_summary: str, response_summary: str, why: str
+) -> EndpointBusyError:
+    return EndpointBusyError(
+        f"DVCQG portal busy or failing ({why}); will retry",
+        message_vi=f"Cổng DVCQG đang bận hoặc gặp lỗi ({why}); sẽ gửi lại",
+        retry_after=parse_retry_after(headers.get("retry-after")),
+        details=_details(status_code, request_summary, response_summary),
+    )
+
+
+def _rejected(
+    status_code: int, request_summary: str, response_summary: str, why: str
+) -> BusinessRejectionError:
+    return BusinessRejectionError(
+        f"DVCQG portal rejected the request: {why}",
+        message_vi=f"Cổng DVCQG từ chối yêu cầu: {why}",
+        details=_details(status_code, request_summary, response_summary),
+    )
+
+
+def classify_response(
+    status_code: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    options: DvcqgOptions,
+    *,
+    request_summary: str = "",
+) -> PortalAnswer:
+    """Turn one HTTP answer into a :class:`PortalAnswer` or raise the matching hub error.
+
+    ``headers`` lookups use lower-case names (httpx ``Headers`` is case-insensitive anyway).
+    """
+    summary = summarize(body)
+    if status_code in (401, 403):
+        return PortalAnswer(outcome=Outcome.SESSION_EXPIRED, status_code=status_code, summary=summary)
+    if status_code in _RETRYABLE_STATUS or status_code >= 500:
+        raise _busy(status_code, headers, request_summary, summary, f"HTTP {status_code}")
+    if not 200 <= status_code < 300:
+        raise _rejected(status_code, request_summary, summary, f"HTTP {status_code}")
+
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        document: Any = json.loads(text) if text else None
+    except ValueError:
+        document = text
+    if isinstance(document, list):
+        rows = [row for row in document if isinstance(row, dict)]
+        return PortalAnswer(outcome=Outcome.OK, status_code=status_code, result=rows, summary=summary)
+    if not isinstance(document, dict):
+        return _classify_text(status_code, str(document or ""), options, request_summary, summary)
+
+    code = normalize_code(document.get("error_code"))
+    message = str(document.get("message") or document.get("Message") or "")
+    raw_result = document.get("result")
+    result = [row for row in raw_result if isinstance(row, dict)] if isinstance(raw_result, list) else []
+    session = document.get("session")
+    answer = PortalAnswer(
+        outcome=Outcome.OK,
+        status_code=status_code,
+        error_code=code,
+        message=message,
+        result=result,
+        session=session if isinstance(session, str) and session else None,
+        summary=summary,
+    )
+    if code is not None and code in options.success_codes:
+        return answer
+    if _contains(message, options.duplicate_markers):
+        return answer.model_copy(update={"outcome": Outcome.DUPLICATE})
+    if (code is not None and code in options.auth_error_codes) or _contains(
+        message, options.auth_error_markers
+    ):
+        return answer.model_copy(update={"outcome": Outcome.SESSION_EXPIRED})
+    if code is not None and code in options.busy_codes:
+        raise _busy(status_code, headers, request_summary, summary, f"error_code {code}: {message}")
+    if code is None and (isinstance(raw_result, list) or _contains(message, options.text_success_markers)):
+        return answer
+    raise _rejected(status_code, request_summary, summary, f"error_code {code}: {message or '(no message)'}")
+
+
+def _classify_text(
+    status_code: int, text: str, options: DvcqgOptions, request_summary: str, summary: str
+) -> PortalAnswer:
+    """Plain-text answers (the progress endpoint, §3.8)."""
+    if _contains(text, options.duplicate_markers):
+        return PortalAnswer(outcome=Outcome.DUPLICATE, status_code=status_code, message=text, summary=summary)
+    if _contains(text, options.text_success_markers):
+        return PortalAnswer(outcome=Outcome.OK, status_code=status_code, message=text, summary=summary)
+    if _contains(text, options.auth_error_markers):
+        return PortalAnswer(
+            outcome=Outcome.SESSION_EXPIRED, status_code=status_code, message=text, summary=summary
+        )
+    raise _rejected(status_code, request_summary, summary, f"unexpected answer {summarize(text, 200)!r}")
+
+
+def transport_error(exc: httpx.HTTPError, request_summary: str) -> TransportError:
+    """Map an httpx failure (timeout, refused or dropped connection) to a retryable error."""
+    if isinstance(exc, httpx.TimeoutException):
+        what, what_vi = "timed out", "quá thời gian chờ"
+    elif isinstance(exc, httpx.ConnectError):
+        what, what_vi = "connection refused or unreachable", "không kết nối được"
+    elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        what, what_vi = "connection dropped without an answer", "kết nối bị ngắt, không có phản hồi"
+    else:
+        what, what_vi = type(exc).__name__, type(exc).__name__
+    return TransportError(
+        f"DVCQG portal {what}: {exc!s}" if str(exc) else f"DVCQG portal {what}",
+        message_vi=f"Cổng DVCQG {what_vi}",
+        details=_details(None, request_summary, f"{type(exc).__name__}: {exc!s}"),
+    )
