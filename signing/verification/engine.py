@@ -36,7 +36,7 @@ from pyhanko.pdf_utils import misc
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESPassed, AdESStatus, AdESSubIndic
-from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, DiffResult, ModificationLevel
+from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel
 from pyhanko.sign.validation.ades import (
     AdESBasicValidationResult,
     AdESLTAValidationResult,
@@ -46,6 +46,11 @@ from pyhanko.sign.validation.ades import (
 )
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.errors import NoDSSFoundError, SignatureValidationError
+from pyhanko.sign.validation.generic_cms import (
+    extract_tst_data_iter,
+    message_imprint_checker,
+    validate_tst_signed_data,
+)
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature, async_validate_pdf_timestamp
 from pyhanko.sign.validation.policy_decl import (
     LocalKnowledge,
@@ -76,6 +81,7 @@ from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 
 from hub.errors import InvalidPdfError, PayloadTooLargeError
 from signing.verification.certinfo import certificate_info, managing_unit, name_attr
+from signing.verification.diffpolicy import vn_diff_policy
 from signing.verification.errors import EncryptedPdfError, NotPdfError, UnsignedPdfError
 from signing.verification.levels import (
     DocumentLayout,
@@ -359,7 +365,7 @@ class _Context:
         )
         return PdfSignatureValidationSpec(
             signature_validation_spec=sig_spec,
-            diff_policy=DEFAULT_DIFF_POLICY if self.policy.diff_analysis else None,
+            diff_policy=vn_diff_policy() if self.policy.diff_analysis else None,
         )
 
     def local_knowledge(self) -> LocalKnowledge:
@@ -511,6 +517,8 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
             ts_status = candidate
     if ts_status is None and status is not None:
         ts_status = status.timestamp_validity
+    if ts_status is None and has_signature_timestamp(emb):
+        ts_status = await _validate_signature_timestamp(ctx, emb)
     ts_info = _timestamp_info(ts_status) if ts_status is not None else None
     claimed = emb.self_reported_timestamp
     if ts_status is not None and ts_status.intact and ts_status.valid:
@@ -521,6 +529,12 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
     else:
         signing_time, time_source = None, SigningTimeSource.NONE
 
+    if result is not None:
+        embedded = _knowledge_digests(ctx.dss_knowledge, _adobe_knowledge(emb))
+        ocsps, crls, src = _signer_revinfo(result, signer, embedded, emb)
+    else:
+        ocsps, crls, src = 0, 0, RevocationSource.NONE
+
     reasons = _judge(
         subindic=subindic,
         failure=failure,
@@ -530,14 +544,9 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
         time_source=time_source,
         mods=mods,
         policy=policy,
+        revinfo_found=bool(ocsps or crls),
     )
 
-    # --- revocation ----------------------------------------------------------------------------
-    if result is not None:
-        embedded = _knowledge_digests(ctx.dss_knowledge, _adobe_knowledge(emb))
-        ocsps, crls, src = _signer_revinfo(result, signer, embedded, emb)
-    else:
-        ocsps, crls, src = 0, 0, RevocationSource.NONE
     revoked_details = status.revocation_details if status is not None else None
     revoked_before_signing = bool(
         revoked_details is not None
@@ -561,7 +570,8 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
         crls=crls,
     )
     codes = {r.code for r in reasons}
-    if rev_outcome is CheckOutcome.UNKNOWN and not codes & {"revocation_unavailable", "untrusted_chain"}:
+    already_invalid = any(r.severity == "error" for r in reasons)
+    if rev_outcome is CheckOutcome.UNKNOWN and not already_invalid and "revocation_unavailable" not in codes:
         # Circular 15/2025 Annex II: when neither CRL nor OCSP could be checked, warn.
         reasons.append(reason("revocation_not_checked"))
     if time_source is SigningTimeSource.CLAIMED:
@@ -670,6 +680,30 @@ async def _run_ades(
     return with_time
 
 
+def _usable_for_signing(cert: x509.Certificate) -> bool:
+    """Key Usage allows signatures: digitalSignature or nonRepudiation (RFC 5280 §4.2.1.3)."""
+    usage = cert.key_usage_value
+    if usage is None:
+        return True
+    bits = set(usage.native)
+    return bool(bits & {"digital_signature", "non_repudiation"})
+
+
+async def _validate_signature_timestamp(
+    ctx: _Context, emb: EmbeddedPdfSignature
+) -> TimestampSignatureStatus | None:
+    """Validate the signature time-stamp token on its own (when the AdES process stopped early)."""
+    for tst in extract_tst_data_iter(emb.signer_info, signed=False):
+        try:
+            kwargs = await validate_tst_signed_data(
+                tst, ctx.timestamp_context(), message_imprint_checker(emb.signer_info)
+            )
+        except (SignatureValidationError, PathBuildingError, PathValidationError, ValueError):
+            continue
+        return TimestampSignatureStatus(**kwargs)
+    return None
+
+
 def _is_certification(emb: EmbeddedPdfSignature) -> bool:
     """True when this signature carries a DocMDP transform (ISO 32000-1 §12.8.2.2)."""
     for ref in emb.sig_object.get("/Reference", ()):
@@ -689,6 +723,7 @@ def _judge(
     time_source: SigningTimeSource,
     mods: ModificationReport,
     policy: VerificationPolicy,
+    revinfo_found: bool,
 ) -> list[Reason]:
     """Map the EN 319 102-1 sub-indication plus the diff analysis to bilingual reasons."""
     out: list[Reason] = []
@@ -732,6 +767,22 @@ def _judge(
             )
         else:
             out.append(reason("expired_no_poe", valid_to=_fmt(valid_to)))
+    elif (
+        policy.revocation_mode is RevocationMode.REQUIRE
+        and not revinfo_found
+        and subindic
+        in (
+            AdESIndeterminate.TRY_LATER,
+            AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE,
+            AdESIndeterminate.REVOCATION_OUT_OF_BOUNDS_NO_POE,
+        )
+    ):
+        out.append(reason("revocation_unavailable"))
+    elif subindic in (
+        AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE,
+        AdESIndeterminate.SIG_CONSTRAINTS_FAILURE,
+    ) and not _usable_for_signing(signer):
+        out.append(reason("key_usage", detail=", ".join(sorted(signer.key_usage_value.native or ())) or "-"))
     elif subindic == AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
         out.append(reason("untrusted_chain"))
     elif subindic in (
@@ -889,7 +940,7 @@ def _valid_at_signing(
 async def _verify_document_timestamp(
     ctx: _Context, index: int, emb: EmbeddedPdfSignature
 ) -> DocumentTimestampReport:
-    diff_policy = DEFAULT_DIFF_POLICY if ctx.policy.diff_analysis else None
+    diff_policy = vn_diff_policy() if ctx.policy.diff_analysis else None
     reasons: list[Reason] = []
     try:
         status = await async_validate_pdf_timestamp(

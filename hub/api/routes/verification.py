@@ -1,0 +1,149 @@
+"""``POST /api/v1/verification``: verify the signatures of an uploaded PDF.
+
+Send the PDF as ``multipart/form-data`` (field ``file``) or as a raw ``application/pdf`` body.
+The answer is the JSON :class:`signing.verification.VerificationReport`; with
+``?format=text&lang=vi|en`` it is the human-readable report of Circular 15/2025 §2.3.4
+(Vietnamese by default). Bad input answers 4xx with the hub's error body, never 500:
+413 above the size limit, 422 for a non-PDF, broken, encrypted or unsigned PDF.
+
+Only transport concerns live here; the verification itself is :mod:`signing.verification`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.types import Message
+
+from hub.api.deps import require_role
+from hub.auth.keys import Principal
+from hub.config import SigningSettings
+from hub.errors import HubError, InvalidInputError, PayloadTooLargeError
+from signing.report import render_report
+from signing.verification import RevocationMode, VerificationPolicy, verify_pdf
+
+__all__ = ["get_verification_policy", "policy_from_settings", "router"]
+
+router = APIRouter(prefix="/api/v1/verification", tags=["verification"])
+
+#: Room for multipart boundaries and headers on top of the PDF size limit.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def policy_from_settings(
+    signing: SigningSettings | None, *, max_pdf_bytes: int | None = None
+) -> VerificationPolicy:
+    """Policy from ``[signing]`` settings: configured anchors, or the pinned government ones."""
+    options: dict[str, Any] = {}
+    if max_pdf_bytes is not None:
+        options["max_pdf_bytes"] = max_pdf_bytes
+    if signing is not None:
+        options["revocation_mode"] = (
+            RevocationMode.REQUIRE if signing.revocation_policy == "refuse" else RevocationMode.SOFT
+        )
+        if signing.trust_anchor_paths:
+            return VerificationPolicy.from_paths(list(signing.trust_anchor_paths), **options)
+    return VerificationPolicy.production(**options)
+
+
+def get_verification_policy(request: Request) -> VerificationPolicy:
+    """``app.state.verification_policy`` if the app set one, else built once from settings."""
+    policy = getattr(request.app.state, "verification_policy", None)
+    if isinstance(policy, VerificationPolicy):
+        return policy
+    settings = getattr(request.app.state, "settings", None)
+    policy = policy_from_settings(
+        settings.signing if settings is not None else None,
+        max_pdf_bytes=settings.api.max_body_bytes if settings is not None else None,
+    )
+    request.app.state.verification_policy = policy
+    return policy
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"upload of {size}+ bytes exceeds the {limit}-byte limit",
+        message_vi=f"Tệp tải lên vượt giới hạn {limit} byte",
+        details={"limit": limit},
+    )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it grows past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _pdf_from_request(request: Request, limit: int) -> tuple[bytes, str | None]:
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        body = await _read_limited(request, limit + _MULTIPART_OVERHEAD)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        form_request = Request(request.scope, receive=replay)
+        async with form_request.form(max_files=1, max_fields=10) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInputError(
+                    "multipart upload must carry the PDF in a file field named 'file'",
+                    message_vi="Cần gửi tệp PDF trong trường 'file' của biểu mẫu",
+                )
+            data = await upload.read(limit + 1)
+            if len(data) > limit:
+                raise _too_large(len(data), limit)
+            return data, upload.filename
+    if content_type.startswith(("application/pdf", "application/octet-stream")):
+        return await _read_limited(request, limit), None
+    raise InvalidInputError(
+        "send the PDF as multipart/form-data (field 'file') or as an application/pdf body",
+        message_vi="Cần gửi tệp PDF dạng multipart/form-data (trường 'file') hoặc application/pdf",
+        details={"content_type": content_type or None},
+    )
+
+
+def _error_response(exc: HubError) -> JSONResponse:
+    return JSONResponse(status_code=exc.http_status, content={"detail": exc.message, "error": exc.to_dict()})
+
+
+@router.post(
+    "",
+    summary="Verify the digital signatures of a PDF (Circular 15/2025 §2.3.4 report)",
+    response_model=None,
+)
+async def verify_upload(
+    request: Request,
+    policy: Annotated[VerificationPolicy, Depends(get_verification_policy)],
+    _principal: Annotated[Principal, Depends(require_role("officer", "technician"))],
+    output_format: Annotated[
+        Literal["json", "text"], Query(alias="format", description="json (default) or text")
+    ] = "json",
+    lang: Annotated[Literal["vi", "en"], Query(description="text report language")] = "vi",
+) -> Response:
+    try:
+        data, file_name = await _pdf_from_request(request, policy.max_pdf_bytes)
+        report = await anyio.to_thread.run_sync(lambda: verify_pdf(data, policy, file_name=file_name))
+    except HubError as exc:
+        return _error_response(exc)
+    if output_format == "text":
+        return PlainTextResponse(render_report(report, lang), media_type="text/plain; charset=utf-8")
+    return JSONResponse(report.model_dump(mode="json"))

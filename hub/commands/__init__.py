@@ -1,0 +1,1 @@
+"""Typer sub-commands mounted by :mod:`hub.cli`."""
