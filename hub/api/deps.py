@@ -24,7 +24,9 @@ from hub.errors import AuthenticationError, PermissionDeniedError
 from hub.services.intake import IntakeService
 
 if TYPE_CHECKING:
+    from hub.lookup.ratelimit import RateLimiter
     from hub.lookup.service import LookupService
+    from hub.lookup.sms import SmsResponder
     from hub.storage.files import FileStore
 
 
@@ -36,6 +38,8 @@ class Services:
     keys: ApiKeyService
     files: FileStore
     lookup: LookupService
+    sms: SmsResponder
+    lookup_limiter: RateLimiter
     #: Services other packages register (e.g. ``"dlq"``), looked up with :func:`get_extra`.
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -69,6 +73,10 @@ def get_files(request: Request) -> FileStore:
 
 def get_lookup(request: Request) -> LookupService:
     return get_services(request).lookup
+
+
+def get_sms(request: Request) -> SmsResponder:
+    return get_services(request).sms
 
 
 def get_extra(request: Request, name: str) -> Any:

@@ -26,9 +26,12 @@ from hub.errors import HubError, InvalidInputError, PayloadTooLargeError
 from signing.report import render_report
 from signing.verification import RevocationMode, VerificationPolicy, verify_pdf
 
-__all__ = ["get_verification_policy", "policy_from_settings", "router"]
+__all__ = ["get_verification_policy", "policy_from_settings", "require_verifier", "router"]
 
 router = APIRouter(prefix="/api/v1/verification", tags=["verification"])
+
+#: Officers (văn thư checking incoming documents) and technicians may verify.
+require_verifier = require_role("officer", "technician")
 
 #: Room for multipart boundaries and headers on top of the PDF size limit.
 _MULTIPART_OVERHEAD = 64 * 1024
@@ -133,7 +136,7 @@ def _error_response(exc: HubError) -> JSONResponse:
 async def verify_upload(
     request: Request,
     policy: Annotated[VerificationPolicy, Depends(get_verification_policy)],
-    _principal: Annotated[Principal, Depends(require_role("officer", "technician"))],
+    _principal: Annotated[Principal, Depends(require_verifier)],
     output_format: Annotated[
         Literal["json", "text"], Query(alias="format", description="json (default) or text")
     ] = "json",

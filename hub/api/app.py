@@ -1,0 +1,135 @@
+"""The FastAPI application factory.
+
+``create_app(settings, db)`` builds everything explicitly (no import-time side effects): the
+services in ``app.state.services``, the error handlers, the body-size limit, and the routers
+of :data:`ROUTE_MODULES`. Modules owned by optional parts (DLQ, DVCQG inbound, signing) are
+included when present; a missing module is skipped with a debug log, but an error while
+importing a module that exists propagates.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from hub.api.deps import Services
+from hub.api.errors import install_error_handlers
+from hub.api.limits import BodySizeLimitMiddleware
+from hub.auth.keys import ApiKeyService
+from hub.config import Settings
+from hub.db.session import Database
+from hub.lookup.ratelimit import RateLimiter
+from hub.lookup.service import LookupService
+from hub.lookup.sms import SmsResponder
+from hub.services.intake import IntakeService
+from hub.storage.files import FileStore
+
+log = logging.getLogger("hub.api")
+
+#: The hub's own route modules.
+CORE_ROUTE_MODULES: tuple[str, ...] = (
+    "hub.api.routes.health",
+    "hub.api.routes.dossiers",
+    "hub.api.routes.lookup",
+    "hub.api.routes.files",
+)
+#: Route modules of optional parts, included when present.
+OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
+    "hub.api.routes.dlq",
+    "hub.api.routes.dvcqg_inbound",
+    "hub.api.routes.signing",
+    "hub.api.routes.verification",
+)
+#: Every route module the API may include, in order; each exposes ``router: APIRouter``.
+ROUTE_MODULES: tuple[str, ...] = CORE_ROUTE_MODULES + OPTIONAL_ROUTE_MODULES
+
+BOOTSTRAP_TOKEN_ENV = "HUB_BOOTSTRAP_ADMIN_TOKEN"
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def load_routers(modules: tuple[str, ...] = ROUTE_MODULES) -> list[tuple[str, APIRouter]]:
+    """Import the route modules that exist; a missing one is skipped, a broken one raises."""
+    routers: list[tuple[str, APIRouter]] = []
+    for name in modules:
+        if not _module_exists(name):
+            log.debug("route module %s not present; skipped", name)
+            continue
+        module = importlib.import_module(name)
+        router = getattr(module, "router", None)
+        if not isinstance(router, APIRouter):
+            raise TypeError(f"{name} has no 'router: APIRouter'")
+        routers.append((name, router))
+    return routers
+
+
+def build_services(settings: Settings, db: Database, *, bootstrap_token: str | None = None) -> Services:
+    lookup = LookupService(db, settings.lookup)
+    return Services(
+        intake=IntakeService(db, settings),
+        keys=ApiKeyService(db, bootstrap_token=bootstrap_token),
+        files=FileStore(
+            db,
+            settings.data_dir / "files",
+            public_base_url=settings.api.public_base_url,
+            max_bytes=settings.api.max_body_bytes,
+        ),
+        lookup=lookup,
+        sms=SmsResponder(lookup, settings.lookup.sms_keyword),
+        lookup_limiter=RateLimiter(settings.lookup.rate_limit_per_minute),
+    )
+
+
+def create_app(
+    settings: Settings,
+    db: Database | None = None,
+    *,
+    bootstrap_token: str | None = None,
+    route_modules: tuple[str, ...] = ROUTE_MODULES,
+) -> FastAPI:
+    """Build the API. Without ``db`` the app connects to ``settings.database_url`` and owns it.
+
+    ``bootstrap_token`` defaults to the ``HUB_BOOTSTRAP_ADMIN_TOKEN`` environment variable.
+    """
+    owns_db = db is None
+    database = db if db is not None else Database.connect(settings.database_url)
+    if bootstrap_token is None:
+        bootstrap_token = os.environ.get(BOOTSTRAP_TOKEN_ENV) or None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_db:
+            database.dispose()
+
+    app = FastAPI(
+        title="motcua interop hub",
+        version="0.1.0",
+        summary="Integration hub between the one-stop system, the DVCQG and the LGSP",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url="/api/v1/redoc",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.services = build_services(settings, database, bootstrap_token=bootstrap_token)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    included: list[str] = []
+    for name, router in load_routers(route_modules):
+        app.include_router(router)
+        included.append(name)
+    app.state.route_modules = included
+    return app

@@ -1,0 +1,131 @@
+"""Uniform error bodies: ``{"error": {code, message, message_vi, details}}``.
+
+:class:`HubError` subclasses answer with their own ``http_status``; request validation
+errors answer 422 with field paths (400 for malformed JSON); unknown routes and methods keep
+their 404/405 in the same shape. Input values are never echoed back (they may hold personal
+data). Anything unexpected is logged and answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub.errors import AuthenticationError, HubError, RetryableError
+
+log = logging.getLogger("hub.api")
+
+
+def error_body(
+    code: str, message: str, message_vi: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "message_vi": message_vi or message,
+            "details": details or {},
+        }
+    }
+
+
+def _location(loc: Sequence[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Pydantic errors as ``{"loc": "body.dossier.code", "msg": ..., "type": ...}``, no inputs."""
+    return [
+        {
+            "loc": _location(err.get("loc", ())),
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in errors
+    ]
+
+
+def hub_error_response(exc: HubError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if isinstance(exc, AuthenticationError):
+        headers["WWW-Authenticate"] = 'Bearer realm="hub"'
+    if isinstance(exc, RetryableError) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    body = error_body(exc.code, exc.message, exc.message_vi, exc.details)
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+
+async def _hub_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HubError)
+    if exc.http_status >= 500:
+        log.error("request failed: %s (%s)", exc.message, exc.code)
+    return hub_error_response(exc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError | ValidationError)
+    errors = list(exc.errors())
+    if any(err.get("type") == "json_invalid" for err in errors):
+        where = next(err.get("loc", ()) for err in errors if err.get("type") == "json_invalid")
+        reason = next((err.get("ctx", {}).get("error") for err in errors if err.get("ctx")), None)
+        detail = {"position": where[-1] if where else None, "reason": reason}
+        return JSONResponse(
+            error_body(
+                "malformed_json",
+                "request body is not valid JSON",
+                "nội dung yêu cầu không phải JSON hợp lệ",
+                detail,
+            ),
+            status_code=400,
+        )
+    return JSONResponse(
+        error_body(
+            "invalid_input",
+            "request failed validation",
+            "dữ liệu yêu cầu không hợp lệ",
+            {"errors": field_errors(errors)},
+        ),
+        status_code=422,
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "payload_too_large"}
+    messages_vi = {
+        404: "không tìm thấy",
+        405: "phương thức không được hỗ trợ",
+        400: "yêu cầu không hợp lệ",
+        413: "nội dung yêu cầu quá lớn",
+    }
+    code = codes.get(exc.status_code, f"http_{exc.status_code}")
+    headers = dict(exc.headers or {})
+    return JSONResponse(
+        error_body(code, str(exc.detail), messages_vi.get(exc.status_code)),
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error: %s", type(exc).__name__)
+    return JSONResponse(
+        error_body("internal_error", "internal error", "lỗi hệ thống, vui lòng thử lại sau"),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HubError, _hub_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

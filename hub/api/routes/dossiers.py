@@ -1,0 +1,203 @@
+"""Intake API for the department's one-stop software (role ``source``; admin passes).
+
+Handlers only translate HTTP to :class:`hub.services.intake.IntakeService` calls: the
+service checks the procedure's rules (national-portal.md §2.3) and writes the change and its
+outbound messages in one transaction. ``Idempotency-Key`` makes a retried request return the
+first answer without creating anything.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.api.deps import IntakeDep, SettingsDep, get_files, require_role
+from hub.api.limits import require_json
+from hub.auth.keys import Principal
+from hub.lookup.qr import lookup_url, qr_png, qr_svg
+from hub.services.intake import IntakeResult, MessageView
+from hub.storage.files import FileStore
+from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
+from schemas.codes import AgencyCode
+from schemas.dossier import Dossier, ResultDocument
+from schemas.text import VnName
+from schemas.timefmt import now_vn
+
+router = APIRouter(prefix="/api/v1", tags=["intake"])
+
+Writer = Annotated[Principal, Depends(require_role("source"))]
+Reader = Annotated[Principal, Depends(require_role("source", "officer", "technician"))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeat a request safely: the same key returns the first answer.",
+    ),
+]
+JSON_ONLY = [Depends(require_json)]
+
+
+class CodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agency_code: AgencyCode
+    day: date | None = None
+    """Receipt day (Vietnam time); today when omitted."""
+    platform_owner: Annotated[str | None, Field(pattern=r"^\d{2}$")] = None
+    """``AA`` digits for the Circular 04/2025 centralised form."""
+
+
+class CodeAllocation(BaseModel):
+    code: str
+
+
+class StoredResult(BaseModel):
+    result: IntakeResult
+    file_id: str
+    download_url: str
+    sha256: str
+    size: int
+    media_type: str
+
+
+@router.post(
+    "/dossiers",
+    summary="Create or update a dossier",
+    dependencies=JSON_ONLY,
+    responses={201: {"model": IntakeResult}},
+)
+def upsert_dossier(
+    command: DossierUpsert,
+    response: Response,
+    intake: IntakeDep,
+    principal: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> IntakeResult:
+    result = intake.upsert_dossier(command, actor=principal.name, idempotency_key=idempotency_key)
+    response.status_code = 201 if result.created else 200
+    return result
+
+
+@router.get("/dossiers/{code}", summary="Read a dossier as the hub stores it")
+def get_dossier(code: str, intake: IntakeDep, _principal: Reader) -> Dossier:
+    return intake.get_dossier(code)
+
+
+@router.post("/dossiers/{code}/status", summary="Change a dossier's status", dependencies=JSON_ONLY)
+def change_status(
+    code: str,
+    change: StatusChange,
+    intake: IntakeDep,
+    principal: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> IntakeResult:
+    return intake.change_status(code, change, actor=principal.name, idempotency_key=idempotency_key)
+
+
+@router.post("/dossiers/{code}/steps", summary="Record a processing step", dependencies=JSON_ONLY)
+def add_step(
+    code: str,
+    command: StepAdd,
+    intake: IntakeDep,
+    principal: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> IntakeResult:
+    return intake.add_step(code, command, actor=principal.name, idempotency_key=idempotency_key)
+
+
+@router.post("/dossiers/{code}/results", summary="Attach a result paper by URL", dependencies=JSON_ONLY)
+def attach_result(
+    code: str,
+    command: ResultAttach,
+    intake: IntakeDep,
+    principal: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> IntakeResult:
+    return intake.attach_result(code, command, actor=principal.name, idempotency_key=idempotency_key)
+
+
+@router.post(
+    "/dossiers/{code}/results/upload",
+    summary="Upload a result file; the hub serves it at the returned download URL",
+    status_code=201,
+)
+def upload_result(
+    code: str,
+    file: Annotated[UploadFile, File(description="The result paper (PDF, usually signed)")],
+    name: Annotated[VnName, Form(description="Name of the result paper (TenGiayTo)")],
+    intake: IntakeDep,
+    principal: Writer,
+    files: Annotated[FileStore, Depends(get_files)],
+    result_id: Annotated[str | None, Form(max_length=100)] = None,
+    result_code: Annotated[str | None, Form(max_length=100)] = None,
+    component_code: Annotated[str | None, Form(max_length=100)] = None,
+    signed: Annotated[bool, Form()] = False,
+    idempotency_key: IdempotencyKey = None,
+) -> StoredResult:
+    dossier = intake.get_dossier(code)
+    stored = files.save(
+        file.file,
+        filename=file.filename or name,
+        media_type=file.content_type or "application/octet-stream",
+        dossier_code=dossier.code,
+    )
+    url = files.url_for(stored.id)
+    document = ResultDocument(
+        id=result_id or stored.id,
+        name=name,
+        result_code=result_code,
+        component_code=component_code,
+        download_url=url,
+        sha256=stored.sha256,
+        signed=signed,
+    )
+    result = intake.attach_result(
+        dossier.code,
+        ResultAttach(result=document),
+        actor=principal.name,
+        idempotency_key=idempotency_key,
+    )
+    return StoredResult(
+        result=result,
+        file_id=stored.id,
+        download_url=url,
+        sha256=stored.sha256,
+        size=stored.size,
+        media_type=stored.media_type,
+    )
+
+
+@router.get("/dossiers/{code}/deliveries", summary="Delivery state of each outbound message")
+def deliveries(code: str, intake: IntakeDep, _principal: Reader) -> list[MessageView]:
+    intake.get_dossier(code)
+    return intake.delivery_state(code)
+
+
+def _lookup_target(code: str, intake: IntakeDep, settings: SettingsDep) -> str:
+    dossier = intake.get_dossier(code)
+    return lookup_url(settings.api.public_base_url, dossier.code)
+
+
+QR_RESPONSES: dict[int | str, dict[str, object]] = {200: {"description": "QR code opening the lookup page"}}
+
+
+@router.get("/dossiers/{code}/qr.png", summary="QR code of the lookup page (PNG)", responses=QR_RESPONSES)
+def qr_code_png(target: Annotated[str, Depends(_lookup_target)], _principal: Reader) -> Response:
+    return Response(qr_png(target), media_type="image/png", headers={"X-Lookup-Url": target})
+
+
+@router.get("/dossiers/{code}/qr.svg", summary="QR code of the lookup page (SVG)", responses=QR_RESPONSES)
+def qr_code_svg(target: Annotated[str, Depends(_lookup_target)], _principal: Reader) -> Response:
+    return Response(qr_svg(target), media_type="image/svg+xml", headers={"X-Lookup-Url": target})
+
+
+@router.post("/dossier-codes", summary="Allocate the next dossier code", dependencies=JSON_ONLY)
+def allocate_code(request: CodeRequest, intake: IntakeDep, _principal: Writer) -> CodeAllocation:
+    day = request.day or now_vn().date()
+    code = intake.next_dossier_code(request.agency_code, day, platform_owner=request.platform_owner)
+    return CodeAllocation(code=code)

@@ -1,0 +1,97 @@
+"""``POST /dvcqg/inbound/dossiers``: dossiers the national portal pushes (national-portal.md §6).
+
+Only callers holding the ``portal`` role get in. The handler validates and converts the push
+(:mod:`connectors.dvcqg.inbound`) and hands the canonical dossier to an acceptor: the one
+registered as ``Services.extras["dvcqg_accept"]`` if any, otherwise the hub's intake service
+(:func:`intake_acceptor`, origin ``dvcqg``). Answers use the §6 shape
+``{"error_code": 0 | 1 | -1, "message": "<MaHoSo>| <reason>"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from connectors.dvcqg.inbound import (
+    DEFAULT_MAX_PUSH_BYTES,
+    InboundAccept,
+    InboundAnswer,
+    handle_push,
+)
+from hub.api.deps import get_extra, get_intake, require_role
+from hub.errors import NotFoundError
+from hub.services.intake import IntakeService
+from schemas.changes import DossierUpsert
+from schemas.dossier import Dossier
+
+PUSH_PATH = "/dvcqg/inbound/dossiers"
+ACCEPTOR_EXTRA = "dvcqg_accept"
+MAX_BYTES_EXTRA = "dvcqg_push_max_bytes"
+
+router = APIRouter(tags=["dvcqg"])
+
+
+def intake_acceptor(intake: IntakeService, *, actor: str = "dvcqg-portal") -> Callable[[Dossier, str], bool]:
+    """Store a pushed dossier once; a ``MaHoSo`` already held is a duplicate (§6, answer 1).
+
+    A re-push never overwrites the province's record: officers may have moved the dossier on.
+    """
+
+    def accept(dossier: Dossier, idempotency_key: str) -> bool:
+        try:
+            intake.get_dossier(dossier.code)
+        except NotFoundError:
+            result = intake.upsert_dossier(
+                DossierUpsert(dossier=dossier), actor=actor, idempotency_key=idempotency_key, origin="dvcqg"
+            )
+            return result.created
+        return False
+
+    return accept
+
+
+def get_acceptor(request: Request) -> InboundAccept:
+    registered = get_extra(request, ACCEPTOR_EXTRA)
+    if registered is not None:
+        acceptor: InboundAccept = registered
+        return acceptor
+    return intake_acceptor(get_intake(request))
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """Read the body but stop as soon as it passes ``limit`` (the answer is then 413)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return b"\0" * (limit + 1)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    PUSH_PATH,
+    response_model=InboundAnswer,
+    dependencies=[Depends(require_role("portal"))],
+    summary="Receive a dossier pushed by the National Public Service Portal",
+)
+async def receive_push(
+    request: Request, accept: Annotated[InboundAccept, Depends(get_acceptor)]
+) -> JSONResponse:
+    limit = get_extra(request, MAX_BYTES_EXTRA) or DEFAULT_MAX_PUSH_BYTES
+    body = await _read_limited(request, limit)
+    key = request.headers.get("idempotency-key") or request.headers.get("x-message-id")
+    status, answer = await handle_push(
+        body,
+        request.headers.get("content-type"),
+        accept,
+        idempotency_key=key,
+        max_bytes=limit,
+        run_sync=run_in_threadpool,
+    )
+    return JSONResponse(answer.model_dump(), status_code=status)

@@ -1,0 +1,176 @@
+"""Public status lookup (national-portal.md §8): JSON, the ``/tra-cuu`` page, and SMS.
+
+JSON and HTML lookups need the owner's ID number when ``lookup.require_owner_id`` is set and
+answer the same 404 for unknown codes and wrong numbers. They are rate-limited per client
+address (429 with ``Retry-After``) and never cached (``Cache-Control: no-store``).
+
+SMS: an SMS gateway posts each MO message (``src``, ``msgbody``; form or JSON) with a
+``portal`` API key or the shared ``X-Gateway-Secret``; the answer carries the ASCII MT text.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from hub.api.deps import SettingsDep, authenticate, get_lookup, get_services, get_sms
+from hub.auth.keys import Principal
+from hub.db.models import ApiRole
+from hub.errors import (
+    HubError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedMediaTypeError,
+)
+from hub.lookup.page import render_page
+from hub.lookup.service import LookupService, LookupView
+from hub.lookup.sms import SmsResponder, normalise_sender
+
+router = APIRouter(tags=["lookup"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+SMS_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _throttle(request: Request) -> None:
+    client = request.client.host if request.client else "unknown"
+    get_services(request).lookup_limiter.check(client)
+
+
+@router.get(
+    "/api/v1/lookup/{code}",
+    summary="Status of a dossier for its owner",
+    dependencies=[Depends(_throttle)],
+    responses={404: {"description": "Unknown code or wrong ID number (indistinguishable)"}},
+)
+def lookup(
+    code: str,
+    response: Response,
+    lookup: Annotated[LookupService, Depends(get_lookup)],
+    id_number: Annotated[str | None, Query(max_length=20, description="Owner's CCCD/CMND number")] = None,
+) -> LookupView:
+    response.headers.update(NO_STORE)
+    return lookup.lookup(code[:64], id_number)
+
+
+@router.get("/tra-cuu", response_class=HTMLResponse, summary="Lookup page (Vietnamese)")
+def lookup_page(
+    request: Request,
+    lookup: Annotated[LookupService, Depends(get_lookup)],
+    mhs: Annotated[str, Query(alias="MHS", max_length=64)] = "",
+    sgt: Annotated[str, Query(alias="SGT", max_length=20)] = "",
+) -> HTMLResponse:
+    need_id = lookup.requires_owner_id
+    if not mhs or (need_id and not sgt):
+        return HTMLResponse(render_page(code=mhs, need_id=need_id), headers=NO_STORE)
+    try:
+        _throttle(request)
+        view = lookup.lookup(mhs, sgt or None)
+    except NotFoundError as exc:
+        page = render_page(code=mhs, message=exc.message_vi, need_id=need_id)
+        return HTMLResponse(page, status_code=404, headers=NO_STORE)
+    except HubError as exc:
+        page = render_page(code=mhs, message=exc.message_vi, need_id=need_id)
+        return HTMLResponse(page, status_code=exc.http_status, headers=NO_STORE)
+    return HTMLResponse(render_page(view=view), headers=NO_STORE)
+
+
+class SmsInbound(BaseModel):
+    """An MO message as SMS gateways post it (OpenCPS ``ReceiveMO`` fields)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    src: Annotated[str, Field(min_length=3, max_length=20, pattern=r"^\+?[0-9 .()-]+$")]
+    msgbody: Annotated[str, Field(max_length=480)]
+    dest: Annotated[str | None, Field(max_length=20)] = None
+    id: Annotated[str | None, Field(max_length=100)] = None
+
+
+class SmsOutbound(BaseModel):
+    to: str
+    kind: str
+    message: str
+    dossier_code: str | None
+    mo_id: str | None
+
+
+def _sms_caller(request: Request, settings: SettingsDep) -> str:
+    secret = settings.lookup.sms_shared_secret
+    given = request.headers.get("x-gateway-secret")
+    if secret is not None and given is not None:
+        if hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+            return "sms-gateway"
+        raise PermissionDeniedError("wrong gateway secret", message_vi="sai mã bí mật của cổng SMS")
+    principal: Principal = authenticate(request)
+    if not principal.has_role(ApiRole.PORTAL):
+        raise PermissionDeniedError(
+            f"API key {principal.name!r} may not post SMS messages; needs role portal",
+            message_vi="khóa API không có quyền gửi tin nhắn SMS",
+        )
+    return principal.name
+
+
+async def _sms_body(request: Request) -> SmsInbound:
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    raw: Any
+    if content_type in SMS_FORM_TYPES:
+        form = await request.form()
+        raw = {key: value for key, value in form.items() if isinstance(value, str)}
+    elif content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            raw = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(
+                "request body is not valid JSON", message_vi="nội dung yêu cầu không phải JSON hợp lệ"
+            ) from exc
+    else:
+        raise UnsupportedMediaTypeError(
+            "send the MO message as form fields or JSON",
+            message_vi="hãy gửi tin nhắn dưới dạng form hoặc JSON",
+        )
+    if not isinstance(raw, dict):
+        raise InvalidInputError("expected an object with src and msgbody")
+    try:
+        return SmsInbound.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            "invalid SMS message",
+            message_vi="tin nhắn SMS không hợp lệ",
+            details={
+                "errors": [{"loc": ".".join(map(str, e["loc"])), "msg": e["msg"]} for e in exc.errors()]
+            },
+        ) from None
+
+
+@router.post(
+    "/api/v1/sms/inbound",
+    summary="Answer an SMS '<KEYWORD> <MaHoSo>' with an ASCII status text",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": SmsInbound.model_json_schema()},
+                "application/x-www-form-urlencoded": {"schema": SmsInbound.model_json_schema()},
+            }
+        }
+    },
+)
+async def sms_inbound(
+    _caller: Annotated[str, Depends(_sms_caller)],
+    message: Annotated[SmsInbound, Depends(_sms_body)],
+    sms: Annotated[SmsResponder, Depends(get_sms)],
+) -> SmsOutbound:
+    reply = await run_in_threadpool(sms.handle, message.src, message.msgbody)
+    return SmsOutbound(
+        to=normalise_sender(message.src),
+        kind=reply.kind.value,
+        message=reply.text,
+        dossier_code=reply.dossier_code,
+        mo_id=message.id,
+    )

@@ -1,0 +1,168 @@
+"""Content store for files served at ``<public_base_url>/files/<id>``.
+
+The portals fetch result papers from ``DuongDanTepTinKetQua`` (national-portal.md §3.3), so
+ids are unguessable (192 random bits) and each file carries its SHA-256 (served as the ETag
+and recorded in the dossier's ``ResultDocument.sha256``). A file is written to a temporary
+name, fsynced, then renamed, and only then recorded in the database: a crash leaves at
+worst an orphan temp file, never a row pointing at half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+
+from hub.db.models import StoredFile
+from hub.db.session import Database
+from hub.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{32}$")
+_MEDIA_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFileInfo:
+    id: str
+    filename: str
+    media_type: str
+    sha256: str
+    size: int
+    dossier_code: str | None
+    created_at: datetime
+
+
+def _info(row: StoredFile) -> StoredFileInfo:
+    return StoredFileInfo(
+        id=row.id,
+        filename=row.filename,
+        media_type=row.media_type,
+        sha256=row.sha256,
+        size=row.size,
+        dossier_code=row.dossier_code,
+        created_at=row.created_at,
+    )
+
+
+def clean_filename(name: str) -> str:
+    """NFC, no path parts or control characters, at most 200 characters."""
+    base = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip().lstrip(".")
+    return base[:200] or "file"
+
+
+def _not_found(file_id: str) -> NotFoundError:
+    return NotFoundError("file not found", message_vi="không tìm thấy tệp", details={"id": file_id[:40]})
+
+
+class FileStore:
+    def __init__(self, db: Database, root: Path, *, public_base_url: str, max_bytes: int) -> None:
+        self._db = db
+        self._root = root
+        self._base = public_base_url.rstrip("/")
+        self._max = max_bytes
+
+    def url_for(self, file_id: str) -> str:
+        return f"{self._base}/files/{file_id}"
+
+    def _prepare(self, filename: str, media_type: str) -> tuple[str, str, str, Path]:
+        media = media_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
+        if not _MEDIA_TYPE_RE.match(media):
+            raise InvalidInputError(f"invalid media type {media_type!r}", message_vi="kiểu tệp không hợp lệ")
+        file_id = secrets.token_urlsafe(24)
+        relative = f"{file_id[:2]}/{file_id}"
+        target = self._root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return file_id, clean_filename(filename), media, target
+
+    def save(
+        self,
+        data: bytes | BinaryIO | Iterable[bytes],
+        *,
+        filename: str,
+        media_type: str,
+        dossier_code: str | None = None,
+    ) -> StoredFileInfo:
+        """Store ``data`` (bytes, a binary file or chunks), refusing more than ``max_bytes``."""
+        file_id, name, media, target = self._prepare(filename, media_type)
+        chunks: Iterable[bytes]
+        if isinstance(data, bytes | bytearray):
+            chunks = [bytes(data)]
+        elif hasattr(data, "read"):
+            reader: BinaryIO = data  # type: ignore[assignment]  # narrowed by the read() check
+            chunks = iter(lambda: reader.read(_CHUNK), b"")
+        else:
+            chunks = data
+        temp = target.with_name(target.name + ".part")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(temp, "wb") as handle:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > self._max:
+                        raise PayloadTooLargeError(
+                            f"file larger than {self._max} bytes",
+                            message_vi=f"tệp lớn hơn {self._max} byte",
+                            details={"limit": self._max},
+                        )
+                    digest.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return self._record(file_id, name, media, digest.hexdigest(), size, target, dossier_code)
+
+    def _record(
+        self,
+        file_id: str,
+        name: str,
+        media: str,
+        sha256: str,
+        size: int,
+        target: Path,
+        dossier_code: str | None,
+    ) -> StoredFileInfo:
+        row = StoredFile(
+            id=file_id,
+            dossier_code=dossier_code,
+            filename=name,
+            media_type=media,
+            sha256=sha256,
+            size=size,
+            path=str(target.relative_to(self._root)),
+        )
+        try:
+            with self._db.transaction() as session:
+                session.add(row)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return _info(row)
+
+    def get(self, file_id: str) -> tuple[StoredFileInfo, Path]:
+        """Metadata and on-disk path of a stored file; unknown or malformed ids are 404."""
+        if not _ID_RE.match(file_id):
+            raise _not_found(file_id)
+        with self._db.sessions() as session:
+            row = session.scalar(select(StoredFile).where(StoredFile.id == file_id))
+            if row is None:
+                raise _not_found(file_id)
+            info, relative = _info(row), row.path
+        path = self._root / relative
+        if not path.is_file():
+            raise _not_found(file_id)
+        return info, path

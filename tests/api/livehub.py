@@ -1,0 +1,132 @@
+"""A real hub API on a loopback uvicorn server, for API and lookup tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from hub.api.app import CORE_ROUTE_MODULES, create_app
+from hub.auth.keys import ApiKeyService
+from hub.config import Settings, load_settings
+from hub.db.session import Database
+from schemas.timefmt import VN_TZ
+
+T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
+BOOTSTRAP = "bootstrap-secret-for-tests-0123456789"
+ROLES = ("source", "portal", "officer", "technician", "admin")
+
+
+@dataclass
+class LiveHub:
+    base_url: str
+    settings: Settings
+    db: Database
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def client(self, role: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = dict(kwargs.pop("headers", {}))
+        if role is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[role]}"
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+
+
+def hub_settings(database_url: str, data_dir: Path, port: int, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "api": {
+            "host": "127.0.0.1",
+            "port": port,
+            "public_base_url": f"http://127.0.0.1:{port}",
+            "max_body_bytes": 64 * 1024,
+        },
+        "endpoints": {
+            "dvcqg": {"kind": "webhook", "url": "http://127.0.0.1:9/dvcqg"},
+            "lgsp": {"kind": "webhook", "url": "http://127.0.0.1:9/lgsp"},
+        },
+        "routing": [{"kinds": ["dossier.sync", "dossier.progress"], "endpoints": ["dvcqg", "lgsp"]}],
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def bind_loopback() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serve(app: Any, sock: socket.socket) -> Iterator[uvicorn.Server]:
+    """Run ``app`` on an already bound loopback socket in a thread (port 0 → free port)."""
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@contextmanager
+def live_hub(
+    database_url: str,
+    data_dir: Path,
+    route_modules: tuple[str, ...] = CORE_ROUTE_MODULES,
+    **overrides: Any,
+) -> Iterator[LiveHub]:
+    """The hub with its own routes (other parts' routes are tested by their owners)."""
+    db = Database.connect(database_url)
+    sock = bind_loopback()
+    port = sock.getsockname()[1]
+    settings = hub_settings(database_url, data_dir, port, **overrides)
+    app = create_app(settings, db, bootstrap_token=BOOTSTRAP, route_modules=route_modules)
+    keys = ApiKeyService(db)
+    hub = LiveHub(base_url=f"http://127.0.0.1:{port}", settings=settings, db=db)
+    for role in ROLES:
+        hub.tokens[role] = keys.create(f"test-{role}", role, actor="tests").token
+    try:
+        with serve(app, sock):
+            yield hub
+    finally:
+        db.dispose()
+
+
+def dossier_json(code: str = "000.00.18.H42-251125-0001", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "code": code,
+        "agency_code": "000.00.18.H42",
+        "procedure_code": "1.003901.H42",
+        "procedure_name": "Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
+        "owner": {"name": "Nguyễn Văn An", "id_number": "001099012345"},
+        "contact": {"phone": "0912345678"},
+        "received_at": T0.isoformat(),
+        "due_at": (T0 + timedelta(days=5)).isoformat(),
+        "summary": "Đề nghị cấp giấy chứng nhận",
+    }
+    body.update(extra)
+    return body
+
+
+def status_json(status: int, at: datetime, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status, "at": at.isoformat(), "handler": "Trần Thị Bình"}
+    body.update(extra)
+    return body
