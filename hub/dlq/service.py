@@ -1,0 +1,534 @@
+"""Dead-letter operations (delivery-patterns.md §8 and §11.6).
+
+Filter → inspect (every attempt, every payload revision) → retry one / edit and retry /
+discard with a mandatory reason, or apply retry/discard to everything matching a filter as a
+background :class:`~hub.db.models.BulkJob` with progress and cancel. Every operator action
+writes an :class:`~hub.db.models.AuditEntry` (who, when, what).
+
+A manual retry resets the attempt budget, is recorded on the next attempt as ``manual`` and is
+never refused because the message id was seen before (Outpost #310, PR #670). Discarding a
+dead message releases the later messages of its dossier that it was holding (§6).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from hub.db.base import utcnow
+from hub.db.models import (
+    AuditEntry,
+    BulkJob,
+    DeliveryAttempt,
+    EndpointHealth,
+    MessageState,
+    OutboxMessage,
+    PayloadRevision,
+)
+from hub.db.session import Database
+from hub.dlq.models import (
+    AttemptView,
+    BulkAction,
+    BulkJobView,
+    BulkState,
+    DlqFilter,
+    EndpointHealthView,
+    MessageDetail,
+    MessageSummary,
+    RevisionView,
+    ViewState,
+)
+from hub.errors import ConflictError, InvalidInputError, NotFoundError
+
+#: Messages handled per transaction by a bulk job (progress is committed after each chunk).
+BULK_CHUNK = 200
+#: States an operator may retry from (delivered = resend on request).
+RETRYABLE_STATES = (MessageState.DEAD, MessageState.DISCARDED, MessageState.DELIVERED)
+#: States an operator may discard (pending covers messages blocked behind a dead one).
+DISCARDABLE_STATES = (MessageState.DEAD, MessageState.PENDING)
+#: States whose payload may be edited.
+EDITABLE_STATES = (MessageState.DEAD, MessageState.DISCARDED, MessageState.PENDING)
+MAX_REASON_LENGTH = 2000
+
+
+# --- queries --------------------------------------------------------------------------------
+
+
+def _blocked_by() -> Any:
+    earlier = aliased(OutboxMessage)
+    return (
+        select(func.min(earlier.seq))
+        .where(
+            earlier.endpoint == OutboxMessage.endpoint,
+            earlier.ordering_key == OutboxMessage.ordering_key,
+            earlier.seq < OutboxMessage.seq,
+            earlier.state == MessageState.DEAD.value,
+        )
+        .correlate(OutboxMessage)
+        .scalar_subquery()
+    )
+
+
+def _filtered(query: Select[Any], flt: DlqFilter) -> Select[Any]:
+    conditions: list[Any] = []
+    if flt.endpoint:
+        conditions.append(OutboxMessage.endpoint == flt.endpoint)
+    if flt.dossier_code:
+        conditions.append(OutboxMessage.dossier_code == flt.dossier_code)
+    if flt.error_class:
+        conditions.append(OutboxMessage.error_class == flt.error_class)
+    if flt.since:
+        conditions.append(OutboxMessage.updated_at >= flt.since)
+    if flt.until:
+        conditions.append(OutboxMessage.updated_at < flt.until)
+    if flt.state is ViewState.BLOCKED:
+        conditions.append(OutboxMessage.state == MessageState.PENDING.value)
+        conditions.append(_blocked_by().is_not(None))
+    elif flt.state is not None:
+        conditions.append(OutboxMessage.state == flt.state.value)
+    return query.where(and_(*conditions)) if conditions else query
+
+
+def _summary(row: OutboxMessage, blocked_by: int | None) -> MessageSummary:
+    state = ViewState(row.state)
+    if state is ViewState.PENDING and blocked_by is not None:
+        state = ViewState.BLOCKED
+    return MessageSummary(
+        seq=row.seq,
+        message_id=row.message_id,
+        endpoint=row.endpoint,
+        kind=row.kind,
+        ordering_key=row.ordering_key,
+        dossier_code=row.dossier_code,
+        state=state,
+        attempts=row.attempts,
+        error_class=row.error_class,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        dead_at=row.dead_at,
+        delivered_at=row.delivered_at,
+        blocked_by=blocked_by if state is ViewState.BLOCKED else None,
+        note=row.note,
+    )
+
+
+def list_messages(db: Database, flt: DlqFilter, *, limit: int = 100, offset: int = 0) -> list[MessageSummary]:
+    """Messages matching ``flt``, oldest first."""
+    query = _filtered(select(OutboxMessage, _blocked_by().label("blocked_by")), flt)
+    query = query.order_by(OutboxMessage.seq).limit(max(1, min(limit, 1000))).offset(max(0, offset))
+    with db.sessions() as session:
+        return [_summary(row, blocked) for row, blocked in session.execute(query).all()]
+
+
+def count_messages(db: Database, flt: DlqFilter) -> int:
+    with db.sessions() as session:
+        return int(session.scalar(_filtered(select(func.count(OutboxMessage.seq)), flt)) or 0)
+
+
+def get_message(db: Database, seq: int) -> MessageDetail:
+    """One message with its whole attempt log and payload revisions."""
+    with db.sessions() as session:
+        found = session.execute(
+            select(OutboxMessage, _blocked_by().label("blocked_by")).where(OutboxMessage.seq == seq)
+        ).first()
+        if found is None:
+            raise _not_found(seq)
+        row, blocked = found
+        attempts = session.scalars(
+            select(DeliveryAttempt).where(DeliveryAttempt.message_seq == seq).order_by(DeliveryAttempt.id)
+        ).all()
+        revisions = session.scalars(
+            select(PayloadRevision)
+            .where(PayloadRevision.message_seq == seq)
+            .order_by(PayloadRevision.revision)
+        ).all()
+        summary = _summary(row, blocked)
+        return MessageDetail(
+            **summary.model_dump(),
+            payload=row.payload,
+            attempt_log=[
+                AttemptView(
+                    attempt_no=a.attempt_no,
+                    outcome=a.outcome,
+                    manual=a.manual,
+                    worker_id=a.worker_id,
+                    started_at=a.started_at,
+                    finished_at=a.finished_at,
+                    status_code=a.status_code,
+                    error_class=a.error_class,
+                    error=a.error,
+                    request_summary=a.request_summary,
+                    response_summary=a.response_summary,
+                )
+                for a in attempts
+            ],
+            revisions=[
+                RevisionView(
+                    revision=r.revision,
+                    payload=r.payload,
+                    replaced_by=r.replaced_by,
+                    replaced_at=r.replaced_at,
+                    reason=r.reason,
+                )
+                for r in revisions
+            ],
+        )
+
+
+def endpoint_health(db: Database) -> list[EndpointHealthView]:
+    with db.sessions() as session:
+        rows = session.scalars(select(EndpointHealth).order_by(EndpointHealth.endpoint)).all()
+        return [
+            EndpointHealthView(
+                endpoint=r.endpoint,
+                state=r.state,
+                consecutive_failures=r.consecutive_failures,
+                opened_at=r.opened_at,
+                last_success_at=r.last_success_at,
+                last_failure_at=r.last_failure_at,
+                last_error=r.last_error,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+
+# --- single-message actions -------------------------------------------------------------------
+
+
+def _not_found(seq: int) -> NotFoundError:
+    return NotFoundError(
+        f"outbox message {seq} does not exist",
+        message_vi=f"Không tồn tại bản tin số {seq} trong hàng đợi gửi",
+        details={"seq": seq},
+    )
+
+
+def _locked(session: Session, seq: int) -> OutboxMessage:
+    row = session.scalar(select(OutboxMessage).where(OutboxMessage.seq == seq).with_for_update())
+    if row is None:
+        raise _not_found(seq)
+    return row
+
+
+def _require_state(row: OutboxMessage, allowed: tuple[MessageState, ...], action: str) -> None:
+    if row.state not in {state.value for state in allowed}:
+        names = ", ".join(state.value for state in allowed)
+        raise ConflictError(
+            f"cannot {action} message {row.seq} in state {row.state} (allowed: {names})",
+            message_vi=f"Không thể thực hiện '{action}' với bản tin {row.seq} đang ở trạng thái {row.state}",
+            details={"seq": row.seq, "state": row.state},
+        )
+
+
+def _clean_reason(reason: str | None, *, required: bool) -> str:
+    text = (reason or "").strip()
+    if required and not text:
+        raise InvalidInputError(
+            "a reason is required", message_vi="Phải nhập lý do", details={"field": "reason"}
+        )
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidInputError(
+            f"reason longer than {MAX_REASON_LENGTH} characters",
+            message_vi=f"Lý do dài quá {MAX_REASON_LENGTH} ký tự",
+            details={"field": "reason"},
+        )
+    return text
+
+
+def _audit(session: Session, actor: str, action: str, seq: int | None, details: dict[str, Any]) -> None:
+    session.add(
+        AuditEntry(
+            at=utcnow(),
+            actor=actor,
+            action=action,
+            target=f"outbox:{seq}" if seq is not None else "outbox",
+            details=details,
+        )
+    )
+
+
+def _apply_retry(row: OutboxMessage, now: datetime) -> str:
+    previous = row.state
+    row.state = MessageState.PENDING.value
+    row.attempts = 0
+    row.manual_retry = True
+    row.next_attempt_at = now
+    row.dead_at = None
+    row.lease_owner = None
+    row.lease_expires_at = None
+    row.updated_at = now
+    return previous
+
+
+def _apply_discard(row: OutboxMessage, reason: str, now: datetime) -> str:
+    previous = row.state
+    row.state = MessageState.DISCARDED.value
+    row.note = reason
+    row.updated_at = now
+    return previous
+
+
+def retry_message(db: Database, seq: int, *, actor: str, reason: str = "") -> MessageSummary:
+    """Put a dead (or discarded, or delivered) message back in the queue with a fresh budget."""
+    reason = _clean_reason(reason, required=False)
+    with db.transaction() as session:
+        row = _locked(session, seq)
+        _require_state(row, RETRYABLE_STATES, "retry")
+        previous = _apply_retry(row, utcnow())
+        _audit(session, actor, "dlq.retry", seq, {"previous_state": previous, "reason": reason})
+        session.flush()
+        return _summary(row, None)
+
+
+def discard_message(db: Database, seq: int, *, actor: str, reason: str) -> MessageSummary:
+    """Discard a dead or blocked message; the reason is mandatory and audited."""
+    reason = _clean_reason(reason, required=True)
+    with db.transaction() as session:
+        row = _locked(session, seq)
+        _require_state(row, DISCARDABLE_STATES, "discard")
+        previous = _apply_discard(row, reason, utcnow())
+        _audit(session, actor, "dlq.discard", seq, {"previous_state": previous, "reason": reason})
+        session.flush()
+        return _summary(row, None)
+
+
+def edit_message(
+    db: Database, seq: int, payload: dict[str, Any], *, actor: str, reason: str = "", retry: bool = True
+) -> MessageSummary:
+    """Replace the payload (the original is kept as a revision) and, by default, retry."""
+    if not isinstance(payload, dict):
+        raise InvalidInputError(
+            "the payload must be a JSON object",
+            message_vi="Nội dung bản tin phải là một đối tượng JSON",
+            details={"field": "payload"},
+        )
+    reason = _clean_reason(reason, required=False)
+    with db.transaction() as session:
+        row = _locked(session, seq)
+        _require_state(row, EDITABLE_STATES, "edit")
+        now = utcnow()
+        revision = (
+            session.scalar(
+                select(func.max(PayloadRevision.revision)).where(PayloadRevision.message_seq == seq)
+            )
+            or 0
+        ) + 1
+        session.add(
+            PayloadRevision(
+                message_seq=seq,
+                revision=revision,
+                payload=row.payload,
+                replaced_by=actor,
+                replaced_at=now,
+                reason=reason,
+            )
+        )
+        row.payload = payload
+        row.note = f"payload edited by {actor}" + (f": {reason}" if reason else "")
+        row.updated_at = now
+        previous = row.state
+        if retry and row.state != MessageState.PENDING.value:
+            _apply_retry(row, now)
+        _audit(
+            session,
+            actor,
+            "dlq.edit",
+            seq,
+            {"previous_state": previous, "reason": reason, "revision": revision, "retry": retry},
+        )
+        session.flush()
+        return _summary(row, None)
+
+
+# --- bulk jobs --------------------------------------------------------------------------------
+
+
+def _job_view(job: BulkJob) -> BulkJobView:
+    return BulkJobView(
+        id=job.id,
+        action=BulkAction(job.action),
+        filter=DlqFilter.model_validate(job.filter),
+        reason=job.reason,
+        state=BulkState(job.state),
+        total=job.total,
+        processed=job.processed,
+        created_by=job.created_by,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        error=job.error,
+    )
+
+
+def create_bulk_job(
+    db: Database, action: BulkAction, flt: DlqFilter, *, actor: str, reason: str = ""
+) -> BulkJobView:
+    """Queue a retry/discard of every message matching ``flt``; a worker (or thread) runs it."""
+    reason = _clean_reason(reason, required=action is BulkAction.DISCARD)
+    total = count_messages(db, flt)
+    with db.transaction() as session:
+        job = BulkJob(
+            action=action.value,
+            filter=flt.model_dump(mode="json"),
+            reason=reason,
+            state=BulkState.QUEUED.value,
+            total=total,
+            processed=0,
+            created_by=actor,
+            created_at=utcnow(),
+        )
+        session.add(job)
+        session.flush()
+        _audit(
+            session,
+            actor,
+            f"dlq.bulk_{action.value}",
+            None,
+            {"job": job.id, "filter": job.filter, "matched": total, "reason": reason},
+        )
+        session.flush()
+        return _job_view(job)
+
+
+def get_bulk_job(db: Database, job_id: int) -> BulkJobView:
+    with db.sessions() as session:
+        job = session.get(BulkJob, job_id)
+        if job is None:
+            raise NotFoundError(
+                f"bulk job {job_id} does not exist",
+                message_vi=f"Không tồn tại tác vụ hàng loạt số {job_id}",
+                details={"job": job_id},
+            )
+        return _job_view(job)
+
+
+def list_bulk_jobs(db: Database, *, limit: int = 50) -> list[BulkJobView]:
+    with db.sessions() as session:
+        jobs = session.scalars(select(BulkJob).order_by(BulkJob.id.desc()).limit(limit)).all()
+        return [_job_view(job) for job in jobs]
+
+
+def cancel_bulk_job(db: Database, job_id: int, *, actor: str) -> BulkJobView:
+    """Stop a queued or running job after its current chunk; what was done stays done."""
+    with db.transaction() as session:
+        job = session.scalar(select(BulkJob).where(BulkJob.id == job_id).with_for_update())
+        if job is None:
+            raise NotFoundError(
+                f"bulk job {job_id} does not exist",
+                message_vi=f"Không tồn tại tác vụ hàng loạt số {job_id}",
+                details={"job": job_id},
+            )
+        if job.state not in (BulkState.QUEUED.value, BulkState.RUNNING.value):
+            raise ConflictError(
+                f"bulk job {job_id} is already {job.state}",
+                message_vi=f"Tác vụ hàng loạt {job_id} đã ở trạng thái {job.state}",
+                details={"job": job_id, "state": job.state},
+            )
+        job.state = BulkState.CANCELLED.value
+        job.finished_at = utcnow()
+        _audit(session, actor, "dlq.bulk_cancel", None, {"job": job_id, "processed": job.processed})
+        session.flush()
+        return _job_view(job)
+
+
+def _take_job(db: Database, job_id: int | None) -> int | None:
+    """Atomically move a queued job (the given one, or the oldest) to running."""
+    with db.transaction() as session:
+        query = (
+            select(BulkJob.id).where(BulkJob.state == BulkState.QUEUED.value).order_by(BulkJob.id).limit(1)
+        )
+        if job_id is not None:
+            query = query.where(BulkJob.id == job_id)
+        found = session.scalar(query)
+        if found is None:
+            return None
+        taken = session.scalar(
+            update(BulkJob)
+            .where(BulkJob.id == found, BulkJob.state == BulkState.QUEUED.value)
+            .values(state=BulkState.RUNNING.value)
+            .returning(BulkJob.id)
+        )
+        return taken
+
+
+def _mark_failed(db: Database, job_id: int, exc: Exception) -> None:
+    with db.transaction() as session:
+        session.execute(
+            update(BulkJob)
+            .where(BulkJob.id == job_id, BulkJob.state == BulkState.RUNNING.value)
+            .values(state=BulkState.FAILED.value, error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
+        )
+
+
+def run_bulk_job(db: Database, job_id: int) -> BulkJobView:
+    """Run a queued job to completion (or cancellation), chunk by chunk."""
+    if _take_job(db, job_id) is None:
+        return get_bulk_job(db, job_id)
+    try:
+        _run_taken_job(db, job_id)
+    except Exception as exc:
+        _mark_failed(db, job_id, exc)
+        raise
+    return get_bulk_job(db, job_id)
+
+
+def run_next_bulk_job(db: Database) -> bool:
+    """Run the oldest queued job, if any (called by the worker's maintenance loop)."""
+    job_id = _take_job(db, None)
+    if job_id is None:
+        return False
+    try:
+        _run_taken_job(db, job_id)
+    except Exception as exc:
+        _mark_failed(db, job_id, exc)
+        raise
+    return True
+
+
+def _run_taken_job(db: Database, job_id: int) -> None:
+    job = get_bulk_job(db, job_id)
+    allowed = RETRYABLE_STATES if job.action is BulkAction.RETRY else DISCARDABLE_STATES
+    allowed_values = {state.value for state in allowed}
+    cursor = 0
+    while True:
+        with db.transaction() as session:
+            current = session.scalar(select(BulkJob).where(BulkJob.id == job_id).with_for_update())
+            if current is None or current.state != BulkState.RUNNING.value:
+                return  # cancelled (or removed) meanwhile
+            query = _filtered(select(OutboxMessage), job.filter).where(OutboxMessage.seq > cursor)
+            query = query.order_by(OutboxMessage.seq).limit(BULK_CHUNK).with_for_update()
+            rows = session.scalars(query).all()
+            if not rows:
+                current.state = BulkState.DONE.value
+                current.finished_at = utcnow()
+                _audit(
+                    session,
+                    job.created_by,
+                    "dlq.bulk_done",
+                    None,
+                    {"job": job_id, "processed": current.processed},
+                )
+                return
+            now = utcnow()
+            acted = 0
+            for row in rows:
+                cursor = row.seq
+                if row.state not in allowed_values:
+                    continue
+                if job.action is BulkAction.RETRY:
+                    previous = _apply_retry(row, now)
+                else:
+                    previous = _apply_discard(row, job.reason, now)
+                acted += 1
+                _audit(
+                    session,
+                    job.created_by,
+                    f"dlq.{job.action.value}",
+                    row.seq,
+                    {"previous_state": previous, "reason": job.reason, "bulk_job": job_id},
+                )
+            current.processed += acted
