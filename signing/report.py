@@ -64,6 +64,7 @@ _LABELS: dict[str, dict[Lang, str]] = {
     "claimed": {"vi": "do người ký tự khai", "en": "claimed by the signer"},
     "to": {"vi": "đến", "en": "to"},
     "yes": {"vi": "có", "en": "yes"},
+    "bytes": {"vi": "byte", "en": "bytes"},
     "no": {"vi": "không", "en": "no"},
 }
 
@@ -194,7 +195,7 @@ def render_report(report: VerificationReport, lang: Lang = "vi") -> str:
         raise ValueError(f"unsupported language {lang!r}")
     lines = [
         _l("title", lang),
-        f"{_l('file', lang)}: {report.file_name or '-'} ({report.file_size} {'byte' if lang == 'vi' else 'bytes'})",
+        f"{_l('file', lang)}: {report.file_name or '-'} ({report.file_size} {_l('bytes', lang)})",
         f"{_l('sha256', lang)}: {report.file_sha256}",
         f"{_l('verified_at', lang)}: {_time(report.verified_at, lang)}",
         f"{_l('verdict', lang)}: {_verdict(report.verdict, lang)}",

@@ -1,0 +1,402 @@
+"""Verification of signed PDFs against the live loopback test PKI (OCSP/CRL/TSA).
+
+Fixtures are signed with pyHanko's own ``PdfSigner`` (test_verify_helpers), so these tests do
+not depend on the hub's signing service. Every verdict is asserted together with the reason
+that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import unicodedata
+from pathlib import Path
+
+import pytest
+from test_verify_helpers import (
+    append_content_change,
+    make_pdf,
+    overwrite_signed_bytes,
+    sign,
+)
+
+from hub.errors import InvalidPdfError, PayloadTooLargeError
+from signing.testpki import RunningPki
+from signing.trust import TrustStore
+from signing.verification import (
+    EncryptedPdfError,
+    NotPdfError,
+    PadesLevel,
+    RevocationMode,
+    SignatureFormat,
+    UnsignedPdfError,
+    Verdict,
+    VerificationPolicy,
+    VerificationReport,
+    verify_pdf,
+    verify_pdf_file,
+)
+from signing.verification.model import CheckOutcome, RevocationSource, SigningTimeSource
+
+
+@pytest.fixture(scope="module")
+def policy(running_pki: RunningPki) -> VerificationPolicy:
+    return VerificationPolicy.from_trust_store(TrustStore.from_test_pki(running_pki.pki))
+
+
+@pytest.fixture(scope="module")
+def base_pdf() -> bytes:
+    return make_pdf()
+
+
+@pytest.fixture(scope="module")
+def pkcs7_pdf(running_pki: RunningPki, base_pdf: bytes) -> bytes:
+    """What VGCA-style tools produce: adbe.pkcs7.detached, no time-stamp, no LTV data."""
+    return sign(base_pdf, running_pki, running_pki.pki.officer_p12, pades=False)
+
+
+@pytest.fixture(scope="module")
+def double_signed(running_pki: RunningPki, base_pdf: bytes) -> bytes:
+    """Decree 30: person certifies (DocMDP P=2), then the agency seal overlaps the left third."""
+    pki = running_pki.pki
+    first = sign(
+        base_pdf, running_pki, pki.officer_p12, field="NguoiKy", certify=True, box=(300, 100, 500, 170)
+    )
+    return sign(first, running_pki, pki.agency_p12, field="CoQuan", box=(240, 80, 370, 210), timestamp=True)
+
+
+def _codes(report: VerificationReport, index: int = 0) -> set[str]:
+    return {r.code for r in report.signatures[index].reasons}
+
+
+# --- valid documents -----------------------------------------------------------------------
+
+
+def test_pkcs7_without_ltv_is_accepted(pkcs7_pdf: bytes, policy: VerificationPolicy) -> None:
+    report = verify_pdf(pkcs7_pdf, policy, file_name="qd.pdf")
+    assert report.verdict is Verdict.VALID
+    assert report.verdict_vi == "hợp lệ"
+    sig = report.signatures[0]
+    assert sig.signature_format is SignatureFormat.PKCS7
+    assert sig.sub_filter == "adbe.pkcs7.detached"
+    assert sig.pades_level is PadesLevel.NONE
+    assert not sig.long_term_validation_data
+    assert {"pkcs7_without_ltv", "claimed_time_only"} <= _codes(report)
+    # Circular 15/2025 §2.3.4 fields
+    assert sig.issuing_ca == "CA phục vụ các cơ quan Nhà nước G2 (TEST)"
+    assert sig.signer_name == "Nguyễn Thị Lấp Lánh"
+    assert sig.managing_unit == "Văn phòng Sở, Sở Nông nghiệp và Môi trường tỉnh Ninh Bình"
+    assert sig.signing_time_source is SigningTimeSource.CLAIMED
+    assert sig.signing_time is not None
+    assert sig.signing_time.utcoffset() is not None
+    assert sig.signing_time.utcoffset().total_seconds() == 7 * 3600  # type: ignore[union-attr]
+    assert sig.integrity.outcome is CheckOutcome.PASSED
+    assert sig.valid_at_signing_time.outcome is CheckOutcome.PASSED
+    assert sig.certificate_valid_from < sig.signing_time < sig.certificate_valid_to
+    assert sig.chain.outcome is CheckOutcome.PASSED
+    assert sig.trust_anchor is not None
+    assert "RootCA chuyên dùng Chính phủ G2 (TEST)" in sig.trust_anchor
+    # OCSP fetched online from the loopback responder
+    assert sig.revocation.outcome is CheckOutcome.PASSED
+    assert sig.revocation.source is RevocationSource.FETCHED
+    assert sig.revocation.ocsp_responses + sig.revocation.crls >= 1
+    assert sig.modifications.coverage == "entire_file"
+    assert report.file_name == "qd.pdf"
+
+
+@pytest.mark.parametrize(
+    ("options", "level"),
+    [
+        ({}, PadesLevel.B_B),
+        ({"timestamp": True}, PadesLevel.B_T),
+        ({"timestamp": True, "ltv": True}, PadesLevel.B_LT),
+        ({"lta": True}, PadesLevel.B_LTA),
+    ],
+    ids=["B-B", "B-T", "B-LT", "B-LTA"],
+)
+def test_pades_level_detection(
+    running_pki: RunningPki,
+    base_pdf: bytes,
+    policy: VerificationPolicy,
+    options: dict[str, bool],
+    level: PadesLevel,
+) -> None:
+    pdf = sign(base_pdf, running_pki, running_pki.pki.officer_p12, **options)
+    report = verify_pdf(pdf, policy)
+    sig = report.signatures[0]
+    assert report.verdict is Verdict.VALID, sig.reasons
+    assert sig.signature_format is SignatureFormat.PADES
+    assert sig.pades_level is level
+    if level is not PadesLevel.B_B:
+        assert sig.signing_time_source is SigningTimeSource.TIMESTAMP
+        assert sig.signature_timestamp is not None
+        assert sig.signature_timestamp.tsa_name == "TSA G2 (TEST)"
+        assert sig.signature_timestamp.outcome is CheckOutcome.PASSED
+    if level in (PadesLevel.B_LT, PadesLevel.B_LTA):
+        assert sig.long_term_validation_data
+        assert sig.modifications.modification_level == "lta_updates"
+        assert sig.modifications.permitted is True
+    if level is PadesLevel.B_LTA:
+        assert report.document_timestamp_count == 1
+        assert report.document_timestamps[0].verdict is Verdict.VALID
+
+
+def test_b_lt_verifies_offline_from_embedded_revocation_data(
+    running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    pdf = sign(base_pdf, running_pki, running_pki.pki.officer_p12, timestamp=True, ltv=True)
+    report = verify_pdf(
+        pdf, dataclasses.replace(policy, allow_fetching=False, revocation_mode=RevocationMode.REQUIRE)
+    )
+    sig = report.signatures[0]
+    assert report.verdict is Verdict.VALID, sig.reasons
+    assert sig.revocation.source is RevocationSource.EMBEDDED
+    assert sig.revocation.outcome is CheckOutcome.PASSED
+
+
+def test_ecdsa_signature_is_valid(
+    running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    pdf = sign(base_pdf, running_pki, running_pki.pki.officer_ecdsa_p12, timestamp=True)
+    report = verify_pdf(pdf, policy)
+    assert report.verdict is Verdict.VALID
+    assert report.signatures[0].signer_certificate.public_key_algorithm == "ec"
+    assert report.signatures[0].signer_name == "Trần Văn Đức"
+
+
+def test_double_signature_certified_then_overlapping_agency_seal(
+    double_signed: bytes, policy: VerificationPolicy
+) -> None:
+    report = verify_pdf(double_signed, policy)
+    assert report.verdict is Verdict.VALID, [s.reasons for s in report.signatures]
+    assert report.signature_count == 2
+    person, agency = report.signatures
+    assert person.field_name == "NguoiKy"
+    assert person.is_certification
+    assert person.docmdp_permission == 2
+    # the agency signature was added later: allowed under P=2, not tampering, despite the
+    # overlapping widgets (Decree 30/2020 Appendix I, 8a)
+    assert person.modifications.modification_level == "form_filling"
+    assert person.modifications.permitted is True
+    assert not person.modifications.tampered
+    assert "later_changes_permitted" in {r.code for r in person.reasons}
+    assert agency.field_name == "CoQuan"
+    assert not agency.is_certification
+    assert agency.signer_name == "Sở Nông nghiệp và Môi trường tỉnh Ninh Bình"
+    assert agency.managing_unit == "Ủy ban nhân dân tỉnh Ninh Bình"
+    assert agency.modifications.coverage == "entire_file"
+
+
+# --- tampering -----------------------------------------------------------------------------
+
+
+def test_incremental_update_changing_page_content_is_flagged(
+    pkcs7_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    report = verify_pdf(append_content_change(pkcs7_pdf), policy)
+    sig = report.signatures[0]
+    assert report.verdict is Verdict.INVALID
+    assert sig.verdict_vi == "không hợp lệ"
+    assert "modified_after_signing" in _codes(report)
+    assert sig.modifications.tampered
+    assert sig.modifications.modification_level == "other"
+    assert sig.integrity.outcome is CheckOutcome.FAILED
+    # the cryptographic signature itself is still intact: only the diff analysis catches this
+    assert "hash_failure" not in _codes(report)
+
+
+def test_content_change_after_double_signature_invalidates_both(
+    double_signed: bytes, policy: VerificationPolicy
+) -> None:
+    report = verify_pdf(append_content_change(double_signed), policy)
+    assert report.verdict is Verdict.INVALID
+    assert all(s.modifications.tampered for s in report.signatures)
+    assert all(s.verdict is Verdict.INVALID for s in report.signatures)
+
+
+def test_bytes_overwritten_inside_signed_range_is_hash_failure(
+    pkcs7_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    report = verify_pdf(overwrite_signed_bytes(pkcs7_pdf), policy)
+    sig = report.signatures[0]
+    assert report.verdict is Verdict.INVALID
+    assert "hash_failure" in _codes(report)
+    assert sig.ades_indication == "TOTAL-FAILED"
+    assert sig.ades_subindication == "HASH_FAILURE"
+    assert sig.integrity.outcome is CheckOutcome.FAILED
+
+
+def _pdfsig(path: Path) -> str:
+    proc = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    return proc.stdout + proc.stderr
+
+
+def test_integrity_verdicts_agree_with_poppler_pdfsig(
+    pkcs7_pdf: bytes, policy: VerificationPolicy, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.pdf"
+    good.write_bytes(pkcs7_pdf)
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(overwrite_signed_bytes(pkcs7_pdf))
+    good_out, bad_out = _pdfsig(good), _pdfsig(bad)
+    assert "Signature Validation: Signature is Valid." in good_out
+    assert "Signature Validation: Digest Mismatch." in bad_out
+    assert verify_pdf(good.read_bytes(), policy).signatures[0].integrity.outcome is CheckOutcome.PASSED
+    assert verify_pdf(bad.read_bytes(), policy).signatures[0].integrity.outcome is CheckOutcome.FAILED
+    # same signer seen by both tools
+    cn = re.search(r"Signer Certificate Common Name: (.+)", good_out)
+    assert cn is not None
+    assert (
+        unicodedata.normalize("NFC", cn.group(1).strip())
+        == verify_pdf(pkcs7_pdf, policy).signatures[0].signer_name
+    )
+
+
+# --- certificate problems ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timestamp", [False, True], ids=["B-B", "B-T"])
+def test_revoked_signer_is_invalid(
+    running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy, timestamp: bool
+) -> None:
+    pdf = sign(base_pdf, running_pki, running_pki.pki.revoked_p12, timestamp=timestamp)
+    report = verify_pdf(pdf, policy)
+    sig = report.signatures[0]
+    assert report.verdict is Verdict.INVALID
+    assert "revoked" in _codes(report)
+    assert sig.revocation.revoked
+    assert sig.revocation.outcome is CheckOutcome.FAILED
+    assert sig.revocation.revoked_at is not None
+    assert sig.signing_time is not None
+    assert sig.revocation.revoked_at < sig.signing_time
+    assert sig.valid_at_signing_time.outcome is CheckOutcome.FAILED
+    if timestamp:
+        assert sig.signing_time_source is SigningTimeSource.TIMESTAMP
+
+
+@pytest.mark.parametrize("timestamp", [False, True], ids=["B-B", "B-T"])
+def test_expired_signer_is_invalid(
+    running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy, timestamp: bool
+) -> None:
+    pdf = sign(base_pdf, running_pki, running_pki.pki.expired_p12, timestamp=timestamp)
+    report = verify_pdf(pdf, policy)
+    sig = report.signatures[0]
+    assert report.verdict is Verdict.INVALID
+    assert "not_valid_at_signing_time" in _codes(report)
+    assert sig.valid_at_signing_time.outcome is CheckOutcome.FAILED
+    assert sig.signing_time is not None
+    assert sig.signing_time > sig.certificate_valid_to
+
+
+def test_untrusted_root_is_invalid(
+    running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    pdf = sign(base_pdf, running_pki, running_pki.pki.untrusted_p12)
+    report = verify_pdf(pdf, policy)
+    sig = report.signatures[0]
+    assert report.verdict is Verdict.INVALID
+    assert "untrusted_chain" in _codes(report)
+    assert sig.chain.outcome is CheckOutcome.FAILED
+    assert sig.issuing_ca == "Untrusted Root CA (TEST)"
+
+
+def test_production_anchors_do_not_trust_the_test_pki(pkcs7_pdf: bytes) -> None:
+    report = verify_pdf(pkcs7_pdf, VerificationPolicy.production(allow_fetching=False))
+    assert report.verdict is Verdict.INVALID
+    assert "untrusted_chain" in _codes(report)
+    assert any("RootCA chuyên dùng Chính phủ G2" in a for a in report.policy.trust_anchors)
+
+
+def test_certificate_without_signing_key_usage_is_indeterminate(
+    running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    pdf = sign(base_pdf, running_pki, running_pki.pki.wrong_usage_p12)
+    report = verify_pdf(pdf, policy)
+    assert report.verdict is Verdict.INDETERMINATE
+    assert report.verdict_vi == "không xác định"
+    assert "key_usage" in _codes(report)
+
+
+# --- revocation policy ---------------------------------------------------------------------
+
+
+def test_revocation_outage_soft_policy_warns(
+    pkcs7_pdf: bytes, policy: VerificationPolicy, pki_services: RunningPki
+) -> None:
+    pki_services.set_revocation_available(False)
+    report = verify_pdf(pkcs7_pdf, dataclasses.replace(policy, revocation_mode=RevocationMode.SOFT))
+    sig = report.signatures[0]
+    assert report.verdict is Verdict.VALID
+    assert "revocation_not_checked" in _codes(report)
+    warning = next(r for r in sig.reasons if r.code == "revocation_not_checked")
+    assert warning.severity == "warning"
+    assert warning.message_vi.startswith("Cảnh báo")
+    assert sig.revocation.outcome is CheckOutcome.UNKNOWN
+
+
+def test_revocation_outage_require_policy_is_indeterminate(
+    pkcs7_pdf: bytes, policy: VerificationPolicy, pki_services: RunningPki
+) -> None:
+    pki_services.set_revocation_available(False)
+    report = verify_pdf(pkcs7_pdf, dataclasses.replace(policy, revocation_mode=RevocationMode.REQUIRE))
+    assert report.verdict is Verdict.INDETERMINATE
+    assert "revocation_unavailable" in _codes(report)
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+def test_non_pdf_is_refused(policy: VerificationPolicy) -> None:
+    with pytest.raises(NotPdfError) as exc:
+        verify_pdf(b"PK\x03\x04 this is a zip file", policy)
+    assert exc.value.code == "not_pdf"
+    assert isinstance(exc.value, InvalidPdfError)
+    assert exc.value.http_status == 422
+
+
+@pytest.mark.parametrize(
+    "mutilate",
+    [
+        lambda b: b[: len(b) // 3],
+        lambda b: b"%PDF-1.7\n" + b"\x00garbage" * 200,
+        lambda b: b.replace(b"/ByteRange", b"/ByteRangX"),
+        lambda b: b.replace(b"startxref", b"startxrex"),
+    ],
+    ids=["truncated", "garbage", "no-byterange", "no-startxref"],
+)
+def test_broken_pdf_gives_clear_error(pkcs7_pdf: bytes, policy: VerificationPolicy, mutilate: object) -> None:
+    data = mutilate(pkcs7_pdf)  # type: ignore[operator]
+    with pytest.raises(InvalidPdfError) as exc:
+        verify_pdf(data, policy)
+    assert exc.value.message
+    assert exc.value.message_vi
+
+
+def test_unsigned_pdf_is_refused(base_pdf: bytes, policy: VerificationPolicy) -> None:
+    with pytest.raises(UnsignedPdfError) as exc:
+        verify_pdf(base_pdf, policy)
+    assert exc.value.message_vi == "Tệp PDF không có chữ ký số nào"
+
+
+def test_encrypted_pdf_is_refused(pkcs7_pdf: bytes, policy: VerificationPolicy, tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.pdf", tmp_path / "enc.pdf"
+    src.write_bytes(pkcs7_pdf)
+    subprocess.run(
+        ["qpdf", "--encrypt", "user", "owner", "256", "--", str(src), str(dst)], check=True, timeout=60
+    )
+    with pytest.raises(EncryptedPdfError):
+        verify_pdf(dst.read_bytes(), policy)
+
+
+def test_oversized_pdf_is_refused_before_reading(
+    pkcs7_pdf: bytes, policy: VerificationPolicy, tmp_path: Path
+) -> None:
+    small = dataclasses.replace(policy, max_pdf_bytes=1024)
+    with pytest.raises(PayloadTooLargeError) as exc:
+        verify_pdf(pkcs7_pdf, small)
+    assert exc.value.http_status == 413
+    path = tmp_path / "big.pdf"
+    path.write_bytes(pkcs7_pdf)
+    with pytest.raises(PayloadTooLargeError):
+        verify_pdf_file(path, small)

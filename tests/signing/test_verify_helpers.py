@@ -1,0 +1,129 @@
+"""Fixture material for the verification tests: small PDFs signed with pyHanko's own API
+against the throwaway test PKI (signing.testpki), so verification is tested independently of
+the hub's signing service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.writer import PdfFileWriter
+from pyhanko.sign import fields, signers, timestamps
+from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
+from pyhanko_certvalidator import ValidationContext
+
+from signing.testpki import RunningPki
+from signing.trust import TrustStore
+
+PAGE_TEXT = b"QUYET DINH SO 123/QD-SNNMT"
+
+
+def make_pdf(text: bytes = PAGE_TEXT) -> bytes:
+    """A one-page A4 PDF whose content stream draws ``text`` (uncompressed, easy to tamper with)."""
+    w = PdfFileWriter()
+    font = w.add_object(
+        generic.DictionaryObject(
+            {
+                generic.NameObject("/Type"): generic.NameObject("/Font"),
+                generic.NameObject("/Subtype"): generic.NameObject("/Type1"),
+                generic.NameObject("/BaseFont"): generic.NameObject("/Helvetica"),
+            }
+        )
+    )
+    stream = generic.StreamObject(stream_data=b"BT /F1 18 Tf 72 760 Td (" + text + b") Tj ET")
+    contents = w.add_object(stream)
+    page = generic.DictionaryObject(
+        {
+            generic.NameObject("/Type"): generic.NameObject("/Page"),
+            generic.NameObject("/MediaBox"): generic.ArrayObject(
+                [generic.NumberObject(v) for v in (0, 0, 595, 842)]
+            ),
+            generic.NameObject("/Resources"): generic.DictionaryObject(
+                {generic.NameObject("/Font"): generic.DictionaryObject({generic.NameObject("/F1"): font})}
+            ),
+            generic.NameObject("/Contents"): contents,
+        }
+    )
+    w.insert_page(page)
+    out = BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+def _close_vc(vc: ValidationContext | None) -> None:
+    """Release the aiohttp session pyHanko opened while fetching revocation data."""
+    if vc is None:
+        return
+    fetchers = getattr(vc, "fetchers", None) or getattr(getattr(vc, "_handlers", None), "fetchers", None)
+    closer = getattr(fetchers, "close", None) if fetchers is not None else None
+    if closer is not None:
+        try:
+            result = closer()
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+        except RuntimeError:
+            pass
+
+
+def sign(
+    pdf: bytes,
+    pki: RunningPki,
+    p12: Path,
+    *,
+    field: str = "Sig1",
+    pades: bool = True,
+    timestamp: bool = False,
+    ltv: bool = False,
+    lta: bool = False,
+    certify: bool = False,
+    box: tuple[int, int, int, int] | None = None,
+) -> bytes:
+    """Sign ``pdf`` with pyHanko (``PdfSigner``) using a PKCS#12 of the test PKI."""
+    signer = signers.SimpleSigner.load_pkcs12(str(p12), passphrase=pki.pki.p12_password.encode())
+    assert signer is not None
+    vc = TrustStore.from_test_pki(pki.pki).validation_context() if (ltv or lta) else None
+    kwargs: dict[str, Any] = {}
+    if pades:
+        kwargs["subfilter"] = SigSeedSubFilter.PADES
+    if certify:
+        kwargs["certify"] = True
+        kwargs["docmdp_permissions"] = MDPPerm.FILL_FORMS
+    meta = signers.PdfSignatureMetadata(
+        field_name=field,
+        embed_validation_info=ltv or lta,
+        use_pades_lta=lta,
+        validation_context=vc,
+        **kwargs,
+    )
+    w = IncrementalPdfFileWriter(BytesIO(pdf))
+    if box is not None:
+        fields.append_signature_field(w, fields.SigFieldSpec(sig_field_name=field, on_page=0, box=box))
+    tsa = timestamps.HTTPTimeStamper(pki.tsa_url) if (timestamp or lta) else None
+    out = signers.PdfSigner(meta, signer, timestamper=tsa).sign_pdf(w)
+    _close_vc(vc)
+    return bytes(out.getvalue())
+
+
+def append_content_change(pdf: bytes, new_text: bytes = b"QUYET DINH SO 999/QD-GIAMAO") -> bytes:
+    """An incremental update that rewrites the page content after signing (tampering)."""
+    w = IncrementalPdfFileWriter(BytesIO(pdf))
+    page_ref = w.root["/Pages"]["/Kids"][0]
+    page = page_ref.get_object()
+    stream = generic.StreamObject(stream_data=b"BT /F1 18 Tf 72 760 Td (" + new_text + b") Tj ET")
+    page[generic.NameObject("/Contents")] = w.add_object(stream)
+    w.update_container(page)
+    out = BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+def overwrite_signed_bytes(pdf: bytes, old: bytes = b"123/QD", new: bytes = b"999/QD") -> bytes:
+    """Change bytes inside the signed byte range without touching the signature."""
+    assert len(old) == len(new)
+    assert old in pdf
+    return pdf.replace(old, new, 1)
