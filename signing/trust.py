@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
@@ -48,7 +48,7 @@ _CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 
 def default_anchor_dir() -> Path:
     """Directory of the production anchors shipped as package data."""
-    return Path(str(resources.files("signing") / "anchors"))
+    return Path(__file__).resolve().parent / "anchors"
 
 
 def sha256_fingerprint(cert: asn1_x509.Certificate) -> str:
@@ -171,6 +171,16 @@ class TrustStore:
             self._anchors = tuple(anchors)
             self._intermediates = tuple(intermediates)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (batch workers): the lock is recreated, certificates are kept."""
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _check_pin(self, tc: TrustedCertificate) -> None:
         expected = self._pins.get(tc.source.name) or self._pins.get("*")
         if expected and expected != tc.sha256:
@@ -226,12 +236,17 @@ class TrustStore:
         revocation_mode: str = "soft-fail",
         moment: datetime | None = None,
         other_certs: Iterable[asn1_x509.Certificate] = (),
+        fetch_timeout: float = 10.0,
         **kwargs: Any,
     ) -> ValidationContext:
         """A fresh (stateful) ``ValidationContext`` trusting exactly this store's anchors.
 
         ``revocation_mode``: ``soft-fail`` / ``hard-fail`` / ``require`` (pyhanko-certvalidator).
         """
+        if allow_fetching and "fetcher_backend" not in kwargs:
+            # requests-based fetchers hold no event-loop-bound sessions (no "unclosed session"
+            # leaks when a context is used from several asyncio.run calls).
+            kwargs["fetcher_backend"] = RequestsFetcherBackend(per_request_timeout=fetch_timeout)
         return ValidationContext(
             trust_roots=self.anchor_certificates,
             other_certs=[*self.intermediate_certificates, *other_certs],

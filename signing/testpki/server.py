@@ -1,3 +1,4 @@
+# mypy: disable-error-code="no-untyped-call"
 """Real loopback HTTP services for the test PKI: OCSP (RFC 6960), CRLs (RFC 5280), an
 RFC 3161 time-stamping authority and a certificate repository (AIA caIssuers).
 
@@ -25,7 +26,7 @@ from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
@@ -60,6 +61,41 @@ class PkiServiceState:
             self.counters[what] = self.counters.get(what, 0) + 1
 
 
+class _FastDummyTimeStamper(DummyTimeStamper):
+    """pyHanko's test TSA, with the RSA key parsed once instead of per request."""
+
+    def __init__(
+        self,
+        tsa_cert: asn1_x509.Certificate,
+        tsa_key: asn1_keys.PrivateKeyInfo,
+        certs_to_embed: list[asn1_x509.Certificate],
+        key: rsa.RSAPrivateKey,
+    ) -> None:
+        super().__init__(tsa_cert, tsa_key, certs_to_embed=certs_to_embed)  # type: ignore[arg-type]
+        self._key = key
+
+    def _sign_tst_info(self, tst_info_data: bytes, md_algorithm: str, dt: datetime) -> tuple[bytes, object]:
+        from asn1crypto import cms, core
+        from pyhanko.sign import general
+        from pyhanko.sign.general import simple_cms_attribute
+        from pyhanko_certvalidator.util import get_pyca_cryptography_hash
+
+        h = hashes.Hash(get_pyca_cryptography_hash(md_algorithm))
+        h.update(tst_info_data)
+        signed_attrs = cms.CMSAttributes(
+            [
+                simple_cms_attribute("content_type", "tst_info"),
+                simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt)})),
+                simple_cms_attribute("signing_certificate", general.as_signing_certificate(self.tsa_cert)),
+                simple_cms_attribute("message_digest", h.finalize()),
+            ]
+        )
+        signature = self._key.sign(
+            signed_attrs.dump(), padding.PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper())
+        )
+        return signature, signed_attrs
+
+
 class _Authority:
     """In-memory view of the PKI the handlers answer for."""
 
@@ -92,7 +128,11 @@ class _Authority:
             )
         )
         issuing_asn1 = asn1_x509.Certificate.load(self.issuing.public_bytes(serialization.Encoding.DER))
-        self.timestamper = DummyTimeStamper(tsa_cert, tsa_key, certs_to_embed=[issuing_asn1])  # type: ignore[arg-type]
+        tsa_pyca_key = _load_key(pki.tsa_key)
+        assert isinstance(tsa_pyca_key, rsa.RSAPrivateKey)
+        self.timestamper = _FastDummyTimeStamper(
+            tsa_cert, tsa_key, certs_to_embed=[issuing_asn1], key=tsa_pyca_key
+        )
         self._crl_cache: dict[str, tuple[float, bytes]] = {}
         self._crl_lock = threading.Lock()
 
