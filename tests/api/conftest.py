@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from api.livehub import LiveHub, live_hub
+from tests.api.livehub import LiveHub, live_hub
 
 
 @pytest.fixture
