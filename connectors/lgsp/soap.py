@@ -1,0 +1,458 @@
+"""zeep client for the LGSP SOAP flavour, built once from a local WSDL.
+
+* The WSDL (and its XSD imports) is read from disk when the client is built; nothing is
+  fetched over the network at run time (a URL in ``wsdl_path`` is refused). The service
+  address comes from configuration, not from the WSDL's ``soap:address``.
+* Any WSDL with the same operations and message shapes can be dropped in: the service and
+  port are chosen by name, or by SOAP version when no name is configured, and operation
+  names are configurable (national-portal.md §4.4: provinces publish no common WSDL).
+* HTTP goes through the hub's injected ``httpx.AsyncClient`` (zeep's ``AsyncTransport``
+  seam); the client's default headers are not touched.
+* XML from the partner is parsed with DTDs, entities and external references forbidden and
+  without libxml2's "huge tree" mode.
+* Every request carries WS-Addressing 1.0 headers (``MessageID`` = the hub message's stable id,
+  so the partner can de-duplicate redeliveries; ``Action``; ``To``) and a WS-Security
+  UsernameToken (OASIS WSS UsernameToken Profile 1.0, PasswordText or PasswordDigest).
+
+Error mapping (the connector seam, ``connectors/base.py``): SOAP ``Client``/``Sender`` faults →
+:class:`~hub.errors.SoapFaultError` (permanent); ``Server``/``Receiver`` faults, HTTP 5xx and 429
+→ :class:`~hub.errors.EndpointBusyError` (retryable, with ``Retry-After``); timeouts and
+connection failures → :class:`~hub.errors.TransportError` (retryable); WS-Security
+authentication faults and HTTP 401/403 → :class:`~hub.errors.RemoteAuthenticationError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import urlparse
+
+import httpx
+from lxml import etree
+from zeep import AsyncClient, Settings
+from zeep.exceptions import Error as ZeepError
+from zeep.exceptions import Fault, ValidationError, XMLParseError
+from zeep.exceptions import TransportError as ZeepTransportError
+from zeep.helpers import serialize_object
+from zeep.proxy import AsyncServiceProxy
+from zeep.transports import AsyncTransport
+from zeep.wsdl.bindings.soap import Soap11Binding, Soap12Binding, SoapBinding
+from zeep.wsse.username import UsernameToken
+
+from connectors.base import summarize
+from hub.errors import (
+    ConfigurationError,
+    EndpointBusyError,
+    HubError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    RemoteAuthenticationError,
+    SoapFaultError,
+    TransportError,
+    UnsafeXmlError,
+)
+
+WSA_NS = "http://www.w3.org/2005/08/addressing"
+SoapVersion = Literal["1.1", "1.2"]
+
+#: Roles the connector needs, and the operation names of the bundled WSDL.
+DEFAULT_OPERATIONS: dict[str, str] = {
+    "sync": "SyncDocument",
+    "traces": "UpdateDocumentTraces",
+    "lookup": "GetDocument",
+}
+_CLIENT_FAULTS = frozenset({"Client", "Sender", "VersionMismatch", "MustUnderstand", "DataEncodingUnknown"})
+_SERVER_FAULTS = frozenset({"Server", "Receiver"})
+_AUTH_FAULTS = ("FailedAuthentication", "InvalidSecurityToken", "InvalidSecurity", "FailedCheck")
+
+log = logging.getLogger(__name__)
+
+
+def bundled_wsdl_path() -> Path:
+    """The hub's own LGSP WSDL (``schemas/wsdl/lgsp-motcua.wsdl``, package data)."""
+    import schemas
+
+    return Path(schemas.__file__).resolve().parent / "wsdl" / "lgsp-motcua.wsdl"
+
+
+def hardened_settings() -> Settings:
+    """zeep settings: strict, no DTD, no entities, no external references, no huge trees."""
+    return Settings(
+        strict=True,
+        forbid_dtd=True,
+        forbid_entities=True,
+        forbid_external=True,
+        xml_huge_tree=False,
+        raw_response=False,
+    )
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (RFC 9110 §10.2.3: delay-seconds or an HTTP-date)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    from schemas.timefmt import now_utc
+
+    return max(0.0, (when - now_utc()).total_seconds())
+
+
+@dataclass(slots=True)
+class HttpExchange:
+    """What the transport saw of one call (zeep hides HTTP details from its callers)."""
+
+    status_code: int | None = None
+    retry_after: float | None = None
+    request_bytes: int = 0
+    response_excerpt: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_EXCHANGE: ContextVar[HttpExchange | None] = ContextVar("lgsp_soap_exchange", default=None)
+
+
+# zeep ships ``py.typed`` but leaves these unannotated: typed handles for mypy --strict.
+_zeep_client = cast(Callable[..., Any], AsyncClient)
+_username_token = cast(Callable[..., Any], UsernameToken)
+_serialize = cast(Callable[[Any, type], Any], serialize_object)
+
+
+class HubAsyncTransport(AsyncTransport):
+    """zeep ``AsyncTransport`` on an injected ``httpx.AsyncClient``.
+
+    ``AsyncTransport.__init__`` is deliberately not called: it would replace the shared
+    client's default headers and open a second, synchronous client for WSDL downloads.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, *, timeout: httpx.Timeout, max_response_bytes: int):
+        self._close_session = False
+        self.cache = None
+        self.client = client
+        self.wsdl_client = None
+        self.operation_timeout = None
+        self.load_timeout = None
+        self.logger = log
+        self._timeout = timeout
+        self._max_response_bytes = max_response_bytes
+
+    def _load_remote_data(self, url: str) -> bytes:
+        parsed = urlparse(url)
+        if parsed.scheme == "file":
+            return Path(parsed.path).read_bytes()
+        raise ConfigurationError(
+            f"the LGSP WSDL must be a local file; refusing to fetch {url} at run time",
+            message_vi=f"WSDL của LGSP phải là tệp cục bộ; không tải {url} khi chạy",
+        )
+
+    async def post(self, address: str, message: bytes, headers: dict[str, str]) -> httpx.Response:
+        exchange = _EXCHANGE.get()
+        if exchange is not None:
+            exchange.request_bytes = len(message)
+        try:
+            response = await self.client.post(
+                address, content=message, headers=headers, timeout=self._timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise TransportError(
+                f"LGSP SOAP call to {address} timed out ({type(exc).__name__})",
+                message_vi="hết thời gian chờ khi gọi dịch vụ SOAP của LGSP",
+                details={"error": type(exc).__name__},
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"LGSP SOAP call to {address} failed: {type(exc).__name__}: {exc}",
+                message_vi="không kết nối được dịch vụ SOAP của LGSP",
+                details={"error": type(exc).__name__},
+            ) from exc
+        status = response.status_code
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        if exchange is not None:
+            exchange.status_code = status
+            exchange.retry_after = retry_after
+            exchange.response_excerpt = summarize(response.content, 500)
+        if len(response.content) > self._max_response_bytes:
+            raise PayloadTooLargeError(
+                f"LGSP SOAP response of {len(response.content)} bytes exceeds {self._max_response_bytes}",
+                message_vi="phản hồi SOAP của LGSP vượt quá kích thước cho phép",
+                details={"status_code": status},
+            )
+        if status == 429 or status in (502, 503, 504):
+            raise EndpointBusyError(
+                f"LGSP SOAP endpoint answered HTTP {status}",
+                message_vi=f"dịch vụ SOAP của LGSP đang bận (HTTP {status})",
+                retry_after=retry_after,
+                details={"status_code": status},
+            )
+        if status in (401, 403):
+            raise RemoteAuthenticationError(
+                f"LGSP SOAP endpoint refused the credentials (HTTP {status})",
+                message_vi=f"LGSP từ chối thông tin xác thực (HTTP {status})",
+                details={"status_code": status},
+            )
+        return response
+
+    async def post_xml(self, address: str, envelope: etree._Element, headers: dict[str, str]) -> Any:
+        message = etree.tostring(envelope, encoding="utf-8", xml_declaration=True)
+        response = await self.post(address, message, headers)
+        return cast(Callable[[httpx.Response], Any], self.new_response)(response)
+
+
+@dataclass(frozen=True, slots=True)
+class SoapClientConfig:
+    address: str
+    wsdl_path: Path
+    soap_version: SoapVersion = "1.1"
+    service_name: str | None = None
+    port_name: str | None = None
+    operations: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_OPERATIONS))
+    username: str | None = None
+    password: str | None = None
+    password_digest: bool = True
+    timeout_seconds: float = 30
+    connect_timeout_seconds: float = 5
+    max_response_bytes: int = 10 * 1024 * 1024
+
+
+def message_id_uri(message_id: str) -> str:
+    """WS-Addressing ``MessageID`` is an absolute IRI: wrap bare ids in a URN."""
+    if ":" in message_id:
+        return message_id
+    try:
+        return uuid.UUID(message_id).urn
+    except ValueError:
+        return f"urn:motcua-hub:message:{message_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SoapReply:
+    """A decoded SOAP answer as plain data (no zeep objects)."""
+
+    operation: str
+    body: dict[str, Any]
+    status_code: int | None
+    request_summary: str
+    response_summary: str
+
+
+class LgspSoapClient:
+    """One zeep client per endpoint, built at start-up and reused for every call."""
+
+    def __init__(self, config: SoapClientConfig, http: httpx.AsyncClient) -> None:
+        self.config = config
+        if not config.wsdl_path.is_file():
+            raise ConfigurationError(
+                f"LGSP WSDL {config.wsdl_path} does not exist",
+                message_vi=f"không tìm thấy tệp WSDL {config.wsdl_path}",
+            )
+        timeout = httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
+        self._transport = HubAsyncTransport(
+            http, timeout=timeout, max_response_bytes=config.max_response_bytes
+        )
+        wsse = None
+        if config.username is not None:
+            wsse = _username_token(config.username, config.password or "", use_digest=config.password_digest)
+        try:
+            self._zeep: Any = _zeep_client(
+                str(config.wsdl_path), transport=self._transport, settings=hardened_settings(), wsse=wsse
+            )
+        except (ZeepError, etree.XMLSyntaxError, OSError) as exc:
+            raise ConfigurationError(f"cannot load LGSP WSDL {config.wsdl_path}: {exc}") from exc
+        self._binding = self._select_binding()
+        missing = [op for op in config.operations.values() if op not in self._binding._operations]
+        if missing:
+            raise ConfigurationError(
+                f"LGSP WSDL {config.wsdl_path.name} binding {self._binding.name.localname} lacks "
+                f"operations {', '.join(missing)}",
+                message_vi="WSDL của LGSP thiếu thao tác cần thiết: " + ", ".join(missing),
+            )
+        # ``create_service`` would build a synchronous proxy; the async one is made directly.
+        self._service: Any = AsyncServiceProxy(self._zeep, self._binding, address=config.address)
+
+    @property
+    def soap_version(self) -> SoapVersion:
+        return "1.2" if isinstance(self._binding, Soap12Binding) else "1.1"
+
+    def _select_binding(self) -> SoapBinding:
+        wanted: type[SoapBinding] = Soap12Binding if self.config.soap_version == "1.2" else Soap11Binding
+        services = self._zeep.wsdl.services
+        if self.config.service_name is not None:
+            if self.config.service_name not in services:
+                raise ConfigurationError(
+                    f"LGSP WSDL has no service {self.config.service_name!r}; it has {', '.join(services)}"
+                )
+            candidates = [services[self.config.service_name]]
+        else:
+            candidates = list(services.values())
+        for service in candidates:
+            for port_name, port in service.ports.items():
+                if self.config.port_name is not None and port_name != self.config.port_name:
+                    continue
+                if type(port.binding) is wanted:
+                    binding: SoapBinding = port.binding
+                    return binding
+        raise ConfigurationError(
+            f"LGSP WSDL has no SOAP {self.config.soap_version} port"
+            + (f" named {self.config.port_name!r}" if self.config.port_name else ""),
+            message_vi=f"WSDL của LGSP không có cổng SOAP {self.config.soap_version}",
+        )
+
+    def operation_name(self, role: str) -> str:
+        return self.config.operations[role]
+
+    def soap_action(self, role: str) -> str:
+        return str(self._binding._operations[self.operation_name(role)].soapaction or "")
+
+    def _addressing_headers(self, role: str, message_id: str) -> list[etree._Element]:
+        headers = []
+        for name, value in (
+            ("Action", self.soap_action(role)),
+            ("MessageID", message_id_uri(message_id)),
+            ("To", self.config.address),
+        ):
+            element = etree.Element(f"{{{WSA_NS}}}{name}", nsmap={"wsa": WSA_NS})
+            element.text = value
+            headers.append(element)
+        return headers
+
+    def build_envelope(self, role: str, body: dict[str, Any], message_id: str) -> bytes:
+        """Serialise a request exactly as :meth:`call` would send it (golden tests, profiling)."""
+        envelope = self._zeep.create_message(
+            self._service,
+            self.operation_name(role),
+            _soapheaders=self._addressing_headers(role, message_id),
+            **body,
+        )
+        return bytes(etree.tostring(envelope, encoding="utf-8", xml_declaration=True))
+
+    async def call(self, role: str, body: dict[str, Any], *, message_id: str, summary: str) -> SoapReply:
+        """Invoke the operation for ``role``; return the answer as plain dicts or raise a HubError."""
+        operation = self.operation_name(role)
+        exchange = HttpExchange()
+        token = _EXCHANGE.set(exchange)
+        request_summary = f"SOAP {self.soap_version} {operation} MessageID={message_id} {summary}"
+        try:
+            result = await self._service[operation](
+                _soapheaders=self._addressing_headers(role, message_id), **body
+            )
+        except HubError as exc:
+            exc.details.setdefault("request_summary", request_summary)
+            exc.details.setdefault("response_summary", exchange.response_excerpt)
+            raise
+        except Fault as fault:
+            raise map_fault(fault, exchange, request_summary) from fault
+        except ZeepTransportError as exc:
+            raise _map_http_status(exc.status_code, exchange, request_summary, str(exc)) from exc
+        except (XMLParseError, etree.XMLSyntaxError) as exc:
+            raise TransportError(
+                f"LGSP SOAP answer to {operation} is not well-formed XML: {exc}",
+                message_vi="phản hồi SOAP của LGSP không đúng cú pháp XML",
+                details=_details(exchange, request_summary),
+            ) from exc
+        except ValidationError as exc:
+            raise InvalidInputError(
+                f"{operation} request does not match the WSDL: {exc}",
+                message_vi=f"yêu cầu {operation} không khớp WSDL: {exc}",
+                details={"request_summary": request_summary},
+            ) from exc
+        except ZeepError as exc:  # DTDForbidden, EntitiesForbidden and the like
+            name = type(exc).__name__
+            if name in ("DTDForbidden", "EntitiesForbidden"):
+                raise UnsafeXmlError(
+                    f"LGSP SOAP answer contains a forbidden {name[:-9]}",
+                    message_vi="phản hồi SOAP của LGSP chứa DTD/thực thể bị cấm",
+                    details=_details(exchange, request_summary),
+                ) from exc
+            raise SoapFaultError(
+                f"LGSP SOAP call {operation} failed: {name}: {exc}",
+                details=_details(exchange, request_summary),
+            ) from exc
+        finally:
+            _EXCHANGE.reset(token)
+        plain = _serialize(result, dict)
+        if not isinstance(plain, dict) or "Result" not in plain:
+            plain = {"Result": plain}
+        return SoapReply(
+            operation=operation,
+            body=plain,
+            status_code=exchange.status_code,
+            request_summary=request_summary,
+            response_summary=exchange.response_excerpt,
+        )
+
+    async def aclose(self) -> None:
+        """The injected HTTP client belongs to the hub; nothing else to release."""
+
+
+def _details(exchange: HttpExchange, request_summary: str) -> dict[str, Any]:
+    return {
+        "status_code": exchange.status_code,
+        "request_summary": request_summary,
+        "response_summary": exchange.response_excerpt,
+    }
+
+
+def _local(code: str | None) -> str:
+    if not code:
+        return ""
+    local = code.rsplit("}", 1)[-1].rsplit(":", 1)[-1]
+    return local.split(".", 1)[0]
+
+
+def map_fault(fault: Fault, exchange: HttpExchange, request_summary: str) -> HubError:
+    """SOAP 1.1 ``Client``/``Server``, SOAP 1.2 ``Sender``/``Receiver`` → hub errors."""
+    subcodes = [str(getattr(s, "text", s)) for s in (fault.subcodes or [])]
+    code = str(fault.code) if fault.code else ""
+    kind = _local(code)
+    details = {
+        **_details(exchange, request_summary),
+        "fault_code": code,
+        "fault_subcodes": subcodes,
+        "fault_string": fault.message,
+    }
+    text = f"SOAP fault {code or '(no code)'}: {fault.message}"
+    if any(marker in part for part in (code, *subcodes) for marker in _AUTH_FAULTS):
+        return RemoteAuthenticationError(
+            f"LGSP refused the WS-Security credentials: {text}",
+            message_vi=f"LGSP từ chối thông tin xác thực WS-Security: {fault.message}",
+            details=details,
+        )
+    if kind in _SERVER_FAULTS or (not kind and (exchange.status_code or 0) >= 500):
+        return EndpointBusyError(
+            f"LGSP server fault (retryable): {text}",
+            message_vi=f"lỗi phía máy chủ LGSP (sẽ thử lại): {fault.message}",
+            retry_after=exchange.retry_after,
+            details=details,
+        )
+    return SoapFaultError(
+        f"LGSP rejected the request: {text}",
+        message_vi=f"LGSP từ chối yêu cầu: {fault.message}",
+        details=details,
+    )
+
+
+def _map_http_status(status: int | None, exchange: HttpExchange, request_summary: str, text: str) -> HubError:
+    details = _details(exchange, request_summary)
+    if status is None or status >= 500 or status == 429:
+        return EndpointBusyError(
+            f"LGSP SOAP endpoint failed: {text}",
+            message_vi="dịch vụ SOAP của LGSP lỗi hoặc đang bận",
+            retry_after=exchange.retry_after,
+            details=details,
+        )
+    return SoapFaultError(
+        f"LGSP SOAP endpoint answered HTTP {status}: {text}",
+        message_vi=f"dịch vụ SOAP của LGSP trả về HTTP {status}",
+        details=details,
+    )
