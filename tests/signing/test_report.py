@@ -123,13 +123,13 @@ STABLE_SIGNATURE = {
 
 def test_json_report_schema_and_round_trip(valid_report: VerificationReport) -> None:
     payload = json.loads(valid_report.model_dump_json())
-    assert STABLE_TOP <= set(payload)
+    assert set(payload) >= STABLE_TOP
     assert payload["schema_version"] == "1.0"
     assert payload["verdict"] == "valid"
     assert payload["verdict_vi"] == "hợp lệ"
     assert payload["file_name"] == "Quyết định 123.pdf"
     sig = payload["signatures"][0]
-    assert STABLE_SIGNATURE <= set(sig)
+    assert set(sig) >= STABLE_SIGNATURE
     assert sig["pades_level"] == "B-T"
     assert sig["integrity"]["outcome"] == "passed"
     for key in ("signing_time", "certificate_valid_from", "certificate_valid_to"):
@@ -138,8 +138,8 @@ def test_json_report_schema_and_round_trip(valid_report: VerificationReport) -> 
     assert all({"code", "severity", "message", "message_vi"} == set(r) for r in payload["reasons"])
     # the published JSON schema names the same fields and round-trips the document
     schema = VerificationReport.model_json_schema()
-    assert STABLE_TOP <= set(schema["properties"])
-    assert STABLE_SIGNATURE <= set(schema["$defs"]["SignatureReport"]["properties"])
+    assert set(schema["properties"]) >= STABLE_TOP
+    assert set(schema["$defs"]["SignatureReport"]["properties"]) >= STABLE_SIGNATURE
     assert VerificationReport.model_validate(payload) == valid_report
 
 

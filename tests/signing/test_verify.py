@@ -12,6 +12,7 @@ import re
 import subprocess
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_verify_helpers import (
@@ -119,7 +120,7 @@ def test_pades_level_detection(
     running_pki: RunningPki,
     base_pdf: bytes,
     policy: VerificationPolicy,
-    options: dict[str, bool],
+    options: dict[str, Any],
     level: PadesLevel,
 ) -> None:
     pdf = sign(base_pdf, running_pki, running_pki.pki.officer_p12, **options)

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="no-untyped-call"
 """Fixture material for the verification tests: small PDFs signed with pyHanko's own API
 against the throwaway test PKI (signing.testpki), so verification is tested independently of
 the hub's signing service.
