@@ -1,0 +1,136 @@
+"""Retry schedule, Retry-After clamping, throttling and the circuit breaker state machine."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from connectors.webhook import parse_retry_after
+from hub.config import BreakerSettings, RetrySettings
+from hub.delivery.breaker import BreakerState, CircuitBreaker
+from hub.delivery.retry import RetryPolicy
+from hub.errors import (
+    BusinessRejectionError,
+    EndpointBusyError,
+    InvalidInputError,
+    SoapFaultError,
+    TransportError,
+)
+
+SCHEDULE = [5.0, 60.0, 300.0]
+
+
+def policy(**overrides: object) -> RetryPolicy:
+    settings = RetrySettings(
+        schedule_seconds=SCHEDULE,
+        jitter_ratio=0.2,
+        retry_after_min_seconds=2,
+        retry_after_max_seconds=600,
+        throttle_min_seconds=30,
+    ).model_copy(update=overrides)
+    return RetryPolicy(settings, rng=random.Random(7))
+
+
+@pytest.mark.parametrize(("attempt", "base"), [(1, 5.0), (2, 60.0), (3, 300.0)])
+def test_schedule_with_jitter_bounds(attempt: int, base: float) -> None:
+    retry_policy = policy()
+    delays = [retry_policy.decide(attempt, EndpointBusyError("503")).delay for _ in range(200)]
+    assert all(base * 0.8 <= d <= base * 1.2 for d in delays)
+    assert max(delays) - min(delays) > base * 0.2  # jitter actually spreads retries
+
+
+def test_no_jitter_gives_the_exact_schedule() -> None:
+    retry_policy = policy(jitter_ratio=0.0)
+    assert [retry_policy.decide(n, TransportError("x")).delay for n in (1, 2, 3)] == SCHEDULE
+
+
+def test_attempts_exhausted_after_the_schedule() -> None:
+    retry_policy = policy()
+    assert retry_policy.max_attempts == 4
+    decision = retry_policy.decide(4, EndpointBusyError("503"))
+    assert not decision.retry and decision.reason == "exhausted"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BusinessRejectionError("rejected"),
+        SoapFaultError("soap:Client"),
+        InvalidInputError("bad payload"),
+    ],
+)
+def test_permanent_errors_are_not_retried(error: Exception) -> None:
+    decision = policy().decide(1, error)
+    assert not decision.retry and decision.reason == "permanent"
+
+
+def test_unexpected_exceptions_are_retried() -> None:
+    assert policy().decide(1, RuntimeError("bug")).retry
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [(120.0, 120.0), (0.5, 2.0), (99999.0, 600.0)],
+)
+def test_retry_after_is_honoured_within_bounds(retry_after: float, expected: float) -> None:
+    decision = policy(throttle_min_seconds=0).decide(1, EndpointBusyError("503", retry_after=retry_after))
+    assert decision.delay == expected
+
+
+def test_minimum_delay_after_429_and_timeouts() -> None:
+    retry_policy = policy()
+    too_many = EndpointBusyError("429", retry_after=1, details={"status_code": 429})
+    timeout = TransportError("timed out", details={"timeout": True})
+    assert retry_policy.decide(1, too_many).delay == 30
+    assert retry_policy.decide(1, timeout).delay >= 30
+    assert retry_policy.decide(1, TransportError("refused")).delay < 30
+
+
+def test_parse_retry_after_seconds_and_dates() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now=now) == 90
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after(None) is None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_probes_and_closes() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("p", BreakerSettings(failure_threshold=3, open_seconds=10, half_open_probes=1), clock)
+    for _ in range(2):
+        assert breaker.record_failure("503", probe=False) is None
+    transition = breaker.record_failure("503", probe=False)
+    assert transition is not None and transition.state is BreakerState.OPEN
+    assert breaker.capacity() == 0 and breaker.try_acquire() == (False, False)
+
+    clock.now = 10.0
+    assert breaker.capacity() == 1
+    assert breaker.try_acquire() == (True, True)
+    assert breaker.try_acquire() == (False, False)  # one probe at a time
+    reopened = breaker.record_failure("503", probe=True)
+    assert reopened is not None and reopened.state is BreakerState.OPEN
+
+    clock.now = 20.0
+    assert breaker.try_acquire() == (True, True)
+    closed = breaker.record_success(probe=True)
+    assert closed is not None and closed.state is BreakerState.CLOSED
+    assert breaker.capacity() is None and breaker.consecutive_failures == 0
+
+
+def test_success_resets_the_failure_count() -> None:
+    breaker = CircuitBreaker("p", BreakerSettings(failure_threshold=2), FakeClock())
+    breaker.record_failure("x", probe=False)
+    breaker.record_success(probe=False)
+    assert breaker.record_failure("x", probe=False) is None
+    assert breaker.state is BreakerState.CLOSED

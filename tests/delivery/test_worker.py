@@ -1,0 +1,235 @@
+"""The worker end to end, in-process: real HTTP to a local sink, real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from sqlalchemy import select
+
+from connectors.sink import Sink
+from hub.config import Settings
+from hub.db.models import EndpointHealth, MessageState
+from hub.db.session import Database
+from hub.delivery import Worker
+
+from .conftest import make_settings
+from .helpers import attempts, message, put, put_many, states, until
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    server = Sink()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@asynccontextmanager
+async def running(settings: Settings, db: Database, count: int = 1) -> AsyncIterator[list[Worker]]:
+    workers = [Worker(settings, db, worker_id=f"w{i}") for i in range(count)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(worker.run(stop)) for worker in workers]
+    try:
+        yield workers
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+def _delivered(db: Database, n: int) -> bool:
+    return states(db).get(MessageState.DELIVERED, 0) == n
+
+
+async def test_delivers_with_stable_message_id_and_records_attempts(
+    db: Database, db_url: str, sink: Sink
+) -> None:
+    settings = make_settings(db_url, {"portal": sink.url})
+    seqs = put_many(db, "portal", [(f"D{i}", {"n": i, "tên": "Nguyễn Văn A"}) for i in range(30)])
+    async with running(settings, db):
+        await until(lambda: _delivered(db, 30))
+    arrivals = {a.message_id: a for a in sink.state.arrivals}
+    for seq in seqs:
+        row = message(db, seq)
+        assert row.message_id in arrivals
+        assert json.loads(arrivals[row.message_id].body)["tên"] == "Nguyễn Văn A"
+        [attempt] = attempts(db, seq)
+        assert attempt.outcome == "delivered" and attempt.status_code == 200 and attempt.worker_id == "w0"
+        assert attempt.request_summary and row.message_id in attempt.request_summary
+
+
+async def test_permanent_rejection_is_dead_lettered_at_once(db: Database, db_url: str, sink: Sink) -> None:
+    sink.configure(status=422)
+    settings = make_settings(db_url, {"portal": sink.url})
+    seq = put(db, "portal", "D1")
+    async with running(settings, db):
+        await until(lambda: message(db, seq).state == MessageState.DEAD)
+    row = message(db, seq)
+    assert row.error_class == "BusinessRejectionError" and "HTTP 422" in (row.last_error or "")
+    [attempt] = attempts(db, seq)
+    assert attempt.outcome == "dead" and attempt.status_code == 422
+
+
+async def test_retryable_failures_are_retried_then_delivered(db: Database, db_url: str, sink: Sink) -> None:
+    sink.configure(status=503, fail_first=2)
+    settings = make_settings(db_url, {"portal": sink.url})
+    seq = put(db, "portal", "D1")
+    async with running(settings, db):
+        await until(lambda: message(db, seq).state == MessageState.DELIVERED)
+    assert [(a.attempt_no, a.outcome, a.status_code) for a in attempts(db, seq)] == [
+        (1, "retry", 503),
+        (2, "retry", 503),
+        (3, "delivered", 200),
+    ]
+    assert [a.attempt for a in sink.state.arrivals] == [3]
+
+
+async def test_attempts_exhausted_goes_dead(db: Database, db_url: str, sink: Sink) -> None:
+    sink.configure(status=500)
+    settings = make_settings(db_url, {"portal": sink.url}, schedule=[0.01, 0.01])
+    seq = put(db, "portal", "D1")
+    async with running(settings, db):
+        await until(lambda: message(db, seq).state == MessageState.DEAD)
+    assert [a.outcome for a in attempts(db, seq)] == ["retry", "retry", "dead"]
+    assert "exhausted" in (message(db, seq).last_error or "")
+
+
+async def test_retry_after_header_sets_the_next_attempt(db: Database, db_url: str, sink: Sink) -> None:
+    sink.configure(status=429, retry_after="3600")
+    settings = make_settings(db_url, {"portal": sink.url})
+    settings.endpoints["portal"].retry.retry_after_max_seconds = 120
+    seq = put(db, "portal", "D1")
+    async with running(settings, db):
+        await until(lambda: len(attempts(db, seq)) == 1)
+    row = message(db, seq)
+    [attempt] = attempts(db, seq)
+    assert row.state == MessageState.PENDING and attempt.status_code == 429
+    wait = (row.next_attempt_at - attempt.finished_at).total_seconds()
+    assert 119 <= wait <= 121  # Retry-After 3600 clamped to the 120 s maximum
+
+
+async def test_per_dossier_order_with_several_workers(db: Database, db_url: str, sink: Sink) -> None:
+    settings = make_settings(db_url, {"portal": sink.url}, worker={"concurrency": 8, "batch_size": 5})
+    # Every message fails once: retries must not let later messages of a dossier overtake.
+    settings.endpoints["portal"].breaker.failure_threshold = 10_000
+    sink.configure(status=503, fail_first=1)
+    items = [(f"D{i % 12}", {"dossier": f"D{i % 12}", "n": i}) for i in range(120)]
+    put_many(db, "portal", items)
+    async with running(settings, db, count=3):
+        await until(lambda: _delivered(db, 120), within=60)
+    seen: dict[str, list[int]] = {}
+    for arrival in sink.state.arrivals:
+        body = json.loads(arrival.body)
+        seen.setdefault(body["dossier"], []).append(body["n"])
+    assert sum(len(v) for v in seen.values()) == 120
+    for dossier, numbers in seen.items():
+        assert numbers == sorted(numbers), dossier
+
+
+async def test_one_dead_endpoint_does_not_slow_the_others(db: Database, db_url: str, sink: Sink) -> None:
+    down = Sink()
+    await down.start()
+    down_url = down.url
+    await down.stop()  # connection refused from now on
+    settings = make_settings(
+        db_url,
+        {"good": sink.url, "bad": down_url},
+        schedule=[0.05] * 20,
+        endpoint_options={"max_in_flight": 4},
+    )
+    settings.endpoints["bad"].breaker.failure_threshold = 3
+    settings.endpoints["bad"].breaker.open_seconds = 3600
+    bad = put_many(db, "bad", [(f"B{i}", {"n": i}) for i in range(20)])
+    put_many(db, "good", [(f"G{i}", {"n": i}) for i in range(100)])
+    async with running(settings, db) as [worker]:
+        await until(lambda: states_for(db, "good") == {"delivered": 100})
+        await until(lambda: _health(db, "bad") == "open")
+        assert worker.breakers["bad"].state == "open"
+    # The open circuit stopped the attempts: at most threshold + in-flight slots were tried.
+    tried = sum(len(attempts(db, seq)) for seq in bad)
+    assert 3 <= tried <= 3 + 4
+    assert all(message(db, seq).state == MessageState.PENDING for seq in bad)
+    assert _health(db, "good") is None  # never failed, nothing to publish
+
+
+def states_for(db: Database, endpoint: str) -> dict[str, int]:
+    from sqlalchemy import func
+
+    from hub.db.models import OutboxMessage
+
+    with db.sessions() as session:
+        rows = session.execute(
+            select(OutboxMessage.state, func.count())
+            .where(OutboxMessage.endpoint == endpoint)
+            .group_by(OutboxMessage.state)
+        ).all()
+        return {state: count for state, count in rows}
+
+
+def _health(db: Database, endpoint: str) -> str | None:
+    with db.sessions() as session:
+        row = session.get(EndpointHealth, endpoint)
+        return row.state if row else None
+
+
+async def test_breaker_half_open_probe_recovers(db: Database, db_url: str, sink: Sink) -> None:
+    sink.configure(status=503)
+    settings = make_settings(db_url, {"portal": sink.url}, schedule=[0.05] * 50)
+    settings.endpoints["portal"].breaker.failure_threshold = 2
+    settings.endpoints["portal"].breaker.open_seconds = 0.5
+    seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(10)])
+    async with running(settings, db):
+        await until(lambda: _health(db, "portal") == "open")
+        sink.configure(status=200)
+        await until(lambda: _delivered(db, 10))
+        await until(lambda: _health(db, "portal") == "closed")
+    assert all(message(db, seq).state == MessageState.DELIVERED for seq in seqs)
+
+
+async def test_endpoint_down_for_a_while_then_back(db: Database, db_url: str, sink: Sink) -> None:
+    url = sink.url
+    port = sink.port
+    await sink.stop()
+    settings = make_settings(db_url, {"portal": url}, schedule=[0.1] * 100)
+    settings.endpoints["portal"].breaker.open_seconds = 0.3
+    seqs = put_many(db, "portal", [(f"D{i % 5}", {"n": i}) for i in range(25)])
+    async with running(settings, db):
+        await until(lambda: any(attempts(db, s) for s in seqs))
+        await asyncio.sleep(0.5)
+        await sink.start(port=port)
+        await until(lambda: _delivered(db, 25), within=60)
+    delivered_ids = {a.message_id for a in sink.state.arrivals}
+    assert {message(db, s).message_id for s in seqs} <= delivered_ids
+    assert any(a.outcome == "retry" for s in seqs for a in attempts(db, s))
+
+
+async def test_graceful_stop_finishes_in_flight_work(db: Database, db_url: str, sink: Sink) -> None:
+    sink.configure(delay=0.3)
+    settings = make_settings(db_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 10})
+    put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(10)])
+    worker = Worker(settings, db, worker_id="w")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await until(lambda: states(db).get(MessageState.IN_FLIGHT, 0) > 0)
+    stop.set()
+    await task
+    assert states(db) == {"delivered": 10}
+
+
+async def test_stop_after_grace_releases_without_counting(db: Database, db_url: str, sink: Sink) -> None:
+    sink.configure(delay=30)
+    settings = make_settings(db_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 0.2})
+    seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(5)])
+    worker = Worker(settings, db, worker_id="w")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await until(lambda: states(db).get(MessageState.IN_FLIGHT, 0) == 5)
+    stop.set()
+    await task
+    for seq in seqs:
+        row = message(db, seq)
+        assert row.state == MessageState.PENDING and row.attempts == 0 and row.lease_owner is None
+    assert worker.stats.released == 5
