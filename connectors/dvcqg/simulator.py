@@ -244,9 +244,11 @@ class DvcqgSimulator:
         return app
 
     async def start_async(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.1
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, shutdown_timeout=0.1)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         bound = self._runner.addresses[0]
         self.base_url = f"http://{bound[0]}:{bound[1]}"
@@ -274,6 +276,10 @@ class DvcqgSimulator:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self.stop_async())
+            pending = asyncio.all_tasks(loop)  # e.g. handlers still hanging on a HANG fault
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="dvcqg-simulator", daemon=True)
