@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import signal
 import threading
@@ -272,7 +273,7 @@ class ThreadedSink:
         return self.sink.url
 
     def configure(self, **behaviour: Any) -> None:
-        self._loop.call_soon_threadsafe(self.sink.configure, *(), **behaviour)
+        self._loop.call_soon_threadsafe(functools.partial(self.sink.configure, **behaviour))
 
     def arrivals(self) -> list[Arrival]:
         future = asyncio.run_coroutine_threadsafe(_copy(self.sink.state.arrivals), self._loop)
