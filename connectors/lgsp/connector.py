@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlparse
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,7 +45,7 @@ class _Options(BaseModel):
 
 
 class LgspSoapOptions(_Options):
-    wsdl_path: Path | None = None
+    wsdl_path: str | None = None
     """A province's own WSDL; defaults to the bundled ``schemas/wsdl/lgsp-motcua.wsdl``."""
     soap_version: Literal["1.1", "1.2"] = "1.1"
     service_name: str | None = None
@@ -270,9 +271,20 @@ def build_lgsp_soap_connector(
             f"endpoints.{name}.options.operations: unknown roles {', '.join(sorted(unknown))};"
             f" expected {', '.join(DEFAULT_OPERATIONS)}"
         )
+    wsdl_path = bundled_wsdl_path()
+    if options.wsdl_path is not None:
+        if urlparse(options.wsdl_path).scheme not in ("", "file"):
+            raise ConfigurationError(
+                f"endpoints.{name}.options.wsdl_path must be a local file; refusing to fetch"
+                f" {options.wsdl_path} at run time (vendor the province's WSDL instead)",
+                message_vi="wsdl_path phải là tệp cục bộ; không tải WSDL qua mạng khi chạy",
+            )
+        wsdl_path = Path(
+            urlparse(options.wsdl_path).path if options.wsdl_path.startswith("file:") else options.wsdl_path
+        )
     config = SoapClientConfig(
         address=settings.url,
-        wsdl_path=options.wsdl_path or bundled_wsdl_path(),
+        wsdl_path=wsdl_path,
         soap_version=options.soap_version,
         service_name=options.service_name,
         port_name=options.port_name,

@@ -168,8 +168,10 @@ class _SoapFault(Exception):
         *,
         subcode: str | None = None,
         headers: dict[str, str] | None = None,
+        status: int | None = None,
     ):
         super().__init__(reason)
+        self.status = status
         self.code = code
         self.reason = reason
         self.subcode = subcode
@@ -242,7 +244,9 @@ class LgspSimulator:
         server.simulator = self
         self._server = server
         self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, name="lgsp-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="lgsp-simulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -373,7 +377,9 @@ class LgspSimulator:
         expected_type = "text/xml" if version == "1.1" else "application/soap+xml"
         if content_type.split(";")[0].strip() != expected_type:
             raise _SoapFault(
-                "client", f"SOAP {version} requires Content-Type {expected_type}, got {content_type!r}"
+                "client",
+                f"SOAP {version} requires Content-Type {expected_type}, got {content_type!r}",
+                status=415,
             )
         root = parse_xml(body, max_bytes=self.max_body_bytes)
         if root.tag == f"{{{SOAP11_ENV if version == '1.2' else SOAP12_ENV}}}Envelope":
@@ -619,7 +625,11 @@ class LgspSimulator:
             text.text = fault.reason
             status = 400 if fault.code == "client" else 500
         headers = {"Content-Type": content_type, **(extra or {})}
-        return status, headers, etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+        return (
+            fault.status or status,
+            headers,
+            etree.tostring(envelope, xml_declaration=True, encoding="utf-8"),
+        )
 
     # --- REST -------------------------------------------------------------------------------
 

@@ -69,7 +69,14 @@ DEFAULT_OPERATIONS: dict[str, str] = {
 }
 _CLIENT_FAULTS = frozenset({"Client", "Sender", "VersionMismatch", "MustUnderstand", "DataEncodingUnknown"})
 _SERVER_FAULTS = frozenset({"Server", "Receiver"})
-_AUTH_FAULTS = ("FailedAuthentication", "InvalidSecurityToken", "InvalidSecurity", "FailedCheck")
+#: WS-Security fault codes (WSS SOAP Message Security 1.0 §12): credentials refused.
+_AUTH_FAULTS = (
+    "FailedAuthentication",
+    "InvalidSecurityToken",
+    "InvalidSecurity",
+    "UnsupportedSecurityToken",
+    "FailedCheck",
+)
 
 log = logging.getLogger(__name__)
 

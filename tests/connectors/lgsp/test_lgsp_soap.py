@@ -62,3 +62,217 @@ async def test_lookup_returns_canonical_dossier(simulator: LgspSimulator, http: 
     await connector.deliver(sync_delivery(dossier))
     found = await connector.lookup(dossier.code, message_id="q-2")
     assert found == dossier
+
+
+# --- fault mapping ---------------------------------------------------------------------------
+
+VERSIONS = ["1.1", "1.2"]
+
+
+async def _deliver_after(sim: LgspSimulator, http: httpx.AsyncClient, version: str, fault: FaultSpec, **opts):
+    connector = build_lgsp_soap_connector("lgsp", soap_settings(sim, version, **opts), http)
+    sim.inject(fault)
+    return connector, connector.deliver(sync_delivery(message_id="m-fault"))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_client_fault_is_permanent(simulator: LgspSimulator, http: httpx.AsyncClient, version: str) -> None:
+    _, call = await _deliver_after(simulator, http, version, FaultSpec("soap_client_fault"))
+    with pytest.raises(SoapFaultError) as info:
+        await call
+    err = info.value
+    assert not err.retryable
+    assert err.details["fault_code"].endswith("Client" if version == "1.1" else "Sender")
+    assert err.details["status_code"] == (500 if version == "1.1" else 400)
+    assert "DocTypeCode" in err.details["fault_string"]
+    assert err.details["request_summary"].startswith(f"SOAP {version} SyncDocument")
+    assert simulator.records == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_server_fault_is_retryable_with_retry_after(
+    simulator: LgspSimulator, http: httpx.AsyncClient, version: str
+) -> None:
+    connector, call = await _deliver_after(
+        simulator, http, version, FaultSpec("soap_server_fault", retry_after=7)
+    )
+    with pytest.raises(EndpointBusyError) as info:
+        await call
+    assert info.value.retryable and info.value.retry_after == 7
+    assert info.value.details["fault_code"].endswith("Server" if version == "1.1" else "Receiver")
+    assert simulator.records == []
+    # the fault was one-shot: the redelivery goes through
+    await connector.deliver(sync_delivery(message_id="m-fault"))
+    assert len(simulator.records) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "retry_after"),
+    [("http_503", 503, 12), ("http_429", 429, 30), ("http_500", 500, 5)],
+)
+async def test_http_busy_statuses_are_retryable(
+    simulator: LgspSimulator, http: httpx.AsyncClient, kind: str, status: int, retry_after: int
+) -> None:
+    _, call = await _deliver_after(simulator, http, "1.1", FaultSpec(kind, retry_after=retry_after))  # type: ignore[arg-type]
+    with pytest.raises(EndpointBusyError) as info:
+        await call
+    assert info.value.details["status_code"] == status
+    assert info.value.retry_after == retry_after
+    assert simulator.records == []
+
+
+async def test_timeout_is_retryable_transport_error(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+    _, call = await _deliver_after(
+        simulator, http, "1.2", FaultSpec("timeout", delay_seconds=1.5), timeout_seconds=0.3
+    )
+    with pytest.raises(TransportError) as info:
+        await call
+    assert info.value.retryable and "timed out" in info.value.message
+    assert simulator.records == []
+
+
+async def test_dropped_connection_is_retryable(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+    _, call = await _deliver_after(simulator, http, "1.1", FaultSpec("drop"))
+    with pytest.raises(TransportError):
+        await call
+    assert simulator.records == []
+
+
+async def test_slow_answer_within_timeout_succeeds(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+    _, call = await _deliver_after(simulator, http, "1.1", FaultSpec("slow", delay_seconds=0.2))
+    receipt = await call
+    assert receipt.remote_reference == "LGSP-000001"
+
+
+async def test_already_exists_is_acknowledged(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+    _, call = await _deliver_after(simulator, http, "1.2", FaultSpec("already_exists"))
+    receipt = await call
+    assert receipt.response_summary.startswith("duplicate acknowledged")
+
+
+async def test_business_rejection_is_permanent(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+    _, call = await _deliver_after(simulator, http, "1.1", FaultSpec("reject"))
+    with pytest.raises(BusinessRejectionError) as info:
+        await call
+    assert info.value.details["lgsp_status"] == 0
+    assert "thiếu thông tin" in info.value.message_vi
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("digest", [True, False])
+async def test_wrong_password_is_remote_auth_error(
+    simulator: LgspSimulator, http: httpx.AsyncClient, version: str, digest: bool
+) -> None:
+    settings = soap_settings(simulator, version, password_digest=digest)
+    settings.password = type(settings.password)("wrong")  # type: ignore[misc]
+    connector = build_lgsp_soap_connector("lgsp", settings, http)
+    with pytest.raises(RemoteAuthenticationError):
+        await connector.deliver(sync_delivery())
+    assert simulator.records == []
+    assert any("authentication failed" in r for r in simulator.rejections)
+
+
+async def test_plain_password_refused_when_digest_required(http: httpx.AsyncClient) -> None:
+    with LgspSimulator(require_digest=True) as sim:
+        plain = build_lgsp_soap_connector("lgsp", soap_settings(sim, password_digest=False), http)
+        with pytest.raises(RemoteAuthenticationError):
+            await plain.deliver(sync_delivery())
+        digest = build_lgsp_soap_connector("lgsp", soap_settings(sim, password_digest=True), http)
+        await digest.deliver(sync_delivery())
+        assert len(sim.records) == 1
+
+
+async def test_redelivery_with_same_message_id_is_stored_once(
+    simulator: LgspSimulator, http: httpx.AsyncClient
+) -> None:
+    connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator), http)
+    first = await connector.deliver(sync_delivery(message_id="m-dup"))
+    second = await connector.deliver(sync_delivery(message_id="m-dup"))
+    assert first.remote_reference == "LGSP-000001"
+    assert "duplicate" in second.response_summary
+    assert len(simulator.records) == 1
+
+
+async def test_concurrent_deliveries_share_one_client(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+    connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator, "1.2"), http)
+    dossiers = [make_dossier(code=f"000.00.18.H42-250612-{n:04d}") for n in range(1, 21)]
+    receipts = await asyncio.gather(
+        *(connector.deliver(sync_delivery(d, message_id=f"m-{i}")) for i, d in enumerate(dossiers))
+    )
+    assert len({r.remote_reference for r in receipts}) == 20
+    assert sorted(r.message_id for r in simulator.records) == sorted(f"urn:motcua-hub:message:m-{i}" for i in range(20))
+
+
+async def test_injected_http_client_headers_untouched(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+    build_lgsp_soap_connector("lgsp", soap_settings(simulator), http)
+    assert http.headers["User-Agent"] == "motcua-hub-test"
+
+
+# --- input and configuration errors ------------------------------------------------------------
+
+
+async def test_invalid_payload_and_unknown_kind(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+    connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator), http)
+    bad = sync_delivery()
+    bad.payload["dossier"]["code"] = "not-a-code"
+    with pytest.raises(InvalidInputError) as info:
+        await connector.deliver(bad)
+    assert "dossier.code" in info.value.message
+    other = sync_delivery()
+    with pytest.raises(InvalidInputError):
+        await connector.deliver(type(other)(**{**other.__dict__, "kind": "dossier.unknown"}) if False else
+                                __import__("dataclasses").replace(other, kind="dossier.unknown"))
+    assert simulator.records == []
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"wsdl_path": "http://lgsp.example/service?wsdl"}, "local file"),
+        ({"wsdl_path": "/nonexistent/lgsp.wsdl"}, "does not exist"),
+        ({"service_name": "NoSuchService"}, "no service"),
+        ({"port_name": "NoSuchPort"}, "no SOAP 1.1 port"),
+        ({"operations": {"sync": "PushDossier"}}, "lacks operations PushDossier"),
+        ({"operations": {"delete": "X"}}, "unknown roles"),
+        ({"soap_version": "1.3"}, "soap_version"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_configuration_errors(simulator: LgspSimulator, options: dict, needle: str) -> None:
+    client = httpx.AsyncClient()
+    with pytest.raises(ConfigurationError) as info:
+        build_lgsp_soap_connector("lgsp", soap_settings(simulator, **options), client)
+    assert needle in info.value.message
+
+
+# --- a province's own WSDL dropped in ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("by_name", [True, False])
+async def test_drop_in_wsdl_variant(http: httpx.AsyncClient, version: str, by_name: bool) -> None:
+    names = (
+        {"service_name": "DichVuHoSoTinh", "port_name": f"HoSoMotCuaSoap{version.replace('.', '')}Port"}
+        if by_name
+        else {}
+    )
+    with LgspSimulator(wsdl_path=VARIANT_WSDL) as sim:
+        connector = build_lgsp_soap_connector(
+            "lgsp", soap_settings(sim, version, wsdl_path=str(VARIANT_WSDL), **names), http
+        )
+        assert connector.client.soap_version == version
+        dossier = make_dossier()
+        await connector.deliver(sync_delivery(dossier))
+        await connector.deliver(progress_delivery())
+        assert [r.operation for r in sim.records] == ["SyncDocument", "UpdateDocumentTraces"]
+        assert b"http://lgsp.province.example/services/hoso/2024" in sim.records[0].body
+        assert await connector.lookup(dossier.code, message_id="q") == dossier
+
+
+async def test_bundled_wsdl_against_variant_server_is_a_client_fault(http: httpx.AsyncClient) -> None:
+    with LgspSimulator(wsdl_path=VARIANT_WSDL) as sim:
+        connector = build_lgsp_soap_connector("lgsp", soap_settings(sim), http)
+        with pytest.raises(SoapFaultError) as info:
+            await connector.deliver(sync_delivery())
+        assert "unknown operation element" in info.value.details["fault_string"]
+        assert sim.records == []
