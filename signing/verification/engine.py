@@ -69,6 +69,8 @@ from pyhanko.sign.validation.status import (
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+from pyhanko_certvalidator.fetchers.api import FetcherBackend
 from pyhanko_certvalidator.ltv.poe import ValidationObjectType
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import (
@@ -183,19 +185,28 @@ async def averify_pdf(
             message_vi="Tệp PDF không có chữ ký số nào",
         )
 
-    ctx = _Context(policy=policy, reader=reader, layout=layout, dss_knowledge=dss_knowledge)
+    backend = (
+        AIOHttpFetcherBackend(per_request_timeout=policy.fetch_timeout) if policy.allow_fetching else None
+    )
+    ctx = _Context(
+        policy=policy, reader=reader, layout=layout, dss_knowledge=dss_knowledge, fetcher_backend=backend
+    )
     sig_reports: list[SignatureReport] = []
-    for index, emb in enumerate(signatures, start=1):
-        try:
-            sig_reports.append(await _verify_signature(ctx, index, emb))
-        except _PARSE_ERRORS as exc:
-            raise _broken(exc, field=str(emb.field_name)) from exc
     ts_reports: list[DocumentTimestampReport] = []
-    for index, emb in enumerate(doc_timestamps, start=1):
-        try:
-            ts_reports.append(await _verify_document_timestamp(ctx, index, emb))
-        except _PARSE_ERRORS as exc:
-            raise _broken(exc, field=str(emb.field_name)) from exc
+    try:
+        for index, emb in enumerate(signatures, start=1):
+            try:
+                sig_reports.append(await _verify_signature(ctx, index, emb))
+            except _PARSE_ERRORS as exc:
+                raise _broken(exc, field=str(emb.field_name)) from exc
+        for index, emb in enumerate(doc_timestamps, start=1):
+            try:
+                ts_reports.append(await _verify_document_timestamp(ctx, index, emb))
+            except _PARSE_ERRORS as exc:
+                raise _broken(exc, field=str(emb.field_name)) from exc
+    finally:
+        if backend is not None:
+            await backend.close()  # type: ignore[no-untyped-call]
 
     verdict, reasons = _overall(sig_reports, ts_reports)
     return VerificationReport(
@@ -316,6 +327,8 @@ class _Context:
     reader: PdfFileReader
     layout: DocumentLayout
     dss_knowledge: LocalKnowledge
+    #: One fetcher backend (aiohttp session) per verified document, closed at the end.
+    fetcher_backend: FetcherBackend | None
 
     def timing(self) -> ValidationTimingInfo:
         now = self.policy.validation_time or datetime.now(UTC)
@@ -356,7 +369,9 @@ class _Context:
         sig_spec = SignatureValidationSpec(
             cert_validation_policy=cert_policy,
             ts_cert_validation_policy=ts_policy,
-            revinfo_gathering_policy=RevocationInfoGatheringSpec(online_fetching_rule=fetch_rule),
+            revinfo_gathering_policy=RevocationInfoGatheringSpec(
+                online_fetching_rule=fetch_rule, fetcher_backend=self.fetcher_backend
+            ),
             local_knowledge=self.local_knowledge(),
             # Circular 15/2025 Annex II: Key Usage checking is optional; accept either bit.
             key_usage_settings=KeyUsageConstraints(
@@ -382,6 +397,7 @@ class _Context:
             trust_roots=list(self.policy.trust_roots),
             other_certs=list(self.policy.intermediates),
             allow_fetching=self.policy.allow_fetching,
+            fetcher_backend=self.fetcher_backend,
             revocation_mode="soft-fail",
             moment=self.policy.validation_time,
         )
