@@ -401,3 +401,27 @@ def test_oversized_pdf_is_refused_before_reading(
     path.write_bytes(pkcs7_pdf)
     with pytest.raises(PayloadTooLargeError):
         verify_pdf_file(path, small)
+
+
+def _contents_span(pdf: bytes) -> tuple[int, int]:
+    m = re.search(rb"/Contents <([0-9a-fA-F]+)>", pdf)
+    assert m is not None
+    return m.start(1), m.end(1)
+
+
+def test_corrupted_signature_value_is_invalid(pkcs7_pdf: bytes, policy: VerificationPolicy) -> None:
+    start, end = _contents_span(pkcs7_pdf)
+    der_hex_len = len(pkcs7_pdf[start:end].rstrip(b"0"))
+    pos = start + der_hex_len - 40  # inside the RSA signature value at the end of the CMS
+    flipped = b"e" if pkcs7_pdf[pos : pos + 1] == b"f" else b"f"
+    report = verify_pdf(pkcs7_pdf[:pos] + flipped + pkcs7_pdf[pos + 1 :], policy)
+    assert report.verdict is Verdict.INVALID
+    assert "signature_crypto_failure" in _codes(report)
+    assert report.signatures[0].integrity.outcome is CheckOutcome.FAILED
+
+
+def test_unparseable_cms_is_invalid_pdf(pkcs7_pdf: bytes, policy: VerificationPolicy) -> None:
+    start, end = _contents_span(pkcs7_pdf)
+    with pytest.raises(InvalidPdfError) as exc:
+        verify_pdf(pkcs7_pdf[:start] + b"0" * (end - start) + pkcs7_pdf[end:], policy)
+    assert exc.value.message_vi.startswith("Tệp PDF bị hỏng")
