@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from hub.logging import mask_phone
 from hub.lookup.service import LookupService
 from schemas.dossier import Dossier
 from schemas.status import DossierStatus
@@ -104,7 +105,7 @@ class SmsResponder:
 
     def handle(self, sender: str, body: str) -> SmsReply:
         """Answer one MO message; logs MO and MT with the sender masked."""
-        phone = normalise_sender(sender)
+        phone = mask_phone(normalise_sender(sender))
         log.info("sms MO from %s: %s", phone, body[:160])
         reply = self._answer(body)
         log.info("sms MT to %s (%s): %s", phone, reply.kind.value, reply.text)

@@ -60,7 +60,9 @@ def test_full_lifecycle_with_supplement_redating(hub: LiveHub) -> None:
     new_due = T0 + timedelta(days=9)
     steps = [
         status_json(4, T0 + timedelta(hours=1), department="Phòng Trồng trọt"),
-        status_json(5, T0 + timedelta(days=1), reason="Thiếu bản sao giấy phép", new_due_at=new_due.isoformat()),
+        status_json(
+            5, T0 + timedelta(days=1), reason="Thiếu bản sao giấy phép", new_due_at=new_due.isoformat()
+        ),
         status_json(4, T0 + timedelta(days=2)),
         status_json(9, T0 + timedelta(days=3)),
         status_json(10, T0 + timedelta(days=4)),
@@ -206,5 +208,10 @@ def test_openapi_lists_the_routes(hub: LiveHub) -> None:
         spec = client.get("/api/v1/openapi.json").json()
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json()["status"] == "ready"
-    for path in ["/api/v1/dossiers", "/api/v1/dossiers/{code}/status", "/api/v1/lookup/{code}", "/files/{file_id}"]:
+    for path in [
+        "/api/v1/dossiers",
+        "/api/v1/dossiers/{code}/status",
+        "/api/v1/lookup/{code}",
+        "/files/{file_id}",
+    ]:
         assert path in spec["paths"]

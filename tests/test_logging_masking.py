@@ -1,0 +1,106 @@
+"""Personal data never reaches log output: ID numbers, phone numbers, tokens, secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from hub.logging import JsonFormatter, PiiMaskingFilter, configure_logging, mask_phone, mask_pii
+
+TOKEN = "hub_ab12cd34_" + "Z" * 43
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(PiiMaskingFilter())
+    logger = logging.getLogger("tests.masking")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    ("text", "leaked", "shown"),
+    [
+        ("CCCD 001099012345", "001099012345", "*********345"),
+        ("CMND: 123456789.", "123456789", "******789"),
+        ("gọi 0912345678", "0912345678", "091*****78"),
+        ("gọi +84912345678", "912345678", "091*****78"),
+        ("gọi 84 912 345 678", "912 345 678", "091*****78"),
+        ("gọi 0912.345.678", "0912.345.678", "091*****78"),
+        (f"Authorization: Bearer {TOKEN}", "ZZZZZZZZ", "Bearer ***"),
+        (f"key {TOKEN}", "ZZZZZZZZ", "hub_ab12cd34_***"),
+        ('{"password": "s3cr3t-value"}', "s3cr3t-value", '"password": "***'),
+        ("/tra-cuu?MHS=000.00.18.H42-251125-0001&SGT=001099012345", "001099012345", "SGT=*********345"),
+    ],
+)
+def test_mask_pii(text: str, leaked: str, shown: str) -> None:
+    masked = mask_pii(text)
+    assert leaked not in masked
+    assert shown in masked
+
+
+@pytest.mark.parametrize(
+    "harmless",
+    [
+        "000.00.18.H42-251125-0001",
+        "H42.018.05-260205-010001",
+        "NgayTiepNhan=20250612080500",
+        "procedure 1.003901.H42",
+        "message 3f2a1b4c-1234-4abc-9def-0a1b2c3d4e5f",
+        "took 1234 ms, 5 attempts",
+    ],
+)
+def test_identifiers_that_are_not_personal_data_stay_readable(harmless: str) -> None:
+    assert mask_pii(harmless) == harmless
+
+
+def test_filter_masks_message_args_extras_and_exceptions(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    try:
+        raise ValueError("owner 001099012345 rejected")
+    except ValueError:
+        logger.exception(
+            "lookup by %s from %s", "001099012345", "+84912345678", extra={"phone": "0987654321"}
+        )
+    record = json.loads(stream.getvalue())
+    text = stream.getvalue()
+    for leaked in ("001099012345", "912345678", "0987654321"):
+        assert leaked not in text
+    assert record["msg"] == "lookup by *********345 from 091*****78"
+    assert record["phone"] == "098*****21"
+    assert "*********345 rejected" in record["exc"]
+
+
+def test_configure_logging_installs_one_masked_handler() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        configure_logging("INFO", stream=stream)
+        configure_logging("INFO", stream=stream)
+        hub_handlers = [h for h in root.handlers if getattr(h, "_hub_handler", False)]
+        assert len(hub_handlers) == 1
+        logging.getLogger("uvicorn.access").info('"GET /tra-cuu?SGT=001099012345 HTTP/1.1" 200')
+        assert "001099012345" not in stream.getvalue()
+        assert "SGT=*********345" in stream.getvalue()
+    finally:
+        for handler in list(root.handlers):
+            if handler not in before:
+                root.removeHandler(handler)
+
+
+def test_mask_phone_keeps_ends_only() -> None:
+    assert mask_phone("+84 912 345 678") == "091*****78"
+    assert mask_phone("123") == "***"
