@@ -507,7 +507,11 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
     signer = emb.signer_cert
     sub_filter = _sub_filter(emb)
     fmt = signature_format(sub_filter)
-    level = detect_level(emb, ctx.layout, sub_filter)
+    dss = ctx.dss_knowledge
+    covers = any(_ocsp_covers(o.ocsp_response_data, signer) for o in dss.known_ocsps) or any(
+        c.crl_data.issuer == signer.issuer for c in dss.known_crls
+    )
+    level = detect_level(emb, ctx.layout, sub_filter, dss_covers_signer=covers)
     mods = _modifications(emb, ctx.reader)
 
     result: AdESBasicValidationResult[Any] | None

@@ -77,7 +77,11 @@ def has_adobe_revinfo(emb: EmbeddedPdfSignature) -> bool:
     return any(attr["type"].native == "adobe_revocation_info_archival" for attr in attrs)
 
 
-def detect_level(emb: EmbeddedPdfSignature, layout: DocumentLayout, sub_filter: str) -> PadesLevel:
+def detect_level(
+    emb: EmbeddedPdfSignature, layout: DocumentLayout, sub_filter: str, *, dss_covers_signer: bool = True
+) -> PadesLevel:
+    """``dss_covers_signer``: the DSS holds an OCSP response or CRL about the signer's certificate
+    (a DSS filled for *another* signature does not lift this one to B-LT)."""
     if signature_format(sub_filter) is not SignatureFormat.PADES:
         return PadesLevel.NONE
     rev = emb.signed_revision
@@ -85,7 +89,7 @@ def detect_level(emb: EmbeddedPdfSignature, layout: DocumentLayout, sub_filter: 
     if not (has_signature_timestamp(emb) or later_doc_ts):
         return PadesLevel.B_B
     dss_after = [r for r in layout.dss_revisions if r > rev]
-    if not dss_after:
+    if not dss_after or not dss_covers_signer:
         return PadesLevel.B_T
     first_dss = min(dss_after)
     if any(r >= first_dss for r in later_doc_ts):

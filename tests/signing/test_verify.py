@@ -11,10 +11,12 @@ import dataclasses
 import re
 import subprocess
 import unicodedata
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
 from test_verify_helpers import (
     append_content_change,
     make_pdf,
@@ -169,6 +171,15 @@ def test_ecdsa_signature_is_valid(
 def test_double_signature_certified_then_overlapping_agency_seal(
     double_signed: bytes, policy: VerificationPolicy
 ) -> None:
+    # the two widgets really overlap (seal over the left third of the personal signature)
+    reader = PdfFileReader(BytesIO(double_signed))
+    rects = {
+        str(f["/T"]): [float(v) for v in f["/Rect"]]
+        for f in (ref.get_object() for ref in reader.root["/AcroForm"]["/Fields"])
+    }
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = rects["NguoiKy"], rects["CoQuan"]
+    assert min(ax1, bx1) > max(ax0, bx0)
+    assert min(ay1, by1) > max(ay0, by0)
     report = verify_pdf(double_signed, policy)
     assert report.verdict is Verdict.VALID, [s.reasons for s in report.signatures]
     assert report.signature_count == 2
