@@ -255,9 +255,7 @@ class DvcqgClient:
             # The portal knows the dossier but its record does not fit our schema; report it.
             return DossierLookup(code=dossier_code, found=True, problem=str(exc)[:500])
 
-    async def query(
-        self, service: str, params: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
+    async def query(self, service: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """A reference-data ("chia sẻ") query; returns the ``result`` rows."""
         path = self.options.share_path or self.options.data_path
         answer = await self.call(

@@ -244,9 +244,7 @@ class DvcqgSimulator:
         return app
 
     async def start_async(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(
-            self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.1
-        )
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -266,6 +264,7 @@ class DvcqgSimulator:
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             try:
                 loop.run_until_complete(self.start_async(host, port))

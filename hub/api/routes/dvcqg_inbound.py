@@ -1,4 +1,4 @@
-"""``POST /dvcqg/inbound/dossiers``: dossiers the national portal pushes (national-portal.md §6).
+"""``POST /api/v1/dvcqg/inbound/dossiers``: dossiers the national portal pushes (national-portal.md §6).
 
 Only callers holding the ``portal`` role get in. The handler validates and converts the push
 (:mod:`connectors.dvcqg.inbound`) and hands the canonical dossier to an acceptor: the one
@@ -28,7 +28,7 @@ from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert
 from schemas.dossier import Dossier
 
-PUSH_PATH = "/dvcqg/inbound/dossiers"
+PUSH_PATH = "/api/v1/dvcqg/inbound/dossiers"
 ACCEPTOR_EXTRA = "dvcqg_accept"
 MAX_BYTES_EXTRA = "dvcqg_push_max_bytes"
 
