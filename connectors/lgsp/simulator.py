@@ -499,6 +499,12 @@ class LgspSimulator:
         return username
 
     def _check_addressing(self, header: etree._Element | None, operation: str) -> tuple[str, str]:
+        if header is not None:
+            for name in ("MessageID", "Action", "To"):
+                if len(header.findall(f"{{{WSA_NS}}}{name}")) > 1:
+                    raise _SoapFault(
+                        "client", f"wsa:{name} appears more than once", subcode="wsa:InvalidAddressingHeader"
+                    )
         message_id = None if header is None else header.findtext(f"{{{WSA_NS}}}MessageID")
         action = None if header is None else header.findtext(f"{{{WSA_NS}}}Action")
         if not message_id:

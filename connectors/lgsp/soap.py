@@ -134,6 +134,7 @@ _EXCHANGE: ContextVar[HttpExchange | None] = ContextVar("lgsp_soap_exchange", de
 _zeep_client = cast(Callable[..., Any], AsyncClient)
 _username_token = cast(Callable[..., Any], UsernameToken)
 _serialize = cast(Callable[[Any, type], Any], serialize_object)
+_async_proxy = cast(Callable[..., Any], AsyncServiceProxy)
 
 
 class HubAsyncTransport(AsyncTransport):
@@ -284,8 +285,16 @@ class LgspSoapClient:
                 f"operations {', '.join(missing)}",
                 message_vi="WSDL của LGSP thiếu thao tác cần thiết: " + ", ".join(missing),
             )
+        # WS-Addressing: the Action is the portType's wsam:Action when declared, else the
+        # soapAction (WS-Addressing 1.0 Metadata §4.4). zeep would add its own headers (with a
+        # random MessageID) for operations carrying wsam:Action; the hub adds them itself, with
+        # the message's stable id, so zeep's automatic ones are switched off.
+        self._actions: dict[str, str] = {}
+        for op_name, operation in self._binding._operations.items():
+            self._actions[op_name] = str(operation.abstract.wsa_action or operation.soapaction or "")
+            operation.abstract.wsa_action = None
         # ``create_service`` would build a synchronous proxy; the async one is made directly.
-        self._service: Any = AsyncServiceProxy(self._zeep, self._binding, address=config.address)
+        self._service: Any = _async_proxy(self._zeep, self._binding, address=config.address)
 
     @property
     def soap_version(self) -> SoapVersion:
@@ -319,7 +328,8 @@ class LgspSoapClient:
         return self.config.operations[role]
 
     def soap_action(self, role: str) -> str:
-        return str(self._binding._operations[self.operation_name(role)].soapaction or "")
+        """The ``wsa:Action`` of the operation playing ``role``."""
+        return self._actions[self.operation_name(role)]
 
     def _addressing_headers(self, role: str, message_id: str) -> list[etree._Element]:
         headers = []

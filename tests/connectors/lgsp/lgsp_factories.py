@@ -118,7 +118,9 @@ def make_steps() -> list[ProcessingStep]:
     ]
 
 
-def sync_delivery(dossier: Dossier | None = None, message_id: str = "msg-0001", endpoint: str = "lgsp") -> Delivery:
+def sync_delivery(
+    dossier: Dossier | None = None, message_id: str = "msg-0001", endpoint: str = "lgsp"
+) -> Delivery:
     dossier = dossier or make_dossier()
     payload = DossierSyncPayload(dossier=dossier, revision=3).model_dump(mode="json")
     return Delivery(

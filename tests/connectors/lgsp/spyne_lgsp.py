@@ -5,6 +5,7 @@ request against it, so a zeep request that passes here matches a schema the hub 
 Types mirror ``schemas/wsdl/lgsp-motcua.xsd`` (names, order, occurrence).
 """
 
+# ruff: noqa: RUF012  (spyne declares a model's fields as a class-level list)
 from __future__ import annotations
 
 import threading
@@ -65,11 +66,6 @@ class MSupplementary(ComplexModel):
         ("OldDateAppointed", DATE(**OPT)),
         ("NewDateAppointed", DATE(**OPT)),
     ]
-
-
-_OPT_TEXT = [
-    "DocTypeName",
-]
 
 
 class MSyncDocument(ComplexModel):
@@ -155,7 +151,7 @@ def _service(store: Store) -> type[ServiceBase]:
 
     class LgspService(ServiceBase):
         @rpc(MSyncDocument.customize(**REQ), _returns=MResult.customize(**REQ), _out_variable_name="Result")
-        def SyncDocument(ctx: Any, Document: Any) -> MResult:  # noqa: N802, N803  (WSDL names)
+        def SyncDocument(ctx: Any, Document: Any) -> MResult:
             if store.fault_next:
                 code, store.fault_next = store.fault_next, None
                 raise Fault(faultcode=code, faultstring="spyne injected fault")
@@ -167,7 +163,7 @@ def _service(store: Store) -> type[ServiceBase]:
             _returns=MResult.customize(**REQ),
             _out_variable_name="Result",
         )
-        def UpdateDocumentTraces(ctx: Any, Traces: Any) -> MResult:  # noqa: N802, N803
+        def UpdateDocumentTraces(ctx: Any, Traces: Any) -> MResult:
             store.traces.extend(Traces)
             return MResult(Status=1, Message=f"{len(Traces)} traces (spyne)")
 
@@ -177,7 +173,7 @@ def _service(store: Store) -> type[ServiceBase]:
             _returns=(MResult.customize(**REQ), MSyncDocument.customize(**OPT)),
             _out_variable_names=("Result", "Document"),
         )
-        def GetDocument(ctx: Any, DocCode: str) -> tuple[MResult, Any]:  # noqa: N802, N803
+        def GetDocument(ctx: Any, DocCode: str) -> tuple[MResult, Any]:
             doc = store.documents.get(DocCode)
             if doc is None:
                 return MResult(Status=0, Message="not found"), None

@@ -6,7 +6,14 @@ import asyncio
 
 import httpx
 import pytest
-from lgsp_factories import VARIANT_WSDL, make_dossier, make_steps, progress_delivery, soap_settings, sync_delivery
+from lgsp_factories import (
+    VARIANT_WSDL,
+    make_dossier,
+    make_steps,
+    progress_delivery,
+    soap_settings,
+    sync_delivery,
+)
 
 from connectors.base import Connector
 from connectors.lgsp import build_lgsp_soap_connector
@@ -25,16 +32,21 @@ from hub.errors import (
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
-async def test_sync_round_trip_through_simulator(simulator: LgspSimulator, http: httpx.AsyncClient, version: str) -> None:
+async def test_sync_round_trip_through_simulator(
+    simulator: LgspSimulator, http: httpx.AsyncClient, version: str
+) -> None:
     connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator, version), http)
     assert isinstance(connector, Connector)
     dossier = make_dossier()
-    receipt = await connector.deliver(sync_delivery(dossier, message_id="3f0c2a4e-8d1b-4c4e-9d7a-0a1b2c3d4e5f"))
+    receipt = await connector.deliver(
+        sync_delivery(dossier, message_id="3f0c2a4e-8d1b-4c4e-9d7a-0a1b2c3d4e5f")
+    )
     assert receipt.status_code == 200
     assert receipt.remote_reference == "LGSP-000001"
     assert "Status=1" in receipt.response_summary
     # No personal data in what the worker records.
-    assert "037190001234" not in receipt.request_summary and "0912345678" not in receipt.request_summary
+    assert "037190001234" not in receipt.request_summary
+    assert "0912345678" not in receipt.request_summary
     [record] = simulator.records
     assert record.flavour == ("soap11" if version == "1.1" else "soap12")
     assert record.operation == "SyncDocument"
@@ -45,7 +57,9 @@ async def test_sync_round_trip_through_simulator(simulator: LgspSimulator, http:
     assert from_sync_document(wire) == dossier
 
 
-async def test_progress_round_trip_through_simulator(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+async def test_progress_round_trip_through_simulator(
+    simulator: LgspSimulator, http: httpx.AsyncClient
+) -> None:
     connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator, "1.2"), http)
     delivery = progress_delivery()
     receipt = await connector.deliver(delivery)
@@ -76,7 +90,9 @@ async def _deliver_after(sim: LgspSimulator, http: httpx.AsyncClient, version: s
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_client_fault_is_permanent(simulator: LgspSimulator, http: httpx.AsyncClient, version: str) -> None:
+async def test_client_fault_is_permanent(
+    simulator: LgspSimulator, http: httpx.AsyncClient, version: str
+) -> None:
     _, call = await _deliver_after(simulator, http, version, FaultSpec("soap_client_fault"))
     with pytest.raises(SoapFaultError) as info:
         await call
@@ -98,7 +114,8 @@ async def test_server_fault_is_retryable_with_retry_after(
     )
     with pytest.raises(EndpointBusyError) as info:
         await call
-    assert info.value.retryable and info.value.retry_after == 7
+    assert info.value.retryable
+    assert info.value.retry_after == 7
     assert info.value.details["fault_code"].endswith("Server" if version == "1.1" else "Receiver")
     assert simulator.records == []
     # the fault was one-shot: the redelivery goes through
@@ -121,13 +138,16 @@ async def test_http_busy_statuses_are_retryable(
     assert simulator.records == []
 
 
-async def test_timeout_is_retryable_transport_error(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+async def test_timeout_is_retryable_transport_error(
+    simulator: LgspSimulator, http: httpx.AsyncClient
+) -> None:
     _, call = await _deliver_after(
         simulator, http, "1.2", FaultSpec("timeout", delay_seconds=1.5), timeout_seconds=0.3
     )
     with pytest.raises(TransportError) as info:
         await call
-    assert info.value.retryable and "timed out" in info.value.message
+    assert info.value.retryable
+    assert "timed out" in info.value.message
     assert simulator.records == []
 
 
@@ -193,17 +213,23 @@ async def test_redelivery_with_same_message_id_is_stored_once(
     assert len(simulator.records) == 1
 
 
-async def test_concurrent_deliveries_share_one_client(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+async def test_concurrent_deliveries_share_one_client(
+    simulator: LgspSimulator, http: httpx.AsyncClient
+) -> None:
     connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator, "1.2"), http)
     dossiers = [make_dossier(code=f"000.00.18.H42-250612-{n:04d}") for n in range(1, 21)]
     receipts = await asyncio.gather(
         *(connector.deliver(sync_delivery(d, message_id=f"m-{i}")) for i, d in enumerate(dossiers))
     )
     assert len({r.remote_reference for r in receipts}) == 20
-    assert sorted(r.message_id for r in simulator.records) == sorted(f"urn:motcua-hub:message:m-{i}" for i in range(20))
+    assert sorted(r.message_id for r in simulator.records) == sorted(
+        f"urn:motcua-hub:message:m-{i}" for i in range(20)
+    )
 
 
-async def test_injected_http_client_headers_untouched(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+async def test_injected_http_client_headers_untouched(
+    simulator: LgspSimulator, http: httpx.AsyncClient
+) -> None:
     build_lgsp_soap_connector("lgsp", soap_settings(simulator), http)
     assert http.headers["User-Agent"] == "motcua-hub-test"
 
@@ -220,8 +246,11 @@ async def test_invalid_payload_and_unknown_kind(simulator: LgspSimulator, http: 
     assert "dossier.code" in info.value.message
     other = sync_delivery()
     with pytest.raises(InvalidInputError):
-        await connector.deliver(type(other)(**{**other.__dict__, "kind": "dossier.unknown"}) if False else
-                                __import__("dataclasses").replace(other, kind="dossier.unknown"))
+        await connector.deliver(
+            type(other)(**{**other.__dict__, "kind": "dossier.unknown"})
+            if False
+            else __import__("dataclasses").replace(other, kind="dossier.unknown")
+        )
     assert simulator.records == []
 
 

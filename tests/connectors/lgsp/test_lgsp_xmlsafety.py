@@ -1,0 +1,86 @@
+"""hub.xmlsafety.parse_xml: bombs, XXE, DTDs, oversize and malformed input each fail clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.errors import InvalidInputError, PayloadTooLargeError, UnsafeXmlError
+from hub.xmlsafety import parse_xml
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<lolz>&lol9;</lolz>"""
+
+XXE_FILE = b"""<?xml version="1.0"?>
+<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<r>&xxe;</r>"""
+
+XXE_HTTP = b"""<?xml version="1.0"?>
+<!DOCTYPE r [<!ENTITY xxe SYSTEM "http://127.0.0.1:1/evil">]>
+<r>&xxe;</r>"""
+
+PARAMETER_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE r [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>
+<r/>"""
+
+EXTERNAL_DTD = b"""<?xml version="1.0"?>
+<!DOCTYPE r SYSTEM "http://127.0.0.1:1/evil.dtd">
+<r/>"""
+
+QUADRATIC = (
+    b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "' + b"x" * 10000 + b'">]><r>' + b"&a;" * 1000 + b"</r>"
+)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [BILLION_LAUGHS, XXE_FILE, XXE_HTTP, PARAMETER_ENTITY, EXTERNAL_DTD, QUADRATIC],
+    ids=["billion-laughs", "xxe-file", "xxe-http", "parameter-entity", "external-dtd", "quadratic"],
+)
+def test_dtd_and_entities_refused(document: bytes) -> None:
+    with pytest.raises(UnsafeXmlError) as info:
+        parse_xml(document)
+    assert info.value.http_status == 400
+    assert "unsafe XML" in info.value.message
+    assert info.value.message_vi.startswith("từ chối XML")
+    assert "root:" not in str(info.value.to_dict())  # nothing of /etc/passwd leaked
+
+
+def test_utf16_dtd_is_caught_after_parsing() -> None:
+    """The byte pre-scan cannot see a UTF-16 DOCTYPE; the parsed-tree check still refuses it."""
+    with pytest.raises(UnsafeXmlError):
+        parse_xml(
+            XXE_FILE.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="UTF-16"?>')
+            .decode()
+            .encode("utf-16")
+        )
+
+
+def test_oversized_refused_before_parsing() -> None:
+    with pytest.raises(PayloadTooLargeError) as info:
+        parse_xml(b"<r>" + b"a" * 2000 + b"</r>", max_bytes=1000)
+    assert info.value.http_status == 413
+    assert info.value.details == {"size": 2007, "limit": 1000}
+
+
+@pytest.mark.parametrize("document", [b"<r><unclosed></r>", b"not xml", b"", b"   ", b"<r>&undefined;</r>"])
+def test_malformed_is_invalid_input(document: bytes) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        parse_xml(document)
+    assert not isinstance(info.value, UnsafeXmlError | PayloadTooLargeError)
+
+
+def test_text_input_refused() -> None:
+    with pytest.raises(InvalidInputError, match="bytes"):
+        parse_xml("<r/>")  # type: ignore[arg-type]
+
+
+def test_well_formed_document_parses() -> None:
+    root = parse_xml("<r xmlns='urn:x'><a>Nguyễn Thị Hoà</a></r>".encode())
+    assert root.findtext("{urn:x}a") == "Nguyễn Thị Hoà"
