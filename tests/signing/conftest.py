@@ -1,12 +1,19 @@
-"""Shared fixtures for signing and verification tests: a live test PKI on loopback."""
+"""Shared fixtures for signing and verification tests: a live test PKI on loopback, key sources,
+sample images/PDFs, and wrappers around poppler's ``pdfsig`` and ``qpdf --check``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from signing.keys import Pkcs12KeySource, Secret
+from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
+from signing.signer_service import SigningConfig, SigningService
 from signing.testpki import RunningPki, TestPki, serve_test_pki
+from signing.timestamping import TsaSettings
 from signing.trust import TrustStore
 
 
@@ -34,3 +41,76 @@ def test_pki(running_pki: RunningPki) -> TestPki:
 @pytest.fixture(scope="session")
 def trust_store(test_pki: TestPki) -> TrustStore:
     return TrustStore.from_test_pki(test_pki)
+
+
+# --- signing -----------------------------------------------------------------------------------
+
+KeyFactory = Callable[..., Pkcs12KeySource]
+
+
+@pytest.fixture(scope="session")
+def p12_key(test_pki: TestPki) -> KeyFactory:
+    """``p12_key("officer")`` → PKCS#12 key source for that test-PKI certificate."""
+
+    def make(name: str, *, prefer_pss: bool = False, password: str | None = None) -> Pkcs12KeySource:
+        return Pkcs12KeySource(
+            getattr(test_pki, f"{name}_p12"),
+            Secret(password if password is not None else test_pki.p12_password),
+            prefer_pss=prefer_pss,
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def signature_png() -> bytes:
+    return sample_signature_png()
+
+
+@pytest.fixture(scope="session")
+def seal_png() -> bytes:
+    return sample_seal_png()
+
+
+@pytest.fixture
+def pdf_bytes() -> bytes:
+    return sample_pdf("QUYET DINH 123/QD-SNNMT", pages=2)
+
+
+@pytest.fixture
+def signing_config(
+    pki_services: RunningPki, trust_store: TrustStore, signature_png: bytes, seal_png: bytes
+) -> SigningConfig:
+    return SigningConfig(
+        trust_store=trust_store,
+        tsa=TsaSettings(
+            url=pki_services.tsa_url, timeout_seconds=10, attempts=2, backoff_initial_seconds=0.05
+        ),
+        signature_png=signature_png,
+        seal_png=seal_png,
+    )
+
+
+@pytest.fixture
+def signing_service(signing_config: SigningConfig) -> SigningService:
+    return SigningService(signing_config)
+
+
+@pytest.fixture(scope="session")
+def pdfsig() -> Callable[[Path], str]:
+    """poppler's ``pdfsig`` report (signature integrity checked; certificate trust skipped)."""
+
+    def run(path: Path) -> str:
+        return subprocess.run(
+            ["pdfsig", "-nocert", str(path)], capture_output=True, text=True, check=False
+        ).stdout
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def qpdf_check() -> Callable[[Path], subprocess.CompletedProcess[str]]:
+    def run(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True, check=False)
+
+    return run

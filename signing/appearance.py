@@ -1,0 +1,208 @@
+"""Decree 30/2020/NĐ-CP Appendix I signature appearances (signing-law.md §5.2).
+
+* Personal signature of the competent person (box 7c, Part I.II.7d): the signature image, blue,
+  transparent PNG, centred between the signer's title and name.
+* Agency signature (box 8, 8a): the seal image, red, real size, transparent PNG, covering about
+  the left third of the personal signature image (opacity 1.0).
+* Electronic copies (Part II.I, box 14) and separate-file attachments/appendices (8b, III.1d): no
+  image; text at the top right of page 1 — copy form or document number, agency name, signing
+  time (ISO 8601 with the Vietnam offset) — Times New Roman, regular, 10 pt, black. We embed a
+  Times-metric-compatible Unicode font (TCVN 6909:2001 requires Unicode Vietnamese).
+
+Positions are configurable per document template (:class:`AppearanceTemplate`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from pyhanko.pdf_utils.images import PdfImage
+from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, SimpleBoxLayoutRule
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.stamp import BaseStampStyle, StaticStampStyle, TextStampStyle
+
+from hub.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_FONT_PATH",
+    "ISO8601_VN_FORMAT",
+    "AppearanceTemplate",
+    "Box",
+    "personal_style",
+    "seal_box",
+    "seal_style",
+    "text_stamp_lines",
+    "text_stamp_style",
+]
+
+DEFAULT_FONT_PATH = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
+#: ISO 8601 with the Vietnam offset; Asia/Ho_Chi_Minh has no DST so the offset is constant.
+ISO8601_VN_FORMAT = "%Y-%m-%dT%H:%M:%S+07:00"
+_PT_PER_MM = 72 / 25.4
+
+
+class Box(BaseModel):
+    """A rectangle on a page in PDF points, origin bottom-left. ``page`` -1 = last page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    page: int = 0
+    x: float
+    y: float
+    width: float = Field(gt=0)
+    height: float = Field(gt=0)
+
+    def rect(self) -> tuple[int, int, int, int]:
+        return (round(self.x), round(self.y), round(self.x + self.width), round(self.y + self.height))
+
+
+class AppearanceTemplate(BaseModel):
+    """Where and how the Decree 30 appearances are drawn for one kind of document (A4 default).
+
+    Default personal box: under the "GIÁM ĐỐC" title on the right half of the last page; the
+    text stamp sits at the top right of page 1 inside the 15–20 mm right margin rule.
+    """
+
+    name: str = "default"
+    font_path: Path = DEFAULT_FONT_PATH
+    font_size: int = 10
+    personal_box: Box = Box(page=-1, x=355, y=140, width=160, height=80)
+    seal_diameter_mm: float = Field(default=36.0, gt=5, lt=80)
+    seal_overlap_fraction: float = Field(default=1 / 3, gt=0, le=1)
+    text_stamp_box: Box = Box(page=0, x=300, y=762, width=252, height=54)
+    signature_image: Path | None = None
+    seal_image: Path | None = None
+
+    def resolved_font(self) -> Path:
+        if not self.font_path.is_file():
+            raise ConfigurationError(
+                f"stamp font {self.font_path} not found (install fonts-liberation2 or configure font_path)",
+                message_vi=f"Không tìm thấy phông chữ {self.font_path} để trình bày chữ ký số",
+            )
+        return self.font_path
+
+
+_font_lock = threading.Lock()
+
+
+def pdf_ready_font(path: Path) -> Path:
+    """Return a copy of the font rescaled to 1000 units/em (cached on disk).
+
+    pyHanko's glyph accumulator writes ``/W`` glyph widths and ``TJ`` adjustments in raw font
+    units, which is only right for 1000-upem fonts; Liberation Serif and Times New Roman use
+    2048, which renders letter-spaced text. Rescaling the font (fontTools) keeps the outlines
+    and metrics and makes the embedded widths correct.
+    """
+    from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
+    from fontTools.ttLib.scaleUpem import scale_upem  # type: ignore[import-untyped]
+
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cache_dir = Path(os.environ.get("HUB_FONT_CACHE", Path(tempfile.gettempdir()) / "motcua-hub-fonts"))
+    target = cache_dir / f"{path.stem}-{key}-upem1000{path.suffix}"
+    if target.exists():
+        return target
+    with _font_lock:
+        if target.exists():
+            return target
+        font = TTFont(str(path))
+        if font["head"].unitsPerEm == 1000:
+            return path
+        scale_upem(font, 1000)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
+        os.close(fd)
+        font.save(tmp)
+        os.replace(tmp, target)
+    return target
+
+
+def seal_box(template: AppearanceTemplate) -> Box:
+    """Seal at real size, centred vertically on the signature, covering its left third (Điều 33)."""
+    p = template.personal_box
+    size = template.seal_diameter_mm * _PT_PER_MM
+    right = p.x + p.width * template.seal_overlap_fraction
+    cy = p.y + p.height / 2
+    return Box(page=p.page, x=right - size, y=cy - size / 2, width=size, height=size)
+
+
+def _image(png: bytes) -> PdfImage:
+    img: Image.Image = Image.open(io.BytesIO(png))
+    img.load()
+    if img.mode not in ("RGBA", "LA"):
+        img = img.convert("RGBA")
+    return PdfImage(img)
+
+
+def personal_style(signature_png: bytes) -> BaseStampStyle:
+    """Image-only appearance for the competent person's signature (blue PNG, opacity 1)."""
+    return StaticStampStyle(
+        background=_image(signature_png),
+        background_opacity=1.0,
+        border_width=0,
+        background_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MID,
+            y_align=AxisAlignment.ALIGN_MID,
+            inner_content_scaling=InnerScaling.SHRINK_TO_FIT,
+        ),
+    )
+
+
+def seal_style(seal_png: bytes) -> BaseStampStyle:
+    """Image-only appearance for the agency seal (red PNG, real size, opacity 1.0)."""
+    return StaticStampStyle(
+        background=_image(seal_png),
+        background_opacity=1.0,
+        border_width=0,
+        background_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MID,
+            y_align=AxisAlignment.ALIGN_MID,
+            inner_content_scaling=InnerScaling.STRETCH_TO_FIT,
+        ),
+    )
+
+
+def text_stamp_lines(
+    *, kind: str, copy_form: str, agency_name: str | None, document_number: str | None
+) -> str:
+    """Text template for copies ("SAO Y" …) and separate-file attachments (Appendix I).
+
+    ``%(ts)s`` is filled by pyHanko with the signing time in :data:`ISO8601_VN_FORMAT`.
+    """
+    if kind == "copy":
+        lines = [copy_form, agency_name or "", "%(ts)s"]
+    else:
+        lines = [document_number or "", agency_name or "", "%(ts)s"]
+    return "\n".join(line.replace("%", "%%") if line != "%(ts)s" else line for line in lines if line)
+
+
+def text_stamp_style(template: AppearanceTemplate, stamp_text: str) -> TextStampStyle:
+    """Black 10 pt text with an embedded Times-compatible Unicode font, no border, no image."""
+    font = GlyphAccumulatorFactory(
+        str(pdf_ready_font(template.resolved_font())), font_size=template.font_size
+    )
+    return TextStampStyle(
+        stamp_text=stamp_text,
+        timestamp_format=ISO8601_VN_FORMAT,
+        border_width=0,
+        text_box_style=TextBoxStyle(
+            font=font,
+            font_size=template.font_size,
+            leading=template.font_size + 2,
+            border_width=0,
+        ),
+        inner_content_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MAX,
+            y_align=AxisAlignment.ALIGN_MAX,
+            margins=Margins(2, 2, 2, 2),
+            inner_content_scaling=InnerScaling.NO_SCALING,
+        ),
+    )

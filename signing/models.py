@@ -1,0 +1,138 @@
+"""Pydantic models of the signing service: options, certificate check results, outcomes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BatchItemResult",
+    "BatchResult",
+    "CertificateCheck",
+    "RevocationPolicy",
+    "SignOptions",
+    "SignResult",
+    "SignRole",
+    "SignatureLevel",
+    "SigningWarning",
+]
+
+
+class SignatureLevel(StrEnum):
+    """PAdES baseline levels (ETSI EN 319 142-1)."""
+
+    B_B = "B-B"
+    B_T = "B-T"  # + RFC 3161 signature time-stamp (Decree 68/2024 Art. 29 k4)
+    B_LT = "B-LT"  # + validation data in the DSS
+    B_LTA = "B-LTA"  # + document time-stamp
+
+
+class SignRole(StrEnum):
+    """Which Decree 30/2020 signature this is (Appendix I; VGCA Sign verbs, signing-law.md §6.5)."""
+
+    PERSONAL = "personal"  # competent person ("approved"), box 7c: blue signature image
+    AGENCY = "agency"  # agency seal ("issued"), box 8: red seal over the left third
+    COPY = "copy"  # electronic copy (SAO Y / SAO LỤC / TRÍCH SAO), box 14: text only
+    ATTACHMENT = "attachment"  # separate-file attachment/appendix: text only, top right
+    INVISIBLE = "invisible"
+
+
+class RevocationPolicy(StrEnum):
+    """What to do when neither OCSP nor a current CRL can be consulted (Circular 15/2025 Annex II)."""
+
+    WARN = "warn"
+    REFUSE = "refuse"
+
+
+class SigningWarning(BaseModel):
+    code: str
+    message: str
+    message_vi: str
+
+
+class CertificateCheck(BaseModel):
+    """Outcome of the pre-signing certificate check (Circular 15/2025 §2.2, Decree 68/2024 Art. 31).
+
+    ``ocsp_responses`` / ``crls`` hold the DER (base64) of the status evidence consulted at signing
+    time, which the Circular requires the signing software to store.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    issuer: str
+    serial_hex: str
+    not_before: datetime
+    not_after: datetime
+    key_usage: list[str]
+    checked_at: datetime
+    chain: list[str] = Field(description="Subjects from the trust anchor down to the signer")
+    revocation_status: Literal["good", "unknown"]
+    revocation_source: Literal["ocsp", "crl", "none"]
+    ocsp_responses: list[str] = Field(default_factory=list)
+    crls: list[str] = Field(default_factory=list)
+    warnings: list[SigningWarning] = Field(default_factory=list)
+
+
+class SignOptions(BaseModel):
+    """Per-signature options. ``role`` picks the Decree 30 appearance."""
+
+    level: SignatureLevel = SignatureLevel.B_T
+    role: SignRole = SignRole.INVISIBLE
+    field_name: str | None = None
+    certify: bool = Field(
+        default=False,
+        description="First signature as a DocMDP P=2 certification (form fill and signing still allowed)",
+    )
+    #: Empty signature fields to create together with this signature (before a certification
+    #: locks the document), e.g. the agency seal field when the competent person certifies.
+    #: ``None`` = automatic: a certifying personal signature reserves the agency field.
+    reserve_fields: list[SignRole] | None = None
+    reason: str | None = None
+    location: str | None = None
+    prefer_pss: bool = False
+    digest_algorithm: Literal["sha256", "sha384", "sha512"] = "sha256"
+    #: Text parameters for text stamps (copy form, document number, agency name…).
+    copy_form: Literal["SAO Y", "SAO LỤC", "TRÍCH SAO"] = "SAO Y"
+    document_number: str | None = None
+    agency_name: str | None = None
+    template: str = "default"
+
+
+class SignResult(BaseModel):
+    output_path: Path | None = None
+    size: int
+    field_name: str
+    level: SignatureLevel
+    signed_at: datetime
+    certificate: CertificateCheck | None
+    warnings: list[SigningWarning] = Field(default_factory=list)
+
+
+class BatchItemResult(BaseModel):
+    input_path: Path
+    output_path: Path | None = None
+    ok: bool
+    error_code: str | None = None
+    error: str | None = None
+    error_vi: str | None = None
+    field_name: str | None = None
+
+
+class BatchResult(BaseModel):
+    items: list[BatchItemResult]
+    certificate: CertificateCheck | None
+    warnings: list[SigningWarning] = Field(default_factory=list)
+    elapsed_seconds: float
+
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for i in self.items if i.ok)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for i in self.items if not i.ok)

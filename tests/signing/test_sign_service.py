@@ -1,0 +1,329 @@
+"""PAdES signing: levels, algorithms, multiple signatures, pre-signing refusals, bad input.
+
+Every produced file is checked three ways: pyHanko's validator (integrity + trust to the test
+root), poppler's ``pdfsig`` and ``qpdf --check``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko_certvalidator import ValidationContext
+
+from hub.errors import (
+    CertificateRejectedError,
+    InvalidPdfError,
+    RevocationUnavailableError,
+    SigningError,
+    TimestampUnavailableError,
+    TokenPinError,
+)
+from signing.keys import Pkcs12KeySource
+from signing.models import RevocationPolicy, SignatureLevel, SignOptions, SignRole
+from signing.samples import sample_pdf
+from signing.signer_service import SigningConfig, SigningService
+from signing.testpki import RunningPki
+from signing.trust import TrustStore
+
+Check = Callable[[Path], subprocess.CompletedProcess[str]]
+KeyFactory = Callable[..., Pkcs12KeySource]
+
+
+def _validate_all(data: bytes, trust_store: TrustStore, **vc_kwargs: object) -> list[object]:
+    reader = PdfFileReader(io.BytesIO(data))
+
+    async def go() -> list[object]:
+        out = []
+        for sig in reader.embedded_regular_signatures:
+            vc = trust_store.validation_context(allow_fetching=False, **vc_kwargs)  # type: ignore[arg-type]
+            out.append(await async_validate_pdf_signature(sig, signer_validation_context=vc))
+        return out
+
+    return asyncio.run(go())
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize("level", list(SignatureLevel))
+def test_each_pades_level_is_valid(
+    level: SignatureLevel,
+    signing_service: SigningService,
+    p12_key: KeyFactory,
+    pdf_bytes: bytes,
+    trust_store: TrustStore,
+    tmp_path: Path,
+    pdfsig: Callable[[Path], str],
+    qpdf_check: Check,
+) -> None:
+    signed, result = asyncio.run(
+        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=level))
+    )
+    assert result.level is level
+    assert result.certificate is not None
+    assert result.certificate.revocation_status == "good"
+    assert result.certificate.revocation_source == "ocsp"
+    assert result.certificate.ocsp_responses  # evidence kept (Circular 15/2025 §2.2)
+    assert result.signed_at.utcoffset() == timedelta(hours=7)
+
+    (status,) = _validate_all(signed, trust_store)
+    assert status.bottom_line, status.pretty_print_details()  # type: ignore[attr-defined]
+    assert status.trusted  # type: ignore[attr-defined]
+    assert (status.timestamp_validity is not None) == (level is not SignatureLevel.B_B)  # type: ignore[attr-defined]
+
+    path = _write(tmp_path, f"{level}.pdf", signed)
+    report = pdfsig(path)
+    assert "Nguyễn Thị Lấp Lánh" in report
+    assert "Signature is Valid" in report
+    assert "ETSI.CAdES.detached" in report
+    assert qpdf_check(path).returncode == 0
+
+    reader = PdfFileReader(io.BytesIO(signed))
+    has_dss = "/DSS" in reader.root
+    assert has_dss == (level in (SignatureLevel.B_LT, SignatureLevel.B_LTA))
+    sig_types = [s.sig_object_type for s in reader.embedded_signatures]
+    if level is SignatureLevel.B_LTA:
+        assert sig_types == ["/Sig", "/DocTimeStamp"]
+    else:
+        assert sig_types == ["/Sig"]
+
+
+def test_b_lt_validation_data_suffices_offline(
+    signing_service: SigningService,
+    p12_key: KeyFactory,
+    pdf_bytes: bytes,
+    trust_store: TrustStore,
+    pki_services: RunningPki,
+) -> None:
+    """B-LT embeds OCSP/CRL in the DSS: validation works with the revocation services down."""
+    signed, _ = asyncio.run(
+        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=SignatureLevel.B_LT))
+    )
+    pki_services.set_revocation_available(False)
+    reader = PdfFileReader(io.BytesIO(signed))
+    dss = DocumentSecurityStore.read_dss(reader)
+    assert dss.ocsps or dss.crls
+    vc: ValidationContext = dss.as_validation_context(
+        {
+            "trust_roots": trust_store.anchor_certificates,
+            "allow_fetching": False,
+            "revocation_mode": "hard-fail",
+        }
+    )
+    status = asyncio.run(
+        async_validate_pdf_signature(reader.embedded_signatures[0], signer_validation_context=vc)
+    )
+    assert status.bottom_line, status.pretty_print_details()
+    assert status.revocation_details is None  # no revocation problem
+
+
+@pytest.mark.parametrize(
+    ("key", "pss", "mechanism"),
+    [
+        ("officer_ecdsa", False, "sha256_ecdsa"),
+        ("officer", True, "rsassa_pss"),
+        ("officer", False, "sha256_rsa"),
+        ("agency", False, "sha256_rsa"),  # RSA-3072, like current VGCA tokens
+    ],
+)
+def test_algorithms(
+    key: str,
+    pss: bool,
+    mechanism: str,
+    signing_service: SigningService,
+    p12_key: KeyFactory,
+    pdf_bytes: bytes,
+    trust_store: TrustStore,
+    tmp_path: Path,
+    pdfsig: Callable[[Path], str],
+) -> None:
+    signed, _ = asyncio.run(
+        signing_service.sign_bytes(
+            pdf_bytes, p12_key(key, prefer_pss=pss), SignOptions(level=SignatureLevel.B_B)
+        )
+    )
+    (status,) = _validate_all(signed, trust_store)
+    assert status.bottom_line  # type: ignore[attr-defined]
+    reader = PdfFileReader(io.BytesIO(signed))
+    algo = reader.embedded_signatures[0].signer_info["signature_algorithm"]
+    assert algo["algorithm"].native == mechanism
+    assert "Signature is Valid" in pdfsig(_write(tmp_path, "a.pdf", signed))
+
+
+def test_officer_then_agency_both_valid(
+    signing_service: SigningService,
+    p12_key: KeyFactory,
+    pdf_bytes: bytes,
+    trust_store: TrustStore,
+    tmp_path: Path,
+    pdfsig: Callable[[Path], str],
+    qpdf_check: Check,
+) -> None:
+    """Decree 30 order: competent person (certification, DocMDP P=2) → agency seal, incremental."""
+    first, r1 = asyncio.run(
+        signing_service.sign_bytes(
+            pdf_bytes,
+            p12_key("officer"),
+            SignOptions(level=SignatureLevel.B_T, role=SignRole.PERSONAL, certify=True),
+        )
+    )
+    second, r2 = asyncio.run(
+        signing_service.sign_bytes(
+            first, p12_key("agency"), SignOptions(level=SignatureLevel.B_LT, role=SignRole.AGENCY)
+        )
+    )
+    assert second.startswith(first)  # incremental update: earlier bytes untouched
+    assert (r1.field_name, r2.field_name) == ("Sig_personal", "Sig_agency")
+    statuses = _validate_all(second, trust_store)
+    assert len(statuses) == 2
+    for st in statuses:
+        assert st.bottom_line, st.pretty_print_details()  # type: ignore[attr-defined]
+    assert statuses[0].docmdp_ok  # type: ignore[attr-defined]
+    reader = PdfFileReader(io.BytesIO(second))
+    cert_sig = reader.embedded_signatures[0]
+    assert cert_sig.docmdp_level is not None
+    assert cert_sig.docmdp_level.value == 2
+
+    path = _write(tmp_path, "two.pdf", second)
+    report = pdfsig(path)
+    assert report.count("Signature is Valid") == 2
+    assert "Sở Nông nghiệp và Môi trường tỉnh Ninh Bình" in report
+    assert qpdf_check(path).returncode == 0
+
+
+def test_duplicate_field_name_is_refused(
+    signing_service: SigningService, p12_key: KeyFactory, pdf_bytes: bytes
+) -> None:
+    opts = SignOptions(level=SignatureLevel.B_B, field_name="ChuKy")
+    once, _ = asyncio.run(signing_service.sign_bytes(pdf_bytes, p12_key("officer"), opts))
+    with pytest.raises(SigningError, match="already exists"):
+        asyncio.run(signing_service.sign_bytes(once, p12_key("officer"), opts))
+
+
+# --- pre-signing refusals (Circular 15/2025 §2.2, Annex II) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "reason", "vi"),
+    [
+        ("expired", "expired", "hết hạn"),
+        ("revoked", "revoked", "thu hồi"),
+        ("wrong_usage", "key_usage", "không được phép dùng để ký"),
+        ("untrusted", "untrusted", "không liên kết tới chứng thư gốc tin cậy"),
+    ],
+)
+def test_refused_certificates_write_nothing(
+    key: str,
+    reason: str,
+    vi: str,
+    signing_service: SigningService,
+    p12_key: KeyFactory,
+    tmp_path: Path,
+) -> None:
+    src = _write(tmp_path, "in.pdf", sample_pdf())
+    target = tmp_path / "out" / "signed.pdf"
+    with pytest.raises(CertificateRejectedError) as exc:
+        signing_service.sign_file(src, target, p12_key(key), SignOptions(level=SignatureLevel.B_B))
+    assert exc.value.details["reason"] == reason
+    assert vi in exc.value.message_vi
+    assert exc.value.http_status == 422
+    assert not target.exists()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_revocation_unavailable_warns_by_default(
+    signing_service: SigningService, p12_key: KeyFactory, pdf_bytes: bytes, pki_services: RunningPki
+) -> None:
+    pki_services.set_revocation_available(False)
+    signed, result = asyncio.run(
+        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=SignatureLevel.B_B))
+    )
+    assert signed.startswith(b"%PDF")
+    assert result.certificate is not None
+    assert result.certificate.revocation_status == "unknown"
+    assert [w.code for w in result.warnings] == ["revocation_unchecked"]
+    assert "không kiểm tra được trạng thái thu hồi" in result.warnings[0].message_vi
+
+
+def test_revocation_unavailable_refused_by_policy(
+    signing_config: SigningConfig, p12_key: KeyFactory, tmp_path: Path, pki_services: RunningPki
+) -> None:
+    pki_services.set_revocation_available(False)
+    signing_config.revocation_policy = RevocationPolicy.REFUSE
+    service = SigningService(signing_config)
+    src = _write(tmp_path, "in.pdf", sample_pdf())
+    with pytest.raises(RevocationUnavailableError) as exc:
+        service.sign_file(src, tmp_path / "o.pdf", p12_key("officer"), SignOptions(level=SignatureLevel.B_B))
+    assert "Không kiểm tra được" in exc.value.message_vi
+    assert not (tmp_path / "o.pdf").exists()
+
+
+def test_wrong_p12_password(signing_service: SigningService, p12_key: KeyFactory, pdf_bytes: bytes) -> None:
+    key = p12_key("officer", password="sai-mat-khau")
+    with pytest.raises(TokenPinError) as exc:
+        asyncio.run(signing_service.sign_bytes(pdf_bytes, key, SignOptions(level=SignatureLevel.B_B)))
+    assert "sai-mat-khau" not in repr(key)
+    assert "sai-mat-khau" not in str(exc.value.to_dict())
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def _encrypted_pdf(tmp_path: Path) -> bytes:
+    src = _write(tmp_path, "plain.pdf", sample_pdf())
+    out = tmp_path / "enc.pdf"
+    subprocess.run(["qpdf", "--encrypt", "user", "owner", "256", "--", str(src), str(out)], check=True)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "empty", "truncated", "no_pages_tree", "encrypted"])
+def test_bad_pdfs_are_refused(
+    kind: str, signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
+) -> None:
+    good = sample_pdf()
+    data = {
+        "garbage": b"this is not a pdf at all",
+        "empty": b"",
+        "truncated": good[: len(good) // 3],
+        "no_pages_tree": b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF",
+        "encrypted": _encrypted_pdf(tmp_path) if kind == "encrypted" else b"",
+    }[kind]
+    src = _write(tmp_path, "bad.pdf", data)
+    target = tmp_path / "signed.pdf"
+    with pytest.raises(InvalidPdfError) as exc:
+        signing_service.sign_file(src, target, p12_key("officer"), SignOptions(level=SignatureLevel.B_B))
+    assert exc.value.message_vi
+    if kind == "encrypted":
+        assert "mã hóa" in exc.value.message_vi
+    assert not target.exists()
+
+
+def test_timestamp_level_without_tsa(trust_store: TrustStore, p12_key: KeyFactory, pdf_bytes: bytes) -> None:
+    service = SigningService(SigningConfig(trust_store=trust_store, tsa=None))
+    with pytest.raises(SigningError, match="time-stamping authority"):
+        asyncio.run(service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=SignatureLevel.B_T)))
+
+
+def test_tsa_down_is_retryable_and_writes_nothing(
+    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path, pki_services: RunningPki
+) -> None:
+    pki_services.set_tsa_available(False)
+    src = _write(tmp_path, "in.pdf", sample_pdf())
+    target = tmp_path / "signed.pdf"
+    with pytest.raises(TimestampUnavailableError) as exc:
+        signing_service.sign_file(src, target, p12_key("officer"), SignOptions(level=SignatureLevel.B_T))
+    assert exc.value.retryable
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == [src]
