@@ -1,0 +1,35 @@
+"""``hub demo``: run the end-to-end demonstration (see :mod:`hub.demo`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hub.logging import configure_logging
+
+app = typer.Typer(help="End-to-end demonstration on SQLite with a flaky local portal.", add_completion=False)
+
+
+@app.command("demo")
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Working directory (emptied first)")] = Path(
+        "var/demo"
+    ),
+    port: Annotated[int, typer.Option(help="API port (0: any free port)")] = 8080,
+    exit_after: Annotated[
+        bool, typer.Option("--exit", help="Stop after the summary instead of serving")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the hub's logs")] = False,
+) -> None:
+    """Feed sample Ninh Bình dossiers through the hub and show retries, ordering and DLQ replay."""
+    from hub.demo import run_demo
+
+    configure_logging("INFO" if verbose else "ERROR", json_lines=False)
+    try:
+        status = asyncio.run(run_demo(directory, port=port, keep_running=not exit_after, echo=typer.echo))
+    except KeyboardInterrupt:
+        status = 0
+    raise typer.Exit(status)
