@@ -1,0 +1,128 @@
+"""Batch signing: per-document outcomes, progress, nothing half-written, worker processes,
+concurrent time-stamping with a shared time-stamper."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from hub.errors import CertificateRejectedError
+from signing.keys import Pkcs12KeySource
+from signing.models import BatchItemResult, SignatureLevel, SignOptions
+from signing.samples import sample_pdf
+from signing.signer_service import SigningService
+from signing.testpki import RunningPki
+
+KeyFactory = Callable[..., Pkcs12KeySource]
+
+
+def _inputs(directory: Path, n: int, *, broken: set[int] = frozenset()) -> list[Path]:  # type: ignore[assignment]
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        p = directory / f"qd-{i:03d}.pdf"
+        p.write_bytes(b"%PDF-1.7 broken" if i in broken else sample_pdf(f"QUYET DINH {i}"))
+        out.append(p)
+    return out
+
+
+def _signed_ok(path: Path) -> bool:
+    reader = PdfFileReader(io.BytesIO(path.read_bytes()))
+    return len(reader.embedded_signatures) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batch_outcomes_and_progress(
+    workers: int, signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
+) -> None:
+    inputs = _inputs(tmp_path / "in", 8, broken={3})
+    inputs.append(tmp_path / "in" / "missing.pdf")
+    seen: list[tuple[str, int, int]] = []
+
+    def progress(item: BatchItemResult, done: int, total: int) -> None:
+        seen.append((item.input_path.name, done, total))
+
+    out_dir = tmp_path / "out"
+    result = signing_service.sign_batch(
+        inputs,
+        out_dir,
+        p12_key("officer"),
+        SignOptions(level=SignatureLevel.B_T),
+        workers=workers,
+        progress=progress,
+    )
+    assert [i.input_path for i in result.items] == inputs
+    assert result.succeeded == 7
+    assert result.failed == 2
+    broken, missing = result.items[3], result.items[8]
+    assert broken.error_code == "invalid_pdf"
+    assert broken.error_vi
+    assert missing.error_code == "invalid_input"
+    assert broken.output_path is None
+    # progress: one call per document, counts reach the total
+    assert sorted(name for name, _, _ in seen) == sorted(p.name for p in inputs)
+    assert max(done for _, done, _ in seen) == 9
+    assert {total for _, _, total in seen} == {9}
+    # nothing half-written: exactly the successful outputs, no temp files
+    produced = sorted(p.name for p in out_dir.iterdir())
+    assert produced == sorted(i.output_path.name for i in result.items if i.ok and i.output_path)
+    assert not (out_dir / "qd-003.pdf").exists()
+    for item in result.items:
+        if item.ok:
+            assert item.output_path is not None
+            assert _signed_ok(item.output_path)
+    assert result.certificate is not None
+    assert result.certificate.revocation_status == "good"
+
+
+def test_batch_refuses_revoked_certificate_before_touching_files(
+    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
+) -> None:
+    inputs = _inputs(tmp_path / "in", 3)
+    with pytest.raises(CertificateRejectedError):
+        signing_service.sign_batch(
+            inputs, tmp_path / "out", p12_key("revoked"), SignOptions(level=SignatureLevel.B_B)
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_duplicate_names(signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path) -> None:
+    a = _inputs(tmp_path / "a", 1)
+    b = _inputs(tmp_path / "b", 1)
+    result = signing_service.sign_batch(
+        a + b, tmp_path / "out", p12_key("officer"), SignOptions(level=SignatureLevel.B_B)
+    )
+    assert [i.ok for i in result.items] == [True, False]
+    assert "duplicate" in (result.items[1].error or "")
+
+
+def test_batch_shares_one_slow_tsa_concurrently(
+    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path, pki_services: RunningPki
+) -> None:
+    """With TSA latency, documents are time-stamped concurrently and all succeed (speed is
+    measured in benchmarks/bench_signing.py, not asserted here)."""
+    pki_services.set_tsa_delay(0.3)
+    before = pki_services.counters["tsa"]
+    inputs = _inputs(tmp_path / "in", 12)
+    result = signing_service.sign_batch(
+        inputs, tmp_path / "out", p12_key("officer_ecdsa"), SignOptions(level=SignatureLevel.B_T), workers=1
+    )
+    assert result.failed == 0
+    assert pki_services.counters["tsa"] - before == 12  # one token per document, no dry runs
+
+
+def test_batch_tsa_down_fails_documents_not_batch(
+    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path, pki_services: RunningPki
+) -> None:
+    pki_services.set_tsa_available(False)
+    inputs = _inputs(tmp_path / "in", 2)
+    result = signing_service.sign_batch(
+        inputs, tmp_path / "out", p12_key("officer"), SignOptions(level=SignatureLevel.B_T)
+    )
+    assert result.failed == 2
+    assert {i.error_code for i in result.items} == {"tsa_unavailable"}
+    assert list((tmp_path / "out").iterdir()) == []
