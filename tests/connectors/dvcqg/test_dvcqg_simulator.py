@@ -212,3 +212,41 @@ async def test_fault_counts_down(simulator: DvcqgSimulator, raw: httpx.AsyncClie
     body = {"session": token, "madonvi": MADONVI, "service": "LayDanhSachTTHC"}
     statuses = [(await raw.post("/mapi/g", json=body)).status_code for _ in range(3)]
     assert statuses == [500, 500, 200]
+
+
+def test_cli_runs_the_simulator_in_its_own_process() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hub.commands.simulate_dvcqg",
+            "--port",
+            str(port),
+            "--username",
+            "u1",
+            "--progress-text",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "simulator listening" in line
+        url = line.rsplit(" ", 1)[1].strip()
+        assert url == f"http://127.0.0.1:{port}/apiDVC-GPLX/tcdbdvcdata"
+        answer = httpx.post(url + "/mapi/login", json={"username": "u1", "password": "hub-secret"}, timeout=5)
+        assert answer.json()["error_code"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
