@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "signing"))
 
-from test_verify_helpers import append_content_change, make_pdf, sign  # noqa: E402
+from test_verify_helpers import append_content_change, make_pdf, sign
 
-from signing.testpki import serve_test_pki  # noqa: E402
-from signing.trust import TrustStore  # noqa: E402
-from signing.verification import VerificationPolicy, verify_pdf  # noqa: E402
+from signing.testpki import serve_test_pki
+from signing.trust import TrustStore
+from signing.verification import VerificationPolicy, verify_pdf
 
 
 def _time(data: bytes, policy: VerificationPolicy, runs: int) -> tuple[float, float, float, str]:
@@ -37,7 +37,7 @@ def _time(data: bytes, policy: VerificationPolicy, runs: int) -> tuple[float, fl
         samples.append((time.perf_counter() - t0) * 1000)
         verdict = report.verdict.value
     samples.sort()
-    p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
     return statistics.median(samples), p95, samples[-1], verdict
 
 

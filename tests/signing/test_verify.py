@@ -424,7 +424,7 @@ def test_corrupted_signature_value_is_invalid(pkcs7_pdf: bytes, policy: Verifica
     start, end = _contents_span(pkcs7_pdf)
     der_hex_len = len(pkcs7_pdf[start:end].rstrip(b"0"))
     pos = start + der_hex_len - 40  # inside the RSA signature value at the end of the CMS
-    flipped = b"e" if pkcs7_pdf[pos : pos + 1] == b"f" else b"f"
+    flipped = format(int(pkcs7_pdf[pos : pos + 1], 16) ^ 0x1, "x").encode()  # a different hex digit
     report = verify_pdf(pkcs7_pdf[:pos] + flipped + pkcs7_pdf[pos + 1 :], policy)
     assert report.verdict is Verdict.INVALID
     assert "signature_crypto_failure" in _codes(report)
