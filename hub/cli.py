@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from sqlalchemy.exc import OperationalError
 
@@ -236,17 +235,9 @@ def build_cli(modules: tuple[tuple[tuple[str, ...], str], ...] = COMMAND_MODULES
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning hub errors into one line and an exit status."""
+    cli = build_cli()
     try:
-        command = typer.main.get_command(build_cli())
-        result = command.main(args=argv, prog_name="hub", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
+        cli(args=argv, prog_name="hub")  # standalone: usage errors print and exit 2
     except ConfigurationError as exc:
         typer.echo(f"configuration error: {exc.message}", err=True)
         sys.exit(EXIT_CONFIG)
@@ -256,9 +247,6 @@ def main(argv: list[str] | None = None) -> None:
     except OperationalError as exc:
         typer.echo(f"database error: {str(exc.orig).strip() or exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,138 @@
+"""The ``hub`` console script, run as a subprocess like an operator would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hub.auth.keys import ApiKeyService, hash_token
+from hub.db.models import ApiKey, AuditEntry
+from hub.db.session import Database
+
+HUB = str(Path(sys.executable).with_name("hub"))
+
+
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HUB, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(extra)
+    return env
+
+
+def test_db_upgrade_and_keys_lifecycle(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = clean_env(HUB_DATABASE_URL=url)
+    upgraded = run(["db", "upgrade"], env, tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "database at head" in upgraded.stdout
+
+    created = run(["keys", "create", "--name", "phan-mem-mot-cua", "--role", "source"], env, tmp_path)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("hub_")
+    db = Database.connect(url)
+    try:
+        principal = ApiKeyService(db).authenticate(token)
+        assert principal is not None
+        assert principal.role.value == "source"
+        with db.sessions() as session:
+            row = session.scalar(select(ApiKey).where(ApiKey.name == "phan-mem-mot-cua"))
+            assert row is not None
+            assert row.key_hash == hash_token(token)
+
+        listed = run(["keys", "list"], env, tmp_path)
+        assert "phan-mem-mot-cua" in listed.stdout
+        assert token not in listed.stdout
+        assert "active" in listed.stdout
+
+        duplicate = run(["keys", "create", "--name", "phan-mem-mot-cua", "--role", "admin"], env, tmp_path)
+        assert duplicate.returncode == 1
+        assert "already exists" in duplicate.stderr
+        assert "Traceback" not in duplicate.stderr
+
+        revoked = run(["keys", "revoke", "phan-mem-mot-cua"], env, tmp_path)
+        assert revoked.returncode == 0
+        assert ApiKeyService(db).authenticate(token) is None
+        with db.sessions() as session:
+            actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+        assert actions == ["api_key.create", "api_key.revoke"]
+    finally:
+        db.dispose()
+
+
+def test_db_upgrade_on_postgresql(database_url: str, tmp_path: Path) -> None:
+    result = run(["db", "upgrade"], clean_env(HUB_DATABASE_URL=database_url), tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"HUB_API__PORT": "not-a-port"}, "api.port"),
+        ({"HUB_LOG_LEVEL": "LOUD"}, "log_level"),
+        ({"HUB_CONFIG_FILE": "/nonexistent/hub.toml"}, "does not exist"),
+    ],
+)
+def test_configuration_errors_exit_2_without_traceback(
+    tmp_path: Path, env: dict[str, str], needle: str
+) -> None:
+    result = run(["db", "upgrade"], clean_env(**env), tmp_path)
+    assert result.returncode == 2
+    assert "configuration error" in result.stderr
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_role_and_unknown_command(tmp_path: Path) -> None:
+    env = clean_env(HUB_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
+    assert run(["db", "upgrade"], env, tmp_path).returncode == 0
+    bad_role = run(["keys", "create", "--name", "x", "--role", "root"], env, tmp_path)
+    assert bad_role.returncode == 1
+    assert "unknown role" in bad_role.stderr
+    unknown = run(["no-such-command"], env, tmp_path)
+    assert unknown.returncode == 2
+    assert "Traceback" not in unknown.stderr
+
+
+def test_help_lists_own_commands(tmp_path: Path) -> None:
+    result = run(["--help"], clean_env(), tmp_path)
+    assert result.returncode == 0
+    for command in ("serve", "db", "keys", "demo"):
+        assert command in result.stdout
+
+
+def test_demo_exit_delivers_or_replays_everything(tmp_path: Path) -> None:
+    result = run(
+        ["demo", "--dir", str(tmp_path / "demo"), "--port", "0", "--exit"], clean_env(), tmp_path, 300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "RESULT: OK, every message delivered or replayed" in out
+    total = next(line for line in out.splitlines() if line.startswith("TOTAL"))
+    fields = dict(part.split("=") for part in total.split()[1:])
+    assert fields["messages"] == fields["delivered"]
+    assert int(fields["retries"]) > 0
+    assert int(fields["replayed"]) >= 1
+    assert "SAI" not in out  # no queue out of order
+    assert "Nguyễn Văn An" in out
+
+
+def test_demo_refuses_a_foreign_directory(tmp_path: Path) -> None:
+    foreign = tmp_path / "not-demo"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("keep me")
+    result = run(["demo", "--dir", str(foreign), "--port", "0", "--exit"], clean_env(), tmp_path)
+    assert result.returncode == 2
+    assert (foreign / "precious.txt").read_text() == "keep me"
