@@ -112,7 +112,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-class _VnPdfSigner(PdfSigner):
+class VnPdfSigner(PdfSigner):
     """PdfSigner whose signing time (CMS ``signingTime`` and stamp text) is in Vietnam time."""
 
     def init_signing_session(self, pdf_out: Any, existing_fields_only: bool = False) -> PdfSigningSession:
@@ -175,7 +175,7 @@ class DocumentSigner:
             return seal_box(template)
         return template.text_stamp_box
 
-    def _field_and_style(
+    def field_and_style(
         self, writer: IncrementalPdfFileWriter, options: SignOptions
     ) -> tuple[str, SigFieldSpec | None, BaseStampStyle | None, dict[str, str]]:
         """Pick/create the signature field and its Decree 30 appearance.
@@ -226,7 +226,7 @@ class DocumentSigner:
         )
         return name, spec, text_stamp_style(template, text), {}
 
-    def _reserve_fields(self, writer: IncrementalPdfFileWriter, options: SignOptions) -> None:
+    def reserve_fields(self, writer: IncrementalPdfFileWriter, options: SignOptions) -> None:
         """Create empty fields for later signatures in the same revision as this one."""
         roles = options.reserve_fields
         if roles is None:
@@ -243,7 +243,7 @@ class DocumentSigner:
                 writer, self._box_spec(writer, name, self._role_box(template, role))
             )
 
-    def _metadata(self, name: str, options: SignOptions) -> PdfSignatureMetadata:
+    def metadata(self, name: str, options: SignOptions) -> PdfSignatureMetadata:
         level = options.level
         lt = level in (SignatureLevel.B_LT, SignatureLevel.B_LTA)
         vc = None
@@ -277,10 +277,10 @@ class DocumentSigner:
                 f"level {options.level} needs a time-stamping authority (TSA) to be configured",
                 message_vi=f"Mức ký {options.level} cần cấu hình máy chủ cấp dấu thời gian (TSA)",
             )
-        name, field_spec, style, text_params = self._field_and_style(writer, options)
-        self._reserve_fields(writer, options)
-        meta = self._metadata(name, options)
-        pdf_signer = _VnPdfSigner(
+        name, field_spec, style, text_params = self.field_and_style(writer, options)
+        self.reserve_fields(writer, options)
+        meta = self.metadata(name, options)
+        pdf_signer = VnPdfSigner(
             meta,
             signer=self.signer,
             timestamper=self.timestamper if needs_ts else None,

@@ -79,7 +79,7 @@ class SigningService:
     def __init__(self, config: SigningConfig) -> None:
         self.config = config
 
-    def _document_signer(self, signer: Any) -> DocumentSigner:
+    def document_signer(self, signer: Any) -> DocumentSigner:
         c = self.config
         return DocumentSigner(
             signer=signer,
@@ -106,7 +106,7 @@ class SigningService:
         """Check the certificate, sign one PDF in memory, return the signed bytes and the result."""
         with key_source.open() as signer:
             check = await self.check_certificate(signer)
-            doc_signer = self._document_signer(signer)
+            doc_signer = self.document_signer(signer)
             try:
                 signed = await doc_signer.sign(data, options)
             finally:
@@ -265,7 +265,7 @@ def _run_in_process(
             progress(item, counter[0], total)
 
     with key_source.open() as signer:
-        doc_signer = service._document_signer(signer)
+        doc_signer = service.document_signer(signer)
         asyncio.run(_sign_jobs(doc_signer, jobs, options, service.config.concurrency_per_worker, on_item))
     return out
 
@@ -280,7 +280,7 @@ def _worker_init(config: SigningConfig, key_source: KeySource, events: Any) -> N
     stack = ExitStack()
     signer = stack.enter_context(key_source.open())
     Finalize(None, stack.close, exitpriority=10)
-    _WORKER["doc_signer"] = SigningService(config)._document_signer(signer)
+    _WORKER["doc_signer"] = SigningService(config).document_signer(signer)
     _WORKER["events"] = events
     _WORKER["concurrency"] = config.concurrency_per_worker
 
