@@ -22,6 +22,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -127,6 +128,9 @@ _PARSE_ERRORS: tuple[type[BaseException], ...] = (
     AssertionError,
     EOFError,
     RecursionError,
+    NotImplementedError,
+    OverflowError,
+    zlib.error,  # corrupt Flate streams
 )
 
 _COVERAGE_NAMES: dict[

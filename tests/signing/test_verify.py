@@ -8,6 +8,7 @@ that produced it.
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 import subprocess
 import unicodedata
@@ -436,3 +437,25 @@ def test_unparseable_cms_is_invalid_pdf(pkcs7_pdf: bytes, policy: VerificationPo
     with pytest.raises(InvalidPdfError) as exc:
         verify_pdf(pkcs7_pdf[:start] + b"0" * (end - start) + pkcs7_pdf[end:], policy)
     assert exc.value.message_vi.startswith("Tệp PDF bị hỏng")
+
+
+def test_random_byte_corruption_never_escapes_as_unexpected_error(
+    pkcs7_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    """Seeded mutation run: every outcome is a report or a clear InvalidPdfError (never a 500)."""
+    rng = random.Random(20251)
+    offline = dataclasses.replace(policy, allow_fetching=False)
+    outcomes: set[str] = set()
+    messages: list[str] = []
+    for _ in range(80):
+        data = bytearray(pkcs7_pdf)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            outcomes.add(verify_pdf(bytes(data), offline).verdict.value)
+        except InvalidPdfError as exc:
+            messages.append(exc.message_vi)
+            outcomes.add(exc.code)
+    assert outcomes <= {"valid", "invalid", "indeterminate", "invalid_pdf", "unsigned_pdf", "not_pdf"}
+    assert outcomes & {"invalid", "invalid_pdf"}
+    assert all(messages)
