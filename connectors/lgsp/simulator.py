@@ -250,17 +250,6 @@ class LgspSimulator:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Blocking variant for the CLI."""
-        server = _Server((self.host, self.port), _Handler)
-        server.simulator = self
-        self._server = server
-        self.port = server.server_address[1]
-        try:
-            server.serve_forever()
-        finally:
-            server.server_close()
-
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()

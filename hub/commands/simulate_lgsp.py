@@ -1,0 +1,74 @@
+"""``hub simulate lgsp``: run the LGSP simulator (:mod:`connectors.lgsp.simulator`).
+
+Serves SOAP 1.1 (``/lgsp/soap11``) and SOAP 1.2 (``/lgsp/soap12``) on the bundled WSDL or a
+province's own (``--wsdl``), the REST flavour under ``/{context}/{version}/Document/…`` and
+``/token``; control API ``/_sim/stats``, ``/_sim/faults``, ``/_sim/reset``.
+
+Mounted by :mod:`hub.cli` as ``hub simulate lgsp --port 8802``. Run alone:
+``python -m hub.commands.simulate_lgsp --port 8802``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Mô phỏng nền tảng LGSP / run a simulator of the provincial LGSP (SOAP 1.1/1.2 and REST).",
+    add_completion=False,
+)
+
+
+@app.callback(invoke_without_command=True)
+def simulate_lgsp(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 = any free port).", min=0, max=65535)] = 8802,
+    wsdl: Annotated[
+        Path | None, typer.Option(help="WSDL to serve (default: the bundled lgsp-motcua.wsdl).", exists=True)
+    ] = None,
+    username: Annotated[str, typer.Option(help="WS-Security UsernameToken user.")] = "hub",
+    password: Annotated[str, typer.Option(help="WS-Security UsernameToken password.")] = "hub-secret",  # noqa: S107  simulator test credential
+    client_id: Annotated[str, typer.Option(help="OAuth2 client_id for /token.")] = "hub-client",
+    client_secret: Annotated[str, typer.Option(help="OAuth2 client_secret.")] = "hub-client-secret",  # noqa: S107  simulator test credential
+    token_lifetime: Annotated[int, typer.Option(help="expires_in of issued tokens (s).", min=1)] = 3600,
+    context: Annotated[str, typer.Option(help="WSO2 API context of the REST flavour.")] = "motcua",
+    api_version: Annotated[str, typer.Option("--api-version", help="WSO2 API version.")] = "1.0.0",
+    max_body: Annotated[int, typer.Option(help="Largest accepted request body (bytes).", min=1024)] = 2
+    * 1024
+    * 1024,
+    require_digest: Annotated[bool, typer.Option(help="Refuse PasswordText tokens.")] = False,
+) -> None:
+    """Serve the simulator until interrupted."""
+    from connectors.lgsp.simulator import LgspSimulator, describe
+
+    sim = LgspSimulator(
+        wsdl_path=wsdl,
+        host=host,
+        port=port,
+        username=username,
+        password=password,
+        client_id=client_id,
+        client_secret=client_secret,
+        token_lifetime_seconds=token_lifetime,
+        context=context,
+        version=api_version,
+        max_body_bytes=max_body,
+        require_digest=require_digest,
+    )
+    sim.start()
+    typer.echo(json.dumps(describe(sim), ensure_ascii=False), err=False)
+    with contextlib.suppress(KeyboardInterrupt):
+        assert sim._thread is not None
+        while sim._thread.is_alive():
+            sim._thread.join(timeout=1)
+    sim.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
