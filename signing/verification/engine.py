@@ -41,6 +41,7 @@ from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel
 from pyhanko.sign.validation.ades import (
     AdESBasicValidationResult,
     AdESLTAValidationResult,
+    AdESWithTimeValidationResult,
     ades_basic_validation,
     ades_lta_validation,
     ades_with_time_validation,
@@ -696,12 +697,38 @@ async def _run_ades(
             emb.signed_data, augmented, timing_info=timing, raw_digest=kwargs["raw_digest"]
         )
     with_time = await ades_with_time_validation(emb.signed_data, augmented, **kwargs)
+    with_time = _check_period_at_best_time(with_time, emb.signer_cert)
     if with_time.ades_subindic.status is not AdESStatus.INDETERMINATE:
         return with_time
     lta = await ades_lta_validation(emb, spec, timing_info=timing)
     if lta.ades_subindic.status is not AdESStatus.INDETERMINATE:
         return lta
     return with_time
+
+
+def _check_period_at_best_time(
+    result: AdESWithTimeValidationResult, signer: x509.Certificate
+) -> AdESWithTimeValidationResult:
+    """EN 319 102-1 §5.5.4: the signing certificate must be within its validity period at the
+    best-signature-time. pyHanko 0.38 can report PASSED for a certificate that had already
+    expired when the signature time-stamp was issued; correct that to OUT_OF_BOUNDS_NO_POE
+    (after expiry) or FAILED/NOT_YET_VALID (before issuance)."""
+    if result.ades_subindic != AdESPassed.OK:
+        return result
+    best = result.best_signature_time
+    if best < signer.not_valid_before:
+        return dataclasses.replace(
+            result,
+            ades_subindic=AdESFailure.NOT_YET_VALID,
+            failure_msg="signature time-stamp predates the certificate validity period",
+        )
+    if best > signer.not_valid_after:
+        return dataclasses.replace(
+            result,
+            ades_subindic=AdESIndeterminate.OUT_OF_BOUNDS_NO_POE,
+            failure_msg="certificate already expired at the signature time-stamp",
+        )
+    return result
 
 
 def _usable_for_signing(cert: x509.Certificate) -> bool:

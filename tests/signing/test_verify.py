@@ -300,6 +300,8 @@ def test_expired_signer_is_invalid(
     assert sig.valid_at_signing_time.outcome is CheckOutcome.FAILED
     assert sig.signing_time is not None
     assert sig.signing_time > sig.certificate_valid_to
+    assert sig.ades_indication == "INDETERMINATE"
+    assert sig.ades_subindication == "OUT_OF_BOUNDS_NO_POE"
 
 
 def test_untrusted_root_is_invalid(
