@@ -118,7 +118,7 @@ class ExternalSigningService:
         try:
             prep, _tbs, output = await pdf_signer.async_digest_doc_for_signing(
                 writer,
-                bytes_reserved=reserved_bytes_for(options.level),
+                bytes_reserved=reserved_bytes_for(options.level, ext),
                 appearance_text_params=text_params or None,
             )
         except HubError:

@@ -185,6 +185,9 @@ class Pkcs11KeySource:
     key_id: bytes | None = None
     cert_id: bytes | None = None
     prefer_pss: bool = False
+    #: Hash in software and call the raw mechanism (CKM_ECDSA / CKM_RSA_PKCS) for tokens
+    #: without combined hash-and-sign mechanisms (pyHanko #38; SoftHSM2 for ECDSA).
+    use_raw_mechanism: bool = False
     extra_certs: tuple[Path, ...] = field(default=())
 
     @property
@@ -242,6 +245,7 @@ class Pkcs11KeySource:
                 ca_chain=extra or None,
                 prefer_pss=self.prefer_pss,
                 other_certs_to_pull=None,
+                use_raw_mechanism=self.use_raw_mechanism,
             )
             yield signer
         finally:

@@ -88,13 +88,21 @@ def open_pdf(data: bytes) -> IncrementalPdfFileWriter:
     return writer
 
 
-def reserved_bytes_for(level: SignatureLevel) -> int:
-    """Space for the CMS blob, given up front so pyHanko skips its dry-run sizing.
+def reserved_bytes_for(level: SignatureLevel, signer: Signer | None = None) -> int:
+    """Space for the CMS blob (hex digits), given up front so pyHanko skips its dry-run estimate.
 
-    Chain of three certificates (≈1.5 KB each, RSA-3072) + signature; a TSA token adds its own
-    certificate chain (≈6 KB). Revocation data for B-LT/B-LTA goes to the DSS, not the CMS.
+    Every certificate the signer embeds (its own + registry, e.g. all certificates on a token)
+    plus ~4 KB for attributes and the signature value; a TSA token adds ~10 KB (its own
+    certificate chain). Revocation data for B-LT/B-LTA goes to the DSS, not the CMS.
     """
-    return 12_288 if level is SignatureLevel.B_B else 24_576
+    certs = 3 * 2048
+    if signer is not None:
+        own = signer.signing_cert
+        registry = list(signer.cert_registry)
+        certs = sum(len(c.dump()) for c in registry) + (len(own.dump()) if own is not None else 2048)
+    ts = 0 if level is SignatureLevel.B_B else 10_240
+    # pyHanko counts the hex-encoded size (two characters per byte).
+    return 2 * (4096 + certs + ts)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -287,10 +295,13 @@ class DocumentSigner:
             stamp_style=style,
             new_field_spec=field_spec,
         )
+        ensure_loaded = getattr(self.signer, "ensure_objects_loaded", None)
+        if ensure_loaded is not None:  # PKCS#11: pull certificates before sizing the CMS
+            await ensure_loaded()
         try:
             out = await pdf_signer.async_sign_pdf(
                 writer,
-                bytes_reserved=reserved_bytes_for(options.level),
+                bytes_reserved=reserved_bytes_for(options.level, self.signer),
                 appearance_text_params=text_params or None,
             )
         except HubError:

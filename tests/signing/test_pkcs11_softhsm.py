@@ -1,0 +1,201 @@
+"""PKCS#11 key source against a real SoftHSM2 token (temp SOFTHSM2_CONF, keys + certificates
+imported from the test PKI)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import async_validate_pdf_signature
+
+from hub.errors import SigningError, TokenPinError
+from signing.keys import Pkcs11KeySource, Secret
+from signing.models import SignatureLevel, SignOptions, SignRole
+from signing.samples import sample_pdf
+from signing.signer_service import SigningService
+from signing.testpki import TestPki
+from signing.trust import TrustStore
+
+MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+TOKEN = "hub-test-token"
+PIN = "246810"
+SO_PIN = "13579111"
+
+pytestmark = pytest.mark.skipif(not MODULE.exists(), reason="SoftHSM2 module not installed")
+
+
+def _import_cert(session: object, pem_path: Path, label: str, cid: bytes) -> None:
+    from pkcs11 import Attribute, CertificateType, ObjectClass
+
+    cert = x509.load_pem_x509_certificate(pem_path.read_bytes())
+    session.create_object(  # type: ignore[attr-defined]
+        {
+            Attribute.CLASS: ObjectClass.CERTIFICATE,
+            Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+            Attribute.TOKEN: True,
+            Attribute.LABEL: label,
+            Attribute.ID: cid,
+            Attribute.SUBJECT: cert.subject.public_bytes(),
+            Attribute.ISSUER: cert.issuer.public_bytes(),
+            Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def softhsm_token(tmp_path_factory: pytest.TempPathFactory, test_pki: TestPki) -> Iterator[Path]:
+    """A SoftHSM2 token holding the officer (RSA), officer_ecdsa keys and the CA chain."""
+    base = tmp_path_factory.mktemp("softhsm")
+    (base / "tokens").mkdir()
+    conf = base / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    old = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    util = ["softhsm2-util"]
+    subprocess.run(
+        [*util, "--init-token", "--free", "--label", TOKEN, "--pin", PIN, "--so-pin", SO_PIN],
+        check=True,
+        capture_output=True,
+    )
+    for name, cid in (("officer", "01"), ("officer_ecdsa", "02")):
+        subprocess.run(
+            [
+                *util,
+                "--import",
+                str(getattr(test_pki, f"{name}_key")),
+                "--token",
+                TOKEN,
+                "--label",
+                name,
+                "--id",
+                cid,
+                "--pin",
+                PIN,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    import pkcs11
+
+    token = pkcs11.lib(str(MODULE)).get_token(token_label=TOKEN)
+    with token.open(rw=True, user_pin=PIN) as session:
+        _import_cert(session, test_pki.officer_cert, "officer", b"\x01")
+        _import_cert(session, test_pki.officer_ecdsa_cert, "officer_ecdsa", b"\x02")
+        _import_cert(session, test_pki.issuing_ca_cert, "issuing", b"\x10")
+        _import_cert(session, test_pki.root_cert, "root", b"\x11")
+    yield conf
+    if old is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = old
+
+
+def _source(label: str = "officer", pin: str = PIN, **kw: object) -> Pkcs11KeySource:
+    return Pkcs11KeySource(
+        module_path=MODULE,
+        pin=Secret(pin),
+        token_label=TOKEN,
+        key_label=label,
+        cert_label=label,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _valid(data: bytes, trust_store: TrustStore) -> bool:
+    reader = PdfFileReader(io.BytesIO(data))
+    st = asyncio.run(
+        async_validate_pdf_signature(
+            reader.embedded_signatures[0],
+            signer_validation_context=trust_store.validation_context(allow_fetching=False),
+        )
+    )
+    return bool(st.bottom_line)
+
+
+@pytest.mark.parametrize(("label", "raw"), [("officer", False), ("officer_ecdsa", True)])
+def test_sign_with_token(
+    label: str,
+    raw: bool,
+    softhsm_token: Path,
+    signing_service: SigningService,
+    trust_store: TrustStore,
+    tmp_path: Path,
+    pdfsig: Callable[[Path], str],
+) -> None:
+    src = tmp_path / "in.pdf"
+    src.write_bytes(sample_pdf())
+    out = tmp_path / "out.pdf"
+    result = signing_service.sign_file(
+        src,
+        out,
+        _source(label, use_raw_mechanism=raw),
+        SignOptions(level=SignatureLevel.B_T, role=SignRole.PERSONAL),
+    )
+    assert result.certificate is not None
+    assert result.certificate.revocation_status == "good"
+    data = out.read_bytes()
+    assert _valid(data, trust_store)
+    assert "Signature is Valid" in pdfsig(out)
+
+
+def test_wrong_pin(softhsm_token: Path, signing_service: SigningService, tmp_path: Path) -> None:
+    src = tmp_path / "in.pdf"
+    src.write_bytes(sample_pdf())
+    source = _source(pin="000000")
+    with pytest.raises(TokenPinError) as exc:
+        signing_service.sign_file(src, tmp_path / "out.pdf", source, SignOptions(level=SignatureLevel.B_B))
+    assert exc.value.http_status == 401
+    assert "PIN" in exc.value.message_vi
+    assert "000000" not in repr(source)
+    assert "000000" not in str(exc.value.to_dict())
+    assert not (tmp_path / "out.pdf").exists()
+
+
+def test_unknown_token_and_module(softhsm_token: Path, tmp_path: Path) -> None:
+    from hub.errors import ConfigurationError
+
+    with (
+        pytest.raises(SigningError),
+        Pkcs11KeySource(MODULE, Secret(PIN), token_label="no-such-token").open(),
+    ):
+        pass
+    with (
+        pytest.raises(ConfigurationError),
+        Pkcs11KeySource(tmp_path / "nope.so", Secret(PIN), token_label=TOKEN).open(),
+    ):
+        pass
+
+
+def test_session_closed_after_use(softhsm_token: Path) -> None:
+    import pkcs11
+
+    with _source().open() as signer:
+        session = signer.pkcs11_session
+        assert len(session.generate_random(64)) == 8
+    with pytest.raises(pkcs11.PKCS11Error):
+        session.generate_random(64)
+
+
+def test_batch_with_token_in_worker_processes(
+    softhsm_token: Path, signing_service: SigningService, tmp_path: Path
+) -> None:
+    inputs = []
+    for i in range(4):
+        p = tmp_path / "in" / f"d{i}.pdf"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(sample_pdf(f"DOC {i}"))
+        inputs.append(p)
+    result = signing_service.sign_batch(
+        inputs, tmp_path / "out", _source(), SignOptions(level=SignatureLevel.B_B), workers=2
+    )
+    assert result.failed == 0, result.items
