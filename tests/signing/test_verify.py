@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm
 from test_verify_helpers import (
     append_content_change,
+    fill_text_field,
     make_pdf,
+    make_pdf_with_text_field,
     overwrite_signed_bytes,
     sign,
 )
@@ -199,6 +202,45 @@ def test_double_signature_certified_then_overlapping_agency_seal(
     assert agency.signer_name == "Sở Nông nghiệp và Môi trường tỉnh Ninh Bình"
     assert agency.managing_unit == "Ủy ban nhân dân tỉnh Ninh Bình"
     assert agency.modifications.coverage == "entire_file"
+
+
+def test_certified_p2_then_document_number_filled_then_agency_signs(
+    running_pki: RunningPki, policy: VerificationPolicy
+) -> None:
+    """Decree 30/2020 Art. 14-15: number and date are filled in after the competent person signs."""
+    pki = running_pki.pki
+    first = sign(
+        make_pdf_with_text_field(),
+        running_pki,
+        pki.officer_p12,
+        field="NguoiKy",
+        certify=True,
+        box=(300, 100, 500, 170),
+    )
+    filled = fill_text_field(first, "123/QĐ-SNNMT")
+    final = sign(filled, running_pki, pki.agency_p12, field="CoQuan", box=(240, 80, 370, 210))
+    report = verify_pdf(final, policy)
+    assert report.verdict is Verdict.VALID, [s.reasons for s in report.signatures]
+    assert report.signatures[0].modifications.modification_level == "form_filling"
+    assert report.signatures[0].docmdp_permission == 2
+
+
+def test_form_fill_after_no_changes_certification_is_flagged(
+    running_pki: RunningPki, policy: VerificationPolicy
+) -> None:
+    first = sign(
+        make_pdf_with_text_field(),
+        running_pki,
+        running_pki.pki.officer_p12,
+        certify=True,
+        docmdp=MDPPerm.NO_CHANGES,
+    )
+    report = verify_pdf(fill_text_field(first, "123/QĐ-SNNMT"), policy)
+    sig = report.signatures[0]
+    assert sig.docmdp_permission == 1
+    assert report.verdict is Verdict.INVALID
+    assert "modified_after_signing" in _codes(report)
+    assert sig.modifications.permitted is False
 
 
 # --- tampering -----------------------------------------------------------------------------

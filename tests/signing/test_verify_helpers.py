@@ -82,6 +82,7 @@ def sign(
     ltv: bool = False,
     lta: bool = False,
     certify: bool = False,
+    docmdp: MDPPerm = MDPPerm.FILL_FORMS,
     box: tuple[int, int, int, int] | None = None,
 ) -> bytes:
     """Sign ``pdf`` with pyHanko (``PdfSigner``) using a PKCS#12 of the test PKI."""
@@ -93,7 +94,7 @@ def sign(
         kwargs["subfilter"] = SigSeedSubFilter.PADES
     if certify:
         kwargs["certify"] = True
-        kwargs["docmdp_permissions"] = MDPPerm.FILL_FORMS
+        kwargs["docmdp_permissions"] = docmdp
     meta = signers.PdfSignatureMetadata(
         field_name=field,
         embed_validation_info=ltv or lta,
@@ -128,3 +129,49 @@ def overwrite_signed_bytes(pdf: bytes, old: bytes = b"123/QD", new: bytes = b"99
     assert len(old) == len(new)
     assert old in pdf
     return pdf.replace(old, new, 1)
+
+
+def make_pdf_with_text_field(name: str = "SoKyHieu") -> bytes:
+    """A one-page PDF with an empty text form field (the document number, filled after the
+    competent person signs: Decree 30/2020 Art. 14-15)."""
+    r = IncrementalPdfFileWriter(BytesIO(make_pdf()))
+    page_ref = r.root["/Pages"]["/Kids"][0]
+    field = generic.DictionaryObject(
+        {
+            generic.NameObject("/Type"): generic.NameObject("/Annot"),
+            generic.NameObject("/Subtype"): generic.NameObject("/Widget"),
+            generic.NameObject("/FT"): generic.NameObject("/Tx"),
+            generic.NameObject("/T"): generic.TextStringObject(name),
+            generic.NameObject("/V"): generic.TextStringObject(""),
+            generic.NameObject("/Rect"): generic.ArrayObject(
+                [generic.NumberObject(v) for v in (72, 700, 300, 720)]
+            ),
+            generic.NameObject("/P"): page_ref,
+            generic.NameObject("/F"): generic.NumberObject(4),
+            generic.NameObject("/DA"): generic.TextStringObject("/Helv 10 Tf 0 g"),
+        }
+    )
+    field_ref = r.add_object(field)
+    page = page_ref.get_object()
+    page[generic.NameObject("/Annots")] = generic.ArrayObject([field_ref])
+    r.update_container(page)
+    r.root[generic.NameObject("/AcroForm")] = generic.DictionaryObject(
+        {generic.NameObject("/Fields"): generic.ArrayObject([field_ref])}
+    )
+    r.update_root()
+    out = BytesIO()
+    r.write(out)
+    return out.getvalue()
+
+
+def fill_text_field(pdf: bytes, value: str, name: str = "SoKyHieu") -> bytes:
+    """An incremental update that only fills the text field's value (form filling)."""
+    w = IncrementalPdfFileWriter(BytesIO(pdf))
+    for ref in w.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        if field.get("/T") == name:
+            field[generic.NameObject("/V")] = generic.TextStringObject(value)
+            w.update_container(field)
+    out = BytesIO()
+    w.write(out)
+    return out.getvalue()
