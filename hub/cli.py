@@ -10,10 +10,12 @@ clear message and exit with status 2, other hub errors exit 1, never with a trac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -97,6 +99,18 @@ async def _serve(settings: Settings, host: str, port: int, with_worker: bool) ->
     db = Database.connect(settings.database_url)
     app = create_app(settings, db)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=True))
+    # SIGTERM/SIGINT stop the API and the worker gracefully and the process exits 0; uvicorn's
+    # own handling would re-raise the signal after shutdown (exit status -15).
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    loop = asyncio.get_running_loop()
+
+    def _shutdown() -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _shutdown)
     stop = asyncio.Event()
     worker_task: asyncio.Task[Any] | None = None
     if with_worker:

@@ -130,4 +130,5 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True, stream: T
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)
         logger.propagate = True

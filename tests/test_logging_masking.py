@@ -87,6 +87,7 @@ def test_configure_logging_installs_one_masked_handler() -> None:
     stream = io.StringIO()
     root = logging.getLogger()
     before = list(root.handlers)
+    level = root.level
     try:
         configure_logging("INFO", stream=stream)
         configure_logging("INFO", stream=stream)
@@ -99,6 +100,7 @@ def test_configure_logging_installs_one_masked_handler() -> None:
         for handler in list(root.handlers):
             if handler not in before:
                 root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def test_mask_phone_keeps_ends_only() -> None:

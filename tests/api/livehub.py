@@ -130,3 +130,10 @@ def status_json(status: int, at: datetime, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"status": status, "at": at.isoformat(), "handler": "Trần Thị Bình"}
     body.update(extra)
     return body
+
+
+def free_port() -> int:
+    """A currently free loopback port (for subprocesses that must be told their port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
