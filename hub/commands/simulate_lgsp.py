@@ -43,6 +43,9 @@ def simulate_lgsp(
     * 1024
     * 1024,
     require_digest: Annotated[bool, typer.Option(help="Refuse PasswordText tokens.")] = False,
+    rest_validation: Annotated[
+        str, typer.Option(help="REST body validation: 'xsd' (xmlschema, independent) or 'model' (fast).")
+    ] = "xsd",
 ) -> None:
     """Serve the simulator until interrupted."""
     from connectors.lgsp.simulator import LgspSimulator, describe
@@ -60,6 +63,7 @@ def simulate_lgsp(
         version=api_version,
         max_body_bytes=max_body,
         require_digest=require_digest,
+        rest_validation="model" if rest_validation == "model" else "xsd",
     )
     sim.start()
     typer.echo(json.dumps(describe(sim), ensure_ascii=False), err=False)

@@ -177,6 +177,14 @@ def test_rest_hostile_bodies(simulator: LgspSimulator) -> None:
     )
     assert httpx.post(url, content=b"<x/>", headers={**auth, "Content-Type": "text/xml"}).status_code == 415
     assert httpx.post(url, content=b"{}", headers={"Content-Type": "application/json"}).status_code == 401
+    record = to_sync_document(make_dossier()).model_dump(mode="json", exclude_none=True)
+    record["DateReceived"] = "12/06/2025 08:05"
+    bad_date = httpx.post(url, json=record, headers=auth)
+    assert bad_date.status_code == 400
+    assert "pattern" in bad_date.json()["Message"]
+    record["DateReceived"] = "2025-06-12T01:05:00.000Z"
+    record["Surprise"] = 1
+    assert httpx.post(url, json=record, headers=auth).status_code == 400
     invalid = httpx.post(
         url, content=b'{"DocCode": "x"}', headers={**auth, "Content-Type": "application/json"}
     )
