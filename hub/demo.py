@@ -27,6 +27,7 @@ import importlib
 import importlib.util
 import json
 import shutil
+import signal
 import socket
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -562,6 +563,21 @@ def _optional(module: str) -> Any:
     return importlib.import_module(module)
 
 
+async def _until_signalled(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Wait for SIGINT/SIGTERM (or a server stopping on its own)."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    waiter = asyncio.create_task(stopped.wait())
+    try:
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
 async def run_demo(
     directory: Path,
     *,
@@ -628,7 +644,7 @@ async def run_demo(
             echo(f"source API key (demo only): {token}")
         if keep_running:
             echo("API still running; press Ctrl-C to stop.")
-            await asyncio.gather(*[t for t in tasks if t.get_name() != "worker"])
+            await _until_signalled([t for t in tasks if t.get_name() != "worker"])
         return status
     finally:
         stop.set()
