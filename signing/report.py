@@ -65,6 +65,8 @@ _LABELS: dict[str, dict[Lang, str]] = {
     "to": {"vi": "đến", "en": "to"},
     "yes": {"vi": "có", "en": "yes"},
     "bytes": {"vi": "byte", "en": "bytes"},
+    "embedded": {"vi": "lưu trong tài liệu", "en": "embedded"},
+    "fetched": {"vi": "tra cứu trực tuyến", "en": "fetched online"},
     "no": {"vi": "không", "en": "no"},
 }
 
@@ -72,6 +74,12 @@ _OUTCOME: dict[CheckOutcome, dict[Lang, str]] = {
     CheckOutcome.PASSED: {"vi": "đạt", "en": "passed"},
     CheckOutcome.FAILED: {"vi": "không đạt", "en": "failed"},
     CheckOutcome.UNKNOWN: {"vi": "không xác định", "en": "unknown"},
+}
+
+_REV_STATUS: dict[str, dict[Lang, str]] = {
+    "good": {"vi": "chưa bị thu hồi", "en": "good"},
+    "revoked": {"vi": "đã bị thu hồi", "en": "revoked"},
+    "unknown": {"vi": "không rõ", "en": "unknown"},
 }
 
 _VERDICT_EN = {
@@ -141,8 +149,15 @@ def _signature_section(sig: SignatureReport, lang: Lang) -> list[str]:
     rev_text = _OUTCOME[rev.outcome][lang]
     if rev.revoked and rev.revoked_at is not None:
         rev_text += f" ({'thu hồi lúc' if lang == 'vi' else 'revoked at'} {_time(rev.revoked_at, lang)})"
-    elif rev.ocsp_responses or rev.crls:
-        rev_text += f" (OCSP: {rev.ocsp_responses}, CRL: {rev.crls}, {rev.source.value})"
+    if rev.evidence:
+        src_label = {"embedded": _l("embedded", lang), "fetched": _l("fetched", lang)}
+        items = [
+            f"{e.kind.upper()} {e.authority or ''} {_time(e.issued_at, lang)}, "
+            f"{_REV_STATUS.get(e.status, {'vi': e.status, 'en': e.status})[lang]}, "
+            f"{src_label.get(e.source.value, e.source.value)}".replace("  ", " ")
+            for e in rev.evidence
+        ]
+        rev_text += "; " + "; ".join(items)
     mods = sig.modifications
     mod_text = (
         _MOD_LEVEL.get(

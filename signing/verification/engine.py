@@ -101,6 +101,7 @@ from signing.verification.model import (
     ModificationReport,
     PolicyInfo,
     Reason,
+    RevocationEvidence,
     RevocationReport,
     RevocationSource,
     SignatureFormat,
@@ -445,46 +446,112 @@ def _modifications(emb: EmbeddedPdfSignature, reader: PdfFileReader) -> Modifica
     )
 
 
+@dataclass(frozen=True)
+class _RevinfoSummary:
+    ocsps: int
+    crls: int
+    source: RevocationSource
+    evidence: list[RevocationEvidence]
+
+
 def _signer_revinfo(
     result: AdESBasicValidationResult[Any],
     signer: x509.Certificate,
     embedded: frozenset[bytes],
-    emb: EmbeddedPdfSignature,
-) -> tuple[int, int, RevocationSource]:
-    """Count OCSP responses / CRLs that speak about the signer's certificate, and where they came from."""
-    ocsps = crls = 0
-    sources: set[str] = set()
+) -> _RevinfoSummary:
+    """OCSP responses / CRLs about the signer's certificate that the validation used, and where
+    they came from (kept as evidence: Circular 15/2025 §2.3 "lưu trữ ... kết quả kiểm tra")."""
+    evidence: list[RevocationEvidence] = []
+    seen: set[bytes] = set()
     for vo in result.validation_objects:
         value = vo.value
         if vo.object_type == ValidationObjectType.OCSP_RESPONSE and isinstance(value, OCSPContainer):
-            if _ocsp_covers(value.ocsp_response_data, signer):
-                ocsps += 1
-                raw = value.ocsp_response_data.dump()
-                sources.add("embedded" if _digest(raw) in embedded else "fetched")
+            single = _ocsp_single_for(value.ocsp_response_data, signer)
+            if single is None:
+                continue
+            raw = value.ocsp_response_data.dump()
+            digest = _digest(raw)
+            if digest in seen:
+                continue
+            seen.add(digest)
+            basic = value.ocsp_response_data["response_bytes"]["response"].parsed
+            tbs = basic["tbs_response_data"]
+            responder = tbs["responder_id"]
+            if responder.name == "by_name":
+                responder_name = name_attr(responder.chosen, "common_name")
+            else:  # by_key: name the certificate the responder shipped, if any
+                certs = basic["certs"].native if basic["certs"] else None
+                responder_name = name_attr(basic["certs"][0].subject, "common_name") if certs else None
+            next_update = single["next_update"].native
+            evidence.append(
+                RevocationEvidence(
+                    kind="ocsp",
+                    source=RevocationSource.EMBEDDED if digest in embedded else RevocationSource.FETCHED,
+                    issued_at=tbs["produced_at"].native,
+                    next_update=next_update,
+                    status=str(single["cert_status"].name),
+                    authority=responder_name,
+                    sha256=digest.hex(),
+                )
+            )
         elif vo.object_type == ValidationObjectType.CRL and isinstance(value, CRLContainer):
             crl_obj: asn1_crl.CertificateList = value.crl_data
-            if crl_obj.issuer == signer.issuer:
-                crls += 1
-                raw = crl_obj.dump()
-                sources.add("embedded" if _digest(raw) in embedded else "fetched")
+            if crl_obj.issuer != signer.issuer:
+                continue
+            raw = crl_obj.dump()
+            digest = _digest(raw)
+            if digest in seen:
+                continue
+            seen.add(digest)
+            revoked = any(
+                entry["user_certificate"].native == signer.serial_number
+                for entry in crl_obj["tbs_cert_list"]["revoked_certificates"] or ()
+            )
+            evidence.append(
+                RevocationEvidence(
+                    kind="crl",
+                    source=RevocationSource.EMBEDDED if digest in embedded else RevocationSource.FETCHED,
+                    issued_at=crl_obj["tbs_cert_list"]["this_update"].native,
+                    next_update=crl_obj["tbs_cert_list"]["next_update"].native,
+                    status="revoked" if revoked else "good",
+                    authority=name_attr(crl_obj.issuer, "common_name"),
+                    sha256=digest.hex(),
+                )
+            )
+    sources = {e.source for e in evidence}
     if not sources:
         src = RevocationSource.NONE
     elif len(sources) > 1:
         src = RevocationSource.MIXED
     else:
-        src = RevocationSource(sources.pop())
-    return ocsps, crls, src
+        src = sources.pop()
+    return _RevinfoSummary(
+        ocsps=sum(1 for e in evidence if e.kind == "ocsp"),
+        crls=sum(1 for e in evidence if e.kind == "crl"),
+        source=src,
+        evidence=evidence,
+    )
 
 
-def _ocsp_covers(response: asn1_ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
+def _ocsp_single_for(response: asn1_ocsp.OCSPResponse, cert: x509.Certificate) -> Any:
+    """The SingleResponse about ``cert`` (serial and issuer-name hash match), if any."""
     try:
         basic = response["response_bytes"]["response"].parsed
         for single in basic["tbs_response_data"]["responses"]:
-            if single["cert_id"]["serial_number"].native == cert.serial_number:
-                return True
+            cert_id = single["cert_id"]
+            if cert_id["serial_number"].native != cert.serial_number:
+                continue
+            algo = cert_id["hash_algorithm"]["algorithm"].native
+            name_hash = hashlib.new(algo, cert.issuer.dump()).digest()
+            if name_hash == cert_id["issuer_name_hash"].native:
+                return single
     except (KeyError, ValueError, TypeError):
-        return False
-    return False
+        return None
+    return None
+
+
+def _ocsp_covers(response: asn1_ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
+    return _ocsp_single_for(response, cert) is not None
 
 
 def _timestamp_info(status: TimestampSignatureStatus) -> TimestampInfo:
@@ -556,9 +623,10 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
 
     if result is not None:
         embedded = _knowledge_digests(ctx.dss_knowledge, _adobe_knowledge(emb))
-        ocsps, crls, src = _signer_revinfo(result, signer, embedded, emb)
+        revinfo = _signer_revinfo(result, signer, embedded)
     else:
-        ocsps, crls, src = 0, 0, RevocationSource.NONE
+        revinfo = _RevinfoSummary(0, 0, RevocationSource.NONE, [])
+    ocsps, crls, src = revinfo.ocsps, revinfo.crls, revinfo.source
 
     reasons = _judge(
         subindic=subindic,
@@ -593,6 +661,7 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
         source=src,
         ocsp_responses=ocsps,
         crls=crls,
+        evidence=revinfo.evidence,
     )
     codes = {r.code for r in reasons}
     already_invalid = any(r.severity == "error" for r in reasons)

@@ -30,6 +30,7 @@ __all__ = [
     "PadesLevel",
     "PolicyInfo",
     "Reason",
+    "RevocationEvidence",
     "RevocationReport",
     "RevocationSource",
     "SignatureFormat",
@@ -172,6 +173,20 @@ class TimestampInfo(_Model):
     outcome: CheckOutcome
 
 
+class RevocationEvidence(_Model):
+    """One OCSP response or CRL consulted for the signer's certificate (kept for the record)."""
+
+    kind: Literal["ocsp", "crl"]
+    source: RevocationSource
+    #: OCSP producedAt / CRL thisUpdate.
+    issued_at: VnDatetime
+    next_update: VnDatetime | None = None
+    #: OCSP certStatus (good / revoked / unknown) or, for a CRL, whether it lists the certificate.
+    status: str
+    authority: NfcStr | None = None
+    sha256: str
+
+
 class RevocationReport(_Model):
     """Revocation status at signing time (Decree 68/2024 Art. 31 k2; Circular 15/2025 Annex II)."""
 
@@ -182,6 +197,7 @@ class RevocationReport(_Model):
     source: RevocationSource = RevocationSource.NONE
     ocsp_responses: int = 0
     crls: int = 0
+    evidence: list[RevocationEvidence] = Field(default_factory=list)
 
 
 class ModificationReport(_Model):

@@ -56,6 +56,7 @@ def test_vietnamese_report_has_mandatory_fields_in_nfc(valid_report: Verificatio
     assert "CA phục vụ các cơ quan Nhà nước G2 (TEST)" in text
     assert "(theo dấu thời gian)" in text
     assert "Tính toàn vẹn: đạt" in text
+    assert "chưa bị thu hồi, tra cứu trực tuyến" in text
     # times are Vietnam time, ISO 8601 with +07:00
     times = re.findall(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}([+-]\d{2}:\d{2})", text)
     assert times

@@ -108,6 +108,10 @@ def test_pkcs7_without_ltv_is_accepted(pkcs7_pdf: bytes, policy: VerificationPol
     assert sig.revocation.outcome is CheckOutcome.PASSED
     assert sig.revocation.source is RevocationSource.FETCHED
     assert sig.revocation.ocsp_responses + sig.revocation.crls >= 1
+    ocsp = next(e for e in sig.revocation.evidence if e.kind == "ocsp")
+    assert ocsp.status == "good"
+    assert ocsp.authority == "OCSP G2 (TEST)"
+    assert ocsp.issued_at.utcoffset() == sig.signing_time.utcoffset()
     assert sig.modifications.coverage == "entire_file"
     assert report.file_name == "qd.pdf"
 
@@ -160,6 +164,8 @@ def test_b_lt_verifies_offline_from_embedded_revocation_data(
     assert report.verdict is Verdict.VALID, sig.reasons
     assert sig.revocation.source is RevocationSource.EMBEDDED
     assert sig.revocation.outcome is CheckOutcome.PASSED
+    assert sig.revocation.evidence
+    assert all(e.source is RevocationSource.EMBEDDED for e in sig.revocation.evidence)
 
 
 def test_ecdsa_signature_is_valid(
@@ -325,6 +331,7 @@ def test_revoked_signer_is_invalid(
     assert sig.revocation.revoked_at is not None
     assert sig.signing_time is not None
     assert sig.revocation.revoked_at < sig.signing_time
+    assert any(e.status == "revoked" for e in sig.revocation.evidence)
     assert sig.valid_at_signing_time.outcome is CheckOutcome.FAILED
     if timestamp:
         assert sig.signing_time_source is SigningTimeSource.TIMESTAMP
