@@ -178,6 +178,39 @@ def test_ecdsa_signature_is_valid(
     assert report.signatures[0].signer_name == "Trần Văn Đức"
 
 
+def test_rsassa_pss_signature_is_valid(
+    running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    """Circular 15/2025 Annex I names RSASSA-PSS for signing; PKCS#1 v1.5 is accepted too."""
+    pdf = sign(base_pdf, running_pki, running_pki.pki.officer_p12, pss=True, timestamp=True)
+    report = verify_pdf(pdf, policy)
+    assert report.verdict is Verdict.VALID
+    assert report.signatures[0].signature_algorithm == "rsassa_pss"
+
+
+def test_vgca_style_leaf_only_certified_pkcs7(
+    running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    """adbe.pkcs7.detached, only the signer certificate embedded, DocMDP P=2, no LTV: the path
+    is completed from the trust store's issuing CA."""
+    pdf = sign(base_pdf, running_pki, running_pki.pki.officer_p12, pades=False, leaf_only=True, certify=True)
+    offline = dataclasses.replace(policy, allow_fetching=False)
+    report = verify_pdf(pdf, offline)
+    sig = report.signatures[0]
+    assert report.verdict is Verdict.VALID, sig.reasons
+    assert sig.is_certification
+    assert [c.common_name for c in sig.certificate_chain] == [
+        "RootCA chuyên dùng Chính phủ G2 (TEST)",
+        "CA phục vụ các cơ quan Nhà nước G2 (TEST)",
+        "Nguyễn Thị Lấp Lánh",
+    ]
+    # offline and nothing embedded: the Circular 15/2025 Annex II warning is shown
+    assert "revocation_not_checked" in _codes(report)
+    # without the issuing CA in the store and without fetching, no path can be built
+    bare = dataclasses.replace(offline, intermediates=())
+    assert "untrusted_chain" in _codes(verify_pdf(pdf, bare))
+
+
 def test_double_signature_certified_then_overlapping_agency_seal(
     double_signed: bytes, policy: VerificationPolicy
 ) -> None:

@@ -17,6 +17,7 @@ from pyhanko.pdf_utils.writer import PdfFileWriter
 from pyhanko.sign import fields, signers, timestamps
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from signing.testpki import RunningPki
 from signing.trust import TrustStore
@@ -84,10 +85,19 @@ def sign(
     certify: bool = False,
     docmdp: MDPPerm = MDPPerm.FILL_FORMS,
     box: tuple[int, int, int, int] | None = None,
+    pss: bool = False,
+    leaf_only: bool = False,
 ) -> bytes:
     """Sign ``pdf`` with pyHanko (``PdfSigner``) using a PKCS#12 of the test PKI."""
-    signer = signers.SimpleSigner.load_pkcs12(str(p12), passphrase=pki.pki.p12_password.encode())
-    assert signer is not None
+    loaded = signers.SimpleSigner.load_pkcs12(str(p12), passphrase=pki.pki.p12_password.encode())
+    assert loaded is not None
+    signer = signers.SimpleSigner(
+        signing_cert=loaded.signing_cert,
+        signing_key=loaded.signing_key,
+        # VGCA-style tools embed only the signer's certificate (signing-law.md §7)
+        cert_registry=SimpleCertificateStore() if leaf_only else loaded.cert_registry,
+        prefer_pss=pss,
+    )
     vc = TrustStore.from_test_pki(pki.pki).validation_context() if (ltv or lta) else None
     kwargs: dict[str, Any] = {}
     if pades:
