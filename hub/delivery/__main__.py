@@ -31,9 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     if args.concurrency:
         settings.worker.concurrency = args.concurrency
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     db = Database.connect(settings.database_url, pool_size=4)
     try:
         worker = Worker(settings, db, worker_id=args.worker_id, transport=TransportKind(args.transport))

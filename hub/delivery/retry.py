@@ -89,8 +89,10 @@ class RetryPolicy:
         delay = self.wait(state)
         retry_after = getattr(error, "retry_after", None) if isinstance(error, RetryableError) else None
         if retry_after is not None:
-            delay = min(max(float(retry_after), self.settings.retry_after_min_seconds),
-                        self.settings.retry_after_max_seconds)
+            delay = min(
+                max(float(retry_after), self.settings.retry_after_min_seconds),
+                self.settings.retry_after_max_seconds,
+            )
         if is_throttle(error):
             delay = max(delay, self.settings.throttle_min_seconds)
         return RetryDecision(True, delay=delay, reason="scheduled")

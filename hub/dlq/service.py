@@ -490,28 +490,28 @@ def run_next_bulk_job(db: Database) -> bool:
 
 
 def _run_taken_job(db: Database, job_id: int) -> None:
+    """Process chunks until nothing matches or the job is no longer ``running`` (cancelled).
+
+    The job row is not locked while a chunk runs, so a cancel never waits for the chunk; the
+    state changes made here are guarded by ``state = 'running'`` so they never undo a cancel.
+    """
     job = get_bulk_job(db, job_id)
     allowed = RETRYABLE_STATES if job.action is BulkAction.RETRY else DISCARDABLE_STATES
     allowed_values = {state.value for state in allowed}
+    running = and_(BulkJob.id == job_id, BulkJob.state == BulkState.RUNNING.value)
     cursor = 0
     while True:
         with db.transaction() as session:
-            current = session.scalar(select(BulkJob).where(BulkJob.id == job_id).with_for_update())
-            if current is None or current.state != BulkState.RUNNING.value:
+            if session.scalar(select(BulkJob.state).where(BulkJob.id == job_id)) != BulkState.RUNNING.value:
                 return  # cancelled (or removed) meanwhile
             query = _filtered(select(OutboxMessage), job.filter).where(OutboxMessage.seq > cursor)
             query = query.order_by(OutboxMessage.seq).limit(BULK_CHUNK).with_for_update()
             rows = session.scalars(query).all()
             if not rows:
-                current.state = BulkState.DONE.value
-                current.finished_at = utcnow()
-                _audit(
-                    session,
-                    job.created_by,
-                    "dlq.bulk_done",
-                    None,
-                    {"job": job_id, "processed": current.processed},
+                session.execute(
+                    update(BulkJob).where(running).values(state=BulkState.DONE.value, finished_at=utcnow())
                 )
+                _audit(session, job.created_by, "dlq.bulk_done", None, {"job": job_id})
                 return
             now = utcnow()
             acted = 0
@@ -531,4 +531,6 @@ def _run_taken_job(db: Database, job_id: int) -> None:
                     row.seq,
                     {"previous_state": previous, "reason": job.reason, "bulk_job": job_id},
                 )
-            current.processed += acted
+            session.execute(
+                update(BulkJob).where(BulkJob.id == job_id).values(processed=BulkJob.processed + acted)
+            )

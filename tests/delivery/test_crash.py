@@ -88,7 +88,9 @@ def _outcomes(db: Database) -> list[str]:
         return list(session.scalars(select(DeliveryAttempt.outcome)))
 
 
-def test_sigkill_mid_delivery_then_restart(db: Database, db_url: str, sink: ThreadedSink, tmp_path: Path) -> None:
+def test_sigkill_mid_delivery_then_restart(
+    db: Database, db_url: str, sink: ThreadedSink, tmp_path: Path
+) -> None:
     sink.configure(delay=0.05)
     put_many(db, "portal", [(f"D{i % 40}", {"dossier": f"D{i % 40}", "n": i}) for i in range(400)])
     config = _config(tmp_path, sink.url)
@@ -119,7 +121,9 @@ def test_sigkill_mid_delivery_then_restart(db: Database, db_url: str, sink: Thre
         last[body["dossier"]] = body["n"]
 
 
-def test_sigkill_while_the_endpoint_is_down(db: Database, db_url: str, sink: ThreadedSink, tmp_path: Path) -> None:
+def test_sigkill_while_the_endpoint_is_down(
+    db: Database, db_url: str, sink: ThreadedSink, tmp_path: Path
+) -> None:
     put_many(db, "portal", [(f"D{i % 10}", {"n": i}) for i in range(100)])
     config = _config(tmp_path, sink.url)
     sink.stop()  # the portal is down

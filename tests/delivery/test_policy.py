@@ -51,7 +51,8 @@ def test_attempts_exhausted_after_the_schedule() -> None:
     retry_policy = policy()
     assert retry_policy.max_attempts == 4
     decision = retry_policy.decide(4, EndpointBusyError("503"))
-    assert not decision.retry and decision.reason == "exhausted"
+    assert not decision.retry
+    assert decision.reason == "exhausted"
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,8 @@ def test_attempts_exhausted_after_the_schedule() -> None:
 )
 def test_permanent_errors_are_not_retried(error: Exception) -> None:
     decision = policy().decide(1, error)
-    assert not decision.retry and decision.reason == "permanent"
+    assert not decision.retry
+    assert decision.reason == "permanent"
 
 
 def test_unexpected_exceptions_are_retried() -> None:
@@ -107,25 +109,32 @@ class FakeClock:
 
 def test_breaker_opens_probes_and_closes() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker("p", BreakerSettings(failure_threshold=3, open_seconds=10, half_open_probes=1), clock)
+    breaker = CircuitBreaker(
+        "p", BreakerSettings(failure_threshold=3, open_seconds=10, half_open_probes=1), clock
+    )
     for _ in range(2):
         assert breaker.record_failure("503", probe=False) is None
     transition = breaker.record_failure("503", probe=False)
-    assert transition is not None and transition.state is BreakerState.OPEN
-    assert breaker.capacity() == 0 and breaker.try_acquire() == (False, False)
+    assert transition is not None
+    assert transition.state is BreakerState.OPEN
+    assert breaker.capacity() == 0
+    assert breaker.try_acquire() == (False, False)
 
     clock.now = 10.0
     assert breaker.capacity() == 1
     assert breaker.try_acquire() == (True, True)
     assert breaker.try_acquire() == (False, False)  # one probe at a time
     reopened = breaker.record_failure("503", probe=True)
-    assert reopened is not None and reopened.state is BreakerState.OPEN
+    assert reopened is not None
+    assert reopened.state is BreakerState.OPEN
 
     clock.now = 20.0
     assert breaker.try_acquire() == (True, True)
     closed = breaker.record_success(probe=True)
-    assert closed is not None and closed.state is BreakerState.CLOSED
-    assert breaker.capacity() is None and breaker.consecutive_failures == 0
+    assert closed is not None
+    assert closed.state is BreakerState.CLOSED
+    assert breaker.capacity() is None
+    assert breaker.consecutive_failures == 0
 
 
 def test_success_resets_the_failure_count() -> None:

@@ -18,6 +18,7 @@ from hub.delivery.store import (
     Completion,
     OutboxStore,
 )
+
 from .helpers import attempts, message, put
 
 
@@ -49,8 +50,10 @@ def test_claim_takes_only_the_head_of_each_dossier(db: Database) -> None:
     assert [m.seq for m in claimed] == [a1, b1]
     assert all(m.attempt_no == 1 and m.lease_token == "w1#1" for m in claimed)
     row = message(db, a1)
-    assert row.state == MessageState.IN_FLIGHT and row.lease_owner == "w1#1"
-    assert row.lease_expires_at is not None and row.lease_expires_at > utcnow()
+    assert row.state == MessageState.IN_FLIGHT
+    assert row.lease_owner == "w1#1"
+    assert row.lease_expires_at is not None
+    assert row.lease_expires_at > utcnow()
     # The second message of D1 waits for the first; other endpoints are independent.
     assert store.claim({"portal": 10}, "w2#1", 30) == []
     assert [m.seq for m in store.claim({"other": 10}, "w2#2", 30)] == [other]
@@ -80,9 +83,11 @@ def test_rescue_reclaims_a_stuck_row_and_records_lease_lost(db: Database) -> Non
     assert store.rescue_expired({"portal": 5}, "rescuer") == [seq]
 
     row = message(db, seq)
-    assert row.state == MessageState.PENDING and row.lease_owner is None
+    assert row.state == MessageState.PENDING
+    assert row.lease_owner is None
     [lost] = attempts(db, seq)
-    assert lost.outcome == OUTCOME_LEASE_LOST and lost.worker_id == "dead-worker#1"
+    assert lost.outcome == OUTCOME_LEASE_LOST
+    assert lost.worker_id == "dead-worker#1"
     assert lost.attempt_no == claimed.attempt_no == 1
     again = store.claim({"portal": 1}, "w2#1", 30)
     assert [m.attempt_no for m in again] == [2]
@@ -95,7 +100,8 @@ def test_rescue_dead_letters_when_attempts_are_exhausted(db: Database) -> None:
     _expire(db, seq)
     assert store.rescue_expired({"portal": 1}, "rescuer") == [seq]
     row = message(db, seq)
-    assert row.state == MessageState.DEAD and row.error_class == "LeaseLost"
+    assert row.state == MessageState.DEAD
+    assert row.error_class == "LeaseLost"
 
 
 def test_heartbeat_keeps_the_claim(db: Database) -> None:
@@ -128,7 +134,8 @@ def test_completion_after_lease_loss_does_not_overwrite(db: Database) -> None:
     # The slow worker comes back and reports: nothing changes, nothing recorded.
     assert store.complete([_done(seq, "slow#1", 1, OUTCOME_DEAD, error="late")], "slow") == set()
     row = message(db, seq)
-    assert row.state == MessageState.IN_FLIGHT and row.lease_owner == "fast#1"
+    assert row.state == MessageState.IN_FLIGHT
+    assert row.lease_owner == "fast#1"
 
     assert store.complete([_done(seq, "fast#1", second.attempt_no)], "fast") == {seq}
     assert message(db, seq).state == MessageState.DELIVERED
@@ -155,12 +162,23 @@ def test_retry_completion_reschedules_and_keeps_order(db: Database) -> None:
     store.claim({"portal": 5}, "w#1", 30)
     later = utcnow() + timedelta(hours=1)
     done = store.complete(
-        [_done(first, "w#1", 1, OUTCOME_RETRY, next_attempt_at=later, error="busy", error_class="EndpointBusyError")],
+        [
+            _done(
+                first,
+                "w#1",
+                1,
+                OUTCOME_RETRY,
+                next_attempt_at=later,
+                error="busy",
+                error_class="EndpointBusyError",
+            )
+        ],
         "w",
     )
     assert done == {first}
     row = message(db, first)
-    assert row.state == MessageState.PENDING and row.error_class == "EndpointBusyError"
+    assert row.state == MessageState.PENDING
+    assert row.error_class == "EndpointBusyError"
     # The retrying head still holds its dossier: nothing is claimable.
     assert store.claim({"portal": 5}, "w#2", 30) == []
 
@@ -171,7 +189,9 @@ def test_release_does_not_count_an_attempt(db: Database) -> None:
     store.claim({"portal": 1}, "w#1", 30)
     assert store.release([(seq, "w#1")]) == 1
     row = message(db, seq)
-    assert row.state == MessageState.PENDING and row.attempts == 0 and row.lease_owner is None
+    assert row.state == MessageState.PENDING
+    assert row.attempts == 0
+    assert row.lease_owner is None
     assert attempts(db, seq) == []
     assert store.release([(seq, "w#1")]) == 0  # not ours any more
 
@@ -215,5 +235,7 @@ def test_publish_health_upserts(db: Database) -> None:
     store.publish_health("portal", "open", 5, success=False, error="HTTP 503")
     store.publish_health("portal", "closed", 0, success=True, error=None)
     [health] = endpoint_health(db)
-    assert health.state == "closed" and health.last_error == "HTTP 503"
-    assert health.last_success_at is not None and health.opened_at is not None
+    assert health.state == "closed"
+    assert health.last_error == "HTTP 503"
+    assert health.last_success_at is not None
+    assert health.opened_at is not None

@@ -57,8 +57,11 @@ async def test_delivers_with_stable_message_id_and_records_attempts(
         assert row.message_id in arrivals
         assert json.loads(arrivals[row.message_id].body)["tên"] == "Nguyễn Văn A"
         [attempt] = attempts(db, seq)
-        assert attempt.outcome == "delivered" and attempt.status_code == 200 and attempt.worker_id == "w0"
-        assert attempt.request_summary and row.message_id in attempt.request_summary
+        assert attempt.outcome == "delivered"
+        assert attempt.status_code == 200
+        assert attempt.worker_id == "w0"
+        assert attempt.request_summary
+        assert row.message_id in attempt.request_summary
 
 
 async def test_permanent_rejection_is_dead_lettered_at_once(db: Database, db_url: str, sink: Sink) -> None:
@@ -68,9 +71,11 @@ async def test_permanent_rejection_is_dead_lettered_at_once(db: Database, db_url
     async with running(settings, db):
         await until(lambda: message(db, seq).state == MessageState.DEAD)
     row = message(db, seq)
-    assert row.error_class == "BusinessRejectionError" and "HTTP 422" in (row.last_error or "")
+    assert row.error_class == "BusinessRejectionError"
+    assert "HTTP 422" in (row.last_error or "")
     [attempt] = attempts(db, seq)
-    assert attempt.outcome == "dead" and attempt.status_code == 422
+    assert attempt.outcome == "dead"
+    assert attempt.status_code == 422
 
 
 async def test_retryable_failures_are_retried_then_delivered(db: Database, db_url: str, sink: Sink) -> None:
@@ -106,7 +111,8 @@ async def test_retry_after_header_sets_the_next_attempt(db: Database, db_url: st
         await until(lambda: len(attempts(db, seq)) == 1)
     row = message(db, seq)
     [attempt] = attempts(db, seq)
-    assert row.state == MessageState.PENDING and attempt.status_code == 429
+    assert row.state == MessageState.PENDING
+    assert attempt.status_code == 429
     wait = (row.next_attempt_at - attempt.finished_at).total_seconds()
     assert 119 <= wait <= 121  # Retry-After 3600 clamped to the 120 s maximum
 
@@ -231,5 +237,7 @@ async def test_stop_after_grace_releases_without_counting(db: Database, db_url: 
     await task
     for seq in seqs:
         row = message(db, seq)
-        assert row.state == MessageState.PENDING and row.attempts == 0 and row.lease_owner is None
+        assert row.state == MessageState.PENDING
+        assert row.attempts == 0
+        assert row.lease_owner is None
     assert worker.stats.released == 5
