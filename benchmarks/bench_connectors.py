@@ -280,6 +280,81 @@ async def bench_dvcqg_aiohttp(opts: BenchOptions) -> CaseResult:
     return await _bench_dvcqg(opts, "aiohttp")
 
 
+# --- LGSP: SOAP (zeep) and REST (JSON) ---------------------------------------------------------
+# (fuller breakdown, CPU per side and the serialisation share: benchmarks/bench_soap.py)
+
+
+async def _bench_lgsp(opts: BenchOptions, flavour: str) -> CaseResult:
+    """``dossier.sync`` through the LGSP connector to ``hub simulate lgsp`` in its own process.
+
+    SOAP requests are XSD-validated (libxml2) and their UsernameToken digest checked by the
+    simulator; REST bodies are checked with the wire models (``--rest-validation model``).
+    """
+    from connectors.lgsp import build_lgsp_rest_connector, build_lgsp_soap_connector
+    from hub.config import EndpointSettings
+
+    port = free_port()
+    command = [sys.executable, "-m", "hub.commands.simulate_lgsp", "--port", str(port)]
+    with start_process([*command, "--rest-validation", "model"], '"soap11"'):
+        base = f"http://127.0.0.1:{port}"
+        async with _http_client("aiohttp", opts.concurrency) as http:
+            connector: Connector
+            if flavour == "rest":
+                settings = EndpointSettings.model_validate(
+                    {
+                        "kind": "lgsp_rest",
+                        "url": base,
+                        "client_id": "hub-client",
+                        "client_secret": "hub-client-secret",
+                    }
+                )
+                connector = build_lgsp_rest_connector("lgsp", settings, http)
+            else:
+                settings = EndpointSettings.model_validate(
+                    {
+                        "kind": "lgsp_soap",
+                        "url": f"{base}/lgsp/soap{flavour.replace('.', '')}",
+                        "username": "hub",
+                        "password": "hub-secret",
+                        "options": {"soap_version": flavour},
+                    }
+                )
+                connector = build_lgsp_soap_connector("lgsp", settings, http)
+            await connector.deliver(_sync_delivery(0))  # warm-up (token / first connection)
+            n = opts.deliveries
+            cpu = time.process_time()
+            seconds, latencies, errors = await drive(
+                connector, [_sync_delivery(i) for i in range(1, n + 1)], opts.concurrency
+            )
+            cpu_ms = (time.process_time() - cpu) * 1000 / n
+            profile, report = profiled(opts.profile_top)
+            sample = [_sync_delivery(i) for i in range(n + 1, n + 1 + max(200, n // 4))]
+            profile.enable()
+            await drive(connector, sample, opts.concurrency)
+            profile.disable()
+            await connector.aclose()
+    label = "REST JSON" if flavour == "rest" else f"SOAP {flavour} zeep"
+    result = CaseResult(f"lgsp ({label}, aiohttp transport)", n, opts.concurrency, seconds, latencies, errors)
+    result.profile = report()
+    result.notes.append(f"hub CPU {cpu_ms:.3f} ms per delivery (time.process_time)")
+    return result
+
+
+@case("lgsp-soap11")
+async def bench_lgsp_soap11(opts: BenchOptions) -> CaseResult:
+    return await _bench_lgsp(opts, "1.1")
+
+
+@case("lgsp-soap12")
+async def bench_lgsp_soap12(opts: BenchOptions) -> CaseResult:
+    return await _bench_lgsp(opts, "1.2")
+
+
+@case("lgsp-rest")
+async def bench_lgsp_rest(opts: BenchOptions) -> CaseResult:
+    return await _bench_lgsp(opts, "rest")
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
