@@ -44,7 +44,7 @@ from signing.service import DocumentSigner, atomic_write
 from signing.timestamping import HubTimeStamper, TsaSettings
 from signing.trust import TrustStore
 
-__all__ = ["ProgressCallback", "SigningConfig", "SigningService"]
+__all__ = ["ProgressCallback", "SigningConfig", "SigningService", "config_from_settings"]
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +71,38 @@ class SigningConfig:
     #: Auto mode uses worker processes only from this many documents on: spawning workers costs
     #: ~1 s, while one process signs ~80 small documents/s (benchmarks/bench_signing.py).
     pool_min_docs: int = 400
+
+
+def config_from_settings(
+    settings: Any,
+    *,
+    signature_png: bytes | None = None,
+    seal_png: bytes | None = None,
+    templates: dict[str, AppearanceTemplate] | None = None,
+) -> SigningConfig:
+    """Build a :class:`SigningConfig` from ``hub.config.SigningSettings`` (``[signing]``).
+
+    Trust anchors: the configured files/directories, else the pinned government anchors.
+    """
+    anchors = list(getattr(settings, "trust_anchor_paths", []) or [])
+    store = TrustStore(anchors, pins={}) if anchors else TrustStore.default()
+    tsa_url = getattr(settings, "tsa_url", None)
+    tsa = (
+        TsaSettings(url=tsa_url, timeout_seconds=float(getattr(settings, "tsa_timeout_seconds", 180)))
+        if tsa_url
+        else None
+    )
+    font = getattr(settings, "font_path", None)
+    if templates is None:
+        templates = {"default": AppearanceTemplate(font_path=font) if font else AppearanceTemplate()}
+    return SigningConfig(
+        trust_store=store,
+        tsa=tsa,
+        revocation_policy=RevocationPolicy(getattr(settings, "revocation_policy", "warn")),
+        templates=templates,
+        signature_png=signature_png,
+        seal_png=seal_png,
+    )
 
 
 class SigningService:

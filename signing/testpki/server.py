@@ -356,10 +356,11 @@ class RunningPki:
 
 
 @contextmanager
-def serve_test_pki(directory: Path, *, host: str = "127.0.0.1") -> Iterator[RunningPki]:
+def serve_test_pki(directory: Path, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[RunningPki]:
     """Start the loopback PKI services, build the PKI bound to their URL, and yield it.
 
-    The server listens on a free port (port 0) in a daemon thread and is shut down on exit.
+    The server listens on ``port`` (default 0: a free port) in a daemon thread and is shut
+    down on exit. The PKI in ``directory`` is (re)generated for that URL.
     """
     state = PkiServiceState()
     holder: dict[str, _Authority] = {}
@@ -367,7 +368,7 @@ def serve_test_pki(directory: Path, *, host: str = "127.0.0.1") -> Iterator[Runn
     class _Lazy(BaseHTTPRequestHandler):
         pass
 
-    server = _Server((host, 0), _Lazy)
+    server = _Server((host, port), _Lazy)
     port = server.server_address[1]
     base_url = f"http://{host}:{port}"
     pki = build_test_pki(directory, base_url=base_url)

@@ -1,0 +1,175 @@
+"""``hub sign``: sign one or many PDFs (PAdES B-B/B-T/B-LT/B-LTA) with a PKCS#12 file or a
+PKCS#11 token, with the Decree 30/2020 appearance of the chosen role.
+
+PINs and passwords are never taken on the command line (they would show in ``ps``): they are
+read from the environment variable named by ``--secret-env`` (default ``HUB_SIGN_SECRET``) or
+prompted for without echo. Outputs are written atomically into ``--out``; a document that fails
+leaves no output. Exit status: 0 all signed, 1 some documents failed, 4 refused before signing
+(certificate rejected, revocation unavailable under ``refuse``, wrong PIN, bad configuration).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hub.errors import HubError
+from signing.appearance import AppearanceTemplate
+from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource, Secret
+from signing.models import BatchItemResult, RevocationPolicy, SignatureLevel, SignOptions, SignRole
+from signing.signer_service import SigningConfig, SigningService
+from signing.timestamping import TsaSettings
+from signing.trust import TrustStore
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Ký số văn bản PDF / sign PDF documents (PAdES).", add_completion=False)
+
+#: Name (not value) of the environment variable read for the PIN/password.
+DEFAULT_SECRET_ENV = "HUB_SIGN_SECRET"
+EXIT_SOME_FAILED = 1
+EXIT_REFUSED = 4
+
+
+class CopyForm(enum.StrEnum):
+    SAO_Y = "SAO Y"
+    SAO_LUC = "SAO LỤC"
+    TRICH_SAO = "TRÍCH SAO"
+
+
+def _collect_inputs(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.suffix.lower() == ".pdf" and f.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+def _secret(env_name: str, prompt: str) -> Secret:
+    value = os.environ.get(env_name)
+    if value is None:
+        value = typer.prompt(prompt, hide_input=True)
+    return Secret(value)
+
+
+@app.command(name="sign")
+def sign(
+    inputs: Annotated[list[Path], typer.Argument(help="PDF files and/or directories of PDFs")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory (created if missing)")],
+    p12: Annotated[Path | None, typer.Option("--p12", help="PKCS#12 (.p12/.pfx) key file")] = None,
+    pkcs11_module: Annotated[
+        Path | None, typer.Option("--pkcs11-module", help="PKCS#11 module (.so)")
+    ] = None,
+    token_label: Annotated[str | None, typer.Option("--token-label", help="PKCS#11 token label")] = None,
+    key_label: Annotated[str | None, typer.Option("--key-label", help="PKCS#11 private key label")] = None,
+    cert_label: Annotated[str | None, typer.Option("--cert-label", help="PKCS#11 certificate label")] = None,
+    secret_env: Annotated[
+        str, typer.Option("--secret-env", help="env variable holding the PIN / PKCS#12 password")
+    ] = DEFAULT_SECRET_ENV,
+    level: Annotated[SignatureLevel, typer.Option("--level", help="PAdES level")] = SignatureLevel.B_T,
+    role: Annotated[SignRole, typer.Option("--role", help="Decree 30 appearance")] = SignRole.INVISIBLE,
+    certify: Annotated[bool, typer.Option("--certify", help="certification signature, DocMDP P=2")] = False,
+    pss: Annotated[bool, typer.Option("--pss", help="RSASSA-PSS instead of PKCS#1 v1.5")] = False,
+    template_file: Annotated[
+        Path | None, typer.Option("--template", help="appearance template JSON (AppearanceTemplate)")
+    ] = None,
+    signature_image: Annotated[Path | None, typer.Option("--signature-image", help="blue PNG")] = None,
+    seal_image: Annotated[Path | None, typer.Option("--seal-image", help="red PNG, real size")] = None,
+    copy_form: Annotated[CopyForm, typer.Option("--copy-form")] = CopyForm.SAO_Y,
+    agency_name: Annotated[str | None, typer.Option("--agency-name")] = None,
+    document_number: Annotated[str | None, typer.Option("--document-number")] = None,
+    trust_anchor: Annotated[
+        list[Path] | None,
+        typer.Option("--trust-anchor", "-t", help="trust anchor file/dir (repeatable); default: government"),
+    ] = None,
+    tsa_url: Annotated[str | None, typer.Option("--tsa-url", help="RFC 3161 TSA")] = None,
+    tsa_timeout: Annotated[float, typer.Option("--tsa-timeout", help="seconds per TSA attempt")] = 180.0,
+    revocation_policy: Annotated[
+        RevocationPolicy, typer.Option("--revocation-policy", help="if OCSP/CRL unreachable: warn or refuse")
+    ] = RevocationPolicy.WARN,
+    workers: Annotated[int | None, typer.Option("--workers", help="worker processes (default: auto)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the batch result as JSON")] = False,
+) -> None:
+    """Sign PDFs into OUT with one key (certificate checked once, before signing)."""
+    for noisy in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    try:
+        key: KeySource
+        if (p12 is None) == (pkcs11_module is None):
+            raise typer.BadParameter("give exactly one key source: --p12 or --pkcs11-module")
+        if p12 is not None:
+            key = Pkcs12KeySource(
+                p12, _secret(secret_env, "Mật khẩu tệp PKCS#12 / PKCS#12 password"), prefer_pss=pss
+            )
+        else:
+            assert pkcs11_module is not None
+            key = Pkcs11KeySource(
+                module_path=pkcs11_module,
+                pin=_secret(secret_env, "Mã PIN token / token PIN"),
+                token_label=token_label,
+                key_label=key_label,
+                cert_label=cert_label or key_label,
+                prefer_pss=pss,
+            )
+        template = (
+            AppearanceTemplate.model_validate_json(template_file.read_text(encoding="utf-8"))
+            if template_file
+            else AppearanceTemplate()
+        )
+        store = TrustStore(trust_anchor, pins={}) if trust_anchor else TrustStore.default()
+        config = SigningConfig(
+            trust_store=store,
+            tsa=TsaSettings(url=tsa_url, timeout_seconds=tsa_timeout) if tsa_url else None,
+            revocation_policy=revocation_policy,
+            templates={"default": template},
+            signature_png=signature_image.read_bytes() if signature_image else None,
+            seal_png=seal_image.read_bytes() if seal_image else None,
+        )
+        options = SignOptions(
+            level=level,
+            role=role,
+            certify=certify,
+            prefer_pss=pss,
+            copy_form=copy_form.value,
+            agency_name=agency_name,
+            document_number=document_number,
+        )
+        files = _collect_inputs(inputs)
+        if not files:
+            typer.echo("Không có tệp PDF nào để ký / no PDF to sign", err=True)
+            raise typer.Exit(EXIT_REFUSED)
+
+        def progress(item: BatchItemResult, done: int, total: int) -> None:
+            if not as_json:
+                mark = "OK " if item.ok else "LỖI"
+                detail = "" if item.ok else f" — {item.error_vi} ({item.error_code})"
+                typer.echo(f"[{done}/{total}] {mark} {item.input_path.name}{detail}")
+
+        result = SigningService(config).sign_batch(
+            files, out, key, options, workers=workers, progress=progress
+        )
+    except HubError as exc:
+        typer.echo(f"Từ chối ký / refused [{exc.code}]: {exc.message_vi} / {exc.message}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from exc
+    except OSError as exc:
+        typer.echo(f"Lỗi tệp / file error: {exc}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n")
+    else:
+        for w in result.warnings:
+            typer.echo(f"Cảnh báo / warning: {w.message_vi}", err=True)
+        typer.echo(
+            f"Đã ký {result.succeeded}/{len(result.items)} tệp trong {result.elapsed_seconds:.1f} s "
+            f"/ signed {result.succeeded} of {len(result.items)}"
+        )
+    raise typer.Exit(0 if result.failed == 0 else EXIT_SOME_FAILED)

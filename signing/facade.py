@@ -1,0 +1,154 @@
+"""What the HTTP API calls: server-held keys by id, stored documents, external signing.
+
+Server-held keys (an agency HSM, a *chứng thư số cho thiết bị/dịch vụ* per Decree 68/2024
+Art. 10) are registered by id in configuration; officers' personal keys never reach the hub
+and go through external signing (prepare → sign in the officer's tool → complete).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from hub.errors import ConfigurationError, InvalidInputError, NotFoundError
+from signing.external import ExternalSigningRequest, ExternalSigningService
+from signing.keys import KeySource
+from signing.models import BatchItemResult, CertificateCheck, SigningWarning, SignOptions, SignResult
+from signing.signer_service import SigningService, config_from_settings
+from signing.store import FileSystemPendingStore, PendingStore
+
+__all__ = ["FileStoreLike", "SigningFacade", "StoredSignOutcome", "StoredSignResult"]
+
+
+class FileStoreLike(Protocol):
+    """The part of ``hub.storage.files.FileStore`` the facade needs."""
+
+    def get(self, file_id: str) -> tuple[Any, Path]: ...
+
+    def save(
+        self, data: bytes, *, filename: str, media_type: str, dossier_code: str | None = None
+    ) -> Any: ...
+
+
+class StoredSignOutcome(BaseModel):
+    source_file_id: str
+    ok: bool
+    signed_file_id: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    error_vi: str | None = None
+
+
+class StoredSignResult(BaseModel):
+    items: list[StoredSignOutcome]
+    certificate: CertificateCheck | None
+    warnings: list[SigningWarning]
+    elapsed_seconds: float
+
+
+@dataclass
+class SigningFacade:
+    service: SigningService
+    external: ExternalSigningService
+    keys: Mapping[str, KeySource] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, keys: Mapping[str, KeySource] | None = None) -> SigningFacade:
+        """Defaults from ``Settings``: ``[signing]`` section, pending requests under ``data_dir``."""
+        signing = getattr(settings, "signing", None)
+        service = SigningService(config_from_settings(signing))
+        ttl = float(getattr(signing, "external_request_ttl_seconds", 900))
+        store: PendingStore = FileSystemPendingStore(Path(settings.data_dir) / "signing-pending")
+        return cls(
+            service, ExternalSigningService(service, store, ttl=timedelta(seconds=ttl)), dict(keys or {})
+        )
+
+    def key(self, key_id: str) -> KeySource:
+        if not self.keys:
+            raise ConfigurationError(
+                "no server-side signing key is configured; use external signing",
+                message_vi="Chưa cấu hình khóa ký trên máy chủ; hãy dùng chức năng ký từ xa",
+            )
+        try:
+            return self.keys[key_id]
+        except KeyError:
+            raise NotFoundError(
+                f"unknown signing key {key_id!r}", message_vi=f"Không có khóa ký '{key_id}'"
+            ) from None
+
+    async def sign_upload(self, data: bytes, key_id: str, options: SignOptions) -> tuple[bytes, SignResult]:
+        return await self.service.sign_bytes(data, self.key(key_id), options)
+
+    def sign_stored(
+        self, files: FileStoreLike, file_ids: list[str], key_id: str, options: SignOptions
+    ) -> StoredSignResult:
+        """Batch-sign stored files; each signed PDF is stored as a new file (blocking call)."""
+        if not file_ids:
+            raise InvalidInputError("no file ids given", message_vi="Chưa chọn tệp nào để ký")
+        if len(set(file_ids)) != len(file_ids):
+            raise InvalidInputError("duplicate file ids", message_vi="Danh sách tệp bị trùng")
+        key = self.key(key_id)
+        sources: list[tuple[str, Any, Path]] = []
+        for fid in file_ids:
+            info, path = files.get(fid)
+            sources.append((fid, info, path))
+        with tempfile.TemporaryDirectory(prefix="hub-sign-") as tmp:
+            staged = []
+            for fid, _info, path in sources:
+                link = Path(tmp) / "in" / f"{fid}.pdf"
+                link.parent.mkdir(exist_ok=True)
+                link.symlink_to(path.resolve())
+                staged.append(link)
+            batch = self.service.sign_batch(staged, Path(tmp) / "out", key, options)
+            items: list[StoredSignOutcome] = []
+            for (fid, info, _path), item in zip(sources, batch.items, strict=True):
+                items.append(self._store_one(files, fid, info, item))
+        return StoredSignResult(
+            items=items,
+            certificate=batch.certificate,
+            warnings=batch.warnings,
+            elapsed_seconds=batch.elapsed_seconds,
+        )
+
+    @staticmethod
+    def _store_one(files: FileStoreLike, fid: str, info: Any, item: BatchItemResult) -> StoredSignOutcome:
+        if not item.ok or item.output_path is None:
+            return StoredSignOutcome(
+                source_file_id=fid,
+                ok=False,
+                error_code=item.error_code,
+                error=item.error,
+                error_vi=item.error_vi,
+            )
+        name = str(getattr(info, "filename", f"{fid}.pdf"))
+        stem = name[:-4] if name.lower().endswith(".pdf") else name
+        saved = files.save(
+            item.output_path.read_bytes(),
+            filename=f"{stem}.signed.pdf",
+            media_type="application/pdf",
+            dossier_code=getattr(info, "dossier_code", None),
+        )
+        return StoredSignOutcome(source_file_id=fid, ok=True, signed_file_id=str(saved.id))
+
+    async def prepare_external(
+        self, data: bytes, certificate: bytes, options: SignOptions, chain: list[bytes] | None = None
+    ) -> ExternalSigningRequest:
+        return await self.external.prepare(data, certificate, options, chain_der=chain)
+
+    async def complete_external(
+        self, request_id: str, *, signature: bytes | None, cms_der: bytes | None
+    ) -> bytes:
+        signed, _ = await self.external.complete(request_id, signature=signature, cms_der=cms_der)
+        return signed
+
+    async def sign_stored_async(
+        self, files: FileStoreLike, file_ids: list[str], key_id: str, options: SignOptions
+    ) -> StoredSignResult:
+        return await asyncio.to_thread(self.sign_stored, files, file_ids, key_id, options)

@@ -1,0 +1,201 @@
+"""The signing API on a real loopback hub (uvicorn, real database, real file store, real PKI)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from hub.api.app import CORE_ROUTE_MODULES, create_app
+from hub.auth.keys import ApiKeyService
+from hub.db.session import Database
+from signing.external import ExternalSigningService
+from signing.facade import SigningFacade
+from signing.keys import Pkcs12KeySource, Secret
+from signing.samples import sample_pdf
+from signing.signer_service import SigningConfig, SigningService
+from signing.store import InMemoryPendingStore
+from signing.testpki import TestPki
+from tests.api.livehub import BOOTSTRAP, bind_loopback, hub_settings, serve
+
+
+@dataclass
+class SigningHub:
+    base_url: str
+    tokens: dict[str, str]
+    app: object
+
+    def client(self, role: str | None = "officer") -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
+
+
+@pytest.fixture
+def signing_hub(
+    database_url: str, tmp_path: Path, signing_config: SigningConfig, test_pki: TestPki
+) -> Iterator[SigningHub]:
+    db = Database.connect(database_url)
+    sock = bind_loopback()
+    port = sock.getsockname()[1]
+    settings = hub_settings(database_url, tmp_path / "data", port)
+    app = create_app(
+        settings, db, bootstrap_token=BOOTSTRAP, route_modules=(*CORE_ROUTE_MODULES, "hub.api.routes.signing")
+    )
+    service = SigningService(signing_config)
+    app.state.signing_facade = SigningFacade(
+        service,
+        ExternalSigningService(service, InMemoryPendingStore(), ttl=timedelta(minutes=5)),
+        {"agency-hsm": Pkcs12KeySource(test_pki.agency_p12, Secret(test_pki.p12_password))},
+    )
+    keys = ApiKeyService(db)
+    tokens = {role: keys.create(f"t-{role}", role, actor="tests").token for role in ("officer", "technician")}
+    try:
+        with serve(app, sock):
+            yield SigningHub(f"http://127.0.0.1:{port}", tokens, app)
+    finally:
+        db.dispose()
+
+
+def _signatures(data: bytes) -> int:
+    return len(PdfFileReader(io.BytesIO(data)).embedded_signatures)
+
+
+def test_sign_upload(signing_hub: SigningHub) -> None:
+    with signing_hub.client() as c:
+        r = c.post(
+            "/api/v1/signing/documents",
+            files={"file": ("qd.pdf", sample_pdf(), "application/pdf")},
+            data={"key_id": "agency-hsm", "options": json.dumps({"level": "B-T"})},
+        )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/pdf"
+    assert r.headers["x-signing-level"] == "B-T"
+    assert r.headers["x-signing-revocation"] == "good"
+    assert r.headers["x-signing-time"].endswith("+07:00")
+    assert _signatures(r.content) == 1
+
+
+def test_auth_and_roles(signing_hub: SigningHub) -> None:
+    files = {"file": ("qd.pdf", sample_pdf(), "application/pdf")}
+    with signing_hub.client(role=None) as c:
+        assert (
+            c.post("/api/v1/signing/documents", files=files, data={"key_id": "agency-hsm"}).status_code == 401
+        )
+    with signing_hub.client(role="technician") as c:
+        assert (
+            c.post("/api/v1/signing/documents", files=files, data={"key_id": "agency-hsm"}).status_code == 403
+        )
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "status", "code"),
+    [
+        ({"file": ("x.pdf", b"not a pdf", "application/pdf")}, {"key_id": "agency-hsm"}, 422, "invalid_pdf"),
+        ({"file": ("x.pdf", b"%PDF-1.7", "application/pdf")}, {"key_id": "nope"}, 404, "not_found"),
+        ({}, {"key_id": "agency-hsm"}, 422, "invalid_input"),
+        (
+            {"file": ("x.pdf", b"%PDF", "application/pdf")},
+            {"key_id": "agency-hsm", "options": "{bad"},
+            422,
+            "invalid_input",
+        ),
+        (
+            {"file": ("x.pdf", b"%PDF", "application/pdf")},
+            {"key_id": "agency-hsm", "options": json.dumps({"level": "B-Z"})},
+            422,
+            "invalid_input",
+        ),
+    ],
+)
+def test_bad_requests(
+    signing_hub: SigningHub, files: dict[str, object], data: dict[str, str], status: int, code: str
+) -> None:
+    with signing_hub.client() as c:
+        r = c.post("/api/v1/signing/documents", files=files or {"other": ("a", b"x")}, data=data)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    assert r.json()["error"]["message_vi"]
+
+
+def test_oversized_upload(signing_hub: SigningHub) -> None:
+    big = sample_pdf(padding_bytes=200 * 1024)
+    with signing_hub.client() as c:
+        r = c.post(
+            "/api/v1/signing/documents",
+            files={"file": ("big.pdf", big, "application/pdf")},
+            data={"key_id": "agency-hsm"},
+        )
+    assert r.status_code == 413
+
+
+def test_batch_of_stored_files(signing_hub: SigningHub) -> None:
+    store = signing_hub.app.state.services.files  # type: ignore[attr-defined]
+    ids = [
+        store.save(sample_pdf(f"QD {i}"), filename=f"qd{i}.pdf", media_type="application/pdf").id
+        for i in range(3)
+    ]
+    with signing_hub.client() as c:
+        r = c.post(
+            "/api/v1/signing/batch",
+            json={"file_ids": ids, "key_id": "agency-hsm", "options": {"level": "B-B"}},
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert [i["ok"] for i in body["items"]] == [True, True, True]
+        assert body["certificate"]["revocation_status"] == "good"
+        signed_id = body["items"][0]["signed_file_id"]
+        got = c.get(f"/files/{signed_id}")
+        assert got.status_code == 200
+        assert _signatures(got.content) == 1
+        r = c.post("/api/v1/signing/batch", json={"file_ids": ["f" * 32], "key_id": "agency-hsm"})
+        assert r.status_code == 404
+
+
+def test_external_flow_over_http(signing_hub: SigningHub, test_pki: TestPki) -> None:
+    cert_pem = test_pki.officer_cert.read_bytes()
+    key = serialization.load_pem_private_key(test_pki.officer_key.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    with signing_hub.client() as c:
+        r = c.post(
+            "/api/v1/signing/external/prepare",
+            files=[
+                ("file", ("qd.pdf", sample_pdf(), "application/pdf")),
+                ("certificate", ("officer.pem", cert_pem, "application/x-pem-file")),
+                ("chain", ("ca.pem", test_pki.issuing_ca_cert.read_bytes(), "application/x-pem-file")),
+            ],
+            data={"options": json.dumps({"level": "B-T", "role": "invisible"})},
+        )
+        assert r.status_code == 200, r.text
+        req = r.json()
+        digest = base64.b64decode(req["digest_to_sign_b64"])
+        sig = key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        bad = c.post(
+            f"/api/v1/signing/external/{req['request_id']}/complete",
+            json={"signature_b64": base64.b64encode(b"\x01" * 256).decode()},
+        )
+        assert bad.status_code == 422
+        assert bad.json()["error"]["code"] == "signature_mismatch"
+        done = c.post(
+            f"/api/v1/signing/external/{req['request_id']}/complete",
+            json={"signature_b64": base64.b64encode(sig).decode()},
+        )
+        assert done.status_code == 200, done.text
+        assert _signatures(done.content) == 1
+        again = c.post(
+            f"/api/v1/signing/external/{req['request_id']}/complete",
+            json={"signature_b64": base64.b64encode(sig).decode()},
+        )
+        assert again.status_code == 410
+        junk = c.post(f"/api/v1/signing/external/{req['request_id']}/complete", json={"signature_b64": "***"})
+        assert junk.status_code == 422

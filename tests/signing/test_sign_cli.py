@@ -1,0 +1,118 @@
+"""``hub sign`` and ``hub pki`` command lines (typer runner, real PKI and TSA)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from pyhanko.pdf_utils.reader import PdfFileReader
+from typer.testing import CliRunner
+
+from hub.commands.pki import app as pki_app
+from hub.commands.sign import app as sign_app
+from signing.samples import sample_pdf
+from signing.testpki import RunningPki, TestPki
+
+runner = CliRunner()
+
+
+def _inputs(directory: Path, n: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (directory / f"qd{i}.pdf").write_bytes(sample_pdf(f"QD {i}"))
+    (directory / "notes.txt").write_text("not a pdf, ignored")
+    return directory
+
+
+def _base(test_pki: TestPki, pki_services: RunningPki, out: Path) -> list[str]:
+    return [
+        "--out",
+        str(out),
+        "--p12",
+        str(test_pki.officer_p12),
+        "-t",
+        str(test_pki.root_cert),
+        "--tsa-url",
+        pki_services.tsa_url,
+    ]
+
+
+def test_sign_directory(tmp_path: Path, test_pki: TestPki, pki_services: RunningPki) -> None:
+    src = _inputs(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        sign_app,
+        [str(src), *_base(test_pki, pki_services, out), "--level", "B-T", "--json"],
+        env={"HUB_SIGN_SECRET": test_pki.p12_password},
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert [i["ok"] for i in body["items"]] == [True, True, True]
+    for f in sorted(out.iterdir()):
+        assert len(PdfFileReader(io.BytesIO(f.read_bytes())).embedded_signatures) == 1
+    assert test_pki.p12_password not in result.output
+
+
+def test_partial_failure_exit_code(tmp_path: Path, test_pki: TestPki, pki_services: RunningPki) -> None:
+    src = _inputs(tmp_path / "in", 2)
+    (src / "broken.pdf").write_bytes(b"%PDF-1.4 nothing")
+    result = runner.invoke(
+        sign_app,
+        [str(src), *_base(test_pki, pki_services, tmp_path / "out"), "--level", "B-B"],
+        env={"HUB_SIGN_SECRET": test_pki.p12_password},
+    )
+    assert result.exit_code == 1
+    assert "LỖI broken.pdf" in result.output
+    assert "Đã ký 2/3" in result.output
+    assert not (tmp_path / "out" / "broken.pdf").exists()
+
+
+def test_refusals_exit_4(tmp_path: Path, test_pki: TestPki, pki_services: RunningPki) -> None:
+    src = _inputs(tmp_path / "in", 1)
+    wrong = runner.invoke(
+        sign_app, [str(src), *_base(test_pki, pki_services, tmp_path / "o1")], env={"HUB_SIGN_SECRET": "sai"}
+    )
+    assert wrong.exit_code == 4
+    assert "wrong_pin" in wrong.output
+    args = [
+        str(src),
+        "--out",
+        str(tmp_path / "o2"),
+        "--p12",
+        str(test_pki.revoked_p12),
+        "-t",
+        str(test_pki.root_cert),
+    ]
+    revoked = runner.invoke(sign_app, args, env={"HUB_SIGN_SECRET": test_pki.p12_password})
+    assert revoked.exit_code == 4
+    assert "thu hồi" in revoked.output
+    assert not (tmp_path / "o2").exists()
+    neither = runner.invoke(sign_app, [str(src), "--out", str(tmp_path / "o3")])
+    assert neither.exit_code != 0
+
+
+def test_password_prompt_when_env_missing(
+    tmp_path: Path, test_pki: TestPki, pki_services: RunningPki
+) -> None:
+    src = _inputs(tmp_path / "in", 1)
+    result = runner.invoke(
+        sign_app,
+        [
+            str(src),
+            *_base(test_pki, pki_services, tmp_path / "out"),
+            "--level",
+            "B-B",
+            "--secret-env",
+            "UNSET_VAR_X",
+        ],
+        input=test_pki.p12_password + "\n",
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_pki_init(tmp_path: Path) -> None:
+    result = runner.invoke(pki_app, ["init", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    for name in ("root.crt.pem", "officer.p12", "agency.p12", "signature.png", "seal.png", "sample.pdf"):
+        assert (tmp_path / "demo" / name).is_file()
