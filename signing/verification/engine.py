@@ -157,7 +157,11 @@ _ADES_INDICATION: dict[AdESStatus, Literal["TOTAL-PASSED", "TOTAL-FAILED", "INDE
 def verify_pdf(
     data: bytes, policy: VerificationPolicy, *, file_name: str | None = None
 ) -> VerificationReport:
-    """Synchronous wrapper around :func:`averify_pdf` (CLI, worker threads)."""
+    """Synchronous wrapper around :func:`averify_pdf` (CLI, worker threads).
+
+    Runs its own event loop: call it from a thread, not from inside a running loop (use
+    :func:`averify_pdf` there).
+    """
     return asyncio.run(averify_pdf(data, policy, file_name=file_name))
 
 
@@ -289,18 +293,25 @@ def _dss_knowledge(reader: PdfFileReader) -> LocalKnowledge:
         dss = DocumentSecurityStore.read_dss(reader)
     except NoDSSFoundError:
         return LocalKnowledge()
-    ocsps = [
-        cont
-        for ref in dss.ocsps
-        for cont in OCSPContainer.load_multi(
-            asn1_ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE))
-        )
-    ]
-    crls = [
-        CRLContainer(asn1_crl.CertificateList.load(ref.get_object().read_data(DecodePurpose.CRL)))
-        for ref in dss.crls
-    ]
-    return LocalKnowledge(known_ocsps=ocsps, known_crls=crls, known_certs=list(dss.load_certs()))
+    try:
+        ocsps = [
+            cont
+            for ref in dss.ocsps
+            for cont in OCSPContainer.load_multi(
+                asn1_ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE))
+            )
+        ]
+        crls = [
+            CRLContainer(asn1_crl.CertificateList.load(ref.get_object().read_data(DecodePurpose.CRL)))
+            for ref in dss.crls
+        ]
+        certs = list(dss.load_certs())
+    except _PARSE_ERRORS as exc:
+        # A damaged DSS only costs the embedded validation data; signatures are still checked
+        # (online data, or "không xác định" when the policy requires revocation data).
+        log.warning("ignoring unreadable DSS: %s: %s", type(exc).__name__, exc)
+        return LocalKnowledge()
+    return LocalKnowledge(known_ocsps=ocsps, known_crls=crls, known_certs=certs)
 
 
 def _adobe_knowledge(emb: EmbeddedPdfSignature) -> LocalKnowledge:
