@@ -1,0 +1,96 @@
+"""The DLQ API through the real app (auth, error bodies) on a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hub.api.app import create_app
+from hub.auth.keys import ApiKeyService
+from hub.config import Settings
+from hub.db.session import Database
+
+from .test_service import audit, kill, put
+
+
+@pytest.fixture
+def client(db: Database, db_url: str, tmp_path: object) -> Iterator[TestClient]:
+    settings = Settings(database_url=db_url, data_dir=tmp_path)  # type: ignore[arg-type]
+    app = create_app(settings, db, bootstrap_token=None)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def token(db: Database, name: str, role: str) -> dict[str, str]:
+    issued = ApiKeyService(db).create(name, role, actor="test")
+    return {"Authorization": f"Bearer {issued.token}"}
+
+
+def test_operators_only(db: Database, client: TestClient) -> None:
+    assert client.get("/api/v1/dlq/messages").status_code == 401
+    officer = token(db, "officer1", "officer")
+    response = client.get("/api/v1/dlq/messages", headers=officer)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+
+
+def test_list_show_retry_discard(db: Database, client: TestClient) -> None:
+    tech = token(db, "tech1", "technician")
+    first = put(db, "portal", "H42.01-260101-0001", {"v": 1})
+    second = put(db, "portal", "H42.01-260101-0002", {"v": 2})
+    kill(db, first, second)
+
+    page = client.get("/api/v1/dlq/messages", params={"endpoint": "portal"}, headers=tech).json()
+    assert page["total"] == 2
+    assert [m["seq"] for m in page["items"]] == [first, second]
+    detail = client.get(f"/api/v1/dlq/messages/{first}", headers=tech).json()
+    assert detail["payload"] == {"v": 1}
+    assert detail["attempt_log"][0]["status_code"] == 422
+
+    retried = client.post(f"/api/v1/dlq/messages/{first}/retry", json={"reason": "retry"}, headers=tech)
+    assert retried.status_code == 200
+    assert retried.json()["state"] == "pending"
+    again = client.post(f"/api/v1/dlq/messages/{first}/retry", json={}, headers=tech)
+    assert again.status_code == 409
+
+    no_reason = client.post(f"/api/v1/dlq/messages/{second}/discard", json={}, headers=tech)
+    assert no_reason.status_code == 422
+    blank = client.post(f"/api/v1/dlq/messages/{second}/discard", json={"reason": "  "}, headers=tech)
+    assert blank.status_code == 422
+    ok = client.post(f"/api/v1/dlq/messages/{second}/discard", json={"reason": "sent by hand"}, headers=tech)
+    assert ok.json()["state"] == "discarded"
+    assert client.get("/api/v1/dlq/messages/999999", headers=tech).status_code == 404
+    assert [(e.actor, e.action) for e in audit(db)][-2:] == [("tech1", "dlq.retry"), ("tech1", "dlq.discard")]
+
+
+def test_edit_and_bulk(db: Database, client: TestClient) -> None:
+    admin = token(db, "admin1", "admin")
+    seqs = [put(db, "portal", f"D{i}") for i in range(5)]
+    kill(db, *seqs)
+    edited = client.post(
+        f"/api/v1/dlq/messages/{seqs[0]}/edit",
+        json={"payload": {"fixed": True}, "reason": "wrong agency code"},
+        headers=admin,
+    )
+    assert edited.status_code == 200
+    detail = client.get(f"/api/v1/dlq/messages/{seqs[0]}", headers=admin).json()
+    assert detail["payload"] == {"fixed": True}
+    assert detail["revisions"][0]["payload"] == {"dossier": "D0"}
+    bad = client.post(f"/api/v1/dlq/messages/{seqs[1]}/edit", json={"payload": [1, 2]}, headers=admin)
+    assert bad.status_code == 422
+
+    created = client.post(
+        "/api/v1/dlq/bulk", json={"action": "retry", "filter": {"endpoint": "portal"}}, headers=admin
+    )
+    assert created.status_code == 202
+    job = created.json()
+    assert job["total"] == 4
+    assert job["state"] == "queued"
+    cancelled = client.post(f"/api/v1/dlq/bulk/{job['id']}/cancel", headers=admin).json()
+    assert cancelled["state"] == "cancelled"
+    assert client.get("/api/v1/dlq/bulk", headers=admin).json()[0]["id"] == job["id"]
+    assert client.get("/api/v1/dlq/bulk/12345", headers=admin).status_code == 404
+    assert client.post("/api/v1/dlq/bulk", json={"action": "discard"}, headers=admin).status_code == 422
+    assert client.get("/api/v1/dlq/endpoints", headers=admin).json() == []

@@ -1,0 +1,59 @@
+"""``hub dlq`` commands against a real database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hub.commands.dlq import app
+from hub.db.session import Database
+
+from .test_service import audit, kill, message, put
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_DATABASE_URL", db_url)
+    monkeypatch.delenv("HUB_CONFIG_FILE", raising=False)
+
+
+def test_list_show_edit_discard(db: Database, tmp_path: Path) -> None:
+    seqs = [put(db, "portal", f"D{i}", {"n": i}) for i in range(3)]
+    kill(db, *seqs)
+    listed = runner.invoke(app, ["list", "--endpoint", "portal"])
+    assert listed.exit_code == 0, listed.output
+    assert "3 matching" in listed.output
+    shown = runner.invoke(app, ["show", str(seqs[0]), "--json"])
+    assert json.loads(shown.output)["attempt_log"][0]["outcome"] == "dead"
+
+    new_payload = tmp_path / "p.json"
+    new_payload.write_text('{"n": 100}', encoding="utf-8")
+    edited = runner.invoke(
+        app, ["edit", str(seqs[0]), "--payload-file", str(new_payload), "--reason", "fix", "--actor", "ops"]
+    )
+    assert edited.exit_code == 0, edited.output
+    assert message(db, seqs[0]).payload == {"n": 100}
+    broken = runner.invoke(app, ["edit", str(seqs[1]), "--payload", "{not json"])
+    assert broken.exit_code != 0
+    assert message(db, seqs[1]).payload == {"n": 1}
+
+    discarded = runner.invoke(app, ["discard", str(seqs[1]), "--reason", "duplicate", "--actor", "ops"])
+    assert discarded.exit_code == 0, discarded.output
+    assert message(db, seqs[1]).state == "discarded"
+    assert [(e.actor, e.action) for e in audit(db)] == [("ops", "dlq.edit"), ("ops", "dlq.discard")]
+
+
+def test_bulk_retry_and_jobs(db: Database) -> None:
+    seqs = [put(db, "portal", f"D{i}") for i in range(4)]
+    kill(db, *seqs)
+    result = runner.invoke(app, ["retry", "--all", "--endpoint", "portal", "--wait"])
+    assert result.exit_code == 0, result.output
+    assert "done 4/4" in result.output
+    assert all(message(db, seq).state == "pending" for seq in seqs)
+    jobs = runner.invoke(app, ["jobs"])
+    assert "retry done 4/4" in jobs.output
