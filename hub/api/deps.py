@@ -138,6 +138,38 @@ def require_role(*roles: str) -> Callable[[Request], Principal]:
     return dependency
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-DatabaseDep = Annotated[Database, Depends(get_db)]
-IntakeDep = Annotated[IntakeService, Depends(get_intake)]
+# The getters above are plain functions other modules may call directly. As FastAPI
+# dependencies they are wrapped in ``async def`` so FastAPI does not hop to a worker thread
+# just to read ``app.state`` (a sync dependency costs a thread-pool round trip per request).
+
+
+async def settings_dependency(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def db_dependency(request: Request) -> Database:
+    return get_db(request)
+
+
+async def intake_dependency(request: Request) -> IntakeService:
+    return get_intake(request)
+
+
+async def files_dependency(request: Request) -> FileStore:
+    return get_files(request)
+
+
+async def lookup_dependency(request: Request) -> LookupService:
+    return get_lookup(request)
+
+
+async def sms_dependency(request: Request) -> SmsResponder:
+    return get_sms(request)
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]
+DatabaseDep = Annotated[Database, Depends(db_dependency)]
+IntakeDep = Annotated[IntakeService, Depends(intake_dependency)]
+FilesDep = Annotated["FileStore", Depends(files_dependency)]
+LookupDep = Annotated["LookupService", Depends(lookup_dependency)]
+SmsDep = Annotated["SmsResponder", Depends(sms_dependency)]

@@ -14,12 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.api.deps import IntakeDep, SettingsDep, get_files, require_role
+from hub.api.deps import FilesDep, IntakeDep, SettingsDep, require_role
 from hub.api.limits import require_json
 from hub.auth.keys import Principal
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import IntakeResult, MessageView
-from hub.storage.files import FileStore
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
 from schemas.dossier import Dossier, ResultDocument
@@ -132,7 +131,7 @@ def upload_result(
     name: Annotated[VnName, Form(description="Name of the result paper (TenGiayTo)")],
     intake: IntakeDep,
     principal: Writer,
-    files: Annotated[FileStore, Depends(get_files)],
+    files: FilesDep,
     result_id: Annotated[str | None, Form(max_length=100)] = None,
     result_code: Annotated[str | None, Form(max_length=100)] = None,
     component_code: Annotated[str | None, Form(max_length=100)] = None,

@@ -6,20 +6,18 @@ random bits. The SHA-256 is the strong ETag, so re-downloads can be conditional.
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
-from hub.api.deps import get_files
-from hub.storage.files import FileStore
+from hub.api.deps import FilesDep
 
 router = APIRouter(tags=["files"])
 
 
 @router.get("/files/{file_id}", summary="Download a stored file", response_model=None)
-def download(file_id: str, request: Request, files: Annotated[FileStore, Depends(get_files)]) -> Response:
+def download(file_id: str, request: Request, files: FilesDep) -> Response:
     info, path = files.get(file_id)
     etag = f'"{info.sha256}"'
     headers = {

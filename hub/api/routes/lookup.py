@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from hub.api.deps import SettingsDep, authenticate, get_lookup, get_services, get_sms
+from hub.api.deps import LookupDep, SettingsDep, SmsDep, authenticate, get_services
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
 from hub.errors import (
@@ -30,8 +30,8 @@ from hub.errors import (
     UnsupportedMediaTypeError,
 )
 from hub.lookup.page import render_page
-from hub.lookup.service import LookupService, LookupView
-from hub.lookup.sms import SmsResponder, normalise_sender
+from hub.lookup.service import LookupView
+from hub.lookup.sms import normalise_sender
 
 router = APIRouter(tags=["lookup"])
 
@@ -39,9 +39,13 @@ NO_STORE = {"Cache-Control": "no-store"}
 SMS_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def _throttle(request: Request) -> None:
+def _throttle_sync(request: Request) -> None:
     client = request.client.host if request.client else "unknown"
     get_services(request).lookup_limiter.check(client)
+
+
+async def _throttle(request: Request) -> None:
+    _throttle_sync(request)
 
 
 @router.get(
@@ -53,7 +57,7 @@ def _throttle(request: Request) -> None:
 def lookup(
     code: str,
     response: Response,
-    lookup: Annotated[LookupService, Depends(get_lookup)],
+    lookup: LookupDep,
     id_number: Annotated[str | None, Query(max_length=20, description="Owner's CCCD/CMND number")] = None,
 ) -> LookupView:
     response.headers.update(NO_STORE)
@@ -63,7 +67,7 @@ def lookup(
 @router.get("/tra-cuu", response_class=HTMLResponse, summary="Lookup page (Vietnamese)")
 def lookup_page(
     request: Request,
-    lookup: Annotated[LookupService, Depends(get_lookup)],
+    lookup: LookupDep,
     mhs: Annotated[str, Query(alias="MHS", max_length=64)] = "",
     sgt: Annotated[str, Query(alias="SGT", max_length=20)] = "",
 ) -> HTMLResponse:
@@ -71,7 +75,7 @@ def lookup_page(
     if not mhs or (need_id and not sgt):
         return HTMLResponse(render_page(code=mhs, need_id=need_id), headers=NO_STORE)
     try:
-        _throttle(request)
+        _throttle_sync(request)
         view = lookup.lookup(mhs, sgt or None)
     except NotFoundError as exc:
         page = render_page(code=mhs, message=exc.message_vi, need_id=need_id)
@@ -164,7 +168,7 @@ async def _sms_body(request: Request) -> SmsInbound:
 async def sms_inbound(
     _caller: Annotated[str, Depends(_sms_caller)],
     message: Annotated[SmsInbound, Depends(_sms_body)],
-    sms: Annotated[SmsResponder, Depends(get_sms)],
+    sms: SmsDep,
 ) -> SmsOutbound:
     reply = await run_in_threadpool(sms.handle, message.src, message.msgbody)
     return SmsOutbound(

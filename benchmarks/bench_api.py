@@ -1,0 +1,193 @@
+"""HTTP API throughput: intake creates, status changes, citizen lookups and SMS replies against
+``hub serve``-equivalent uvicorn in a separate process, N requests with C concurrent clients.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_api.py                       # SQLite, 500 requests, 16 clients
+    .venv/bin/python benchmarks/bench_api.py --db postgresql+psycopg://postgres@127.0.0.1:5432/test -n 1000
+
+The server runs in its own process (``hub serve --no-worker``) so client and server do not share
+a GIL; the database is fresh (a temporary SQLite file, or a new PostgreSQL schema dropped at the
+end). Prints requests per second and p50/p95 latency per case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hub.auth.keys import ApiKeyService  # noqa: E402
+from hub.db.migrate import upgrade  # noqa: E402
+from hub.db.session import Database  # noqa: E402
+from schemas.timefmt import VN_TZ  # noqa: E402
+
+HUB = str(Path(sys.executable).with_name("hub"))
+T0 = datetime.now(VN_TZ).replace(microsecond=0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dossier(code: str) -> dict[str, object]:
+    return {
+        "code": code,
+        "agency_code": "000.00.18.H42",
+        "procedure_code": "1.003901.H42",
+        "owner": {"name": "Nguyễn Văn An", "id_number": "037099001234"},
+        "received_at": T0.isoformat(),
+        "due_at": (T0 + timedelta(days=5)).isoformat(),
+        "summary": "Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
+    }
+
+
+async def drive(
+    n: int, concurrency: int, call: Callable[[int], Awaitable[httpx.Response]]
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue = iter(range(n))
+
+    async def client() -> None:
+        for i in queue:
+            started = time.perf_counter()
+            response = await call(i)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code >= 300:
+                raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+def report(name: str, n: int, elapsed: float, latencies: list[float]) -> None:
+    q = statistics.quantiles(latencies, n=20)
+    print(
+        f"{name:16} {n:6d} req  {n / elapsed:8.1f} req/s  p50 {q[9] * 1000:6.1f} ms  p95 {q[18] * 1000:6.1f} ms"
+    )
+
+
+async def bench(base: str, token: str, n: int, concurrency: int) -> None:
+    day = T0.strftime("%y%m%d")
+    codes = [f"000.00.18.H42-{day}-{i + 1:04d}" for i in range(n)]
+    auth = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=auth, limits=limits, timeout=60) as api:
+        elapsed, lat = await drive(
+            n, concurrency, lambda i: api.post("/api/v1/dossiers", json={"dossier": dossier(codes[i])})
+        )
+        report("intake create", n, elapsed, lat)
+        change = {"status": 4, "at": (T0 + timedelta(hours=1)).isoformat(), "handler": "Trần Thị Bình"}
+        elapsed, lat = await drive(
+            n, concurrency, lambda i: api.post(f"/api/v1/dossiers/{codes[i]}/status", json=change)
+        )
+        report("status change", n, elapsed, lat)
+        params = {"id_number": "037099001234"}
+        elapsed, lat = await drive(
+            n, concurrency, lambda i: api.get(f"/api/v1/lookup/{codes[i]}", params=params)
+        )
+        report("lookup (json)", n, elapsed, lat)
+        elapsed, lat = await drive(
+            n, concurrency, lambda i: api.get("/tra-cuu", params={"MHS": codes[i], "SGT": "037099001234"})
+        )
+        report("lookup (html)", n, elapsed, lat)
+        sms_headers = {"X-Gateway-Secret": "bench-secret"}
+        elapsed, lat = await drive(
+            n,
+            concurrency,
+            lambda i: api.post(
+                "/api/v1/sms/inbound",
+                data={"src": "+84912345678", "msgbody": f"HS {codes[i]}"},
+                headers=sms_headers,
+            ),
+        )
+        report("sms reply", n, elapsed, lat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=500, help="requests per case (at most 9999)")
+    parser.add_argument("-c", "--concurrency", type=int, default=16)
+    parser.add_argument("--db", help="PostgreSQL URL (default: a temporary SQLite file)")
+    opts = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    schema = None
+    if opts.db:
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(opts.db)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        url = f"{opts.db}?options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{tmp / 'hub.db'}"
+    upgrade(url)
+    db = Database.connect(url)
+    token = ApiKeyService(db).create("bench", "source", actor="bench").token
+    db.dispose()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_DATABASE_URL=url,
+        HUB_DATA_DIR=str(tmp / "data"),
+        HUB_LOG_LEVEL="WARNING",
+        HUB_LOOKUP__RATE_LIMIT_PER_MINUTE="0",
+        HUB_LOOKUP__SMS_SHARED_SECRET="bench-secret",
+        HUB_ENDPOINTS=json.dumps(
+            {
+                "dvcqg": {"kind": "webhook", "url": "http://127.0.0.1:9/x"},
+                "lgsp": {"kind": "webhook", "url": "http://127.0.0.1:9/y"},
+            }
+        ),
+        HUB_ROUTING=json.dumps(
+            [{"kinds": ["dossier.sync", "dossier.progress"], "endpoints": ["dvcqg", "lgsp"]}]
+        ),
+    )
+    server = subprocess.Popen(
+        [HUB, "serve", "--no-worker", "--port", str(port)], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        backend = "postgresql" if opts.db else "sqlite"
+        print(
+            f"backend={backend} n={opts.n} concurrency={opts.concurrency} (server: hub serve, 1 process, outbox to 2 endpoints)"
+        )
+        asyncio.run(bench(base, token, opts.n, opts.concurrency))
+    finally:
+        server.terminate()
+        server.wait(30)
+        if schema:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+
+
+if __name__ == "__main__":
+    main()
