@@ -83,7 +83,8 @@ async def drive(
 def report(name: str, n: int, elapsed: float, latencies: list[float]) -> None:
     q = statistics.quantiles(latencies, n=20)
     print(
-        f"{name:16} {n:6d} req  {n / elapsed:8.1f} req/s  p50 {q[9] * 1000:6.1f} ms  p95 {q[18] * 1000:6.1f} ms"
+        f"{name:16} {n:6d} req  {n / elapsed:8.1f} req/s  "
+        f"p50 {q[9] * 1000:6.1f} ms  p95 {q[18] * 1000:6.1f} ms"
     )
 
 
@@ -178,7 +179,8 @@ def main() -> None:
                 time.sleep(0.1)
         backend = "postgresql" if opts.db else "sqlite"
         print(
-            f"backend={backend} n={opts.n} concurrency={opts.concurrency} (server: hub serve, 1 process, outbox to 2 endpoints)"
+            f"backend={backend} n={opts.n} concurrency={opts.concurrency} "
+            "(server: hub serve, 1 process, outbox to 2 endpoints)"
         )
         asyncio.run(bench(base, token, opts.n, opts.concurrency))
     finally:
