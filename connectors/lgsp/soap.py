@@ -213,8 +213,10 @@ class HubAsyncTransport(AsyncTransport):
 
     async def post_xml(self, address: str, envelope: etree._Element, headers: dict[str, str]) -> Any:
         message = etree.tostring(envelope, encoding="utf-8", xml_declaration=True)
-        response = await self.post(address, message, headers)
-        return cast(Callable[[httpx.Response], Any], self.new_response)(response)
+        # zeep's ``process_reply`` reads only ``status_code``, ``content``, ``headers.get`` and
+        # ``encoding``, which the httpx response has; zeep's ``new_response`` would copy it into
+        # a ``requests.Response`` and run httpx's cookie extraction (~0.07 ms per call) for nothing.
+        return await self.post(address, message, headers)
 
 
 @dataclass(frozen=True, slots=True)
