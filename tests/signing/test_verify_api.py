@@ -212,3 +212,10 @@ def test_cli_invalid_and_bad_input_exit_codes(
     # production anchors: the test PKI is not trusted -> invalid
     prod = runner.invoke(cli_app, [str(tmp_path / "bad.pdf"), "--offline"])
     assert prod.exit_code == 1
+
+
+def test_schema_endpoint(base_url: str) -> None:
+    r = httpx.get(base_url + URL + "/schema", timeout=30)
+    assert r.status_code == 200
+    schema = r.json()
+    assert {"verdict", "signatures", "schema_version"} <= set(schema["properties"])

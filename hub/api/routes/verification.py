@@ -24,7 +24,7 @@ from hub.auth.keys import Principal
 from hub.config import SigningSettings
 from hub.errors import HubError, InvalidInputError, PayloadTooLargeError
 from signing.report import render_report
-from signing.verification import RevocationMode, VerificationPolicy, verify_pdf
+from signing.verification import RevocationMode, VerificationPolicy, VerificationReport, verify_pdf
 
 __all__ = ["get_verification_policy", "policy_from_settings", "require_verifier", "router"]
 
@@ -150,3 +150,8 @@ async def verify_upload(
     if output_format == "text":
         return PlainTextResponse(render_report(report, lang), media_type="text/plain; charset=utf-8")
     return JSONResponse(report.model_dump(mode="json"))
+
+
+@router.get("/schema", summary="JSON schema of the verification report (stable field names)")
+async def report_schema(_principal: Annotated[Principal, Depends(require_verifier)]) -> JSONResponse:
+    return JSONResponse(VerificationReport.model_json_schema())
