@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import httpx
 import pytest
@@ -244,13 +245,8 @@ async def test_invalid_payload_and_unknown_kind(simulator: LgspSimulator, http: 
     with pytest.raises(InvalidInputError) as info:
         await connector.deliver(bad)
     assert "dossier.code" in info.value.message
-    other = sync_delivery()
-    with pytest.raises(InvalidInputError):
-        await connector.deliver(
-            type(other)(**{**other.__dict__, "kind": "dossier.unknown"})
-            if False
-            else __import__("dataclasses").replace(other, kind="dossier.unknown")
-        )
+    with pytest.raises(InvalidInputError, match="do not deliver message kind"):
+        await connector.deliver(dataclasses.replace(sync_delivery(), kind="dossier.unknown"))
     assert simulator.records == []
 
 
@@ -305,3 +301,36 @@ async def test_bundled_wsdl_against_variant_server_is_a_client_fault(http: httpx
             await connector.deliver(sync_delivery())
         assert "unknown operation element" in info.value.details["fault_string"]
         assert sim.records == []
+
+
+async def test_renamed_operations_by_configuration(
+    simulator: LgspSimulator, http: httpx.AsyncClient, tmp_path
+) -> None:
+    """A province WSDL whose operations have other names (same messages and SOAP actions)."""
+    import shutil
+
+    from connectors.lgsp.soap import bundled_wsdl_path
+
+    source = bundled_wsdl_path()
+    shutil.copy(source.with_suffix(".xsd"), tmp_path / source.with_suffix(".xsd").name)
+    text = source.read_text(encoding="utf-8")
+    renames = {
+        "SyncDocument": "DongBoHoSo",
+        "UpdateDocumentTraces": "CapNhatTienDo",
+        "GetDocument": "TraCuuHoSo",
+    }
+    for old, new in renames.items():
+        text = text.replace(f'<wsdl:operation name="{old}">', f'<wsdl:operation name="{new}">')
+    wsdl = tmp_path / "renamed.wsdl"
+    wsdl.write_text(text, encoding="utf-8")
+    operations = {"sync": "DongBoHoSo", "traces": "CapNhatTienDo", "lookup": "TraCuuHoSo"}
+    connector = build_lgsp_soap_connector(
+        "lgsp", soap_settings(simulator, "1.2", wsdl_path=str(wsdl), operations=operations), http
+    )
+    receipt = await connector.deliver(sync_delivery())
+    assert receipt.request_summary.startswith("SOAP 1.2 DongBoHoSo")
+    await connector.deliver(progress_delivery())
+    assert [r.operation for r in simulator.records] == ["SyncDocument", "UpdateDocumentTraces"]
+    assert await connector.lookup(make_dossier().code, message_id="q") == make_dossier()
+    with pytest.raises(ConfigurationError, match="lacks operations SyncDocument"):
+        build_lgsp_soap_connector("lgsp", soap_settings(simulator, wsdl_path=str(wsdl)), http)
