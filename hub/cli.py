@@ -97,6 +97,11 @@ async def _serve(settings: Settings, host: str, port: int, with_worker: bool) ->
     from hub.db.session import Database
 
     db = Database.connect(settings.database_url)
+    try:
+        check_schema(db)
+    except BaseException:
+        db.dispose()
+        raise
     app = create_app(settings, db)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=True))
     # SIGTERM/SIGINT stop the API and the worker gracefully and the process exits 0; uvicorn's
@@ -126,6 +131,24 @@ async def _serve(settings: Settings, host: str, port: int, with_worker: bool) ->
         if worker_task is not None:
             await worker_task
         db.dispose()
+
+
+def check_schema(db: Any) -> None:
+    """Refuse to serve a database whose schema is not at the latest migration."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from hub.db.migrate import alembic_config
+
+    heads = set(ScriptDirectory.from_config(alembic_config("")).get_heads())
+    with db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current != heads:
+        found = ", ".join(sorted(current)) or "empty"
+        raise ConfigurationError(
+            f"database schema is at {found}, expected {', '.join(sorted(heads))}: run 'hub db upgrade' first",
+            message_vi="cơ sở dữ liệu chưa được cập nhật; hãy chạy 'hub db upgrade'",
+        )
 
 
 def _worker_runner() -> Any:

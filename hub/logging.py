@@ -127,6 +127,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True, stream: T
     handler._hub_handler = True  # type: ignore[attr-defined]  # marker to replace on re-configure
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

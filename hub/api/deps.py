@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.auth.keys import ApiKeyService, Principal
 from hub.config import Settings
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from hub.lookup.service import LookupService
     from hub.lookup.sms import SmsResponder
     from hub.storage.files import FileStore
+
+
+BEARER_SCHEME = HTTPBearer(auto_error=False, description="hub_<prefix>_<secret> API key")
+API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="Same key as the bearer token")
 
 
 @dataclass
@@ -123,7 +128,13 @@ def require_role(*roles: str) -> Callable[[Request], Principal]:
     """
     wanted = tuple(ApiRole(role) for role in roles)
 
-    def dependency(request: Request) -> Principal:
+    def dependency(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)] = None,
+        _api_key: Annotated[str | None, Security(API_KEY_SCHEME)] = None,
+    ) -> Principal:
+        # The two security parameters only document the schemes in OpenAPI; the token is
+        # read by :func:`authenticate` so both headers share one code path.
         principal = authenticate(request)
         if not principal.has_role(*wanted):
             raise PermissionDeniedError(

@@ -4,7 +4,8 @@ The portals fetch result papers from ``DuongDanTepTinKetQua`` (national-portal.m
 ids are unguessable (192 random bits) and each file carries its SHA-256 (served as the ETag
 and recorded in the dossier's ``ResultDocument.sha256``). A file is written to a temporary
 name, fsynced, then renamed, and only then recorded in the database: a crash leaves at
-worst an orphan temp file, never a row pointing at half a file.
+worst an orphan temp file, never a row pointing at half a file. Uploading the same content
+again for the same dossier and file name returns the first file (retries stay idempotent).
 """
 
 from __future__ import annotations
@@ -136,6 +137,19 @@ class FileStore:
         target: Path,
         dossier_code: str | None,
     ) -> StoredFileInfo:
+        with self._db.sessions() as session:
+            same = session.scalar(
+                select(StoredFile).where(
+                    StoredFile.sha256 == sha256,
+                    StoredFile.dossier_code == dossier_code,
+                    StoredFile.filename == name,
+                    StoredFile.media_type == media,
+                )
+            )
+            if same is not None:
+                # A repeated upload (client retry): keep one copy and one download URL.
+                target.unlink(missing_ok=True)
+                return _info(same)
         row = StoredFile(
             id=file_id,
             dossier_code=dossier_code,

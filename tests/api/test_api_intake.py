@@ -215,3 +215,18 @@ def test_openapi_lists_the_routes(hub: LiveHub) -> None:
         "/files/{file_id}",
     ]:
         assert path in spec["paths"]
+
+
+def test_repeated_upload_keeps_one_file(hub: LiveHub) -> None:
+    create(hub)
+    upload = {"file": ("kq.pdf", b"%PDF-1.7 same bytes", "application/pdf")}
+    with hub.client("source", headers={"Idempotency-Key": "upload-1"}) as client:
+        first = client.post(f"{BASE}/results/upload", files=upload, data={"name": "Kết quả"})
+        again = client.post(f"{BASE}/results/upload", files=upload, data={"name": "Kết quả"})
+    assert first.status_code == again.status_code == 201
+    assert again.json()["file_id"] == first.json()["file_id"]
+    assert again.json()["result"]["duplicate"] is True
+    with hub.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(StoredFile)) == 1
+    files = [p for p in (hub.settings.data_dir / "files").rglob("*") if p.is_file()]
+    assert len(files) == 1

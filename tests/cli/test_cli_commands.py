@@ -136,3 +136,11 @@ def test_demo_refuses_a_foreign_directory(tmp_path: Path) -> None:
     result = run(["demo", "--dir", str(foreign), "--port", "0", "--exit"], clean_env(), tmp_path)
     assert result.returncode == 2
     assert (foreign / "precious.txt").read_text() == "keep me"
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    env = clean_env(HUB_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}", HUB_API__PORT="0")
+    result = run(["serve", "--no-worker"], env, tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "run 'hub db upgrade' first" in result.stderr
+    assert "Traceback" not in result.stderr
