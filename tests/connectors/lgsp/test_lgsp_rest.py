@@ -202,3 +202,22 @@ def test_rest_configuration_errors(simulator: LgspSimulator) -> None:
         build_lgsp_rest_connector("lgsp-rest", settings, client)
     with pytest.raises(ConfigurationError, match="unknown"):
         build_lgsp_rest_connector("lgsp-rest", rest_settings(simulator, unknown=True), client)
+
+
+async def test_on_hub_tuned_http_client(simulator: LgspSimulator) -> None:
+    from connectors.http import build_http_client
+
+    settings = rest_settings(simulator, timeout_seconds=0.5)
+    async with build_http_client(settings) as http:
+        connector = build_lgsp_rest_connector("lgsp-rest", settings, http)
+        await connector.deliver(sync_delivery(message_id="a-1"))
+        simulator.inject(FaultSpec("timeout", delay_seconds=1.5))
+        with pytest.raises(TransportError):
+            await connector.deliver(sync_delivery(message_id="a-2"))
+        simulator.inject(FaultSpec("drop"))
+        with pytest.raises(TransportError):
+            await connector.deliver(sync_delivery(message_id="a-3"))
+        simulator.inject(FaultSpec("expired_token"))
+        await connector.deliver(sync_delivery(message_id="a-4"))
+        assert [r.message_id for r in simulator.records] == ["a-1", "a-4"]
+        assert simulator.token_count == 2

@@ -334,3 +334,37 @@ async def test_renamed_operations_by_configuration(
     assert await connector.lookup(make_dossier().code, message_id="q") == make_dossier()
     with pytest.raises(ConfigurationError, match="lacks operations SyncDocument"):
         build_lgsp_soap_connector("lgsp", soap_settings(simulator, wsdl_path=str(wsdl)), http)
+
+
+# --- on the hub's own (aiohttp-backed) HTTP client -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (None, None),
+        (FaultSpec("timeout", delay_seconds=1.5), TransportError),
+        (FaultSpec("drop"), TransportError),
+        (FaultSpec("http_503", retry_after=9), EndpointBusyError),
+        (FaultSpec("soap_client_fault"), SoapFaultError),
+    ],
+    ids=["ok", "timeout", "drop", "503", "client-fault"],
+)
+async def test_on_hub_tuned_http_client(
+    simulator: LgspSimulator, fault: FaultSpec | None, error: type[Exception] | None
+) -> None:
+    from connectors.http import build_http_client
+
+    settings = soap_settings(simulator, "1.2", timeout_seconds=0.5)
+    async with build_http_client(settings) as http:
+        connector = build_lgsp_soap_connector("lgsp", settings, http)
+        if fault is not None:
+            simulator.inject(fault)
+        if error is None:
+            assert (await connector.deliver(sync_delivery())).remote_reference == "LGSP-000001"
+        else:
+            with pytest.raises(error):
+                await connector.deliver(sync_delivery())
+            assert simulator.records == []
+            await connector.deliver(sync_delivery())  # the pooled connection recovers
+            assert len(simulator.records) == 1
