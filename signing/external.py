@@ -93,11 +93,6 @@ class ExternalSigningService:
         *,
         chain_der: list[bytes] | None = None,
     ) -> ExternalSigningRequest:
-        if options.level not in (SignatureLevel.B_B, SignatureLevel.B_T):
-            raise SigningError(
-                "external signing supports PAdES B-B and B-T; extend to LT/LTA afterwards",
-                message_vi="Ký từ xa chỉ hỗ trợ mức B-B và B-T",
-            )
         cert = _load_cert(certificate_der)
         chain = [_load_cert(c) for c in chain_der or []]
         registry = SimpleCertificateStore()  # type: ignore[no-untyped-call]
@@ -204,7 +199,7 @@ class ExternalSigningService:
                 signature_mechanism=_mechanism(pending),
             )
             timestamper = None
-            if pending.options.level is SignatureLevel.B_T:
+            if pending.options.level is not SignatureLevel.B_B:
                 doc_signer = self.service.document_signer(ext)
                 timestamper = doc_signer.timestamper
             try:
@@ -225,6 +220,9 @@ class ExternalSigningService:
         out = io.BytesIO(prepared_pdf)
         try:
             await PdfTBSDocument.async_finish_signing(out, prepared, sig_cms)
+            result = out.getvalue()
+            if pending.options.level in (SignatureLevel.B_LT, SignatureLevel.B_LTA):
+                result = await self._extend_lt(result, pending)
         except HubError:
             raise
         except Exception as exc:
@@ -232,7 +230,44 @@ class ExternalSigningService:
                 f"could not embed the signature: {exc}", message_vi="Không gắn được chữ ký vào tệp PDF"
             ) from exc
         self.store.delete(request_id)
-        return out.getvalue(), pending
+        return result, pending
+
+    async def _extend_lt(self, data: bytes, pending: PendingSignature) -> bytes:
+        """B-LT: add the validation data to the DSS; B-LTA: then a document time-stamp.
+
+        Done as incremental updates after the signature, like pyHanko's own post-signing
+        processing (ETSI EN 319 142-1 §5.4/§5.5).
+        """
+        from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+        from pyhanko.pdf_utils.reader import PdfFileReader
+        from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+        from pyhanko.sign.validation.dss import async_add_validation_info
+
+        trust = self.service.config.trust_store
+        vc = trust.validation_context(allow_fetching=True)
+        reader = PdfFileReader(io.BytesIO(data))
+        sig = next(s for s in reader.embedded_regular_signatures if s.field_name == pending.field_name)
+        dss_out = await async_add_validation_info(sig, vc, output=io.BytesIO())
+        result: bytes = dss_out.getvalue()
+        if pending.options.level is SignatureLevel.B_LTA:
+            doc_signer = self.service.document_signer(None)
+            if doc_signer.timestamper is None:
+                raise SigningError(
+                    "B-LTA needs a time-stamping authority", message_vi="Mức B-LTA cần máy chủ dấu thời gian"
+                )
+            try:
+                stamper = PdfTimeStamper(doc_signer.timestamper)
+                ts_out = await stamper.async_timestamp_pdf(
+                    IncrementalPdfFileWriter(io.BytesIO(result)),
+                    pending.md_algorithm,
+                    validation_context=vc,
+                    bytes_reserved=2 * 12_288,
+                    output=io.BytesIO(),
+                )
+            finally:
+                await doc_signer.aclose()
+            result = ts_out.getvalue()
+        return result
 
 
 def _expired() -> ExternalSigningExpiredError:

@@ -78,7 +78,7 @@ def _valid(data: bytes, trust_store: TrustStore) -> bool:
     reader = PdfFileReader(io.BytesIO(data))
     st = asyncio.run(
         async_validate_pdf_signature(
-            reader.embedded_signatures[-1],
+            reader.embedded_regular_signatures[-1],
             signer_validation_context=trust_store.validation_context(allow_fetching=False),
         )
     )
@@ -90,6 +90,8 @@ def _valid(data: bytes, trust_store: TrustStore) -> bool:
     [
         ("officer", SignatureLevel.B_T, False),
         ("officer", SignatureLevel.B_B, False),
+        ("officer", SignatureLevel.B_LT, False),
+        ("officer", SignatureLevel.B_LTA, False),
         ("officer_ecdsa", SignatureLevel.B_T, True),
     ],
 )
@@ -125,7 +127,10 @@ def test_round_trip(
     has_ts = unsigned.native is not None and any(
         a["type"].native == "signature_time_stamp_token" for a in unsigned
     )
-    assert has_ts == (level is SignatureLevel.B_T)
+    assert has_ts == (level is not SignatureLevel.B_B)
+    assert ("/DSS" in reader.root) == (level in (SignatureLevel.B_LT, SignatureLevel.B_LTA))
+    kinds = [s.sig_object_type for s in reader.embedded_signatures]
+    assert kinds == (["/Sig", "/DocTimeStamp"] if level is SignatureLevel.B_LTA else ["/Sig"])
     # one-time use: a replay is refused
     with pytest.raises(ExternalSigningExpiredError):
         asyncio.run(external.complete(req.request_id, signature=sig))
