@@ -251,6 +251,8 @@ class LgspSimulator:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> LgspSimulator:
+        if self.rest_validation == "xsd":
+            _xmlschema_cache(self.wsdl.schema_path)  # built once per process, before the first request
         server = _Server((self.host, self.port), _Handler)
         server.simulator = self
         self._server = server
