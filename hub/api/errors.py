@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.errors import AuthenticationError, HubError, RetryableError
@@ -115,6 +116,19 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_refused(_request: Request, exc: Exception) -> JSONResponse:
+    """A value the schema let through but the database refused (e.g. an integer overflow)."""
+    log.warning("database refused a value: %s", type(getattr(exc, "orig", exc)).__name__)
+    return JSONResponse(
+        error_body(
+            "invalid_input",
+            "a value was refused by the database (out-of-range number or invalid characters)",
+            "cơ sở dữ liệu từ chối một giá trị (số quá lớn hoặc ký tự không hợp lệ)",
+        ),
+        status_code=422,
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error: %s", type(exc).__name__)
     return JSONResponse(
@@ -128,4 +142,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _database_refused)
+    # SQLite's driver raises a bare OverflowError for integers beyond 64 bits.
+    app.add_exception_handler(OverflowError, _database_refused)
     app.add_exception_handler(Exception, _unexpected)

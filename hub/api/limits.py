@@ -8,6 +8,7 @@ or lying bodies are counted as they arrive and cut off as soon as they pass the 
 from __future__ import annotations
 
 import json
+import re
 from email.message import Message
 
 from fastapi import Request
@@ -15,7 +16,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
 from hub.api.errors import error_body
-from hub.errors import UnsupportedMediaTypeError
+from hub.errors import InvalidInputError, UnsupportedMediaTypeError
+
+#: How much of a refused body is read and dropped so the client sees the 413 (not a reset).
+DRAIN_BYTES = 4 * 1024 * 1024
 
 
 class _BodyTooLarge(Exception):
@@ -50,6 +54,22 @@ class BodySizeLimitMiddleware:
         )
         await send({"type": "http.response.body", "body": body})
 
+    async def _drain(self, receive: Receive, already: int) -> None:
+        """Read and drop what the client is still sending, up to :data:`DRAIN_BYTES`.
+
+        Closing a connection with unread request bytes makes the kernel send a TCP reset, and
+        the client may then lose the 413 answer; draining a bounded amount lets it read the
+        answer (nginx's "lingering close"). Larger bodies are cut off by the close anyway.
+        """
+        drained = already
+        while drained < self.max_bytes + DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -61,6 +81,7 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     declared = -1
                 if declared > self.max_bytes:
+                    await self._drain(receive, 0)
                     await self._refuse(send)
                     return
         received = 0
@@ -93,11 +114,35 @@ class BodySizeLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not started:
+            await self._drain(receive, received)
             await self._refuse(send)
 
 
-def require_json(request: Request) -> None:
-    """Dependency for JSON routes: anything but ``application/json`` (or ``+json``) is 415."""
+#: A JSON ``\u0000`` escape that is not itself escaped (an even number of backslashes before it).
+_NUL_ESCAPE = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character_error(field: str, field_vi: str | None = None) -> InvalidInputError:
+    return InvalidInputError(
+        f"{field} contains control characters (U+0000–U+001F are not allowed in text)",
+        message_vi=f"{field_vi or field} chứa ký tự điều khiển không hợp lệ",
+        details={"field": field},
+    )
+
+
+def reject_control_characters(field: str, value: str | None) -> None:
+    """Form fields: NUL and other C0 controls are refused (PostgreSQL cannot store NUL)."""
+    if value and _CONTROL.search(value):
+        raise control_character_error(field)
+
+
+async def require_json(request: Request) -> None:
+    """Dependency for JSON routes: ``application/json`` (or ``+json``) only, else 415.
+
+    Also refuses ``\u0000`` in JSON strings: PostgreSQL text and JSONB cannot hold NUL, and
+    accepting it on SQLite only would make the two backends disagree.
+    """
     content_type = request.headers.get("content-type")
     if content_type is None:
         return  # no body, or a bare client: FastAPI then reports the missing body as 422
@@ -112,3 +157,5 @@ def require_json(request: Request) -> None:
             message_vi="kiểu nội dung không được hỗ trợ; hãy gửi application/json",
             details={"content_type": message.get_content_type()},
         )
+    if _NUL_ESCAPE.search(await request.body()):
+        raise control_character_error("request body", "nội dung yêu cầu")

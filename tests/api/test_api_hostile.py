@@ -135,3 +135,53 @@ def test_unknown_route_and_method_keep_the_error_shape(hub: LiveHub) -> None:
     assert missing.json()["error"]["code"] == "not_found"
     assert method.status_code == 405
     assert method.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dossier": dossier_json(owner={"name": "Nguyễn\u0000An"})},
+        {"dossier": dossier_json(summary="tóm tắt\u0000")},
+        {"dossier": dossier_json(), "version": 10**30},
+    ],
+)
+def test_values_the_database_cannot_hold_are_422_on_every_backend(
+    hub: LiveHub, body: dict[str, object]
+) -> None:
+    with hub.client("source") as client:
+        response = client.post(CREATE, json=body)
+        follow_up = client.get("/healthz")  # the connection and the server are still fine
+    assert response.status_code == 422, response.text
+    assert follow_up.status_code == 200
+    assert nothing_written(hub)
+
+
+def test_escaped_backslash_before_u0000_is_plain_text(hub: LiveHub) -> None:
+    dossier = dossier_json(summary="đường dẫn C:\\u0000\\tệp")  # a literal backslash, then "u0000"
+    with hub.client("source") as client:
+        response = client.post(CREATE, json={"dossier": dossier})
+    assert response.status_code == 201, response.text
+
+
+def test_deeply_nested_json_is_a_client_error(hub: LiveHub) -> None:
+    with hub.client("source") as client:
+        response = client.post(
+            CREATE, content=b"[" * 30000 + b"]" * 30000, headers={"Content-Type": "application/json"}
+        )
+    assert 400 <= response.status_code < 500
+
+
+def test_large_declared_body_gets_a_readable_413(hub: LiveHub) -> None:
+    limit = hub.settings.api.max_body_bytes
+    with hub.client("source") as client:
+        response = client.post(
+            CREATE, content=b"x" * (limit * 8), headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("day", ["1999-12-31", "2100-01-01", "9999-12-31"])
+def test_code_allocation_refuses_days_outside_the_yymmdd_range(hub: LiveHub, day: str) -> None:
+    with hub.client("source") as client:
+        response = client.post("/api/v1/dossier-codes", json={"agency_code": "000.00.18.H42", "day": day})
+    assert response.status_code == 422

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.deps import FilesDep, IntakeDep, SettingsDep, require_role
-from hub.api.limits import require_json
+from hub.api.limits import reject_control_characters, require_json
 from hub.auth.keys import Principal
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import IntakeResult, MessageView
@@ -45,8 +45,8 @@ class CodeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agency_code: AgencyCode
-    day: date | None = None
-    """Receipt day (Vietnam time); today when omitted."""
+    day: Annotated[date | None, Field(ge=date(2000, 1, 1), le=date(2099, 12, 31))] = None
+    """Receipt day (Vietnam time); today when omitted. Codes carry ``YYMMDD``, so 2000–2099."""
     platform_owner: Annotated[str | None, Field(pattern=r"^\d{2}$")] = None
     """``AA`` digits for the Circular 04/2025 centralised form."""
 
@@ -138,6 +138,14 @@ def upload_result(
     signed: Annotated[bool, Form()] = False,
     idempotency_key: IdempotencyKey = None,
 ) -> StoredResult:
+    for field_name, value in (
+        ("name", name),
+        ("result_id", result_id),
+        ("result_code", result_code),
+        ("component_code", component_code),
+        ("filename", file.filename),
+    ):
+        reject_control_characters(field_name, value)
     dossier = intake.get_dossier(code)
     stored = files.save(
         file.file,
