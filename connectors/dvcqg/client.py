@@ -71,6 +71,8 @@ class DvcqgClient:
         self._session_expires = 0.0
         self._generation = 0
         self._login_lock = asyncio.Lock()
+        self._login_attempts = 0
+        self._login_error: HubError | None = None
         #: Number of successful logins (observability; tests check one login per expiry).
         self.login_count = 0
 
@@ -90,11 +92,22 @@ class DvcqgClient:
     async def _current_session(self) -> tuple[str, int]:
         if self._session is not None and self._clock() < self._session_expires:
             return self._session, self._generation
+        attempts_seen = self._login_attempts
         async with self._login_lock:
             # Another task may have logged in while this one waited.
             if self._session is not None and self._clock() < self._session_expires:
                 return self._session, self._generation
-            token = await self._login_with_retry()
+            # ... or failed to: share that failure instead of queueing up more logins.
+            if self._login_attempts != attempts_seen and self._login_error is not None:
+                raise self._login_error
+            try:
+                token = await self._login_with_retry()
+            except HubError as exc:
+                self._login_error = exc
+                raise
+            finally:
+                self._login_attempts += 1  # completed attempts, success or not
+            self._login_error = None
             self._session = token
             self._session_expires = self._clock() + self.options.session_ttl_seconds
             self._generation += 1

@@ -379,6 +379,7 @@ class DvcqgSimulator:
         if fault is not None:
             replaced = await self._apply_fault(request, fault)
             if replaced is not None:
+                self._note("login", None, f"fault:{fault.kind.value}", [])
                 return replaced
         document, error = await self._read_json(request)
         if error is not None or document is None:

@@ -273,6 +273,22 @@ async def test_login_still_failing_after_retries_is_retryable(
         await connector.deliver(sync())
 
 
+async def test_a_failing_login_is_shared_by_a_burst_not_repeated(
+    connector: DvcqgConnector, simulator: DvcqgSimulator
+) -> None:
+    simulator.add_fault(kind=FaultKind.STATUS, service="login", status=503, times=None)
+    results = await asyncio.gather(
+        *(connector.deliver(sync(full_dossier(dossier_code(n)), f"m{n}")) for n in range(1, 21)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, EndpointBusyError) for r in results)
+    login_calls = [r for r in simulator.requests() if r.service == "login"]
+    assert len(login_calls) == 3  # one login with its 3 tenacity attempts, not 20 × 3
+    simulator.clear_faults()
+    await connector.deliver(sync())  # the next delivery tries again and succeeds
+    assert simulator.login_count == 1
+
+
 # --- faults -------------------------------------------------------------------------------
 
 
