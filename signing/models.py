@@ -7,7 +7,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import unicodedata
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "BatchItemResult",
@@ -98,9 +100,32 @@ class SignOptions(BaseModel):
     digest_algorithm: Literal["sha256", "sha384", "sha512"] = "sha256"
     #: Text parameters for text stamps (copy form, document number, agency name…).
     copy_form: Literal["SAO Y", "SAO LỤC", "TRÍCH SAO"] = "SAO Y"
-    document_number: str | None = None
-    agency_name: str | None = None
-    template: str = "default"
+    document_number: str | None = Field(default=None, max_length=80)
+    agency_name: str | None = Field(default=None, max_length=200)
+    template: str = Field(default="default", max_length=64)
+
+    @field_validator("copy_form", "document_number", "agency_name", "reason", "location", mode="before")
+    @classmethod
+    def _nfc(cls, value: object) -> object:
+        """Vietnamese text is stored and drawn in Unicode NFC (TCVN 6909:2001)."""
+        if isinstance(value, str):
+            value = unicodedata.normalize("NFC", value).strip()
+            if any(unicodedata.category(ch) == "Cc" for ch in value):
+                raise ValueError("control characters are not allowed")
+        return value
+
+    @model_validator(mode="after")
+    def _role_needs(self) -> SignOptions:
+        """Decree 30/2020 Appendix I: copies show the copying agency; attachments their number."""
+        if self.role is SignRole.COPY and not self.agency_name:
+            raise ValueError("an electronic copy (SAO Y/SAO LỤC/TRÍCH SAO) needs agency_name")
+        if self.role is SignRole.ATTACHMENT and not self.document_number:
+            raise ValueError("a separate-file attachment needs document_number")
+        if self.field_name is not None and not (
+            0 < len(self.field_name) <= 64 and self.field_name.isprintable()
+        ):
+            raise ValueError("field_name must be 1-64 printable characters")
+        return self
 
 
 class SignResult(BaseModel):

@@ -52,6 +52,7 @@ class PkiServiceState:
 
     tsa_delay: float = 0.0
     revocation_available: bool = True
+    ocsp_available: bool = True
     tsa_available: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
     counters: dict[str, int] = field(default_factory=lambda: {"ocsp": 0, "crl": 0, "tsa": 0, "certs": 0})
@@ -273,7 +274,7 @@ def _handler_class(authority: _Authority, state: PkiServiceState) -> type[BaseHT
                     self._send(200, der, "application/pkix-cert")
             elif path.startswith("/ocsp/"):
                 state.bump("ocsp")
-                if not state.revocation_available:
+                if not (state.revocation_available and state.ocsp_available):
                     self._send(503, b"revocation service down", "text/plain")
                     return
                 raw = base64.b64decode(urllib.parse.unquote(path[len("/ocsp/") :]))
@@ -290,7 +291,7 @@ def _handler_class(authority: _Authority, state: PkiServiceState) -> type[BaseHT
                 return
             if path == "/ocsp":
                 state.bump("ocsp")
-                if not state.revocation_available:
+                if not (state.revocation_available and state.ocsp_available):
                     self._send(503, b"revocation service down", "text/plain")
                     return
                 self._send(200, authority.ocsp_response(body), "application/ocsp-response")
@@ -344,6 +345,10 @@ class RunningPki:
 
     def set_tsa_available(self, available: bool) -> None:
         self.state.tsa_available = available
+
+    def set_ocsp_available(self, available: bool) -> None:
+        """Take only the OCSP responder down (CRLs still served)."""
+        self.state.ocsp_available = available
 
     def set_revocation_available(self, available: bool) -> None:
         """Take OCSP and CRL endpoints down (HTTP 503) or bring them back."""

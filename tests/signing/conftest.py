@@ -31,6 +31,7 @@ def pki_services(running_pki: RunningPki) -> Iterator[RunningPki]:
     running_pki.set_tsa_delay(0)
     running_pki.set_tsa_available(True)
     running_pki.set_revocation_available(True)
+    running_pki.set_ocsp_available(True)
 
 
 @pytest.fixture(scope="session")

@@ -327,3 +327,55 @@ def test_tsa_down_is_retryable_and_writes_nothing(
     assert exc.value.retryable
     assert not target.exists()
     assert list(tmp_path.iterdir()) == [src]
+
+
+def test_crl_fallback_when_ocsp_is_down(
+    signing_service: SigningService, p12_key: KeyFactory, pdf_bytes: bytes, pki_services: RunningPki
+) -> None:
+    """Circular 15/2025 Annex II: OCSP, else the latest CRL."""
+    pki_services.set_ocsp_available(False)
+    _, result = asyncio.run(
+        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=SignatureLevel.B_B))
+    )
+    assert result.certificate is not None
+    assert result.certificate.revocation_status == "good"
+    assert result.certificate.revocation_source == "crl"
+    assert result.certificate.crls
+    assert not result.warnings
+    with pytest.raises(CertificateRejectedError) as exc:
+        asyncio.run(
+            signing_service.sign_bytes(pdf_bytes, p12_key("revoked"), SignOptions(level=SignatureLevel.B_B))
+        )
+    assert exc.value.details["reason"] == "revoked"
+
+
+def test_not_yet_valid_at_signing_time(test_pki: object, trust_store: TrustStore) -> None:
+    from datetime import datetime
+
+    from schemas.timefmt import VN_TZ
+    from signing.precheck import check_signing_certificate
+    from signing.trust import load_certificates
+
+    cert = load_certificates(test_pki.officer_cert)[0]  # type: ignore[attr-defined]
+    with pytest.raises(CertificateRejectedError) as exc:
+        check_signing_certificate(cert, trust_store=trust_store, at=datetime(2020, 1, 1, tzinfo=VN_TZ))
+    assert exc.value.details["reason"] == "not_yet_valid"
+    assert "chưa có hiệu lực" in exc.value.message_vi
+
+
+def test_sign_options_validation() -> None:
+    import unicodedata
+
+    from pydantic import ValidationError
+
+    nfd = unicodedata.normalize("NFD", "Sở Nông nghiệp và Môi trường")
+    opts = SignOptions(role=SignRole.COPY, agency_name=nfd)
+    assert opts.agency_name == unicodedata.normalize("NFC", nfd)
+    with pytest.raises(ValidationError):
+        SignOptions(role=SignRole.COPY)
+    with pytest.raises(ValidationError):
+        SignOptions(role=SignRole.ATTACHMENT, agency_name="x")
+    with pytest.raises(ValidationError):
+        SignOptions(agency_name="a\x00b")
+    with pytest.raises(ValidationError):
+        SignOptions(field_name="x" * 65)
