@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
-
-import unicodedata
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
