@@ -27,6 +27,7 @@ from connectors.lgsp.rest import LgspRestClient, OAuth2ClientCredentials
 from connectors.lgsp.soap import DEFAULT_OPERATIONS, LgspSoapClient, SoapClientConfig, bundled_wsdl_path
 from hub.config import EndpointKind, EndpointSettings
 from hub.errors import BusinessRejectionError, ConfigurationError, InvalidInputError
+from hub.logging import mask_pii
 from schemas.dossier import Dossier
 from schemas.messages import DossierProgressPayload, DossierSyncPayload, MessageKind
 
@@ -113,7 +114,7 @@ def classify_result(
     request_summary: str,
 ) -> DeliveryReceipt:
     """``MResult`` → receipt, or :class:`BusinessRejectionError` (§4.2, §3.8 duplicate rule)."""
-    summary = f"{operation} MResult Status={result.Status} Message={result.Message}"
+    summary = f"{operation} MResult Status={result.Status} Message={mask_pii(result.Message)}"
     if result.Status in options.success_statuses:
         return DeliveryReceipt(
             status_code=status_code,
@@ -130,8 +131,8 @@ def classify_result(
             remote_reference=result.DocumentId,
         )
     raise BusinessRejectionError(
-        f"LGSP rejected {operation}: Status={result.Status} {result.Message}",
-        message_vi=f"LGSP từ chối {operation}: {result.Message}",
+        f"LGSP rejected {operation}: Status={result.Status} {mask_pii(result.Message)}",
+        message_vi=f"LGSP từ chối {operation}: {mask_pii(result.Message)}",
         details={
             "status_code": status_code,
             "request_summary": request_summary,

@@ -32,6 +32,7 @@ from hub.errors import (
     SessionExpiredError,
     TransportError,
 )
+from hub.logging import mask_pii
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,7 @@ class OAuth2ClientCredentials:
             raise RemoteAuthenticationError(
                 f"LGSP token endpoint refused the client credentials (HTTP {status})",
                 message_vi=f"LGSP từ chối client_id/client_secret (HTTP {status})",
-                details={**details, "response_summary": summarize(response.content, 300)},
+                details={**details, "response_summary": mask_pii(summarize(response.content, 300))},
             )
         if status == 429 or status >= 500:
             raise EndpointBusyError(
@@ -212,7 +213,7 @@ class LgspRestClient:
             exc.details.setdefault("request_summary", request_summary)
             raise
         status = response.status_code
-        response_summary = summarize(response.content, 500)
+        response_summary = mask_pii(summarize(response.content, 500))
         details = {
             "status_code": status,
             "request_summary": request_summary,

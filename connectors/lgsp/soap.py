@@ -57,6 +57,7 @@ from hub.errors import (
     TransportError,
     UnsafeXmlError,
 )
+from hub.logging import mask_pii
 
 WSA_NS = "http://www.w3.org/2005/08/addressing"
 SoapVersion = Literal["1.1", "1.2"]
@@ -189,7 +190,7 @@ class HubAsyncTransport(AsyncTransport):
         if exchange is not None:
             exchange.status_code = status
             exchange.retry_after = retry_after
-            exchange.response_excerpt = summarize(response.content, 500)
+            exchange.response_excerpt = mask_pii(summarize(response.content, 500))
         if len(response.content) > self._max_response_bytes:
             raise PayloadTooLargeError(
                 f"LGSP SOAP response of {len(response.content)} bytes exceeds {self._max_response_bytes}",
@@ -438,25 +439,26 @@ def map_fault(fault: Fault, exchange: HttpExchange, request_summary: str) -> Hub
         **_details(exchange, request_summary),
         "fault_code": code,
         "fault_subcodes": subcodes,
-        "fault_string": fault.message,
+        "fault_string": mask_pii(fault.message or ""),
     }
-    text = f"SOAP fault {code or '(no code)'}: {fault.message}"
+    reason = mask_pii(fault.message or "")
+    text = f"SOAP fault {code or '(no code)'}: {reason}"
     if any(marker in part for part in (code, *subcodes) for marker in _AUTH_FAULTS):
         return RemoteAuthenticationError(
             f"LGSP refused the WS-Security credentials: {text}",
-            message_vi=f"LGSP từ chối thông tin xác thực WS-Security: {fault.message}",
+            message_vi=f"LGSP từ chối thông tin xác thực WS-Security: {reason}",
             details=details,
         )
     if kind in _SERVER_FAULTS or (not kind and (exchange.status_code or 0) >= 500):
         return EndpointBusyError(
             f"LGSP server fault (retryable): {text}",
-            message_vi=f"lỗi phía máy chủ LGSP (sẽ thử lại): {fault.message}",
+            message_vi=f"lỗi phía máy chủ LGSP (sẽ thử lại): {reason}",
             retry_after=exchange.retry_after,
             details=details,
         )
     return SoapFaultError(
         f"LGSP rejected the request: {text}",
-        message_vi=f"LGSP từ chối yêu cầu: {fault.message}",
+        message_vi=f"LGSP từ chối yêu cầu: {reason}",
         details=details,
     )
 

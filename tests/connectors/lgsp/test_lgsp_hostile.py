@@ -16,7 +16,7 @@ from test_lgsp_xmlsafety import BILLION_LAUGHS, XXE_FILE
 from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import to_sync_document
 from connectors.lgsp.simulator import LgspSimulator
-from hub.errors import UnsafeXmlError
+from hub.errors import SoapFaultError, UnsafeXmlError
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 
@@ -234,3 +234,25 @@ async def test_client_refuses_unsafe_response(simulator: LgspSimulator, document
             with pytest.raises(UnsafeXmlError) as info:
                 await connector.deliver(sync_delivery())
     assert not info.value.retryable
+
+
+async def test_partner_echo_of_personal_data_is_masked(simulator: LgspSimulator) -> None:
+    """A fault that echoes the citizen's ID and phone must not carry them into the DLQ record."""
+    fault = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>'
+        "<faultcode>soap:Client</faultcode>"
+        "<faultstring>CCCD 037190001234, SĐT 0912345678 không khớp</faultstring>"
+        "</soap:Fault></soap:Body></soap:Envelope>"
+    ).encode()
+    with _evil_server(fault) as url:
+        settings = soap_settings(simulator)
+        settings.url = url
+        async with httpx.AsyncClient() as http:
+            connector = build_lgsp_soap_connector("lgsp", settings, http)
+            with pytest.raises(SoapFaultError) as info:
+                await connector.deliver(sync_delivery())
+    dumped = str(info.value.to_dict())
+    assert "037190001234" not in dumped
+    assert "0912345678" not in dumped
+    assert "*********234" in info.value.details["fault_string"]
