@@ -38,6 +38,7 @@ __all__ = ["ACCEPTED_KEY_USAGES", "acheck_signing_certificate", "check_signing_c
 
 #: A document-signing certificate needs digitalSignature or nonRepudiation (contentCommitment).
 ACCEPTED_KEY_USAGES = frozenset({"digital_signature", "non_repudiation"})
+MIN_RSA_BITS = 2048
 
 
 def _subject(cert: asn1_x509.Certificate) -> str:
@@ -121,6 +122,10 @@ async def acheck_signing_certificate(
             cert,
         )
 
+    # Circular 15/2025 Annex II: algorithms per current mandatory standards — RSA ≥ 2048 bits,
+    # ECDSA on P-256/P-384/P-521.
+    _check_key_strength(cert)
+
     warnings: list[SigningWarning] = []
     chain = list(chain or [])
     try:
@@ -169,6 +174,38 @@ async def acheck_signing_certificate(
         crls=crls,
         warnings=warnings,
     )
+
+
+_ALLOWED_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+
+
+def _check_key_strength(cert: asn1_x509.Certificate) -> None:
+    pub = cert.public_key
+    algo = pub.algorithm
+    if algo in ("rsa", "rsassa_pss"):
+        if pub.bit_size < MIN_RSA_BITS:
+            raise _reject(
+                "weak_key",
+                f"RSA key of {pub.bit_size} bits is below the {MIN_RSA_BITS}-bit minimum",
+                f"Khóa RSA {pub.bit_size} bit không đạt độ dài tối thiểu {MIN_RSA_BITS} bit",
+                cert,
+            )
+    elif algo == "ec":
+        curve = pub.curve[1] if isinstance(pub.curve, tuple) else str(pub.curve)
+        if curve not in _ALLOWED_CURVES:
+            raise _reject(
+                "weak_key",
+                f"elliptic curve {curve} is not allowed (P-256, P-384, P-521)",
+                f"Đường cong elliptic {curve} không được chấp nhận",
+                cert,
+            )
+    else:
+        raise _reject(
+            "unsupported_key",
+            f"unsupported public key algorithm {algo}",
+            f"Thuật toán khóa {algo} không được hỗ trợ",
+            cert,
+        )
 
 
 async def _validate(

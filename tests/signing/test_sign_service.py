@@ -379,3 +379,35 @@ def test_sign_options_validation() -> None:
         SignOptions(agency_name="a\x00b")
     with pytest.raises(ValidationError):
         SignOptions(field_name="x" * 65)
+
+
+def test_weak_rsa_key_is_refused(test_pki: object, trust_store: TrustStore) -> None:
+    from datetime import UTC, datetime
+
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from signing.precheck import check_signing_certificate
+
+    ca_cert = x509.load_pem_x509_certificate(test_pki.issuing_ca_cert.read_bytes())  # type: ignore[attr-defined]
+    ca_key = serialization.load_pem_private_key(test_pki.issuing_ca_key.read_bytes(), password=None)  # type: ignore[attr-defined]
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Khóa yếu")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(weak.public_key())
+        .serial_number(0x9999)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    with pytest.raises(CertificateRejectedError) as exc:
+        check_signing_certificate(
+            asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)), trust_store=trust_store
+        )
+    assert exc.value.details["reason"] == "weak_key"
+    assert "2048" in exc.value.message_vi
