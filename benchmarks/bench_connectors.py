@@ -25,11 +25,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -80,17 +81,18 @@ class CaseResult:
         ]
 
 
-CASES: dict[str, Callable[[BenchOptions], Awaitable[CaseResult]]] = {}
+CASES: dict[str, Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]]] = {}
 
 
 def case(
     name: str,
 ) -> Callable[
-    [Callable[[BenchOptions], Awaitable[CaseResult]]], Callable[[BenchOptions], Awaitable[CaseResult]]
+    [Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]]],
+    Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]],
 ]:
     def register(
-        fn: Callable[[BenchOptions], Awaitable[CaseResult]],
-    ) -> Callable[[BenchOptions], Awaitable[CaseResult]]:
+        fn: Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]],
+    ) -> Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]]:
         CASES[name] = fn
         return fn
 

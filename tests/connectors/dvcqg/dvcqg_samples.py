@@ -71,7 +71,7 @@ def full_dossier(code: str = CODE, **changes: Any) -> Dossier:
                 id="TL-1",
                 name="Đơn đề nghị cấp giấy chứng nhận.pdf",
                 component_code="TP-01",
-                download_url=f"{HUB}/TL-1",  # type: ignore[arg-type]
+                download_url=f"{HUB}/TL-1",
                 digitised=True,
                 reuse=1,
                 from_national_repository=True,
@@ -81,7 +81,7 @@ def full_dossier(code: str = CODE, **changes: Any) -> Dossier:
                 id="TL-2",
                 name="Bản thuyết minh điều kiện cơ sở.pdf",
                 component_code="TP-02",
-                download_url=f"{HUB}/TL-2",  # type: ignore[arg-type]
+                download_url=f"{HUB}/TL-2",
                 deleted=True,
                 digitised=False,
                 reuse=0,
@@ -140,7 +140,7 @@ def finished_dossier(code: str = CODE) -> Dossier:
                 name="Giấy chứng nhận cơ sở đủ điều kiện.pdf",
                 component_code="TP-KQ",
                 result_code="KQ-1.003901",
-                download_url=f"{HUB}/KQ-1",  # type: ignore[arg-type]
+                download_url=f"{HUB}/KQ-1",
             )
         ],
     )

@@ -6,7 +6,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from dvcqg_samples import CODE, T0, finished_dossier, full_dossier, progress_payload, steps, sync_payload
@@ -149,9 +149,10 @@ def test_times_are_vietnam_local_without_offset() -> None:
 
 def test_string_booleans_and_flags() -> None:
     wire = dossier_to_wire(full_dossier(), national_procedure_code="1.003901", options=OPTIONS).wire()
-    assert [d["IsDeleted"] for d in wire["TaiLieuNop"]] == ["False", "True"]  # type: ignore[index]
-    assert [d["DuocSoHoa"] for d in wire["TaiLieuNop"]] == ["1", "0"]  # type: ignore[index]
-    assert [d["DuocLayTuKhoDMQG"] for d in wire["TaiLieuNop"]] == ["1", "0"]  # type: ignore[index]
+    docs = cast(list[dict[str, str]], wire["TaiLieuNop"])
+    assert [d["IsDeleted"] for d in docs] == ["False", "True"]
+    assert [d["DuocSoHoa"] for d in docs] == ["1", "0"]
+    assert [d["DuocLayTuKhoDMQG"] for d in docs] == ["1", "0"]
     assert wire["HoSoCoThanhPhanSoHoa"] == "1"
     assert wire["TaiKhoanDuocXacThucVoiVNeID"] == "1"
     assert wire["DuocThanhToanTrucTuyen"] == "1"
