@@ -54,6 +54,8 @@ class PkiServiceState:
     revocation_available: bool = True
     ocsp_available: bool = True
     tsa_available: bool = True
+    #: Answer the next N TSA requests with HTTP 503 (then recover) — exercises client retries.
+    tsa_fail_next: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     counters: dict[str, int] = field(default_factory=lambda: {"ocsp": 0, "crl": 0, "tsa": 0, "certs": 0})
 
@@ -299,7 +301,11 @@ def _handler_class(authority: _Authority, state: PkiServiceState) -> type[BaseHT
                 state.bump("tsa")
                 if state.tsa_delay > 0:
                     time.sleep(state.tsa_delay)
-                if not state.tsa_available:
+                with state.lock:
+                    fail_once = state.tsa_fail_next > 0
+                    if fail_once:
+                        state.tsa_fail_next -= 1
+                if fail_once or not state.tsa_available:
                     self._send(503, b"TSA down", "text/plain")
                     return
                 try:
@@ -342,6 +348,11 @@ class RunningPki:
     def set_tsa_delay(self, seconds: float) -> None:
         """Make every TSA answer wait ``seconds`` (simulates the slow Government TSA)."""
         self.state.tsa_delay = seconds
+
+    def fail_next_tsa_requests(self, count: int) -> None:
+        """The next ``count`` TSA requests get HTTP 503, later ones succeed."""
+        with self.state.lock:
+            self.state.tsa_fail_next = count
 
     def set_tsa_available(self, available: bool) -> None:
         self.state.tsa_available = available

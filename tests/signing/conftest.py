@@ -32,6 +32,7 @@ def pki_services(running_pki: RunningPki) -> Iterator[RunningPki]:
     running_pki.set_tsa_available(True)
     running_pki.set_revocation_available(True)
     running_pki.set_ocsp_available(True)
+    running_pki.fail_next_tsa_requests(0)
 
 
 @pytest.fixture(scope="session")

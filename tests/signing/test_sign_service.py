@@ -411,3 +411,20 @@ def test_weak_rsa_key_is_refused(test_pki: object, trust_store: TrustStore) -> N
         )
     assert exc.value.details["reason"] == "weak_key"
     assert "2048" in exc.value.message_vi
+
+
+def test_tsa_transient_failure_is_retried(
+    signing_service: SigningService,
+    p12_key: KeyFactory,
+    pdf_bytes: bytes,
+    pki_services: RunningPki,
+    trust_store: TrustStore,
+) -> None:
+    pki_services.fail_next_tsa_requests(1)  # the fixture allows 2 attempts
+    before = pki_services.counters["tsa"]
+    signed, _ = asyncio.run(
+        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=SignatureLevel.B_T))
+    )
+    assert pki_services.counters["tsa"] - before == 2
+    (status,) = _validate_all(signed, trust_store)
+    assert status.timestamp_validity is not None  # type: ignore[attr-defined]
