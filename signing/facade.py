@@ -84,7 +84,10 @@ class SigningFacade:
             ) from None
 
     async def sign_upload(self, data: bytes, key_id: str, options: SignOptions) -> tuple[bytes, SignResult]:
-        return await self.service.sign_bytes(data, self.key(key_id), options)
+        """Sign in a worker thread with its own event loop: PDF/CMS work is CPU-bound and would
+        otherwise stall the API's event loop."""
+        key = self.key(key_id)
+        return await asyncio.to_thread(lambda: asyncio.run(self.service.sign_bytes(data, key, options)))
 
     def sign_stored(
         self, files: FileStoreLike, file_ids: list[str], key_id: str, options: SignOptions
@@ -140,12 +143,16 @@ class SigningFacade:
     async def prepare_external(
         self, data: bytes, certificate: bytes, options: SignOptions, chain: list[bytes] | None = None
     ) -> ExternalSigningRequest:
-        return await self.external.prepare(data, certificate, options, chain_der=chain)
+        return await asyncio.to_thread(
+            lambda: asyncio.run(self.external.prepare(data, certificate, options, chain_der=chain))
+        )
 
     async def complete_external(
         self, request_id: str, *, signature: bytes | None, cms_der: bytes | None
     ) -> bytes:
-        signed, _ = await self.external.complete(request_id, signature=signature, cms_der=cms_der)
+        signed, _ = await asyncio.to_thread(
+            lambda: asyncio.run(self.external.complete(request_id, signature=signature, cms_der=cms_der))
+        )
         return signed
 
     async def sign_stored_async(
