@@ -36,9 +36,10 @@ from urllib.parse import urlparse
 import httpx
 from lxml import etree
 from zeep import AsyncClient, Settings
+from zeep.exceptions import DTDForbidden, EntitiesForbidden, Fault, ValidationError, XMLParseError
 from zeep.exceptions import Error as ZeepError
-from zeep.exceptions import Fault, ValidationError, XMLParseError
 from zeep.exceptions import TransportError as ZeepTransportError
+from zeep.exceptions import XMLSyntaxError as ZeepXMLSyntaxError
 from zeep.helpers import serialize_object
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
@@ -125,7 +126,6 @@ class HttpExchange:
     retry_after: float | None = None
     request_bytes: int = 0
     response_excerpt: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _EXCHANGE: ContextVar[HttpExchange | None] = ContextVar("lgsp_soap_exchange", default=None)
@@ -374,9 +374,9 @@ class LgspSoapClient:
             raise map_fault(fault, exchange, request_summary) from fault
         except ZeepTransportError as exc:
             raise _map_http_status(exc.status_code, exchange, request_summary, str(exc)) from exc
-        except (XMLParseError, etree.XMLSyntaxError) as exc:
+        except (XMLParseError, ZeepXMLSyntaxError, etree.XMLSyntaxError) as exc:
             raise TransportError(
-                f"LGSP SOAP answer to {operation} is not well-formed XML: {exc}",
+                f"LGSP SOAP answer to {operation} is not a usable SOAP envelope: {exc}",
                 message_vi="phản hồi SOAP của LGSP không đúng cú pháp XML",
                 details=_details(exchange, request_summary),
             ) from exc
@@ -386,14 +386,14 @@ class LgspSoapClient:
                 message_vi=f"yêu cầu {operation} không khớp WSDL: {exc}",
                 details={"request_summary": request_summary},
             ) from exc
-        except ZeepError as exc:  # DTDForbidden, EntitiesForbidden and the like
+        except (DTDForbidden, EntitiesForbidden) as exc:
+            raise UnsafeXmlError(
+                f"LGSP SOAP answer refused by the hardened parser: {type(exc).__name__}",
+                message_vi="phản hồi SOAP của LGSP chứa DTD/thực thể bị cấm",
+                details=_details(exchange, request_summary),
+            ) from exc
+        except ZeepError as exc:
             name = type(exc).__name__
-            if name in ("DTDForbidden", "EntitiesForbidden"):
-                raise UnsafeXmlError(
-                    f"LGSP SOAP answer contains a forbidden {name[:-9]}",
-                    message_vi="phản hồi SOAP của LGSP chứa DTD/thực thể bị cấm",
-                    details=_details(exchange, request_summary),
-                ) from exc
             raise SoapFaultError(
                 f"LGSP SOAP call {operation} failed: {name}: {exc}",
                 details=_details(exchange, request_summary),
@@ -465,6 +465,13 @@ def map_fault(fault: Fault, exchange: HttpExchange, request_summary: str) -> Hub
 
 def _map_http_status(status: int | None, exchange: HttpExchange, request_summary: str, text: str) -> HubError:
     details = _details(exchange, request_summary)
+    if status is not None and 200 <= status < 300:
+        # zeep's "invalid XML" answer: a garbled reply; the redelivery carries the same MessageID.
+        return TransportError(
+            f"LGSP SOAP endpoint answered HTTP {status} with an unusable body: {text}",
+            message_vi="phản hồi SOAP của LGSP không đọc được",
+            details=details,
+        )
     if status is None or status >= 500 or status == 429:
         return EndpointBusyError(
             f"LGSP SOAP endpoint failed: {text}",

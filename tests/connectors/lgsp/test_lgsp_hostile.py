@@ -16,7 +16,7 @@ from test_lgsp_xmlsafety import BILLION_LAUGHS, XXE_FILE
 from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import to_sync_document
 from connectors.lgsp.simulator import LgspSimulator
-from hub.errors import SoapFaultError, UnsafeXmlError
+from hub.errors import HubError, SoapFaultError, UnsafeXmlError
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 
@@ -256,3 +256,17 @@ async def test_partner_echo_of_personal_data_is_masked(simulator: LgspSimulator)
     assert "037190001234" not in dumped
     assert "0912345678" not in dumped
     assert "*********234" in info.value.details["fault_string"]
+
+
+@pytest.mark.parametrize(
+    "body", [b"not xml at all", b"<html><body>proxy page</body></html>"], ids=["text", "html"]
+)
+async def test_garbled_200_answer_is_retryable(simulator: LgspSimulator, body: bytes) -> None:
+    with _evil_server(body) as url:
+        settings = soap_settings(simulator)
+        settings.url = url
+        async with httpx.AsyncClient() as http:
+            connector = build_lgsp_soap_connector("lgsp", settings, http)
+            with pytest.raises(HubError) as info:
+                await connector.deliver(sync_delivery())
+    assert info.value.retryable, info.value
