@@ -82,3 +82,15 @@ def test_cli_mounts_every_present_module() -> None:
             output = CliRunner().invoke(cli, [*path, "--help"]).output
             assert "Usage" in output, (path, output)
     assert {"db", "keys", "serve"} <= names
+
+
+def test_bootstrap_admin_token_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_BOOTSTRAP_ADMIN_TOKEN", "a-long-random-bootstrap-secret")
+    app = create_app(
+        load_settings(database_url=f"sqlite:///{tmp_path / 'h.db'}", data_dir=tmp_path),
+        route_modules=(),
+    )
+    principal = app.state.services.keys.authenticate("a-long-random-bootstrap-secret")
+    assert principal is not None
+    assert principal.role.value == "admin"
+    assert app.state.services.keys.authenticate("a-long-random-bootstrap-secreT") is None
