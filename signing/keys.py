@@ -14,7 +14,7 @@ the key once per worker process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,8 @@ __all__ = [
     "LoadedKeySigner",
     "Pkcs11KeySource",
     "Pkcs12KeySource",
+    "RemoteKeySource",
+    "RemoteSignCallback",
     "Secret",
 ]
 
@@ -251,3 +253,74 @@ class Pkcs11KeySource:
         finally:
             session.close()
             _log.debug("PKCS#11 session closed (%s)", self.description)
+
+
+#: ``await sign(data_to_sign, digest_algorithm)`` → raw signature (PKCS#1 v1.5/PSS or DER ECDSA).
+RemoteSignCallback = Callable[[bytes, str], Awaitable[bytes]]
+
+
+class _CallbackSigner(Signer):
+    """pyHanko signer whose raw signature comes from a remote service; checked on return."""
+
+    def __init__(
+        self,
+        callback: RemoteSignCallback,
+        cert: asn1_x509.Certificate,
+        chain: list[asn1_x509.Certificate],
+        prefer_pss: bool,
+    ) -> None:
+        store = SimpleCertificateStore()  # type: ignore[no-untyped-call]
+        store.register_multiple(chain)
+        super().__init__(signing_cert=cert, cert_registry=store, prefer_pss=prefer_pss)
+        self._callback = callback
+        self._cert = cert
+
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.x509 import load_der_x509_certificate
+
+        signature = await self._callback(data, digest_algorithm)
+        mech: algos.SignedDigestAlgorithm = self.get_signature_mechanism_for_digest(digest_algorithm)
+        public_key = load_der_x509_certificate(self._cert.dump()).public_key()
+        try:
+            if isinstance(public_key, rsa.RSAPublicKey):
+                if mech["algorithm"].native == "rsassa_pss":
+                    pss, h = process_pss_params(mech["parameters"])
+                    public_key.verify(signature, data, pss, h)
+                else:
+                    public_key.verify(
+                        signature, data, padding.PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
+                    )
+            elif isinstance(public_key, ec.EllipticCurvePublicKey):
+                public_key.verify(signature, data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm)))
+            else:
+                raise SigningError("unsupported key type", message_vi="Loại khóa không được hỗ trợ")
+        except (InvalidSignature, ValueError):
+            raise SigningError(
+                "the remote signing service returned a signature that does not match the certificate",
+                message_vi="Chữ ký do dịch vụ ký từ xa trả về không khớp với chứng thư số",
+            ) from None
+        return signature
+
+
+@dataclass(frozen=True)
+class RemoteKeySource:
+    """A key held by a remote signing service that answers synchronously (signing server, CSC-
+    style API). For an officer's interactive tool use :mod:`signing.external` instead.
+
+    Not picklable (holds a callback): batches with it run in one process (``workers=1``).
+    """
+
+    certificate: asn1_x509.Certificate
+    sign: RemoteSignCallback
+    chain: tuple[asn1_x509.Certificate, ...] = ()
+    prefer_pss: bool = False
+    name: str = "remote signing service"
+
+    @property
+    def description(self) -> str:
+        return self.name
+
+    @contextmanager
+    def open(self) -> Iterator[Signer]:
+        yield _CallbackSigner(self.sign, self.certificate, list(self.chain), self.prefer_pss)

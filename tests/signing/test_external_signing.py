@@ -281,3 +281,44 @@ def test_bad_request_ids_and_arguments(external: ExternalSigningService) -> None
         asyncio.run(external.complete("A" * 32))
     with pytest.raises(ExternalSigningExpiredError):
         asyncio.run(external.complete("A" * 32, signature=b"x"))
+
+
+def test_remote_key_source(
+    signing_service: SigningService, test_pki: TestPki, trust_store: TrustStore
+) -> None:
+    """A synchronous remote signer (e.g. a signing server) behind the common KeySource API."""
+    from signing.keys import RemoteKeySource
+    from signing.trust import load_certificates
+
+    officer = _key(test_pki, "officer")
+    calls: list[str] = []
+
+    async def remote(data: bytes, digest_algorithm: str) -> bytes:
+        calls.append(digest_algorithm)
+        assert isinstance(officer, rsa.RSAPrivateKey)
+        return officer.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    source = RemoteKeySource(
+        certificate=load_certificates(test_pki.officer_cert)[0],
+        chain=tuple(load_certificates(test_pki.issuing_ca_cert)),
+        sign=remote,
+    )
+    signed, result = asyncio.run(
+        signing_service.sign_bytes(sample_pdf(), source, SignOptions(level=SignatureLevel.B_T))
+    )
+    assert calls == ["sha256"]  # exactly one remote call: no dry-run signature
+    assert result.certificate is not None
+    assert _valid(signed, trust_store)
+
+    agency = _key(test_pki, "agency")
+
+    async def wrong(data: bytes, digest_algorithm: str) -> bytes:
+        assert isinstance(agency, rsa.RSAPrivateKey)
+        return agency.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    from hub.errors import SigningError
+
+    bad = RemoteKeySource(certificate=source.certificate, chain=source.chain, sign=wrong)
+    with pytest.raises(SigningError) as exc:
+        asyncio.run(signing_service.sign_bytes(sample_pdf(), bad, SignOptions(level=SignatureLevel.B_B)))
+    assert "không khớp" in exc.value.message_vi
