@@ -107,7 +107,7 @@ def pdf_ready_font(path: Path) -> Path:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     cache_dir = Path(os.environ.get("HUB_FONT_CACHE", Path(tempfile.gettempdir()) / "motcua-hub-fonts"))
-    target = cache_dir / f"{path.stem}-{key}-upem1000{path.suffix}"
+    target = cache_dir / f"{path.stem}-{key}-upem1000v2{path.suffix}"
     if target.exists():
         return target
     with _font_lock:
@@ -117,6 +117,8 @@ def pdf_ready_font(path: Path) -> Path:
         if font["head"].unitsPerEm == 1000:
             return path
         scale_upem(font, 1000)
+        if "FFTM" in font:  # FontForge timestamp table: fontTools cannot subset it (log noise)
+            del font["FFTM"]
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
         os.close(fd)
