@@ -12,11 +12,13 @@ import random
 import re
 import subprocess
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from freezegun import freeze_time
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
 from test_verify_helpers import (
@@ -29,7 +31,7 @@ from test_verify_helpers import (
 )
 
 from hub.errors import InvalidPdfError, PayloadTooLargeError
-from signing.testpki import RunningPki
+from signing.testpki import RunningPki, serve_test_pki
 from signing.trust import TrustStore
 from signing.verification import (
     EncryptedPdfError,
@@ -345,6 +347,34 @@ def test_integrity_verdicts_agree_with_poppler_pdfsig(
         unicodedata.normalize("NFC", cn.group(1).strip())
         == verify_pdf(pkcs7_pdf, policy).signatures[0].signer_name
     )
+
+
+def test_long_term_validation_after_signer_certificate_expired(base_pdf: bytes, tmp_path: Path) -> None:
+    """Three years on, the officer's 2-year certificate has expired: a bare B-B signature can no
+    longer be proven (không xác định), while time-stamped/LTV signatures remain valid because the
+    time-stamp proves the signature existed while the certificate was valid (Decree 68/2024
+    Art. 31: validity is judged at signing time)."""
+    # A PKI of its own: its services cache CRLs, which must not leak into other tests.
+    with serve_test_pki(tmp_path / "pki") as own:
+        pki = own.pki
+        policy = VerificationPolicy.from_trust_store(TrustStore.from_test_pki(pki))
+        docs = {
+            PadesLevel.B_B: sign(base_pdf, own, pki.officer_p12),
+            PadesLevel.B_T: sign(base_pdf, own, pki.officer_p12, timestamp=True),
+            PadesLevel.B_LTA: sign(base_pdf, own, pki.officer_p12, lta=True),
+        }
+        later = datetime.now(UTC) + timedelta(days=3 * 365)
+        with freeze_time(later, tick=True):  # also moves the loopback OCSP/CRL/TSA clock
+            reports = {level: verify_pdf(pdf, policy) for level, pdf in docs.items()}
+    bare = reports[PadesLevel.B_B]
+    assert bare.verdict is Verdict.INDETERMINATE
+    assert "expired_no_poe" in _codes(bare)
+    for level in (PadesLevel.B_T, PadesLevel.B_LTA):
+        sig = reports[level].signatures[0]
+        assert reports[level].verdict is Verdict.VALID, (level, sig.reasons)
+        assert sig.signing_time is not None
+        assert sig.signing_time < sig.certificate_valid_to < later
+        assert sig.valid_at_signing_time.outcome is CheckOutcome.PASSED
 
 
 # --- certificate problems ------------------------------------------------------------------
