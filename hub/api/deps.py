@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -22,14 +22,11 @@ from hub.config import Settings
 from hub.db.models import ApiRole
 from hub.db.session import Database
 from hub.errors import AuthenticationError, PermissionDeniedError
+from hub.lookup.ratelimit import RateLimiter
+from hub.lookup.service import LookupService
+from hub.lookup.sms import SmsResponder
 from hub.services.intake import IntakeService
-
-if TYPE_CHECKING:
-    from hub.lookup.ratelimit import RateLimiter
-    from hub.lookup.service import LookupService
-    from hub.lookup.sms import SmsResponder
-    from hub.storage.files import FileStore
-
+from hub.storage.files import FileStore
 
 BEARER_SCHEME = HTTPBearer(auto_error=False, description="hub_<prefix>_<secret> API key")
 API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="Same key as the bearer token")
@@ -181,6 +178,6 @@ async def sms_dependency(request: Request) -> SmsResponder:
 SettingsDep = Annotated[Settings, Depends(settings_dependency)]
 DatabaseDep = Annotated[Database, Depends(db_dependency)]
 IntakeDep = Annotated[IntakeService, Depends(intake_dependency)]
-FilesDep = Annotated["FileStore", Depends(files_dependency)]
-LookupDep = Annotated["LookupService", Depends(lookup_dependency)]
-SmsDep = Annotated["SmsResponder", Depends(sms_dependency)]
+FilesDep = Annotated[FileStore, Depends(files_dependency)]
+LookupDep = Annotated[LookupService, Depends(lookup_dependency)]
+SmsDep = Annotated[SmsResponder, Depends(sms_dependency)]
