@@ -375,10 +375,9 @@ class LgspSoapClient:
         except ZeepTransportError as exc:
             raise _map_http_status(exc.status_code, exchange, request_summary, str(exc)) from exc
         except (XMLParseError, ZeepXMLSyntaxError, etree.XMLSyntaxError) as exc:
-            raise TransportError(
-                f"LGSP SOAP answer to {operation} is not a usable SOAP envelope: {exc}",
-                message_vi="phản hồi SOAP của LGSP không đúng cú pháp XML",
-                details=_details(exchange, request_summary),
+            # Not a SOAP envelope (a proxy page, a truncated answer): classified by HTTP status.
+            raise _map_http_status(
+                exchange.status_code, exchange, request_summary, f"not a usable SOAP envelope: {exc}"
             ) from exc
         except ValidationError as exc:
             raise InvalidInputError(
@@ -449,7 +448,12 @@ def map_fault(fault: Fault, exchange: HttpExchange, request_summary: str) -> Hub
             message_vi=f"LGSP từ chối thông tin xác thực WS-Security: {reason}",
             details=details,
         )
-    if kind in _SERVER_FAULTS or (not kind and (exchange.status_code or 0) >= 500):
+    if not code:
+        # zeep's "Unknown fault occured": an error status whose body holds no SOAP Fault.
+        return _map_http_status(
+            exchange.status_code, exchange, request_summary, "answer without a SOAP Fault"
+        )
+    if kind in _SERVER_FAULTS:
         return EndpointBusyError(
             f"LGSP server fault (retryable): {text}",
             message_vi=f"lỗi phía máy chủ LGSP (sẽ thử lại): {reason}",
@@ -480,7 +484,7 @@ def _map_http_status(status: int | None, exchange: HttpExchange, request_summary
             details=details,
         )
     return SoapFaultError(
-        f"LGSP SOAP endpoint answered HTTP {status}: {text}",
-        message_vi=f"dịch vụ SOAP của LGSP trả về HTTP {status}",
+        f"LGSP SOAP endpoint answered HTTP {status} (check the endpoint address): {text}",
+        message_vi=f"dịch vụ SOAP của LGSP trả về HTTP {status} (kiểm tra địa chỉ dịch vụ)",
         details=details,
     )

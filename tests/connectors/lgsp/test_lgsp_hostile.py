@@ -201,11 +201,11 @@ def test_rest_hostile_bodies(simulator: LgspSimulator) -> None:
 
 
 @contextmanager
-def _evil_server(body: bytes) -> Iterator[str]:
+def _evil_server(body: bytes, status: int = 200) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "text/xml; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -270,3 +270,15 @@ async def test_garbled_200_answer_is_retryable(simulator: LgspSimulator, body: b
             with pytest.raises(HubError) as info:
                 await connector.deliver(sync_delivery())
     assert info.value.retryable, info.value
+
+
+async def test_html_404_is_permanent(simulator: LgspSimulator) -> None:
+    with _evil_server(b"<html><body>Not Found</body></html>", status=404) as url:
+        settings = soap_settings(simulator)
+        settings.url = url
+        async with httpx.AsyncClient() as http:
+            connector = build_lgsp_soap_connector("lgsp", settings, http)
+            with pytest.raises(SoapFaultError) as info:
+                await connector.deliver(sync_delivery())
+    assert info.value.details["status_code"] == 404
+    assert "check the endpoint address" in info.value.message
