@@ -38,6 +38,7 @@ CORE_ROUTE_MODULES: tuple[str, ...] = (
     "hub.api.routes.dossiers",
     "hub.api.routes.lookup",
     "hub.api.routes.files",
+    "hub.api.routes.keys",
 )
 #: Route modules of optional parts, included when present.
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (

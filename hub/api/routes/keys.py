@@ -1,0 +1,68 @@
+"""API key administration over HTTP (role ``admin``), the same operations as ``hub keys``.
+
+The token is returned once, at creation; listings show only name, role and prefix. Every
+creation and revocation is audited with the calling admin as actor.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.api.deps import get_keys, require_role
+from hub.api.limits import require_json
+from hub.auth.keys import ApiKeyInfo, Principal
+from hub.db.models import ApiRole
+
+router = APIRouter(prefix="/api/v1/keys", tags=["api keys"])
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    role: ApiRole
+
+
+class KeyView(BaseModel):
+    name: str
+    role: ApiRole
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class IssuedKeyView(KeyView):
+    token: str
+    """Shown once; only its SHA-256 is stored."""
+
+
+def _view(info: ApiKeyInfo) -> KeyView:
+    return KeyView(
+        name=info.name,
+        role=info.role,
+        prefix=info.prefix,
+        created_at=info.created_at,
+        revoked_at=info.revoked_at,
+    )
+
+
+@router.post("", status_code=201, summary="Create an API key", dependencies=[Depends(require_json)])
+def create_key(body: KeyRequest, request: Request, principal: Admin, response: Response) -> IssuedKeyView:
+    issued = get_keys(request).create(body.name, body.role, actor=principal.name)
+    response.headers["Cache-Control"] = "no-store"
+    return IssuedKeyView(token=issued.token, **_view(issued.info).model_dump())
+
+
+@router.get("", summary="List API keys (no tokens)")
+def list_keys(request: Request, _principal: Admin) -> list[KeyView]:
+    return [_view(info) for info in get_keys(request).list()]
+
+
+@router.delete("/{name}", summary="Revoke an API key")
+def revoke_key(name: str, request: Request, principal: Admin) -> KeyView:
+    return _view(get_keys(request).revoke(name, actor=principal.name))
