@@ -957,13 +957,45 @@ def _judge(
     if status is not None and status.timestamp_validity is not None:
         ts = status.timestamp_validity
         if not (ts.intact and ts.valid and ts.trusted):
-            out.append(reason("timestamp_invalid", detail="intact" if ts.intact else "hash mismatch"))
+            if ts.intact and ts.valid:
+                out.append(
+                    reason(
+                        "timestamp_invalid",
+                        detail="untrusted time-stamping authority",
+                        detail_vi="đơn vị cấp dấu thời gian không được tin cậy",
+                    )
+                )
+            else:
+                out.append(
+                    reason(
+                        "timestamp_invalid",
+                        detail="token digest mismatch",
+                        detail_vi="giá trị băm không khớp",
+                    )
+                )
 
     if mods.coverage in ("unclear", "contiguous_block"):
         out.append(reason("coverage_unclear"))
     elif mods.tampered:
-        out.append(reason("modified_after_signing", detail=mods.detail or mods.modification_level or ""))
+        out.append(_modified_reason(mods))
     return out
+
+
+_MODIFICATION_VI = {
+    "other": "có thay đổi nội dung hoặc cấu trúc tài liệu",
+    "annotations": "có thêm hoặc sửa chú thích",
+    "form_filling": "có điền biểu mẫu hoặc thêm chữ ký",
+    "lta_updates": "có bổ sung dữ liệu kiểm tra dài hạn",
+}
+
+
+def _modified_reason(mods: ModificationReport) -> Reason:
+    level = mods.modification_level or "other"
+    return reason(
+        "modified_after_signing",
+        detail=mods.detail or level,
+        detail_vi=_MODIFICATION_VI.get(level, level),
+    )
 
 
 def _verdict_of(reasons: Iterable[Reason]) -> Verdict:
@@ -1087,11 +1119,17 @@ async def _verify_document_timestamp(
     if not (status.intact and status.valid):
         reasons.append(reason("hash_failure"))
     elif not status.trusted:
-        reasons.append(reason("document_timestamp_invalid", detail="untrusted TSA"))
+        reasons.append(
+            reason(
+                "document_timestamp_invalid",
+                detail="untrusted time-stamping authority",
+                detail_vi="đơn vị cấp dấu thời gian không được tin cậy",
+            )
+        )
     if mods.coverage in ("unclear", "contiguous_block"):
         reasons.append(reason("coverage_unclear"))
     elif mods.tampered:
-        reasons.append(reason("modified_after_signing", detail=mods.detail or mods.modification_level or ""))
+        reasons.append(_modified_reason(mods))
     verdict = _verdict_of(reasons)
     return DocumentTimestampReport(
         index=index,

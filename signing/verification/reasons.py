@@ -167,12 +167,18 @@ _CATALOGUE: dict[str, ReasonTemplate] = {
 
 
 def reason(code: str, **params: object) -> Reason:
-    """Instantiate a catalogue entry; unknown placeholders are a programming error."""
+    """Instantiate a catalogue entry; unknown placeholders are a programming error.
+
+    ``detail_vi`` (optional) replaces ``{detail}`` in the Vietnamese message.
+    """
     tpl = _CATALOGUE[code]
-    fmt = {k: ("" if v is None else str(v)) for k, v in params.items()}
+    fmt = {k: ("" if v is None else str(v)) for k, v in params.items() if k != "detail_vi"}
+    fmt_vi = dict(fmt)
+    if "detail_vi" in params:  # a Vietnamese rendering of {detail}, when one exists
+        fmt_vi["detail"] = str(params["detail_vi"])
     return Reason(
         code=code,
         severity=tpl.severity,
         message=tpl.en.format(**fmt),
-        message_vi=tpl.vi.format(**fmt),
+        message_vi=tpl.vi.format(**fmt_vi),
     )

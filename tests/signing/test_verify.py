@@ -295,6 +295,11 @@ def test_incremental_update_changing_page_content_is_flagged(
     assert report.verdict is Verdict.INVALID
     assert sig.verdict_vi == "không hợp lệ"
     assert "modified_after_signing" in _codes(report)
+    modified = next(r for r in sig.reasons if r.code == "modified_after_signing")
+    assert modified.message_vi == (
+        "Tài liệu đã bị sửa đổi sau khi ký, vượt quá phạm vi được phép "
+        "(có thay đổi nội dung hoặc cấu trúc tài liệu)."
+    )
     assert sig.modifications.tampered
     assert sig.modifications.modification_level == "other"
     assert sig.integrity.outcome is CheckOutcome.FAILED
