@@ -1,0 +1,1 @@
+"""LGSP WSDL and XSD files (package data; see ``lgsp-motcua.wsdl``)."""
