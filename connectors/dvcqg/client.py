@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from connectors.dvcqg.lookup import DossierLookup
@@ -264,9 +265,15 @@ class DvcqgClient:
         try:
             wire = WireDossier.model_validate({k: v for k, v in rows[0].items() if k in _WIRE_KEYS})
             return DossierLookup(code=dossier_code, found=True, dossier=wire_to_dossier(wire))
-        except (ValueError, HubError) as exc:
-            # The portal knows the dossier but its record does not fit our schema; report it.
-            return DossierLookup(code=dossier_code, found=True, problem=str(exc)[:500])
+        except ValidationError as exc:
+            # The portal knows the dossier but its record does not fit our schema; report where
+            # (field paths and rules only: the values may be personal data).
+            problem = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:20]
+            )
+            return DossierLookup(code=dossier_code, found=True, problem=problem)
+        except HubError as exc:
+            return DossierLookup(code=dossier_code, found=True, problem=exc.message)
 
     async def query(self, service: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """A reference-data ("chia sẻ") query; returns the ``result`` rows."""

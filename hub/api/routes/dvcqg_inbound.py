@@ -62,14 +62,14 @@ def get_acceptor(request: Request) -> InboundAccept:
     return intake_acceptor(get_intake(request))
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """Read the body but stop as soon as it passes ``limit`` (the answer is then 413)."""
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or ``None`` as soon as it passes ``limit`` (nothing more is read)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return b"\0" * (limit + 1)
+            return None
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -85,6 +85,9 @@ async def receive_push(
 ) -> JSONResponse:
     limit = get_extra(request, MAX_BYTES_EXTRA) or DEFAULT_MAX_PUSH_BYTES
     body = await _read_limited(request, limit)
+    if body is None:
+        too_large = InboundAnswer(error_code=-1, message=f"| body larger than {limit} bytes")
+        return JSONResponse(too_large.model_dump(), status_code=413)
     key = request.headers.get("idempotency-key") or request.headers.get("x-message-id")
     status, answer = await handle_push(
         body,

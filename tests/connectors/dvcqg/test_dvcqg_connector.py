@@ -462,6 +462,21 @@ async def test_tra_cuu_ho_so_returns_our_schema(connector: DvcqgConnector) -> No
     assert missing.dossier is None
 
 
+async def test_tra_cuu_ho_so_reports_a_record_that_does_not_fit(
+    connector: DvcqgConnector, simulator: DvcqgSimulator
+) -> None:
+    await connector.deliver(sync())
+    with simulator._lock:  # the portal holds a record our schema refuses (e.g. migrated data)
+        simulator._records[CODE] = {**simulator._records[CODE], "TrangThaiHoSo": 4, "Extra": "x"}
+    found = await connector.client.lookup_dossier(CODE)
+    assert found.found
+    assert found.dossier is None
+    assert found.problem is not None
+    assert "TrangThaiHoSo" in found.problem
+    assert "Extra" not in found.problem  # keys we do not know are ignored in lookups
+    assert "037190001234" not in found.problem  # no values echoed
+
+
 @pytest.mark.parametrize(
     "change",
     [

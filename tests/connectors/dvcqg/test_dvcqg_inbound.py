@@ -139,6 +139,7 @@ def _hostile() -> list[tuple[str, bytes, dict[str, str], int]]:
         ("invalid procedure code", dumps({**good, "MaTTHC": "TTHC-1"}), as_json, 422),
         ("invalid status", dumps({**good, "TrangThaiHoSo": "12"}), as_json, 422),
         ("invalid date", dumps({**good, "NgayTiepNhan": "2025-06-12"}), as_json, 422),
+        ("returned date without status 10", dumps({**good, "NgayTra": "20250620080000"}), as_json, 422),
         ("invalid email", dumps({**good, "Email": "không-phải-email"}), as_json, 422),
         ("wrong content type", dumps(good), {"Content-Type": "text/plain"}, 415),
         ("form content type", b"MaHoSo=x", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
