@@ -196,7 +196,10 @@ class DocumentSigner:
         if options.field_name:
             name = options.field_name
         elif role is SignRole.INVISIBLE:
-            name = f"Sig{len(existing) + 1}"
+            n = len(existing) + 1
+            while f"Sig{n}" in existing:
+                n += 1
+            name = f"Sig{n}"
         else:
             name = f"Sig_{role.value}"
         reuse = name in existing and existing[name] is None
