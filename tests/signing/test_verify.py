@@ -382,6 +382,30 @@ def test_long_term_validation_after_signer_certificate_expired(base_pdf: bytes, 
         assert sig.valid_at_signing_time.outcome is CheckOutcome.PASSED
 
 
+def test_certificate_revoked_after_signing(base_pdf: bytes, tmp_path: Path) -> None:
+    """Decree 68/2024 Art. 31: the status at signing time decides. Signed two days ago, revoked
+    yesterday: with a time-stamp proving the signing time the signature stays valid; with only
+    the signer's claimed time it cannot be decided (không xác định)."""
+    with serve_test_pki(tmp_path / "pki") as own:
+        pki = own.pki
+        policy = VerificationPolicy.from_trust_store(TrustStore.from_test_pki(pki))
+        with freeze_time(datetime.now(UTC) - timedelta(days=2), tick=True):
+            claimed_only = sign(base_pdf, own, pki.revoked_p12)
+            stamped = sign(base_pdf, own, pki.revoked_p12, timestamp=True)
+        bare = verify_pdf(claimed_only, policy)
+        proven = verify_pdf(stamped, policy)
+    assert bare.verdict is Verdict.INDETERMINATE
+    assert "revoked_no_poe" in _codes(bare)
+    sig = proven.signatures[0]
+    assert proven.verdict is Verdict.VALID, sig.reasons
+    assert sig.signing_time_source is SigningTimeSource.TIMESTAMP
+    assert sig.revocation.revoked_at is not None
+    assert sig.signing_time is not None
+    assert sig.signing_time < sig.revocation.revoked_at
+    assert sig.revocation.outcome is not CheckOutcome.FAILED
+    assert sig.valid_at_signing_time.outcome is CheckOutcome.PASSED
+
+
 # --- certificate problems ------------------------------------------------------------------
 
 
