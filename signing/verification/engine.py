@@ -1155,6 +1155,8 @@ def _overall(
         for r in t.reasons:
             if r.severity in ("error", "indeterminate"):
                 reasons.append(r)
-    if not reasons and sigs:
+    if not sigs:
+        reasons.append(reason("timestamps_only"))
+    elif not reasons:
         reasons.append(reason("all_valid", count=len(sigs)))
     return _verdict_of(reasons), reasons

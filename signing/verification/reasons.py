@@ -158,6 +158,13 @@ _CATALOGUE: dict[str, ReasonTemplate] = {
         "Signature {index} ({field}) could not be confirmed.",
         "Chữ ký số thứ {index} ({field}) không xác định được tính hợp lệ.",
     ),
+    "timestamps_only": ReasonTemplate(
+        "indeterminate",
+        "The document carries only document time-stamps, no signature: it proves when the "
+        "document existed, not who issued it.",
+        "Tài liệu chỉ có dấu thời gian tài liệu, không có chữ ký số: chỉ chứng minh thời điểm "
+        "tồn tại của tài liệu, không xác định được người ký.",
+    ),
     "all_valid": ReasonTemplate(
         "info",
         "All {count} signature(s) are valid.",

@@ -19,8 +19,11 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
+from pyhanko.sign.signers import PdfTimeStamper
+from pyhanko.sign.timestamps import HTTPTimeStamper
 from test_verify_helpers import (
     append_content_change,
     fill_text_field,
@@ -602,3 +605,17 @@ def test_random_byte_corruption_never_escapes_as_unexpected_error(
     assert outcomes <= {"valid", "invalid", "indeterminate", "invalid_pdf", "unsigned_pdf", "not_pdf"}
     assert outcomes & {"invalid", "invalid_pdf"}
     assert all(messages)
+
+
+def test_document_with_only_a_document_timestamp(
+    running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy
+) -> None:
+    w = IncrementalPdfFileWriter(BytesIO(base_pdf))
+    out = PdfTimeStamper(HTTPTimeStamper(running_pki.tsa_url)).timestamp_pdf(w, "sha256")
+    report = verify_pdf(out.getvalue(), policy)
+    assert report.signature_count == 0
+    assert report.document_timestamp_count == 1
+    assert report.document_timestamps[0].verdict is Verdict.VALID
+    assert report.document_timestamps[0].timestamp.tsa_name == "TSA G2 (TEST)"
+    assert report.verdict is Verdict.INDETERMINATE
+    assert [r.code for r in report.reasons] == ["timestamps_only"]
