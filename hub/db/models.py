@@ -128,6 +128,13 @@ class OutboxMessage(Base):
             sqlite_where=text("state IN ('pending', 'in_flight', 'dead')"),
         ),
         Index(
+            "ix_outbox_pending_endpoint_seq",
+            "endpoint",
+            "seq",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        Index(
             "ix_outbox_due",
             "next_attempt_at",
             postgresql_where=text("state = 'pending'"),

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, exists, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, func, insert, literal_column, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnClause
 
 from hub.db.base import utcnow
 from hub.db.models import ACTIVE_STATES, DeliveryAttempt, EndpointHealth, MessageState, OutboxMessage
@@ -74,18 +75,39 @@ class Completion:
     response_summary: str | None = None
 
 
-def claimable_condition(message: type[OutboxMessage] | Any, now: datetime) -> Any:
-    """SQL condition: pending, due, and head of its (endpoint, ordering_key)."""
+#: State tests rendered as SQL literals, not bound parameters, so that the planners can match
+#: the partial indexes (``ix_outbox_active_key``, ``ix_outbox_pending_endpoint_seq``) even
+#: with generic/prepared plans.
+_IS_PENDING: ColumnClause[str] = literal_column("'pending'")
+_ACTIVE_LITERALS: list[ColumnClause[str]] = [literal_column(f"'{state}'") for state in _ACTIVE]
+
+
+def head_seq(message: type[OutboxMessage] | Any) -> Any:
+    """Correlated scalar: the smallest active seq of ``message``'s (endpoint, ordering_key).
+
+    Written as ``min()`` (an index probe on ``ix_outbox_active_key``) rather than NOT EXISTS:
+    the planner evaluates it per candidate row instead of turning it into an anti-join whose
+    cost depends on fresh statistics (a bulk insert made the anti-join plan quadratic).
+    """
     earlier = aliased(OutboxMessage)
-    return and_(
-        message.state == MessageState.PENDING.value,
-        message.next_attempt_at <= now,
-        ~exists().where(
+    return (
+        select(func.min(earlier.seq))
+        .where(
             earlier.endpoint == message.endpoint,
             earlier.ordering_key == message.ordering_key,
-            earlier.seq < message.seq,
-            earlier.state.in_(_ACTIVE),
-        ),
+            earlier.state.in_(_ACTIVE_LITERALS),
+        )
+        .correlate(message)
+        .scalar_subquery()
+    )
+
+
+def claimable_condition(message: type[OutboxMessage] | Any, now: datetime) -> Any:
+    """SQL condition: pending, due, and head of its (endpoint, ordering_key)."""
+    return and_(
+        message.state == _IS_PENDING,
+        message.next_attempt_at <= now,
+        head_seq(message) == message.seq,
     )
 
 

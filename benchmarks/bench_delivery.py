@@ -1,0 +1,322 @@
+"""Delivery throughput, latency and memory: outbox → worker process → local HTTP sink.
+
+Runs, for each backend (SQLite file, PostgreSQL on 127.0.0.1):
+
+1. drain: enqueue N messages (batched insert), start one worker process (``python -m
+   hub.delivery``), time until all are delivered to the sink (a separate process) →
+   deliveries/s;
+2. paced: the worker running, a producer enqueues at a fixed rate (default: half the drained
+   rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p99;
+3. memory (``--memory-n``, e.g. 100000): the worker's RSS sampled while draining.
+
+Also ``--transport httpx`` to measure httpx's own pool instead of the aiohttp transport.
+
+Example::
+
+    .venv/bin/python benchmarks/bench_delivery.py --backend postgresql -n 20000
+    .venv/bin/python benchmarks/bench_delivery.py --backend both -n 20000 --memory-n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import func, insert, select, text
+
+from hub.db.base import utcnow
+from hub.db.migrate import upgrade
+from hub.db.models import MessageState, OutboxMessage
+from hub.db.session import Database
+from hub.outbox.enqueue import NOTIFY_CHANNEL
+
+PG_ADMIN_URL = os.environ.get("HUB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PAYLOAD = {
+    "MaHoSo": "H42.01-260101-0001",
+    "TrangThai": 2,
+    "TenNguoiNop": "Nguyễn Văn A",
+    "DiaChi": "Phường Đông Thành, Thành phố Ninh Bình, Tỉnh Ninh Bình",
+    "ThuTuc": "1.001234.000.00.00.H42",
+    "NgayTiepNhan": "20260101083000",
+}
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+    cleanup: Any
+
+
+def make_backend(name: str, workdir: Path) -> Backend:
+    if name == "sqlite":
+        url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:6]}.db'}"
+        upgrade(url)
+        return Backend(name, url, lambda: None)
+    db_name = f"hub_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
+    url = PG_ADMIN_URL.rpartition("/")[0] + "/" + db_name
+
+    def drop() -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
+
+    upgrade(url)
+    return Backend(name, url, drop)
+
+
+def start_sink(record: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connectors.sink", "--port", "0", "--no-bodies", "--record", str(record)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}/deliver"
+
+
+def stop_sink(proc: subprocess.Popen[str], record: Path) -> dict[str, float]:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    arrivals: dict[str, float] = {}
+    for line in record.read_text().splitlines():
+        message_id, _dossier, _attempt, at = line.split("\t")
+        arrivals.setdefault(message_id, float(at))
+    return arrivals
+
+
+def write_config(path: Path, url: str, args: argparse.Namespace, poll: float) -> None:
+    path.write_text(
+        f"""
+[worker]
+concurrency = {args.concurrency}
+batch_size = {args.batch_size}
+lease_seconds = 60
+heartbeat_seconds = 15
+poll_interval_seconds = {poll}
+completion_flush_seconds = {args.flush_ms / 1000}
+shutdown_grace_seconds = 10
+
+[endpoints.sink]
+kind = "webhook"
+url = "{url}"
+max_in_flight = {args.concurrency}
+timeout_seconds = 30
+""",
+        encoding="utf-8",
+    )
+
+
+def start_worker(db_url: str, config: Path, transport: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HUB_DATABASE_URL": db_url, "HUB_CONFIG_FILE": str(config), "HUB_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub.delivery", "--worker-id", "bench", "--transport", transport], env=env
+    )
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+
+
+def enqueue_batch(db: Database, n: int, *, dossiers: int, start: int = 0) -> None:
+    """Batched insert of ``n`` messages (1,000 rows per statement), like a bulk producer."""
+    for offset in range(0, n, 1000):
+        now = utcnow()
+        rows = [
+            {
+                "message_id": str(uuid.uuid4()),
+                "endpoint": "sink",
+                "kind": "dossier.sync",
+                "ordering_key": f"D{(start + i) % dossiers}",
+                "dossier_code": f"H42.01-260101-{(start + i) % dossiers:06d}",
+                "payload": PAYLOAD,
+                "state": MessageState.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(offset, min(n, offset + 1000))
+        ]
+        with db.engine.begin() as conn:
+            conn.execute(insert(OutboxMessage), rows)
+            if db.is_postgres:
+                conn.execute(text("SELECT pg_notify(:c, 'sink')"), {"c": NOTIFY_CHANNEL})
+
+
+def delivered_count(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return int(
+            conn.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == "delivered")
+            )
+            or 0
+        )
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wait_delivered(db: Database, n: int, worker: subprocess.Popen[bytes], rss: list[int] | None) -> float:
+    start = time.monotonic()
+    while delivered_count(db) < n:
+        if worker.poll() is not None:
+            raise RuntimeError(f"worker exited with {worker.returncode}")
+        if rss is not None:
+            rss.append(rss_kib(worker.pid))
+        time.sleep(0.25)
+    return time.monotonic() - start
+
+
+def created_times(db: Database) -> dict[str, datetime]:
+    with db.engine.connect() as conn:
+        return {
+            row.message_id: row.created_at
+            for row in conn.execute(select(OutboxMessage.message_id, OutboxMessage.created_at))
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def drain(backend: Backend, args: argparse.Namespace, n: int, workdir: Path, *, memory: bool = False) -> float:
+    db = Database.connect(backend.url, pool_size=2)
+    record = workdir / f"arrivals-{uuid.uuid4().hex[:6]}.tsv"
+    sink, url = start_sink(record)
+    config = workdir / "drain.toml"
+    write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
+    t0 = time.monotonic()
+    enqueue_batch(db, n, dossiers=args.dossiers)
+    enqueue_s = time.monotonic() - t0
+    worker = start_worker(backend.url, config, args.transport)
+    rss: list[int] = []
+    try:
+        elapsed = wait_delivered(db, n, worker, rss if memory else None)
+    finally:
+        stop_worker(worker)
+        arrivals = stop_sink(sink, record)
+        db.dispose()
+    times = sorted(arrivals.values())
+    steady = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+    label = "memory" if memory else "drain"
+    print(
+        f"[{backend.name}/{args.transport}] {label}: enqueued {n} in {enqueue_s:.2f}s "
+        f"({n / enqueue_s:,.0f}/s); delivered {len(arrivals)} unique in {elapsed:.2f}s "
+        f"→ {n / elapsed:,.0f} deliveries/s (wall, incl. worker start); "
+        f"{steady:,.0f}/s first→last arrival"
+    )
+    if memory and rss:
+        third = max(1, len(rss) // 3)
+        print(
+            f"[{backend.name}/{args.transport}] memory: worker RSS MiB min {min(rss) / 1024:.1f} "
+            f"first-third median {statistics.median(rss[:third]) / 1024:.1f} "
+            f"last-third median {statistics.median(rss[-third:]) / 1024:.1f} max {max(rss) / 1024:.1f} "
+            f"({len(rss)} samples)"
+        )
+    return steady
+
+
+def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path) -> None:
+    db = Database.connect(backend.url, pool_size=2)
+    record = workdir / f"arrivals-{uuid.uuid4().hex[:6]}.tsv"
+    sink, url = start_sink(record)
+    config = workdir / "paced.toml"
+    write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
+    worker = start_worker(backend.url, config, args.transport)
+    time.sleep(2.0)  # worker start-up (imports, LISTEN)
+    total = int(rate * args.paced_seconds)
+    tick = 0.01
+    per_tick = rate * tick
+    sent = 0
+    start = time.monotonic()
+    carry = 0.0
+    try:
+        while sent < total:
+            carry += per_tick
+            batch = min(int(carry), total - sent)
+            carry -= batch
+            if batch:
+                # Small producer transactions with NOTIFY, as the intake service commits them.
+                enqueue_batch(db, batch, dossiers=args.dossiers, start=sent)
+                sent += batch
+            next_at = start + (sent / rate)
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(min(delay, tick))
+        wait_delivered(db, total, worker, None)
+        created = created_times(db)
+    finally:
+        stop_worker(worker)
+        arrivals = stop_sink(sink, record)
+        db.dispose()
+    latencies = [(arrivals[mid] - created[mid].timestamp()) * 1000 for mid in arrivals if mid in created]
+    print(
+        f"[{backend.name}/{args.transport}] paced {rate:,.0f}/s for {args.paced_seconds}s ({total} msgs): "
+        f"enqueue→arrival p50 {percentile(latencies, 0.50):.1f} ms, p90 {percentile(latencies, 0.90):.1f} ms, "
+        f"p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("-n", type=int, default=20_000, help="messages in the drain run")
+    parser.add_argument("--memory-n", type=int, default=0, help="messages in the memory run (0 = skip)")
+    parser.add_argument("--rate", type=float, default=0, help="paced rate (default: half the drained rate)")
+    parser.add_argument("--paced-seconds", type=float, default=20)
+    parser.add_argument("--no-paced", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--flush-ms", type=float, default=20)
+    parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")
+    parser.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp")
+    args = parser.parse_args()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    print(
+        f"cpus={os.cpu_count()} python={sys.version.split()[0]} concurrency={args.concurrency} "
+        f"batch={args.batch_size} flush={args.flush_ms}ms dossiers={args.dossiers} transport={args.transport}"
+    )
+    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+        workdir = Path(tmp)
+        for name in backends:
+            backend = make_backend(name, workdir)
+            try:
+                rate = drain(backend, args, args.n, workdir)
+                if not args.no_paced:
+                    paced(backend, args, args.rate or max(1.0, rate / 2), workdir)
+            finally:
+                backend.cleanup()
+            if args.memory_n:
+                backend = make_backend(name, workdir)
+                try:
+                    drain(backend, args, args.memory_n, workdir, memory=True)
+                finally:
+                    backend.cleanup()
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    main()
