@@ -20,7 +20,7 @@ from typing import Any
 from asn1crypto import x509
 
 from hub.errors import ConfigurationError
-from signing.trust import DEFAULT_ANCHOR_PINS, TrustStore
+from signing.trust import TrustStore
 
 __all__ = ["DEFAULT_MAX_PDF_BYTES", "RevocationMode", "VerificationPolicy"]
 
@@ -88,11 +88,7 @@ class VerificationPolicy:
     @classmethod
     def production(cls, **options: Any) -> VerificationPolicy:
         """Government anchors shipped in ``signing/anchors/`` (pinned; Root G2, CA G2, NEAC)."""
-        # Resolved from this file rather than importlib.resources: under pytest's rootdir
-        # import mode ``tests/signing`` can shadow the package name.
-        anchor_dir = Path(__file__).resolve().parent.parent / "anchors"
-        store = TrustStore([anchor_dir], pins=DEFAULT_ANCHOR_PINS)
-        return cls.from_trust_store(store, **options)
+        return cls.from_trust_store(TrustStore.default(), **options)
 
     def anchor_names(self) -> list[str]:
         return [str(cert.subject.human_friendly) for cert in self.trust_roots]
