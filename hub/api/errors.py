@@ -16,13 +16,44 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.errors import AuthenticationError, HubError, RetryableError
 
 log = logging.getLogger("hub.api")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    message_vi: str
+    details: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API has this shape."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting the uniform error body."""
+    descriptions = {
+        400: "Malformed JSON",
+        401: "Missing, unknown or revoked API key",
+        403: "The key's role may not do this",
+        404: "Not found",
+        409: "Conflict (invalid status transition, idempotency key reused)",
+        413: "Body larger than api.max_body_bytes",
+        415: "Content type not supported",
+        422: "Validation failed (field paths in details.errors)",
+        429: "Too many requests",
+    }
+    return {
+        status: {"model": ErrorBody, "description": descriptions.get(status, "Error")} for status in statuses
+    }
 
 
 def error_body(

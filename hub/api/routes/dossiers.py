@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.deps import FilesDep, IntakeDep, SettingsDep, require_role
+from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
 from hub.auth.keys import Principal
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
@@ -25,7 +26,9 @@ from schemas.dossier import Dossier, ResultDocument
 from schemas.text import VnName
 from schemas.timefmt import now_vn
 
-router = APIRouter(prefix="/api/v1", tags=["intake"])
+router = APIRouter(
+    prefix="/api/v1", tags=["intake"], responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422)
+)
 
 Writer = Annotated[Principal, Depends(require_role("source"))]
 Reader = Annotated[Principal, Depends(require_role("source", "officer", "technician"))]

@@ -13,11 +13,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.deps import get_keys, require_role
+from hub.api.errors import error_responses
 from hub.api.limits import require_json
 from hub.auth.keys import ApiKeyInfo, Principal
 from hub.db.models import ApiRole
 
-router = APIRouter(prefix="/api/v1/keys", tags=["api keys"])
+router = APIRouter(
+    prefix="/api/v1/keys", tags=["api keys"], responses=error_responses(401, 403, 404, 409, 422)
+)
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import LookupDep, SettingsDep, SmsDep, authenticate, get_services
+from hub.api.errors import error_responses
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
 from hub.errors import (
@@ -33,7 +34,7 @@ from hub.lookup.page import render_page
 from hub.lookup.service import LookupView
 from hub.lookup.sms import normalise_sender
 
-router = APIRouter(tags=["lookup"])
+router = APIRouter(tags=["lookup"], responses=error_responses(404, 422, 429))
 
 NO_STORE = {"Cache-Control": "no-store"}
 SMS_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
