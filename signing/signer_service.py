@@ -194,7 +194,17 @@ class SigningService:
                 )
                 continue
             seen.add(src.name)
-            jobs.append((idx, src, output_dir / src.name))
+            dst = output_dir / src.name
+            if dst.resolve() == src.resolve():
+                items[idx] = _failed(
+                    src,
+                    InvalidInputError(
+                        f"output would overwrite the original {src.name}; choose another output directory",
+                        message_vi=f"Tệp kết quả sẽ ghi đè bản gốc {src.name}; hãy chọn thư mục khác",
+                    ),
+                )
+                continue
+            jobs.append((idx, src, dst))
 
         # Certificate check once per batch (Circular 15/2025 §2.2) — refusal aborts the batch.
         with key_source.open() as signer:
@@ -219,11 +229,20 @@ class SigningService:
             ):
                 items[item_idx] = item
         ordered = [items[i] for i in range(total)]
+        elapsed = time.perf_counter() - started
+        _log.info(
+            "batch signing: %d/%d signed in %.1f s (level %s, %d worker(s))",
+            sum(1 for i in ordered if i.ok),
+            total,
+            elapsed,
+            options.level.value,
+            n_workers,
+        )
         return BatchResult(
             items=ordered,
             certificate=check,
             warnings=warnings,
-            elapsed_seconds=time.perf_counter() - started,
+            elapsed_seconds=elapsed,
         )
 
 
@@ -252,24 +271,61 @@ def _failed(src: Path, exc: BaseException) -> BatchItemResult:
     )
 
 
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+class _ByteBudget:
+    """Caps the bytes of documents held in memory at once (large PDFs × high concurrency)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self, size: int) -> int:
+        size = min(size, self.limit)  # one oversized document may still go alone
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.used + size <= self.limit)
+            self.used += size
+        return size
+
+    async def release(self, size: int) -> None:
+        async with self._cond:
+            self.used -= size
+            self._cond.notify_all()
+
+
 async def _sign_jobs(
     doc_signer: DocumentSigner,
     jobs: list[tuple[int, Path, Path]],
     options: SignOptions,
     concurrency: int,
     on_item: Callable[[int, BatchItemResult], None],
+    max_bytes_in_flight: int = 512 * 1024 * 1024,
 ) -> None:
     sem = asyncio.Semaphore(concurrency)
+    budget = _ByteBudget(max_bytes_in_flight)
 
     async def one(idx: int, src: Path, dst: Path) -> None:
         async with sem:
+            held = 0
             try:
+                held = await budget.acquire(
+                    3 * await asyncio.to_thread(_file_size, src)
+                )  # input + output + writer buffers
                 data = await asyncio.to_thread(_read_input, src)
                 signed = await doc_signer.sign(data, options)
                 await asyncio.to_thread(atomic_write, dst, signed.data)
                 item = BatchItemResult(input_path=src, output_path=dst, ok=True, field_name=signed.field_name)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a per-document outcome
                 item = _failed(src, exc)
+            finally:
+                if held:
+                    await budget.release(held)
         on_item(idx, item)
 
     try:

@@ -126,3 +126,41 @@ def test_batch_tsa_down_fails_documents_not_batch(
     assert result.failed == 2
     assert {i.error_code for i in result.items} == {"tsa_unavailable"}
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_batch_never_overwrites_originals(
+    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
+) -> None:
+    inputs = _inputs(tmp_path / "in", 2)
+    originals = [p.read_bytes() for p in inputs]
+    result = signing_service.sign_batch(
+        inputs, tmp_path / "in", p12_key("officer"), SignOptions(level=SignatureLevel.B_B)
+    )
+    assert result.failed == 2
+    assert "ghi đè bản gốc" in (result.items[0].error_vi or "")
+    assert [p.read_bytes() for p in inputs] == originals
+
+
+def test_byte_budget_serialises_large_documents() -> None:
+    import asyncio
+
+    from signing.signer_service import _ByteBudget
+
+    async def scenario() -> list[str]:
+        budget = _ByteBudget(100)
+        log: list[str] = []
+
+        async def job(name: str, size: int) -> None:
+            held = await budget.acquire(size)
+            log.append(f"start {name}")
+            await asyncio.sleep(0.01)
+            log.append(f"end {name}")
+            await budget.release(held)
+
+        await asyncio.gather(job("a", 80), job("b", 80), job("c", 500))
+        return log
+
+    log = asyncio.run(scenario())
+    # never two 80-byte jobs at once within a 100-byte budget; the oversized one runs alone
+    assert log.index("end a") < log.index("start b")
+    assert log.index("end b") < log.index("start c")
