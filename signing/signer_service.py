@@ -40,7 +40,7 @@ from signing.models import (
     SignResult,
 )
 from signing.precheck import acheck_signing_certificate
-from signing.service import DocumentSigner, atomic_write
+from signing.service import DocumentSigner, atomic_write, open_pdf
 from signing.timestamping import HubTimeStamper, TsaSettings
 from signing.trust import TrustStore
 
@@ -136,6 +136,7 @@ class SigningService:
         self, data: bytes, key_source: KeySource, options: SignOptions
     ) -> tuple[bytes, SignResult]:
         """Check the certificate, sign one PDF in memory, return the signed bytes and the result."""
+        open_pdf(data)  # fail fast on a broken/encrypted PDF before touching the key or the network
         with key_source.open() as signer:
             check = await self.check_certificate(signer)
             doc_signer = self.document_signer(signer)
