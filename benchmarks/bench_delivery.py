@@ -124,7 +124,12 @@ timeout_seconds = 30
 
 
 def start_worker(db_url: str, config: Path, transport: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HUB_DATABASE_URL": db_url, "HUB_CONFIG_FILE": str(config), "HUB_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": db_url,
+        "HUB_CONFIG_FILE": str(config),
+        "HUB_LOG_LEVEL": "WARNING",
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "hub.delivery", "--worker-id", "bench", "--transport", transport], env=env
     )
@@ -178,6 +183,28 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def host_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole host, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return float(sum(values) - idle), float(sum(values))
+
+
+def cpu_report(
+    label: str, procs: dict[str, int], before: dict[str, float], host0: tuple[float, float], wall: float
+) -> str:
+    parts = [f"{name} {100 * (cpu_seconds(pid) - before[name]) / wall:.0f}%" for name, pid in procs.items()]
+    busy, total = host_busy()
+    parts.append(f"host {100 * (busy - host0[0]) / max(1.0, total - host0[1]):.0f}% of {os.cpu_count()} cpus")
+    return f"[{label}] cpu: " + ", ".join(parts)
+
+
 def wait_delivered(db: Database, n: int, worker: subprocess.Popen[bytes], rss: list[int] | None) -> float:
     start = time.monotonic()
     while delivered_count(db) < n:
@@ -202,7 +229,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def drain(backend: Backend, args: argparse.Namespace, n: int, workdir: Path, *, memory: bool = False) -> float:
+def drain(
+    backend: Backend, args: argparse.Namespace, n: int, workdir: Path, *, memory: bool = False
+) -> float:
     db = Database.connect(backend.url, pool_size=2)
     record = workdir / f"arrivals-{uuid.uuid4().hex[:6]}.tsv"
     sink, url = start_sink(record)
@@ -212,9 +241,13 @@ def drain(backend: Backend, args: argparse.Namespace, n: int, workdir: Path, *, 
     enqueue_batch(db, n, dossiers=args.dossiers)
     enqueue_s = time.monotonic() - t0
     worker = start_worker(backend.url, config, args.transport)
+    procs = {"worker": worker.pid, "sink": sink.pid}
+    before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    host0 = host_busy()
     rss: list[int] = []
     try:
         elapsed = wait_delivered(db, n, worker, rss if memory else None)
+        usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, elapsed)
     finally:
         stop_worker(worker)
         arrivals = stop_sink(sink, record)
@@ -228,6 +261,7 @@ def drain(backend: Backend, args: argparse.Namespace, n: int, workdir: Path, *, 
         f"→ {n / elapsed:,.0f} deliveries/s (wall, incl. worker start); "
         f"{steady:,.0f}/s first→last arrival"
     )
+    print(usage)
     if memory and rss:
         third = max(1, len(rss) // 3)
         print(
@@ -247,6 +281,9 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
     write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
     worker = start_worker(backend.url, config, args.transport)
     time.sleep(2.0)  # worker start-up (imports, LISTEN)
+    procs = {"worker": worker.pid, "sink": sink.pid}
+    before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    host0 = host_busy()
     total = int(rate * args.paced_seconds)
     tick = 0.01
     per_tick = rate * tick
@@ -267,6 +304,7 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
             if delay > 0:
                 time.sleep(min(delay, tick))
         wait_delivered(db, total, worker, None)
+        usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, time.monotonic() - start)
         created = created_times(db)
     finally:
         stop_worker(worker)
@@ -275,19 +313,24 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
     latencies = [(arrivals[mid] - created[mid].timestamp()) * 1000 for mid in arrivals if mid in created]
     print(
         f"[{backend.name}/{args.transport}] paced {rate:,.0f}/s for {args.paced_seconds}s ({total} msgs): "
-        f"enqueue→arrival p50 {percentile(latencies, 0.50):.1f} ms, p90 {percentile(latencies, 0.90):.1f} ms, "
-        f"p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms"
+        f"enqueue→arrival p50 {percentile(latencies, 0.50):.1f} ms, "
+        f"p90 {percentile(latencies, 0.90):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
+        f"max {max(latencies):.1f} ms"
     )
+    print(usage)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("-n", type=int, default=20_000, help="messages in the drain run")
     parser.add_argument("--memory-n", type=int, default=0, help="messages in the memory run (0 = skip)")
     parser.add_argument("--rate", type=float, default=0, help="paced rate (default: half the drained rate)")
     parser.add_argument("--paced-seconds", type=float, default=20)
     parser.add_argument("--no-paced", action="store_true")
+    parser.add_argument("--no-drain", action="store_true", help="only the paced run (needs --rate)")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--flush-ms", type=float, default=20)
@@ -304,7 +347,7 @@ def main() -> None:
         for name in backends:
             backend = make_backend(name, workdir)
             try:
-                rate = drain(backend, args, args.n, workdir)
+                rate = 0.0 if args.no_drain else drain(backend, args, args.n, workdir)
                 if not args.no_paced:
                     paced(backend, args, args.rate or max(1.0, rate / 2), workdir)
             finally:

@@ -105,6 +105,7 @@ class Worker:
         self._in_flight: dict[str, int] = dict.fromkeys(self.endpoints, 0)
         self._total_in_flight = 0
         self._leases: dict[int, str] = {}
+        self._flushing: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._completions: list[Completion] = []
         self._releases: list[tuple[int, str, datetime | None]] = []
@@ -390,6 +391,7 @@ class Worker:
         releases, self._releases = self._releases, []
         if not completions and not releases:
             return
+        self._flushing = {c.seq for c in completions} | {r[0] for r in releases}
         try:
             if completions:
                 done = await asyncio.to_thread(self.store.complete, completions, self.worker_id)
@@ -407,6 +409,8 @@ class Worker:
             self._flush_has_items.set()
             await asyncio.sleep(self.config.completion_flush_seconds * 10)
             return
+        finally:
+            self._flushing = set()
         for completion in completions:
             self._leases.pop(completion.seq, None)
         for seq, _token, _when in releases:
@@ -429,7 +433,13 @@ class Worker:
             except Exception:
                 log.exception("heartbeat failed")
                 continue
-            lost = sum(len(seqs) for seqs in by_token.values()) - len(held)
+            # Seqs finalised meanwhile by a flush are gone from ``_leases``: not lost.
+            lost = sum(
+                1
+                for seqs in by_token.values()
+                for seq in seqs
+                if seq not in held and seq in self._leases and seq not in self._flushing
+            )
             if lost:
                 log.warning("worker %s lost %d lease(s); their results will be dropped", self.worker_id, lost)
 

@@ -87,7 +87,7 @@ def test_naive_time_filters_are_refused() -> None:
     from datetime import datetime
 
     with pytest.raises(ValueError, match="time zone"):
-        DlqFilter(since=datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+        DlqFilter(since=datetime(2026, 1, 1))  # a naive datetime is the point of the test
 
 
 def test_show_has_attempts_and_revisions(db: Database) -> None:
