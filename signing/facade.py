@@ -89,6 +89,17 @@ class SigningFacade:
         key = self.key(key_id)
         return await asyncio.to_thread(lambda: asyncio.run(self.service.sign_bytes(data, key, options)))
 
+    async def read_stored(self, files: FileStoreLike, file_id: str, limit: int) -> bytes:
+        """Bytes of a stored file (404 if unknown), refusing files above ``limit``."""
+        _info, path = files.get(file_id)
+        data = await asyncio.to_thread(path.read_bytes)
+        if len(data) > limit:
+            raise InvalidInputError(
+                f"stored file is larger than {limit} bytes",
+                message_vi=f"Tệp lưu trữ vượt giới hạn {limit} byte",
+            )
+        return data
+
     def sign_stored(
         self, files: FileStoreLike, file_ids: list[str], key_id: str, options: SignOptions
     ) -> StoredSignResult:

@@ -199,3 +199,14 @@ def test_external_flow_over_http(signing_hub: SigningHub, test_pki: TestPki) -> 
         assert again.status_code == 410
         junk = c.post(f"/api/v1/signing/external/{req['request_id']}/complete", json={"signature_b64": "***"})
         assert junk.status_code == 422
+
+
+def test_sign_stored_document_by_id(signing_hub: SigningHub) -> None:
+    store = signing_hub.app.state.services.files  # type: ignore[attr-defined]
+    fid = store.save(sample_pdf("QD"), filename="qd.pdf", media_type="application/pdf").id
+    with signing_hub.client() as c:
+        r = c.post("/api/v1/signing/documents", data={"file_id": fid, "key_id": "agency-hsm"})
+        assert r.status_code == 200, r.text
+        assert _signatures(r.content) == 1
+        missing = c.post("/api/v1/signing/documents", data={"file_id": "f" * 32, "key_id": "agency-hsm"})
+        assert missing.status_code == 404

@@ -1,7 +1,8 @@
 """``/api/v1/signing``: sign documents with a server-held key, batch-sign stored files, and the
 external (officer's own token) prepare/complete flow.
 
-* ``POST /documents`` — multipart ``file`` (PDF) + form fields ``key_id`` and ``options``
+* ``POST /documents`` — multipart ``file`` (PDF) or form field ``file_id`` (a stored file) +
+  form fields ``key_id`` and ``options``
   (JSON :class:`signing.models.SignOptions`); answers the signed PDF. The certificate check
   outcome and any warning (e.g. revocation unchecked) are in ``X-Signing-*`` headers.
 * ``POST /batch`` — JSON ``{file_ids, key_id, options}``: signs stored files, stores each signed
@@ -113,12 +114,15 @@ async def sign_document(
 ) -> Response:
     limit = _limit(request)
     async with request.form(max_files=1, max_fields=10) as form:
-        data = await _file(form, "file", limit)
+        file_id = form.get("file_id")
+        data = await _file(form, "file", limit, required=not isinstance(file_id, str))
         key_id = form.get("key_id")
         options = _options(form.get("options"))
     if not isinstance(key_id, str) or not key_id:
         raise InvalidInputError("form field 'key_id' is required", message_vi="Thiếu trường 'key_id'")
-    assert data is not None
+    if data is None:  # a stored document instead of an upload
+        assert isinstance(file_id, str)
+        data = await facade.read_stored(request.app.state.services.files, file_id, limit)
     signed, result = await facade.sign_upload(data, key_id, options)
     headers = {
         "X-Signing-Field": _ascii(result.field_name),
