@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import multiprocessing
 import queue as queue_mod
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -35,6 +37,7 @@ from signing.models import (
     BatchResult,
     CertificateCheck,
     RevocationPolicy,
+    SignatureLevel,
     SigningWarning,
     SignOptions,
     SignResult,
@@ -388,6 +391,14 @@ def _worker_run(
     return out
 
 
+def _chunk_size(n_jobs: int, signers: int, level: SignatureLevel) -> int:
+    """Small chunks balance CPU work between processes; time-stamped levels keep chunks large
+    enough that many TSA requests are in flight at once."""
+    if level is not SignatureLevel.B_B:
+        return 64
+    return max(4, math.ceil(n_jobs / (8 * signers)))
+
+
 def _run_in_pool(
     config: SigningConfig,
     key_source: KeySource,
@@ -398,24 +409,53 @@ def _run_in_pool(
     done: int,
     total: int,
 ) -> list[tuple[int, BatchItemResult]]:
+    """``n_workers`` signers: ``n_workers - 1`` spawned processes plus this process.
+
+    Chunks are submitted to the pool; a local thread signs too, taking chunks from the tail
+    that no worker has started (``Future.cancel()`` succeeds only for those), so the calling
+    process works while the workers start up and every chunk is signed exactly once.
+    """
     ctx = multiprocessing.get_context("spawn")
     events = ctx.Queue()
-    chunks = [jobs[i::n_workers] for i in range(n_workers)]
+    size = _chunk_size(len(jobs), n_workers, options.level)
+    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     results: list[tuple[int, BatchItemResult]] = []
+    local_results: list[tuple[int, BatchItemResult]] = []
     reported: set[int] = set()
     try:
         with ProcessPoolExecutor(
-            max_workers=n_workers,
+            max_workers=max(1, n_workers - 1),
             mp_context=ctx,
             initializer=_worker_init,
             initargs=(config, key_source, events),
         ) as pool:
             futures: list[Future[list[tuple[int, BatchItemResult]]]] = [
-                pool.submit(_worker_run, chunk, options) for chunk in chunks if chunk
+                pool.submit(_worker_run, chunk, options) for chunk in chunks
             ]
+
+            def steal() -> None:
+                def on_item(idx: int, item: BatchItemResult) -> None:
+                    local_results.append((idx, item))
+                    events.put((idx, item.model_dump(mode="json")))
+
+                try:
+                    with key_source.open() as signer:
+                        doc_signer = SigningService(config).document_signer(signer)
+                        for fut, chunk in reversed(list(zip(futures, chunks, strict=True))):
+                            if fut.cancel():
+                                asyncio.run(
+                                    _sign_jobs(
+                                        doc_signer, chunk, options, config.concurrency_per_worker, on_item
+                                    )
+                                )
+                except Exception:  # noqa: BLE001 - the pool still signs whatever was not taken
+                    _log.exception("local signer stopped; remaining chunks stay with the workers")
+
+            local = threading.Thread(target=steal, name="batch-local-signer", daemon=True)
+            local.start()
             count = done
             while True:
-                all_done = all(f.done() for f in futures)
+                all_done = all(f.done() for f in futures) and not local.is_alive()
                 try:
                     idx, raw = events.get(timeout=0.05)
                 except queue_mod.Empty:
@@ -426,7 +466,10 @@ def _run_in_pool(
                 count += 1
                 if progress is not None:
                     progress(BatchItemResult.model_validate(raw), count, total)
-            for fut, chunk in zip(futures, [c for c in chunks if c], strict=True):
+            local.join()
+            for fut, chunk in zip(futures, chunks, strict=True):
+                if fut.cancelled():
+                    continue
                 try:
                     results.extend(fut.result())
                 except HubError as exc:  # key could not be opened in the worker, etc.
@@ -435,10 +478,11 @@ def _run_in_pool(
                     results.extend((idx, _failed(src, exc)) for idx, src, _ in chunk)
     finally:
         events.close()
+    results.extend(local_results)
     if progress is not None:
         for idx, item in results:
             if idx not in reported:
                 progress(item, min(total, done + len(reported) + 1), total)
-    if len({i for i, _ in results}) != len(jobs):
+    if sorted(i for i, _ in results) != sorted(i for i, _, _ in jobs):
         raise SigningError("batch bookkeeping error", message_vi="Lỗi tổng hợp kết quả ký lô")
     return results
