@@ -164,3 +164,23 @@ def test_byte_budget_serialises_large_documents() -> None:
     # never two 80-byte jobs at once within a 100-byte budget; the oversized one runs alone
     assert log.index("end a") < log.index("start b")
     assert log.index("end b") < log.index("start c")
+
+
+def test_pool_with_work_stealing_signs_each_document_once(
+    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
+) -> None:
+    inputs = _inputs(tmp_path / "in", 40)
+    done_counts: list[int] = []
+    result = signing_service.sign_batch(
+        inputs,
+        tmp_path / "out",
+        p12_key("officer"),
+        SignOptions(level=SignatureLevel.B_B),
+        workers=3,
+        progress=lambda item, done, total: done_counts.append(done),
+    )
+    assert result.failed == 0
+    assert sorted(done_counts) == list(range(1, 41))
+    for item in result.items:
+        assert item.output_path is not None
+        assert _signed_ok(item.output_path)  # exactly one signature: no chunk signed twice
