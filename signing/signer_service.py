@@ -210,28 +210,29 @@ class SigningService:
                 continue
             jobs.append((idx, src, dst))
 
-        # Certificate check once per batch (Circular 15/2025 §2.2) — refusal aborts the batch.
-        with key_source.open() as signer:
-            check = asyncio.run(self.check_certificate(signer))
-        warnings: list[SigningWarning] = list(check.warnings) if check else []
-        output_dir.mkdir(parents=True, exist_ok=True)
-
-        done = len(items)
-        if progress is not None:
-            for item in list(items.values()):
-                progress(item, done, total)
-
         if workers is None:  # auto
             workers = multiprocessing.cpu_count() if len(jobs) >= self.config.pool_min_docs else 1
         n_workers = max(1, min(workers, len(jobs) or 1))
-        if n_workers == 1 or len(jobs) < 4:
-            for item_idx, item in _run_in_process(self, key_source, jobs, options, progress, done, total):
-                items[item_idx] = item
-        else:
+        in_process = n_workers == 1 or len(jobs) < 4
+        done = len(items)
+
+        # The key is opened once here; the certificate is checked once per batch (Circular
+        # 15/2025 §2.2) and a refusal aborts the batch before any output is written.
+        with key_source.open() as signer:
+            check = asyncio.run(self.check_certificate(signer))
+            output_dir.mkdir(parents=True, exist_ok=True)
+            if progress is not None:
+                for item in list(items.values()):
+                    progress(item, done, total)
+            if in_process:
+                for item_idx, item in _run_in_process(self, signer, jobs, options, progress, done, total):
+                    items[item_idx] = item
+        if not in_process:
             for item_idx, item in _run_in_pool(
                 self.config, key_source, jobs, options, n_workers, progress, done, total
             ):
                 items[item_idx] = item
+        warnings: list[SigningWarning] = list(check.warnings) if check else []
         ordered = [items[i] for i in range(total)]
         elapsed = time.perf_counter() - started
         _log.info(
@@ -340,7 +341,7 @@ async def _sign_jobs(
 
 def _run_in_process(
     service: SigningService,
-    key_source: KeySource,
+    signer: Any,
     jobs: list[tuple[int, Path, Path]],
     options: SignOptions,
     progress: ProgressCallback | None,
@@ -356,9 +357,8 @@ def _run_in_process(
         if progress is not None:
             progress(item, counter[0], total)
 
-    with key_source.open() as signer:
-        doc_signer = service.document_signer(signer)
-        asyncio.run(_sign_jobs(doc_signer, jobs, options, service.config.concurrency_per_worker, on_item))
+    doc_signer = service.document_signer(signer)
+    asyncio.run(_sign_jobs(doc_signer, jobs, options, service.config.concurrency_per_worker, on_item))
     return out
 
 
