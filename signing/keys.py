@@ -92,6 +92,50 @@ class LoadedKeySigner(SimpleSigner):
             embed_roots=embed_roots,
         )
         self._private_key = private_key
+        self._attr_templates: dict[str, tuple[bytes, ...]] = {}
+
+    async def signed_attrs(
+        self,
+        data_digest: bytes,
+        digest_algorithm: str,
+        attr_settings: Any = None,
+        content_type: str = "data",
+        use_pades: bool = False,
+        timestamper: Any = None,
+        dry_run: bool = False,
+        is_pdf_sig: bool = True,
+    ) -> Any:
+        """PAdES signed attributes from a cached template (only the message digest changes).
+
+        pyHanko rebuilds content-type, message-digest and ESS signing-certificate-v2 through
+        asn1crypto for every document; for a loaded key the first and last never change. The
+        template is derived from pyHanko's own output once; anything else falls back to pyHanko.
+        """
+        args = (digest_algorithm, attr_settings, content_type, use_pades, timestamper, dry_run, is_pdf_sig)
+        plain = (
+            use_pades
+            and is_pdf_sig
+            and content_type == "data"
+            and not dry_run
+            and getattr(attr_settings, "adobe_revinfo_attr", None) is None
+            and getattr(attr_settings, "cades_signed_attrs", None) is None
+        )
+        if not plain:
+            return await super().signed_attrs(data_digest, *args)
+        template = self._attr_templates.get(digest_algorithm)
+        if template is None:
+            reference = await super().signed_attrs(bytes(len(data_digest)), *args)
+            parts = [attr.dump() for attr in reference]
+            kinds = [attr["type"].native for attr in reference]
+            ok = kinds == ["content_type", "message_digest", "signing_certificate_v2"]
+            template = self._attr_templates[digest_algorithm] = (parts[0], parts[2]) if ok else ()
+        if not template:
+            return await super().signed_attrs(data_digest, *args)
+        from asn1crypto import cms
+        from pyhanko.sign.general import simple_cms_attribute
+
+        digest_attr = simple_cms_attribute("message_digest", data_digest).dump()  # type: ignore[no-untyped-call]
+        return cms.CMSAttributes.load(_der_tlv(0x31, template[0] + digest_attr + template[1]))
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mech: algos.SignedDigestAlgorithm = self.get_signature_mechanism_for_digest(digest_algorithm)
@@ -105,6 +149,14 @@ class LoadedKeySigner(SimpleSigner):
         if isinstance(key, rsa.RSAPrivateKey):
             return key.sign(data, padding.PKCS1v15(), hash_algo)
         return key.sign(data, ec.ECDSA(hash_algo))
+
+
+def _der_tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + content
 
 
 @runtime_checkable

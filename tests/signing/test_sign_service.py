@@ -428,3 +428,36 @@ def test_tsa_transient_failure_is_retried(
     assert pki_services.counters["tsa"] - before == 2
     (status,) = _validate_all(signed, trust_store)
     assert status.timestamp_validity is not None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("digest", ["sha256", "sha384", "sha512"])
+def test_digest_algorithms_and_repeated_signing(
+    digest: str,
+    signing_service: SigningService,
+    p12_key: KeyFactory,
+    trust_store: TrustStore,
+    tmp_path: Path,
+    pdfsig: Callable[[Path], str],
+) -> None:
+    """The loaded-key signer caches attribute templates per digest: every document still gets
+    its own message digest (several documents in one batch, each valid)."""
+    inputs = []
+    for i in range(3):
+        p = tmp_path / "in" / f"d{i}.pdf"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(sample_pdf(f"DOC {i}"))
+        inputs.append(p)
+    result = signing_service.sign_batch(
+        inputs,
+        tmp_path / "out",
+        p12_key("officer"),
+        SignOptions(level=SignatureLevel.B_T, digest_algorithm=digest),
+    )
+    assert result.failed == 0
+    for item in result.items:
+        assert item.output_path is not None
+        data = item.output_path.read_bytes()
+        (status,) = _validate_all(data, trust_store)
+        assert status.bottom_line  # type: ignore[attr-defined]
+        assert status.md_algorithm == digest  # type: ignore[attr-defined]
+        assert "Signature is Valid" in pdfsig(item.output_path)
