@@ -39,6 +39,7 @@ __all__ = [
     "RemoteKeySource",
     "RemoteSignCallback",
     "Secret",
+    "TemplateSignedAttrsMixin",
 ]
 
 _log = logging.getLogger(__name__)
@@ -64,7 +65,57 @@ class Secret:
         return (Secret, (self._value,))
 
 
-class LoadedKeySigner(SimpleSigner):
+class TemplateSignedAttrsMixin(Signer):
+    """Builds PAdES signed attributes from a per-signer cached template.
+
+    pyHanko rebuilds content-type, message-digest and ESS signing-certificate-v2 through
+    asn1crypto for every document, and the freshly built attribute set makes the rest of the CMS
+    assembly re-encode the certificates too (~9 ms per signature). For one signer the first and
+    last attributes never change: the template is taken once from pyHanko's own output, and
+    anything unusual (CAdES extras, Adobe revocation attribute, dry runs) goes to pyHanko.
+    """
+
+    async def signed_attrs(
+        self,
+        data_digest: bytes,
+        digest_algorithm: str,
+        attr_settings: Any = None,
+        content_type: str = "data",
+        use_pades: bool = False,
+        timestamper: Any = None,
+        dry_run: bool = False,
+        is_pdf_sig: bool = True,
+    ) -> Any:
+        """PAdES signed attributes: cached template + this document's message digest."""
+        args = (digest_algorithm, attr_settings, content_type, use_pades, timestamper, dry_run, is_pdf_sig)
+        plain = (
+            use_pades
+            and is_pdf_sig
+            and content_type == "data"
+            and not dry_run
+            and getattr(attr_settings, "adobe_revinfo_attr", None) is None
+            and getattr(attr_settings, "cades_signed_attrs", None) is None
+        )
+        if not plain:
+            return await super().signed_attrs(data_digest, *args)
+        templates: dict[str, tuple[bytes, ...]] = self.__dict__.setdefault("_attr_templates", {})
+        template = templates.get(digest_algorithm)
+        if template is None:
+            reference = await super().signed_attrs(bytes(len(data_digest)), *args)
+            parts = [attr.dump() for attr in reference]
+            kinds = [attr["type"].native for attr in reference]
+            ok = kinds == ["content_type", "message_digest", "signing_certificate_v2"]
+            template = templates[digest_algorithm] = (parts[0], parts[2]) if ok else ()
+        if not template:
+            return await super().signed_attrs(data_digest, *args)
+        from asn1crypto import cms
+        from pyhanko.sign.general import simple_cms_attribute
+
+        digest_attr = simple_cms_attribute("message_digest", data_digest).dump()  # type: ignore[no-untyped-call]
+        return cms.CMSAttributes.load(_der_tlv(0x31, template[0] + digest_attr + template[1]))
+
+
+class LoadedKeySigner(TemplateSignedAttrsMixin, SimpleSigner):
     """A :class:`SimpleSigner` that parses the private key once.
 
     pyHanko's ``SimpleSigner.sign_raw`` re-parses the DER key on every signature (≈35 ms for
@@ -92,50 +143,6 @@ class LoadedKeySigner(SimpleSigner):
             embed_roots=embed_roots,
         )
         self._private_key = private_key
-        self._attr_templates: dict[str, tuple[bytes, ...]] = {}
-
-    async def signed_attrs(
-        self,
-        data_digest: bytes,
-        digest_algorithm: str,
-        attr_settings: Any = None,
-        content_type: str = "data",
-        use_pades: bool = False,
-        timestamper: Any = None,
-        dry_run: bool = False,
-        is_pdf_sig: bool = True,
-    ) -> Any:
-        """PAdES signed attributes from a cached template (only the message digest changes).
-
-        pyHanko rebuilds content-type, message-digest and ESS signing-certificate-v2 through
-        asn1crypto for every document; for a loaded key the first and last never change. The
-        template is derived from pyHanko's own output once; anything else falls back to pyHanko.
-        """
-        args = (digest_algorithm, attr_settings, content_type, use_pades, timestamper, dry_run, is_pdf_sig)
-        plain = (
-            use_pades
-            and is_pdf_sig
-            and content_type == "data"
-            and not dry_run
-            and getattr(attr_settings, "adobe_revinfo_attr", None) is None
-            and getattr(attr_settings, "cades_signed_attrs", None) is None
-        )
-        if not plain:
-            return await super().signed_attrs(data_digest, *args)
-        template = self._attr_templates.get(digest_algorithm)
-        if template is None:
-            reference = await super().signed_attrs(bytes(len(data_digest)), *args)
-            parts = [attr.dump() for attr in reference]
-            kinds = [attr["type"].native for attr in reference]
-            ok = kinds == ["content_type", "message_digest", "signing_certificate_v2"]
-            template = self._attr_templates[digest_algorithm] = (parts[0], parts[2]) if ok else ()
-        if not template:
-            return await super().signed_attrs(data_digest, *args)
-        from asn1crypto import cms
-        from pyhanko.sign.general import simple_cms_attribute
-
-        digest_attr = simple_cms_attribute("message_digest", data_digest).dump()  # type: ignore[no-untyped-call]
-        return cms.CMSAttributes.load(_der_tlv(0x31, template[0] + digest_attr + template[1]))
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mech: algos.SignedDigestAlgorithm = self.get_signature_mechanism_for_digest(digest_algorithm)
@@ -254,6 +261,9 @@ class Pkcs11KeySource:
         from pyhanko.config.pkcs11 import TokenCriteria
         from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
 
+        class _TemplatePkcs11Signer(TemplateSignedAttrsMixin, PKCS11Signer):
+            pass
+
         from signing.trust import load_certificates
 
         if not self.module_path.exists():
@@ -290,7 +300,7 @@ class Pkcs11KeySource:
             extra: list[asn1_x509.Certificate] = []
             for p in self.extra_certs:
                 extra.extend(load_certificates(p))
-            signer = PKCS11Signer(
+            signer = _TemplatePkcs11Signer(
                 session,
                 cert_label=self.cert_label,
                 key_label=self.key_label,
@@ -311,7 +321,7 @@ class Pkcs11KeySource:
 RemoteSignCallback = Callable[[bytes, str], Awaitable[bytes]]
 
 
-class _CallbackSigner(Signer):
+class _CallbackSigner(TemplateSignedAttrsMixin, Signer):
     """pyHanko signer whose raw signature comes from a remote service; checked on return."""
 
     def __init__(

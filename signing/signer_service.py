@@ -72,8 +72,8 @@ class SigningConfig:
     #: Max documents in flight per worker (bounds memory; TSA calls overlap up to this).
     concurrency_per_worker: int = 128
     #: Auto mode uses worker processes only from this many documents on: spawning workers costs
-    #: ~1 s, while one process signs ~80 small documents/s (benchmarks/bench_signing.py).
-    pool_min_docs: int = 400
+    #: ~1 s, while one process signs ~250 small documents/s (benchmarks/bench_signing.py).
+    pool_min_docs: int = 500
 
 
 def config_from_settings(
