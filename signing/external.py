@@ -98,12 +98,7 @@ class ExternalSigningService:
         registry = SimpleCertificateStore()  # type: ignore[no-untyped-call]
         registry.register_multiple(chain)
         ext = ExternalSigner(cert, registry, signature_value=512, prefer_pss=options.prefer_pss)
-
-        class _CheckTarget:
-            signing_cert = cert
-            cert_registry = chain
-
-        check = await self.service.check_certificate(_CheckTarget())
+        check = await self.service.check_certificate_of(cert, chain)
         doc_signer: DocumentSigner = self.service.document_signer(ext)
         writer = open_pdf(pdf)
         name, field_spec, style, text_params = doc_signer.field_and_style(writer, options)

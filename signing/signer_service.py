@@ -29,6 +29,8 @@ from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 
+from asn1crypto import x509 as asn1_x509
+
 from hub.errors import HubError, InvalidInputError, SigningError
 from signing.appearance import AppearanceTemplate
 from signing.keys import KeySource
@@ -126,12 +128,19 @@ class SigningService:
         )
 
     async def check_certificate(self, signer: Any) -> CertificateCheck | None:
+        """Pre-signing check of a pyHanko signer's certificate (with its certificate registry)."""
+        return await self.check_certificate_of(signer.signing_cert, list(signer.cert_registry))
+
+    async def check_certificate_of(
+        self, cert: asn1_x509.Certificate, chain: list[asn1_x509.Certificate]
+    ) -> CertificateCheck | None:
+        """Circular 15/2025 §2.2 check, unless disabled in the configuration."""
         if not self.config.precheck:
             return None
         return await acheck_signing_certificate(
-            signer.signing_cert,
+            cert,
             trust_store=self.config.trust_store,
-            chain=list(signer.cert_registry),
+            chain=chain,
             revocation_policy=self.config.revocation_policy,
         )
 

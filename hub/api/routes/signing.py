@@ -25,7 +25,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from hub.api.deps import get_extra, require_role
 from hub.auth.keys import Principal
@@ -79,8 +79,8 @@ def _options(raw: object) -> SignOptions:
         ) from None
 
 
-async def _file(form: object, name: str, limit: int, *, required: bool = True) -> bytes | None:
-    upload = form.get(name)  # type: ignore[attr-defined]
+async def _file(form: FormData, name: str, limit: int, *, required: bool = True) -> bytes | None:
+    upload = form.get(name)
     if not isinstance(upload, UploadFile):
         if required:
             raise InvalidInputError(
