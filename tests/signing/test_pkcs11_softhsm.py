@@ -199,3 +199,21 @@ def test_batch_with_token_in_worker_processes(
         inputs, tmp_path / "out", _source(), SignOptions(level=SignatureLevel.B_B), workers=2
     )
     assert result.failed == 0, result.items
+
+
+def test_pin_never_logged(
+    softhsm_token: Path, signing_service: SigningService, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    src = tmp_path / "in.pdf"
+    src.write_bytes(sample_pdf())
+    signing_service.sign_file(src, tmp_path / "ok.pdf", _source(), SignOptions(level=SignatureLevel.B_B))
+    with pytest.raises(TokenPinError):
+        signing_service.sign_file(
+            src, tmp_path / "bad.pdf", _source(pin="97531"), SignOptions(level=SignatureLevel.B_B)
+        )
+    assert PIN not in caplog.text
+    assert "97531" not in caplog.text
+    assert "PKCS#11 session closed" in caplog.text
