@@ -50,20 +50,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Execution option choosing how a SQLite transaction begins (``IMMEDIATE`` or ``DEFERRED``).
+SQLITE_BEGIN_OPTION = "hub_sqlite_begin"
+
+
 def _sqlite_begin_immediate(connection: Any) -> None:
-    """Take the write lock at BEGIN so read-then-write transactions never deadlock on upgrade."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    """Take the write lock at BEGIN so read-then-write transactions never deadlock on upgrade.
+
+    Read-only sessions (:attr:`Database.sessions`) begin ``DEFERRED`` instead, so lookups and
+    auth checks never queue behind writers (WAL readers do not block).
+    """
+    mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+    connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
 
 @dataclass
 class Database:
     engine: Engine
+    #: Sessions for reading (on SQLite: deferred BEGIN, never waits for the write lock).
     sessions: sessionmaker[Session]
+    #: Sessions for writing, used through :meth:`transaction`.
+    write_sessions: sessionmaker[Session]
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10) -> Database:
         engine = create_hub_engine(url, pool_size=pool_size)
-        return cls(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+        reader = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+        return cls(
+            engine=engine,
+            sessions=sessionmaker(reader, expire_on_commit=False),
+            write_sessions=sessionmaker(engine, expire_on_commit=False),
+        )
 
     @property
     def is_postgres(self) -> bool:
@@ -72,7 +89,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        with self.sessions.begin() as session:
+        with self.write_sessions.begin() as session:
             yield session
 
     def dispose(self) -> None:
