@@ -49,6 +49,7 @@ def test_sqlite_write_transactions_begin_immediate(tmp_path: Path) -> None:
     upgrade(url)
     db = Database.connect(url)
     with db.transaction() as session:
+        session.execute(sa.text("SELECT 1"))  # the session begins lazily, on first use
         # Inside BEGIN IMMEDIATE this connection already holds the RESERVED lock, so a second
         # connection trying to write fails fast instead of both racing to upgrade later.
         other = sa.create_engine(url, connect_args={"timeout": 0.1})
@@ -59,6 +60,5 @@ def test_sqlite_write_transactions_begin_immediate(tmp_path: Path) -> None:
             except sa.exc.OperationalError:
                 locked = True
         other.dispose()
-        session.execute(sa.text("SELECT 1"))
     assert locked
     db.dispose()
