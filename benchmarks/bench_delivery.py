@@ -2,8 +2,8 @@
 
 Runs, for each backend (SQLite file, PostgreSQL on 127.0.0.1):
 
-1. drain: enqueue N messages (batched insert), start one worker process (``python -m
-   hub.delivery``), time until all are delivered to the sink (a separate process) →
+1. drain: enqueue N messages (batched insert), start the worker process(es) (``python -m
+   hub.delivery``, ``--workers``), time until all are delivered to the sink (a separate process) →
    deliveries/s;
 2. paced: the worker running, a producer enqueues at a fixed rate (default: half the drained
    rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p99;
@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -123,21 +124,40 @@ timeout_seconds = 30
     )
 
 
-def start_worker(db_url: str, config: Path, transport: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": db_url,
-        "HUB_CONFIG_FILE": str(config),
-        "HUB_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "hub.delivery", "--worker-id", "bench", "--transport", transport], env=env
-    )
+class Workers:
+    """``count`` worker processes (``python -m hub.delivery``) sharing the outbox."""
 
+    def __init__(self, db_url: str, config: Path, transport: str, count: int) -> None:
+        env = {
+            **os.environ,
+            "HUB_DATABASE_URL": db_url,
+            "HUB_CONFIG_FILE": str(config),
+            "HUB_LOG_LEVEL": "WARNING",
+        }
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "hub.delivery", "--worker-id", f"bench{i}", "--transport", transport],
+                env=env,
+            )
+            for i in range(count)
+        ]
 
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(60)
+    def check(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}")
+
+    def rss_kib(self) -> int:
+        return sum(rss_kib(proc.pid) for proc in self.procs)
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(proc.pid) for proc in self.procs)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            proc.wait(60)
 
 
 def enqueue_batch(db: Database, n: int, *, dossiers: int, start: int = 0) -> None:
@@ -197,21 +217,24 @@ def host_busy() -> tuple[float, float]:
 
 
 def cpu_report(
-    label: str, procs: dict[str, int], before: dict[str, float], host0: tuple[float, float], wall: float
+    label: str,
+    procs: dict[str, Callable[[], float]],
+    before: dict[str, float],
+    host0: tuple[float, float],
+    wall: float,
 ) -> str:
-    parts = [f"{name} {100 * (cpu_seconds(pid) - before[name]) / wall:.0f}%" for name, pid in procs.items()]
+    parts = [f"{name} {100 * (read() - before[name]) / wall:.0f}%" for name, read in procs.items()]
     busy, total = host_busy()
     parts.append(f"host {100 * (busy - host0[0]) / max(1.0, total - host0[1]):.0f}% of {os.cpu_count()} cpus")
     return f"[{label}] cpu: " + ", ".join(parts)
 
 
-def wait_delivered(db: Database, n: int, worker: subprocess.Popen[bytes], rss: list[int] | None) -> float:
+def wait_delivered(db: Database, n: int, workers: Workers, rss: list[int] | None) -> float:
     start = time.monotonic()
     while delivered_count(db) < n:
-        if worker.poll() is not None:
-            raise RuntimeError(f"worker exited with {worker.returncode}")
+        workers.check()
         if rss is not None:
-            rss.append(rss_kib(worker.pid))
+            rss.append(workers.rss_kib())
         time.sleep(0.25)
     return time.monotonic() - start
 
@@ -240,16 +263,19 @@ def drain(
     t0 = time.monotonic()
     enqueue_batch(db, n, dossiers=args.dossiers)
     enqueue_s = time.monotonic() - t0
-    worker = start_worker(backend.url, config, args.transport)
-    procs = {"worker": worker.pid, "sink": sink.pid}
-    before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    workers = Workers(backend.url, config, args.transport, args.workers)
+    procs: dict[str, Callable[[], float]] = {
+        "workers": workers.cpu_seconds,
+        "sink": lambda: cpu_seconds(sink.pid),
+    }
+    before = {name: read() for name, read in procs.items()}
     host0 = host_busy()
     rss: list[int] = []
     try:
-        elapsed = wait_delivered(db, n, worker, rss if memory else None)
+        elapsed = wait_delivered(db, n, workers, rss if memory else None)
         usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, elapsed)
     finally:
-        stop_worker(worker)
+        workers.stop()
         arrivals = stop_sink(sink, record)
         db.dispose()
     times = sorted(arrivals.values())
@@ -265,7 +291,8 @@ def drain(
     if memory and rss:
         third = max(1, len(rss) // 3)
         print(
-            f"[{backend.name}/{args.transport}] memory: worker RSS MiB min {min(rss) / 1024:.1f} "
+            f"[{backend.name}/{args.transport}] memory: worker RSS (all workers) MiB "
+            f"min {min(rss) / 1024:.1f} "
             f"first-third median {statistics.median(rss[:third]) / 1024:.1f} "
             f"last-third median {statistics.median(rss[-third:]) / 1024:.1f} max {max(rss) / 1024:.1f} "
             f"({len(rss)} samples)"
@@ -279,10 +306,13 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
     sink, url = start_sink(record)
     config = workdir / "paced.toml"
     write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
-    worker = start_worker(backend.url, config, args.transport)
+    workers = Workers(backend.url, config, args.transport, args.workers)
     time.sleep(2.0)  # worker start-up (imports, LISTEN)
-    procs = {"worker": worker.pid, "sink": sink.pid}
-    before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    procs: dict[str, Callable[[], float]] = {
+        "workers": workers.cpu_seconds,
+        "sink": lambda: cpu_seconds(sink.pid),
+    }
+    before = {name: read() for name, read in procs.items()}
     host0 = host_busy()
     total = int(rate * args.paced_seconds)
     tick = 0.01
@@ -303,11 +333,11 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
             delay = next_at - time.monotonic()
             if delay > 0:
                 time.sleep(min(delay, tick))
-        wait_delivered(db, total, worker, None)
+        wait_delivered(db, total, workers, None)
         usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, time.monotonic() - start)
         created = created_times(db)
     finally:
-        stop_worker(worker)
+        workers.stop()
         arrivals = stop_sink(sink, record)
         db.dispose()
     latencies = [(arrivals[mid] - created[mid].timestamp()) * 1000 for mid in arrivals if mid in created]
@@ -331,7 +361,8 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=20)
     parser.add_argument("--no-paced", action="store_true")
     parser.add_argument("--no-drain", action="store_true", help="only the paced run (needs --rate)")
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=64, help="per worker process")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--flush-ms", type=float, default=20)
     parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")
@@ -339,7 +370,8 @@ def main() -> None:
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     print(
-        f"cpus={os.cpu_count()} python={sys.version.split()[0]} concurrency={args.concurrency} "
+        f"cpus={os.cpu_count()} python={sys.version.split()[0]} workers={args.workers} "
+        f"concurrency={args.concurrency} "
         f"batch={args.batch_size} flush={args.flush_ms}ms dossiers={args.dossiers} transport={args.transport}"
     )
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
