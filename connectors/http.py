@@ -11,6 +11,8 @@ comparison.
 from __future__ import annotations
 
 import enum
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 import httpx
@@ -22,6 +24,22 @@ from hub.config import EndpointSettings
 KEEPALIVE_SECONDS = 30.0
 #: DNS answers are cached this long by the aiohttp connector.
 DNS_CACHE_SECONDS = 300
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds (RFC 9110 §10.2.3: delay-seconds or an HTTP-date)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class TransportKind(enum.StrEnum):

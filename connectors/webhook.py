@@ -11,12 +11,11 @@ Answers map onto the hub's error hierarchy: 2xx delivered; 408, 425, 429 and 5xx
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
 from connectors.base import Delivery, DeliveryReceipt, summarize
+from connectors.http import parse_retry_after
 from hub.config import EndpointSettings
 from hub.errors import (
     BusinessRejectionError,
@@ -26,22 +25,6 @@ from hub.errors import (
 )
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds (RFC 9110 §10.2.3: delay-seconds or an HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class WebhookConnector:

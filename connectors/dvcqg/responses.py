@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from connectors.base import summarize
 from connectors.dvcqg.options import DvcqgOptions
+from connectors.http import parse_retry_after
 from hub.errors import BusinessRejectionError, EndpointBusyError, TransportError
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -71,22 +70,6 @@ def normalize_code(value: object) -> str | None:
         return None
     text = str(value).strip()
     return text or None
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (RFC 9110 §10.2.3: delay or HTTP date)."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _details(status_code: int | None, request_summary: str, response_summary: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from connectors.base import summarize
-from connectors.lgsp.soap import retry_after_seconds
+from connectors.http import parse_retry_after
 from hub.errors import (
     BusinessRejectionError,
     EndpointBusyError,
@@ -132,7 +132,7 @@ class OAuth2ClientCredentials:
             raise EndpointBusyError(
                 f"LGSP token endpoint busy (HTTP {status})",
                 message_vi=f"máy chủ cấp token của LGSP đang bận (HTTP {status})",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
                 details=details,
             )
         try:
@@ -237,7 +237,7 @@ class LgspRestClient:
             raise EndpointBusyError(
                 f"LGSP REST endpoint busy (HTTP {status})",
                 message_vi=f"LGSP đang bận (HTTP {status})",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
                 details=details,
             )
         try:

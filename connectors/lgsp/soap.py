@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlparse
@@ -47,6 +46,7 @@ from zeep.wsdl.bindings.soap import Soap11Binding, Soap12Binding, SoapBinding
 from zeep.wsse.username import UsernameToken
 
 from connectors.base import summarize
+from connectors.http import parse_retry_after
 from hub.errors import (
     ConfigurationError,
     EndpointBusyError,
@@ -100,22 +100,6 @@ def hardened_settings() -> Settings:
         xml_huge_tree=False,
         raw_response=False,
     )
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (RFC 9110 §10.2.3: delay-seconds or an HTTP-date)."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    from schemas.timefmt import now_utc
-
-    return max(0.0, (when - now_utc()).total_seconds())
 
 
 @dataclass(slots=True)
@@ -186,7 +170,7 @@ class HubAsyncTransport(AsyncTransport):
                 details={"error": type(exc).__name__},
             ) from exc
         status = response.status_code
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if exchange is not None:
             exchange.status_code = status
             exchange.retry_after = retry_after

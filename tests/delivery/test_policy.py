@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from connectors.webhook import parse_retry_after
+from connectors.http import parse_retry_after
 from hub.config import BreakerSettings, RetrySettings
 from hub.delivery.breaker import BreakerState, CircuitBreaker
 from hub.delivery.retry import RetryPolicy
