@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -82,6 +83,16 @@ def _request_hash(payload: Any) -> str:
     ).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What applying a command did: messages to route, new steps, and the audit record."""
+
+    kinds: list[MessageKind]
+    steps: list[ProcessingStep]
+    action: str
+    details: dict[str, Any]
+
+
 class IntakeService:
     """Business logic behind the intake API; route handlers only translate HTTP."""
 
@@ -123,13 +134,8 @@ class IntakeService:
         self, code: str, change: StatusChange, *, actor: str, idempotency_key: str | None = None
     ) -> IntakeResult:
         """Move a dossier along the procedure, recording the step (and re-dating if late)."""
-        body = {"code": code, **change.model_dump(mode="json")}
-        with self._db.transaction() as session:
-            replay = self._replayed(session, idempotency_key, body)
-            if replay is not None:
-                return replay
-            row = self._require(session, code)
-            dossier = Dossier.model_validate(row.document)
+
+        def apply(dossier: Dossier) -> _Change:
             check_transition(dossier.status, change.status)
             self._apply_status(dossier, change)
             step = ProcessingStep(
@@ -142,42 +148,46 @@ class IntakeService:
                 step_due_at=change.new_due_at,
             )
             dossier.steps.append(step)
-            ids = self._store_and_route(session, row, dossier, [MessageKind.DOSSIER_SYNC], [step])
-            self._audit(
-                session, actor, "dossier.status", code, {"to": change.status.value, "reason": change.reason}
-            )
-            result = IntakeResult(
-                dossier_code=code, revision=row.revision, status=dossier.status, message_ids=ids
-            )
-            self._remember(session, idempotency_key, body, result)
-        return result
+            details = {"to": change.status.value, "reason": change.reason}
+            return _Change([MessageKind.DOSSIER_SYNC], [step], "dossier.status", details)
+
+        return self._modify(code, change, actor, idempotency_key, apply)
 
     def add_step(
         self, code: str, command: StepAdd, *, actor: str, idempotency_key: str | None = None
     ) -> IntakeResult:
-        body = {"code": code, **command.model_dump(mode="json")}
-        with self._db.transaction() as session:
-            replay = self._replayed(session, idempotency_key, body)
-            if replay is not None:
-                return replay
-            row = self._require(session, code)
-            dossier = Dossier.model_validate(row.document)
+        """Record a processing step (``CapNhatTienDoHoSoMC``); a step already held is a no-op."""
+
+        def apply(dossier: Dossier) -> _Change | None:
             if command.step in dossier.steps:
-                return IntakeResult(
-                    dossier_code=code, revision=row.revision, status=dossier.status, duplicate=True
-                )
+                return None
             dossier.steps.append(command.step)
-            ids = self._store_and_route(session, row, dossier, [], [command.step])
-            self._audit(session, actor, "dossier.step", code, {"status": command.step.status.value})
-            result = IntakeResult(
-                dossier_code=code, revision=row.revision, status=dossier.status, message_ids=ids
-            )
-            self._remember(session, idempotency_key, body, result)
-        return result
+            return _Change([], [command.step], "dossier.step", {"status": command.step.status.value})
+
+        return self._modify(code, command, actor, idempotency_key, apply)
 
     def attach_result(
         self, code: str, command: ResultAttach, *, actor: str, idempotency_key: str | None = None
     ) -> IntakeResult:
+        """Attach (or replace, by id) a result document (``DanhSachGiayToKetQua``)."""
+
+        def apply(dossier: Dossier) -> _Change:
+            dossier.results = [r for r in dossier.results if r.id != command.result.id]
+            dossier.results.append(command.result)
+            details = {"result_id": command.result.id}
+            return _Change([MessageKind.DOSSIER_SYNC], [], "dossier.result", details)
+
+        return self._modify(code, command, actor, idempotency_key, apply)
+
+    def _modify(
+        self,
+        code: str,
+        command: BaseModel,
+        actor: str,
+        idempotency_key: str | None,
+        apply: Callable[[Dossier], _Change | None],
+    ) -> IntakeResult:
+        """Run one change to an existing dossier: lock, apply, store, route, audit, remember."""
         body = {"code": code, **command.model_dump(mode="json")}
         with self._db.transaction() as session:
             replay = self._replayed(session, idempotency_key, body)
@@ -185,10 +195,13 @@ class IntakeService:
                 return replay
             row = self._require(session, code)
             dossier = Dossier.model_validate(row.document)
-            dossier.results = [r for r in dossier.results if r.id != command.result.id]
-            dossier.results.append(command.result)
-            ids = self._store_and_route(session, row, dossier, [MessageKind.DOSSIER_SYNC], [])
-            self._audit(session, actor, "dossier.result", code, {"result_id": command.result.id})
+            change = apply(dossier)
+            if change is None:
+                return IntakeResult(
+                    dossier_code=code, revision=row.revision, status=dossier.status, duplicate=True
+                )
+            ids = self._store_and_route(session, row, dossier, change.kinds, change.steps)
+            self._audit(session, actor, change.action, code, change.details)
             result = IntakeResult(
                 dossier_code=code, revision=row.revision, status=dossier.status, message_ids=ids
             )
