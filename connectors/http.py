@@ -10,6 +10,7 @@ comparison.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -47,6 +48,24 @@ class TransportKind(enum.StrEnum):
     """httpx API on an aiohttp connection pool (the default)."""
     HTTPX = "httpx"
     """httpx's own httpcore pool (kept for comparison and as a fallback)."""
+
+
+class _AiohttpTransport(AiohttpTransport):
+    """:class:`AiohttpTransport` with honest connection errors.
+
+    httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` (connection refused, reset, DNS
+    failure) to ``httpx.ConnectTimeout``; the retry policy treats timeouts as throttling
+    (longer minimum delay), so a refused connection is re-raised as ``httpx.ConnectError``.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.ConnectTimeout as exc:
+            cause = exc.__cause__
+            if cause is None or isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+                raise
+            raise httpx.ConnectError(str(exc) or type(cause).__name__, request=request) from cause
 
 
 def timeout_for(settings: EndpointSettings | None) -> httpx.Timeout:
@@ -90,7 +109,7 @@ def build_http_client(
         return aiohttp.ClientSession(connector=connector, trust_env=False)
 
     return httpx.AsyncClient(
-        transport=AiohttpTransport(client=session_factory, limits=limits),
+        transport=_AiohttpTransport(client=session_factory, limits=limits),
         timeout=timeout,
         limits=limits,
         trust_env=False,

@@ -1,0 +1,130 @@
+"""Webhook connector and HTTP client factory against a real loopback server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from connectors.base import Connector, Delivery
+from connectors.http import TransportKind, build_http_client
+from connectors.registry import build_connector
+from connectors.sink import Sink
+from connectors.webhook import WebhookConnector
+from hub.config import EndpointSettings
+from hub.errors import (
+    BusinessRejectionError,
+    EndpointBusyError,
+    RemoteAuthenticationError,
+    TransportError,
+)
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    server = Sink()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def delivery(message_id: str = "7d0c7f0e-1111-4c1e-9a39-000000000001") -> Delivery:
+    return Delivery(
+        message_id=message_id,
+        endpoint="portal",
+        kind="dossier.sync",
+        payload={"MaHoSo": "H42.01-260101-0001", "ChuHoSo": "Trần Thị Bình"},
+        dossier_code="H42.01-260101-0001",
+        attempt=2,
+    )
+
+
+@pytest.mark.parametrize("transport", list(TransportKind))
+async def test_posts_json_with_stable_headers(sink: Sink, transport: TransportKind) -> None:
+    settings = EndpointSettings(kind="webhook", url=sink.url)  # type: ignore[arg-type]
+    client = build_http_client(settings, transport=transport)
+    try:
+        connector = build_connector("portal", settings, client)
+        assert isinstance(connector, WebhookConnector)
+        assert isinstance(connector, Connector)
+        receipt = await connector.deliver(delivery())
+    finally:
+        await client.aclose()
+    assert receipt.status_code == 200
+    assert "7d0c7f0e-1111-4c1e-9a39-000000000001" in receipt.request_summary
+    [arrival] = sink.state.arrivals
+    assert arrival.message_id == "7d0c7f0e-1111-4c1e-9a39-000000000001"
+    assert arrival.dossier_code == "H42.01-260101-0001"
+    assert arrival.attempt == 2
+    assert arrival.body.decode() == '{"MaHoSo":"H42.01-260101-0001","ChuHoSo":"Trần Thị Bình"}'
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "retry_after"),
+    [
+        (503, EndpointBusyError, None),
+        (429, EndpointBusyError, 7.0),
+        (408, EndpointBusyError, None),
+        (401, RemoteAuthenticationError, None),
+        (403, RemoteAuthenticationError, None),
+        (400, BusinessRejectionError, None),
+        (422, BusinessRejectionError, None),
+    ],
+)
+async def test_answers_map_to_hub_errors(
+    sink: Sink, status: int, error: type[Exception], retry_after: float | None
+) -> None:
+    sink.configure(status=status, retry_after="7" if retry_after else None)
+    settings = EndpointSettings(kind="webhook", url=sink.url)  # type: ignore[arg-type]
+    client = build_http_client(settings)
+    try:
+        with pytest.raises(error) as caught:
+            await WebhookConnector("portal", settings, client).deliver(delivery())
+    finally:
+        await client.aclose()
+    assert caught.value.details["status_code"] == status  # type: ignore[attr-defined]
+    assert getattr(caught.value, "retry_after", None) == retry_after
+    assert f"HTTP {status}" in caught.value.details["response_summary"]  # type: ignore[attr-defined]
+
+
+async def test_connection_refused_is_retryable(sink: Sink) -> None:
+    url = sink.url
+    await sink.stop()
+    settings = EndpointSettings(kind="webhook", url=url, connect_timeout_seconds=1)  # type: ignore[arg-type]
+    client = build_http_client(settings)
+    try:
+        with pytest.raises(TransportError) as caught:
+            await WebhookConnector("portal", settings, client).deliver(delivery())
+    finally:
+        await client.aclose()
+    assert caught.value.retryable
+    assert not caught.value.details.get("timeout")
+
+
+async def test_slow_answer_is_a_timeout(sink: Sink) -> None:
+    sink.configure(delay=2.0)
+    settings = EndpointSettings(kind="webhook", url=sink.url, timeout_seconds=0.2)  # type: ignore[arg-type]
+    client = build_http_client(settings)
+    try:
+        with pytest.raises(TransportError) as caught:
+            await WebhookConnector("portal", settings, client).deliver(delivery())
+    finally:
+        await client.aclose()
+    assert caught.value.details["timeout"] is True
+    assert caught.value.message_vi
+
+
+async def test_sink_refuses_oversized_and_malformed_requests(sink: Sink) -> None:
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", sink.port)
+    writer.write(b"POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"HTTP/1.1 400")
+    writer.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", sink.port)
+    writer.write(b"POST /x HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n")
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"HTTP/1.1 413")
+    writer.close()
+    assert sink.state.arrivals == []
