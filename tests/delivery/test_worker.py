@@ -241,3 +241,27 @@ async def test_stop_after_grace_releases_without_counting(db: Database, db_url: 
         assert row.attempts == 0
         assert row.lease_owner is None
     assert worker.stats.released == 5
+
+
+async def test_survives_database_connections_being_killed(db: Database, db_url: str, sink: Sink) -> None:
+    """PostgreSQL backends killed mid-run (the hardbyte ``pg_backend_kill`` cell): no loss."""
+    if not db.is_postgres:
+        pytest.skip("backend termination is a PostgreSQL scenario")
+    from sqlalchemy import text
+
+    sink.configure(delay=0.02)
+    settings = make_settings(db_url, {"portal": sink.url}, worker={"heartbeat_seconds": 0.2})
+    seqs = put_many(db, "portal", [(f"D{i % 20}", {"n": i}) for i in range(300)])
+    async with running(settings, db):
+        await until(lambda: len(sink.state.arrivals) >= 50)
+        for _ in range(3):
+            with db.engine.connect() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            await asyncio.sleep(0.3)
+        await until(lambda: _delivered(db, 300), within=60)
+    assert {message(db, s).message_id for s in seqs} <= {a.message_id for a in sink.state.arrivals}

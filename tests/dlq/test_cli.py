@@ -57,3 +57,23 @@ def test_bulk_retry_and_jobs(db: Database) -> None:
     assert all(message(db, seq).state == "pending" for seq in seqs)
     jobs = runner.invoke(app, ["jobs"])
     assert "retry done 4/4" in jobs.output
+
+
+def test_mounted_in_the_hub_cli(db: Database) -> None:
+    from hub.cli import build_cli
+
+    cli = build_cli()
+    help_text = runner.invoke(cli, ["worker", "--help"])
+    assert help_text.exit_code == 0, help_text.output
+    assert "--concurrency" in help_text.output
+    listed = runner.invoke(cli, ["dlq", "list", "--state", "blocked"])
+    assert listed.exit_code == 0, listed.output
+    assert "0 matching" in listed.output
+
+
+def test_reason_is_mandatory_for_discard(db: Database) -> None:
+    seq = put(db, "portal", "D1")
+    kill(db, seq)
+    result = runner.invoke(app, ["discard", str(seq)])
+    assert result.exit_code != 0
+    assert message(db, seq).state == "dead"
