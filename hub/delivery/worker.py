@@ -7,7 +7,8 @@ Design (delivery-patterns.md §4–§7, §9, §11):
 * batched, guarded completions (flushed every ``completion_flush_seconds`` or ``batch_size``
   results): a message is finalised only while this worker still holds its lease;
 * wake-up by PostgreSQL ``LISTEN hub_outbox`` on a dedicated connection, a cheap poll
-  otherwise (and as a safety net), and :meth:`Worker.wake` for in-process producers;
+  otherwise (and as a safety net), and, in-process, by commits of outbox rows through the
+  same :class:`~hub.db.session.Database` (or an explicit :meth:`Worker.wake`);
 * per-endpoint isolation: ``max_in_flight`` per endpoint and a circuit breaker, so a dead
   portal never holds more than its own slots;
 * database calls run in threads (sync SQLAlchemy); no transaction spans a network call;
@@ -26,13 +27,17 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from connectors.base import Connector, Delivery
 from connectors.http import TransportKind, build_http_client
 from hub.config import EndpointSettings, Settings
 from hub.db.base import utcnow
+from hub.db.models import OutboxMessage
 from hub.db.session import Database
 from hub.delivery.breaker import BreakerTransition, CircuitBreaker
 from hub.delivery.retry import RetryPolicy, is_retryable
@@ -141,6 +146,8 @@ class Worker:
         """Deliver until ``stop`` is set, then shut down gracefully."""
         self._loop = asyncio.get_running_loop()
         self._open_connectors()
+        local_wake = _LocalWake(self)
+        local_wake.install()
         log.info("worker %s started: endpoints=%s", self.worker_id, sorted(self.endpoints))
         background = [
             asyncio.create_task(self._flush_loop(), name="flush"),
@@ -162,6 +169,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self._flush()
+            local_wake.remove()
             await self._close_connectors()
             log.info("worker %s stopped: %s", self.worker_id, self.stats)
 
@@ -490,6 +498,49 @@ class Worker:
         others = list(self._tasks)
         if others:
             await asyncio.wait(others, timeout=5)
+
+
+class _LocalWake:
+    """Wake the worker when a session of the same :class:`Database` commits outbox rows.
+
+    In ``hub serve`` the API and the worker share one process: on SQLite (no NOTIFY) this
+    avoids waiting for the poll. Only ORM sessions are watched (``enqueue``, DLQ actions);
+    the worker itself writes through Core, so it never wakes itself.
+    """
+
+    _FLAG = "hub_outbox_touched"
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._targets = (worker.db.sessions, worker.db.write_sessions)
+
+    def _after_flush(self, session: Session, _context: Any) -> None:
+        if any(isinstance(obj, OutboxMessage) for obj in (*session.new, *session.dirty)):
+            session.info[self._FLAG] = True
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(self._FLAG, False):
+            self._worker.wake()
+
+    def _after_rollback(self, session: Session) -> None:
+        session.info.pop(self._FLAG, None)
+
+    def _hooks(self) -> tuple[tuple[str, Any], ...]:
+        return (
+            ("after_flush", self._after_flush),
+            ("after_commit", self._after_commit),
+            ("after_rollback", self._after_rollback),
+        )
+
+    def install(self) -> None:
+        for target in self._targets:
+            for name, hook in self._hooks():
+                event.listen(target, name, hook)
+
+    def remove(self) -> None:
+        for target in self._targets:
+            for name, hook in self._hooks():
+                event.remove(target, name, hook)
 
 
 async def _wait_any(event: asyncio.Event, stop: asyncio.Event | None, *, seconds: float) -> None:

@@ -265,3 +265,14 @@ async def test_survives_database_connections_being_killed(db: Database, db_url: 
             await asyncio.sleep(0.3)
         await until(lambda: _delivered(db, 300), within=60)
     assert {message(db, s).message_id for s in seqs} <= {a.message_id for a in sink.state.arrivals}
+
+
+async def test_in_process_enqueue_wakes_the_worker_without_polling(
+    db: Database, db_url: str, sink: Sink
+) -> None:
+    """``hub serve`` on SQLite: the API's commit wakes the embedded worker (no NOTIFY there)."""
+    settings = make_settings(db_url, {"portal": sink.url}, worker={"poll_interval_seconds": 3600})
+    async with running(settings, db):
+        await asyncio.sleep(0.2)  # the first (empty) claim is done; the next poll is an hour away
+        seq = await asyncio.to_thread(put, db, "portal", "D1")
+        await until(lambda: message(db, seq).state == MessageState.DELIVERED, within=20)
