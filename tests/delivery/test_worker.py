@@ -276,3 +276,21 @@ async def test_in_process_enqueue_wakes_the_worker_without_polling(
         await asyncio.sleep(0.2)  # the first (empty) claim is done; the next poll is an hour away
         seq = await asyncio.to_thread(put, db, "portal", "D1")
         await until(lambda: message(db, seq).state == MessageState.DELIVERED, within=20)
+
+
+async def test_heartbeat_keeps_slow_deliveries_claimed(db: Database, db_url: str, sink: Sink) -> None:
+    """A delivery slower than the lease is not rescued while its worker heartbeats."""
+    sink.configure(delay=2.5)
+    settings = make_settings(
+        db_url,
+        {"portal": sink.url},
+        worker={"lease_seconds": 1.5, "heartbeat_seconds": 0.25},
+    )
+    seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(3)])
+    async with running(settings, db, count=2) as workers:  # the second one runs a rescuer too
+        await until(lambda: _delivered(db, 3), within=30)
+    assert sorted(a.message_id for a in sink.state.arrivals) == sorted(
+        message(db, s).message_id for s in seqs
+    )
+    assert all([a.outcome for a in attempts(db, s)] == ["delivered"] for s in seqs)
+    assert sum(w.stats.rescued for w in workers) == 0

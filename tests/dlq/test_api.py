@@ -94,3 +94,18 @@ def test_edit_and_bulk(db: Database, client: TestClient) -> None:
     assert client.get("/api/v1/dlq/bulk/12345", headers=admin).status_code == 404
     assert client.post("/api/v1/dlq/bulk", json={"action": "discard"}, headers=admin).status_code == 422
     assert client.get("/api/v1/dlq/endpoints", headers=admin).json() == []
+
+
+def test_filters_are_validated(db: Database, client: TestClient) -> None:
+    tech = token(db, "tech2", "technician")
+    naive = client.get("/api/v1/dlq/messages", params={"since": "2026-01-01T00:00:00"}, headers=tech)
+    assert naive.status_code == 422
+    bad_state = client.get("/api/v1/dlq/messages", params={"state": "exploded"}, headers=tech)
+    assert bad_state.status_code == 422
+    aware = client.get(
+        "/api/v1/dlq/messages",
+        params={"since": "2026-01-01T00:00:00+07:00", "state": "blocked"},
+        headers=tech,
+    )
+    assert aware.status_code == 200
+    assert aware.json() == {"total": 0, "items": []}
