@@ -223,8 +223,11 @@ def edit(
 
 @app.command("jobs")
 def jobs(
-    job_id: Annotated[int | None, typer.Argument(help="Show (or cancel) this job")] = None,
+    job_id: Annotated[int | None, typer.Argument(help="Show (cancel, resume) this job")] = None,
     cancel: Annotated[bool, typer.Option("--cancel", help="Cancel the job")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Finish a job left running by a worker that died")
+    ] = False,
     actor: ActorOpt = None,
 ) -> None:
     """Bulk jobs and their progress."""
@@ -235,11 +238,14 @@ def jobs(
         for job in service.list_bulk_jobs(db):
             _echo_job(job)
         return
-    _echo_job(
-        service.cancel_bulk_job(db, job_id, actor=_actor(actor))
-        if cancel
-        else service.get_bulk_job(db, job_id)
-    )
+    if cancel and resume:
+        raise typer.BadParameter("--cancel and --resume exclude each other")
+    if cancel:
+        _echo_job(service.cancel_bulk_job(db, job_id, actor=_actor(actor)))
+    elif resume:
+        _echo_job(service.resume_bulk_job(db, job_id, actor=_actor(actor)))
+    else:
+        _echo_job(service.get_bulk_job(db, job_id))
 
 
 @app.command("endpoints")

@@ -476,6 +476,29 @@ def run_bulk_job(db: Database, job_id: int) -> BulkJobView:
     return get_bulk_job(db, job_id)
 
 
+def resume_bulk_job(db: Database, job_id: int, *, actor: str) -> BulkJobView:
+    """Finish a job left ``running`` by a runner that died (worker killed mid-job).
+
+    Only for a job whose runner is known to be gone: the actions are re-checked message by
+    message, so resuming repeats nothing that was already done for a ``dead``-state filter.
+    """
+    job = get_bulk_job(db, job_id)
+    if job.state is not BulkState.RUNNING:
+        raise ConflictError(
+            f"bulk job {job_id} is {job.state.value}, not running",
+            message_vi=f"Tác vụ hàng loạt {job_id} không ở trạng thái đang chạy",
+            details={"job": job_id, "state": job.state.value},
+        )
+    with db.transaction() as session:
+        _audit(session, actor, "dlq.bulk_resume", None, {"job": job_id, "processed": job.processed})
+    try:
+        _run_taken_job(db, job_id)
+    except Exception as exc:
+        _mark_failed(db, job_id, exc)
+        raise
+    return get_bulk_job(db, job_id)
+
+
 def run_next_bulk_job(db: Database) -> bool:
     """Run the oldest queued job, if any (called by the worker's maintenance loop)."""
     job_id = _take_job(db, None)

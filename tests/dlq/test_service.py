@@ -244,3 +244,17 @@ def test_bulk_job_stops_when_cancelled_midway(db: Database, monkeypatch: pytest.
     assert result.state is BulkState.CANCELLED
     assert result.processed == 10
     assert states(db) == {"pending": 10, "dead": 20}
+
+
+def test_a_job_orphaned_by_a_dead_runner_can_be_resumed(db: Database) -> None:
+    seqs = [put(db, "portal", f"D{i}") for i in range(5)]
+    kill(db, *seqs)
+    job = service.create_bulk_job(db, BulkAction.RETRY, DlqFilter(), actor="tech")
+    with pytest.raises(ConflictError):
+        service.resume_bulk_job(db, job.id, actor="ops")  # queued, not running: nothing to resume
+    assert service._take_job(db, job.id) == job.id  # a runner took it ... and was SIGKILLed
+    resumed = service.resume_bulk_job(db, job.id, actor="ops")
+    assert resumed.state is BulkState.DONE
+    assert resumed.processed == 5
+    assert states(db) == {"pending": 5}
+    assert "dlq.bulk_resume" in [e.action for e in audit(db)]
