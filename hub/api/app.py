@@ -126,6 +126,18 @@ def create_app(
     app.state.settings = settings
     app.state.db = database
     app.state.services = build_services(settings, database, bootstrap_token=bootstrap_token)
+    if settings.signing.keys:
+        # Server-held keys from ``[signing.keys]``: checked now (files, secrets in the
+        # environment), opened only when signing. Imported here so apps without keys never
+        # load the signing stack.
+        from hub.services.results import ResultSigningService
+        from hub.services.signing_keys import build_signing_facade
+
+        services: Services = app.state.services
+        app.state.signing_facade = facade = build_signing_facade(settings)
+        results = ResultSigningService.from_settings(settings, facade, services.files, services.intake)
+        if results is not None:
+            services.extras["results"] = results
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     included: list[str] = []

@@ -1,0 +1,115 @@
+"""Server-held signing keys from ``[signing.keys]`` and the signing facade built on them.
+
+A key entry says *where* the key is (PKCS#12 file or PKCS#11 token/HSM) and *which environment
+variable* holds its password or PIN; the secret itself never sits in the configuration file.
+Everything is checked once at start-up (files present, variables set, images are PNG), but no
+key is opened then: a wrong PIN tried at every restart could lock a token. Server-held keys are
+device/service certificates or keys the agency decided to keep in its HSM (Decree 68/2024
+Art. 10, signing-law.md §2.2); officers' own tokens go through external signing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+from hub.config import Pkcs11KeySettings, Pkcs12KeySettings, Settings, SigningSettings
+from hub.errors import ConfigurationError
+from signing.external import ExternalSigningService
+from signing.facade import SigningFacade
+from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource, Secret
+from signing.signer_service import SigningService, config_from_settings
+from signing.store import FileSystemPendingStore
+
+__all__ = ["build_signing_facade", "key_images", "key_source", "key_sources"]
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _secret(key_id: str, variable: str, environ: Mapping[str, str]) -> Secret:
+    value = environ.get(variable)
+    if not value:
+        raise ConfigurationError(
+            f"signing key {key_id!r}: environment variable {variable} (its password/PIN) is not set",
+            message_vi=f"Khóa ký '{key_id}': chưa đặt biến môi trường {variable} (mật khẩu/PIN của khóa)",
+        )
+    return Secret(value)
+
+
+def _require_file(key_id: str, what: str, path: Path) -> None:
+    if not path.is_file():
+        raise ConfigurationError(
+            f"signing key {key_id!r}: {what} {path} does not exist",
+            message_vi=f"Khóa ký '{key_id}': không tìm thấy tệp {path}",
+        )
+
+
+def key_source(
+    key_id: str, spec: Pkcs12KeySettings | Pkcs11KeySettings, environ: Mapping[str, str]
+) -> KeySource:
+    """The :class:`~signing.keys.KeySource` for one configured key (not opened)."""
+    if isinstance(spec, Pkcs12KeySettings):
+        _require_file(key_id, "PKCS#12 file", spec.path)
+        return Pkcs12KeySource(
+            spec.path, _secret(key_id, spec.password_env, environ), prefer_pss=spec.prefer_pss
+        )
+    _require_file(key_id, "PKCS#11 module", spec.module)
+    for extra in spec.extra_certs:
+        _require_file(key_id, "certificate file", extra)
+    return Pkcs11KeySource(
+        module_path=spec.module,
+        pin=_secret(key_id, spec.pin_env, environ),
+        token_label=spec.token_label,
+        slot_no=spec.slot_no,
+        key_label=spec.key_label,
+        cert_label=spec.cert_label,
+        key_id=bytes.fromhex(spec.key_id) if spec.key_id else None,
+        cert_id=bytes.fromhex(spec.cert_id) if spec.cert_id else None,
+        prefer_pss=spec.prefer_pss,
+        use_raw_mechanism=spec.use_raw_mechanism,
+        extra_certs=tuple(spec.extra_certs),
+    )
+
+
+def key_sources(signing: SigningSettings, environ: Mapping[str, str] | None = None) -> dict[str, KeySource]:
+    """Every configured key by id; ``environ`` defaults to the process environment."""
+    env = os.environ if environ is None else environ
+    return {key_id: key_source(key_id, spec, env) for key_id, spec in signing.keys.items()}
+
+
+def key_images(signing: SigningSettings) -> dict[str, bytes]:
+    """The signature/seal PNG of each key that has one (Decree 30/2020 Appendix I: PNG,
+    transparent background)."""
+    images: dict[str, bytes] = {}
+    for key_id, spec in signing.keys.items():
+        if spec.image_path is None:
+            continue
+        try:
+            data = spec.image_path.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"signing key {key_id!r}: cannot read image {spec.image_path}: {exc.strerror}",
+                message_vi=f"Khóa ký '{key_id}': không đọc được hình ảnh {spec.image_path}",
+            ) from None
+        if not data.startswith(_PNG_MAGIC):
+            raise ConfigurationError(
+                f"signing key {key_id!r}: {spec.image_path} is not a PNG image",
+                message_vi=f"Khóa ký '{key_id}': {spec.image_path} không phải ảnh PNG",
+            )
+        images[key_id] = data
+    return images
+
+
+def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None = None) -> SigningFacade:
+    """The facade the API and the result service use: ``[signing]`` policy + configured keys.
+
+    Pending external-signing requests live under ``data_dir/signing-pending``.
+    """
+    signing = settings.signing
+    keys = key_sources(signing, environ)
+    service = SigningService(config_from_settings(signing))
+    store = FileSystemPendingStore(Path(settings.data_dir) / "signing-pending")
+    ttl = timedelta(seconds=signing.external_request_ttl_seconds)
+    return SigningFacade(service, ExternalSigningService(service, store, ttl=ttl), keys)

@@ -1,0 +1,307 @@
+"""``[signing.keys]``: server-held keys configured without secrets in the file, checked at start-up,
+and a PKCS#11 agency seal on a real SoftHSM2 token signing a result paper."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from hub.api.app import create_app
+from hub.config import Settings, load_settings
+from hub.db.session import Database
+from hub.errors import ConfigurationError
+from hub.services.intake import IntakeService
+from hub.services.results import ResultSigningService
+from hub.services.signing_keys import build_signing_facade, key_images, key_sources
+from hub.storage.files import FileStore
+from schemas.changes import DossierUpsert
+from schemas.dossier import Dossier
+from signing.facade import SigningFacade
+from signing.keys import Pkcs11KeySource, Pkcs12KeySource
+from signing.samples import sample_pdf
+from signing.testpki import RunningPki
+from signing.verification import Verdict, VerificationPolicy, verify_pdf
+
+MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+CODE = "000.00.18.H42-251125-0001"
+TOKEN_PIN = "246810"
+
+
+def make_dossier() -> Dossier:
+    return Dossier.model_validate(
+        {
+            "code": CODE,
+            "agency_code": "000.00.18.H42",
+            "procedure_code": "1.003901.H42",
+            "owner": {"name": "Nguyễn Văn An", "id_number": "037099001234"},
+            "received_at": "2025-11-25T08:05:00+07:00",
+            "due_at": "2025-11-30T08:05:00+07:00",
+            "summary": "Cấp Giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
+        }
+    )
+
+
+def p12_keys(pki: RunningPki) -> dict[str, object]:
+    return {
+        "officer": {"kind": "pkcs12", "path": str(pki.pki.officer_p12), "password_env": "OFFICER_PW"},
+        "agency": {"kind": "pkcs12", "path": str(pki.pki.agency_p12), "password_env": "AGENCY_PW"},
+    }
+
+
+def test_keys_are_built_from_the_environment_never_from_the_file(pki: RunningPki, tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, signing={"keys": p12_keys(pki)})
+    env = {"OFFICER_PW": pki.pki.p12_password, "AGENCY_PW": pki.pki.p12_password}
+    sources = key_sources(settings.signing, env)
+    assert set(sources) == {"officer", "agency"}
+    officer = sources["officer"]
+    assert isinstance(officer, Pkcs12KeySource)
+    assert officer.password.reveal() == pki.pki.p12_password
+    assert pki.pki.p12_password not in repr(officer)
+    with officer.open() as signer:  # the password really opens the file
+        assert "Nguyễn Thị Lấp Lánh" in signer.signing_cert.subject.human_friendly
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(
+            signing={"keys": {"agency": {**p12_keys(pki)["agency"], "password": "secret"}}}  # type: ignore[dict-item]
+        )
+    assert "password: Extra inputs are not permitted" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("change", "needle", "needle_vi"),
+    [
+        ({}, "environment variable AGENCY_PW", "biến môi trường AGENCY_PW"),
+        ({"path": "/nonexistent/agency.p12"}, "does not exist", "không tìm thấy tệp"),
+    ],
+)
+def test_missing_secret_or_file_fails_at_start_up(
+    pki: RunningPki, tmp_path: Path, change: dict[str, str], needle: str, needle_vi: str
+) -> None:
+    keys = p12_keys(pki)
+    keys["agency"] = {**keys["agency"], **change}  # type: ignore[dict-item]
+    settings = load_settings(data_dir=tmp_path, signing={"keys": keys})
+    env = {"OFFICER_PW": "x"} if not change else {"OFFICER_PW": "x", "AGENCY_PW": "y"}
+    with pytest.raises(ConfigurationError) as caught:
+        build_signing_facade(settings, env)
+    assert needle in caught.value.message
+    assert needle_vi in caught.value.message_vi
+    assert "'agency'" in caught.value.message
+
+
+def test_images_must_be_png(pki: RunningPki, tmp_path: Path) -> None:
+    fake = tmp_path / "seal.png"
+    fake.write_bytes(b"GIF89a not a png")
+    keys = p12_keys(pki)
+    keys["agency"] = {**keys["agency"], "image_path": str(fake)}  # type: ignore[dict-item]
+    settings = load_settings(signing={"keys": keys})
+    with pytest.raises(ConfigurationError, match="not a PNG"):
+        key_images(settings.signing)
+    keys["agency"] = {**keys["agency"], "image_path": str(tmp_path / "missing.png")}  # type: ignore[dict-item]
+    with pytest.raises(ConfigurationError, match="cannot read image"):
+        key_images(load_settings(signing={"keys": keys}).signing)
+
+
+@pytest.mark.parametrize(
+    ("signing", "needle"),
+    [
+        ({"result_agency_key": "seal"}, "result_agency_key names unknown key 'seal'"),
+        (
+            {"keys": {"hsm": {"kind": "pkcs11", "module": str(MODULE), "pin_env": "PIN"}}},
+            "set token_label or slot_no",
+        ),
+        (
+            {"keys": {"hsm": {"kind": "pkcs11", "module": "/m.so", "token_label": "t", "pin_env": "PIN"}}},
+            "set key_label or key_id",
+        ),
+        (
+            {
+                "keys": {
+                    "hsm": {"kind": "pkcs11", "module": "/m.so", "slot_no": 0, "key_id": "zz", "pin_env": "P"}
+                }
+            },
+            "key_id",
+        ),
+        ({"keys": {"x": {"kind": "pkcs12", "path": "/a.p12", "password_env": "NOT A NAME"}}}, "password_env"),
+        ({"keys": {"x": {"kind": "pem", "path": "/a.pem"}}}, "kind"),
+    ],
+)
+def test_bad_key_settings_name_the_key(signing: dict[str, object], needle: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(signing=signing)
+    assert needle in caught.value.message
+
+
+def test_pkcs11_settings_map_to_the_token_selection(tmp_path: Path) -> None:
+    if not MODULE.exists():
+        pytest.skip("SoftHSM2 module not installed")
+    chain = tmp_path / "ca.pem"
+    chain.write_text("placeholder")
+    settings = load_settings(
+        signing={
+            "keys": {
+                "seal": {
+                    "kind": "pkcs11",
+                    "module": str(MODULE),
+                    "token_label": "so-nnmt",
+                    "key_id": "0A0b",
+                    "cert_label": "agency-cert",
+                    "pin_env": "SEAL_PIN",
+                    "use_raw_mechanism": True,
+                    "extra_certs": [str(chain)],
+                }
+            }
+        }
+    )
+    source = key_sources(settings.signing, {"SEAL_PIN": "1234"})["seal"]
+    assert isinstance(source, Pkcs11KeySource)
+    assert (source.token_label, source.key_id, source.cert_label) == ("so-nnmt", b"\x0a\x0b", "agency-cert")
+    assert source.pin.reveal() == "1234"
+    assert source.use_raw_mechanism
+    assert source.extra_certs == (chain,)
+
+
+def test_same_key_for_both_signatures_is_refused(pki: RunningPki, tmp_path: Path, db: Database) -> None:
+    settings = load_settings(data_dir=tmp_path, signing={"keys": p12_keys(pki)})
+    facade = build_signing_facade(settings, {"OFFICER_PW": "x", "AGENCY_PW": "y"})
+    files = FileStore(db, tmp_path / "files", public_base_url="http://h", max_bytes=10**6)
+    with pytest.raises(ConfigurationError, match="two different keys"):
+        ResultSigningService(
+            facade, files, IntakeService(db, settings), officer_key="agency", agency_key="agency"
+        )
+
+
+def test_app_builds_the_facade_and_result_service_at_start_up(
+    pki: RunningPki, tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signing = {"keys": p12_keys(pki), "result_officer_key": "officer", "result_agency_key": "agency"}
+    settings = load_settings(data_dir=tmp_path, signing=signing)
+    with pytest.raises(ConfigurationError, match="OFFICER_PW"):
+        create_app(settings, db)  # secrets missing: refused at start-up, not at first use
+    monkeypatch.setenv("OFFICER_PW", pki.pki.p12_password)
+    monkeypatch.setenv("AGENCY_PW", pki.pki.p12_password)
+    app = create_app(settings, db)
+    facade = app.state.signing_facade
+    assert isinstance(facade, SigningFacade)
+    assert set(facade.keys) == {"officer", "agency"}
+    assert isinstance(app.state.services.extras["results"], ResultSigningService)
+
+    plain = create_app(load_settings(data_dir=tmp_path), db)
+    assert not hasattr(plain.state, "signing_facade")  # no keys: the signing stack is not built
+    assert "results" not in plain.state.services.extras
+
+
+# --- a PKCS#11 agency seal on SoftHSM2 ---------------------------------------------------------
+
+
+@pytest.fixture
+def agency_token(tmp_path: Path, pki: RunningPki) -> Iterator[str]:
+    """A SoftHSM2 token holding the agency key (id 0a, label "agency") and its certificate.
+
+    The PKCS#11 library reads ``SOFTHSM2_CONF`` when it is initialised, once per process: a
+    configuration already in use is reused (tokens get unique labels), and the library is
+    finalised before and after so whoever initialises it next reads the current setting.
+    """
+    import pkcs11
+    from pkcs11 import Attribute, CertificateType, ObjectClass
+
+    previous = os.environ.get("SOFTHSM2_CONF")
+    if previous is None:
+        (tmp_path / "tokens").mkdir()
+        conf = tmp_path / "softhsm2.conf"
+        conf.write_text(
+            f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+        )
+        os.environ["SOFTHSM2_CONF"] = str(conf)
+    label = f"so-nnmt-{uuid.uuid4().hex[:8]}"
+    env = {"SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"], "PATH": "/usr/bin:/bin"}
+    init = ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", TOKEN_PIN]
+    subprocess.run([*init, "--so-pin", "87654321"], check=True, capture_output=True, env=env)
+    key = ["softhsm2-util", "--import", str(pki.pki.agency_key), "--token", label, "--label", "agency"]
+    subprocess.run([*key, "--id", "0a", "--pin", TOKEN_PIN], check=True, capture_output=True, env=env)
+    library = pkcs11.lib(str(MODULE))
+    library.finalize()  # re-read the token directory on the next use
+    cert = x509.load_pem_x509_certificate(pki.pki.agency_cert.read_bytes())
+    with pkcs11.lib(str(MODULE)).get_token(token_label=label).open(rw=True, user_pin=TOKEN_PIN) as session:
+        session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.CERTIFICATE,
+                Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                Attribute.TOKEN: True,
+                Attribute.LABEL: "agency",
+                Attribute.ID: b"\x0a",
+                Attribute.SUBJECT: cert.subject.public_bytes(),
+                Attribute.ISSUER: cert.issuer.public_bytes(),
+                Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER),
+            }
+        )
+    try:
+        yield label
+    finally:
+        if previous is None:
+            del os.environ["SOFTHSM2_CONF"]
+        pkcs11.lib(str(MODULE)).finalize()
+
+
+@pytest.mark.skipif(not MODULE.exists(), reason="SoftHSM2 module not installed")
+def test_agency_seal_from_a_configured_pkcs11_token(
+    pki: RunningPki,
+    images: dict[str, Path],
+    tmp_path: Path,
+    db: Database,
+    agency_token: str,
+) -> None:
+    settings: Settings = load_settings(
+        data_dir=tmp_path,
+        endpoints={"cong-dvcqg": {"kind": "webhook", "url": "http://127.0.0.1:9/x"}},
+        routing=[{"kinds": ["dossier.sync"], "endpoints": ["cong-dvcqg"]}],
+        signing={
+            "trust_anchor_paths": [str(pki.pki.root_cert)],
+            "tsa_url": pki.tsa_url,
+            "keys": {
+                "lanh-ntl": {
+                    "kind": "pkcs12",
+                    "path": str(pki.pki.officer_p12),
+                    "password_env": "OFFICER_PW",
+                    "image_path": str(images["officer"]),
+                },
+                "so-nnmt": {
+                    "kind": "pkcs11",
+                    "module": str(MODULE),
+                    "token_label": agency_token,
+                    "key_label": "agency",
+                    "cert_label": "agency",
+                    "pin_env": "SEAL_PIN",
+                    "image_path": str(images["agency"]),
+                    "extra_certs": [str(pki.pki.issuing_ca_cert)],
+                },
+            },
+            "result_officer_key": "lanh-ntl",
+            "result_agency_key": "so-nnmt",
+        },
+    )
+    env = {"OFFICER_PW": pki.pki.p12_password, "SEAL_PIN": TOKEN_PIN}
+    intake = IntakeService(db, settings)
+    intake.upsert_dossier(DossierUpsert(dossier=make_dossier(), version=1), actor="src")
+    files = FileStore(db, tmp_path / "files", public_base_url="http://127.0.0.1:8080", max_bytes=10**7)
+    facade = build_signing_facade(settings, env)
+    service = ResultSigningService.from_settings(settings, facade, files, intake)
+    assert service is not None
+    source = files.save(sample_pdf(), filename="gcn.pdf", media_type="application/pdf", dossier_code=CODE)
+
+    signed = service.sign_and_attach(CODE, source.id, name="Giấy chứng nhận", actor="van-thu")
+
+    _info, path = files.get(signed.file_id)
+    report = verify_pdf(path.read_bytes(), VerificationPolicy.from_paths([pki.pki.root_cert]))
+    assert report.verdict is Verdict.VALID, report.reasons
+    assert [s.signer_name for s in report.signatures] == [
+        "Nguyễn Thị Lấp Lánh",
+        "Sở Nông nghiệp và Môi trường tỉnh Ninh Bình",
+    ]
+    assert intake.get_dossier(CODE).results[0].sha256 == signed.sha256
