@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -155,7 +156,8 @@ class Workers:
 
     def stop(self) -> None:
         for proc in self.procs:
-            proc.send_signal(signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
             proc.wait(60)
 
@@ -255,29 +257,30 @@ def percentile(values: list[float], q: float) -> float:
 def drain(
     backend: Backend, args: argparse.Namespace, n: int, workdir: Path, *, memory: bool = False
 ) -> float:
-    db = Database.connect(backend.url, pool_size=2)
     record = workdir / f"arrivals-{uuid.uuid4().hex[:6]}.tsv"
-    sink, url = start_sink(record)
-    config = workdir / "drain.toml"
-    write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
-    t0 = time.monotonic()
-    enqueue_batch(db, n, dossiers=args.dossiers)
-    enqueue_s = time.monotonic() - t0
-    workers = Workers(backend.url, config, args.transport, args.workers)
-    procs: dict[str, Callable[[], float]] = {
-        "workers": workers.cpu_seconds,
-        "sink": lambda: cpu_seconds(sink.pid),
-    }
-    before = {name: read() for name, read in procs.items()}
-    host0 = host_busy()
-    rss: list[int] = []
-    try:
+    with contextlib.ExitStack() as cleanup:
+        db = Database.connect(backend.url, pool_size=2)
+        cleanup.callback(db.dispose)
+        sink, url = start_sink(record)
+        cleanup.callback(sink.kill)  # no-op after the orderly stop below
+        config = workdir / "drain.toml"
+        write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
+        t0 = time.monotonic()
+        enqueue_batch(db, n, dossiers=args.dossiers)
+        enqueue_s = time.monotonic() - t0
+        workers = Workers(backend.url, config, args.transport, args.workers)
+        cleanup.callback(workers.stop)
+        procs: dict[str, Callable[[], float]] = {
+            "workers": workers.cpu_seconds,
+            "sink": lambda: cpu_seconds(sink.pid),
+        }
+        before = {name: read() for name, read in procs.items()}
+        host0 = host_busy()
+        rss: list[int] = []
         elapsed = wait_delivered(db, n, workers, rss if memory else None)
         usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, elapsed)
-    finally:
         workers.stop()
         arrivals = stop_sink(sink, record)
-        db.dispose()
     times = sorted(arrivals.values())
     steady = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     label = "memory" if memory else "drain"
@@ -301,45 +304,44 @@ def drain(
 
 
 def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path) -> None:
-    db = Database.connect(backend.url, pool_size=2)
     record = workdir / f"arrivals-{uuid.uuid4().hex[:6]}.tsv"
-    sink, url = start_sink(record)
-    config = workdir / "paced.toml"
-    write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
-    workers = Workers(backend.url, config, args.transport, args.workers)
-    time.sleep(2.0)  # worker start-up (imports, LISTEN)
-    procs: dict[str, Callable[[], float]] = {
-        "workers": workers.cpu_seconds,
-        "sink": lambda: cpu_seconds(sink.pid),
-    }
-    before = {name: read() for name, read in procs.items()}
-    host0 = host_busy()
-    total = int(rate * args.paced_seconds)
-    tick = 0.01
-    per_tick = rate * tick
-    sent = 0
-    start = time.monotonic()
-    carry = 0.0
-    try:
+    with contextlib.ExitStack() as cleanup:
+        db = Database.connect(backend.url, pool_size=2)
+        cleanup.callback(db.dispose)
+        sink, url = start_sink(record)
+        cleanup.callback(sink.kill)  # no-op after the orderly stop below
+        config = workdir / "paced.toml"
+        write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
+        workers = Workers(backend.url, config, args.transport, args.workers)
+        cleanup.callback(workers.stop)
+        time.sleep(2.0)  # worker start-up (imports, LISTEN)
+        procs: dict[str, Callable[[], float]] = {
+            "workers": workers.cpu_seconds,
+            "sink": lambda: cpu_seconds(sink.pid),
+        }
+        before = {name: read() for name, read in procs.items()}
+        host0 = host_busy()
+        total = int(rate * args.paced_seconds)
+        tick = 0.01
+        sent = 0
+        start = time.monotonic()
+        carry = 0.0
         while sent < total:
-            carry += per_tick
+            carry += rate * tick
             batch = min(int(carry), total - sent)
             carry -= batch
             if batch:
                 # Small producer transactions with NOTIFY, as the intake service commits them.
                 enqueue_batch(db, batch, dossiers=args.dossiers, start=sent)
                 sent += batch
-            next_at = start + (sent / rate)
-            delay = next_at - time.monotonic()
+            delay = start + (sent / rate) - time.monotonic()
             if delay > 0:
                 time.sleep(min(delay, tick))
         wait_delivered(db, total, workers, None)
         usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, time.monotonic() - start)
         created = created_times(db)
-    finally:
         workers.stop()
         arrivals = stop_sink(sink, record)
-        db.dispose()
     latencies = [(arrivals[mid] - created[mid].timestamp()) * 1000 for mid in arrivals if mid in created]
     print(
         f"[{backend.name}/{args.transport}] paced {rate:,.0f}/s for {args.paced_seconds}s ({total} msgs): "
