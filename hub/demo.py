@@ -1,36 +1,42 @@
-"""``hub demo``: the whole hub on one machine, end to end, in under a minute.
+"""``hub demo``: the whole hub on one machine, end to end, in well under a minute.
 
-What it does, as a sequence of :class:`DemoStep` s (append more, e.g. the DVCQG and LGSP
-simulators with faults, or signing a result with two signatures):
+Everything is real and on loopback: a fresh SQLite database in the demo directory, the API,
+the delivery worker, the **DVCQG simulator** (REST JSON adapter, national-portal.md §3), the
+**LGSP simulator** over **SOAP 1.2** (WS-Security, WS-Addressing, XSD-validated, §4) and the
+**test PKI** (OCSP, CRL and an RFC 3161 TSA shaped like the Government PKI). As a sequence of
+:class:`DemoStep` s:
 
-1. a fresh SQLite database in ``var/demo/``, the API on loopback, a local stand-in portal
-   with two endpoints (``cong-dvcqg`` and ``lgsp-tinh``) and the delivery worker in-process;
-2. sample Ninh Bình dossiers (agency ``000.00.18.H42``, procedures ``1.003901.H42`` …) fed
-   through the intake API along the one-stop procedure (national-portal.md §2.2):
-   received → processing → supplement with re-dating (Mẫu 02) → processing → finished (with
-   an uploaded result served by download URL) → returned;
-3. the stand-in portal answers 503 to the first attempt of every message (retries), and the
-   provincial endpoint refuses one procedure with 422 until it is "configured" (a permanent
-   error: dead letter, later messages of that dossier held back);
-4. the operator fixes the endpoint and replays the dead letter through the DLQ service;
-5. checks: every message delivered, each dossier's messages arrived in order per endpoint;
-   prints a summary table. Exit status 0 only if every check passed.
-
-Parts that are not installed (delivery worker, DLQ service) are reported as skipped.
+1. sample Ninh Bình dossiers (agency ``000.00.18.H42``) go through the intake API along the
+   one-stop procedure (§2.2): received → processing → supplement with re-dating (Mẫu 02) →
+   processing → finished → returned. The first dossier's result paper is signed per Decree
+   30/2020 — the competent person "Nguyễn Thị Lấp Lánh" (blue signature image, PAdES B-T,
+   DocMDP P=2), then the agency seal (B-LTA, over the left third) — with the keys configured
+   in ``[signing.keys]``, stored, and attached as ``DanhSachGiayToKetQua`` with the hub's
+   download URL (:mod:`hub.services.results`);
+2. the hub's verifier (``POST /api/v1/verification``) checks the signed paper (Circular
+   15/2025 §2.3.4 verdict, in Vietnamese);
+3. the worker delivers while the simulators misbehave: DVCQG expires the session once,
+   answers 503 with ``Retry-After`` and drops a connection; LGSP answers a SOAP Receiver
+   fault and a 429. One dossier uses a procedure code the portal no longer lists (re-announced
+   under a new national code): a permanent rejection, dead-lettered, its later messages held;
+4. the technician maps the old code to the new one (``procedure_map``), restarts the worker and
+   replays the dead letter through the DLQ service;
+5. the result URL the DVCQG simulator received is fetched over HTTP; its SHA-256 must match;
+6. checks and a summary: per endpoint delivered / retries / dead-lettered / replayed / order,
+   the signature verdict and the result URL. Exit status 0 only if every check passed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
-import json
+import hashlib
+import os
 import shutil
 import signal
 import socket
-from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -38,99 +44,40 @@ from typing import Any
 
 import httpx
 import uvicorn
-from sqlalchemy import func, select
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from sqlalchemy import select
 
+from connectors.dvcqg.simulator import DvcqgSimulator, Fault, FaultKind, SimulatorConfig
+from connectors.lgsp.simulator import FaultSpec, LgspSimulator
+from connectors.lgsp.soap import message_id_uri
 from hub.api.app import create_app
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings, load_settings
 from hub.db.migrate import upgrade
 from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
-from hub.errors import ConfigurationError
+from hub.errors import ConfigurationError, HubError
+from hub.services.results import ResultSigningService, SignedResult
 from schemas.status import DossierStatus
 from schemas.timefmt import now_vn
+from signing.report import render_report
+from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
+from signing.testpki import RunningPki, serve_test_pki
+from signing.verification import Verdict, VerificationReport
 
 MARKER = ".hub-demo"
 AGENCY = "000.00.18.H42"
-ENDPOINTS = ("cong-dvcqg", "lgsp-tinh")
+DVCQG = "cong-dvcqg"
+LGSP = "lgsp-tinh"
+ENDPOINTS = (DVCQG, LGSP)
+#: Environment variable the demo's ``[signing.keys]`` name for the test PKI's PKCS#12 password.
+PASSWORD_ENV = "HUB_DEMO_P12_PASSWORD"
+#: A procedure re-announced under a new national code (the portal lists only the new one).
+OLD_PROCEDURE, NEW_NATIONAL_PROCEDURE = "1.000105.H42", "1.001029"
+SIM_USER, SIM_PASSWORD = "hub", "hub-secret"  # the local simulators' demo login
 Echo = Callable[[str], None]
 
 
-# --- the stand-in portal ---------------------------------------------------------------------
-
-
-@dataclass
-class Arrival:
-    endpoint: str
-    message_id: str
-    dossier_code: str
-    kind: str
-    revision: int
-    attempt: int
-
-
-@dataclass
-class StandInPortal:
-    """A flaky JSON receiver for the demo's two endpoints (``POST /<endpoint>/deliver``).
-
-    * On the ``flaky`` endpoints the first ``transient_failures`` attempts of every message get
-      HTTP 503 (retryable: the national portal is busy).
-    * Messages of dossiers whose procedure is in ``unknown_procedures[endpoint]`` get 422
-      (a business rejection: permanent, dead-lettered) until :meth:`configure_procedure`.
-    * Accepted messages are recorded once per message id (de-duplication by ``X-Message-Id``).
-    """
-
-    transient_failures: int = 1
-    flaky: frozenset[str] = frozenset({"cong-dvcqg"})
-    unknown_procedures: dict[str, set[str]] = field(default_factory=dict)
-    arrivals: list[Arrival] = field(default_factory=list)
-    attempts: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
-
-    def configure_procedure(self, endpoint: str, procedure: str) -> None:
-        self.unknown_procedures.get(endpoint, set()).discard(procedure)
-
-    async def deliver(self, request: Request) -> JSONResponse:
-        endpoint = request.path_params["endpoint"]
-        if endpoint not in ENDPOINTS:
-            return JSONResponse({"error": "unknown endpoint"}, status_code=404)
-        message_id = request.headers.get("x-message-id", "")
-        self.attempts[message_id] += 1
-        if endpoint in self.flaky and self.attempts[message_id] <= self.transient_failures:
-            return JSONResponse({"error": "he thong dang ban"}, status_code=503)
-        try:
-            payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return JSONResponse({"error": "invalid JSON"}, status_code=400)
-        dossier = payload.get("dossier") or {}
-        if dossier.get("procedure_code") in self.unknown_procedures.get(endpoint, set()):
-            self.rejected[endpoint] += 1
-            return JSONResponse(
-                {"error": f"Thủ tục {dossier.get('procedure_code')} chưa được khai báo trên {endpoint}"},
-                status_code=422,
-            )
-        if not any(a.message_id == message_id for a in self.arrivals):
-            self.arrivals.append(
-                Arrival(
-                    endpoint=endpoint,
-                    message_id=message_id,
-                    dossier_code=request.headers.get("x-dossier-code", ""),
-                    kind=request.headers.get("x-message-kind", ""),
-                    revision=int(payload.get("revision", 0)),
-                    attempt=int(request.headers.get("x-attempt", "0") or 0),
-                )
-            )
-        return JSONResponse({"ok": True}, headers={"X-Receipt-Id": f"{endpoint}-{len(self.arrivals)}"})
-
-    def asgi(self) -> Starlette:
-        return Starlette(routes=[Route("/{endpoint}/deliver", self.deliver, methods=["POST"])])
-
-
-# --- context and steps ------------------------------------------------------------------------
+# --- sample data ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -143,6 +90,7 @@ class SampleDossier:
     procedure_code: str
     procedure_name: str
     path: list[DossierStatus]
+    sign_result: bool = False
     code: str = ""
 
 
@@ -156,6 +104,7 @@ def sample_dossiers() -> list[SampleDossier]:
             "1.003901.H42",
             "Cấp Giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
             [s.PROCESSING, s.SUPPLEMENT_REQUESTED, s.PROCESSING, s.FINISHED, s.RETURNED],
+            sign_result=True,
         ),
         SampleDossier(
             "Trần Thị Bích Ngọc",
@@ -169,8 +118,8 @@ def sample_dossiers() -> list[SampleDossier]:
             "Lê Hoàng Phúc",
             "035201007788",
             "0369123456",
-            "2.001641.H42",
-            "Cấp giấy chứng nhận đủ điều kiện buôn bán phân bón",
+            OLD_PROCEDURE,
+            "Phê duyệt phương án bảo vệ đập, hồ chứa nước thủy lợi",
             [s.PROCESSING, s.FINISHED, s.RETURNED],
         ),
         SampleDossier(
@@ -184,20 +133,42 @@ def sample_dossiers() -> list[SampleDossier]:
     ]
 
 
+# --- context and steps ------------------------------------------------------------------------
+
+
+@dataclass
+class Simulators:
+    dvcqg: DvcqgSimulator
+    lgsp: LgspSimulator
+    pki: RunningPki
+
+
+@dataclass
+class WorkerHandle:
+    """The in-process delivery worker (restarted when the technician changes the configuration)."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[Any] | None = None
+
+
 @dataclass
 class DemoContext:
     settings: Settings
     db: Database
     api: httpx.AsyncClient
-    portal: StandInPortal
+    officer_api: httpx.AsyncClient
+    sims: Simulators
+    results: ResultSigningService | None
     echo: Echo
+    directory: Path
+    worker: WorkerHandle = field(default_factory=WorkerHandle)
     dossiers: list[SampleDossier] = field(default_factory=list)
-    worker_running: bool = False
-    dlq: Any = None
-    """The DLQ service module (``hub.dlq.service``) when installed."""
+    signed: SignedResult | None = None
+    report: VerificationReport | None = None
+    fetched_sha256: str | None = None
+    result_url: str | None = None
     replayed: set[str] = field(default_factory=set)
-    blocked_seen: int = 0
-    skipped: list[str] = field(default_factory=list)
+    dead_seen: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -210,12 +181,8 @@ class DemoStep:
     run: StepFunction
 
 
-class StepSkipped(Exception):
-    """Raised by a step whose prerequisite is missing; the reason is printed."""
-
-
-async def _post(ctx: DemoContext, path: str, **kwargs: Any) -> dict[str, Any]:
-    response = await ctx.api.post(path, **kwargs)
+async def _post(client: httpx.AsyncClient, path: str, **kwargs: Any) -> dict[str, Any]:
+    response = await client.post(path, **kwargs)
     if response.status_code >= 300:
         raise RuntimeError(f"POST {path}: HTTP {response.status_code} {response.text[:300]}")
     body: dict[str, Any] = response.json()
@@ -227,7 +194,9 @@ async def feed_dossiers(ctx: DemoContext) -> None:
     today = now_vn().date()
     start = now_vn().replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(days=3)
     for sample in ctx.dossiers:
-        allocated = await _post(ctx, "/api/v1/dossier-codes", json={"agency_code": AGENCY, "day": str(today)})
+        allocated = await _post(
+            ctx.api, "/api/v1/dossier-codes", json={"agency_code": AGENCY, "day": str(today)}
+        )
         sample.code = allocated["code"]
         dossier = {
             "code": sample.code,
@@ -242,7 +211,7 @@ async def feed_dossiers(ctx: DemoContext) -> None:
             "due_at": (start + timedelta(days=7)).isoformat(),
             "status": DossierStatus.RECEIVED.value,
         }
-        await _post(ctx, "/api/v1/dossiers", json={"dossier": dossier, "version": 1})
+        await _post(ctx.api, "/api/v1/dossiers", json={"dossier": dossier, "version": 1})
         at = start
         for status in sample.path:
             at += timedelta(hours=5)
@@ -259,14 +228,17 @@ async def feed_dossiers(ctx: DemoContext) -> None:
             if status is DossierStatus.REFUSED:
                 change["reason"] = "Hồ sơ không thuộc thẩm quyền giải quyết của Sở"
             if status is DossierStatus.FINISHED:
-                await _post(
-                    ctx,
-                    f"/api/v1/dossiers/{sample.code}/results/upload",
-                    files={"file": ("giay-chung-nhan.pdf", _sample_pdf(sample), "application/pdf")},
-                    data={"name": "Giấy chứng nhận", "result_code": f"GCN-{sample.code[-4:]}"},
-                )
+                if sample.sign_result:
+                    await sign_result(ctx, sample)
+                else:
+                    await _post(
+                        ctx.api,
+                        f"/api/v1/dossiers/{sample.code}/results/upload",
+                        files={"file": ("giay-phep.pdf", _draft_pdf(sample), "application/pdf")},
+                        data={"name": "Giấy phép", "result_code": f"GP-{sample.code[-4:]}"},
+                    )
             await _post(
-                ctx,
+                ctx.api,
                 f"/api/v1/dossiers/{sample.code}/status",
                 json=change,
                 headers={"Idempotency-Key": f"demo-{sample.code}-{status.value}-{at:%H%M}"},
@@ -276,142 +248,317 @@ async def feed_dossiers(ctx: DemoContext) -> None:
         )
 
 
-def _sample_pdf(sample: SampleDossier) -> bytes:
-    text = f"Giay chung nhan {sample.code}".encode()
-    return b"%PDF-1.4\n% demo result\n" + text + b"\n%%EOF\n"
+def _draft_pdf(sample: SampleDossier) -> bytes:
+    return sample_pdf(f"GIAY CHUNG NHAN {sample.code}")
 
 
-def _counts(db: Database) -> dict[str, int]:
+async def sign_result(ctx: DemoContext, sample: SampleDossier) -> None:
+    """Officer signature, then agency seal, stored and attached (hub.services.results)."""
+    if ctx.results is None:
+        ctx.failures.append("the result signing service is not configured")
+        return
+    files = ctx.results.files
+    draft = await asyncio.to_thread(
+        files.save,
+        _draft_pdf(sample),
+        filename="giay-chung-nhan-attp.pdf",
+        media_type="application/pdf",
+        dossier_code=sample.code,
+    )
+    try:
+        signed = await ctx.results.asign_and_attach(
+            sample.code,
+            draft.id,
+            name="Giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
+            result_code=f"GCN-{sample.code[-4:]}",
+            actor="van-thu-so",
+        )
+    except HubError as exc:
+        ctx.failures.append(f"signing failed: {exc.message}")
+        ctx.echo(f"  KÝ SỐ THẤT BẠI / signing failed: {exc.message_vi}")
+        return
+    ctx.signed = signed
+    personal, agency = signed.signatures
+    ctx.echo(
+        f"  ký số / signed {sample.code}: {_cn(personal.subject)} ({personal.level.value}, chữ ký cá nhân) "
+        f"→ {_cn(agency.subject)} ({agency.level.value}, con dấu)"
+    )
+    ctx.echo(f"  đính kèm / attached: {signed.download_url}  SHA-256 {signed.sha256[:16]}…")
+
+
+def _cn(subject: str | None) -> str:
+    """The common name out of a certificate subject string."""
+    if not subject:
+        return "?"
+    for part in subject.split(","):
+        name, _, value = part.strip().partition(":")
+        if name.strip() in ("Common Name", "CN"):
+            return value.strip()
+    return subject
+
+
+async def verify_result(ctx: DemoContext) -> None:
+    """The hub's verifier (Circular 15/2025 §2.3.4) on the signed result paper."""
+    if ctx.signed is None:
+        ctx.failures.append("no signed result to verify")
+        return
+    _info, path = await asyncio.to_thread(ctx.results.files.get, ctx.signed.file_id)  # type: ignore[union-attr]
+    data = await asyncio.to_thread(path.read_bytes)
+    response = await ctx.officer_api.post(
+        "/api/v1/verification",
+        files={"file": ("giay-chung-nhan-attp.signed.pdf", data, "application/pdf")},
+    )
+    if response.status_code != 200:
+        ctx.failures.append(f"verification answered HTTP {response.status_code}: {response.text[:200]}")
+        return
+    report = VerificationReport.model_validate(response.json())
+    ctx.report = report
+    text = render_report(report, lang="vi").splitlines()
+    verdict_line = next(
+        (line for line in text if line.startswith("Kết luận")), f"Kết luận: {report.verdict_vi}"
+    )
+    ctx.echo(f"  {verdict_line}")
+    for sig in report.signatures:
+        ctx.echo(f"    chữ ký {sig.index}: {sig.signer_name} — {sig.verdict_vi} ({sig.pades_level.value})")
+    if report.verdict is not Verdict.VALID or report.signature_count != 2:
+        ctx.failures.append(f"signature verdict {report.verdict.value} ({report.signature_count} signatures)")
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """The outbox at one instant: states, and pending messages runnable or held behind a dead one."""
+
+    counts: dict[str, int]
+    runnable: int
+    held: int
+
+    @property
+    def settled(self) -> bool:
+        return self.counts.get(MessageState.IN_FLIGHT.value, 0) + self.runnable == 0
+
+
+def queue_snapshot(db: Database) -> QueueSnapshot:
+    """One consistent read (a claim between two reads could hide a message in flight)."""
     with db.sessions() as session:
-        rows = session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)).all()
-    return {state: count for state, count in rows}
+        rows = session.execute(
+            select(OutboxMessage.endpoint, OutboxMessage.ordering_key, OutboxMessage.state).order_by(
+                OutboxMessage.seq
+            )
+        ).all()
+    counts: dict[str, int] = defaultdict(int)
+    dead: set[tuple[str, str]] = set()
+    runnable = held = 0
+    for endpoint, key, state in rows:
+        counts[state] += 1
+        if state == MessageState.DEAD.value:
+            dead.add((endpoint, key))
+        elif state == MessageState.PENDING.value:
+            if (endpoint, key) in dead:
+                held += 1
+            else:
+                runnable += 1
+    return QueueSnapshot(dict(counts), runnable, held)
 
 
-async def wait_until_settled(ctx: DemoContext, *, within: float = 90.0) -> dict[str, int]:
+async def wait_until_settled(ctx: DemoContext, *, within: float = 45.0) -> QueueSnapshot:
     """Wait until no message is pending or in flight, except those held behind a dead one."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
-        counts = await asyncio.to_thread(_counts, ctx.db)
-        active = counts.get(MessageState.IN_FLIGHT.value, 0) + await asyncio.to_thread(_runnable, ctx.db)
-        if active == 0 or loop.time() > deadline:
-            return counts
+        snapshot = await asyncio.to_thread(queue_snapshot, ctx.db)
+        if snapshot.settled:
+            return snapshot
+        if loop.time() > deadline:
+            ctx.failures.append(f"delivery did not settle within {within:.0f} s")
+            return snapshot
         await asyncio.sleep(0.2)
 
 
-def _runnable(db: Database) -> int:
-    """Pending messages not held back by a dead message of the same dossier and endpoint."""
-    with db.sessions() as session:
-        rows = session.execute(
-            select(OutboxMessage.endpoint, OutboxMessage.ordering_key, OutboxMessage.state).order_by(
-                OutboxMessage.seq
-            )
-        ).all()
-    dead: set[tuple[str, str]] = set()
-    runnable = 0
-    for endpoint, key, state in rows:
-        if state == MessageState.DEAD.value:
-            dead.add((endpoint, key))
-        elif state == MessageState.PENDING.value and (endpoint, key) not in dead:
-            runnable += 1
-    return runnable
-
-
 async def deliver(ctx: DemoContext) -> None:
-    """Let the worker deliver; transient 503s are retried, the refused procedure dead-letters."""
-    if not ctx.worker_running:
-        raise StepSkipped("hub.delivery is not installed: messages stay in the outbox")
-    counts = await wait_until_settled(ctx)
-    held = await asyncio.to_thread(_blocked, ctx.db)
-    ctx.blocked_seen = held
-    retried = sum(ctx.portal.attempts.values()) - len({a.message_id for a in ctx.portal.arrivals})
+    """Let the worker deliver through the faults; the unknown procedure dead-letters."""
+    snapshot = await wait_until_settled(ctx)
+    ctx.dead_seen = snapshot.counts.get(MessageState.DEAD.value, 0)
+    stats = await asyncio.to_thread(endpoint_stats, ctx)
     ctx.echo(
-        f"  delivered={counts.get('delivered', 0)} dead={counts.get('dead', 0)} "
-        f"blocked behind a dead letter={held}; the portal refused {retried} attempt(s) "
-        f"(503 on first attempts to {', '.join(sorted(ctx.portal.flaky))}, "
-        f"422 x{sum(ctx.portal.rejected.values())})"
+        f"  delivered={snapshot.counts.get('delivered', 0)} dead={ctx.dead_seen} "
+        f"held behind a dead letter={snapshot.held}; "
+        + "; ".join(f"{s.endpoint}: {s.retries} retries" for s in stats)
     )
+    ctx.echo(
+        f"  DVCQG logins={ctx.sims.dvcqg.login_count} (session expired once → re-login); "
+        f"redeliveries de-duplicated by X-Message-Id={_deduplicated(ctx)}"
+    )
+    if ctx.dead_seen != 1:
+        ctx.failures.append(f"expected exactly one dead letter before the fix, saw {ctx.dead_seen}")
 
 
-def _blocked(db: Database) -> int:
-    with db.sessions() as session:
-        rows = session.execute(
-            select(OutboxMessage.endpoint, OutboxMessage.ordering_key, OutboxMessage.state).order_by(
-                OutboxMessage.seq
-            )
-        ).all()
-    dead: set[tuple[str, str]] = set()
-    blocked = 0
-    for endpoint, key, state in rows:
-        if state == MessageState.DEAD.value:
-            dead.add((endpoint, key))
-        elif state == MessageState.PENDING.value and (endpoint, key) in dead:
-            blocked += 1
-    return blocked
+async def start_worker(ctx: DemoContext) -> None:
+    from hub.delivery import run_worker
+
+    ctx.worker = WorkerHandle()
+    ctx.worker.task = asyncio.create_task(run_worker(ctx.settings, ctx.db, ctx.worker.stop), name="worker")
 
 
-async def replay_dead_letters(ctx: DemoContext) -> None:
-    """The technician configures the procedure on the provincial platform and replays the DLQ."""
-    if not ctx.worker_running:
-        raise StepSkipped("no worker, nothing was dead-lettered")
-    if ctx.dlq is None:
-        raise StepSkipped("hub.dlq is not installed: dead letters cannot be replayed")
+async def stop_worker(ctx: DemoContext) -> None:
+    ctx.worker.stop.set()
+    if ctx.worker.task is not None:
+        await asyncio.gather(ctx.worker.task, return_exceptions=True)
+        ctx.worker.task = None
+
+
+async def fix_and_replay(ctx: DemoContext) -> None:
+    """The technician maps the old procedure code to its new national code and replays the DLQ."""
     from hub.dlq.models import DlqFilter
+    from hub.dlq.service import list_messages, retry_message
 
-    dead = await asyncio.to_thread(ctx.dlq.list_messages, ctx.db, DlqFilter())
-    if not dead:
-        ctx.echo("  no dead letters")
-        return
-    for procedures in ctx.portal.unknown_procedures.values():
-        procedures.clear()
+    dead = await asyncio.to_thread(list_messages, ctx.db, DlqFilter())
+    for message in dead:
+        ctx.echo(f"  dead letter: {message.endpoint} {message.dossier_code} ({message.error_class})")
+    await stop_worker(ctx)
+    ctx.settings = demo_settings(
+        ctx.directory,
+        ctx.settings.api.port,
+        ctx.sims,
+        procedure_map={OLD_PROCEDURE: NEW_NATIONAL_PROCEDURE},
+    )
+    ctx.echo(
+        f"  fix: endpoints.{DVCQG}.options.procedure_map = {{'{OLD_PROCEDURE}': '{NEW_NATIONAL_PROCEDURE}'}}"
+        " (thủ tục được công bố lại với mã mới); worker restarted"
+    )
+    await start_worker(ctx)
     for message in dead:
         await asyncio.to_thread(
-            ctx.dlq.retry_message,
+            retry_message,
             ctx.db,
             message.seq,
             actor="demo-technician",
-            reason="thủ tục đã được khai báo trên LGSP",
+            reason=f"đã ánh xạ mã thủ tục {OLD_PROCEDURE} sang {NEW_NATIONAL_PROCEDURE}",
         )
         ctx.replayed.add(message.message_id)
-        ctx.echo(f"  replayed {message.endpoint} {message.dossier_code} ({message.error_class})")
+        ctx.echo(f"  replayed {message.endpoint} {message.dossier_code}")
     await wait_until_settled(ctx)
 
 
-async def check_results(ctx: DemoContext) -> None:
-    """Every message delivered; per dossier and endpoint, arrivals in outbox order."""
-    if not ctx.worker_running:
-        raise StepSkipped("no worker: delivery not checked")
-    with ctx.db.sessions() as session:
+async def fetch_result(ctx: DemoContext) -> None:
+    """Fetch the result URL the DVCQG simulator received and compare SHA-256."""
+    signed = ctx.signed
+    if signed is None:
+        ctx.failures.append("no signed result was attached")
+        return
+    record = ctx.sims.dvcqg.record(signed.dossier_code) or {}
+    urls = [r.get("DuongDanTepTinKetQua", "") for r in record.get("DanhSachGiayToKetQua", [])]
+    if signed.download_url not in urls:
+        ctx.failures.append(f"DVCQG record of {signed.dossier_code} lacks the result URL (has {urls})")
+        return
+    ctx.result_url = signed.download_url
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(signed.download_url)
+    if response.status_code != 200:
+        ctx.failures.append(f"GET {signed.download_url}: HTTP {response.status_code}")
+        return
+    ctx.fetched_sha256 = hashlib.sha256(response.content).hexdigest()
+    same = ctx.fetched_sha256 == signed.sha256
+    ctx.echo(
+        f"  DVCQG DuongDanTepTinKetQua → GET {signed.download_url}: {len(response.content)} bytes, "
+        f"SHA-256 {'khớp / matches' if same else 'KHÁC / differs'}"
+    )
+    if not same:
+        ctx.failures.append("the fetched result does not match its SHA-256")
+
+
+def _arrivals(ctx: DemoContext, rows: Sequence[Any]) -> dict[tuple[str, str], list[str]]:
+    """What each simulator accepted, as hub message ids in arrival order per (endpoint, dossier)."""
+    arrived: dict[tuple[str, str], list[str]] = defaultdict(list)
+    seen: set[str] = set()
+    for entry in ctx.sims.dvcqg.requests():
+        if entry.service not in ("DongBoHoSoMC", "CapNhatTienDoHoSoMC") or entry.outcome != "ok":
+            continue
+        base = (entry.message_id or "").split(":", 1)[0]
+        if base and base not in seen and entry.dossier_codes:
+            seen.add(base)
+            arrived[(DVCQG, entry.dossier_codes[0])].append(base)
+    by_uri = {message_id_uri(r.message_id): r for r in rows if r.endpoint == LGSP}
+    for record in ctx.sims.lgsp.records:
+        row = by_uri.get(record.message_id)
+        if row is not None and row.message_id not in seen:
+            seen.add(row.message_id)
+            arrived[(LGSP, row.dossier_code or "")].append(row.message_id)
+    return arrived
+
+
+def _outbox(db: Database) -> list[Any]:
+    with db.sessions() as session:
+        return list(
+            session.execute(
+                select(
+                    OutboxMessage.seq,
+                    OutboxMessage.endpoint,
+                    OutboxMessage.dossier_code,
+                    OutboxMessage.message_id,
+                    OutboxMessage.state,
+                ).order_by(OutboxMessage.seq)
+            ).all()
+        )
+
+
+def _retried_errors(db: Database) -> dict[str, list[str]]:
+    """Error classes of the attempts that were scheduled for a retry, per endpoint."""
+    with db.sessions() as session:
         rows = session.execute(
-            select(
-                OutboxMessage.endpoint,
-                OutboxMessage.dossier_code,
-                OutboxMessage.message_id,
-                OutboxMessage.state,
-            ).order_by(OutboxMessage.seq)
+            select(OutboxMessage.endpoint, DeliveryAttempt.error_class)
+            .join(OutboxMessage, OutboxMessage.seq == DeliveryAttempt.message_seq)
+            .where(DeliveryAttempt.outcome == "retry")
         ).all()
+    errors: dict[str, list[str]] = {name: [] for name in ENDPOINTS}
+    for endpoint, error_class in rows:
+        errors.setdefault(endpoint, []).append(error_class or "?")
+    return errors
+
+
+def _deduplicated(ctx: DemoContext) -> int:
+    """Redeliveries the DVCQG simulator recognised by ``X-Message-Id`` and answered from memory."""
+    return sum(1 for entry in ctx.sims.dvcqg.requests() if entry.outcome == "replayed")
+
+
+def _attempts(db: Database) -> list[Any]:
+    with db.sessions() as session:
+        return list(session.execute(select(DeliveryAttempt.message_seq, DeliveryAttempt.outcome)).all())
+
+
+async def check_results(ctx: DemoContext) -> None:
+    """Every message delivered; per dossier and endpoint, arrivals in outbox order; faults fired."""
+    rows = await asyncio.to_thread(_outbox, ctx.db)
     undelivered = [r for r in rows if r.state != MessageState.DELIVERED.value]
     if undelivered:
         ctx.failures.append(f"{len(undelivered)} message(s) not delivered")
     expected: dict[tuple[str, str], list[str]] = defaultdict(list)
     for row in rows:
         expected[(row.endpoint, row.dossier_code or "")].append(row.message_id)
-    arrived: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for arrival in ctx.portal.arrivals:
-        arrived[(arrival.endpoint, arrival.dossier_code)].append(arrival.message_id)
+    arrived = _arrivals(ctx, rows)
     for key, ids in expected.items():
         if arrived.get(key, []) != ids:
             ctx.failures.append(f"order broken for {key[1]} on {key[0]}")
+    retried = await asyncio.to_thread(_retried_errors, ctx.db)
+    if ctx.sims.lgsp.stats()["pending_faults"] or retried[LGSP].count("EndpointBusyError") < 2:
+        ctx.failures.append("the LGSP faults (SOAP Receiver fault, 429) were not ridden out by retries")
+    if not {"EndpointBusyError", "TransportError"} <= set(retried[DVCQG]):
+        ctx.failures.append("the DVCQG faults (503, dropped connection) were not ridden out by retries")
+    if ctx.sims.dvcqg.login_count < 2:
+        ctx.failures.append("the expired DVCQG session was not renewed")
+    if _deduplicated(ctx) < 1:
+        ctx.failures.append("the DVCQG redelivery after the dropped answer was not de-duplicated")
     ctx.echo(
-        f"  {len(rows) - len(undelivered)}/{len(rows)} delivered; "
-        f"per-dossier order checked on {len(expected)} queues"
+        f"  {len(rows) - len(undelivered)}/{len(rows)} delivered; per-dossier order checked on "
+        f"{len(expected)} queues against what the simulators accepted"
     )
 
 
 DEFAULT_STEPS: tuple[DemoStep, ...] = (
-    DemoStep("Tiếp nhận và xử lý hồ sơ mẫu / feed sample dossiers", feed_dossiers),
-    DemoStep("Gửi lên cổng (thử lại khi lỗi) / deliver with retries", deliver),
-    DemoStep("Phát lại hàng đợi lỗi / replay the dead-letter queue", replay_dead_letters),
+    DemoStep("Tiếp nhận, xử lý và ký số kết quả / feed sample dossiers, sign a result", feed_dossiers),
+    DemoStep("Kiểm tra chữ ký số / verify the signed result", verify_result),
+    DemoStep("Gửi lên DVCQG và LGSP (có sự cố) / deliver through faults", deliver),
+    DemoStep("Sửa cấu hình, phát lại hàng đợi lỗi / fix and replay the DLQ", fix_and_replay),
+    DemoStep("Tải kết quả theo đường dẫn / fetch the result URL", fetch_result),
     DemoStep("Kiểm tra / checks", check_results),
 )
 
@@ -433,47 +580,75 @@ class SummaryRow:
     in_order: bool
 
 
-def summary_rows(ctx: DemoContext) -> list[SummaryRow]:
-    with ctx.db.sessions() as session:
-        messages = session.execute(
-            select(
-                OutboxMessage.seq,
-                OutboxMessage.endpoint,
-                OutboxMessage.dossier_code,
-                OutboxMessage.message_id,
-                OutboxMessage.state,
-            ).order_by(OutboxMessage.seq)
-        ).all()
-        attempt_counts = dict(
-            session.execute(
-                select(DeliveryAttempt.message_seq, func.count()).group_by(DeliveryAttempt.message_seq)
-            ).all()
+@dataclass
+class EndpointStats:
+    endpoint: str
+    kind: str
+    messages: int
+    delivered: int
+    attempts: int
+    retries: int
+    dead_lettered: int
+    replayed: int
+    in_order: bool
+
+
+def endpoint_stats(ctx: DemoContext) -> list[EndpointStats]:
+    rows = _outbox(ctx.db)
+    attempts = _attempts(ctx.db)
+    endpoint_of = {r.seq: r.endpoint for r in rows}
+    arrived = _arrivals(ctx, rows)
+    stats: list[EndpointStats] = []
+    for name in ENDPOINTS:
+        mine = [r for r in rows if r.endpoint == name]
+        tries = [a for a in attempts if endpoint_of.get(a.message_seq) == name]
+        queues: dict[str, list[str]] = defaultdict(list)
+        for r in mine:
+            queues[r.dossier_code or ""].append(r.message_id)
+        stats.append(
+            EndpointStats(
+                endpoint=name,
+                kind=ctx.settings.endpoints[name].kind.value,
+                messages=len(mine),
+                delivered=sum(1 for r in mine if r.state == MessageState.DELIVERED.value),
+                attempts=len(tries),
+                retries=sum(1 for a in tries if a.outcome == "retry"),
+                dead_lettered=sum(1 for a in tries if a.outcome == "dead"),
+                replayed=sum(1 for r in mine if r.message_id in ctx.replayed),
+                in_order=all(arrived.get((name, code), []) == ids for code, ids in queues.items()),
+            )
         )
-    arrived: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for arrival in ctx.portal.arrivals:
-        arrived[(arrival.endpoint, arrival.dossier_code)].append(arrival.message_id)
-    rows: list[SummaryRow] = []
+    return stats
+
+
+def summary_rows(ctx: DemoContext) -> list[SummaryRow]:
+    rows = _outbox(ctx.db)
+    attempts = _attempts(ctx.db)
+    per_message: dict[int, int] = defaultdict(int)
+    for attempt in attempts:
+        per_message[attempt.message_seq] += 1
+    arrived = _arrivals(ctx, rows)
+    out: list[SummaryRow] = []
     for sample in ctx.dossiers:
         status = sample.path[-1].label_vi if sample.path else DossierStatus.RECEIVED.label_vi
         for endpoint in ENDPOINTS:
-            mine = [m for m in messages if m.dossier_code == sample.code and m.endpoint == endpoint]
-            attempts = sum(attempt_counts.get(m.seq, 0) for m in mine)
-            delivered = sum(1 for m in mine if m.state == MessageState.DELIVERED.value)
-            rows.append(
+            mine = [m for m in rows if m.dossier_code == sample.code and m.endpoint == endpoint]
+            tries = sum(per_message[m.seq] for m in mine)
+            out.append(
                 SummaryRow(
                     code=sample.code,
                     owner=sample.owner,
                     status=status,
                     endpoint=endpoint,
                     messages=len(mine),
-                    delivered=delivered,
-                    attempts=attempts,
-                    retries=max(0, attempts - len(mine)),
+                    delivered=sum(1 for m in mine if m.state == MessageState.DELIVERED.value),
+                    attempts=tries,
+                    retries=max(0, tries - len(mine)),
                     replayed=sum(1 for m in mine if m.message_id in ctx.replayed),
                     in_order=arrived.get((endpoint, sample.code), []) == [m.message_id for m in mine],
                 )
             )
-    return rows
+    return out
 
 
 def render_summary(rows: Sequence[SummaryRow]) -> str:
@@ -495,6 +670,38 @@ def render_summary(rows: Sequence[SummaryRow]) -> str:
         f"replayed={sum(r.replayed for r in rows)}"
     )
     return "\n".join(lines)
+
+
+def render_endpoints(stats: Sequence[EndpointStats]) -> str:
+    """One ``ENDPOINT`` line per endpoint (stable ``key=value`` fields, read by the tests)."""
+    return "\n".join(
+        f"ENDPOINT {s.endpoint} kind={s.kind} messages={s.messages} delivered={s.delivered} "
+        f"attempts={s.attempts} retries={s.retries} dead_lettered={s.dead_lettered} "
+        f"replayed={s.replayed} in_order={'yes' if s.in_order else 'no'} "
+        f"converged={'yes' if s.delivered == s.messages and s.in_order else 'no'}"
+        for s in stats
+    )
+
+
+def render_signing(ctx: DemoContext) -> list[str]:
+    lines: list[str] = []
+    report = ctx.report
+    if report is not None:
+        signers = "; ".join(f"{s.signer_name} ({s.verdict_vi})" for s in report.signatures)
+        lines.append(
+            f'SIGNATURE verdict={report.verdict.value} verdict_vi="{report.verdict_vi}" '
+            f"signatures={report.signature_count} — {signers}"
+        )
+    else:
+        lines.append("SIGNATURE verdict=none")
+    signed = ctx.signed
+    if signed is not None:
+        match = "yes" if ctx.fetched_sha256 == signed.sha256 else "no"
+        lines.append(
+            f"RESULT_URL {ctx.result_url or signed.download_url} sha256={signed.sha256} "
+            f"fetched_sha256={ctx.fetched_sha256 or '-'} match={match}"
+        )
+    return lines
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -527,40 +734,114 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def demo_settings(directory: Path, api_port: int, portal_port: int) -> Settings:
+def write_images(directory: Path) -> dict[str, Path]:
+    """The officer's blue signature PNG and the agency's red seal PNG (generated samples)."""
+    folder = directory / "images"
+    folder.mkdir(exist_ok=True)
+    paths = {"officer": folder / "chu-ky-nguyen-thi-lap-lanh.png", "agency": folder / "con-dau-so-nnmt.png"}
+    paths["officer"].write_bytes(sample_signature_png())
+    paths["agency"].write_bytes(sample_seal_png())
+    return paths
+
+
+def demo_settings(
+    directory: Path, api_port: int, sims: Simulators, *, procedure_map: dict[str, str] | None = None
+) -> Settings:
+    """Short retry schedules so the demo converges in seconds; real connectors to the simulators."""
     fast_retry = {
         "schedule_seconds": [0.3, 0.6, 1.0, 2.0],
         "jitter_ratio": 0.1,
         "retry_after_min_seconds": 0.1,
+        "retry_after_max_seconds": 2,
+        "throttle_min_seconds": 0.5,
     }
     breaker = {"failure_threshold": 100, "open_seconds": 1}
-    portal = f"http://127.0.0.1:{portal_port}"
+    pki = sims.pki.pki
+    images = directory / "images"
     return load_settings(
         database_url=f"sqlite:///{(directory / 'hub.db').resolve()}",
         data_dir=directory,
         log_level="WARNING",
         api={"host": "127.0.0.1", "port": api_port, "public_base_url": f"http://127.0.0.1:{api_port}"},
-        worker={"poll_interval_seconds": 0.1, "concurrency": 16},
+        worker={"poll_interval_seconds": 0.1, "concurrency": 16, "shutdown_grace_seconds": 5},
         endpoints={
-            name: {
-                "kind": "webhook",
-                "url": f"{portal}/{name}/deliver",
+            DVCQG: {
+                "kind": "dvcqg",
+                "url": sims.dvcqg.adapter_url,
+                "username": SIM_USER,
+                "password": SIM_PASSWORD,
+                "timeout_seconds": 10,
                 "retry": fast_retry,
                 "breaker": breaker,
-            }
-            for name in ENDPOINTS
+                "options": {
+                    "madonvi": AGENCY,
+                    "login_backoff_seconds": 0.1,
+                    "procedure_map": procedure_map or {},
+                },
+            },
+            LGSP: {
+                "kind": "lgsp_soap",
+                "url": sims.lgsp.soap12_url,
+                "username": SIM_USER,
+                "password": SIM_PASSWORD,
+                "timeout_seconds": 10,
+                "retry": fast_retry,
+                "breaker": breaker,
+                "options": {"soap_version": "1.2"},
+            },
         },
         routing=[{"kinds": ["dossier.sync", "dossier.progress"], "endpoints": list(ENDPOINTS)}],
+        signing={
+            "trust_anchor_paths": [str(path) for path in pki.trusted_anchor_files],
+            "tsa_url": sims.pki.tsa_url,
+            "tsa_timeout_seconds": 20,
+            "keys": {
+                "lanh-ntl": {
+                    "kind": "pkcs12",
+                    "path": str(pki.officer_p12),
+                    "password_env": PASSWORD_ENV,
+                    "image_path": str(images / "chu-ky-nguyen-thi-lap-lanh.png"),
+                },
+                "so-nnmt": {
+                    "kind": "pkcs12",
+                    "path": str(pki.agency_p12),
+                    "password_env": PASSWORD_ENV,
+                    "image_path": str(images / "con-dau-so-nnmt.png"),
+                },
+            },
+            "result_officer_key": "lanh-ntl",
+            "result_agency_key": "so-nnmt",
+        },
     )
 
 
-def _optional(module: str) -> Any:
+def inject_faults(sims: Simulators) -> list[str]:
+    """Misbehaviour for the worker to ride out; each fault fires once."""
+    dvcqg, lgsp = sims.dvcqg, sims.lgsp
+    dvcqg.add_fault(Fault(kind=FaultKind.EXPIRE_SESSION, service="DongBoHoSoMC"))
+    dvcqg.add_fault(Fault(kind=FaultKind.STATUS, service="DongBoHoSoMC", status=503, retry_after="1"))
+    dvcqg.add_fault(Fault(kind=FaultKind.DROP_AFTER, service="CapNhatTienDoHoSoMC"))
+    lgsp.inject(FaultSpec("soap_server_fault", operation="SyncDocument"))
+    lgsp.inject(FaultSpec("http_429", retry_after=1))
+    return [
+        "DVCQG: phiên hết hạn / session expired ×1, HTTP 503 Retry-After: 1 ×1, "
+        "mất kết nối sau khi đã lưu / connection dropped after storing ×1",
+        "LGSP (SOAP 1.2): SOAP Receiver fault ×1, HTTP 429 Retry-After: 1 ×1",
+        f"DVCQG: thủ tục {OLD_PROCEDURE} không còn trong danh mục (lỗi vĩnh viễn → hàng đợi lỗi)",
+    ]
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
     try:
-        if importlib.util.find_spec(module) is None:
-            return None
-    except ModuleNotFoundError:
-        return None
-    return importlib.import_module(module)
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 async def _until_signalled(tasks: Sequence[asyncio.Task[Any]]) -> None:
@@ -589,66 +870,107 @@ async def run_demo(
     """Run the demo; returns the exit status (0 when every check passed)."""
     prepare_directory(directory)
     api_sock = bind("127.0.0.1", port)
-    portal_sock = bind("127.0.0.1", 0)
-    api_port, portal_port = api_sock.getsockname()[1], portal_sock.getsockname()[1]
-    settings = demo_settings(directory, api_port, portal_port)
+    api_port = api_sock.getsockname()[1]
+    with contextlib.ExitStack() as stack:
+        pki = stack.enter_context(serve_test_pki(directory / "pki"))
+        stack.enter_context(_environment(PASSWORD_ENV, pki.pki.p12_password))
+        lgsp = LgspSimulator(username=SIM_USER, password=SIM_PASSWORD).start()
+        stack.callback(lgsp.stop)
+        dvcqg = DvcqgSimulator(SimulatorConfig(username=SIM_USER, password=SIM_PASSWORD, madonvi=AGENCY))
+        await dvcqg.start_async()
+        try:
+            sims = Simulators(dvcqg=dvcqg, lgsp=lgsp, pki=pki)
+            return await _run(directory, api_sock, api_port, sims, keep_running, echo, steps)
+        finally:
+            await dvcqg.stop_async()
+    raise AssertionError("unreachable")  # pragma: no cover - the with block always returns
+
+
+async def _run(
+    directory: Path,
+    api_sock: socket.socket,
+    api_port: int,
+    sims: Simulators,
+    keep_running: bool,
+    echo: Echo,
+    steps: Sequence[DemoStep],
+) -> int:
+    write_images(directory)
+    settings = demo_settings(directory, api_port, sims)
     await asyncio.to_thread(upgrade, settings.database_url)
     db = Database.connect(settings.database_url)
-    delivery = _optional("hub.delivery")
-    portal = StandInPortal(unknown_procedures={"lgsp-tinh": {"2.001641.H42"}})
-    stop = asyncio.Event()
-    servers: list[uvicorn.Server] = []
-    tasks: list[asyncio.Task[Any]] = []
+    server: uvicorn.Server | None = None
+    serving: asyncio.Task[Any] | None = None
+    ctx: DemoContext | None = None
     try:
-        token = ApiKeyService(db).create("demo-source", "source", actor="hub demo").token
+        keys = ApiKeyService(db)
+        token = keys.create("demo-source", "source", actor="hub demo").token
+        officer_token = keys.create("demo-van-thu", "officer", actor="hub demo").token
         app = create_app(settings, db)
-        for asgi, sock in ((portal.asgi(), portal_sock), (app, api_sock)):
-            server = uvicorn.Server(uvicorn.Config(asgi, log_config=None, access_log=False, lifespan="on"))
-            # One process, two servers: Ctrl-C is handled by asyncio.run, not by each server.
-            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-            servers.append(server)
-            tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
-        while not all(s.started for s in servers):
-            if any(t.done() for t in tasks):
-                raise ConfigurationError("the demo servers did not start")
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+        # Ctrl-C is handled by asyncio.run (and _until_signalled), not by the server.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        serving = asyncio.create_task(server.serve(sockets=[api_sock]), name="api")
+        while not server.started:
+            if serving.done():
+                raise ConfigurationError("the demo API did not start")
             await asyncio.sleep(0.02)
         base = f"http://127.0.0.1:{api_port}"
         echo(f"hub demo: API {base}/api/v1/docs  (database {settings.database_url})")
-        if delivery is not None and hasattr(delivery, "run_worker"):
-            tasks.append(asyncio.create_task(delivery.run_worker(settings, db, stop), name="worker"))
-        async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as api:
-            ctx = DemoContext(settings=settings, db=db, api=api, portal=portal, echo=echo)
+        echo(f"  DVCQG simulator {sims.dvcqg.adapter_url} (REST JSON, kind=dvcqg)")
+        echo(f"  LGSP simulator  {sims.lgsp.soap12_url} (SOAP 1.2, kind=lgsp_soap)")
+        echo(f"  test PKI        {sims.pki.base_url} (OCSP, CRL, TSA)")
+        for line in inject_faults(sims):
+            echo(f"  sự cố / fault: {line}")
+        auth = {"Authorization": f"Bearer {token}"}
+        officer_auth = {"Authorization": f"Bearer {officer_token}"}
+        async with (
+            httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as api,
+            httpx.AsyncClient(base_url=base, headers=officer_auth, timeout=60) as officer_api,
+        ):
+            results = app.state.services.extras.get("results")
+            ctx = DemoContext(
+                settings=settings,
+                db=db,
+                api=api,
+                officer_api=officer_api,
+                sims=sims,
+                results=results if isinstance(results, ResultSigningService) else None,
+                echo=echo,
+                directory=directory,
+            )
             ctx.dossiers = sample_dossiers()
-            ctx.worker_running = delivery is not None and hasattr(delivery, "run_worker")
-            ctx.dlq = _optional("hub.dlq.service")
+            await start_worker(ctx)
             for number, step in enumerate(steps, 1):
                 echo(f"[{number}/{len(steps)}] {step.title}")
                 try:
                     await step.run(ctx)
-                except StepSkipped as exc:
-                    ctx.skipped.append(f"{step.title}: {exc}")
-                    echo(f"  skipped: {exc}")
+                except (HubError, httpx.HTTPError, RuntimeError) as exc:
+                    ctx.failures.append(f"{step.title}: {exc}")
+                    echo(f"  FAILED: {exc}")
             echo("")
-            echo(render_summary(summary_rows(ctx)))
-            for note in ctx.skipped:
-                echo(f"SKIPPED {note}")
+            rows = await asyncio.to_thread(summary_rows, ctx)
+            echo(render_summary(rows))
+            echo(render_endpoints(await asyncio.to_thread(endpoint_stats, ctx)))
+            for line in render_signing(ctx):
+                echo(line)
             for failure in ctx.failures:
                 echo(f"FAILED {failure}")
             status = 1 if ctx.failures else 0
             echo("RESULT: " + ("OK, every message delivered or replayed" if status == 0 else "FAILED"))
-            if ctx.dossiers:
+            if ctx.dossiers and ctx.dossiers[0].code:
                 first = ctx.dossiers[0]
                 echo(f"Tra cứu / lookup: {base}/tra-cuu?MHS={first.code}&SGT={first.id_number}")
             echo(f"source API key (demo only): {token}")
         if keep_running:
-            echo("API still running; press Ctrl-C to stop.")
-            await _until_signalled([t for t in tasks if t.get_name() != "worker"])
+            echo("API, simulators and test PKI still running; press Ctrl-C to stop.")
+            await _until_signalled([serving])
         return status
     finally:
-        stop.set()
-        for server in servers:
+        if ctx is not None:
+            await stop_worker(ctx)
+        if server is not None:
             server.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if serving is not None:
+            await asyncio.gather(serving, return_exceptions=True)
         db.dispose()

@@ -10,7 +10,10 @@ import typer
 
 from hub.logging import configure_logging
 
-app = typer.Typer(help="End-to-end demonstration on SQLite with a flaky local portal.", add_completion=False)
+app = typer.Typer(
+    help="End-to-end demonstration: DVCQG and LGSP simulators with faults, signing, DLQ replay.",
+    add_completion=False,
+)
 
 
 @app.command("demo")
@@ -24,7 +27,8 @@ def demo(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the hub's logs")] = False,
 ) -> None:
-    """Feed sample Ninh Bình dossiers through the hub and show retries, ordering and DLQ replay."""
+    """Feed sample Ninh Bình dossiers through the hub to the DVCQG and LGSP simulators (with faults),
+    sign a result paper with the test PKI, and show retries, ordering, DLQ replay and the checks."""
     from hub.demo import run_demo
 
     configure_logging("INFO" if verbose else "ERROR", json_lines=False)

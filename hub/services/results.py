@@ -116,6 +116,11 @@ class ResultSigningService:
 
     # --- public -------------------------------------------------------------------------------
 
+    @property
+    def files(self) -> FileStore:
+        """The file store signed papers are saved to (and drafts are read from)."""
+        return self._files
+
     def sign_and_attach(
         self,
         dossier_code: str,
