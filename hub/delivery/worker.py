@@ -452,22 +452,36 @@ class Worker:
                 log.warning("worker %s lost %d lease(s); their results will be dropped", self.worker_id, lost)
 
     async def _maintenance_loop(self) -> None:
+        """Rescue expired leases; start queued DLQ bulk jobs (one at a time, in a thread)."""
         max_attempts = {name: policy.max_attempts for name, policy in self.policies.items()}
-        while True:
-            try:
-                rescued = await asyncio.to_thread(self.store.rescue_expired, max_attempts, self.worker_id)
-                if rescued:
-                    self.stats.rescued += len(rescued)
-                    log.warning("rescued %d message(s) with expired leases", len(rescued))
-                    self._wake.set()
-                if self._process_bulk_jobs:
-                    from hub.dlq.service import run_next_bulk_job
-
-                    if await asyncio.to_thread(run_next_bulk_job, self.db):
+        bulk: asyncio.Task[None] | None = None
+        try:
+            while True:
+                try:
+                    rescued = await asyncio.to_thread(self.store.rescue_expired, max_attempts, self.worker_id)
+                    if rescued:
+                        self.stats.rescued += len(rescued)
+                        log.warning("rescued %d message(s) with expired leases", len(rescued))
                         self._wake.set()
-            except Exception:
-                log.exception("maintenance pass failed")
-            await asyncio.sleep(MAINTENANCE_INTERVAL)
+                except Exception:
+                    log.exception("rescue pass failed")
+                if self._process_bulk_jobs and (bulk is None or bulk.done()):
+                    bulk = asyncio.create_task(self._run_bulk_job(), name="bulk-job")
+                await asyncio.sleep(MAINTENANCE_INTERVAL)
+        finally:
+            if bulk is not None and not bulk.done():
+                # The thread finishes its current chunk, sees ``_stopping`` and puts the job
+                # back in the queue for the next worker.
+                bulk.cancel()
+
+    async def _run_bulk_job(self) -> None:
+        from hub.dlq.service import run_next_bulk_job
+
+        try:
+            if await asyncio.to_thread(run_next_bulk_job, self.db, should_stop=lambda: self._stopping):
+                self._wake.set()
+        except Exception:
+            log.exception("DLQ bulk job failed")
 
     async def _listen_loop(self) -> None:
         import psycopg

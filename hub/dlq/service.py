@@ -12,6 +12,7 @@ dead message releases the later messages of its dossier that it was holding (§6
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -499,20 +500,24 @@ def resume_bulk_job(db: Database, job_id: int, *, actor: str) -> BulkJobView:
     return get_bulk_job(db, job_id)
 
 
-def run_next_bulk_job(db: Database) -> bool:
-    """Run the oldest queued job, if any (called by the worker's maintenance loop)."""
+def run_next_bulk_job(db: Database, *, should_stop: Callable[[], bool] | None = None) -> bool:
+    """Run the oldest queued job, if any (called by the worker's maintenance loop).
+
+    ``should_stop`` is checked between chunks: when it turns true (worker shutting down) the
+    job goes back to ``queued`` and the next worker continues it.
+    """
     job_id = _take_job(db, None)
     if job_id is None:
         return False
     try:
-        _run_taken_job(db, job_id)
+        _run_taken_job(db, job_id, should_stop)
     except Exception as exc:
         _mark_failed(db, job_id, exc)
         raise
     return True
 
 
-def _run_taken_job(db: Database, job_id: int) -> None:
+def _run_taken_job(db: Database, job_id: int, should_stop: Callable[[], bool] | None = None) -> None:
     """Process chunks until nothing matches or the job is no longer ``running`` (cancelled).
 
     The job row is not locked while a chunk runs, so a cancel never waits for the chunk; the
@@ -527,6 +532,9 @@ def _run_taken_job(db: Database, job_id: int) -> None:
         with db.transaction() as session:
             if session.scalar(select(BulkJob.state).where(BulkJob.id == job_id)) != BulkState.RUNNING.value:
                 return  # cancelled (or removed) meanwhile
+            if should_stop is not None and should_stop():
+                session.execute(update(BulkJob).where(running).values(state=BulkState.QUEUED.value))
+                return
             query = _filtered(select(OutboxMessage), job.filter).where(OutboxMessage.seq > cursor)
             query = query.order_by(OutboxMessage.seq).limit(BULK_CHUNK).with_for_update()
             rows = session.scalars(query).all()

@@ -258,3 +258,41 @@ def test_a_job_orphaned_by_a_dead_runner_can_be_resumed(db: Database) -> None:
     assert resumed.processed == 5
     assert states(db) == {"pending": 5}
     assert "dlq.bulk_resume" in [e.action for e in audit(db)]
+
+
+def test_a_stopping_runner_puts_the_job_back_in_the_queue(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seqs = [put(db, "portal", f"D{i}") for i in range(25)]
+    kill(db, *seqs)
+    monkeypatch.setattr(service, "BULK_CHUNK", 10)
+    job = service.create_bulk_job(db, BulkAction.RETRY, DlqFilter(), actor="tech")
+    chunks = iter([False, True])  # one chunk, then the worker is asked to stop
+    assert service.run_next_bulk_job(db, should_stop=lambda: next(chunks)) is True
+    paused = service.get_bulk_job(db, job.id)
+    assert paused.state is BulkState.QUEUED
+    assert paused.processed == 10
+    assert service.run_next_bulk_job(db) is True  # another worker picks it up and finishes
+    done = service.get_bulk_job(db, job.id)
+    assert done.state is BulkState.DONE
+    assert done.processed == 25
+    assert states(db) == {"pending": 25}
+
+
+async def test_the_worker_runs_queued_bulk_jobs(db: Database, db_url: str) -> None:
+    sink = Sink()
+    await sink.start()
+    try:
+        seqs = [put(db, "portal", f"D{i % 3}", {"n": i}) for i in range(12)]
+        kill(db, seqs[0], seqs[1], seqs[2])  # the heads of three dossiers; the rest is blocked
+        job = service.create_bulk_job(db, BulkAction.RETRY, DlqFilter(endpoint="portal"), actor="tech")
+        settings = make_settings(db_url, {"portal": sink.url})
+        stop = asyncio.Event()
+        task = asyncio.create_task(Worker(settings, db, worker_id="w").run(stop))
+        await until(lambda: states(db) == {"delivered": 12}, within=30)
+        stop.set()
+        await task
+    finally:
+        await sink.stop()
+    assert service.get_bulk_job(db, job.id).state is BulkState.DONE
+    assert len(sink.state.arrivals) == 12
