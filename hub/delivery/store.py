@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import ColumnClause
 
 from hub.db.base import utcnow
 from hub.db.models import ACTIVE_STATES, DeliveryAttempt, EndpointHealth, MessageState, OutboxMessage
-from hub.db.session import Database
+from hub.db.session import SQLITE_BEGIN_OPTION, Database
 
 _ACTIVE = [state.value for state in ACTIVE_STATES]
 _T = TypeVar("_T")
@@ -116,6 +116,18 @@ class OutboxStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._sqlite = db.engine.dialect.name == "sqlite"
+        self._reader = db.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+
+    def _any(self, condition: Any) -> bool:
+        """SQLite: a read (no write lock) telling whether a write transaction is worth taking.
+
+        An idle worker then polls without queueing on SQLite's single writer lock.
+        """
+        with self._reader.connect() as conn:
+            found = conn.execute(select(OutboxMessage.seq).where(condition).limit(1)).first()
+            conn.rollback()
+        return found is not None
 
     # --- claiming -------------------------------------------------------------------------
 
@@ -127,6 +139,10 @@ class OutboxStore:
         now = utcnow()
         expires = now + timedelta(seconds=lease_seconds)
         claimed: list[ClaimedMessage] = []
+        if self._sqlite and not self._any(
+            and_(OutboxMessage.endpoint.in_(sorted(wants)), claimable_condition(OutboxMessage, now))
+        ):
+            return claimed
         with self.db.engine.begin() as conn:
             for endpoint, limit in sorted(wants.items()):
                 claimed.extend(self._claim_endpoint(conn, endpoint, limit, lease_token, now, expires))
@@ -312,6 +328,11 @@ class OutboxStore:
         """
         now = utcnow()
         rescued: list[int] = []
+        expired = and_(
+            OutboxMessage.state == literal_column("'in_flight'"), OutboxMessage.lease_expires_at < now
+        )
+        if self._sqlite and not self._any(expired):
+            return rescued
         with self.db.engine.begin() as conn:
             query = (
                 select(
@@ -322,10 +343,7 @@ class OutboxStore:
                     OutboxMessage.updated_at,
                     OutboxMessage.manual_retry,
                 )
-                .where(
-                    OutboxMessage.state == MessageState.IN_FLIGHT.value,
-                    OutboxMessage.lease_expires_at < now,
-                )
+                .where(expired)
                 .order_by(OutboxMessage.seq)
                 .limit(limit)
             )
