@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hub.config import Settings
-from hub.errors import ConfigurationError, HubError, InvalidInputError, RetryableError
+from hub.errors import ConfigurationError, ConflictError, HubError, InvalidInputError, RetryableError
 from hub.services.intake import IntakeResult, IntakeService
 from hub.services.signing_keys import key_images
 from hub.storage.files import FileStore
@@ -133,14 +133,25 @@ class ResultSigningService:
         component_code: str | None = None,
         reason: str | None = None,
         max_bytes: int = 20 * 1024 * 1024,
-        idempotency_key: str | None = None,
     ) -> SignedResult:
         """Sign stored file ``file_id`` for ``dossier_code`` and attach it (blocking call).
+
+        The result id defaults to ``KQ-<file_id>``: signing the same draft twice for a dossier
+        is refused (:class:`ConflictError`) instead of storing a second signed copy — each
+        signature carries its own time, so a repeat could never be byte-identical.
 
         Runs the signatures on an event loop of its own: call it from a worker thread (or use
         :meth:`asign_and_attach` from async code).
         """
         dossier = self._intake.get_dossier(dossier_code)  # 404 before any key is touched
+        result_id = result_id or f"KQ-{file_id}"
+        held = next((r for r in dossier.results if r.id == result_id and r.signed), None)
+        if held is not None:
+            raise ConflictError(
+                f"result {result_id} of {dossier.code} is already signed and attached ({held.download_url})",
+                message_vi=f"Kết quả {result_id} của hồ sơ {dossier.code} đã được ký số và đính kèm",
+                details={"result_id": result_id, "download_url": str(held.download_url)},
+            )
         info, path = self._files.get(file_id)
         if info.dossier_code is not None and info.dossier_code != dossier.code:
             raise InvalidInputError(
@@ -178,7 +189,7 @@ class ResultSigningService:
         )
         url = self._files.url_for(stored.id)
         document = ResultDocument(
-            id=result_id or stored.id,
+            id=result_id,
             name=name,
             result_code=result_code,
             component_code=component_code,
@@ -186,9 +197,7 @@ class ResultSigningService:
             sha256=stored.sha256,
             signed=True,
         )
-        outcome = self._intake.attach_result(
-            dossier.code, ResultAttach(result=document), actor=actor, idempotency_key=idempotency_key
-        )
+        outcome = self._intake.attach_result(dossier.code, ResultAttach(result=document), actor=actor)
         return SignedResult(
             dossier_code=dossier.code,
             source_file_id=file_id,

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from hub.config import Settings, load_settings
 from hub.db.models import OutboxMessage, StoredFile
 from hub.db.session import Database
-from hub.errors import CertificateRejectedError, InvalidInputError, NotFoundError
+from hub.errors import CertificateRejectedError, ConflictError, InvalidInputError, NotFoundError
 from hub.services.intake import IntakeService
 from hub.services.results import ResultSigningService
 from hub.services.signing_keys import build_signing_facade
@@ -247,3 +247,18 @@ def test_broken_pdf_is_refused_without_output(world: World) -> None:
     assert caught.value.details["stage"] == "officer"
     assert world.counts() == before
     assert world.intake.get_dossier(CODE).results == []
+
+
+def test_signing_the_same_draft_twice_is_refused_without_a_second_copy(world: World) -> None:
+    file_id = upload(world)
+    first = world.service.sign_and_attach(CODE, file_id, name="Giấy chứng nhận", actor="van-thu")
+    assert first.result.id == f"KQ-{file_id}"
+    before = world.counts()
+
+    with pytest.raises(ConflictError) as caught:
+        world.service.sign_and_attach(CODE, file_id, name="Giấy chứng nhận", actor="van-thu")
+
+    assert "đã được ký số và đính kèm" in caught.value.message_vi
+    assert caught.value.details["download_url"] == first.download_url
+    assert world.counts() == before
+    assert len(world.intake.get_dossier(CODE).results) == 1
