@@ -951,7 +951,10 @@ async def _run(
             echo("")
             rows = await asyncio.to_thread(summary_rows, ctx)
             echo(render_summary(rows))
+            echo("")
+            echo("Theo đầu nhận / per endpoint (thử lại = retries, hàng đợi lỗi = dead_lettered):")
             echo(render_endpoints(await asyncio.to_thread(endpoint_stats, ctx)))
+            echo("Chữ ký số và đường dẫn kết quả / signature and result URL:")
             for line in render_signing(ctx):
                 echo(line)
             for failure in ctx.failures:
