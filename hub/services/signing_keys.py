@@ -6,6 +6,28 @@ Everything is checked once at start-up (files present, variables set, images are
 key is opened then: a wrong PIN tried at every restart could lock a token. Server-held keys are
 device/service certificates or keys the agency decided to keep in its HSM (Decree 68/2024
 Art. 10, signing-law.md §2.2); officers' own tokens go through external signing.
+
+Example (TOML file named by ``HUB_CONFIG_FILE``)::
+
+    [signing]
+    trust_anchor_paths = ["/etc/hub/anchors"]
+    tsa_url = "http://tsa.ca.gov.vn/"
+    result_officer_key = "lanh-ntl"
+    result_agency_key = "so-nnmt"
+
+    [signing.keys.lanh-ntl]
+    kind = "pkcs12"
+    path = "/etc/hub/keys/lanh-ntl.p12"
+    password_env = "HUB_KEY_LANH_NTL_PASSWORD"
+    image_path = "/etc/hub/images/chu-ky-lanh-ntl.png"   # blue signature, transparent PNG
+
+    [signing.keys.so-nnmt]
+    kind = "pkcs11"
+    module = "/usr/lib/x86_64-linux-gnu/libbit4xpki.so"
+    token_label = "SO NNMT NINH BINH"
+    key_label = "agency"
+    pin_env = "HUB_KEY_SO_NNMT_PIN"
+    image_path = "/etc/hub/images/con-dau-so-nnmt.png"   # red seal, real size
 """
 
 from __future__ import annotations
