@@ -137,6 +137,13 @@ class ConfigurationError(PermanentError):
     http_status = 500
 
 
+class FeatureNotConfiguredError(PermanentError):
+    """A capability this deployment has not configured (e.g. server-held signing keys)."""
+
+    code = "not_configured"
+    http_status = 503
+
+
 class AuthenticationError(PermanentError):
     code = "unauthenticated"
     http_status = 401

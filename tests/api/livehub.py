@@ -56,6 +56,7 @@ def hub_settings(database_url: str, data_dir: Path, port: int, **overrides: Any)
         },
         "routing": [{"kinds": ["dossier.sync", "dossier.progress"], "endpoints": ["dvcqg", "lgsp"]}],
     }
+    values["api"].update(overrides.pop("api", {}))
     values.update(overrides)
     return load_settings(**values)
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.api.deps import FilesDep, IntakeDep, SettingsDep, require_role
+from hub.api.deps import FilesDep, IntakeDep, SettingsDep, get_extra, require_role
 from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
 from hub.auth.keys import Principal
+from hub.errors import FeatureNotConfiguredError
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import IntakeResult, MessageView
+from hub.services.results import ResultSigningService, SignedResult
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
 from schemas.dossier import Dossier, ResultDocument
@@ -179,6 +181,48 @@ def upload_result(
         sha256=stored.sha256,
         size=stored.size,
         media_type=stored.media_type,
+    )
+
+
+class SignResultRequest(BaseModel):
+    """Sign a stored draft result (officer, then agency seal) and attach it to the dossier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file_id: Annotated[str, Field(min_length=1, max_length=64)]
+    name: VnName
+    """``TenGiayTo`` of the result paper."""
+    result_code: Annotated[str | None, Field(max_length=100)] = None
+    component_code: Annotated[str | None, Field(max_length=100)] = None
+    reason: Annotated[str | None, Field(max_length=500)] = None
+
+
+@router.post(
+    "/dossiers/{code}/results/sign",
+    summary="Sign a stored result paper (Decree 30: officer, then agency seal) and attach it",
+    status_code=201,
+    dependencies=JSON_ONLY,
+)
+def sign_result(
+    code: str,
+    command: SignResultRequest,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_role("officer"))],
+) -> SignedResult:
+    service = get_extra(request, "results")
+    if not isinstance(service, ResultSigningService):
+        raise FeatureNotConfiguredError(
+            "server-held signing keys are not configured (signing.keys, signing.result_*_key)",
+            message_vi="chưa cấu hình khóa ký số của đơn vị trên hệ thống",
+        )
+    return service.sign_and_attach(
+        code,
+        command.file_id,
+        name=command.name,
+        actor=principal.name,
+        result_code=command.result_code,
+        component_code=command.component_code,
+        reason=command.reason,
     )
 
 
