@@ -34,10 +34,10 @@ from hub.db.models import (
     DossierRow,
     DossierSequence,
     IdempotencyRecord,
-    MessageState,
-    OutboxMessage,
 )
 from hub.db.session import Database
+from hub.dlq.models import DlqFilter, MessageSummary
+from hub.dlq.service import list_messages
 from hub.errors import ConflictError, InvalidInputError, NotFoundError
 from hub.outbox.enqueue import enqueue
 from hub.outbox.routing import RouteQuery, Router
@@ -56,21 +56,6 @@ class IntakeResult(BaseModel):
     duplicate: bool = False
     """True when nothing new was stored (repeated key, old version, unchanged content)."""
     message_ids: list[str] = Field(default_factory=list)
-
-
-class MessageView(BaseModel):
-    """A dossier's outbound message as the source system and technicians see it."""
-
-    message_id: str
-    endpoint: str
-    kind: str
-    state: str
-    """``pending``, ``in_flight``, ``delivered``, ``dead``, ``discarded`` or ``blocked``."""
-    attempts: int
-    last_error: str | None
-    error_class: str | None
-    created_at: str
-    delivered_at: str | None
 
 
 def owner_id_digest(id_number: str) -> str:
@@ -240,37 +225,11 @@ class IntakeService:
                 raise NotFoundError(f"dossier {code} not found", message_vi=f"không tìm thấy hồ sơ {code}")
             return Dossier.model_validate(row.document)
 
-    def delivery_state(self, code: str) -> list[MessageView]:
-        """Every outbound message of a dossier, marking those held behind a dead head."""
+    def delivery_state(self, code: str) -> list[MessageSummary]:
+        """Every outbound message of a dossier, oldest first, with those held behind a dead
+        letter shown as ``blocked`` (the same view technicians get from the DLQ)."""
         code = validate_dossier_code(code)
-        with self._db.sessions() as session:
-            rows = session.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.dossier_code == code)
-                .order_by(OutboxMessage.endpoint, OutboxMessage.seq)
-            ).all()
-        views: list[MessageView] = []
-        dead_endpoints: set[str] = set()
-        for row in rows:
-            state = row.state
-            if state == MessageState.DEAD.value:
-                dead_endpoints.add(row.endpoint)
-            elif state == MessageState.PENDING.value and row.endpoint in dead_endpoints:
-                state = "blocked"
-            views.append(
-                MessageView(
-                    message_id=row.message_id,
-                    endpoint=row.endpoint,
-                    kind=row.kind,
-                    state=state,
-                    attempts=row.attempts,
-                    last_error=row.last_error,
-                    error_class=row.error_class,
-                    created_at=row.created_at.isoformat(),
-                    delivered_at=row.delivered_at.isoformat() if row.delivered_at else None,
-                )
-            )
-        return views
+        return list_messages(self._db, DlqFilter(dossier_code=code, state=None), limit=1000)
 
     # --- internals ----------------------------------------------------------------------------
 

@@ -176,3 +176,24 @@ def test_sequence_generator_is_unique_under_concurrency(db: Database) -> None:
     assert sorted(codes)[0] == "000.00.18.H42-251125-0001"
     assert sorted(codes)[-1] == "000.00.18.H42-251125-0060"
     assert service.next_dossier_code("000.00.18.H42", date(2025, 11, 26)).endswith("-251126-0001")
+
+
+def test_delivery_state_shows_messages_held_behind_a_dead_letter(db: Database) -> None:
+    service = IntakeService(db, settings())
+    code = "000.00.18.H42-251125-0001"
+    service.upsert_dossier(DossierUpsert(dossier=make_dossier()), actor="src")
+    with db.transaction() as s:
+        head = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.endpoint == "dvcqg").order_by(OutboxMessage.seq)
+        ).first()
+        assert head is not None
+        head.state = "dead"
+    step = ProcessingStep(handler="A", at=T0, content="Thẩm định", status=DossierStatus.PROCESSING)
+    service.add_step(code, StepAdd(step=step), actor="src")
+    states = {(m.endpoint, m.kind): m.state.value for m in service.delivery_state(code)}
+    assert states == {
+        ("dvcqg", "dossier.sync"): "dead",
+        ("dvcqg", "dossier.progress"): "blocked",
+        ("lgsp", "dossier.sync"): "pending",
+        ("lgsp", "dossier.progress"): "pending",
+    }

@@ -18,9 +18,10 @@ from hub.api.deps import FilesDep, IntakeDep, SettingsDep, get_extra, require_ro
 from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
 from hub.auth.keys import Principal
+from hub.dlq.models import MessageSummary
 from hub.errors import FeatureNotConfiguredError
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
-from hub.services.intake import IntakeResult, MessageView
+from hub.services.intake import IntakeResult
 from hub.services.results import ResultSigningService, SignedResult
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
@@ -227,7 +228,7 @@ def sign_result(
 
 
 @router.get("/dossiers/{code}/deliveries", summary="Delivery state of each outbound message")
-def deliveries(code: str, intake: IntakeDep, _principal: Reader) -> list[MessageView]:
+def deliveries(code: str, intake: IntakeDep, _principal: Reader) -> list[MessageSummary]:
     intake.get_dossier(code)
     return intake.delivery_state(code)
 
