@@ -1,15 +1,30 @@
-"""Connector throughput: deliveries per second through a real connector to a simulator that runs
-in a separate process, with N concurrent deliveries, plus a cProfile of the hub side.
+"""Connector throughput and per-message cost: real connectors against simulators in their own process.
+
+Every case sends ``dossier.sync`` N times with C deliveries in flight through a real connector
+to a simulator started as a separate process on a free loopback port:
+
+* ``dvcqg-json``: DVCQG JSON connector on httpx's own (httpcore) pool → ``hub simulate dvcqg``;
+* ``dvcqg-json-aiohttp``: the same on the hub's aiohttp-backed client
+  (:func:`connectors.http.build_http_client`, the production default);
+* ``lgsp-soap11`` / ``lgsp-soap12``: :class:`LgspSoapConnector` (zeep) → ``hub simulate lgsp``
+  (the simulator XSD-validates each request with libxml2 and checks the UsernameToken digest);
+* ``lgsp-rest``: :class:`LgspRestConnector` (JSON, OAuth2) → the same LGSP simulator
+  (bodies checked with the pydantic wire models, ``--rest-validation model``).
+
+All LGSP cases use the aiohttp-backed client. Each case prints deliveries/s, latency
+percentiles, CPU milliseconds per delivery in the hub process (``time.process_time``) and in
+the simulator process (``/proc/<pid>/stat``); the SOAP cases add the cost of the mapping and of
+zeep's envelope build alone; the DVCQG cases add ``dossier.progress`` (CapNhatTienDoHoSoMC)
+throughput. ``--profile-top N`` adds a cProfile of the hub side over a separate, smaller run
+(cProfile slows everything down several times). A summary table closes the output, then the
+SOAP-vs-JSON per-message cost ratios (hub CPU per delivery and wall-clock per message of the
+SOAP cases divided by those of ``dvcqg-json-aiohttp``).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_connectors.py                 # every case
-    .venv/bin/python benchmarks/bench_connectors.py --case dvcqg-json -n 3000 -c 64
-    .venv/bin/python benchmarks/bench_connectors.py --profile-top 20
-
-Adding a case (e.g. the LGSP SOAP connector): write ``async def bench_x(opts: BenchOptions) ->
-CaseResult`` that starts its simulator with :func:`start_process`, drives deliveries with
-:func:`drive`, and register it with ``@case("name")``.
+    .venv/bin/python benchmarks/bench_connectors.py                  # every case, n=2000, c=32
+    .venv/bin/python benchmarks/bench_connectors.py --case dvcqg-json-aiohttp --case lgsp-soap11
+    .venv/bin/python benchmarks/bench_connectors.py --case lgsp-soap12 -n 3000 -c 64 --profile-top 20
 """
 
 from __future__ import annotations
@@ -32,19 +47,26 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from connectors.base import Connector, Delivery  # noqa: E402
+from connectors.http import TransportKind, build_http_client  # noqa: E402
+from hub.config import EndpointSettings  # noqa: E402
 from schemas.dossier import Channel, Dossier, Owner, ProcessingStep  # noqa: E402
 from schemas.messages import DossierProgressPayload, DossierSyncPayload  # noqa: E402
 from schemas.status import DossierStatus  # noqa: E402
 from schemas.timefmt import VN_TZ  # noqa: E402
 
+T0 = datetime(2025, 6, 12, 8, 5, tzinfo=VN_TZ)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+WARM_UP = 50
+#: Baseline of the SOAP-vs-JSON ratio: the DVCQG JSON path on the production HTTP client.
+JSON_BASELINE = "dvcqg-json-aiohttp"
+SOAP_CASES = ("lgsp-soap11", "lgsp-soap12")
 
-@dataclass
+
+@dataclass(frozen=True)
 class BenchOptions:
     deliveries: int
     concurrency: int
@@ -54,52 +76,66 @@ class BenchOptions:
 @dataclass
 class CaseResult:
     name: str
+    description: str
     deliveries: int
     concurrency: int
     seconds: float
     latencies_ms: list[float]
     errors: int
-    profile: str = ""
+    hub_cpu_ms: float
+    simulator_cpu_ms: float
     notes: list[str] = field(default_factory=list)
+    profile: str = ""
 
     @property
     def rate(self) -> float:
         return self.deliveries / self.seconds if self.seconds else 0.0
 
-    def lines(self) -> list[str]:
+    @property
+    def wall_ms_per_message(self) -> float:
+        return self.seconds * 1000 / self.deliveries
+
+    @property
+    def hub_cpu_per_delivery(self) -> float:
+        return self.hub_cpu_ms / self.deliveries
+
+    @property
+    def simulator_cpu_per_delivery(self) -> float:
+        return self.simulator_cpu_ms / self.deliveries
+
+    def percentile(self, p: float) -> float:
         lat = sorted(self.latencies_ms)
+        return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else 0.0
 
-        def pct(p: float) -> float:
-            return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else 0.0
-
+    def lines(self) -> list[str]:
+        mean = statistics.fmean(self.latencies_ms) if self.latencies_ms else 0.0
         return [
-            f"case {self.name}: {self.deliveries} deliveries, concurrency {self.concurrency}",
-            f"  throughput   {self.rate:8.1f} deliveries/s  ({self.seconds:.2f} s, {self.errors} errors)",
-            f"  latency ms   p50 {pct(0.50):.1f}  p90 {pct(0.90):.1f}  p99 {pct(0.99):.1f}"
-            f"  mean {statistics.fmean(lat) if lat else 0:.1f}",
+            f"case {self.name} ({self.description}): {self.deliveries} deliveries,"
+            f" concurrency {self.concurrency}",
+            f"  throughput       {self.rate:8.1f} deliveries/s  ({self.seconds:.2f} s, {self.errors} errors)",
+            f"  latency ms       p50 {self.percentile(0.5):.1f}  p90 {self.percentile(0.9):.1f}"
+            f"  p99 {self.percentile(0.99):.1f}  mean {mean:.1f}",
+            f"  CPU ms/delivery  hub {self.hub_cpu_per_delivery:.3f}"
+            f"  simulator {self.simulator_cpu_per_delivery:.3f}",
             *(f"  note: {n}" for n in self.notes),
         ]
 
 
-CASES: dict[str, Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]]] = {}
+Case = Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]]
+CASES: dict[str, Case] = {}
 
 
-def case(
-    name: str,
-) -> Callable[
-    [Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]]],
-    Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]],
-]:
-    def register(
-        fn: Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]],
-    ) -> Callable[[BenchOptions], Coroutine[Any, Any, CaseResult]]:
+def case(name: str) -> Callable[[Case], Case]:
+    """Register a case under ``name`` (default run order = registration order)."""
+
+    def register(fn: Case) -> Case:
         CASES[name] = fn
         return fn
 
     return register
 
 
-# --- shared helpers -------------------------------------------------------------------------
+# --- processes, ports, CPU --------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -108,25 +144,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def process_cpu_ms(pid: int) -> float:
+    """User + system CPU of ``pid`` so far (fields 14 and 15 of ``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / CLK_TCK
+
+
 @contextmanager
-def start_process(args: list[str], ready_marker: str, timeout: float = 30) -> Iterator[subprocess.Popen[str]]:
-    """Run a simulator in its own process until its stdout shows ``ready_marker``."""
+def simulator(module: str, port: int, ready: str, *extra: str) -> Iterator[subprocess.Popen[str]]:
+    """Run ``python -m module --port port`` until its output shows ``ready``; stop it afterwards."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", module, "--port", str(port), *extra]
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env
     )
-    deadline = time.monotonic() + timeout
     assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if ready_marker in line:
-            break
-        if proc.poll() is not None:
-            raise RuntimeError(f"simulator exited early: {line}")
-    else:
-        proc.kill()
-        raise RuntimeError("simulator did not start")
+    deadline = time.monotonic() + 30
     try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if ready in line:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"simulator {module} exited early: {line}")
+        else:
+            raise RuntimeError(f"simulator {module} did not start within 30 s")
         yield proc
     finally:
         proc.terminate()
@@ -134,6 +176,51 @@ def start_process(args: list[str], ready_marker: str, timeout: float = 30) -> It
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# --- sample messages --------------------------------------------------------------------------
+
+
+def sample_dossier(n: int) -> Dossier:
+    return Dossier(
+        code=f"000.00.18.H42-250612-{n:05d}",
+        agency_code="000.00.18.H42",
+        procedure_code="1.003901.H42",
+        procedure_name="Cấp giấy chứng nhận cơ sở đủ điều kiện",
+        field_code="NN-TT",
+        field_name="Trồng trọt",
+        channel=Channel.ONLINE,
+        owner=Owner(name="Nguyễn Thị Hoà", id_number="037190001234"),
+        summary="Đề nghị cấp giấy chứng nhận cơ sở đủ điều kiện sản xuất giống cây trồng",
+        status=DossierStatus.PROCESSING,
+        received_at=T0,
+        due_at=T0 + timedelta(days=10),
+        processing_agency="Sở Nông nghiệp và Môi trường tỉnh Ninh Bình",
+    )
+
+
+def sync_delivery(n: int, endpoint: str) -> Delivery:
+    payload = DossierSyncPayload(dossier=sample_dossier(n), revision=1).model_dump(mode="json")
+    return Delivery(f"m-{n}", endpoint, "dossier.sync", payload)
+
+
+def progress_delivery(n: int, endpoint: str) -> Delivery:
+    """``dossier.progress`` with ten processing steps."""
+    steps = [
+        ProcessingStep(
+            handler="Cán bộ thụ lý",
+            at=T0 + timedelta(hours=i),
+            content="Thẩm định",
+            status=DossierStatus.PROCESSING,
+        )
+        for i in range(10)
+    ]
+    dossier = sample_dossier(n)
+    payload = DossierProgressPayload(dossier_code=dossier.code, steps=steps, dossier=dossier, revision=2)
+    return Delivery(f"p-{n}", endpoint, "dossier.progress", payload.model_dump(mode="json"))
+
+
+# --- drive and measure ------------------------------------------------------------------------
 
 
 async def drive(
@@ -161,81 +248,72 @@ async def drive(
     return time.perf_counter() - started, latencies, errors
 
 
-def profiled(top: int) -> tuple[cProfile.Profile, Callable[[], str]]:
-    profile = cProfile.Profile()
-
-    def report() -> str:
+async def measure(
+    name: str, description: str, connector: Connector, endpoint: str, simulator_pid: int, opts: BenchOptions
+) -> CaseResult:
+    """Warm up, time N sync deliveries (wall, hub CPU, simulator CPU), then profile if asked."""
+    warm_up = [sync_delivery(90000 + i, endpoint) for i in range(1, WARM_UP + 1)]
+    await drive(connector, warm_up, opts.concurrency)  # login / token / connection pool
+    n = opts.deliveries
+    deliveries = [sync_delivery(i, endpoint) for i in range(1, n + 1)]
+    simulator_before, hub_before = process_cpu_ms(simulator_pid), time.process_time()
+    seconds, latencies, errors = await drive(connector, deliveries, opts.concurrency)
+    hub_cpu = (time.process_time() - hub_before) * 1000
+    simulator_cpu = process_cpu_ms(simulator_pid) - simulator_before
+    result = CaseResult(
+        name, description, n, opts.concurrency, seconds, latencies, errors, hub_cpu, simulator_cpu
+    )
+    if opts.profile_top:
+        profile = cProfile.Profile()
+        sample = [sync_delivery(n + i, endpoint) for i in range(1, max(200, n // 4) + 1)]
+        profile.enable()
+        await drive(connector, sample, opts.concurrency)
+        profile.disable()
         out = io.StringIO()
-        stats = pstats.Stats(profile, stream=out).strip_dirs().sort_stats("tottime")
-        stats.print_stats(top)
-        return out.getvalue()
-
-    return profile, report
-
-
-T0 = datetime(2025, 6, 12, 8, 5, tzinfo=VN_TZ)
+        pstats.Stats(profile, stream=out).strip_dirs().sort_stats("tottime").print_stats(opts.profile_top)
+        result.profile = out.getvalue()
+        result.notes.append(f"cProfile over {len(sample)} extra deliveries")
+    return result
 
 
-def sample_dossier(n: int) -> Dossier:
-    return Dossier(
-        code=f"000.00.18.H42-250612-{n:05d}",
-        agency_code="000.00.18.H42",
-        procedure_code="1.003901.H42",
-        procedure_name="Cấp giấy chứng nhận cơ sở đủ điều kiện",
-        field_code="NN-TT",
-        field_name="Trồng trọt",
-        channel=Channel.ONLINE,
-        owner=Owner(name="Nguyễn Thị Hoà", id_number="037190001234"),
-        summary="Đề nghị cấp giấy chứng nhận cơ sở đủ điều kiện sản xuất giống cây trồng",
-        status=DossierStatus.PROCESSING,
-        received_at=T0,
-        due_at=T0 + timedelta(days=10),
-        processing_agency="Sở Nông nghiệp và Môi trường tỉnh Ninh Bình",
+async def measure_progress(connector: Connector, endpoint: str, opts: BenchOptions) -> str:
+    """``dossier.progress`` on dossiers synced by :func:`measure`; a one-line note."""
+    progress = [progress_delivery(i, endpoint) for i in range(1, min(opts.deliveries, 1000) + 1)]
+    hub_before = time.process_time()
+    seconds, latencies, errors = await drive(connector, progress, opts.concurrency)
+    hub_cpu = (time.process_time() - hub_before) * 1000 / len(progress)
+    return (
+        f"progress (10 steps each): {len(progress) / seconds:.1f} deliveries/s,"
+        f" p50 {sorted(latencies)[len(latencies) // 2]:.1f} ms, hub CPU {hub_cpu:.3f} ms/delivery,"
+        f" {errors} errors"
     )
 
 
-# --- DVCQG JSON -----------------------------------------------------------------------------
+def zeep_serialisation_ms(connector: Any, rounds: int = 500) -> tuple[float, float]:
+    """Mean ms per message for the mapping and for zeep's envelope build alone."""
+    from connectors.lgsp.mapping import to_sync_document
+
+    dossier = sample_dossier(1)
+    body: dict[str, Any] = {}
+    started = time.perf_counter()
+    for _ in range(rounds):
+        body = {"Document": to_sync_document(dossier).model_dump(exclude_none=True)}
+    mapped = time.perf_counter()
+    for i in range(rounds):
+        connector.client.build_envelope("sync", body, f"s-{i}")
+    built = time.perf_counter()
+    return (mapped - started) * 1000 / rounds, (built - mapped) * 1000 / rounds
 
 
-def _sync_delivery(n: int) -> Delivery:
-    payload = DossierSyncPayload(dossier=sample_dossier(n), revision=1).model_dump(mode="json")
-    return Delivery(f"m-{n}", "dvcqg", "dossier.sync", payload)
+# --- DVCQG JSON -------------------------------------------------------------------------------
 
 
-def _progress_delivery(n: int) -> Delivery:
-    steps = [
-        ProcessingStep(
-            handler="Cán bộ thụ lý",
-            at=T0 + timedelta(hours=i),
-            content="Thẩm định",
-            status=DossierStatus.PROCESSING,
-        )
-        for i in range(10)
-    ]
-    dossier = sample_dossier(n)
-    payload = DossierProgressPayload(dossier_code=dossier.code, steps=steps, dossier=dossier, revision=2)
-    return Delivery(f"p-{n}", "dvcqg", "dossier.progress", payload.model_dump(mode="json"))
-
-
-def _http_client(transport: str, concurrency: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    timeout = httpx.Timeout(30, connect=5)
-    if transport == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
-
-        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
-    return httpx.AsyncClient(limits=limits, timeout=timeout)
-
-
-async def _bench_dvcqg(opts: BenchOptions, transport: str) -> CaseResult:
-    """``dossier.sync`` (DongBoHoSoMC create) through DvcqgConnector to the DVCQG simulator."""
+async def _bench_dvcqg(opts: BenchOptions, name: str, transport: TransportKind) -> CaseResult:
+    """``dossier.sync`` (DongBoHoSoMC) then ``dossier.progress`` through the DVCQG connector."""
     from connectors.dvcqg import build_dvcqg_connector
-    from hub.config import EndpointSettings
 
-    name = f"dvcqg-json ({transport} transport)"
     port = free_port()
-    command = [sys.executable, "-m", "hub.commands.simulate_dvcqg", "--port", str(port)]
-    with start_process(command, "simulator listening"):
+    with simulator("hub.commands.simulate_dvcqg", port, "simulator listening") as proc:
         settings = EndpointSettings.model_validate(
             {
                 "kind": "dvcqg",
@@ -245,139 +323,161 @@ async def _bench_dvcqg(opts: BenchOptions, transport: str) -> CaseResult:
                 "options": {"madonvi": "000.00.18.H42"},
             }
         )
-        async with _http_client(transport, opts.concurrency) as http:
+        async with build_http_client(max_connections=opts.concurrency, transport=transport) as http:
             connector = build_dvcqg_connector("dvcqg", settings, http)
-            await connector.deliver(_sync_delivery(0))  # warm-up: login + one record
-            n = opts.deliveries
-            cpu = time.process_time()
-            seconds, latencies, errors = await drive(
-                connector, [_sync_delivery(i) for i in range(1, n + 1)], opts.concurrency
-            )
-            cpu_ms = (time.process_time() - cpu) * 1000 / n
-            progress = [_progress_delivery(i) for i in range(1, min(n, 1000) + 1)]
-            p_seconds, _, p_errors = await drive(connector, progress, opts.concurrency)
-            # a separate, smaller profiled run: cProfile slows everything down several times
-            profile, report = profiled(opts.profile_top)
-            sample = [_sync_delivery(i) for i in range(n + 1, n + 1 + max(200, n // 4))]
-            profile.enable()
-            await drive(connector, sample, opts.concurrency)
-            profile.disable()
-            logins = connector.client.login_count
+            pool = "httpx/httpcore" if transport is TransportKind.HTTPX else "aiohttp"
+            description = f"DVCQG JSON, {pool} transport"
+            result = await measure(name, description, connector, "dvcqg", proc.pid, opts)
+            result.notes.append(await measure_progress(connector, "dvcqg", opts))
+            result.notes.append(f"logins during the run: {connector.client.login_count}")
             await connector.aclose()
-    result = CaseResult(name, n, opts.concurrency, seconds, latencies, errors)
-    result.profile = report()
-    result.notes.append(
-        f"progress (CapNhatTienDoHoSoMC, 10 steps each): {len(progress) / p_seconds:.1f} deliveries/s,"
-        f" {p_errors} errors"
-    )
-    result.notes.append(f"hub CPU {cpu_ms:.3f} ms per delivery (time.process_time)")
-    result.notes.append(f"logins during the run: {logins}; profile over {len(sample)} extra deliveries")
     return result
 
 
 @case("dvcqg-json")
 async def bench_dvcqg(opts: BenchOptions) -> CaseResult:
-    return await _bench_dvcqg(opts, "httpcore")
+    return await _bench_dvcqg(opts, "dvcqg-json", TransportKind.HTTPX)
 
 
 @case("dvcqg-json-aiohttp")
 async def bench_dvcqg_aiohttp(opts: BenchOptions) -> CaseResult:
-    return await _bench_dvcqg(opts, "aiohttp")
+    return await _bench_dvcqg(opts, "dvcqg-json-aiohttp", TransportKind.AIOHTTP)
 
 
-# --- LGSP: SOAP (zeep) and REST (JSON) ---------------------------------------------------------
-# (fuller breakdown, CPU per side and the serialisation share: benchmarks/bench_soap.py)
+# --- LGSP: SOAP (zeep) and REST (JSON) --------------------------------------------------------
+
+# REST bodies checked with the pydantic wire models: xmlschema (the simulator's default) costs
+# about 2 ms per record and would make the simulator the bottleneck of the JSON case.
+_LGSP_ARGS = ("--rest-validation", "model")
 
 
-async def _bench_lgsp(opts: BenchOptions, flavour: str) -> CaseResult:
-    """``dossier.sync`` through the LGSP connector to ``hub simulate lgsp`` in its own process.
+async def _bench_soap(opts: BenchOptions, version: str) -> CaseResult:
+    from connectors.lgsp import build_lgsp_soap_connector
 
-    SOAP requests are XSD-validated (libxml2) and their UsernameToken digest checked by the
-    simulator; REST bodies are checked with the wire models (``--rest-validation model``).
-    """
-    from connectors.lgsp import build_lgsp_rest_connector, build_lgsp_soap_connector
-    from hub.config import EndpointSettings
-
+    name = f"lgsp-soap{version.replace('.', '')}"
     port = free_port()
-    command = [sys.executable, "-m", "hub.commands.simulate_lgsp", "--port", str(port)]
-    with start_process([*command, "--rest-validation", "model"], '"soap11"'):
-        base = f"http://127.0.0.1:{port}"
-        async with _http_client("aiohttp", opts.concurrency) as http:
-            connector: Connector
-            if flavour == "rest":
-                settings = EndpointSettings.model_validate(
-                    {
-                        "kind": "lgsp_rest",
-                        "url": base,
-                        "client_id": "hub-client",
-                        "client_secret": "hub-client-secret",
-                    }
-                )
-                connector = build_lgsp_rest_connector("lgsp", settings, http)
-            else:
-                settings = EndpointSettings.model_validate(
-                    {
-                        "kind": "lgsp_soap",
-                        "url": f"{base}/lgsp/soap{flavour.replace('.', '')}",
-                        "username": "hub",
-                        "password": "hub-secret",
-                        "options": {"soap_version": flavour},
-                    }
-                )
-                connector = build_lgsp_soap_connector("lgsp", settings, http)
-            await connector.deliver(_sync_delivery(0))  # warm-up (token / first connection)
-            n = opts.deliveries
-            cpu = time.process_time()
-            seconds, latencies, errors = await drive(
-                connector, [_sync_delivery(i) for i in range(1, n + 1)], opts.concurrency
-            )
-            cpu_ms = (time.process_time() - cpu) * 1000 / n
-            profile, report = profiled(opts.profile_top)
-            sample = [_sync_delivery(i) for i in range(n + 1, n + 1 + max(200, n // 4))]
-            profile.enable()
-            await drive(connector, sample, opts.concurrency)
-            profile.disable()
+    with simulator("hub.commands.simulate_lgsp", port, '"soap11"', *_LGSP_ARGS) as proc:
+        settings = EndpointSettings.model_validate(
+            {
+                "kind": "lgsp_soap",
+                "url": f"http://127.0.0.1:{port}/lgsp/soap{version.replace('.', '')}",
+                "username": "hub",
+                "password": "hub-secret",
+                "options": {"soap_version": version},
+            }
+        )
+        async with build_http_client(max_connections=opts.concurrency) as http:
+            connector = build_lgsp_soap_connector("lgsp", settings, http)
+            description = f"LGSP SOAP {version} zeep, aiohttp transport"
+            result = await measure(name, description, connector, "lgsp", proc.pid, opts)
+            mapping_ms, zeep_ms = zeep_serialisation_ms(connector)
             await connector.aclose()
-    label = "REST JSON" if flavour == "rest" else f"SOAP {flavour} zeep"
-    result = CaseResult(f"lgsp ({label}, aiohttp transport)", n, opts.concurrency, seconds, latencies, errors)
-    result.profile = report()
-    result.notes.append(f"hub CPU {cpu_ms:.3f} ms per delivery (time.process_time)")
+    hub_ms = result.hub_cpu_per_delivery
+    result.notes.append(
+        f"of the hub's {hub_ms:.3f} ms: mapping {mapping_ms:.3f} ms, zeep envelope build"
+        f" (incl. UsernameToken digest) {zeep_ms:.3f} ms ({100 * zeep_ms / hub_ms:.0f}%),"
+        f" the rest is HTTP client + zeep reply parsing + asyncio"
+    )
     return result
 
 
 @case("lgsp-soap11")
 async def bench_lgsp_soap11(opts: BenchOptions) -> CaseResult:
-    return await _bench_lgsp(opts, "1.1")
+    return await _bench_soap(opts, "1.1")
 
 
 @case("lgsp-soap12")
 async def bench_lgsp_soap12(opts: BenchOptions) -> CaseResult:
-    return await _bench_lgsp(opts, "1.2")
+    return await _bench_soap(opts, "1.2")
 
 
 @case("lgsp-rest")
 async def bench_lgsp_rest(opts: BenchOptions) -> CaseResult:
-    return await _bench_lgsp(opts, "rest")
+    from connectors.lgsp import build_lgsp_rest_connector
+
+    port = free_port()
+    with simulator("hub.commands.simulate_lgsp", port, '"soap11"', *_LGSP_ARGS) as proc:
+        settings = EndpointSettings.model_validate(
+            {
+                "kind": "lgsp_rest",
+                "url": f"http://127.0.0.1:{port}",
+                "client_id": "hub-client",
+                "client_secret": "hub-client-secret",
+            }
+        )
+        async with build_http_client(max_connections=opts.concurrency) as http:
+            connector = build_lgsp_rest_connector("lgsp-rest", settings, http)
+            description = "LGSP REST JSON, aiohttp transport"
+            result = await measure("lgsp-rest", description, connector, "lgsp", proc.pid, opts)
+            result.notes.append(f"tokens fetched: {connector.client.auth.fetch_count}")
+            await connector.aclose()
+    return result
 
 
-# --- main -----------------------------------------------------------------------------------
+# --- summary ----------------------------------------------------------------------------------
+
+
+def summary_lines(results: dict[str, CaseResult]) -> list[str]:
+    """The closing table, SOAP vs LGSP REST, and (last) SOAP vs the DVCQG JSON baseline."""
+    header = (
+        f"{'case':<20} {'deliv/s':>9} {'p50 ms':>8} {'hub CPU ms/deliv':>17}"
+        f" {'sim CPU ms/deliv':>17} {'errors':>7}"
+    )
+    lines = ["summary", header]
+    for r in results.values():
+        lines.append(
+            f"{r.name:<20} {r.rate:9.1f} {r.percentile(0.5):8.1f} {r.hub_cpu_per_delivery:17.3f}"
+            f" {r.simulator_cpu_per_delivery:17.3f} {r.errors:7d}"
+        )
+
+    def ratios(base: CaseResult) -> str:
+        parts = [
+            f"{name} hub CPU x{r.hub_cpu_per_delivery / base.hub_cpu_per_delivery:.2f},"
+            f" wall-clock x{r.wall_ms_per_message / base.wall_ms_per_message:.2f}"
+            for name in SOAP_CASES
+            if (r := results.get(name))
+        ]
+        return "; ".join(parts)
+
+    soap_run = [name for name in SOAP_CASES if name in results]
+    if soap_run and "lgsp-rest" in results:
+        lines.append(f"SOAP vs LGSP REST JSON per message (lgsp-rest = 1): {ratios(results['lgsp-rest'])}")
+    if soap_run and JSON_BASELINE in results:
+        base = results[JSON_BASELINE]
+        lines.append(
+            f"SOAP vs JSON per message ({JSON_BASELINE} = 1, hub CPU {base.hub_cpu_per_delivery:.3f} ms,"
+            f" wall-clock {base.wall_ms_per_message:.3f} ms): {ratios(base)}"
+        )
+    else:
+        lines.append(
+            f"SOAP vs JSON per message: needs {JSON_BASELINE} and lgsp-soap11/lgsp-soap12 in the run"
+        )
+    return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", action="append", choices=sorted(CASES), help="case(s) to run; default all")
-    parser.add_argument("-n", "--deliveries", type=int, default=2000)
-    parser.add_argument("-c", "--concurrency", type=int, default=32)
-    parser.add_argument("--profile-top", type=int, default=15)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--case", action="append", choices=list(CASES), help="case to run (repeatable); default all"
+    )
+    parser.add_argument("-n", "--deliveries", type=int, default=2000, help="deliveries per case")
+    parser.add_argument("-c", "--concurrency", type=int, default=32, help="deliveries in flight")
+    parser.add_argument("--profile-top", type=int, default=0, help="print a hub-side cProfile (top N)")
     args = parser.parse_args()
     opts = BenchOptions(args.deliveries, args.concurrency, args.profile_top)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; simulator in a separate process")
-    for name in args.case or sorted(CASES):
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f};"
+        f" n={opts.deliveries}, c={opts.concurrency}; simulators in separate processes"
+    )
+    results: dict[str, CaseResult] = {}
+    for name in dict.fromkeys(args.case or CASES):
         result = asyncio.run(CASES[name](opts))
-        print("\n".join(result.lines()))
+        results[name] = result
+        print("\n".join(result.lines()), flush=True)
         if result.profile:
-            print(f"  where the hub-side time goes (cProfile, top {opts.profile_top} by own time):")
+            print(f"  hub-side cProfile (top {opts.profile_top} by own time):")
             print("\n".join("    " + line for line in result.profile.strip().splitlines()))
+    print("\n".join(summary_lines(results)))
 
 
 if __name__ == "__main__":
