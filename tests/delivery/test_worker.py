@@ -243,10 +243,9 @@ async def test_stop_after_grace_releases_without_counting(db: Database, db_url: 
     assert worker.stats.released == 5
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # backend termination: PostgreSQL only
 async def test_survives_database_connections_being_killed(db: Database, db_url: str, sink: Sink) -> None:
     """PostgreSQL backends killed mid-run (the hardbyte ``pg_backend_kill`` cell): no loss."""
-    if not db.is_postgres:
-        pytest.skip("backend termination is a PostgreSQL scenario")
     from sqlalchemy import text
 
     sink.configure(delay=0.02)

@@ -139,8 +139,7 @@ def test_bad_key_settings_name_the_key(signing: dict[str, object], needle: str) 
 
 
 def test_pkcs11_settings_map_to_the_token_selection(tmp_path: Path) -> None:
-    if not MODULE.exists():
-        pytest.skip("SoftHSM2 module not installed")
+    assert MODULE.exists(), "SoftHSM2 missing: run scripts/bootstrap.sh (apt-get install softhsm2)"
     chain = tmp_path / "ca.pem"
     chain.write_text("placeholder")
     settings = load_settings(
@@ -249,7 +248,6 @@ def agency_token(tmp_path: Path, pki: RunningPki) -> Iterator[str]:
         pkcs11.lib(str(MODULE)).finalize()
 
 
-@pytest.mark.skipif(not MODULE.exists(), reason="SoftHSM2 module not installed")
 def test_agency_seal_from_a_configured_pkcs11_token(
     pki: RunningPki,
     images: dict[str, Path],
