@@ -22,8 +22,12 @@ from hub.config import EndpointSettings, RetrySettings, Settings, WorkerSettings
 from hub.db.migrate import upgrade
 from hub.db.session import Database
 
-PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+#: libpq form of the server URL (the root conftest's may name the SQLAlchemy driver).
+PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test").replace(
+    "postgresql+psycopg://", "postgresql://"
+)
 SQLITE_ONLY = os.environ.get("HUB_TEST_SQLITE_ONLY") == "1"
+BACKENDS = ["sqlite"] if SQLITE_ONLY else ["sqlite", "postgresql"]
 
 
 def _pg_url(name: str) -> str:
@@ -59,7 +63,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         target = tmp_path / "hub.db"
