@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -40,7 +39,6 @@ from zeep.exceptions import Error as ZeepError
 from zeep.exceptions import TransportError as ZeepTransportError
 from zeep.exceptions import XMLSyntaxError as ZeepXMLSyntaxError
 from zeep.helpers import serialize_object
-from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 from zeep.wsdl.bindings.soap import Soap11Binding, Soap12Binding, SoapBinding
 from zeep.wsse.username import UsernameToken
@@ -109,17 +107,18 @@ class HttpExchange:
     status_code: int | None = None
     retry_after: float | None = None
     request_bytes: int = 0
-    response_excerpt: str = ""
+    response_body: bytes = b""
 
-
-_EXCHANGE: ContextVar[HttpExchange | None] = ContextVar("lgsp_soap_exchange", default=None)
+    @property
+    def response_excerpt(self) -> str:
+        """The answer's start, PII-masked; computed only when an error or a log needs it."""
+        return mask_pii(summarize(self.response_body, 500)) if self.response_body else ""
 
 
 # zeep ships ``py.typed`` but leaves these unannotated: typed handles for mypy --strict.
 _zeep_client = cast(Callable[..., Any], AsyncClient)
 _username_token = cast(Callable[..., Any], UsernameToken)
 _serialize = cast(Callable[[Any, type], Any], serialize_object)
-_async_proxy = cast(Callable[..., Any], AsyncServiceProxy)
 
 
 class HubAsyncTransport(AsyncTransport):
@@ -149,8 +148,9 @@ class HubAsyncTransport(AsyncTransport):
             message_vi=f"WSDL của LGSP phải là tệp cục bộ; không tải {url} khi chạy",
         )
 
-    async def post(self, address: str, message: bytes, headers: dict[str, str]) -> httpx.Response:
-        exchange = _EXCHANGE.get()
+    async def post(
+        self, address: str, message: bytes, headers: dict[str, str], exchange: HttpExchange | None = None
+    ) -> httpx.Response:
         if exchange is not None:
             exchange.request_bytes = len(message)
         try:
@@ -174,7 +174,7 @@ class HubAsyncTransport(AsyncTransport):
         if exchange is not None:
             exchange.status_code = status
             exchange.retry_after = retry_after
-            exchange.response_excerpt = mask_pii(summarize(response.content, 500))
+            exchange.response_body = response.content
         if len(response.content) > self._max_response_bytes:
             raise PayloadTooLargeError(
                 f"LGSP SOAP response of {len(response.content)} bytes exceeds {self._max_response_bytes}",
@@ -238,7 +238,12 @@ class SoapReply:
     body: dict[str, Any]
     status_code: int | None
     request_summary: str
-    response_summary: str
+    response_body: bytes = b""
+
+    @property
+    def response_summary(self) -> str:
+        """The answer's start, PII-masked (computed on demand, not on every delivery)."""
+        return mask_pii(summarize(self.response_body, 500)) if self.response_body else ""
 
 
 class LgspSoapClient:
@@ -255,7 +260,7 @@ class LgspSoapClient:
         self._transport = HubAsyncTransport(
             http, timeout=timeout, max_response_bytes=config.max_response_bytes
         )
-        wsse = None
+        wsse: Any = None
         if config.username is not None:
             wsse = _username_token(config.username, config.password or "", use_digest=config.password_digest)
         try:
@@ -280,12 +285,14 @@ class LgspSoapClient:
         for op_name, operation in self._binding._operations.items():
             self._actions[op_name] = str(operation.abstract.wsa_action or operation.soapaction or "")
             operation.abstract.wsa_action = None
-        # ``create_service`` would build a synchronous proxy; the async one is made directly.
-        self._service: Any = _async_proxy(self._zeep, self._binding, address=config.address)
+        self._wsse = wsse
+        #: The same binding, untyped: zeep leaves these methods unannotated.
+        self._zeep_binding: Any = self._binding
+        self._soap_version: SoapVersion = "1.2" if isinstance(self._binding, Soap12Binding) else "1.1"
 
     @property
     def soap_version(self) -> SoapVersion:
-        return "1.2" if isinstance(self._binding, Soap12Binding) else "1.1"
+        return self._soap_version
 
     def _select_binding(self) -> SoapBinding:
         wanted: type[SoapBinding] = Soap12Binding if self.config.soap_version == "1.2" else Soap11Binding
@@ -330,26 +337,36 @@ class LgspSoapClient:
             headers.append(element)
         return headers
 
+    def _envelope(
+        self, role: str, body: dict[str, Any], message_id: str
+    ) -> tuple[Any, bytes, dict[str, str]]:
+        """zeep operation, serialised envelope (WS-A headers + fresh UsernameToken) and HTTP headers.
+
+        The steps of zeep's ``SoapBinding._create`` without the service-proxy lookup, zeep's own
+        WS-Addressing plugin (switched off, see ``__init__``) and the empty plugin chain.
+        """
+        operation = self._binding._operations[self.config.operations[role]]
+        serialized = operation.create(_soapheaders=self._addressing_headers(role, message_id), **body)
+        self._zeep_binding._set_http_headers(serialized, operation)
+        envelope, headers = serialized.content, serialized.headers
+        if self._wsse is not None:
+            envelope, headers = self._wsse.apply(envelope, headers)
+        message = etree.tostring(envelope, encoding="utf-8", xml_declaration=True)
+        return operation, message, headers
+
     def build_envelope(self, role: str, body: dict[str, Any], message_id: str) -> bytes:
-        """Serialise a request exactly as :meth:`call` would send it (golden tests, profiling)."""
-        envelope = self._zeep.create_message(
-            self._service,
-            self.operation_name(role),
-            _soapheaders=self._addressing_headers(role, message_id),
-            **body,
-        )
-        return bytes(etree.tostring(envelope, encoding="utf-8", xml_declaration=True))
+        """Serialise a request exactly as :meth:`call` sends it (golden tests, profiling)."""
+        return self._envelope(role, body, message_id)[1]
 
     async def call(self, role: str, body: dict[str, Any], *, message_id: str, summary: str) -> SoapReply:
         """Invoke the operation for ``role``; return the answer as plain dicts or raise a HubError."""
         operation = self.operation_name(role)
         exchange = HttpExchange()
-        token = _EXCHANGE.set(exchange)
-        request_summary = f"SOAP {self.soap_version} {operation} MessageID={message_id} {summary}"
+        request_summary = f"SOAP {self._soap_version} {operation} MessageID={message_id} {summary}"
         try:
-            result = await self._service[operation](
-                _soapheaders=self._addressing_headers(role, message_id), **body
-            )
+            operation_obj, message, headers = self._envelope(role, body, message_id)
+            response = await self._transport.post(self.config.address, message, headers, exchange)
+            result = self._zeep_binding.process_reply(self._zeep, operation_obj, response)
         except HubError as exc:
             exc.details.setdefault("request_summary", request_summary)
             exc.details.setdefault("response_summary", exchange.response_excerpt)
@@ -381,8 +398,6 @@ class LgspSoapClient:
                 f"LGSP SOAP call {operation} failed: {name}: {exc}",
                 details=_details(exchange, request_summary),
             ) from exc
-        finally:
-            _EXCHANGE.reset(token)
         plain = _serialize(result, dict)
         if not isinstance(plain, dict) or "Result" not in plain:
             plain = {"Result": plain}
@@ -391,7 +406,7 @@ class LgspSoapClient:
             body=plain,
             status_code=exchange.status_code,
             request_summary=request_summary,
-            response_summary=exchange.response_excerpt,
+            response_body=exchange.response_body,
         )
 
     async def aclose(self) -> None:
