@@ -57,6 +57,7 @@ from hub.errors import (
     UnsafeXmlError,
 )
 from hub.logging import mask_pii
+from hub.xmlsafety import parse_xml
 
 WSA_NS = "http://www.w3.org/2005/08/addressing"
 SoapVersion = Literal["1.1", "1.2"]
@@ -287,8 +288,11 @@ class LgspSoapClient:
             operation.abstract.wsa_action = None
         self._wsse = wsse
         #: The same binding, untyped: zeep leaves these methods unannotated.
-        self._zeep_binding: Any = self._binding
+        self._zeep_binding: Any = cast(Any, self._binding)
         self._soap_version: SoapVersion = "1.2" if isinstance(self._binding, Soap12Binding) else "1.1"
+        envelope_ns = str(self._zeep_binding.nsmap["soap-env"])
+        self._body_tag = f"{{{envelope_ns}}}Body"
+        self._fault_tag = f"{{{envelope_ns}}}Fault"
 
     @property
     def soap_version(self) -> SoapVersion:
@@ -366,7 +370,10 @@ class LgspSoapClient:
         try:
             operation_obj, message, headers = self._envelope(role, body, message_id)
             response = await self._transport.post(self.config.address, message, headers, exchange)
-            result = self._zeep_binding.process_reply(self._zeep, operation_obj, response)
+            plain = self._mresult_reply(role, response)
+            if plain is None:
+                result = self._zeep_binding.process_reply(self._zeep, operation_obj, response)
+                plain = _serialize(result, dict)
         except HubError as exc:
             exc.details.setdefault("request_summary", request_summary)
             exc.details.setdefault("response_summary", exchange.response_excerpt)
@@ -398,7 +405,6 @@ class LgspSoapClient:
                 f"LGSP SOAP call {operation} failed: {name}: {exc}",
                 details=_details(exchange, request_summary),
             ) from exc
-        plain = _serialize(result, dict)
         if not isinstance(plain, dict) or "Result" not in plain:
             plain = {"Result": plain}
         return SoapReply(
@@ -409,8 +415,57 @@ class LgspSoapClient:
             response_body=exchange.response_body,
         )
 
+    def _mresult_reply(self, role: str, response: httpx.Response) -> dict[str, Any] | None:
+        """A plain 200 ``MResult`` answer read straight from the tree, or ``None`` for zeep to handle.
+
+        ``SyncDocument``/``UpdateDocumentTraces`` answer ``MResult{Status, Message}`` only
+        (national-portal.md §4.2): parsed with the hub's hardened parser (no DTD, no entities) and
+        read without zeep's typed deserialisation; the pydantic ``MResult`` checks the types.
+        Faults, other statuses, MTOM and anything unparsable go through zeep's ``process_reply``,
+        so their classification is unchanged.
+        """
+        if role not in _MRESULT_ROLES or response.status_code != 200:
+            return None
+        if "multipart" in response.headers.get("Content-Type", ""):
+            return None
+        try:
+            root = parse_xml(response.content, max_bytes=self.config.max_response_bytes)
+        except HubError:
+            return None
+        body = root.find(self._body_tag)
+        if body is None or len(body) != 1 or body[0].tag == self._fault_tag:
+            return None
+        plain = _plain(body[0])
+        if isinstance(plain, dict) and len(plain) == 1:
+            # zeep's unwrapping of a response element with a single child (document/literal wrapped).
+            (plain,) = plain.values()
+        return plain if isinstance(plain, dict) else None
+
     async def aclose(self) -> None:
         """The injected HTTP client belongs to the hub; nothing else to release."""
+
+
+_MRESULT_ROLES = frozenset({"sync", "traces"})
+_XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+
+
+def _plain(element: etree._Element) -> Any:
+    """Element → plain data: text for leaves, dicts by local name (lists for repeats), None for nil."""
+    if element.get(_XSI_NIL) in ("true", "1"):
+        return None
+    children = [child for child in element if isinstance(child.tag, str)]
+    if not children:
+        return element.text or ""
+    out: dict[str, Any] = {}
+    for child in children:
+        name = etree.QName(child).localname
+        value = _plain(child)
+        if name in out:
+            previous = out[name]
+            out[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            out[name] = value
+    return out
 
 
 def _details(exchange: HttpExchange, request_summary: str) -> dict[str, Any]:
