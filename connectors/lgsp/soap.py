@@ -41,7 +41,9 @@ from zeep.exceptions import XMLSyntaxError as ZeepXMLSyntaxError
 from zeep.helpers import serialize_object
 from zeep.transports import AsyncTransport
 from zeep.wsdl.bindings.soap import Soap11Binding, Soap12Binding, SoapBinding
+from zeep.wsdl.messages.base import SerializedMessage
 from zeep.wsse.username import UsernameToken
+from zeep.xsd import Element as XsdElement
 
 from connectors.base import summarize
 from connectors.http import parse_retry_after
@@ -350,7 +352,11 @@ class LgspSoapClient:
         WS-Addressing plugin (switched off, see ``__init__``) and the empty plugin chain.
         """
         operation = self._binding._operations[self.config.operations[role]]
-        serialized = operation.create(_soapheaders=self._addressing_headers(role, message_id), **body)
+        soap_headers = self._addressing_headers(role, message_id)
+        if _plain_body_ok(operation.input):
+            serialized = self._serialize_plain(operation, soap_headers, body)
+        else:
+            serialized = operation.create(_soapheaders=soap_headers, **body)
         self._zeep_binding._set_http_headers(serialized, operation)
         envelope, headers = serialized.content, serialized.headers
         if self._wsse is not None:
@@ -361,6 +367,31 @@ class LgspSoapClient:
     def build_envelope(self, role: str, body: dict[str, Any], message_id: str) -> bytes:
         """Serialise a request exactly as :meth:`call` sends it (golden tests, profiling)."""
         return self._envelope(role, body, message_id)[1]
+
+    def _serialize_plain(
+        self, operation: Any, soap_headers: list[etree._Element], body: dict[str, Any]
+    ) -> Any:
+        """zeep's ``SoapMessage.serialize`` rendering the plain dict directly.
+
+        zeep first turns the keyword arguments into ``CompoundValue`` objects and then renders
+        them; its renderer reads dicts just as well, so that copy is skipped. Names the schema
+        does not declare are refused first (zeep's object building did that with a TypeError);
+        required elements are still checked by zeep's renderer (``ValidationError``).
+        """
+        body_element = operation.input.body
+        _check_names(body_element, body, [body_element.qname.localname])
+        envelope_ns = self._zeep_binding.nsmap["soap-env"]
+        nsmap = {"soap-env": envelope_ns, **self._zeep.wsdl.types._prefix_map_custom}
+        envelope = etree.Element(f"{{{envelope_ns}}}Envelope", nsmap=nsmap)
+        if soap_headers:
+            header = etree.SubElement(envelope, f"{{{envelope_ns}}}Header")
+            header.extend(soap_headers)
+        soap_body = etree.SubElement(envelope, f"{{{envelope_ns}}}Body")
+        body_element.render(soap_body, body)
+        action = operation.soapaction
+        return SerializedMessage(
+            path=None, headers={"SOAPAction": f'"{action}"' if action else '""'}, content=envelope
+        )
 
     async def call(self, role: str, body: dict[str, Any], *, message_id: str, summary: str) -> SoapReply:
         """Invoke the operation for ``role``; return the answer as plain dicts or raise a HubError."""
@@ -443,6 +474,37 @@ class LgspSoapClient:
 
     async def aclose(self) -> None:
         """The injected HTTP client belongs to the hub; nothing else to release."""
+
+
+def _plain_body_ok(message: Any) -> bool:
+    """Document/literal input whose body is one schema element (the bundled WSDL's shape)."""
+    return isinstance(message.body, XsdElement) and not message._is_body_wrapped
+
+
+def _check_names(element: Any, value: Any, path: list[str]) -> None:
+    """Refuse keys the schema element's complex type does not declare (recursively)."""
+    elements = getattr(element.type, "elements", None)
+    if elements is None or value is None:
+        return
+    items = value if isinstance(value, list) else [value]
+    declared = {name: child for name, child in elements if isinstance(child, XsdElement)}
+    attributes = {name for name, _ in getattr(element.type, "attributes", [])}
+    open_content = len(declared) != len(elements)  # xsd:any and friends accept anything
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for key, child_value in item.items():
+            child = declared.get(key)
+            if child is None:
+                if key in attributes or open_content:
+                    continue
+                where = "/".join(path)
+                raise InvalidInputError(
+                    f"request field {where}/{key} is not declared by the WSDL",
+                    message_vi=f"trường {where}/{key} không có trong WSDL",
+                    details={"field": f"{where}/{key}"},
+                )
+            _check_names(child, child_value, [*path, key])
 
 
 _MRESULT_ROLES = frozenset({"sync", "traces"})
