@@ -152,7 +152,11 @@ class HubAsyncTransport(AsyncTransport):
         )
 
     async def post(
-        self, address: str, message: bytes, headers: dict[str, str], exchange: HttpExchange | None = None
+        self,
+        address: str | httpx.URL,
+        message: bytes,
+        headers: dict[str, str],
+        exchange: HttpExchange | None = None,
     ) -> httpx.Response:
         if exchange is not None:
             exchange.request_bytes = len(message)
@@ -289,6 +293,15 @@ class LgspSoapClient:
             self._actions[op_name] = str(operation.abstract.wsa_action or operation.soapaction or "")
             operation.abstract.wsa_action = None
         self._wsse = wsse
+        self._declared: dict[int, _Declared] = {}
+        #: Parsed once: httpx re-parses a ``str`` address on every request (~8 µs).
+        try:
+            self._url = httpx.URL(config.address)
+        except httpx.InvalidURL as exc:
+            raise ConfigurationError(
+                f"LGSP SOAP address {config.address!r} is not a valid URL: {exc}",
+                message_vi=f"địa chỉ dịch vụ SOAP của LGSP không hợp lệ: {config.address!r}",
+            ) from exc
         #: The same binding, untyped: zeep leaves these methods unannotated.
         self._zeep_binding: Any = cast(Any, self._binding)
         self._soap_version: SoapVersion = "1.2" if isinstance(self._binding, Soap12Binding) else "1.1"
@@ -379,7 +392,7 @@ class LgspSoapClient:
         required elements are still checked by zeep's renderer (``ValidationError``).
         """
         body_element = operation.input.body
-        _check_names(body_element, body, [body_element.qname.localname])
+        _check_names(self._declared, body_element, body, [body_element.qname.localname])
         envelope_ns = self._zeep_binding.nsmap["soap-env"]
         nsmap = {"soap-env": envelope_ns, **self._zeep.wsdl.types._prefix_map_custom}
         envelope = etree.Element(f"{{{envelope_ns}}}Envelope", nsmap=nsmap)
@@ -400,7 +413,7 @@ class LgspSoapClient:
         request_summary = f"SOAP {self._soap_version} {operation} MessageID={message_id} {summary}"
         try:
             operation_obj, message, headers = self._envelope(role, body, message_id)
-            response = await self._transport.post(self.config.address, message, headers, exchange)
+            response = await self._transport.post(self._url, message, headers, exchange)
             plain = self._mresult_reply(role, response)
             if plain is None:
                 result = self._zeep_binding.process_reply(self._zeep, operation_obj, response)
@@ -481,16 +494,35 @@ def _plain_body_ok(message: Any) -> bool:
     return isinstance(message.body, XsdElement) and not message._is_body_wrapped
 
 
-def _check_names(element: Any, value: Any, path: list[str]) -> None:
+#: Per schema element: its declared child elements, attribute names, open content (xsd:any).
+_Declared = tuple[dict[str, Any], frozenset[str], bool] | None
+
+
+def _declared(cache: dict[int, _Declared], element: Any) -> _Declared:
+    """What ``element``'s complex type declares, computed once per element of the client's WSDL.
+
+    Keyed by ``id``: the cache lives on the client, which keeps its WSDL (and so every element)
+    alive, so ids cannot be reused while the cache exists.
+    """
+    key = id(element)
+    if key not in cache:
+        elements = getattr(element.type, "elements", None)
+        if elements is None:
+            cache[key] = None
+        else:
+            declared = {name: child for name, child in elements if isinstance(child, XsdElement)}
+            attributes = frozenset(name for name, _ in getattr(element.type, "attributes", []))
+            cache[key] = (declared, attributes, len(declared) != len(elements))
+    return cache[key]
+
+
+def _check_names(cache: dict[int, _Declared], element: Any, value: Any, path: list[str]) -> None:
     """Refuse keys the schema element's complex type does not declare (recursively)."""
-    elements = getattr(element.type, "elements", None)
-    if elements is None or value is None:
+    known = _declared(cache, element)
+    if known is None or value is None:
         return
-    items = value if isinstance(value, list) else [value]
-    declared = {name: child for name, child in elements if isinstance(child, XsdElement)}
-    attributes = {name for name, _ in getattr(element.type, "attributes", [])}
-    open_content = len(declared) != len(elements)  # xsd:any and friends accept anything
-    for item in items:
+    declared, attributes, open_content = known
+    for item in value if isinstance(value, list) else (value,):
         if not isinstance(item, dict):
             continue
         for key, child_value in item.items():
@@ -504,7 +536,7 @@ def _check_names(element: Any, value: Any, path: list[str]) -> None:
                     message_vi=f"trường {where}/{key} không có trong WSDL",
                     details={"field": f"{where}/{key}"},
                 )
-            _check_names(child, child_value, [*path, key])
+            _check_names(cache, child, child_value, [*path, key])
 
 
 _MRESULT_ROLES = frozenset({"sync", "traces"})
