@@ -18,7 +18,7 @@ from lgsp_factories import (
 
 from connectors.base import Connector
 from connectors.lgsp import build_lgsp_soap_connector
-from connectors.lgsp.mapping import from_sync_document, from_traces
+from connectors.lgsp.mapping import from_sync_document, from_traces, to_sync_document
 from connectors.lgsp.models import MSyncDocument, UpdateDocumentTracesRequest
 from connectors.lgsp.simulator import FaultSpec, LgspSimulator
 from hub.errors import (
@@ -368,3 +368,43 @@ async def test_on_hub_tuned_http_client(
             assert simulator.records == []
             await connector.deliver(sync_delivery())  # the pooled connection recovers
             assert len(simulator.records) == 1
+
+
+# --- the fast MResult reply path and request rendering ------------------------------------------
+
+
+async def test_empty_message_in_mresult_is_a_delivery(
+    simulator: LgspSimulator, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``<Message/>`` with Status 1 is success (read as ""), not a malformed answer."""
+    original = simulator._soap_result
+
+    def blank_message(version: str, operation: str, message_id: str, status: int, message: str, *args, **kw):
+        return original(version, operation, message_id, status, "", *args, **kw)
+
+    monkeypatch.setattr(simulator, "_soap_result", blank_message)
+    connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator), http)
+    receipt = await connector.deliver(sync_delivery())
+    assert receipt.status_code == 200
+    assert "Status=1" in receipt.response_summary
+    assert len(simulator.records) == 1
+
+
+async def test_fault_answers_still_go_through_zeep(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
+    """The fast path only reads plain MResult answers; a Receiver fault keeps its mapping."""
+    connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator, "1.2"), http)
+    simulator.inject(FaultSpec(kind="soap_server_fault", operation="SyncDocument"))
+    with pytest.raises(EndpointBusyError):
+        await connector.deliver(sync_delivery())
+    assert (await connector.deliver(sync_delivery())).status_code == 200
+
+
+async def test_request_field_not_in_the_wsdl_is_refused_before_sending(
+    simulator: LgspSimulator, http: httpx.AsyncClient
+) -> None:
+    connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator), http)
+    record = to_sync_document(make_dossier())
+    body = {"Document": {**record.model_dump(exclude_none=True), "NotInTheSchema": "x"}}
+    with pytest.raises(InvalidInputError, match="NotInTheSchema"):
+        await connector.client.call("sync", body, message_id="m-1", summary="test")
+    assert simulator.records == []
