@@ -111,6 +111,9 @@ class Worker:
         self._total_in_flight = 0
         self._leases: dict[int, str] = {}
         self._flushing: set[int] = set()
+        #: Set while no flush is writing (shutdown waits for it before cancelling the flusher).
+        self._flush_idle = asyncio.Event()
+        self._flush_idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._completions: list[Completion] = []
         self._releases: list[tuple[int, str, datetime | None]] = []
@@ -165,10 +168,16 @@ class Worker:
             self._capacity.set()
             await asyncio.gather(claim_task, return_exceptions=True)
             await self._drain()
+            # Never cancel a flush half-way: its batch would leave memory while its write runs on.
+            # Re-checked without yielding before the cancel, so a flush cannot start in between.
+            deadline = asyncio.get_running_loop().time() + 10
+            while not self._flush_idle.is_set() and asyncio.get_running_loop().time() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush_idle.wait(), timeout=1)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await self._flush()
+            await self._release_leftovers()
             local_wake.remove()
             await self._close_connectors()
             log.info("worker %s stopped: %s", self.worker_id, self.stats)
@@ -400,6 +409,7 @@ class Worker:
         if not completions and not releases:
             return
         self._flushing = {c.seq for c in completions} | {r[0] for r in releases}
+        self._flush_idle.clear()
         try:
             if completions:
                 done = await asyncio.to_thread(self.store.complete, completions, self.worker_id)
@@ -419,6 +429,7 @@ class Worker:
             return
         finally:
             self._flushing = set()
+            self._flush_idle.set()
         for completion in completions:
             self._leases.pop(completion.seq, None)
         for seq, _token, _when in releases:
@@ -501,6 +512,28 @@ class Worker:
                 await asyncio.sleep(LISTEN_RECONNECT_SECONDS)
 
     # --- shutdown --------------------------------------------------------------------------
+
+    async def _release_leftovers(self, attempts: int = 3) -> None:
+        """Shutdown: write pending results, then give back every message this worker still holds.
+
+        A message is left ``in_flight`` only if the database stays unreachable through every
+        attempt; its lease then expires and the rescuer returns it (at-least-once either way).
+        """
+        for attempt in range(1, attempts + 1):
+            await self._flush()
+            if self._completions or self._releases:
+                continue  # the flush failed and kept its batch: try again
+            held = [(seq, token) for seq, token in self._leases.items()]
+            if not held:
+                return
+            try:
+                self.stats.released += await asyncio.to_thread(self.store.release, held)
+            except Exception:
+                log.exception("releasing %d leases at shutdown failed (attempt %d)", len(held), attempt)
+                await asyncio.sleep(0.5)
+                continue
+            self._leases.clear()
+            return
 
     async def _drain(self) -> None:
         deliveries = [task for task in self._tasks if task.get_name().startswith("deliver-")]
