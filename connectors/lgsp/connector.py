@@ -13,6 +13,7 @@ Options (``EndpointSettings.options``) are validated once, when the connector is
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
@@ -152,6 +153,30 @@ def _result(body: dict[str, Any], operation: str) -> MResult:
         ) from exc
 
 
+@dataclass(frozen=True, slots=True)
+class _WireRequest:
+    """What one delivery becomes on the LGSP, before SOAP or REST framing."""
+
+    role: Literal["sync", "traces"]
+    record: BaseModel
+    summary: str
+
+
+def _wire_request(delivery: Delivery, organ_level1_id: str | None) -> _WireRequest:
+    """``dossier.sync`` → ``MSyncDocument``; ``dossier.progress`` → ``MDocumentTraces`` (§4.2)."""
+    if delivery.kind == MessageKind.DOSSIER_SYNC:
+        sync = _payload(DossierSyncPayload, delivery)
+        record = to_sync_document(sync.dossier, organ_level1_id=organ_level1_id)
+        summary = f"DocCode={record.DocCode} revision={sync.revision} Status={record.Status}"
+        return _WireRequest("sync", record, summary)
+    if delivery.kind == MessageKind.DOSSIER_PROGRESS:
+        progress = _payload(DossierProgressPayload, delivery)
+        traces = to_traces(progress.dossier, progress.steps, organ_level1_id=organ_level1_id)
+        summary = f"DocCode={progress.dossier.code} traces={len(traces.Traces)} revision={progress.revision}"
+        return _WireRequest("traces", traces, summary)
+    raise _unsupported(delivery)
+
+
 class LgspSoapConnector:
     """``dossier.sync`` / ``dossier.progress`` over SOAP 1.1 or 1.2 (zeep)."""
 
@@ -161,21 +186,13 @@ class LgspSoapConnector:
         self.options = options
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
-        if delivery.kind == MessageKind.DOSSIER_SYNC:
-            sync = _payload(DossierSyncPayload, delivery)
-            record = to_sync_document(sync.dossier, organ_level1_id=self.options.organ_level1_id)
-            role, body = "sync", {"Document": record.model_dump(exclude_none=True)}
-            summary = f"DocCode={record.DocCode} revision={sync.revision} Status={record.Status}"
-        elif delivery.kind == MessageKind.DOSSIER_PROGRESS:
-            progress = _payload(DossierProgressPayload, delivery)
-            traces = to_traces(progress.dossier, progress.steps, organ_level1_id=self.options.organ_level1_id)
-            role, body = "traces", traces.model_dump(exclude_none=True)
-            summary = (
-                f"DocCode={progress.dossier.code} traces={len(traces.Traces)} revision={progress.revision}"
-            )
-        else:
-            raise _unsupported(delivery)
-        reply = await self.client.call(role, body, message_id=delivery.message_id, summary=summary)
+        request = _wire_request(delivery, self.options.organ_level1_id)
+        body = request.record.model_dump(exclude_none=True)
+        if request.role == "sync":
+            body = {"Document": body}
+        reply = await self.client.call(
+            request.role, body, message_id=delivery.message_id, summary=request.summary
+        )
         return classify_result(
             _result(reply.body, reply.operation),
             self.options,
@@ -217,22 +234,11 @@ class LgspRestConnector:
         self.options = options
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
-        if delivery.kind == MessageKind.DOSSIER_SYNC:
-            sync = _payload(DossierSyncPayload, delivery)
-            record = to_sync_document(sync.dossier, organ_level1_id=self.options.organ_level1_id)
-            path, body = self.options.sync_path, record.model_dump_json(exclude_none=True)
-            summary = f"DocCode={record.DocCode} revision={sync.revision} Status={record.Status}"
-        elif delivery.kind == MessageKind.DOSSIER_PROGRESS:
-            progress = _payload(DossierProgressPayload, delivery)
-            traces = to_traces(progress.dossier, progress.steps, organ_level1_id=self.options.organ_level1_id)
-            path, body = self.options.traces_path, traces.model_dump_json(exclude_none=True)
-            summary = (
-                f"DocCode={progress.dossier.code} traces={len(traces.Traces)} revision={progress.revision}"
-            )
-        else:
-            raise _unsupported(delivery)
+        request = _wire_request(delivery, self.options.organ_level1_id)
+        path = self.options.sync_path if request.role == "sync" else self.options.traces_path
+        body = request.record.model_dump_json(exclude_none=True)
         reply = await self.client.post(
-            path, body.encode("utf-8"), message_id=delivery.message_id, summary=summary
+            path, body.encode("utf-8"), message_id=delivery.message_id, summary=request.summary
         )
         return classify_result(
             _result(reply.body, path),
