@@ -1,26 +1,29 @@
-"""The DLQ API through the real app (auth, error bodies) on a real database."""
+"""The DLQ API through the real app on a real uvicorn server (auth, error bodies), real database."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from hub.api.app import create_app
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings
 from hub.db.session import Database
+from tests.api.livehub import bind_loopback, serve
 
 from .test_service import audit, kill, put
 
 
 @pytest.fixture
-def client(db: Database, db_url: str, tmp_path: object) -> Iterator[TestClient]:
+def client(db: Database, db_url: str, tmp_path: object) -> Iterator[httpx.Client]:
     settings = Settings(database_url=db_url, data_dir=tmp_path)  # type: ignore[arg-type]
     app = create_app(settings, db, bootstrap_token=None)
-    with TestClient(app) as test_client:
-        yield test_client
+    sock = bind_loopback()
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with serve(app, sock), httpx.Client(base_url=base_url, timeout=30) as http_client:
+        yield http_client
 
 
 def token(db: Database, name: str, role: str) -> dict[str, str]:
@@ -28,7 +31,7 @@ def token(db: Database, name: str, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {issued.token}"}
 
 
-def test_operators_only(db: Database, client: TestClient) -> None:
+def test_operators_only(db: Database, client: httpx.Client) -> None:
     assert client.get("/api/v1/dlq/messages").status_code == 401
     officer = token(db, "officer1", "officer")
     response = client.get("/api/v1/dlq/messages", headers=officer)
@@ -36,7 +39,7 @@ def test_operators_only(db: Database, client: TestClient) -> None:
     assert response.json()["error"]["code"] == "forbidden"
 
 
-def test_list_show_retry_discard(db: Database, client: TestClient) -> None:
+def test_list_show_retry_discard(db: Database, client: httpx.Client) -> None:
     tech = token(db, "tech1", "technician")
     first = put(db, "portal", "H42.01-260101-0001", {"v": 1})
     second = put(db, "portal", "H42.01-260101-0002", {"v": 2})
@@ -65,7 +68,7 @@ def test_list_show_retry_discard(db: Database, client: TestClient) -> None:
     assert [(e.actor, e.action) for e in audit(db)][-2:] == [("tech1", "dlq.retry"), ("tech1", "dlq.discard")]
 
 
-def test_edit_and_bulk(db: Database, client: TestClient) -> None:
+def test_edit_and_bulk(db: Database, client: httpx.Client) -> None:
     admin = token(db, "admin1", "admin")
     seqs = [put(db, "portal", f"D{i}") for i in range(5)]
     kill(db, *seqs)
@@ -96,7 +99,7 @@ def test_edit_and_bulk(db: Database, client: TestClient) -> None:
     assert client.get("/api/v1/dlq/endpoints", headers=admin).json() == []
 
 
-def test_filters_are_validated(db: Database, client: TestClient) -> None:
+def test_filters_are_validated(db: Database, client: httpx.Client) -> None:
     tech = token(db, "tech2", "technician")
     naive = client.get("/api/v1/dlq/messages", params={"since": "2026-01-01T00:00:00"}, headers=tech)
     assert naive.status_code == 422
