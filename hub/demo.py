@@ -56,6 +56,7 @@ from hub.db.migrate import upgrade
 from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.errors import ConfigurationError, HubError
+from hub.logging import mask_pii
 from hub.services.results import ResultSigningService, SignedResult
 from schemas.status import DossierStatus
 from schemas.timefmt import now_vn
@@ -963,7 +964,11 @@ async def _run(
             echo("RESULT: " + ("OK, every message delivered or replayed" if status == 0 else "FAILED"))
             if ctx.dossiers and ctx.dossiers[0].code:
                 first = ctx.dossiers[0]
-                echo(f"Tra cứu / lookup: {base}/tra-cuu?MHS={first.code}&SGT={first.id_number}")
+                # The page asks for the owner's ID number; the console never shows it in clear.
+                echo(
+                    f"Tra cứu / lookup: {base}/tra-cuu?MHS={first.code} "
+                    f"(số giấy tờ chủ hồ sơ / owner's ID: {mask_pii(first.id_number)})"
+                )
             echo(f"source API key (demo only): {token}")
         if keep_running:
             echo("API, simulators and test PKI still running; press Ctrl-C to stop.")

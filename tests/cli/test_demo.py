@@ -39,6 +39,11 @@ def test_demo_converges_through_faults_and_signs_a_valid_result(tmp_path: Path) 
     assert "RESULT: OK, every message delivered or replayed" in out
     assert "FAILED" not in out
     assert "SAI" not in out  # no queue out of order
+    # Personal data never reaches the console: the sample owners' ID numbers only masked.
+    from hub.demo import sample_dossiers
+
+    for sample in sample_dossiers():
+        assert sample.id_number not in out + result.stderr
 
     # both real simulators converged: everything delivered in order, faults retried
     endpoints = {
