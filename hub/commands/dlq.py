@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from hub.dlq.models import BulkAction, BulkJobView, DlqFilter, ViewState
+from hub.logging import mask_pii
 
 __all__ = ["app"]
 
@@ -99,18 +100,25 @@ def list_(
 
 
 @app.command("show")
-def show(seq: int, as_json: JsonOpt = False) -> None:
-    """One message with every attempt and payload revision."""
+def show(
+    seq: int,
+    as_json: JsonOpt = False,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="show ID and phone numbers in clear (e.g. to edit the payload)")
+    ] = False,
+) -> None:
+    """One message with every attempt and payload revision (personal data masked unless --reveal)."""
     from hub.dlq import service
 
     detail = service.get_message(_db(), seq)
+    shown = (lambda text: text) if reveal else mask_pii
     if as_json:
-        typer.echo(json.dumps(detail.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        typer.echo(shown(json.dumps(detail.model_dump(mode="json"), ensure_ascii=False, indent=2)))
         return
     typer.echo(f"message {detail.seq} ({detail.message_id}) → {detail.endpoint}, kind {detail.kind}")
     typer.echo(f"  dossier {detail.dossier_code}  state {detail.state.value}  attempts {detail.attempts}")
     if detail.last_error:
-        typer.echo(f"  last error [{detail.error_class}]: {detail.last_error}")
+        typer.echo(shown(f"  last error [{detail.error_class}]: {detail.last_error}"))
     if detail.note:
         typer.echo(f"  note: {detail.note}")
     for attempt in detail.attempt_log:
@@ -120,7 +128,7 @@ def show(seq: int, as_json: JsonOpt = False) -> None:
         )
     for revision in detail.revisions:
         typer.echo(f"  revision {revision.revision} replaced by {revision.replaced_by}: {revision.reason}")
-    typer.echo(json.dumps(detail.payload, ensure_ascii=False, indent=2))
+    typer.echo(shown(json.dumps(detail.payload, ensure_ascii=False, indent=2)))
 
 
 def _bulk(action: BulkAction, flt: DlqFilter, actor: str, reason: str, wait: bool) -> None:

@@ -77,3 +77,20 @@ def test_reason_is_mandatory_for_discard(db: Database) -> None:
     result = runner.invoke(app, ["discard", str(seq)])
     assert result.exit_code != 0
     assert message(db, seq).state == "dead"
+
+
+def test_show_masks_personal_data_unless_revealed(db: Database) -> None:
+    payload = {
+        "dossier": {"owner": {"name": "Nguyễn Văn An", "id_number": "037099001234"}},
+        "contact": {"phone": "0912345678"},
+    }
+    seq = put(db, "portal", "D1", payload)
+    kill(db, seq)
+    for args in (["show", str(seq)], ["show", str(seq), "--json"]):
+        shown = runner.invoke(app, args)
+        assert shown.exit_code == 0, shown.output
+        assert "037099001234" not in shown.output
+        assert "0912345678" not in shown.output
+        assert "Nguyễn Văn An" in shown.output
+    revealed = runner.invoke(app, ["show", str(seq), "--json", "--reveal"])
+    assert json.loads(revealed.output)["payload"] == payload
