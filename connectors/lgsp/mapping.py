@@ -105,6 +105,14 @@ def _fee(fee: Fee) -> MDocFee:
     return MDocFee(FeeName=fee.name, FeeType=LGSP_FEE_TYPE, Price=int(fee.amount))
 
 
+def _canonical_fee(fee: MDocFee) -> Fee:
+    return Fee(name=fee.FeeName, amount=fee.Price)
+
+
+def _canonical_paper(paper: MDocPaper) -> OtherPaper:
+    return OtherPaper(name=paper.PaperName, quantity=paper.Amount, kind=paper.PaperType)
+
+
 def _paper(paper: OtherPaper) -> MDocPaper:
     return MDocPaper(PaperName=paper.name, Amount=paper.quantity, PaperType=paper.kind)
 
@@ -241,10 +249,8 @@ def from_sync_document(doc: MSyncDocument) -> Dossier:
                 )
                 for a in doc.Attachments
             ],
-            fees=[Fee(name=f.FeeName, amount=f.Price) for f in doc.DocFees],
-            other_papers=[
-                OtherPaper(name=p.PaperName, quantity=p.Amount, kind=p.PaperType) for p in doc.DocPapers
-            ],
+            fees=[_canonical_fee(f) for f in doc.DocFees],
+            other_papers=[_canonical_paper(p) for p in doc.DocPapers],
             supplements=[
                 SupplementRequest(
                     id=s.SupplementaryId,
@@ -255,10 +261,8 @@ def from_sync_document(doc: MSyncDocument) -> Dossier:
                     received_info=s.ReceivedComment,
                     received_at=_parse(s.ReceivedDate),
                     fulfilled=s.IsReceived,
-                    papers=[
-                        OtherPaper(name=p.PaperName, quantity=p.Amount, kind=p.PaperType) for p in s.Papers
-                    ],
-                    fees=[Fee(name=f.FeeName, amount=f.Price) for f in s.Fees],
+                    papers=[_canonical_paper(p) for p in s.Papers],
+                    fees=[_canonical_fee(f) for f in s.Fees],
                     old_due_at=_parse(s.OldDateAppointed),
                     new_due_at=_parse(s.NewDateAppointed),
                 )
