@@ -28,9 +28,9 @@ from pydantic import BaseModel, Field
 from hub.config import Settings
 from hub.errors import ConfigurationError, ConflictError, HubError, InvalidInputError, RetryableError
 from hub.services.intake import IntakeResult, IntakeService
+from hub.services.result_files import store_and_attach
 from hub.services.signing_keys import key_images
 from hub.storage.files import FileStore
-from schemas.changes import ResultAttach
 from schemas.dossier import ResultDocument
 from signing.facade import SigningFacade
 from signing.models import SignatureLevel, SignOptions, SignResult, SignRole
@@ -184,29 +184,29 @@ class ResultSigningService:
         signed, agency = self._sign("agency", dossier.code, first, agency_key, agency_options)
 
         stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
-        stored = self._files.save(
-            signed, filename=f"{stem}.signed.pdf", media_type="application/pdf", dossier_code=dossier.code
-        )
-        url = self._files.url_for(stored.id)
-        document = ResultDocument(
-            id=result_id,
+        attached = store_and_attach(
+            self._files,
+            self._intake,
+            dossier.code,
+            signed,
+            filename=f"{stem}.signed.pdf",
+            media_type="application/pdf",
             name=name,
+            actor=actor,
+            result_id=result_id,
             result_code=result_code,
             component_code=component_code,
-            download_url=url,
-            sha256=stored.sha256,
             signed=True,
         )
-        outcome = self._intake.attach_result(dossier.code, ResultAttach(result=document), actor=actor)
         return SignedResult(
             dossier_code=dossier.code,
             source_file_id=file_id,
-            file_id=stored.id,
-            download_url=url,
-            sha256=stored.sha256,
-            size=stored.size,
-            result=document,
-            intake=outcome,
+            file_id=attached.stored.id,
+            download_url=attached.download_url,
+            sha256=attached.stored.sha256,
+            size=attached.stored.size,
+            result=attached.document,
+            intake=attached.intake,
             signatures=[
                 _summary(SignRole.PERSONAL, self._officer_key, officer),
                 _summary(SignRole.AGENCY, self._agency_key, agency),

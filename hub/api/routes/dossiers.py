@@ -22,10 +22,11 @@ from hub.dlq.models import MessageSummary
 from hub.errors import FeatureNotConfiguredError
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import IntakeResult
+from hub.services.result_files import store_and_attach
 from hub.services.results import ResultSigningService, SignedResult
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
-from schemas.dossier import Dossier, ResultDocument
+from schemas.dossier import Dossier
 from schemas.text import VnName
 from schemas.timefmt import now_vn
 
@@ -153,35 +154,28 @@ def upload_result(
     ):
         reject_control_characters(field_name, value)
     dossier = intake.get_dossier(code)
-    stored = files.save(
+    attached = store_and_attach(
+        files,
+        intake,
+        dossier.code,
         file.file,
         filename=file.filename or name,
         media_type=file.content_type or "application/octet-stream",
-        dossier_code=dossier.code,
-    )
-    url = files.url_for(stored.id)
-    document = ResultDocument(
-        id=result_id or stored.id,
         name=name,
+        actor=principal.name,
+        result_id=result_id,
         result_code=result_code,
         component_code=component_code,
-        download_url=url,
-        sha256=stored.sha256,
         signed=signed,
-    )
-    result = intake.attach_result(
-        dossier.code,
-        ResultAttach(result=document),
-        actor=principal.name,
         idempotency_key=idempotency_key,
     )
     return StoredResult(
-        result=result,
-        file_id=stored.id,
-        download_url=url,
-        sha256=stored.sha256,
-        size=stored.size,
-        media_type=stored.media_type,
+        result=attached.intake,
+        file_id=attached.stored.id,
+        download_url=attached.download_url,
+        sha256=attached.stored.sha256,
+        size=attached.stored.size,
+        media_type=attached.stored.media_type,
     )
 
 
