@@ -13,8 +13,8 @@ test-sqlite: ## the whole suite without PostgreSQL
 bootstrap:
 	scripts/bootstrap.sh
 
-lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+lint: ## ruff, formatting, mypy --strict and the import-layer contracts
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy && .venv/bin/lint-imports
 
 bench:
 	.venv/bin/python benchmarks/bench_delivery.py

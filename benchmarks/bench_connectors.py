@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from connectors.base import Connector, Delivery  # noqa: E402
 from connectors.http import TransportKind, build_http_client  # noqa: E402
-from hub.config import EndpointSettings  # noqa: E402
+from connectors.settings import EndpointSettings  # noqa: E402
 from schemas.dossier import Channel, Dossier, Owner, ProcessingStep  # noqa: E402
 from schemas.messages import DossierProgressPayload, DossierSyncPayload  # noqa: E402
 from schemas.status import DossierStatus  # noqa: E402

@@ -1,9 +1,9 @@
 """The seam between the delivery worker and the portals.
 
 A connector receives a :class:`Delivery` (canonical payload plus the message's stable id)
-and either returns a :class:`DeliveryReceipt` or raises a :class:`hub.errors.HubError`
-subclass: :class:`~hub.errors.RetryableError` for transient failures,
-:class:`~hub.errors.PermanentError` for everything retrying cannot fix. Library objects
+and either returns a :class:`DeliveryReceipt` or raises a :class:`schemas.errors.HubError`
+subclass: :class:`~schemas.errors.RetryableError` for transient failures,
+:class:`~schemas.errors.PermanentError` for everything retrying cannot fix. Library objects
 (httpx responses, zeep objects) never cross this seam.
 
 Errors may carry ``details`` keys ``status_code``, ``request_summary`` and

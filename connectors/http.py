@@ -19,7 +19,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from hub.config import EndpointSettings
+from connectors.settings import EndpointSettings
 
 #: Idle keep-alive connections are closed after this many seconds.
 KEEPALIVE_SECONDS = 30.0

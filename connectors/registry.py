@@ -8,8 +8,8 @@ from __future__ import annotations
 import httpx
 
 from connectors.base import Connector
-from hub.config import EndpointKind, EndpointSettings
-from hub.errors import ConfigurationError
+from connectors.settings import EndpointKind, EndpointSettings
+from schemas.errors import ConfigurationError
 
 
 def build_connector(name: str, settings: EndpointSettings, http: httpx.AsyncClient) -> Connector:

@@ -16,8 +16,8 @@ import httpx
 
 from connectors.base import Delivery, DeliveryReceipt, summarize
 from connectors.http import parse_retry_after
-from hub.config import EndpointSettings
-from hub.errors import (
+from connectors.settings import EndpointSettings
+from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
     RemoteAuthenticationError,

@@ -24,7 +24,7 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from hub.config import Settings, load_settings
-from hub.errors import ConfigurationError, HubError
+from schemas.errors import ConfigurationError, HubError
 
 log = logging.getLogger("hub.cli")
 

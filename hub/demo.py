@@ -55,9 +55,9 @@ from hub.config import Settings, load_settings
 from hub.db.migrate import upgrade
 from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
-from hub.errors import ConfigurationError, HubError
-from hub.logging import mask_pii
 from hub.services.results import ResultSigningService, SignedResult
+from schemas.errors import ConfigurationError, HubError
+from schemas.masking import mask_pii
 from schemas.status import DossierStatus
 from schemas.timefmt import now_vn
 from signing.report import render_report

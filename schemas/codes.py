@@ -22,7 +22,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from hub.errors import InvalidInputError
+from schemas.errors import InvalidInputError
 
 _LEVEL1 = r"[A-Y]\d{2}"
 AGENCY_CODE_RE = re.compile(rf"^\d{{3}}\.\d{{2}}\.\d{{2}}\.{_LEVEL1}$")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from hub.errors import InvalidTransitionError
+from schemas.errors import InvalidTransitionError
 
 
 class DossierStatus(IntEnum):

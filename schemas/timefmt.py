@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from hub.errors import InvalidInputError
+from schemas.errors import InvalidInputError
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DVCQG_FORMAT = "%Y%m%d%H%M%S"

@@ -29,7 +29,7 @@ from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, Simpl
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.stamp import BaseStampStyle, StaticStampStyle, TextStampStyle
 
-from hub.errors import ConfigurationError
+from schemas.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_FONT_PATH",

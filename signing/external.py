@@ -32,7 +32,13 @@ from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
-from hub.errors import HubError, InvalidInputError, SigningError
+from schemas.errors import (
+    ExternalSignatureMismatchError,
+    ExternalSigningExpiredError,
+    HubError,
+    InvalidInputError,
+    SigningError,
+)
 from schemas.timefmt import now_vn
 from signing.models import CertificateCheck, SignatureLevel, SigningWarning, SignOptions
 from signing.service import DocumentSigner, VnPdfSigner, open_pdf, reserved_bytes_for
@@ -40,25 +46,9 @@ from signing.signer_service import SigningService
 from signing.store import PendingSignature, PendingStore, check_request_id
 
 __all__ = [
-    "ExternalSignatureMismatchError",
-    "ExternalSigningExpiredError",
     "ExternalSigningRequest",
     "ExternalSigningService",
 ]
-
-
-class ExternalSigningExpiredError(SigningError):
-    """The pending request is unknown, already completed, or expired."""
-
-    code = "external_signing_expired"
-    http_status = 410
-
-
-class ExternalSignatureMismatchError(SigningError):
-    """The returned signature does not verify against the prepared data and certificate."""
-
-    code = "signature_mismatch"
-    http_status = 422
 
 
 class ExternalSigningRequest(BaseModel):

@@ -17,10 +17,11 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from hub.errors import ConfigurationError, InvalidInputError, NotFoundError
+from schemas.errors import ConfigurationError, InvalidInputError, NotFoundError
 from signing.external import ExternalSigningRequest, ExternalSigningService
 from signing.keys import KeySource
 from signing.models import BatchItemResult, CertificateCheck, SigningWarning, SignOptions, SignResult
+from signing.settings import SigningSettings
 from signing.signer_service import SigningService, config_from_settings
 from signing.store import FileSystemPendingStore, PendingStore
 
@@ -60,12 +61,13 @@ class SigningFacade:
     keys: Mapping[str, KeySource] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Any, *, keys: Mapping[str, KeySource] | None = None) -> SigningFacade:
-        """Defaults from ``Settings``: ``[signing]`` section, pending requests under ``data_dir``."""
-        signing = getattr(settings, "signing", None)
+    def from_settings(
+        cls, signing: SigningSettings, data_dir: Path, *, keys: Mapping[str, KeySource] | None = None
+    ) -> SigningFacade:
+        """From the ``[signing]`` settings; pending external requests are kept under ``data_dir``."""
         service = SigningService(config_from_settings(signing))
-        ttl = float(getattr(signing, "external_request_ttl_seconds", 900))
-        store: PendingStore = FileSystemPendingStore(Path(settings.data_dir) / "signing-pending")
+        ttl = signing.external_request_ttl_seconds
+        store: PendingStore = FileSystemPendingStore(data_dir / "signing-pending")
         return cls(
             service, ExternalSigningService(service, store, ttl=timedelta(seconds=ttl)), dict(keys or {})
         )

@@ -29,7 +29,7 @@ from pyhanko.sign.signers import Signer, SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
-from hub.errors import ConfigurationError, SigningError, TokenPinError
+from schemas.errors import ConfigurationError, SigningError, TokenPinError
 
 __all__ = [
     "KeySource",

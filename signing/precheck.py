@@ -29,7 +29,7 @@ from pyhanko_certvalidator.errors import (
 )
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
-from hub.errors import CertificateRejectedError, RevocationUnavailableError
+from schemas.errors import CertificateRejectedError, RevocationUnavailableError
 from schemas.timefmt import VN_TZ, now_vn
 from signing.models import CertificateCheck, RevocationPolicy, SigningWarning
 from signing.trust import TrustStore

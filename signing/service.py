@@ -29,7 +29,7 @@ from pyhanko.sign.signers.pdf_signer import PdfSigningSession
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.stamp import BaseStampStyle
 
-from hub.errors import HubError, InvalidPdfError, SigningError, TimestampUnavailableError
+from schemas.errors import HubError, InvalidPdfError, SigningError, TimestampUnavailableError
 from schemas.timefmt import VN_TZ
 from signing.appearance import (
     AppearanceTemplate,

@@ -31,7 +31,7 @@ from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 
-from hub.errors import HubError, InvalidInputError, SigningError
+from schemas.errors import HubError, InvalidInputError, SigningError
 from signing.appearance import AppearanceTemplate
 from signing.keys import KeySource
 from signing.models import (
@@ -46,6 +46,7 @@ from signing.models import (
 )
 from signing.precheck import acheck_signing_certificate
 from signing.service import DocumentSigner, atomic_write, open_pdf
+from signing.settings import SigningSettings
 from signing.timestamping import HubTimeStamper, TsaSettings
 from signing.trust import TrustStore
 
@@ -79,31 +80,29 @@ class SigningConfig:
 
 
 def config_from_settings(
-    settings: Any,
+    settings: SigningSettings,
     *,
     signature_png: bytes | None = None,
     seal_png: bytes | None = None,
     templates: dict[str, AppearanceTemplate] | None = None,
 ) -> SigningConfig:
-    """Build a :class:`SigningConfig` from ``hub.config.SigningSettings`` (``[signing]``).
+    """Build a :class:`SigningConfig` from the ``[signing]`` settings.
 
     Trust anchors: the configured files/directories, else the pinned government anchors.
     """
-    anchors = list(getattr(settings, "trust_anchor_paths", []) or [])
+    anchors = list(settings.trust_anchor_paths)
     store = TrustStore(anchors, pins={}) if anchors else TrustStore.default()
-    tsa_url = getattr(settings, "tsa_url", None)
     tsa = (
-        TsaSettings(url=tsa_url, timeout_seconds=float(getattr(settings, "tsa_timeout_seconds", 180)))
-        if tsa_url
+        TsaSettings(url=settings.tsa_url, timeout_seconds=settings.tsa_timeout_seconds)
+        if settings.tsa_url
         else None
     )
-    font = getattr(settings, "font_path", None)
     if templates is None:
-        templates = {"default": AppearanceTemplate(font_path=font) if font else AppearanceTemplate()}
+        templates = {"default": AppearanceTemplate(font_path=settings.font_path)}
     return SigningConfig(
         trust_store=store,
         tsa=tsa,
-        revocation_policy=RevocationPolicy(getattr(settings, "revocation_policy", "warn")),
+        revocation_policy=RevocationPolicy(settings.revocation_policy),
         templates=templates,
         signature_png=signature_png,
         seal_png=seal_png,

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from hub.errors import InvalidInputError
+from schemas.errors import InvalidInputError
 from signing.models import SignOptions
 
 __all__ = ["FileSystemPendingStore", "InMemoryPendingStore", "PendingSignature", "PendingStore"]

@@ -30,7 +30,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from hub.errors import TimestampUnavailableError
+from schemas.errors import TimestampUnavailableError
 
 __all__ = ["HubTimeStamper", "TsaSettings"]
 

@@ -25,7 +25,7 @@ from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBack
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
-from hub.errors import ConfigurationError
+from schemas.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_ANCHOR_PINS",
@@ -111,7 +111,7 @@ class TrustStore:
     * CA certificates that are not self-signed (e.g. "CA phục vụ các cơ quan Nhà nước G2") are
       kept as intermediates for path building, unless ``intermediates_as_anchors`` is set.
     * ``pins`` maps a file name (or ``*`` for any) to its required SHA-256 fingerprint;
-      a mismatch raises :class:`hub.errors.ConfigurationError` at load time.
+      a mismatch raises :class:`schemas.errors.ConfigurationError` at load time.
 
     :meth:`refresh` re-reads the files (e.g. after an operator installs an updated CTL export).
     """

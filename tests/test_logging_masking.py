@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub.logging import JsonFormatter, PiiMaskingFilter, configure_logging, mask_phone, mask_pii
+from hub.logging import JsonFormatter, PiiMaskingFilter, configure_logging
+from schemas.masking import mask_phone, mask_pii
 
 TOKEN = "hub_ab12cd34_" + "Z" * 43
 

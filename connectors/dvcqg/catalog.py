@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 
 from connectors.dvcqg.client import DvcqgClient
-from hub.errors import ConfigurationError, InvalidInputError
 from schemas.codes import national_procedure_code, validate_procedure_code
+from schemas.errors import ConfigurationError, InvalidInputError
 
 SERVICE_PROCEDURE = "LayThuTuc"
 SERVICE_PROCEDURES = "LayDanhSachTTHC"

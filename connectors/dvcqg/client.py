@@ -7,7 +7,7 @@
 * The session is cached and renewed when its configured lifetime ends or when the portal answers
   with an authentication error: the client logs in again (one login at a time, even under a
   burst) and retries the call once; a second authentication error raises
-  :class:`~hub.errors.SessionExpiredError`.
+  :class:`~schemas.errors.SessionExpiredError`.
 
 Answers go through :func:`connectors.dvcqg.responses.classify_response`; the client never
 returns httpx objects.
@@ -31,7 +31,7 @@ from connectors.dvcqg.mapping import wire_to_dossier
 from connectors.dvcqg.options import DvcqgOptions
 from connectors.dvcqg.responses import Outcome, PortalAnswer, classify_response, transport_error
 from connectors.dvcqg.wire import WireDossier, WireProgress
-from hub.errors import (
+from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
     HubError,

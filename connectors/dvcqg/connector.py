@@ -29,9 +29,9 @@ from connectors.dvcqg.mapping import chunked, dossier_to_wire, step_to_wire
 from connectors.dvcqg.options import DvcqgOptions
 from connectors.dvcqg.responses import Outcome, PortalAnswer
 from connectors.dvcqg.wire import WireDossier
-from hub.config import EndpointKind, EndpointSettings
-from hub.errors import ConfigurationError, HubError, InvalidInputError
+from connectors.settings import EndpointKind, EndpointSettings
 from schemas.dossier import Dossier
+from schemas.errors import ConfigurationError, HubError, InvalidInputError
 from schemas.messages import DossierProgressPayload, DossierSyncPayload, MessageKind
 
 logger = logging.getLogger(__name__)

@@ -23,14 +23,15 @@ from pydantic import BaseModel, ValidationError
 
 from connectors.dvcqg.mapping import wire_to_dossier
 from connectors.dvcqg.wire import WireDossier
-from hub.errors import (
+from schemas.dossier import Dossier
+from schemas.errors import (
     HubError,
     InvalidInputError,
+    MalformedJsonError,
     PayloadTooLargeError,
     RetryableError,
     UnsupportedMediaTypeError,
 )
-from schemas.dossier import Dossier
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,6 @@ InboundAccept = Callable[[Dossier, str], bool | Awaitable[bool]]
 class InboundAnswer(BaseModel):
     error_code: int
     message: str
-
-
-class MalformedJsonError(InvalidInputError):
-    """The body is not a well-formed UTF-8 JSON object (HTTP 400)."""
-
-    code = "malformed_json"
-    http_status = 400
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -76,7 +70,7 @@ def check_content_type(content_type: str | None) -> None:
 def parse_push(
     body: bytes, content_type: str | None, *, max_bytes: int = DEFAULT_MAX_PUSH_BYTES
 ) -> WireDossier:
-    """Validate one pushed record; raises an :class:`~hub.errors.InvalidInputError` subclass."""
+    """Validate one pushed record; raises an :class:`~schemas.errors.InvalidInputError` subclass."""
     check_content_type(content_type)
     if len(body) > max_bytes:
         raise PayloadTooLargeError(
@@ -144,8 +138,9 @@ async def handle_push(
     idempotency_key: str | None = None,
     max_bytes: int = DEFAULT_MAX_PUSH_BYTES,
     run_sync: Callable[[Callable[[], bool]], Awaitable[bool]] | None = None,
-) -> tuple[int, InboundAnswer]:
-    """Validate, convert and hand over one push; returns the HTTP status and the §6 answer.
+) -> tuple[HubError | None, InboundAnswer]:
+    """Validate, convert and hand over one push; returns the refusal (``None`` when accepted or a
+    duplicate) and the §6 answer. The API layer turns the refusal into an HTTP status.
 
     ``run_sync`` runs a synchronous ``accept`` off the event loop (the route passes
     Starlette's thread pool); without it a sync ``accept`` is called directly.
@@ -158,7 +153,7 @@ async def handle_push(
     except HubError as exc:
         dossier_code = dossier_code or str(exc.details.get("MaHoSo", ""))
         logger.info("DVCQG push refused (%s): %s", exc.code, exc.message)
-        return exc.http_status, _answer(-1, dossier_code, exc.message)
+        return exc, _answer(-1, dossier_code, exc.message)
     key = idempotency_key or f"dvcqg-push:{dossier.code}"
     try:
         if run_sync is not None and not inspect.iscoroutinefunction(accept):
@@ -172,10 +167,10 @@ async def handle_push(
             created = await outcome if inspect.isawaitable(outcome) else outcome
     except RetryableError as exc:
         logger.warning("DVCQG push %s not stored, retryable: %s", dossier.code, exc.message)
-        return 503, _answer(-1, dossier.code, f"temporarily unavailable: {exc.message}")
+        return exc, _answer(-1, dossier.code, f"temporarily unavailable: {exc.message}")
     except HubError as exc:
         logger.info("DVCQG push %s refused by intake: %s", dossier.code, exc.message)
-        return exc.http_status, _answer(-1, dossier.code, exc.message)
+        return exc, _answer(-1, dossier.code, exc.message)
     if created:
-        return 200, _answer(0, dossier.code, "accepted")
-    return 200, _answer(1, dossier.code, "duplicate MaHoSo, already received")
+        return None, _answer(0, dossier.code, "accepted")
+    return None, _answer(1, dossier.code, "duplicate MaHoSo, already received")

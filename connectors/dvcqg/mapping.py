@@ -318,7 +318,7 @@ def wire_to_dossier(wire: WireDossier, *, agency_code: str | None = None) -> Dos
 
     ``agency_code`` defaults to the receiving agency encoded in ``MaHoSo`` (Circular 01/2018
     Art. 19; Circular 04/2025 Art. 23). Raises ``pydantic.ValidationError`` or
-    :class:`hub.errors.InvalidInputError` on values the canonical model refuses.
+    :class:`schemas.errors.InvalidInputError` on values the canonical model refuses.
     """
     agency = agency_code or parse_dossier_code(wire.code).agency
     identities = [

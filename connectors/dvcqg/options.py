@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.errors import ConfigurationError
+from schemas.errors import ConfigurationError
 
 
 class DvcqgOptions(BaseModel):

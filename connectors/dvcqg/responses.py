@@ -7,9 +7,9 @@ Answer                                                 Result
 ``message`` contains "đã tồn tại"                      :attr:`Outcome.DUPLICATE` (create → update)
 HTTP 401/403, ``auth_error_codes``, session markers    :attr:`Outcome.SESSION_EXPIRED` (re-login)
 plain text containing "thành công"                     :attr:`Outcome.OK` (progress endpoint, §3.8)
-HTTP 408/425/429/5xx, ``busy_codes``                   :class:`~hub.errors.EndpointBusyError`
-any other ``error_code``, other 4xx, unreadable body   :class:`~hub.errors.BusinessRejectionError`
-timeouts, refused or dropped connections               :class:`~hub.errors.TransportError`
+HTTP 408/425/429/5xx, ``busy_codes``                   :class:`~schemas.errors.EndpointBusyError`
+any other ``error_code``, other 4xx, unreadable body   :class:`~schemas.errors.BusinessRejectionError`
+timeouts, refused or dropped connections               :class:`~schemas.errors.TransportError`
 =====================================================  ==========================================
 
 Retryable errors carry ``retry_after`` from the ``Retry-After`` header (seconds or HTTP date).
@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from connectors.base import summarize
 from connectors.dvcqg.options import DvcqgOptions
 from connectors.http import parse_retry_after
-from hub.errors import BusinessRejectionError, EndpointBusyError, TransportError
+from schemas.errors import BusinessRejectionError, EndpointBusyError, TransportError
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 

@@ -42,8 +42,8 @@ from connectors.dvcqg.wire import (
     SyncEnvelope,
     WireDossier,
 )
-from hub.errors import InvalidInputError
 from schemas.codes import parse_dossier_code
+from schemas.errors import InvalidInputError
 from schemas.timefmt import from_dvcqg
 
 logger = logging.getLogger(__name__)

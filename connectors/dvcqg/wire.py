@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from hub.errors import InvalidInputError
+from schemas.errors import InvalidInputError
 from schemas.timefmt import from_dvcqg
 
 #: ``TrichYeuHoSo`` must stay under 1000 characters (Thanh Hóa ``SyncLocalDataToDVCQGService``).

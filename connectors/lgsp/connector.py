@@ -5,7 +5,7 @@ Message kinds: ``dossier.sync`` → ``SyncDocument`` (``MSyncDocument``), ``doss
 ``MResult{Status, Message}``: a status in ``success_statuses`` (default ``[1]``) is a delivery;
 a message saying the record already exists ("đã tồn tại", the duplicate marker of §3.8) is a
 delivery too, because redeliveries of the same message are expected (at-least-once); anything
-else is a :class:`~hub.errors.BusinessRejectionError`.
+else is a :class:`~schemas.errors.BusinessRejectionError`.
 
 Options (``EndpointSettings.options``) are validated once, when the connector is built.
 """
@@ -26,10 +26,10 @@ from connectors.lgsp.mapping import from_sync_document, to_sync_document, to_tra
 from connectors.lgsp.models import LookupResult, MResult
 from connectors.lgsp.rest import LgspRestClient, OAuth2ClientCredentials
 from connectors.lgsp.soap import DEFAULT_OPERATIONS, LgspSoapClient, SoapClientConfig, bundled_wsdl_path
-from hub.config import EndpointKind, EndpointSettings
-from hub.errors import BusinessRejectionError, ConfigurationError, InvalidInputError
-from hub.logging import mask_pii
+from connectors.settings import EndpointKind, EndpointSettings
 from schemas.dossier import Dossier
+from schemas.errors import BusinessRejectionError, ConfigurationError, InvalidInputError
+from schemas.masking import mask_pii
 from schemas.messages import DossierProgressPayload, DossierSyncPayload, MessageKind
 
 #: "Already exists" markers seen in portal answers (national-portal.md §3.8).

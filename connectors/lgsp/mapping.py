@@ -33,7 +33,6 @@ from connectors.lgsp.models import (
     MSyncDocument,
     UpdateDocumentTracesRequest,
 )
-from hub.errors import InvalidInputError
 from schemas.codes import parse_dossier_code
 from schemas.dossier import (
     Channel,
@@ -48,6 +47,7 @@ from schemas.dossier import (
     SubmittedDocument,
     SupplementRequest,
 )
+from schemas.errors import InvalidInputError
 from schemas.status import DossierStatus
 from schemas.timefmt import VN_TZ
 

@@ -23,7 +23,7 @@ import httpx
 
 from connectors.base import summarize
 from connectors.http import parse_retry_after
-from hub.errors import (
+from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
     HubError,
@@ -32,7 +32,7 @@ from hub.errors import (
     SessionExpiredError,
     TransportError,
 )
-from hub.logging import mask_pii
+from schemas.masking import mask_pii
 
 
 @dataclass(frozen=True, slots=True)

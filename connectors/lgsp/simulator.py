@@ -2,7 +2,7 @@
 
 The simulator is a real HTTP/1.1 server (stdlib ``ThreadingHTTPServer``) so tests and the
 benchmark exercise real sockets. It deliberately shares no code path with the hub's SOAP
-client: envelopes are parsed with :func:`hub.xmlsafety.parse_xml`, checked by hand
+client: envelopes are parsed with :func:`connectors.xmlsafety.parse_xml`, checked by hand
 (SOAP 1.1 / SOAP 1.2 envelope, WS-Addressing ``MessageID``/``Action``, WS-Security
 UsernameToken with PasswordText or PasswordDigest, nonce replay) and the body is validated
 against the XSD the WSDL imports with lxml's XMLSchema (libxml2), never zeep. Accepted
@@ -42,8 +42,8 @@ from pydantic import BaseModel, ValidationError
 
 from connectors.lgsp.models import MSyncDocument, UpdateDocumentTracesRequest
 from connectors.lgsp.soap import bundled_wsdl_path
-from hub.errors import HubError, InvalidInputError, PayloadTooLargeError
-from hub.xmlsafety import parse_xml
+from connectors.xmlsafety import parse_xml
+from schemas.errors import HubError, InvalidInputError, PayloadTooLargeError
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@
   UsernameToken (OASIS WSS UsernameToken Profile 1.0, PasswordText or PasswordDigest).
 
 Error mapping (the connector seam, ``connectors/base.py``): SOAP ``Client``/``Sender`` faults →
-:class:`~hub.errors.SoapFaultError` (permanent); ``Server``/``Receiver`` faults, HTTP 5xx and 429
-→ :class:`~hub.errors.EndpointBusyError` (retryable, with ``Retry-After``); timeouts and
-connection failures → :class:`~hub.errors.TransportError` (retryable); WS-Security
-authentication faults and HTTP 401/403 → :class:`~hub.errors.RemoteAuthenticationError`.
+:class:`~schemas.errors.SoapFaultError` (permanent); ``Server``/``Receiver`` faults, HTTP 5xx and 429
+→ :class:`~schemas.errors.EndpointBusyError` (retryable, with ``Retry-After``); timeouts and
+connection failures → :class:`~schemas.errors.TransportError` (retryable); WS-Security
+authentication faults and HTTP 401/403 → :class:`~schemas.errors.RemoteAuthenticationError`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from zeep.xsd import Element as XsdElement
 
 from connectors.base import summarize
 from connectors.http import parse_retry_after
-from hub.errors import (
+from connectors.xmlsafety import parse_xml
+from schemas.errors import (
     ConfigurationError,
     EndpointBusyError,
     HubError,
@@ -58,8 +59,7 @@ from hub.errors import (
     TransportError,
     UnsafeXmlError,
 )
-from hub.logging import mask_pii
-from hub.xmlsafety import parse_xml
+from schemas.masking import mask_pii
 
 WSA_NS = "http://www.w3.org/2005/08/addressing"
 SoapVersion = Literal["1.1", "1.2"]

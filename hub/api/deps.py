@@ -21,12 +21,12 @@ from hub.auth.keys import ApiKeyService, Principal
 from hub.config import Settings
 from hub.db.models import ApiRole
 from hub.db.session import Database
-from hub.errors import AuthenticationError, PermissionDeniedError
 from hub.lookup.ratelimit import RateLimiter
 from hub.lookup.service import LookupService
 from hub.lookup.sms import SmsResponder
 from hub.services.intake import IntakeService
 from hub.storage.files import FileStore
+from schemas.errors import AuthenticationError, PermissionDeniedError
 
 BEARER_SCHEME = HTTPBearer(auto_error=False, description="hub_<prefix>_<secret> API key")
 API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="Same key as the bearer token")

@@ -1,6 +1,7 @@
 """Uniform error bodies: ``{"error": {code, message, message_vi, details}}``.
 
-:class:`HubError` subclasses answer with their own ``http_status``; request validation
+:class:`HubError` subclasses answer with the status :func:`http_status_for` finds for their
+class in :data:`HTTP_STATUS` (the errors themselves know nothing of HTTP); request validation
 errors answer 422 with field paths (400 for malformed JSON); unknown routes and methods keep
 their 404/405 in the same shape. Input values are never echoed back (they may hold personal
 data). Anything unexpected is logged and answered with a generic 500.
@@ -20,9 +21,43 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub.errors import AuthenticationError, HubError, RetryableError
+from schemas import errors as e
+from schemas.errors import AuthenticationError, HubError, RetryableError
 
 log = logging.getLogger("hub.api")
+
+
+#: HTTP status per error class; the nearest class in an error's MRO wins.
+HTTP_STATUS: dict[type[HubError], int] = {
+    e.HubError: 500,
+    e.PermanentError: 422,
+    e.RetryableError: 503,
+    e.TooManyRequestsError: 429,
+    e.InvalidInputError: 422,
+    e.MalformedJsonError: 400,
+    e.PayloadTooLargeError: 413,
+    e.UnsupportedMediaTypeError: 415,
+    e.UnsafeXmlError: 400,
+    e.InvalidTransitionError: 409,
+    e.ConflictError: 409,
+    e.NotFoundError: 404,
+    e.ConfigurationError: 500,
+    e.FeatureNotConfiguredError: 503,
+    e.AuthenticationError: 401,
+    e.PermissionDeniedError: 403,
+    e.TokenPinError: 401,
+    e.ExternalSigningExpiredError: 410,
+    e.ExternalSignatureMismatchError: 422,
+}
+
+
+def http_status_for(error: HubError) -> int:
+    """The HTTP status an API answer carries for ``error`` (see :data:`HTTP_STATUS`)."""
+    for cls in type(error).__mro__:
+        status = HTTP_STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
 
 
 class ErrorDetail(BaseModel):
@@ -92,12 +127,12 @@ def hub_error_response(exc: HubError) -> JSONResponse:
     if isinstance(exc, RetryableError) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     body = error_body(exc.code, exc.message, exc.message_vi, exc.details)
-    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+    return JSONResponse(body, status_code=http_status_for(exc), headers=headers)
 
 
 async def _hub_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HubError)
-    if exc.http_status >= 500:
+    if http_status_for(exc) >= 500:
         log.error("request failed: %s (%s)", exc.message, exc.code)
     return hub_error_response(exc)
 

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
 from hub.api.errors import error_body
-from hub.errors import InvalidInputError, UnsupportedMediaTypeError
+from schemas.errors import InvalidInputError, UnsupportedMediaTypeError
 
 #: How much of a refused body is read and dropped so the client sees the 413 (not a reset).
 DRAIN_BYTES = 4 * 1024 * 1024

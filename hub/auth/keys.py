@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from hub.db.base import utcnow
 from hub.db.models import ApiKey, ApiRole, AuditEntry
 from hub.db.session import Database
-from hub.errors import ConflictError, InvalidInputError, NotFoundError
+from schemas.errors import ConflictError, InvalidInputError, NotFoundError
 
 TOKEN_RE = re.compile(r"^hub_(?P<prefix>[a-z0-9]{8})_(?P<secret>[A-Za-z0-9_-]{43})$")
 BOOTSTRAP_NAME = "bootstrap-admin"

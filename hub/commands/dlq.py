@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from hub.dlq.models import BulkAction, BulkJobView, DlqFilter, ViewState
-from hub.logging import mask_pii
+from schemas.masking import mask_pii
 
 __all__ = ["app"]
 
@@ -213,7 +213,7 @@ def edit(
 ) -> None:
     """Replace a message's payload (the original is kept as a revision) and retry it."""
     from hub.dlq import service
-    from hub.errors import InvalidInputError
+    from schemas.errors import InvalidInputError
 
     if (payload_file is None) == (payload is None):
         raise typer.BadParameter("give exactly one of --payload-file or --payload")

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from hub.errors import HubError
+from schemas.errors import HubError
 from signing.appearance import AppearanceTemplate
 from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource, Secret
 from signing.models import BatchItemResult, RevocationPolicy, SignatureLevel, SignOptions, SignRole

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from hub.errors import HubError
+from schemas.errors import HubError
 from signing.report import render_report
 from signing.verification import (
     DEFAULT_MAX_PDF_BYTES,

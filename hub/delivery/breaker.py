@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hub.config import BreakerSettings
+from connectors.settings import BreakerSettings
 
 
 class BreakerState(enum.StrEnum):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from tenacity import RetryCallState, Retrying, stop_after_attempt
 from tenacity.wait import wait_base
 
-from hub.config import RetrySettings
-from hub.errors import HubError, RetryableError
+from connectors.settings import RetrySettings
+from schemas.errors import HubError, RetryableError
 
 
 class wait_schedule(wait_base):

@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Connector, Delivery
 from connectors.http import TransportKind, build_http_client
-from hub.config import EndpointSettings, Settings
+from connectors.settings import EndpointSettings
+from hub.config import Settings
 from hub.db.base import utcnow
 from hub.db.models import OutboxMessage
 from hub.db.session import Database
@@ -49,8 +50,8 @@ from hub.delivery.store import (
     Completion,
     OutboxStore,
 )
-from hub.errors import HubError
 from hub.outbox.enqueue import NOTIFY_CHANNEL
+from schemas.errors import HubError
 
 log = logging.getLogger("hub.delivery")
 

@@ -42,7 +42,7 @@ from hub.dlq.models import (
     RevisionView,
     ViewState,
 )
-from hub.errors import ConflictError, InvalidInputError, NotFoundError
+from schemas.errors import ConflictError, InvalidInputError, NotFoundError
 
 #: Messages handled per transaction by a bulk job (progress is committed after each chunk).
 BULK_CHUNK = 200

@@ -12,12 +12,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from hub.errors import RetryableError
-
-
-class TooManyRequestsError(RetryableError):
-    code = "rate_limited"
-    http_status = 429
+from schemas.errors import TooManyRequestsError
 
 
 @dataclass

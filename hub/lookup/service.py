@@ -20,9 +20,9 @@ from sqlalchemy import select
 from hub.config import LookupSettings
 from hub.db.models import DossierRow
 from hub.db.session import Database
-from hub.errors import InvalidInputError, NotFoundError
 from schemas.codes import validate_dossier_code
 from schemas.dossier import Dossier
+from schemas.errors import InvalidInputError, NotFoundError
 from schemas.timefmt import now_vn
 
 _DUMMY_DIGEST = hashlib.sha256(b"no such dossier").hexdigest()

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from hub.logging import mask_phone
 from hub.lookup.service import LookupService
 from schemas.dossier import Dossier
+from schemas.masking import mask_phone
 from schemas.status import DossierStatus
 from schemas.text import strip_diacritics
 from schemas.timefmt import VN_TZ

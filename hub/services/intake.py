@@ -38,12 +38,12 @@ from hub.db.models import (
 from hub.db.session import Database
 from hub.dlq.models import DlqFilter, MessageSummary
 from hub.dlq.service import list_messages
-from hub.errors import ConflictError, InvalidInputError, NotFoundError
 from hub.outbox.enqueue import enqueue
 from hub.outbox.routing import RouteQuery, Router
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import format_dossier_code, validate_agency_code, validate_dossier_code
 from schemas.dossier import Dossier, ProcessingStep, SupplementRequest
+from schemas.errors import ConflictError, InvalidInputError, NotFoundError
 from schemas.messages import DossierProgressPayload, DossierSyncPayload, MessageKind
 from schemas.status import DossierStatus, check_transition
 

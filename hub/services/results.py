@@ -26,12 +26,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hub.config import Settings
-from hub.errors import ConfigurationError, ConflictError, HubError, InvalidInputError, RetryableError
 from hub.services.intake import IntakeResult, IntakeService
 from hub.services.result_files import store_and_attach
 from hub.services.signing_keys import key_images
 from hub.storage.files import FileStore
 from schemas.dossier import ResultDocument
+from schemas.errors import ConfigurationError, ConflictError, HubError, InvalidInputError, RetryableError
 from signing.facade import SigningFacade
 from signing.models import SignatureLevel, SignOptions, SignResult, SignRole
 from signing.signer_service import SigningService

@@ -34,16 +34,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 
-from hub.config import Pkcs11KeySettings, Pkcs12KeySettings, Settings, SigningSettings
-from hub.errors import ConfigurationError
-from signing.external import ExternalSigningService
+from hub.config import Settings
+from schemas.errors import ConfigurationError
 from signing.facade import SigningFacade
 from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource, Secret
-from signing.signer_service import SigningService, config_from_settings
-from signing.store import FileSystemPendingStore
+from signing.settings import Pkcs11KeySettings, Pkcs12KeySettings, SigningSettings
 
 __all__ = ["build_signing_facade", "key_images", "key_source", "key_sources"]
 
@@ -129,9 +126,5 @@ def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None =
 
     Pending external-signing requests live under ``data_dir/signing-pending``.
     """
-    signing = settings.signing
-    keys = key_sources(signing, environ)
-    service = SigningService(config_from_settings(signing))
-    store = FileSystemPendingStore(Path(settings.data_dir) / "signing-pending")
-    ttl = timedelta(seconds=signing.external_request_ttl_seconds)
-    return SigningFacade(service, ExternalSigningService(service, store, ttl=ttl), keys)
+    keys = key_sources(settings.signing, environ)
+    return SigningFacade.from_settings(settings.signing, Path(settings.data_dir), keys=keys)

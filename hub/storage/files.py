@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from hub.db.models import StoredFile
 from hub.db.session import Database
-from hub.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from schemas.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{32}$")
 _MEDIA_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")

@@ -7,8 +7,8 @@ Public API::
     text = render_report(report, lang="vi")              # signing.report
 """
 
+from schemas.errors import EncryptedPdfError, NotPdfError, UnsignedPdfError
 from signing.verification.engine import averify_pdf, verify_pdf, verify_pdf_file
-from signing.verification.errors import EncryptedPdfError, NotPdfError, UnsignedPdfError
 from signing.verification.model import (
     REPORT_SCHEMA_VERSION,
     PadesLevel,

@@ -83,10 +83,15 @@ from pyhanko_certvalidator.policy_decl import (
 from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 
-from hub.errors import InvalidPdfError, PayloadTooLargeError
+from schemas.errors import (
+    EncryptedPdfError,
+    InvalidPdfError,
+    NotPdfError,
+    PayloadTooLargeError,
+    UnsignedPdfError,
+)
 from signing.verification.certinfo import certificate_info, managing_unit, name_attr
 from signing.verification.diffpolicy import vn_diff_policy
-from signing.verification.errors import EncryptedPdfError, NotPdfError, UnsignedPdfError
 from signing.verification.levels import (
     DocumentLayout,
     detect_level,

@@ -19,7 +19,7 @@ from typing import Any
 
 from asn1crypto import x509
 
-from hub.errors import ConfigurationError
+from schemas.errors import ConfigurationError
 from signing.trust import TrustStore
 
 __all__ = ["DEFAULT_MAX_PDF_BYTES", "RevocationMode", "VerificationPolicy"]

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from hub.auth.keys import ApiKeyService, hash_token, parse_token
 from hub.db.models import ApiKey, AuditEntry
-from hub.errors import ConflictError, InvalidInputError
+from schemas.errors import ConflictError, InvalidInputError
 from tests.api.livehub import BOOTSTRAP, LiveHub, dossier_json
 
 CREATE = "/api/v1/dossiers"

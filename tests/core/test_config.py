@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import EndpointKind, load_settings
-from hub.errors import ConfigurationError
+from connectors.settings import EndpointKind
+from hub.config import load_settings
+from schemas.errors import ConfigurationError
 
 
 def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch) -> None:

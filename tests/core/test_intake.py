@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from hub.config import load_settings
 from hub.db.models import AuditEntry, OutboxMessage
 from hub.db.session import Database
-from hub.errors import ConflictError, InvalidTransitionError, NotFoundError
 from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert, StatusChange, StepAdd
 from schemas.dossier import Dossier, Owner, ProcessingStep
+from schemas.errors import ConflictError, InvalidTransitionError, NotFoundError
 from schemas.status import DossierStatus
 from schemas.timefmt import VN_TZ
 

@@ -18,7 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from hub.config import EndpointSettings, RetrySettings, Settings, WorkerSettings
+from connectors.settings import EndpointSettings, RetrySettings
+from hub.config import Settings, WorkerSettings
 from hub.db.migrate import upgrade
 from hub.db.session import Database
 

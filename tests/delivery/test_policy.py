@@ -9,10 +9,10 @@ from email.utils import format_datetime
 import pytest
 
 from connectors.http import parse_retry_after
-from hub.config import BreakerSettings, RetrySettings
+from connectors.settings import BreakerSettings, RetrySettings
 from hub.delivery.breaker import BreakerState, CircuitBreaker
 from hub.delivery.retry import RetryPolicy
-from hub.errors import (
+from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
     InvalidInputError,

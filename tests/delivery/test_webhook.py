@@ -9,10 +9,10 @@ import pytest
 from connectors.base import Connector, Delivery
 from connectors.http import TransportKind, build_http_client
 from connectors.registry import build_connector
+from connectors.settings import EndpointSettings
 from connectors.sink import Sink
 from connectors.webhook import WebhookConnector
-from hub.config import EndpointSettings
-from hub.errors import (
+from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
     RemoteAuthenticationError,

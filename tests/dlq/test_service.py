@@ -23,7 +23,7 @@ from hub.delivery import Worker
 from hub.delivery.store import OUTCOME_DEAD, Completion, OutboxStore
 from hub.dlq import service
 from hub.dlq.models import BulkAction, BulkState, DlqFilter, ViewState
-from hub.errors import ConflictError, InvalidInputError, NotFoundError
+from schemas.errors import ConflictError, InvalidInputError, NotFoundError
 
 
 def kill(db: Database, *seqs: int, error_class: str = "BusinessRejectionError") -> None:

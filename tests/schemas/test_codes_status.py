@@ -6,7 +6,6 @@ from datetime import date, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from hub.errors import InvalidInputError, InvalidTransitionError
 from schemas.codes import (
     DossierCodeForm,
     format_dossier_code,
@@ -16,6 +15,7 @@ from schemas.codes import (
     validate_procedure_code,
 )
 from schemas.dossier import Dossier, Identity, IdentityKind, Owner
+from schemas.errors import InvalidInputError, InvalidTransitionError
 from schemas.status import ALLOWED_TRANSITIONS, DossierStatus, check_transition
 from schemas.text import nfc, strip_diacritics
 from schemas.timefmt import VN_TZ, from_dvcqg, iso_vn, to_dvcqg

@@ -20,13 +20,13 @@ from sqlalchemy import func, select
 from hub.config import Settings, load_settings
 from hub.db.models import OutboxMessage, StoredFile
 from hub.db.session import Database
-from hub.errors import CertificateRejectedError, ConflictError, InvalidInputError, NotFoundError
 from hub.services.intake import IntakeService
 from hub.services.results import ResultSigningService
 from hub.services.signing_keys import build_signing_facade
 from hub.storage.files import FileStore
 from schemas.changes import DossierUpsert
 from schemas.dossier import Dossier, Owner
+from schemas.errors import CertificateRejectedError, ConflictError, InvalidInputError, NotFoundError
 from schemas.timefmt import VN_TZ
 from signing.samples import sample_pdf
 from signing.testpki import RunningPki

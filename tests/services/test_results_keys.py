@@ -16,13 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from hub.api.app import create_app
 from hub.config import Settings, load_settings
 from hub.db.session import Database
-from hub.errors import ConfigurationError
 from hub.services.intake import IntakeService
 from hub.services.results import ResultSigningService
 from hub.services.signing_keys import build_signing_facade, key_images, key_sources
 from hub.storage.files import FileStore
 from schemas.changes import DossierUpsert
 from schemas.dossier import Dossier
+from schemas.errors import ConfigurationError
 from signing.facade import SigningFacade
 from signing.keys import Pkcs11KeySource, Pkcs12KeySource
 from signing.samples import sample_pdf

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from hub.errors import ConfigurationError, SigningError
+from schemas.errors import ConfigurationError, SigningError
 from signing.appearance import AppearanceTemplate, Box, seal_box, text_stamp_lines
 from signing.keys import Pkcs12KeySource
 from signing.models import SignatureLevel, SignOptions, SignRole

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_ds
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import async_validate_pdf_signature
 
-from hub.errors import CertificateRejectedError, InvalidInputError
+from hub.api.errors import http_status_for
+from schemas.errors import CertificateRejectedError, InvalidInputError
 from signing.external import (
     ExternalSignatureMismatchError,
     ExternalSigningExpiredError,
@@ -239,7 +240,7 @@ def test_expired_request(signing_service: SigningService, store: PendingStore, t
     sig = _tool_sign(_key(test_pki, "officer"), req.digest_to_sign_b64)
     with pytest.raises(ExternalSigningExpiredError) as exc:
         asyncio.run(ext.complete(req.request_id, signature=sig))
-    assert exc.value.http_status == 410
+    assert http_status_for(exc.value) == 410
     assert store.get(req.request_id) is None
 
 
@@ -316,7 +317,7 @@ def test_remote_key_source(
         assert isinstance(agency, rsa.RSAPrivateKey)
         return agency.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
-    from hub.errors import SigningError
+    from schemas.errors import SigningError
 
     bad = RemoteKeySource(certificate=source.certificate, chain=source.chain, sign=wrong)
     with pytest.raises(SigningError) as exc:

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import async_validate_pdf_signature
 
-from hub.errors import SigningError, TokenPinError
+from hub.api.errors import http_status_for
+from schemas.errors import SigningError, TokenPinError
 from signing.keys import Pkcs11KeySource, Secret
 from signing.models import SignatureLevel, SignOptions, SignRole
 from signing.samples import sample_pdf
@@ -159,7 +160,7 @@ def test_wrong_pin(softhsm_token: Path, signing_service: SigningService, tmp_pat
     source = _source(pin="000000")
     with pytest.raises(TokenPinError) as exc:
         signing_service.sign_file(src, tmp_path / "out.pdf", source, SignOptions(level=SignatureLevel.B_B))
-    assert exc.value.http_status == 401
+    assert http_status_for(exc.value) == 401
     assert "PIN" in exc.value.message_vi
     assert "000000" not in repr(source)
     assert "000000" not in str(exc.value.to_dict())
@@ -167,7 +168,7 @@ def test_wrong_pin(softhsm_token: Path, signing_service: SigningService, tmp_pat
 
 
 def test_unknown_token_and_module(softhsm_token: Path, tmp_path: Path) -> None:
-    from hub.errors import ConfigurationError
+    from schemas.errors import ConfigurationError
 
     with (
         pytest.raises(SigningError),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.errors import ConfigurationError
+from schemas.errors import ConfigurationError
 from signing.testpki import TestPki
 from signing.trust import DEFAULT_ANCHOR_PINS, TrustStore, default_anchor_dir
 

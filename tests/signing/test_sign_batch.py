@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from hub.errors import CertificateRejectedError
+from schemas.errors import CertificateRejectedError
 from signing.keys import Pkcs12KeySource
 from signing.models import BatchItemResult, SignatureLevel, SignOptions
 from signing.samples import sample_pdf

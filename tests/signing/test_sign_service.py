@@ -19,7 +19,8 @@ from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko_certvalidator import ValidationContext
 
-from hub.errors import (
+from hub.api.errors import http_status_for
+from schemas.errors import (
     CertificateRejectedError,
     InvalidPdfError,
     RevocationUnavailableError,
@@ -238,7 +239,7 @@ def test_refused_certificates_write_nothing(
         signing_service.sign_file(src, target, p12_key(key), SignOptions(level=SignatureLevel.B_B))
     assert exc.value.details["reason"] == reason
     assert vi in exc.value.message_vi
-    assert exc.value.http_status == 422
+    assert http_status_for(exc.value) == 422
     assert not target.exists()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 

@@ -33,7 +33,8 @@ from test_verify_helpers import (
     sign,
 )
 
-from hub.errors import InvalidPdfError, PayloadTooLargeError
+from hub.api.errors import http_status_for
+from schemas.errors import InvalidPdfError, PayloadTooLargeError
 from signing.testpki import RunningPki, serve_test_pki
 from signing.trust import TrustStore
 from signing.verification import (
@@ -511,7 +512,7 @@ def test_non_pdf_is_refused(policy: VerificationPolicy) -> None:
         verify_pdf(b"PK\x03\x04 this is a zip file", policy)
     assert exc.value.code == "not_pdf"
     assert isinstance(exc.value, InvalidPdfError)
-    assert exc.value.http_status == 422
+    assert http_status_for(exc.value) == 422
 
 
 @pytest.mark.parametrize(
@@ -554,7 +555,7 @@ def test_oversized_pdf_is_refused_before_reading(
     small = dataclasses.replace(policy, max_pdf_bytes=1024)
     with pytest.raises(PayloadTooLargeError) as exc:
         verify_pdf(pkcs7_pdf, small)
-    assert exc.value.http_status == 413
+    assert http_status_for(exc.value) == 413
     path = tmp_path / "big.pdf"
     path.write_bytes(pkcs7_pdf)
     with pytest.raises(PayloadTooLargeError):

@@ -11,16 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from test_verify_helpers import make_pdf, overwrite_signed_bytes, sign
 from typer.testing import CliRunner
 
+from hub.api.errors import install_error_handlers
 from hub.api.routes.verification import require_verifier, router
 from hub.auth.keys import Principal
 from hub.commands.verify import app as cli_app
 from hub.db.models import ApiRole
-from hub.errors import HubError
 from signing.testpki import RunningPki
 from signing.trust import TrustStore
 from signing.verification import VerificationPolicy
@@ -38,11 +37,7 @@ def _build_app(policy: VerificationPolicy, *, authenticated: bool) -> FastAPI:
     app.include_router(router)
     app.state.verification_policy = policy
 
-    @app.exception_handler(HubError)
-    async def _hub_error(_: Request, exc: HubError) -> JSONResponse:
-        return JSONResponse(
-            status_code=exc.http_status, content={"detail": exc.message, "error": exc.to_dict()}
-        )
+    install_error_handlers(app)
 
     if authenticated:
         app.dependency_overrides[require_verifier] = lambda: Principal(name="van-thu", role=ApiRole.OFFICER)

@@ -19,7 +19,6 @@ from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
 from hub.auth.keys import Principal
 from hub.dlq.models import MessageSummary
-from hub.errors import FeatureNotConfiguredError
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import IntakeResult
 from hub.services.result_files import store_and_attach
@@ -27,6 +26,7 @@ from hub.services.results import ResultSigningService, SignedResult
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
 from schemas.dossier import Dossier
+from schemas.errors import FeatureNotConfiguredError
 from schemas.text import VnName
 from schemas.timefmt import now_vn
 

@@ -23,10 +23,11 @@ from connectors.dvcqg.inbound import (
     handle_push,
 )
 from hub.api.deps import get_extra, get_intake, require_role
-from hub.errors import NotFoundError
+from hub.api.errors import http_status_for
 from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert
 from schemas.dossier import Dossier
+from schemas.errors import NotFoundError
 
 PUSH_PATH = "/api/v1/dvcqg/inbound/dossiers"
 ACCEPTOR_EXTRA = "dvcqg_accept"
@@ -89,7 +90,7 @@ async def receive_push(
         too_large = InboundAnswer(error_code=-1, message=f"| body larger than {limit} bytes")
         return JSONResponse(too_large.model_dump(), status_code=413)
     key = request.headers.get("idempotency-key") or request.headers.get("x-message-id")
-    status, answer = await handle_push(
+    refusal, answer = await handle_push(
         body,
         request.headers.get("content-type"),
         accept,
@@ -97,4 +98,5 @@ async def receive_push(
         max_bytes=limit,
         run_sync=run_in_threadpool,
     )
+    status = 200 if refusal is None else http_status_for(refusal)
     return JSONResponse(answer.model_dump(), status_code=status)

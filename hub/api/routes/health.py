@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from hub.api.deps import DatabaseDep
-from hub.errors import RetryableError
+from schemas.errors import RetryableError
 
 router = APIRouter(tags=["health"])
 

@@ -20,19 +20,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import LookupDep, SettingsDep, SmsDep, authenticate, get_services
-from hub.api.errors import error_responses
+from hub.api.errors import error_responses, http_status_for
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
-from hub.errors import (
+from hub.lookup.page import render_page
+from hub.lookup.service import LookupView
+from hub.lookup.sms import normalise_sender
+from schemas.errors import (
     HubError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
     UnsupportedMediaTypeError,
 )
-from hub.lookup.page import render_page
-from hub.lookup.service import LookupView
-from hub.lookup.sms import normalise_sender
 
 router = APIRouter(tags=["lookup"], responses=error_responses(404, 422, 429))
 
@@ -83,7 +83,7 @@ def lookup_page(
         return HTMLResponse(page, status_code=404, headers=NO_STORE)
     except HubError as exc:
         page = render_page(code=mhs, message=exc.message_vi, need_id=need_id)
-        return HTMLResponse(page, status_code=exc.http_status, headers=NO_STORE)
+        return HTMLResponse(page, status_code=http_status_for(exc), headers=NO_STORE)
     return HTMLResponse(render_page(view=view), headers=NO_STORE)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -29,7 +30,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from hub.api.deps import get_extra, require_role
 from hub.auth.keys import Principal
-from hub.errors import InvalidInputError, PayloadTooLargeError
+from schemas.errors import InvalidInputError, PayloadTooLargeError
 from signing.external import ExternalSigningRequest
 from signing.facade import SigningFacade, StoredSignResult
 from signing.models import SignOptions
@@ -54,7 +55,8 @@ def get_signing_facade(request: Request) -> SigningFacade:
     facade = facade or getattr(request.app.state, "signing_facade", None)
     if isinstance(facade, SigningFacade):
         return facade
-    built = SigningFacade.from_settings(request.app.state.settings)
+    settings = request.app.state.settings
+    built = SigningFacade.from_settings(settings.signing, Path(settings.data_dir))
     request.app.state.signing_facade = built
     return built
 

@@ -21,9 +21,9 @@ from starlette.types import Message
 
 from hub.api.deps import require_role
 from hub.auth.keys import Principal
-from hub.config import SigningSettings
-from hub.errors import HubError, InvalidInputError, PayloadTooLargeError
+from schemas.errors import InvalidInputError, PayloadTooLargeError
 from signing.report import render_report
+from signing.settings import SigningSettings
 from signing.verification import RevocationMode, VerificationPolicy, VerificationReport, verify_pdf
 
 __all__ = ["get_verification_policy", "policy_from_settings", "require_verifier", "router"]
@@ -124,10 +124,6 @@ async def _pdf_from_request(request: Request, limit: int) -> tuple[bytes, str | 
     )
 
 
-def _error_response(exc: HubError) -> JSONResponse:
-    return JSONResponse(status_code=exc.http_status, content={"detail": exc.message, "error": exc.to_dict()})
-
-
 @router.post(
     "",
     summary="Verify the digital signatures of a PDF (Circular 15/2025 §2.3.4 report)",
@@ -142,11 +138,8 @@ async def verify_upload(
     ] = "json",
     lang: Annotated[Literal["vi", "en"], Query(description="text report language")] = "vi",
 ) -> Response:
-    try:
-        data, file_name = await _pdf_from_request(request, policy.max_pdf_bytes)
-        report = await anyio.to_thread.run_sync(lambda: verify_pdf(data, policy, file_name=file_name))
-    except HubError as exc:
-        return _error_response(exc)
+    data, file_name = await _pdf_from_request(request, policy.max_pdf_bytes)
+    report = await anyio.to_thread.run_sync(lambda: verify_pdf(data, policy, file_name=file_name))
     if output_format == "text":
         return PlainTextResponse(render_report(report, lang), media_type="text/plain; charset=utf-8")
     return JSONResponse(report.model_dump(mode="json"))

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.dvcqg import DvcqgConnector, build_dvcqg_connector
 from connectors.dvcqg.simulator import DvcqgSimulator, SimulatorConfig
-from hub.config import EndpointSettings
+from connectors.settings import EndpointSettings
 
 MADONVI = "000.00.18.H42"
 

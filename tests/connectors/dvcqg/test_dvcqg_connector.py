@@ -14,8 +14,8 @@ from connectors.base import Connector, Delivery
 from connectors.dvcqg import DvcqgConnector, build_dvcqg_connector
 from connectors.dvcqg.mapping import dossier_to_wire
 from connectors.dvcqg.simulator import DvcqgSimulator, FaultKind
-from hub.config import EndpointSettings
-from hub.errors import (
+from connectors.settings import EndpointSettings
+from schemas.errors import (
     BusinessRejectionError,
     ConfigurationError,
     EndpointBusyError,

@@ -21,12 +21,13 @@ from connectors.dvcqg.inbound import handle_push
 from connectors.dvcqg.mapping import dossier_to_wire
 from connectors.dvcqg.options import DvcqgOptions
 from hub.api.app import create_app
+from hub.api.errors import http_status_for
 from hub.api.routes.dvcqg_inbound import ACCEPTOR_EXTRA, PUSH_PATH
 from hub.config import load_settings
 from hub.db.models import DossierRow, OutboxMessage
 from hub.db.session import Database
-from hub.errors import ConflictError, EndpointBusyError
 from schemas.dossier import Channel, Dossier
+from schemas.errors import ConflictError, EndpointBusyError
 from schemas.status import DossierStatus
 
 CODE = dossier_code(5)
@@ -198,8 +199,9 @@ async def test_handle_push_with_a_sync_acceptor_that_conflicts() -> None:
         raise ConflictError("same key, different body")
 
     body = json.dumps(push_record()).encode()
-    status, answer = await handle_push(body, "application/json", accept, idempotency_key="k")
-    assert status == 409
+    refusal, answer = await handle_push(body, "application/json", accept, idempotency_key="k")
+    assert refusal is not None
+    assert http_status_for(refusal) == 409
     assert answer.error_code == -1
     assert answer.message.startswith(f"{CODE}| ")
 
@@ -211,6 +213,6 @@ async def test_handle_push_default_key_is_the_dossier_code() -> None:
         keys.append(key)
         return False
 
-    status, answer = await handle_push(json.dumps(push_record()).encode(), "application/json", accept)
-    assert (status, answer.error_code) == (200, 1)
+    refusal, answer = await handle_push(json.dumps(push_record()).encode(), "application/json", accept)
+    assert (refusal, answer.error_code) == (None, 1)
     assert keys == [f"dvcqg-push:{CODE}"]

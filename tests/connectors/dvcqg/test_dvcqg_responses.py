@@ -11,7 +11,7 @@ import pytest
 from connectors.dvcqg.options import DvcqgOptions
 from connectors.dvcqg.responses import Outcome, classify_response, transport_error
 from connectors.http import parse_retry_after
-from hub.errors import BusinessRejectionError, EndpointBusyError, RetryableError, TransportError
+from schemas.errors import BusinessRejectionError, EndpointBusyError, RetryableError, TransportError
 
 OPTIONS = DvcqgOptions(madonvi="000.00.18.H42", busy_codes=("99",))
 

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from connectors.base import Delivery
 from connectors.lgsp.simulator import LgspSimulator
-from hub.config import EndpointKind, EndpointSettings
+from connectors.settings import EndpointKind, EndpointSettings
 from schemas.dossier import (
     Channel,
     Contact,

@@ -15,7 +15,7 @@ from lgsp_factories import sync_delivery
 from pydantic import SecretStr
 
 from connectors.lgsp import build_lgsp_rest_connector, build_lgsp_soap_connector
-from hub.config import EndpointKind, EndpointSettings
+from connectors.settings import EndpointKind, EndpointSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 

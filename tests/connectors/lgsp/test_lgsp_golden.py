@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import to_sync_document, to_traces
 from connectors.lgsp.soap import bundled_wsdl_path
-from hub.config import EndpointKind, EndpointSettings
-from hub.xmlsafety import parse_xml
+from connectors.settings import EndpointKind, EndpointSettings
+from connectors.xmlsafety import parse_xml
 
 GOLDEN = Path(__file__).parent / "golden"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"

@@ -16,7 +16,7 @@ from test_lgsp_xmlsafety import BILLION_LAUGHS, XXE_FILE
 from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import to_sync_document
 from connectors.lgsp.simulator import LgspSimulator
-from hub.errors import HubError, SoapFaultError, UnsafeXmlError
+from schemas.errors import HubError, SoapFaultError, UnsafeXmlError
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 

@@ -16,8 +16,8 @@ from connectors.lgsp.mapping import (
     to_traces,
 )
 from connectors.lgsp.models import MSyncDocument, UpdateDocumentTracesRequest
-from hub.errors import InvalidInputError
 from schemas.dossier import ProcessingStep
+from schemas.errors import InvalidInputError
 from schemas.status import DossierStatus
 from schemas.timefmt import VN_TZ
 

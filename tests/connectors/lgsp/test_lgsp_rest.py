@@ -15,7 +15,7 @@ from connectors.lgsp.mapping import from_sync_document, from_traces
 from connectors.lgsp.models import MSyncDocument, UpdateDocumentTracesRequest
 from connectors.lgsp.rest import OAuth2ClientCredentials
 from connectors.lgsp.simulator import FaultSpec, LgspSimulator
-from hub.errors import (
+from schemas.errors import (
     BusinessRejectionError,
     ConfigurationError,
     EndpointBusyError,

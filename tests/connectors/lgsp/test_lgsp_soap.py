@@ -21,7 +21,7 @@ from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import from_sync_document, from_traces, to_sync_document
 from connectors.lgsp.models import MSyncDocument, UpdateDocumentTracesRequest
 from connectors.lgsp.simulator import FaultSpec, LgspSimulator
-from hub.errors import (
+from schemas.errors import (
     BusinessRejectionError,
     ConfigurationError,
     EndpointBusyError,

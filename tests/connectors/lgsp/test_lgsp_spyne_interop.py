@@ -16,8 +16,8 @@ from spyne_lgsp import spyne_server
 
 from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import to_sync_document
-from hub.config import EndpointKind, EndpointSettings
-from hub.errors import EndpointBusyError, SoapFaultError
+from connectors.settings import EndpointKind, EndpointSettings
+from schemas.errors import EndpointBusyError, SoapFaultError
 
 VERSIONS = ["1.1", "1.2"]
 

@@ -1,11 +1,12 @@
-"""hub.xmlsafety.parse_xml: bombs, XXE, DTDs, oversize and malformed input each fail clearly."""
+"""connectors.xmlsafety.parse_xml: bombs, XXE, DTDs, oversize and malformed input each fail clearly."""
 
 from __future__ import annotations
 
 import pytest
 
-from hub.errors import InvalidInputError, PayloadTooLargeError, UnsafeXmlError
-from hub.xmlsafety import parse_xml
+from connectors.xmlsafety import parse_xml
+from hub.api.errors import http_status_for
+from schemas.errors import InvalidInputError, PayloadTooLargeError, UnsafeXmlError
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
@@ -46,7 +47,7 @@ QUADRATIC = (
 def test_dtd_and_entities_refused(document: bytes) -> None:
     with pytest.raises(UnsafeXmlError) as info:
         parse_xml(document)
-    assert info.value.http_status == 400
+    assert http_status_for(info.value) == 400
     assert "unsafe XML" in info.value.message
     assert info.value.message_vi.startswith("từ chối XML")
     assert "root:" not in str(info.value.to_dict())  # nothing of /etc/passwd leaked
@@ -65,7 +66,7 @@ def test_utf16_dtd_is_caught_after_parsing() -> None:
 def test_oversized_refused_before_parsing() -> None:
     with pytest.raises(PayloadTooLargeError) as info:
         parse_xml(b"<r>" + b"a" * 2000 + b"</r>", max_bytes=1000)
-    assert info.value.http_status == 413
+    assert http_status_for(info.value) == 413
     assert info.value.details == {"size": 2007, "limit": 1000}
 
 

@@ -10,8 +10,8 @@ Rules (OWASP XXE Prevention Cheat Sheet; the same switches zeep's ``Settings`` e
 * no "huge tree" mode (libxml2's depth and text-node limits stay on);
 * a byte limit checked before parsing.
 
-Errors: :class:`hub.errors.UnsafeXmlError` for DTDs/entities, :class:`hub.errors.InvalidInputError`
-for malformed XML, :class:`hub.errors.PayloadTooLargeError` over the limit.
+Errors: :class:`schemas.errors.UnsafeXmlError` for DTDs/entities, :class:`schemas.errors.InvalidInputError`
+for malformed XML, :class:`schemas.errors.PayloadTooLargeError` over the limit.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 
 from lxml import etree
 
-from hub.errors import InvalidInputError, PayloadTooLargeError, UnsafeXmlError
+from schemas.errors import InvalidInputError, PayloadTooLargeError, UnsafeXmlError
 
 #: Default ceiling for one XML document (SOAP envelopes with inline base64 attachments).
 DEFAULT_MAX_XML_BYTES = 10 * 1024 * 1024

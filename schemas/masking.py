@@ -1,0 +1,47 @@
+"""Masking of personal data and credentials in free text (logs, attempt summaries, pages).
+
+Decree 13/2023/NĐ-CP on personal data protection: ID numbers (9-digit CMND, 12-digit CCCD),
+phone numbers and credentials must not end up in logs or in answers to roles that do not need
+them (see ``docs/architecture.md``, "Personal data"). Every layer masks with these functions.
+"""
+
+from __future__ import annotations
+
+import re
+
+_PHONE_RE = re.compile(r"(?<![\w+])(?:\+84|84|0)(?:[ .-]?\d){8,9}(?![\d])")
+_ID_RE = re.compile(r"(?<![\w.-])(\d{12}|\d{9})(?![\w])")
+_TOKEN_RE = re.compile(r"\bhub_([a-z0-9]{8})_[A-Za-z0-9_-]+")
+_BEARER_RE = re.compile(r"(?i)\b(bearer|x-api-key[\"']?\s*[:=]\s*[\"']?)\s*([^\s\"',]{8,})")
+_SECRET_FIELD_RE = re.compile(
+    r"(?i)([\"']?(?:password|passwd|secret|token|client_secret|pin)[\"']?\s*[:=]\s*[\"']?)([^\s\"',&}]+)"
+)
+
+
+def mask_phone(value: str) -> str:
+    """``0912345678`` → ``091*****78``; keeps enough to tell numbers apart in logs."""
+    digits = re.sub(r"\D", "", value)
+    if digits.startswith("84"):
+        digits = "0" + digits[2:]
+    if len(digits) < 6:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 5) + digits[-2:]
+
+
+def _mask_id(match: re.Match[str]) -> str:
+    number = match.group(1)
+    return "*" * (len(number) - 3) + number[-3:]
+
+
+def _mask_credential(match: re.Match[str]) -> str:
+    label = match.group(1)
+    return f"{label} ***" if label.lower() == "bearer" else f"{label}***"
+
+
+def mask_pii(text: str) -> str:
+    """Mask ID numbers, phone numbers, API tokens and secret-looking fields in ``text``."""
+    text = _TOKEN_RE.sub(lambda m: f"hub_{m.group(1)}_***", text)
+    text = _BEARER_RE.sub(_mask_credential, text)
+    text = _SECRET_FIELD_RE.sub(lambda m: f"{m.group(1)}***", text)
+    text = _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+    return _ID_RE.sub(_mask_id, text)
