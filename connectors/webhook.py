@@ -1,7 +1,7 @@
 """Generic JSON POST connector (the demo's stand-in portal and the benchmark's receiver).
 
 The body is the canonical payload as JSON. Headers: ``X-Message-Id`` (stable across retries,
-for de-duplication: delivery is at-least-once, delivery-patterns.md §5), ``X-Message-Kind``,
+for de-duplication: delivery is at-least-once, docs/delivery.md §5), ``X-Message-Kind``,
 ``X-Attempt`` and ``X-Dossier-Code`` when known.
 
 Answers map onto the hub's error hierarchy: 2xx delivered; 408, 425, 429 and 5xx retryable

@@ -1,7 +1,7 @@
 """``hub demo``: the whole hub on one machine, end to end, in well under a minute.
 
 Everything is real and on loopback: a fresh SQLite database in the demo directory, the API,
-the delivery worker, the **DVCQG simulator** (REST JSON adapter, national-portal.md §3), the
+the delivery worker, the **DVCQG simulator** (REST JSON adapter, docs/portal.md §3), the
 **LGSP simulator** over **SOAP 1.2** (WS-Security, WS-Addressing, XSD-validated, §4) and the
 **test PKI** (OCSP, CRL and an RFC 3161 TSA shaped like the Government PKI). As a sequence of
 :class:`DemoStep` s:

@@ -25,7 +25,7 @@ class DossierUpsert(Model):
 
 
 class StatusChange(Model):
-    """Move a dossier along the one-stop procedure (national-portal.md §2.2)."""
+    """Move a dossier along the one-stop procedure (docs/portal.md §2.2)."""
 
     status: DossierStatus
     at: AwareDatetime

@@ -1,7 +1,7 @@
 """Identifier formats: agency codes, procedure codes and dossier codes.
 
 * Agency code, QCVN 102:2016/BTTTT (Circular 10/2016/TT-BTTTT): ``V1V2V3.Z1Z2.Y1Y2.MX1X2``,
-  e.g. ``000.00.18.H42`` (national-portal.md §5.2).
+  e.g. ``000.00.18.H42`` (docs/portal.md §5.2).
 * Electronic identifier, Decision 20/2020/QĐ-TTg Art. 4: at most 35 characters of ``.0-9A-Z``
   in dot-separated groups growing left to right, first group ``MX1X2`` (e.g. ``H42.018.05``).
 * Dossier code, Circular 01/2018/TT-VPCP Art. 19: ``<QCVN 102 agency code>-YYMMDD-XXXX``;

@@ -1,7 +1,7 @@
 """Canonical one-stop dossier ("hồ sơ") and everything the portals exchange about it.
 
 Field set: the union of the DVCQG ``DongBoHoSoMC`` / ``CapNhatTienDoHoSoMC`` records and the
-LGSP ``MSyncDocument`` / ``MDocumentTraces`` types (national-portal.md §3.3, §3.4, §4.2, §9).
+LGSP ``MSyncDocument`` / ``MDocumentTraces`` types (docs/portal.md §3.3, §3.4, §4.2, §9).
 Names are English; each field's docstring names its DVCQG counterpart.
 """
 

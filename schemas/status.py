@@ -1,6 +1,6 @@
 """Dossier status codes 1–10 of the national portal and the one-stop state machine.
 
-Codes and labels: national-portal.md §3.5. Transitions: §2.2–2.3 (Decree 61/2018 one-stop
+Codes and labels: docs/portal.md §3.5. Transitions: §2.2–2.3 (Decree 61/2018 one-stop
 chapter, Circular 01/2018 forms; Decree 118/2025 and Circular 03/2025 for new work):
 receipt (1→2) or refusal (→3, Mẫu 03); supplement request (2/4→5, Mẫu 02) and back;
 transfer/processing (2→4, Mẫu 05); financial obligation (4↔6); withdrawal (→7) and stop
@@ -78,7 +78,7 @@ _LABELS_EN: dict[DossierStatus, str] = {
 }
 
 S = DossierStatus
-#: Allowed moves of the one-stop procedure (national-portal.md §2.3).
+#: Allowed moves of the one-stop procedure (docs/portal.md §2.3).
 ALLOWED_TRANSITIONS: dict[DossierStatus, frozenset[DossierStatus]] = {
     S.SUBMITTED: frozenset({S.RECEIVED, S.REFUSED, S.SUPPLEMENT_REQUESTED, S.WITHDRAWAL_REQUESTED}),
     S.RECEIVED: frozenset(

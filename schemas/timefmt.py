@@ -1,7 +1,7 @@
 """Time handling: aware datetimes inside, Vietnam local time on the wire.
 
 The DVCQG adapter formats times as ``yyyyMMddHHmmss`` in Asia/Ho_Chi_Minh without an offset
-(national-portal.md §3.7); the hub never holds a naive datetime.
+(docs/portal.md §3.7); the hub never holds a naive datetime.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decree 30/2020/NĐ-CP Appendix I signature appearances (signing-law.md §5.2).
+"""Decree 30/2020/NĐ-CP Appendix I signature appearances (docs/signing.md §5.2).
 
 * Personal signature of the competent person (box 7c, Part I.II.7d): the signature image, blue,
   transparent PNG, centred between the signer's title and name.

@@ -33,7 +33,7 @@ class SignatureLevel(StrEnum):
 
 
 class SignRole(StrEnum):
-    """Which Decree 30/2020 signature this is (Appendix I; VGCA Sign verbs, signing-law.md §6.5)."""
+    """Which Decree 30/2020 signature this is (Appendix I; VGCA Sign verbs, docs/signing.md §6.5)."""
 
     PERSONAL = "personal"  # competent person ("approved"), box 7c: blue signature image
     AGENCY = "agency"  # agency seal ("issued"), box 8: red seal over the left third

@@ -3,7 +3,7 @@
 Levels (ETSI EN 319 142-1): B-B, B-T (RFC 3161 signature time-stamp), B-LT (validation data in
 the DSS), B-LTA (plus a document time-stamp). Several signatures on one document are incremental
 updates; the first may be a DocMDP P=2 certification so that the number/date and the agency
-signature can follow (Decree 30/2020 Điều 14–15, 17; signing-law.md §5.1).
+signature can follow (Decree 30/2020 Điều 14–15, 17; docs/signing.md §5.1).
 
 The unit of reuse is :class:`DocumentSigner`: one loaded key, one shared time-stamper, one trust
 store — built once per batch or per worker process, never per document.

@@ -1,7 +1,7 @@
 """RFC 3161 time-stamping client for signing (PAdES B-T and up).
 
 Decree 68/2024 Art. 29 k4: where a time-stamp is required it comes from the server published by
-the Government CA (``http://tsa.ca.gov.vn/``), which answers in 2 s – 2 min (signing-law.md
+the Government CA (``http://tsa.ca.gov.vn/``), which answers in 2 s – 2 min (docs/signing.md
 §6.3). The client therefore has a long per-attempt timeout, bounded retries with exponential
 backoff (tenacity), and a concurrency cap; one instance is shared by a whole batch so pyHanko's
 cached "dummy" size-estimation response is reused and requests run concurrently.

@@ -1,6 +1,6 @@
 """Connector to the National Public Service Portal (Cổng DVCQG) adapter API.
 
-See national-portal.md §3 (outbound services), §6 (inbound pushes) and §10 (unconfirmed
+See docs/portal.md §3 (outbound services), §6 (inbound pushes) and §10 (unconfirmed
 points, all configurable through :class:`~connectors.dvcqg.options.DvcqgOptions`).
 """
 

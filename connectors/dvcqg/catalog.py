@@ -1,4 +1,4 @@
-"""Reference data of the DVCQG ("dịch vụ chia sẻ", national-portal.md §3.2) with a TTL cache.
+"""Reference data of the DVCQG ("dịch vụ chia sẻ", docs/portal.md §3.2) with a TTL cache.
 
 ``LayThuTuc`` (one procedure), ``LayDanhSachTTHC`` (procedure list), ``LayDanhMucCoQuan``
 (agencies) and ``LayDanhMucLinhVuc`` (fields). Results are our pydantic models. The mapping of a

@@ -1,4 +1,4 @@
-"""Async REST/JSON client of the DVCQG adapter (national-portal.md §3.1, §3.2, §3.8).
+"""Async REST/JSON client of the DVCQG adapter (docs/portal.md §3.1, §3.2, §3.8).
 
 * Login: POST ``{adapter_url}{login_path}`` with ``{"username", "password"}``; the token is
   accepted only when ``session`` is present and ``error_code`` is a success code (§3.1).

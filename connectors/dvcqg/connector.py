@@ -1,4 +1,4 @@
-"""The hub's connector to the National Public Service Portal (national-portal.md §3).
+"""The hub's connector to the National Public Service Portal (docs/portal.md §3).
 
 Message kinds (``schemas.messages``):
 

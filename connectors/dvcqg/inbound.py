@@ -1,4 +1,4 @@
-"""Dossiers the national portal pushes to the province (national-portal.md §6).
+"""Dossiers the national portal pushes to the province (docs/portal.md §6).
 
 The body is one ``DongBoHoSoMC``-shaped record (§3.3; the transfer mechanism for ordinary
 procedures is undocumented, §6, so the hub accepts the record format it already speaks). It is

@@ -1,4 +1,4 @@
-"""Result of a ``TraCuuHoSo`` reconciliation query (national-portal.md §3.2)."""
+"""Result of a ``TraCuuHoSo`` reconciliation query (docs/portal.md §3.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Canonical ⇄ DVCQG wire mapping (national-portal.md §3.3, §3.4, §3.6, §3.7, §9).
+"""Canonical ⇄ DVCQG wire mapping (docs/portal.md §3.3, §3.4, §3.6, §3.7, §9).
 
 Outbound rules:
 

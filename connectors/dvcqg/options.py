@@ -1,6 +1,6 @@
 """Options of the DVCQG connector, read from ``EndpointSettings.options``.
 
-Everything the national portal's public material leaves unconfirmed (national-portal.md §10:
+Everything the national portal's public material leaves unconfirmed (docs/portal.md §10:
 adapter paths, the ``dstcode`` header, the ``error_code`` list, several enumerations) is an
 option here, with the values production one-stop systems use as defaults (§3.1–§3.8).
 """

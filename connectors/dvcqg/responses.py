@@ -1,4 +1,4 @@
-"""Classification of DVCQG adapter answers (national-portal.md §3.8, §10 item 3).
+"""Classification of DVCQG adapter answers (docs/portal.md §3.8, §10 item 3).
 
 =====================================================  ==========================================
 Answer                                                 Result

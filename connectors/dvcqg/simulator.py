@@ -1,6 +1,6 @@
 """A national-portal (DVCQG adapter) simulator: a real HTTP server for tests, demos and benchmarks.
 
-It speaks the adapter protocol of national-portal.md §3 — login (§3.1), ``DongBoHoSoMC``,
+It speaks the adapter protocol of docs/portal.md §3 — login (§3.1), ``DongBoHoSoMC``,
 ``CapNhatTienDoHoSoMC``, ``TraCuuHoSo`` and the reference-data services (§3.2) — and checks
 what it receives against the field rules of §3.3/§3.4/§3.6/§3.7 (required keys, strict string
 types, status codes 1–10, ``yyyyMMddHHmmss`` times, string booleans, lengths, unknown keys

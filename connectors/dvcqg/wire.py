@@ -1,6 +1,6 @@
 """Wire models of the DVCQG adapter API with the exact Vietnamese key names.
 
-Field sets: national-portal.md §3.3 (``DongBoHoSoMC`` record, nested arrays, newer fields),
+Field sets: docs/portal.md §3.3 (``DongBoHoSoMC`` record, nested arrays, newer fields),
 §3.4 (``CapNhatTienDoHoSoMC``), §3.1 (envelope). Every value travels as a string, the way the
 production callers send it (OpenCPS ``createSyncDossierBodyRequest``): times
 ``yyyyMMddHHmmss`` in Vietnam time (§3.7), booleans ``"True"``/``"False"`` or ``"0"``/``"1"``

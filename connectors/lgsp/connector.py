@@ -1,7 +1,7 @@
 """LGSP connectors (SOAP and REST) behind the hub's :class:`connectors.base.Connector` seam.
 
 Message kinds: ``dossier.sync`` → ``SyncDocument`` (``MSyncDocument``), ``dossier.progress`` →
-``UpdateDocumentTraces`` (``MDocumentTraces``) (national-portal.md §4.2, §9). Both answer
+``UpdateDocumentTraces`` (``MDocumentTraces``) (docs/portal.md §4.2, §9). Both answer
 ``MResult{Status, Message}``: a status in ``success_statuses`` (default ``[1]``) is a delivery;
 a message saying the record already exists ("đã tồn tại", the duplicate marker of §3.8) is a
 delivery too, because redeliveries of the same message are expected (at-least-once); anything
@@ -32,7 +32,7 @@ from schemas.errors import BusinessRejectionError, ConfigurationError, InvalidIn
 from schemas.masking import mask_pii
 from schemas.messages import DossierProgressPayload, DossierSyncPayload, MessageKind
 
-#: "Already exists" markers seen in portal answers (national-portal.md §3.8).
+#: "Already exists" markers seen in portal answers (docs/portal.md §3.8).
 DEFAULT_DUPLICATE_MARKERS = ("đã tồn tại", "already exists")
 
 

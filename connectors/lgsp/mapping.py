@@ -1,4 +1,4 @@
-"""Canonical dossier ⇄ LGSP wire records (national-portal.md §4.2 value rules, §9 correspondence).
+"""Canonical dossier ⇄ LGSP wire records (docs/portal.md §4.2 value rules, §9 correspondence).
 
 Value rules (OpenCPS ``OpenCPSConverter``, §4.2):
 

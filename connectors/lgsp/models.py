@@ -1,7 +1,7 @@
 """LGSP wire records as pydantic models (the shapes of ``schemas/wsdl/lgsp-motcua.xsd``).
 
 Field names are the wire names (PascalCase), so one model serves SOAP (handed to zeep as a
-dict) and REST (JSON body) alike. Repeated members are flat lists (national-portal.md §4.2).
+dict) and REST (JSON body) alike. Repeated members are flat lists (docs/portal.md §4.2).
 These models, never zeep objects, are what crosses the connector seam.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` (UTC, milliseconds), national-portal.md §4.2.
+#: ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` (UTC, milliseconds), docs/portal.md §4.2.
 LgspDateTime = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")]
 
 

@@ -1,7 +1,7 @@
 """REST flavour of the LGSP document exchange (WSO2 API Manager conventions).
 
 * OAuth2 client credentials (RFC 6749 §4.4): ``POST {base}/token`` with the form
-  ``grant_type=client_credentials&client_id=…&client_secret=…`` (national-portal.md §4.1). The
+  ``grant_type=client_credentials&client_id=…&client_secret=…`` (docs/portal.md §4.1). The
   token is cached until ``expires_in`` (minus a safety margin); one refresh is shared by all
   concurrent callers; a 401 from the API invalidates the token and the call is retried once.
 * API paths ``{base}/{context}/{version}/Document/SyncDocument`` and

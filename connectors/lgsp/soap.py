@@ -5,7 +5,7 @@
   address comes from configuration, not from the WSDL's ``soap:address``.
 * Any WSDL with the same operations and message shapes can be dropped in: the service and
   port are chosen by name, or by SOAP version when no name is configured, and operation
-  names are configurable (national-portal.md §4.4: provinces publish no common WSDL).
+  names are configurable (docs/portal.md §4.4: provinces publish no common WSDL).
 * HTTP goes through the hub's injected ``httpx.AsyncClient`` (zeep's ``AsyncTransport``
   seam); the client's default headers are not touched.
 * XML from the partner is parsed with DTDs, entities and external references forbidden and
@@ -463,7 +463,7 @@ class LgspSoapClient:
         """A plain 200 ``MResult`` answer read straight from the tree, or ``None`` for zeep to handle.
 
         ``SyncDocument``/``UpdateDocumentTraces`` answer ``MResult{Status, Message}`` only
-        (national-portal.md §4.2): parsed with the hub's hardened parser (no DTD, no entities) and
+        (docs/portal.md §4.2): parsed with the hub's hardened parser (no DTD, no entities) and
         read without zeep's typed deserialisation; the pydantic ``MResult`` checks the types.
         Faults, other statuses, MTOM and anything unparsable go through zeep's ``process_reply``,
         so their classification is unchanged.

@@ -1,6 +1,6 @@
 """Tables of the hub core: dossiers, intake idempotency, outbox, attempts, DLQ operations, auth.
 
-Outbox layout follows delivery-patterns.md §4–§6 and §11: one row per (message, endpoint)
+Outbox layout follows docs/delivery.md §4–§6 and §11: one row per (message, endpoint)
 with a lease (``lease_owner`` + ``lease_expires_at`` renewed by heartbeat), durable retry state
 (``attempts``, ``next_attempt_at``), and a partial index on the active rows so the head-of-key
 lookup for per-dossier FIFO stays cheap (pg-boss #849).

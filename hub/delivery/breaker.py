@@ -1,4 +1,4 @@
-"""Per-endpoint circuit breaker (delivery-patterns.md §7, §11.4).
+"""Per-endpoint circuit breaker (docs/delivery.md §7, §11.4).
 
 ``failure_threshold`` consecutive retryable failures open the circuit; while open the
 endpoint's messages are not claimed. After ``open_seconds`` the circuit is half-open and lets

@@ -1,4 +1,4 @@
-"""Retry policy per endpoint (delivery-patterns.md §3 and §11.3).
+"""Retry policy per endpoint (docs/delivery.md §3 and §11.3).
 
 A Svix-style explicit schedule with ±jitter, computed with tenacity wait strategies:
 the delay before attempt ``n + 1`` is ``schedule[n - 1] × (1 ± jitter)``. A ``Retry-After``

@@ -1,6 +1,6 @@
 """Outbox persistence for the worker: claim, heartbeat, complete, release, rescue.
 
-Every method is one short transaction and never spans a network call (delivery-patterns.md
+Every method is one short transaction and never spans a network call (docs/delivery.md
 §9.2, §11.7). Synchronous SQLAlchemy Core; the async worker calls it through a thread.
 
 Claiming (§4, §6): only the head of each (endpoint, ordering_key) is claimable: a pending,

@@ -1,6 +1,6 @@
 """The delivery worker: claims outbox messages, calls connectors, records every attempt.
 
-Design (delivery-patterns.md §4–§7, §9, §11):
+Design (docs/delivery.md §4–§7, §9, §11):
 
 * batched claims with a lease per claim batch, renewed by a heartbeat; a rescuer returns
   messages of dead workers (expired leases) to the queue and records a ``lease_lost`` attempt;

@@ -1,4 +1,4 @@
-"""Dead-letter operations (delivery-patterns.md §8 and §11.6).
+"""Dead-letter operations (docs/delivery.md §8 and §11.6).
 
 Filter → inspect (every attempt, every payload revision) → retry one / edit and retry /
 discard with a mandatory reason, or apply retry/discard to everything matching a filter as a

@@ -1,4 +1,4 @@
-"""Status lookup for citizens (national-portal.md §8; Ninh Bình Decision 163/2025 Art. 15(6)).
+"""Status lookup for citizens (docs/portal.md §8; Ninh Bình Decision 163/2025 Art. 15(6)).
 
 A lookup needs the dossier code and, when ``lookup.require_owner_id`` is on, the owner's ID
 number (Thanh Hóa's ``MHS`` + ``SGT``). Unknown codes, malformed codes, missing and wrong ID

@@ -1,4 +1,4 @@
-"""SMS status lookup: ``<KEYWORD> <MaHoSo>`` in, a short ASCII reply out (national-portal.md §8).
+"""SMS status lookup: ``<KEYWORD> <MaHoSo>`` in, a short ASCII reply out (docs/portal.md §8).
 
 Modelled on OpenCPS ``SMSGateway``: the body is split on whitespace and the second token is
 the dossier code; the sender's ``+84``/``84`` prefix becomes ``0``; replies are unaccented

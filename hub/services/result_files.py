@@ -1,6 +1,6 @@
 """Result papers served by the hub: store a file, give it a download URL, attach it to a dossier.
 
-The portals fetch ``DuongDanTepTinKetQua`` from the hub (national-portal.md §3.3,
+The portals fetch ``DuongDanTepTinKetQua`` from the hub (docs/portal.md §3.3,
 ``DanhSachGiayToKetQua``), so a result paper is stored first and then attached through
 :meth:`hub.services.intake.IntakeService.attach_result`, which routes it to the portals.
 """

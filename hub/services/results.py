@@ -4,7 +4,7 @@ Decree 30/2020 (Điều 5, 13–15, 17, 32; Appendix I) needs two signatures on 
 e-document, in this order: the competent person's personal signature (blue signature image in
 box 7c; here a DocMDP P=2 certification at PAdES B-T, so the number/date and the seal may
 follow), then the agency signature (red seal over the left third of the personal one, box 8;
-PAdES B-LTA so it stays verifiable for the archive, signing-law.md §2.2). Each signature is
+PAdES B-LTA so it stays verifiable for the archive, docs/signing.md §2.2). Each signature is
 preceded by the certificate check of Decree 68/2024 Art. 29/31 (validity, path, revocation).
 
 :meth:`ResultSigningService.sign_and_attach` reads a stored file, signs it twice in memory,

@@ -5,7 +5,7 @@ variable* holds its password or PIN; the secret itself never sits in the configu
 Everything is checked once at start-up (files present, variables set, images are PNG), but no
 key is opened then: a wrong PIN tried at every restart could lock a token. Server-held keys are
 device/service certificates or keys the agency decided to keep in its HSM (Decree 68/2024
-Art. 10, signing-law.md §2.2); officers' own tokens go through external signing.
+Art. 10, docs/signing.md §2.2); officers' own tokens go through external signing.
 
 Example (TOML file named by ``HUB_CONFIG_FILE``)::
 

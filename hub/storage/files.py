@@ -1,6 +1,6 @@
 """Content store for files served at ``<public_base_url>/files/<id>``.
 
-The portals fetch result papers from ``DuongDanTepTinKetQua`` (national-portal.md §3.3), so
+The portals fetch result papers from ``DuongDanTepTinKetQua`` (docs/portal.md §3.3), so
 ids are unguessable (192 random bits) and each file carries its SHA-256 (served as the ETag
 and recorded in the dossier's ``ResultDocument.sha256``). A file is written to a temporary
 name, fsynced, then renamed, and only then recorded in the database: a crash leaves at

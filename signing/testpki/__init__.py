@@ -1,7 +1,7 @@
 """Throwaway PKI for tests and demos, shaped like the Government specialised PKI.
 
 Public API: :class:`TestPki`, :func:`build_test_pki`, :func:`serve_test_pki`,
-:class:`RunningPki`. See signing-law.md §6 and §8.7.
+:class:`RunningPki`. See docs/signing.md §6 and §8.7.
 """
 
 from signing.testpki.build import LEAF_NAMES, TestPki, build_test_pki

@@ -1,4 +1,4 @@
-"""Build a throwaway PKI shaped like the Government specialised PKI (signing-law.md §6.1).
+"""Build a throwaway PKI shaped like the Government specialised PKI (docs/signing.md §6.1).
 
 Root "RootCA chuyên dùng Chính phủ G2 (TEST)" → issuing CA "CA phục vụ các cơ quan Nhà nước G2
 (TEST)" → agency, officer (RSA and ECDSA P-256), revoked, expired and wrong-key-usage certificates,

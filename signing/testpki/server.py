@@ -3,7 +3,7 @@
 RFC 3161 time-stamping authority and a certificate repository (AIA caIssuers).
 
 Runs a :class:`http.server.ThreadingHTTPServer` on a free port in a daemon thread. Tests can
-inject TSA latency (the Government TSA answers in 2 s – 2 min, signing-law.md §6.3) and take the
+inject TSA latency (the Government TSA answers in 2 s – 2 min, docs/signing.md §6.3) and take the
 revocation services down to exercise the "warn"/"refuse" policy of Circular 15/2025 Annex II.
 """
 

@@ -4,7 +4,7 @@
 pyHanko's default policy refuses *new visible signature fields* after a certification (DocMDP)
 signature, which it documents as "stricter than Acrobat". Documents in circulation are certified
 at P=2 by the competent person's signature and then receive the agency signature in a new,
-visible field overlapping a third of the first one (Decree 30/2020 Appendix I, 8a; signing-law.md
+visible field overlapping a third of the first one (Decree 30/2020 Appendix I, 8a; docs/signing.md
 §7), so the Vietnamese policy allows that. Everything else is pyHanko's default: page content,
 annotation or structure changes after signing remain tampering.
 """

@@ -8,7 +8,7 @@ plus "không xác định" when evidence is missing) by :func:`_judge`, which al
 Vietnamese rules pyHanko does not know:
 
 * the signer's claimed signing time is used as the time of signing when there is no time-stamp
-  (what documents in circulation carry, signing-law.md §7); a certificate that was expired or
+  (what documents in circulation carry, docs/signing.md §7); a certificate that was expired or
   revoked at that claimed time makes the signature invalid;
 * a path that does not reach a recognised root is "không hợp lệ" (Circular 15/2025 §2.3: the
   path must lead to the NEAC / Government root);

@@ -5,7 +5,7 @@
 * B-LT: B-T plus a Document Security Store with revocation data (OCSP/CRL) added after the signature.
 * B-LTA: B-LT plus a document time-stamp covering that DSS.
 
-``adbe.pkcs7.detached`` signatures (what VGCA-style tools emit, signing-law.md §7) are not PAdES
+``adbe.pkcs7.detached`` signatures (what VGCA-style tools emit, docs/signing.md §7) are not PAdES
 baseline signatures whatever they carry; they are reported as level ``none`` with format PKCS#7.
 The level says what the file *contains*; whether those elements validate is the verdict's job.
 """

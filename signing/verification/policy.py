@@ -1,6 +1,6 @@
 """Verification policy: trust anchors, revocation strictness, online fetching, size limit.
 
-Defaults follow the Vietnamese profile of signing-law.md §10.2: trust the Ban Cơ yếu Chính phủ
+Defaults follow the Vietnamese profile of docs/signing.md §10.2: trust the Ban Cơ yếu Chính phủ
 root G2 (chữ ký số chuyên dùng công vụ, Decree 68/2024) and the NEAC national root (public CAs,
 Circular 15/2025 §2.3 "đường dẫn tới chứng thư số gốc"); check revocation at signing time via
 OCSP or CRL (Decree 68/2024 Art. 31 k2) and, when neither can be consulted, warn rather than
@@ -42,7 +42,7 @@ class VerificationPolicy:
     """Everything that changes a verdict, in one immutable object.
 
     ``trust_roots`` are trust anchors; ``intermediates`` are untrusted certificates offered for
-    path building (e.g. issuing CAs a VGCA-style signer did not embed, signing-law.md §7).
+    path building (e.g. issuing CAs a VGCA-style signer did not embed, docs/signing.md §7).
     """
 
     trust_roots: Sequence[x509.Certificate]

@@ -1,6 +1,6 @@
 """Crash safety with real worker processes (``python -m hub.delivery``), SIGKILL and SIGTERM.
 
-Solid Queue-style kill tests (delivery-patterns.md §10): every message is delivered at least
+Solid Queue-style kill tests (docs/delivery.md §10): every message is delivered at least
 once, none lost or stuck, and the lost leases are recorded as ``lease_lost`` attempts.
 """
 

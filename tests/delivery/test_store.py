@@ -1,4 +1,4 @@
-"""Claim, lease, heartbeat, rescue and guarded completion (delivery-patterns.md §4, §10)."""
+"""Claim, lease, heartbeat, rescue and guarded completion (docs/delivery.md §4, §10)."""
 
 from __future__ import annotations
 

@@ -94,7 +94,7 @@ def sign(
     signer = signers.SimpleSigner(
         signing_cert=loaded.signing_cert,
         signing_key=loaded.signing_key,
-        # VGCA-style tools embed only the signer's certificate (signing-law.md §7)
+        # VGCA-style tools embed only the signer's certificate (docs/signing.md §7)
         cert_registry=SimpleCertificateStore() if leaf_only else loaded.cert_registry,
         prefer_pss=pss,
     )

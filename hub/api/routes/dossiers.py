@@ -1,7 +1,7 @@
 """Intake API for the department's one-stop software (role ``source``; admin passes).
 
 Handlers only translate HTTP to :class:`hub.services.intake.IntakeService` calls: the
-service checks the procedure's rules (national-portal.md §2.3) and writes the change and its
+service checks the procedure's rules (docs/portal.md §2.3) and writes the change and its
 outbound messages in one transaction. ``Idempotency-Key`` makes a retried request return the
 first answer without creating anything.
 """

@@ -1,4 +1,4 @@
-"""``POST /api/v1/dvcqg/inbound/dossiers``: dossiers the national portal pushes (national-portal.md §6).
+"""``POST /api/v1/dvcqg/inbound/dossiers``: dossiers the national portal pushes (docs/portal.md §6).
 
 Only callers holding the ``portal`` role get in. The handler validates and converts the push
 (:mod:`connectors.dvcqg.inbound`) and hands the canonical dossier to an acceptor: the one

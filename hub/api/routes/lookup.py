@@ -1,4 +1,4 @@
-"""Public status lookup (national-portal.md §8): JSON, the ``/tra-cuu`` page, and SMS.
+"""Public status lookup (docs/portal.md §8): JSON, the ``/tra-cuu`` page, and SMS.
 
 JSON and HTML lookups need the owner's ID number when ``lookup.require_owner_id`` is set and
 answer the same 404 for unknown codes and wrong numbers. They are rate-limited per client

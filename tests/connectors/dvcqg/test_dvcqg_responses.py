@@ -1,4 +1,4 @@
-"""Classification table of DVCQG answers (national-portal.md §3.8)."""
+"""Classification table of DVCQG answers (docs/portal.md §3.8)."""
 
 from __future__ import annotations
 
