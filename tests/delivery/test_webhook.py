@@ -15,6 +15,7 @@ from connectors.webhook import WebhookConnector
 from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
+    EndpointTimeoutError,
     RemoteAuthenticationError,
     TransportError,
 )
@@ -82,9 +83,9 @@ async def test_answers_map_to_hub_errors(
             await WebhookConnector("portal", settings, client).deliver(delivery())
     finally:
         await client.aclose()
-    assert caught.value.details["status_code"] == status  # type: ignore[attr-defined]
+    assert caught.value.status_code == status  # type: ignore[attr-defined]
     assert getattr(caught.value, "retry_after", None) == retry_after
-    assert f"HTTP {status}" in caught.value.details["response_summary"]  # type: ignore[attr-defined]
+    assert f"HTTP {status}" in caught.value.response_summary  # type: ignore[attr-defined]
 
 
 async def test_connection_refused_is_retryable(sink: Sink) -> None:
@@ -98,7 +99,7 @@ async def test_connection_refused_is_retryable(sink: Sink) -> None:
     finally:
         await client.aclose()
     assert caught.value.retryable
-    assert not caught.value.details.get("timeout")
+    assert not isinstance(caught.value, EndpointTimeoutError)
 
 
 async def test_slow_answer_is_a_timeout(sink: Sink) -> None:
@@ -110,7 +111,7 @@ async def test_slow_answer_is_a_timeout(sink: Sink) -> None:
             await WebhookConnector("portal", settings, client).deliver(delivery())
     finally:
         await client.aclose()
-    assert caught.value.details["timeout"] is True
+    assert isinstance(caught.value, EndpointTimeoutError)
     assert caught.value.message_vi
 
 
