@@ -74,9 +74,9 @@ def excerpt(text: str | bytes, limit: int = SUMMARY_LIMIT) -> str:
         text = text.decode("utf-8", "replace")
     window = limit + _MASK_MARGIN
     masked = mask_pii(text[:window])
-    if len(text) <= window and len(masked) <= limit:
-        return masked
-    return masked[:limit] + f"… [{max(len(text) - limit, 1)} more characters]"
+    if len(text) <= window:
+        return summarize(masked, limit)
+    return masked[:limit] + f"… [{len(text) - limit} more characters]"
 
 
 @runtime_checkable

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from connectors.base import Connector, Delivery
 from connectors.http import TransportKind, build_http_client
@@ -12,6 +14,9 @@ from connectors.registry import build_connector
 from connectors.settings import EndpointSettings
 from connectors.sink import Sink
 from connectors.webhook import WebhookConnector
+from hub.db.models import MessageState
+from hub.db.session import Database
+from hub.delivery import Worker
 from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
@@ -19,6 +24,9 @@ from schemas.errors import (
     RemoteAuthenticationError,
     TransportError,
 )
+
+from .conftest import make_settings
+from .helpers import attempts, message, put, until
 
 
 @pytest.fixture
@@ -129,3 +137,43 @@ async def test_sink_refuses_oversized_and_malformed_requests(sink: Sink) -> None
     assert (await reader.readline()).startswith(b"HTTP/1.1 413")
     writer.close()
     assert sink.state.arrivals == []
+
+
+async def test_worker_stores_what_the_receiver_echoes_masked(db: Database, db_url: str) -> None:
+    """A receiver echoing the citizen's ID and phone number: the attempt log keeps them masked."""
+    echo = "công dân CCCD 037190001234, SĐT 0912345678"
+
+    async def receiver(request: web.Request) -> web.Response:
+        await request.read()
+        if request.headers.get("X-Dossier-Code") == "D-OK":
+            return web.json_response({"ok": True, "note": echo})
+        return web.json_response({"error": f"{echo} không hợp lệ"}, status=422)
+
+    app = web.Application()
+    app.router.add_post("/deliver", receiver)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    settings = make_settings(db_url, {"portal": f"http://{host}:{port}/deliver"})
+    delivered, rejected = put(db, "portal", "D-OK"), put(db, "portal", "D-BAD")
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(settings, db, worker_id="w0").run(stop))
+    try:
+        await until(
+            lambda: (
+                message(db, delivered).state == MessageState.DELIVERED
+                and message(db, rejected).state == MessageState.DEAD
+            )
+        )
+    finally:
+        stop.set()
+        await task
+        await runner.cleanup()
+    for seq in (delivered, rejected):
+        [attempt] = attempts(db, seq)
+        stored = f"{attempt.request_summary} {attempt.response_summary} {attempt.error}"
+        assert "037190001234" not in stored
+        assert "0912345678" not in stored
+        assert "*********234" in (attempt.response_summary or "")
