@@ -6,8 +6,12 @@ subclass: :class:`~schemas.errors.RetryableError` for transient failures,
 :class:`~schemas.errors.PermanentError` for everything retrying cannot fix. Library objects
 (httpx responses, zeep objects) never cross this seam.
 
-Errors may carry ``details`` keys ``status_code``, ``request_summary`` and
-``response_summary``; the worker records them on the delivery attempt.
+An error raised after talking to the endpoint carries the exchange as typed attributes
+(:attr:`~schemas.errors.HubError.status_code`, ``request_summary``, ``response_summary``), set
+through :mod:`connectors.http_errors`, which maps httpx exceptions and HTTP statuses the same
+way for every connector. Summaries on errors and on :class:`DeliveryReceipt` are bounded and
+PII-masked (:func:`excerpt`; Decree 13/2023/NĐ-CP) before they leave the connector; the worker
+stores them on the delivery attempt as they are.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
+
+from schemas.masking import mask_pii
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +44,39 @@ class DeliveryReceipt(BaseModel):
     remote_reference: str | None = None
     """Whatever id the receiver gave the record, if any."""
 
+    @field_validator("request_summary", "response_summary")
+    @classmethod
+    def _bounded_and_masked(cls, value: str) -> str:
+        """Receipts are stored as they are: no connector can hand over personal data."""
+        return excerpt(value)
+
 
 #: Summaries recorded on attempts are cut to this many characters.
 SUMMARY_LIMIT = 2000
+#: Text masked beyond the cut, so a number straddling it is masked whole, not left as a stub.
+_MASK_MARGIN = 64
 
 
 def summarize(text: str | bytes, limit: int = SUMMARY_LIMIT) -> str:
-    """A bounded, printable excerpt of a request or response for the attempt log."""
+    """A bounded, printable excerpt of a request or response (not masked: see :func:`excerpt`)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+def excerpt(text: str | bytes, limit: int = SUMMARY_LIMIT) -> str:
+    """:func:`summarize` of ``text`` with ID numbers, phones and credentials masked (``mask_pii``).
+
+    Masking runs before the cut (on a window just past it): cutting first could leave the first
+    digits of an ID number too short for the masking patterns to recognise.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    window = limit + _MASK_MARGIN
+    masked = mask_pii(text[:window])
+    if len(text) <= window:
+        return summarize(masked, limit)
+    return masked[:limit] + f"… [{len(text) - limit} more characters]"
 
 
 @runtime_checkable

@@ -48,8 +48,9 @@ Hierarchy::
             └── ExternalSignatureMismatchError
 
 Errors raised while talking to a remote endpoint carry typed attributes describing the
-exchange (:class:`RemoteExchange`): HTTP status, and request/response summaries that are
-already bounded and masked, so they can be stored on a delivery attempt as they are.
+exchange (``status_code``, ``request_summary``, ``response_summary``; the connectors set them
+in one place, ``connectors/http_errors.py``): summaries are already bounded and masked, so
+they can be stored on a delivery attempt as they are. ``details`` holds anything else.
 """
 
 from __future__ import annotations

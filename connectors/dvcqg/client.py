@@ -9,8 +9,9 @@
   burst) and retries the call once; a second authentication error raises
   :class:`~schemas.errors.SessionExpiredError`.
 
-Answers go through :func:`connectors.dvcqg.responses.classify_response`; the client never
-returns httpx objects.
+Answers go through :func:`connectors.dvcqg.responses.classify_response`, transport failures
+through :func:`connectors.http_errors.map_transport_errors`; the client never returns httpx
+objects.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from connectors.dvcqg.lookup import DossierLookup
 from connectors.dvcqg.mapping import wire_to_dossier
 from connectors.dvcqg.options import DvcqgOptions
-from connectors.dvcqg.responses import Outcome, PortalAnswer, classify_response, transport_error
+from connectors.dvcqg.responses import PORTAL, Outcome, PortalAnswer, classify_response
 from connectors.dvcqg.wire import WireDossier, WireProgress
+from connectors.http_errors import describe, map_transport_errors
 from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
@@ -144,22 +146,27 @@ class DvcqgClient:
         try:
             answer = await self._post(path, body, {}, summary)
         except BusinessRejectionError as exc:
-            raise self._auth_refused(exc.details, exc.message) from exc
+            raise describe(
+                self._auth_refused(exc.message),
+                status_code=exc.status_code,
+                request_summary=exc.request_summary,
+                response_summary=exc.response_summary,
+            ) from exc
         if answer.outcome is not Outcome.OK or answer.session is None:
-            raise self._auth_refused(
-                {"status_code": answer.status_code, "request_summary": summary, "response_summary": ""},
-                f"login answered {answer.outcome.value} without a session token",
+            raise describe(
+                self._auth_refused(f"login answered {answer.outcome.value} without a session token"),
+                status_code=answer.status_code,
+                request_summary=summary,
             )
         self.login_count += 1
         logger.info("DVCQG login succeeded for %s at %s", self._username, self._base)
         return answer.session
 
     @staticmethod
-    def _auth_refused(details: Mapping[str, Any], why: str) -> RemoteAuthenticationError:
+    def _auth_refused(why: str) -> RemoteAuthenticationError:
         return RemoteAuthenticationError(
             f"DVCQG portal refused the hub's credentials: {why}",
             message_vi="Cổng DVCQG từ chối tài khoản kết nối của hệ thống",
-            details=details,
         )
 
     # --- calls -----------------------------------------------------------------------------
@@ -172,10 +179,8 @@ class DvcqgClient:
             all_headers[self.options.routing_header_name] = self.options.routing_header_value
         all_headers.update(headers)
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        try:
+        with map_transport_errors(PORTAL, request_summary=request_summary):
             response = await self._http.post(self.url(path), content=content, headers=all_headers)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, request_summary) from exc
         return classify_response(
             response.status_code,
             response.headers,
@@ -204,14 +209,14 @@ class DvcqgClient:
                 return answer
             logger.info("DVCQG session rejected on %s (attempt %d); logging in again", service, attempt)
             self._invalidate(generation)
-        raise SessionExpiredError(
-            "DVCQG portal rejected a fresh session; will retry later",
-            message_vi="Cổng DVCQG từ chối phiên làm việc vừa cấp; sẽ thử lại sau",
-            details={
-                "status_code": answer.status_code,
-                "request_summary": summary,
-                "response_summary": answer.summary,
-            },
+        raise describe(
+            SessionExpiredError(
+                "DVCQG portal rejected a fresh session; will retry later",
+                message_vi="Cổng DVCQG từ chối phiên làm việc vừa cấp; sẽ thử lại sau",
+            ),
+            status_code=answer.status_code,
+            request_summary=summary,
+            response_summary=answer.summary,
         )
 
     # --- services (§3.2) -------------------------------------------------------------------

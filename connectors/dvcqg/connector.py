@@ -44,7 +44,7 @@ def _invalid_payload(kind: str, exc: ValidationError) -> InvalidInputError:
     return InvalidInputError(
         f"{kind} payload does not fit the canonical schema: {problems}",
         message_vi=f"Dữ liệu {kind} không đúng cấu trúc chuẩn: {problems}",
-        details={"request_summary": f"{kind} (not sent)", "response_summary": ""},
+        request_summary=f"{kind} (not sent)",
     )
 
 
@@ -84,7 +84,7 @@ class DvcqgConnector:
         raise InvalidInputError(
             f"the DVCQG connector does not handle message kind {delivery.kind!r}",
             message_vi=f"kết nối Cổng DVCQG không xử lý loại thông điệp {delivery.kind!r}",
-            details={"request_summary": f"{delivery.kind} (not sent)", "response_summary": ""},
+            request_summary=f"{delivery.kind} (not sent)",
         )
 
     async def aclose(self) -> None:
@@ -185,7 +185,7 @@ class DvcqgConnector:
             raise InvalidInputError(
                 f"progress for {payload.dossier_code!r} carries dossier {code!r}",
                 message_vi=f"tiến độ của hồ sơ {payload.dossier_code!r} lại kèm hồ sơ {code!r}",
-                details={"request_summary": f"{delivery.kind} (not sent)", "response_summary": ""},
+                request_summary=f"{delivery.kind} (not sent)",
             )
         summaries: list[str] = []
         if not self.is_known(code):

@@ -12,8 +12,11 @@ any other ``error_code``, other 4xx, unreadable body   :class:`~schemas.errors.B
 timeouts, refused or dropped connections               :class:`~schemas.errors.TransportError`
 =====================================================  ==========================================
 
-Retryable errors carry ``retry_after`` from the ``Retry-After`` header (seconds or HTTP date).
-Every error carries ``details`` ``status_code``, ``request_summary`` and ``response_summary``.
+HTTP statuses and transport failures go through the connectors' shared mapping
+(:mod:`connectors.http_errors`) after the portal's own 401/403 rule; the ``error_code`` table
+is DVCQG's. Retryable errors carry ``retry_after`` from ``Retry-After`` (seconds or HTTP date);
+every error carries typed ``status_code``, ``request_summary`` and ``response_summary``,
+bounded and PII-masked.
 """
 
 from __future__ import annotations
@@ -24,15 +27,15 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, Field
 
-from connectors.base import summarize
+from connectors.base import excerpt
 from connectors.dvcqg.options import DvcqgOptions
 from connectors.http import parse_retry_after
-from schemas.errors import BusinessRejectionError, EndpointBusyError, TransportError
+from connectors.http_errors import Remote, busy_error, classify_status, rejection_error
 
-_RETRYABLE_STATUS = frozenset({408, 425, 429})
+#: How the portal is named in error messages.
+PORTAL = Remote("DVCQG portal", "Cổng DVCQG")
 
 
 class Outcome(StrEnum):
@@ -52,7 +55,7 @@ class PortalAnswer(BaseModel):
     session: str | None = None
     """Only in login answers."""
     summary: str = ""
-    """Bounded excerpt of the raw answer for the attempt log."""
+    """Bounded, PII-masked excerpt of the raw answer for the attempt log."""
 
 
 def _fold(text: str) -> str:
@@ -72,35 +75,6 @@ def normalize_code(value: object) -> str | None:
     return text or None
 
 
-def _details(status_code: int | None, request_summary: str, response_summary: str) -> dict[str, Any]:
-    return {
-        "status_code": status_code,
-        "request_summary": request_summary,
-        "response_summary": response_summary,
-    }
-
-
-def _busy(
-    status_code: int, headers: Mapping[str, str], request_summary: str, response_summary: str, why: str
-) -> EndpointBusyError:
-    return EndpointBusyError(
-        f"DVCQG portal busy or failing ({why}); will retry",
-        message_vi=f"Cổng DVCQG đang bận hoặc gặp lỗi ({why}); sẽ gửi lại",
-        retry_after=parse_retry_after(headers.get("retry-after")),
-        details=_details(status_code, request_summary, response_summary),
-    )
-
-
-def _rejected(
-    status_code: int, request_summary: str, response_summary: str, why: str
-) -> BusinessRejectionError:
-    return BusinessRejectionError(
-        f"DVCQG portal rejected the request: {why}",
-        message_vi=f"Cổng DVCQG từ chối yêu cầu: {why}",
-        details=_details(status_code, request_summary, response_summary),
-    )
-
-
 def classify_response(
     status_code: int,
     headers: Mapping[str, str],
@@ -113,13 +87,14 @@ def classify_response(
 
     ``headers`` lookups use lower-case names (httpx ``Headers`` is case-insensitive anyway).
     """
-    summary = summarize(body)
+    summary = excerpt(body)
     if status_code in (401, 403):
         return PortalAnswer(outcome=Outcome.SESSION_EXPIRED, status_code=status_code, summary=summary)
-    if status_code in _RETRYABLE_STATUS or status_code >= 500:
-        raise _busy(status_code, headers, request_summary, summary, f"HTTP {status_code}")
-    if not 200 <= status_code < 300:
-        raise _rejected(status_code, request_summary, summary, f"HTTP {status_code}")
+    error = classify_status(
+        status_code, PORTAL, headers=headers, request_summary=request_summary, response=summary
+    )
+    if error is not None:
+        raise error
 
     text = body.decode("utf-8", "replace").strip()
     try:
@@ -155,10 +130,23 @@ def classify_response(
     ):
         return answer.model_copy(update={"outcome": Outcome.SESSION_EXPIRED})
     if code is not None and code in options.busy_codes:
-        raise _busy(status_code, headers, request_summary, summary, f"error_code {code}: {message}")
+        raise busy_error(
+            PORTAL,
+            f"error_code {code}: {message}",
+            status_code=status_code,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+            request_summary=request_summary,
+            response=summary,
+        )
     if code is None and (isinstance(raw_result, list) or _contains(message, options.text_success_markers)):
         return answer
-    raise _rejected(status_code, request_summary, summary, f"error_code {code}: {message or '(no message)'}")
+    raise rejection_error(
+        PORTAL,
+        f"error_code {code}: {message or '(no message)'}",
+        status_code=status_code,
+        request_summary=request_summary,
+        response=summary,
+    )
 
 
 def _classify_text(
@@ -173,21 +161,10 @@ def _classify_text(
         return PortalAnswer(
             outcome=Outcome.SESSION_EXPIRED, status_code=status_code, message=text, summary=summary
         )
-    raise _rejected(status_code, request_summary, summary, f"unexpected answer {summarize(text, 200)!r}")
-
-
-def transport_error(exc: httpx.HTTPError, request_summary: str) -> TransportError:
-    """Map an httpx failure (timeout, refused or dropped connection) to a retryable error."""
-    if isinstance(exc, httpx.TimeoutException):
-        what, what_vi = "timed out", "quá thời gian chờ"
-    elif isinstance(exc, httpx.ConnectError):
-        what, what_vi = "connection refused or unreachable", "không kết nối được"
-    elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        what, what_vi = "connection dropped without an answer", "kết nối bị ngắt, không có phản hồi"
-    else:
-        what, what_vi = type(exc).__name__, type(exc).__name__
-    return TransportError(
-        f"DVCQG portal {what}: {exc!s}" if str(exc) else f"DVCQG portal {what}",
-        message_vi=f"Cổng DVCQG {what_vi}",
-        details=_details(None, request_summary, f"{type(exc).__name__}: {exc!s}"),
+    raise rejection_error(
+        PORTAL,
+        f"unexpected answer {excerpt(text, 200)!r}",
+        status_code=status_code,
+        request_summary=request_summary,
+        response=summary,
     )

@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import Delivery, DeliveryReceipt
+from connectors.http_errors import describe
 from connectors.lgsp.mapping import from_sync_document, to_sync_document, to_traces
 from connectors.lgsp.models import LookupResult, MResult
 from connectors.lgsp.rest import LgspRestClient, OAuth2ClientCredentials
@@ -114,8 +115,11 @@ def classify_result(
     status_code: int | None,
     request_summary: str,
 ) -> DeliveryReceipt:
-    """``MResult`` → receipt, or :class:`BusinessRejectionError` (§4.2, §3.8 duplicate rule)."""
-    summary = f"{operation} MResult Status={result.Status} Message={mask_pii(result.Message)}"
+    """``MResult`` → receipt, or :class:`BusinessRejectionError` (§4.2, §3.8 duplicate rule).
+
+    The summary is masked where it is stored (the receipt and :func:`describe` mask and bound).
+    """
+    summary = f"{operation} MResult Status={result.Status} Message={result.Message}"
     if result.Status in options.success_statuses:
         return DeliveryReceipt(
             status_code=status_code,
@@ -131,15 +135,15 @@ def classify_result(
             response_summary="duplicate acknowledged: " + summary,
             remote_reference=result.DocumentId,
         )
-    raise BusinessRejectionError(
-        f"LGSP rejected {operation}: Status={result.Status} {mask_pii(result.Message)}",
-        message_vi=f"LGSP từ chối {operation}: {mask_pii(result.Message)}",
-        details={
-            "status_code": status_code,
-            "request_summary": request_summary,
-            "response_summary": summary,
-            "lgsp_status": result.Status,
-        },
+    raise describe(
+        BusinessRejectionError(
+            f"LGSP rejected {operation}: Status={result.Status} {mask_pii(result.Message)}",
+            message_vi=f"LGSP từ chối {operation}: {mask_pii(result.Message)}",
+            details={"lgsp_status": result.Status},
+        ),
+        status_code=status_code,
+        request_summary=request_summary,
+        response_summary=summary,
     )
 
 

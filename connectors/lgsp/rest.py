@@ -8,7 +8,10 @@
   ``…/Document/UpdateDocumentTraces`` (WSO2 ``/{api-context}/{version}``, §4.4; §4.2).
 * Calls carry ``Authorization: <token_type> <access_token>`` (§4.1) and the hub message's
   stable id in a header (default ``X-Message-ID``) so the partner can drop redeliveries.
-* Answers are ``MResult{Status, Message}`` (§4.2).
+* Answers are ``MResult{Status, Message}`` (§4.2). HTTP statuses and transport failures map
+  onto hub errors through :mod:`connectors.http_errors` after the LGSP's own rules (401 →
+  refresh the token once, then :class:`~schemas.errors.SessionExpiredError`; 403 → not
+  subscribed to the API).
 """
 
 from __future__ import annotations
@@ -21,18 +24,27 @@ from typing import Any
 
 import httpx
 
-from connectors.base import summarize
+from connectors.base import excerpt
 from connectors.http import parse_retry_after
+from connectors.http_errors import (
+    RESPONSE_EXCERPT_CHARS,
+    Remote,
+    busy_error,
+    classify_status,
+    describe,
+    is_retry_later,
+    map_transport_errors,
+)
 from schemas.errors import (
-    BusinessRejectionError,
-    EndpointBusyError,
     HubError,
     PayloadTooLargeError,
     RemoteAuthenticationError,
     SessionExpiredError,
     TransportError,
 )
-from schemas.masking import mask_pii
+
+TOKEN_ENDPOINT = Remote("LGSP token endpoint", "máy chủ cấp token của LGSP")
+API = Remote("LGSP REST endpoint", "LGSP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +57,6 @@ class AccessToken:
     @property
     def authorization(self) -> str:
         return f"{self.token_type} {self.value}"
-
-
-def _transport_error(what: str, exc: httpx.HTTPError) -> TransportError:
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-    return TransportError(
-        f"{what} {kind}: {type(exc).__name__}: {exc}",
-        message_vi=f"{what}: lỗi kết nối tới LGSP ({type(exc).__name__})",
-        details={"error": type(exc).__name__},
-    )
 
 
 class OAuth2ClientCredentials:
@@ -110,30 +113,32 @@ class OAuth2ClientCredentials:
         }
         if self._scope:
             form["scope"] = self._scope
-        try:
+        request_summary = f"POST {self._token_url} grant_type=client_credentials"
+        with map_transport_errors(TOKEN_ENDPOINT, request_summary=request_summary):
             response = await self._http.post(
                 self._token_url, data=form, headers={"Accept": "application/json"}, timeout=self._timeout
             )
-        except httpx.HTTPError as exc:
-            raise _transport_error("LGSP token request", exc) from exc
         self.fetch_count += 1
         status = response.status_code
-        details = {
-            "status_code": status,
-            "request_summary": f"POST {self._token_url} grant_type=client_credentials",
-        }
         if status in (400, 401, 403):
-            raise RemoteAuthenticationError(
-                f"LGSP token endpoint refused the client credentials (HTTP {status})",
-                message_vi=f"LGSP từ chối client_id/client_secret (HTTP {status})",
-                details={**details, "response_summary": mask_pii(summarize(response.content, 300))},
+            # RFC 6749 §5.2: invalid_client / unauthorized_client are answered 400 or 401.
+            raise describe(
+                RemoteAuthenticationError(
+                    f"LGSP token endpoint refused the client credentials (HTTP {status})",
+                    message_vi=f"LGSP từ chối client_id/client_secret (HTTP {status})",
+                ),
+                status_code=status,
+                request_summary=request_summary,
+                response_summary=response.content,
             )
-        if status == 429 or status >= 500:
-            raise EndpointBusyError(
-                f"LGSP token endpoint busy (HTTP {status})",
-                message_vi=f"máy chủ cấp token của LGSP đang bận (HTTP {status})",
+        if is_retry_later(status):
+            raise busy_error(
+                TOKEN_ENDPOINT,
+                f"HTTP {status}",
+                status_code=status,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                details=details,
+                request_summary=request_summary,
+                response=response.content,
             )
         try:
             body = response.json()
@@ -141,10 +146,13 @@ class OAuth2ClientCredentials:
             expires_in = float(body.get("expires_in", 3600))
             token_type = str(body.get("token_type") or "Bearer")
         except (ValueError, KeyError, TypeError) as exc:
-            raise TransportError(
-                f"LGSP token endpoint answered HTTP {status} without a usable access_token",
-                message_vi="phản hồi cấp token của LGSP không có access_token hợp lệ",
-                details=details,
+            raise describe(
+                TransportError(
+                    f"LGSP token endpoint answered HTTP {status} without a usable access_token",
+                    message_vi="phản hồi cấp token của LGSP không có access_token hợp lệ",
+                ),
+                status_code=status,
+                request_summary=request_summary,
             ) from exc
         if token_type.lower() == "bearer":
             token_type = "Bearer"
@@ -156,7 +164,12 @@ class RestReply:
     status_code: int
     body: dict[str, Any]
     request_summary: str
-    response_summary: str
+    response_body: bytes = b""
+
+    @property
+    def response_summary(self) -> str:
+        """The answer's start, bounded and PII-masked (computed on demand, not on every delivery)."""
+        return excerpt(self.response_body, RESPONSE_EXCERPT_CHARS) if self.response_body else ""
 
 
 class LgspRestClient:
@@ -182,8 +195,10 @@ class LgspRestClient:
     def url(self, path: str) -> str:
         return f"{self._api_base}/{path.lstrip('/')}"
 
-    async def _send(self, url: str, body: bytes, token: AccessToken, message_id: str) -> httpx.Response:
-        try:
+    async def _send(
+        self, url: str, body: bytes, token: AccessToken, message_id: str, request_summary: str
+    ) -> httpx.Response:
+        with map_transport_errors(API, request_summary=request_summary):
             return await self._http.post(
                 url,
                 content=body,
@@ -195,66 +210,72 @@ class LgspRestClient:
                 },
                 timeout=self._timeout,
             )
-        except httpx.HTTPError as exc:
-            raise _transport_error(f"LGSP REST call to {url}", exc) from exc
 
     async def post(self, path: str, body: bytes, *, message_id: str, summary: str) -> RestReply:
         url = self.url(path)
         request_summary = f"POST {url} {self._message_id_header}={message_id} {summary}"
         try:
             token = await self.auth.token()
-            response = await self._send(url, body, token, message_id)
+            response = await self._send(url, body, token, message_id, request_summary)
             if response.status_code == 401:
                 # Expired or revoked before our clock said so: refresh once (RFC 6750 §3.1).
                 self.auth.invalidate(token)
                 token = await self.auth.token()
-                response = await self._send(url, body, token, message_id)
+                response = await self._send(url, body, token, message_id, request_summary)
         except HubError as exc:
-            exc.details.setdefault("request_summary", request_summary)
+            describe(exc, request_summary=request_summary, keep_existing=True)
             raise
         status = response.status_code
-        response_summary = mask_pii(summarize(response.content, 500))
-        details = {
-            "status_code": status,
-            "request_summary": request_summary,
-            "response_summary": response_summary,
-        }
         if len(response.content) > self._max_response_bytes:
-            raise PayloadTooLargeError("LGSP REST response too large", details=details)
+            raise describe(
+                PayloadTooLargeError("LGSP REST response too large"),
+                status_code=status,
+                request_summary=request_summary,
+                response_summary=response.content,
+            )
         if status == 401:
-            raise SessionExpiredError(
-                "LGSP rejected a freshly issued access token (HTTP 401)",
-                message_vi="LGSP từ chối token vừa cấp (HTTP 401)",
-                details=details,
+            raise describe(
+                SessionExpiredError(
+                    "LGSP rejected a freshly issued access token (HTTP 401)",
+                    message_vi="LGSP từ chối token vừa cấp (HTTP 401)",
+                ),
+                status_code=status,
+                request_summary=request_summary,
+                response_summary=response.content,
             )
         if status == 403:
-            raise RemoteAuthenticationError(
-                "LGSP refused access to the API (HTTP 403: not subscribed or not allowed)",
-                message_vi="LGSP không cho phép truy cập API (HTTP 403)",
-                details=details,
-            )
-        if status == 429 or status >= 500:
-            raise EndpointBusyError(
-                f"LGSP REST endpoint busy (HTTP {status})",
-                message_vi=f"LGSP đang bận (HTTP {status})",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                details=details,
+            raise describe(
+                RemoteAuthenticationError(
+                    "LGSP refused access to the API (HTTP 403: not subscribed or not allowed)",
+                    message_vi="LGSP không cho phép truy cập API (HTTP 403)",
+                ),
+                status_code=status,
+                request_summary=request_summary,
+                response_summary=response.content,
             )
         try:
             parsed = response.json()
         except ValueError:
             parsed = None
-        if status >= 400:
-            message = parsed.get("Message") if isinstance(parsed, dict) else None
-            raise BusinessRejectionError(
-                f"LGSP refused the request (HTTP {status}): {message or response_summary}",
-                message_vi=f"LGSP từ chối yêu cầu (HTTP {status}): {message or ''}",
-                details=details,
-            )
+        message = parsed.get("Message") if isinstance(parsed, dict) else None
+        error = classify_status(
+            status,
+            API,
+            headers=response.headers,
+            request_summary=request_summary,
+            response=response.content,
+            detail=str(message or ""),
+        )
+        if error is not None:
+            raise error
         if not isinstance(parsed, dict):
-            raise TransportError(
-                f"LGSP REST answer (HTTP {status}) is not a JSON object",
-                message_vi="phản hồi của LGSP không phải JSON hợp lệ",
-                details=details,
+            raise describe(
+                TransportError(
+                    f"LGSP REST answer (HTTP {status}) is not a JSON object",
+                    message_vi="phản hồi của LGSP không phải JSON hợp lệ",
+                ),
+                status_code=status,
+                request_summary=request_summary,
+                response_summary=response.content,
             )
-        return RestReply(status, parsed, request_summary, response_summary)
+        return RestReply(status, parsed, request_summary, response.content)

@@ -15,10 +15,13 @@
   UsernameToken (OASIS WSS UsernameToken Profile 1.0, PasswordText or PasswordDigest).
 
 Error mapping (the connector seam, ``connectors/base.py``): SOAP ``Client``/``Sender`` faults →
-:class:`~schemas.errors.SoapFaultError` (permanent); ``Server``/``Receiver`` faults, HTTP 5xx and 429
-→ :class:`~schemas.errors.EndpointBusyError` (retryable, with ``Retry-After``); timeouts and
-connection failures → :class:`~schemas.errors.TransportError` (retryable); WS-Security
-authentication faults and HTTP 401/403 → :class:`~schemas.errors.RemoteAuthenticationError`.
+:class:`~schemas.errors.SoapFaultError` (permanent); ``Server``/``Receiver`` faults →
+:class:`~schemas.errors.EndpointBusyError` (retryable, with ``Retry-After``); WS-Security
+authentication faults → :class:`~schemas.errors.RemoteAuthenticationError`. HTTP statuses and
+transport failures map through :mod:`connectors.http_errors` (408, 425, 429, 5xx retryable;
+401/403 refused credentials; timeouts :class:`~schemas.errors.EndpointTimeoutError`), except
+that HTTP 400 and 500, which carry SOAP faults (SOAP 1.1 §6.2, SOAP 1.2 Part 2 §7.5.1), are
+first read for a fault; any other 4xx is a :class:`~schemas.errors.SoapFaultError`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlparse
 
 import httpx
@@ -45,8 +48,17 @@ from zeep.wsdl.messages.base import SerializedMessage
 from zeep.wsse.username import UsernameToken
 from zeep.xsd import Element as XsdElement
 
-from connectors.base import summarize
+from connectors.base import excerpt
 from connectors.http import parse_retry_after
+from connectors.http_errors import (
+    REASON_CHARS,
+    RESPONSE_EXCERPT_CHARS,
+    Remote,
+    busy_error,
+    classify_status,
+    describe,
+    map_transport_errors,
+)
 from connectors.xmlsafety import parse_xml
 from schemas.errors import (
     ConfigurationError,
@@ -80,6 +92,10 @@ _AUTH_FAULTS = (
     "UnsupportedSecurityToken",
     "FailedCheck",
 )
+#: Statuses a SOAP fault is answered with (SOAP 1.1 §6.2: 500; SOAP 1.2 Part 2 §7.5.1: 400, 500):
+#: zeep reads the body for one. Any other status is classified by its code alone.
+_FAULT_STATUSES = frozenset({400, 500})
+ENDPOINT = Remote("LGSP SOAP endpoint", "dịch vụ SOAP của LGSP")
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +127,6 @@ class HttpExchange:
     retry_after: float | None = None
     request_bytes: int = 0
     response_body: bytes = b""
-
-    @property
-    def response_excerpt(self) -> str:
-        """The answer's start, PII-masked; computed only when an error or a log needs it."""
-        return mask_pii(summarize(self.response_body, 500)) if self.response_body else ""
 
 
 # zeep ships ``py.typed`` but leaves these unannotated: typed handles for mypy --strict.
@@ -160,22 +171,10 @@ class HubAsyncTransport(AsyncTransport):
     ) -> httpx.Response:
         if exchange is not None:
             exchange.request_bytes = len(message)
-        try:
+        with map_transport_errors(ENDPOINT):
             response = await self.client.post(
                 address, content=message, headers=headers, timeout=self._timeout
             )
-        except httpx.TimeoutException as exc:
-            raise TransportError(
-                f"LGSP SOAP call to {address} timed out ({type(exc).__name__})",
-                message_vi="hết thời gian chờ khi gọi dịch vụ SOAP của LGSP",
-                details={"error": type(exc).__name__},
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise TransportError(
-                f"LGSP SOAP call to {address} failed: {type(exc).__name__}: {exc}",
-                message_vi="không kết nối được dịch vụ SOAP của LGSP",
-                details={"error": type(exc).__name__},
-            ) from exc
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if exchange is not None:
@@ -183,24 +182,24 @@ class HubAsyncTransport(AsyncTransport):
             exchange.retry_after = retry_after
             exchange.response_body = response.content
         if len(response.content) > self._max_response_bytes:
-            raise PayloadTooLargeError(
-                f"LGSP SOAP response of {len(response.content)} bytes exceeds {self._max_response_bytes}",
-                message_vi="phản hồi SOAP của LGSP vượt quá kích thước cho phép",
-                details={"status_code": status},
+            raise describe(
+                PayloadTooLargeError(
+                    f"LGSP SOAP response of {len(response.content)} bytes exceeds {self._max_response_bytes}",
+                    message_vi="phản hồi SOAP của LGSP vượt quá kích thước cho phép",
+                ),
+                status_code=status,
             )
-        if status == 429 or status in (502, 503, 504):
-            raise EndpointBusyError(
-                f"LGSP SOAP endpoint answered HTTP {status}",
-                message_vi=f"dịch vụ SOAP của LGSP đang bận (HTTP {status})",
+        if status not in _FAULT_STATUSES:
+            error = classify_status(
+                status,
+                ENDPOINT,
                 retry_after=retry_after,
-                details={"status_code": status},
+                response=response.content,
+                rejection=SoapFaultError,
+                detail="check the endpoint address",
             )
-        if status in (401, 403):
-            raise RemoteAuthenticationError(
-                f"LGSP SOAP endpoint refused the credentials (HTTP {status})",
-                message_vi=f"LGSP từ chối thông tin xác thực (HTTP {status})",
-                details={"status_code": status},
-            )
+            if error is not None:
+                raise error
         return response
 
     async def post_xml(self, address: str, envelope: etree._Element, headers: dict[str, str]) -> Any:
@@ -249,8 +248,8 @@ class SoapReply:
 
     @property
     def response_summary(self) -> str:
-        """The answer's start, PII-masked (computed on demand, not on every delivery)."""
-        return mask_pii(summarize(self.response_body, 500)) if self.response_body else ""
+        """The answer's start, bounded and PII-masked (computed on demand, not on every delivery)."""
+        return excerpt(self.response_body, RESPONSE_EXCERPT_CHARS) if self.response_body else ""
 
 
 class LgspSoapClient:
@@ -419,35 +418,38 @@ class LgspSoapClient:
                 result = self._zeep_binding.process_reply(self._zeep, operation_obj, response)
                 plain = _serialize(result, dict)
         except HubError as exc:
-            exc.details.setdefault("request_summary", request_summary)
-            exc.details.setdefault("response_summary", exchange.response_excerpt)
+            _describe(exc, exchange, request_summary, keep_existing=True)
             raise
         except Fault as fault:
             raise map_fault(fault, exchange, request_summary) from fault
         except ZeepTransportError as exc:
-            raise _map_http_status(exc.status_code, exchange, request_summary, str(exc)) from exc
+            raise _unusable_answer(exchange, request_summary, str(exc)) from exc
         except (XMLParseError, ZeepXMLSyntaxError, etree.XMLSyntaxError) as exc:
             # Not a SOAP envelope (a proxy page, a truncated answer): classified by HTTP status.
-            raise _map_http_status(
-                exchange.status_code, exchange, request_summary, f"not a usable SOAP envelope: {exc}"
-            ) from exc
+            raise _unusable_answer(exchange, request_summary, f"not a usable SOAP envelope: {exc}") from exc
         except ValidationError as exc:
-            raise InvalidInputError(
-                f"{operation} request does not match the WSDL: {exc}",
-                message_vi=f"yêu cầu {operation} không khớp WSDL: {exc}",
-                details={"request_summary": request_summary},
+            raise describe(
+                InvalidInputError(
+                    f"{operation} request does not match the WSDL: {exc}",
+                    message_vi=f"yêu cầu {operation} không khớp WSDL: {exc}",
+                ),
+                request_summary=request_summary,
             ) from exc
         except (DTDForbidden, EntitiesForbidden) as exc:
-            raise UnsafeXmlError(
-                f"LGSP SOAP answer refused by the hardened parser: {type(exc).__name__}",
-                message_vi="phản hồi SOAP của LGSP chứa DTD/thực thể bị cấm",
-                details=_details(exchange, request_summary),
+            raise _describe(
+                UnsafeXmlError(
+                    f"LGSP SOAP answer refused by the hardened parser: {type(exc).__name__}",
+                    message_vi="phản hồi SOAP của LGSP chứa DTD/thực thể bị cấm",
+                ),
+                exchange,
+                request_summary,
             ) from exc
         except ZeepError as exc:
             name = type(exc).__name__
-            raise SoapFaultError(
-                f"LGSP SOAP call {operation} failed: {name}: {exc}",
-                details=_details(exchange, request_summary),
+            raise _describe(
+                SoapFaultError(f"LGSP SOAP call {operation} failed: {name}: {mask_pii(str(exc))}"),
+                exchange,
+                request_summary,
             ) from exc
         if not isinstance(plain, dict) or "Result" not in plain:
             plain = {"Result": plain}
@@ -562,12 +564,20 @@ def _plain(element: etree._Element) -> Any:
     return out
 
 
-def _details(exchange: HttpExchange, request_summary: str) -> dict[str, Any]:
-    return {
-        "status_code": exchange.status_code,
-        "request_summary": request_summary,
-        "response_summary": exchange.response_excerpt,
-    }
+_ErrorT = TypeVar("_ErrorT", bound=HubError)
+
+
+def _describe(
+    error: _ErrorT, exchange: HttpExchange, request_summary: str, *, keep_existing: bool = False
+) -> _ErrorT:
+    """Attach what the transport saw of this call to ``error`` (bounded, masked)."""
+    return describe(
+        error,
+        status_code=exchange.status_code,
+        request_summary=request_summary,
+        response_summary=exchange.response_body or None,
+        keep_existing=keep_existing,
+    )
 
 
 def _local(code: str | None) -> str:
@@ -582,57 +592,73 @@ def map_fault(fault: Fault, exchange: HttpExchange, request_summary: str) -> Hub
     subcodes = [str(getattr(s, "text", s)) for s in (fault.subcodes or [])]
     code = str(fault.code) if fault.code else ""
     kind = _local(code)
-    details = {
-        **_details(exchange, request_summary),
-        "fault_code": code,
-        "fault_subcodes": subcodes,
-        "fault_string": mask_pii(fault.message or ""),
-    }
+    details = {"fault_code": code, "fault_subcodes": subcodes, "fault_string": mask_pii(fault.message or "")}
     reason = mask_pii(fault.message or "")
     text = f"SOAP fault {code or '(no code)'}: {reason}"
     if any(marker in part for part in (code, *subcodes) for marker in _AUTH_FAULTS):
-        return RemoteAuthenticationError(
-            f"LGSP refused the WS-Security credentials: {text}",
-            message_vi=f"LGSP từ chối thông tin xác thực WS-Security: {reason}",
-            details=details,
+        return _describe(
+            RemoteAuthenticationError(
+                f"LGSP refused the WS-Security credentials: {text}",
+                message_vi=f"LGSP từ chối thông tin xác thực WS-Security: {reason}",
+                details=details,
+            ),
+            exchange,
+            request_summary,
         )
     if not code:
         # zeep's "Unknown fault occured": an error status whose body holds no SOAP Fault.
-        return _map_http_status(
-            exchange.status_code, exchange, request_summary, "answer without a SOAP Fault"
-        )
+        return _unusable_answer(exchange, request_summary, "answer without a SOAP Fault")
     if kind in _SERVER_FAULTS:
-        return EndpointBusyError(
-            f"LGSP server fault (retryable): {text}",
-            message_vi=f"lỗi phía máy chủ LGSP (sẽ thử lại): {reason}",
-            retry_after=exchange.retry_after,
-            details=details,
+        return _describe(
+            EndpointBusyError(
+                f"LGSP server fault (retryable): {text}",
+                message_vi=f"lỗi phía máy chủ LGSP (sẽ thử lại): {reason}",
+                retry_after=exchange.retry_after,
+                details=details,
+            ),
+            exchange,
+            request_summary,
         )
-    return SoapFaultError(
-        f"LGSP rejected the request: {text}",
-        message_vi=f"LGSP từ chối yêu cầu: {reason}",
-        details=details,
+    return _describe(
+        SoapFaultError(
+            f"LGSP rejected the request: {text}",
+            message_vi=f"LGSP từ chối yêu cầu: {reason}",
+            details=details,
+        ),
+        exchange,
+        request_summary,
     )
 
 
-def _map_http_status(status: int | None, exchange: HttpExchange, request_summary: str, text: str) -> HubError:
-    details = _details(exchange, request_summary)
-    if status is not None and 200 <= status < 300:
-        # zeep's "invalid XML" answer: a garbled reply; the redelivery carries the same MessageID.
-        return TransportError(
-            f"LGSP SOAP endpoint answered HTTP {status} with an unusable body: {text}",
-            message_vi="phản hồi SOAP của LGSP không đọc được",
-            details=details,
-        )
-    if status is None or status >= 500 or status == 429:
-        return EndpointBusyError(
-            f"LGSP SOAP endpoint failed: {text}",
-            message_vi="dịch vụ SOAP của LGSP lỗi hoặc đang bận",
+def _unusable_answer(exchange: HttpExchange, request_summary: str, text: str) -> HubError:
+    """An answer zeep could not use: an error status without a SOAP Fault, or a garbled 2xx."""
+    if exchange.status_code is None:
+        return busy_error(
+            ENDPOINT,
+            text,
+            status_code=None,
             retry_after=exchange.retry_after,
-            details=details,
+            request_summary=request_summary,
+            response=exchange.response_body,
         )
-    return SoapFaultError(
-        f"LGSP SOAP endpoint answered HTTP {status} (check the endpoint address): {text}",
-        message_vi=f"dịch vụ SOAP của LGSP trả về HTTP {status} (kiểm tra địa chỉ dịch vụ)",
-        details=details,
+    error = classify_status(
+        exchange.status_code,
+        ENDPOINT,
+        retry_after=exchange.retry_after,
+        request_summary=request_summary,
+        response=exchange.response_body,
+        rejection=SoapFaultError,
+        detail=f"check the endpoint address: {text}",
+    )
+    if error is not None:
+        return error
+    # zeep's "invalid XML" answer to a 2xx: a garbled reply; the redelivery carries the same MessageID.
+    why = excerpt(text, REASON_CHARS)
+    return _describe(
+        TransportError(
+            f"LGSP SOAP endpoint answered HTTP {exchange.status_code} with an unusable body: {why}",
+            message_vi="phản hồi SOAP của LGSP không đọc được",
+        ),
+        exchange,
+        request_summary,
     )

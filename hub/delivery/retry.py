@@ -1,10 +1,12 @@
 """Retry policy per endpoint (docs/delivery.md §3 and §11.3).
 
-A Svix-style explicit schedule with ±jitter, computed with tenacity wait strategies:
-the delay before attempt ``n + 1`` is ``schedule[n - 1] × (1 ± jitter)``. A ``Retry-After``
-hint is honoured but clamped to the endpoint's bounds; after HTTP 429 or a timeout the delay
-is at least ``throttle_min_seconds``. Permanent errors are never retried; when the schedule
-is exhausted the message goes to the dead-letter queue.
+A Svix-style explicit schedule with ±jitter, as plain code: the delay before attempt
+``n + 1`` is ``schedule[n - 1] × (1 ± jitter)``, the last entry repeated. A ``Retry-After``
+hint (RFC 9110 §10.2.3) is honoured but clamped to the endpoint's bounds; after HTTP 429 or
+a timeout (:class:`~schemas.errors.EndpointTimeoutError`) the delay is at least
+``throttle_min_seconds``. Permanent errors are never retried; when the schedule is exhausted
+the message goes to the dead-letter queue. (tenacity stays where a call is retried in place:
+portal login, TSA, OAuth2 token.)
 """
 
 from __future__ import annotations
@@ -12,29 +14,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from tenacity import RetryCallState, Retrying, stop_after_attempt
-from tenacity.wait import wait_base
-
 from connectors.settings import RetrySettings
-from schemas.errors import HubError, RetryableError
-
-
-class wait_schedule(wait_base):
-    """Tenacity wait strategy: the explicit schedule, last entry repeated, with ±jitter."""
-
-    def __init__(self, schedule: list[float], jitter_ratio: float, rng: random.Random | None = None) -> None:
-        if not schedule:
-            schedule = [0.0]
-        self.schedule = list(schedule)
-        self.jitter_ratio = jitter_ratio
-        self._rng = rng or random.Random()
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        index = min(max(retry_state.attempt_number, 1), len(self.schedule)) - 1
-        base = self.schedule[index]
-        if self.jitter_ratio <= 0:
-            return base
-        return max(0.0, base * (1 + self._rng.uniform(-self.jitter_ratio, self.jitter_ratio)))
+from schemas.errors import EndpointTimeoutError, HubError, RetryableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +28,10 @@ class RetryDecision:
 
 
 def is_throttle(error: BaseException) -> bool:
-    """True after HTTP 429 or a timeout (``details`` keys set by the connectors)."""
-    if isinstance(error, HubError):
-        return error.details.get("status_code") == 429 or bool(error.details.get("timeout"))
-    return False
+    """True after HTTP 429 or a timeout: the endpoint asks the hub to slow down."""
+    if isinstance(error, EndpointTimeoutError):
+        return True
+    return isinstance(error, HubError) and error.status_code == 429
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -60,34 +41,35 @@ def is_retryable(error: BaseException) -> bool:
     return True
 
 
-def _call_state(attempt_number: int, error: BaseException) -> RetryCallState:
-    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt_number
-    state.set_exception((type(error), error, error.__traceback__))
-    return state
-
-
 class RetryPolicy:
     """Decides whether and when a failed delivery is tried again, for one endpoint."""
 
     def __init__(self, settings: RetrySettings, rng: random.Random | None = None) -> None:
         self.settings = settings
-        self.wait = wait_schedule(settings.schedule_seconds, settings.jitter_ratio, rng)
-        self.stop = stop_after_attempt(settings.max_attempts)
+        self.schedule: list[float] = list(settings.schedule_seconds) or [0.0]
+        self._rng = rng or random.Random()
 
     @property
     def max_attempts(self) -> int:
         return self.settings.max_attempts
 
+    def scheduled_delay(self, attempt_number: int) -> float:
+        """The schedule's entry for attempt ``attempt_number`` (last one repeated), ±jitter."""
+        index = min(max(attempt_number, 1), len(self.schedule)) - 1
+        base = self.schedule[index]
+        jitter = self.settings.jitter_ratio
+        if jitter <= 0:
+            return base
+        return max(0.0, base * (1 + self._rng.uniform(-jitter, jitter)))
+
     def decide(self, attempt_number: int, error: BaseException) -> RetryDecision:
         """Decide after attempt ``attempt_number`` (1-based) failed with ``error``."""
         if not is_retryable(error):
             return RetryDecision(False, reason="permanent")
-        state = _call_state(attempt_number, error)
-        if self.stop(state):
+        if attempt_number >= self.max_attempts:
             return RetryDecision(False, reason="exhausted")
-        delay = self.wait(state)
-        retry_after = getattr(error, "retry_after", None) if isinstance(error, RetryableError) else None
+        delay = self.scheduled_delay(attempt_number)
+        retry_after = error.retry_after if isinstance(error, RetryableError) else None
         if retry_after is not None:
             delay = min(
                 max(float(retry_after), self.settings.retry_after_min_seconds),

@@ -329,7 +329,7 @@ class Worker:
         self, message: ClaimedMessage, exc: Exception, started: datetime, probe: bool
     ) -> BreakerTransition | None:
         decision = self.policies[message.endpoint].decide(message.attempt_no, exc)
-        details = exc.details if isinstance(exc, HubError) else {}
+        exchange = exc if isinstance(exc, HubError) else None
         error_class = exc.error_class if isinstance(exc, HubError) else type(exc).__name__
         text = exc.message if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
         if decision.retry:
@@ -351,11 +351,11 @@ class Worker:
                 finished_at=utcnow(),
                 manual=message.manual,
                 next_attempt_at=next_at,
-                status_code=details.get("status_code"),
+                status_code=exchange.status_code if exchange else None,
                 error_class=error_class,
                 error=text,
-                request_summary=details.get("request_summary"),
-                response_summary=details.get("response_summary"),
+                request_summary=exchange.request_summary if exchange else None,
+                response_summary=exchange.response_summary if exchange else None,
             )
         )
         breaker = self.breakers[message.endpoint]

@@ -15,6 +15,7 @@ from hub.delivery.retry import RetryPolicy
 from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
+    EndpointTimeoutError,
     InvalidInputError,
     SoapFaultError,
     TransportError,
@@ -84,8 +85,8 @@ def test_retry_after_is_honoured_within_bounds(retry_after: float, expected: flo
 
 def test_minimum_delay_after_429_and_timeouts() -> None:
     retry_policy = policy()
-    too_many = EndpointBusyError("429", retry_after=1, details={"status_code": 429})
-    timeout = TransportError("timed out", details={"timeout": True})
+    too_many = EndpointBusyError("429", retry_after=1, status_code=429)
+    timeout = EndpointTimeoutError("timed out")
     assert retry_policy.decide(1, too_many).delay == 30
     assert retry_policy.decide(1, timeout).delay >= 30
     assert retry_policy.decide(1, TransportError("refused")).delay < 30

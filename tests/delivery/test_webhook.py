@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from connectors.base import Connector, Delivery
 from connectors.http import TransportKind, build_http_client
@@ -12,12 +14,19 @@ from connectors.registry import build_connector
 from connectors.settings import EndpointSettings
 from connectors.sink import Sink
 from connectors.webhook import WebhookConnector
+from hub.db.models import MessageState
+from hub.db.session import Database
+from hub.delivery import Worker
 from schemas.errors import (
     BusinessRejectionError,
     EndpointBusyError,
+    EndpointTimeoutError,
     RemoteAuthenticationError,
     TransportError,
 )
+
+from .conftest import make_settings
+from .helpers import attempts, message, put, until
 
 
 @pytest.fixture
@@ -82,9 +91,9 @@ async def test_answers_map_to_hub_errors(
             await WebhookConnector("portal", settings, client).deliver(delivery())
     finally:
         await client.aclose()
-    assert caught.value.details["status_code"] == status  # type: ignore[attr-defined]
+    assert caught.value.status_code == status  # type: ignore[attr-defined]
     assert getattr(caught.value, "retry_after", None) == retry_after
-    assert f"HTTP {status}" in caught.value.details["response_summary"]  # type: ignore[attr-defined]
+    assert f"HTTP {status}" in caught.value.response_summary  # type: ignore[attr-defined]
 
 
 async def test_connection_refused_is_retryable(sink: Sink) -> None:
@@ -98,7 +107,7 @@ async def test_connection_refused_is_retryable(sink: Sink) -> None:
     finally:
         await client.aclose()
     assert caught.value.retryable
-    assert not caught.value.details.get("timeout")
+    assert not isinstance(caught.value, EndpointTimeoutError)
 
 
 async def test_slow_answer_is_a_timeout(sink: Sink) -> None:
@@ -110,7 +119,7 @@ async def test_slow_answer_is_a_timeout(sink: Sink) -> None:
             await WebhookConnector("portal", settings, client).deliver(delivery())
     finally:
         await client.aclose()
-    assert caught.value.details["timeout"] is True
+    assert isinstance(caught.value, EndpointTimeoutError)
     assert caught.value.message_vi
 
 
@@ -128,3 +137,43 @@ async def test_sink_refuses_oversized_and_malformed_requests(sink: Sink) -> None
     assert (await reader.readline()).startswith(b"HTTP/1.1 413")
     writer.close()
     assert sink.state.arrivals == []
+
+
+async def test_worker_stores_what_the_receiver_echoes_masked(db: Database, db_url: str) -> None:
+    """A receiver echoing the citizen's ID and phone number: the attempt log keeps them masked."""
+    echo = "công dân CCCD 037190001234, SĐT 0912345678"
+
+    async def receiver(request: web.Request) -> web.Response:
+        await request.read()
+        if request.headers.get("X-Dossier-Code") == "D-OK":
+            return web.json_response({"ok": True, "note": echo})
+        return web.json_response({"error": f"{echo} không hợp lệ"}, status=422)
+
+    app = web.Application()
+    app.router.add_post("/deliver", receiver)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    settings = make_settings(db_url, {"portal": f"http://{host}:{port}/deliver"})
+    delivered, rejected = put(db, "portal", "D-OK"), put(db, "portal", "D-BAD")
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(settings, db, worker_id="w0").run(stop))
+    try:
+        await until(
+            lambda: (
+                message(db, delivered).state == MessageState.DELIVERED
+                and message(db, rejected).state == MessageState.DEAD
+            )
+        )
+    finally:
+        stop.set()
+        await task
+        await runner.cleanup()
+    for seq in (delivered, rejected):
+        [attempt] = attempts(db, seq)
+        stored = f"{attempt.request_summary} {attempt.response_summary} {attempt.error}"
+        assert "037190001234" not in stored
+        assert "0912345678" not in stored
+        assert "*********234" in (attempt.response_summary or "")

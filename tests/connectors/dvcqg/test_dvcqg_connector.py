@@ -185,7 +185,7 @@ async def test_progress_refused_by_portal_is_permanent(
     simulator.reset()  # the portal lost the dossier; the connector still believes it is there
     with pytest.raises(BusinessRejectionError) as info:
         await connector.deliver(progress(full_dossier(), 1))
-    assert "chưa được đồng bộ" in info.value.details["response_summary"]
+    assert "chưa được đồng bộ" in info.value.response_summary
 
 
 # --- sessions -----------------------------------------------------------------------------
@@ -307,8 +307,8 @@ async def test_http_faults_are_retryable_with_retry_after(
     with pytest.raises(EndpointBusyError) as info:
         await connector.deliver(sync())
     assert info.value.retry_after == expected
-    assert info.value.details["status_code"] == status
-    assert "DongBoHoSoMC" in info.value.details["request_summary"]
+    assert info.value.status_code == status
+    assert "DongBoHoSoMC" in info.value.request_summary
     assert simulator.records() == {}
 
 

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from connectors.dvcqg.options import DvcqgOptions
-from connectors.dvcqg.responses import Outcome, classify_response, transport_error
+from connectors.dvcqg.responses import PORTAL, Outcome, classify_response
 from connectors.http import parse_retry_after
+from connectors.http_errors import map_transport_errors
 from schemas.errors import BusinessRejectionError, EndpointBusyError, RetryableError, TransportError
 
 OPTIONS = DvcqgOptions(madonvi="000.00.18.H42", busy_codes=("99",))
@@ -69,9 +70,9 @@ def test_http_busy_is_retryable_with_retry_after(
         classify_response(status, headers, b"busy", OPTIONS, request_summary="POST /mapi/g")
     assert info.value.retryable
     assert info.value.retry_after == retry_after
-    assert info.value.details["status_code"] == status
-    assert info.value.details["request_summary"] == "POST /mapi/g"
-    assert info.value.details["response_summary"] == "busy"
+    assert info.value.status_code == status
+    assert info.value.request_summary == "POST /mapi/g"
+    assert info.value.response_summary == "busy"
 
 
 def test_configured_busy_code_is_retryable() -> None:
@@ -121,7 +122,12 @@ def test_retry_after_http_date() -> None:
     ],
 )
 def test_transport_failures_are_retryable(exc: httpx.HTTPError) -> None:
-    error = transport_error(exc, "POST /mapi/g service=DongBoHoSoMC")
+    with (
+        pytest.raises(TransportError) as info,
+        map_transport_errors(PORTAL, request_summary="POST /mapi/g service=DongBoHoSoMC"),
+    ):
+        raise exc
+    error = info.value
     assert isinstance(error, TransportError)
     assert isinstance(error, RetryableError)
-    assert error.details["request_summary"] == "POST /mapi/g service=DongBoHoSoMC"
+    assert error.request_summary == "POST /mapi/g service=DongBoHoSoMC"

@@ -280,5 +280,5 @@ async def test_html_404_is_permanent(simulator: LgspSimulator) -> None:
             connector = build_lgsp_soap_connector("lgsp", settings, http)
             with pytest.raises(SoapFaultError) as info:
                 await connector.deliver(sync_delivery())
-    assert info.value.details["status_code"] == 404
+    assert info.value.status_code == 404
     assert "check the endpoint address" in info.value.message

@@ -119,7 +119,7 @@ async def test_token_rejected_twice_is_session_expired(
     with pytest.raises(SessionExpiredError) as info:
         await connector.deliver(sync_delivery())
     assert info.value.retryable
-    assert info.value.details["status_code"] == 401
+    assert info.value.status_code == 401
     assert simulator.records == []
 
 
@@ -129,7 +129,7 @@ async def test_bad_client_secret_is_permanent(simulator: LgspSimulator, http: ht
     connector = build_lgsp_rest_connector("lgsp-rest", settings, http)
     with pytest.raises(RemoteAuthenticationError) as info:
         await connector.deliver(sync_delivery())
-    assert info.value.details["status_code"] == 401
+    assert info.value.status_code == 401
     assert "wrong" not in str(info.value.to_dict())  # the secret never lands in error details
     assert simulator.records == []
 
@@ -151,7 +151,7 @@ async def test_fault_classification(
     simulator.inject(fault)
     with pytest.raises(error) as info:
         await connector.deliver(sync_delivery())
-    assert info.value.details["status_code"] == status  # type: ignore[attr-defined]
+    assert info.value.status_code == status  # type: ignore[attr-defined]
     if fault.retry_after is not None:
         assert info.value.retry_after == fault.retry_after  # type: ignore[attr-defined]
     assert simulator.records == []

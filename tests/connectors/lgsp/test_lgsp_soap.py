@@ -100,9 +100,9 @@ async def test_client_fault_is_permanent(
     err = info.value
     assert not err.retryable
     assert err.details["fault_code"].endswith("Client" if version == "1.1" else "Sender")
-    assert err.details["status_code"] == (500 if version == "1.1" else 400)
+    assert err.status_code == (500 if version == "1.1" else 400)
     assert "DocTypeCode" in err.details["fault_string"]
-    assert err.details["request_summary"].startswith(f"SOAP {version} SyncDocument")
+    assert err.request_summary.startswith(f"SOAP {version} SyncDocument")
     assert simulator.records == []
 
 
@@ -134,7 +134,7 @@ async def test_http_busy_statuses_are_retryable(
     _, call = await _deliver_after(simulator, http, "1.1", FaultSpec(kind, retry_after=retry_after))  # type: ignore[arg-type]
     with pytest.raises(EndpointBusyError) as info:
         await call
-    assert info.value.details["status_code"] == status
+    assert info.value.status_code == status
     assert info.value.retry_after == retry_after
     assert simulator.records == []
 
