@@ -1,4 +1,4 @@
-.PHONY: demo test test-sqlite bootstrap lint bench
+.PHONY: demo test test-sqlite bootstrap lock lint bench
 
 demo: ## run the hub demo on the embedded default (SQLite, simulators, test PKI)
 	scripts/bootstrap.sh
@@ -10,8 +10,11 @@ test: ## the whole suite on PostgreSQL and SQLite, plus ruff and mypy
 test-sqlite: ## the whole suite without PostgreSQL
 	HUB_TEST_SQLITE_ONLY=1 scripts/test.sh
 
-bootstrap:
+bootstrap: ## .venv from requirements-test.lock (hashes checked) plus the hub, editable
 	scripts/bootstrap.sh
+
+lock: ## re-pin requirements.lock and requirements-test.lock from pyproject.toml (ARGS=--upgrade for newest releases)
+	scripts/lock.sh $(ARGS)
 
 lint: ## ruff, formatting, mypy --strict and the import-layer contracts
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy && .venv/bin/lint-imports

@@ -1,6 +1,6 @@
 """Provincial integration platform (LGSP) connectors: SOAP (zeep) and REST (OAuth2, WSO2 paths).
 
-National-portal.md §4: ``SyncDocument`` / ``UpdateDocumentTraces`` with ``MResult{Status, Message}``;
+docs/portal.md §4.2, §4.4: ``SyncDocument`` / ``UpdateDocumentTraces`` with ``MResult{Status, Message}``;
 no public LGSP WSDL exists, so the hub ships its own (``schemas/wsdl/lgsp-motcua.wsdl``) and takes
 a province's WSDL by configuration. Example (``HUB_CONFIG_FILE`` TOML)::
 
