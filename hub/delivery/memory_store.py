@@ -221,6 +221,7 @@ class MemoryOutboxStore:
             row = self._held(completion.seq, completion.lease_token)
             if row is None:
                 continue
+            self.attempts.append(completion.attempt(worker_id))
             apply_changes(
                 row,
                 transitions.finish(
@@ -232,7 +233,6 @@ class MemoryOutboxStore:
                 ),
             )
             done.add(completion.seq)
-        self.attempts.extend(c.attempt(worker_id) for c in completions if c.seq in done)
         return done
 
     async def rescue_expired(

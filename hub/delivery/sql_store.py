@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -248,20 +249,25 @@ class SqlOutboxStore:
         if not completions:
             return set()
         now = utcnow()
-        done: set[int] = set()
+        # (seq, token) of the completions that held their lease: only those are recorded. A
+        # batch may hold two results for one message (a stalled claim, rescued, then claimed
+        # again by the same worker); those go one by one so each is matched to its own lease.
+        finalised: set[tuple[int, str]] = set()
+        repeated = {seq for seq, n in Counter(c.seq for c in completions).items() if n > 1}
+        batched = [c for c in completions if c.outcome is AttemptOutcome.DELIVERED and c.seq not in repeated]
+        in_batches = {id(c) for c in batched}
+        one_by_one = [c for c in completions if id(c) not in in_batches]
         with self.db.engine.begin() as conn:
-            delivered = [c for c in completions if c.outcome is AttemptOutcome.DELIVERED]
-            for chunk in _chunks(delivered, _CHUNK):
+            for chunk in _chunks(batched, _CHUNK):
+                tokens = {c.seq: c.lease_token for c in chunk}
                 result = conn.execute(
                     update(OutboxMessage)
-                    .where(self._leased([(c.seq, c.lease_token) for c in chunk]))
+                    .where(self._leased(list(tokens.items())))
                     .values(_values(transitions.deliver(now=now)))
                     .returning(OutboxMessage.seq)
                 )
-                done.update(result.scalars())
-            for completion in completions:
-                if completion.outcome is AttemptOutcome.DELIVERED:
-                    continue
+                finalised.update((seq, tokens[seq]) for seq in result.scalars())
+            for completion in one_by_one:
                 changes = transitions.finish(
                     completion.outcome,
                     now=now,
@@ -279,11 +285,13 @@ class SqlOutboxStore:
                     .values(_values(changes))
                 )
                 if result.rowcount:
-                    done.add(completion.seq)
-            rows = [_attempt_row(c.attempt(worker_id)) for c in completions if c.seq in done]
+                    finalised.add((completion.seq, completion.lease_token))
+            rows = [
+                _attempt_row(c.attempt(worker_id)) for c in completions if (c.seq, c.lease_token) in finalised
+            ]
             if rows:
                 conn.execute(insert(DeliveryAttempt), rows)
-        return done
+        return {seq for seq, _token in finalised}
 
     def rescue_expired_sync(
         self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500

@@ -101,10 +101,10 @@ class Worker:
         self.breakers = {name: CircuitBreaker(name, ep.breaker) for name, ep in self.endpoints.items()}
         self.planner = CapacityPlanner(self.config, self.endpoints, self.breakers)
         self.ledger = LeaseLedger(
-            store, self.config, worker_id=self.worker_id, stats=self.stats, on_flushed=self._wake_now
+            store, self.config, worker_id=self.worker_id, stats=self.stats, on_flushed=self.wake
         )
         self._bulk_jobs = (
-            BulkJobRunner(db, on_progress=self._wake_now) if process_bulk_jobs and db is not None else None
+            BulkJobRunner(db, on_progress=self.wake) if process_bulk_jobs and db is not None else None
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._claim_counter = 0
@@ -171,9 +171,6 @@ class Worker:
         if self._given_connectors is not None:
             return _given(self._given_connectors)  # the caller's: not closed here
         return open_connectors(self.endpoints, transport=self._transport)
-
-    def _wake_now(self) -> None:
-        self._wake.set()
 
     # --- claiming --------------------------------------------------------------------------
 

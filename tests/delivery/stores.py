@@ -52,7 +52,7 @@ def past() -> datetime:
 class SqlHarness:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.store = SqlOutboxStore(db)
+        self.store: OutboxStore = SqlOutboxStore(db)
 
     def put(self, endpoint: str, dossier: str, payload: dict[str, Any] | None = None) -> int:
         return put(self.db, endpoint, dossier, payload)

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,12 +44,12 @@ def _done(
     token: str,
     attempt: int,
     outcome: AttemptOutcome = AttemptOutcome.DELIVERED,
-    **kw: object,
+    **kw: Any,
 ) -> Completion:
     now = utcnow()
     return Completion(
         seq=seq, lease_token=token, attempt_no=attempt, outcome=outcome, started_at=now, finished_at=now, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 # --- claim order ------------------------------------------------------------------------------
@@ -184,6 +185,26 @@ async def test_completion_after_lease_loss_does_not_overwrite(outbox: StoreHarne
     assert len(outbox.attempts(seq)) == 2
 
 
+async def test_a_stale_and_a_current_result_in_one_batch_record_only_the_current(
+    outbox: StoreHarness,
+) -> None:
+    """A worker stalls, its claim is rescued, it claims the message again: both results may
+    reach the store in one batch."""
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w#1", 30)
+    outbox.set_lease_expiry(seq, past())
+    await store.rescue_expired({"portal": 5}, "rescuer")
+    [again] = await store.claim({"portal": 1}, "w#2", 30)
+    batch = [_done(seq, "w#1", 1), _done(seq, "w#2", again.attempt_no)]
+    assert await store.complete(batch, "w") == {seq}
+    assert outbox.row(seq).state == MessageState.DELIVERED
+    assert [(a.outcome, a.attempt_no) for a in outbox.attempts(seq)] == [
+        (AttemptOutcome.LEASE_LOST, 1),
+        (AttemptOutcome.DELIVERED, 2),
+    ]
+
+
 # --- rescue -----------------------------------------------------------------------------------
 
 
@@ -271,11 +292,19 @@ async def test_dead_letter_records_the_attempt(outbox: StoreHarness) -> None:
     dead = _done(seq, "w#1", 1, AttemptOutcome.DEAD, error="HTTP 422 [permanent]", error_class="Rejected")
     assert await store.complete([dead], "w") == {seq}
     row = outbox.row(seq)
-    assert (row.state, row.last_error, row.error_class) == (MessageState.DEAD, "HTTP 422 [permanent]", "Rejected")
+    assert (row.state, row.last_error, row.error_class) == (
+        MessageState.DEAD,
+        "HTTP 422 [permanent]",
+        "Rejected",
+    )
     assert row.dead_at is not None
     assert row.lease_owner is None
     [attempt] = outbox.attempts(seq)
-    assert (attempt.outcome, attempt.attempt_no, attempt.error) == (AttemptOutcome.DEAD, 1, "HTTP 422 [permanent]")
+    assert (attempt.outcome, attempt.attempt_no, attempt.error) == (
+        AttemptOutcome.DEAD,
+        1,
+        "HTTP 422 [permanent]",
+    )
 
 
 async def test_dead_head_blocks_its_dossier_only(outbox: StoreHarness) -> None:
