@@ -68,10 +68,10 @@ class MemoryHealth:
 class MemoryOutboxStore:
     """:class:`~hub.delivery.store.OutboxStore` over Python objects (one process, one loop)."""
 
-    clock: Callable[[], datetime] = utcnow
     messages: dict[int, MemoryMessage] = field(default_factory=dict)
     attempts: list[AttemptRecord] = field(default_factory=list)
     health: dict[str, MemoryHealth] = field(default_factory=dict)
+    _last_seq: int = 0
     _queues: dict[tuple[str, str], list[MemoryMessage]] = field(default_factory=dict)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
 
@@ -88,8 +88,9 @@ class MemoryOutboxStore:
         not_before: datetime | None = None,
     ) -> int:
         """Add one pending message (like :func:`hub.outbox.enqueue.enqueue`) and wake listeners."""
-        now = self.clock()
-        seq = max(self.messages, default=0) + 1
+        now = utcnow()
+        self._last_seq += 1
+        seq = self._last_seq
         row = MemoryMessage(
             seq=seq,
             message_id=new_message_id(),
@@ -125,13 +126,11 @@ class MemoryOutboxStore:
 
     def operator_retry(self, seq: int) -> None:
         """What ``hub dlq retry`` does: a fresh attempt budget, recorded as manual."""
-        self._operator(seq, transitions.RETRYABLE_STATES, transitions.operator_retry(now=self.clock()))
+        self._operator(seq, transitions.RETRYABLE_STATES, transitions.operator_retry(now=utcnow()))
 
     def discard(self, seq: int, reason: str) -> None:
         """What ``hub dlq discard`` does: releases the later messages of the dossier."""
-        self._operator(
-            seq, transitions.DISCARDABLE_STATES, transitions.discard(reason=reason, now=self.clock())
-        )
+        self._operator(seq, transitions.DISCARDABLE_STATES, transitions.discard(reason=reason, now=utcnow()))
 
     def _operator(self, seq: int, allowed: Sequence[MessageState], changes: transitions.Changes) -> None:
         row = self.get(seq)
@@ -158,7 +157,7 @@ class MemoryOutboxStore:
     async def claim(
         self, wants: Mapping[str, int], lease_token: str, lease_seconds: float
     ) -> list[ClaimedMessage]:
-        now = self.clock()
+        now = utcnow()
         changes = transitions.claim(
             lease_owner=lease_token, lease_expires_at=now + timedelta(seconds=lease_seconds), now=now
         )
@@ -168,7 +167,7 @@ class MemoryOutboxStore:
                 continue
             candidates = [
                 row
-                for row in sorted(self.messages.values(), key=lambda row: row.seq)
+                for row in self.messages.values()  # in seq order, as added
                 if row.endpoint == endpoint
                 and row.state == transitions.CLAIMABLE_STATE.value
                 and row.next_attempt_at <= now
@@ -194,7 +193,7 @@ class MemoryOutboxStore:
         return claimed
 
     async def heartbeat(self, leases: Mapping[str, Sequence[int]], lease_seconds: float) -> set[int]:
-        changes = transitions.extend_lease(lease_expires_at=self.clock() + timedelta(seconds=lease_seconds))
+        changes = transitions.extend_lease(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
         held: set[int] = set()
         for token, seqs in leases.items():
             for seq in seqs:
@@ -205,7 +204,7 @@ class MemoryOutboxStore:
         return held
 
     async def release(self, leases: Iterable[tuple[int, str]], *, not_before: datetime | None = None) -> int:
-        changes = transitions.release(not_before=not_before, now=self.clock())
+        changes = transitions.release(not_before=not_before, now=utcnow())
         released = 0
         for seq, token in leases:
             row = self._held(seq, token)
@@ -215,7 +214,7 @@ class MemoryOutboxStore:
         return released
 
     async def complete(self, completions: Sequence[Completion], worker_id: str) -> set[int]:
-        now = self.clock()
+        now = utcnow()
         done: set[int] = set()
         for completion in completions:
             row = self._held(completion.seq, completion.lease_token)
@@ -238,7 +237,7 @@ class MemoryOutboxStore:
     async def rescue_expired(
         self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
     ) -> list[int]:
-        now = self.clock()
+        now = utcnow()
         expired = sorted(
             (
                 row
@@ -270,7 +269,7 @@ class MemoryOutboxStore:
     async def publish_health(
         self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None
     ) -> None:
-        now = self.clock()
+        now = utcnow()
         row = self.health.setdefault(endpoint, MemoryHealth(state, consecutive_failures, now))
         row.state, row.consecutive_failures, row.updated_at = state, consecutive_failures, now
         if state == "open":

@@ -49,10 +49,10 @@ from schemas.errors import HubError
 
 log = logging.getLogger("hub.delivery")
 
-__all__ = ["MAINTENANCE_INTERVAL", "Worker", "WorkerStats", "new_worker_id", "run_worker"]
+__all__ = ["RESCUE_INTERVAL_SECONDS", "Worker", "WorkerStats", "new_worker_id", "run_worker"]
 
-#: Seconds between rescuer passes (expired leases).
-MAINTENANCE_INTERVAL = 2.0
+#: Seconds between rescuer passes (expired leases of dead or stalled workers).
+RESCUE_INTERVAL_SECONDS = 2.0
 #: Seconds shutdown waits for a running flush before cancelling the flusher.
 FLUSH_WAIT_SECONDS = 10.0
 
@@ -340,7 +340,7 @@ class Worker:
                     self._wake.set()
             except Exception:
                 log.exception("rescue pass failed")
-            await asyncio.sleep(MAINTENANCE_INTERVAL)
+            await asyncio.sleep(RESCUE_INTERVAL_SECONDS)
 
     async def _drain(self) -> None:
         deliveries = [task for task in self._tasks if task.get_name().startswith("deliver-")]

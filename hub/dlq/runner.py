@@ -23,16 +23,9 @@ POLL_SECONDS = 2.0
 
 
 class BulkJobRunner:
-    def __init__(
-        self,
-        db: Database,
-        *,
-        on_progress: Callable[[], None] | None = None,
-        poll_seconds: float = POLL_SECONDS,
-    ) -> None:
+    def __init__(self, db: Database, *, on_progress: Callable[[], None] | None = None) -> None:
         self.db = db
         self._on_progress = on_progress
-        self._poll_seconds = poll_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run queued jobs until ``stop`` is set; returns once the current chunk is written."""
@@ -47,4 +40,4 @@ class BulkJobRunner:
                 self._on_progress()
             if not ran:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self._poll_seconds)
+                    await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)

@@ -24,6 +24,7 @@ from hub.delivery.sql_store import SqlOutboxStore
 from hub.delivery.store import Completion
 from hub.dlq import service
 from hub.dlq.models import BulkAction, BulkState, DlqFilter, ViewState
+from hub.dlq.runner import BulkJobRunner
 from hub.outbox.transitions import AttemptOutcome
 from schemas.errors import ConflictError, InvalidInputError, NotFoundError
 
@@ -298,3 +299,17 @@ async def test_the_worker_runs_queued_bulk_jobs(db: Database, db_url: str) -> No
         await sink.stop()
     assert service.get_bulk_job(db, job.id).state is BulkState.DONE
     assert len(sink.state.arrivals) == 12
+
+
+async def test_the_bulk_job_runner_runs_queued_jobs_until_stopped(db: Database) -> None:
+    seqs = [put(db, "portal", f"D{i}") for i in range(5)]
+    kill(db, *seqs)
+    job = service.create_bulk_job(db, BulkAction.RETRY, DlqFilter(), actor="tech")
+    progressed = asyncio.Event()
+    stop = asyncio.Event()
+    task = asyncio.create_task(BulkJobRunner(db, on_progress=progressed.set).run(stop))
+    await asyncio.wait_for(progressed.wait(), timeout=30)
+    stop.set()
+    await task
+    assert service.get_bulk_job(db, job.id).state is BulkState.DONE
+    assert states(db) == {"pending": 5}
