@@ -340,24 +340,19 @@ class QueueSnapshot:
 
 def queue_snapshot(db: Database) -> QueueSnapshot:
     """One consistent read (a claim between two reads could hide a message in flight)."""
+    from hub.outbox.queue import blocked_by
+
     with db.sessions() as session:
-        rows = session.execute(
-            select(OutboxMessage.endpoint, OutboxMessage.ordering_key, OutboxMessage.state).order_by(
-                OutboxMessage.seq
-            )
-        ).all()
+        rows = session.execute(select(OutboxMessage.state, blocked_by(OutboxMessage))).all()
     counts: dict[str, int] = defaultdict(int)
-    dead: set[tuple[str, str]] = set()
     runnable = held = 0
-    for endpoint, key, state in rows:
+    for state, dead_ahead in rows:
         counts[state] += 1
-        if state == MessageState.DEAD.value:
-            dead.add((endpoint, key))
-        elif state == MessageState.PENDING.value:
-            if (endpoint, key) in dead:
-                held += 1
-            else:
+        if state == MessageState.PENDING.value:
+            if dead_ahead is None:
                 runnable += 1
+            else:
+                held += 1
     return QueueSnapshot(dict(counts), runnable, held)
 
 

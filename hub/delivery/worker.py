@@ -1,17 +1,18 @@
 """The delivery worker: claims outbox messages, calls connectors, records every attempt.
 
-Design (docs/delivery.md §4–§7, §9, §11):
+Design (docs/delivery.md §4–§7, §9, §11), split the way procrastinate splits its worker:
 
-* batched claims with a lease per claim batch, renewed by a heartbeat; a rescuer returns
-  messages of dead workers (expired leases) to the queue and records a ``lease_lost`` attempt;
-* batched, guarded completions (flushed every ``completion_flush_seconds`` or ``batch_size``
-  results): a message is finalised only while this worker still holds its lease;
-* wake-up by PostgreSQL ``LISTEN hub_outbox`` on a dedicated connection, a cheap poll
-  otherwise (and as a safety net), and, in-process, by commits of outbox rows through the
-  same :class:`~hub.db.session.Database` (or an explicit :meth:`Worker.wake`);
-* per-endpoint isolation: ``max_in_flight`` per endpoint and a circuit breaker, so a dead
-  portal never holds more than its own slots;
-* database calls run in threads (sync SQLAlchemy); no transaction spans a network call;
+* the worker plans and delivers: :class:`~hub.delivery.planner.CapacityPlanner` sizes each
+  claim (``max_in_flight`` per endpoint and a circuit breaker, so a dead portal never holds
+  more than its own slots); each claimed message is delivered by its endpoint's connector
+  and the outcome decided by the endpoint's retry policy;
+* an :class:`~hub.delivery.store.OutboxStore` owns the rows: claims with a lease per claim
+  batch, guarded completions, heartbeats, rescue of expired leases, and wake-ups (``LISTEN``
+  on PostgreSQL, in-process commits, a cheap poll otherwise and as a safety net);
+* a :class:`~hub.delivery.ledger.LeaseLedger` keeps the leases held (heartbeat) and writes
+  results in batches; a rescuer pass returns messages of dead workers to the queue;
+* connectors and their HTTP clients come from :func:`connectors.registry.open_connectors`;
+  DLQ bulk jobs run beside the worker (:class:`hub.dlq.runner.BulkJobRunner`);
 * graceful stop: no new claims, in-flight deliveries get ``shutdown_grace_seconds``, the rest
   are cancelled and their messages released without counting an attempt.
 """
@@ -24,53 +25,36 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-
 from connectors.base import Connector, Delivery
-from connectors.http import TransportKind, build_http_client
+from connectors.http import TransportKind
+from connectors.registry import open_connectors
 from connectors.settings import EndpointSettings
 from hub.config import Settings
 from hub.db.base import utcnow
-from hub.db.models import OutboxMessage
 from hub.db.session import Database
 from hub.delivery.breaker import BreakerTransition, CircuitBreaker
+from hub.delivery.ledger import LeaseLedger, WorkerStats
+from hub.delivery.planner import CapacityPlanner
 from hub.delivery.retry import RetryPolicy, is_retryable
-from hub.delivery.store import (
-    OUTCOME_DEAD,
-    OUTCOME_DELIVERED,
-    OUTCOME_RETRY,
-    ClaimedMessage,
-    Completion,
-    OutboxStore,
-)
-from hub.outbox.enqueue import NOTIFY_CHANNEL
+from hub.delivery.sql_store import SqlOutboxStore
+from hub.delivery.store import ClaimedMessage, Completion, OutboxStore
+from hub.dlq.runner import BulkJobRunner
+from hub.outbox.transitions import AttemptOutcome
 from schemas.errors import HubError
 
 log = logging.getLogger("hub.delivery")
 
-#: Seconds between rescuer passes (expired leases) and bulk-job polls.
-MAINTENANCE_INTERVAL = 2.0
-#: Seconds to wait before reconnecting the LISTEN connection after an error.
-LISTEN_RECONNECT_SECONDS = 2.0
+__all__ = ["RESCUE_INTERVAL_SECONDS", "Worker", "WorkerStats", "new_worker_id", "run_worker"]
 
-
-@dataclass
-class WorkerStats:
-    claimed: int = 0
-    delivered: int = 0
-    retried: int = 0
-    dead: int = 0
-    released: int = 0
-    rescued: int = 0
-    stale_completions: int = 0
-    """Results dropped because the lease had been lost meanwhile."""
+#: Seconds between rescuer passes (expired leases of dead or stalled workers).
+RESCUE_INTERVAL_SECONDS = 2.0
+#: Seconds shutdown waits for a running flush before cancelling the flusher.
+FLUSH_WAIT_SECONDS = 10.0
 
 
 def new_worker_id() -> str:
@@ -78,26 +62,34 @@ def new_worker_id() -> str:
 
 
 class Worker:
-    """One delivery worker (run several processes for more throughput or availability)."""
+    """One delivery worker (run several processes for more throughput or availability).
+
+    ``store`` defaults to the SQL store on ``db``; with another store (the in-memory one in
+    tests) ``db`` may be ``None``, and DLQ bulk jobs, which need the database, are not run.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        db: Database,
+        db: Database | None,
         *,
         connectors: Mapping[str, Connector] | None = None,
         worker_id: str | None = None,
         transport: TransportKind = TransportKind.AIOHTTP,
         process_bulk_jobs: bool = True,
+        store: OutboxStore | None = None,
     ) -> None:
+        if store is None:
+            if db is None:
+                raise TypeError("Worker needs a database or an outbox store")
+            store = SqlOutboxStore(db)
         self.settings = settings
         self.config = settings.worker
         self.db = db
-        self.store = OutboxStore(db)
+        self.store: OutboxStore = store
         self.worker_id = worker_id or new_worker_id()
         self.stats = WorkerStats()
         self._transport = transport
-        self._process_bulk_jobs = process_bulk_jobs
         self.endpoints: dict[str, EndpointSettings] = {
             name: endpoint for name, endpoint in settings.endpoints.items() if endpoint.enabled
         }
@@ -105,27 +97,21 @@ class Worker:
             self.endpoints = {name: ep for name, ep in self.endpoints.items() if name in connectors}
         self._given_connectors = dict(connectors) if connectors is not None else None
         self._connectors: dict[str, Connector] = {}
-        self._clients: list[httpx.AsyncClient] = []
         self.policies = {name: RetryPolicy(ep.retry) for name, ep in self.endpoints.items()}
         self.breakers = {name: CircuitBreaker(name, ep.breaker) for name, ep in self.endpoints.items()}
-        self._in_flight: dict[str, int] = dict.fromkeys(self.endpoints, 0)
-        self._total_in_flight = 0
-        self._leases: dict[int, str] = {}
-        self._flushing: set[int] = set()
-        #: Set while no flush is writing (shutdown waits for it before cancelling the flusher).
-        self._flush_idle = asyncio.Event()
-        self._flush_idle.set()
+        self.planner = CapacityPlanner(self.config, self.endpoints, self.breakers)
+        self.ledger = LeaseLedger(
+            store, self.config, worker_id=self.worker_id, stats=self.stats, on_flushed=self.wake
+        )
+        self._bulk_jobs = (
+            BulkJobRunner(db, on_progress=self.wake) if process_bulk_jobs and db is not None else None
+        )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._completions: list[Completion] = []
-        self._releases: list[tuple[int, str, datetime | None]] = []
         self._claim_counter = 0
-        self._rotation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._capacity = asyncio.Event()
-        self._flush_has_items = asyncio.Event()
-        self._flush_full = asyncio.Event()
-        self._stopping = False
+        self._stopping = asyncio.Event()
 
     # --- public ----------------------------------------------------------------------------
 
@@ -144,108 +130,65 @@ class Worker:
 
     @property
     def in_flight(self) -> int:
-        return self._total_in_flight
+        return self.planner.total_in_flight
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then shut down gracefully."""
         self._loop = asyncio.get_running_loop()
-        self._open_connectors()
-        local_wake = _LocalWake(self)
-        local_wake.install()
-        log.info("worker %s started: endpoints=%s", self.worker_id, sorted(self.endpoints))
-        background = [
-            asyncio.create_task(self._flush_loop(), name="flush"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._maintenance_loop(), name="maintenance"),
-        ]
-        if self.db.is_postgres:
-            background.append(asyncio.create_task(self._listen_loop(), name="listen"))
-        claim_task = asyncio.create_task(self._claim_loop(stop), name="claim")
-        try:
-            await stop.wait()
-        finally:
-            self._stopping = True
-            self._wake.set()
-            self._capacity.set()
-            await asyncio.gather(claim_task, return_exceptions=True)
-            await self._drain()
-            # Never cancel a flush half-way: its batch would leave memory while its write runs on.
-            # Re-checked without yielding before the cancel, so a flush cannot start in between.
-            deadline = asyncio.get_running_loop().time() + 10
-            while not self._flush_idle.is_set() and asyncio.get_running_loop().time() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._flush_idle.wait(), timeout=1)
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await self._release_leftovers()
-            local_wake.remove()
-            await self._close_connectors()
-            log.info("worker %s stopped: %s", self.worker_id, self.stats)
+        async with self._open_connectors() as connectors, self.store.listen(self.wake):
+            self._connectors = connectors
+            log.info("worker %s started: endpoints=%s", self.worker_id, sorted(self.endpoints))
+            background = [
+                asyncio.create_task(self.ledger.run_flusher(), name="flush"),
+                asyncio.create_task(self.ledger.run_heartbeat(), name="heartbeat"),
+                asyncio.create_task(self._rescue_loop(), name="rescue"),
+            ]
+            bulk_jobs = (
+                asyncio.create_task(self._bulk_jobs.run(self._stopping), name="bulk-jobs")
+                if self._bulk_jobs is not None
+                else None
+            )
+            claim_task = asyncio.create_task(self._claim_loop(stop), name="claim")
+            try:
+                await stop.wait()
+            finally:
+                self._stopping.set()
+                self._wake.set()
+                self._capacity.set()
+                await asyncio.gather(claim_task, return_exceptions=True)
+                await self._drain()
+                if bulk_jobs is not None:
+                    # It finishes its current chunk and puts the job back for the next worker.
+                    await asyncio.gather(bulk_jobs, return_exceptions=True)
+                await self.ledger.wait_idle(FLUSH_WAIT_SECONDS)
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+                await self.ledger.release_leftovers()
+                log.info("worker %s stopped: %s", self.worker_id, self.stats)
 
-    # --- connectors ------------------------------------------------------------------------
-
-    def _open_connectors(self) -> None:
+    def _open_connectors(self) -> contextlib.AbstractAsyncContextManager[dict[str, Connector]]:
         if self._given_connectors is not None:
-            self._connectors = dict(self._given_connectors)
-            return
-        from connectors.registry import build_connector
-
-        for name, endpoint in self.endpoints.items():
-            client = build_http_client(endpoint, transport=self._transport)
-            self._clients.append(client)
-            self._connectors[name] = build_connector(name, endpoint, client)
-
-    async def _close_connectors(self) -> None:
-        if self._given_connectors is None:
-            for connector in self._connectors.values():
-                with contextlib.suppress(Exception):
-                    await connector.aclose()
-        for client in self._clients:
-            with contextlib.suppress(Exception):
-                await client.aclose()
-        self._clients.clear()
+            return _given(self._given_connectors)  # the caller's: not closed here
+        return open_connectors(self.endpoints, transport=self._transport)
 
     # --- claiming --------------------------------------------------------------------------
 
-    def _wants(self) -> dict[str, int]:
-        free = self.config.concurrency - self._total_in_flight
-        wants: dict[str, int] = {}
-        names = sorted(self.endpoints)
-        if not names or free <= 0:
-            return wants
-        self._rotation = (self._rotation + 1) % len(names)
-        for name in names[self._rotation :] + names[: self._rotation]:
-            endpoint_free = self.endpoints[name].max_in_flight - self._in_flight[name]
-            breaker_cap = self.breakers[name].capacity()
-            if breaker_cap is not None:
-                endpoint_free = min(endpoint_free, breaker_cap)
-            n = min(endpoint_free, free, self.config.batch_size)
-            if n > 0:
-                wants[name] = n
-                free -= n
-        return wants
-
-    def _claim_threshold(self) -> int:
-        return max(1, min(self.config.batch_size, self.config.concurrency // 4))
-
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            wants = self._wants()
+            wants = self.planner.wants()
             got = 0
             if wants:
                 self._claim_counter += 1
                 token = f"{self.worker_id}#{self._claim_counter}"
                 self._wake.clear()
                 try:
-                    claimed = await asyncio.to_thread(
-                        self.store.claim, wants, token, self.config.lease_seconds
-                    )
+                    claimed = await self.store.claim(wants, token, self.config.lease_seconds)
                 except Exception:
                     log.exception("claim failed; retrying after the poll interval")
                     claimed = []
                 if stop.is_set() and claimed:
-                    await asyncio.to_thread(self.store.release, [(m.seq, token) for m in claimed])
+                    await self.store.release([(m.seq, token) for m in claimed])
                     return
                 got = len(claimed)
                 self.stats.claimed += got
@@ -254,24 +197,25 @@ class Worker:
             if got and got >= sum(wants.values()):
                 # Probably more waiting: claim again once enough slots are free.
                 self._capacity.clear()
-                if self.config.concurrency - self._total_in_flight < self._claim_threshold():
+                if not self.planner.has_room():
                     await _wait_any(self._capacity, stop, seconds=self.config.poll_interval_seconds)
                 continue
             await _wait_any(self._wake, stop, seconds=self.config.poll_interval_seconds)
 
     def _start(self, message: ClaimedMessage) -> None:
-        self._in_flight[message.endpoint] += 1
-        self._total_in_flight += 1
-        self._leases[message.seq] = message.lease_token
-        task = asyncio.create_task(self._deliver(message), name=f"deliver-{message.seq}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.planner.started(message.endpoint)
+        self.ledger.hold(message)
+        self._spawn(self._deliver(message), name=f"deliver-{message.seq}")
 
     def _finished(self, message: ClaimedMessage) -> None:
-        self._in_flight[message.endpoint] -= 1
-        self._total_in_flight -= 1
-        if self.config.concurrency - self._total_in_flight >= self._claim_threshold():
+        self.planner.finished(message.endpoint)
+        if self.planner.has_room():
             self._capacity.set()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], *, name: str | None = None) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- delivering ------------------------------------------------------------------------
 
@@ -280,7 +224,7 @@ class Worker:
         allowed, probe = breaker.try_acquire()
         if not allowed:
             not_before = utcnow() + timedelta(seconds=breaker.seconds_until_half_open())
-            self._release(message, not_before)
+            self.ledger.release(message, not_before)
             self._finished(message)
             return
         started = utcnow()
@@ -297,7 +241,7 @@ class Worker:
                 )
             )
         except asyncio.CancelledError:
-            self._release(message, None)
+            self.ledger.release(message, None)
             if probe:
                 breaker.record_failure("cancelled", probe=True)
             self._finished(message)
@@ -307,12 +251,12 @@ class Worker:
         else:
             transition = breaker.record_success(probe=probe)
             self.stats.delivered += 1
-            self._complete(
+            self.ledger.complete(
                 Completion(
                     seq=message.seq,
                     lease_token=message.lease_token,
                     attempt_no=message.attempt_no,
-                    outcome=OUTCOME_DELIVERED,
+                    outcome=AttemptOutcome.DELIVERED,
                     started_at=started,
                     finished_at=utcnow(),
                     manual=message.manual,
@@ -332,16 +276,17 @@ class Worker:
         exchange = exc if isinstance(exc, HubError) else None
         error_class = exc.error_class if isinstance(exc, HubError) else type(exc).__name__
         text = exc.message if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
+        outcome: AttemptOutcome
         if decision.retry:
             self.stats.retried += 1
-            outcome, next_at = OUTCOME_RETRY, utcnow() + timedelta(seconds=decision.delay)
+            outcome, next_at = AttemptOutcome.RETRY, utcnow() + timedelta(seconds=decision.delay)
         else:
             self.stats.dead += 1
-            outcome, next_at = OUTCOME_DEAD, None
+            outcome, next_at = AttemptOutcome.DEAD, None
             text = f"{text} [{decision.reason}]"
         if not isinstance(exc, HubError):
             log.warning("unexpected %s delivering seq=%s to %s", error_class, message.seq, message.endpoint)
-        self._complete(
+        self.ledger.complete(
             Completion(
                 seq=message.seq,
                 lease_token=message.lease_token,
@@ -364,23 +309,12 @@ class Worker:
         # The endpoint answered (and refused): it is alive.
         return breaker.record_success(probe=probe)
 
-    def _complete(self, completion: Completion) -> None:
-        self._completions.append(completion)
-        self._flush_has_items.set()
-        if len(self._completions) >= self.config.batch_size:
-            self._flush_full.set()
-
-    def _release(self, message: ClaimedMessage, not_before: datetime | None) -> None:
-        self._releases.append((message.seq, message.lease_token, not_before))
-        self._flush_has_items.set()
-
     def _publish(self, transition: BreakerTransition, *, success: bool) -> None:
         log.warning("endpoint %s circuit %s", transition.endpoint, transition.state)
 
         async def publish() -> None:
             try:
-                await asyncio.to_thread(
-                    self.store.publish_health,
+                await self.store.publish_health(
                     transition.endpoint,
                     transition.state.value,
                     transition.consecutive_failures,
@@ -390,151 +324,23 @@ class Worker:
             except Exception:
                 log.exception("could not publish endpoint health for %s", transition.endpoint)
 
-        task = asyncio.create_task(publish())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(publish())
 
-    # --- completion batches ----------------------------------------------------------------
+    # --- rescue, shutdown ------------------------------------------------------------------
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._flush_has_items.wait()
-            await _wait_any(self._flush_full, None, seconds=self.config.completion_flush_seconds)
-            await self._flush()
-
-    async def _flush(self) -> None:
-        self._flush_has_items.clear()
-        self._flush_full.clear()
-        completions, self._completions = self._completions, []
-        releases, self._releases = self._releases, []
-        if not completions and not releases:
-            return
-        self._flushing = {c.seq for c in completions} | {r[0] for r in releases}
-        self._flush_idle.clear()
-        try:
-            if completions:
-                done = await asyncio.to_thread(self.store.complete, completions, self.worker_id)
-                self.stats.stale_completions += len(completions) - len(done)
-            for not_before in {r[2] for r in releases}:
-                pairs = [(seq, token) for seq, token, when in releases if when == not_before]
-                self.stats.released += await asyncio.to_thread(
-                    self.store.release, pairs, not_before=not_before
-                )
-        except Exception:
-            # Keep them for the next flush; the lease (heartbeat) still protects the messages.
-            log.exception("completion flush failed; will retry")
-            self._completions[:0] = completions
-            self._releases[:0] = releases
-            self._flush_has_items.set()
-            await asyncio.sleep(self.config.completion_flush_seconds * 10)
-            return
-        finally:
-            self._flushing = set()
-            self._flush_idle.set()
-        for completion in completions:
-            self._leases.pop(completion.seq, None)
-        for seq, _token, _when in releases:
-            self._leases.pop(seq, None)
-        # Completed heads unblock their dossiers' next messages.
-        self._wake.set()
-
-    # --- leases, rescue, notifications -----------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.heartbeat_seconds)
-            by_token: dict[str, list[int]] = {}
-            for seq, token in list(self._leases.items()):
-                by_token.setdefault(token, []).append(seq)
-            if not by_token:
-                continue
-            try:
-                held = await asyncio.to_thread(self.store.heartbeat, by_token, self.config.lease_seconds)
-            except Exception:
-                log.exception("heartbeat failed")
-                continue
-            # Seqs finalised meanwhile by a flush are gone from ``_leases``: not lost.
-            lost = sum(
-                1
-                for seqs in by_token.values()
-                for seq in seqs
-                if seq not in held and seq in self._leases and seq not in self._flushing
-            )
-            if lost:
-                log.warning("worker %s lost %d lease(s); their results will be dropped", self.worker_id, lost)
-
-    async def _maintenance_loop(self) -> None:
-        """Rescue expired leases; start queued DLQ bulk jobs (one at a time, in a thread)."""
+    async def _rescue_loop(self) -> None:
+        """Return messages of dead or stalled workers (expired leases) to the queue."""
         max_attempts = {name: policy.max_attempts for name, policy in self.policies.items()}
-        bulk: asyncio.Task[None] | None = None
-        try:
-            while True:
-                try:
-                    rescued = await asyncio.to_thread(self.store.rescue_expired, max_attempts, self.worker_id)
-                    if rescued:
-                        self.stats.rescued += len(rescued)
-                        log.warning("rescued %d message(s) with expired leases", len(rescued))
-                        self._wake.set()
-                except Exception:
-                    log.exception("rescue pass failed")
-                if self._process_bulk_jobs and (bulk is None or bulk.done()):
-                    bulk = asyncio.create_task(self._run_bulk_job(), name="bulk-job")
-                await asyncio.sleep(MAINTENANCE_INTERVAL)
-        finally:
-            if bulk is not None and not bulk.done():
-                # The thread finishes its current chunk, sees ``_stopping`` and puts the job
-                # back in the queue for the next worker.
-                bulk.cancel()
-
-    async def _run_bulk_job(self) -> None:
-        from hub.dlq.service import run_next_bulk_job
-
-        try:
-            if await asyncio.to_thread(run_next_bulk_job, self.db, should_stop=lambda: self._stopping):
-                self._wake.set()
-        except Exception:
-            log.exception("DLQ bulk job failed")
-
-    async def _listen_loop(self) -> None:
-        import psycopg
-
-        conninfo = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                rescued = await self.store.rescue_expired(max_attempts, self.worker_id)
+                if rescued:
+                    self.stats.rescued += len(rescued)
+                    log.warning("rescued %d message(s) with expired leases", len(rescued))
                     self._wake.set()
-                    async for _notify in conn.notifies():
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
             except Exception:
-                log.exception("LISTEN connection failed; polling until it is back")
-                await asyncio.sleep(LISTEN_RECONNECT_SECONDS)
-
-    # --- shutdown --------------------------------------------------------------------------
-
-    async def _release_leftovers(self, attempts: int = 3) -> None:
-        """Shutdown: write pending results, then give back every message this worker still holds.
-
-        A message is left ``in_flight`` only if the database stays unreachable through every
-        attempt; its lease then expires and the rescuer returns it (at-least-once either way).
-        """
-        for attempt in range(1, attempts + 1):
-            await self._flush()
-            if self._completions or self._releases:
-                continue  # the flush failed and kept its batch: try again
-            held = [(seq, token) for seq, token in self._leases.items()]
-            if not held:
-                return
-            try:
-                self.stats.released += await asyncio.to_thread(self.store.release, held)
-            except Exception:
-                log.exception("releasing %d leases at shutdown failed (attempt %d)", len(held), attempt)
-                await asyncio.sleep(0.5)
-                continue
-            self._leases.clear()
-            return
+                log.exception("rescue pass failed")
+            await asyncio.sleep(RESCUE_INTERVAL_SECONDS)
 
     async def _drain(self) -> None:
         deliveries = [task for task in self._tasks if task.get_name().startswith("deliver-")]
@@ -548,54 +354,14 @@ class Worker:
             await asyncio.wait(others, timeout=5)
 
 
-class _LocalWake:
-    """Wake the worker when a session of the same :class:`Database` commits outbox rows.
-
-    In ``hub serve`` the API and the worker share one process: on SQLite (no NOTIFY) this
-    avoids waiting for the poll. Only ORM sessions are watched (``enqueue``, DLQ actions);
-    the worker itself writes through Core, so it never wakes itself.
-    """
-
-    _FLAG = "hub_outbox_touched"
-
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
-        self._targets = (worker.db.sessions, worker.db.write_sessions)
-
-    def _after_flush(self, session: Session, _context: Any) -> None:
-        if any(isinstance(obj, OutboxMessage) for obj in (*session.new, *session.dirty)):
-            session.info[self._FLAG] = True
-
-    def _after_commit(self, session: Session) -> None:
-        if session.info.pop(self._FLAG, False):
-            self._worker.wake()
-
-    def _after_rollback(self, session: Session) -> None:
-        session.info.pop(self._FLAG, None)
-
-    def _hooks(self) -> tuple[tuple[str, Any], ...]:
-        return (
-            ("after_flush", self._after_flush),
-            ("after_commit", self._after_commit),
-            ("after_rollback", self._after_rollback),
-        )
-
-    def install(self) -> None:
-        for target in self._targets:
-            for name, hook in self._hooks():
-                event.listen(target, name, hook)
-
-    def remove(self) -> None:
-        for target in self._targets:
-            for name, hook in self._hooks():
-                event.remove(target, name, hook)
+@asynccontextmanager
+async def _given(connectors: dict[str, Connector]) -> AsyncIterator[dict[str, Connector]]:
+    yield dict(connectors)
 
 
-async def _wait_any(event: asyncio.Event, stop: asyncio.Event | None, *, seconds: float) -> None:
-    """Wait until ``event`` or ``stop`` is set, or ``timeout`` seconds pass."""
-    waiters = [asyncio.ensure_future(event.wait())]
-    if stop is not None:
-        waiters.append(asyncio.ensure_future(stop.wait()))
+async def _wait_any(event: asyncio.Event, stop: asyncio.Event, *, seconds: float) -> None:
+    """Wait until ``event`` or ``stop`` is set, or ``seconds`` pass."""
+    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.outbox.transitions import AttemptOutcome
+
 
 class ViewState(enum.StrEnum):
     """Message states as operators see them; ``blocked`` = pending behind a dead message."""
@@ -77,7 +79,7 @@ class MessageSummary(BaseModel):
 
 class AttemptView(BaseModel):
     attempt_no: int
-    outcome: str
+    outcome: AttemptOutcome
     manual: bool
     worker_id: str
     started_at: datetime

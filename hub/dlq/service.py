@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from hub.db.base import utcnow
 from hub.db.models import (
@@ -42,35 +42,16 @@ from hub.dlq.models import (
     RevisionView,
     ViewState,
 )
+from hub.outbox import queue, transitions
+from hub.outbox.transitions import DISCARDABLE_STATES, EDITABLE_STATES, RETRYABLE_STATES
 from schemas.errors import ConflictError, InvalidInputError, NotFoundError
 
 #: Messages handled per transaction by a bulk job (progress is committed after each chunk).
 BULK_CHUNK = 200
-#: States an operator may retry from (delivered = resend on request).
-RETRYABLE_STATES = (MessageState.DEAD, MessageState.DISCARDED, MessageState.DELIVERED)
-#: States an operator may discard (pending covers messages blocked behind a dead one).
-DISCARDABLE_STATES = (MessageState.DEAD, MessageState.PENDING)
-#: States whose payload may be edited.
-EDITABLE_STATES = (MessageState.DEAD, MessageState.DISCARDED, MessageState.PENDING)
 MAX_REASON_LENGTH = 2000
 
 
 # --- queries --------------------------------------------------------------------------------
-
-
-def _blocked_by() -> Any:
-    earlier = aliased(OutboxMessage)
-    return (
-        select(func.min(earlier.seq))
-        .where(
-            earlier.endpoint == OutboxMessage.endpoint,
-            earlier.ordering_key == OutboxMessage.ordering_key,
-            earlier.seq < OutboxMessage.seq,
-            earlier.state == MessageState.DEAD.value,
-        )
-        .correlate(OutboxMessage)
-        .scalar_subquery()
-    )
 
 
 def _filtered(query: Select[Any], flt: DlqFilter) -> Select[Any]:
@@ -87,7 +68,7 @@ def _filtered(query: Select[Any], flt: DlqFilter) -> Select[Any]:
         conditions.append(OutboxMessage.updated_at < flt.until)
     if flt.state is ViewState.BLOCKED:
         conditions.append(OutboxMessage.state == MessageState.PENDING.value)
-        conditions.append(_blocked_by().is_not(None))
+        conditions.append(queue.blocked_by(OutboxMessage).is_not(None))
     elif flt.state is not None:
         conditions.append(OutboxMessage.state == flt.state.value)
     return query.where(and_(*conditions)) if conditions else query
@@ -119,7 +100,7 @@ def _summary(row: OutboxMessage, blocked_by: int | None) -> MessageSummary:
 
 def list_messages(db: Database, flt: DlqFilter, *, limit: int = 100, offset: int = 0) -> list[MessageSummary]:
     """Messages matching ``flt``, oldest first."""
-    query = _filtered(select(OutboxMessage, _blocked_by().label("blocked_by")), flt)
+    query = _filtered(select(OutboxMessage, queue.blocked_by(OutboxMessage).label("blocked_by")), flt)
     query = query.order_by(OutboxMessage.seq).limit(max(1, min(limit, 1000))).offset(max(0, offset))
     with db.sessions() as session:
         return [_summary(row, blocked) for row, blocked in session.execute(query).all()]
@@ -134,7 +115,9 @@ def get_message(db: Database, seq: int) -> MessageDetail:
     """One message with its whole attempt log and payload revisions."""
     with db.sessions() as session:
         found = session.execute(
-            select(OutboxMessage, _blocked_by().label("blocked_by")).where(OutboxMessage.seq == seq)
+            select(OutboxMessage, queue.blocked_by(OutboxMessage).label("blocked_by")).where(
+                OutboxMessage.seq == seq
+            )
         ).first()
         if found is None:
             raise _not_found(seq)
@@ -255,22 +238,13 @@ def _audit(session: Session, actor: str, action: str, seq: int | None, details: 
 
 def _apply_retry(row: OutboxMessage, now: datetime) -> str:
     previous = row.state
-    row.state = MessageState.PENDING.value
-    row.attempts = 0
-    row.manual_retry = True
-    row.next_attempt_at = now
-    row.dead_at = None
-    row.lease_owner = None
-    row.lease_expires_at = None
-    row.updated_at = now
+    transitions.apply_changes(row, transitions.operator_retry(now=now))
     return previous
 
 
 def _apply_discard(row: OutboxMessage, reason: str, now: datetime) -> str:
     previous = row.state
-    row.state = MessageState.DISCARDED.value
-    row.note = reason
-    row.updated_at = now
+    transitions.apply_changes(row, transitions.discard(reason=reason, now=now))
     return previous
 
 
@@ -501,7 +475,7 @@ def resume_bulk_job(db: Database, job_id: int, *, actor: str) -> BulkJobView:
 
 
 def run_next_bulk_job(db: Database, *, should_stop: Callable[[], bool] | None = None) -> bool:
-    """Run the oldest queued job, if any (called by the worker's maintenance loop).
+    """Run the oldest queued job, if any (called by :class:`hub.dlq.runner.BulkJobRunner`).
 
     ``should_stop`` is checked between chunks: when it turns true (worker shutting down) the
     job goes back to ``queued`` and the next worker continues it.

@@ -20,28 +20,31 @@ from hub.db.base import utcnow
 from hub.db.models import AuditEntry, MessageState, OutboxMessage, PayloadRevision
 from hub.db.session import Database
 from hub.delivery import Worker
-from hub.delivery.store import OUTCOME_DEAD, Completion, OutboxStore
+from hub.delivery.sql_store import SqlOutboxStore
+from hub.delivery.store import Completion
 from hub.dlq import service
 from hub.dlq.models import BulkAction, BulkState, DlqFilter, ViewState
+from hub.dlq.runner import BulkJobRunner
+from hub.outbox.transitions import AttemptOutcome
 from schemas.errors import ConflictError, InvalidInputError, NotFoundError
 
 
 def kill(db: Database, *seqs: int, error_class: str = "BusinessRejectionError") -> None:
     """Dead-letter ``seqs`` the way the worker does (claim, failed attempt, guarded completion)."""
-    store = OutboxStore(db)
+    store = SqlOutboxStore(db)
     token = f"t#{seqs[0]}"
     endpoints = {message(db, seq).endpoint for seq in seqs}
-    everything = store.claim(dict.fromkeys(endpoints, 1000), token, 30)
+    everything = store.claim_sync(dict.fromkeys(endpoints, 1000), token, 30)
     claimed = {m.seq: m for m in everything if m.seq in seqs}
     assert set(claimed) == set(seqs), "some messages are not claimable"
     now = utcnow()
-    store.complete(
+    store.complete_sync(
         [
             Completion(
                 seq=seq,
                 lease_token=token,
                 attempt_no=claimed[seq].attempt_no,
-                outcome=OUTCOME_DEAD,
+                outcome=AttemptOutcome.DEAD,
                 started_at=now,
                 finished_at=now,
                 error="HTTP 422 rejected",
@@ -52,7 +55,7 @@ def kill(db: Database, *seqs: int, error_class: str = "BusinessRejectionError") 
         ],
         "test-worker",
     )
-    store.release([(m.seq, token) for m in everything if m.seq not in seqs])
+    store.release_sync([(m.seq, token) for m in everything if m.seq not in seqs])
 
 
 def audit(db: Database) -> list[AuditEntry]:
@@ -109,8 +112,8 @@ def test_discard_needs_a_reason_and_releases_the_dossier(db: Database) -> None:
     head = put(db, "portal", "D1")
     held = put(db, "portal", "D1")
     kill(db, head)
-    store = OutboxStore(db)
-    assert store.claim({"portal": 10}, "w#1", 30) == []  # held behind the dead head
+    store = SqlOutboxStore(db)
+    assert store.claim_sync({"portal": 10}, "w#1", 30) == []  # held behind the dead head
 
     with pytest.raises(InvalidInputError):
         service.discard_message(db, head, actor="tech", reason="   ")
@@ -120,7 +123,7 @@ def test_discard_needs_a_reason_and_releases_the_dossier(db: Database) -> None:
     row = message(db, head)
     assert row.state == MessageState.DISCARDED
     assert row.note == "duplicate of dossier D0"
-    assert [m.seq for m in store.claim({"portal": 10}, "w#2", 30)] == [held]
+    assert [m.seq for m in store.claim_sync({"portal": 10}, "w#2", 30)] == [held]
     [entry] = audit(db)
     assert (entry.actor, entry.action, entry.target) == ("tech", "dlq.discard", f"outbox:{head}")
     assert entry.details["reason"] == "duplicate of dossier D0"
@@ -130,7 +133,7 @@ def test_invalid_state_changes_are_refused(db: Database) -> None:
     seq = put(db, "portal", "D1")
     with pytest.raises(ConflictError):
         service.retry_message(db, seq, actor="tech")  # pending: nothing to retry
-    OutboxStore(db).claim({"portal": 1}, "w#1", 30)
+    SqlOutboxStore(db).claim_sync({"portal": 1}, "w#1", 30)
     with pytest.raises(ConflictError):
         service.discard_message(db, seq, actor="tech", reason="x")  # in flight
     with pytest.raises(InvalidInputError):
@@ -296,3 +299,17 @@ async def test_the_worker_runs_queued_bulk_jobs(db: Database, db_url: str) -> No
         await sink.stop()
     assert service.get_bulk_job(db, job.id).state is BulkState.DONE
     assert len(sink.state.arrivals) == 12
+
+
+async def test_the_bulk_job_runner_runs_queued_jobs_until_stopped(db: Database) -> None:
+    seqs = [put(db, "portal", f"D{i}") for i in range(5)]
+    kill(db, *seqs)
+    job = service.create_bulk_job(db, BulkAction.RETRY, DlqFilter(), actor="tech")
+    progressed = asyncio.Event()
+    stop = asyncio.Event()
+    task = asyncio.create_task(BulkJobRunner(db, on_progress=progressed.set).run(stop))
+    await asyncio.wait_for(progressed.wait(), timeout=30)
+    stop.set()
+    await task
+    assert service.get_bulk_job(db, job.id).state is BulkState.DONE
+    assert states(db) == {"pending": 5}

@@ -1,0 +1,288 @@
+"""The outbox in process memory: :class:`MemoryOutboxStore` (like procrastinate's in-memory connector).
+
+Same protocol, same transitions (:mod:`hub.outbox.transitions`) and same head-of-queue rule
+(:mod:`hub.outbox.queue`) as the SQL store, and the same contract tests
+(``tests/delivery/test_store_contract.py``); it lets the worker's planning, capacity and
+breaker logic be tested in milliseconds. Every method runs on the event loop without awaiting
+anything, so each one is atomic, as a transaction is in the SQL store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from hub.db.base import utcnow
+from hub.db.models import MessageState
+from hub.delivery.store import ClaimedMessage, Completion
+from hub.outbox import transitions
+from hub.outbox.enqueue import new_message_id
+from hub.outbox.queue import blocked_by_of, head_seq_of
+from hub.outbox.transitions import AttemptOutcome, AttemptRecord, apply_changes
+from schemas.errors import ConflictError, NotFoundError
+
+
+@dataclass(eq=False)
+class MemoryMessage:
+    """One outbox row (the columns of :class:`hub.db.models.OutboxMessage`)."""
+
+    seq: int
+    message_id: str
+    endpoint: str
+    kind: str
+    ordering_key: str
+    dossier_code: str | None
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    last_error: str | None = None
+    error_class: str | None = None
+    delivered_at: datetime | None = None
+    dead_at: datetime | None = None
+    note: str | None = None
+    manual_retry: bool = False
+
+
+@dataclass
+class MemoryHealth:
+    """One ``endpoint_health`` row."""
+
+    state: str
+    consecutive_failures: int
+    updated_at: datetime
+    opened_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class MemoryOutboxStore:
+    """:class:`~hub.delivery.store.OutboxStore` over Python objects (one process, one loop)."""
+
+    messages: dict[int, MemoryMessage] = field(default_factory=dict)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    health: dict[str, MemoryHealth] = field(default_factory=dict)
+    _last_seq: int = 0
+    _queues: dict[tuple[str, str], list[MemoryMessage]] = field(default_factory=dict)
+    _listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    # --- what the rest of the hub does to the outbox (enqueue, operator actions) -------------
+
+    def enqueue(
+        self,
+        endpoint: str,
+        ordering_key: str,
+        payload: dict[str, Any],
+        *,
+        kind: str = "dossier.sync",
+        dossier_code: str | None = None,
+        not_before: datetime | None = None,
+    ) -> int:
+        """Add one pending message (like :func:`hub.outbox.enqueue.enqueue`) and wake listeners."""
+        now = utcnow()
+        self._last_seq += 1
+        seq = self._last_seq
+        row = MemoryMessage(
+            seq=seq,
+            message_id=new_message_id(),
+            endpoint=endpoint,
+            kind=kind,
+            ordering_key=ordering_key,
+            dossier_code=dossier_code,
+            payload=payload,
+            state=MessageState.PENDING.value,
+            attempts=0,
+            next_attempt_at=not_before or now,
+            created_at=now,
+            updated_at=now,
+        )
+        self.messages[seq] = row
+        self._queues.setdefault((endpoint, ordering_key), []).append(row)
+        self._notify()
+        return seq
+
+    def get(self, seq: int) -> MemoryMessage:
+        try:
+            return self.messages[seq]
+        except KeyError:
+            raise NotFoundError(f"outbox message {seq} does not exist") from None
+
+    def attempts_of(self, seq: int) -> list[AttemptRecord]:
+        return [attempt for attempt in self.attempts if attempt.message_seq == seq]
+
+    def blocked_by(self, seq: int) -> int | None:
+        """The dead message holding ``seq``'s queue (the DLQ's ``blocked`` view)."""
+        row = self.get(seq)
+        return blocked_by_of(row, self._queue(row))
+
+    def operator_retry(self, seq: int) -> None:
+        """What ``hub dlq retry`` does: a fresh attempt budget, recorded as manual."""
+        self._operator(seq, transitions.RETRYABLE_STATES, transitions.operator_retry(now=utcnow()))
+
+    def discard(self, seq: int, reason: str) -> None:
+        """What ``hub dlq discard`` does: releases the later messages of the dossier."""
+        self._operator(seq, transitions.DISCARDABLE_STATES, transitions.discard(reason=reason, now=utcnow()))
+
+    def _operator(self, seq: int, allowed: Sequence[MessageState], changes: transitions.Changes) -> None:
+        row = self.get(seq)
+        if row.state not in {state.value for state in allowed}:
+            raise ConflictError(f"message {seq} is {row.state}")
+        apply_changes(row, changes)
+        self._notify()
+
+    def _queue(self, row: MemoryMessage) -> list[MemoryMessage]:
+        return self._queues[(row.endpoint, row.ordering_key)]
+
+    def _notify(self) -> None:
+        for wake in list(self._listeners):
+            wake()
+
+    def _held(self, seq: int, token: str) -> MemoryMessage | None:
+        row = self.messages.get(seq)
+        if row is None or row.state != transitions.LEASED_STATE.value or row.lease_owner != token:
+            return None
+        return row
+
+    # --- the protocol ------------------------------------------------------------------------
+
+    async def claim(
+        self, wants: Mapping[str, int], lease_token: str, lease_seconds: float
+    ) -> list[ClaimedMessage]:
+        now = utcnow()
+        changes = transitions.claim(
+            lease_owner=lease_token, lease_expires_at=now + timedelta(seconds=lease_seconds), now=now
+        )
+        claimed: list[ClaimedMessage] = []
+        for endpoint, limit in sorted(wants.items()):
+            if limit <= 0:
+                continue
+            candidates = [
+                row
+                for row in self.messages.values()  # in seq order, as added
+                if row.endpoint == endpoint
+                and row.state == transitions.CLAIMABLE_STATE.value
+                and row.next_attempt_at <= now
+                and head_seq_of(self._queue(row)) == row.seq
+            ][:limit]
+            for row in candidates:
+                apply_changes(row, changes)
+                claimed.append(
+                    ClaimedMessage(
+                        seq=row.seq,
+                        message_id=row.message_id,
+                        endpoint=row.endpoint,
+                        kind=row.kind,
+                        ordering_key=row.ordering_key,
+                        dossier_code=row.dossier_code,
+                        payload=row.payload,
+                        attempt_no=row.attempts,
+                        lease_token=lease_token,
+                        manual=row.manual_retry,
+                    )
+                )
+        claimed.sort(key=lambda message: message.seq)
+        return claimed
+
+    async def heartbeat(self, leases: Mapping[str, Sequence[int]], lease_seconds: float) -> set[int]:
+        changes = transitions.extend_lease(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        held: set[int] = set()
+        for token, seqs in leases.items():
+            for seq in seqs:
+                row = self._held(seq, token)
+                if row is not None:
+                    apply_changes(row, changes)
+                    held.add(seq)
+        return held
+
+    async def release(self, leases: Iterable[tuple[int, str]], *, not_before: datetime | None = None) -> int:
+        changes = transitions.release(not_before=not_before, now=utcnow())
+        released = 0
+        for seq, token in leases:
+            row = self._held(seq, token)
+            if row is not None:
+                apply_changes(row, changes)
+                released += 1
+        return released
+
+    async def complete(self, completions: Sequence[Completion], worker_id: str) -> set[int]:
+        now = utcnow()
+        done: set[int] = set()
+        for completion in completions:
+            row = self._held(completion.seq, completion.lease_token)
+            if row is None:
+                continue
+            self.attempts.append(completion.attempt(worker_id))
+            apply_changes(
+                row,
+                transitions.finish(
+                    completion.outcome,
+                    now=now,
+                    next_attempt_at=completion.next_attempt_at,
+                    error=completion.error,
+                    error_class=completion.error_class,
+                ),
+            )
+            done.add(completion.seq)
+        return done
+
+    async def rescue_expired(
+        self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
+    ) -> list[int]:
+        now = utcnow()
+        expired = sorted(
+            (
+                row
+                for row in self.messages.values()
+                if row.state == transitions.LEASED_STATE.value
+                and row.lease_expires_at is not None
+                and row.lease_expires_at < now
+            ),
+            key=lambda row: row.seq,
+        )[:limit]
+        for row in expired:
+            dead = transitions.out_of_attempts(row.attempts, max_attempts.get(row.endpoint, 1 << 30))
+            error = transitions.lease_lost_error(row.lease_owner, row.attempts)
+            attempt = AttemptRecord(
+                message_seq=row.seq,
+                attempt_no=row.attempts,
+                worker_id=row.lease_owner or rescuer_id,
+                started_at=row.updated_at,
+                finished_at=now,
+                outcome=AttemptOutcome.LEASE_LOST,
+                manual=row.manual_retry,
+                error_class=transitions.LEASE_LOST_ERROR_CLASS,
+                error=f"{error} (rescued by {rescuer_id})",
+            )
+            apply_changes(row, transitions.rescue(dead=dead, error=error, now=now))
+            self.attempts.append(attempt)
+        return [row.seq for row in expired]
+
+    async def publish_health(
+        self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None
+    ) -> None:
+        now = utcnow()
+        row = self.health.setdefault(endpoint, MemoryHealth(state, consecutive_failures, now))
+        row.state, row.consecutive_failures, row.updated_at = state, consecutive_failures, now
+        if state == "open":
+            row.opened_at = now
+        if success:
+            row.last_success_at = now
+        elif error is not None:
+            row.last_failure_at, row.last_error = now, error
+
+    @asynccontextmanager
+    async def listen(self, wake: Callable[[], None]) -> AsyncIterator[None]:
+        self._listeners.append(wake)
+        try:
+            yield
+        finally:
+            self._listeners.remove(wake)

@@ -1,0 +1,43 @@
+"""Runs queued DLQ bulk jobs in the background (docs/delivery.md §8).
+
+Hosted by every delivery worker (``process_bulk_jobs``): jobs run one at a time per runner,
+in a thread, chunk by chunk (:func:`hub.dlq.service.run_next_bulk_job`). When the runner is
+asked to stop, the running job finishes its current chunk and goes back to ``queued`` for
+the next runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from hub.db.session import Database
+from hub.dlq.service import run_next_bulk_job
+
+log = logging.getLogger("hub.dlq")
+
+#: Seconds between looks for a queued job.
+POLL_SECONDS = 2.0
+
+
+class BulkJobRunner:
+    def __init__(self, db: Database, *, on_progress: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self._on_progress = on_progress
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run queued jobs until ``stop`` is set; returns once the current chunk is written."""
+        while not stop.is_set():
+            ran = False
+            try:
+                ran = await asyncio.to_thread(run_next_bulk_job, self.db, should_stop=stop.is_set)
+            except Exception:
+                log.exception("DLQ bulk job failed")
+            if ran and self._on_progress is not None:
+                # Retried messages are claimable now.
+                self._on_progress()
+            if not ran:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)

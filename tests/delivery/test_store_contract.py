@@ -1,0 +1,370 @@
+"""The outbox store contract (docs/delivery.md §4–§6, §8, §10), on every implementation.
+
+The same tests run on the in-memory store, on SQLite and on PostgreSQL: claim order
+(per-dossier FIFO per endpoint: only heads are claimable, a dead head blocks its dossier),
+lease guards on complete/heartbeat/release, rescue of expired leases (``lease_lost``), retry
+scheduling, dead-lettering and the operator's retry and discard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.db.base import utcnow
+from hub.db.models import MessageState
+from hub.db.session import Database
+from hub.delivery.store import Completion
+from hub.outbox.transitions import AttemptOutcome
+
+from .conftest import BACKENDS, database_url
+from .stores import MemoryHarness, SqlHarness, StoreHarness, past
+
+
+@pytest.fixture(params=["memory", *BACKENDS])
+def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreHarness]:
+    if request.param == "memory":
+        yield MemoryHarness()
+        return
+    with database_url(request, request.param, tmp_path) as url:
+        db = Database.connect(url, pool_size=8)
+        try:
+            yield SqlHarness(db)
+        finally:
+            db.dispose()
+
+
+def _done(
+    seq: int,
+    token: str,
+    attempt: int,
+    outcome: AttemptOutcome = AttemptOutcome.DELIVERED,
+    **kw: Any,
+) -> Completion:
+    now = utcnow()
+    return Completion(
+        seq=seq, lease_token=token, attempt_no=attempt, outcome=outcome, started_at=now, finished_at=now, **kw
+    )
+
+
+# --- claim order ------------------------------------------------------------------------------
+
+
+async def test_claim_takes_only_the_head_of_each_dossier(outbox: StoreHarness) -> None:
+    store = outbox.store
+    a1 = outbox.put("portal", "D1")
+    a2 = outbox.put("portal", "D1")
+    b1 = outbox.put("portal", "D2")
+    other = outbox.put("other", "D1")
+
+    claimed = await store.claim({"portal": 10}, "w1#1", 30)
+
+    assert [m.seq for m in claimed] == [a1, b1]
+    assert all(m.attempt_no == 1 and m.lease_token == "w1#1" for m in claimed)
+    row = outbox.row(a1)
+    assert row.state == MessageState.IN_FLIGHT
+    assert row.lease_owner == "w1#1"
+    assert row.lease_expires_at is not None
+    assert row.lease_expires_at > utcnow()
+    # The second message of D1 waits for the first; other endpoints are independent.
+    assert await store.claim({"portal": 10}, "w2#1", 30) == []
+    assert [m.seq for m in await store.claim({"other": 10}, "w2#2", 30)] == [other]
+    assert await store.complete([_done(a1, "w1#1", 1)], "w1") == {a1}
+    assert [m.seq for m in await store.claim({"portal": 10}, "w2#3", 30)] == [a2]
+
+
+async def test_claim_respects_the_limit_per_endpoint_oldest_first(outbox: StoreHarness) -> None:
+    seqs = [outbox.put("portal", f"D{i}") for i in range(5)]
+    extra = outbox.put("other", "D0")
+    claimed = await outbox.store.claim({"portal": 3, "other": 0}, "w#1", 30)
+    assert [m.seq for m in claimed] == seqs[:3]
+    assert outbox.row(extra).state == MessageState.PENDING
+
+
+async def test_claimed_message_carries_what_the_connector_needs(outbox: StoreHarness) -> None:
+    seq = outbox.put("portal", "D1", {"MaHoSo": "D1", "ChuHoSo": "Trần Thị Bình"})
+    [claimed] = await outbox.store.claim({"portal": 1}, "w#1", 30)
+    row = outbox.row(seq)
+    assert (claimed.seq, claimed.message_id, claimed.endpoint) == (seq, row.message_id, "portal")
+    assert (claimed.ordering_key, claimed.dossier_code, claimed.kind) == ("D1", "D1", "dossier.sync")
+    assert claimed.payload == {"MaHoSo": "D1", "ChuHoSo": "Trần Thị Bình"}
+    assert claimed.manual is False
+
+
+async def test_future_messages_are_not_claimed(outbox: StoreHarness) -> None:
+    seq = outbox.put("portal", "D1")
+    outbox.set_next_attempt(seq, utcnow() + timedelta(hours=1))
+    assert await outbox.store.claim({"portal": 5}, "w#1", 30) == []
+
+
+async def test_concurrent_claims_are_disjoint(outbox: StoreHarness) -> None:
+    for i in range(200):
+        outbox.put("portal", f"D{i}")
+
+    async def claimer(name: str) -> list[int]:
+        got: list[int] = []
+        for round_no in range(20):
+            got += [m.seq for m in await outbox.store.claim({"portal": 7}, f"{name}#{round_no}", 30)]
+        return got
+
+    results = await asyncio.gather(*(claimer(f"w{i}") for i in range(4)))
+    everything = [seq for got in results for seq in got]
+    assert len(everything) == len(set(everything)) == 200
+
+
+# --- leases -----------------------------------------------------------------------------------
+
+
+async def test_heartbeat_keeps_the_claim(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w1#1", 0.5)
+    outbox.set_lease_expiry(seq, past())
+    assert await store.heartbeat({"w1#1": [seq]}, 30) == {seq}
+    assert await store.rescue_expired({"portal": 5}, "rescuer") == []
+    assert outbox.row(seq).state == MessageState.IN_FLIGHT
+
+
+async def test_heartbeat_does_not_renew_a_foreign_claim(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w1#1", 30)
+    before = outbox.row(seq).lease_expires_at
+    assert await store.heartbeat({"w2#7": [seq]}, 3600) == set()
+    assert outbox.row(seq).lease_expires_at == before
+
+
+async def test_release_does_not_count_an_attempt(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w#1", 30)
+    assert await store.release([(seq, "w#1")]) == 1
+    row = outbox.row(seq)
+    assert row.state == MessageState.PENDING
+    assert row.attempts == 0
+    assert row.lease_owner is None
+    assert outbox.attempts(seq) == []
+    assert await store.release([(seq, "w#1")]) == 0  # not ours any more
+
+
+async def test_release_with_not_before_postpones_the_message(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w#1", 30)
+    later = utcnow() + timedelta(hours=1)
+    assert await store.release([(seq, "w#1")], not_before=later) == 1
+    assert outbox.row(seq).next_attempt_at == later
+    assert await store.claim({"portal": 1}, "w#2", 30) == []  # an open circuit's wait
+
+
+async def test_completion_after_lease_loss_does_not_overwrite(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "slow#1", 30)
+    outbox.set_lease_expiry(seq, past())
+    await store.rescue_expired({"portal": 5}, "rescuer")
+    [second] = await store.claim({"portal": 1}, "fast#1", 30)
+
+    # The slow worker comes back and reports: nothing changes, nothing recorded.
+    late = _done(seq, "slow#1", 1, AttemptOutcome.DEAD, error="late")
+    assert await store.complete([late], "slow") == set()
+    row = outbox.row(seq)
+    assert row.state == MessageState.IN_FLIGHT
+    assert row.lease_owner == "fast#1"
+
+    assert await store.complete([_done(seq, "fast#1", second.attempt_no)], "fast") == {seq}
+    assert outbox.row(seq).state == MessageState.DELIVERED
+    assert [a.outcome for a in outbox.attempts(seq)] == [AttemptOutcome.LEASE_LOST, AttemptOutcome.DELIVERED]
+    # Finalised exactly once: a duplicate completion is ignored.
+    assert await store.complete([_done(seq, "fast#1", second.attempt_no)], "fast") == set()
+    assert len(outbox.attempts(seq)) == 2
+
+
+async def test_a_stale_and_a_current_result_in_one_batch_record_only_the_current(
+    outbox: StoreHarness,
+) -> None:
+    """A worker stalls, its claim is rescued, it claims the message again: both results may
+    reach the store in one batch."""
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w#1", 30)
+    outbox.set_lease_expiry(seq, past())
+    await store.rescue_expired({"portal": 5}, "rescuer")
+    [again] = await store.claim({"portal": 1}, "w#2", 30)
+    batch = [_done(seq, "w#1", 1), _done(seq, "w#2", again.attempt_no)]
+    assert await store.complete(batch, "w") == {seq}
+    assert outbox.row(seq).state == MessageState.DELIVERED
+    assert [(a.outcome, a.attempt_no) for a in outbox.attempts(seq)] == [
+        (AttemptOutcome.LEASE_LOST, 1),
+        (AttemptOutcome.DELIVERED, 2),
+    ]
+
+
+# --- rescue -----------------------------------------------------------------------------------
+
+
+async def test_rescue_reclaims_a_stuck_row_and_records_lease_lost(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    [claimed] = await store.claim({"portal": 1}, "dead-worker#1", 30)
+    assert await store.rescue_expired({"portal": 5}, "rescuer") == []  # lease still valid
+
+    outbox.set_lease_expiry(seq, past())
+    assert await store.rescue_expired({"portal": 5}, "rescuer") == [seq]
+
+    row = outbox.row(seq)
+    assert row.state == MessageState.PENDING
+    assert row.lease_owner is None
+    [lost] = outbox.attempts(seq)
+    assert lost.outcome == AttemptOutcome.LEASE_LOST
+    assert lost.worker_id == "dead-worker#1"
+    assert lost.attempt_no == claimed.attempt_no == 1
+    assert "rescued by rescuer" in lost.error
+    again = await store.claim({"portal": 1}, "w2#1", 30)
+    assert [m.attempt_no for m in again] == [2]
+
+
+async def test_rescue_dead_letters_when_attempts_are_exhausted(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w#1", 30)
+    outbox.set_lease_expiry(seq, past())
+    assert await store.rescue_expired({"portal": 1}, "rescuer") == [seq]
+    row = outbox.row(seq)
+    assert row.state == MessageState.DEAD
+    assert row.error_class == "LeaseLost"
+    assert row.dead_at is not None
+
+
+async def test_rescue_does_not_race_a_completion(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w#1", 30)
+    outbox.set_lease_expiry(seq, past())
+    assert await store.complete([_done(seq, "w#1", 1)], "w") == {seq}
+    assert await store.rescue_expired({"portal": 5}, "rescuer") == []
+    assert outbox.row(seq).state == MessageState.DELIVERED
+
+
+# --- retry scheduling and dead-lettering ------------------------------------------------------
+
+
+async def test_retry_completion_reschedules_and_keeps_order(outbox: StoreHarness) -> None:
+    store = outbox.store
+    first = outbox.put("portal", "D1")
+    outbox.put("portal", "D1")
+    await store.claim({"portal": 5}, "w#1", 30)
+    later = utcnow() + timedelta(hours=1)
+    retry = _done(
+        first,
+        "w#1",
+        1,
+        AttemptOutcome.RETRY,
+        next_attempt_at=later,
+        error="busy",
+        error_class="EndpointBusyError",
+        status_code=503,
+    )
+    assert await store.complete([retry], "w") == {first}
+    row = outbox.row(first)
+    assert row.state == MessageState.PENDING
+    assert row.error_class == "EndpointBusyError"
+    assert row.next_attempt_at == later
+    assert row.lease_owner is None
+    # The retrying head still holds its dossier: nothing is claimable.
+    assert await store.claim({"portal": 5}, "w#2", 30) == []
+    # Once due, the head is tried again, as attempt 2.
+    outbox.set_next_attempt(first, past())
+    assert [(m.seq, m.attempt_no) for m in await store.claim({"portal": 5}, "w#3", 30)] == [(first, 2)]
+    [attempt] = outbox.attempts(first)
+    assert (attempt.outcome, attempt.status_code, attempt.worker_id) == (AttemptOutcome.RETRY, 503, "w")
+
+
+async def test_dead_letter_records_the_attempt(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w#1", 30)
+    dead = _done(seq, "w#1", 1, AttemptOutcome.DEAD, error="HTTP 422 [permanent]", error_class="Rejected")
+    assert await store.complete([dead], "w") == {seq}
+    row = outbox.row(seq)
+    assert (row.state, row.last_error, row.error_class) == (
+        MessageState.DEAD,
+        "HTTP 422 [permanent]",
+        "Rejected",
+    )
+    assert row.dead_at is not None
+    assert row.lease_owner is None
+    [attempt] = outbox.attempts(seq)
+    assert (attempt.outcome, attempt.attempt_no, attempt.error) == (
+        AttemptOutcome.DEAD,
+        1,
+        "HTTP 422 [permanent]",
+    )
+
+
+async def test_dead_head_blocks_its_dossier_only(outbox: StoreHarness) -> None:
+    store = outbox.store
+    head = outbox.put("portal", "D1")
+    blocked = outbox.put("portal", "D1")
+    free = outbox.put("portal", "D2")
+    await store.claim({"portal": 1}, "w#1", 30)
+    await store.complete([_done(head, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+    assert [m.seq for m in await store.claim({"portal": 5}, "w#2", 30)] == [free]
+    assert outbox.row(blocked).state == MessageState.PENDING
+
+
+async def test_discarding_the_dead_head_releases_its_dossier(outbox: StoreHarness) -> None:
+    store = outbox.store
+    head = outbox.put("portal", "D1")
+    held = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w#1", 30)
+    await store.complete([_done(head, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+    assert await store.claim({"portal": 5}, "w#2", 30) == []
+    outbox.discard(head, "duplicate of dossier D0")
+    row = outbox.row(head)
+    assert (row.state, row.note) == (MessageState.DISCARDED, "duplicate of dossier D0")
+    assert [m.seq for m in await store.claim({"portal": 5}, "w#3", 30)] == [held]
+
+
+async def test_operator_retry_gives_a_fresh_budget_recorded_as_manual(outbox: StoreHarness) -> None:
+    store = outbox.store
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, "w#1", 30)
+    await store.complete([_done(seq, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+    outbox.operator_retry(seq)
+    row = outbox.row(seq)
+    assert (row.state, row.attempts, row.manual_retry, row.dead_at) == (MessageState.PENDING, 0, True, None)
+    [claimed] = await store.claim({"portal": 1}, "w#2", 30)
+    assert (claimed.attempt_no, claimed.manual) == (1, True)
+    assert await store.complete([_done(seq, "w#2", 1, manual=True)], "w") == {seq}
+    assert outbox.row(seq).manual_retry is False
+    assert [(a.outcome, a.manual) for a in outbox.attempts(seq)] == [
+        (AttemptOutcome.DEAD, False),
+        (AttemptOutcome.DELIVERED, True),
+    ]
+
+
+# --- health and wake-ups ----------------------------------------------------------------------
+
+
+async def test_publish_health_upserts(outbox: StoreHarness) -> None:
+    await outbox.store.publish_health("portal", "open", 5, success=False, error="HTTP 503")
+    await outbox.store.publish_health("portal", "closed", 0, success=True, error=None)
+    health = outbox.health("portal")
+    assert health.state == "closed"
+    assert health.consecutive_failures == 0
+    assert health.last_error == "HTTP 503"
+    assert health.last_success_at is not None
+    assert health.opened_at is not None
+
+
+async def test_an_enqueue_wakes_a_listener(outbox: StoreHarness) -> None:
+    woken = asyncio.Event()
+    async with outbox.store.listen(woken.set):
+        outbox.put("portal", "D1")
+        await asyncio.wait_for(woken.wait(), timeout=30)

@@ -1,0 +1,276 @@
+"""The worker's planning, capacity and breaker logic in milliseconds (docs/delivery.md §4–§7).
+
+The in-memory outbox store (same contract as the SQL one, ``test_store_contract.py``) and an
+in-process connector (same contract as the webhook one, ``test_connector_contract.py``) stand
+in for the database and the portals; the same behaviours against PostgreSQL/SQLite and real
+HTTP are in ``test_worker.py`` and ``test_crash.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from connectors.settings import BreakerSettings, EndpointSettings
+from hub.config import Settings, WorkerSettings
+from hub.db.base import utcnow
+from hub.db.models import MessageState
+from hub.delivery import Worker
+from hub.delivery.breaker import BreakerState, CircuitBreaker
+from hub.delivery.memory_store import MemoryOutboxStore
+from hub.delivery.planner import CapacityPlanner
+from hub.outbox.transitions import AttemptOutcome
+
+from .conftest import make_settings
+from .fakes import FakeConnector
+
+# --- planning (no event loop needed) ----------------------------------------------------------
+
+
+def _planner(
+    concurrency: int,
+    max_in_flight: dict[str, int],
+    *,
+    batch_size: int = 20,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[CapacityPlanner, dict[str, CircuitBreaker]]:
+    endpoints = {
+        name: EndpointSettings(kind="webhook", url="http://portal.invalid/", max_in_flight=n)
+        for name, n in max_in_flight.items()
+    }
+    breaker = BreakerSettings(failure_threshold=1, open_seconds=30, half_open_probes=2)
+    breakers = {name: CircuitBreaker(name, breaker, clock) for name in endpoints}
+    config = WorkerSettings(concurrency=concurrency, batch_size=batch_size)
+    return CapacityPlanner(config, endpoints, breakers), breakers
+
+
+def test_free_slots_are_shared_out_in_turn() -> None:
+    planner, _ = _planner(5, {"a": 4, "b": 4})
+    assert planner.wants() == {"b": 4, "a": 1}
+    assert planner.wants() == {"a": 4, "b": 1}  # the rotation lets each endpoint go first in turn
+
+
+def test_an_endpoint_never_exceeds_its_own_slots() -> None:
+    planner, _ = _planner(64, {"a": 3, "b": 10}, batch_size=5)
+    assert planner.wants() == {"a": 3, "b": 5}
+    for _ in range(3):
+        planner.started("a")
+    assert planner.wants() == {"b": 5}
+    planner.finished("a")
+    assert planner.wants() == {"a": 1, "b": 5}
+
+
+def test_no_claim_when_the_worker_is_full() -> None:
+    planner, _ = _planner(4, {"a": 10})
+    for _ in range(4):
+        planner.started("a")
+    assert planner.wants() == {}
+    assert not planner.has_room()
+    planner.finished("a")
+    assert planner.has_room()  # threshold: a quarter of the concurrency, at least one
+    assert planner.wants() == {"a": 1}
+
+
+def test_an_open_circuit_takes_no_claims_and_a_half_open_one_only_probes() -> None:
+    clock = [0.0]
+    planner, breakers = _planner(64, {"a": 10, "b": 10}, clock=lambda: clock[0])
+    breakers["a"].record_failure("HTTP 503", probe=False)
+    assert breakers["a"].state is BreakerState.OPEN
+    assert set(planner.wants()) == {"b"}
+    clock[0] = 30.0
+    assert planner.wants() == {"a": 2, "b": 10}
+    assert breakers["a"].try_acquire() == (True, True)
+    assert planner.wants() == {"a": 1, "b": 10}
+
+
+# --- the worker on the in-memory store --------------------------------------------------------
+
+
+def _settings(names: list[str], *, schedule: list[float] | None = None, **worker: Any) -> Settings:
+    return make_settings(
+        "sqlite://",  # unused: the in-memory store stands in for the database
+        {name: f"http://{name}.invalid/" for name in names},
+        schedule=schedule,
+        worker={"poll_interval_seconds": 0.01, "completion_flush_seconds": 0.005, **worker},
+    )
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, store: MemoryOutboxStore, connectors: dict[str, FakeConnector]
+) -> AsyncIterator[Worker]:
+    worker = Worker(settings, None, store=store, connectors=connectors, worker_id="w")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await task
+
+
+async def settle(predicate: Callable[[], bool], *, within: float = 10.0) -> None:
+    """Yield to the worker until ``predicate()`` holds; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {within}s")
+        await asyncio.sleep(0.001)
+
+
+def _states(store: MemoryOutboxStore, endpoint: str | None = None) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in store.messages.values():
+        if endpoint is None or row.endpoint == endpoint:
+            counts[row.state] = counts.get(row.state, 0) + 1
+    return counts
+
+
+async def test_capacity_limits_hold_under_load() -> None:
+    gate = asyncio.Event()
+    store = MemoryOutboxStore()
+    fakes = {name: FakeConnector(name, gate=gate) for name in ("a", "b")}
+    settings = _settings(["a", "b"], concurrency=3, batch_size=10)
+    for endpoint in settings.endpoints.values():
+        endpoint.max_in_flight = 2
+    for i in range(10):
+        store.enqueue("a", f"A{i}", {"n": i})
+        store.enqueue("b", f"B{i}", {"n": i})
+    async with running(settings, store, fakes) as worker:
+        await settle(lambda: worker.in_flight == 3)
+        assert sum(fake.in_flight for fake in fakes.values()) == 3
+        assert _states(store) == {"in_flight": 3, "pending": 17}
+        gate.set()
+        await settle(lambda: _states(store) == {"delivered": 20})
+    assert all(fake.most_in_flight <= 2 for fake in fakes.values())
+    assert worker.stats.claimed == worker.stats.delivered == 20
+
+
+async def test_an_open_circuit_stops_attempts_and_spares_the_other_endpoints() -> None:
+    store = MemoryOutboxStore()
+    fakes = {name: FakeConnector(name) for name in ("good", "bad")}
+    fakes["bad"].configure(status=503)
+    settings = _settings(["good", "bad"], schedule=[0.001] * 20)
+    settings.endpoints["bad"].max_in_flight = 4
+    settings.endpoints["bad"].breaker.failure_threshold = 3
+    settings.endpoints["bad"].breaker.open_seconds = 3600
+    bad = [store.enqueue("bad", f"B{i}", {"n": i}) for i in range(20)]
+    for i in range(100):
+        store.enqueue("good", f"G{i}", {"n": i})
+    async with running(settings, store, fakes) as worker:
+        await settle(lambda: _states(store, "good") == {"delivered": 100})
+        await settle(lambda: "bad" in store.health and store.health["bad"].state == "open")
+        assert worker.breakers["bad"].state == "open"
+    # At most threshold + in-flight slots were tried; the rest waits, unattempted.
+    assert 3 <= len(fakes["bad"].tries) <= 3 + 4
+    assert all(store.get(seq).state == MessageState.PENDING for seq in bad)
+    assert "good" not in store.health  # never failed, nothing to publish
+
+
+async def test_a_half_open_probe_closes_the_circuit() -> None:
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal")
+    fake.configure(status=503)
+    settings = _settings(["portal"], schedule=[0.001] * 50)
+    settings.endpoints["portal"].breaker.failure_threshold = 2
+    settings.endpoints["portal"].breaker.open_seconds = 0.05
+    seqs = [store.enqueue("portal", f"D{i}", {"n": i}) for i in range(10)]
+    async with running(settings, store, {"portal": fake}):
+        await settle(lambda: "portal" in store.health and store.health["portal"].state == "open")
+        fake.configure(status=200)
+        await settle(lambda: _states(store) == {"delivered": 10})
+        await settle(lambda: store.health["portal"].state == "closed")
+    assert all(store.get(seq).state == MessageState.DELIVERED for seq in seqs)
+
+
+async def test_a_refusal_dead_letters_at_once_and_holds_only_its_dossier() -> None:
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal")
+    fake.configure(status=422)
+    head = store.enqueue("portal", "D1", {"n": 1})
+    held = store.enqueue("portal", "D1", {"n": 2})
+    async with running(_settings(["portal"]), store, {"portal": fake}) as worker:
+        await settle(lambda: store.get(head).state == MessageState.DEAD)
+        fake.configure(status=200)
+        free = store.enqueue("portal", "D2", {"n": 3})
+        await settle(lambda: store.get(free).state == MessageState.DELIVERED)
+        assert worker.breakers["portal"].state is BreakerState.CLOSED  # it answered: alive
+    assert store.get(held).state == MessageState.PENDING
+    assert store.blocked_by(held) == head
+    [attempt] = store.attempts_of(head)
+    assert (attempt.outcome, attempt.error_class) == (AttemptOutcome.DEAD, "BusinessRejectionError")
+    assert "[permanent]" in (store.get(head).last_error or "")
+
+
+async def test_retries_never_let_a_dossier_overtake_itself() -> None:
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal")
+    fake.configure(status=503, fail_first=1)
+    settings = _settings(["portal"], schedule=[0.0], concurrency=8, batch_size=5)
+    settings.endpoints["portal"].breaker.failure_threshold = 10_000
+    for i in range(60):
+        store.enqueue("portal", f"D{i % 6}", {"dossier": f"D{i % 6}", "n": i})
+    async with running(settings, store, {"portal": fake}) as worker:
+        await settle(lambda: _states(store) == {"delivered": 60})
+    seen: dict[str, list[int]] = {}
+    for delivery in fake.delivered:
+        seen.setdefault(delivery.payload["dossier"], []).append(delivery.payload["n"])
+    assert all(numbers == sorted(numbers) for numbers in seen.values())
+    assert worker.stats.retried == 60
+
+
+async def test_exhausted_attempts_go_dead() -> None:
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal")
+    fake.configure(status=500)
+    seq = store.enqueue("portal", "D1", {"n": 1})
+    async with running(_settings(["portal"], schedule=[0.0, 0.0]), store, {"portal": fake}):
+        await settle(lambda: store.get(seq).state == MessageState.DEAD)
+    assert [a.outcome for a in store.attempts_of(seq)] == ["retry", "retry", "dead"]
+    assert "exhausted" in (store.get(seq).last_error or "")
+
+
+async def test_a_result_after_a_lost_lease_is_dropped() -> None:
+    gate = asyncio.Event()
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal", gate=gate)
+    seq = store.enqueue("portal", "D1", {"n": 1})
+    async with running(_settings(["portal"]), store, {"portal": fake}) as worker:
+        await settle(lambda: fake.in_flight == 1)
+        # The worker stalls past its lease; another worker's rescuer takes the message back.
+        store.get(seq).lease_expires_at = utcnow() - timedelta(seconds=1)
+        assert await store.rescue_expired({"portal": 5}, "other") == [seq]
+        gate.set()
+        await settle(lambda: store.get(seq).state == MessageState.DELIVERED)
+        await settle(lambda: worker.stats.stale_completions == 1)
+    assert [(a.outcome, a.attempt_no) for a in store.attempts_of(seq)] == [
+        ("lease_lost", 1),
+        ("delivered", 2),
+    ]
+
+
+async def test_stop_after_grace_releases_without_counting() -> None:
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal", gate=asyncio.Event())  # never answers
+    seqs = [store.enqueue("portal", f"D{i}", {"n": i}) for i in range(5)]
+    settings = _settings(["portal"], shutdown_grace_seconds=0)
+    async with running(settings, store, {"portal": fake}) as worker:
+        await settle(lambda: fake.in_flight == 5)
+    for seq in seqs:
+        row = store.get(seq)
+        assert (row.state, row.attempts, row.lease_owner) == (MessageState.PENDING, 0, None)
+    assert worker.stats.released == 5
+    assert store.attempts == []
+
+
+async def test_an_enqueue_wakes_the_worker_without_polling() -> None:
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal")
+    async with running(_settings(["portal"], poll_interval_seconds=3600), store, {"portal": fake}):
+        await asyncio.sleep(0.01)  # the first (empty) claim is done; the next poll is an hour away
+        seq = store.enqueue("portal", "D1", {"n": 1})
+        await settle(lambda: store.get(seq).state == MessageState.DELIVERED)
