@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from connectors.base import Delivery, DeliveryReceipt
-from connectors.webhook import RETRYABLE_STATUS
+from connectors.http_errors import is_retry_later
 from schemas.errors import BusinessRejectionError, EndpointBusyError, RemoteAuthenticationError
 
 
@@ -59,13 +59,12 @@ class FakeConnector:
         if status == 200:
             self.delivered.append(delivery)
             return DeliveryReceipt(status_code=status, request_summary=request, response_summary=response)
-        if status in RETRYABLE_STATUS or status >= 500:
-            raise EndpointBusyError(
-                f"{self.name}: HTTP {status}", request_summary=request, response_summary=response
-            )
+        exchange = {"status_code": status, "request_summary": request, "response_summary": response}
+        if is_retry_later(status):
+            raise EndpointBusyError(f"{self.name}: HTTP {status}", **exchange)
         if status in (401, 403):
-            raise RemoteAuthenticationError(f"{self.name}: credentials refused (HTTP {status})")
-        raise BusinessRejectionError(f"{self.name}: rejected (HTTP {status})")
+            raise RemoteAuthenticationError(f"{self.name}: credentials refused (HTTP {status})", **exchange)
+        raise BusinessRejectionError(f"{self.name}: rejected (HTTP {status})", **exchange)
 
     async def aclose(self) -> None:
         """Nothing to close."""
