@@ -53,7 +53,7 @@ def signing_hub(
         settings, db, bootstrap_token=BOOTSTRAP, route_modules=(*CORE_ROUTE_MODULES, "hub.api.routes.signing")
     )
     service = SigningService(signing_config)
-    app.state.signing_facade = SigningFacade(
+    app.state.services.signing = SigningFacade(
         service,
         ExternalSigningService(service, InMemoryPendingStore(), ttl=timedelta(minutes=5)),
         {"agency-hsm": Pkcs12KeySource(test_pki.agency_p12, Secret(test_pki.p12_password))},

@@ -22,7 +22,7 @@ from connectors.dvcqg.mapping import dossier_to_wire
 from connectors.dvcqg.options import DvcqgOptions
 from hub.api.app import create_app
 from hub.api.errors import http_status_for
-from hub.api.routes.dvcqg_inbound import ACCEPTOR_EXTRA, PUSH_PATH
+from hub.api.routes.dvcqg_inbound import PUSH_PATH
 from hub.config import load_settings
 from hub.db.models import DossierRow, OutboxMessage
 from hub.db.session import Database
@@ -179,7 +179,7 @@ def test_registered_acceptor_seam_is_used(api: Api) -> None:
         seen.append((dossier.code, key))
         return True
 
-    api.app.state.services.extras[ACCEPTOR_EXTRA] = accept
+    api.app.state.services.dvcqg_accept = accept
     response = api.post(push_record(), **{"X-Message-Id": "portal-msg-7"})
     assert response.json()["error_code"] == 0
     assert seen == [(CODE, "portal-msg-7")]
@@ -188,7 +188,7 @@ def test_registered_acceptor_seam_is_used(api: Api) -> None:
     async def busy(dossier: Dossier, key: str) -> bool:
         raise EndpointBusyError("database busy", retry_after=5)
 
-    api.app.state.services.extras[ACCEPTOR_EXTRA] = busy
+    api.app.state.services.dvcqg_accept = busy
     response = api.post(push_record())
     assert response.status_code == 503
     assert response.json()["error_code"] == -1
