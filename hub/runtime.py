@@ -43,15 +43,17 @@ EXIT_FORCED = 1
 #: Connection pool of a process running the API (request threads), and of a worker-only process.
 API_POOL_SIZE = 10
 WORKER_POOL_SIZE = 4
+#: While stopping, how often to check whether the stop was forced meanwhile.
+FORCE_CHECK_SECONDS = 0.2
 #: Seconds :func:`run_in_thread` waits for the hub to start or to stop.
 THREAD_TIMEOUT_SECONDS = 60.0
 
 
-def setup_logging(settings: Settings, *, json_logs: bool = True, level: str | None = None) -> None:
+def setup_logging(level: str, *, json_logs: bool = True) -> None:
     """Masked logging for the whole process (Decree 13/2023: no personal data in logs)."""
     from hub.logging import configure_logging
 
-    configure_logging(level or settings.log_level, json_lines=json_logs)
+    configure_logging(level, json_lines=json_logs)
 
 
 def check_schema(db: Database) -> None:
@@ -132,6 +134,7 @@ class RunningHub:
         self.port: int | None = None
         self.worker: Worker | None = None
         self.forced = False
+        self._forced = asyncio.Event()
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._worker_stop = asyncio.Event()
@@ -196,6 +199,7 @@ class RunningHub:
         """Stop now: open requests are dropped, in-flight deliveries abandoned (their leases
         expire and another worker takes them over, docs/delivery.md)."""
         self.forced = True
+        self._forced.set()
         self.request_stop()
         if self._server is not None:
             self._server.force_exit = True
@@ -208,20 +212,36 @@ class RunningHub:
         tasks = self._tasks()
         if not tasks:
             return
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        forced = asyncio.ensure_future(self._forced.wait())
+        try:
+            await asyncio.wait([*tasks, forced], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
         self.request_stop()
-        await asyncio.wait(tasks)
+        await self._settle(tasks)
         for task in tasks:
             failure = None if task.cancelled() else task.exception()
             if failure is not None:
                 raise failure
 
+    async def _settle(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait for ``tasks`` to end; once the stop is forced, cancel them until they do (a
+        cancellation may land in a part's own clean-up, which then carries on)."""
+        pending = set(tasks)
+        while pending:
+            _done, pending = await asyncio.wait(pending, timeout=FORCE_CHECK_SECONDS)
+            if self.forced:
+                for task in pending:
+                    task.cancel()
+
     async def _close(self) -> None:
         self.request_stop()
-        outcomes = await asyncio.gather(*self._tasks(), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
-                log.error("hub part failed while stopping: %r", outcome)
+        tasks = self._tasks()
+        await self._settle(tasks)
+        for task in tasks:
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                log.error("hub part failed while stopping: %r", failure)
 
 
 @contextlib.asynccontextmanager
@@ -318,7 +338,7 @@ def run(
 
     Returns the process exit status.
     """
-    setup_logging(settings, json_logs=json_logs, level=log_level)
+    setup_logging(log_level or settings.log_level, json_logs=json_logs)
     return asyncio.run(serve(settings, **options))
 
 
