@@ -4,8 +4,6 @@ starts it, for API and lookup tests."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from hub import runtime
 from hub.api.app import CORE_ROUTE_MODULES
@@ -66,26 +63,6 @@ def hub_settings(database_url: str, data_dir: Path, port: int, **overrides: Any)
 
 def bind_loopback() -> socket.socket:
     return runtime.listen("127.0.0.1", 0)
-
-
-@contextmanager
-def serve(app: Any, sock: socket.socket) -> Iterator[uvicorn.Server]:
-    """Run an app a test assembled itself on an already bound loopback socket, in a thread, with
-    the runtime's server configuration (:func:`hub.runtime.api_server`)."""
-    server = runtime.api_server(app, sock, access_log=False)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield server
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @contextmanager
