@@ -135,6 +135,7 @@ class RunningHub:
         self.worker: Worker | None = None
         self.forced = False
         self._forced = asyncio.Event()
+        self._raised = False  # a part's failure was raised by :meth:`wait`
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._worker_stop = asyncio.Event()
@@ -222,6 +223,7 @@ class RunningHub:
         for task in tasks:
             failure = None if task.cancelled() else task.exception()
             if failure is not None:
+                self._raised = True
                 raise failure
 
     async def _settle(self, tasks: list[asyncio.Task[None]]) -> None:
@@ -240,8 +242,8 @@ class RunningHub:
         await self._settle(tasks)
         for task in tasks:
             failure = None if task.cancelled() else task.exception()
-            if failure is not None:
-                log.error("hub part failed while stopping: %r", failure)
+            if failure is not None and not self._raised:
+                log.error("%s failed: %r", task.get_name(), failure)
 
 
 @contextlib.asynccontextmanager
@@ -317,6 +319,7 @@ async def until_signalled(hub: RunningHub) -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+    log.info("hub stopped%s", " (forced)" if hub.forced else "")
     return EXIT_FORCED if hub.forced else EXIT_OK
 
 

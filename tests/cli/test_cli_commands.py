@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -202,3 +203,15 @@ def test_a_mounted_command_imports_what_it_needs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "--concurrency" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_serve_on_a_port_in_use_is_a_configuration_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_env(HUB_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
+        result = run(["serve", "--port", str(port)], env, tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
