@@ -2,8 +2,8 @@
 
 Runs, for each backend (SQLite file, PostgreSQL on 127.0.0.1):
 
-1. drain: enqueue N messages (batched insert), start the worker process(es) (``python -m
-   hub.delivery``, ``--workers``), time until all are delivered to the sink (a separate process) →
+1. drain: enqueue N messages (batched insert), start the worker process(es) (``hub
+   worker``, ``--workers``), time until all are delivered to the sink (a separate process) →
    deliveries/s;
 2. paced: the worker running, a producer enqueues at a fixed rate (default: half the drained
    rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p99;
@@ -126,7 +126,7 @@ timeout_seconds = 30
 
 
 class Workers:
-    """``count`` worker processes (``python -m hub.delivery``) sharing the outbox."""
+    """``count`` worker processes (``hub worker``, as an operator starts them) sharing the outbox."""
 
     def __init__(self, db_url: str, config: Path, transport: str, count: int) -> None:
         env = {
@@ -137,7 +137,7 @@ class Workers:
         }
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "hub.delivery", "--worker-id", f"bench{i}", "--transport", transport],
+                [sys.executable, "-m", "hub", "worker", "--worker-id", f"bench{i}", "--transport", transport],
                 env=env,
             )
             for i in range(count)

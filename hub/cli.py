@@ -1,43 +1,68 @@
-"""The ``hub`` command line (console script ``hub = hub.cli:main``).
+"""The ``hub`` command line (console script ``hub = hub.cli:main``, also ``python -m hub``).
 
-Own commands: ``hub serve`` (API, plus the delivery worker in-process unless
-``--no-worker``), ``hub db upgrade``, ``hub keys create|list|revoke``. Commands of the other
-parts are mounted from :data:`COMMAND_MODULES` when their module exists (each exposes a typer
-``app``); a missing module is skipped, a broken one raises. Configuration errors print one
-clear message and exit with status 2, other hub errors exit 1, never with a traceback.
+Own commands: ``hub serve`` (API, plus the delivery worker in-process unless ``--no-worker``),
+``hub db upgrade``, ``hub keys create|list|revoke``. Commands of the other parts are mounted
+from :data:`COMMAND_MODULES` (each module exposes a typer ``app``) and imported only when one
+of them runs, so ``hub --help`` and the light commands never load pyHanko, zeep or aiohttp; a
+missing module is skipped, a broken one raises when its command runs. Processes that run the
+hub start it through :mod:`hub.runtime`. Configuration errors print one clear message and exit
+with status 2, other hub errors exit 1, never with a traceback.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib
 import importlib.util
 import logging
 import os
-import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, NamedTuple
 
 import typer
-from sqlalchemy.exc import OperationalError
+import typer.main
+from typer.core import TyperCommand, TyperGroup
 
-from hub.config import Settings, load_settings
 from schemas.errors import ConfigurationError, HubError
+
+if TYPE_CHECKING:
+    from hub.config import Settings
 
 log = logging.getLogger("hub.cli")
 
-#: Mounted sub-commands: (path under ``hub``, module). Each module exposes a typer ``app``.
-COMMAND_MODULES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("worker",), "hub.commands.worker"),
-    (("dlq",), "hub.commands.dlq"),
-    (("simulate", "dvcqg"), "hub.commands.simulate_dvcqg"),
-    (("simulate", "lgsp"), "hub.commands.simulate_lgsp"),
-    (("sign",), "hub.commands.sign"),
-    (("verify",), "hub.commands.verify"),
-    (("pki",), "hub.commands.pki"),
-    (("demo",), "hub.commands.demo"),
+
+class CommandModule(NamedTuple):
+    """A sub-command mounted at ``path`` under ``hub`` from ``module`` (which exposes ``app``)."""
+
+    path: tuple[str, ...]
+    module: str
+    #: The line ``hub --help`` shows (without importing the module).
+    help: str = ""
+
+
+#: Mounted sub-commands, imported when they run.
+COMMAND_MODULES: tuple[CommandModule, ...] = (
+    CommandModule(("worker",), "hub.commands.worker", "Deliver outbox messages to the configured endpoints."),
+    CommandModule(("dlq",), "hub.commands.dlq", "Hàng đợi bản tin lỗi / dead-letter queue operations."),
+    CommandModule(
+        ("simulate", "dvcqg"),
+        "hub.commands.simulate_dvcqg",
+        "Mô phỏng Cổng DVCQG / run a simulator of the National Public Service Portal adapter.",
+    ),
+    CommandModule(
+        ("simulate", "lgsp"),
+        "hub.commands.simulate_lgsp",
+        "Mô phỏng nền tảng LGSP / run a simulator of the provincial LGSP (SOAP 1.1/1.2 and REST).",
+    ),
+    CommandModule(("sign",), "hub.commands.sign", "Ký số văn bản PDF / sign PDF documents (PAdES)."),
+    CommandModule(("verify",), "hub.commands.verify", "Kiểm tra chữ ký số / verify the signatures of a PDF."),
+    CommandModule(("pki",), "hub.commands.pki", "PKI thử nghiệm / demo test PKI (not for production)."),
+    CommandModule(
+        ("demo",),
+        "hub.commands.demo",
+        "End-to-end demonstration: DVCQG and LGSP simulators with faults, signing, DLQ replay.",
+    ),
 )
 
 EXIT_CONFIG = 2
@@ -51,6 +76,8 @@ def _module_exists(name: str) -> bool:
 
 
 def _settings() -> Settings:
+    from hub.config import load_settings
+
     return load_settings()
 
 
@@ -62,15 +89,71 @@ def _command_names(app: typer.Typer) -> list[str]:
     return names
 
 
-def _mount(parent: typer.Typer, name: str, app: typer.Typer) -> None:
-    """Mount ``app`` as ``name``; a single command already called ``name`` is merged in.
+def load_command(name: str, module_name: str) -> Any:
+    """Import ``module_name`` and make its typer ``app`` the command ``name``.
 
-    (``hub verify x.pdf`` rather than ``hub verify verify x.pdf``.)
+    A single command already called ``name`` is the command itself (``hub verify x.pdf``
+    rather than ``hub verify verify x.pdf``); anything else becomes a group called ``name``.
     """
+    app = getattr(importlib.import_module(module_name), "app", None)
+    if not isinstance(app, typer.Typer):
+        raise TypeError(f"{module_name} has no typer 'app'")
     if app.registered_callback is None and not app.registered_groups and _command_names(app) == [name]:
-        parent.add_typer(app)
-    else:
-        parent.add_typer(app, name=name)
+        return typer.main.get_command(app)
+    group = typer.main.get_group(app)
+    group.name = name
+    return group
+
+
+class MountedGroup(TyperGroup):
+    """A command group whose mounted sub-commands (:attr:`mounts`) are imported when they run.
+
+    Listing them (``--help``) shows their declared help line instead of importing them. (The
+    click types in the signatures are spelled ``Any``: typer may vendor its own click.)
+    """
+
+    #: Sub-command name → (module, help line); set on the subclass :func:`_group_class` makes.
+    mounts: ClassVar[dict[str, tuple[str, str]]] = {}
+    #: Names listed after the group's own commands, in this order (mounts and nested groups).
+    order: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = super().list_commands(ctx)
+        present = [
+            name
+            for name in self.order
+            if name in self.commands or (name in self.mounts and _module_exists(self.mounts[name][0]))
+        ]
+        return [*(name for name in own if name not in self.order), *present]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in self.mounts:
+            return command
+        module, help_line = self.mounts[cmd_name]
+        if not _module_exists(module):
+            log.debug("command module %s not present; 'hub %s' skipped", module, cmd_name)
+            return None
+        if self._listing:
+            return TyperCommand(cmd_name, help=help_line, short_help=help_line)
+        command = load_command(cmd_name, module)
+        self.commands[cmd_name] = command
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def _group_class(mounts: dict[str, tuple[str, str]], order: list[str]) -> type[MountedGroup]:
+    return type("HubMountedGroup", (MountedGroup,), {"mounts": mounts, "order": tuple(order)})
 
 
 # --- own commands -----------------------------------------------------------------------------
@@ -83,78 +166,12 @@ def serve(
     json_logs: Annotated[bool, typer.Option("--json-logs/--plain-logs", help="Log format")] = True,
 ) -> None:
     """Run the HTTP API (and the delivery worker in the same process)."""
-    from hub.logging import configure_logging
+    from hub import runtime
 
-    settings = _settings()
-    configure_logging(settings.log_level, json_lines=json_logs)
-    asyncio.run(_serve(settings, host or settings.api.host, port or settings.api.port, not no_worker))
-
-
-async def _serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
-    import uvicorn
-
-    from hub.api.app import create_app
-    from hub.db.session import Database
-
-    db = Database.connect(settings.database_url)
-    try:
-        check_schema(db)
-    except BaseException:
-        db.dispose()
-        raise
-    app = create_app(settings, db)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=True))
-    # SIGTERM/SIGINT stop the API and the worker gracefully and the process exits 0; uvicorn's
-    # own handling would re-raise the signal after shutdown (exit status -15).
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    loop = asyncio.get_running_loop()
-
-    def _shutdown() -> None:
-        if server.should_exit:
-            server.force_exit = True
-        server.should_exit = True
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, _shutdown)
-    stop = asyncio.Event()
-    worker_task: asyncio.Task[Any] | None = None
-    if with_worker:
-        run_worker = _worker_runner()
-        if run_worker is None:
-            log.warning("hub.delivery is not installed; serving the API without a delivery worker")
-        else:
-            worker_task = asyncio.create_task(run_worker(settings, db, stop), name="delivery-worker")
-    try:
-        await server.serve()
-    finally:
-        stop.set()
-        if worker_task is not None:
-            await worker_task
-        db.dispose()
-
-
-def check_schema(db: Any) -> None:
-    """Refuse to serve a database whose schema is not at the latest migration."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from hub.db.migrate import alembic_config
-
-    heads = set(ScriptDirectory.from_config(alembic_config("")).get_heads())
-    with db.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    if current != heads:
-        found = ", ".join(sorted(current)) or "empty"
-        raise ConfigurationError(
-            f"database schema is at {found}, expected {', '.join(sorted(heads))}: run 'hub db upgrade' first",
-            message_vi="cơ sở dữ liệu chưa được cập nhật; hãy chạy 'hub db upgrade'",
-        )
-
-
-def _worker_runner() -> Any:
-    if not _module_exists("hub.delivery"):
-        return None
-    return getattr(importlib.import_module("hub.delivery"), "run_worker", None)
+    status = runtime.run(
+        _settings(), json_logs=json_logs, api=True, worker=not no_worker, host=host, port=port
+    )
+    raise typer.Exit(status)
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -231,9 +248,21 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="Name of the key")]) ->
 # --- assembly ---------------------------------------------------------------------------------
 
 
-def build_cli(modules: tuple[tuple[tuple[str, ...], str], ...] = COMMAND_MODULES) -> typer.Typer:
-    """The root typer app with every present command module mounted."""
+def build_cli(modules: Iterable[CommandModule] = COMMAND_MODULES) -> typer.Typer:
+    """The root typer app: own commands, and ``modules`` mounted to be imported when they run."""
+    mounts: dict[tuple[str, ...], dict[str, tuple[str, str]]] = {(): {}}
+    order: dict[tuple[str, ...], list[str]] = {(): []}
+    for entry in modules:
+        for depth in range(len(entry.path)):
+            parent, name = tuple(entry.path[:depth]), entry.path[depth]
+            if name not in order[parent]:
+                order[parent].append(name)
+            if depth < len(entry.path) - 1:
+                mounts.setdefault((*parent, name), {})
+                order.setdefault((*parent, name), [])
+        mounts[tuple(entry.path[:-1])][entry.path[-1]] = (entry.module, entry.help)
     root = typer.Typer(
+        cls=_group_class(mounts[()], order[()]),
         help="motcua interop hub: một cửa ↔ Cổng DVCQG ↔ LGSP.",
         no_args_is_help=True,
         add_completion=False,
@@ -252,22 +281,24 @@ def build_cli(modules: tuple[tuple[tuple[str, ...], str], ...] = COMMAND_MODULES
     root.command("serve")(serve)
     root.add_typer(db_app, name="db")
     root.add_typer(keys_app, name="keys")
-    groups: dict[str, typer.Typer] = {}
-    for path, module_name in modules:
-        if not _module_exists(module_name):
-            log.debug("command module %s not present; 'hub %s' skipped", module_name, " ".join(path))
-            continue
-        app = getattr(importlib.import_module(module_name), "app", None)
-        if not isinstance(app, typer.Typer):
-            raise TypeError(f"{module_name} has no typer 'app'")
-        parent = root
-        for group in path[:-1]:
-            if group not in groups:
-                groups[group] = typer.Typer(help=f"{group} commands", no_args_is_help=True)
-                root.add_typer(groups[group], name=group)
-            parent = groups[group]
-        _mount(parent, path[-1], app)
+    groups: dict[tuple[str, ...], typer.Typer] = {(): root}
+    for path in sorted((path for path in mounts if path), key=len):
+        groups[path] = typer.Typer(
+            cls=_group_class(mounts[path], order[path]), help=f"{path[-1]} commands", no_args_is_help=True
+        )
+        groups[path[:-1]].add_typer(groups[path], name=path[-1])
     return root
+
+
+def _database_error(exc: Exception) -> str | None:
+    """The one-line message of a database connection error (``None``: not one)."""
+    if "sqlalchemy" not in sys.modules:  # nothing touched a database
+        return None
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return None
+    return f"database error: {str(exc.orig).strip() or exc}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -281,8 +312,11 @@ def main(argv: list[str] | None = None) -> None:
     except HubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
-    except OperationalError as exc:
-        typer.echo(f"database error: {str(exc.orig).strip() or exc}", err=True)
+    except Exception as exc:
+        message = _database_error(exc)
+        if message is None:
+            raise
+        typer.echo(message, err=True)
         sys.exit(1)
 
 

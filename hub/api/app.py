@@ -134,10 +134,10 @@ def create_app(
         from hub.services.signing_keys import build_signing_facade
 
         services: Services = app.state.services
-        app.state.signing_facade = facade = build_signing_facade(settings)
-        results = ResultSigningService.from_settings(settings, facade, services.files, services.intake)
-        if results is not None:
-            services.extras["results"] = results
+        services.signing = facade = build_signing_facade(settings)
+        services.results = ResultSigningService.from_settings(
+            settings, facade, services.files, services.intake
+        )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     included: list[str] = []

@@ -11,8 +11,8 @@ role answers 403. The admin role passes every role check.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -28,6 +28,11 @@ from hub.services.intake import IntakeService
 from hub.storage.files import FileStore
 from schemas.errors import AuthenticationError, PermissionDeniedError
 
+if TYPE_CHECKING:  # the signing stack and the DVCQG inbound parts load only where used
+    from connectors.dvcqg.inbound import InboundAccept
+    from hub.services.results import ResultSigningService
+    from signing.facade import SigningFacade
+
 BEARER_SCHEME = HTTPBearer(auto_error=False, description="hub_<prefix>_<secret> API key")
 API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="Same key as the bearer token")
 
@@ -42,8 +47,17 @@ class Services:
     lookup: LookupService
     sms: SmsResponder
     lookup_limiter: RateLimiter
-    #: Services other packages register (e.g. ``"dlq"``), looked up with :func:`get_extra`.
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: Signing with server-held keys (``[signing.keys]``); ``None``: built from the settings at
+    #: first use by ``/api/v1/signing`` (:func:`hub.api.routes.signing.get_signing_facade`).
+    signing: SigningFacade | None = None
+    #: Result papers signed per Decree 30/2020 and attached (``signing.result_*_key``); ``None``:
+    #: not configured, signing a result answers 501.
+    results: ResultSigningService | None = None
+    #: Who takes the dossiers the national portal pushes (docs/portal.md §6); ``None``: the
+    #: intake service (:func:`hub.api.routes.dvcqg_inbound.intake_acceptor`).
+    dvcqg_accept: InboundAccept | None = None
+    #: Largest push body accepted from the portal; ``None``: the connector's default.
+    dvcqg_push_max_bytes: int | None = None
 
 
 def get_settings(request: Request) -> Settings:
@@ -79,11 +93,6 @@ def get_lookup(request: Request) -> LookupService:
 
 def get_sms(request: Request) -> SmsResponder:
     return get_services(request).sms
-
-
-def get_extra(request: Request, name: str) -> Any:
-    """A service registered by another package in ``Services.extras`` (``None`` if absent)."""
-    return get_services(request).extras.get(name)
 
 
 def bearer_token(request: Request) -> str | None:

@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from hub.logging import configure_logging
-
 app = typer.Typer(
     help="End-to-end demonstration: DVCQG and LGSP simulators with faults, signing, DLQ replay.",
     add_completion=False,
@@ -28,10 +26,11 @@ def demo(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the hub's logs")] = False,
 ) -> None:
     """Feed sample Ninh Bình dossiers through the hub to the DVCQG and LGSP simulators (with faults),
-    sign a result paper with the test PKI, and show retries, ordering, DLQ replay and the checks."""
+    sign a result paper with the test PKI, and show retries, ordering and DLQ replay."""
+    from hub import runtime
     from hub.demo import run_demo
 
-    configure_logging("INFO" if verbose else "ERROR", json_lines=False)
+    runtime.setup_logging("INFO" if verbose else "ERROR", json_logs=False)
     try:
         status = asyncio.run(run_demo(directory, port=port, keep_running=not exit_after, echo=typer.echo))
     except KeyboardInterrupt:

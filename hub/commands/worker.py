@@ -2,12 +2,12 @@
 
 Run several (on one or more hosts) for throughput or availability: claims never overlap and
 per-dossier order holds across workers. ``hub serve`` runs one in-process unless
-``--no-worker``.
+``--no-worker``. Started through :mod:`hub.runtime`, like ``hub serve``: masked logs, and a
+database whose schema is not at the latest migration is refused.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -31,21 +31,16 @@ def worker(
     json_logs: Annotated[bool, typer.Option("--json-logs/--plain-logs", help="Log format")] = True,
 ) -> None:
     """Deliver outbox messages to the configured endpoints until stopped."""
+    from hub import runtime
     from hub.config import load_settings
-    from hub.db.session import Database
-    from hub.delivery.__main__ import serve
-    from hub.delivery.worker import Worker
-    from hub.logging import configure_logging
 
     settings = load_settings()
     if concurrency is not None:
         settings.worker.concurrency = concurrency
-    configure_logging(settings.log_level, json_lines=json_logs)
-    db = Database.connect(settings.database_url, pool_size=4)
-    try:
-        asyncio.run(serve(Worker(settings, db, worker_id=worker_id, transport=transport)))
-    finally:
-        db.dispose()
+    status = runtime.run(
+        settings, json_logs=json_logs, api=False, worker=True, worker_id=worker_id, transport=transport
+    )
+    raise typer.Exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,7 @@
 """Delivery engine: the outbox worker, retry policy, circuit breaker (issue 2).
 
-Entry points: :class:`Worker` / :func:`run_worker` (embedded in ``hub serve`` or run by
-``hub worker``), and ``python -m hub.delivery`` for a stand-alone worker process.
+Entry points: :class:`Worker` / :func:`run_worker`; processes start it through
+:mod:`hub.runtime` (embedded in ``hub serve``, or alone with ``hub worker``).
 
 Layout: ``worker`` (claim loop, deliveries, shutdown) composes ``planner`` (how much to claim
 per endpoint), ``ledger`` (leases held, batched results, heartbeat), ``breaker`` and ``retry``

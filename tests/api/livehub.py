@@ -1,10 +1,9 @@
-"""A real hub API on a loopback uvicorn server, for API and lookup tests."""
+"""A real hub API on loopback, started through the runtime (:mod:`hub.runtime`) as ``hub serve``
+starts it, for API and lookup tests."""
 
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
-from hub.api.app import CORE_ROUTE_MODULES, create_app
+from hub import runtime
+from hub.api.app import CORE_ROUTE_MODULES
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings, load_settings
 from hub.db.session import Database
@@ -32,6 +31,7 @@ class LiveHub:
     settings: Settings
     db: Database
     tokens: dict[str, str] = field(default_factory=dict)
+    app: Any = None
 
     def client(self, role: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = dict(kwargs.pop("headers", {}))
@@ -62,29 +62,7 @@ def hub_settings(database_url: str, data_dir: Path, port: int, **overrides: Any)
 
 
 def bind_loopback() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@contextmanager
-def serve(app: Any, sock: socket.socket) -> Iterator[uvicorn.Server]:
-    """Run ``app`` on an already bound loopback socket in a thread (port 0 → free port)."""
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield server
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    return runtime.listen("127.0.0.1", 0)
 
 
 @contextmanager
@@ -94,21 +72,26 @@ def live_hub(
     route_modules: tuple[str, ...] = CORE_ROUTE_MODULES,
     **overrides: Any,
 ) -> Iterator[LiveHub]:
-    """The hub with its own routes (other parts' routes are tested by their owners)."""
-    db = Database.connect(database_url)
+    """The hub's API (no worker) with its own routes (other parts' routes are tested by their
+    owners), one API key per role."""
     sock = bind_loopback()
     port = sock.getsockname()[1]
     settings = hub_settings(database_url, data_dir, port, **overrides)
-    app = create_app(settings, db, bootstrap_token=BOOTSTRAP, route_modules=route_modules)
-    keys = ApiKeyService(db)
-    hub = LiveHub(base_url=f"http://127.0.0.1:{port}", settings=settings, db=db)
-    for role in ROLES:
-        hub.tokens[role] = keys.create(f"test-{role}", role, actor="tests").token
-    try:
-        with serve(app, sock):
-            yield hub
-    finally:
-        db.dispose()
+    with runtime.run_in_thread(
+        settings,
+        api=True,
+        worker=False,
+        sock=sock,
+        bootstrap_token=BOOTSTRAP,
+        route_modules=route_modules,
+        access_log=False,
+    ) as running:
+        assert running.base_url is not None
+        hub = LiveHub(base_url=running.base_url, settings=settings, db=running.db, app=running.app)
+        keys = ApiKeyService(running.db)
+        for role in ROLES:
+            hub.tokens[role] = keys.create(f"test-{role}", role, actor="tests").token
+        yield hub
 
 
 def dossier_json(code: str = "000.00.18.H42-251125-0001", **extra: Any) -> dict[str, Any]:

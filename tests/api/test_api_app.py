@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from hub.api.app import OPTIONAL_ROUTE_MODULES, ROUTE_MODULES, create_app, load_routers
-from hub.cli import COMMAND_MODULES, build_cli
+from hub.cli import COMMAND_MODULES, CommandModule, build_cli
 from hub.config import load_settings
 
 
@@ -58,17 +58,18 @@ def test_every_present_route_module_is_mounted(tmp_path: Path) -> None:
 def test_cli_mounts_present_command_modules(fake_package: str) -> None:
     cli = build_cli(
         (
-            (("good",), f"{fake_package}.good"),
-            (("nested", "good2"), f"{fake_package}.good"),
-            (("missing",), f"{fake_package}.missing"),
+            CommandModule(("good",), f"{fake_package}.good"),
+            CommandModule(("nested", "good2"), f"{fake_package}.good"),
+            CommandModule(("missing",), f"{fake_package}.missing"),
         )
     )
     runner = CliRunner()
     assert "good ran" in runner.invoke(cli, ["good"]).output  # single command named like its mount: merged
     assert "good ran" in runner.invoke(cli, ["nested", "good2", "good"]).output
     assert runner.invoke(cli, ["missing"]).exit_code != 0
+    broken = build_cli((CommandModule(("broken",), f"{fake_package}.broken"),))  # imported when run
     with pytest.raises(ModuleNotFoundError):
-        build_cli(((("broken",), f"{fake_package}.broken"),))
+        runner.invoke(broken, ["broken"], catch_exceptions=False)
 
 
 def test_cli_mounts_every_present_module() -> None:
@@ -77,7 +78,7 @@ def test_cli_mounts_every_present_module() -> None:
     names = {group.name for group in cli.registered_groups} | {
         command.name for command in cli.registered_commands
     }
-    for path, module in COMMAND_MODULES:
+    for path, module, _help in COMMAND_MODULES:
         if importlib.util.find_spec(module) is not None:
             output = CliRunner().invoke(cli, [*path, "--help"]).output
             assert "Usage" in output, (path, output)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -113,22 +115,6 @@ def test_help_lists_own_commands(tmp_path: Path) -> None:
         assert command in result.stdout
 
 
-def test_demo_exit_delivers_or_replays_everything(tmp_path: Path) -> None:
-    result = run(
-        ["demo", "--dir", str(tmp_path / "demo"), "--port", "0", "--exit"], clean_env(), tmp_path, 300
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert "RESULT: OK, every message delivered or replayed" in out
-    total = next(line for line in out.splitlines() if line.startswith("TOTAL"))
-    fields = dict(part.split("=") for part in total.split()[1:])
-    assert fields["messages"] == fields["delivered"]
-    assert int(fields["retries"]) > 0
-    assert int(fields["replayed"]) >= 1
-    assert "SAI" not in out  # no queue out of order
-    assert "Nguyễn Văn An" in out
-
-
 def test_demo_refuses_a_foreign_directory(tmp_path: Path) -> None:
     foreign = tmp_path / "not-demo"
     foreign.mkdir()
@@ -143,4 +129,89 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = run(["serve", "--no-worker"], env, tmp_path, timeout=60)
     assert result.returncode == 2
     assert "run 'hub db upgrade' first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_worker_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    env = clean_env(HUB_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+    result = run(["worker"], env, tmp_path, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one clear line, no traceback
+    assert lines[0].startswith("configuration error: database schema is at empty, expected ")
+    assert lines[0].endswith("run 'hub db upgrade' first")
+
+
+def test_worker_refuses_a_database_behind_the_migrations(database_url: str, tmp_path: Path) -> None:
+    from hub.db.migrate import downgrade
+
+    downgrade(database_url, "0002")
+    result = run(["worker"], clean_env(HUB_DATABASE_URL=database_url), tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "database schema is at 0002" in result.stderr
+    assert "run 'hub db upgrade' first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+HEAVY_MODULES = ("pyhanko", "zeep", "aiohttp")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["keys", "list", "--help"], ["db", "upgrade", "--help"]])
+def test_light_commands_do_not_import_the_heavy_libraries(tmp_path: Path, args: list[str]) -> None:
+    """Signing (pyHanko), SOAP (zeep) and the delivery transport (aiohttp) are imported only by
+    the commands that use them."""
+    probe = (
+        "import json, sys\n"
+        "from hub.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_mounted_command_imports_what_it_needs(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from hub.cli import main\n"
+        "try:\n"
+        "    main(['worker', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('aiohttp' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--concurrency" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_serve_on_a_port_in_use_is_a_configuration_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_env(HUB_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
+        result = run(["serve", "--port", str(port)], env, tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr

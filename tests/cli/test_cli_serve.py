@@ -1,4 +1,4 @@
-"""``hub serve``: API and the in-process delivery worker, as a real process."""
+"""``hub serve`` and ``hub worker`` as real processes: API and delivery worker, signals."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ import pytest
 from connectors.sink import sink_in_thread
 from hub.auth.keys import ApiKeyService
 from hub.db.migrate import upgrade
+from hub.db.models import OutboxMessage
 from hub.db.session import Database
+from hub.outbox.enqueue import enqueue
+from hub.runtime import EXIT_FORCED
 from schemas.timefmt import VN_TZ
 from tests.api.livehub import dossier_json, free_port
 
@@ -87,3 +90,88 @@ def test_serve_runs_api_and_worker(database_url: str, tmp_path: Path, with_worke
         assert process.returncode == 0, err
         assert "Traceback" not in err
         assert "001099012345" not in err  # the owner's ID number never reaches the logs
+
+
+def _enqueue(db: Database, dossier: str) -> int:
+    with db.transaction() as session:
+        rows = enqueue(
+            session,
+            endpoints=["portal"],
+            kind="dossier.sync",
+            ordering_key=dossier,
+            payload={"dossier": dossier},
+            dossier_code=dossier,
+        )
+        return rows[0].seq
+
+
+def _state(db: Database, seq: int) -> str:
+    with db.sessions() as session:
+        row = session.get(OutboxMessage, seq)
+        assert row is not None
+        return row.state
+
+
+def _worker(database_url: str, sink_url: str, tmp_path: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_DATABASE_URL=database_url,
+        HUB_WORKER__POLL_INTERVAL_SECONDS="0.1",
+        HUB_WORKER__SHUTDOWN_GRACE_SECONDS="600",
+        HUB_ENDPOINTS=json.dumps({"portal": {"kind": "webhook", "url": sink_url, "timeout_seconds": 900}}),
+    )
+    return subprocess.Popen(
+        [HUB, "worker"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for(db: Database, seq: int, state: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while _state(db, seq) != state:
+        if process.poll() is not None:
+            raise AssertionError(f"hub worker exited: {process.stderr.read() if process.stderr else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"message {seq} never reached {state}")
+        time.sleep(0.05)
+
+
+def test_worker_stops_gracefully_on_sigterm(database_url: str, tmp_path: Path) -> None:
+    db = Database.connect(database_url)
+    try:
+        with sink_in_thread() as sink:
+            process = _worker(database_url, sink.url, tmp_path)
+            try:
+                seq = _enqueue(db, "H42-0001")
+                _wait_for(db, seq, "delivered", process)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                _out, err = process.communicate(timeout=60)
+    finally:
+        db.dispose()
+    assert process.returncode == 0, err
+    assert "stopping gracefully" in err
+    assert "Traceback" not in err
+
+
+def test_a_second_signal_forces_the_stop(database_url: str, tmp_path: Path) -> None:
+    """A delivery that would hold the graceful stop for minutes (slow portal, long grace) is
+    abandoned on the second signal; its lease expires and another worker takes it over."""
+    db = Database.connect(database_url)
+    try:
+        with sink_in_thread() as sink:
+            sink.configure(delay=600)  # the portal answers only after ten minutes
+            process = _worker(database_url, sink.url, tmp_path)
+            try:
+                seq = _enqueue(db, "H42-0002")
+                _wait_for(db, seq, "in_flight", process)
+                process.send_signal(signal.SIGTERM)  # graceful: waits for the delivery in flight
+                process.send_signal(signal.SIGINT)  # forced
+                _out, err = process.communicate(timeout=60)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
+    finally:
+        db.dispose()
+    assert process.returncode == EXIT_FORCED, err
+    assert "forcing the stop" in err

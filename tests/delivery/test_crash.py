@@ -1,4 +1,4 @@
-"""Crash safety with real worker processes (``python -m hub.delivery``), SIGKILL and SIGTERM.
+"""Crash safety with real worker processes (``hub worker``), SIGKILL and SIGTERM.
 
 Solid Queue-style kill tests (docs/delivery.md §10): every message is delivered at least
 once, none lost or stuck, and the lost leases are recorded as ``lease_lost`` attempts.
@@ -71,7 +71,7 @@ def _spawn(db_url: str, config: Path, worker_id: str) -> subprocess.Popen[bytes]
         "HUB_LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "hub.delivery", "--worker-id", worker_id],
+        [sys.executable, "-m", "hub", "worker", "--worker-id", worker_id],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

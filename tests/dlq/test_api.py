@@ -1,4 +1,5 @@
-"""The DLQ API through the real app on a real uvicorn server (auth, error bodies), real database."""
+"""The DLQ API on the hub as ``hub serve`` runs it (the runtime, uvicorn on loopback): auth,
+error bodies, real database."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from hub.api.app import create_app
+from hub import runtime
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings
 from hub.db.session import Database
-from tests.api.livehub import bind_loopback, serve
 
 from .test_service import audit, kill, put
 
@@ -19,10 +19,10 @@ from .test_service import audit, kill, put
 @pytest.fixture
 def client(db: Database, db_url: str, tmp_path: object) -> Iterator[httpx.Client]:
     settings = Settings(database_url=db_url, data_dir=tmp_path)  # type: ignore[arg-type]
-    app = create_app(settings, db, bootstrap_token=None)
-    sock = bind_loopback()
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    with serve(app, sock), httpx.Client(base_url=base_url, timeout=30) as http_client:
+    with (
+        runtime.run_in_thread(settings, worker=False, host="127.0.0.1", port=0, access_log=False) as hub,
+        httpx.Client(base_url=hub.base_url or "", timeout=30) as http_client,
+    ):
         yield http_client
 
 

@@ -186,14 +186,14 @@ def test_app_builds_the_facade_and_result_service_at_start_up(
     monkeypatch.setenv("OFFICER_PW", pki.pki.p12_password)
     monkeypatch.setenv("AGENCY_PW", pki.pki.p12_password)
     app = create_app(settings, db)
-    facade = app.state.signing_facade
+    facade = app.state.services.signing
     assert isinstance(facade, SigningFacade)
     assert set(facade.keys) == {"officer", "agency"}
-    assert isinstance(app.state.services.extras["results"], ResultSigningService)
+    assert isinstance(app.state.services.results, ResultSigningService)
 
     plain = create_app(load_settings(data_dir=tmp_path), db)
-    assert not hasattr(plain.state, "signing_facade")  # no keys: the signing stack is not built
-    assert "results" not in plain.state.services.extras
+    assert plain.state.services.signing is None  # no keys: the signing stack is not built
+    assert plain.state.services.results is None
 
 
 # --- a PKCS#11 agency seal on SoftHSM2 ---------------------------------------------------------

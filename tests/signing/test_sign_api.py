@@ -1,4 +1,5 @@
-"""The signing API on a real loopback hub (uvicorn, real database, real file store, real PKI)."""
+"""The signing API on a real loopback hub (started by the runtime as ``hub serve`` does; real
+database, real file store, real PKI)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from hub.api.app import CORE_ROUTE_MODULES, create_app
+from hub import runtime
+from hub.api.app import CORE_ROUTE_MODULES
 from hub.auth.keys import ApiKeyService
-from hub.db.session import Database
 from signing.external import ExternalSigningService
 from signing.facade import SigningFacade
 from signing.keys import Pkcs12KeySource, Secret
@@ -27,7 +28,7 @@ from signing.samples import sample_pdf
 from signing.signer_service import SigningConfig, SigningService
 from signing.store import InMemoryPendingStore
 from signing.testpki import TestPki
-from tests.api.livehub import BOOTSTRAP, bind_loopback, hub_settings, serve
+from tests.api.livehub import BOOTSTRAP, bind_loopback, hub_settings
 
 
 @dataclass
@@ -45,26 +46,30 @@ class SigningHub:
 def signing_hub(
     database_url: str, tmp_path: Path, signing_config: SigningConfig, test_pki: TestPki
 ) -> Iterator[SigningHub]:
-    db = Database.connect(database_url)
     sock = bind_loopback()
     port = sock.getsockname()[1]
     settings = hub_settings(database_url, tmp_path / "data", port)
-    app = create_app(
-        settings, db, bootstrap_token=BOOTSTRAP, route_modules=(*CORE_ROUTE_MODULES, "hub.api.routes.signing")
-    )
     service = SigningService(signing_config)
-    app.state.signing_facade = SigningFacade(
+    facade = SigningFacade(
         service,
         ExternalSigningService(service, InMemoryPendingStore(), ttl=timedelta(minutes=5)),
         {"agency-hsm": Pkcs12KeySource(test_pki.agency_p12, Secret(test_pki.p12_password))},
     )
-    keys = ApiKeyService(db)
-    tokens = {role: keys.create(f"t-{role}", role, actor="tests").token for role in ("officer", "technician")}
-    try:
-        with serve(app, sock):
-            yield SigningHub(f"http://127.0.0.1:{port}", tokens, app)
-    finally:
-        db.dispose()
+    with runtime.run_in_thread(
+        settings,
+        worker=False,
+        sock=sock,
+        bootstrap_token=BOOTSTRAP,
+        route_modules=(*CORE_ROUTE_MODULES, "hub.api.routes.signing"),
+        access_log=False,
+    ) as hub:
+        assert hub.app is not None
+        hub.app.state.services.signing = facade  # the test's keys (before any request)
+        keys = ApiKeyService(hub.db)
+        tokens = {
+            role: keys.create(f"t-{role}", role, actor="tests").token for role in ("officer", "technician")
+        }
+        yield SigningHub(f"http://127.0.0.1:{port}", tokens, hub.app)
 
 
 def _signatures(data: bytes) -> int:

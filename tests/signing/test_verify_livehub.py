@@ -1,5 +1,5 @@
-"""Verification through the real hub app (create_app, real API keys and database, settings-driven
-trust anchors) on loopback uvicorn."""
+"""Verification through the real hub (started by the runtime as ``hub serve`` does, real API keys
+and database, settings-driven trust anchors) on loopback."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ import httpx
 import pytest
 from test_verify_helpers import make_pdf, sign
 
-from hub.api.app import CORE_ROUTE_MODULES, create_app
+from hub import runtime
+from hub.api.app import CORE_ROUTE_MODULES
 from hub.auth.keys import ApiKeyService
-from hub.db.session import Database
 from signing.testpki import RunningPki
-from tests.api.livehub import BOOTSTRAP, bind_loopback, hub_settings, serve
+from tests.api.livehub import BOOTSTRAP, bind_loopback, hub_settings
 
 
 @pytest.fixture
 def live(database_url: str, tmp_path: Path, running_pki: RunningPki) -> Iterator[tuple[str, dict[str, str]]]:
-    db = Database.connect(database_url)
     sock = bind_loopback()
     port = sock.getsockname()[1]
     pki = running_pki.pki
@@ -32,19 +31,17 @@ def live(database_url: str, tmp_path: Path, running_pki: RunningPki) -> Iterator
             "revocation_policy": "warn",
         },
     )
-    app = create_app(
+    with runtime.run_in_thread(
         settings,
-        db,
+        worker=False,
+        sock=sock,
         bootstrap_token=BOOTSTRAP,
         route_modules=(*CORE_ROUTE_MODULES, "hub.api.routes.verification"),
-    )
-    keys = ApiKeyService(db)
-    tokens = {role: keys.create(f"v-{role}", role, actor="tests").token for role in ("officer", "source")}
-    try:
-        with serve(app, sock):
-            yield f"http://127.0.0.1:{port}", tokens
-    finally:
-        db.dispose()
+        access_log=False,
+    ) as hub:
+        keys = ApiKeyService(hub.db)
+        tokens = {role: keys.create(f"v-{role}", role, actor="tests").token for role in ("officer", "source")}
+        yield f"http://127.0.0.1:{port}", tokens
 
 
 def test_officer_verifies_through_the_real_app(

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.api.deps import FilesDep, IntakeDep, SettingsDep, get_extra, require_role
+from hub.api.deps import FilesDep, IntakeDep, SettingsDep, get_services, require_role
 from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
 from hub.auth.keys import Principal
@@ -22,7 +22,7 @@ from hub.dlq.models import MessageSummary
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import IntakeResult
 from hub.services.result_files import store_and_attach
-from hub.services.results import ResultSigningService, SignedResult
+from hub.services.results import SignedResult
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
 from schemas.dossier import Dossier
@@ -204,8 +204,8 @@ def sign_result(
     request: Request,
     principal: Annotated[Principal, Depends(require_role("officer"))],
 ) -> SignedResult:
-    service = get_extra(request, "results")
-    if not isinstance(service, ResultSigningService):
+    service = get_services(request).results
+    if service is None:
         raise FeatureNotConfiguredError(
             "server-held signing keys are not configured (signing.keys, signing.result_*_key)",
             message_vi="chưa cấu hình khóa ký số của đơn vị trên hệ thống",

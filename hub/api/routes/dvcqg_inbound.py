@@ -2,7 +2,7 @@
 
 Only callers holding the ``portal`` role get in. The handler validates and converts the push
 (:mod:`connectors.dvcqg.inbound`) and hands the canonical dossier to an acceptor: the one
-registered as ``Services.extras["dvcqg_accept"]`` if any, otherwise the hub's intake service
+set as ``Services.dvcqg_accept`` if any, otherwise the hub's intake service
 (:func:`intake_acceptor`, origin ``dvcqg``). Answers use the §6 shape
 ``{"error_code": 0 | 1 | -1, "message": "<MaHoSo>| <reason>"}``.
 """
@@ -22,7 +22,7 @@ from connectors.dvcqg.inbound import (
     InboundAnswer,
     handle_push,
 )
-from hub.api.deps import get_extra, get_intake, require_role
+from hub.api.deps import get_intake, get_services, require_role
 from hub.api.errors import http_status_for
 from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert
@@ -30,8 +30,6 @@ from schemas.dossier import Dossier
 from schemas.errors import NotFoundError
 
 PUSH_PATH = "/api/v1/dvcqg/inbound/dossiers"
-ACCEPTOR_EXTRA = "dvcqg_accept"
-MAX_BYTES_EXTRA = "dvcqg_push_max_bytes"
 
 router = APIRouter(tags=["dvcqg"])
 
@@ -56,10 +54,9 @@ def intake_acceptor(intake: IntakeService, *, actor: str = "dvcqg-portal") -> Ca
 
 
 def get_acceptor(request: Request) -> InboundAccept:
-    registered = get_extra(request, ACCEPTOR_EXTRA)
+    registered = get_services(request).dvcqg_accept
     if registered is not None:
-        acceptor: InboundAccept = registered
-        return acceptor
+        return registered
     return intake_acceptor(get_intake(request))
 
 
@@ -84,7 +81,7 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 async def receive_push(
     request: Request, accept: Annotated[InboundAccept, Depends(get_acceptor)]
 ) -> JSONResponse:
-    limit = get_extra(request, MAX_BYTES_EXTRA) or DEFAULT_MAX_PUSH_BYTES
+    limit = get_services(request).dvcqg_push_max_bytes or DEFAULT_MAX_PUSH_BYTES
     body = await _read_limited(request, limit)
     if body is None:
         too_large = InboundAnswer(error_code=-1, message=f"| body larger than {limit} bytes")

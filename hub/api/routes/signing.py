@@ -28,7 +28,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from hub.api.deps import get_extra, require_role
+from hub.api.deps import get_services, get_settings, require_role
 from hub.auth.keys import Principal
 from schemas.errors import InvalidInputError, PayloadTooLargeError
 from signing.external import ExternalSigningRequest
@@ -46,19 +46,12 @@ _DEFAULT_LIMIT = 20 * 1024 * 1024
 
 
 def get_signing_facade(request: Request) -> SigningFacade:
-    """``Services.extras["signing"]`` or ``app.state.signing_facade``, else built from settings."""
-    facade = None
-    try:
-        facade = get_extra(request, "signing")
-    except AttributeError:
-        facade = None
-    facade = facade or getattr(request.app.state, "signing_facade", None)
-    if isinstance(facade, SigningFacade):
-        return facade
-    settings = request.app.state.settings
-    built = SigningFacade.from_settings(settings.signing, Path(settings.data_dir))
-    request.app.state.signing_facade = built
-    return built
+    """``Services.signing``, built from the settings at first use when the app has none."""
+    services = get_services(request)
+    if services.signing is None:
+        settings = get_settings(request)
+        services.signing = SigningFacade.from_settings(settings.signing, Path(settings.data_dir))
+    return services.signing
 
 
 def _limit(request: Request) -> int:

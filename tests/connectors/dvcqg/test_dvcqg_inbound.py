@@ -4,25 +4,22 @@ real intake service, on SQLite and PostgreSQL; hostile input leaves nothing behi
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from dvcqg_samples import dossier_code, full_dossier
 from sqlalchemy import func, select
 
 from connectors.dvcqg.inbound import handle_push
 from connectors.dvcqg.mapping import dossier_to_wire
 from connectors.dvcqg.options import DvcqgOptions
-from hub.api.app import create_app
+from hub import runtime
 from hub.api.errors import http_status_for
-from hub.api.routes.dvcqg_inbound import ACCEPTOR_EXTRA, PUSH_PATH
+from hub.api.routes.dvcqg_inbound import PUSH_PATH
+from hub.auth.keys import ApiKeyService
 from hub.config import load_settings
 from hub.db.models import DossierRow, OutboxMessage
 from hub.db.session import Database
@@ -61,36 +58,20 @@ class Api:
         return dossiers, messages
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def api(db: Database, database_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The hub's API as ``hub serve --no-worker`` runs it (through the runtime)."""
     settings = load_settings(
         database_url=database_url,
         data_dir=tmp_path,
         endpoints={"lgsp": {"kind": "webhook", "url": "http://127.0.0.1:9/lgsp"}},
         routing=[{"kinds": ["dossier.sync"], "endpoints": ["lgsp"], "origins": ["dvcqg"]}],
     )
-    app = create_app(settings, db)
-    keys = app.state.services.keys
-    portal = keys.create("dvcqg-portal", "portal", actor="test").token
-    officer = keys.create("officer-1", "officer", actor="test").token
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    yield Api(f"http://127.0.0.1:{port}", db, app, portal, officer)
-    server.should_exit = True
-    thread.join(10)
+    with runtime.run_in_thread(settings, worker=False, host="127.0.0.1", port=0, access_log=False) as hub:
+        keys = ApiKeyService(hub.db)
+        portal = keys.create("dvcqg-portal", "portal", actor="test").token
+        officer = keys.create("officer-1", "officer", actor="test").token
+        yield Api(hub.base_url or "", db, hub.app, portal, officer)
 
 
 def test_push_is_stored_once_with_origin_dvcqg(api: Api) -> None:
@@ -179,7 +160,7 @@ def test_registered_acceptor_seam_is_used(api: Api) -> None:
         seen.append((dossier.code, key))
         return True
 
-    api.app.state.services.extras[ACCEPTOR_EXTRA] = accept
+    api.app.state.services.dvcqg_accept = accept
     response = api.post(push_record(), **{"X-Message-Id": "portal-msg-7"})
     assert response.json()["error_code"] == 0
     assert seen == [(CODE, "portal-msg-7")]
@@ -188,7 +169,7 @@ def test_registered_acceptor_seam_is_used(api: Api) -> None:
     async def busy(dossier: Dossier, key: str) -> bool:
         raise EndpointBusyError("database busy", retry_after=5)
 
-    api.app.state.services.extras[ACCEPTOR_EXTRA] = busy
+    api.app.state.services.dvcqg_accept = busy
     response = api.post(push_record())
     assert response.status_code == 503
     assert response.json()["error_code"] == -1

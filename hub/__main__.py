@@ -1,0 +1,5 @@
+"""``python -m hub``: the ``hub`` command line (:mod:`hub.cli`)."""
+
+from hub.cli import main
+
+main()

@@ -1,0 +1,377 @@
+"""The hub's one composition root: how every hub process starts and stops (docs/architecture.md).
+
+In order: settings (given) → logging (:func:`hub.logging.configure_logging`, PII masked) →
+database connection and schema check (:func:`open_database`) → the HTTP API on uvicorn and/or
+the delivery worker (:func:`start`) → signals (:func:`until_signalled`: the first SIGTERM or
+SIGINT stops gracefully and the process exits 0, a second one forces the stop) → disposal of
+the worker's connectors, the server and the database.
+
+``hub serve`` (API and worker), ``hub worker`` (worker only) and ``hub demo`` start the hub
+here, and so do the tests and benchmarks (:func:`run_in_thread` runs it on an event loop of
+its own in a background thread). Heavy libraries are imported only when a hub starts, so
+importing this module costs nothing to light commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from schemas.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from connectors.http import TransportKind
+    from hub.config import Settings
+    from hub.db.session import Database
+    from hub.delivery.worker import Worker
+
+log = logging.getLogger("hub.runtime")
+
+#: Exit statuses of :func:`run`: a requested (graceful) stop, and a stop forced by a second signal.
+EXIT_OK = 0
+EXIT_FORCED = 1
+#: Connection pool of a process running the API (request threads), and of a worker-only process.
+API_POOL_SIZE = 10
+WORKER_POOL_SIZE = 4
+#: While stopping, how often to check whether the stop was forced meanwhile.
+FORCE_CHECK_SECONDS = 0.2
+#: Seconds :func:`run_in_thread` waits for the hub to start or to stop.
+THREAD_TIMEOUT_SECONDS = 60.0
+
+
+def setup_logging(level: str, *, json_logs: bool = True) -> None:
+    """Masked logging for the whole process (Decree 13/2023: no personal data in logs)."""
+    from hub.logging import configure_logging
+
+    configure_logging(level, json_lines=json_logs)
+
+
+def check_schema(db: Database) -> None:
+    """Refuse to run on a database whose schema is not at the latest migration."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from hub.db.migrate import alembic_config
+
+    heads = set(ScriptDirectory.from_config(alembic_config("")).get_heads())
+    with db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current != heads:
+        found = ", ".join(sorted(current)) or "empty"
+        raise ConfigurationError(
+            f"database schema is at {found}, expected {', '.join(sorted(heads))}: run 'hub db upgrade' first",
+            message_vi="cơ sở dữ liệu chưa được cập nhật; hãy chạy 'hub db upgrade'",
+        )
+
+
+def open_database(settings: Settings, *, pool_size: int = API_POOL_SIZE) -> Database:
+    """Connect to ``settings.database_url`` and check its schema (disposed again on failure)."""
+    from hub.db.session import Database
+
+    db = Database.connect(settings.database_url, pool_size=pool_size)
+    try:
+        check_schema(db)
+    except BaseException:
+        db.dispose()
+        raise
+    return db
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (port 0: any free port), or a clear configuration error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            message_vi=f"không mở được cổng {host}:{port}",
+        ) from None
+    return sock
+
+
+def api_server(app: FastAPI, sock: socket.socket, *, access_log: bool = True) -> uvicorn.Server:
+    """The uvicorn server of the API on ``sock``; the runtime, not uvicorn, handles signals."""
+    import uvicorn
+
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=access_log, lifespan="on")
+    server = uvicorn.Server(config)
+    # uvicorn's own handling would re-raise the signal after its shutdown (exit status -15)
+    # and would not stop the worker; :func:`until_signalled` does both.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    return server
+
+
+class RunningHub:
+    """A started hub: its settings, database, API application and delivery worker.
+
+    Made by :func:`start`, which stops it on exit. :meth:`request_stop` asks every part to stop
+    gracefully (the worker finishes or releases its in-flight deliveries, docs/delivery.md);
+    :meth:`force_stop` stops without waiting.
+    """
+
+    def __init__(
+        self, settings: Settings, db: Database, *, worker_options: dict[str, Any] | None = None
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.app: FastAPI | None = None
+        self.base_url: str | None = None
+        self.port: int | None = None
+        self.worker: Worker | None = None
+        self.forced = False
+        self._forced = asyncio.Event()
+        self._raised = False  # a part's failure was raised by :meth:`wait`
+        self._server: uvicorn.Server | None = None
+        self._server_task: asyncio.Task[None] | None = None
+        self._worker_stop = asyncio.Event()
+        self._worker_task: asyncio.Task[None] | None = None
+        #: ``worker_id`` / ``transport`` for :class:`~hub.delivery.worker.Worker` (its defaults otherwise).
+        self._worker_options = dict(worker_options or {})
+
+    # --- starting ----------------------------------------------------------------------------
+
+    async def _start_api(
+        self,
+        sock: socket.socket,
+        *,
+        bootstrap_token: str | None,
+        route_modules: tuple[str, ...] | None,
+        access_log: bool,
+    ) -> None:
+        from hub.api.app import create_app
+
+        extra: dict[str, Any] = {} if route_modules is None else {"route_modules": route_modules}
+        self.app = create_app(self.settings, self.db, bootstrap_token=bootstrap_token, **extra)
+        host, port = sock.getsockname()[:2]
+        self.port = int(port)
+        self.base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        self._server = server = api_server(self.app, sock, access_log=access_log)
+        self._server_task = asyncio.create_task(server.serve(sockets=[sock]), name="hub-api")
+        while not server.started:
+            if self._server_task.done():
+                await self._server_task  # raises what stopped it
+                raise ConfigurationError(f"the API did not start on {self.base_url}")
+            await asyncio.sleep(0.01)
+        log.info("API listening on %s", self.base_url)
+
+    def _start_worker(self, settings: Settings) -> None:
+        from hub.delivery.worker import Worker
+
+        self._worker_stop = asyncio.Event()
+        self.worker = Worker(settings, self.db, **self._worker_options)
+        self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop), name="hub-worker")
+
+    async def restart_worker(self, settings: Settings) -> None:
+        """Stop the worker gracefully and start a new one with ``settings`` (a changed configuration)."""
+        if self._worker_task is None:
+            raise RuntimeError("this hub runs no delivery worker")
+        self._worker_stop.set()
+        await self._worker_task
+        self.settings = settings
+        self._start_worker(settings)
+
+    # --- stopping ----------------------------------------------------------------------------
+
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        return [task for task in (self._server_task, self._worker_task) if task is not None]
+
+    def request_stop(self) -> None:
+        """Graceful stop: the API stops accepting, the worker stops claiming and drains."""
+        self._worker_stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def force_stop(self) -> None:
+        """Stop now: open requests are dropped, in-flight deliveries abandoned (their leases
+        expire and another worker takes them over, docs/delivery.md)."""
+        self.forced = True
+        self._forced.set()
+        self.request_stop()
+        if self._server is not None:
+            self._server.force_exit = True
+        if self._worker_task is not None:
+            self._worker_task.cancel()
+
+    async def wait(self) -> None:
+        """Until every part has stopped. When one stops on its own (a failure), the others are
+        asked to stop too, and the failure is raised."""
+        tasks = self._tasks()
+        if not tasks:
+            return
+        forced = asyncio.ensure_future(self._forced.wait())
+        try:
+            await asyncio.wait([*tasks, forced], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+        self.request_stop()
+        await self._settle(tasks)
+        for task in tasks:
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                self._raised = True
+                raise failure
+
+    async def _settle(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait for ``tasks`` to end; once the stop is forced, cancel them until they do (a
+        cancellation may land in a part's own clean-up, which then carries on)."""
+        pending = set(tasks)
+        while pending:
+            _done, pending = await asyncio.wait(pending, timeout=FORCE_CHECK_SECONDS)
+            if self.forced:
+                for task in pending:
+                    task.cancel()
+
+    async def _close(self) -> None:
+        self.request_stop()
+        tasks = self._tasks()
+        await self._settle(tasks)
+        for task in tasks:
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None and not self._raised:
+                log.error("%s failed: %r", task.get_name(), failure)
+
+
+@contextlib.asynccontextmanager
+async def start(
+    settings: Settings,
+    *,
+    api: bool = True,
+    worker: bool = True,
+    host: str | None = None,
+    port: int | None = None,
+    sock: socket.socket | None = None,
+    worker_id: str | None = None,
+    transport: TransportKind | None = None,
+    bootstrap_token: str | None = None,
+    route_modules: tuple[str, ...] | None = None,
+    access_log: bool = True,
+) -> AsyncIterator[RunningHub]:
+    """Start the API (on ``sock``, else on ``host:port``, default ``settings.api``) and/or the
+    delivery worker on a checked database; stop them gracefully and dispose of all on exit."""
+    if not (api or worker):
+        raise ConfigurationError("nothing to run: neither the API nor the worker")
+    listening = None
+    if api and sock is None:
+        listening = sock = listen(host or settings.api.host, settings.api.port if port is None else port)
+    try:
+        pool_size = API_POOL_SIZE if api else WORKER_POOL_SIZE
+        db = await asyncio.to_thread(open_database, settings, pool_size=pool_size)
+    except BaseException:
+        if listening is not None:
+            listening.close()
+        raise
+    worker_options: dict[str, Any] = {"worker_id": worker_id}
+    if transport is not None:
+        worker_options["transport"] = transport
+    hub = RunningHub(settings, db, worker_options=worker_options)
+    try:
+        if api:
+            assert sock is not None
+            await hub._start_api(
+                sock, bootstrap_token=bootstrap_token, route_modules=route_modules, access_log=access_log
+            )
+        if worker:
+            hub._start_worker(settings)
+        yield hub
+    finally:
+        await hub._close()
+        db.dispose()
+        if sock is not None:
+            sock.close()
+
+
+async def until_signalled(hub: RunningHub) -> int:
+    """Run until SIGTERM/SIGINT (graceful; a second signal forces) or until a part stops on its own.
+
+    Returns :data:`EXIT_OK`, or :data:`EXIT_FORCED` when a second signal forced the stop.
+    """
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            log.info("%s received: stopping gracefully (send it again to force)", signal.Signals(signum).name)
+            hub.request_stop()
+        else:
+            log.warning("%s received again: forcing the stop", signal.Signals(signum).name)
+            hub.force_stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await hub.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    log.info("hub stopped%s", " (forced)" if hub.forced else "")
+    return EXIT_FORCED if hub.forced else EXIT_OK
+
+
+async def serve(settings: Settings, **options: Any) -> int:
+    """Start the hub (see :func:`start` for ``options``) and run it until signalled."""
+    async with start(settings, **options) as hub:
+        return await until_signalled(hub)
+    raise AssertionError("unreachable")  # pragma: no cover - the with block returns
+
+
+def run(
+    settings: Settings,
+    *,
+    json_logs: bool = True,
+    log_level: str | None = None,
+    **options: Any,
+) -> int:
+    """The blocking entry of ``hub serve`` and ``hub worker``: logging, then :func:`serve`.
+
+    Returns the process exit status.
+    """
+    setup_logging(log_level or settings.log_level, json_logs=json_logs)
+    return asyncio.run(serve(settings, **options))
+
+
+@contextlib.contextmanager
+def run_in_thread(settings: Settings, **options: Any) -> Iterator[RunningHub]:
+    """The hub (see :func:`start` for ``options``) on an event loop of its own in a background
+    thread, for tests and benchmarks; stopped gracefully when the block ends."""
+    ready: Future[tuple[RunningHub, asyncio.AbstractEventLoop, asyncio.Event]] = Future()
+    finished: Future[None] = Future()
+
+    async def main() -> None:
+        release = asyncio.Event()
+        async with start(settings, **options) as hub:
+            ready.set_result((hub, asyncio.get_running_loop(), release))
+            await release.wait()
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001  # handed to the caller's thread, raised there
+            (finished if ready.done() else ready).set_exception(exc)
+            return
+        finished.set_result(None)
+
+    thread = threading.Thread(target=thread_main, name="hub-runtime", daemon=True)
+    thread.start()
+    hub, loop, release = ready.result(timeout=THREAD_TIMEOUT_SECONDS)
+    try:
+        yield hub
+    finally:
+        loop.call_soon_threadsafe(release.set)
+        thread.join(THREAD_TIMEOUT_SECONDS)
+        finished.result(timeout=0)
