@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from connectors.sink import sink_in_thread
+
 from hub.auth.keys import ApiKeyService
 from hub.db.migrate import upgrade
 from hub.db.session import Database

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from connectors.sink import Sink
 
 from connectors.base import Connector, Delivery
 from connectors.http import TransportKind, build_http_client
 from connectors.registry import build_connector
 from connectors.settings import EndpointSettings
-from connectors.sink import Sink
 from connectors.webhook import WebhookConnector
 from schemas.errors import (
     BusinessRejectionError,

@@ -8,16 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from connectors.sink import Sink
 from sqlalchemy import select
 
-from connectors.sink import Sink
 from hub.config import Settings
 from hub.db.models import EndpointHealth, MessageState
 from hub.db.session import Database
 from hub.delivery import Worker
 
-from .conftest import make_settings
-from .helpers import attempts, message, put, put_many, states, until
+from .helpers import attempts, make_settings, message, put, put_many, states, until
 
 
 @pytest.fixture
@@ -45,9 +44,9 @@ def _delivered(db: Database, n: int) -> bool:
 
 
 async def test_delivers_with_stable_message_id_and_records_attempts(
-    db: Database, db_url: str, sink: Sink
+    db: Database, database_url: str, sink: Sink
 ) -> None:
-    settings = make_settings(db_url, {"portal": sink.url})
+    settings = make_settings(database_url, {"portal": sink.url})
     seqs = put_many(db, "portal", [(f"D{i}", {"n": i, "tên": "Nguyễn Văn A"}) for i in range(30)])
     async with running(settings, db):
         await until(lambda: _delivered(db, 30))
@@ -64,9 +63,11 @@ async def test_delivers_with_stable_message_id_and_records_attempts(
         assert row.message_id in attempt.request_summary
 
 
-async def test_permanent_rejection_is_dead_lettered_at_once(db: Database, db_url: str, sink: Sink) -> None:
+async def test_permanent_rejection_is_dead_lettered_at_once(
+    db: Database, database_url: str, sink: Sink
+) -> None:
     sink.configure(status=422)
-    settings = make_settings(db_url, {"portal": sink.url})
+    settings = make_settings(database_url, {"portal": sink.url})
     seq = put(db, "portal", "D1")
     async with running(settings, db):
         await until(lambda: message(db, seq).state == MessageState.DEAD)
@@ -78,9 +79,11 @@ async def test_permanent_rejection_is_dead_lettered_at_once(db: Database, db_url
     assert attempt.status_code == 422
 
 
-async def test_retryable_failures_are_retried_then_delivered(db: Database, db_url: str, sink: Sink) -> None:
+async def test_retryable_failures_are_retried_then_delivered(
+    db: Database, database_url: str, sink: Sink
+) -> None:
     sink.configure(status=503, fail_first=2)
-    settings = make_settings(db_url, {"portal": sink.url})
+    settings = make_settings(database_url, {"portal": sink.url})
     seq = put(db, "portal", "D1")
     async with running(settings, db):
         await until(lambda: message(db, seq).state == MessageState.DELIVERED)
@@ -92,9 +95,9 @@ async def test_retryable_failures_are_retried_then_delivered(db: Database, db_ur
     assert [a.attempt for a in sink.state.arrivals] == [3]
 
 
-async def test_attempts_exhausted_goes_dead(db: Database, db_url: str, sink: Sink) -> None:
+async def test_attempts_exhausted_goes_dead(db: Database, database_url: str, sink: Sink) -> None:
     sink.configure(status=500)
-    settings = make_settings(db_url, {"portal": sink.url}, schedule=[0.01, 0.01])
+    settings = make_settings(database_url, {"portal": sink.url}, schedule=[0.01, 0.01])
     seq = put(db, "portal", "D1")
     async with running(settings, db):
         await until(lambda: message(db, seq).state == MessageState.DEAD)
@@ -102,9 +105,9 @@ async def test_attempts_exhausted_goes_dead(db: Database, db_url: str, sink: Sin
     assert "exhausted" in (message(db, seq).last_error or "")
 
 
-async def test_retry_after_header_sets_the_next_attempt(db: Database, db_url: str, sink: Sink) -> None:
+async def test_retry_after_header_sets_the_next_attempt(db: Database, database_url: str, sink: Sink) -> None:
     sink.configure(status=429, retry_after="3600")
-    settings = make_settings(db_url, {"portal": sink.url})
+    settings = make_settings(database_url, {"portal": sink.url})
     settings.endpoints["portal"].retry.retry_after_max_seconds = 120
     seq = put(db, "portal", "D1")
     async with running(settings, db):
@@ -117,8 +120,8 @@ async def test_retry_after_header_sets_the_next_attempt(db: Database, db_url: st
     assert 119 <= wait <= 121  # Retry-After 3600 clamped to the 120 s maximum
 
 
-async def test_per_dossier_order_with_several_workers(db: Database, db_url: str, sink: Sink) -> None:
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"concurrency": 8, "batch_size": 5})
+async def test_per_dossier_order_with_several_workers(db: Database, database_url: str, sink: Sink) -> None:
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"concurrency": 8, "batch_size": 5})
     # Every message fails once: retries must not let later messages of a dossier overtake.
     settings.endpoints["portal"].breaker.failure_threshold = 10_000
     sink.configure(status=503, fail_first=1)
@@ -135,13 +138,15 @@ async def test_per_dossier_order_with_several_workers(db: Database, db_url: str,
         assert numbers == sorted(numbers), dossier
 
 
-async def test_one_dead_endpoint_does_not_slow_the_others(db: Database, db_url: str, sink: Sink) -> None:
+async def test_one_dead_endpoint_does_not_slow_the_others(
+    db: Database, database_url: str, sink: Sink
+) -> None:
     down = Sink()
     await down.start()
     down_url = down.url
     await down.stop()  # connection refused from now on
     settings = make_settings(
-        db_url,
+        database_url,
         {"good": sink.url, "bad": down_url},
         schedule=[0.05] * 20,
         endpoint_options={"max_in_flight": 4},
@@ -181,9 +186,9 @@ def _health(db: Database, endpoint: str) -> str | None:
         return row.state if row else None
 
 
-async def test_breaker_half_open_probe_recovers(db: Database, db_url: str, sink: Sink) -> None:
+async def test_breaker_half_open_probe_recovers(db: Database, database_url: str, sink: Sink) -> None:
     sink.configure(status=503)
-    settings = make_settings(db_url, {"portal": sink.url}, schedule=[0.05] * 50)
+    settings = make_settings(database_url, {"portal": sink.url}, schedule=[0.05] * 50)
     settings.endpoints["portal"].breaker.failure_threshold = 2
     settings.endpoints["portal"].breaker.open_seconds = 0.5
     seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(10)])
@@ -195,11 +200,11 @@ async def test_breaker_half_open_probe_recovers(db: Database, db_url: str, sink:
     assert all(message(db, seq).state == MessageState.DELIVERED for seq in seqs)
 
 
-async def test_endpoint_down_for_a_while_then_back(db: Database, db_url: str, sink: Sink) -> None:
+async def test_endpoint_down_for_a_while_then_back(db: Database, database_url: str, sink: Sink) -> None:
     url = sink.url
     port = sink.port
     await sink.stop()
-    settings = make_settings(db_url, {"portal": url}, schedule=[0.1] * 100)
+    settings = make_settings(database_url, {"portal": url}, schedule=[0.1] * 100)
     settings.endpoints["portal"].breaker.open_seconds = 0.3
     seqs = put_many(db, "portal", [(f"D{i % 5}", {"n": i}) for i in range(25)])
     async with running(settings, db):
@@ -212,9 +217,9 @@ async def test_endpoint_down_for_a_while_then_back(db: Database, db_url: str, si
     assert any(a.outcome == "retry" for s in seqs for a in attempts(db, s))
 
 
-async def test_graceful_stop_finishes_in_flight_work(db: Database, db_url: str, sink: Sink) -> None:
+async def test_graceful_stop_finishes_in_flight_work(db: Database, database_url: str, sink: Sink) -> None:
     sink.configure(delay=0.3)
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 10})
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 10})
     put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(10)])
     worker = Worker(settings, db, worker_id="w")
     stop = asyncio.Event()
@@ -225,9 +230,11 @@ async def test_graceful_stop_finishes_in_flight_work(db: Database, db_url: str, 
     assert states(db) == {"delivered": 10}
 
 
-async def test_stop_after_grace_releases_without_counting(db: Database, db_url: str, sink: Sink) -> None:
+async def test_stop_after_grace_releases_without_counting(
+    db: Database, database_url: str, sink: Sink
+) -> None:
     sink.configure(delay=30)
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 0.2})
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 0.2})
     seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(5)])
     worker = Worker(settings, db, worker_id="w")
     stop = asyncio.Event()
@@ -243,13 +250,17 @@ async def test_stop_after_grace_releases_without_counting(db: Database, db_url: 
     assert worker.stats.released == 5
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # backend termination: PostgreSQL only
-async def test_survives_database_connections_being_killed(db: Database, db_url: str, sink: Sink) -> None:
+@pytest.mark.parametrize(
+    "database_url", ["postgresql"], indirect=True
+)  # backend termination: PostgreSQL only
+async def test_survives_database_connections_being_killed(
+    db: Database, database_url: str, sink: Sink
+) -> None:
     """PostgreSQL backends killed mid-run (the hardbyte ``pg_backend_kill`` cell): no loss."""
     from sqlalchemy import text
 
     sink.configure(delay=0.02)
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"heartbeat_seconds": 0.2})
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"heartbeat_seconds": 0.2})
     seqs = put_many(db, "portal", [(f"D{i % 20}", {"n": i}) for i in range(300)])
     async with running(settings, db):
         await until(lambda: len(sink.state.arrivals) >= 50)
@@ -267,21 +278,21 @@ async def test_survives_database_connections_being_killed(db: Database, db_url: 
 
 
 async def test_in_process_enqueue_wakes_the_worker_without_polling(
-    db: Database, db_url: str, sink: Sink
+    db: Database, database_url: str, sink: Sink
 ) -> None:
     """``hub serve`` on SQLite: the API's commit wakes the embedded worker (no NOTIFY there)."""
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"poll_interval_seconds": 3600})
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"poll_interval_seconds": 3600})
     async with running(settings, db):
         await asyncio.sleep(0.2)  # the first (empty) claim is done; the next poll is an hour away
         seq = await asyncio.to_thread(put, db, "portal", "D1")
         await until(lambda: message(db, seq).state == MessageState.DELIVERED, within=20)
 
 
-async def test_heartbeat_keeps_slow_deliveries_claimed(db: Database, db_url: str, sink: Sink) -> None:
+async def test_heartbeat_keeps_slow_deliveries_claimed(db: Database, database_url: str, sink: Sink) -> None:
     """A delivery slower than the lease is not rescued while its worker heartbeats."""
     sink.configure(delay=2.5)
     settings = make_settings(
-        db_url,
+        database_url,
         {"portal": sink.url},
         worker={"lease_seconds": 1.5, "heartbeat_seconds": 0.25},
     )

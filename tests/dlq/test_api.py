@@ -17,8 +17,8 @@ from .test_service import audit, kill, put
 
 
 @pytest.fixture
-def client(db: Database, db_url: str, tmp_path: object) -> Iterator[httpx.Client]:
-    settings = Settings(database_url=db_url, data_dir=tmp_path)  # type: ignore[arg-type]
+def client(db: Database, database_url: str, tmp_path: object) -> Iterator[httpx.Client]:
+    settings = Settings(database_url=database_url, data_dir=tmp_path)  # type: ignore[arg-type]
     app = create_app(settings, db, bootstrap_token=None)
     sock = bind_loopback()
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"

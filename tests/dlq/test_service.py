@@ -6,16 +6,9 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from connectors.sink import Sink
 from sqlalchemy import select, update
 
-try:
-    from tests.delivery.conftest import make_settings
-    from tests.delivery.helpers import attempts, message, put, states, until
-except ModuleNotFoundError:
-    from delivery.conftest import make_settings  # type: ignore[no-redef]
-    from delivery.helpers import attempts, message, put, states, until  # type: ignore[no-redef]
-
-from connectors.sink import Sink
 from hub.db.base import utcnow
 from hub.db.models import AuditEntry, MessageState, OutboxMessage, PayloadRevision
 from hub.db.session import Database
@@ -24,6 +17,7 @@ from hub.delivery.store import OUTCOME_DEAD, Completion, OutboxStore
 from hub.dlq import service
 from hub.dlq.models import BulkAction, BulkState, DlqFilter, ViewState
 from schemas.errors import ConflictError, InvalidInputError, NotFoundError
+from tests.delivery.helpers import attempts, make_settings, message, put, states, until
 
 
 def kill(db: Database, *seqs: int, error_class: str = "BusinessRejectionError") -> None:
@@ -138,12 +132,12 @@ def test_invalid_state_changes_are_refused(db: Database) -> None:
     assert audit(db) == []
 
 
-async def test_manual_retry_and_edit_are_recorded(db: Database, db_url: str) -> None:
+async def test_manual_retry_and_edit_are_recorded(db: Database, database_url: str) -> None:
     sink = Sink()
     await sink.start()
     try:
         sink.configure(status=422)
-        settings = make_settings(db_url, {"portal": sink.url})
+        settings = make_settings(database_url, {"portal": sink.url})
         seq = put(db, "portal", "D1", {"so_ho_so": "H42.01-x"})
         stop = asyncio.Event()
         task = asyncio.create_task(Worker(settings, db, worker_id="w").run(stop))
@@ -220,7 +214,7 @@ def test_bulk_discard_needs_a_reason_and_can_be_cancelled(db: Database) -> None:
 
 
 # SQLite has one writer at a time: there a cancel waits for the running chunk to finish.
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_bulk_job_stops_when_cancelled_midway(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     seqs = [put(db, "portal", f"D{i}") for i in range(30)]
     kill(db, *seqs)
@@ -279,14 +273,14 @@ def test_a_stopping_runner_puts_the_job_back_in_the_queue(
     assert states(db) == {"pending": 25}
 
 
-async def test_the_worker_runs_queued_bulk_jobs(db: Database, db_url: str) -> None:
+async def test_the_worker_runs_queued_bulk_jobs(db: Database, database_url: str) -> None:
     sink = Sink()
     await sink.start()
     try:
         seqs = [put(db, "portal", f"D{i % 3}", {"n": i}) for i in range(12)]
         kill(db, seqs[0], seqs[1], seqs[2])  # the heads of three dossiers; the rest is blocked
         job = service.create_bulk_job(db, BulkAction.RETRY, DlqFilter(endpoint="portal"), actor="tech")
-        settings = make_settings(db_url, {"portal": sink.url})
+        settings = make_settings(database_url, {"portal": sink.url})
         stop = asyncio.Event()
         task = asyncio.create_task(Worker(settings, db, worker_id="w").run(stop))
         await until(lambda: states(db) == {"delivered": 12}, within=30)

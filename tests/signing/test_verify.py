@@ -24,14 +24,6 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.signers import PdfTimeStamper
 from pyhanko.sign.timestamps import HTTPTimeStamper
-from test_verify_helpers import (
-    append_content_change,
-    fill_text_field,
-    make_pdf,
-    make_pdf_with_text_field,
-    overwrite_signed_bytes,
-    sign,
-)
 
 from hub.api.errors import http_status_for
 from schemas.errors import InvalidPdfError, PayloadTooLargeError
@@ -51,6 +43,14 @@ from signing.verification import (
     verify_pdf_file,
 )
 from signing.verification.model import CheckOutcome, RevocationSource, SigningTimeSource
+from tests.signing.verify_helpers import (
+    append_content_change,
+    fill_text_field,
+    make_pdf,
+    make_pdf_with_text_field,
+    overwrite_signed_bytes,
+    sign,
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-
 from connectors.lgsp.simulator import LgspSimulator
 
 

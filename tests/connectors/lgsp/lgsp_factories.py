@@ -7,10 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from connectors.lgsp.simulator import LgspSimulator
 from pydantic import SecretStr
 
 from connectors.base import Delivery
-from connectors.lgsp.simulator import LgspSimulator
 from connectors.settings import EndpointKind, EndpointSettings
 from schemas.dossier import (
     Channel,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from lgsp_factories import sync_delivery
 from pydantic import SecretStr
 
 from connectors.lgsp import build_lgsp_rest_connector, build_lgsp_soap_connector
 from connectors.settings import EndpointKind, EndpointSettings
+from tests.connectors.lgsp.lgsp_factories import sync_delivery
 
 ROOT = Path(__file__).resolve().parents[3]
 

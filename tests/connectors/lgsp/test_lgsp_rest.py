@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 import pytest
-from lgsp_factories import make_dossier, make_steps, progress_delivery, rest_settings, sync_delivery
+from connectors.lgsp.simulator import FaultSpec, LgspSimulator
 from pydantic import SecretStr
 
 from connectors.base import Connector
@@ -14,7 +14,6 @@ from connectors.lgsp import build_lgsp_rest_connector
 from connectors.lgsp.mapping import from_sync_document, from_traces
 from connectors.lgsp.models import MSyncDocument, UpdateDocumentTracesRequest
 from connectors.lgsp.rest import OAuth2ClientCredentials
-from connectors.lgsp.simulator import FaultSpec, LgspSimulator
 from schemas.errors import (
     BusinessRejectionError,
     ConfigurationError,
@@ -22,6 +21,13 @@ from schemas.errors import (
     RemoteAuthenticationError,
     SessionExpiredError,
     TransportError,
+)
+from tests.connectors.lgsp.lgsp_factories import (
+    make_dossier,
+    make_steps,
+    progress_delivery,
+    rest_settings,
+    sync_delivery,
 )
 
 

@@ -7,20 +7,12 @@ import dataclasses
 
 import httpx
 import pytest
-from lgsp_factories import (
-    VARIANT_WSDL,
-    make_dossier,
-    make_steps,
-    progress_delivery,
-    soap_settings,
-    sync_delivery,
-)
+from connectors.lgsp.simulator import FaultSpec, LgspSimulator
 
 from connectors.base import Connector
 from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import from_sync_document, from_traces, to_sync_document
 from connectors.lgsp.models import MSyncDocument, UpdateDocumentTracesRequest
-from connectors.lgsp.simulator import FaultSpec, LgspSimulator
 from schemas.errors import (
     BusinessRejectionError,
     ConfigurationError,
@@ -29,6 +21,14 @@ from schemas.errors import (
     RemoteAuthenticationError,
     SoapFaultError,
     TransportError,
+)
+from tests.connectors.lgsp.lgsp_factories import (
+    VARIANT_WSDL,
+    make_dossier,
+    make_steps,
+    progress_delivery,
+    soap_settings,
+    sync_delivery,
 )
 
 
