@@ -17,4 +17,4 @@ lint: ## ruff, formatting, mypy --strict and the import-layer contracts
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy && .venv/bin/lint-imports
 
 bench:
-	.venv/bin/python benchmarks/bench_delivery.py
+	.venv/bin/python -m benchmarks.bench_delivery

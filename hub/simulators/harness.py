@@ -102,7 +102,7 @@ class Simulator(abc.ABC):
     def records_json(self) -> Any:
         """What ``GET /_control/records`` answers."""
 
-    def add_control_routes(self, app: web.Application) -> None:
+    def add_control_routes(self, app: web.Application) -> None:  # noqa: B027  # optional hook
         """Simulator-specific control routes under ``/_control/`` (none by default)."""
 
     def reset(self) -> None:

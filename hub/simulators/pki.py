@@ -23,7 +23,7 @@ from typing import ClassVar
 from aiohttp import web
 
 from hub.simulators.faults import Fault, FaultKind
-from hub.simulators.harness import Simulator
+from hub.simulators.harness import Handler, Simulator
 from signing.testpki import PkiResponder, TestPki, build_test_pki
 
 __all__ = ["PkiSimulator", "RunningPki", "serve_test_pki"]
@@ -62,7 +62,7 @@ class PkiSimulator(Simulator):
         app.router.add_post("/ocsp", self._limited(self.faulted("ocsp", self._ocsp_post)))
         app.router.add_post("/tsa", self._limited(self.faulted("tsa", self._tsa)))
 
-    def _limited(self, handler: web.Handler) -> web.Handler:  # type: ignore[name-defined]
+    def _limited(self, handler: Handler) -> Handler:
         async def run(request: web.Request) -> web.StreamResponse:
             if (request.content_length or 0) > MAX_REQUEST_BYTES:
                 return _plain(413, "too large")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from connectors.sink import sink_in_thread
 
 from hub.auth.keys import ApiKeyService
 from hub.db.migrate import upgrade
 from hub.db.session import Database
+from hub.simulators.sink import WebhookSink
 from schemas.timefmt import VN_TZ
 from tests.api.livehub import dossier_json, free_port
 
@@ -45,7 +45,7 @@ def test_serve_runs_api_and_worker(database_url: str, tmp_path: Path, with_worke
     upgrade(database_url)
     db = Database.connect(database_url)
     token = ApiKeyService(db).create("src", "source", actor="test").token
-    with sink_in_thread() as sink:
+    with WebhookSink() as sink:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update(
             HUB_DATABASE_URL=database_url,

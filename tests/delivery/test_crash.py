@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from connectors.sink import ThreadedSink, sink_in_thread
 from sqlalchemy import select
 
 from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
+from hub.simulators.faults import Fault, FaultKind
+from hub.simulators.sink import WebhookSink
 
 from .helpers import put_many, states, wait_until
 
@@ -27,8 +28,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def sink() -> Iterator[ThreadedSink]:
-    with sink_in_thread() as server:
+def sink() -> Iterator[WebhookSink]:
+    with WebhookSink() as server:
         yield server
 
 
@@ -89,9 +90,9 @@ def _outcomes(db: Database) -> list[str]:
 
 
 def test_sigkill_mid_delivery_then_restart(
-    db: Database, database_url: str, sink: ThreadedSink, tmp_path: Path
+    db: Database, database_url: str, sink: WebhookSink, tmp_path: Path
 ) -> None:
-    sink.configure(delay=0.05)
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.05, times=None)])
     put_many(db, "portal", [(f"D{i % 40}", {"dossier": f"D{i % 40}", "n": i}) for i in range(400)])
     config = _config(tmp_path, sink.url)
 
@@ -122,7 +123,7 @@ def test_sigkill_mid_delivery_then_restart(
 
 
 def test_sigkill_while_the_endpoint_is_down(
-    db: Database, database_url: str, sink: ThreadedSink, tmp_path: Path
+    db: Database, database_url: str, sink: WebhookSink, tmp_path: Path
 ) -> None:
     put_many(db, "portal", [(f"D{i % 10}", {"n": i}) for i in range(100)])
     config = _config(tmp_path, sink.url)
@@ -143,8 +144,8 @@ def test_sigkill_while_the_endpoint_is_down(
     assert _all_ids(db) <= {a.message_id for a in sink.arrivals()}
 
 
-def test_sigterm_is_graceful(db: Database, database_url: str, sink: ThreadedSink, tmp_path: Path) -> None:
-    sink.configure(delay=0.5)
+def test_sigterm_is_graceful(db: Database, database_url: str, sink: WebhookSink, tmp_path: Path) -> None:
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.5, times=None)])
     put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(200)])
     worker = _spawn(database_url, _config(tmp_path, sink.url, lease=60), "polite")
     wait_until(lambda: states(db).get(MessageState.IN_FLIGHT, 0) > 0, within=60)
@@ -160,9 +161,11 @@ def test_sigterm_is_graceful(db: Database, database_url: str, sink: ThreadedSink
 
 
 def test_several_worker_processes_keep_per_dossier_order(
-    db: Database, database_url: str, sink: ThreadedSink, tmp_path: Path
+    db: Database, database_url: str, sink: WebhookSink, tmp_path: Path
 ) -> None:
-    sink.configure(status=503, fail_first=1)  # every message is retried once
+    sink.faults.replace(
+        [Fault(kind=FaultKind.STATUS, status=503, attempts=1, times=None)]
+    )  # every message is retried once
     items = [(f"D{i % 25}", {"dossier": f"D{i % 25}", "n": i}) for i in range(300)]
     put_many(db, "portal", items)
     config = _config(tmp_path, sink.url)

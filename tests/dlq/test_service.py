@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from connectors.sink import Sink
 from sqlalchemy import select, update
 
 from hub.db.base import utcnow
@@ -16,6 +15,8 @@ from hub.delivery import Worker
 from hub.delivery.store import OUTCOME_DEAD, Completion, OutboxStore
 from hub.dlq import service
 from hub.dlq.models import BulkAction, BulkState, DlqFilter, ViewState
+from hub.simulators.faults import Fault, FaultKind
+from hub.simulators.sink import WebhookSink
 from schemas.errors import ConflictError, InvalidInputError, NotFoundError
 from tests.delivery.helpers import attempts, make_settings, message, put, states, until
 
@@ -133,10 +134,10 @@ def test_invalid_state_changes_are_refused(db: Database) -> None:
 
 
 async def test_manual_retry_and_edit_are_recorded(db: Database, database_url: str) -> None:
-    sink = Sink()
-    await sink.start()
+    sink = WebhookSink()
+    await sink.start_async()
     try:
-        sink.configure(status=422)
+        sink.faults.replace([Fault(kind=FaultKind.STATUS, status=422, times=None)])
         settings = make_settings(database_url, {"portal": sink.url})
         seq = put(db, "portal", "D1", {"so_ho_so": "H42.01-x"})
         stop = asyncio.Event()
@@ -148,7 +149,7 @@ async def test_manual_retry_and_edit_are_recorded(db: Database, database_url: st
         await until(lambda: len(attempts(db, seq)) == 2)
         await until(lambda: message(db, seq).state == MessageState.DEAD)
 
-        sink.configure(status=200)
+        sink.faults.clear()
         await asyncio.to_thread(
             service.edit_message, db, seq, {"so_ho_so": "H42.01-y"}, actor="admin", reason="typo in code"
         )
@@ -156,11 +157,11 @@ async def test_manual_retry_and_edit_are_recorded(db: Database, database_url: st
         stop.set()
         await task
     finally:
-        await sink.stop()
+        await sink.stop_async()
 
     log = attempts(db, seq)
     assert [(a.outcome, a.manual) for a in log] == [("dead", False), ("dead", True), ("delivered", True)]
-    assert sink.state.arrivals[-1].body == b'{"so_ho_so":"H42.01-y"}'
+    assert sink.arrivals()[-1].body == b'{"so_ho_so":"H42.01-y"}'
     with db.sessions() as session:
         [revision] = session.scalars(select(PayloadRevision).where(PayloadRevision.message_seq == seq))
     assert revision.payload == {"so_ho_so": "H42.01-x"}
@@ -274,8 +275,8 @@ def test_a_stopping_runner_puts_the_job_back_in_the_queue(
 
 
 async def test_the_worker_runs_queued_bulk_jobs(db: Database, database_url: str) -> None:
-    sink = Sink()
-    await sink.start()
+    sink = WebhookSink()
+    await sink.start_async()
     try:
         seqs = [put(db, "portal", f"D{i % 3}", {"n": i}) for i in range(12)]
         kill(db, seqs[0], seqs[1], seqs[2])  # the heads of three dossiers; the rest is blocked
@@ -287,6 +288,6 @@ async def test_the_worker_runs_queued_bulk_jobs(db: Database, database_url: str)
         stop.set()
         await task
     finally:
-        await sink.stop()
+        await sink.stop_async()
     assert service.get_bulk_job(db, job.id).state is BulkState.DONE
-    assert len(sink.state.arrivals) == 12
+    assert len(sink.arrivals()) == 12

@@ -21,11 +21,11 @@ from hub.db.session import Database
 from hub.services.intake import IntakeService
 from hub.services.results import ResultSigningService
 from hub.services.signing_keys import build_signing_facade
+from hub.simulators.pki import RunningPki
 from hub.storage.files import FileStore
 from schemas.changes import DossierUpsert
 from schemas.errors import CertificateRejectedError, ConflictError, InvalidInputError, NotFoundError
 from signing.samples import sample_pdf
-from signing.testpki import RunningPki
 from signing.verification import PadesLevel, Verdict, VerificationPolicy, verify_pdf
 from tests.services.results_support import CODE, OTHER, environ, make_dossier, signing_settings
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hub.simulators.pki import RunningPki
 from signing.samples import sample_pdf
-from signing.testpki import RunningPki
 from tests.api.livehub import live_hub
 from tests.services.results_support import CODE, environ, make_dossier, signing_settings
 

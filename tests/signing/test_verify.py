@@ -26,8 +26,8 @@ from pyhanko.sign.signers import PdfTimeStamper
 from pyhanko.sign.timestamps import HTTPTimeStamper
 
 from hub.api.errors import http_status_for
+from hub.simulators.pki import RunningPki, serve_test_pki
 from schemas.errors import InvalidPdfError, PayloadTooLargeError
-from signing.testpki import RunningPki, serve_test_pki
 from signing.trust import TrustStore
 from signing.verification import (
     EncryptedPdfError,

@@ -12,7 +12,7 @@ import pytest
 from hub.api.app import CORE_ROUTE_MODULES, create_app
 from hub.auth.keys import ApiKeyService
 from hub.db.session import Database
-from signing.testpki import RunningPki
+from hub.simulators.pki import RunningPki
 from tests.api.livehub import BOOTSTRAP, bind_loopback, hub_settings, serve
 from tests.signing.verify_helpers import make_pdf, sign
 

@@ -7,11 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from connectors.lgsp.simulator import LgspSimulator
 from pydantic import SecretStr
 
 from connectors.base import Delivery
 from connectors.settings import EndpointKind, EndpointSettings
+from hub.simulators.lgsp import LgspSimulator
 from schemas.dossier import (
     Channel,
     Contact,

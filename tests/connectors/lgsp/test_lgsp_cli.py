@@ -65,7 +65,7 @@ async def test_simulator_process_serves_soap_and_rest(
     )
     await soap.deliver(sync_delivery(message_id="cli-1"))
     await rest.deliver(sync_delivery(message_id="cli-2"))
-    stats = (await http.get(info["wsdl"].replace("/lgsp?wsdl", "/_sim/stats"))).json()
+    stats = (await http.get(info["wsdl"].replace("/lgsp?wsdl", "/_control/stats"))).json()
     assert stats["records"] == 2
     assert stats["tokens"] == 1
     wsdl = await http.get(info["wsdl"])

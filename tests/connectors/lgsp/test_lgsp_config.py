@@ -6,12 +6,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from connectors.lgsp.simulator import LgspSimulator
 
 import connectors.lgsp
 from connectors.lgsp import LgspRestConnector, LgspSoapConnector
 from connectors.registry import build_connector
 from hub.config import load_settings
+from hub.simulators.lgsp import LgspSimulator
 from tests.connectors.lgsp.lgsp_factories import VARIANT_WSDL, sync_delivery
 
 
