@@ -1,4 +1,4 @@
-.PHONY: demo test test-sqlite bootstrap lint bench
+.PHONY: demo test test-fast test-sqlite bootstrap lint bench
 
 demo: ## run the hub demo on the embedded default (SQLite, simulators, test PKI)
 	scripts/bootstrap.sh
@@ -6,6 +6,9 @@ demo: ## run the hub demo on the embedded default (SQLite, simulators, test PKI)
 
 test: ## the whole suite on PostgreSQL and SQLite, plus ruff and mypy
 	scripts/test.sh
+
+test-fast: ## quick loop: SQLite only, no lint, stop at the first failure, tests marked slow left out
+	HUB_TEST_SQLITE_ONLY=1 .venv/bin/python -m pytest -q -x -p no:cacheprovider -m "not slow" $(ARGS)
 
 test-sqlite: ## the whole suite without PostgreSQL
 	HUB_TEST_SQLITE_ONLY=1 scripts/test.sh

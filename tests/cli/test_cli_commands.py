@@ -113,6 +113,7 @@ def test_help_lists_own_commands(tmp_path: Path) -> None:
         assert command in result.stdout
 
 
+@pytest.mark.slow  # the whole demo in a subprocess
 def test_demo_exit_delivers_or_replays_everything(tmp_path: Path) -> None:
     result = run(
         ["demo", "--dir", str(tmp_path / "demo"), "--port", "0", "--exit"], clean_env(), tmp_path, 300

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hub.demo import DemoContext, DemoStep, run_demo
 
 HUB = str(Path(sys.executable).with_name("hub"))
@@ -22,6 +24,7 @@ def _fields(line: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in line.split() if "=" in part)
 
 
+@pytest.mark.slow  # the whole demo in a subprocess
 def test_demo_converges_through_faults_and_signs_a_valid_result(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
