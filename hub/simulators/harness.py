@@ -291,13 +291,6 @@ class Simulator(abc.ABC):
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
 
-    def call_soon(self, callback: Callable[[], Any]) -> None:
-        """Run ``callback`` on the server's loop thread (when it runs in a thread), else now."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(callback)
-        else:
-            callback()
-
     def __enter__(self) -> Self:
         return self.start()
 

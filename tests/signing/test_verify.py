@@ -1,6 +1,6 @@
 """Verification of signed PDFs against the live loopback test PKI (OCSP/CRL/TSA).
 
-Fixtures are signed with pyHanko's own ``PdfSigner`` (test_verify_helpers), so these tests do
+Fixtures are signed with pyHanko's own ``PdfSigner`` (tests.signing.verify_helpers), so these tests do
 not depend on the hub's signing service. Every verdict is asserted together with the reason
 that produced it.
 """
