@@ -2,7 +2,8 @@
 
 ``database_url`` is parametrised over SQLite and PostgreSQL. Both copy a template migrated
 once per session, so no test pays for the migrations: SQLite copies the template file,
-PostgreSQL runs ``CREATE DATABASE … TEMPLATE`` on the server named by ``HUB_TEST_PG_URL``
+PostgreSQL runs ``CREATE DATABASE … TEMPLATE`` (one copy ahead, in the background, see
+:class:`PgCopies`) on the server named by ``HUB_TEST_PG_URL``
 (default ``postgresql://postgres@127.0.0.1:5432/test``; a SQLAlchemy URL such as
 ``postgresql+psycopg://…`` is accepted too and converted in :func:`_server_url`).
 
@@ -13,10 +14,12 @@ PostgreSQL is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,24 +65,72 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+def _create_database(name: str, template: str | None = None) -> None:
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
+    with _admin() as admin:
+        admin.execute(statement)
+
+
+def _drop_database(name: str) -> None:
+    with _admin() as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+class PgCopies:
+    """Copies of the migrated template, one made ahead in the background.
+
+    ``CREATE DATABASE … TEMPLATE`` and ``DROP DATABASE`` each cost the server a few tenths of a
+    second; a background thread creates the next test's copy while the current test runs and
+    drops used copies afterwards, so a test waits for neither.
+    """
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-copies")
+        self._next: Future[str] | None = None
+
+    def _copy(self) -> str:
+        name = f"hub_t_{uuid.uuid4().hex[:12]}"
+        _create_database(name, self.template)
+        return name
+
+    def take(self) -> str:
+        """A fresh copy of its own (the next one starts being made at once)."""
+        upcoming = self._next or self._worker.submit(self._copy)
+        self._next = self._worker.submit(self._copy)
+        return upcoming.result()
+
+    def discard(self, name: str) -> None:
+        self._worker.submit(_drop_database, name)
+
+    def close(self) -> None:
+        if self._next is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.discard(self._next.result())
+        self._worker.shutdown(wait=True)
+
+
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
-    """A migrated template database; each test gets a copy (``CREATE DATABASE … TEMPLATE``)."""
+def pg_copies() -> Iterator[PgCopies]:
+    """The migrated template database, and its per-test copies."""
     try:
-        admin = _admin()
+        _admin().close()
     except psycopg.OperationalError as exc:
         pytest.fail(
             f"PostgreSQL at {_server_url().render_as_string()} is required "
             f"(HUB_TEST_SQLITE_ONLY=1 declares a run without it): {exc}"
         )
-    name = f"hub_tpl_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            upgrade(_database_url(name))
-            yield name
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    template = f"hub_tpl_{uuid.uuid4().hex[:10]}"
+    _create_database(template)
+    copies = PgCopies(template)
+    try:
+        upgrade(_database_url(template))
+        yield copies
+    finally:
+        copies.close()
+        _drop_database(template)
 
 
 @pytest.fixture(scope="session")
@@ -98,17 +149,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copy(request.getfixturevalue("sqlite_template"), target)
         yield f"sqlite:///{target}"
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"hub_t_{uuid.uuid4().hex[:12]}"
-    with _admin() as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
-        )
+    copies: PgCopies = request.getfixturevalue("pg_copies")
+    name = copies.take()
     try:
         yield _database_url(name)
     finally:
-        with _admin() as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        copies.discard(name)
 
 
 @pytest.fixture
