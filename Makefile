@@ -1,4 +1,4 @@
-.PHONY: demo test test-sqlite bootstrap lock lint bench
+.PHONY: demo test test-fast test-sqlite bootstrap lock lint bench
 
 demo: ## run the hub demo on the embedded default (SQLite, simulators, test PKI)
 	scripts/bootstrap.sh
@@ -6,6 +6,9 @@ demo: ## run the hub demo on the embedded default (SQLite, simulators, test PKI)
 
 test: ## the whole suite on PostgreSQL and SQLite, plus ruff and mypy
 	scripts/test.sh
+
+test-fast: ## quick loop: SQLite only, no lint, stop at the first failure, tests marked slow left out
+	HUB_TEST_SQLITE_ONLY=1 .venv/bin/python -m pytest -q -x -p no:cacheprovider -m "not slow" $(ARGS)
 
 test-sqlite: ## the whole suite without PostgreSQL
 	HUB_TEST_SQLITE_ONLY=1 scripts/test.sh
@@ -20,4 +23,4 @@ lint: ## ruff, formatting, mypy --strict and the import-layer contracts
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy && .venv/bin/lint-imports
 
 bench:
-	.venv/bin/python benchmarks/bench_delivery.py
+	.venv/bin/python -m benchmarks.bench_delivery

@@ -3,8 +3,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_api.py                       # SQLite, 500 requests, 16 clients
-    .venv/bin/python benchmarks/bench_api.py --db postgresql+psycopg://postgres@127.0.0.1:5432/test -n 1000
+    .venv/bin/python -m benchmarks.bench_api                       # SQLite, 500 requests, 16 clients
+    .venv/bin/python -m benchmarks.bench_api --db postgresql+psycopg://postgres@127.0.0.1:5432/test -n 1000
 
 The server runs in its own process (``hub serve --no-worker``) so client and server do not share
 a GIL; the database is fresh (a temporary SQLite file, or a new PostgreSQL schema dropped at the
@@ -31,13 +31,10 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from hub.auth.keys import ApiKeyService  # noqa: E402
-from hub.db.migrate import upgrade  # noqa: E402
-from hub.db.session import Database  # noqa: E402
-from schemas.timefmt import VN_TZ  # noqa: E402
+from hub.auth.keys import ApiKeyService
+from hub.db.migrate import upgrade
+from hub.db.session import Database
+from schemas.timefmt import VN_TZ
 
 HUB = str(Path(sys.executable).with_name("hub"))
 T0 = datetime.now(VN_TZ).replace(microsecond=0)

@@ -22,9 +22,9 @@ SOAP cases divided by those of ``dvcqg-json-aiohttp``).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_connectors.py                  # every case, n=2000, c=32
-    .venv/bin/python benchmarks/bench_connectors.py --case dvcqg-json-aiohttp --case lgsp-soap11
-    .venv/bin/python benchmarks/bench_connectors.py --case lgsp-soap12 -n 3000 -c 64 --profile-top 20
+    .venv/bin/python -m benchmarks.bench_connectors                  # every case, n=2000, c=32
+    .venv/bin/python -m benchmarks.bench_connectors --case dvcqg-json-aiohttp --case lgsp-soap11
+    .venv/bin/python -m benchmarks.bench_connectors --case lgsp-soap12 -n 3000 -c 64 --profile-top 20
 """
 
 from __future__ import annotations
@@ -47,16 +47,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from connectors.base import Connector, Delivery
+from connectors.http import TransportKind, build_http_client
+from connectors.settings import EndpointSettings
+from schemas.dossier import Channel, Dossier, Owner, ProcessingStep
+from schemas.messages import DossierProgressPayload, DossierSyncPayload
+from schemas.status import DossierStatus
+from schemas.timefmt import VN_TZ
 
-from connectors.base import Connector, Delivery  # noqa: E402
-from connectors.http import TransportKind, build_http_client  # noqa: E402
-from connectors.settings import EndpointSettings  # noqa: E402
-from schemas.dossier import Channel, Dossier, Owner, ProcessingStep  # noqa: E402
-from schemas.messages import DossierProgressPayload, DossierSyncPayload  # noqa: E402
-from schemas.status import DossierStatus  # noqa: E402
-from schemas.timefmt import VN_TZ  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 T0 = datetime(2025, 6, 12, 8, 5, tzinfo=VN_TZ)
 CLK_TCK = os.sysconf("SC_CLK_TCK")

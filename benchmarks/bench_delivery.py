@@ -13,8 +13,8 @@ Also ``--transport httpx`` to measure httpx's own pool instead of the aiohttp tr
 
 Example::
 
-    .venv/bin/python benchmarks/bench_delivery.py --backend postgresql -n 20000
-    .venv/bin/python benchmarks/bench_delivery.py --backend both -n 20000 --memory-n 100000
+    .venv/bin/python -m benchmarks.bench_delivery --backend postgresql -n 20000
+    .venv/bin/python -m benchmarks.bench_delivery --backend both -n 20000 --memory-n 100000
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def make_backend(name: str, workdir: Path) -> Backend:
 
 def start_sink(record: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connectors.sink", "--port", "0", "--no-bodies", "--record", str(record)],
+        [sys.executable, "-m", "hub.simulators.sink", "--port", "0", "--no-bodies", "--record", str(record)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -1,6 +1,6 @@
 """Signing throughput: pyHanko stock loop vs the hub's batch path; batch against a slow TSA.
 
-Run:  .venv/bin/python benchmarks/bench_signing.py [--docs 200] [--tsa-docs 100] [--tsa-delay 1.0]
+Run:  .venv/bin/python -m benchmarks.bench_signing [--docs 200] [--tsa-docs 100] [--tsa-delay 1.0]
 
 1. Stock loop: for each PDF, ``SimpleSigner.load_pkcs12`` (like the pyHanko CLI) and
    ``signers.sign_pdf`` with default settings (dry-run size estimate), PAdES B-B.
@@ -23,11 +23,11 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
 
+from hub.simulators.pki import serve_test_pki
 from signing.keys import Pkcs12KeySource, Secret
 from signing.models import SignatureLevel, SignOptions
 from signing.samples import sample_pdf
 from signing.signer_service import SigningConfig, SigningService
-from signing.testpki import serve_test_pki
 from signing.timestamping import TsaSettings
 from signing.trust import TrustStore
 

@@ -1,6 +1,6 @@
 """Verification latency per document kind, against the loopback test PKI.
 
-Run:  .venv/bin/python benchmarks/bench_verify.py [--runs 20] [--big-mb 5]
+Run:  .venv/bin/python -m benchmarks.bench_verify [--runs 20] [--big-mb 5]
 
 For each kind (adbe.pkcs7 B-B, PAdES B-T, B-LT, B-LTA, Decree 30 double signature, a tampered
 file and a large PDF) the script signs one document with pyHanko and then times
@@ -14,18 +14,14 @@ import argparse
 import dataclasses
 import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "signing"))
-
-from test_verify_helpers import append_content_change, make_pdf, sign
-
-from signing.testpki import serve_test_pki
+from hub.simulators.pki import serve_test_pki
 from signing.trust import TrustStore
 from signing.verification import VerificationPolicy, verify_pdf
+from tests.signing.verify_helpers import append_content_change, make_pdf, sign
 
 
 def _time(data: bytes, policy: VerificationPolicy, runs: int) -> tuple[float, float, float, str]:

@@ -49,8 +49,6 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from connectors.dvcqg.simulator import DvcqgSimulator, Fault, FaultKind, SimulatorConfig
-from connectors.lgsp.simulator import FaultSpec, LgspSimulator
 from hub import runtime
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings, load_settings
@@ -58,13 +56,16 @@ from hub.db.migrate import upgrade
 from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.services.results import ResultSigningService, SignedResult
+from hub.simulators.dvcqg import DvcqgFault, DvcqgSimulator, SimulatorConfig
+from hub.simulators.faults import FaultKind
+from hub.simulators.lgsp import LgspFault, LgspSimulator
+from hub.simulators.pki import RunningPki, serve_test_pki
 from schemas.errors import ConfigurationError, HubError
 from schemas.masking import mask_pii
 from schemas.status import DossierStatus
 from schemas.timefmt import now_vn
 from signing.report import render_report
 from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
-from signing.testpki import RunningPki, serve_test_pki
 from signing.verification import VerificationReport
 
 MARKER = ".hub-demo"
@@ -718,11 +719,11 @@ def demo_settings(
 def inject_faults(sims: Simulators) -> list[str]:
     """Misbehaviour for the worker to ride out; each fault fires once."""
     dvcqg, lgsp = sims.dvcqg, sims.lgsp
-    dvcqg.add_fault(Fault(kind=FaultKind.EXPIRE_SESSION, service="DongBoHoSoMC"))
-    dvcqg.add_fault(Fault(kind=FaultKind.STATUS, service="DongBoHoSoMC", status=503, retry_after="1"))
-    dvcqg.add_fault(Fault(kind=FaultKind.DROP_AFTER, service="CapNhatTienDoHoSoMC"))
-    lgsp.inject(FaultSpec("soap_server_fault", operation="SyncDocument"))
-    lgsp.inject(FaultSpec("http_429", retry_after=1))
+    dvcqg.faults.add(kind=DvcqgFault.EXPIRE_SESSION, operation="DongBoHoSoMC")
+    dvcqg.faults.add(kind=FaultKind.STATUS, operation="DongBoHoSoMC", status=503, retry_after="1")
+    dvcqg.faults.add(kind=FaultKind.DROP_AFTER, operation="CapNhatTienDoHoSoMC")
+    lgsp.faults.add(kind=LgspFault.SOAP_SERVER_FAULT, operation="SyncDocument")
+    lgsp.faults.add(kind=FaultKind.STATUS, status=429, retry_after="1")
     return [
         "DVCQG: phiên hết hạn / session expired ×1, HTTP 503 Retry-After: 1 ×1, "
         "mất kết nối sau khi đã lưu / connection dropped after storing ×1",

@@ -13,8 +13,9 @@ from typing import Annotated
 
 import typer
 
+from hub.simulators.pki import serve_test_pki
 from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
-from signing.testpki import TestPki, build_test_pki, serve_test_pki
+from signing.testpki import TestPki, build_test_pki
 
 __all__ = ["app"]
 

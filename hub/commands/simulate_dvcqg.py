@@ -1,4 +1,4 @@
-"""``hub simulate dvcqg``: run the national-portal simulator (:mod:`connectors.dvcqg.simulator`).
+"""``hub simulate dvcqg``: run the national-portal simulator (:mod:`hub.simulators.dvcqg`).
 
 Mounting: ``simulate.add_typer(app, name="dvcqg")`` under a ``simulate`` group gives
 ``hub simulate dvcqg --port 8801``. Run alone: ``python -m hub.commands.simulate_dvcqg``.
@@ -33,8 +33,8 @@ def simulate_dvcqg(
         bool, typer.Option(help="Answer CapNhatTienDoHoSoMC in plain text (§3.8).")
     ] = False,
 ) -> None:
-    """Serve the simulator until interrupted; admin API under /_admin (faults, records)."""
-    from connectors.dvcqg.simulator import SimulatorConfig, serve_forever
+    """Serve the simulator until interrupted; control API under /_control (faults, records)."""
+    from hub.simulators.dvcqg import SimulatorConfig, serve_forever
 
     config = SimulatorConfig(
         prefix=prefix,

@@ -1,8 +1,8 @@
-"""``hub simulate lgsp``: run the LGSP simulator (:mod:`connectors.lgsp.simulator`).
+"""``hub simulate lgsp``: run the LGSP simulator (:mod:`hub.simulators.lgsp`).
 
 Serves SOAP 1.1 (``/lgsp/soap11``) and SOAP 1.2 (``/lgsp/soap12``) on the bundled WSDL or a
 province's own (``--wsdl``), the REST flavour under ``/{context}/{version}/Document/…`` and
-``/token``; control API ``/_sim/stats``, ``/_sim/faults``, ``/_sim/reset``.
+``/token``; the simulators' control API under ``/_control/`` (faults, records, reset, stats).
 
 Mounted by :mod:`hub.cli` as ``hub simulate lgsp --port 8802``. Run alone:
 ``python -m hub.commands.simulate_lgsp --port 8802``.
@@ -10,6 +10,7 @@ Mounted by :mod:`hub.cli` as ``hub simulate lgsp --port 8802``. Run alone:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from pathlib import Path
@@ -48,7 +49,8 @@ def simulate_lgsp(
     ] = "xsd",
 ) -> None:
     """Serve the simulator until interrupted."""
-    from connectors.lgsp.simulator import LgspSimulator, describe
+    from hub.simulators.harness import Simulator, serve_until_cancelled
+    from hub.simulators.lgsp import LgspSimulator, describe
 
     sim = LgspSimulator(
         wsdl_path=wsdl,
@@ -65,13 +67,13 @@ def simulate_lgsp(
         require_digest=require_digest,
         rest_validation="model" if rest_validation == "model" else "xsd",
     )
-    sim.start()
-    typer.echo(json.dumps(describe(sim), ensure_ascii=False), err=False)
+
+    def announce(running: Simulator) -> None:
+        assert isinstance(running, LgspSimulator)
+        typer.echo(json.dumps(describe(running), ensure_ascii=False), err=False)
+
     with contextlib.suppress(KeyboardInterrupt):
-        assert sim._thread is not None
-        while sim._thread.is_alive():
-            sim._thread.join(timeout=1)
-    sim.stop()
+        asyncio.run(serve_until_cancelled(sim, announce))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -275,7 +275,7 @@ def _write(d: Path, name: str, item: _Issued, chain: list[x509.Certificate], pas
 def build_test_pki(directory: Path, *, base_url: str, p12_password: str = TEST_P12_PASSWORD) -> TestPki:
     """Generate the whole test PKI into ``directory`` with service URLs under ``base_url``.
 
-    ``base_url`` is where :func:`signing.testpki.serve_test_pki` (or any compatible server)
+    ``base_url`` is where ``hub.simulators.pki.serve_test_pki`` (or any compatible server)
     answers ``/ocsp``, ``/crl/{root,issuing,untrusted}.crl``, ``/certs/*.crt`` and ``/tsa``.
     """
     base_url = base_url.rstrip("/")

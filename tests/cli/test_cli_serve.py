@@ -14,13 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.sink import sink_in_thread
 from hub.auth.keys import ApiKeyService
 from hub.db.migrate import upgrade
 from hub.db.models import OutboxMessage
 from hub.db.session import Database
 from hub.outbox.enqueue import enqueue
 from hub.runtime import EXIT_FORCED
+from hub.simulators.faults import Fault, FaultKind
+from hub.simulators.sink import WebhookSink
 from schemas.timefmt import VN_TZ
 from tests.api.livehub import dossier_json, free_port
 
@@ -48,7 +49,7 @@ def test_serve_runs_api_and_worker(database_url: str, tmp_path: Path, with_worke
     upgrade(database_url)
     db = Database.connect(database_url)
     token = ApiKeyService(db).create("src", "source", actor="test").token
-    with sink_in_thread() as sink:
+    with WebhookSink() as sink:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update(
             HUB_DATABASE_URL=database_url,
@@ -138,7 +139,7 @@ def _wait_for(db: Database, seq: int, state: str, process: subprocess.Popen[str]
 def test_worker_stops_gracefully_on_sigterm(database_url: str, tmp_path: Path) -> None:
     db = Database.connect(database_url)
     try:
-        with sink_in_thread() as sink:
+        with WebhookSink() as sink:
             process = _worker(database_url, sink.url, tmp_path)
             try:
                 seq = _enqueue(db, "H42-0001")
@@ -158,8 +159,9 @@ def test_a_second_signal_forces_the_stop(database_url: str, tmp_path: Path) -> N
     abandoned on the second signal; its lease expires and another worker takes it over."""
     db = Database.connect(database_url)
     try:
-        with sink_in_thread() as sink:
-            sink.configure(delay=600)  # the portal answers only after ten minutes
+        with WebhookSink() as sink:
+            # the portal answers only after ten minutes
+            sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=600, times=None)])
             process = _worker(database_url, sink.url, tmp_path)
             try:
                 seq = _enqueue(db, "H42-0002")

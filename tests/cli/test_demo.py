@@ -65,6 +65,7 @@ def _fields(line: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in line.split() if "=" in part)
 
 
+@pytest.mark.slow  # the whole demo in a subprocess
 def test_the_demo_tells_its_story_without_personal_data(demo: DemoRun) -> None:
     assert demo.returncode == 0, demo.out + demo.err
     assert "FAILED" not in demo.out
@@ -86,6 +87,7 @@ def test_the_demo_tells_its_story_without_personal_data(demo: DemoRun) -> None:
     assert endpoints == {"dvcqg": DVCQG, "lgsp_soap": LGSP}
 
 
+@pytest.mark.slow  # the whole demo in a subprocess
 def test_every_message_is_delivered_in_order_through_the_faults(demo: DemoRun) -> None:
     assert demo.returncode == 0, demo.out + demo.err
     states = dict(demo.query("select state, count(*) from outbox_messages group by state"))
@@ -132,6 +134,7 @@ def test_every_message_is_delivered_in_order_through_the_faults(demo: DemoRun) -
     assert retries[LGSP] >= 2
 
 
+@pytest.mark.slow  # the whole demo in a subprocess
 def test_the_dead_letter_is_replayed_by_the_technician(demo: DemoRun) -> None:
     assert demo.returncode == 0, demo.out + demo.err
     dead = demo.query(
@@ -154,6 +157,7 @@ def test_the_dead_letter_is_replayed_by_the_technician(demo: DemoRun) -> None:
     assert endpoints["lgsp_soap"]["dead_lettered"] == "0"
 
 
+@pytest.mark.slow  # the whole demo in a subprocess
 def test_the_result_paper_is_signed_twice_stored_and_sent_to_the_portal(demo: DemoRun) -> None:
     assert demo.returncode == 0, demo.out + demo.err
     signer = sample_dossiers()[0]

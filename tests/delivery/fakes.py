@@ -1,7 +1,8 @@
 """An in-process portal at the declared seam :class:`connectors.base.Connector`.
 
 :class:`FakeConnector` answers like :class:`connectors.webhook.WebhookConnector` talking to
-:class:`connectors.sink.Sink` (same ``configure(status=, fail_first=)`` knobs, same error
+:class:`hub.simulators.sink.WebhookSink` (``configure(status=, fail_first=)`` is a status fault of
+its fault model, for the first ``fail_first`` tries of each message; same error
 classes), without a socket; ``test_connector_contract.py`` runs the same tests on both. A
 ``gate`` holds deliveries in flight until the test opens it.
 """

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from connectors.settings import EndpointSettings, RetrySettings
+from hub.config import Settings, WorkerSettings
 from hub.db.models import DeliveryAttempt, OutboxMessage
 from hub.db.session import Database
 from hub.outbox.enqueue import enqueue
@@ -89,3 +91,39 @@ def wait_until(predicate: Callable[[], bool], *, within: float = 60.0, step: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached within {within}s")
         time.sleep(step)
+
+
+def make_settings(
+    database_url: str,
+    endpoints: dict[str, str],
+    *,
+    schedule: list[float] | None = None,
+    worker: dict[str, Any] | None = None,
+    endpoint_options: dict[str, Any] | None = None,
+) -> Settings:
+    """Settings with webhook endpoints ``name → url`` and test-friendly timings."""
+    retry = RetrySettings(
+        schedule_seconds=schedule if schedule is not None else [0.05, 0.1, 0.2],
+        jitter_ratio=0.0,
+        retry_after_min_seconds=0,
+        throttle_min_seconds=0,
+    )
+    options = {"timeout_seconds": 5, "connect_timeout_seconds": 1, **(endpoint_options or {})}
+    return Settings(
+        database_url=database_url,
+        endpoints={
+            name: EndpointSettings(kind="webhook", url=url, retry=retry, **options)  # type: ignore[arg-type]
+            for name, url in endpoints.items()
+        },
+        worker=WorkerSettings(
+            **{
+                "concurrency": 16,
+                "batch_size": 20,
+                "lease_seconds": 30,
+                "heartbeat_seconds": 5,
+                "poll_interval_seconds": 0.05,
+                "shutdown_grace_seconds": 5,
+                **(worker or {}),
+            }
+        ),
+    )

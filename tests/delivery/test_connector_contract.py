@@ -12,7 +12,8 @@ import pytest
 from connectors.base import Connector, Delivery
 from connectors.registry import open_connectors
 from connectors.settings import EndpointSettings
-from connectors.sink import Sink
+from hub.simulators.faults import Fault, FaultKind
+from hub.simulators.sink import WebhookSink
 from schemas.errors import PermanentError, RetryableError
 
 from .fakes import FakeConnector
@@ -31,12 +32,18 @@ async def portal(request: pytest.FixtureRequest) -> AsyncIterator[Portal]:
         yield Portal(fake, fake.configure)
         return
     async with AsyncExitStack() as stack:
-        sink = Sink()
-        await sink.start()
-        stack.push_async_callback(sink.stop)
+        sink = WebhookSink()
+        await sink.start_async()
+        stack.push_async_callback(sink.stop_async)
         settings = EndpointSettings(kind="webhook", url=sink.url)
         connectors = await stack.enter_async_context(open_connectors({"portal": settings}))
-        yield Portal(connectors["portal"], sink.configure)
+
+        def configure(*, status: int = 200, fail_first: int = 0) -> None:
+            """The fake's knobs as a fault of the sink's shared fault model."""
+            faults = [Fault(kind=FaultKind.STATUS, status=status, attempts=fail_first or None, times=None)]
+            sink.faults.replace(faults if status != 200 else [])
+
+        yield Portal(connectors["portal"], configure)
 
 
 def delivery(message_id: str = "7d0c7f0e-1111-4c1e-9a39-000000000001") -> Delivery:

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from connectors.sink import ThreadedSink, sink_in_thread
 from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
+from hub.simulators.faults import Fault, FaultKind
+from hub.simulators.sink import WebhookSink
 
 from .helpers import put_many, states, wait_until
 
@@ -27,8 +28,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def sink() -> Iterator[ThreadedSink]:
-    with sink_in_thread() as server:
+def sink() -> Iterator[WebhookSink]:
+    with WebhookSink() as server:
         yield server
 
 
@@ -63,10 +64,10 @@ failure_threshold = 1000
     return path
 
 
-def _spawn(db_url: str, config: Path, worker_id: str) -> subprocess.Popen[bytes]:
+def _spawn(database_url: str, config: Path, worker_id: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "HUB_DATABASE_URL": db_url,
+        "HUB_DATABASE_URL": database_url,
         "HUB_CONFIG_FILE": str(config),
         "HUB_LOG_LEVEL": "WARNING",
     }
@@ -89,20 +90,20 @@ def _outcomes(db: Database) -> list[str]:
 
 
 def test_sigkill_mid_delivery_then_restart(
-    db: Database, db_url: str, sink: ThreadedSink, tmp_path: Path
+    db: Database, database_url: str, sink: WebhookSink, tmp_path: Path
 ) -> None:
-    sink.configure(delay=0.05)
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.05, times=None)])
     put_many(db, "portal", [(f"D{i % 40}", {"dossier": f"D{i % 40}", "n": i}) for i in range(400)])
     config = _config(tmp_path, sink.url)
 
-    first = _spawn(db_url, config, "victim")
+    first = _spawn(database_url, config, "victim")
     wait_until(lambda: len(sink.arrivals()) >= 60, within=60)
     assert states(db).get(MessageState.IN_FLIGHT, 0) > 0  # killed with deliveries in flight
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     assert first.returncode == -signal.SIGKILL
 
-    second = _spawn(db_url, config, "survivor")
+    second = _spawn(database_url, config, "survivor")
     try:
         wait_until(lambda: states(db) == {"delivered": 400}, within=120)
     finally:
@@ -122,19 +123,19 @@ def test_sigkill_mid_delivery_then_restart(
 
 
 def test_sigkill_while_the_endpoint_is_down(
-    db: Database, db_url: str, sink: ThreadedSink, tmp_path: Path
+    db: Database, database_url: str, sink: WebhookSink, tmp_path: Path
 ) -> None:
     put_many(db, "portal", [(f"D{i % 10}", {"n": i}) for i in range(100)])
     config = _config(tmp_path, sink.url)
     sink.stop()  # the portal is down
 
-    first = _spawn(db_url, config, "victim")
+    first = _spawn(database_url, config, "victim")
     wait_until(lambda: "retry" in _outcomes(db), within=60)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
 
     sink.start()  # the portal comes back
-    second = _spawn(db_url, config, "survivor")
+    second = _spawn(database_url, config, "survivor")
     try:
         wait_until(lambda: states(db) == {"delivered": 100}, within=120)
     finally:
@@ -143,11 +144,13 @@ def test_sigkill_while_the_endpoint_is_down(
     assert _all_ids(db) <= {a.message_id for a in sink.arrivals()}
 
 
-def test_sigterm_is_graceful(db: Database, db_url: str, sink: ThreadedSink, tmp_path: Path) -> None:
-    sink.configure(delay=0.5)
+def test_sigterm_is_graceful(db: Database, database_url: str, sink: WebhookSink, tmp_path: Path) -> None:
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.5, times=None)])
     put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(200)])
-    worker = _spawn(db_url, _config(tmp_path, sink.url, lease=60), "polite")
-    wait_until(lambda: states(db).get(MessageState.IN_FLIGHT, 0) > 0, within=60)
+    worker = _spawn(database_url, _config(tmp_path, sink.url, lease=60), "polite")
+    # Deliveries under way at the portal (claimed is not enough: a claim that returns after the
+    # signal is released at once, and nothing would be in flight to finish).
+    wait_until(lambda: sink.faults.calls().get("deliver", 0) > 0, within=60)
     worker.send_signal(signal.SIGTERM)
     worker.wait(30)
     assert worker.returncode == 0
@@ -160,13 +163,15 @@ def test_sigterm_is_graceful(db: Database, db_url: str, sink: ThreadedSink, tmp_
 
 
 def test_several_worker_processes_keep_per_dossier_order(
-    db: Database, db_url: str, sink: ThreadedSink, tmp_path: Path
+    db: Database, database_url: str, sink: WebhookSink, tmp_path: Path
 ) -> None:
-    sink.configure(status=503, fail_first=1)  # every message is retried once
+    sink.faults.replace(
+        [Fault(kind=FaultKind.STATUS, status=503, attempts=1, times=None)]
+    )  # every message is retried once
     items = [(f"D{i % 25}", {"dossier": f"D{i % 25}", "n": i}) for i in range(300)]
     put_many(db, "portal", items)
     config = _config(tmp_path, sink.url)
-    workers = [_spawn(db_url, config, f"p{i}") for i in range(3)]
+    workers = [_spawn(database_url, config, f"p{i}") for i in range(3)]
     try:
         wait_until(lambda: states(db) == {"delivered": 300}, within=180)
     finally:

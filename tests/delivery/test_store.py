@@ -28,11 +28,11 @@ async def test_an_in_process_commit_wakes_the_listener_at_once(db: Database) -> 
     assert woken == []  # the hooks are gone with the listener
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # NOTIFY: PostgreSQL only
-async def test_a_notify_from_another_process_wakes_the_listener(db: Database, db_url: str) -> None:
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # NOTIFY: PostgreSQL only
+async def test_a_notify_from_another_process_wakes_the_listener(db: Database, database_url: str) -> None:
     store = SqlOutboxStore(db)
     woken = asyncio.Event()
-    other = Database.connect(db_url, pool_size=1)  # its commits are not watched in-process
+    other = Database.connect(database_url, pool_size=1)  # its commits are not watched in-process
     try:
         async with store.listen(woken.set):
             await asyncio.wait_for(woken.wait(), timeout=30)  # LISTEN is established

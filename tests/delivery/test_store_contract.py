@@ -22,7 +22,7 @@ from hub.db.session import Database
 from hub.delivery.store import Completion
 from hub.outbox.transitions import AttemptOutcome
 
-from .conftest import BACKENDS, database_url
+from ..conftest import BACKENDS, migrated_database
 from .stores import MemoryHarness, SqlHarness, StoreHarness, past
 
 
@@ -31,7 +31,7 @@ def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreHarn
     if request.param == "memory":
         yield MemoryHarness()
         return
-    with database_url(request, request.param, tmp_path) as url:
+    with migrated_database(request, request.param, tmp_path) as url:
         db = Database.connect(url, pool_size=8)
         try:
             yield SqlHarness(db)

@@ -10,22 +10,22 @@ from contextlib import asynccontextmanager
 import pytest
 from sqlalchemy import select
 
-from connectors.sink import Sink
 from hub.config import Settings
 from hub.db.models import EndpointHealth, MessageState
 from hub.db.session import Database
 from hub.delivery import Worker
+from hub.simulators.faults import Fault, FaultKind
+from hub.simulators.sink import WebhookSink
 
-from .conftest import make_settings
-from .helpers import attempts, message, put, put_many, states, until
+from .helpers import attempts, make_settings, message, put, put_many, states, until
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    server = Sink()
-    await server.start()
+async def sink() -> AsyncIterator[WebhookSink]:
+    server = WebhookSink()
+    await server.start_async()
     yield server
-    await server.stop()
+    await server.stop_async()
 
 
 @asynccontextmanager
@@ -45,13 +45,13 @@ def _delivered(db: Database, n: int) -> bool:
 
 
 async def test_delivers_with_stable_message_id_and_records_attempts(
-    db: Database, db_url: str, sink: Sink
+    db: Database, database_url: str, sink: WebhookSink
 ) -> None:
-    settings = make_settings(db_url, {"portal": sink.url})
+    settings = make_settings(database_url, {"portal": sink.url})
     seqs = put_many(db, "portal", [(f"D{i}", {"n": i, "tên": "Nguyễn Văn A"}) for i in range(30)])
     async with running(settings, db):
         await until(lambda: _delivered(db, 30))
-    arrivals = {a.message_id: a for a in sink.state.arrivals}
+    arrivals = {a.message_id: a for a in sink.arrivals()}
     for seq in seqs:
         row = message(db, seq)
         assert row.message_id in arrivals
@@ -64,9 +64,11 @@ async def test_delivers_with_stable_message_id_and_records_attempts(
         assert row.message_id in attempt.request_summary
 
 
-async def test_permanent_rejection_is_dead_lettered_at_once(db: Database, db_url: str, sink: Sink) -> None:
-    sink.configure(status=422)
-    settings = make_settings(db_url, {"portal": sink.url})
+async def test_permanent_rejection_is_dead_lettered_at_once(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
+    sink.faults.replace([Fault(kind=FaultKind.STATUS, status=422, times=None)])
+    settings = make_settings(database_url, {"portal": sink.url})
     seq = put(db, "portal", "D1")
     async with running(settings, db):
         await until(lambda: message(db, seq).state == MessageState.DEAD)
@@ -78,9 +80,11 @@ async def test_permanent_rejection_is_dead_lettered_at_once(db: Database, db_url
     assert attempt.status_code == 422
 
 
-async def test_retryable_failures_are_retried_then_delivered(db: Database, db_url: str, sink: Sink) -> None:
-    sink.configure(status=503, fail_first=2)
-    settings = make_settings(db_url, {"portal": sink.url})
+async def test_retryable_failures_are_retried_then_delivered(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
+    sink.faults.replace([Fault(kind=FaultKind.STATUS, status=503, attempts=2, times=None)])
+    settings = make_settings(database_url, {"portal": sink.url})
     seq = put(db, "portal", "D1")
     async with running(settings, db):
         await until(lambda: message(db, seq).state == MessageState.DELIVERED)
@@ -89,12 +93,12 @@ async def test_retryable_failures_are_retried_then_delivered(db: Database, db_ur
         (2, "retry", 503),
         (3, "delivered", 200),
     ]
-    assert [a.attempt for a in sink.state.arrivals] == [3]
+    assert [a.attempt for a in sink.arrivals()] == [3]
 
 
-async def test_attempts_exhausted_goes_dead(db: Database, db_url: str, sink: Sink) -> None:
-    sink.configure(status=500)
-    settings = make_settings(db_url, {"portal": sink.url}, schedule=[0.01, 0.01])
+async def test_attempts_exhausted_goes_dead(db: Database, database_url: str, sink: WebhookSink) -> None:
+    sink.faults.replace([Fault(kind=FaultKind.STATUS, status=500, times=None)])
+    settings = make_settings(database_url, {"portal": sink.url}, schedule=[0.01, 0.01])
     seq = put(db, "portal", "D1")
     async with running(settings, db):
         await until(lambda: message(db, seq).state == MessageState.DEAD)
@@ -102,9 +106,11 @@ async def test_attempts_exhausted_goes_dead(db: Database, db_url: str, sink: Sin
     assert "exhausted" in (message(db, seq).last_error or "")
 
 
-async def test_retry_after_header_sets_the_next_attempt(db: Database, db_url: str, sink: Sink) -> None:
-    sink.configure(status=429, retry_after="3600")
-    settings = make_settings(db_url, {"portal": sink.url})
+async def test_retry_after_header_sets_the_next_attempt(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
+    sink.faults.replace([Fault(kind=FaultKind.STATUS, status=429, retry_after="3600", times=None)])
+    settings = make_settings(database_url, {"portal": sink.url})
     settings.endpoints["portal"].retry.retry_after_max_seconds = 120
     seq = put(db, "portal", "D1")
     async with running(settings, db):
@@ -117,17 +123,19 @@ async def test_retry_after_header_sets_the_next_attempt(db: Database, db_url: st
     assert 119 <= wait <= 121  # Retry-After 3600 clamped to the 120 s maximum
 
 
-async def test_per_dossier_order_with_several_workers(db: Database, db_url: str, sink: Sink) -> None:
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"concurrency": 8, "batch_size": 5})
+async def test_per_dossier_order_with_several_workers(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"concurrency": 8, "batch_size": 5})
     # Every message fails once: retries must not let later messages of a dossier overtake.
     settings.endpoints["portal"].breaker.failure_threshold = 10_000
-    sink.configure(status=503, fail_first=1)
+    sink.faults.replace([Fault(kind=FaultKind.STATUS, status=503, attempts=1, times=None)])
     items = [(f"D{i % 12}", {"dossier": f"D{i % 12}", "n": i}) for i in range(120)]
     put_many(db, "portal", items)
     async with running(settings, db, count=3):
         await until(lambda: _delivered(db, 120), within=60)
     seen: dict[str, list[int]] = {}
-    for arrival in sink.state.arrivals:
+    for arrival in sink.arrivals():
         body = json.loads(arrival.body)
         seen.setdefault(body["dossier"], []).append(body["n"])
     assert sum(len(v) for v in seen.values()) == 120
@@ -135,13 +143,15 @@ async def test_per_dossier_order_with_several_workers(db: Database, db_url: str,
         assert numbers == sorted(numbers), dossier
 
 
-async def test_one_dead_endpoint_does_not_slow_the_others(db: Database, db_url: str, sink: Sink) -> None:
-    down = Sink()
-    await down.start()
+async def test_one_dead_endpoint_does_not_slow_the_others(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
+    down = WebhookSink()
+    await down.start_async()
     down_url = down.url
-    await down.stop()  # connection refused from now on
+    await down.stop_async()  # connection refused from now on
     settings = make_settings(
-        db_url,
+        database_url,
         {"good": sink.url, "bad": down_url},
         schedule=[0.05] * 20,
         endpoint_options={"max_in_flight": 4},
@@ -181,40 +191,43 @@ def _health(db: Database, endpoint: str) -> str | None:
         return row.state if row else None
 
 
-async def test_breaker_half_open_probe_recovers(db: Database, db_url: str, sink: Sink) -> None:
-    sink.configure(status=503)
-    settings = make_settings(db_url, {"portal": sink.url}, schedule=[0.05] * 50)
+async def test_breaker_half_open_probe_recovers(db: Database, database_url: str, sink: WebhookSink) -> None:
+    sink.faults.replace([Fault(kind=FaultKind.STATUS, status=503, times=None)])
+    settings = make_settings(database_url, {"portal": sink.url}, schedule=[0.05] * 50)
     settings.endpoints["portal"].breaker.failure_threshold = 2
     settings.endpoints["portal"].breaker.open_seconds = 0.5
     seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(10)])
     async with running(settings, db):
         await until(lambda: _health(db, "portal") == "open")
-        sink.configure(status=200)
+        sink.faults.clear()
         await until(lambda: _delivered(db, 10))
         await until(lambda: _health(db, "portal") == "closed")
     assert all(message(db, seq).state == MessageState.DELIVERED for seq in seqs)
 
 
-async def test_endpoint_down_for_a_while_then_back(db: Database, db_url: str, sink: Sink) -> None:
+async def test_endpoint_down_for_a_while_then_back(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
     url = sink.url
-    port = sink.port
-    await sink.stop()
-    settings = make_settings(db_url, {"portal": url}, schedule=[0.1] * 100)
+    await sink.stop_async()
+    settings = make_settings(database_url, {"portal": url}, schedule=[0.1] * 100)
     settings.endpoints["portal"].breaker.open_seconds = 0.3
     seqs = put_many(db, "portal", [(f"D{i % 5}", {"n": i}) for i in range(25)])
     async with running(settings, db):
         await until(lambda: any(attempts(db, s) for s in seqs))
         await asyncio.sleep(0.5)
-        await sink.start(port=port)
+        await sink.start_async()
         await until(lambda: _delivered(db, 25), within=60)
-    delivered_ids = {a.message_id for a in sink.state.arrivals}
+    delivered_ids = {a.message_id for a in sink.arrivals()}
     assert {message(db, s).message_id for s in seqs} <= delivered_ids
     assert any(a.outcome == "retry" for s in seqs for a in attempts(db, s))
 
 
-async def test_graceful_stop_finishes_in_flight_work(db: Database, db_url: str, sink: Sink) -> None:
-    sink.configure(delay=0.3)
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 10})
+async def test_graceful_stop_finishes_in_flight_work(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.3, times=None)])
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 10})
     put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(10)])
     worker = Worker(settings, db, worker_id="w")
     stop = asyncio.Event()
@@ -225,9 +238,11 @@ async def test_graceful_stop_finishes_in_flight_work(db: Database, db_url: str, 
     assert states(db) == {"delivered": 10}
 
 
-async def test_stop_after_grace_releases_without_counting(db: Database, db_url: str, sink: Sink) -> None:
-    sink.configure(delay=30)
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 0.2})
+async def test_stop_after_grace_releases_without_counting(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=30, times=None)])
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 0.2})
     seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(5)])
     worker = Worker(settings, db, worker_id="w")
     stop = asyncio.Event()
@@ -243,16 +258,20 @@ async def test_stop_after_grace_releases_without_counting(db: Database, db_url: 
     assert worker.stats.released == 5
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # backend termination: PostgreSQL only
-async def test_survives_database_connections_being_killed(db: Database, db_url: str, sink: Sink) -> None:
+@pytest.mark.parametrize(
+    "database_url", ["postgresql"], indirect=True
+)  # backend termination: PostgreSQL only
+async def test_survives_database_connections_being_killed(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
     """PostgreSQL backends killed mid-run (the hardbyte ``pg_backend_kill`` cell): no loss."""
     from sqlalchemy import text
 
-    sink.configure(delay=0.02)
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"heartbeat_seconds": 0.2})
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.02, times=None)])
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"heartbeat_seconds": 0.2})
     seqs = put_many(db, "portal", [(f"D{i % 20}", {"n": i}) for i in range(300)])
     async with running(settings, db):
-        await until(lambda: len(sink.state.arrivals) >= 50)
+        await until(lambda: len(sink.arrivals()) >= 50)
         for _ in range(3):
             with db.engine.connect() as conn:
                 conn.execute(
@@ -263,33 +282,33 @@ async def test_survives_database_connections_being_killed(db: Database, db_url: 
                 )
             await asyncio.sleep(0.3)
         await until(lambda: _delivered(db, 300), within=60)
-    assert {message(db, s).message_id for s in seqs} <= {a.message_id for a in sink.state.arrivals}
+    assert {message(db, s).message_id for s in seqs} <= {a.message_id for a in sink.arrivals()}
 
 
 async def test_in_process_enqueue_wakes_the_worker_without_polling(
-    db: Database, db_url: str, sink: Sink
+    db: Database, database_url: str, sink: WebhookSink
 ) -> None:
     """``hub serve`` on SQLite: the API's commit wakes the embedded worker (no NOTIFY there)."""
-    settings = make_settings(db_url, {"portal": sink.url}, worker={"poll_interval_seconds": 3600})
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"poll_interval_seconds": 3600})
     async with running(settings, db):
         await asyncio.sleep(0.2)  # the first (empty) claim is done; the next poll is an hour away
         seq = await asyncio.to_thread(put, db, "portal", "D1")
         await until(lambda: message(db, seq).state == MessageState.DELIVERED, within=20)
 
 
-async def test_heartbeat_keeps_slow_deliveries_claimed(db: Database, db_url: str, sink: Sink) -> None:
+async def test_heartbeat_keeps_slow_deliveries_claimed(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
     """A delivery slower than the lease is not rescued while its worker heartbeats."""
-    sink.configure(delay=2.5)
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=2.5, times=None)])
     settings = make_settings(
-        db_url,
+        database_url,
         {"portal": sink.url},
         worker={"lease_seconds": 1.5, "heartbeat_seconds": 0.25},
     )
     seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(3)])
     async with running(settings, db, count=2) as workers:  # the second one runs a rescuer too
         await until(lambda: _delivered(db, 3), within=30)
-    assert sorted(a.message_id for a in sink.state.arrivals) == sorted(
-        message(db, s).message_id for s in seqs
-    )
+    assert sorted(a.message_id for a in sink.arrivals()) == sorted(message(db, s).message_id for s in seqs)
     assert all([a.outcome for a in attempts(db, s)] == ["delivered"] for s in seqs)
     assert sum(w.stats.rescued for w in workers) == 0

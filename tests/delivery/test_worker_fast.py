@@ -25,8 +25,8 @@ from hub.delivery.memory_store import MemoryOutboxStore
 from hub.delivery.planner import CapacityPlanner
 from hub.outbox.transitions import AttemptOutcome
 
-from .conftest import make_settings
 from .fakes import FakeConnector
+from .helpers import make_settings
 
 # --- planning (no event loop needed) ----------------------------------------------------------
 

@@ -17,8 +17,8 @@ from .test_service import audit, kill, put
 
 
 @pytest.fixture
-def client(db: Database, db_url: str, tmp_path: object) -> Iterator[httpx.Client]:
-    settings = Settings(database_url=db_url, data_dir=tmp_path)  # type: ignore[arg-type]
+def client(db: Database, database_url: str, tmp_path: object) -> Iterator[httpx.Client]:
+    settings = Settings(database_url=database_url, data_dir=tmp_path)  # type: ignore[arg-type]
     with (
         runtime.run_in_thread(settings, worker=False, host="127.0.0.1", port=0, access_log=False) as hub,
         httpx.Client(base_url=hub.base_url or "", timeout=30) as http_client,

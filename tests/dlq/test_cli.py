@@ -17,8 +17,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HUB_DATABASE_URL", db_url)
+def _env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
     monkeypatch.delenv("HUB_CONFIG_FILE", raising=False)
 
 

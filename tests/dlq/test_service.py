@@ -8,14 +8,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-try:
-    from tests.delivery.conftest import make_settings
-    from tests.delivery.helpers import attempts, message, put, states, until
-except ModuleNotFoundError:
-    from delivery.conftest import make_settings  # type: ignore[no-redef]
-    from delivery.helpers import attempts, message, put, states, until  # type: ignore[no-redef]
-
-from connectors.sink import Sink
 from hub.db.base import utcnow
 from hub.db.models import AuditEntry, MessageState, OutboxMessage, PayloadRevision
 from hub.db.session import Database
@@ -26,7 +18,10 @@ from hub.dlq import service
 from hub.dlq.models import BulkAction, BulkState, DlqFilter, ViewState
 from hub.dlq.runner import BulkJobRunner
 from hub.outbox.transitions import AttemptOutcome
+from hub.simulators.faults import Fault, FaultKind
+from hub.simulators.sink import WebhookSink
 from schemas.errors import ConflictError, InvalidInputError, NotFoundError
+from tests.delivery.helpers import attempts, make_settings, message, put, states, until
 
 
 def kill(db: Database, *seqs: int, error_class: str = "BusinessRejectionError") -> None:
@@ -141,12 +136,12 @@ def test_invalid_state_changes_are_refused(db: Database) -> None:
     assert audit(db) == []
 
 
-async def test_manual_retry_and_edit_are_recorded(db: Database, db_url: str) -> None:
-    sink = Sink()
-    await sink.start()
+async def test_manual_retry_and_edit_are_recorded(db: Database, database_url: str) -> None:
+    sink = WebhookSink()
+    await sink.start_async()
     try:
-        sink.configure(status=422)
-        settings = make_settings(db_url, {"portal": sink.url})
+        sink.faults.replace([Fault(kind=FaultKind.STATUS, status=422, times=None)])
+        settings = make_settings(database_url, {"portal": sink.url})
         seq = put(db, "portal", "D1", {"so_ho_so": "H42.01-x"})
         stop = asyncio.Event()
         task = asyncio.create_task(Worker(settings, db, worker_id="w").run(stop))
@@ -157,7 +152,7 @@ async def test_manual_retry_and_edit_are_recorded(db: Database, db_url: str) -> 
         await until(lambda: len(attempts(db, seq)) == 2)
         await until(lambda: message(db, seq).state == MessageState.DEAD)
 
-        sink.configure(status=200)
+        sink.faults.clear()
         await asyncio.to_thread(
             service.edit_message, db, seq, {"so_ho_so": "H42.01-y"}, actor="admin", reason="typo in code"
         )
@@ -165,11 +160,11 @@ async def test_manual_retry_and_edit_are_recorded(db: Database, db_url: str) -> 
         stop.set()
         await task
     finally:
-        await sink.stop()
+        await sink.stop_async()
 
     log = attempts(db, seq)
     assert [(a.outcome, a.manual) for a in log] == [("dead", False), ("dead", True), ("delivered", True)]
-    assert sink.state.arrivals[-1].body == b'{"so_ho_so":"H42.01-y"}'
+    assert sink.arrivals()[-1].body == b'{"so_ho_so":"H42.01-y"}'
     with db.sessions() as session:
         [revision] = session.scalars(select(PayloadRevision).where(PayloadRevision.message_seq == seq))
     assert revision.payload == {"so_ho_so": "H42.01-x"}
@@ -223,7 +218,7 @@ def test_bulk_discard_needs_a_reason_and_can_be_cancelled(db: Database) -> None:
 
 
 # SQLite has one writer at a time: there a cancel waits for the running chunk to finish.
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_bulk_job_stops_when_cancelled_midway(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     seqs = [put(db, "portal", f"D{i}") for i in range(30)]
     kill(db, *seqs)
@@ -282,23 +277,23 @@ def test_a_stopping_runner_puts_the_job_back_in_the_queue(
     assert states(db) == {"pending": 25}
 
 
-async def test_the_worker_runs_queued_bulk_jobs(db: Database, db_url: str) -> None:
-    sink = Sink()
-    await sink.start()
+async def test_the_worker_runs_queued_bulk_jobs(db: Database, database_url: str) -> None:
+    sink = WebhookSink()
+    await sink.start_async()
     try:
         seqs = [put(db, "portal", f"D{i % 3}", {"n": i}) for i in range(12)]
         kill(db, seqs[0], seqs[1], seqs[2])  # the heads of three dossiers; the rest is blocked
         job = service.create_bulk_job(db, BulkAction.RETRY, DlqFilter(endpoint="portal"), actor="tech")
-        settings = make_settings(db_url, {"portal": sink.url})
+        settings = make_settings(database_url, {"portal": sink.url})
         stop = asyncio.Event()
         task = asyncio.create_task(Worker(settings, db, worker_id="w").run(stop))
         await until(lambda: states(db) == {"delivered": 12}, within=30)
         stop.set()
         await task
     finally:
-        await sink.stop()
+        await sink.stop_async()
     assert service.get_bulk_job(db, job.id).state is BulkState.DONE
-    assert len(sink.state.arrivals) == 12
+    assert len(sink.arrivals()) == 12
 
 
 async def test_the_bulk_job_runner_runs_queued_jobs_until_stopped(db: Database) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from hub.simulators.pki import RunningPki, serve_test_pki
 from signing.samples import sample_seal_png, sample_signature_png
-from signing.testpki import RunningPki, serve_test_pki
 
 
 @pytest.fixture(scope="session")

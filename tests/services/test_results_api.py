@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hub.simulators.pki import RunningPki
 from signing.samples import sample_pdf
-from signing.testpki import RunningPki
 from tests.api.livehub import live_hub
-from tests.services.test_results import CODE, environ, make_dossier, signing_settings
+from tests.services.results_support import CODE, environ, make_dossier, signing_settings
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from hub.db.session import Database
 from hub.services.intake import IntakeService
 from hub.services.results import ResultSigningService
 from hub.services.signing_keys import build_signing_facade, key_images, key_sources
+from hub.simulators.pki import RunningPki
 from hub.storage.files import FileStore
 from schemas.changes import DossierUpsert
 from schemas.dossier import Dossier
@@ -26,7 +27,6 @@ from schemas.errors import ConfigurationError
 from signing.facade import SigningFacade
 from signing.keys import Pkcs11KeySource, Pkcs12KeySource
 from signing.samples import sample_pdf
-from signing.testpki import RunningPki
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")

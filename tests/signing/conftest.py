@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from hub.simulators.pki import RunningPki, serve_test_pki
 from signing.keys import Pkcs12KeySource, Secret
 from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
 from signing.signer_service import SigningConfig, SigningService
-from signing.testpki import RunningPki, TestPki, serve_test_pki
+from signing.testpki import TestPki
 from signing.timestamping import TsaSettings
 from signing.trust import TrustStore
 

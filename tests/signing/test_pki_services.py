@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import ocsp
 
-from signing.testpki import RunningPki, TestPki
+from hub.simulators.pki import RunningPki
+from signing.testpki import TestPki
 
 
 def _cert(path: object) -> x509.Certificate:

@@ -7,12 +7,12 @@ import re
 import unicodedata
 
 import pytest
-from test_verify_helpers import make_pdf, overwrite_signed_bytes, sign
 
+from hub.simulators.pki import RunningPki
 from signing.report import render_report
-from signing.testpki import RunningPki
 from signing.trust import TrustStore
 from signing.verification import VerificationPolicy, VerificationReport, verify_pdf
+from tests.signing.verify_helpers import make_pdf, overwrite_signed_bytes, sign
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from hub.simulators.pki import RunningPki
 from schemas.errors import CertificateRejectedError
 from signing.keys import Pkcs12KeySource
 from signing.models import BatchItemResult, SignatureLevel, SignOptions
 from signing.samples import sample_pdf
 from signing.signer_service import SigningService
-from signing.testpki import RunningPki
 
 KeyFactory = Callable[..., Pkcs12KeySource]
 

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from hub.commands.pki import app as pki_app
 from hub.commands.sign import app as sign_app
+from hub.simulators.pki import RunningPki
 from signing.samples import sample_pdf
-from signing.testpki import RunningPki, TestPki
+from signing.testpki import TestPki
 
 runner = CliRunner()
 

@@ -20,6 +20,7 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko_certvalidator import ValidationContext
 
 from hub.api.errors import http_status_for
+from hub.simulators.pki import RunningPki
 from schemas.errors import (
     CertificateRejectedError,
     InvalidPdfError,
@@ -32,7 +33,6 @@ from signing.keys import Pkcs12KeySource
 from signing.models import RevocationPolicy, SignatureLevel, SignOptions, SignRole
 from signing.samples import sample_pdf
 from signing.signer_service import SigningConfig, SigningService
-from signing.testpki import RunningPki
 from signing.trust import TrustStore
 
 Check = Callable[[Path], subprocess.CompletedProcess[str]]

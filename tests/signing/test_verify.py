@@ -1,6 +1,6 @@
 """Verification of signed PDFs against the live loopback test PKI (OCSP/CRL/TSA).
 
-Fixtures are signed with pyHanko's own ``PdfSigner`` (test_verify_helpers), so these tests do
+Fixtures are signed with pyHanko's own ``PdfSigner`` (tests.signing.verify_helpers), so these tests do
 not depend on the hub's signing service. Every verdict is asserted together with the reason
 that produced it.
 """
@@ -24,18 +24,10 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.signers import PdfTimeStamper
 from pyhanko.sign.timestamps import HTTPTimeStamper
-from test_verify_helpers import (
-    append_content_change,
-    fill_text_field,
-    make_pdf,
-    make_pdf_with_text_field,
-    overwrite_signed_bytes,
-    sign,
-)
 
 from hub.api.errors import http_status_for
+from hub.simulators.pki import RunningPki, serve_test_pki
 from schemas.errors import InvalidPdfError, PayloadTooLargeError
-from signing.testpki import RunningPki, serve_test_pki
 from signing.trust import TrustStore
 from signing.verification import (
     EncryptedPdfError,
@@ -51,6 +43,14 @@ from signing.verification import (
     verify_pdf_file,
 )
 from signing.verification.model import CheckOutcome, RevocationSource, SigningTimeSource
+from tests.signing.verify_helpers import (
+    append_content_change,
+    fill_text_field,
+    make_pdf,
+    make_pdf_with_text_field,
+    overwrite_signed_bytes,
+    sign,
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from test_verify_helpers import make_pdf, overwrite_signed_bytes, sign
 from typer.testing import CliRunner
 
 from hub.api.errors import install_error_handlers
@@ -20,9 +19,10 @@ from hub.api.routes.verification import require_verifier, router
 from hub.auth.keys import Principal
 from hub.commands.verify import app as cli_app
 from hub.db.models import ApiRole
-from signing.testpki import RunningPki
+from hub.simulators.pki import RunningPki
 from signing.trust import TrustStore
 from signing.verification import VerificationPolicy
+from tests.signing.verify_helpers import make_pdf, overwrite_signed_bytes, sign
 
 LIMIT = 200_000
 

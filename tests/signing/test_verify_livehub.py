@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_verify_helpers import make_pdf, sign
 
 from hub import runtime
 from hub.api.app import CORE_ROUTE_MODULES
 from hub.auth.keys import ApiKeyService
-from signing.testpki import RunningPki
+from hub.simulators.pki import RunningPki
 from tests.api.livehub import BOOTSTRAP, bind_loopback, hub_settings
+from tests.signing.verify_helpers import make_pdf, sign
 
 
 @pytest.fixture

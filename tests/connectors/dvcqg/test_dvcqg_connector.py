@@ -7,14 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import MADONVI, Capture, endpoint_settings
-from dvcqg_samples import CODE, dossier_code, full_dossier, progress_payload, steps, sync_payload
 
 from connectors.base import Connector, Delivery
 from connectors.dvcqg import DvcqgConnector, build_dvcqg_connector
 from connectors.dvcqg.mapping import dossier_to_wire
-from connectors.dvcqg.simulator import DvcqgSimulator, FaultKind
 from connectors.settings import EndpointSettings
+from hub.simulators.dvcqg import DvcqgFault, DvcqgSimulator
+from hub.simulators.faults import FaultKind
 from schemas.errors import (
     BusinessRejectionError,
     ConfigurationError,
@@ -24,6 +23,15 @@ from schemas.errors import (
     SessionExpiredError,
     TransportError,
 )
+from tests.connectors.dvcqg.dvcqg_samples import (
+    CODE,
+    dossier_code,
+    full_dossier,
+    progress_payload,
+    steps,
+    sync_payload,
+)
+from tests.connectors.dvcqg.endpoint import MADONVI, Capture, endpoint_settings
 
 
 def sync(dossier: Any = None, message_id: str = "m-1", revision: int = 1) -> Delivery:
@@ -196,7 +204,7 @@ async def test_session_expiry_in_the_middle_of_a_burst_logs_in_once(
 ) -> None:
     await connector.deliver(sync(full_dossier(dossier_code(1)), "warm-up"))
     assert simulator.login_count == 1
-    simulator.add_fault(kind=FaultKind.EXPIRE_SESSION)  # the first call of the burst kills the session
+    simulator.faults.add(kind=DvcqgFault.EXPIRE_SESSION)  # the first call of the burst kills the session
     codes = [dossier_code(n) for n in range(2, 42)]
     receipts = await asyncio.gather(
         *(connector.deliver(sync(full_dossier(code), f"m-{code}")) for code in codes)
@@ -238,7 +246,7 @@ async def test_client_renews_its_session_after_its_own_ttl(
 async def test_session_rejected_again_after_relogin_is_session_expired(
     connector: DvcqgConnector, simulator: DvcqgSimulator
 ) -> None:
-    simulator.add_fault(kind=FaultKind.EXPIRE_SESSION, times=None)
+    simulator.faults.add(kind=DvcqgFault.EXPIRE_SESSION, times=None)
     with pytest.raises(SessionExpiredError) as info:
         await connector.deliver(sync())
     assert info.value.retryable
@@ -259,7 +267,7 @@ async def test_wrong_password_is_permanent(simulator: DvcqgSimulator, http: http
 async def test_login_is_retried_on_transient_failures(
     connector: DvcqgConnector, simulator: DvcqgSimulator
 ) -> None:
-    simulator.add_fault(kind=FaultKind.STATUS, service="login", status=503, times=2)
+    simulator.faults.add(kind=FaultKind.STATUS, operation="login", status=503, times=2)
     await connector.deliver(sync())
     assert simulator.login_count == 1
     assert simulator.records()
@@ -268,7 +276,7 @@ async def test_login_is_retried_on_transient_failures(
 async def test_login_still_failing_after_retries_is_retryable(
     connector: DvcqgConnector, simulator: DvcqgSimulator
 ) -> None:
-    simulator.add_fault(kind=FaultKind.STATUS, service="login", status=503, times=3)
+    simulator.faults.add(kind=FaultKind.STATUS, operation="login", status=503, times=3)
     with pytest.raises(EndpointBusyError):
         await connector.deliver(sync())
 
@@ -276,7 +284,7 @@ async def test_login_still_failing_after_retries_is_retryable(
 async def test_a_failing_login_is_shared_by_a_burst_not_repeated(
     connector: DvcqgConnector, simulator: DvcqgSimulator
 ) -> None:
-    simulator.add_fault(kind=FaultKind.STATUS, service="login", status=503, times=None)
+    simulator.faults.add(kind=FaultKind.STATUS, operation="login", status=503, times=None)
     results = await asyncio.gather(
         *(connector.deliver(sync(full_dossier(dossier_code(n)), f"m{n}")) for n in range(1, 21)),
         return_exceptions=True,
@@ -284,7 +292,7 @@ async def test_a_failing_login_is_shared_by_a_burst_not_repeated(
     assert all(isinstance(r, EndpointBusyError) for r in results)
     login_calls = [r for r in simulator.requests() if r.service == "login"]
     assert len(login_calls) == 3  # one login with its 3 tenacity attempts, not 20 × 3
-    simulator.clear_faults()
+    simulator.faults.clear()
     await connector.deliver(sync())  # the next delivery tries again and succeeds
     assert simulator.login_count == 1
 
@@ -303,7 +311,7 @@ async def test_http_faults_are_retryable_with_retry_after(
     retry_after: str | None,
     expected: float | None,
 ) -> None:
-    simulator.add_fault(kind=FaultKind.STATUS, status=status, retry_after=retry_after)
+    simulator.faults.add(kind=FaultKind.STATUS, status=status, retry_after=retry_after)
     with pytest.raises(EndpointBusyError) as info:
         await connector.deliver(sync())
     assert info.value.retry_after == expected
@@ -313,7 +321,7 @@ async def test_http_faults_are_retryable_with_retry_after(
 
 
 async def test_n_failures_then_success(connector: DvcqgConnector, simulator: DvcqgSimulator) -> None:
-    simulator.add_fault(kind=FaultKind.STATUS, status=503, times=2)
+    simulator.faults.add(kind=FaultKind.STATUS, status=503, times=2)
     for _ in range(2):
         with pytest.raises(EndpointBusyError):
             await connector.deliver(sync())
@@ -328,7 +336,7 @@ async def test_hang_is_a_transport_timeout(simulator: DvcqgSimulator) -> None:
     conn = build_dvcqg_connector("dvcqg", settings, None)  # its own httpx client with these timeouts
     try:
         await conn.client.login()
-        simulator.add_fault(kind=FaultKind.HANG)
+        simulator.faults.add(kind=FaultKind.TIMEOUT)
         with pytest.raises(TransportError) as info:
             await conn.deliver(sync())
         assert info.value.retryable
@@ -340,7 +348,7 @@ async def test_hang_is_a_transport_timeout(simulator: DvcqgSimulator) -> None:
 async def test_dropped_connection_is_a_transport_error(
     connector: DvcqgConnector, simulator: DvcqgSimulator
 ) -> None:
-    simulator.add_fault(kind=FaultKind.DROP)
+    simulator.faults.add(kind=FaultKind.DROP)
     with pytest.raises(TransportError) as info:
         await connector.deliver(sync())
     assert "dropped" in info.value.message
@@ -350,7 +358,7 @@ async def test_dropped_connection_is_a_transport_error(
 async def test_answer_lost_after_commit_then_redelivery_is_deduplicated_by_message_id(
     connector: DvcqgConnector, simulator: DvcqgSimulator
 ) -> None:
-    simulator.add_fault(kind=FaultKind.DROP_AFTER)
+    simulator.faults.add(kind=FaultKind.DROP_AFTER)
     with pytest.raises(TransportError):
         await connector.deliver(sync(message_id="same"))
     assert simulator.record(CODE) is not None  # stored although the hub never heard back
@@ -360,13 +368,13 @@ async def test_answer_lost_after_commit_then_redelivery_is_deduplicated_by_messa
 
 
 async def test_slow_answer_still_succeeds(connector: DvcqgConnector, simulator: DvcqgSimulator) -> None:
-    simulator.add_fault(kind=FaultKind.SLOW, delay_seconds=0.2)
+    simulator.faults.add(kind=FaultKind.LATENCY, delay_seconds=0.2)
     await connector.deliver(sync())
     assert simulator.record(CODE) is not None
 
 
 async def test_business_error_is_permanent(connector: DvcqgConnector, simulator: DvcqgSimulator) -> None:
-    simulator.add_fault(kind=FaultKind.BUSINESS_ERROR, error_code="-1", message="MaTTHC không hợp lệ")
+    simulator.faults.add(kind=DvcqgFault.BUSINESS_ERROR, code="-1", message="MaTTHC không hợp lệ")
     with pytest.raises(BusinessRejectionError) as info:
         await connector.deliver(sync())
     assert "MaTTHC không hợp lệ" in info.value.message
@@ -374,7 +382,7 @@ async def test_business_error_is_permanent(connector: DvcqgConnector, simulator:
 
 async def test_configured_busy_code_is_retryable(simulator: DvcqgSimulator, http: httpx.AsyncClient) -> None:
     conn = await make(simulator, http, busy_codes=["-99"])
-    simulator.add_fault(kind=FaultKind.BUSINESS_ERROR, error_code="-99", message="Hệ thống đang bận")
+    simulator.faults.add(kind=DvcqgFault.BUSINESS_ERROR, code="-99", message="Hệ thống đang bận")
     with pytest.raises(EndpointBusyError):
         await conn.deliver(sync())
 
@@ -420,7 +428,7 @@ async def test_catalogue_enriches_names_and_is_cached(
 async def test_catalogue_outage_does_not_block_delivery(
     connector: DvcqgConnector, simulator: DvcqgSimulator
 ) -> None:
-    simulator.add_fault(kind=FaultKind.STATUS, service="LayThuTuc", status=503)
+    simulator.faults.add(kind=FaultKind.STATUS, operation="LayThuTuc", status=503)
     await connector.deliver(sync(full_dossier(procedure_name=None)))
     assert simulator.record(CODE)["TenTTHC"] == ""  # type: ignore[index]
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from dvcqg_samples import dossier_code, full_dossier
 from sqlalchemy import func, select
 
 from connectors.dvcqg.inbound import handle_push
@@ -26,6 +25,7 @@ from hub.db.session import Database
 from schemas.dossier import Channel, Dossier
 from schemas.errors import ConflictError, EndpointBusyError
 from schemas.status import DossierStatus
+from tests.connectors.dvcqg.dvcqg_samples import dossier_code, full_dossier
 
 CODE = dossier_code(5)
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from dvcqg_samples import CODE, T0, finished_dossier, full_dossier, progress_payload, steps, sync_payload
 from pydantic import ValidationError
 
 from connectors.base import Delivery
@@ -19,6 +18,15 @@ from connectors.dvcqg.options import DvcqgOptions
 from connectors.dvcqg.wire import WireDossier, WireProgress
 from schemas.dossier import Channel, Owner
 from schemas.status import DossierStatus
+from tests.connectors.dvcqg.dvcqg_samples import (
+    CODE,
+    T0,
+    finished_dossier,
+    full_dossier,
+    progress_payload,
+    steps,
+    sync_payload,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DVCQG_UPDATE_GOLDEN") == "1"

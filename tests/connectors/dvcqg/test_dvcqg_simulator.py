@@ -8,13 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import MADONVI
-from dvcqg_samples import CODE, full_dossier
-from dvcqg_samples import steps as sample_steps
 
 from connectors.dvcqg.mapping import dossier_to_wire, step_to_wire
 from connectors.dvcqg.options import DvcqgOptions
-from connectors.dvcqg.simulator import DvcqgSimulator, FaultKind
+from hub.simulators.dvcqg import DvcqgSimulator
+from hub.simulators.faults import FaultKind
+from tests.connectors.dvcqg.dvcqg_samples import CODE, full_dossier
+from tests.connectors.dvcqg.dvcqg_samples import steps as sample_steps
+from tests.connectors.dvcqg.endpoint import MADONVI
 
 
 @pytest.fixture
@@ -179,9 +180,11 @@ async def test_create_update_and_progress_rules(raw: httpx.AsyncClient, simulato
 
 async def test_admin_api(raw: httpx.AsyncClient, simulator: DvcqgSimulator) -> None:
     async with httpx.AsyncClient(base_url=simulator.base_url, timeout=5) as admin:
-        added = await admin.post("/_admin/faults", json={"kind": "status", "status": 503, "retry_after": "9"})
+        added = await admin.post(
+            "/_control/faults", json={"kind": "status", "status": 503, "retry_after": "9"}
+        )
         assert added.status_code == 201
-        bad = await admin.post("/_admin/faults", json={"kind": "explode"})
+        bad = await admin.post("/_control/faults", json={"kind": "explode"})
         assert bad.status_code == 422
         token = await login(raw)
         failed = await raw.post(
@@ -190,24 +193,24 @@ async def test_admin_api(raw: httpx.AsyncClient, simulator: DvcqgSimulator) -> N
         assert failed.status_code == 503
         assert failed.headers["retry-after"] == "9"
         assert (await push(raw, token, good_record()))["error_code"] == 0
-        records = (await admin.get("/_admin/records")).json()
+        records = (await admin.get("/_control/records")).json()
         assert list(records) == [CODE]
-        one = (await admin.get(f"/_admin/records/{CODE}")).json()
+        one = (await admin.get(f"/_control/records/{CODE}")).json()
         assert one["record"]["MaHoSo"] == CODE
-        assert (await admin.get("/_admin/records/nope")).status_code == 404
-        log = (await admin.get("/_admin/requests")).json()
+        assert (await admin.get("/_control/records/nope")).status_code == 404
+        log = (await admin.get("/_control/requests")).json()
         assert [e["outcome"] for e in log][-2:] == ["fault:status", "ok"]
-        assert (await admin.post("/_admin/expire-sessions")).json() == {"expired": True}
+        assert (await admin.post("/_control/expire-sessions")).json() == {"expired": True}
         expired = await push(raw, token, good_record(), "True")
         assert expired["error_code"] == "401"
-        await admin.post("/_admin/faults", json={"kind": "business_error", "times": 2})
-        assert (await admin.delete("/_admin/faults")).json() == {"cleared": True}
-        assert (await admin.post("/_admin/reset")).json() == {"reset": True}
-        assert (await admin.get("/_admin/records")).json() == {}
+        await admin.post("/_control/faults", json={"kind": "business_error", "times": 2})
+        assert (await admin.delete("/_control/faults")).json() == {"cleared": True}
+        assert (await admin.post("/_control/reset")).json() == {"reset": True}
+        assert (await admin.get("/_control/records")).json() == {}
 
 
 async def test_fault_counts_down(simulator: DvcqgSimulator, raw: httpx.AsyncClient) -> None:
-    simulator.add_fault(kind=FaultKind.STATUS, status=500, times=2, service="LayDanhSachTTHC")
+    simulator.faults.add(kind=FaultKind.STATUS, status=500, times=2, operation="LayDanhSachTTHC")
     token = await login(raw)
     body = {"session": token, "madonvi": MADONVI, "service": "LayDanhSachTTHC"}
     statuses = [(await raw.post("/mapi/g", json=body)).status_code for _ in range(3)]

@@ -7,12 +7,18 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from connectors.lgsp.simulator import LgspSimulator
+from hub.simulators.lgsp import LgspContract, LgspSimulator
+
+
+@pytest.fixture(scope="session")
+def lgsp_contract() -> LgspContract:
+    """The bundled WSDL and XSD, compiled once for every simulator of the session."""
+    return LgspContract()
 
 
 @pytest.fixture
-def simulator() -> Iterator[LgspSimulator]:
-    with LgspSimulator() as sim:
+def simulator(lgsp_contract: LgspContract) -> Iterator[LgspSimulator]:
+    with LgspSimulator(contract=lgsp_contract) as sim:
         yield sim
 
 

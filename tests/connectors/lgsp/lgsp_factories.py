@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from connectors.base import Delivery
-from connectors.lgsp.simulator import LgspSimulator
 from connectors.settings import EndpointKind, EndpointSettings
+from hub.simulators.lgsp import LgspSimulator
 from schemas.dossier import (
     Channel,
     Contact,

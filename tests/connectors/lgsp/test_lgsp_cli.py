@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from lgsp_factories import sync_delivery
 from pydantic import SecretStr
 
 from connectors.lgsp import build_lgsp_rest_connector, build_lgsp_soap_connector
 from connectors.settings import EndpointKind, EndpointSettings
+from tests.connectors.lgsp.lgsp_factories import sync_delivery
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -65,7 +65,7 @@ async def test_simulator_process_serves_soap_and_rest(
     )
     await soap.deliver(sync_delivery(message_id="cli-1"))
     await rest.deliver(sync_delivery(message_id="cli-2"))
-    stats = (await http.get(info["wsdl"].replace("/lgsp?wsdl", "/_sim/stats"))).json()
+    stats = (await http.get(info["wsdl"].replace("/lgsp?wsdl", "/_control/stats"))).json()
     assert stats["records"] == 2
     assert stats["tokens"] == 1
     wsdl = await http.get(info["wsdl"])

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from lgsp_factories import VARIANT_WSDL, sync_delivery
 
 import connectors.lgsp
 from connectors.lgsp import LgspRestConnector, LgspSoapConnector
-from connectors.lgsp.simulator import LgspSimulator
 from connectors.registry import build_connector
 from hub.config import load_settings
+from hub.simulators.lgsp import LgspSimulator
+from tests.connectors.lgsp.lgsp_factories import VARIANT_WSDL, sync_delivery
 
 
 def test_docstring_example_is_valid_toml_for_settings(

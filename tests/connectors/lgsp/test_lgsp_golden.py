@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 import xmlschema
-from lgsp_factories import make_dossier, make_steps
 from lxml import etree
 from pydantic import SecretStr
 
@@ -22,6 +21,7 @@ from connectors.lgsp.mapping import to_sync_document, to_traces
 from connectors.lgsp.soap import bundled_wsdl_path
 from connectors.settings import EndpointKind, EndpointSettings
 from connectors.xmlsafety import parse_xml
+from tests.connectors.lgsp.lgsp_factories import make_dossier, make_steps
 
 GOLDEN = Path(__file__).parent / "golden"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"

@@ -10,13 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from lgsp_factories import make_dossier, soap_settings, sync_delivery
-from test_lgsp_xmlsafety import BILLION_LAUGHS, XXE_FILE
 
 from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import to_sync_document
-from connectors.lgsp.simulator import LgspSimulator
+from hub.simulators.lgsp import LgspSimulator
 from schemas.errors import HubError, SoapFaultError, UnsafeXmlError
+from tests.connectors.lgsp.hostile_xml import BILLION_LAUGHS, XXE_FILE
+from tests.connectors.lgsp.lgsp_factories import make_dossier, soap_settings, sync_delivery
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from lgsp_factories import make_dossier, make_steps, vn
 
 from connectors.lgsp.mapping import (
     format_lgsp_datetime,
@@ -20,6 +19,7 @@ from schemas.dossier import ProcessingStep
 from schemas.errors import InvalidInputError
 from schemas.status import DossierStatus
 from schemas.timefmt import VN_TZ
+from tests.connectors.lgsp.lgsp_factories import make_dossier, make_steps, vn
 
 
 def test_dates_are_utc_with_milliseconds() -> None:

@@ -6,7 +6,6 @@ import asyncio
 
 import httpx
 import pytest
-from lgsp_factories import make_dossier, make_steps, progress_delivery, rest_settings, sync_delivery
 from pydantic import SecretStr
 
 from connectors.base import Connector
@@ -14,7 +13,8 @@ from connectors.lgsp import build_lgsp_rest_connector
 from connectors.lgsp.mapping import from_sync_document, from_traces
 from connectors.lgsp.models import MSyncDocument, UpdateDocumentTracesRequest
 from connectors.lgsp.rest import OAuth2ClientCredentials
-from connectors.lgsp.simulator import FaultSpec, LgspSimulator
+from hub.simulators.faults import Fault, FaultKind
+from hub.simulators.lgsp import LgspFault, LgspSimulator
 from schemas.errors import (
     BusinessRejectionError,
     ConfigurationError,
@@ -22,6 +22,13 @@ from schemas.errors import (
     RemoteAuthenticationError,
     SessionExpiredError,
     TransportError,
+)
+from tests.connectors.lgsp.lgsp_factories import (
+    make_dossier,
+    make_steps,
+    progress_delivery,
+    rest_settings,
+    sync_delivery,
 )
 
 
@@ -72,7 +79,7 @@ async def test_token_revoked_mid_burst_is_refreshed_once(
     await connector.deliver(sync_delivery(message_id="warm-up"))
     # The next request revokes every token server-side and is answered 401; requests already
     # in flight with the old token get 401 too. Each retries once with the single new token.
-    simulator.inject(FaultSpec("expired_token"))
+    simulator.faults.add(Fault(kind=LgspFault.EXPIRED_TOKEN))
     receipts = await asyncio.gather(
         *(
             connector.deliver(
@@ -115,7 +122,7 @@ async def test_token_rejected_twice_is_session_expired(
     simulator: LgspSimulator, http: httpx.AsyncClient
 ) -> None:
     connector = build_lgsp_rest_connector("lgsp-rest", rest_settings(simulator), http)
-    simulator.inject(FaultSpec("expired_token", count=2))
+    simulator.faults.add(Fault(kind=LgspFault.EXPIRED_TOKEN, times=2))
     with pytest.raises(SessionExpiredError) as info:
         await connector.deliver(sync_delivery())
     assert info.value.retryable
@@ -137,23 +144,23 @@ async def test_bad_client_secret_is_permanent(simulator: LgspSimulator, http: ht
 @pytest.mark.parametrize(
     ("fault", "error", "status"),
     [
-        (FaultSpec("http_503", retry_after=12), EndpointBusyError, 503),
-        (FaultSpec("http_429", retry_after=60), EndpointBusyError, 429),
-        (FaultSpec("soap_server_fault", retry_after=3), EndpointBusyError, 500),
-        (FaultSpec("soap_client_fault"), BusinessRejectionError, 400),
-        (FaultSpec("reject"), BusinessRejectionError, 200),
+        (Fault(kind=FaultKind.STATUS, status=503, retry_after="12"), EndpointBusyError, 503),
+        (Fault(kind=FaultKind.STATUS, status=429, retry_after="60"), EndpointBusyError, 429),
+        (Fault(kind=LgspFault.SOAP_SERVER_FAULT, retry_after="3"), EndpointBusyError, 500),
+        (Fault(kind=LgspFault.SOAP_CLIENT_FAULT), BusinessRejectionError, 400),
+        (Fault(kind=LgspFault.REJECT), BusinessRejectionError, 200),
     ],
 )
 async def test_fault_classification(
-    simulator: LgspSimulator, http: httpx.AsyncClient, fault: FaultSpec, error: type[Exception], status: int
+    simulator: LgspSimulator, http: httpx.AsyncClient, fault: Fault, error: type[Exception], status: int
 ) -> None:
     connector = build_lgsp_rest_connector("lgsp-rest", rest_settings(simulator), http)
-    simulator.inject(fault)
+    simulator.faults.add(fault)
     with pytest.raises(error) as info:
         await connector.deliver(sync_delivery())
     assert info.value.status_code == status  # type: ignore[attr-defined]
     if fault.retry_after is not None:
-        assert info.value.retry_after == fault.retry_after  # type: ignore[attr-defined]
+        assert info.value.retry_after == float(fault.retry_after)  # type: ignore[attr-defined]
     assert simulator.records == []
 
 
@@ -161,10 +168,10 @@ async def test_timeout_and_drop_are_transport_errors(
     simulator: LgspSimulator, http: httpx.AsyncClient
 ) -> None:
     connector = build_lgsp_rest_connector("lgsp-rest", rest_settings(simulator, timeout_seconds=0.3), http)
-    simulator.inject(FaultSpec("timeout", delay_seconds=1.5))
+    simulator.faults.add(Fault(kind=FaultKind.TIMEOUT, delay_seconds=1.5))
     with pytest.raises(TransportError):
         await connector.deliver(sync_delivery(message_id="t-1"))
-    simulator.inject(FaultSpec("drop"))
+    simulator.faults.add(Fault(kind=FaultKind.DROP))
     with pytest.raises(TransportError):
         await connector.deliver(sync_delivery(message_id="t-2"))
     assert simulator.records == []
@@ -174,7 +181,7 @@ async def test_timeout_and_drop_are_transport_errors(
 
 async def test_already_exists_and_redelivery(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
     connector = build_lgsp_rest_connector("lgsp-rest", rest_settings(simulator), http)
-    simulator.inject(FaultSpec("already_exists"))
+    simulator.faults.add(Fault(kind=LgspFault.ALREADY_EXISTS))
     assert (await connector.deliver(sync_delivery(message_id="d-1"))).response_summary.startswith("duplicate")
     await connector.deliver(sync_delivery(message_id="d-2"))
     again = await connector.deliver(sync_delivery(message_id="d-2"))
@@ -211,13 +218,13 @@ async def test_on_hub_tuned_http_client(simulator: LgspSimulator) -> None:
     async with build_http_client(settings) as http:
         connector = build_lgsp_rest_connector("lgsp-rest", settings, http)
         await connector.deliver(sync_delivery(message_id="a-1"))
-        simulator.inject(FaultSpec("timeout", delay_seconds=1.5))
+        simulator.faults.add(Fault(kind=FaultKind.TIMEOUT, delay_seconds=1.5))
         with pytest.raises(TransportError):
             await connector.deliver(sync_delivery(message_id="a-2"))
-        simulator.inject(FaultSpec("drop"))
+        simulator.faults.add(Fault(kind=FaultKind.DROP))
         with pytest.raises(TransportError):
             await connector.deliver(sync_delivery(message_id="a-3"))
-        simulator.inject(FaultSpec("expired_token"))
+        simulator.faults.add(Fault(kind=LgspFault.EXPIRED_TOKEN))
         await connector.deliver(sync_delivery(message_id="a-4"))
         assert [r.message_id for r in simulator.records] == ["a-1", "a-4"]
         assert simulator.token_count == 2

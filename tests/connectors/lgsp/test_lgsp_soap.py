@@ -7,20 +7,13 @@ import dataclasses
 
 import httpx
 import pytest
-from lgsp_factories import (
-    VARIANT_WSDL,
-    make_dossier,
-    make_steps,
-    progress_delivery,
-    soap_settings,
-    sync_delivery,
-)
 
 from connectors.base import Connector
 from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import from_sync_document, from_traces, to_sync_document
 from connectors.lgsp.models import MSyncDocument, UpdateDocumentTracesRequest
-from connectors.lgsp.simulator import FaultSpec, LgspSimulator
+from hub.simulators.faults import Fault, FaultKind
+from hub.simulators.lgsp import LgspFault, LgspSimulator
 from schemas.errors import (
     BusinessRejectionError,
     ConfigurationError,
@@ -29,6 +22,14 @@ from schemas.errors import (
     RemoteAuthenticationError,
     SoapFaultError,
     TransportError,
+)
+from tests.connectors.lgsp.lgsp_factories import (
+    VARIANT_WSDL,
+    make_dossier,
+    make_steps,
+    progress_delivery,
+    soap_settings,
+    sync_delivery,
 )
 
 
@@ -84,9 +85,9 @@ async def test_lookup_returns_canonical_dossier(simulator: LgspSimulator, http: 
 VERSIONS = ["1.1", "1.2"]
 
 
-async def _deliver_after(sim: LgspSimulator, http: httpx.AsyncClient, version: str, fault: FaultSpec, **opts):
+async def _deliver_after(sim: LgspSimulator, http: httpx.AsyncClient, version: str, fault: Fault, **opts):
     connector = build_lgsp_soap_connector("lgsp", soap_settings(sim, version, **opts), http)
-    sim.inject(fault)
+    sim.faults.add(fault)
     return connector, connector.deliver(sync_delivery(message_id="m-fault"))
 
 
@@ -94,7 +95,7 @@ async def _deliver_after(sim: LgspSimulator, http: httpx.AsyncClient, version: s
 async def test_client_fault_is_permanent(
     simulator: LgspSimulator, http: httpx.AsyncClient, version: str
 ) -> None:
-    _, call = await _deliver_after(simulator, http, version, FaultSpec("soap_client_fault"))
+    _, call = await _deliver_after(simulator, http, version, Fault(kind=LgspFault.SOAP_CLIENT_FAULT))
     with pytest.raises(SoapFaultError) as info:
         await call
     err = info.value
@@ -111,7 +112,7 @@ async def test_server_fault_is_retryable_with_retry_after(
     simulator: LgspSimulator, http: httpx.AsyncClient, version: str
 ) -> None:
     connector, call = await _deliver_after(
-        simulator, http, version, FaultSpec("soap_server_fault", retry_after=7)
+        simulator, http, version, Fault(kind=LgspFault.SOAP_SERVER_FAULT, retry_after="7")
     )
     with pytest.raises(EndpointBusyError) as info:
         await call
@@ -125,13 +126,14 @@ async def test_server_fault_is_retryable_with_retry_after(
 
 
 @pytest.mark.parametrize(
-    ("kind", "status", "retry_after"),
-    [("http_503", 503, 12), ("http_429", 429, 30), ("http_500", 500, 5)],
+    ("status", "retry_after"),
+    [(503, 12), (429, 30), (500, 5)],
 )
 async def test_http_busy_statuses_are_retryable(
-    simulator: LgspSimulator, http: httpx.AsyncClient, kind: str, status: int, retry_after: int
+    simulator: LgspSimulator, http: httpx.AsyncClient, status: int, retry_after: int
 ) -> None:
-    _, call = await _deliver_after(simulator, http, "1.1", FaultSpec(kind, retry_after=retry_after))  # type: ignore[arg-type]
+    fault = Fault(kind=FaultKind.STATUS, status=status, retry_after=str(retry_after))
+    _, call = await _deliver_after(simulator, http, "1.1", fault)
     with pytest.raises(EndpointBusyError) as info:
         await call
     assert info.value.status_code == status
@@ -143,7 +145,7 @@ async def test_timeout_is_retryable_transport_error(
     simulator: LgspSimulator, http: httpx.AsyncClient
 ) -> None:
     _, call = await _deliver_after(
-        simulator, http, "1.2", FaultSpec("timeout", delay_seconds=1.5), timeout_seconds=0.3
+        simulator, http, "1.2", Fault(kind=FaultKind.TIMEOUT, delay_seconds=1.5), timeout_seconds=0.3
     )
     with pytest.raises(TransportError) as info:
         await call
@@ -153,26 +155,26 @@ async def test_timeout_is_retryable_transport_error(
 
 
 async def test_dropped_connection_is_retryable(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
-    _, call = await _deliver_after(simulator, http, "1.1", FaultSpec("drop"))
+    _, call = await _deliver_after(simulator, http, "1.1", Fault(kind=FaultKind.DROP))
     with pytest.raises(TransportError):
         await call
     assert simulator.records == []
 
 
 async def test_slow_answer_within_timeout_succeeds(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
-    _, call = await _deliver_after(simulator, http, "1.1", FaultSpec("slow", delay_seconds=0.2))
+    _, call = await _deliver_after(simulator, http, "1.1", Fault(kind=FaultKind.LATENCY, delay_seconds=0.2))
     receipt = await call
     assert receipt.remote_reference == "LGSP-000001"
 
 
 async def test_already_exists_is_acknowledged(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
-    _, call = await _deliver_after(simulator, http, "1.2", FaultSpec("already_exists"))
+    _, call = await _deliver_after(simulator, http, "1.2", Fault(kind=LgspFault.ALREADY_EXISTS))
     receipt = await call
     assert receipt.response_summary.startswith("duplicate acknowledged")
 
 
 async def test_business_rejection_is_permanent(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
-    _, call = await _deliver_after(simulator, http, "1.1", FaultSpec("reject"))
+    _, call = await _deliver_after(simulator, http, "1.1", Fault(kind=LgspFault.REJECT))
     with pytest.raises(BusinessRejectionError) as info:
         await call
     assert info.value.details["lgsp_status"] == 0
@@ -343,15 +345,15 @@ async def test_renamed_operations_by_configuration(
     ("fault", "error"),
     [
         (None, None),
-        (FaultSpec("timeout", delay_seconds=1.5), TransportError),
-        (FaultSpec("drop"), TransportError),
-        (FaultSpec("http_503", retry_after=9), EndpointBusyError),
-        (FaultSpec("soap_client_fault"), SoapFaultError),
+        (Fault(kind=FaultKind.TIMEOUT, delay_seconds=1.5), TransportError),
+        (Fault(kind=FaultKind.DROP), TransportError),
+        (Fault(kind=FaultKind.STATUS, status=503, retry_after="9"), EndpointBusyError),
+        (Fault(kind=LgspFault.SOAP_CLIENT_FAULT), SoapFaultError),
     ],
     ids=["ok", "timeout", "drop", "503", "client-fault"],
 )
 async def test_on_hub_tuned_http_client(
-    simulator: LgspSimulator, fault: FaultSpec | None, error: type[Exception] | None
+    simulator: LgspSimulator, fault: Fault | None, error: type[Exception] | None
 ) -> None:
     from connectors.http import build_http_client
 
@@ -359,7 +361,7 @@ async def test_on_hub_tuned_http_client(
     async with build_http_client(settings) as http:
         connector = build_lgsp_soap_connector("lgsp", settings, http)
         if fault is not None:
-            simulator.inject(fault)
+            simulator.faults.add(fault)
         if error is None:
             assert (await connector.deliver(sync_delivery())).remote_reference == "LGSP-000001"
         else:
@@ -377,12 +379,12 @@ async def test_empty_message_in_mresult_is_a_delivery(
     simulator: LgspSimulator, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``<Message/>`` with Status 1 is success (read as ""), not a malformed answer."""
-    original = simulator._soap_result
+    original = simulator.soap.result
 
     def blank_message(version: str, operation: str, message_id: str, status: int, message: str, *args, **kw):
         return original(version, operation, message_id, status, "", *args, **kw)
 
-    monkeypatch.setattr(simulator, "_soap_result", blank_message)
+    monkeypatch.setattr(simulator.soap, "result", blank_message)
     connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator), http)
     receipt = await connector.deliver(sync_delivery())
     assert receipt.status_code == 200
@@ -393,7 +395,7 @@ async def test_empty_message_in_mresult_is_a_delivery(
 async def test_fault_answers_still_go_through_zeep(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
     """The fast path only reads plain MResult answers; a Receiver fault keeps its mapping."""
     connector = build_lgsp_soap_connector("lgsp", soap_settings(simulator, "1.2"), http)
-    simulator.inject(FaultSpec(kind="soap_server_fault", operation="SyncDocument"))
+    simulator.faults.add(Fault(kind=LgspFault.SOAP_SERVER_FAULT, operation="SyncDocument"))
     with pytest.raises(EndpointBusyError):
         await connector.deliver(sync_delivery())
     assert (await connector.deliver(sync_delivery())).status_code == 200

@@ -10,14 +10,14 @@ import re
 
 import httpx
 import pytest
-from lgsp_factories import make_dossier, make_steps, progress_delivery, sync_delivery
 from pydantic import SecretStr
-from spyne_lgsp import spyne_server
 
 from connectors.lgsp import build_lgsp_soap_connector
 from connectors.lgsp.mapping import to_sync_document
 from connectors.settings import EndpointKind, EndpointSettings
 from schemas.errors import EndpointBusyError, SoapFaultError
+from tests.connectors.lgsp.lgsp_factories import make_dossier, make_steps, progress_delivery, sync_delivery
+from tests.connectors.lgsp.spyne_lgsp import spyne_server
 
 VERSIONS = ["1.1", "1.2"]
 

@@ -6,11 +6,14 @@ what it receives against the field rules of §3.3/§3.4/§3.6/§3.7 (required ke
 types, status codes 1–10, ``yyyyMMddHHmmss`` times, string booleans, lengths, unknown keys
 refused, dossier and procedure code formats). Accepted records are kept for inspection.
 
-Faults are injected on demand (Python API :meth:`DvcqgSimulator.add_fault` or
-``POST /_admin/faults``): hangs, HTTP 500/503/429 with ``Retry-After``, expired sessions,
-"already exists", business errors and busy codes, slow answers, dropped connections before or
-after processing; each fault fires ``times`` times (``None`` = until cleared), which gives
-"fail N times then succeed" patterns.
+It runs on the shared harness (:mod:`hub.simulators.harness`): faults come from the one fault
+model (``simulator.faults.add(...)`` or ``POST /_control/faults``) — the transport ones (hangs,
+HTTP 500/503/429 with ``Retry-After``, slow answers, dropped connections before or after
+processing) plus this protocol's own (:class:`DvcqgFault`: expired sessions, "already exists",
+business errors and busy codes, plain-text answers), each selected per service (``operation``;
+``"login"`` for the login call) and firing ``times`` times (``None`` = until cleared), which gives
+"fail N times then succeed" patterns. Control routes beyond the shared ones:
+``GET /_control/records/{code}``, ``GET /_control/requests``, ``POST /_control/expire-sessions``.
 
 What the real portal answers in several cases is not public (§10): the texts and codes used
 here ("đã tồn tại", ``error_code`` "401" for an expired session) are the simulator's choices,
@@ -20,7 +23,6 @@ data shaped like Ninh Bình's codes (``1.003901.H42`` → ``1.003901``), not the
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -30,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,6 +44,8 @@ from connectors.dvcqg.wire import (
     SyncEnvelope,
     WireDossier,
 )
+from hub.simulators.faults import Fault
+from hub.simulators.harness import Simulator, json_response, serve_until_cancelled
 from schemas.codes import parse_dossier_code
 from schemas.errors import InvalidInputError
 from schemas.timefmt import from_dvcqg
@@ -51,39 +55,17 @@ logger = logging.getLogger(__name__)
 _NATIONAL_PART = re.compile(r"^([1-3]\.\d{6})")
 
 
-class FaultKind(StrEnum):
-    HANG = "hang"
-    """Never answer (until the server stops or ``hang_seconds`` pass)."""
-    STATUS = "status"
-    """Answer with ``status`` (500, 503, 429 …) and optional ``Retry-After``."""
+class DvcqgFault(StrEnum):
+    """This protocol's own fault kinds (the shared ones are :class:`hub.simulators.faults.FaultKind`)."""
+
     EXPIRE_SESSION = "expire_session"
     """Invalidate every session before handling the call (so it is answered "expired")."""
     ALREADY_EXISTS = "already_exists"
+    """Answer "Hồ sơ đã tồn tại" (HTTP 200, ``error_code`` -1) without storing."""
     BUSINESS_ERROR = "business_error"
-    """Answer ``{"error_code": error_code, "message": message}`` with HTTP 200."""
-    SLOW = "slow"
-    """Wait ``delay_seconds``, then handle normally."""
-    DROP = "drop"
-    """Close the connection without an answer, before processing."""
-    DROP_AFTER = "drop_after"
-    """Process (store) the call, then close the connection without an answer."""
+    """Answer ``{"error_code": code, "message": message}`` with HTTP 200."""
     PLAIN_TEXT = "plain_text"
     """Handle normally but answer the message as plain text (progress endpoint style, §3.8)."""
-
-
-class Fault(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: FaultKind
-    service: str | None = None
-    """Service name it applies to (``"login"`` for the login call); ``None`` = any data call."""
-    times: int | None = Field(default=1, ge=1)
-    """How many calls it affects; ``None`` = until cleared."""
-    status: int = Field(default=503, ge=100, le=599)
-    retry_after: str | None = None
-    delay_seconds: float = Field(default=0.0, ge=0)
-    error_code: str = "-1"
-    message: str = "Lỗi nghiệp vụ (mô phỏng)"
 
 
 class SimulatorConfig(BaseModel):
@@ -101,6 +83,7 @@ class SimulatorConfig(BaseModel):
     progress_answer: Literal["json", "text"] = "json"
     require_catalogue_procedure: bool = True
     hang_seconds: float = Field(default=600, gt=0)
+    """How long a ``timeout`` fault without ``delay_seconds`` holds the call."""
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
 
@@ -154,26 +137,36 @@ class _Invalid(Exception):
     """A record the simulator refuses (answered with error_code -1)."""
 
 
-class DvcqgSimulator:
+class DvcqgSimulator(Simulator):
     """The simulator; run it in a thread (:meth:`start`) or inside a loop (:meth:`start_async`)."""
 
+    protocol_faults: ClassVar[frozenset[str]] = frozenset(kind.value for kind in DvcqgFault)
+    name: ClassVar[str] = "dvcqg-simulator"
+
     def __init__(
-        self, config: SimulatorConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config or SimulatorConfig()
+        super().__init__(
+            host=host,
+            port=port,
+            max_body_bytes=self.config.max_body_bytes,
+            hang_seconds=self.config.hang_seconds,
+            clock=clock,
+        )
         self._clock = clock
         self._lock = threading.Lock()
         self._records: dict[str, dict[str, Any]] = {}
         self._progress: dict[str, list[dict[str, Any]]] = {}
         self._sessions: dict[str, float] = {}
-        self._faults: list[Fault] = []
         self._log: list[RequestLogEntry] = []
         self._replies: dict[str, tuple[str, bytes]] = {}
         self.login_count = 0
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.base_url = ""
 
     # --- Python API -------------------------------------------------------------------------
 
@@ -181,16 +174,6 @@ class DvcqgSimulator:
     def adapter_url(self) -> str:
         """What the hub configures as the endpoint ``url``."""
         return self.base_url + self.config.prefix
-
-    def add_fault(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
-        fault = fault or Fault(**fields)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
 
     def expire_sessions(self) -> None:
         with self._lock:
@@ -201,14 +184,17 @@ class DvcqgSimulator:
             self._records.clear()
             self._progress.clear()
             self._sessions.clear()
-            self._faults.clear()
             self._log.clear()
             self._replies.clear()
             self.login_count = 0
+        super().reset()
 
     def records(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             return json.loads(json.dumps(self._records))  # type: ignore[no-any-return]
+
+    def records_json(self) -> dict[str, dict[str, Any]]:
+        return self.records()
 
     def record(self, code: str) -> dict[str, Any] | None:
         return self.records().get(code)
@@ -227,97 +213,22 @@ class DvcqgSimulator:
         with self._lock:
             self._records[wire.code] = wire.wire()
 
-    # --- server lifecycle -------------------------------------------------------------------
+    # --- routes -----------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.config.max_body_bytes)
+    def add_routes(self, app: web.Application) -> None:
         prefix = self.config.prefix.rstrip("/")
         app.router.add_post(f"{prefix}/mapi/login", self._handle_login)
         app.router.add_post(f"{prefix}/mapi/g", self._handle_data)
-        app.router.add_get("/_admin/records", self._admin_records)
-        app.router.add_get("/_admin/records/{code}", self._admin_record)
-        app.router.add_get("/_admin/requests", self._admin_requests)
-        app.router.add_post("/_admin/faults", self._admin_add_fault)
-        app.router.add_delete("/_admin/faults", self._admin_clear_faults)
-        app.router.add_post("/_admin/expire-sessions", self._admin_expire)
-        app.router.add_post("/_admin/reset", self._admin_reset)
-        return app
 
-    async def start_async(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = self._runner.addresses[0]
-        self.base_url = f"http://{bound[0]}:{bound[1]}"
-        return self.base_url
+    def add_control_routes(self, app: web.Application) -> None:
+        app.router.add_get("/_control/records/{code}", self._control_record)
+        app.router.add_get("/_control/requests", self._control_requests)
+        app.router.add_post("/_control/expire-sessions", self._control_expire)
 
-    async def stop_async(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve from a background thread with its own event loop; returns the base URL."""
-        ready = threading.Event()
-        failure: list[OSError] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self._loop = loop
-            try:
-                loop.run_until_complete(self.start_async(host, port))
-            except OSError as exc:  # e.g. port in use; reported to the starting thread
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop_async())
-            pending = asyncio.all_tasks(loop)  # e.g. handlers still hanging on a HANG fault
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="dvcqg-simulator", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if failure:
-            raise failure[0]
-        return self.base_url
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._thread = None
-            self._loop = None
-
-    def __enter__(self) -> DvcqgSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def status_answer(self, fault: Fault, operation: str) -> web.Response:
+        return web.Response(status=fault.status, text=f"HTTP {fault.status} (mô phỏng)")
 
     # --- helpers ----------------------------------------------------------------------------
-
-    def _take_fault(self, service: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.service == service or (fault.service is None and service != "login"):
-                    if fault.times is not None:
-                        remaining = fault.times - 1
-                        if remaining <= 0:
-                            self._faults.remove(fault)
-                        else:
-                            self._faults[self._faults.index(fault)] = fault.model_copy(
-                                update={"times": remaining}
-                            )
-                    return fault
-        return None
 
     def _note(self, service: str, message_id: str | None, outcome: str, codes: list[str]) -> None:
         with self._lock:
@@ -327,7 +238,7 @@ class DvcqgSimulator:
 
     @staticmethod
     def _json(data: Any, status: int = 200) -> web.Response:
-        return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+        return json_response(data, status)
 
     async def _read_json(self, request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
         if request.content_type != "application/json":
@@ -344,43 +255,31 @@ class DvcqgSimulator:
             return None, self._json(_answer("-1", "Dữ liệu phải là một đối tượng JSON"), 400)
         return document, None
 
-    async def _apply_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
-        """Returns a response for faults that replace the answer; ``None`` to go on."""
-        if fault.kind is FaultKind.HANG:
-            await asyncio.sleep(self.config.hang_seconds)
-            return self._json(_answer("-1", "hết thời gian"), 504)
-        if fault.kind is FaultKind.SLOW:
-            await asyncio.sleep(fault.delay_seconds)
+    async def _apply_fault(
+        self, request: web.Request, fault: Fault | None, service: str
+    ) -> web.StreamResponse | None:
+        """The shared transport faults, then this protocol's; an answer replacing the call, or ``None``."""
+        if fault is None:
             return None
-        if fault.kind is FaultKind.STATUS:
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            return web.Response(status=fault.status, text=f"HTTP {fault.status} (mô phỏng)", headers=headers)
-        if fault.kind is FaultKind.EXPIRE_SESSION:
+        replaced = await self.transport_fault(request, fault, service)
+        if replaced is not None:
+            return replaced
+        if fault.kind == DvcqgFault.EXPIRE_SESSION:
             self.expire_sessions()
-            return None
-        if fault.kind is FaultKind.ALREADY_EXISTS:
+        elif fault.kind == DvcqgFault.ALREADY_EXISTS:
             return self._json(_answer("-1", "Hồ sơ đã tồn tại trên hệ thống"))
-        if fault.kind is FaultKind.BUSINESS_ERROR:
-            return self._json(_answer(fault.error_code, fault.message))
-        if fault.kind is FaultKind.DROP:
-            return self._drop(request)
+        elif fault.kind == DvcqgFault.BUSINESS_ERROR:
+            return self._json(_answer(fault.code or "-1", fault.message or "Lỗi nghiệp vụ (mô phỏng)"))
         return None
-
-    @staticmethod
-    def _drop(request: web.Request) -> web.StreamResponse:
-        if request.transport is not None:
-            request.transport.abort()
-        raise asyncio.CancelledError  # aiohttp treats it as a closed connection; nothing is written
 
     # --- handlers ---------------------------------------------------------------------------
 
     async def _handle_login(self, request: web.Request) -> web.StreamResponse:
-        fault = self._take_fault("login")
-        if fault is not None:
-            replaced = await self._apply_fault(request, fault)
-            if replaced is not None:
-                self._note("login", None, f"fault:{fault.kind.value}", [])
-                return replaced
+        fault = self.faults.take("login", wildcard=False)
+        replaced = await self._apply_fault(request, fault, "login")
+        if fault is not None and replaced is not None:
+            self._note("login", None, f"fault:{fault.kind}", [])
+            return replaced
         document, error = await self._read_json(request)
         if error is not None or document is None:
             return error or self._json(_answer("-1", "?"), 400)
@@ -399,7 +298,7 @@ class DvcqgSimulator:
             self._sessions[token] = self._clock() + self.config.session_ttl_seconds
             self.login_count += 1
         self._note("login", None, "ok", [])
-        return self._json(_answer(0, "Đăng nhập thành công", session=token))
+        return self.finish(request, self._json(_answer(0, "Đăng nhập thành công", session=token)), fault)
 
     def _session_valid(self, token: object) -> bool:
         with self._lock:
@@ -418,16 +317,12 @@ class DvcqgSimulator:
             self._note("?", message_id, "malformed", [])
             return error or self._json(_answer("-1", "?"), 400)
         service = str(document.get("service", ""))
-        fault = self._take_fault(service)
-        text_answer = False
-        drop_after = False
-        if fault is not None:
-            replaced = await self._apply_fault(request, fault)
-            if replaced is not None:
-                self._note(service, message_id, f"fault:{fault.kind.value}", [])
-                return replaced
-            text_answer = fault.kind is FaultKind.PLAIN_TEXT
-            drop_after = fault.kind is FaultKind.DROP_AFTER
+        fault = self.faults.take(service, message_id)
+        replaced = await self._apply_fault(request, fault, service)
+        if fault is not None and replaced is not None:
+            self._note(service, message_id, f"fault:{fault.kind}", [])
+            return replaced
+        text_answer = fault is not None and fault.kind == DvcqgFault.PLAIN_TEXT
         if not self._session_valid(document.get("session")):
             self._note(service, message_id, "session_expired", [])
             if self.config.expired_http_status == 401:
@@ -454,9 +349,7 @@ class DvcqgSimulator:
         if message_id is not None and outcome == "ok" and response.body is not None:
             with self._lock:
                 self._replies[message_id] = (digest, bytes(response.body))  # type: ignore[arg-type]
-        if drop_after:
-            return self._drop(request)
-        return response
+        return self.finish(request, response, fault)
 
     def _dispatch(self, service: str, document: dict[str, Any]) -> tuple[dict[str, Any], list[str], str]:
         try:
@@ -539,49 +432,29 @@ class DvcqgSimulator:
                 self._progress.setdefault(record.code, []).append(record.wire())
         return _answer(0, "Cập nhật tiến độ hồ sơ thành công"), codes, "ok"
 
-    # --- admin endpoints --------------------------------------------------------------------
+    # --- control routes of this simulator ---------------------------------------------------
 
-    async def _admin_records(self, request: web.Request) -> web.Response:
-        return self._json(self.records())
-
-    async def _admin_record(self, request: web.Request) -> web.Response:
+    async def _control_record(self, request: web.Request) -> web.Response:
         code = request.match_info["code"]
         record = self.record(code)
         if record is None:
             return self._json({"error": "not found"}, 404)
         return self._json({"record": record, "progress": self.progress(code)})
 
-    async def _admin_requests(self, request: web.Request) -> web.Response:
+    async def _control_requests(self, request: web.Request) -> web.Response:
         return self._json([entry.model_dump() for entry in self.requests()])
 
-    async def _admin_add_fault(self, request: web.Request) -> web.Response:
-        try:
-            fault = Fault.model_validate_json(await request.read())
-        except ValidationError as exc:
-            return self._json({"error": _problems(exc)}, 422)
-        self.add_fault(fault)
-        return self._json({"added": fault.model_dump(mode="json")}, 201)
-
-    async def _admin_clear_faults(self, request: web.Request) -> web.Response:
-        self.clear_faults()
-        return self._json({"cleared": True})
-
-    async def _admin_expire(self, request: web.Request) -> web.Response:
+    async def _control_expire(self, request: web.Request) -> web.Response:
         self.expire_sessions()
         return self._json({"expired": True})
-
-    async def _admin_reset(self, request: web.Request) -> web.Response:
-        self.reset()
-        return self._json({"reset": True})
 
 
 async def serve_forever(config: SimulatorConfig, host: str, port: int) -> None:
     """Run until cancelled (the ``hub simulate dvcqg`` command)."""
-    simulator = DvcqgSimulator(config)
-    base = await simulator.start_async(host, port)
-    print(f"DVCQG simulator listening: adapter URL {simulator.adapter_url}", flush=True)
-    logger.info("DVCQG simulator at %s", base)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await simulator.stop_async()
+
+    def announce(simulator: Simulator) -> None:
+        assert isinstance(simulator, DvcqgSimulator)
+        print(f"DVCQG simulator listening: adapter URL {simulator.adapter_url}", flush=True)
+        logger.info("DVCQG simulator at %s", simulator.base_url)
+
+    await serve_until_cancelled(DvcqgSimulator(config, host=host, port=port), announce)

@@ -1,24 +1,19 @@
 # mypy: disable-error-code="no-untyped-call"
-"""Real loopback HTTP services for the test PKI: OCSP (RFC 6960), CRLs (RFC 5280), an
-RFC 3161 time-stamping authority and a certificate repository (AIA caIssuers).
+"""The answers of the test PKI's services: OCSP (RFC 6960), CRLs (RFC 5280), an RFC 3161
+time-stamping authority and a certificate repository (AIA caIssuers).
 
-Runs a :class:`http.server.ThreadingHTTPServer` on a free port in a daemon thread. Tests can
-inject TSA latency (the Government TSA answers in 2 s – 2 min, docs/signing.md §6.3) and take the
-revocation services down to exercise the "warn"/"refuse" policy of Circular 15/2025 Annex II.
+Protocol logic only, bytes in and bytes out: the HTTP front that serves them on loopback, with
+the shared fault model (TSA latency — the Government TSA answers in 2 s – 2 min, docs/signing.md
+§6.3 — and revocation outages for the "warn"/"refuse" policy of Circular 15/2025 Annex II),
+is ``hub.simulators.pki`` (the hub may import signing; signing never imports the hub).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
-import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from asn1crypto import keys as asn1_keys
@@ -30,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
-from signing.testpki.build import TestPki, build_test_pki
+from signing.testpki.build import TestPki
 
-__all__ = ["PkiServiceState", "RunningPki", "serve_test_pki"]
+__all__ = ["PkiResponder"]
 
 
 def _load_cert(path: Path) -> x509.Certificate:
@@ -44,24 +39,6 @@ def _load_key(path: Path) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise TypeError(f"unsupported key type in {path}")
     return key
-
-
-@dataclass
-class PkiServiceState:
-    """Mutable knobs shared with the request handler threads."""
-
-    tsa_delay: float = 0.0
-    revocation_available: bool = True
-    ocsp_available: bool = True
-    tsa_available: bool = True
-    #: Answer the next N TSA requests with HTTP 503 (then recover) — exercises client retries.
-    tsa_fail_next: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    counters: dict[str, int] = field(default_factory=lambda: {"ocsp": 0, "crl": 0, "tsa": 0, "certs": 0})
-
-    def bump(self, what: str) -> None:
-        with self.lock:
-            self.counters[what] = self.counters.get(what, 0) + 1
 
 
 class _FastDummyTimeStamper(DummyTimeStamper):
@@ -99,8 +76,8 @@ class _FastDummyTimeStamper(DummyTimeStamper):
         return signature, signed_attrs
 
 
-class _Authority:
-    """In-memory view of the PKI the handlers answer for."""
+class PkiResponder:
+    """What the PKI's OCSP responder, CRL distribution points, TSA and certificate repository answer."""
 
     def __init__(self, pki: TestPki) -> None:
         self.pki = pki
@@ -233,168 +210,3 @@ def _key_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
     h = hashes.Hash(algorithm)
     h.update(bytes(raw)[1:])
     return h.finalize()
-
-
-def _handler_class(authority: _Authority, state: PkiServiceState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            return  # keep test output quiet
-
-        def _send(self, status: int, body: bytes, ctype: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > 1_000_000:
-                raise ValueError("request too large")
-            return self.rfile.read(length)
-
-        def do_GET(self) -> None:
-            path = urllib.parse.urlsplit(self.path).path
-            if path.startswith("/crl/") and path.endswith(".crl"):
-                state.bump("crl")
-                if not state.revocation_available:
-                    self._send(503, b"revocation service down", "text/plain")
-                    return
-                der = authority.crl(path[len("/crl/") : -len(".crl")])
-                if der is None:
-                    self._send(404, b"no such CRL", "text/plain")
-                else:
-                    self._send(200, der, "application/pkix-crl")
-            elif path.startswith("/certs/") and path.endswith(".crt"):
-                state.bump("certs")
-                der = authority.cert_der(path[len("/certs/") : -len(".crt")])
-                if der is None:
-                    self._send(404, b"no such certificate", "text/plain")
-                else:
-                    self._send(200, der, "application/pkix-cert")
-            elif path.startswith("/ocsp/"):
-                state.bump("ocsp")
-                if not (state.revocation_available and state.ocsp_available):
-                    self._send(503, b"revocation service down", "text/plain")
-                    return
-                raw = base64.b64decode(urllib.parse.unquote(path[len("/ocsp/") :]))
-                self._send(200, authority.ocsp_response(raw), "application/ocsp-response")
-            else:
-                self._send(404, b"not found", "text/plain")
-
-        def do_POST(self) -> None:
-            path = urllib.parse.urlsplit(self.path).path
-            try:
-                body = self._body()
-            except ValueError:
-                self._send(413, b"too large", "text/plain")
-                return
-            if path == "/ocsp":
-                state.bump("ocsp")
-                if not (state.revocation_available and state.ocsp_available):
-                    self._send(503, b"revocation service down", "text/plain")
-                    return
-                self._send(200, authority.ocsp_response(body), "application/ocsp-response")
-            elif path == "/tsa":
-                state.bump("tsa")
-                if state.tsa_delay > 0:
-                    time.sleep(state.tsa_delay)
-                with state.lock:
-                    fail_once = state.tsa_fail_next > 0
-                    if fail_once:
-                        state.tsa_fail_next -= 1
-                if fail_once or not state.tsa_available:
-                    self._send(503, b"TSA down", "text/plain")
-                    return
-                try:
-                    resp = authority.tsa_response(body)
-                except (ValueError, KeyError, TypeError):
-                    self._send(400, b"bad time-stamp request", "text/plain")
-                    return
-                self._send(200, resp, "application/timestamp-reply")
-            else:
-                self._send(404, b"not found", "text/plain")
-
-    return Handler
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-
-@dataclass
-class RunningPki:
-    """A test PKI whose OCSP, CRL, TSA and certificate services answer on loopback."""
-
-    pki: TestPki
-    base_url: str
-    state: PkiServiceState
-
-    @property
-    def ocsp_url(self) -> str:
-        return self.pki.ocsp_url
-
-    @property
-    def crl_url(self) -> str:
-        return self.pki.crl_url
-
-    @property
-    def tsa_url(self) -> str:
-        return self.pki.tsa_url
-
-    def set_tsa_delay(self, seconds: float) -> None:
-        """Make every TSA answer wait ``seconds`` (simulates the slow Government TSA)."""
-        self.state.tsa_delay = seconds
-
-    def fail_next_tsa_requests(self, count: int) -> None:
-        """The next ``count`` TSA requests get HTTP 503, later ones succeed."""
-        with self.state.lock:
-            self.state.tsa_fail_next = count
-
-    def set_tsa_available(self, available: bool) -> None:
-        self.state.tsa_available = available
-
-    def set_ocsp_available(self, available: bool) -> None:
-        """Take only the OCSP responder down (CRLs still served)."""
-        self.state.ocsp_available = available
-
-    def set_revocation_available(self, available: bool) -> None:
-        """Take OCSP and CRL endpoints down (HTTP 503) or bring them back."""
-        self.state.revocation_available = available
-
-    @property
-    def counters(self) -> dict[str, int]:
-        with self.state.lock:
-            return dict(self.state.counters)
-
-
-@contextmanager
-def serve_test_pki(directory: Path, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[RunningPki]:
-    """Start the loopback PKI services, build the PKI bound to their URL, and yield it.
-
-    The server listens on ``port`` (default 0: a free port) in a daemon thread and is shut
-    down on exit. The PKI in ``directory`` is (re)generated for that URL.
-    """
-    state = PkiServiceState()
-    holder: dict[str, _Authority] = {}
-
-    class _Lazy(BaseHTTPRequestHandler):
-        pass
-
-    server = _Server((host, port), _Lazy)
-    port = server.server_address[1]
-    base_url = f"http://{host}:{port}"
-    pki = build_test_pki(directory, base_url=base_url)
-    holder["a"] = _Authority(pki)
-    server.RequestHandlerClass = _handler_class(holder["a"], state)
-    thread = threading.Thread(target=server.serve_forever, name="test-pki-http", daemon=True)
-    thread.start()
-    try:
-        yield RunningPki(pki=pki, base_url=base_url, state=state)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

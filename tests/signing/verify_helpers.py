@@ -19,7 +19,7 @@ from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from signing.testpki import RunningPki
+from hub.simulators.pki import RunningPki
 from signing.trust import TrustStore
 
 PAGE_TEXT = b"QUYET DINH SO 123/QD-SNNMT"

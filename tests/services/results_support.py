@@ -1,0 +1,68 @@
+"""Settings, sample dossier and key-password environment shared by the result-signing tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hub.config import Settings, load_settings
+from hub.simulators.pki import RunningPki
+from schemas.dossier import Dossier, Owner
+from schemas.timefmt import VN_TZ
+
+CODE = "000.00.18.H42-251125-0001"
+OTHER = "000.00.18.H42-251125-0002"
+T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
+ENV = {"HUB_TEST_OFFICER_P12": "", "HUB_TEST_AGENCY_P12": ""}
+
+
+def signing_settings(
+    pki: RunningPki, images: dict[str, Path], tmp_path: Path, *, officer: str = "officer", **extra: Any
+) -> Settings:
+    p = pki.pki
+    return load_settings(
+        data_dir=tmp_path,
+        endpoints={"cong-dvcqg": {"kind": "webhook", "url": "http://127.0.0.1:9/dvcqg"}},
+        routing=[{"kinds": ["dossier.sync"], "endpoints": ["cong-dvcqg"]}],
+        signing={
+            "trust_anchor_paths": [str(path) for path in p.trusted_anchor_files],
+            "tsa_url": pki.tsa_url,
+            "tsa_timeout_seconds": 20,
+            "keys": {
+                "lanh-ntl": {
+                    "kind": "pkcs12",
+                    "path": str(getattr(p, f"{officer}_p12")),
+                    "password_env": "HUB_TEST_OFFICER_P12",
+                    "image_path": str(images["officer"]),
+                },
+                "so-nnmt": {
+                    "kind": "pkcs12",
+                    "path": str(p.agency_p12),
+                    "password_env": "HUB_TEST_AGENCY_P12",
+                    "image_path": str(images["agency"]),
+                },
+            },
+            "result_officer_key": "lanh-ntl",
+            "result_agency_key": "so-nnmt",
+            **extra,
+        },
+    )
+
+
+def environ(pki: RunningPki) -> dict[str, str]:
+    return dict.fromkeys(ENV, pki.pki.p12_password)
+
+
+def make_dossier(code: str = CODE) -> Dossier:
+    return Dossier.model_validate(
+        {
+            "code": code,
+            "agency_code": "000.00.18.H42",
+            "procedure_code": "1.003901.H42",
+            "owner": Owner(name="Nguyễn Văn An", id_number="037099001234"),
+            "received_at": T0,
+            "due_at": T0 + timedelta(days=5),
+            "summary": "Cấp Giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
+        }
+    )
