@@ -19,9 +19,8 @@ from hub.db.base import utcnow
 from hub.db.models import MessageState
 from hub.delivery.store import ClaimedMessage, Completion
 from hub.outbox import transitions
-from hub.outbox.enqueue import new_message_id
 from hub.outbox.queue import blocked_by_of, head_seq_of
-from hub.outbox.transitions import AttemptOutcome, AttemptRecord, apply_changes
+from hub.outbox.transitions import AttemptRecord, apply_changes
 from schemas.errors import ConflictError, NotFoundError
 
 
@@ -93,17 +92,15 @@ class MemoryOutboxStore:
         seq = self._last_seq
         row = MemoryMessage(
             seq=seq,
-            message_id=new_message_id(),
-            endpoint=endpoint,
-            kind=kind,
-            ordering_key=ordering_key,
-            dossier_code=dossier_code,
-            payload=payload,
-            state=MessageState.PENDING.value,
-            attempts=0,
-            next_attempt_at=not_before or now,
-            created_at=now,
-            updated_at=now,
+            **transitions.enqueued(
+                endpoint=endpoint,
+                kind=kind,
+                ordering_key=ordering_key,
+                payload=payload,
+                dossier_code=dossier_code,
+                not_before=not_before,
+                now=now,
+            ),
         )
         self.messages[seq] = row
         self._queues.setdefault((endpoint, ordering_key), []).append(row)
@@ -175,20 +172,7 @@ class MemoryOutboxStore:
             ][:limit]
             for row in candidates:
                 apply_changes(row, changes)
-                claimed.append(
-                    ClaimedMessage(
-                        seq=row.seq,
-                        message_id=row.message_id,
-                        endpoint=row.endpoint,
-                        kind=row.kind,
-                        ordering_key=row.ordering_key,
-                        dossier_code=row.dossier_code,
-                        payload=row.payload,
-                        attempt_no=row.attempts,
-                        lease_token=lease_token,
-                        manual=row.manual_retry,
-                    )
-                )
+                claimed.append(ClaimedMessage.from_row(row, lease_token))
         claimed.sort(key=lambda message: message.seq)
         return claimed
 
@@ -251,17 +235,7 @@ class MemoryOutboxStore:
         for row in expired:
             dead = transitions.out_of_attempts(row.attempts, max_attempts.get(row.endpoint, 1 << 30))
             error = transitions.lease_lost_error(row.lease_owner, row.attempts)
-            attempt = AttemptRecord(
-                message_seq=row.seq,
-                attempt_no=row.attempts,
-                worker_id=row.lease_owner or rescuer_id,
-                started_at=row.updated_at,
-                finished_at=now,
-                outcome=AttemptOutcome.LEASE_LOST,
-                manual=row.manual_retry,
-                error_class=transitions.LEASE_LOST_ERROR_CLASS,
-                error=f"{error} (rescued by {rescuer_id})",
-            )
+            attempt = transitions.lease_lost_attempt(row, rescuer_id=rescuer_id, now=now)
             apply_changes(row, transitions.rescue(dead=dead, error=error, now=now))
             self.attempts.append(attempt)
         return [row.seq for row in expired]

@@ -187,21 +187,7 @@ class SqlOutboxStore:
                 OutboxMessage.manual_retry,
             )
         )
-        return [
-            ClaimedMessage(
-                seq=row.seq,
-                message_id=row.message_id,
-                endpoint=row.endpoint,
-                kind=row.kind,
-                ordering_key=row.ordering_key,
-                dossier_code=row.dossier_code,
-                payload=row.payload,
-                attempt_no=row.attempts,
-                lease_token=token,
-                manual=bool(row.manual_retry),
-            )
-            for row in conn.execute(statement)
-        ]
+        return [ClaimedMessage.from_row(row, token) for row in conn.execute(statement)]
 
     def _leased(self, pairs: Sequence[tuple[int, str]]) -> Any:
         """The rows of ``(seq, token)`` pairs still held under that token."""
@@ -216,24 +202,18 @@ class SqlOutboxStore:
             return set()
         now = utcnow()
         changes = transitions.extend_lease(lease_expires_at=now + timedelta(seconds=lease_seconds))
-        held: set[int] = set()
-        with self.db.engine.begin() as conn:
-            for chunk in _chunks(pairs, _CHUNK):
-                result = conn.execute(
-                    update(OutboxMessage)
-                    .where(self._leased(chunk))
-                    .values(_values(changes))
-                    .returning(OutboxMessage.seq)
-                )
-                held.update(result.scalars())
-        return held
+        return set(self._change_leased(pairs, changes))
 
     def release_sync(self, leases: Iterable[tuple[int, str]], *, not_before: datetime | None = None) -> int:
         pairs = list(leases)
         if not pairs:
             return 0
         changes = transitions.release(not_before=not_before, now=utcnow())
-        released = 0
+        return len(self._change_leased(pairs, changes))
+
+    def _change_leased(self, pairs: Sequence[tuple[int, str]], changes: transitions.Changes) -> list[int]:
+        """Apply ``changes`` to the rows still held under their ``(seq, token)``; their seqs."""
+        changed: list[int] = []
         with self.db.engine.begin() as conn:
             for chunk in _chunks(pairs, _CHUNK):
                 result = conn.execute(
@@ -242,8 +222,8 @@ class SqlOutboxStore:
                     .values(_values(changes))
                     .returning(OutboxMessage.seq)
                 )
-                released += len(result.all())
-        return released
+                changed.extend(result.scalars())
+        return changed
 
     def complete_sync(self, completions: Sequence[Completion], worker_id: str) -> set[int]:
         if not completions:
@@ -339,19 +319,7 @@ class SqlOutboxStore:
                     continue
                 rescued.append(row.seq)
                 attempts.append(
-                    _attempt_row(
-                        AttemptRecord(
-                            message_seq=row.seq,
-                            attempt_no=row.attempts,
-                            worker_id=row.lease_owner or rescuer_id,
-                            started_at=row.updated_at,
-                            finished_at=now,
-                            outcome=AttemptOutcome.LEASE_LOST,
-                            manual=bool(row.manual_retry),
-                            error_class=transitions.LEASE_LOST_ERROR_CLASS,
-                            error=f"{error} (rescued by {rescuer_id})",
-                        )
-                    )
+                    _attempt_row(transitions.lease_lost_attempt(row, rescuer_id=rescuer_id, now=now))
                 )
             if attempts:
                 conn.execute(insert(DeliveryAttempt), attempts)

@@ -40,6 +40,22 @@ class ClaimedMessage:
     lease_token: str
     manual: bool
 
+    @classmethod
+    def from_row(cls, row: Any, lease_token: str) -> ClaimedMessage:
+        """The claim of an outbox row (ORM, SQL result or in-memory row) just moved to in_flight."""
+        return cls(
+            seq=row.seq,
+            message_id=row.message_id,
+            endpoint=row.endpoint,
+            kind=row.kind,
+            ordering_key=row.ordering_key,
+            dossier_code=row.dossier_code,
+            payload=row.payload,
+            attempt_no=row.attempts,
+            lease_token=lease_token,
+            manual=bool(row.manual_retry),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Completion:

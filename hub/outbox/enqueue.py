@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -11,15 +10,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from hub.db.base import utcnow
-from hub.db.models import MessageState, OutboxMessage
+from hub.db.models import OutboxMessage
+from hub.outbox.transitions import enqueued
 
 #: PostgreSQL channel the workers LISTEN on; payload is the endpoint name.
 NOTIFY_CHANNEL = "hub_outbox"
-
-
-def new_message_id() -> str:
-    """Stable id sent to the receiver (UUIDv4 text; WS-Addressing wants ``urn:uuid:`` + this)."""
-    return str(uuid.uuid4())
 
 
 def enqueue(
@@ -40,17 +35,15 @@ def enqueue(
     now = utcnow()
     rows = [
         OutboxMessage(
-            message_id=new_message_id(),
-            endpoint=endpoint,
-            kind=kind,
-            ordering_key=ordering_key,
-            dossier_code=dossier_code,
-            payload=payload,
-            state=MessageState.PENDING.value,
-            attempts=0,
-            next_attempt_at=not_before or now,
-            created_at=now,
-            updated_at=now,
+            **enqueued(
+                endpoint=endpoint,
+                kind=kind,
+                ordering_key=ordering_key,
+                payload=payload,
+                dossier_code=dossier_code,
+                not_before=not_before,
+                now=now,
+            )
         )
         for endpoint in endpoints
     ]

@@ -19,6 +19,7 @@ a single atomic statement.
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,37 @@ Changes = Mapping[str, Any]
 
 def _unleased() -> dict[str, Any]:
     return {"lease_owner": None, "lease_expires_at": None}
+
+
+def enqueued(
+    *,
+    endpoint: str,
+    kind: str,
+    ordering_key: str,
+    payload: dict[str, Any],
+    dossier_code: str | None,
+    not_before: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The columns of a new pending message, due at ``not_before`` (or at once)."""
+    return {
+        "message_id": new_message_id(),
+        "endpoint": endpoint,
+        "kind": kind,
+        "ordering_key": ordering_key,
+        "dossier_code": dossier_code,
+        "payload": payload,
+        "state": MessageState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def new_message_id() -> str:
+    """Stable id sent to the receiver (UUIDv4 text; WS-Addressing wants ``urn:uuid:`` + this)."""
+    return str(uuid.uuid4())
 
 
 def claim(*, lease_owner: str, lease_expires_at: datetime, now: datetime) -> Changes:
@@ -211,3 +243,18 @@ class AttemptRecord:
     error: str | None = None
     request_summary: str | None = None
     response_summary: str | None = None
+
+
+def lease_lost_attempt(row: Any, *, rescuer_id: str, now: datetime) -> AttemptRecord:
+    """The ``lease_lost`` attempt the rescuer records for an expired in-flight ``row``."""
+    return AttemptRecord(
+        message_seq=row.seq,
+        attempt_no=row.attempts,
+        worker_id=row.lease_owner or rescuer_id,
+        started_at=row.updated_at,
+        finished_at=now,
+        outcome=AttemptOutcome.LEASE_LOST,
+        manual=bool(row.manual_retry),
+        error_class=LEASE_LOST_ERROR_CLASS,
+        error=f"{lease_lost_error(row.lease_owner, row.attempts)} (rescued by {rescuer_id})",
+    )
