@@ -46,6 +46,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     CommandModule(("worker",), "hub.commands.worker", "Deliver outbox messages to the configured endpoints."),
     CommandModule(("dlq",), "hub.commands.dlq", "Hàng đợi bản tin lỗi / dead-letter queue operations."),
     CommandModule(
+        ("prune",),
+        "hub.commands.prune",
+        "Xóa dữ liệu đã hết hạn lưu / prune delivered messages and finished jobs past retention.",
+    ),
+    CommandModule(
         ("simulate", "dvcqg"),
         "hub.commands.simulate_dvcqg",
         "Mô phỏng Cổng DVCQG / run a simulator of the National Public Service Portal adapter.",

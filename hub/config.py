@@ -1,24 +1,39 @@
 """Configuration: environment variables with the ``HUB_`` prefix and an optional TOML file.
 
 Precedence: explicit keyword arguments > environment (``HUB_DATABASE_URL``,
-``HUB_WORKER__CONCURRENCY`` for nested keys) > the file named by ``HUB_CONFIG_FILE`` >
-defaults. Everything the official portal specifications leave unconfirmed (paths, service
-names, code tables, credentials) is configuration with the documented values as defaults.
-Validation happens once, at start-up, and fails with a message naming the bad key.
+``HUB_WORKER__CONCURRENCY`` for nested keys) > secret files in the directory named by
+``HUB_SECRETS_DIR`` > the file named by ``HUB_CONFIG_FILE`` > defaults.
+
+Secrets (docs/deployment.md, "Secrets"): every setting may come from a file of the secrets
+directory named like its environment variable (``hub_database_password``,
+``hub_bootstrap_admin_token``, ``hub_endpoints__lgsp__password``: pydantic-settings'
+``NestedSecretsSettingsSource``, the layout of Docker and Kubernetes secrets under
+``/run/secrets``); the passwords and PINs of signing keys, named by their ``password_env`` /
+``pin_env``, are read from the environment or from a file of that name there
+(:meth:`Settings.secret_environment`).
+
+Everything the official portal specifications leave unconfirmed (paths, service names, code
+tables, credentials) is configuration with the documented values as defaults. Validation
+happens once, at start-up, and fails with a message naming the bad key.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections import ChainMap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -26,6 +41,10 @@ from connectors.settings import EndpointSettings
 from schemas.errors import ConfigurationError
 from schemas.settings import Section
 from signing.settings import SigningSettings
+
+#: Environment variables that choose where settings come from (not settings themselves).
+CONFIG_FILE_ENV = "HUB_CONFIG_FILE"
+SECRETS_DIR_ENV = "HUB_SECRETS_DIR"
 
 
 class RoutingRule(Section):
@@ -69,12 +88,41 @@ class LookupSettings(Section):
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 60
 
 
+class RetentionSettings(Section):
+    """How long finished work is kept before the pruner deletes it (:mod:`hub.outbox.retention`).
+
+    Only delivered messages (with their attempts and payload revisions) and finished DLQ bulk
+    jobs are pruned; dead letters, pending and in-flight messages, discarded messages (the
+    operator's reason) and the audit log are never touched. ``0`` days keeps everything.
+    """
+
+    delivered_days: Annotated[int, Field(ge=0)] = 30
+    bulk_jobs_days: Annotated[int, Field(ge=0)] = 30
+    #: Rows deleted per transaction (short transactions: never a long lock on the outbox).
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    #: Pause between two batches, leaving the database to the delivery path.
+    batch_pause_seconds: Annotated[float, Field(ge=0)] = 0.5
+    #: Seconds between two pruning runs of a worker process.
+    interval_seconds: Annotated[float, Field(gt=0)] = 3600
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="HUB_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="HUB_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
     )
 
     database_url: str = "sqlite:///var/hub.db"
+    #: Password put into ``database_url`` (so that the URL itself holds no secret; typically
+    #: from the secrets directory, file ``hub_database_password``).
+    database_password: SecretStr | None = None
+    #: Directory of secret files (Docker/Kubernetes secrets, ``/run/secrets``). Read from
+    #: ``HUB_SECRETS_DIR`` (or a keyword argument) before the other sources, so not from the file.
+    secrets_dir: Path | None = None
+    #: Token accepted as an admin API key, to create the first real keys (hub/auth/keys.py).
+    bootstrap_admin_token: SecretStr | None = None
     data_dir: Path = Path("var")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -83,6 +131,7 @@ class Settings(BaseSettings):
     routing: list[RoutingRule] = Field(default_factory=list)
     lookup: LookupSettings = Field(default_factory=LookupSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @model_validator(mode="after")
     def _routes_name_known_endpoints(self) -> Settings:
@@ -91,6 +140,23 @@ class Settings(BaseSettings):
             if unknown:
                 raise ValueError(f"routing[{index}] names unknown endpoints: {', '.join(unknown)}")
         return self
+
+    @model_validator(mode="after")
+    def _password_into_database_url(self) -> Settings:
+        if self.database_password is not None:
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.database_url).set(password=self.database_password.get_secret_value())
+            self.database_url = url.render_as_string(hide_password=False)
+        return self
+
+    def secret_environment(self) -> Mapping[str, str]:
+        """Where ``password_env`` / ``pin_env`` variables are looked up: the process
+        environment, then the files of the secrets directory (named like the variable)."""
+        if self.secrets_dir is None:
+            return os.environ
+        files = NestedSecretsSettingsSource.load_secrets(self.secrets_dir.expanduser().resolve())
+        return ChainMap(os.environ, files)
 
     @classmethod
     def settings_customise_sources(
@@ -102,15 +168,25 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
-        path = os.environ.get("HUB_CONFIG_FILE")
+        given = init_settings.init_kwargs if isinstance(init_settings, InitSettingsSource) else {}
+        secrets_dir = given.get("secrets_dir") or os.environ.get(SECRETS_DIR_ENV)
+        if secrets_dir:
+            try:
+                secrets = NestedSecretsSettingsSource(
+                    file_secret_settings, secrets_dir=secrets_dir, secrets_dir_missing="error"
+                )
+            except SettingsError as exc:
+                raise ConfigurationError(f"{SECRETS_DIR_ENV}={secrets_dir}: {exc}") from None
+            sources = (*sources, secrets)
+        path = os.environ.get(CONFIG_FILE_ENV)
         if not path:
             return sources
         if not os.path.isfile(path):
-            raise ConfigurationError(f"HUB_CONFIG_FILE={path} does not exist")
+            raise ConfigurationError(f"{CONFIG_FILE_ENV}={path} does not exist")
         try:
             return (*sources, TomlConfigSettingsSource(settings_cls, toml_file=path))
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"HUB_CONFIG_FILE={path} is not valid TOML: {exc}") from exc
+            raise ConfigurationError(f"{CONFIG_FILE_ENV}={path} is not valid TOML: {exc}") from exc
 
 
 def load_settings(**overrides: Any) -> Settings:

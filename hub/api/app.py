@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -49,8 +48,6 @@ OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
 )
 #: Every route module the API may include, in order; each exposes ``router: APIRouter``.
 ROUTE_MODULES: tuple[str, ...] = CORE_ROUTE_MODULES + OPTIONAL_ROUTE_MODULES
-
-BOOTSTRAP_TOKEN_ENV = "HUB_BOOTSTRAP_ADMIN_TOKEN"
 
 
 def _module_exists(name: str) -> bool:
@@ -101,12 +98,13 @@ def create_app(
 ) -> FastAPI:
     """Build the API. Without ``db`` the app connects to ``settings.database_url`` and owns it.
 
-    ``bootstrap_token`` defaults to the ``HUB_BOOTSTRAP_ADMIN_TOKEN`` environment variable.
+    ``bootstrap_token`` defaults to the setting ``bootstrap_admin_token`` (the environment
+    variable ``HUB_BOOTSTRAP_ADMIN_TOKEN`` or the secret file ``hub_bootstrap_admin_token``).
     """
     owns_db = db is None
     database = db if db is not None else Database.connect(settings.database_url)
-    if bootstrap_token is None:
-        bootstrap_token = os.environ.get(BOOTSTRAP_TOKEN_ENV) or None
+    if bootstrap_token is None and settings.bootstrap_admin_token is not None:
+        bootstrap_token = settings.bootstrap_admin_token.get_secret_value() or None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

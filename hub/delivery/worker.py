@@ -12,7 +12,8 @@ Design (docs/delivery.md §4–§7, §9, §11), split the way procrastinate spli
 * a :class:`~hub.delivery.ledger.LeaseLedger` keeps the leases held (heartbeat) and writes
   results in batches; a rescuer pass returns messages of dead workers to the queue;
 * connectors and their HTTP clients come from :func:`connectors.registry.open_connectors`;
-  DLQ bulk jobs run beside the worker (:class:`hub.dlq.runner.BulkJobRunner`);
+  DLQ bulk jobs and the pruning of finished work run beside the worker
+  (:class:`hub.dlq.runner.BulkJobRunner`, :class:`hub.outbox.retention.RetentionRunner`);
 * graceful stop: no new claims, in-flight deliveries get ``shutdown_grace_seconds``, the rest
   are cancelled and their messages released without counting an attempt.
 """
@@ -44,6 +45,7 @@ from hub.delivery.retry import RetryPolicy, is_retryable
 from hub.delivery.sql_store import SqlOutboxStore
 from hub.delivery.store import ClaimedMessage, Completion, OutboxStore
 from hub.dlq.runner import BulkJobRunner
+from hub.outbox.retention import RetentionRunner
 from hub.outbox.transitions import AttemptOutcome
 from schemas.errors import HubError
 
@@ -65,7 +67,8 @@ class Worker:
     """One delivery worker (run several processes for more throughput or availability).
 
     ``store`` defaults to the SQL store on ``db``; with another store (the in-memory one in
-    tests) ``db`` may be ``None``, and DLQ bulk jobs, which need the database, are not run.
+    tests) ``db`` may be ``None``, and DLQ bulk jobs and pruning, which need the database, are
+    not run.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class Worker:
         self._bulk_jobs = (
             BulkJobRunner(db, on_progress=self.wake) if process_bulk_jobs and db is not None else None
         )
+        self._retention = RetentionRunner(db, settings.retention) if db is not None else None
         self._tasks: set[asyncio.Task[None]] = set()
         self._claim_counter = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -148,6 +152,11 @@ class Worker:
                 if self._bulk_jobs is not None
                 else None
             )
+            retention = (
+                asyncio.create_task(self._retention.run(self._stopping), name="retention")
+                if self._retention is not None
+                else None
+            )
             claim_task = asyncio.create_task(self._claim_loop(stop), name="claim")
             try:
                 await stop.wait()
@@ -160,6 +169,8 @@ class Worker:
                 if bulk_jobs is not None:
                     # It finishes its current chunk and puts the job back for the next worker.
                     await asyncio.gather(bulk_jobs, return_exceptions=True)
+                if retention is not None:
+                    await asyncio.gather(retention, return_exceptions=True)  # after its current batch
                 await self.ledger.wait_idle(FLUSH_WAIT_SECONDS)
                 for task in background:
                     task.cancel()

@@ -1,7 +1,8 @@
 """Server-held signing keys from ``[signing.keys]`` and the signing facade built on them.
 
 A key entry says *where* the key is (PKCS#12 file or PKCS#11 token/HSM) and *which environment
-variable* holds its password or PIN; the secret itself never sits in the configuration file.
+variable* holds its password or PIN; the secret itself never sits in the configuration file
+(a file of that name in the secrets directory, ``HUB_SECRETS_DIR``, serves too).
 Everything is checked once at start-up (files present, variables set, images are PNG), but no
 key is opened then: a wrong PIN tried at every restart could lock a token. Server-held keys are
 device/service certificates or keys the agency decided to keep in its HSM (Decree 68/2024
@@ -124,7 +125,9 @@ def key_images(signing: SigningSettings) -> dict[str, bytes]:
 def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None = None) -> SigningFacade:
     """The facade the API and the result service use: ``[signing]`` policy + configured keys.
 
-    Pending external-signing requests live under ``data_dir/signing-pending``.
+    Passwords and PINs are looked up in ``environ``, by default the process environment and
+    then the secrets directory (:meth:`hub.config.Settings.secret_environment`). Pending
+    external-signing requests live under ``data_dir/signing-pending``.
     """
-    keys = key_sources(settings.signing, environ)
+    keys = key_sources(settings.signing, settings.secret_environment() if environ is None else environ)
     return SigningFacade.from_settings(settings.signing, Path(settings.data_dir), keys=keys)
