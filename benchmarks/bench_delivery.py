@@ -7,7 +7,10 @@ Runs, for each backend (SQLite file, PostgreSQL on 127.0.0.1):
    deliveries/s;
 2. paced: the worker running, a producer enqueues at a fixed rate (default: half the drained
    rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p99;
-3. memory (``--memory-n``, e.g. 100000): the worker's RSS sampled while draining.
+3. memory (``--memory-n``, e.g. 100000): the worker's RSS sampled while draining;
+4. scale-out (``--scale 1,2,4``, instead of 1-3): the drain repeated with 1, 2, 4 worker
+   processes on a fresh database each → deliveries/s per process count and the speed-up
+   (docs/deployment.md, "Several workers, several machines").
 
 Also ``--transport httpx`` to measure httpx's own pool instead of the aiohttp transport.
 
@@ -15,6 +18,7 @@ Example::
 
     .venv/bin/python -m benchmarks.bench_delivery --backend postgresql -n 20000
     .venv/bin/python -m benchmarks.bench_delivery --backend both -n 20000 --memory-n 100000
+    .venv/bin/python -m benchmarks.bench_delivery --backend postgresql -n 20000 --scale 1,2,4
 """
 
 from __future__ import annotations
@@ -352,6 +356,30 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
     print(usage)
 
 
+def scale(name: str, args: argparse.Namespace, workdir: Path) -> None:
+    """The drain with each process count of ``--scale``, each on a fresh database."""
+    rates: dict[int, float] = {}
+    for count in args.scale:
+        backend = make_backend(name, workdir)
+        try:
+            rates[count] = drain(
+                backend, argparse.Namespace(**{**vars(args), "workers": count}), args.n, workdir
+            )
+        finally:
+            backend.cleanup()
+    base = rates[args.scale[0]]
+    print(f"[{name}/{args.transport}] scale-out, {args.n} messages, first→last arrival:")
+    for count, rate in rates.items():
+        print(f"  {count} worker process(es): {rate:,.0f} deliveries/s (x{rate / base:.2f})")
+
+
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of process counts, e.g. 1,2,4")
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -365,6 +393,9 @@ def main() -> None:
     parser.add_argument("--no-drain", action="store_true", help="only the paced run (needs --rate)")
     parser.add_argument("--concurrency", type=int, default=64, help="per worker process")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--scale", type=_counts, default=None, help="only the drain, with these worker process counts (1,2,4)"
+    )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--flush-ms", type=float, default=20)
     parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")
@@ -372,13 +403,16 @@ def main() -> None:
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     print(
-        f"cpus={os.cpu_count()} python={sys.version.split()[0]} workers={args.workers} "
+        f"cpus={os.cpu_count()} python={sys.version.split()[0]} workers={args.scale or args.workers} "
         f"concurrency={args.concurrency} "
         f"batch={args.batch_size} flush={args.flush_ms}ms dossiers={args.dossiers} transport={args.transport}"
     )
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         workdir = Path(tmp)
         for name in backends:
+            if args.scale:
+                scale(name, args, workdir)
+                continue
             backend = make_backend(name, workdir)
             try:
                 rate = 0.0 if args.no_drain else drain(backend, args, args.n, workdir)
