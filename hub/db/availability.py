@@ -1,4 +1,4 @@
-"""Is the database there, and can it heal? (docs/architecture.md, "Database faults").
+"""Is the database there, and can it heal? (docs/delivery.md §12).
 
 Two kinds of database fault reach a hub process:
 
