@@ -41,8 +41,16 @@ class RetrySettings(Section):
 
 
 class BreakerSettings(Section):
+    """Per-endpoint circuit breaker (``docs/delivery.md`` §7).
+
+    ``failure_threshold`` consecutive retryable failures open the circuit. The first probe goes
+    ``probe_interval_seconds`` after it opened; each failed probe doubles the wait, up to
+    ``open_seconds`` (the longest the circuit stays open between two probes).
+    """
+
     failure_threshold: Annotated[int, Field(ge=1)] = 5
     open_seconds: Annotated[float, Field(gt=0)] = 30
+    probe_interval_seconds: Annotated[float, Field(gt=0)] = 5
     half_open_probes: Annotated[int, Field(ge=1)] = 1
 
 

@@ -303,7 +303,9 @@ def _database_error(exc: Exception) -> str | None:
 
     if not isinstance(exc, OperationalError):
         return None
-    return f"database error: {str(exc.orig).strip() or exc}"
+    from hub.db.availability import diagnose
+
+    return f"database error: {diagnose(exc).reason}"
 
 
 def main(argv: list[str] | None = None) -> None:

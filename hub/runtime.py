@@ -1,10 +1,15 @@
 """The hub's one composition root: how every hub process starts and stops (docs/architecture.md).
 
 In order: settings (given) → logging (:func:`hub.logging.configure_logging`, PII masked) →
-database connection and schema check (:func:`open_database`) → the HTTP API on uvicorn and/or
+database connection and checks (:func:`open_database`: what cannot heal — no such database,
+credentials refused, read-only, schema not migrated — stops the start with one line; an
+unreachable server is tried 3 times over about 10 s) → the HTTP API on uvicorn and/or
 the delivery worker (:func:`start`) → signals (:func:`until_signalled`: the first SIGTERM or
 SIGINT stops gracefully and the process exits 0, a second one forces the stop) → disposal of
-the worker's connectors, the server and the database.
+the worker's connectors, the server and the database. Once running, a database outage is
+reported once per change of state and retried with backoff by every loop through the shared
+:class:`~hub.db.availability.OutageReporter` of :attr:`RunningHub.health`, which ``/readyz``
+reads.
 
 ``hub serve`` (API and worker), ``hub worker`` (worker only) and ``hub demo`` start the hub
 here, and so do the tests and benchmarks (:func:`run_in_thread` runs it on an event loop of
@@ -20,11 +25,12 @@ import logging
 import signal
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from schemas.errors import ConfigurationError
+from schemas.errors import ConfigurationError, HubError
 
 if TYPE_CHECKING:
     import uvicorn
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
     from hub.config import Settings
     from hub.db.session import Database
     from hub.delivery.worker import Worker
+    from hub.health import HubHealth
 
 log = logging.getLogger("hub.runtime")
 
@@ -47,6 +54,10 @@ WORKER_POOL_SIZE = 4
 FORCE_CHECK_SECONDS = 0.2
 #: Seconds :func:`run_in_thread` waits for the hub to start or to stop.
 THREAD_TIMEOUT_SECONDS = 60.0
+#: A database unreachable at start is tried again after each of these pauses, then the hub
+#: exits non-zero with one line (3 tries over about 10 s): an orchestrator restarting the
+#: process, or an operator, sees the cause at once instead of a process that never works.
+START_RETRY_PAUSES = (3.0, 6.0)
 
 
 def setup_logging(level: str, *, json_logs: bool = True) -> None:
@@ -58,14 +69,11 @@ def setup_logging(level: str, *, json_logs: bool = True) -> None:
 
 def check_schema(db: Database) -> None:
     """Refuse to run on a database whose schema is not at the latest migration."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    from hub.db.migrate import current_heads, expected_heads
 
-    from hub.db.migrate import alembic_config
-
-    heads = set(ScriptDirectory.from_config(alembic_config("")).get_heads())
+    heads = expected_heads()
     with db.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
+        current = current_heads(connection)
     if current != heads:
         found = ", ".join(sorted(current)) or "empty"
         raise ConfigurationError(
@@ -74,17 +82,53 @@ def check_schema(db: Database) -> None:
         )
 
 
-def open_database(settings: Settings, *, pool_size: int = API_POOL_SIZE) -> Database:
-    """Connect to ``settings.database_url`` and check its schema (disposed again on failure)."""
+def check_database(db: Database) -> None:
+    """The database answers, is at the latest migration and accepts writes."""
+    from hub.db.availability import check_writable
+
+    check_schema(db)
+    with db.engine.connect() as connection:
+        check_writable(connection)
+
+
+def open_database(
+    settings: Settings,
+    *,
+    pool_size: int = API_POOL_SIZE,
+    retry_pauses: tuple[float, ...] = START_RETRY_PAUSES,
+) -> Database:
+    """Connect to ``settings.database_url`` and check it (disposed again on failure).
+
+    What cannot heal by waiting (no such database, credentials refused, read-only, schema not
+    migrated) raises at once; an unreachable server is tried again after each of
+    ``retry_pauses`` before giving up. Either way the error is one line
+    (:func:`hub.db.availability.start_error`).
+    """
+    from hub.db.availability import check_sqlite_location, diagnose, start_error
     from hub.db.session import Database
 
-    db = Database.connect(settings.database_url, pool_size=pool_size)
+    url = settings.database_url
+    check_sqlite_location(url)
+    db = Database.connect(url, pool_size=pool_size)
+    started = time.monotonic()
     try:
-        check_schema(db)
+        for tries, pause in enumerate((*retry_pauses, None), start=1):
+            try:
+                check_database(db)
+                return db
+            except HubError:
+                raise
+            except Exception as exc:  # noqa: BLE001  # diagnosed: retried or raised as one line
+                diagnosis = diagnose(exc)
+                if not diagnosis.heals or pause is None:
+                    raise start_error(
+                        diagnosis, url, tries=tries, seconds=time.monotonic() - started
+                    ) from None
+            time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover - the last try returns or raises
     except BaseException:
         db.dispose()
         raise
-    return db
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -127,8 +171,12 @@ class RunningHub:
     def __init__(
         self, settings: Settings, db: Database, *, worker_options: dict[str, Any] | None = None
     ) -> None:
+        from hub.health import HubHealth
+
         self.settings = settings
         self.db = db
+        #: Shared by the API's readiness probe and the worker (:mod:`hub.health`).
+        self.health: HubHealth = HubHealth()
         self.app: FastAPI | None = None
         self.base_url: str | None = None
         self.port: int | None = None
@@ -156,7 +204,9 @@ class RunningHub:
         from hub.api.app import create_app
 
         extra: dict[str, Any] = {} if route_modules is None else {"route_modules": route_modules}
-        self.app = create_app(self.settings, self.db, bootstrap_token=bootstrap_token, **extra)
+        self.app = create_app(
+            self.settings, self.db, bootstrap_token=bootstrap_token, health=self.health, **extra
+        )
         host, port = sock.getsockname()[:2]
         self.port = int(port)
         self.base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
@@ -171,9 +221,13 @@ class RunningHub:
 
     def _start_worker(self, settings: Settings) -> None:
         from hub.delivery.worker import Worker
+        from hub.health import WorkerPulse
 
         self._worker_stop = asyncio.Event()
-        self.worker = Worker(settings, self.db, **self._worker_options)
+        pulse = self.health.worker = self.health.worker or WorkerPulse()
+        self.worker = Worker(
+            settings, self.db, outage=self.health.database, pulse=pulse, **self._worker_options
+        )
         self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop), name="hub-worker")
 
     async def restart_worker(self, settings: Settings) -> None:

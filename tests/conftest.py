@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, make_url
 
 from hub.db.migrate import upgrade
 from hub.db.session import Database
+from tests.pgcluster import PrivatePostgres, private_cluster
 
 SQLITE_ONLY = os.environ.get("HUB_TEST_SQLITE_ONLY") == "1"
 BACKENDS = ["sqlite"] if SQLITE_ONLY else ["sqlite", "postgresql"]
@@ -59,7 +60,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
-        (dropped if on_postgres or item.get_closest_marker("postgres") else kept).append(item)
+        private = "private_postgres" in getattr(item, "fixturenames", ())
+        (dropped if on_postgres or private or item.get_closest_marker("postgres") else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -169,3 +171,14 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database.connect(database_url, pool_size=8)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of the test's own, which it may stop and start (outage tests).
+
+    Never stop the shared server of :func:`pg_copies`: other tests, and other test runs, use it.
+    See :mod:`tests.pgcluster`. Left out of SQLite-only runs like the ``postgres`` mark.
+    """
+    with private_cluster() as cluster:
+        yield cluster

@@ -1,14 +1,13 @@
-"""A private PostgreSQL cluster for tests that stop and start the server (failover, reconnect).
+"""A private PostgreSQL cluster a test may stop and start (the ``private_postgres`` fixture).
 
-The shared server at 127.0.0.1:5432 is never restarted (other tests use it); a test that needs
-an outage gets a cluster of its own: ``initdb`` into a fresh directory, ``pg_ctl`` on a free
-loopback port, trust authentication, no durability settings worth the wait (``fsync=off``).
-Run as the ``postgres`` OS user (``runuser``) when the tests run as root, since PostgreSQL
-refuses to run as root. :meth:`PrivateCluster.stop` with ``mode="immediate"`` is a crash (no
-checkpoint, connections cut); :meth:`PrivateCluster.start` brings it back on the same address.
+The shared server at ``HUB_TEST_PG_URL`` serves every test running in parallel, so no test may
+stop it. An outage test runs its own cluster instead: ``initdb`` into a temporary directory,
+``pg_ctl start`` on a free loopback port, ``stop()``/``start()`` as the test needs, removed at
+the end. PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres``
+OS user (``runuser``), in a directory that user owns.
 
-``HUB_TEST_PG_BIN`` names the directory of ``initdb``/``pg_ctl`` (default: the newest
-``/usr/lib/postgresql/*/bin``, else whatever is on ``PATH``).
+The binaries come from ``HUB_TEST_PG_BIN``, else ``initdb`` on the ``PATH``, else the newest
+``/usr/lib/postgresql/*/bin`` (Debian's layout).
 """
 
 from __future__ import annotations
@@ -22,128 +21,122 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
-#: Seconds ``pg_ctl`` waits for a start or a stop.
-PG_CTL_WAIT_SECONDS = 60
+from hub.db.migrate import upgrade
+
+#: The OS user the cluster runs as when the tests run as root.
+PG_OS_USER = "postgres"
 
 
-def _bin_dir() -> Path | None:
+def pg_bin() -> Path:
+    """The directory holding ``initdb`` and ``pg_ctl``."""
     configured = os.environ.get("HUB_TEST_PG_BIN")
     if configured:
         return Path(configured)
-    versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parent.parent.name)
     )
-    return versions[-1] if versions else None
+    if not candidates:
+        raise RuntimeError("no PostgreSQL binaries (initdb, pg_ctl): set HUB_TEST_PG_BIN")
+    return candidates[-1].parent
 
 
-def _program(name: str) -> str:
-    directory = _bin_dir()
-    if directory is not None and (directory / name).is_file():
-        return str(directory / name)
-    found = shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"{name} not found (set HUB_TEST_PG_BIN)")
-    return found
-
-
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-class PrivateCluster:
-    """A PostgreSQL cluster of its own in a temporary directory, on ``127.0.0.1:<port>``."""
+class PrivatePostgres:
+    """One throw-away cluster on 127.0.0.1:``port`` (trust authentication, user ``postgres``)."""
 
-    def __init__(self, *, user: str = "postgres") -> None:
-        self.port = _free_port()
-        self._as_user: list[str] = []
-        self.root = Path(tempfile.mkdtemp(prefix="hub-pgcluster-"))
-        if os.geteuid() == 0:  # PostgreSQL refuses root: run its programs as ``user``
-            account = pwd.getpwnam(user)
-            os.chown(self.root, account.pw_uid, account.pw_gid)
-            self._as_user = ["runuser", "-u", user, "--"]
-        self.data = self.root / "data"
-        self.log = self.root / "server.log"
-        self._run(
-            _program("initdb"),
-            "-D",
-            str(self.data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-            "--no-sync",
-        )
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory
+        self.data = directory / "data"
+        self.port = port
+        self._bin = pg_bin()
+        self._as_root = os.geteuid() == 0
 
-    def _run(self, *command: str) -> None:
-        result = subprocess.run([*self._as_user, *command], capture_output=True, text=True, timeout=120)
-        if result.returncode != 0:
-            log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise RuntimeError(f"{' '.join(command)} failed: {result.stdout}{result.stderr}{log}")
+    def _run(self, *args: str) -> None:
+        command = [str(self._bin / args[0]), *args[1:]]
+        if self._as_root:
+            command = ["runuser", "-u", PG_OS_USER, "--", *command]
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
 
-    @property
-    def running(self) -> bool:
-        return (self.data / "postmaster.pid").exists()
+    def init(self) -> None:
+        if self._as_root:
+            user = pwd.getpwnam(PG_OS_USER)
+            os.chown(self.directory, user.pw_uid, user.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
 
     def start(self) -> None:
-        """Start (again) on the same port; returns once it accepts connections."""
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         self._run(
-            _program("pg_ctl"),
-            "start",
+            "pg_ctl",
             "-D",
             str(self.data),
             "-l",
-            str(self.log),
+            str(self.directory / "server.log"),
             "-o",
             options,
             "-w",
-            "-t",
-            str(PG_CTL_WAIT_SECONDS),
+            "start",
         )
 
     def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> None:
-        """Stop; ``immediate`` is a crash (connections cut, recovery at the next start)."""
-        self._run(
-            _program("pg_ctl"), "stop", "-D", str(self.data), "-m", mode, "-w", "-t", str(PG_CTL_WAIT_SECONDS)
-        )
+        """Stop the server: ``fast`` closes open connections, as a restart does; ``immediate``
+        is a crash (no checkpoint, connections cut)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    @property
+    def running(self) -> bool:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "status")
+        except subprocess.CalledProcessError:
+            return False
+        return True
 
     def url(self, database: str = "postgres") -> str:
-        """SQLAlchemy URL of ``database`` (psycopg driver), as the hub's settings take it."""
+        """SQLAlchemy URL of ``database`` (what the hub's settings take)."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """Create ``name`` and return its URL."""
-        with psycopg.connect(
+    def _admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(
             f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True, connect_timeout=5
-        ) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.url(name)
+        )
 
-    def destroy(self) -> None:
-        if self.running:
-            with contextlib.suppress(RuntimeError):
-                self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
+    def create_database(self, name: str, *, migrated: bool = True) -> str:
+        """Create ``name`` (migrated to the latest schema unless told otherwise); its URL."""
+        with self._admin() as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = self.url(name)
+        if migrated:
+            upgrade(url)
+        return url
 
 
 @contextlib.contextmanager
-def private_cluster() -> Iterator[PrivateCluster]:
-    """A started private cluster, stopped and deleted afterwards."""
-    cluster = PrivateCluster()
+def private_cluster() -> Iterator[PrivatePostgres]:
+    """A started private cluster, stopped and removed on exit."""
+    directory = Path(tempfile.mkdtemp(prefix="hub-pg-"))
+    directory.chmod(0o755)
+    cluster = PrivatePostgres(directory, free_port())
     try:
+        cluster.init()
         cluster.start()
         yield cluster
     finally:
-        cluster.destroy()
+        if cluster.running:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)

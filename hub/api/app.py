@@ -23,6 +23,7 @@ from hub.api.limits import BodySizeLimitMiddleware
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings
 from hub.db.session import Database
+from hub.health import HubHealth
 from hub.lookup.ratelimit import RateLimiter
 from hub.lookup.service import LookupService
 from hub.lookup.sms import SmsResponder
@@ -95,11 +96,14 @@ def create_app(
     *,
     bootstrap_token: str | None = None,
     route_modules: tuple[str, ...] = ROUTE_MODULES,
+    health: HubHealth | None = None,
 ) -> FastAPI:
     """Build the API. Without ``db`` the app connects to ``settings.database_url`` and owns it.
 
     ``bootstrap_token`` defaults to the setting ``bootstrap_admin_token`` (the environment
-    variable ``HUB_BOOTSTRAP_ADMIN_TOKEN`` or the secret file ``hub_bootstrap_admin_token``).
+    variable ``HUB_BOOTSTRAP_ADMIN_TOKEN`` or the secret file ``hub_bootstrap_admin_token``);
+    ``health`` is the process's own (:mod:`hub.health`, shared with an in-process worker;
+    default: an API-only process).
     """
     owns_db = db is None
     database = db if db is not None else Database.connect(settings.database_url)
@@ -123,6 +127,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.health = health if health is not None else HubHealth()
     app.state.services = build_services(settings, database, bootstrap_token=bootstrap_token)
     if settings.signing.keys:
         # Server-held keys from ``[signing.keys]``: checked now (files, secrets in the

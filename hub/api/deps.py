@@ -21,6 +21,7 @@ from hub.auth.keys import ApiKeyService, Principal
 from hub.config import Settings
 from hub.db.models import ApiRole
 from hub.db.session import Database
+from hub.health import HubHealth
 from hub.lookup.ratelimit import RateLimiter
 from hub.lookup.service import LookupService
 from hub.lookup.sms import SmsResponder
@@ -68,6 +69,11 @@ def get_settings(request: Request) -> Settings:
 def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
+
+
+def get_health(request: Request) -> HubHealth:
+    health: HubHealth = request.app.state.health
+    return health
 
 
 def get_services(request: Request) -> Services:
@@ -168,6 +174,10 @@ async def db_dependency(request: Request) -> Database:
     return get_db(request)
 
 
+async def health_dependency(request: Request) -> HubHealth:
+    return get_health(request)
+
+
 async def intake_dependency(request: Request) -> IntakeService:
     return get_intake(request)
 
@@ -186,6 +196,7 @@ async def sms_dependency(request: Request) -> SmsResponder:
 
 SettingsDep = Annotated[Settings, Depends(settings_dependency)]
 DatabaseDep = Annotated[Database, Depends(db_dependency)]
+HealthDep = Annotated[HubHealth, Depends(health_dependency)]
 IntakeDep = Annotated[IntakeService, Depends(intake_dependency)]
 FilesDep = Annotated[FileStore, Depends(files_dependency)]
 LookupDep = Annotated[LookupService, Depends(lookup_dependency)]

@@ -12,6 +12,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+#: Seconds libpq waits for a PostgreSQL server to accept a connection.
+PG_CONNECT_TIMEOUT_SECONDS = 10
+
 
 def create_hub_engine(url: str, *, pool_size: int = 10) -> Engine:
     """Create an engine tuned for the hub's access pattern.
@@ -36,7 +39,14 @@ def create_hub_engine(url: str, *, pool_size: int = 10) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # An unreachable server fails a connection after this long (libpq waits for ever by
+    # default), so a worker notices an outage and backs off (hub.db.availability).
+    connect_args = (
+        {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    )
+    return create_engine(
+        parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -18,9 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hub.config import WorkerSettings
+from hub.db.availability import OutageReporter
 from hub.delivery.store import ClaimedMessage, Completion, OutboxStore
 
 log = logging.getLogger("hub.delivery")
+
+#: Pause between the shutdown's tries to write results and give leases back.
+RELEASE_RETRY_SECONDS = 0.5
 
 
 @dataclass
@@ -46,8 +50,11 @@ class LeaseLedger:
         worker_id: str,
         stats: WorkerStats,
         on_flushed: Callable[[], None],
+        outage: OutageReporter | None = None,
     ) -> None:
         self._store = store
+        #: Reports failed writes once per change of state and paces their retries.
+        self._outage = outage or OutageReporter()
         self._config = config
         self._worker_id = worker_id
         self._stats = stats
@@ -85,15 +92,18 @@ class LeaseLedger:
             await self._has_items.wait()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), timeout=self._config.completion_flush_seconds)
-            await self.flush()
+            pause = await self.flush()
+            if pause:
+                await self._outage.pause(pause)
 
-    async def flush(self) -> None:
+    async def flush(self) -> float:
+        """Write what is pending; returns 0, or after a failure the pause before the next try."""
         self._has_items.clear()
         self._full.clear()
         completions, self._completions = self._completions, []
         releases, self._releases = self._releases, []
         if not completions and not releases:
-            return
+            return 0.0
         self._flushing = {c.seq for c in completions} | {r[0] for r in releases}
         self._idle.clear()
         try:
@@ -103,14 +113,12 @@ class LeaseLedger:
             for not_before in {r[2] for r in releases}:
                 pairs = [(seq, token) for seq, token, when in releases if when == not_before]
                 self._stats.released += await self._store.release(pairs, not_before=not_before)
-        except Exception:
+        except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
             # Keep them for the next flush; the lease (heartbeat) still protects the messages.
-            log.exception("completion flush failed; will retry")
             self._completions[:0] = completions
             self._releases[:0] = releases
             self._has_items.set()
-            await asyncio.sleep(self._config.completion_flush_seconds * 10)
-            return
+            return self._outage.failed("flush", exc)
         finally:
             self._flushing = set()
             self._idle.set()
@@ -118,8 +126,10 @@ class LeaseLedger:
             self._leases.pop(completion.seq, None)
         for seq, _token, _when in releases:
             self._leases.pop(seq, None)
+        self._outage.succeeded("flush")
         # Completed heads unblock their dossiers' next messages.
         self._on_flushed()
+        return 0.0
 
     async def wait_idle(self, seconds: float) -> None:
         """Wait (at most ``seconds``) until no flush is writing.
@@ -146,9 +156,10 @@ class LeaseLedger:
                 continue
             try:
                 held = await self._store.heartbeat(by_token, self._config.lease_seconds)
-            except Exception:
-                log.exception("heartbeat failed")
+            except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
+                self._outage.failed("heartbeat", exc)
                 continue
+            self._outage.succeeded("heartbeat")
             # Seqs finalised meanwhile by a flush are gone from ``_leases``: not lost.
             lost = sum(
                 1
@@ -167,18 +178,18 @@ class LeaseLedger:
         A message is left ``in_flight`` only if the database stays unreachable through every
         attempt; its lease then expires and the rescuer returns it (at-least-once either way).
         """
-        for attempt in range(1, attempts + 1):
-            await self.flush()
-            if self._completions or self._releases:
+        for _attempt in range(attempts):
+            if await self.flush():
+                await asyncio.sleep(RELEASE_RETRY_SECONDS)
                 continue  # the flush failed and kept its batch: try again
             held = list(self._leases.items())
             if not held:
                 return
             try:
                 self._stats.released += await self._store.release(held)
-            except Exception:
-                log.exception("releasing %d leases at shutdown failed (attempt %d)", len(held), attempt)
-                await asyncio.sleep(0.5)
+            except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
+                self._outage.failed("release", exc)
+                await asyncio.sleep(RELEASE_RETRY_SECONDS)
                 continue
             self._leases.clear()
             return

@@ -240,6 +240,22 @@ class MemoryOutboxStore:
             self.attempts.append(attempt)
         return [row.seq for row in expired]
 
+    async def make_due(self, endpoint: str, *, since: datetime, limit: int | None = None) -> int:
+        now = utcnow()
+        held = sorted(
+            (
+                row
+                for row in self.messages.values()
+                if transitions.held_back(row, endpoint=endpoint, since=since, now=now)
+            ),
+            key=lambda row: (row.next_attempt_at, row.seq),
+        )[:limit]
+        for row in held:
+            apply_changes(row, transitions.make_due(now=now))
+        if held:
+            self._notify()
+        return len(held)
+
     async def publish_health(
         self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None
     ) -> None:

@@ -28,9 +28,10 @@ from sqlalchemy import Connection, and_, event, insert, literal_column, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
 from hub.db.models import DeliveryAttempt, EndpointHealth, OutboxMessage
-from hub.db.session import SQLITE_BEGIN_OPTION, Database
+from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_BEGIN_OPTION, Database
 from hub.delivery.store import ClaimedMessage, Completion
 from hub.outbox import transitions
 from hub.outbox.enqueue import NOTIFY_CHANNEL
@@ -59,13 +60,16 @@ def _attempt_row(record: AttemptRecord) -> dict[str, Any]:
 
 
 _LEASED = transitions.LEASED_STATE.value
+_CLAIMABLE = transitions.CLAIMABLE_STATE.value
 
 
 class SqlOutboxStore:
     """:class:`~hub.delivery.store.OutboxStore` on the hub's database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, outage: OutageReporter | None = None) -> None:
         self.db = db
+        #: Where the LISTEN loop reports its failures (the worker's shared reporter).
+        self.outage = outage or OutageReporter()
         self._sqlite = db.engine.dialect.name == "sqlite"
         self._reader = db.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
 
@@ -89,6 +93,9 @@ class SqlOutboxStore:
         self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
     ) -> list[int]:
         return await asyncio.to_thread(self.rescue_expired_sync, max_attempts, rescuer_id, limit=limit)
+
+    async def make_due(self, endpoint: str, *, since: datetime, limit: int | None = None) -> int:
+        return await asyncio.to_thread(self.make_due_sync, endpoint, since=since, limit=limit)
 
     async def publish_health(
         self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None
@@ -118,16 +125,19 @@ class SqlOutboxStore:
         conninfo = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    conninfo, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT_SECONDS
+                ) as conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.outage.succeeded("listen")
                     wake()
                     async for _notify in conn.notifies():
                         wake()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("LISTEN connection failed; polling until it is back")
-                await asyncio.sleep(LISTEN_RECONNECT_SECONDS)
+            except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
+                # Polling covers the gap; the reporter logs the outage once and paces reconnects.
+                await self.outage.pause(max(LISTEN_RECONNECT_SECONDS, self.outage.failed("listen", exc)))
 
     # --- blocking implementations (also handy for synchronous tools and tests) ---------------
 
@@ -324,6 +334,28 @@ class SqlOutboxStore:
             if attempts:
                 conn.execute(insert(DeliveryAttempt), attempts)
         return rescued
+
+    def make_due_sync(self, endpoint: str, *, since: datetime, limit: int | None = None) -> int:
+        now = utcnow()
+        held = and_(
+            OutboxMessage.endpoint == endpoint,
+            OutboxMessage.state == _CLAIMABLE,
+            OutboxMessage.next_attempt_at > now,
+            OutboxMessage.updated_at >= since,
+        )
+        if limit is not None:
+            soonest = (
+                select(OutboxMessage.seq)
+                .where(held)
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.seq)
+                .limit(limit)
+            )
+            held = OutboxMessage.seq.in_(soonest.scalar_subquery())
+        with self.db.engine.begin() as conn:
+            result = conn.execute(
+                update(OutboxMessage).where(held).values(_values(transitions.make_due(now=now)))
+            )
+            return int(result.rowcount)
 
     def publish_health_sync(
         self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None

@@ -125,6 +125,13 @@ class OutboxStore(Protocol):
         attempts), each with a ``lease_lost`` attempt; returns their seqs."""
         ...
 
+    async def make_due(self, endpoint: str, *, since: datetime, limit: int | None = None) -> int:
+        """Make due now the pending messages of ``endpoint`` pushed back since ``since`` (retries
+        scheduled or releases by an open circuit during its outage, :func:`hub.outbox.transitions.held_back`):
+        one update setting ``next_attempt_at`` to now. ``limit``: only that many, the soonest due
+        first (a probe for a half-open circuit). Returns how many were made due."""
+        ...
+
     async def publish_health(
         self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None
     ) -> None:

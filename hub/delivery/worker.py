@@ -14,6 +14,13 @@ Design (docs/delivery.md §4–§7, §9, §11), split the way procrastinate spli
 * connectors and their HTTP clients come from :func:`connectors.registry.open_connectors`;
   DLQ bulk jobs and the pruning of finished work run beside the worker
   (:class:`hub.dlq.runner.BulkJobRunner`, :class:`hub.outbox.retention.RetentionRunner`);
+* a database outage is reported once per change of state, and every loop (claim, flush,
+  heartbeat, rescue, listen, bulk jobs) retries with a capped backoff, through one shared
+  :class:`~hub.db.availability.OutageReporter`; the claim loop beats a
+  :class:`~hub.health.WorkerPulse` that ``/readyz`` reads;
+* when an endpoint's circuit closes, the messages its outage pushed back are made due at once
+  (:meth:`~hub.delivery.store.OutboxStore.make_due`); a half-open circuit with nothing due
+  makes its soonest held message due, so the probe has something to send;
 * graceful stop: no new claims, in-flight deliveries get ``shutdown_grace_seconds``, the rest
   are cancelled and their messages released without counting an attempt.
 """
@@ -36,15 +43,17 @@ from connectors.http import TransportKind
 from connectors.registry import open_connectors
 from connectors.settings import EndpointSettings
 from hub.config import Settings
+from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
 from hub.db.session import Database
-from hub.delivery.breaker import BreakerTransition, CircuitBreaker
+from hub.delivery.breaker import BreakerState, BreakerTransition, CircuitBreaker
 from hub.delivery.ledger import LeaseLedger, WorkerStats
 from hub.delivery.planner import CapacityPlanner
 from hub.delivery.retry import RetryPolicy, is_retryable
 from hub.delivery.sql_store import SqlOutboxStore
 from hub.delivery.store import ClaimedMessage, Completion, OutboxStore
 from hub.dlq.runner import BulkJobRunner
+from hub.health import WorkerPulse
 from hub.outbox.retention import RetentionRunner
 from hub.outbox.transitions import AttemptOutcome
 from schemas.errors import HubError
@@ -68,7 +77,8 @@ class Worker:
 
     ``store`` defaults to the SQL store on ``db``; with another store (the in-memory one in
     tests) ``db`` may be ``None``, and DLQ bulk jobs and pruning, which need the database, are
-    not run.
+    not run. ``outage`` is the process's shared database reporter and ``pulse`` the sign of life
+    readiness reads (:class:`hub.runtime.RunningHub` passes both; defaults: the worker's own).
     """
 
     def __init__(
@@ -81,11 +91,15 @@ class Worker:
         transport: TransportKind = TransportKind.AIOHTTP,
         process_bulk_jobs: bool = True,
         store: OutboxStore | None = None,
+        outage: OutageReporter | None = None,
+        pulse: WorkerPulse | None = None,
     ) -> None:
+        self.outage = outage or OutageReporter()
+        self.pulse = pulse or WorkerPulse()
         if store is None:
             if db is None:
                 raise TypeError("Worker needs a database or an outbox store")
-            store = SqlOutboxStore(db)
+            store = SqlOutboxStore(db, outage=self.outage)
         self.settings = settings
         self.config = settings.worker
         self.db = db
@@ -104,12 +118,21 @@ class Worker:
         self.breakers = {name: CircuitBreaker(name, ep.breaker) for name, ep in self.endpoints.items()}
         self.planner = CapacityPlanner(self.config, self.endpoints, self.breakers)
         self.ledger = LeaseLedger(
-            store, self.config, worker_id=self.worker_id, stats=self.stats, on_flushed=self.wake
+            store,
+            self.config,
+            worker_id=self.worker_id,
+            stats=self.stats,
+            on_flushed=self.wake,
+            outage=self.outage,
         )
         self._bulk_jobs = (
-            BulkJobRunner(db, on_progress=self.wake) if process_bulk_jobs and db is not None else None
+            BulkJobRunner(db, on_progress=self.wake, outage=self.outage)
+            if process_bulk_jobs and db is not None
+            else None
         )
         self._retention = RetentionRunner(db, settings.retention) if db is not None else None
+        #: Per endpoint: the opening of its circuit for which a probe was already made due.
+        self._probe_made_due: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._claim_counter = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,6 +199,7 @@ class Worker:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
                 await self.ledger.release_leftovers()
+                self.pulse.stop()
                 log.info("worker %s stopped: %s", self.worker_id, self.stats)
 
     def _open_connectors(self) -> contextlib.AbstractAsyncContextManager[dict[str, Connector]]:
@@ -187,6 +211,7 @@ class Worker:
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self.pulse.beat()
             wants = self.planner.wants()
             got = 0
             if wants:
@@ -195,9 +220,11 @@ class Worker:
                 self._wake.clear()
                 try:
                     claimed = await self.store.claim(wants, token, self.config.lease_seconds)
-                except Exception:
-                    log.exception("claim failed; retrying after the poll interval")
-                    claimed = []
+                except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
+                    await self.outage.retry_later("claim", exc, stop)
+                    continue
+                self.outage.succeeded("claim")
+                await self._provide_probes(wants, claimed)
                 if stop.is_set() and claimed:
                     await self.store.release([(m.seq, token) for m in claimed])
                     return
@@ -212,6 +239,42 @@ class Worker:
                     await _wait_any(self._capacity, stop, seconds=self.config.poll_interval_seconds)
                 continue
             await _wait_any(self._wake, stop, seconds=self.config.poll_interval_seconds)
+
+    async def _provide_probes(self, wants: Mapping[str, int], claimed: list[ClaimedMessage]) -> None:
+        """A half-open circuit probes with a real message: when none of its endpoint's is due
+        (the outage pushed them all back), make the soonest held one due, once per opening."""
+        got = {message.endpoint for message in claimed}
+        for endpoint in wants:
+            breaker = self.breakers[endpoint]
+            if (
+                endpoint in got
+                or breaker.state is not BreakerState.HALF_OPEN
+                or breaker.failing_since is None
+            ):
+                continue
+            if self._probe_made_due.get(endpoint) == breaker.opened_at:
+                continue
+            try:
+                made = await self.store.make_due(endpoint, since=breaker.failing_since, limit=1)
+            except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
+                self.outage.failed("make due", exc)
+                return
+            self.outage.succeeded("make due")
+            self._probe_made_due[endpoint] = breaker.opened_at
+            if made:
+                self._wake.set()
+
+    async def _make_held_due(self, endpoint: str, since: datetime) -> None:
+        """The endpoint is back: what its outage pushed back is due now, not at its backoff."""
+        try:
+            made = await self.store.make_due(endpoint, since=since)
+        except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
+            self.outage.failed("make due", exc)
+            return
+        self.outage.succeeded("make due")
+        if made:
+            log.info("endpoint %s is back: %d held message(s) due now", endpoint, made)
+            self.wake()
 
     def _start(self, message: ClaimedMessage) -> None:
         self.planner.started(message.endpoint)
@@ -279,6 +342,8 @@ class Worker:
         self._finished(message)
         if transition is not None:
             self._publish(transition, success=transition.state == "closed")
+            if transition.state is BreakerState.CLOSED and transition.failing_since is not None:
+                self._spawn(self._make_held_due(transition.endpoint, transition.failing_since))
 
     def _failed(
         self, message: ClaimedMessage, exc: Exception, started: datetime, probe: bool
@@ -332,8 +397,10 @@ class Worker:
                     success=success,
                     error=transition.error,
                 )
-            except Exception:
-                log.exception("could not publish endpoint health for %s", transition.endpoint)
+            except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
+                self.outage.failed("publish health", exc)
+            else:
+                self.outage.succeeded("publish health")
 
         self._spawn(publish())
 
@@ -345,12 +412,14 @@ class Worker:
         while True:
             try:
                 rescued = await self.store.rescue_expired(max_attempts, self.worker_id)
-                if rescued:
-                    self.stats.rescued += len(rescued)
-                    log.warning("rescued %d message(s) with expired leases", len(rescued))
-                    self._wake.set()
-            except Exception:
-                log.exception("rescue pass failed")
+            except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
+                await self.outage.pause(max(RESCUE_INTERVAL_SECONDS, self.outage.failed("rescue", exc)))
+                continue
+            self.outage.succeeded("rescue")
+            if rescued:
+                self.stats.rescued += len(rescued)
+                log.warning("rescued %d message(s) with expired leases", len(rescued))
+                self._wake.set()
             await asyncio.sleep(RESCUE_INTERVAL_SECONDS)
 
     async def _drain(self) -> None:

@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 
+from hub.db.availability import OutageReporter
 from hub.db.session import Database
 from hub.dlq.service import run_next_bulk_job
-
-log = logging.getLogger("hub.dlq")
 
 #: Seconds between looks for a queued job.
 POLL_SECONDS = 2.0
 
 
 class BulkJobRunner:
-    def __init__(self, db: Database, *, on_progress: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        on_progress: Callable[[], None] | None = None,
+        outage: OutageReporter | None = None,
+    ) -> None:
         self.db = db
         self._on_progress = on_progress
+        #: Reports failures once per change of state and paces the retries (the worker's).
+        self._outage = outage or OutageReporter()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run queued jobs until ``stop`` is set; returns once the current chunk is written."""
@@ -33,8 +39,10 @@ class BulkJobRunner:
             ran = False
             try:
                 ran = await asyncio.to_thread(run_next_bulk_job, self.db, should_stop=stop.is_set)
-            except Exception:
-                log.exception("DLQ bulk job failed")
+            except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
+                await self._outage.pause(max(POLL_SECONDS, self._outage.failed("bulk jobs", exc)), stop)
+                continue
+            self._outage.succeeded("bulk jobs")
             if ran and self._on_progress is not None:
                 # Retried messages are claimable now.
                 self._on_progress()

@@ -128,6 +128,23 @@ def release(*, not_before: datetime | None, now: datetime) -> Changes:
     }
 
 
+def make_due(*, now: datetime) -> Changes:
+    """A pending message pushed back by an endpoint's outage is due at once: the endpoint is
+    back (its circuit closed, docs/delivery.md §7)."""
+    return {"next_attempt_at": now, "updated_at": now}
+
+
+def held_back(row: Any, *, endpoint: str, since: datetime, now: datetime) -> bool:
+    """Whether ``row`` is one :func:`make_due` applies to: pending for ``endpoint``, not due
+    yet, and pushed back (retry scheduled, or released by an open circuit) at ``since`` or later."""
+    return bool(
+        row.endpoint == endpoint
+        and row.state == CLAIMABLE_STATE.value
+        and row.next_attempt_at > now
+        and row.updated_at >= since
+    )
+
+
 def deliver(*, now: datetime) -> Changes:
     """in_flight → delivered; clears the error and the manual-retry flag."""
     return {

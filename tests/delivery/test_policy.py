@@ -10,6 +10,7 @@ import pytest
 
 from connectors.http import parse_retry_after
 from connectors.settings import BreakerSettings, RetrySettings
+from hub.db.base import utcnow
 from hub.delivery.breaker import BreakerState, CircuitBreaker
 from hub.delivery.retry import RetryPolicy
 from schemas.errors import (
@@ -144,3 +145,45 @@ def test_success_resets_the_failure_count() -> None:
     breaker.record_success(probe=False)
     assert breaker.record_failure("x", probe=False) is None
     assert breaker.state is BreakerState.CLOSED
+
+
+def test_probes_come_soon_after_opening_then_back_off_up_to_open_seconds() -> None:
+    """First probe ``probe_interval_seconds`` after opening; each failed probe doubles the wait,
+    capped at ``open_seconds``; closing starts over."""
+    clock = FakeClock()
+    settings = BreakerSettings(failure_threshold=1, probe_interval_seconds=5, open_seconds=30)
+    breaker = CircuitBreaker("p", settings, clock)
+    waits = []
+    breaker.record_failure("503", probe=False)
+    for _ in range(5):
+        waits.append(breaker.seconds_until_half_open())
+        clock.now += breaker.seconds_until_half_open()
+        assert breaker.try_acquire() == (True, True)
+        breaker.record_failure("503", probe=True)
+    assert waits == [5, 10, 20, 30, 30]
+    clock.now += 30
+    assert breaker.try_acquire() == (True, True)
+    closed = breaker.record_success(probe=True)
+    assert closed is not None
+    breaker.record_failure("503", probe=False)
+    assert breaker.seconds_until_half_open() == 5
+
+
+def test_closing_tells_when_the_run_of_failures_began() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("p", BreakerSettings(failure_threshold=2, probe_interval_seconds=1), clock)
+    assert breaker.failing_since is None
+    before = utcnow()
+    breaker.record_failure("503", probe=False)
+    began = breaker.failing_since
+    assert began is not None
+    assert began >= before
+    breaker.record_failure("503", probe=False)
+    assert breaker.failing_since == began  # the run's start, not the last failure
+    clock.now = 1.0
+    assert breaker.try_acquire() == (True, True)
+    closed = breaker.record_success(probe=True)
+    assert closed is not None
+    assert closed.state is BreakerState.CLOSED
+    assert closed.failing_since == began
+    assert breaker.failing_since is None

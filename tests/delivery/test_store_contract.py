@@ -349,6 +349,50 @@ async def test_operator_retry_gives_a_fresh_budget_recorded_as_manual(outbox: St
     ]
 
 
+# --- an endpoint back from an outage ------------------------------------------------------------
+
+
+async def test_make_due_brings_back_what_the_outage_pushed_back(outbox: StoreHarness) -> None:
+    """When a circuit closes, the endpoint's messages whose retry was scheduled, or which an
+    open circuit released, since the outage began are due at once (docs/delivery.md §7)."""
+    store = outbox.store
+    later = utcnow() + timedelta(hours=1)
+    before = outbox.put("portal", "D0")
+    outbox.set_next_attempt(before, later)  # scheduled before the outage: not the outage's doing
+    await asyncio.sleep(0.002)
+    since = utcnow()
+    await asyncio.sleep(0.002)
+    retried = outbox.put("portal", "D1")
+    released = outbox.put("portal", "D2")
+    delivered = outbox.put("portal", "D3")
+    other = outbox.put("other", "D1")
+    claimed = await store.claim({"portal": 10, "other": 10}, "w#1", 30)
+    assert [m.seq for m in claimed] == [retried, released, delivered, other]
+    retry = {"next_attempt_at": later, "error": "HTTP 503", "error_class": "EndpointBusyError"}
+    await store.complete(
+        [
+            _done(retried, "w#1", 1, AttemptOutcome.RETRY, **retry),
+            _done(other, "w#1", 1, AttemptOutcome.RETRY, **retry),
+            _done(delivered, "w#1", 1),
+        ],
+        "w",
+    )
+    assert await store.release([(released, "w#1")], not_before=later) == 1
+    assert await store.claim({"portal": 10}, "w#2", 30) == []  # all pushed back an hour
+
+    # One for a probe: the soonest due (ties: the oldest).
+    assert await store.make_due("portal", since=since, limit=1) == 1
+    assert outbox.row(retried).next_attempt_at <= utcnow()
+    assert outbox.row(released).next_attempt_at > utcnow()
+    # The rest, once the circuit closed.
+    assert await store.make_due("portal", since=since) == 1
+    assert await store.make_due("portal", since=since) == 0
+    assert [m.seq for m in await store.claim({"portal": 10}, "w#3", 30)] == [retried, released]
+    assert outbox.row(before).next_attempt_at > utcnow()
+    assert outbox.row(other).next_attempt_at > utcnow()
+    assert outbox.row(delivered).state == MessageState.DELIVERED
+
+
 # --- health and wake-ups ----------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -158,6 +159,7 @@ async def test_one_dead_endpoint_does_not_slow_the_others(
     )
     settings.endpoints["bad"].breaker.failure_threshold = 3
     settings.endpoints["bad"].breaker.open_seconds = 3600
+    settings.endpoints["bad"].breaker.probe_interval_seconds = 3600  # no probe during the test
     bad = put_many(db, "bad", [(f"B{i}", {"n": i}) for i in range(20)])
     put_many(db, "good", [(f"G{i}", {"n": i}) for i in range(100)])
     async with running(settings, db) as [worker]:
@@ -312,3 +314,31 @@ async def test_heartbeat_keeps_slow_deliveries_claimed(
     assert sorted(a.message_id for a in sink.arrivals()) == sorted(message(db, s).message_id for s in seqs)
     assert all([a.outcome for a in attempts(db, s)] == ["delivered"] for s in seqs)
     assert sum(w.stats.rescued for w in workers) == 0
+
+
+async def test_a_portal_back_from_an_outage_gets_a_probe_then_everything_it_held(
+    db: Database, database_url: str, sink: WebhookSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The portal answers 503 until the circuit opens and every message is pushed back an hour.
+    Probes keep coming, each on a message made due for it; once the portal answers, the probe
+    closes the circuit, which makes the held messages due at once (not in an hour)."""
+    caplog.set_level(logging.INFO, logger="hub.delivery")
+    sink.faults.replace([Fault(kind=FaultKind.STATUS, status=503, times=None)])
+    settings = make_settings(database_url, {"portal": sink.url}, schedule=[3600.0] * 20)
+    breaker = settings.endpoints["portal"].breaker
+    breaker.failure_threshold, breaker.probe_interval_seconds, breaker.open_seconds = 2, 0.05, 0.5
+    seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(6)])
+    async with running(settings, db):
+        await until(lambda: _health(db, "portal") == "open")
+        await until(lambda: sum(len(attempts(db, seq)) for seq in seqs) >= 6 + 1)  # and a probe failed
+        sink.faults.clear()
+        await until(lambda: _delivered(db, 6))
+        await until(lambda: _health(db, "portal") == "closed")
+    delivered = sorted(
+        (a for seq in seqs for a in attempts(db, seq) if a.outcome == "delivered"),
+        key=lambda a: a.finished_at,
+    )
+    probe, *held = delivered
+    assert len(held) == 5
+    assert all(a.started_at >= probe.finished_at for a in held)  # only once the probe had closed it
+    assert any("is back: 5 held message(s) due now" in r.getMessage() for r in caplog.records)

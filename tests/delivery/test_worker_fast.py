@@ -158,6 +158,7 @@ async def test_an_open_circuit_stops_attempts_and_spares_the_other_endpoints() -
     settings.endpoints["bad"].max_in_flight = 4
     settings.endpoints["bad"].breaker.failure_threshold = 3
     settings.endpoints["bad"].breaker.open_seconds = 3600
+    settings.endpoints["bad"].breaker.probe_interval_seconds = 3600  # no probe during the test
     bad = [store.enqueue("bad", f"B{i}", {"n": i}) for i in range(20)]
     for i in range(100):
         store.enqueue("good", f"G{i}", {"n": i})
@@ -185,6 +186,31 @@ async def test_a_half_open_probe_closes_the_circuit() -> None:
         await settle(lambda: _states(store) == {"delivered": 10})
         await settle(lambda: store.health["portal"].state == "closed")
     assert all(store.get(seq).state == MessageState.DELIVERED for seq in seqs)
+
+
+async def test_a_portal_back_from_an_outage_gets_a_probe_then_everything_it_held() -> None:
+    """Every message failed and was pushed back an hour: the half-open circuit makes one due to
+    probe with; the probe closes the circuit, which makes the rest due at once."""
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal")
+    fake.configure(status=503)
+    settings = _settings(["portal"], schedule=[3600.0] * 5)
+    breaker = settings.endpoints["portal"].breaker
+    breaker.failure_threshold, breaker.probe_interval_seconds, breaker.open_seconds = 2, 0.01, 0.05
+    seqs = [store.enqueue("portal", f"D{i}", {"n": i}) for i in range(6)]
+    async with running(settings, store, {"portal": fake}) as worker:
+        await settle(lambda: len(fake.tries) >= 6 + 2)  # every message failed, then two probes did
+        assert worker.breakers["portal"].state is not BreakerState.CLOSED
+        fake.configure(status=200)
+        await settle(lambda: _states(store) == {"delivered": 6})
+        assert worker.breakers["portal"].state is BreakerState.CLOSED
+    probe, *rest = [delivery.message_id for delivery in fake.delivered]
+    # The first delivery after recovery went alone, as a probe; the others only after it closed.
+    assert len(rest) == 5
+    closed_at = min(a.finished_at for a in store.attempts if a.outcome is AttemptOutcome.DELIVERED)
+    later = [a for a in store.attempts if a.outcome is AttemptOutcome.DELIVERED and a.finished_at > closed_at]
+    assert all(a.started_at >= closed_at for a in later)
+    assert {store.get(seq).message_id for seq in seqs} == {probe, *rest}
 
 
 async def test_a_refusal_dead_letters_at_once_and_holds_only_its_dossier() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,13 +15,12 @@ from sqlalchemy import select
 
 from hub import runtime
 from hub.config import Settings
-from hub.db.migrate import upgrade
 from hub.db.models import OutboxMessage
 from hub.db.session import Database
 from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
 from tests.delivery.helpers import put_many, states, wait_until
-from tests.pgcluster import PrivateCluster, private_cluster
+from tests.pgcluster import PrivatePostgres
 
 from .workers import WorkerProcess, write_config
 
@@ -30,16 +28,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 @pytest.fixture
-def cluster() -> Iterator[PrivateCluster]:
-    with private_cluster() as started:
-        yield started
+def cluster(private_postgres: PrivatePostgres) -> PrivatePostgres:
+    return private_postgres
 
 
 @pytest.fixture
-def cluster_url(cluster: PrivateCluster) -> str:
-    url = cluster.create_database(f"hub_{uuid.uuid4().hex[:8]}")
-    upgrade(url)
-    return url
+def cluster_url(cluster: PrivatePostgres) -> str:
+    return cluster.create_database(f"hub_{uuid.uuid4().hex[:8]}")
 
 
 def _messages(start: int, count: int) -> list[tuple[str, dict[str, object]]]:
@@ -47,7 +42,7 @@ def _messages(start: int, count: int) -> list[tuple[str, dict[str, object]]]:
 
 
 def test_a_worker_survives_a_database_crash_and_delivers_what_comes_after(
-    cluster: PrivateCluster, cluster_url: str, tmp_path: Path
+    cluster: PrivatePostgres, cluster_url: str, tmp_path: Path
 ) -> None:
     db = Database.connect(cluster_url, pool_size=2)
     with WebhookSink() as sink:
@@ -87,7 +82,7 @@ def test_a_worker_survives_a_database_crash_and_delivers_what_comes_after(
 
 
 def test_the_api_is_unready_while_the_database_is_down_then_ready_again(
-    cluster: PrivateCluster, cluster_url: str, tmp_path: Path
+    cluster: PrivatePostgres, cluster_url: str, tmp_path: Path
 ) -> None:
     settings = Settings(database_url=cluster_url, data_dir=tmp_path, api={"host": "127.0.0.1", "port": 0})
     with (

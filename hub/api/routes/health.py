@@ -1,13 +1,15 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes (readiness rules: :mod:`hub.health`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import text
+from fastapi.responses import JSONResponse
 
-from hub.api.deps import DatabaseDep
+from hub.api.deps import DatabaseDep, HealthDep
+from hub.api.errors import error_responses, hub_error_response
+from hub.health import check_readiness
 from schemas.errors import RetryableError
 
 router = APIRouter(tags=["health"])
@@ -18,15 +20,21 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers")
-def readyz(db: DatabaseDep) -> dict[str, Any]:
-    try:
-        with db.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any driver failure means "not ready"
-        raise RetryableError(
-            "database unavailable",
-            message_vi="cơ sở dữ liệu không sẵn sàng",
-            details={"error": type(exc).__name__},
-        ) from exc
-    return {"status": "ready", "database": db.engine.dialect.name}
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers at the current schema, the in-process worker is alive",
+    responses=error_responses(503),
+    response_model=None,
+)
+def readyz(db: DatabaseDep, health: HealthDep) -> dict[str, Any] | JSONResponse:
+    readiness = check_readiness(db, health)
+    if not readiness.ready:
+        # Answered, not raised: a probe polled every few seconds must not log every answer.
+        return hub_error_response(
+            RetryableError(
+                f"not ready: {'; '.join(readiness.reasons)}",
+                message_vi="hệ thống chưa sẵn sàng",
+                details={"reasons": readiness.reasons, **readiness.details},
+            )
+        )
+    return {"status": "ready", **readiness.details}

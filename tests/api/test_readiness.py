@@ -1,0 +1,59 @@
+"""``GET /readyz``: 503 with the reasons while the database is unreachable, its schema is not
+current, or the in-process worker is stuck or failing (hub.health)."""
+
+from __future__ import annotations
+
+import psycopg
+from sqlalchemy.exc import OperationalError
+
+from hub.db.availability import OutageReporter
+from hub.db.migrate import downgrade
+from hub.db.session import Database
+from hub.health import HubHealth, WorkerPulse, check_readiness
+from tests.api.livehub import LiveHub
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_ready_without_a_worker(hub: LiveHub) -> None:
+    with hub.client() as client:
+        answer = client.get("/readyz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ready", "database": hub.db.engine.dialect.name}
+
+
+def test_a_schema_behind_the_migrations_is_not_ready(hub: LiveHub, database_url: str) -> None:
+    downgrade(database_url, "0002")
+    with hub.client() as client:
+        answer = client.get("/readyz")
+    assert answer.status_code == 503
+    [reason] = answer.json()["error"]["details"]["reasons"]
+    assert reason.startswith("database schema is at 0002, expected ")
+
+
+def test_the_worker_pulse_and_its_database_calls(db: Database) -> None:
+    clock = Clock()
+    health = HubHealth(database=OutageReporter(clock=clock), worker=WorkerPulse(clock))
+    assert check_readiness(db, health).reasons == ["worker not started yet"]
+    health.worker.beat()  # type: ignore[union-attr]
+    clock.now = 5
+    readiness = check_readiness(db, health)
+    assert readiness.ready
+    assert readiness.details["worker"] == {"last_beat_seconds_ago": 5.0}
+    clock.now = 5 + health.stale_after_seconds
+    assert check_readiness(db, health).reasons == ["worker heartbeat stale: last beat 35 s ago"]
+    health.worker.beat()  # type: ignore[union-attr]
+    health.database.failed("claim", OperationalError("x", {}, psycopg.OperationalError("Connection refused")))
+    clock.now += 2
+    assert check_readiness(db, health).reasons == [
+        "worker: database unreachable for 2.0 s: Connection refused"
+    ]
+    health.database.succeeded("claim")
+    health.worker.stop()  # type: ignore[union-attr]
+    assert check_readiness(db, health).reasons == ["worker stopped"]
