@@ -75,27 +75,11 @@ def _filtered(query: Select[Any], flt: DlqFilter) -> Select[Any]:
 
 
 def _summary(row: OutboxMessage, blocked_by: int | None) -> MessageSummary:
-    state = ViewState(row.state)
-    if state is ViewState.PENDING and blocked_by is not None:
-        state = ViewState.BLOCKED
-    return MessageSummary(
-        seq=row.seq,
-        message_id=row.message_id,
-        endpoint=row.endpoint,
-        kind=row.kind,
-        ordering_key=row.ordering_key,
-        dossier_code=row.dossier_code,
-        state=state,
-        attempts=row.attempts,
-        error_class=row.error_class,
-        last_error=row.last_error,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        dead_at=row.dead_at,
-        delivered_at=row.delivered_at,
-        blocked_by=blocked_by if state is ViewState.BLOCKED else None,
-        note=row.note,
-    )
+    summary = MessageSummary.model_validate(row)
+    if summary.state is ViewState.PENDING and blocked_by is not None:
+        summary.state = ViewState.BLOCKED
+        summary.blocked_by = blocked_by
+    return summary
 
 
 def list_messages(db: Database, flt: DlqFilter, *, limit: int = 100, offset: int = 0) -> list[MessageSummary]:
@@ -134,51 +118,15 @@ def get_message(db: Database, seq: int) -> MessageDetail:
         return MessageDetail(
             **summary.model_dump(),
             payload=row.payload,
-            attempt_log=[
-                AttemptView(
-                    attempt_no=a.attempt_no,
-                    outcome=a.outcome,
-                    manual=a.manual,
-                    worker_id=a.worker_id,
-                    started_at=a.started_at,
-                    finished_at=a.finished_at,
-                    status_code=a.status_code,
-                    error_class=a.error_class,
-                    error=a.error,
-                    request_summary=a.request_summary,
-                    response_summary=a.response_summary,
-                )
-                for a in attempts
-            ],
-            revisions=[
-                RevisionView(
-                    revision=r.revision,
-                    payload=r.payload,
-                    replaced_by=r.replaced_by,
-                    replaced_at=r.replaced_at,
-                    reason=r.reason,
-                )
-                for r in revisions
-            ],
+            attempt_log=[AttemptView.model_validate(a) for a in attempts],
+            revisions=[RevisionView.model_validate(r) for r in revisions],
         )
 
 
 def endpoint_health(db: Database) -> list[EndpointHealthView]:
     with db.sessions() as session:
         rows = session.scalars(select(EndpointHealth).order_by(EndpointHealth.endpoint)).all()
-        return [
-            EndpointHealthView(
-                endpoint=r.endpoint,
-                state=r.state,
-                consecutive_failures=r.consecutive_failures,
-                opened_at=r.opened_at,
-                last_success_at=r.last_success_at,
-                last_failure_at=r.last_failure_at,
-                last_error=r.last_error,
-                updated_at=r.updated_at,
-            )
-            for r in rows
-        ]
+        return [EndpointHealthView.model_validate(r) for r in rows]
 
 
 # --- single-message actions -------------------------------------------------------------------
@@ -324,19 +272,7 @@ def edit_message(
 
 
 def _job_view(job: BulkJob) -> BulkJobView:
-    return BulkJobView(
-        id=job.id,
-        action=BulkAction(job.action),
-        filter=DlqFilter.model_validate(job.filter),
-        reason=job.reason,
-        state=BulkState(job.state),
-        total=job.total,
-        processed=job.processed,
-        created_by=job.created_by,
-        created_at=job.created_at,
-        finished_at=job.finished_at,
-        error=job.error,
-    )
+    return BulkJobView.model_validate(job)
 
 
 def create_bulk_job(
