@@ -305,15 +305,19 @@ def create_bulk_job(
         return _job_view(job)
 
 
+def _job_not_found(job_id: int) -> NotFoundError:
+    return NotFoundError(
+        f"bulk job {job_id} does not exist",
+        message_vi=f"Không tồn tại tác vụ hàng loạt số {job_id}",
+        details={"job": job_id},
+    )
+
+
 def get_bulk_job(db: Database, job_id: int) -> BulkJobView:
     with db.sessions() as session:
         job = session.get(BulkJob, job_id)
         if job is None:
-            raise NotFoundError(
-                f"bulk job {job_id} does not exist",
-                message_vi=f"Không tồn tại tác vụ hàng loạt số {job_id}",
-                details={"job": job_id},
-            )
+            raise _job_not_found(job_id)
         return _job_view(job)
 
 
@@ -328,11 +332,7 @@ def cancel_bulk_job(db: Database, job_id: int, *, actor: str) -> BulkJobView:
     with db.transaction() as session:
         job = session.scalar(select(BulkJob).where(BulkJob.id == job_id).with_for_update())
         if job is None:
-            raise NotFoundError(
-                f"bulk job {job_id} does not exist",
-                message_vi=f"Không tồn tại tác vụ hàng loạt số {job_id}",
-                details={"job": job_id},
-            )
+            raise _job_not_found(job_id)
         if job.state not in (BulkState.QUEUED.value, BulkState.RUNNING.value):
             raise ConflictError(
                 f"bulk job {job_id} is already {job.state}",
