@@ -379,11 +379,7 @@ def run_bulk_job(db: Database, job_id: int) -> BulkJobView:
     """Run a queued job to completion (or cancellation), chunk by chunk."""
     if _take_job(db, job_id) is None:
         return get_bulk_job(db, job_id)
-    try:
-        _run_taken_job(db, job_id)
-    except Exception as exc:
-        _mark_failed(db, job_id, exc)
-        raise
+    _run_taken_job(db, job_id)
     return get_bulk_job(db, job_id)
 
 
@@ -402,11 +398,7 @@ def resume_bulk_job(db: Database, job_id: int, *, actor: str) -> BulkJobView:
         )
     with db.transaction() as session:
         _audit(session, actor, "dlq.bulk_resume", None, {"job": job_id, "processed": job.processed})
-    try:
-        _run_taken_job(db, job_id)
-    except Exception as exc:
-        _mark_failed(db, job_id, exc)
-        raise
+    _run_taken_job(db, job_id)
     return get_bulk_job(db, job_id)
 
 
@@ -419,15 +411,20 @@ def run_next_bulk_job(db: Database, *, should_stop: Callable[[], bool] | None = 
     job_id = _take_job(db, None)
     if job_id is None:
         return False
-    try:
-        _run_taken_job(db, job_id, should_stop)
-    except Exception as exc:
-        _mark_failed(db, job_id, exc)
-        raise
+    _run_taken_job(db, job_id, should_stop)
     return True
 
 
 def _run_taken_job(db: Database, job_id: int, should_stop: Callable[[], bool] | None = None) -> None:
+    """Run a job this runner has taken; an unexpected error marks it ``failed`` and propagates."""
+    try:
+        _process_chunks(db, job_id, should_stop)
+    except Exception as exc:
+        _mark_failed(db, job_id, exc)
+        raise
+
+
+def _process_chunks(db: Database, job_id: int, should_stop: Callable[[], bool] | None) -> None:
     """Process chunks until nothing matches or the job is no longer ``running`` (cancelled).
 
     The job row is not locked while a chunk runs, so a cancel never waits for the chunk; the
