@@ -979,10 +979,8 @@ def _judge(
                     )
                 )
 
-    if mods.coverage in ("unclear", "contiguous_block"):
-        out.append(reason("coverage_unclear"))
-    elif mods.tampered:
-        out.append(_modified_reason(mods))
+    if (changed := _modification_reason(mods)) is not None:
+        out.append(changed)
     return out
 
 
@@ -994,7 +992,12 @@ _MODIFICATION_VI = {
 }
 
 
-def _modified_reason(mods: ModificationReport) -> Reason:
+def _modification_reason(mods: ModificationReport) -> Reason | None:
+    """What the revisions after a signature or document time-stamp say against it, if anything."""
+    if mods.coverage in ("unclear", "contiguous_block"):
+        return reason("coverage_unclear")
+    if not mods.tampered:
+        return None
     level = mods.modification_level or "other"
     return reason(
         "modified_after_signing",
@@ -1131,10 +1134,8 @@ async def _verify_document_timestamp(
                 detail_vi="đơn vị cấp dấu thời gian không được tin cậy",
             )
         )
-    if mods.coverage in ("unclear", "contiguous_block"):
-        reasons.append(reason("coverage_unclear"))
-    elif mods.tampered:
-        reasons.append(_modified_reason(mods))
+    if (changed := _modification_reason(mods)) is not None:
+        reasons.append(changed)
     verdict = _verdict_of(reasons)
     return DocumentTimestampReport(
         index=index,
