@@ -963,13 +963,7 @@ def _judge(
         ts = status.timestamp_validity
         if not (ts.intact and ts.valid and ts.trusted):
             if ts.intact and ts.valid:
-                out.append(
-                    reason(
-                        "timestamp_invalid",
-                        detail="untrusted time-stamping authority",
-                        detail_vi="đơn vị cấp dấu thời gian không được tin cậy",
-                    )
-                )
+                out.append(_untrusted_tsa("timestamp_invalid"))
             else:
                 out.append(
                     reason(
@@ -982,6 +976,15 @@ def _judge(
     if (changed := _modification_reason(mods)) is not None:
         out.append(changed)
     return out
+
+
+def _untrusted_tsa(code: str) -> Reason:
+    """A time-stamp token that is intact but issued by a TSA outside the trust list."""
+    return reason(
+        code,
+        detail="untrusted time-stamping authority",
+        detail_vi="đơn vị cấp dấu thời gian không được tin cậy",
+    )
 
 
 _MODIFICATION_VI = {
@@ -1127,13 +1130,7 @@ async def _verify_document_timestamp(
     if not (status.intact and status.valid):
         reasons.append(reason("hash_failure"))
     elif not status.trusted:
-        reasons.append(
-            reason(
-                "document_timestamp_invalid",
-                detail="untrusted time-stamping authority",
-                detail_vi="đơn vị cấp dấu thời gian không được tin cậy",
-            )
-        )
+        reasons.append(_untrusted_tsa("document_timestamp_invalid"))
     if (changed := _modification_reason(mods)) is not None:
         reasons.append(changed)
     verdict = _verdict_of(reasons)
