@@ -867,6 +867,12 @@ def _judge(
     valid_from, valid_to = signer.not_valid_before, signer.not_valid_after
     in_period = signing_time is not None and valid_from <= signing_time <= valid_to
     revoked = status.revocation_details if status is not None else None
+    outside_period = reason(
+        "not_valid_at_signing_time",
+        valid_from=_fmt(valid_from),
+        valid_to=_fmt(valid_to),
+        when=_fmt(signing_time),
+    )
 
     if subindic == AdESFailure.HASH_FAILURE or (status is not None and not status.intact):
         out.append(reason("hash_failure"))
@@ -883,24 +889,10 @@ def _judge(
         else:
             out.append(reason("revoked_no_poe", when=_fmt(when)))
     elif subindic in (AdESFailure.NOT_YET_VALID, AdESIndeterminate.NOT_YET_VALID, AdESIndeterminate.EXPIRED):
-        out.append(
-            reason(
-                "not_valid_at_signing_time",
-                valid_from=_fmt(valid_from),
-                valid_to=_fmt(valid_to),
-                when=_fmt(signing_time),
-            )
-        )
+        out.append(outside_period)
     elif subindic in (AdESIndeterminate.OUT_OF_BOUNDS_NO_POE, AdESIndeterminate.OUT_OF_BOUNDS_NOT_REVOKED):
         if signing_time is not None and not in_period:
-            out.append(
-                reason(
-                    "not_valid_at_signing_time",
-                    valid_from=_fmt(valid_from),
-                    valid_to=_fmt(valid_to),
-                    when=_fmt(signing_time),
-                )
-            )
+            out.append(outside_period)
         else:
             out.append(reason("expired_no_poe", valid_to=_fmt(valid_to)))
     elif (
@@ -950,14 +942,7 @@ def _judge(
         and not in_period
         and time_source is not SigningTimeSource.NONE
     ):
-        out.append(
-            reason(
-                "not_valid_at_signing_time",
-                valid_from=_fmt(valid_from),
-                valid_to=_fmt(valid_to),
-                when=_fmt(signing_time),
-            )
-        )
+        out.append(outside_period)
 
     if status is not None and status.timestamp_validity is not None:
         ts = status.timestamp_validity
