@@ -31,7 +31,7 @@ from schemas.errors import (
 )
 from signing.keys import Pkcs12KeySource
 from signing.models import RevocationPolicy, SignatureLevel, SignOptions, SignRole
-from signing.samples import sample_pdf
+from signing.samples import sample_pdf, write_sample_pdfs
 from signing.signer_service import SigningConfig, SigningService
 from signing.trust import TrustStore
 
@@ -442,12 +442,7 @@ def test_digest_algorithms_and_repeated_signing(
 ) -> None:
     """The loaded-key signer caches attribute templates per digest: every document still gets
     its own message digest (several documents in one batch, each valid)."""
-    inputs = []
-    for i in range(3):
-        p = tmp_path / "in" / f"d{i}.pdf"
-        p.parent.mkdir(exist_ok=True)
-        p.write_bytes(sample_pdf(f"DOC {i}"))
-        inputs.append(p)
+    inputs = write_sample_pdfs(tmp_path / "in", 3)
     result = signing_service.sign_batch(
         inputs,
         tmp_path / "out",
