@@ -311,12 +311,14 @@ def test_not_yet_valid_at_signing_time(test_pki: object, trust_store: TrustStore
     from datetime import datetime
 
     from schemas.timefmt import VN_TZ
-    from signing.precheck import check_signing_certificate
+    from signing.precheck import acheck_signing_certificate
     from signing.trust import load_certificates
 
     cert = load_certificates(test_pki.officer_cert)[0]  # type: ignore[attr-defined]
     with pytest.raises(CertificateRejectedError) as exc:
-        check_signing_certificate(cert, trust_store=trust_store, at=datetime(2020, 1, 1, tzinfo=VN_TZ))
+        asyncio.run(
+            acheck_signing_certificate(cert, trust_store=trust_store, at=datetime(2020, 1, 1, tzinfo=VN_TZ))
+        )
     assert exc.value.details["reason"] == "not_yet_valid"
     assert "chưa có hiệu lực" in exc.value.message_vi
 
@@ -347,7 +349,7 @@ def test_weak_rsa_key_is_refused(test_pki: object, trust_store: TrustStore) -> N
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from signing.precheck import check_signing_certificate
+    from signing.precheck import acheck_signing_certificate
 
     ca_cert = x509.load_pem_x509_certificate(test_pki.issuing_ca_cert.read_bytes())  # type: ignore[attr-defined]
     ca_key = serialization.load_pem_private_key(test_pki.issuing_ca_key.read_bytes(), password=None)  # type: ignore[attr-defined]
@@ -363,10 +365,9 @@ def test_weak_rsa_key_is_refused(test_pki: object, trust_store: TrustStore) -> N
         .not_valid_after(now + timedelta(days=30))
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
+    weak_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
     with pytest.raises(CertificateRejectedError) as exc:
-        check_signing_certificate(
-            asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)), trust_store=trust_store
-        )
+        asyncio.run(acheck_signing_certificate(weak_cert, trust_store=trust_store))
     assert exc.value.details["reason"] == "weak_key"
     assert "2048" in exc.value.message_vi
 
