@@ -37,7 +37,8 @@ class LiveHub:
         headers = dict(kwargs.pop("headers", {}))
         if role is not None:
             headers["Authorization"] = f"Bearer {self.tokens[role]}"
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.base_url, headers=headers, **kwargs)
 
 
 def hub_settings(database_url: str, data_dir: Path, port: int, **overrides: Any) -> Settings:
