@@ -26,20 +26,10 @@ from pyhanko.sign.fields import SigSeedSubFilter
 from hub.simulators.pki import serve_test_pki
 from signing.keys import Pkcs12KeySource, Secret
 from signing.models import SignatureLevel, SignOptions
-from signing.samples import sample_pdf
+from signing.samples import write_sample_pdfs
 from signing.signer_service import SigningConfig, SigningService
 from signing.timestamping import TsaSettings
 from signing.trust import TrustStore
-
-
-def _make_inputs(directory: Path, n: int) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        p = directory / f"doc{i:04d}.pdf"
-        p.write_bytes(sample_pdf(f"QUYET DINH {i}", pages=2))
-        paths.append(p)
-    return paths
 
 
 def _cpu() -> float:
@@ -76,7 +66,7 @@ def main() -> None:
         root = Path(tmp)
         with serve_test_pki(root / "pki") as running:
             pki = running.pki
-            inputs = _make_inputs(root / "in", args.docs)
+            inputs = write_sample_pdfs(root / "in", args.docs, pages=2)
             key = Pkcs12KeySource(pki.officer_p12, Secret(pki.p12_password))
             store = TrustStore.from_test_pki(pki)
 
@@ -111,7 +101,7 @@ def main() -> None:
                     f"cpu {cpu * 1000 / args.docs:6.1f} ms/doc  x{stock_cpu / cpu:.1f} (cpu)"
                 )
 
-            tsa_inputs = _make_inputs(root / "in-tsa", args.tsa_docs)
+            tsa_inputs = write_sample_pdfs(root / "in-tsa", args.tsa_docs, pages=2)
             running.set_tsa_delay(args.tsa_delay)
             tsa_service = SigningService(
                 SigningConfig(trust_store=store, tsa=TsaSettings(url=running.tsa_url, timeout_seconds=30))

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from hub.simulators.pki import serve_test_pki
+from signing.samples import sample_pdf
 from signing.trust import TrustStore
 from signing.verification import VerificationPolicy, verify_pdf
 from tests.signing.verify_helpers import append_content_change, make_pdf, sign
@@ -49,7 +50,7 @@ def main() -> None:
         online = VerificationPolicy.from_trust_store(TrustStore.from_test_pki(pki))
         offline = dataclasses.replace(online, allow_fetching=False)
         base = make_pdf()
-        big = make_pdf(b"X" * 60 + b") Tj ET BT (" + b"Y" * int(args.big_mb * 1024 * 1024))
+        big = sample_pdf(padding_bytes=int(args.big_mb * 1024 * 1024))
         first = sign(base, run, pki.officer_p12, field="NguoiKy", certify=True, box=(300, 100, 500, 170))
         kinds = {
             "adbe.pkcs7 B-B": sign(base, run, pki.officer_p12, pades=False),

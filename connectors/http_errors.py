@@ -106,24 +106,21 @@ def map_transport_errors(remote: Remote, *, request_summary: str | None = None) 
             message_vi=f"{remote.name_vi}: hết thời gian chờ phản hồi",
         )
         raise _transport(error, exc, request_summary) from exc
-    except httpx.ConnectError as exc:
-        error = TransportError(
-            f"{remote.name}: connection refused or unreachable ({type(exc).__name__}: {exc})",
-            message_vi=f"{remote.name_vi}: không kết nối được",
-        )
-        raise _transport(error, exc, request_summary) from exc
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-        error = TransportError(
-            f"{remote.name}: connection dropped without an answer ({type(exc).__name__}: {exc})",
-            message_vi=f"{remote.name_vi}: kết nối bị ngắt, không có phản hồi",
-        )
-        raise _transport(error, exc, request_summary) from exc
     except httpx.HTTPError as exc:
+        what, what_vi = _connection_failure(exc)
         error = TransportError(
-            f"{remote.name}: request failed ({type(exc).__name__}: {exc})",
-            message_vi=f"{remote.name_vi}: lỗi kết nối ({type(exc).__name__})",
+            f"{remote.name}: {what} ({type(exc).__name__}: {exc})", message_vi=f"{remote.name_vi}: {what_vi}"
         )
         raise _transport(error, exc, request_summary) from exc
+
+
+def _connection_failure(exc: httpx.HTTPError) -> tuple[str, str]:
+    """What happened to the connection (English, Vietnamese), for a failure that is not a timeout."""
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or unreachable", "không kết nối được"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return "connection dropped without an answer", "kết nối bị ngắt, không có phản hồi"
+    return "request failed", f"lỗi kết nối ({type(exc).__name__})"
 
 
 def _transport(error: TransportError, exc: httpx.HTTPError, request_summary: str | None) -> TransportError:

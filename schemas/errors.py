@@ -56,7 +56,17 @@ they can be stored on a delivery attempt as they are. ``details`` holds anything
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
+
+
+class ErrorContext(TypedDict, total=False):
+    """The keyword arguments of :class:`HubError` after ``message`` (what a subclass passes on)."""
+
+    message_vi: str | None
+    details: Mapping[str, Any] | None
+    status_code: int | None
+    request_summary: str | None
+    response_summary: str | None
 
 
 class HubError(Exception):
@@ -121,24 +131,9 @@ class RetryableError(HubError):
     code = "retryable_error"
 
     def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        message_vi: str | None = None,
-        details: Mapping[str, Any] | None = None,
-        status_code: int | None = None,
-        request_summary: str | None = None,
-        response_summary: str | None = None,
+        self, message: str, *, retry_after: float | None = None, **context: Unpack[ErrorContext]
     ) -> None:
-        super().__init__(
-            message,
-            message_vi=message_vi,
-            details=details,
-            status_code=status_code,
-            request_summary=request_summary,
-            response_summary=response_summary,
-        )
+        super().__init__(message, **context)
         self.retry_after = retry_after
 
 

@@ -144,32 +144,28 @@ def _image(png: bytes) -> PdfImage:
     return PdfImage(img)
 
 
-def personal_style(signature_png: bytes) -> BaseStampStyle:
-    """Image-only appearance for the competent person's signature (blue PNG, opacity 1)."""
+def _image_only_style(png: bytes, scaling: InnerScaling) -> BaseStampStyle:
+    """An appearance that is only ``png``, centred in the widget, opacity 1, no border."""
     return StaticStampStyle(
-        background=_image(signature_png),
+        background=_image(png),
         background_opacity=1.0,
         border_width=0,
         background_layout=SimpleBoxLayoutRule(
             x_align=AxisAlignment.ALIGN_MID,
             y_align=AxisAlignment.ALIGN_MID,
-            inner_content_scaling=InnerScaling.SHRINK_TO_FIT,
+            inner_content_scaling=scaling,
         ),
     )
+
+
+def personal_style(signature_png: bytes) -> BaseStampStyle:
+    """Image-only appearance for the competent person's signature (blue PNG, shrunk to fit)."""
+    return _image_only_style(signature_png, InnerScaling.SHRINK_TO_FIT)
 
 
 def seal_style(seal_png: bytes) -> BaseStampStyle:
-    """Image-only appearance for the agency seal (red PNG, real size, opacity 1.0)."""
-    return StaticStampStyle(
-        background=_image(seal_png),
-        background_opacity=1.0,
-        border_width=0,
-        background_layout=SimpleBoxLayoutRule(
-            x_align=AxisAlignment.ALIGN_MID,
-            y_align=AxisAlignment.ALIGN_MID,
-            inner_content_scaling=InnerScaling.STRETCH_TO_FIT,
-        ),
-    )
+    """Image-only appearance for the agency seal (red PNG filling its real-size box)."""
+    return _image_only_style(seal_png, InnerScaling.STRETCH_TO_FIT)
 
 
 def text_stamp_lines(

@@ -10,7 +10,6 @@ policy, signing is refused (``refuse``).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from datetime import datetime
 from typing import Literal
@@ -34,7 +33,7 @@ from schemas.timefmt import VN_TZ, now_vn
 from signing.models import CertificateCheck, RevocationPolicy, SigningWarning
 from signing.trust import TrustStore
 
-__all__ = ["ACCEPTED_KEY_USAGES", "acheck_signing_certificate", "check_signing_certificate"]
+__all__ = ["ACCEPTED_KEY_USAGES", "acheck_signing_certificate"]
 
 #: A document-signing certificate needs digitalSignature or nonRepudiation (contentCommitment).
 ACCEPTED_KEY_USAGES = frozenset({"digital_signature", "non_repudiation"})
@@ -52,28 +51,6 @@ def _reject(
         message,
         message_vi=message_vi,
         details={"reason": reason, "subject": _subject(cert), "serial": format(cert.serial_number, "x")},
-    )
-
-
-def check_signing_certificate(
-    cert: asn1_x509.Certificate,
-    *,
-    trust_store: TrustStore,
-    chain: list[asn1_x509.Certificate] | None = None,
-    at: datetime | None = None,
-    revocation_policy: RevocationPolicy = RevocationPolicy.WARN,
-    fetch_timeout: float = 10.0,
-) -> CertificateCheck:
-    """Synchronous wrapper of :func:`acheck_signing_certificate` (not for use inside a loop)."""
-    return asyncio.run(
-        acheck_signing_certificate(
-            cert,
-            trust_store=trust_store,
-            chain=chain,
-            at=at,
-            revocation_policy=revocation_policy,
-            fetch_timeout=fetch_timeout,
-        )
     )
 
 

@@ -19,7 +19,7 @@ from pyhanko.pdf_utils.writer import PdfFileWriter
 
 from signing.appearance import DEFAULT_FONT_PATH
 
-__all__ = ["sample_pdf", "sample_seal_png", "sample_signature_png"]
+__all__ = ["sample_pdf", "sample_seal_png", "sample_signature_png", "write_sample_pdfs"]
 
 _BLUE = (20, 40, 170, 255)
 _RED = (210, 20, 30, 255)
@@ -123,3 +123,17 @@ def sample_pdf(title: str = "QUYET DINH", *, pages: int = 1, padding_bytes: int 
     out = io.BytesIO()
     w.write(out)
     return out.getvalue()
+
+
+def write_sample_pdfs(
+    directory: Path, count: int, *, title: str = "QUYET DINH", pages: int = 1
+) -> list[Path]:
+    """``count`` sample PDFs ``qd-000.pdf``, ``qd-001.pdf``… in ``directory``, titled ``<title> <i>``
+    (inputs of batch-signing tests and benchmarks)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = directory / f"qd-{i:03d}.pdf"
+        path.write_bytes(sample_pdf(f"{title} {i}", pages=pages))
+        paths.append(path)
+    return paths

@@ -10,9 +10,7 @@ a crash never leaves a half-written request behind.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.errors import InvalidInputError
 from signing.models import SignOptions
+from signing.service import atomic_write
 
 __all__ = ["FileSystemPendingStore", "InMemoryPendingStore", "PendingSignature", "PendingStore"]
 
@@ -105,23 +104,10 @@ class FileSystemPendingStore:
         check_request_id(request_id)
         return self.directory / f"{request_id}.json", self.directory / f"{request_id}.pdf"
 
-    @staticmethod
-    def _atomic(path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     def put(self, pending: PendingSignature, prepared_pdf: bytes) -> None:
         meta, pdf = self._paths(pending.request_id)
-        self._atomic(pdf, prepared_pdf)  # PDF first: a request without its JSON is invisible
-        self._atomic(meta, pending.model_dump_json().encode())
+        atomic_write(pdf, prepared_pdf)  # PDF first: a request without its JSON is invisible
+        atomic_write(meta, pending.model_dump_json().encode())
 
     def get(self, request_id: str) -> tuple[PendingSignature, bytes] | None:
         meta, pdf = self._paths(request_id)

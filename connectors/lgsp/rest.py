@@ -24,10 +24,8 @@ from typing import Any
 
 import httpx
 
-from connectors.base import excerpt
 from connectors.http import parse_retry_after
 from connectors.http_errors import (
-    RESPONSE_EXCERPT_CHARS,
     Remote,
     busy_error,
     classify_status,
@@ -164,12 +162,6 @@ class RestReply:
     status_code: int
     body: dict[str, Any]
     request_summary: str
-    response_body: bytes = b""
-
-    @property
-    def response_summary(self) -> str:
-        """The answer's start, bounded and PII-masked (computed on demand, not on every delivery)."""
-        return excerpt(self.response_body, RESPONSE_EXCERPT_CHARS) if self.response_body else ""
 
 
 class LgspRestClient:
@@ -278,4 +270,4 @@ class LgspRestClient:
                 request_summary=request_summary,
                 response_summary=response.content,
             )
-        return RestReply(status, parsed, request_summary, response.content)
+        return RestReply(status, parsed, request_summary)

@@ -52,7 +52,6 @@ from connectors.base import excerpt
 from connectors.http import parse_retry_after
 from connectors.http_errors import (
     REASON_CHARS,
-    RESPONSE_EXCERPT_CHARS,
     Remote,
     busy_error,
     classify_status,
@@ -244,12 +243,6 @@ class SoapReply:
     body: dict[str, Any]
     status_code: int | None
     request_summary: str
-    response_body: bytes = b""
-
-    @property
-    def response_summary(self) -> str:
-        """The answer's start, bounded and PII-masked (computed on demand, not on every delivery)."""
-        return excerpt(self.response_body, RESPONSE_EXCERPT_CHARS) if self.response_body else ""
 
 
 class LgspSoapClient:
@@ -458,7 +451,6 @@ class LgspSoapClient:
             body=plain,
             status_code=exchange.status_code,
             request_summary=request_summary,
-            response_body=exchange.response_body,
         )
 
     def _mresult_reply(self, role: str, response: httpx.Response) -> dict[str, Any] | None:

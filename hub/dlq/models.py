@@ -58,6 +58,10 @@ class DlqFilter(BaseModel):
 
 
 class MessageSummary(BaseModel):
+    """Read from an ``OutboxMessage`` row (``from_attributes``): the fields are its columns."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     seq: int
     message_id: str
     endpoint: str
@@ -78,6 +82,8 @@ class MessageSummary(BaseModel):
 
 
 class AttemptView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     attempt_no: int
     outcome: AttemptOutcome
     manual: bool
@@ -92,6 +98,8 @@ class AttemptView(BaseModel):
 
 
 class RevisionView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     revision: int
     payload: dict[str, Any]
     replaced_by: str
@@ -106,6 +114,8 @@ class MessageDetail(MessageSummary):
 
 
 class BulkJobView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     action: BulkAction
     filter: DlqFilter
@@ -120,6 +130,8 @@ class BulkJobView(BaseModel):
 
 
 class EndpointHealthView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     endpoint: str
     state: str
     consecutive_failures: int

@@ -75,27 +75,11 @@ def _filtered(query: Select[Any], flt: DlqFilter) -> Select[Any]:
 
 
 def _summary(row: OutboxMessage, blocked_by: int | None) -> MessageSummary:
-    state = ViewState(row.state)
-    if state is ViewState.PENDING and blocked_by is not None:
-        state = ViewState.BLOCKED
-    return MessageSummary(
-        seq=row.seq,
-        message_id=row.message_id,
-        endpoint=row.endpoint,
-        kind=row.kind,
-        ordering_key=row.ordering_key,
-        dossier_code=row.dossier_code,
-        state=state,
-        attempts=row.attempts,
-        error_class=row.error_class,
-        last_error=row.last_error,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        dead_at=row.dead_at,
-        delivered_at=row.delivered_at,
-        blocked_by=blocked_by if state is ViewState.BLOCKED else None,
-        note=row.note,
-    )
+    summary = MessageSummary.model_validate(row)
+    if summary.state is ViewState.PENDING and blocked_by is not None:
+        summary.state = ViewState.BLOCKED
+        summary.blocked_by = blocked_by
+    return summary
 
 
 def list_messages(db: Database, flt: DlqFilter, *, limit: int = 100, offset: int = 0) -> list[MessageSummary]:
@@ -134,51 +118,15 @@ def get_message(db: Database, seq: int) -> MessageDetail:
         return MessageDetail(
             **summary.model_dump(),
             payload=row.payload,
-            attempt_log=[
-                AttemptView(
-                    attempt_no=a.attempt_no,
-                    outcome=a.outcome,
-                    manual=a.manual,
-                    worker_id=a.worker_id,
-                    started_at=a.started_at,
-                    finished_at=a.finished_at,
-                    status_code=a.status_code,
-                    error_class=a.error_class,
-                    error=a.error,
-                    request_summary=a.request_summary,
-                    response_summary=a.response_summary,
-                )
-                for a in attempts
-            ],
-            revisions=[
-                RevisionView(
-                    revision=r.revision,
-                    payload=r.payload,
-                    replaced_by=r.replaced_by,
-                    replaced_at=r.replaced_at,
-                    reason=r.reason,
-                )
-                for r in revisions
-            ],
+            attempt_log=[AttemptView.model_validate(a) for a in attempts],
+            revisions=[RevisionView.model_validate(r) for r in revisions],
         )
 
 
 def endpoint_health(db: Database) -> list[EndpointHealthView]:
     with db.sessions() as session:
         rows = session.scalars(select(EndpointHealth).order_by(EndpointHealth.endpoint)).all()
-        return [
-            EndpointHealthView(
-                endpoint=r.endpoint,
-                state=r.state,
-                consecutive_failures=r.consecutive_failures,
-                opened_at=r.opened_at,
-                last_success_at=r.last_success_at,
-                last_failure_at=r.last_failure_at,
-                last_error=r.last_error,
-                updated_at=r.updated_at,
-            )
-            for r in rows
-        ]
+        return [EndpointHealthView.model_validate(r) for r in rows]
 
 
 # --- single-message actions -------------------------------------------------------------------
@@ -324,19 +272,7 @@ def edit_message(
 
 
 def _job_view(job: BulkJob) -> BulkJobView:
-    return BulkJobView(
-        id=job.id,
-        action=BulkAction(job.action),
-        filter=DlqFilter.model_validate(job.filter),
-        reason=job.reason,
-        state=BulkState(job.state),
-        total=job.total,
-        processed=job.processed,
-        created_by=job.created_by,
-        created_at=job.created_at,
-        finished_at=job.finished_at,
-        error=job.error,
-    )
+    return BulkJobView.model_validate(job)
 
 
 def create_bulk_job(
@@ -369,15 +305,19 @@ def create_bulk_job(
         return _job_view(job)
 
 
+def _job_not_found(job_id: int) -> NotFoundError:
+    return NotFoundError(
+        f"bulk job {job_id} does not exist",
+        message_vi=f"Không tồn tại tác vụ hàng loạt số {job_id}",
+        details={"job": job_id},
+    )
+
+
 def get_bulk_job(db: Database, job_id: int) -> BulkJobView:
     with db.sessions() as session:
         job = session.get(BulkJob, job_id)
         if job is None:
-            raise NotFoundError(
-                f"bulk job {job_id} does not exist",
-                message_vi=f"Không tồn tại tác vụ hàng loạt số {job_id}",
-                details={"job": job_id},
-            )
+            raise _job_not_found(job_id)
         return _job_view(job)
 
 
@@ -392,11 +332,7 @@ def cancel_bulk_job(db: Database, job_id: int, *, actor: str) -> BulkJobView:
     with db.transaction() as session:
         job = session.scalar(select(BulkJob).where(BulkJob.id == job_id).with_for_update())
         if job is None:
-            raise NotFoundError(
-                f"bulk job {job_id} does not exist",
-                message_vi=f"Không tồn tại tác vụ hàng loạt số {job_id}",
-                details={"job": job_id},
-            )
+            raise _job_not_found(job_id)
         if job.state not in (BulkState.QUEUED.value, BulkState.RUNNING.value):
             raise ConflictError(
                 f"bulk job {job_id} is already {job.state}",
@@ -443,11 +379,7 @@ def run_bulk_job(db: Database, job_id: int) -> BulkJobView:
     """Run a queued job to completion (or cancellation), chunk by chunk."""
     if _take_job(db, job_id) is None:
         return get_bulk_job(db, job_id)
-    try:
-        _run_taken_job(db, job_id)
-    except Exception as exc:
-        _mark_failed(db, job_id, exc)
-        raise
+    _run_taken_job(db, job_id)
     return get_bulk_job(db, job_id)
 
 
@@ -466,11 +398,7 @@ def resume_bulk_job(db: Database, job_id: int, *, actor: str) -> BulkJobView:
         )
     with db.transaction() as session:
         _audit(session, actor, "dlq.bulk_resume", None, {"job": job_id, "processed": job.processed})
-    try:
-        _run_taken_job(db, job_id)
-    except Exception as exc:
-        _mark_failed(db, job_id, exc)
-        raise
+    _run_taken_job(db, job_id)
     return get_bulk_job(db, job_id)
 
 
@@ -483,15 +411,20 @@ def run_next_bulk_job(db: Database, *, should_stop: Callable[[], bool] | None = 
     job_id = _take_job(db, None)
     if job_id is None:
         return False
-    try:
-        _run_taken_job(db, job_id, should_stop)
-    except Exception as exc:
-        _mark_failed(db, job_id, exc)
-        raise
+    _run_taken_job(db, job_id, should_stop)
     return True
 
 
 def _run_taken_job(db: Database, job_id: int, should_stop: Callable[[], bool] | None = None) -> None:
+    """Run a job this runner has taken; an unexpected error marks it ``failed`` and propagates."""
+    try:
+        _process_chunks(db, job_id, should_stop)
+    except Exception as exc:
+        _mark_failed(db, job_id, exc)
+        raise
+
+
+def _process_chunks(db: Database, job_id: int, should_stop: Callable[[], bool] | None) -> None:
     """Process chunks until nothing matches or the job is no longer ``running`` (cancelled).
 
     The job row is not locked while a chunk runs, so a cancel never waits for the chunk; the

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from hub.config import LookupSettings
 from hub.db.models import DossierRow
 from hub.db.session import Database
+from hub.services.intake import owner_id_digest
 from schemas.codes import validate_dossier_code
 from schemas.dossier import Dossier
 from schemas.errors import InvalidInputError, NotFoundError
@@ -61,11 +62,6 @@ def lookup_not_found() -> NotFoundError:
         "no dossier matches this code and ID number",
         message_vi="không tìm thấy hồ sơ với mã hồ sơ và số giấy tờ đã nhập",
     )
-
-
-def id_digest(id_number: str) -> str:
-    """Same digest as :func:`hub.services.intake.owner_id_digest` (SHA-256 of the stripped number)."""
-    return hashlib.sha256(id_number.strip().encode()).hexdigest()
 
 
 def view_of(dossier: Dossier, now: datetime | None = None) -> LookupView:
@@ -127,7 +123,7 @@ class LookupService:
         stored = found[1] if found else None
         if given or self._settings.require_owner_id:
             expected = stored or _DUMMY_DIGEST
-            matches = hmac.compare_digest(id_digest(given), expected)
+            matches = hmac.compare_digest(owner_id_digest(given), expected)
             if not given or stored is None or not matches:
                 raise lookup_not_found()
         if found is None:

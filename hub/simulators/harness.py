@@ -61,7 +61,10 @@ def drop_connection(request: web.Request) -> web.StreamResponse:
     raise asyncio.CancelledError  # aiohttp treats it as a closed connection; nothing is written
 
 
-def _problems(exc: ValidationError) -> str:
+def _problems(exc: ValidationError | UnknownFaultKindError) -> str:
+    """Why a fault sent to the control API was refused (answered 422)."""
+    if isinstance(exc, UnknownFaultKindError):
+        return str(exc)
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()[:20]
     )
@@ -185,22 +188,17 @@ class Simulator(abc.ABC):
 
     async def _harness_put_faults(self, request: web.Request) -> web.Response:
         try:
-            faults = _FAULT_LIST.validate_json(await request.read())
-            self.faults.replace(faults)
-        except ValidationError as exc:
+            self.faults.replace(_FAULT_LIST.validate_json(await request.read()))
+        except (ValidationError, UnknownFaultKindError) as exc:
             return json_response({"error": _problems(exc)}, 422)
-        except UnknownFaultKindError as exc:
-            return json_response({"error": str(exc)}, 422)
         return await self._harness_get_faults(request)
 
     async def _harness_add_fault(self, request: web.Request) -> web.Response:
         try:
             fault = Fault.model_validate_json(await request.read())
             self.faults.add(fault)
-        except ValidationError as exc:
+        except (ValidationError, UnknownFaultKindError) as exc:
             return json_response({"error": _problems(exc)}, 422)
-        except UnknownFaultKindError as exc:
-            return json_response({"error": str(exc)}, 422)
         return json_response({"added": fault.model_dump(mode="json")}, 201)
 
     async def _harness_clear_faults(self, request: web.Request) -> web.Response:

@@ -104,14 +104,6 @@ class TestPki:
         return f"{self.base_url}/crl/issuing.crl"
 
     @property
-    def root_crl_url(self) -> str:
-        return f"{self.base_url}/crl/root.crl"
-
-    @property
-    def untrusted_crl_url(self) -> str:
-        return f"{self.base_url}/crl/untrusted.crl"
-
-    @property
     def trusted_anchor_files(self) -> tuple[Path, ...]:
         """Files a :class:`signing.trust.TrustStore` should load to trust this PKI."""
         return (self.root_cert,)

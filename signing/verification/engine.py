@@ -867,6 +867,12 @@ def _judge(
     valid_from, valid_to = signer.not_valid_before, signer.not_valid_after
     in_period = signing_time is not None and valid_from <= signing_time <= valid_to
     revoked = status.revocation_details if status is not None else None
+    outside_period = reason(
+        "not_valid_at_signing_time",
+        valid_from=_fmt(valid_from),
+        valid_to=_fmt(valid_to),
+        when=_fmt(signing_time),
+    )
 
     if subindic == AdESFailure.HASH_FAILURE or (status is not None and not status.intact):
         out.append(reason("hash_failure"))
@@ -883,24 +889,10 @@ def _judge(
         else:
             out.append(reason("revoked_no_poe", when=_fmt(when)))
     elif subindic in (AdESFailure.NOT_YET_VALID, AdESIndeterminate.NOT_YET_VALID, AdESIndeterminate.EXPIRED):
-        out.append(
-            reason(
-                "not_valid_at_signing_time",
-                valid_from=_fmt(valid_from),
-                valid_to=_fmt(valid_to),
-                when=_fmt(signing_time),
-            )
-        )
+        out.append(outside_period)
     elif subindic in (AdESIndeterminate.OUT_OF_BOUNDS_NO_POE, AdESIndeterminate.OUT_OF_BOUNDS_NOT_REVOKED):
         if signing_time is not None and not in_period:
-            out.append(
-                reason(
-                    "not_valid_at_signing_time",
-                    valid_from=_fmt(valid_from),
-                    valid_to=_fmt(valid_to),
-                    when=_fmt(signing_time),
-                )
-            )
+            out.append(outside_period)
         else:
             out.append(reason("expired_no_poe", valid_to=_fmt(valid_to)))
     elif (
@@ -950,26 +942,13 @@ def _judge(
         and not in_period
         and time_source is not SigningTimeSource.NONE
     ):
-        out.append(
-            reason(
-                "not_valid_at_signing_time",
-                valid_from=_fmt(valid_from),
-                valid_to=_fmt(valid_to),
-                when=_fmt(signing_time),
-            )
-        )
+        out.append(outside_period)
 
     if status is not None and status.timestamp_validity is not None:
         ts = status.timestamp_validity
         if not (ts.intact and ts.valid and ts.trusted):
             if ts.intact and ts.valid:
-                out.append(
-                    reason(
-                        "timestamp_invalid",
-                        detail="untrusted time-stamping authority",
-                        detail_vi="đơn vị cấp dấu thời gian không được tin cậy",
-                    )
-                )
+                out.append(_untrusted_tsa("timestamp_invalid"))
             else:
                 out.append(
                     reason(
@@ -979,11 +958,18 @@ def _judge(
                     )
                 )
 
-    if mods.coverage in ("unclear", "contiguous_block"):
-        out.append(reason("coverage_unclear"))
-    elif mods.tampered:
-        out.append(_modified_reason(mods))
+    if (changed := _modification_reason(mods)) is not None:
+        out.append(changed)
     return out
+
+
+def _untrusted_tsa(code: str) -> Reason:
+    """A time-stamp token that is intact but issued by a TSA outside the trust list."""
+    return reason(
+        code,
+        detail="untrusted time-stamping authority",
+        detail_vi="đơn vị cấp dấu thời gian không được tin cậy",
+    )
 
 
 _MODIFICATION_VI = {
@@ -994,7 +980,12 @@ _MODIFICATION_VI = {
 }
 
 
-def _modified_reason(mods: ModificationReport) -> Reason:
+def _modification_reason(mods: ModificationReport) -> Reason | None:
+    """What the revisions after a signature or document time-stamp say against it, if anything."""
+    if mods.coverage in ("unclear", "contiguous_block"):
+        return reason("coverage_unclear")
+    if not mods.tampered:
+        return None
     level = mods.modification_level or "other"
     return reason(
         "modified_after_signing",
@@ -1124,17 +1115,9 @@ async def _verify_document_timestamp(
     if not (status.intact and status.valid):
         reasons.append(reason("hash_failure"))
     elif not status.trusted:
-        reasons.append(
-            reason(
-                "document_timestamp_invalid",
-                detail="untrusted time-stamping authority",
-                detail_vi="đơn vị cấp dấu thời gian không được tin cậy",
-            )
-        )
-    if mods.coverage in ("unclear", "contiguous_block"):
-        reasons.append(reason("coverage_unclear"))
-    elif mods.tampered:
-        reasons.append(_modified_reason(mods))
+        reasons.append(_untrusted_tsa("document_timestamp_invalid"))
+    if (changed := _modification_reason(mods)) is not None:
+        reasons.append(changed)
     verdict = _verdict_of(reasons)
     return DocumentTimestampReport(
         index=index,

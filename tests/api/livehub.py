@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from hub import runtime
 from hub.api.app import CORE_ROUTE_MODULES
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings, load_settings
+from hub.db.models import AuditEntry
 from hub.db.session import Database
 from schemas.timefmt import VN_TZ
 
@@ -37,7 +39,18 @@ class LiveHub:
         headers = dict(kwargs.pop("headers", {}))
         if role is not None:
             headers["Authorization"] = f"Bearer {self.tokens[role]}"
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.base_url, headers=headers, **kwargs)
+
+    def audit_trail(self, target: str) -> list[tuple[str, str]]:
+        """``(action, actor)`` of every audit entry about ``target``, oldest first."""
+        with self.db.sessions() as session:
+            rows = session.execute(
+                select(AuditEntry.action, AuditEntry.actor)
+                .where(AuditEntry.target == target)
+                .order_by(AuditEntry.id)
+            ).all()
+        return [(action, actor) for action, actor in rows]
 
 
 def hub_settings(database_url: str, data_dir: Path, port: int, **overrides: Any) -> Settings:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from hub.db.models import AuditEntry
 from tests.api.livehub import LiveHub, dossier_json
 
 
@@ -26,11 +23,7 @@ def test_admin_creates_lists_and_revokes_keys(hub: LiveHub) -> None:
         bad_role = admin.post("/api/v1/keys", json={"name": "x", "role": "root"})
         assert bad_role.status_code == 422
         assert admin.delete("/api/v1/keys/nobody").status_code == 404
-    with hub.db.sessions() as session:
-        actors = session.scalars(
-            select(AuditEntry.actor).where(AuditEntry.target == "lgsp-ninh-binh").order_by(AuditEntry.id)
-        ).all()
-    assert actors == ["test-admin", "test-admin"]
+    assert [actor for _, actor in hub.audit_trail("lgsp-ninh-binh")] == ["test-admin", "test-admin"]
 
 
 def test_only_admins_manage_keys(hub: LiveHub) -> None:

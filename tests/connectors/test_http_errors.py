@@ -12,7 +12,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -25,7 +24,6 @@ from connectors.http_errors import Remote, classify_status
 from connectors.registry import build_connector
 from connectors.settings import EndpointKind, EndpointSettings, RetrySettings
 from hub.delivery.retry import RetryPolicy
-from schemas.dossier import Dossier, Owner, OwnerType
 from schemas.errors import (
     EndpointBusyError,
     EndpointTimeoutError,
@@ -34,16 +32,14 @@ from schemas.errors import (
     RemoteAuthenticationError,
     SoapFaultError,
 )
-from schemas.messages import DossierSyncPayload
-from schemas.status import DossierStatus
-from schemas.timefmt import VN_TZ
+from tests.connectors.lgsp.lgsp_factories import sync_delivery
 
 KINDS = list(EndpointKind)
+#: The sample dossier's owner ID and phone (tests.connectors.lgsp.lgsp_factories.make_dossier).
 ID_NUMBER = "037190001234"
 PHONE = "0912345678"
 #: A partner's answer echoing the citizen's personal data (Decree 13/2023: never stored as is).
 ECHO = f"Hồ sơ của công dân CCCD {ID_NUMBER}, SĐT {PHONE} không hợp lệ"
-CODE = "000.00.18.H42-250612-0001"
 
 
 @dataclass
@@ -114,26 +110,7 @@ def settings_for(kind: EndpointKind, base: str, **overrides: Any) -> EndpointSet
 
 
 def delivery() -> Delivery:
-    dossier = Dossier(
-        code=CODE,
-        agency_code="000.00.18.H42",
-        procedure_code="1.003901.H42",
-        procedure_name="Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
-        field_code="NN-ATTP",
-        field_name="Quản lý chất lượng nông lâm sản",
-        owner=Owner(name="Nguyễn Thị Hoà", type=OwnerType.CITIZEN, id_number=ID_NUMBER),
-        status=DossierStatus.PROCESSING,
-        submitted_at=datetime(2025, 6, 12, 7, 45, tzinfo=VN_TZ),
-        received_at=datetime(2025, 6, 12, 8, 5, tzinfo=VN_TZ),
-        due_at=datetime(2025, 6, 26, 17, 0, tzinfo=VN_TZ),
-    )
-    return Delivery(
-        message_id="7d0c7f0e-1111-4c1e-9a39-000000000001",
-        endpoint="portal",
-        kind="dossier.sync",
-        payload=DossierSyncPayload(dossier=dossier, revision=1).model_dump(mode="json"),
-        dossier_code=CODE,
-    )
+    return sync_delivery(message_id="7d0c7f0e-1111-4c1e-9a39-000000000001", endpoint="portal")
 
 
 async def failed_delivery(portal: FakePortal, kind: EndpointKind, **overrides: Any) -> HubError:

@@ -11,10 +11,11 @@ from hub.db.models import AuditEntry, OutboxMessage
 from hub.db.session import Database
 from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert, StatusChange, StepAdd
-from schemas.dossier import Dossier, Owner, ProcessingStep
+from schemas.dossier import ProcessingStep
 from schemas.errors import ConflictError, InvalidTransitionError, NotFoundError
 from schemas.status import DossierStatus
 from schemas.timefmt import VN_TZ
+from tests.services.results_support import make_dossier
 
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 
@@ -34,20 +35,6 @@ def settings():
             {"kinds": ["dossier.sync"], "endpoints": ["lgsp"], "origins": ["dvcqg"]},
         ],
     )
-
-
-def make_dossier(code: str = "000.00.18.H42-251125-0001", **extra: object) -> Dossier:
-    fields: dict[str, object] = {
-        "code": code,
-        "agency_code": "000.00.18.H42",
-        "procedure_code": "1.003901.H42",
-        "owner": Owner(name="Nguyễn Văn An", id_number="001099012345"),
-        "received_at": T0,
-        "due_at": T0 + timedelta(days=5),
-        "summary": "Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
-    }
-    fields.update(extra)
-    return Dossier.model_validate(fields)
 
 
 def count_messages(db: Database) -> int:

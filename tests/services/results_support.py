@@ -54,15 +54,16 @@ def environ(pki: RunningPki) -> dict[str, str]:
     return dict.fromkeys(ENV, pki.pki.p12_password)
 
 
-def make_dossier(code: str = CODE) -> Dossier:
-    return Dossier.model_validate(
-        {
-            "code": code,
-            "agency_code": "000.00.18.H42",
-            "procedure_code": "1.003901.H42",
-            "owner": Owner(name="Nguyễn Văn An", id_number="037099001234"),
-            "received_at": T0,
-            "due_at": T0 + timedelta(days=5),
-            "summary": "Cấp Giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
-        }
-    )
+def make_dossier(code: str = CODE, **extra: object) -> Dossier:
+    """A minimal valid dossier (also the intake tests'); ``extra`` overrides or adds fields."""
+    fields: dict[str, object] = {
+        "code": code,
+        "agency_code": "000.00.18.H42",
+        "procedure_code": "1.003901.H42",
+        "owner": Owner(name="Nguyễn Văn An", id_number="037099001234"),
+        "received_at": T0,
+        "due_at": T0 + timedelta(days=5),
+        "summary": "Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
+    }
+    fields.update(extra)
+    return Dossier.model_validate(fields)

@@ -22,30 +22,15 @@ from hub.services.signing_keys import build_signing_facade, key_images, key_sour
 from hub.simulators.pki import RunningPki
 from hub.storage.files import FileStore
 from schemas.changes import DossierUpsert
-from schemas.dossier import Dossier
 from schemas.errors import ConfigurationError
 from signing.facade import SigningFacade
 from signing.keys import Pkcs11KeySource, Pkcs12KeySource
 from signing.samples import sample_pdf
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
+from tests.services.results_support import CODE, make_dossier
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
-CODE = "000.00.18.H42-251125-0001"
 TOKEN_PIN = "246810"
-
-
-def make_dossier() -> Dossier:
-    return Dossier.model_validate(
-        {
-            "code": CODE,
-            "agency_code": "000.00.18.H42",
-            "procedure_code": "1.003901.H42",
-            "owner": {"name": "Nguyễn Văn An", "id_number": "037099001234"},
-            "received_at": "2025-11-25T08:05:00+07:00",
-            "due_at": "2025-11-30T08:05:00+07:00",
-            "summary": "Cấp Giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
-        }
-    )
 
 
 def p12_keys(pki: RunningPki) -> dict[str, object]:

@@ -3,14 +3,17 @@ sample images/PDFs, and wrappers around poppler's ``pdfsig`` and ``qpdf --check`
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hub.simulators.pki import RunningPki, serve_test_pki
 from signing.keys import Pkcs12KeySource, Secret
+from signing.models import SignOptions, SignResult
 from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
 from signing.signer_service import SigningConfig, SigningService
 from signing.testpki import TestPki
@@ -97,6 +100,23 @@ def signing_config(
 @pytest.fixture
 def signing_service(signing_config: SigningConfig) -> SigningService:
     return SigningService(signing_config)
+
+
+Sign = Callable[..., tuple[bytes, SignResult]]
+
+
+@pytest.fixture
+def sign(signing_service: SigningService, p12_key: KeyFactory, pdf_bytes: bytes) -> Sign:
+    """``sign(options, key="officer", pdf=pdf_bytes, **key_options)`` → ``(signed, result)``:
+    :meth:`SigningService.sign_bytes` with a test-PKI PKCS#12 key, run to completion."""
+
+    def run(
+        options: SignOptions, key: str = "officer", pdf: bytes | None = None, **key_options: Any
+    ) -> tuple[bytes, SignResult]:
+        source = p12_key(key, **key_options)
+        return asyncio.run(signing_service.sign_bytes(pdf_bytes if pdf is None else pdf, source, options))
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from schemas.errors import CertificateRejectedError, InvalidInputError
 from signing.external import (
     ExternalSignatureMismatchError,
     ExternalSigningExpiredError,
+    ExternalSigningRequest,
     ExternalSigningService,
 )
 from signing.models import SignatureLevel, SignOptions, SignRole
@@ -75,6 +76,33 @@ def external(signing_service: SigningService, store: PendingStore) -> ExternalSi
     return ExternalSigningService(signing_service, store)
 
 
+def _prepare(
+    service: ExternalSigningService,
+    pki: TestPki,
+    name: str = "officer",
+    options: SignOptions | None = None,
+) -> ExternalSigningRequest:
+    """The hub's half: prepare a signature of the sample PDF by ``name`` (B-B unless ``options``)."""
+    options = options or SignOptions(level=SignatureLevel.B_B)
+    return asyncio.run(service.prepare(sample_pdf(), _cert_der(pki, name), options, chain_der=_chain(pki)))
+
+
+def _tool_cms(pki: TestPki, req: ExternalSigningRequest, name: str) -> bytes:
+    """What a tool returning a whole CMS sends: the prepared signed attributes, signed as ``name``."""
+    from asn1crypto import cms
+    from pyhanko.sign.signers import ExternalSigner
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    from signing.trust import load_certificates
+
+    cert = load_certificates(getattr(pki, f"{name}_cert"))[0]
+    sig = _tool_sign(_key(pki, name), req.digest_to_sign_b64)
+    ext = ExternalSigner(cert, SimpleCertificateStore(), signature_value=sig)
+    attrs = cms.CMSAttributes.load(base64.b64decode(req.data_to_sign_b64))
+    ci = asyncio.run(ext.async_sign_prescribed_attributes("sha256", signed_attrs=attrs))
+    return bytes(ci.dump())
+
+
 def _valid(data: bytes, trust_store: TrustStore) -> bool:
     reader = PdfFileReader(io.BytesIO(data))
     st = asyncio.run(
@@ -106,14 +134,7 @@ def test_round_trip(
     tmp_path: Path,
     pdfsig: Callable[[Path], str],
 ) -> None:
-    req = asyncio.run(
-        external.prepare(
-            sample_pdf(),
-            _cert_der(test_pki, name),
-            SignOptions(level=level, role=SignRole.PERSONAL),
-            chain_der=_chain(test_pki),
-        )
-    )
+    req = _prepare(external, test_pki, name, SignOptions(level=level, role=SignRole.PERSONAL))
     assert req.certificate is not None
     assert req.certificate.revocation_status == "good"
     sig = _tool_sign(_key(test_pki, name), req.digest_to_sign_b64, raw_ecdsa=raw_ecdsa)
@@ -138,14 +159,7 @@ def test_round_trip(
 
 
 def test_signature_from_other_key_is_refused(external: ExternalSigningService, test_pki: TestPki) -> None:
-    req = asyncio.run(
-        external.prepare(
-            sample_pdf(),
-            _cert_der(test_pki, "officer"),
-            SignOptions(level=SignatureLevel.B_B),
-            chain_der=_chain(test_pki),
-        )
-    )
+    req = _prepare(external, test_pki)
     wrong = _tool_sign(_key(test_pki, "agency"), req.digest_to_sign_b64)
     with pytest.raises(ExternalSignatureMismatchError) as exc:
         asyncio.run(external.complete(req.request_id, signature=wrong))
@@ -157,14 +171,7 @@ def test_signature_from_other_key_is_refused(external: ExternalSigningService, t
 
 
 def test_signature_over_other_data_is_refused(external: ExternalSigningService, test_pki: TestPki) -> None:
-    req = asyncio.run(
-        external.prepare(
-            sample_pdf(),
-            _cert_der(test_pki, "officer"),
-            SignOptions(level=SignatureLevel.B_B),
-            chain_der=_chain(test_pki),
-        )
-    )
+    req = _prepare(external, test_pki)
     other = base64.b64encode(b"\x01" * 32).decode()
     with pytest.raises(ExternalSignatureMismatchError):
         asyncio.run(external.complete(req.request_id, signature=_tool_sign(_key(test_pki, "officer"), other)))
@@ -176,67 +183,24 @@ def test_returned_cms_is_checked_and_embedded(
     external: ExternalSigningService, test_pki: TestPki, trust_store: TrustStore
 ) -> None:
     """A tool returning a whole CMS: accepted if it signs the prepared digest with the prepared cert."""
-    from asn1crypto import cms
-
-    req = asyncio.run(
-        external.prepare(
-            sample_pdf(),
-            _cert_der(test_pki, "officer"),
-            SignOptions(level=SignatureLevel.B_B),
-            chain_der=_chain(test_pki),
-        )
-    )
-    # build the CMS like a tool would, from the prepared signed attributes
-    from pyhanko.sign.signers import ExternalSigner
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
-
-    from signing.trust import load_certificates
-
-    cert = load_certificates(test_pki.officer_cert)[0]
-    sig = _tool_sign(_key(test_pki, "officer"), req.digest_to_sign_b64)
-    ext = ExternalSigner(cert, SimpleCertificateStore(), signature_value=sig)
-    attrs = cms.CMSAttributes.load(base64.b64decode(req.data_to_sign_b64))
-    ci = asyncio.run(ext.async_sign_prescribed_attributes("sha256", signed_attrs=attrs))
-    signed, _ = asyncio.run(external.complete(req.request_id, cms_der=ci.dump()))
+    req = _prepare(external, test_pki)
+    cms_der = _tool_cms(test_pki, req, "officer")
+    signed, _ = asyncio.run(external.complete(req.request_id, cms_der=cms_der))
     assert _valid(signed, trust_store)
 
 
 def test_cms_from_wrong_certificate_is_refused(external: ExternalSigningService, test_pki: TestPki) -> None:
-    from asn1crypto import cms
-    from pyhanko.sign.signers import ExternalSigner
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
-
-    from signing.trust import load_certificates
-
-    req = asyncio.run(
-        external.prepare(
-            sample_pdf(),
-            _cert_der(test_pki, "officer"),
-            SignOptions(level=SignatureLevel.B_B),
-            chain_der=_chain(test_pki),
-        )
-    )
-    other = load_certificates(test_pki.agency_cert)[0]
-    sig = _tool_sign(_key(test_pki, "agency"), req.digest_to_sign_b64)
-    ext = ExternalSigner(other, SimpleCertificateStore(), signature_value=sig)
-    attrs = cms.CMSAttributes.load(base64.b64decode(req.data_to_sign_b64))
-    ci = asyncio.run(ext.async_sign_prescribed_attributes("sha256", signed_attrs=attrs))
+    req = _prepare(external, test_pki)
+    cms_der = _tool_cms(test_pki, req, "agency")
     with pytest.raises(ExternalSignatureMismatchError, match="prepared certificate"):
-        asyncio.run(external.complete(req.request_id, cms_der=ci.dump()))
+        asyncio.run(external.complete(req.request_id, cms_der=cms_der))
     with pytest.raises(ExternalSignatureMismatchError, match="malformed"):
         asyncio.run(external.complete(req.request_id, cms_der=b"\x30\x03garbage"))
 
 
 def test_expired_request(signing_service: SigningService, store: PendingStore, test_pki: TestPki) -> None:
     ext = ExternalSigningService(signing_service, store, ttl=timedelta(seconds=-1))
-    req = asyncio.run(
-        ext.prepare(
-            sample_pdf(),
-            _cert_der(test_pki, "officer"),
-            SignOptions(level=SignatureLevel.B_B),
-            chain_der=_chain(test_pki),
-        )
-    )
+    req = _prepare(ext, test_pki)
     sig = _tool_sign(_key(test_pki, "officer"), req.digest_to_sign_b64)
     with pytest.raises(ExternalSigningExpiredError) as exc:
         asyncio.run(ext.complete(req.request_id, signature=sig))
@@ -248,14 +212,7 @@ def test_purge_expired(signing_service: SigningService, store: PendingStore, tes
     from schemas.timefmt import now_vn
 
     ext = ExternalSigningService(signing_service, store, ttl=timedelta(minutes=5))
-    req = asyncio.run(
-        ext.prepare(
-            sample_pdf(),
-            _cert_der(test_pki, "officer"),
-            SignOptions(level=SignatureLevel.B_B),
-            chain_der=_chain(test_pki),
-        )
-    )
+    req = _prepare(ext, test_pki)
     assert store.purge_expired(now_vn()) == 0
     assert store.purge_expired(now_vn() + timedelta(minutes=6)) == 1
     assert store.get(req.request_id) is None
@@ -263,14 +220,7 @@ def test_purge_expired(signing_service: SigningService, store: PendingStore, tes
 
 def test_prepare_refuses_bad_certificates(external: ExternalSigningService, test_pki: TestPki) -> None:
     with pytest.raises(CertificateRejectedError):
-        asyncio.run(
-            external.prepare(
-                sample_pdf(),
-                _cert_der(test_pki, "revoked"),
-                SignOptions(level=SignatureLevel.B_B),
-                chain_der=_chain(test_pki),
-            )
-        )
+        _prepare(external, test_pki, "revoked")
     with pytest.raises(InvalidInputError):
         asyncio.run(external.prepare(sample_pdf(), b"not a cert", SignOptions(level=SignatureLevel.B_B)))
 

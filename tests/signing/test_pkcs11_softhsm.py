@@ -20,7 +20,7 @@ from hub.api.errors import http_status_for
 from schemas.errors import SigningError, TokenPinError
 from signing.keys import Pkcs11KeySource, Secret
 from signing.models import SignatureLevel, SignOptions, SignRole
-from signing.samples import sample_pdf
+from signing.samples import sample_pdf, write_sample_pdfs
 from signing.signer_service import SigningService
 from signing.testpki import TestPki
 from signing.trust import TrustStore
@@ -195,12 +195,7 @@ def test_session_closed_after_use(softhsm_token: Path) -> None:
 def test_batch_with_token_in_worker_processes(
     softhsm_token: Path, signing_service: SigningService, tmp_path: Path
 ) -> None:
-    inputs = []
-    for i in range(4):
-        p = tmp_path / "in" / f"d{i}.pdf"
-        p.parent.mkdir(exist_ok=True)
-        p.write_bytes(sample_pdf(f"DOC {i}"))
-        inputs.append(p)
+    inputs = write_sample_pdfs(tmp_path / "in", 4)
     result = signing_service.sign_batch(
         inputs, tmp_path / "out", _source(), SignOptions(level=SignatureLevel.B_B), workers=2
     )

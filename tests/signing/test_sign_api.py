@@ -7,7 +7,6 @@ import base64
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,9 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from hub import runtime
 from hub.api.app import CORE_ROUTE_MODULES
-from hub.auth.keys import ApiKeyService
 from signing.external import ExternalSigningService
 from signing.facade import SigningFacade
 from signing.keys import Pkcs12KeySource, Secret
@@ -28,56 +25,35 @@ from signing.samples import sample_pdf
 from signing.signer_service import SigningConfig, SigningService
 from signing.store import InMemoryPendingStore
 from signing.testpki import TestPki
-from tests.api.livehub import BOOTSTRAP, bind_loopback, hub_settings
-
-
-@dataclass
-class SigningHub:
-    base_url: str
-    tokens: dict[str, str]
-    app: object
-
-    def client(self, role: str | None = "officer") -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
+from tests.api.livehub import LiveHub, live_hub
 
 
 @pytest.fixture
 def signing_hub(
     database_url: str, tmp_path: Path, signing_config: SigningConfig, test_pki: TestPki
-) -> Iterator[SigningHub]:
-    sock = bind_loopback()
-    port = sock.getsockname()[1]
-    settings = hub_settings(database_url, tmp_path / "data", port)
+) -> Iterator[LiveHub]:
     service = SigningService(signing_config)
     facade = SigningFacade(
         service,
         ExternalSigningService(service, InMemoryPendingStore(), ttl=timedelta(minutes=5)),
         {"agency-hsm": Pkcs12KeySource(test_pki.agency_p12, Secret(test_pki.p12_password))},
     )
-    with runtime.run_in_thread(
-        settings,
-        worker=False,
-        sock=sock,
-        bootstrap_token=BOOTSTRAP,
-        route_modules=(*CORE_ROUTE_MODULES, "hub.api.routes.signing"),
-        access_log=False,
-    ) as hub:
-        assert hub.app is not None
+    route_modules = (*CORE_ROUTE_MODULES, "hub.api.routes.signing")
+    with live_hub(database_url, tmp_path / "data", route_modules=route_modules) as hub:
         hub.app.state.services.signing = facade  # the test's keys (before any request)
-        keys = ApiKeyService(hub.db)
-        tokens = {
-            role: keys.create(f"t-{role}", role, actor="tests").token for role in ("officer", "technician")
-        }
-        yield SigningHub(f"http://127.0.0.1:{port}", tokens, hub.app)
+        yield hub
+
+
+def _officer(hub: LiveHub) -> httpx.Client:
+    return hub.client("officer", timeout=60)  # signing with a time-stamp may be slow on a busy machine
 
 
 def _signatures(data: bytes) -> int:
     return len(PdfFileReader(io.BytesIO(data)).embedded_signatures)
 
 
-def test_sign_upload(signing_hub: SigningHub) -> None:
-    with signing_hub.client() as c:
+def test_sign_upload(signing_hub: LiveHub) -> None:
+    with _officer(signing_hub) as c:
         r = c.post(
             "/api/v1/signing/documents",
             files={"file": ("qd.pdf", sample_pdf(), "application/pdf")},
@@ -91,13 +67,13 @@ def test_sign_upload(signing_hub: SigningHub) -> None:
     assert _signatures(r.content) == 1
 
 
-def test_auth_and_roles(signing_hub: SigningHub) -> None:
+def test_auth_and_roles(signing_hub: LiveHub) -> None:
     files = {"file": ("qd.pdf", sample_pdf(), "application/pdf")}
-    with signing_hub.client(role=None) as c:
+    with signing_hub.client() as c:
         assert (
             c.post("/api/v1/signing/documents", files=files, data={"key_id": "agency-hsm"}).status_code == 401
         )
-    with signing_hub.client(role="technician") as c:
+    with signing_hub.client("technician") as c:
         assert (
             c.post("/api/v1/signing/documents", files=files, data={"key_id": "agency-hsm"}).status_code == 403
         )
@@ -124,18 +100,18 @@ def test_auth_and_roles(signing_hub: SigningHub) -> None:
     ],
 )
 def test_bad_requests(
-    signing_hub: SigningHub, files: dict[str, object], data: dict[str, str], status: int, code: str
+    signing_hub: LiveHub, files: dict[str, object], data: dict[str, str], status: int, code: str
 ) -> None:
-    with signing_hub.client() as c:
+    with _officer(signing_hub) as c:
         r = c.post("/api/v1/signing/documents", files=files or {"other": ("a", b"x")}, data=data)
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code
     assert r.json()["error"]["message_vi"]
 
 
-def test_oversized_upload(signing_hub: SigningHub) -> None:
+def test_oversized_upload(signing_hub: LiveHub) -> None:
     big = sample_pdf(padding_bytes=200 * 1024)
-    with signing_hub.client() as c:
+    with _officer(signing_hub) as c:
         r = c.post(
             "/api/v1/signing/documents",
             files={"file": ("big.pdf", big, "application/pdf")},
@@ -144,13 +120,13 @@ def test_oversized_upload(signing_hub: SigningHub) -> None:
     assert r.status_code == 413
 
 
-def test_batch_of_stored_files(signing_hub: SigningHub) -> None:
-    store = signing_hub.app.state.services.files  # type: ignore[attr-defined]
+def test_batch_of_stored_files(signing_hub: LiveHub) -> None:
+    store = signing_hub.app.state.services.files
     ids = [
         store.save(sample_pdf(f"QD {i}"), filename=f"qd{i}.pdf", media_type="application/pdf").id
         for i in range(3)
     ]
-    with signing_hub.client() as c:
+    with _officer(signing_hub) as c:
         r = c.post(
             "/api/v1/signing/batch",
             json={"file_ids": ids, "key_id": "agency-hsm", "options": {"level": "B-B"}},
@@ -167,11 +143,11 @@ def test_batch_of_stored_files(signing_hub: SigningHub) -> None:
         assert r.status_code == 404
 
 
-def test_external_flow_over_http(signing_hub: SigningHub, test_pki: TestPki) -> None:
+def test_external_flow_over_http(signing_hub: LiveHub, test_pki: TestPki) -> None:
     cert_pem = test_pki.officer_cert.read_bytes()
     key = serialization.load_pem_private_key(test_pki.officer_key.read_bytes(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
-    with signing_hub.client() as c:
+    with _officer(signing_hub) as c:
         r = c.post(
             "/api/v1/signing/external/prepare",
             files=[
@@ -206,10 +182,10 @@ def test_external_flow_over_http(signing_hub: SigningHub, test_pki: TestPki) -> 
         assert junk.status_code == 422
 
 
-def test_sign_stored_document_by_id(signing_hub: SigningHub) -> None:
-    store = signing_hub.app.state.services.files  # type: ignore[attr-defined]
+def test_sign_stored_document_by_id(signing_hub: LiveHub) -> None:
+    store = signing_hub.app.state.services.files
     fid = store.save(sample_pdf("QD"), filename="qd.pdf", media_type="application/pdf").id
-    with signing_hub.client() as c:
+    with _officer(signing_hub) as c:
         r = c.post("/api/v1/signing/documents", data={"file_id": fid, "key_id": "agency-hsm"})
         assert r.status_code == 200, r.text
         assert _signatures(r.content) == 1

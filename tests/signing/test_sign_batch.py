@@ -14,20 +14,10 @@ from hub.simulators.pki import RunningPki
 from schemas.errors import CertificateRejectedError
 from signing.keys import Pkcs12KeySource
 from signing.models import BatchItemResult, SignatureLevel, SignOptions
-from signing.samples import sample_pdf
+from signing.samples import write_sample_pdfs
 from signing.signer_service import SigningService
 
 KeyFactory = Callable[..., Pkcs12KeySource]
-
-
-def _inputs(directory: Path, n: int, *, broken: set[int] = frozenset()) -> list[Path]:  # type: ignore[assignment]
-    directory.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(n):
-        p = directory / f"qd-{i:03d}.pdf"
-        p.write_bytes(b"%PDF-1.7 broken" if i in broken else sample_pdf(f"QUYET DINH {i}"))
-        out.append(p)
-    return out
 
 
 def _signed_ok(path: Path) -> bool:
@@ -39,7 +29,8 @@ def _signed_ok(path: Path) -> bool:
 def test_batch_outcomes_and_progress(
     workers: int, signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
 ) -> None:
-    inputs = _inputs(tmp_path / "in", 8, broken={3})
+    inputs = write_sample_pdfs(tmp_path / "in", 8)
+    inputs[3].write_bytes(b"%PDF-1.7 broken")
     inputs.append(tmp_path / "in" / "missing.pdf")
     seen: list[tuple[str, int, int]] = []
 
@@ -82,7 +73,7 @@ def test_batch_outcomes_and_progress(
 def test_batch_refuses_revoked_certificate_before_touching_files(
     signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
 ) -> None:
-    inputs = _inputs(tmp_path / "in", 3)
+    inputs = write_sample_pdfs(tmp_path / "in", 3)
     with pytest.raises(CertificateRejectedError):
         signing_service.sign_batch(
             inputs, tmp_path / "out", p12_key("revoked"), SignOptions(level=SignatureLevel.B_B)
@@ -91,8 +82,8 @@ def test_batch_refuses_revoked_certificate_before_touching_files(
 
 
 def test_batch_duplicate_names(signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path) -> None:
-    a = _inputs(tmp_path / "a", 1)
-    b = _inputs(tmp_path / "b", 1)
+    a = write_sample_pdfs(tmp_path / "a", 1)
+    b = write_sample_pdfs(tmp_path / "b", 1)
     result = signing_service.sign_batch(
         a + b, tmp_path / "out", p12_key("officer"), SignOptions(level=SignatureLevel.B_B)
     )
@@ -107,7 +98,7 @@ def test_batch_shares_one_slow_tsa_concurrently(
     measured in benchmarks/bench_signing.py, not asserted here)."""
     pki_services.set_tsa_delay(0.3)
     before = pki_services.counters["tsa"]
-    inputs = _inputs(tmp_path / "in", 12)
+    inputs = write_sample_pdfs(tmp_path / "in", 12)
     result = signing_service.sign_batch(
         inputs, tmp_path / "out", p12_key("officer_ecdsa"), SignOptions(level=SignatureLevel.B_T), workers=1
     )
@@ -119,7 +110,7 @@ def test_batch_tsa_down_fails_documents_not_batch(
     signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path, pki_services: RunningPki
 ) -> None:
     pki_services.set_tsa_available(False)
-    inputs = _inputs(tmp_path / "in", 2)
+    inputs = write_sample_pdfs(tmp_path / "in", 2)
     result = signing_service.sign_batch(
         inputs, tmp_path / "out", p12_key("officer"), SignOptions(level=SignatureLevel.B_T)
     )
@@ -131,7 +122,7 @@ def test_batch_tsa_down_fails_documents_not_batch(
 def test_batch_never_overwrites_originals(
     signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
 ) -> None:
-    inputs = _inputs(tmp_path / "in", 2)
+    inputs = write_sample_pdfs(tmp_path / "in", 2)
     originals = [p.read_bytes() for p in inputs]
     result = signing_service.sign_batch(
         inputs, tmp_path / "in", p12_key("officer"), SignOptions(level=SignatureLevel.B_B)
@@ -169,7 +160,7 @@ def test_byte_budget_serialises_large_documents() -> None:
 def test_pool_with_work_stealing_signs_each_document_once(
     signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
 ) -> None:
-    inputs = _inputs(tmp_path / "in", 40)
+    inputs = write_sample_pdfs(tmp_path / "in", 40)
     done_counts: list[int] = []
     result = signing_service.sign_batch(
         inputs,

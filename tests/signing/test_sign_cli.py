@@ -12,16 +12,14 @@ from typer.testing import CliRunner
 from hub.commands.pki import app as pki_app
 from hub.commands.sign import app as sign_app
 from hub.simulators.pki import RunningPki
-from signing.samples import sample_pdf
+from signing.samples import write_sample_pdfs
 from signing.testpki import TestPki
 
 runner = CliRunner()
 
 
 def _inputs(directory: Path, n: int) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        (directory / f"qd{i}.pdf").write_bytes(sample_pdf(f"QD {i}"))
+    write_sample_pdfs(directory, n)
     (directory / "notes.txt").write_text("not a pdf, ignored")
     return directory
 

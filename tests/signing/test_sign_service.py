@@ -30,13 +30,14 @@ from schemas.errors import (
     TokenPinError,
 )
 from signing.keys import Pkcs12KeySource
-from signing.models import RevocationPolicy, SignatureLevel, SignOptions, SignRole
-from signing.samples import sample_pdf
+from signing.models import RevocationPolicy, SignatureLevel, SignOptions, SignResult, SignRole
+from signing.samples import sample_pdf, write_sample_pdfs
 from signing.signer_service import SigningConfig, SigningService
 from signing.trust import TrustStore
 
 Check = Callable[[Path], subprocess.CompletedProcess[str]]
 KeyFactory = Callable[..., Pkcs12KeySource]
+Sign = Callable[..., tuple[bytes, SignResult]]
 
 
 def _validate_all(data: bytes, trust_store: TrustStore, **vc_kwargs: object) -> list[object]:
@@ -61,17 +62,13 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 @pytest.mark.parametrize("level", list(SignatureLevel))
 def test_each_pades_level_is_valid(
     level: SignatureLevel,
-    signing_service: SigningService,
-    p12_key: KeyFactory,
-    pdf_bytes: bytes,
+    sign: Sign,
     trust_store: TrustStore,
     tmp_path: Path,
     pdfsig: Callable[[Path], str],
     qpdf_check: Check,
 ) -> None:
-    signed, result = asyncio.run(
-        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=level))
-    )
+    signed, result = sign(SignOptions(level=level))
     assert result.level is level
     assert result.certificate is not None
     assert result.certificate.revocation_status == "good"
@@ -102,16 +99,10 @@ def test_each_pades_level_is_valid(
 
 
 def test_b_lt_validation_data_suffices_offline(
-    signing_service: SigningService,
-    p12_key: KeyFactory,
-    pdf_bytes: bytes,
-    trust_store: TrustStore,
-    pki_services: RunningPki,
+    sign: Sign, trust_store: TrustStore, pki_services: RunningPki
 ) -> None:
     """B-LT embeds OCSP/CRL in the DSS: validation works with the revocation services down."""
-    signed, _ = asyncio.run(
-        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=SignatureLevel.B_LT))
-    )
+    signed, _ = sign(SignOptions(level=SignatureLevel.B_LT))
     pki_services.set_revocation_available(False)
     reader = PdfFileReader(io.BytesIO(signed))
     dss = DocumentSecurityStore.read_dss(reader)
@@ -143,18 +134,12 @@ def test_algorithms(
     key: str,
     pss: bool,
     mechanism: str,
-    signing_service: SigningService,
-    p12_key: KeyFactory,
-    pdf_bytes: bytes,
+    sign: Sign,
     trust_store: TrustStore,
     tmp_path: Path,
     pdfsig: Callable[[Path], str],
 ) -> None:
-    signed, _ = asyncio.run(
-        signing_service.sign_bytes(
-            pdf_bytes, p12_key(key, prefer_pss=pss), SignOptions(level=SignatureLevel.B_B)
-        )
-    )
+    signed, _ = sign(SignOptions(level=SignatureLevel.B_B), key, prefer_pss=pss)
     (status,) = _validate_all(signed, trust_store)
     assert status.bottom_line  # type: ignore[attr-defined]
     reader = PdfFileReader(io.BytesIO(signed))
@@ -164,27 +149,11 @@ def test_algorithms(
 
 
 def test_officer_then_agency_both_valid(
-    signing_service: SigningService,
-    p12_key: KeyFactory,
-    pdf_bytes: bytes,
-    trust_store: TrustStore,
-    tmp_path: Path,
-    pdfsig: Callable[[Path], str],
-    qpdf_check: Check,
+    sign: Sign, trust_store: TrustStore, tmp_path: Path, pdfsig: Callable[[Path], str], qpdf_check: Check
 ) -> None:
     """Decree 30 order: competent person (certification, DocMDP P=2) → agency seal, incremental."""
-    first, r1 = asyncio.run(
-        signing_service.sign_bytes(
-            pdf_bytes,
-            p12_key("officer"),
-            SignOptions(level=SignatureLevel.B_T, role=SignRole.PERSONAL, certify=True),
-        )
-    )
-    second, r2 = asyncio.run(
-        signing_service.sign_bytes(
-            first, p12_key("agency"), SignOptions(level=SignatureLevel.B_LT, role=SignRole.AGENCY)
-        )
-    )
+    first, r1 = sign(SignOptions(level=SignatureLevel.B_T, role=SignRole.PERSONAL, certify=True))
+    second, r2 = sign(SignOptions(level=SignatureLevel.B_LT, role=SignRole.AGENCY), "agency", pdf=first)
     assert second.startswith(first)  # incremental update: earlier bytes untouched
     assert (r1.field_name, r2.field_name) == ("Sig_personal", "Sig_agency")
     statuses = _validate_all(second, trust_store)
@@ -204,13 +173,11 @@ def test_officer_then_agency_both_valid(
     assert qpdf_check(path).returncode == 0
 
 
-def test_duplicate_field_name_is_refused(
-    signing_service: SigningService, p12_key: KeyFactory, pdf_bytes: bytes
-) -> None:
+def test_duplicate_field_name_is_refused(sign: Sign) -> None:
     opts = SignOptions(level=SignatureLevel.B_B, field_name="ChuKy")
-    once, _ = asyncio.run(signing_service.sign_bytes(pdf_bytes, p12_key("officer"), opts))
+    once, _ = sign(opts)
     with pytest.raises(SigningError, match="already exists"):
-        asyncio.run(signing_service.sign_bytes(once, p12_key("officer"), opts))
+        sign(opts, pdf=once)
 
 
 # --- pre-signing refusals (Circular 15/2025 §2.2, Annex II) -----------------------------------
@@ -244,13 +211,9 @@ def test_refused_certificates_write_nothing(
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_revocation_unavailable_warns_by_default(
-    signing_service: SigningService, p12_key: KeyFactory, pdf_bytes: bytes, pki_services: RunningPki
-) -> None:
+def test_revocation_unavailable_warns_by_default(sign: Sign, pki_services: RunningPki) -> None:
     pki_services.set_revocation_available(False)
-    signed, result = asyncio.run(
-        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=SignatureLevel.B_B))
-    )
+    signed, result = sign(SignOptions(level=SignatureLevel.B_B))
     assert signed.startswith(b"%PDF")
     assert result.certificate is not None
     assert result.certificate.revocation_status == "unknown"
@@ -330,23 +293,17 @@ def test_tsa_down_is_retryable_and_writes_nothing(
     assert list(tmp_path.iterdir()) == [src]
 
 
-def test_crl_fallback_when_ocsp_is_down(
-    signing_service: SigningService, p12_key: KeyFactory, pdf_bytes: bytes, pki_services: RunningPki
-) -> None:
+def test_crl_fallback_when_ocsp_is_down(sign: Sign, pki_services: RunningPki) -> None:
     """Circular 15/2025 Annex II: OCSP, else the latest CRL."""
     pki_services.set_ocsp_available(False)
-    _, result = asyncio.run(
-        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=SignatureLevel.B_B))
-    )
+    _, result = sign(SignOptions(level=SignatureLevel.B_B))
     assert result.certificate is not None
     assert result.certificate.revocation_status == "good"
     assert result.certificate.revocation_source == "crl"
     assert result.certificate.crls
     assert not result.warnings
     with pytest.raises(CertificateRejectedError) as exc:
-        asyncio.run(
-            signing_service.sign_bytes(pdf_bytes, p12_key("revoked"), SignOptions(level=SignatureLevel.B_B))
-        )
+        sign(SignOptions(level=SignatureLevel.B_B), "revoked")
     assert exc.value.details["reason"] == "revoked"
 
 
@@ -354,12 +311,14 @@ def test_not_yet_valid_at_signing_time(test_pki: object, trust_store: TrustStore
     from datetime import datetime
 
     from schemas.timefmt import VN_TZ
-    from signing.precheck import check_signing_certificate
+    from signing.precheck import acheck_signing_certificate
     from signing.trust import load_certificates
 
     cert = load_certificates(test_pki.officer_cert)[0]  # type: ignore[attr-defined]
     with pytest.raises(CertificateRejectedError) as exc:
-        check_signing_certificate(cert, trust_store=trust_store, at=datetime(2020, 1, 1, tzinfo=VN_TZ))
+        asyncio.run(
+            acheck_signing_certificate(cert, trust_store=trust_store, at=datetime(2020, 1, 1, tzinfo=VN_TZ))
+        )
     assert exc.value.details["reason"] == "not_yet_valid"
     assert "chưa có hiệu lực" in exc.value.message_vi
 
@@ -390,7 +349,7 @@ def test_weak_rsa_key_is_refused(test_pki: object, trust_store: TrustStore) -> N
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from signing.precheck import check_signing_certificate
+    from signing.precheck import acheck_signing_certificate
 
     ca_cert = x509.load_pem_x509_certificate(test_pki.issuing_ca_cert.read_bytes())  # type: ignore[attr-defined]
     ca_key = serialization.load_pem_private_key(test_pki.issuing_ca_key.read_bytes(), password=None)  # type: ignore[attr-defined]
@@ -406,26 +365,19 @@ def test_weak_rsa_key_is_refused(test_pki: object, trust_store: TrustStore) -> N
         .not_valid_after(now + timedelta(days=30))
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
+    weak_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
     with pytest.raises(CertificateRejectedError) as exc:
-        check_signing_certificate(
-            asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)), trust_store=trust_store
-        )
+        asyncio.run(acheck_signing_certificate(weak_cert, trust_store=trust_store))
     assert exc.value.details["reason"] == "weak_key"
     assert "2048" in exc.value.message_vi
 
 
 def test_tsa_transient_failure_is_retried(
-    signing_service: SigningService,
-    p12_key: KeyFactory,
-    pdf_bytes: bytes,
-    pki_services: RunningPki,
-    trust_store: TrustStore,
+    sign: Sign, pki_services: RunningPki, trust_store: TrustStore
 ) -> None:
     pki_services.fail_next_tsa_requests(1)  # the fixture allows 2 attempts
     before = pki_services.counters["tsa"]
-    signed, _ = asyncio.run(
-        signing_service.sign_bytes(pdf_bytes, p12_key("officer"), SignOptions(level=SignatureLevel.B_T))
-    )
+    signed, _ = sign(SignOptions(level=SignatureLevel.B_T))
     assert pki_services.counters["tsa"] - before == 2
     (status,) = _validate_all(signed, trust_store)
     assert status.timestamp_validity is not None  # type: ignore[attr-defined]
@@ -442,12 +394,7 @@ def test_digest_algorithms_and_repeated_signing(
 ) -> None:
     """The loaded-key signer caches attribute templates per digest: every document still gets
     its own message digest (several documents in one batch, each valid)."""
-    inputs = []
-    for i in range(3):
-        p = tmp_path / "in" / f"d{i}.pdf"
-        p.parent.mkdir(exist_ok=True)
-        p.write_bytes(sample_pdf(f"DOC {i}"))
-        inputs.append(p)
+    inputs = write_sample_pdfs(tmp_path / "in", 3)
     result = signing_service.sign_batch(
         inputs,
         tmp_path / "out",

@@ -13,48 +13,22 @@ from typing import Any
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.writer import PdfFileWriter
 from pyhanko.sign import fields, signers, timestamps
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hub.simulators.pki import RunningPki
+from signing.samples import sample_pdf
 from signing.trust import TrustStore
 
-PAGE_TEXT = b"QUYET DINH SO 123/QD-SNNMT"
+#: Title of the page the verification tests sign; ``overwrite_signed_bytes`` tampers with its "123/QD".
+PAGE_TITLE = "QUYET DINH SO 123/QD-SNNMT"
 
 
-def make_pdf(text: bytes = PAGE_TEXT) -> bytes:
-    """A one-page A4 PDF whose content stream draws ``text`` (uncompressed, easy to tamper with)."""
-    w = PdfFileWriter()
-    font = w.add_object(
-        generic.DictionaryObject(
-            {
-                generic.NameObject("/Type"): generic.NameObject("/Font"),
-                generic.NameObject("/Subtype"): generic.NameObject("/Type1"),
-                generic.NameObject("/BaseFont"): generic.NameObject("/Helvetica"),
-            }
-        )
-    )
-    stream = generic.StreamObject(stream_data=b"BT /F1 18 Tf 72 760 Td (" + text + b") Tj ET")
-    contents = w.add_object(stream)
-    page = generic.DictionaryObject(
-        {
-            generic.NameObject("/Type"): generic.NameObject("/Page"),
-            generic.NameObject("/MediaBox"): generic.ArrayObject(
-                [generic.NumberObject(v) for v in (0, 0, 595, 842)]
-            ),
-            generic.NameObject("/Resources"): generic.DictionaryObject(
-                {generic.NameObject("/Font"): generic.DictionaryObject({generic.NameObject("/F1"): font})}
-            ),
-            generic.NameObject("/Contents"): contents,
-        }
-    )
-    w.insert_page(page)
-    out = BytesIO()
-    w.write(out)
-    return out.getvalue()
+def make_pdf() -> bytes:
+    """The one-page A4 PDF the verification tests sign (uncompressed content, easy to tamper with)."""
+    return sample_pdf(PAGE_TITLE)
 
 
 def _close_vc(vc: ValidationContext | None) -> None:

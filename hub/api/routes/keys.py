@@ -32,6 +32,10 @@ class KeyRequest(BaseModel):
 
 
 class KeyView(BaseModel):
+    """What the API shows of an :class:`~hub.auth.keys.ApiKeyInfo` (read from its attributes)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     role: ApiRole
     prefix: str
@@ -45,13 +49,7 @@ class IssuedKeyView(KeyView):
 
 
 def _view(info: ApiKeyInfo) -> KeyView:
-    return KeyView(
-        name=info.name,
-        role=info.role,
-        prefix=info.prefix,
-        created_at=info.created_at,
-        revoked_at=info.revoked_at,
-    )
+    return KeyView.model_validate(info)
 
 
 @router.post("", status_code=201, summary="Create an API key", dependencies=[Depends(require_json)])

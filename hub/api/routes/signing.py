@@ -54,6 +54,10 @@ def get_signing_facade(request: Request) -> SigningFacade:
     return services.signing
 
 
+FacadeDep = Annotated[SigningFacade, Depends(get_signing_facade)]
+Signer = Annotated[Principal, Depends(require_signer)]
+
+
 def _limit(request: Request) -> int:
     settings = getattr(request.app.state, "settings", None)
     return int(settings.api.max_body_bytes) if settings is not None else _DEFAULT_LIMIT
@@ -102,11 +106,7 @@ def _ascii(text: str) -> str:
 
 
 @router.post("/documents", summary="Sign an uploaded PDF with a server-held key", response_class=Response)
-async def sign_document(
-    request: Request,
-    facade: Annotated[SigningFacade, Depends(get_signing_facade)],
-    _principal: Annotated[Principal, Depends(require_signer)],
-) -> Response:
+async def sign_document(request: Request, facade: FacadeDep, _principal: Signer) -> Response:
     limit = _limit(request)
     async with request.form(max_files=1, max_fields=10) as form:
         file_id = form.get("file_id")
@@ -141,19 +141,15 @@ class BatchRequest(BaseModel):
 async def sign_batch(
     body: BatchRequest,
     request: Request,
-    facade: Annotated[SigningFacade, Depends(get_signing_facade)],
-    _principal: Annotated[Principal, Depends(require_signer)],
+    facade: FacadeDep,
+    _principal: Signer,
 ) -> StoredSignResult:
     files = request.app.state.services.files
     return await facade.sign_stored_async(files, body.file_ids, body.key_id, body.options)
 
 
 @router.post("/external/prepare", summary="Prepare a PDF for signing in the officer's own tool")
-async def external_prepare(
-    request: Request,
-    facade: Annotated[SigningFacade, Depends(get_signing_facade)],
-    _principal: Annotated[Principal, Depends(require_signer)],
-) -> ExternalSigningRequest:
+async def external_prepare(request: Request, facade: FacadeDep, _principal: Signer) -> ExternalSigningRequest:
     limit = _limit(request)
     async with request.form(max_files=6, max_fields=10) as form:
         data = await _file(form, "file", limit)
@@ -193,8 +189,8 @@ def _b64(value: str | None, what: str) -> bytes | None:
 async def external_complete(
     request_id: str,
     body: CompleteRequest,
-    facade: Annotated[SigningFacade, Depends(get_signing_facade)],
-    _principal: Annotated[Principal, Depends(require_signer)],
+    facade: FacadeDep,
+    _principal: Signer,
 ) -> Response:
     signed = await facade.complete_external(
         request_id, signature=_b64(body.signature_b64, "signature_b64"), cms_der=_b64(body.cms_b64, "cms_b64")

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from tests.connectors.lgsp.hostile_xml import BILLION_LAUGHS, XXE_FILE
 from tests.connectors.lgsp.lgsp_factories import make_dossier, soap_settings, sync_delivery
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+ErrorT = TypeVar("ErrorT", bound=HubError)
 
 
 def _envelope(sim_http: httpx.Client, sim: LgspSimulator, version: str = "1.1") -> bytes:
@@ -224,16 +226,24 @@ def _evil_server(body: bytes, status: int = 200) -> Iterator[str]:
         server.server_close()
 
 
-@pytest.mark.parametrize("document", [BILLION_LAUGHS, XXE_FILE], ids=["billion-laughs", "xxe"])
-async def test_client_refuses_unsafe_response(simulator: LgspSimulator, document: bytes) -> None:
-    with _evil_server(document) as url:
+async def _deliver_to_server(
+    simulator: LgspSimulator, body: bytes, expected: type[ErrorT], status: int = 200
+) -> ErrorT:
+    """Deliver a sync record to a server answering ``body`` with ``status``; the ``expected`` error raised."""
+    with _evil_server(body, status) as url:
         settings = soap_settings(simulator)
         settings.url = url
         async with httpx.AsyncClient() as http:
             connector = build_lgsp_soap_connector("lgsp", settings, http)
-            with pytest.raises(UnsafeXmlError) as info:
+            with pytest.raises(expected) as info:
                 await connector.deliver(sync_delivery())
-    assert not info.value.retryable
+    return info.value
+
+
+@pytest.mark.parametrize("document", [BILLION_LAUGHS, XXE_FILE], ids=["billion-laughs", "xxe"])
+async def test_client_refuses_unsafe_response(simulator: LgspSimulator, document: bytes) -> None:
+    error = await _deliver_to_server(simulator, document, UnsafeXmlError)
+    assert not error.retryable
 
 
 async def test_partner_echo_of_personal_data_is_masked(simulator: LgspSimulator) -> None:
@@ -245,40 +255,22 @@ async def test_partner_echo_of_personal_data_is_masked(simulator: LgspSimulator)
         "<faultstring>CCCD 037190001234, SĐT 0912345678 không khớp</faultstring>"
         "</soap:Fault></soap:Body></soap:Envelope>"
     ).encode()
-    with _evil_server(fault) as url:
-        settings = soap_settings(simulator)
-        settings.url = url
-        async with httpx.AsyncClient() as http:
-            connector = build_lgsp_soap_connector("lgsp", settings, http)
-            with pytest.raises(SoapFaultError) as info:
-                await connector.deliver(sync_delivery())
-    dumped = str(info.value.to_dict())
+    error = await _deliver_to_server(simulator, fault, SoapFaultError)
+    dumped = str(error.to_dict())
     assert "037190001234" not in dumped
     assert "0912345678" not in dumped
-    assert "*********234" in info.value.details["fault_string"]
+    assert "*********234" in error.details["fault_string"]
 
 
 @pytest.mark.parametrize(
     "body", [b"not xml at all", b"<html><body>proxy page</body></html>"], ids=["text", "html"]
 )
 async def test_garbled_200_answer_is_retryable(simulator: LgspSimulator, body: bytes) -> None:
-    with _evil_server(body) as url:
-        settings = soap_settings(simulator)
-        settings.url = url
-        async with httpx.AsyncClient() as http:
-            connector = build_lgsp_soap_connector("lgsp", settings, http)
-            with pytest.raises(HubError) as info:
-                await connector.deliver(sync_delivery())
-    assert info.value.retryable, info.value
+    error = await _deliver_to_server(simulator, body, HubError)
+    assert error.retryable, error
 
 
 async def test_html_404_is_permanent(simulator: LgspSimulator) -> None:
-    with _evil_server(b"<html><body>Not Found</body></html>", status=404) as url:
-        settings = soap_settings(simulator)
-        settings.url = url
-        async with httpx.AsyncClient() as http:
-            connector = build_lgsp_soap_connector("lgsp", settings, http)
-            with pytest.raises(SoapFaultError) as info:
-                await connector.deliver(sync_delivery())
-    assert info.value.status_code == 404
-    assert "check the endpoint address" in info.value.message
+    error = await _deliver_to_server(simulator, b"<html><body>Not Found</body></html>", SoapFaultError, 404)
+    assert error.status_code == 404
+    assert "check the endpoint address" in error.message

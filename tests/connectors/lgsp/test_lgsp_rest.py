@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import httpx
 import pytest
@@ -164,19 +165,29 @@ async def test_fault_classification(
     assert simulator.records == []
 
 
+@pytest.mark.parametrize("hub_tuned", [False, True], ids=["httpx-client", "hub-http-client"])
 async def test_timeout_and_drop_are_transport_errors(
-    simulator: LgspSimulator, http: httpx.AsyncClient
+    simulator: LgspSimulator, http: httpx.AsyncClient, hub_tuned: bool
 ) -> None:
-    connector = build_lgsp_rest_connector("lgsp-rest", rest_settings(simulator, timeout_seconds=0.3), http)
-    simulator.faults.add(Fault(kind=FaultKind.TIMEOUT, delay_seconds=1.5))
-    with pytest.raises(TransportError):
+    """On a plain httpx client and on the hub's tuned one (connectors.http): nothing recorded for a
+    timeout or a dropped connection; an expired token is refreshed once."""
+    from connectors.http import build_http_client
+
+    settings = rest_settings(simulator, timeout_seconds=0.3)
+    async with build_http_client(settings) if hub_tuned else contextlib.nullcontext(http) as client:
+        connector = build_lgsp_rest_connector("lgsp-rest", settings, client)
         await connector.deliver(sync_delivery(message_id="t-1"))
-    simulator.faults.add(Fault(kind=FaultKind.DROP))
-    with pytest.raises(TransportError):
-        await connector.deliver(sync_delivery(message_id="t-2"))
-    assert simulator.records == []
-    await connector.deliver(sync_delivery(message_id="t-3"))
-    assert len(simulator.records) == 1
+        simulator.faults.add(Fault(kind=FaultKind.TIMEOUT, delay_seconds=1.5))
+        with pytest.raises(TransportError):
+            await connector.deliver(sync_delivery(message_id="t-2"))
+        simulator.faults.add(Fault(kind=FaultKind.DROP))
+        with pytest.raises(TransportError):
+            await connector.deliver(sync_delivery(message_id="t-3"))
+        assert [r.message_id for r in simulator.records] == ["t-1"]
+        simulator.faults.add(Fault(kind=LgspFault.EXPIRED_TOKEN))
+        await connector.deliver(sync_delivery(message_id="t-4"))
+        assert [r.message_id for r in simulator.records] == ["t-1", "t-4"]
+        assert simulator.token_count == 2
 
 
 async def test_already_exists_and_redelivery(simulator: LgspSimulator, http: httpx.AsyncClient) -> None:
@@ -209,22 +220,3 @@ def test_rest_configuration_errors(simulator: LgspSimulator) -> None:
         build_lgsp_rest_connector("lgsp-rest", settings, client)
     with pytest.raises(ConfigurationError, match="unknown"):
         build_lgsp_rest_connector("lgsp-rest", rest_settings(simulator, unknown=True), client)
-
-
-async def test_on_hub_tuned_http_client(simulator: LgspSimulator) -> None:
-    from connectors.http import build_http_client
-
-    settings = rest_settings(simulator, timeout_seconds=0.5)
-    async with build_http_client(settings) as http:
-        connector = build_lgsp_rest_connector("lgsp-rest", settings, http)
-        await connector.deliver(sync_delivery(message_id="a-1"))
-        simulator.faults.add(Fault(kind=FaultKind.TIMEOUT, delay_seconds=1.5))
-        with pytest.raises(TransportError):
-            await connector.deliver(sync_delivery(message_id="a-2"))
-        simulator.faults.add(Fault(kind=FaultKind.DROP))
-        with pytest.raises(TransportError):
-            await connector.deliver(sync_delivery(message_id="a-3"))
-        simulator.faults.add(Fault(kind=LgspFault.EXPIRED_TOKEN))
-        await connector.deliver(sync_delivery(message_id="a-4"))
-        assert [r.message_id for r in simulator.records] == ["a-1", "a-4"]
-        assert simulator.token_count == 2
