@@ -108,6 +108,7 @@ class LeaseLedger:
         self._busy_completions: list[Completion] = []
         self._busy_releases: list[_Release] = []
         self._busy_timer: asyncio.TimerHandle | None = None
+        self._busy_since: float | None = None
         self._has_items = asyncio.Event()
         self._full = asyncio.Event()
         #: Liveness: incremented whenever other workers may have counted this one dead.
@@ -225,6 +226,9 @@ class LeaseLedger:
                 self._forget(release[0], release[1])
         if busy:
             self._defer(busy_completions, busy_releases)
+        elif self._busy_since is not None and not self._busy_completions and not self._busy_releases:
+            log.warning("locked outbox rows released after %.1f s", self._clock() - self._busy_since)
+            self._busy_since = None
         # Completed heads unblock their dossiers' next messages.
         self._on_flushed()
 
@@ -256,10 +260,13 @@ class LeaseLedger:
 
     def _defer(self, completions: list[Completion], releases: list[_Release]) -> None:
         """Write these again shortly: their rows are locked by another transaction (§12.1)."""
-        log.warning(
-            "%d result(s) wait for outbox rows locked by another transaction; retrying",
-            len(completions) + len(releases),
-        )
+        if self._busy_since is None:
+            self._busy_since = self._clock()
+            log.warning(
+                "%d result(s) wait for outbox rows locked by another transaction; retrying every %.2f s",
+                len(completions) + len(releases),
+                BUSY_RETRY_SECONDS,
+            )
         self._busy_completions += completions
         self._busy_releases += releases
         if self._busy_timer is None:
@@ -357,7 +364,7 @@ class LeaseLedger:
         if self._clock() >= self._alive_until:
             if self._leases:
                 log.warning(
-                    "worker %s was silent for over %.1f s; its %d unsent lease(s) are no longer trusted",
+                    "worker %s was silent for over %.1f s: none of its %d lease(s) will be sent on",
                     self._worker_id,
                     self._config.dead_worker_seconds - self._config.fence_margin_seconds,
                     len(self._leases),

@@ -206,7 +206,8 @@ class Worker:
         while not stop.is_set():
             if not self.ledger.alive():
                 # Not heartbeating: whatever it claimed could be rescued before it is sent (§12.2).
-                await _wait_any(stop, stop, seconds=self.config.poll_interval_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.config.poll_interval_seconds)
                 continue
             if self.ledger.backlogged():
                 # Results are not draining (a row locked elsewhere, a slow database): claiming
