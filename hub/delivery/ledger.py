@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,7 +64,6 @@ class ClaimTicket:
 
 @dataclass(slots=True)
 class _Lease:
-    token: str
     epoch: int
     """The liveness epoch of the claim; the lease is not trusted in a later one."""
     trusted_until: float
@@ -98,7 +98,8 @@ class LeaseLedger:
         self._on_flushed = on_flushed
         self._on_lost = on_lost
         self._clock = clock
-        self._leases: dict[int, _Lease] = {}
+        #: By ``(seq, token)``: a message rescued and claimed again is held twice for a while.
+        self._leases: dict[tuple[int, str], _Lease] = {}
         self._flushing: set[int] = set()
         #: Set while no flush is writing (shutdown waits for it before cancelling the flusher).
         self._idle = asyncio.Event()
@@ -122,8 +123,7 @@ class LeaseLedger:
         return ClaimTicket(started=self._clock(), epoch=self._epoch)
 
     def hold(self, message: ClaimedMessage, ticket: ClaimTicket) -> None:
-        self._leases[message.seq] = _Lease(
-            token=message.lease_token,
+        self._leases[(message.seq, message.lease_token)] = _Lease(
             epoch=ticket.epoch,
             trusted_until=ticket.started + self._config.lease_seconds - self._config.fence_margin_seconds,
         )
@@ -151,11 +151,10 @@ class LeaseLedger:
         A ``False`` means another worker may already have the message: sending it could put it
         after a later message of its dossier (§12.2).
         """
-        lease = self._leases.get(message.seq)
+        lease = self._leases.get((message.seq, message.lease_token))
         now = self._clock()
         return (
             lease is not None
-            and lease.token == message.lease_token
             and not lease.lost
             and lease.epoch == self._epoch
             and now < lease.trusted_until
@@ -254,9 +253,7 @@ class LeaseLedger:
         return [r for r in group if (r[0], r[1]) in still]
 
     def _forget(self, seq: int, token: str) -> None:
-        lease = self._leases.get(seq)
-        if lease is not None and lease.token == token:
-            del self._leases[seq]
+        self._leases.pop((seq, token), None)
 
     def _defer(self, completions: list[Completion], releases: list[_Release]) -> None:
         """Write these again shortly: their rows are locked by another transaction (§12.1)."""
@@ -305,31 +302,33 @@ class LeaseLedger:
 
     async def renew_leases(self) -> None:
         """One lease heartbeat; leases found taken back are marked lost and reported."""
-        pairs = [(seq, lease.token) for seq, lease in self._leases.items()]
+        pairs = list(self._leases)
         if not pairs:
             return
         by_token: dict[str, list[int]] = {}
         for seq, token in pairs:
             by_token.setdefault(token, []).append(seq)
+        # A seq held under two tokens (rescued, then claimed again) is renewed for one at most.
+        twice = {seq for seq, count in Counter(seq for seq, _token in pairs).items() if count > 1}
         started = self._clock()
         try:
             renewed = await self._store.heartbeat(by_token, self._config.lease_seconds)
-            unrenewed = [p for p in pairs if p[0] not in renewed and self._settling(*p)]
+            unsure = [p for p in pairs if (p[0] not in renewed or p[0] in twice) and self._settling(p)]
             # Skipped because another transaction locks the row is not lost (§12.1).
-            still = await self._store.held(unrenewed) if unrenewed else set()
+            still = await self._store.held(unsure) if unsure else set()
         except Exception:
             log.exception("heartbeat failed")
             return
         trusted_until = started + self._config.lease_seconds - self._config.fence_margin_seconds
-        for seq, token in pairs:
-            lease = self._leases.get(seq)
-            if seq in renewed and lease is not None and lease.token == token:
+        for pair in pairs:
+            lease = self._leases.get(pair)
+            if lease is not None and pair[0] in renewed and (pair[0] not in twice or pair in still):
                 lease.trusted_until = max(lease.trusted_until, trusted_until)
         # Seqs finalised meanwhile by a flush are gone from ``_leases``: not lost.
-        lost = [p for p in unrenewed if p not in still and self._settling(*p)]
+        lost = [p for p in unsure if p not in still and self._settling(p)]
         if lost:
-            for seq, _token in lost:
-                self._leases[seq].lost = True
+            for pair in lost:
+                self._leases[pair].lost = True
             log.warning(
                 "worker %s lost %d lease(s); their deliveries are cancelled and results dropped",
                 self._worker_id,
@@ -337,10 +336,9 @@ class LeaseLedger:
             )
             self._on_lost(lost)
 
-    def _settling(self, seq: int, token: str) -> bool:
-        """Still held here under ``token`` and not being written by a flush right now."""
-        lease = self._leases.get(seq)
-        return lease is not None and lease.token == token and seq not in self._flushing
+    def _settling(self, lease: tuple[int, str]) -> bool:
+        """Still held here and not being written by a flush right now."""
+        return lease in self._leases and lease[0] not in self._flushing
 
     async def run_worker_heartbeat(self) -> None:
         """The worker's own heartbeat, every ``worker_heartbeat_seconds``, until cancelled."""
@@ -392,7 +390,7 @@ class LeaseLedger:
             if self._completions or self._releases or self._busy_completions or self._busy_releases:
                 await asyncio.sleep(BUSY_RETRY_SECONDS)
                 continue  # the flush failed and kept its batch, or rows are locked: try again
-            held = [(seq, lease.token) for seq, lease in self._leases.items()]
+            held = list(self._leases)
             if not held:
                 return
             try:

@@ -305,7 +305,7 @@ class StuckStore(MemoryOutboxStore):
         return await super().complete(completions, worker_id)
 
 
-_LIVENESS = {"worker_heartbeat_seconds": 0.02, "dead_worker_seconds": 0.3, "fence_margin_seconds": 0.1}
+_LIVENESS = {"worker_heartbeat_seconds": 0.05, "dead_worker_seconds": 1.0, "fence_margin_seconds": 0.2}
 
 
 async def test_the_worker_registers_heartbeats_and_deregisters() -> None:
@@ -326,10 +326,10 @@ async def test_a_worker_frozen_between_claim_and_send_does_not_send() -> None:
     store = FreezingStore()
     fake = FakeConnector("portal")
     seqs = [store.enqueue("portal", f"D{i}", {"n": i}) for i in range(3)]
-    store.freeze_seconds = 0.5  # > dead_worker_seconds
+    store.freeze_seconds = 1.5  # > dead_worker_seconds
     async with running(_settings(["portal"], **_LIVENESS), store, {"portal": fake}) as worker:
         await settle(lambda: _states(store) == {"delivered": 3})
-    assert worker.stats.fenced == 3
+    assert worker.stats.fenced >= 3  # the frozen claim's (a loaded machine may add more)
     assert sorted(d.payload["n"] for d in fake.tries) == [0, 1, 2]  # each sent once, after the release
     assert all([a.outcome for a in store.attempts_of(seq)] == ["delivered"] for seq in seqs)
 
