@@ -61,13 +61,37 @@ class RoutingRule(Section):
 
 
 class WorkerSettings(Section):
+    """The delivery worker (docs/delivery.md §4, §9, §12)."""
+
     concurrency: Annotated[int, Field(ge=1, le=4096)] = 64
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
     lease_seconds: Annotated[float, Field(gt=1)] = 60
+    #: Lease renewal interval (every message held).
     heartbeat_seconds: Annotated[float, Field(gt=0)] = 15
     poll_interval_seconds: Annotated[float, Field(gt=0)] = 1.0
     completion_flush_seconds: Annotated[float, Field(gt=0)] = 0.02
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 30
+    #: The worker's own heartbeat (``workers`` table), independent of the leases.
+    worker_heartbeat_seconds: Annotated[float, Field(gt=0)] = 1.0
+    #: A worker silent this long is dead: the rescuer releases its leases at once (§12.3).
+    dead_worker_seconds: Annotated[float, Field(gt=0)] = 5.0
+    #: A message is not sent once its lease, or the worker's liveness, is this close to running
+    #: out without a successful heartbeat (the fence, §12.2).
+    fence_margin_seconds: Annotated[float, Field(gt=0)] = 1.0
+    #: PostgreSQL ``lock_timeout`` / ``statement_timeout`` of every worker transaction (§12.1).
+    lock_timeout_seconds: Annotated[float, Field(gt=0)] = 2.0
+    statement_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_their_windows(self) -> WorkerSettings:
+        """Each heartbeat must land before the window it renews, less the fence margin, runs out."""
+        if self.heartbeat_seconds + self.fence_margin_seconds >= self.lease_seconds:
+            raise ValueError("worker: heartbeat_seconds + fence_margin_seconds must be below lease_seconds")
+        if self.worker_heartbeat_seconds + self.fence_margin_seconds >= self.dead_worker_seconds:
+            raise ValueError(
+                "worker: worker_heartbeat_seconds + fence_margin_seconds must be below dead_worker_seconds"
+            )
+        return self
 
 
 class ApiSettings(Section):

@@ -1,4 +1,4 @@
-"""Readiness of a hub process: what ``GET /readyz`` answers (docs/delivery.md §12).
+"""Readiness of a hub process: what ``GET /readyz`` answers (docs/delivery.md §13).
 
 Ready means: the database answers, its schema is at the latest migration, and — when the
 process runs the delivery worker (``hub serve`` without ``--no-worker``) — the worker's claim

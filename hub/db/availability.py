@@ -1,4 +1,4 @@
-"""Is the database there, and can it heal? (docs/delivery.md §12).
+"""Is the database there, and can it heal? (docs/delivery.md §13).
 
 Two kinds of database fault reach a hub process:
 

@@ -172,6 +172,27 @@ class DeliveryAttempt(Base):
     manual: Mapped[bool] = mapped_column(default=False)
 
 
+class DeliveryWorker(Base):
+    """A delivery worker process, registered while it runs (docs/delivery.md §12.3).
+
+    Like procrastinate's ``procrastinate_workers`` and River's leader/rescuer: a worker upserts
+    its row every ``worker_heartbeat_seconds``; a row silent for ``dead_worker_seconds`` marks
+    a dead (or frozen) worker whose leases the rescuer releases at once. A worker stopping
+    gracefully sets ``stopped_at``. Lease tokens are ``<id>#<claim number>``.
+    """
+
+    __tablename__ = "workers"
+
+    #: ``<name or host>:<pid>:<random>``, unique per run (never contains ``#``).
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
+    last_heartbeat_at: Mapped[datetime] = mapped_column()
+    #: Set by a graceful stop, or by the rescuer once it released a dead worker's leases.
+    stopped_at: Mapped[datetime | None] = mapped_column()
+
+
 class PayloadRevision(Base):
     """The payload a message had before an operator edited it (kept for the audit trail)."""
 

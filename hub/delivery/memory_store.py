@@ -17,10 +17,10 @@ from typing import Any
 
 from hub.db.base import utcnow
 from hub.db.models import MessageState
-from hub.delivery.store import ClaimedMessage, Completion
+from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, WorkerRegistration
 from hub.outbox import transitions
 from hub.outbox.queue import blocked_by_of, head_seq_of
-from hub.outbox.transitions import AttemptRecord, apply_changes
+from hub.outbox.transitions import AttemptRecord, LeaseLoss, apply_changes
 from schemas.errors import ConflictError, NotFoundError
 
 
@@ -64,12 +64,24 @@ class MemoryHealth:
 
 
 @dataclass
+class MemoryWorker:
+    """One ``workers`` row."""
+
+    host: str
+    pid: int
+    started_at: datetime
+    last_heartbeat_at: datetime
+    stopped_at: datetime | None = None
+
+
+@dataclass
 class MemoryOutboxStore:
     """:class:`~hub.delivery.store.OutboxStore` over Python objects (one process, one loop)."""
 
     messages: dict[int, MemoryMessage] = field(default_factory=dict)
     attempts: list[AttemptRecord] = field(default_factory=list)
     health: dict[str, MemoryHealth] = field(default_factory=dict)
+    workers: dict[str, MemoryWorker] = field(default_factory=dict)
     _last_seq: int = 0
     _queues: dict[tuple[str, str], list[MemoryMessage]] = field(default_factory=dict)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
@@ -218,27 +230,84 @@ class MemoryOutboxStore:
             done.add(completion.seq)
         return done
 
+    async def held(self, leases: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+        return {(seq, token) for seq, token in leases if self._held(seq, token) is not None}
+
     async def rescue_expired(
         self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
     ) -> list[int]:
         now = utcnow()
-        expired = sorted(
-            (
-                row
-                for row in self.messages.values()
-                if row.state == transitions.LEASED_STATE.value
-                and row.lease_expires_at is not None
-                and row.lease_expires_at < now
-            ),
+        return self._rescue(
+            lambda row: row.lease_expires_at is not None and row.lease_expires_at < now,
+            max_attempts,
+            rescuer_id,
+            now=now,
+            cause=LeaseLoss.EXPIRED,
+            limit=limit,
+        )
+
+    async def rescue_dead_workers(
+        self,
+        max_attempts: Mapping[str, int],
+        rescuer_id: str,
+        *,
+        dead_after_seconds: float,
+        limit: int = 500,
+    ) -> list[int]:
+        now = utcnow()
+        cutoff = now - timedelta(seconds=dead_after_seconds)
+        dead = {
+            worker_id
+            for worker_id, worker in self.workers.items()
+            if worker.stopped_at is not None or worker.last_heartbeat_at < cutoff
+        }
+        rescued = self._rescue(
+            lambda row: (row.lease_owner or "").partition(TOKEN_SEPARATOR)[0] in dead,
+            max_attempts,
+            rescuer_id,
+            now=now,
+            cause=LeaseLoss.WORKER_DEAD,
+            limit=limit,
+        )
+        for worker in self.workers.values():
+            if worker.stopped_at is None and worker.last_heartbeat_at < cutoff:
+                worker.stopped_at = now
+        return rescued
+
+    def _rescue(
+        self,
+        lost: Callable[[MemoryMessage], bool],
+        max_attempts: Mapping[str, int],
+        rescuer_id: str,
+        *,
+        now: datetime,
+        cause: LeaseLoss,
+        limit: int,
+    ) -> list[int]:
+        """Return the in-flight rows ``lost`` selects to the queue (or dead-letter them), each
+        with a ``lease_lost`` attempt."""
+        leased = transitions.LEASED_STATE.value
+        rows = sorted(
+            (row for row in self.messages.values() if row.state == leased and lost(row)),
             key=lambda row: row.seq,
         )[:limit]
-        for row in expired:
+        for row in rows:
             dead = transitions.out_of_attempts(row.attempts, max_attempts.get(row.endpoint, 1 << 30))
-            error = transitions.lease_lost_error(row.lease_owner, row.attempts)
-            attempt = transitions.lease_lost_attempt(row, rescuer_id=rescuer_id, now=now)
+            error = transitions.lease_lost_error(row.lease_owner, row.attempts, cause)
+            attempt = transitions.lease_lost_attempt(row, rescuer_id=rescuer_id, now=now, cause=cause)
             apply_changes(row, transitions.rescue(dead=dead, error=error, now=now))
             self.attempts.append(attempt)
-        return [row.seq for row in expired]
+        return [row.seq for row in rows]
+
+    async def heartbeat_worker(self, worker: WorkerRegistration) -> None:
+        now = utcnow()
+        row = self.workers.setdefault(worker.id, MemoryWorker(worker.host, worker.pid, now, now))
+        row.last_heartbeat_at, row.stopped_at = now, None
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        row = self.workers.get(worker_id)
+        if row is not None:
+            row.stopped_at = utcnow()
 
     async def make_due(self, endpoint: str, *, since: datetime, limit: int | None = None) -> int:
         now = utcnow()

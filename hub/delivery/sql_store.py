@@ -11,32 +11,43 @@ RETURNING`` under ``BEGIN IMMEDIATE``.
 Wake-ups (:meth:`SqlOutboxStore.listen`): PostgreSQL ``LISTEN hub_outbox`` on a dedicated
 connection (``enqueue`` notifies in its transaction), and, in-process, commits of outbox rows
 through the same :class:`~hub.db.session.Database` (``hub serve`` on SQLite has no NOTIFY).
+
+Locks held elsewhere (§12.1): on PostgreSQL every transaction sets ``lock_timeout`` and
+``statement_timeout`` (``SET LOCAL``, from :class:`~hub.config.WorkerSettings`), and every
+statement on leased rows locks them ``FOR UPDATE SKIP LOCKED``: a row another session holds is
+skipped (and :meth:`SqlOutboxStore.held` tells it from a lost lease), so one locked row never
+stops the others. Heartbeats run on a thread of their own, never queued behind a flush. SQLite
+locks the whole database, not rows: a foreign write transaction stalls every writer up to the
+``busy_timeout`` (30 s, :mod:`hub.db.session`), and nothing can be skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, event, insert, literal_column, select, tuple_, update
+from sqlalchemy import Connection, and_, event, func, insert, literal_column, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from hub.config import WorkerSettings
 from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
-from hub.db.models import DeliveryAttempt, EndpointHealth, OutboxMessage
+from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, OutboxMessage
 from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_BEGIN_OPTION, Database
-from hub.delivery.store import ClaimedMessage, Completion
+from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, WorkerRegistration
 from hub.outbox import transitions
 from hub.outbox.enqueue import NOTIFY_CHANNEL
 from hub.outbox.queue import claimable_condition
-from hub.outbox.transitions import AttemptOutcome, AttemptRecord, Changes, Increment
+from hub.outbox.transitions import AttemptOutcome, AttemptRecord, Changes, Increment, LeaseLoss
 
 log = logging.getLogger("hub.delivery")
 
@@ -61,17 +72,65 @@ def _attempt_row(record: AttemptRecord) -> dict[str, Any]:
 
 _LEASED = transitions.LEASED_STATE.value
 _CLAIMABLE = transitions.CLAIMABLE_STATE.value
+#: What the rescuer reads of a row it takes back (:func:`transitions.lease_lost_attempt` too).
+_RESCUE_COLUMNS = (
+    OutboxMessage.seq,
+    OutboxMessage.endpoint,
+    OutboxMessage.lease_owner,
+    OutboxMessage.attempts,
+    OutboxMessage.updated_at,
+    OutboxMessage.manual_retry,
+)
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+async def _in_own_thread(function: Callable[..., _T], *args: Any) -> _T:
+    """Run ``function`` on a new thread, not the shared executor: a heartbeat never waits for a
+    thread behind flushes, claims or rescues that may be waiting on the database (§12.1)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            error = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(settle, lambda: future.set_exception(error))
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
+
+    threading.Thread(target=run, name=f"hub-{getattr(function, '__name__', 'call')}", daemon=True).start()
+    return await future
 
 
 class SqlOutboxStore:
-    """:class:`~hub.delivery.store.OutboxStore` on the hub's database."""
+    """:class:`~hub.delivery.store.OutboxStore` on the hub's database.
 
-    def __init__(self, db: Database, *, outage: OutageReporter | None = None) -> None:
+    ``config`` gives the PostgreSQL lock and statement timeouts (defaults: ``WorkerSettings()``).
+    """
+
+    def __init__(
+        self, db: Database, config: WorkerSettings | None = None, *, outage: OutageReporter | None = None
+    ) -> None:
         self.db = db
         #: Where the LISTEN loop reports its failures (the worker's shared reporter).
         self.outage = outage or OutageReporter()
         self._sqlite = db.engine.dialect.name == "sqlite"
         self._reader = db.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+        config = config or WorkerSettings()
+        self._timeouts = select(
+            func.set_config("lock_timeout", _milliseconds(config.lock_timeout_seconds), True),
+            func.set_config("statement_timeout", _milliseconds(config.statement_timeout_seconds), True),
+        )
 
     # --- the protocol (async: each call runs its transaction in a thread) --------------------
 
@@ -81,13 +140,16 @@ class SqlOutboxStore:
         return await asyncio.to_thread(self.claim_sync, wants, lease_token, lease_seconds)
 
     async def heartbeat(self, leases: Mapping[str, Sequence[int]], lease_seconds: float) -> set[int]:
-        return await asyncio.to_thread(self.heartbeat_sync, leases, lease_seconds)
+        return await _in_own_thread(self.heartbeat_sync, leases, lease_seconds)
 
     async def release(self, leases: Iterable[tuple[int, str]], *, not_before: datetime | None = None) -> int:
         return await asyncio.to_thread(self.release_sync, list(leases), not_before=not_before)
 
     async def complete(self, completions: Sequence[Completion], worker_id: str) -> set[int]:
         return await asyncio.to_thread(self.complete_sync, completions, worker_id)
+
+    async def held(self, leases: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+        return await asyncio.to_thread(self.held_sync, list(leases))
 
     async def rescue_expired(
         self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
@@ -96,6 +158,28 @@ class SqlOutboxStore:
 
     async def make_due(self, endpoint: str, *, since: datetime, limit: int | None = None) -> int:
         return await asyncio.to_thread(self.make_due_sync, endpoint, since=since, limit=limit)
+
+    async def rescue_dead_workers(
+        self,
+        max_attempts: Mapping[str, int],
+        rescuer_id: str,
+        *,
+        dead_after_seconds: float,
+        limit: int = 500,
+    ) -> list[int]:
+        return await asyncio.to_thread(
+            self.rescue_dead_workers_sync,
+            max_attempts,
+            rescuer_id,
+            dead_after_seconds=dead_after_seconds,
+            limit=limit,
+        )
+
+    async def heartbeat_worker(self, worker: WorkerRegistration) -> None:
+        await _in_own_thread(self.heartbeat_worker_sync, worker)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await asyncio.to_thread(self.deregister_worker_sync, worker_id)
 
     async def publish_health(
         self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None
@@ -141,13 +225,33 @@ class SqlOutboxStore:
 
     # --- blocking implementations (also handy for synchronous tools and tests) ---------------
 
+    @contextmanager
+    def _transaction(self, *, read_only: bool = False) -> Iterator[Connection]:
+        """One transaction; on PostgreSQL under the worker's lock and statement timeouts.
+
+        ``read_only``: on SQLite a deferred BEGIN (never waits for the write lock).
+        """
+        with (self._reader if read_only else self.db.engine).begin() as conn:
+            if not self._sqlite:
+                conn.execute(self._timeouts)
+            yield conn
+
+    def _now(self) -> Any:
+        """The database's clock on PostgreSQL (worker liveness is compared across hosts), the
+        process's on SQLite (one host)."""
+        return utcnow() if self._sqlite else func.now()
+
     def _any(self, condition: Any) -> bool:
         """SQLite: a read (no write lock) telling whether a write transaction is worth taking.
 
         An idle worker then polls without queueing on SQLite's single writer lock.
         """
+        return self._exists(select(OutboxMessage.seq).where(condition))
+
+    def _exists(self, query: Any) -> bool:
+        """SQLite: whether ``query`` finds a row, read without the write lock (see :meth:`_any`)."""
         with self._reader.connect() as conn:
-            found = conn.execute(select(OutboxMessage.seq).where(condition).limit(1)).first()
+            found = conn.execute(query.limit(1)).first()
             conn.rollback()
         return found is not None
 
@@ -164,7 +268,7 @@ class SqlOutboxStore:
             and_(OutboxMessage.endpoint.in_(sorted(wants)), claimable_condition(OutboxMessage, now))
         ):
             return claimed
-        with self.db.engine.begin() as conn:
+        with self._transaction() as conn:
             for endpoint, limit in sorted(wants.items()):
                 claimed.extend(self._claim_endpoint(conn, endpoint, limit, lease_token, now, expires))
         claimed.sort(key=lambda message: message.seq)
@@ -206,6 +310,26 @@ class SqlOutboxStore:
             tuple_(OutboxMessage.seq, OutboxMessage.lease_owner).in_(pairs),
         )
 
+    def _leased_unlocked(self, pairs: Sequence[tuple[int, str]]) -> Any:
+        """:meth:`_leased`, on PostgreSQL only the rows no other transaction has locked (locked
+        for this one with ``FOR UPDATE SKIP LOCKED``, so the update that uses it never waits)."""
+        if self._sqlite:
+            return self._leased(pairs)
+        lockable = select(OutboxMessage.seq).where(self._leased(pairs)).with_for_update(skip_locked=True)
+        return OutboxMessage.seq.in_(lockable.scalar_subquery())
+
+    def held_sync(self, leases: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
+        found: set[tuple[int, str]] = set()
+        if not leases:
+            return found
+        with self._transaction(read_only=True) as conn:
+            for chunk in _chunks(leases, _CHUNK):
+                rows = conn.execute(
+                    select(OutboxMessage.seq, OutboxMessage.lease_owner).where(self._leased(chunk))
+                )
+                found.update((row.seq, row.lease_owner) for row in rows)
+        return found
+
     def heartbeat_sync(self, leases: Mapping[str, Sequence[int]], lease_seconds: float) -> set[int]:
         pairs = [(seq, token) for token, seqs in leases.items() for seq in seqs]
         if not pairs:
@@ -224,11 +348,11 @@ class SqlOutboxStore:
     def _change_leased(self, pairs: Sequence[tuple[int, str]], changes: transitions.Changes) -> list[int]:
         """Apply ``changes`` to the rows still held under their ``(seq, token)``; their seqs."""
         changed: list[int] = []
-        with self.db.engine.begin() as conn:
+        with self._transaction() as conn:
             for chunk in _chunks(pairs, _CHUNK):
                 result = conn.execute(
                     update(OutboxMessage)
-                    .where(self._leased(chunk))
+                    .where(self._leased_unlocked(chunk))
                     .values(_values(changes))
                     .returning(OutboxMessage.seq)
                 )
@@ -247,12 +371,12 @@ class SqlOutboxStore:
         batched = [c for c in completions if c.outcome is AttemptOutcome.DELIVERED and c.seq not in repeated]
         in_batches = {id(c) for c in batched}
         one_by_one = [c for c in completions if id(c) not in in_batches]
-        with self.db.engine.begin() as conn:
+        with self._transaction() as conn:
             for chunk in _chunks(batched, _CHUNK):
                 tokens = {c.seq: c.lease_token for c in chunk}
                 result = conn.execute(
                     update(OutboxMessage)
-                    .where(self._leased(list(tokens.items())))
+                    .where(self._leased_unlocked(list(tokens.items())))
                     .values(_values(transitions.deliver(now=now)))
                     .returning(OutboxMessage.seq)
                 )
@@ -267,11 +391,7 @@ class SqlOutboxStore:
                 )
                 result = conn.execute(
                     update(OutboxMessage)
-                    .where(
-                        OutboxMessage.seq == completion.seq,
-                        OutboxMessage.lease_owner == completion.lease_token,
-                        OutboxMessage.state == _LEASED,
-                    )
+                    .where(self._leased_unlocked([(completion.seq, completion.lease_token)]))
                     .values(_values(changes))
                 )
                 if result.rowcount:
@@ -289,50 +409,66 @@ class SqlOutboxStore:
         """The update is guarded by the same (token, state, expiry) it read, so it cannot race a
         completion that landed meanwhile."""
         now = utcnow()
-        rescued: list[int] = []
         expired = and_(
             OutboxMessage.state == literal_column(f"'{_LEASED}'"), OutboxMessage.lease_expires_at < now
         )
         if self._sqlite and not self._any(expired):
-            return rescued
-        with self.db.engine.begin() as conn:
-            query = (
-                select(
-                    OutboxMessage.seq,
-                    OutboxMessage.endpoint,
-                    OutboxMessage.lease_owner,
-                    OutboxMessage.attempts,
-                    OutboxMessage.updated_at,
-                    OutboxMessage.manual_retry,
-                )
-                .where(expired)
-                .order_by(OutboxMessage.seq)
-                .limit(limit)
-            )
-            if conn.dialect.name == "postgresql":
+            return []
+        with self._transaction() as conn:
+            query = select(*_RESCUE_COLUMNS).where(expired).order_by(OutboxMessage.seq).limit(limit)
+            if not self._sqlite:
                 query = query.with_for_update(skip_locked=True)
-            attempts: list[dict[str, Any]] = []
-            for row in conn.execute(query).all():
-                dead = transitions.out_of_attempts(row.attempts, max_attempts.get(row.endpoint, 1 << 30))
-                error = transitions.lease_lost_error(row.lease_owner, row.attempts)
-                result = conn.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.seq == row.seq,
-                        OutboxMessage.lease_owner == row.lease_owner,
-                        OutboxMessage.state == _LEASED,
-                        OutboxMessage.lease_expires_at < now,
-                    )
-                    .values(_values(transitions.rescue(dead=dead, error=error, now=now)))
-                )
-                if not result.rowcount:
-                    continue
-                rescued.append(row.seq)
-                attempts.append(
-                    _attempt_row(transitions.lease_lost_attempt(row, rescuer_id=rescuer_id, now=now))
-                )
-            if attempts:
-                conn.execute(insert(DeliveryAttempt), attempts)
+            return self._rescue_rows(
+                conn,
+                conn.execute(query).all(),
+                max_attempts,
+                rescuer_id,
+                now=now,
+                cause=LeaseLoss.EXPIRED,
+                still=OutboxMessage.lease_expires_at < now,
+            )
+
+    def rescue_dead_workers_sync(
+        self,
+        max_attempts: Mapping[str, int],
+        rescuer_id: str,
+        *,
+        dead_after_seconds: float,
+        limit: int = 500,
+    ) -> list[int]:
+        """Leases whose token names a worker that is silent (or stopped), joined on the
+        ``workers`` primary key; silent workers are then marked stopped."""
+        now = utcnow()
+        silent = DeliveryWorker.last_heartbeat_at < self._now() - timedelta(seconds=dead_after_seconds)
+        dead = or_(DeliveryWorker.stopped_at.is_not(None), silent)
+        in_flight = OutboxMessage.state == literal_column(f"'{_LEASED}'")
+        query = (
+            select(*_RESCUE_COLUMNS)
+            .join(DeliveryWorker, DeliveryWorker.id == self._token_worker())
+            .where(in_flight, dead)
+            .order_by(OutboxMessage.seq)
+            .limit(limit)
+        )
+        unmarked = select(DeliveryWorker.id).where(DeliveryWorker.stopped_at.is_(None), silent)
+        if self._sqlite:
+            if not self._exists(query) and not self._exists(unmarked):
+                return []
+        else:
+            query = query.with_for_update(of=OutboxMessage, skip_locked=True)
+        with self._transaction() as conn:
+            rescued = self._rescue_rows(
+                conn,
+                conn.execute(query).all(),
+                max_attempts,
+                rescuer_id,
+                now=now,
+                cause=LeaseLoss.WORKER_DEAD,
+            )
+            conn.execute(
+                update(DeliveryWorker)
+                .where(DeliveryWorker.stopped_at.is_(None), silent)
+                .values(stopped_at=self._now())
+            )
         return rescued
 
     def make_due_sync(self, endpoint: str, *, since: datetime, limit: int | None = None) -> int:
@@ -351,11 +487,83 @@ class SqlOutboxStore:
                 .limit(limit)
             )
             held = OutboxMessage.seq.in_(soonest.scalar_subquery())
-        with self.db.engine.begin() as conn:
+        with self._transaction() as conn:
             result = conn.execute(
                 update(OutboxMessage).where(held).values(_values(transitions.make_due(now=now)))
             )
             return int(result.rowcount)
+
+    def _token_worker(self) -> Any:
+        """SQL: the worker id a lease token starts with (:meth:`WorkerRegistration.token`)."""
+        owner = OutboxMessage.lease_owner
+        if self._sqlite:
+            return func.substr(owner, 1, func.instr(owner, TOKEN_SEPARATOR) - 1)
+        return func.split_part(owner, TOKEN_SEPARATOR, 1)
+
+    def _rescue_rows(
+        self,
+        conn: Connection,
+        rows: Sequence[Any],
+        max_attempts: Mapping[str, int],
+        rescuer_id: str,
+        *,
+        now: datetime,
+        cause: LeaseLoss,
+        still: Any = None,
+    ) -> list[int]:
+        """Return ``rows`` (read, and on PostgreSQL locked, in this transaction) to the queue, or
+        dead-letter those out of attempts, each with a ``lease_lost`` attempt. Each update is
+        guarded by the token and state it read (and ``still``), so it cannot race a completion."""
+        rescued: list[int] = []
+        attempts: list[dict[str, Any]] = []
+        for row in rows:
+            dead = transitions.out_of_attempts(row.attempts, max_attempts.get(row.endpoint, 1 << 30))
+            error = transitions.lease_lost_error(row.lease_owner, row.attempts, cause)
+            guard = [
+                OutboxMessage.seq == row.seq,
+                OutboxMessage.lease_owner == row.lease_owner,
+                OutboxMessage.state == _LEASED,
+            ]
+            if still is not None:
+                guard.append(still)
+            result = conn.execute(
+                update(OutboxMessage)
+                .where(*guard)
+                .values(_values(transitions.rescue(dead=dead, error=error, now=now)))
+            )
+            if not result.rowcount:
+                continue
+            rescued.append(row.seq)
+            attempts.append(
+                _attempt_row(transitions.lease_lost_attempt(row, rescuer_id=rescuer_id, now=now, cause=cause))
+            )
+        if attempts:
+            conn.execute(insert(DeliveryAttempt), attempts)
+        return rescued
+
+    def heartbeat_worker_sync(self, worker: WorkerRegistration) -> None:
+        now = self._now()
+        with self._transaction() as conn:
+            dialect = sqlite if self._sqlite else postgresql
+            statement = dialect.insert(DeliveryWorker).values(
+                id=worker.id,
+                host=worker.host,
+                pid=worker.pid,
+                started_at=now,
+                last_heartbeat_at=now,
+                stopped_at=None,
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["id"], set_={"last_heartbeat_at": now, "stopped_at": None}
+                )
+            )
+
+    def deregister_worker_sync(self, worker_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                update(DeliveryWorker).where(DeliveryWorker.id == worker_id).values(stopped_at=self._now())
+            )
 
     def publish_health_sync(
         self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None
@@ -375,7 +583,7 @@ class SqlOutboxStore:
         elif error is not None:
             values["last_failure_at"] = now
             values["last_error"] = error
-        with self.db.engine.begin() as conn:
+        with self._transaction() as conn:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             statement = dialect.insert(EndpointHealth).values(**values)
             update_values = {key: value for key, value in values.items() if key != "endpoint"}

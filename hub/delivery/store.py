@@ -12,7 +12,13 @@ Both apply the state changes of :mod:`hub.outbox.transitions` and the head-of-qu
 :mod:`hub.outbox.queue` (docs/delivery.md §4–§6). Each claim batch has its own lease token;
 completions, heartbeats and releases match on (seq, token, state = in_flight), so a worker that
 lost its lease can never overwrite what the rescuer or another worker did ("finalised exactly
-once", Solid Queue #761; River PR #1373).
+once", Solid Queue #761; River PR #1373). They also never wait for a row another transaction
+has locked: such a row is skipped (neither changed nor reported), and :meth:`OutboxStore.held`
+tells it from a lost lease (docs/delivery.md §12.1).
+
+Workers register and heartbeat in a ``workers`` table; the rescuer takes back at once the
+leases of a worker that missed its heartbeats (§12.3). A lease token is
+:meth:`WorkerRegistration.token`: the worker's id, ``#``, the claim number.
 """
 
 from __future__ import annotations
@@ -93,6 +99,24 @@ class Completion:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerRegistration:
+    """A running worker as the ``workers`` table records it (docs/delivery.md §12.3)."""
+
+    id: str
+    """Unique per run and free of ``#`` (the lease tokens start with it)."""
+    host: str
+    pid: int
+
+    def token(self, claim_no: int) -> str:
+        """The lease token of this worker's ``claim_no``-th claim."""
+        return f"{self.id}{TOKEN_SEPARATOR}{claim_no}"
+
+
+#: Separates the worker id from the claim number in a lease token.
+TOKEN_SEPARATOR = "#"
+
+
 class OutboxStore(Protocol):
     """The outbox as the worker sees it. Every call is short and never spans a network call."""
 
@@ -104,18 +128,24 @@ class OutboxStore(Protocol):
         ...
 
     async def heartbeat(self, leases: Mapping[str, Sequence[int]], lease_seconds: float) -> set[int]:
-        """Extend the leases ``token → seqs``; returns the seqs still held (a foreign or lost
-        lease is never renewed)."""
+        """Extend the leases ``token → seqs``; returns the seqs renewed (a foreign or lost
+        lease is never renewed; a row locked elsewhere is skipped)."""
         ...
 
     async def release(self, leases: Iterable[tuple[int, str]], *, not_before: datetime | None = None) -> int:
         """Give claimed ``(seq, token)`` back without counting the attempt; returns how many
-        were still held."""
+        were released (a lost lease, or a row locked elsewhere, is not)."""
         ...
 
     async def complete(self, completions: Sequence[Completion], worker_id: str) -> set[int]:
         """Finalise attempts (deliver, retry later, dead-letter) and record them; returns the
-        seqs finalised. A completion whose lease was lost changes and records nothing."""
+        seqs finalised. A completion whose lease was lost, or whose row another transaction
+        has locked, changes and records nothing."""
+        ...
+
+    async def held(self, leases: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+        """The ``(seq, token)`` still in flight under that token. A plain read that never waits
+        for a lock: a lease skipped by the calls above and still held is busy, not lost."""
         ...
 
     async def rescue_expired(
@@ -130,6 +160,27 @@ class OutboxStore(Protocol):
         scheduled or releases by an open circuit during its outage, :func:`hub.outbox.transitions.held_back`):
         one update setting ``next_attempt_at`` to now. ``limit``: only that many, the soonest due
         first (a probe for a half-open circuit). Returns how many were made due."""
+        ...
+
+    async def rescue_dead_workers(
+        self,
+        max_attempts: Mapping[str, int],
+        rescuer_id: str,
+        *,
+        dead_after_seconds: float,
+        limit: int = 500,
+    ) -> list[int]:
+        """Like :meth:`rescue_expired`, for the leases of workers whose heartbeat is older than
+        ``dead_after_seconds`` or that stopped still holding them, whatever their expiry; marks
+        the silent workers stopped. Returns the seqs taken back."""
+        ...
+
+    async def heartbeat_worker(self, worker: WorkerRegistration) -> None:
+        """Register ``worker``, or record that it is alive (a worker marked stopped is alive again)."""
+        ...
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        """Record that the worker stopped (its remaining leases become rescuable at once)."""
         ...
 
     async def publish_health(

@@ -9,8 +9,11 @@ Design (docs/delivery.md §4–§7, §9, §11), split the way procrastinate spli
 * an :class:`~hub.delivery.store.OutboxStore` owns the rows: claims with a lease per claim
   batch, guarded completions, heartbeats, rescue of expired leases, and wake-ups (``LISTEN``
   on PostgreSQL, in-process commits, a cheap poll otherwise and as a safety net);
-* a :class:`~hub.delivery.ledger.LeaseLedger` keeps the leases held (heartbeat) and writes
-  results in batches; a rescuer pass returns messages of dead workers to the queue;
+* a :class:`~hub.delivery.ledger.LeaseLedger` keeps the leases held (heartbeat), keeps the
+  worker registered (its own heartbeat), fences every send (a message is sent only while its
+  lease can be trusted, §12.2) and writes results in batches; a rescuer pass returns to the
+  queue the messages of workers that missed their heartbeats and of expired leases (§12.3);
+* claiming pauses while the worker cannot heartbeat or its results are not draining (§12.1);
 * connectors and their HTTP clients come from :func:`connectors.registry.open_connectors`;
   DLQ bulk jobs and the pruning of finished work run beside the worker
   (:class:`hub.dlq.runner.BulkJobRunner`, :class:`hub.outbox.retention.RetentionRunner`);
@@ -33,7 +36,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,11 +50,17 @@ from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
 from hub.db.session import Database
 from hub.delivery.breaker import BreakerState, BreakerTransition, CircuitBreaker
-from hub.delivery.ledger import LeaseLedger, WorkerStats
+from hub.delivery.ledger import ClaimTicket, LeaseLedger, WorkerStats
 from hub.delivery.planner import CapacityPlanner
 from hub.delivery.retry import RetryPolicy, is_retryable
 from hub.delivery.sql_store import SqlOutboxStore
-from hub.delivery.store import ClaimedMessage, Completion, OutboxStore
+from hub.delivery.store import (
+    TOKEN_SEPARATOR,
+    ClaimedMessage,
+    Completion,
+    OutboxStore,
+    WorkerRegistration,
+)
 from hub.dlq.runner import BulkJobRunner
 from hub.health import WorkerPulse
 from hub.outbox.retention import RetentionRunner
@@ -62,14 +71,16 @@ log = logging.getLogger("hub.delivery")
 
 __all__ = ["RESCUE_INTERVAL_SECONDS", "Worker", "WorkerStats", "new_worker_id", "run_worker"]
 
-#: Seconds between rescuer passes (expired leases of dead or stalled workers).
+#: Seconds between rescuer passes (at most; half ``dead_worker_seconds`` when that is shorter).
 RESCUE_INTERVAL_SECONDS = 2.0
 #: Seconds shutdown waits for a running flush before cancelling the flusher.
 FLUSH_WAIT_SECONDS = 10.0
 
 
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+def new_worker_id(name: str | None = None) -> str:
+    """``<name or host>:<pid>:<random>``: unique per run, never containing ``#`` (lease tokens)."""
+    base = (name or socket.gethostname()).replace(TOKEN_SEPARATOR, "_")[:60]
+    return f"{base}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Worker:
@@ -79,6 +90,8 @@ class Worker:
     tests) ``db`` may be ``None``, and DLQ bulk jobs and pruning, which need the database, are
     not run. ``outage`` is the process's shared database reporter and ``pulse`` the sign of life
     readiness reads (:class:`hub.runtime.RunningHub` passes both; defaults: the worker's own).
+    ``worker_id`` is the name recorded on attempts; the worker registers under
+    :attr:`registration` (that name, or the host, plus pid and a random part: unique per run).
     """
 
     def __init__(
@@ -99,12 +112,17 @@ class Worker:
         if store is None:
             if db is None:
                 raise TypeError("Worker needs a database or an outbox store")
-            store = SqlOutboxStore(db, outage=self.outage)
+            store = SqlOutboxStore(db, settings.worker, outage=self.outage)
         self.settings = settings
         self.config = settings.worker
         self.db = db
         self.store: OutboxStore = store
         self.worker_id = worker_id or new_worker_id()
+        self.registration = WorkerRegistration(
+            id=self.worker_id if worker_id is None else new_worker_id(worker_id),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
         self.stats = WorkerStats()
         self._transport = transport
         self.endpoints: dict[str, EndpointSettings] = {
@@ -121,9 +139,11 @@ class Worker:
             store,
             self.config,
             worker_id=self.worker_id,
+            registration=self.registration,
             stats=self.stats,
             on_flushed=self.wake,
             outage=self.outage,
+            on_lost=self._cancel_lost,
         )
         self._bulk_jobs = (
             BulkJobRunner(db, on_progress=self.wake, outage=self.outage)
@@ -134,6 +154,7 @@ class Worker:
         #: Per endpoint: the opening of its circuit for which a probe was already made due.
         self._probe_made_due: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deliveries: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._claim_counter = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
@@ -165,9 +186,11 @@ class Worker:
         async with self._open_connectors() as connectors, self.store.listen(self.wake):
             self._connectors = connectors
             log.info("worker %s started: endpoints=%s", self.worker_id, sorted(self.endpoints))
+            await self.ledger.beat()  # registered before the first claim (retried by its loop)
             background = [
                 asyncio.create_task(self.ledger.run_flusher(), name="flush"),
                 asyncio.create_task(self.ledger.run_heartbeat(), name="heartbeat"),
+                asyncio.create_task(self.ledger.run_worker_heartbeat(), name="worker-heartbeat"),
                 asyncio.create_task(self._rescue_loop(), name="rescue"),
             ]
             bulk_jobs = (
@@ -199,6 +222,7 @@ class Worker:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
                 await self.ledger.release_leftovers()
+                await self.ledger.deregister()
                 self.pulse.stop()
                 log.info("worker %s stopped: %s", self.worker_id, self.stats)
 
@@ -212,11 +236,23 @@ class Worker:
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.pulse.beat()
+            if not self.ledger.alive():
+                # Not heartbeating: whatever it claimed could be rescued before it is sent (§12.2).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.config.poll_interval_seconds)
+                continue
+            if self.ledger.backlogged():
+                # Results are not draining (a row locked elsewhere, a slow database): claiming
+                # more would only pile up leases (§12.1). A flush wakes the loop.
+                self._wake.clear()
+                await _wait_any(self._wake, stop, seconds=self.config.poll_interval_seconds)
+                continue
             wants = self.planner.wants()
             got = 0
             if wants:
                 self._claim_counter += 1
-                token = f"{self.worker_id}#{self._claim_counter}"
+                token = self.registration.token(self._claim_counter)
+                ticket = self.ledger.ticket()
                 self._wake.clear()
                 try:
                     claimed = await self.store.claim(wants, token, self.config.lease_seconds)
@@ -231,7 +267,7 @@ class Worker:
                 got = len(claimed)
                 self.stats.claimed += got
                 for message in claimed:
-                    self._start(message)
+                    self._start(message, ticket)
             if got and got >= sum(wants.values()):
                 # Probably more waiting: claim again once enough slots are free.
                 self._capacity.clear()
@@ -276,24 +312,44 @@ class Worker:
             log.info("endpoint %s is back: %d held message(s) due now", endpoint, made)
             self.wake()
 
-    def _start(self, message: ClaimedMessage) -> None:
+    def _start(self, message: ClaimedMessage, ticket: ClaimTicket) -> None:
         self.planner.started(message.endpoint)
-        self.ledger.hold(message)
-        self._spawn(self._deliver(message), name=f"deliver-{message.seq}")
+        self.ledger.hold(message, ticket)
+        key = (message.seq, message.lease_token)
+        task = self._spawn(self._deliver(message), name=f"deliver-{message.seq}")
+        self._deliveries[key] = task
+        task.add_done_callback(lambda _task: self._deliveries.pop(key, None))
+
+    def _cancel_lost(self, leases: Sequence[tuple[int, str]]) -> None:
+        """A heartbeat found these leases taken back: stop their deliveries (§12.2)."""
+        for lease in leases:
+            task = self._deliveries.get(lease)
+            if task is not None and not task.done():
+                self.stats.lost += 1
+                task.cancel()
 
     def _finished(self, message: ClaimedMessage) -> None:
         self.planner.finished(message.endpoint)
         if self.planner.has_room():
             self._capacity.set()
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], *, name: str | None = None) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], *, name: str | None = None) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # --- delivering ------------------------------------------------------------------------
 
     async def _deliver(self, message: ClaimedMessage) -> None:
+        if not self.ledger.may_send(message):
+            # The fence (docs/delivery.md §12.2): another worker may have this message by now and
+            # have delivered later ones of its dossier. Give it back (a no-op if it was taken).
+            self.stats.fenced += 1
+            log.warning("not sending seq=%s: its lease can no longer be trusted", message.seq)
+            self.ledger.release(message, None)
+            self._finished(message)
+            return
         breaker = self.breakers[message.endpoint]
         allowed, probe = breaker.try_acquire()
         if not allowed:
@@ -407,20 +463,28 @@ class Worker:
     # --- rescue, shutdown ------------------------------------------------------------------
 
     async def _rescue_loop(self) -> None:
-        """Return messages of dead or stalled workers (expired leases) to the queue."""
+        """Return messages of dead workers (missed heartbeats) and of expired leases to the queue."""
         max_attempts = {name: policy.max_attempts for name, policy in self.policies.items()}
+        interval = min(RESCUE_INTERVAL_SECONDS, self.config.dead_worker_seconds / 2)
         while True:
             try:
-                rescued = await self.store.rescue_expired(max_attempts, self.worker_id)
+                dead = await self.store.rescue_dead_workers(
+                    max_attempts, self.worker_id, dead_after_seconds=self.config.dead_worker_seconds
+                )
+                expired = await self.store.rescue_expired(max_attempts, self.worker_id)
             except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
-                await self.outage.pause(max(RESCUE_INTERVAL_SECONDS, self.outage.failed("rescue", exc)))
+                await self.outage.pause(max(interval, self.outage.failed("rescue", exc)))
                 continue
             self.outage.succeeded("rescue")
-            if rescued:
-                self.stats.rescued += len(rescued)
-                log.warning("rescued %d message(s) with expired leases", len(rescued))
+            if dead or expired:
+                self.stats.rescued += len(dead) + len(expired)
+                log.warning(
+                    "rescued %d message(s) of dead workers and %d with expired leases",
+                    len(dead),
+                    len(expired),
+                )
                 self._wake.set()
-            await asyncio.sleep(RESCUE_INTERVAL_SECONDS)
+            await asyncio.sleep(interval)
 
     async def _drain(self) -> None:
         deliveries = [task for task in self._tasks if task.get_name().startswith("deliver-")]

@@ -206,7 +206,21 @@ def out_of_attempts(attempts: int, max_attempts: int) -> bool:
     return attempts >= max_attempts
 
 
-def lease_lost_error(lease_owner: str | None, attempt_no: int) -> str:
+class LeaseLoss(enum.StrEnum):
+    """Why the rescuer took a lease back (docs/delivery.md §12.3)."""
+
+    EXPIRED = "expired"
+    """``lease_expires_at`` passed without a heartbeat."""
+    WORKER_DEAD = "worker_dead"
+    """The holder's worker missed its heartbeats (killed or frozen), or stopped still holding it."""
+
+
+def lease_lost_error(lease_owner: str | None, attempt_no: int, cause: LeaseLoss = LeaseLoss.EXPIRED) -> str:
+    if cause is LeaseLoss.WORKER_DEAD:
+        return (
+            f"worker of lease {lease_owner} missed its heartbeats (killed, frozen or stopped) "
+            f"before finishing attempt {attempt_no}"
+        )
     return (
         f"lease expired: worker {lease_owner} stopped or lost the database "
         f"before finishing attempt {attempt_no}"
@@ -214,7 +228,8 @@ def lease_lost_error(lease_owner: str | None, attempt_no: int) -> str:
 
 
 def rescue(*, dead: bool, error: str, now: datetime) -> Changes:
-    """in_flight with an expired lease → pending now (or dead when out of attempts, §10)."""
+    """in_flight with an expired lease, or held by a dead worker → pending now (or dead when out
+    of attempts, §10, §12.3)."""
     return fail(dead=dead, next_attempt_at=now, error=error, error_class=LEASE_LOST_ERROR_CLASS, now=now)
 
 
@@ -262,8 +277,10 @@ class AttemptRecord:
     response_summary: str | None = None
 
 
-def lease_lost_attempt(row: Any, *, rescuer_id: str, now: datetime) -> AttemptRecord:
-    """The ``lease_lost`` attempt the rescuer records for an expired in-flight ``row``."""
+def lease_lost_attempt(
+    row: Any, *, rescuer_id: str, now: datetime, cause: LeaseLoss = LeaseLoss.EXPIRED
+) -> AttemptRecord:
+    """The ``lease_lost`` attempt the rescuer records for an in-flight ``row`` it takes back."""
     return AttemptRecord(
         message_seq=row.seq,
         attempt_no=row.attempts,
@@ -273,5 +290,5 @@ def lease_lost_attempt(row: Any, *, rescuer_id: str, now: datetime) -> AttemptRe
         outcome=AttemptOutcome.LEASE_LOST,
         manual=bool(row.manual_retry),
         error_class=LEASE_LOST_ERROR_CLASS,
-        error=f"{lease_lost_error(row.lease_owner, row.attempts)} (rescued by {rescuer_id})",
+        error=f"{lease_lost_error(row.lease_owner, row.attempts, cause)} (rescued by {rescuer_id})",
     )

@@ -1,5 +1,5 @@
 """``hub worker`` and ``hub serve`` refuse, at start, a database that cannot work: one line, a
-non-zero exit, no traceback (docs/delivery.md §12).
+non-zero exit, no traceback (docs/delivery.md §13).
 
 What cannot heal by waiting exits 2 at once (configuration error): a database that does not
 exist, credentials refused, a read-only file, directory or server, a schema not migrated

@@ -1,6 +1,6 @@
 """A running hub rides out a PostgreSQL outage: one log line when it starts, one when it ends,
 retries with backoff meanwhile, delivers again after; ``/readyz`` says 503 and why meanwhile
-(docs/delivery.md §12).
+(docs/delivery.md §13).
 
 The server is a private cluster (``private_postgres``) stopped with a fast shutdown, as an
 operator restarting PostgreSQL would: never the shared server other tests use.

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import update
 
 from hub.db.base import utcnow
-from hub.db.models import OutboxMessage
+from hub.db.models import DeliveryWorker, OutboxMessage
 from hub.db.session import Database
 from hub.delivery.memory_store import MemoryOutboxStore
 from hub.delivery.sql_store import SqlOutboxStore
@@ -39,6 +39,11 @@ class StoreHarness(Protocol):
     def set_lease_expiry(self, seq: int, when: datetime) -> None: ...
 
     def set_next_attempt(self, seq: int, when: datetime) -> None: ...
+
+    def worker(self, worker_id: str) -> Any:
+        """The ``workers`` row (``host``, ``pid``, ``last_heartbeat_at``, ``stopped_at``, …)."""
+
+    def set_worker_heartbeat(self, worker_id: str, when: datetime) -> None: ...
 
     def operator_retry(self, seq: int) -> None: ...
 
@@ -76,6 +81,16 @@ class SqlHarness:
     def set_next_attempt(self, seq: int, when: datetime) -> None:
         self._set(seq, next_attempt_at=when)
 
+    def worker(self, worker_id: str) -> Any:
+        with self.db.sessions() as session:
+            return session.get(DeliveryWorker, worker_id)
+
+    def set_worker_heartbeat(self, worker_id: str, when: datetime) -> None:
+        with self.db.transaction() as session:
+            session.execute(
+                update(DeliveryWorker).where(DeliveryWorker.id == worker_id).values(last_heartbeat_at=when)
+            )
+
     def operator_retry(self, seq: int) -> None:
         service.retry_message(self.db, seq, actor="tech")
 
@@ -105,6 +120,12 @@ class MemoryHarness:
 
     def set_next_attempt(self, seq: int, when: datetime) -> None:
         self.memory.get(seq).next_attempt_at = when
+
+    def worker(self, worker_id: str) -> Any:
+        return self.memory.workers.get(worker_id)
+
+    def set_worker_heartbeat(self, worker_id: str, when: datetime) -> None:
+        self.memory.workers[worker_id].last_heartbeat_at = when
 
     def operator_retry(self, seq: int) -> None:
         self.memory.operator_retry(seq)

@@ -1,7 +1,9 @@
-"""Crash safety with real worker processes (``hub worker``), SIGKILL and SIGTERM.
+"""Crash safety with real worker processes (``hub worker``), SIGKILL, SIGTERM and SIGSTOP.
 
 Solid Queue-style kill tests (docs/delivery.md §10): every message is delivered at least
-once, none lost or stuck, and the lost leases are recorded as ``lease_lost`` attempts.
+once, none lost or stuck, and the lost leases are recorded as ``lease_lost`` attempts. A killed
+worker's messages move again as soon as it misses its heartbeats, long before its leases
+expire; a frozen worker never sends a message another worker took over (§12).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
+from hub.db.models import DeliveryAttempt, DeliveryWorker, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
@@ -33,7 +35,7 @@ def sink() -> Iterator[WebhookSink]:
         yield server
 
 
-def _config(tmp_path: Path, url: str, *, lease: float = 2.0, grace: float = 10.0) -> Path:
+def _config(tmp_path: Path, url: str, *, lease: float = 2.0, grace: float = 10.0, extra: str = "") -> Path:
     path = tmp_path / "hub.toml"
     path.write_text(
         f"""
@@ -44,6 +46,7 @@ lease_seconds = {lease}
 heartbeat_seconds = 0.5
 poll_interval_seconds = 0.1
 shutdown_grace_seconds = {grace}
+{extra}
 
 [endpoints.portal]
 kind = "webhook"
@@ -189,3 +192,128 @@ def test_several_worker_processes_keep_per_dossier_order(
     with db.sessions() as session:
         workers_seen = set(session.scalars(select(DeliveryAttempt.worker_id)))
     assert len(workers_seen) >= 2  # the work really was shared
+
+
+def _held_by(db: Database, name: str) -> int:
+    """Messages in flight under a lease of the worker started as ``--worker-id name``."""
+    with db.sessions() as session:
+        owners = session.scalars(
+            select(OutboxMessage.lease_owner).where(OutboxMessage.state == MessageState.IN_FLIGHT)
+        )
+        return sum(1 for owner in owners if owner and owner.startswith(f"{name}:"))
+
+
+def _registered(db: Database, name: str) -> list[DeliveryWorker]:
+    with db.sessions() as session:
+        return [w for w in session.scalars(select(DeliveryWorker)) if w.id.startswith(f"{name}:")]
+
+
+def test_a_killed_workers_messages_move_again_long_before_its_leases_expire(
+    db: Database, database_url: str, sink: WebhookSink, tmp_path: Path
+) -> None:
+    """Default liveness settings (1 s heartbeat, dead after 5 s); leases of 60 s. Everything is
+    delivered within the 30 s wait: the rescue came from the missed heartbeats, not expiry."""
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.2, times=None)])
+    put_many(db, "portal", [(f"D{i % 20}", {"dossier": f"D{i % 20}", "n": i}) for i in range(200)])
+    config = _config(tmp_path, sink.url, lease=60)
+
+    victim = _spawn(database_url, config, "victim")
+    wait_until(lambda: _held_by(db, "victim") > 0, within=60)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+
+    survivor = _spawn(database_url, config, "survivor")
+    try:
+        wait_until(lambda: states(db) == {"delivered": 200}, within=30)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        survivor.wait(30)
+    assert survivor.returncode == 0, survivor.stderr.read() if survivor.stderr else ""
+
+    assert _all_ids(db) <= {a.message_id for a in sink.arrivals()}
+    with db.sessions() as session:
+        lost = list(session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.outcome == "lease_lost")))
+    assert lost
+    assert all("missed its heartbeats" in (a.error or "") for a in lost)
+    [dead] = _registered(db, "victim")
+    [stopped] = _registered(db, "survivor")
+    assert dead.stopped_at is not None  # marked by the rescuer
+    assert stopped.stopped_at is not None  # deregistered on SIGTERM
+    last: dict[str, int] = {}
+    for arrival in sink.arrivals():
+        body = json.loads(arrival.body)
+        assert body["n"] >= last.get(body["dossier"], -1), body
+        last[body["dossier"]] = body["n"]
+
+
+#: Installed in the test's own database: the victim's claim of the message marked ``trap`` takes
+#: two seconds to commit, time for the test to freeze it right after the claim, before the send.
+_SLOW_CLAIM_COMMIT = (
+    """CREATE FUNCTION test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$""",
+    """CREATE CONSTRAINT TRIGGER test_slow_claim AFTER UPDATE ON outbox_messages
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (OLD.state = 'pending' AND NEW.state = 'in_flight' AND NEW.payload->>'trap' = 'yes'
+          AND NEW.lease_owner LIKE 'victim:%')
+    EXECUTE FUNCTION test_slow_commit()""",
+)
+
+
+def _claim_committing(db: Database) -> bool:
+    with db.engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event = 'PgSleep'"
+                )
+            ).scalar()
+        )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the trap is a PL/pgSQL trigger
+def test_a_worker_frozen_between_claim_and_send_never_sends_a_stale_message(
+    db: Database, database_url: str, sink: WebhookSink, tmp_path: Path
+) -> None:
+    """The victim claims dossier D's first message and is frozen (SIGSTOP) before sending it;
+    the survivor counts it dead, takes the message over and delivers all of D; the victim is
+    woken (SIGCONT). No message of D may reach the portal after a later one was acknowledged."""
+    with db.engine.begin() as conn:
+        for statement in _SLOW_CLAIM_COMMIT:
+            conn.execute(text(statement))
+    put_many(db, "portal", [("D", {"dossier": "D", "n": 1, "trap": "yes"})])
+    put_many(db, "portal", [("D", {"dossier": "D", "n": n}) for n in (2, 3)])
+    liveness = "worker_heartbeat_seconds = 0.2\ndead_worker_seconds = 1.5\nfence_margin_seconds = 0.3"
+    config = _config(tmp_path, sink.url, lease=30, extra=liveness)  # only liveness can take it over
+
+    victim = _spawn(database_url, config, "victim")
+    try:
+        wait_until(lambda: _claim_committing(db), within=60)
+        victim.send_signal(signal.SIGSTOP)  # the claim commits; the victim does not see it yet
+        wait_until(lambda: _held_by(db, "victim") == 1, within=30)
+
+        survivor = _spawn(database_url, config, "survivor")
+        try:
+            wait_until(lambda: states(db) == {"delivered": 3}, within=60)
+        finally:
+            survivor.send_signal(signal.SIGTERM)
+            survivor.wait(30)
+
+        victim.send_signal(signal.SIGCONT)  # it now gets its claim of the first message
+        put_many(db, "portal", [("D", {"dossier": "D", "n": 4})])
+        # Delivered by the victim (the only worker left): its stale claim was dealt with before.
+        wait_until(lambda: states(db) == {"delivered": 4}, within=60)
+    finally:
+        victim.send_signal(signal.SIGCONT)
+        victim.send_signal(signal.SIGTERM)
+        victim.wait(30)
+    errors = victim.stderr.read().decode() if victim.stderr else ""
+    assert victim.returncode == 0, errors
+
+    numbers = [json.loads(a.body)["n"] for a in sink.arrivals()]
+    assert numbers == sorted(numbers), numbers  # nothing after a later message of its dossier
+    assert set(numbers) == {1, 2, 3, 4}
+    assert "not sending seq=" in errors  # the fence refused the stale claim
+    with db.sessions() as session:
+        outcomes = list(session.scalars(select(DeliveryAttempt.outcome).order_by(DeliveryAttempt.id)))
+    assert outcomes[0] == "lease_lost"  # taken over from the frozen victim

@@ -1,4 +1,5 @@
-"""What only the SQL store does: wake-ups from NOTIFY and from in-process commits (docs/delivery.md §9).
+"""What only the SQL store does: wake-ups from NOTIFY and from in-process commits (docs/delivery.md §9),
+and, on PostgreSQL, rows locked by another session (§12.1).
 
 Everything the worker relies on of any store is in ``test_store_contract.py``.
 """
@@ -6,13 +7,21 @@ Everything the worker relies on of any store is in ``test_store_contract.py``.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
+from hub.config import WorkerSettings
+from hub.db.base import utcnow
+from hub.db.models import EndpointHealth, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.delivery.sql_store import SqlOutboxStore
+from hub.delivery.store import Completion
+from hub.outbox.transitions import AttemptOutcome
 
-from .helpers import put
+from .helpers import message, put
 
 
 async def test_an_in_process_commit_wakes_the_listener_at_once(db: Database) -> None:
@@ -41,3 +50,55 @@ async def test_a_notify_from_another_process_wakes_the_listener(db: Database, da
             await asyncio.wait_for(woken.wait(), timeout=30)
     finally:
         other.dispose()
+
+
+def _delivered(seq: int, token: str) -> Completion:
+    now = utcnow()
+    return Completion(
+        seq=seq,
+        lease_token=token,
+        attempt_no=1,
+        outcome=AttemptOutcome.DELIVERED,
+        started_at=now,
+        finished_at=now,
+    )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # row locks: PostgreSQL only
+async def test_a_row_locked_by_another_session_is_skipped_not_waited_for(db: Database) -> None:
+    """Heartbeat, completion, release and rescue pass over the locked row (a wait would fail on
+    the 2 s lock timeout); ``held`` tells it is still ours; it completes once the lock goes."""
+    store = SqlOutboxStore(db)
+    locked, free = put(db, "portal", "D1"), put(db, "portal", "D2")
+    store.claim_sync({"portal": 2}, "w#1", 30)
+    with db.transaction() as session:  # expired: the rescuer would take it, were it not locked
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.seq == locked)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    with db.engine.connect() as other:
+        other.execute(select(OutboxMessage.seq).where(OutboxMessage.seq == locked).with_for_update())
+        assert await store.heartbeat({"w#1": [locked, free]}, 60) == {free}
+        assert await store.rescue_expired({"portal": 5}, "rescuer") == []
+        assert await store.release([(locked, "w#1")]) == 0
+        assert await store.complete([_delivered(locked, "w#1"), _delivered(free, "w#1")], "w") == {free}
+        assert await store.held([(locked, "w#1"), (free, "w#1")]) == {(locked, "w#1")}  # busy, not lost
+        other.rollback()
+    assert await store.complete([_delivered(locked, "w#1")], "w") == {locked}
+    assert message(db, locked).state == MessageState.DELIVERED
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_worker_statement_gives_up_on_a_lock_after_the_lock_timeout(db: Database) -> None:
+    """What no ``SKIP LOCKED`` covers (here the health row) fails after ``lock_timeout``."""
+    store = SqlOutboxStore(db, WorkerSettings(lock_timeout_seconds=0.2))
+    await store.publish_health("portal", "closed", 0, success=True, error=None)
+    with db.engine.connect() as other:
+        other.execute(
+            select(EndpointHealth.endpoint).where(EndpointHealth.endpoint == "portal").with_for_update()
+        )
+        with pytest.raises(OperationalError, match="lock timeout"):
+            await store.publish_health("portal", "open", 5, success=False, error="HTTP 503")
+        other.rollback()
+    await store.publish_health("portal", "open", 5, success=False, error="HTTP 503")

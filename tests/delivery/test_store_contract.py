@@ -3,7 +3,8 @@
 The same tests run on the in-memory store, on SQLite and on PostgreSQL: claim order
 (per-dossier FIFO per endpoint: only heads are claimable, a dead head blocks its dossier),
 lease guards on complete/heartbeat/release, rescue of expired leases (``lease_lost``), retry
-scheduling, dead-lettering and the operator's retry and discard.
+scheduling, dead-lettering and the operator's retry and discard; workers' registration and
+the rescue of a dead worker's leases (docs/delivery.md §12.3).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from hub.db.base import utcnow
 from hub.db.models import MessageState
 from hub.db.session import Database
-from hub.delivery.store import Completion
+from hub.delivery.store import Completion, WorkerRegistration
 from hub.outbox.transitions import AttemptOutcome
 
 from ..conftest import BACKENDS, migrated_database
@@ -249,6 +250,99 @@ async def test_rescue_does_not_race_a_completion(outbox: StoreHarness) -> None:
     assert await store.complete([_done(seq, "w#1", 1)], "w") == {seq}
     assert await store.rescue_expired({"portal": 5}, "rescuer") == []
     assert outbox.row(seq).state == MessageState.DELIVERED
+
+
+async def test_held_tells_a_lease_still_held_from_a_lost_one(outbox: StoreHarness) -> None:
+    store = outbox.store
+    done = outbox.put("portal", "D1")
+    kept = outbox.put("portal", "D2")
+    await store.claim({"portal": 2}, "w#1", 30)
+    await store.complete([_done(done, "w#1", 1)], "w")
+    asked = [(done, "w#1"), (kept, "w#1"), (kept, "other#1")]
+    assert await store.held(asked) == {(kept, "w#1")}
+    assert await store.held([]) == set()
+
+
+# --- workers and the rescue of their leases (§12.3) ------------------------------------------
+
+
+def _worker(worker_id: str) -> WorkerRegistration:
+    return WorkerRegistration(id=worker_id, host="hub-a", pid=4242)
+
+
+async def test_a_worker_registers_heartbeats_and_deregisters(outbox: StoreHarness) -> None:
+    store = outbox.store
+    await store.heartbeat_worker(_worker("w1"))
+    first = outbox.worker("w1")
+    assert (first.host, first.pid, first.stopped_at) == ("hub-a", 4242, None)
+    registered, last = first.started_at, first.last_heartbeat_at
+    await store.heartbeat_worker(_worker("w1"))
+    again = outbox.worker("w1")
+    assert again.started_at == registered
+    assert again.last_heartbeat_at >= last
+    await store.deregister_worker("w1")
+    assert outbox.worker("w1").stopped_at is not None
+    # A worker counted dead that wakes up (a frozen process) is alive again.
+    await store.heartbeat_worker(_worker("w1"))
+    assert outbox.worker("w1").stopped_at is None
+
+
+async def test_leases_of_a_silent_worker_are_rescued_whatever_their_expiry(outbox: StoreHarness) -> None:
+    store = outbox.store
+    silent, alive = _worker("silent"), _worker("alive")
+    for worker in (silent, alive):
+        await store.heartbeat_worker(worker)
+    theirs = outbox.put("portal", "D1")
+    others = outbox.put("portal", "D2")
+    unregistered = outbox.put("portal", "D3")
+    await store.claim({"portal": 1}, silent.token(1), 3600)
+    await store.claim({"portal": 1}, alive.token(1), 3600)
+    await store.claim({"portal": 1}, "old-style-worker#1", 3600)
+    assert await store.rescue_dead_workers({"portal": 5}, "rescuer", dead_after_seconds=5) == []
+
+    outbox.set_worker_heartbeat("silent", utcnow() - timedelta(seconds=10))
+    assert await store.rescue_dead_workers({"portal": 5}, "rescuer", dead_after_seconds=5) == [theirs]
+
+    row = outbox.row(theirs)
+    assert (row.state, row.lease_owner, row.error_class) == (MessageState.PENDING, None, "LeaseLost")
+    [lost] = outbox.attempts(theirs)
+    assert (lost.outcome, lost.worker_id, lost.attempt_no) == (AttemptOutcome.LEASE_LOST, silent.token(1), 1)
+    assert "missed its heartbeats" in lost.error
+    assert "rescued by rescuer" in lost.error
+    # Only the silent worker's leases; one without a registered worker waits for its expiry.
+    assert outbox.row(others).state == MessageState.IN_FLIGHT
+    assert outbox.row(unregistered).state == MessageState.IN_FLIGHT
+    assert outbox.worker("silent").stopped_at is not None
+    assert outbox.worker("alive").stopped_at is None
+    [again] = await store.claim({"portal": 5}, alive.token(2), 30)
+    assert (again.seq, again.attempt_no) == (theirs, 2)
+
+
+async def test_leases_left_by_a_stopped_worker_are_rescued(outbox: StoreHarness) -> None:
+    store = outbox.store
+    worker = _worker("w")
+    await store.heartbeat_worker(worker)
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, worker.token(1), 3600)
+    await store.deregister_worker("w")  # e.g. its last release did not reach the database
+    assert await store.rescue_dead_workers({"portal": 5}, "rescuer", dead_after_seconds=3600) == [seq]
+    assert outbox.row(seq).state == MessageState.PENDING
+
+
+async def test_rescue_of_a_dead_worker_dead_letters_when_attempts_are_exhausted(
+    outbox: StoreHarness,
+) -> None:
+    store = outbox.store
+    worker = _worker("w")
+    await store.heartbeat_worker(worker)
+    seq = outbox.put("portal", "D1")
+    await store.claim({"portal": 1}, worker.token(1), 3600)
+    outbox.set_worker_heartbeat("w", utcnow() - timedelta(seconds=10))
+    assert await store.rescue_dead_workers({"portal": 1}, "rescuer", dead_after_seconds=5) == [seq]
+    assert outbox.row(seq).state == MessageState.DEAD
+    # The dead worker's late result changes nothing.
+    assert await store.complete([_done(seq, worker.token(1), 1)], "w") == set()
+    assert outbox.row(seq).state == MessageState.DEAD
 
 
 # --- retry scheduling and dead-lettering ------------------------------------------------------

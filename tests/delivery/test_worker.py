@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hub.config import Settings
-from hub.db.models import EndpointHealth, MessageState
+from hub.db.base import utcnow
+from hub.db.models import EndpointHealth, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.delivery import Worker
 from hub.simulators.faults import Fault, FaultKind
@@ -342,3 +343,76 @@ async def test_a_portal_back_from_an_outage_gets_a_probe_then_everything_it_held
     assert len(held) == 5
     assert all(a.started_at >= probe.finished_at for a in held)  # only once the probe had closed it
     assert any("is back: 5 held message(s) due now" in r.getMessage() for r in caplog.records)
+
+
+# --- a lock held elsewhere (docs/delivery.md §12.1) --------------------------------------------
+
+
+def _lease_expired(db: Database, seq: int) -> bool:
+    row = message(db, seq)
+    return row.lease_expires_at is not None and row.lease_expires_at < utcnow()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # row locks: PostgreSQL only
+@pytest.mark.parametrize("held", ["in_flight", "pending"])
+async def test_a_row_locked_elsewhere_does_not_freeze_delivery(
+    db: Database, database_url: str, sink: WebhookSink, held: str
+) -> None:
+    """A session holds ``SELECT … FOR UPDATE`` on one dossier's head (in flight, or pending) for
+    longer than the lease: every other message keeps moving, nothing is lost, and the locked
+    one is delivered, in order, once the lock goes."""
+    settings = make_settings(
+        database_url, {"portal": sink.url}, worker={"lease_seconds": 2, "heartbeat_seconds": 0.25}
+    )
+    head = put(db, "portal", "X", {"dossier": "X", "n": 0})
+    after = put(db, "portal", "X", {"dossier": "X", "n": 1})
+    if held == "in_flight":
+        sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=1.0, times=1)])
+    head_id = message(db, head).message_id
+    async with running(settings, db) as [worker]:
+        with db.engine.connect() as other:
+            if held == "in_flight":
+                await until(lambda: message(db, head).state == MessageState.IN_FLIGHT)
+            other.execute(select(OutboxMessage.seq).where(OutboxMessage.seq == head).with_for_update())
+            if held == "in_flight":
+                # Answered meanwhile: its completion now waits on the lock, and its lease runs out.
+                await until(lambda: head_id in {a.message_id for a in sink.arrivals()})
+                await until(lambda: _lease_expired(db, head))
+            items = [(f"D{i % 20}", {"dossier": f"D{i % 20}", "n": i}) for i in range(100)]
+            rest = await asyncio.to_thread(put_many, db, "portal", items)
+            # While the lock is still held, the rest of the queue is delivered.
+            await until(lambda: all(message(db, s).state == MessageState.DELIVERED for s in rest), within=60)
+            other.rollback()
+        await until(lambda: message(db, after).state == MessageState.DELIVERED, within=60)
+    assert message(db, head).state == MessageState.DELIVERED
+    assert all([a.outcome for a in attempts(db, s)] == ["delivered"] for s in rest)
+    assert worker.stats.fenced == 0  # the worker itself never stopped trusting its leases
+    numbers = [json.loads(a.body)["n"] for a in sink.arrivals() if json.loads(a.body)["dossier"] == "X"]
+    assert numbers == sorted(numbers)
+    assert set(numbers) == {0, 1}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_resumes_after_a_write_lock_longer_than_the_lease(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
+    """SQLite locks the whole database: every writer waits (``busy_timeout``), the worker too,
+    then goes on; nothing is lost and per-dossier order holds."""
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.1, times=None)])
+    settings = make_settings(
+        database_url, {"portal": sink.url}, worker={"lease_seconds": 2, "heartbeat_seconds": 0.25}
+    )
+    seqs = put_many(db, "portal", [(f"D{i % 10}", {"dossier": f"D{i % 10}", "n": i}) for i in range(60)])
+    async with running(settings, db):
+        await until(lambda: len(sink.arrivals()) >= 5)
+        with db.engine.connect() as other:  # BEGIN IMMEDIATE: the write lock
+            other.execute(update(OutboxMessage).where(OutboxMessage.seq == -1).values(note="x"))
+            await asyncio.sleep(3)  # longer than the lease
+            other.rollback()
+        await until(lambda: _delivered(db, 60), within=60)
+    assert {message(db, s).message_id for s in seqs} <= {a.message_id for a in sink.arrivals()}
+    last: dict[str, int] = {}
+    for arrival in sink.arrivals():
+        body = json.loads(arrival.body)
+        assert body["n"] >= last.get(body["dossier"], -1), body
+        last[body["dossier"]] = body["n"]

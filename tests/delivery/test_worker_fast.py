@@ -23,6 +23,7 @@ from hub.delivery import Worker
 from hub.delivery.breaker import BreakerState, CircuitBreaker
 from hub.delivery.memory_store import MemoryOutboxStore
 from hub.delivery.planner import CapacityPlanner
+from hub.delivery.store import WorkerRegistration
 from hub.outbox.transitions import AttemptOutcome
 
 from .fakes import FakeConnector
@@ -300,3 +301,113 @@ async def test_an_enqueue_wakes_the_worker_without_polling() -> None:
         await asyncio.sleep(0.01)  # the first (empty) claim is done; the next poll is an hour away
         seq = store.enqueue("portal", "D1", {"n": 1})
         await settle(lambda: store.get(seq).state == MessageState.DELIVERED)
+
+
+# --- leases, liveness and the fence (docs/delivery.md §12) ------------------------------------
+
+
+class FreezingStore(MemoryOutboxStore):
+    """The in-memory outbox, whose next claim freezes the whole event loop after it returns: the
+    worker process stops between claim and send (a GC pause, a SIGSTOP, a VM migration)."""
+
+    freeze_seconds = 0.0
+
+    async def claim(self, wants: Any, lease_token: str, lease_seconds: float) -> Any:
+        claimed = await super().claim(wants, lease_token, lease_seconds)
+        if claimed and self.freeze_seconds:
+            time.sleep(self.freeze_seconds)  # noqa: ASYNC251 - the point: every task stops, heartbeats too
+            self.freeze_seconds = 0.0
+        return claimed
+
+
+class StuckStore(MemoryOutboxStore):
+    """The in-memory outbox, whose completions fail while ``stuck`` (results cannot drain)."""
+
+    stuck = True
+
+    async def complete(self, completions: Any, worker_id: str) -> set[int]:
+        if self.stuck:
+            raise ConnectionError("results cannot be written")
+        return await super().complete(completions, worker_id)
+
+
+_LIVENESS = {"worker_heartbeat_seconds": 0.05, "dead_worker_seconds": 1.0, "fence_margin_seconds": 0.2}
+
+
+async def test_the_worker_registers_heartbeats_and_deregisters() -> None:
+    store = MemoryOutboxStore()
+    async with running(_settings(["portal"], **_LIVENESS), store, {"portal": FakeConnector("portal")}) as w:
+        await settle(lambda: w.registration.id in store.workers)
+        registered = store.workers[w.registration.id]
+        first = registered.last_heartbeat_at
+        await settle(lambda: registered.last_heartbeat_at > first)
+        assert registered.stopped_at is None
+        assert w.registration.id.startswith("w:")  # the name, then pid and a random part
+    assert registered.stopped_at is not None
+
+
+async def test_a_worker_frozen_between_claim_and_send_does_not_send() -> None:
+    """Frozen longer than its liveness allows, it may have been counted dead and its messages
+    given to another worker: the fence keeps it from sending them; they go back to the queue."""
+    store = FreezingStore()
+    fake = FakeConnector("portal")
+    seqs = [store.enqueue("portal", f"D{i}", {"n": i}) for i in range(3)]
+    store.freeze_seconds = 1.5  # > dead_worker_seconds
+    async with running(_settings(["portal"], **_LIVENESS), store, {"portal": fake}) as worker:
+        await settle(lambda: _states(store) == {"delivered": 3})
+    assert worker.stats.fenced >= 3  # the frozen claim's (a loaded machine may add more)
+    assert sorted(d.payload["n"] for d in fake.tries) == [0, 1, 2]  # each sent once, after the release
+    assert all([a.outcome for a in store.attempts_of(seq)] == ["delivered"] for seq in seqs)
+
+
+async def test_a_heartbeat_that_finds_its_lease_lost_cancels_the_delivery() -> None:
+    gate = asyncio.Event()
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal", gate=gate)
+    seq = store.enqueue("portal", "D1", {"n": 1})
+    settings = _settings(["portal"], heartbeat_seconds=0.02)
+    async with running(settings, store, {"portal": fake}) as worker:
+        await settle(lambda: fake.in_flight == 1)
+        store.get(seq).lease_expires_at = utcnow() - timedelta(seconds=1)
+        assert await store.rescue_expired({"portal": 5}, "other") == [seq]
+        await settle(lambda: worker.stats.lost == 1)
+        await settle(lambda: fake.in_flight == 1 and len(fake.tries) == 2)  # claimed again, attempt 2
+        gate.set()
+        await settle(lambda: store.get(seq).state == MessageState.DELIVERED)
+    assert [d.attempt for d in fake.delivered] == [2]  # the cancelled attempt never completed
+    assert [(a.outcome, a.attempt_no) for a in store.attempts_of(seq)] == [
+        ("lease_lost", 1),
+        ("delivered", 2),
+    ]
+
+
+async def test_claiming_pauses_while_results_do_not_drain() -> None:
+    store = StuckStore()
+    fake = FakeConnector("portal")
+    for i in range(100):
+        store.enqueue("portal", f"D{i}", {"n": i})
+    settings = _settings(["portal"], concurrency=4, batch_size=2)
+    async with running(settings, store, {"portal": fake}) as worker:
+        await settle(worker.ledger.backlogged)
+        for _ in range(50):  # many poll intervals: time to claim everything, were it allowed
+            await asyncio.sleep(0.002)
+        # At most the backlog bound (2 batches) plus one claim's worth of slots.
+        assert worker.stats.claimed <= 2 * 2 + 4
+        store.stuck = False
+        await settle(lambda: _states(store) == {"delivered": 100})
+
+
+async def test_a_dead_workers_leases_are_rescued_before_they_expire() -> None:
+    store = MemoryOutboxStore()
+    seq = store.enqueue("portal", "D1", {"n": 1})
+    dead = WorkerRegistration(id="dead:1:abcdef", host="h", pid=1)
+    await store.heartbeat_worker(dead)
+    await store.claim({"portal": 1}, dead.token(1), 3600)  # an hour-long lease
+    store.workers[dead.id].last_heartbeat_at = utcnow() - timedelta(seconds=10)
+    fake = FakeConnector("portal")
+    async with running(_settings(["portal"], **_LIVENESS), store, {"portal": fake}) as worker:
+        await settle(lambda: store.get(seq).state == MessageState.DELIVERED)
+    assert worker.stats.rescued == 1
+    lost, delivered = store.attempts_of(seq)
+    assert (lost.outcome, lost.worker_id, delivered.outcome) == ("lease_lost", dead.token(1), "delivered")
+    assert store.workers[dead.id].stopped_at is not None
