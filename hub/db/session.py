@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,7 +81,7 @@ class Database:
     sessions: sessionmaker[Session]
     #: Sessions for writing, used through :meth:`transaction`.
     write_sessions: sessionmaker[Session]
-    #: Held around every :meth:`transaction` and :meth:`write` (see :func:`_writer_gate`).
+    #: Held around every :meth:`transaction` (see :func:`_writer_gate`).
     writer_gate: AbstractContextManager[Any] = field(default_factory=nullcontext, repr=False)
 
     @classmethod
@@ -104,13 +104,6 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         with self.writer_gate, self.write_sessions.begin() as session:
             yield session
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A connection inside one write transaction, for Core statements on hot paths (no ORM
-        unit of work): committed on success, rolled back on error."""
-        with self.writer_gate, self.engine.begin() as connection:
-            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from hub.db.base import utcnow
@@ -16,6 +16,11 @@ from hub.outbox.transitions import enqueued
 
 #: PostgreSQL channel the workers LISTEN on; payload is the endpoint name.
 NOTIFY_CHANNEL = "hub_outbox"
+#: ``Session.info`` key set on a session that wrote outbox rows (the in-process wake-up of
+#: ``hub.delivery.sql_store`` fires on the commit of a session carrying it).
+OUTBOX_TOUCHED = "hub_outbox_touched"
+#: One notification per endpoint name in ``:endpoints``, in one round trip.
+_NOTIFY = text("SELECT pg_notify(:channel, endpoint) FROM unnest(CAST(:endpoints AS text[])) AS endpoint")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,38 +57,36 @@ def new_messages(
     ]
 
 
-def write_messages(
-    connection: Connection | Session, messages: Sequence[dict[str, Any]], *, returning: bool = False
-) -> list[Enqueued]:
-    """Insert ``messages`` (from :func:`new_messages`, queue order = list order) in one
-    statement, committed with the caller's change; with ``returning``, their ``seq``.
+def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list[Enqueued]:
+    """Insert ``messages`` (from :func:`new_messages`, queue order = list order), committed with
+    the caller's change; returns their ``seq``.
 
-    On PostgreSQL one ``NOTIFY`` per endpoint is issued in the same transaction, so workers
-    wake exactly when the commit becomes visible (and not at all if it rolls back).
+    One multi-row ``INSERT … RETURNING`` (SQLAlchemy's "insertmanyvalues"), not a driver
+    ``executemany``: psycopg runs the latter as a pipeline of single-row statements, several
+    times the cost for the one to a few hundred rows an intake transaction writes.
+
+    On PostgreSQL one ``NOTIFY`` per endpoint is issued (in one statement) in the same
+    transaction, so workers wake exactly when the commit becomes visible (and not at all if it
+    rolls back). The session is marked (:data:`OUTBOX_TOUCHED`) so an in-process worker can
+    wake at its commit too (SQLite has no NOTIFY).
     """
     if not messages:
         return []
-    written: list[Enqueued] = []
-    if returning:
-        t = OutboxMessage
-        statement = insert(t).returning(t.seq, t.message_id, t.endpoint, sort_by_parameter_order=True)
-        written = [
-            Enqueued(row.seq, row.message_id, row.endpoint) for row in connection.execute(statement, messages)
-        ]
-    else:
-        connection.execute(insert(OutboxMessage), messages)
-    bind = connection.get_bind() if isinstance(connection, Session) else connection
-    if bind.dialect.name == "postgresql":
-        for endpoint in sorted({message["endpoint"] for message in messages}):
-            connection.execute(
-                text("SELECT pg_notify(:channel, :endpoint)"),
-                {"channel": NOTIFY_CHANNEL, "endpoint": endpoint},
-            )
+    session.info[OUTBOX_TOUCHED] = True
+    connection = session.connection()
+    t = OutboxMessage
+    statement = insert(t).returning(t.seq, t.message_id, t.endpoint, sort_by_parameter_order=True)
+    written = [
+        Enqueued(row.seq, row.message_id, row.endpoint) for row in connection.execute(statement, messages)
+    ]
+    if connection.dialect.name == "postgresql":
+        endpoints = sorted({message["endpoint"] for message in messages})
+        connection.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "endpoints": endpoints})
     return written
 
 
 def enqueue(
-    session: Session | Connection,
+    session: Session,
     *,
     endpoints: Sequence[str],
     kind: str,
@@ -101,4 +104,4 @@ def enqueue(
         dossier_code=dossier_code,
         not_before=not_before,
     )
-    return write_messages(session, messages, returning=True)
+    return write_messages(session, messages)

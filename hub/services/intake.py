@@ -12,7 +12,7 @@ creates nothing; the same key with a different body is a conflict. A dossier ups
 source ``version`` is not newer than the stored one, or whose content is unchanged, is a
 no-op as well.
 
-The writes are SQL statements on one connection, not ORM units of work: the dossiers a
+The writes are Core statements on the session's connection, not ORM units of work: the dossiers a
 command names are read (and on PostgreSQL row-locked) in one ``SELECT``, and the messages and
 audit rows it causes are inserted once, at the end — the per-change cost that bounds how many
 changes one API process takes in.
@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from hub.config import Settings
 from hub.db.base import utcnow
@@ -181,7 +182,7 @@ class _Change:
 class _Unit:
     """One intake transaction: the dossiers it holds, and the rows it writes when it ends."""
 
-    connection: Connection
+    session: Session
     router: Router
     is_postgres: bool
     #: A batch names the failing change in its errors (:func:`_at_item`).
@@ -191,6 +192,11 @@ class _Unit:
     audit: list[dict[str, Any]] = field(default_factory=list)
     #: Code of each dossier created here → index of the change that created it.
     created_by: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection: statements run as Core, no ORM unit of work."""
+        return self.session.connection()
 
     def hold(self, codes: Iterable[str]) -> None:
         """Read (on PostgreSQL: row-lock, in code order so batches cannot deadlock) the dossiers."""
@@ -310,9 +316,10 @@ class _Unit:
         if updates:
             self.connection.execute(_UPDATE_DOSSIER, updates)
         if self.messages:
-            write_messages(self.connection, self.messages)
+            write_messages(self.session, self.messages)
         if self.audit:
-            self.connection.execute(insert(AuditEntry), self.audit)
+            # RETURNING makes it one multi-row INSERT, not a driver executemany (see write_messages)
+            self.connection.execute(insert(AuditEntry).returning(AuditEntry.id), self.audit)
 
     def _insert_dossiers(self, created: list[tuple[str, _Held]], now: Any) -> None:
         """One ``INSERT … ON CONFLICT DO NOTHING``: a code another transaction created since
@@ -400,7 +407,8 @@ class IntakeService:
     ) -> BatchResult:
         """Apply ``batch.changes`` in order in one transaction; the first failing change rolls
         back all of them and its error names it (``details.item``, 0-based)."""
-        with self._db.write() as connection:
+        with self._db.transaction() as session:
+            connection = session.connection()
             body = batch.model_dump(mode="json") if idempotency_key else None
             replay = self._replayed(connection, idempotency_key, body)
             if replay is not None:
@@ -409,7 +417,7 @@ class IntakeService:
                     result.duplicate, result.created = True, False
                 replayed.duplicate = True
                 return replayed
-            unit = _Unit(connection, self._router, self._db.is_postgres, batch=True)
+            unit = _Unit(session, self._router, self._db.is_postgres, batch=True)
             codes: list[str] = []
             for index, item in enumerate(batch.changes):
                 try:
@@ -475,14 +483,15 @@ class IntakeService:
         idempotency_key: str | None,
     ) -> IntakeResult:
         """One change in one transaction: replay, hold, apply, write, remember."""
-        with self._db.write() as connection:
+        with self._db.transaction() as session:
+            connection = session.connection()
             request = body() if idempotency_key else None
             replay = self._replayed(connection, idempotency_key, request)
             if replay is not None:
                 result = IntakeResult.model_validate(replay)
                 result.duplicate, result.created = True, False
                 return result
-            unit = _Unit(connection, self._router, self._db.is_postgres)
+            unit = _Unit(session, self._router, self._db.is_postgres)
             result, remember = apply(unit)
             unit.finish()
             if remember:
