@@ -8,7 +8,9 @@ Usage::
 
 The server runs in its own process (``hub serve --no-worker``) so client and server do not share
 a GIL; the database is fresh (a temporary SQLite file, or a new PostgreSQL schema dropped at the
-end). Prints requests per second and p50/p95 latency per case.
+end). Prints requests per second, p50/p95 latency and the server's CPU time per request per
+case (the last is the steadiest number on a shared machine); ``--cases intake`` or ``status``
+stops after those. Batch intake: ``benchmarks.bench_e2e --table``.
 """
 
 from __future__ import annotations
@@ -102,9 +104,7 @@ class Reporter:
         )
 
 
-async def bench(
-    base: str, token: str, n: int, concurrency: int, cases: set[str], report: Reporter
-) -> None:
+async def bench(base: str, token: str, n: int, concurrency: int, cases: set[str], report: Reporter) -> None:
     day = T0.strftime("%y%m%d")
     codes = [f"000.00.18.H42-{day}-{i + 1:04d}" for i in range(n)]
     auth = {"Authorization": f"Bearer {token}"}
@@ -209,8 +209,10 @@ def main() -> None:
             f"(server: hub serve, 1 process, pid {server.pid}, outbox to 2 endpoints)",
             flush=True,
         )
-        cases = {"intake"} | ({"status"} if opts.cases != "intake" else set()) | (
-            {"lookup"} if opts.cases == "lookup" else set()
+        cases = (
+            {"intake"}
+            | ({"status"} if opts.cases != "intake" else set())
+            | ({"lookup"} if opts.cases == "lookup" else set())
         )
         asyncio.run(bench(base, token, opts.n, opts.concurrency, cases, Reporter(server.pid)))
     finally:
