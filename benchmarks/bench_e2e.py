@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -328,6 +329,9 @@ def sink_ceiling_case(workdir: Path, n: int) -> float:
 async def _procrastinate_drain(db_url: str, sink_url: str, n: int) -> None:
     import procrastinate  # the ``bench`` extra
 
+    # Its warning about an app defined in ``__main__`` concerns workers in other processes
+    # importing the tasks; this worker runs here.
+    logging.getLogger("procrastinate").setLevel(logging.ERROR)
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=db_url))
     body = json.dumps(PAYLOAD, ensure_ascii=False).encode()
     holder: dict[str, aiohttp.ClientSession] = {}
