@@ -12,10 +12,11 @@ creates nothing; the same key with a different body is a conflict. A dossier ups
 source ``version`` is not newer than the stored one, or whose content is unchanged, is a
 no-op as well.
 
-The writes are Core statements on the session's connection, not ORM units of work: the dossiers a
-command names are read (and on PostgreSQL row-locked) in one ``SELECT``, and the messages and
-audit rows it causes are inserted once, at the end — the per-change cost that bounds how many
-changes one API process takes in.
+The writes are Core statements on the session's connection, not ORM units of work: the
+dossiers a command names are read (and on PostgreSQL row-locked) in one ``SELECT`` (a single
+upsert of a new code is inserted without reading first), and the messages and audit rows it
+causes are inserted once, at the end — the per-change cost that bounds how many changes one
+API process takes in (``benchmarks/bench_e2e.py``).
 """
 
 from __future__ import annotations
@@ -192,11 +193,11 @@ class _Unit:
     audit: list[dict[str, Any]] = field(default_factory=list)
     #: Code of each dossier created here → index of the change that created it.
     created_by: dict[str, int] = field(default_factory=dict)
+    #: The transaction's connection: statements run as Core, no ORM unit of work.
+    connection: Connection = field(init=False)
 
-    @property
-    def connection(self) -> Connection:
-        """The transaction's connection: statements run as Core, no ORM unit of work."""
-        return self.session.connection()
+    def __post_init__(self) -> None:
+        self.connection = self.session.connection()
 
     def hold(self, codes: Iterable[str]) -> None:
         """Read (on PostgreSQL: row-lock, in code order so batches cannot deadlock) the dossiers."""
