@@ -8,7 +8,9 @@ Usage::
 
 The server runs in its own process (``hub serve --no-worker``) so client and server do not share
 a GIL; the database is fresh (a temporary SQLite file, or a new PostgreSQL schema dropped at the
-end). Prints requests per second and p50/p95 latency per case.
+end). Prints requests per second, p50/p95 latency and the server's CPU time per request per
+case (the last is the steadiest number on a shared machine); ``--cases intake`` or ``status``
+stops after those. Batch intake: ``benchmarks.bench_e2e --table``.
 """
 
 from __future__ import annotations
@@ -77,15 +79,32 @@ async def drive(
     return time.perf_counter() - started, latencies
 
 
-def report(name: str, n: int, elapsed: float, latencies: list[float]) -> None:
-    q = statistics.quantiles(latencies, n=20)
-    print(
-        f"{name:16} {n:6d} req  {n / elapsed:8.1f} req/s  "
-        f"p50 {q[9] * 1000:6.1f} ms  p95 {q[18] * 1000:6.1f} ms"
-    )
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def bench(base: str, token: str, n: int, concurrency: int) -> None:
+class Reporter:
+    """Prints one line per case, with the server's CPU time per request since the last line."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.mark = cpu_seconds(server_pid)
+
+    def __call__(self, name: str, n: int, elapsed: float, latencies: list[float]) -> None:
+        q = statistics.quantiles(latencies, n=20)
+        cpu = cpu_seconds(self.server_pid)
+        used, self.mark = cpu - self.mark, cpu
+        print(
+            f"{name:16} {n:6d} req  {n / elapsed:8.1f} req/s  "
+            f"p50 {q[9] * 1000:6.1f} ms  p95 {q[18] * 1000:6.1f} ms  "
+            f"server CPU {used * 1000 / n:5.2f} ms/req",
+            flush=True,
+        )
+
+
+async def bench(base: str, token: str, n: int, concurrency: int, cases: set[str], report: Reporter) -> None:
     day = T0.strftime("%y%m%d")
     codes = [f"000.00.18.H42-{day}-{i + 1:04d}" for i in range(n)]
     auth = {"Authorization": f"Bearer {token}"}
@@ -95,11 +114,15 @@ async def bench(base: str, token: str, n: int, concurrency: int) -> None:
             n, concurrency, lambda i: api.post("/api/v1/dossiers", json={"dossier": dossier(codes[i])})
         )
         report("intake create", n, elapsed, lat)
+        if "status" not in cases:
+            return
         change = {"status": 4, "at": (T0 + timedelta(hours=1)).isoformat(), "handler": "Trần Thị Bình"}
         elapsed, lat = await drive(
             n, concurrency, lambda i: api.post(f"/api/v1/dossiers/{codes[i]}/status", json=change)
         )
         report("status change", n, elapsed, lat)
+        if "lookup" not in cases:
+            return
         params = {"id_number": "037099001234"}
         elapsed, lat = await drive(
             n, concurrency, lambda i: api.get(f"/api/v1/lookup/{codes[i]}", params=params)
@@ -127,6 +150,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=500, help="requests per case (at most 9999)")
     parser.add_argument("-c", "--concurrency", type=int, default=16)
     parser.add_argument("--db", help="PostgreSQL URL (default: a temporary SQLite file)")
+    parser.add_argument(
+        "--cases",
+        choices=["intake", "status", "lookup"],
+        default="lookup",
+        help="stop after intake creates, after status changes, or run everything (default)",
+    )
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
     schema = None
@@ -177,9 +206,15 @@ def main() -> None:
         backend = "postgresql" if opts.db else "sqlite"
         print(
             f"backend={backend} n={opts.n} concurrency={opts.concurrency} "
-            "(server: hub serve, 1 process, outbox to 2 endpoints)"
+            f"(server: hub serve, 1 process, pid {server.pid}, outbox to 2 endpoints)",
+            flush=True,
         )
-        asyncio.run(bench(base, token, opts.n, opts.concurrency))
+        cases = (
+            {"intake"}
+            | ({"status"} if opts.cases != "intake" else set())
+            | ({"lookup"} if opts.cases == "lookup" else set())
+        )
+        asyncio.run(bench(base, token, opts.n, opts.concurrency, cases, Reporter(server.pid)))
     finally:
         server.terminate()
         server.wait(30)

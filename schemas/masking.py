@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-_PHONE_RE = re.compile(r"(?<![\w+])(?:\+84|84|0)(?:[ .-]?\d){8,9}(?![\d])")
+#: Not inside a longer token: a UUID's ``-0330-4701-97ab`` is not a phone number.
+_PHONE_RE = re.compile(r"(?<![\w+-])(?:\+84|84|0)(?:[ .-]?\d){8,9}(?![\w-])")
 _ID_RE = re.compile(r"(?<![\w.-])(\d{12}|\d{9})(?![\w])")
 _TOKEN_RE = re.compile(r"\bhub_([a-z0-9]{8})_[A-Za-z0-9_-]+")
 _BEARER_RE = re.compile(r"(?i)\b(bearer|x-api-key[\"']?\s*[:=]\s*[\"']?)\s*([^\s\"',]{8,})")

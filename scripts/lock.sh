@@ -4,8 +4,10 @@
 #   scripts/lock.sh --upgrade                    every package to the newest release pyproject.toml allows
 #   scripts/lock.sh --upgrade-package zeep       one package (arguments go to `uv pip compile`)
 # requirements.lock: runtime (the Docker image); requirements-test.lock: runtime + the `test`
-# extra (scripts/bootstrap.sh, so `make test` and CI), constrained to the runtime pins. Both
-# also pin pip and the build backend, so the project itself is built without unpinned downloads.
+# extra (scripts/bootstrap.sh, so `make test` and CI), constrained to the runtime pins;
+# requirements-bench.lock: that + the `bench` extra (peers of benchmarks/bench_e2e.py --table),
+# constrained to the test pins. All also pin pip and the build backend, so the project itself
+# is built without unpinned downloads.
 # uv runs from a throwaway virtualenv; nothing is installed into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +34,10 @@ compile() {
 }
 compile -o requirements.lock "$@"
 compile --extra test -c requirements.lock -o requirements-test.lock "$@"
+compile --extra test --extra bench -c requirements-test.lock -o requirements-bench.lock "$@"
 # The annotations name the temporary input file; say what it holds instead.
 sed -i "s|-r $tool/build.in|pip and build-system.requires (pyproject.toml)|" \
-  requirements.lock requirements-test.lock
-echo "lock: wrote requirements.lock ($(grep -c '^[a-z0-9]' requirements.lock) packages)" \
-  "and requirements-test.lock ($(grep -c '^[a-z0-9]' requirements-test.lock) packages)"
+  requirements.lock requirements-test.lock requirements-bench.lock
+echo "lock: wrote requirements.lock ($(grep -c '^[a-z0-9]' requirements.lock) packages)," \
+  "requirements-test.lock ($(grep -c '^[a-z0-9]' requirements-test.lock) packages)" \
+  "and requirements-bench.lock ($(grep -c '^[a-z0-9]' requirements-bench.lock) packages)"

@@ -38,6 +38,7 @@ def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
         ("gọi +84912345678", "912345678", "091*****78"),
         ("gọi 84 912 345 678", "912 345 678", "091*****78"),
         ("gọi 0912.345.678", "0912.345.678", "091*****78"),
+        ("gọi 0912-345-678.", "0912-345-678", "091*****78"),
         (f"Authorization: Bearer {TOKEN}", "ZZZZZZZZ", "Bearer ***"),
         (f"key {TOKEN}", "ZZZZZZZZ", "hub_ab12cd34_***"),
         ('{"password": "s3cr3t-value"}', "s3cr3t-value", '"password": "***'),
@@ -58,6 +59,7 @@ def test_mask_pii(text: str, leaked: str, shown: str) -> None:
         "NgayTiepNhan=20250612080500",
         "procedure 1.003901.H42",
         "message 3f2a1b4c-1234-4abc-9def-0a1b2c3d4e5f",
+        "X-Message-Id=7d0c7f0e-1111-4c1e-0330-470197ab1234",  # a UUID piece is not a phone number
         "took 1234 ms, 5 attempts",
     ],
 )

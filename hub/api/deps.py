@@ -10,12 +10,13 @@ role answers 403. The admin role passes every role check.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from hub.auth.keys import ApiKeyService, Principal
 from hub.config import Settings
@@ -113,18 +114,17 @@ def bearer_token(request: Request) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
-def authenticate(request: Request) -> Principal:
-    """The calling principal; raises :class:`AuthenticationError` (401) when there is none."""
-    cached = getattr(request.state, "principal", None)
-    if isinstance(cached, Principal):
-        return cached
+def _required_token(request: Request) -> str:
     token = bearer_token(request)
     if token is None:
         raise AuthenticationError(
             "missing API credentials: send 'Authorization: Bearer <token>' or 'X-API-Key'",
             message_vi="thiếu thông tin xác thực API",
         )
-    principal = get_keys(request).authenticate(token)
+    return token
+
+
+def _known(request: Request, principal: Principal | None) -> Principal:
     if principal is None:
         raise AuthenticationError(
             "invalid or revoked API key", message_vi="khóa API không hợp lệ hoặc đã bị thu hồi"
@@ -133,21 +133,42 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require_role(*roles: str) -> Callable[[Request], Principal]:
+def authenticate(request: Request) -> Principal:
+    """The calling principal; raises :class:`AuthenticationError` (401) when there is none."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    return _known(request, get_keys(request).authenticate(_required_token(request)))
+
+
+async def authenticate_async(request: Request) -> Principal:
+    """:func:`authenticate` for the event loop: a key verified moments ago is answered here;
+    otherwise the database lookup runs in a worker thread."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    token = _required_token(request)
+    keys = get_keys(request)
+    principal = keys.remembered(token) or await run_in_threadpool(keys.authenticate, token)
+    return _known(request, principal)
+
+
+def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """Dependency factory: the caller must hold one of ``roles`` (admin always passes).
 
     Usage: ``principal: Annotated[Principal, Depends(require_role("technician"))]``.
     """
     wanted = tuple(ApiRole(role) for role in roles)
 
-    def dependency(
+    async def dependency(
         request: Request,
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)] = None,
         _api_key: Annotated[str | None, Security(API_KEY_SCHEME)] = None,
     ) -> Principal:
         # The two security parameters only document the schemes in OpenAPI; the token is
-        # read by :func:`authenticate` so both headers share one code path.
-        principal = authenticate(request)
+        # read by :func:`authenticate_async` so both headers share one code path. Async, so a
+        # remembered key costs no thread hop (a sync dependency runs in the thread pool).
+        principal = await authenticate_async(request)
         if not principal.has_role(*wanted):
             raise PermissionDeniedError(
                 f"API key {principal.name!r} (role {principal.role.value}) may not do this; "

@@ -5,6 +5,11 @@ password hash buys nothing); the short prefix is kept in clear so operators can 
 apart in listings and logs. Creation and revocation are written to the audit log. An optional
 bootstrap admin token (``HUB_BOOTSTRAP_ADMIN_TOKEN``) lets a fresh installation create its
 first keys; it is compared in constant time and never stored.
+
+Verified keys are remembered for :data:`KEY_CACHE_SECONDS` (a bounded TTL cache keyed by the
+token's hash), so a busy client costs one key lookup every few seconds, not one per request.
+A revocation through the same service takes effect at once; one made elsewhere (another
+process, ``hub keys revoke``) within :data:`KEY_CACHE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +37,10 @@ TOKEN_RE = re.compile(r"^hub_(?P<prefix>[a-z0-9]{8})_(?P<secret>[A-Za-z0-9_-]{43
 BOOTSTRAP_NAME = "bootstrap-admin"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 _PREFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+#: How long a verified key is trusted without looking it up again.
+KEY_CACHE_SECONDS = 5.0
+#: Most verified keys remembered at once (distinct clients of one process).
+KEY_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +102,21 @@ def _info(row: ApiKey) -> ApiKeyInfo:
 
 
 class ApiKeyService:
-    def __init__(self, db: Database, *, bootstrap_token: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        bootstrap_token: str | None = None,
+        cache_seconds: float = KEY_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._bootstrap_hash = hash_token(bootstrap_token) if bootstrap_token else None
+        #: Token hash → principal of keys verified in the last ``cache_seconds`` (hits only:
+        #: unknown tokens are looked up every time, so guessing fills nothing).
+        self._verified: TTLCache[str, Principal] = TTLCache(KEY_CACHE_SIZE, cache_seconds, timer=clock)
+        self._verified_lock = threading.Lock()  # TTLCache is not thread-safe
+        self._generation = 0  # bumped by each revocation
 
     def create(self, name: str, role: ApiRole | str, *, actor: str) -> IssuedKey:
         if not _NAME_RE.match(name):
@@ -146,7 +171,24 @@ class ApiKeyService:
                         actor=actor, action="api_key.revoke", target=name, details={"prefix": row.key_prefix}
                     )
                 )
-            return _info(row)
+        self._forget_verified()
+        return _info(row)
+
+    def _forget_verified(self) -> None:
+        """After a revocation commits: drop every remembered key, and keep a lookup that began
+        before the commit from putting its (stale) answer back."""
+        with self._verified_lock:
+            self._verified.clear()
+            self._generation += 1
+
+    def remembered(self, token: str) -> Principal | None:
+        """The principal for ``token`` if known without the database (the bootstrap token, or a
+        key verified in the last :data:`KEY_CACHE_SECONDS`); ``None``: ask :meth:`authenticate`."""
+        digest = hash_token(token)
+        if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
+            return Principal(BOOTSTRAP_NAME, ApiRole.ADMIN)
+        with self._verified_lock:
+            return self._verified.get(digest)
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal for ``token``, or ``None`` for unknown, malformed or revoked keys."""
@@ -155,8 +197,19 @@ class ApiKeyService:
             return Principal(BOOTSTRAP_NAME, ApiRole.ADMIN)
         if parse_token(token) is None:
             return None
+        with self._verified_lock:
+            principal = self._verified.get(digest)
+            generation = self._generation
+        if principal is not None:
+            return principal
         with self._db.sessions() as session:
-            row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-            if row is None or row.revoked_at is not None:
-                return None
-            return Principal(row.name, ApiRole(row.role))
+            row = session.execute(
+                select(ApiKey.name, ApiKey.role, ApiKey.revoked_at).where(ApiKey.key_hash == digest)
+            ).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        principal = Principal(row.name, ApiRole(row.role))
+        with self._verified_lock:
+            if generation == self._generation:
+                self._verified[digest] = principal
+        return principal

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,15 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
 
+def _writer_gate(engine: Engine) -> AbstractContextManager[Any]:
+    """SQLite admits one writer at a time: this process's writers queue on a lock, woken the
+    moment the holder commits, instead of in SQLite's busy handler, which sleeps up to 100 ms
+    between retries (16 concurrent intake requests spent most of their p95 there). Re-entrant,
+    so a transaction opened inside another on the same thread fails as before, not by deadlock
+    here. PostgreSQL locks rows, not the database: no gate."""
+    return threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+
+
 @dataclass
 class Database:
     engine: Engine
@@ -81,6 +91,8 @@ class Database:
     sessions: sessionmaker[Session]
     #: Sessions for writing, used through :meth:`transaction`.
     write_sessions: sessionmaker[Session]
+    #: Held around every :meth:`transaction` (see :func:`_writer_gate`).
+    writer_gate: AbstractContextManager[Any] = field(default_factory=nullcontext, repr=False)
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10) -> Database:
@@ -90,6 +102,7 @@ class Database:
             engine=engine,
             sessions=sessionmaker(reader, expire_on_commit=False),
             write_sessions=sessionmaker(engine, expire_on_commit=False),
+            writer_gate=_writer_gate(engine),
         )
 
     @property
@@ -99,7 +112,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        with self.write_sessions.begin() as session:
+        with self.writer_gate, self.write_sessions.begin() as session:
             yield session
 
     def dispose(self) -> None:

@@ -45,7 +45,7 @@ from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, Outbo
 from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_BEGIN_OPTION, Database
 from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, WorkerRegistration
 from hub.outbox import transitions
-from hub.outbox.enqueue import NOTIFY_CHANNEL
+from hub.outbox.enqueue import NOTIFY_CHANNEL, OUTBOX_TOUCHED
 from hub.outbox.queue import claimable_condition
 from hub.outbox.transitions import AttemptOutcome, AttemptRecord, Changes, Increment, LeaseLoss
 
@@ -598,7 +598,8 @@ class _LocalWake:
     the store itself writes through Core, so the worker never wakes itself.
     """
 
-    _FLAG = "hub_outbox_touched"
+    #: Set by :func:`hub.outbox.enqueue.write_messages` and by the flush hook below.
+    _FLAG = OUTBOX_TOUCHED
 
     def __init__(self, db: Database, wake: Callable[[], None]) -> None:
         self._wake = wake

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from hub.db.base import utcnow
@@ -15,6 +16,73 @@ from hub.outbox.transitions import enqueued
 
 #: PostgreSQL channel the workers LISTEN on; payload is the endpoint name.
 NOTIFY_CHANNEL = "hub_outbox"
+#: ``Session.info`` key set on a session that wrote outbox rows (the in-process wake-up of
+#: ``hub.delivery.sql_store`` fires on the commit of a session carrying it).
+OUTBOX_TOUCHED = "hub_outbox_touched"
+#: One notification per endpoint name in ``:endpoints``, in one round trip.
+_NOTIFY = text("SELECT pg_notify(:channel, endpoint) FROM unnest(CAST(:endpoints AS text[])) AS endpoint")
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """A message written by :func:`enqueue`: its queue position and its id."""
+
+    seq: int
+    message_id: str
+    endpoint: str
+
+
+def new_messages(
+    *,
+    endpoints: Sequence[str],
+    kind: str,
+    ordering_key: str,
+    payload: dict[str, Any],
+    dossier_code: str | None = None,
+    not_before: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The columns of one new pending message per endpoint, for :func:`write_messages`."""
+    now = utcnow()
+    return [
+        enqueued(
+            endpoint=endpoint,
+            kind=kind,
+            ordering_key=ordering_key,
+            payload=payload,
+            dossier_code=dossier_code,
+            not_before=not_before,
+            now=now,
+        )
+        for endpoint in endpoints
+    ]
+
+
+def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list[Enqueued]:
+    """Insert ``messages`` (from :func:`new_messages`, queue order = list order), committed with
+    the caller's change; returns their ``seq``.
+
+    One multi-row ``INSERT … RETURNING`` (SQLAlchemy's "insertmanyvalues"), not a driver
+    ``executemany``: psycopg runs the latter as a pipeline of single-row statements, several
+    times the cost for the one to a few hundred rows an intake transaction writes.
+
+    On PostgreSQL one ``NOTIFY`` per endpoint is issued (in one statement) in the same
+    transaction, so workers wake exactly when the commit becomes visible (and not at all if it
+    rolls back). The session is marked (:data:`OUTBOX_TOUCHED`) so an in-process worker can
+    wake at its commit too (SQLite has no NOTIFY).
+    """
+    if not messages:
+        return []
+    session.info[OUTBOX_TOUCHED] = True
+    connection = session.connection()
+    t = OutboxMessage
+    statement = insert(t).returning(t.seq, t.message_id, t.endpoint, sort_by_parameter_order=True)
+    written = [
+        Enqueued(row.seq, row.message_id, row.endpoint) for row in connection.execute(statement, messages)
+    ]
+    if connection.dialect.name == "postgresql":
+        endpoints = sorted({message["endpoint"] for message in messages})
+        connection.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "endpoints": endpoints})
+    return written
 
 
 def enqueue(
@@ -26,33 +94,14 @@ def enqueue(
     payload: dict[str, Any],
     dossier_code: str | None = None,
     not_before: datetime | None = None,
-) -> list[OutboxMessage]:
-    """Add one message per endpoint to the session (committed with the caller's change).
-
-    On PostgreSQL a ``NOTIFY`` is issued in the same transaction, so workers wake exactly
-    when the commit becomes visible (and not at all if it rolls back).
-    """
-    now = utcnow()
-    rows = [
-        OutboxMessage(
-            **enqueued(
-                endpoint=endpoint,
-                kind=kind,
-                ordering_key=ordering_key,
-                payload=payload,
-                dossier_code=dossier_code,
-                not_before=not_before,
-                now=now,
-            )
-        )
-        for endpoint in endpoints
-    ]
-    session.add_all(rows)
-    session.flush()
-    if rows and session.get_bind().dialect.name == "postgresql":
-        for endpoint in sorted({row.endpoint for row in rows}):
-            session.execute(
-                text("SELECT pg_notify(:channel, :endpoint)"),
-                {"channel": NOTIFY_CHANNEL, "endpoint": endpoint},
-            )
-    return rows
+) -> list[Enqueued]:
+    """Write one message per endpoint in the caller's transaction (see :func:`write_messages`)."""
+    messages = new_messages(
+        endpoints=endpoints,
+        kind=kind,
+        ordering_key=ordering_key,
+        payload=payload,
+        dossier_code=dossier_code,
+        not_before=not_before,
+    )
+    return write_messages(session, messages)

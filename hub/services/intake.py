@@ -1,51 +1,76 @@
 """Intake: the department's changes to dossiers, stored together with the messages they cause.
 
-Every public method runs one transaction that (1) locks the dossier row, (2) applies the
+Every command runs in one transaction that (1) locks the dossier rows it names, (2) applies the
 change after checking the one-stop procedure's rules (:mod:`schemas.status`), and (3) writes
 the outbound messages chosen by the routing rules — so a change and its handoffs commit
-together or not at all (transactional outbox).
+together or not at all (transactional outbox, docs/delivery.md). A batch
+(:meth:`IntakeService.apply_batch`) is the same for many changes in one transaction: all of
+them, or none and an error naming the failing one.
 
 Idempotency: a request with an idempotency key already seen returns the first answer and
 creates nothing; the same key with a different body is a conflict. A dossier upsert whose
 source ``version`` is not newer than the stored one, or whose content is unchanged, is a
 no-op as well.
+
+The writes are Core statements on the session's connection, not ORM units of work: the
+dossiers a command names are read (and on PostgreSQL row-locked) in one ``SELECT`` (a single
+upsert of a new code is inserted without reading first), and the messages and audit rows it
+causes are inserted once, at the end — the per-change cost that bounds how many changes one
+API process takes in (``benchmarks/bench_e2e.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
 from hub.db.base import utcnow
-from hub.db.models import (
-    AuditEntry,
-    DossierRow,
-    DossierSequence,
-    IdempotencyRecord,
-)
+from hub.db.models import AuditEntry, DossierRow, DossierSequence, IdempotencyRecord
 from hub.db.session import Database
 from hub.dlq.models import DlqFilter, MessageSummary
 from hub.dlq.service import list_messages
-from hub.outbox.enqueue import enqueue
+from hub.outbox.enqueue import new_messages, write_messages
 from hub.outbox.routing import RouteQuery, Router
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import format_dossier_code, validate_agency_code, validate_dossier_code
 from schemas.dossier import Dossier, ProcessingStep, SupplementRequest
-from schemas.errors import ConflictError, InvalidInputError, NotFoundError
+from schemas.errors import ConflictError, HubError, InvalidInputError, NotFoundError
 from schemas.messages import DossierProgressPayload, DossierSyncPayload, MessageKind
 from schemas.status import DossierStatus, check_transition
+
+#: Most changes one batch request may carry (one transaction holds their row locks).
+MAX_BATCH_CHANGES = 500
+
+#: A stored dossier's new revision (executemany: one parameter set per changed dossier).
+_UPDATE_DOSSIER = (
+    update(DossierRow)
+    .where(DossierRow.id == bindparam("b_id"))
+    .values(
+        {
+            name: bindparam(f"b_{name}")
+            for name in (
+                "revision",
+                "status",
+                "procedure_code",
+                "source_version",
+                "owner_id_hash",
+                "document",
+                "updated_at",
+            )
+        }
+    )
+)
 
 
 class IntakeResult(BaseModel):
@@ -58,6 +83,55 @@ class IntakeResult(BaseModel):
     message_ids: list[str] = Field(default_factory=list)
 
 
+# --- batch commands -------------------------------------------------------------------------
+# The single routes' commands with an ``op`` naming which one, and the dossier code where the
+# single route takes it from the path.
+
+
+class UpsertItem(DossierUpsert):
+    """Create or replace a dossier, as ``POST /dossiers``."""
+
+    op: Literal["upsert"]
+
+
+class StatusItem(StatusChange):
+    """Change a dossier's status, as ``POST /dossiers/{code}/status``."""
+
+    op: Literal["status"]
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class StepItem(StepAdd):
+    """Record a processing step, as ``POST /dossiers/{code}/steps``."""
+
+    op: Literal["step"]
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ResultItem(ResultAttach):
+    """Attach a result paper by URL, as ``POST /dossiers/{code}/results``."""
+
+    op: Literal["result"]
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+IntakeChange = Annotated[UpsertItem | StatusItem | StepItem | ResultItem, Field(discriminator="op")]
+
+
+class IntakeBatch(BaseModel):
+    """Changes applied in order in one transaction: all of them, or none."""
+
+    changes: Annotated[list[IntakeChange], Field(min_length=1, max_length=MAX_BATCH_CHANGES)]
+
+
+class BatchResult(BaseModel):
+    """One result per change, in the order sent."""
+
+    results: list[IntakeResult]
+    duplicate: bool = False
+    """True when the whole batch was a replay of an idempotency key already seen."""
+
+
 def owner_id_digest(id_number: str) -> str:
     return hashlib.sha256(id_number.strip().encode()).hexdigest()
 
@@ -68,6 +142,33 @@ def _request_hash(payload: Any) -> str:
     ).hexdigest()
 
 
+def _at_item(error: HubError, index: int) -> HubError:
+    """``error`` as a batch reports it: naming the change (0-based ``index``) that failed."""
+    error.message = f"change {index}: {error.message}"
+    error.message_vi = f"thay đổi thứ {index}: {error.message_vi}"
+    error.args = (error.message,)
+    error.details = {**error.details, "item": index}
+    return error
+
+
+def _not_found(code: str) -> NotFoundError:
+    return NotFoundError(f"dossier {code} not found", message_vi=f"không tìm thấy hồ sơ {code}")
+
+
+@dataclass(slots=True)
+class _Held:
+    """A dossier inside the running transaction: as stored (and locked), or created by it."""
+
+    dossier: Dossier
+    revision: int
+    source_version: int | None
+    origin: str
+    owner_id_hash: str | None
+    row_id: int | None
+    """``None``: created in this transaction, inserted at the end."""
+    changed: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class _Change:
     """What applying a command did: messages to route, new steps, and the audit record."""
@@ -76,6 +177,198 @@ class _Change:
     steps: list[ProcessingStep]
     action: str
     details: dict[str, Any]
+
+
+@dataclass
+class _Unit:
+    """One intake transaction: the dossiers it holds, and the rows it writes when it ends."""
+
+    session: Session
+    router: Router
+    is_postgres: bool
+    #: A batch names the failing change in its errors (:func:`_at_item`).
+    batch: bool = False
+    held: dict[str, _Held | None] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    #: Code of each dossier created here → index of the change that created it.
+    created_by: dict[str, int] = field(default_factory=dict)
+    #: The transaction's connection: statements run as Core, no ORM unit of work.
+    connection: Connection = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connection = self.session.connection()
+
+    def hold(self, codes: Iterable[str]) -> None:
+        """Read (on PostgreSQL: row-lock, in code order so batches cannot deadlock) the dossiers."""
+        wanted = sorted({code for code in codes if code not in self.held})
+        if not wanted:
+            return
+        d = DossierRow
+        statement = (
+            select(d.id, d.code, d.revision, d.source_version, d.origin, d.owner_id_hash, d.document)
+            .where(d.code.in_(wanted))
+            .order_by(d.code)
+        )
+        if self.is_postgres:
+            statement = statement.with_for_update()
+        for code in wanted:
+            self.held[code] = None
+        for row in self.connection.execute(statement):
+            self.held[row.code] = _Held(
+                dossier=Dossier.model_validate(row.document),
+                revision=row.revision,
+                source_version=row.source_version,
+                origin=row.origin,
+                owner_id_hash=row.owner_id_hash,
+                row_id=row.id,
+            )
+
+    def get(self, code: str) -> _Held | None:
+        self.hold([code])
+        return self.held[code]
+
+    def require(self, code: str) -> _Held:
+        held = self.get(code)
+        if held is None:
+            raise _not_found(code)
+        return held
+
+    def create(self, dossier: Dossier, version: int | None, origin: str, index: int) -> _Held:
+        held = _Held(
+            dossier=dossier,
+            revision=0,
+            source_version=version,
+            origin=origin,
+            owner_id_hash=owner_id_digest(dossier.owner.id_number) if dossier.owner.id_number else None,
+            row_id=None,
+        )
+        self.held[dossier.code] = held
+        self.created_by[dossier.code] = index
+        return held
+
+    def store_and_route(
+        self,
+        held: _Held,
+        kinds: Sequence[MessageKind],
+        new_steps: Sequence[ProcessingStep],
+        *,
+        origin: str | None = None,
+    ) -> list[str]:
+        """A new revision of ``held`` and the messages it causes (written by :meth:`finish`)."""
+        dossier = held.dossier
+        held.revision += 1
+        held.changed = True
+        if dossier.owner.id_number:
+            held.owner_id_hash = owner_id_digest(dossier.owner.id_number)
+        origin = origin or held.origin
+        ids: list[str] = []
+        for kind in kinds:
+            payload = DossierSyncPayload(dossier=dossier, revision=held.revision)
+            ids += self._route(kind, origin, dossier, payload.model_dump(mode="json"))
+        if new_steps:
+            progress = DossierProgressPayload(
+                dossier_code=dossier.code, steps=list(new_steps), dossier=dossier, revision=held.revision
+            )
+            ids += self._route(
+                MessageKind.DOSSIER_PROGRESS, origin, dossier, progress.model_dump(mode="json")
+            )
+        return ids
+
+    def _route(self, kind: MessageKind, origin: str, dossier: Dossier, payload: dict[str, Any]) -> list[str]:
+        endpoints = self.router.endpoints_for(
+            RouteQuery(kind=kind.value, origin=origin, status=dossier.status.value)
+        )
+        rows = new_messages(
+            endpoints=endpoints,
+            kind=kind.value,
+            ordering_key=dossier.code,
+            payload=payload,
+            dossier_code=dossier.code,
+        )
+        self.messages += rows
+        return [row["message_id"] for row in rows]
+
+    def record(self, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
+        self.audit.append(
+            {"at": utcnow(), "actor": actor, "action": action, "target": target, "details": details}
+        )
+
+    def create_at_once(self, dossier: Dossier, version: int | None, origin: str) -> list[str] | None:
+        """A single upsert of a code not held yet: insert it as new right away, without reading
+        first (one statement less for the common case); ``None``, having changed nothing, when
+        the dossier exists — then it is read, locked and replaced as usual."""
+        held = self.create(dossier, version, origin, 0)
+        ids = self.store_and_route(held, [MessageKind.DOSSIER_SYNC], [], origin=origin)
+        inserted = self._insert_dossiers([(dossier.code, held)], utcnow())
+        if dossier.code in inserted:
+            held.row_id, held.changed = inserted[dossier.code], False
+            return ids
+        del self.held[dossier.code], self.created_by[dossier.code]
+        self.messages.clear()
+        return None
+
+    def finish(self) -> None:
+        """Write what the transaction changed: dossiers, then messages, then audit rows."""
+        now = utcnow()
+        created = [(code, held) for code, held in self.held.items() if held and held.row_id is None]
+        if created:
+            inserted = self._insert_dossiers(created, now)
+            for code, _held in created:
+                if code not in inserted:
+                    error = ConflictError(
+                        f"dossier {code} was created concurrently; repeat the request",
+                        message_vi=f"hồ sơ {code} vừa được tạo đồng thời; hãy gửi lại",
+                    )
+                    raise _at_item(error, self.created_by[code]) if self.batch else error
+        updates = [
+            {
+                "b_id": held.row_id,
+                "b_revision": held.revision,
+                "b_status": held.dossier.status.value,
+                "b_procedure_code": held.dossier.procedure_code,
+                "b_source_version": held.source_version,
+                "b_owner_id_hash": held.owner_id_hash,
+                "b_document": held.dossier.model_dump(mode="json"),
+                "b_updated_at": now,
+            }
+            for held in self.held.values()
+            if held is not None and held.row_id is not None and held.changed
+        ]
+        if updates:
+            self.connection.execute(_UPDATE_DOSSIER, updates)
+        if self.messages:
+            write_messages(self.session, self.messages)
+        if self.audit:
+            # RETURNING makes it one multi-row INSERT, not a driver executemany (see write_messages)
+            self.connection.execute(insert(AuditEntry).returning(AuditEntry.id), self.audit)
+
+    def _insert_dossiers(self, created: list[tuple[str, _Held]], now: Any) -> dict[str, int]:
+        """One ``INSERT … ON CONFLICT DO NOTHING``; the ids of the rows inserted, by code (a code
+        another transaction created meanwhile is missing)."""
+        values = [
+            {
+                "code": code,
+                "agency_code": held.dossier.agency_code,
+                "procedure_code": held.dossier.procedure_code,
+                "status": held.dossier.status.value,
+                "revision": held.revision,
+                "source_version": held.source_version,
+                "owner_id_hash": held.owner_id_hash,
+                "document": held.dossier.model_dump(mode="json"),
+                "origin": held.origin,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for code, held in created
+        ]
+        dialect_insert = pg_insert if self.is_postgres else sqlite_insert
+        statement = (
+            dialect_insert(DossierRow)
+            .on_conflict_do_nothing(index_elements=[DossierRow.code])
+            .returning(DossierRow.code, DossierRow.id)
+        )
+        return {row.code: row.id for row in self.connection.execute(statement, values)}
 
 
 class IntakeService:
@@ -100,98 +393,63 @@ class IntakeService:
         origin: str = "source",
     ) -> IntakeResult:
         """Create or replace a dossier (``DongBoHoSoMC`` semantics)."""
-        body = command.model_dump(mode="json")
-        with self._db.transaction() as session:
-            replay = self._replayed(session, idempotency_key, body)
-            if replay is not None:
-                return replay
-            dossier = command.dossier
-            row = self._lock(session, dossier.code)
-            if row is None:
-                result = self._create(session, dossier, command.version, origin)
-            else:
-                result = self._replace(session, row, dossier, command.version, origin)
-            self._audit(session, actor, "dossier.upsert", dossier.code, {"created": result.created})
-            self._remember(session, idempotency_key, body, result)
-        return result
+        return self._single(
+            lambda: command.model_dump(mode="json"),
+            lambda unit: (self._upsert(unit, command, actor, origin, 0), True),
+            idempotency_key,
+        )
 
     def change_status(
         self, code: str, change: StatusChange, *, actor: str, idempotency_key: str | None = None
     ) -> IntakeResult:
         """Move a dossier along the procedure, recording the step (and re-dating if late)."""
-
-        def apply(dossier: Dossier) -> _Change:
-            check_transition(dossier.status, change.status)
-            self._apply_status(dossier, change)
-            step = ProcessingStep(
-                handler=change.handler,
-                position=change.position,
-                department=change.department,
-                at=change.at,
-                content=change.reason or change.status.label_vi,
-                status=change.status,
-                step_due_at=change.new_due_at,
-            )
-            dossier.steps.append(step)
-            details = {"to": change.status.value, "reason": change.reason}
-            return _Change([MessageKind.DOSSIER_SYNC], [step], "dossier.status", details)
-
-        return self._modify(code, change, actor, idempotency_key, apply)
+        return self._modify(code, change, actor, idempotency_key, self._status)
 
     def add_step(
         self, code: str, command: StepAdd, *, actor: str, idempotency_key: str | None = None
     ) -> IntakeResult:
         """Record a processing step (``CapNhatTienDoHoSoMC``); a step already held is a no-op."""
-
-        def apply(dossier: Dossier) -> _Change | None:
-            if command.step in dossier.steps:
-                return None
-            dossier.steps.append(command.step)
-            return _Change([], [command.step], "dossier.step", {"status": command.step.status.value})
-
-        return self._modify(code, command, actor, idempotency_key, apply)
+        return self._modify(code, command, actor, idempotency_key, self._step)
 
     def attach_result(
         self, code: str, command: ResultAttach, *, actor: str, idempotency_key: str | None = None
     ) -> IntakeResult:
         """Attach (or replace, by id) a result document (``DanhSachGiayToKetQua``)."""
+        return self._modify(code, command, actor, idempotency_key, self._result)
 
-        def apply(dossier: Dossier) -> _Change:
-            dossier.results = [r for r in dossier.results if r.id != command.result.id]
-            dossier.results.append(command.result)
-            details = {"result_id": command.result.id}
-            return _Change([MessageKind.DOSSIER_SYNC], [], "dossier.result", details)
-
-        return self._modify(code, command, actor, idempotency_key, apply)
-
-    def _modify(
-        self,
-        code: str,
-        command: BaseModel,
-        actor: str,
-        idempotency_key: str | None,
-        apply: Callable[[Dossier], _Change | None],
-    ) -> IntakeResult:
-        """Run one change to an existing dossier: lock, apply, store, route, audit, remember."""
-        body = {"code": code, **command.model_dump(mode="json")}
+    def apply_batch(
+        self, batch: IntakeBatch, *, actor: str, idempotency_key: str | None = None
+    ) -> BatchResult:
+        """Apply ``batch.changes`` in order in one transaction; the first failing change rolls
+        back all of them and its error names it (``details.item``, 0-based)."""
         with self._db.transaction() as session:
-            replay = self._replayed(session, idempotency_key, body)
+            connection = session.connection()
+            body = batch.model_dump(mode="json") if idempotency_key else None
+            replay = self._replayed(connection, idempotency_key, body)
             if replay is not None:
-                return replay
-            row = self._require(session, code)
-            dossier = Dossier.model_validate(row.document)
-            change = apply(dossier)
-            if change is None:
-                return IntakeResult(
-                    dossier_code=code, revision=row.revision, status=dossier.status, duplicate=True
-                )
-            ids = self._store_and_route(session, row, dossier, change.kinds, change.steps)
-            self._audit(session, actor, change.action, code, change.details)
-            result = IntakeResult(
-                dossier_code=code, revision=row.revision, status=dossier.status, message_ids=ids
-            )
-            self._remember(session, idempotency_key, body, result)
-        return result
+                replayed = BatchResult.model_validate(replay)
+                for result in replayed.results:
+                    result.duplicate, result.created = True, False
+                replayed.duplicate = True
+                return replayed
+            unit = _Unit(session, self._router, self._db.is_postgres, batch=True)
+            codes: list[str] = []
+            for index, item in enumerate(batch.changes):
+                try:
+                    codes.append(item.dossier.code if isinstance(item, UpsertItem) else _code(item.code))
+                except HubError as error:
+                    raise _at_item(error, index) from None
+            unit.hold(codes)
+            results: list[IntakeResult] = []
+            for index, item in enumerate(batch.changes):
+                try:
+                    results.append(self._apply_item(unit, item, actor, index))
+                except HubError as error:
+                    raise _at_item(error, index) from None
+            unit.finish()
+            answer = BatchResult(results=results)
+            self._remember(connection, idempotency_key, body, answer.model_dump(mode="json"))
+        return answer
 
     def next_dossier_code(self, agency_code: str, day: date, *, platform_owner: str | None = None) -> str:
         """Allocate the next code for ``agency_code`` on ``day`` (safe under concurrency).
@@ -222,7 +480,7 @@ class IntakeService:
         with self._db.sessions() as session:
             row = session.scalar(select(DossierRow).where(DossierRow.code == code))
             if row is None:
-                raise NotFoundError(f"dossier {code} not found", message_vi=f"không tìm thấy hồ sơ {code}")
+                raise _not_found(code)
             return Dossier.model_validate(row.document)
 
     def delivery_state(self, code: str) -> list[MessageSummary]:
@@ -231,64 +489,96 @@ class IntakeService:
         code = validate_dossier_code(code)
         return list_messages(self._db, DlqFilter(dossier_code=code, state=None), limit=1000)
 
-    # --- internals ----------------------------------------------------------------------------
+    # --- one change -----------------------------------------------------------------------------
 
-    def _lock(self, session: Session, code: str) -> DossierRow | None:
-        statement = select(DossierRow).where(DossierRow.code == code)
-        if self._db.is_postgres:
-            statement = statement.with_for_update()
-        return session.scalar(statement)
-
-    def _require(self, session: Session, code: str) -> DossierRow:
-        code = validate_dossier_code(code)
-        row = self._lock(session, code)
-        if row is None:
-            raise NotFoundError(f"dossier {code} not found", message_vi=f"không tìm thấy hồ sơ {code}")
-        return row
-
-    def _create(self, session: Session, dossier: Dossier, version: int | None, origin: str) -> IntakeResult:
-        row = DossierRow(
-            code=dossier.code,
-            agency_code=dossier.agency_code,
-            procedure_code=dossier.procedure_code,
-            status=dossier.status.value,
-            revision=0,
-            source_version=version,
-            owner_id_hash=owner_id_digest(dossier.owner.id_number) if dossier.owner.id_number else None,
-            document={},
-            origin=origin,
-        )
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except IntegrityError:
-            raise ConflictError(
-                f"dossier {dossier.code} was created concurrently; repeat the request",
-                message_vi=f"hồ sơ {dossier.code} vừa được tạo đồng thời; hãy gửi lại",
-            ) from None
-        ids = self._store_and_route(session, row, dossier, [MessageKind.DOSSIER_SYNC], [], origin=origin)
-        return IntakeResult(
-            dossier_code=dossier.code,
-            revision=row.revision,
-            status=dossier.status,
-            created=True,
-            message_ids=ids,
-        )
-
-    def _replace(
+    def _single(
         self,
-        session: Session,
-        row: DossierRow,
-        dossier: Dossier,
-        version: int | None,
-        origin: str,
+        body: Callable[[], dict[str, Any]],
+        apply: Callable[[_Unit], tuple[IntakeResult, bool]],
+        idempotency_key: str | None,
     ) -> IntakeResult:
-        current = Dossier.model_validate(row.document)
-        stale = version is not None and row.source_version is not None and version <= row.source_version
+        """One change in one transaction: replay, hold, apply, write, remember."""
+        with self._db.transaction() as session:
+            connection = session.connection()
+            request = body() if idempotency_key else None
+            replay = self._replayed(connection, idempotency_key, request)
+            if replay is not None:
+                result = IntakeResult.model_validate(replay)
+                result.duplicate, result.created = True, False
+                return result
+            unit = _Unit(session, self._router, self._db.is_postgres)
+            result, remember = apply(unit)
+            unit.finish()
+            if remember:
+                self._remember(connection, idempotency_key, request, result.model_dump(mode="json"))
+        return result
+
+    def _modify(
+        self,
+        code: str,
+        command: BaseModel,
+        actor: str,
+        idempotency_key: str | None,
+        apply: Callable[[Dossier, Any], _Change | None],
+    ) -> IntakeResult:
+        """One change to an existing dossier (a duplicate step is answered and not remembered)."""
+
+        def run(unit: _Unit) -> tuple[IntakeResult, bool]:
+            result = self._change(unit, code, _code(code), command, actor, apply)
+            return result, not result.duplicate
+
+        return self._single(lambda: {"code": code, **command.model_dump(mode="json")}, run, idempotency_key)
+
+    def _apply_item(self, unit: _Unit, item: IntakeChange, actor: str, index: int) -> IntakeResult:
+        if isinstance(item, UpsertItem):
+            return self._upsert(unit, item, actor, "source", index)
+        apply: Callable[[Dossier, Any], _Change | None]
+        if isinstance(item, StatusItem):
+            apply = self._status
+        elif isinstance(item, StepItem):
+            apply = self._step
+        else:
+            apply = self._result
+        return self._change(unit, item.code, _code(item.code), item, actor, apply)
+
+    def _upsert(
+        self, unit: _Unit, command: DossierUpsert, actor: str, origin: str, index: int
+    ) -> IntakeResult:
+        dossier = command.dossier
+        if not unit.batch and dossier.code not in unit.held:
+            ids = unit.create_at_once(dossier, command.version, origin)
+            if ids is not None:
+                unit.record(actor, "dossier.upsert", dossier.code, {"created": True})
+                return IntakeResult(
+                    dossier_code=dossier.code,
+                    revision=1,
+                    status=dossier.status,
+                    created=True,
+                    message_ids=ids,
+                )
+        held = unit.get(dossier.code)
+        if held is None:
+            held = unit.create(dossier, command.version, origin, index)
+            ids = unit.store_and_route(held, [MessageKind.DOSSIER_SYNC], [], origin=origin)
+            result = IntakeResult(
+                dossier_code=dossier.code,
+                revision=held.revision,
+                status=dossier.status,
+                created=True,
+                message_ids=ids,
+            )
+        else:
+            result = self._replace(unit, held, dossier, command.version)
+        unit.record(actor, "dossier.upsert", dossier.code, {"created": result.created})
+        return result
+
+    @staticmethod
+    def _replace(unit: _Unit, held: _Held, dossier: Dossier, version: int | None) -> IntakeResult:
+        current = held.dossier
+        stale = version is not None and held.source_version is not None and version <= held.source_version
         if stale or current == dossier:
             return IntakeResult(
-                dossier_code=row.code, revision=row.revision, status=current.status, duplicate=True
+                dossier_code=current.code, revision=held.revision, status=current.status, duplicate=True
             )
         if dossier.status is not current.status:
             check_transition(current.status, dossier.status)
@@ -298,89 +588,76 @@ class IntakeService:
                 message_vi="không thể đổi cơ quan tiếp nhận của hồ sơ",
             )
         new_steps = [step for step in dossier.steps if step not in current.steps]
-        row.source_version = version if version is not None else row.source_version
-        ids = self._store_and_route(
-            session, row, dossier, [MessageKind.DOSSIER_SYNC], new_steps, origin=row.origin
-        )
+        held.source_version = version if version is not None else held.source_version
+        held.dossier = dossier
+        ids = unit.store_and_route(held, [MessageKind.DOSSIER_SYNC], new_steps)
         return IntakeResult(
-            dossier_code=row.code, revision=row.revision, status=dossier.status, message_ids=ids
+            dossier_code=dossier.code, revision=held.revision, status=dossier.status, message_ids=ids
         )
 
     @staticmethod
-    def _apply_status(dossier: Dossier, change: StatusChange) -> None:
-        old_due = dossier.due_at
-        dossier.status = change.status
-        if change.status is DossierStatus.REFUSED:
-            dossier.refused_at = change.at
-        if change.status.ends_processing and change.status is not DossierStatus.RETURNED:
-            dossier.finished_at = dossier.finished_at or change.at
-        if change.status is DossierStatus.RETURNED:
-            dossier.returned_at = change.at
-        if change.new_due_at is not None and change.new_due_at != old_due:
-            # Mẫu 02 (supplement) or Mẫu 04 (apology): reported as NgayHenTraTruoc/NgayHenTraMoi.
-            dossier.supplements.append(
-                SupplementRequest(
-                    id=f"{dossier.code}-BS{len(dossier.supplements) + 1}",
-                    requested_by=change.handler,
-                    content=change.reason or change.status.label_vi,
-                    requested_at=change.at,
-                    old_due_at=old_due,
-                    new_due_at=change.new_due_at,
-                )
+    def _change(
+        unit: _Unit,
+        code: str,
+        valid_code: str,
+        command: Any,
+        actor: str,
+        apply: Callable[[Dossier, Any], _Change | None],
+    ) -> IntakeResult:
+        """Apply ``command`` to the held dossier ``valid_code``; the answer names ``code`` as sent."""
+        held = unit.require(valid_code)
+        dossier = held.dossier  # changed in place: a failure rolls the whole transaction back
+        change = apply(dossier, command)
+        if change is None:
+            return IntakeResult(
+                dossier_code=code, revision=held.revision, status=dossier.status, duplicate=True
             )
-            dossier.due_at = change.new_due_at
+        ids = unit.store_and_route(held, change.kinds, change.steps)
+        unit.record(actor, change.action, code, change.details)
+        return IntakeResult(dossier_code=code, revision=held.revision, status=dossier.status, message_ids=ids)
 
-    def _store_and_route(
-        self,
-        session: Session,
-        row: DossierRow,
-        dossier: Dossier,
-        kinds: Sequence[MessageKind],
-        new_steps: Sequence[ProcessingStep],
-        *,
-        origin: str | None = None,
-    ) -> list[str]:
-        row.revision += 1
-        row.status = dossier.status.value
-        row.procedure_code = dossier.procedure_code
-        row.document = dossier.model_dump(mode="json")
-        row.updated_at = utcnow()
-        if dossier.owner.id_number:
-            row.owner_id_hash = owner_id_digest(dossier.owner.id_number)
-        origin = origin or row.origin
-        ids: list[str] = []
-        for kind in kinds:
-            payload = DossierSyncPayload(dossier=dossier, revision=row.revision)
-            ids += self._route(session, kind, origin, dossier, payload.model_dump(mode="json"))
-        if new_steps:
-            progress = DossierProgressPayload(
-                dossier_code=dossier.code, steps=list(new_steps), dossier=dossier, revision=row.revision
-            )
-            ids += self._route(
-                session, MessageKind.DOSSIER_PROGRESS, origin, dossier, progress.model_dump(mode="json")
-            )
-        return ids
-
-    def _route(
-        self, session: Session, kind: MessageKind, origin: str, dossier: Dossier, payload: dict[str, Any]
-    ) -> list[str]:
-        endpoints = self._router.endpoints_for(
-            RouteQuery(kind=kind.value, origin=origin, status=dossier.status.value)
+    @staticmethod
+    def _status(dossier: Dossier, change: StatusChange) -> _Change:
+        check_transition(dossier.status, change.status)
+        _apply_status(dossier, change)
+        step = ProcessingStep(
+            handler=change.handler,
+            position=change.position,
+            department=change.department,
+            at=change.at,
+            content=change.reason or change.status.label_vi,
+            status=change.status,
+            step_due_at=change.new_due_at,
         )
-        rows = enqueue(
-            session,
-            endpoints=endpoints,
-            kind=kind.value,
-            ordering_key=dossier.code,
-            payload=payload,
-            dossier_code=dossier.code,
-        )
-        return [row.message_id for row in rows]
+        dossier.steps.append(step)
+        details = {"to": change.status.value, "reason": change.reason}
+        return _Change([MessageKind.DOSSIER_SYNC], [step], "dossier.status", details)
 
-    def _replayed(self, session: Session, key: str | None, body: dict[str, Any]) -> IntakeResult | None:
+    @staticmethod
+    def _step(dossier: Dossier, command: StepAdd) -> _Change | None:
+        if command.step in dossier.steps:
+            return None
+        dossier.steps.append(command.step)
+        return _Change([], [command.step], "dossier.step", {"status": command.step.status.value})
+
+    @staticmethod
+    def _result(dossier: Dossier, command: ResultAttach) -> _Change:
+        dossier.results = [r for r in dossier.results if r.id != command.result.id]
+        dossier.results.append(command.result)
+        return _Change([MessageKind.DOSSIER_SYNC], [], "dossier.result", {"result_id": command.result.id})
+
+    # --- idempotency ----------------------------------------------------------------------------
+
+    def _replayed(
+        self, connection: Connection, key: str | None, body: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The stored answer to ``key``, or ``None``; a different body under the key is a conflict."""
         if not key:
             return None
-        record = session.get(IdempotencyRecord, {"key": key, "scope": self.IDEMPOTENCY_SCOPE})
+        i = IdempotencyRecord
+        record = connection.execute(
+            select(i.request_hash, i.response).where(i.key == key, i.scope == self.IDEMPOTENCY_SCOPE)
+        ).first()
         if record is None:
             return None
         if record.request_hash != _request_hash(body):
@@ -388,24 +665,47 @@ class IntakeService:
                 f"idempotency key {key!r} was already used with a different request",
                 message_vi=f"khóa idempotency {key!r} đã được dùng cho một yêu cầu khác",
             )
-        replay = IntakeResult.model_validate(record.response)
-        replay.duplicate = True
-        replay.created = False
-        return replay
+        response: dict[str, Any] = record.response
+        return response
 
     def _remember(
-        self, session: Session, key: str | None, body: dict[str, Any], result: IntakeResult
+        self, connection: Connection, key: str | None, body: dict[str, Any] | None, response: dict[str, Any]
     ) -> None:
         if key:
-            session.add(
-                IdempotencyRecord(
+            connection.execute(
+                insert(IdempotencyRecord).values(
                     key=key,
                     scope=self.IDEMPOTENCY_SCOPE,
                     request_hash=_request_hash(body),
-                    response=result.model_dump(mode="json"),
+                    response=response,
+                    created_at=utcnow(),
                 )
             )
 
-    @staticmethod
-    def _audit(session: Session, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
-        session.add(AuditEntry(actor=actor, action=action, target=target, details=details))
+
+def _code(code: str) -> str:
+    return validate_dossier_code(code)
+
+
+def _apply_status(dossier: Dossier, change: StatusChange) -> None:
+    old_due = dossier.due_at
+    dossier.status = change.status
+    if change.status is DossierStatus.REFUSED:
+        dossier.refused_at = change.at
+    if change.status.ends_processing and change.status is not DossierStatus.RETURNED:
+        dossier.finished_at = dossier.finished_at or change.at
+    if change.status is DossierStatus.RETURNED:
+        dossier.returned_at = change.at
+    if change.new_due_at is not None and change.new_due_at != old_due:
+        # Mẫu 02 (supplement) or Mẫu 04 (apology): reported as NgayHenTraTruoc/NgayHenTraMoi.
+        dossier.supplements.append(
+            SupplementRequest(
+                id=f"{dossier.code}-BS{len(dossier.supplements) + 1}",
+                requested_by=change.handler,
+                content=change.reason or change.status.label_vi,
+                requested_at=change.at,
+                old_due_at=old_due,
+                new_due_at=change.new_due_at,
+            )
+        )
+        dossier.due_at = change.new_due_at

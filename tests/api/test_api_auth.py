@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from hub.auth.keys import ApiKeyService, hash_token, parse_token
-from hub.db.models import ApiKey
+from hub.auth.keys import ApiKeyService, Principal, hash_token, parse_token
+from hub.db.models import ApiKey, ApiRole
 from schemas.errors import ConflictError, InvalidInputError
 from tests.api.livehub import BOOTSTRAP, LiveHub, dossier_json
 
@@ -69,13 +69,29 @@ def test_x_api_key_header_works(hub: LiveHub) -> None:
 
 
 def test_revoked_key_is_refused_and_audited(hub: LiveHub) -> None:
-    keys = ApiKeyService(hub.db)
+    keys: ApiKeyService = hub.app.state.services.keys  # the server's own: it forgets verified keys
     issued = keys.create("to-revoke", "source", actor="tests")
     with hub.client(headers={"Authorization": f"Bearer {issued.token}"}) as client:
         assert client.post(CREATE, json={"dossier": dossier_json()}).status_code == 201
         keys.revoke("to-revoke", actor="tests")
         assert client.get("/api/v1/dossiers/000.00.18.H42-251125-0001").status_code == 401
     assert [action for action, _ in hub.audit_trail("to-revoke")] == ["api_key.create", "api_key.revoke"]
+
+
+def test_verified_keys_are_remembered_briefly(hub: LiveHub) -> None:
+    """A revocation made elsewhere (another process: ``hub keys revoke``) reaches a server that
+    verified the key within the cache period, and no later."""
+    clock = [0.0]
+    server = ApiKeyService(hub.db, cache_seconds=5, clock=lambda: clock[0])
+    elsewhere = ApiKeyService(hub.db)
+    issued = elsewhere.create("cached", "source", actor="tests")
+    assert server.authenticate(issued.token) == Principal("cached", ApiRole.SOURCE)
+    elsewhere.revoke("cached", actor="tests")
+    clock[0] = 4.9
+    assert server.authenticate(issued.token) == Principal("cached", ApiRole.SOURCE)
+    clock[0] = 5.1
+    assert server.authenticate(issued.token) is None
+    assert elsewhere.authenticate(issued.token) is None
 
 
 def test_bootstrap_token_is_admin(hub: LiveHub) -> None:

@@ -20,7 +20,7 @@ from hub.api.limits import reject_control_characters, require_json
 from hub.auth.keys import Principal
 from hub.dlq.models import MessageSummary
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
-from hub.services.intake import IntakeResult
+from hub.services.intake import MAX_BATCH_CHANGES, BatchResult, IntakeBatch, IntakeResult
 from hub.services.result_files import store_and_attach
 from hub.services.results import SignedResult
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
@@ -87,6 +87,30 @@ def upsert_dossier(
     result = intake.upsert_dossier(command, actor=principal.name, idempotency_key=idempotency_key)
     response.status_code = 201 if result.created else 200
     return result
+
+
+@router.post(
+    "/dossiers/batch",
+    summary="Apply many changes in one transaction (all or none)",
+    description=(
+        "Up to "
+        f"{MAX_BATCH_CHANGES} changes — `upsert`, `status`, `step` or `result`, each the body of the "
+        "single route plus `op` (and `code` where the single route takes it from the path) — "
+        "applied in order in one transaction, with the same rules and answers as the single "
+        "routes. If one fails, none is stored: the error names it in `details.item` (0-based) "
+        "and its message starts with `change <item>:`. A batch over the bound answers 422 "
+        "(`changes` too long), a body over `api.max_body_bytes` 413. `Idempotency-Key` covers "
+        "the whole batch."
+    ),
+    dependencies=JSON_ONLY,
+)
+def apply_batch(
+    batch: IntakeBatch,
+    intake: IntakeDep,
+    principal: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> BatchResult:
+    return intake.apply_batch(batch, actor=principal.name, idempotency_key=idempotency_key)
 
 
 @router.get("/dossiers/{code}", summary="Read a dossier as the hub stores it")
