@@ -138,8 +138,12 @@ class Fleet:
         self.exits: list[tuple[str, int]] = []
         """(worker id, exit status) of every process that ended."""
 
-    def start(self, name: str, *extra: str) -> HubProcess:
-        """Start (or restart) process ``name``; its worker id is ``name-g<generation>``."""
+    def start(self, name: str, *extra: str, command: Sequence[str] | None = None) -> HubProcess:
+        """Start (or restart) process ``name``; its worker id is ``name-g<generation>``.
+
+        ``command`` replaces the fleet's for this process; ``extra`` arguments follow it.
+        """
+        command = list(command or self.command)
         generation = self.generations.get(name, 0) + 1
         self.generations[name] = generation
         worker_id = f"{name}-g{generation}"
@@ -154,8 +158,8 @@ class Fleet:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{worker_id}.log"
         handle = log.open("wb")
-        args = [sys.executable, "-m", *self.command]
-        if self.command[-1] == "worker":
+        args = [sys.executable, "-m", *command]
+        if command[-1] == "worker":
             args += ["--worker-id", worker_id]
         process = subprocess.Popen(
             [*args, *extra], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT
