@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,8 +48,11 @@ def chaos_report(request: pytest.FixtureRequest) -> Record:
     """Record a scenario's verifier summary: printed, and appended as a JSON line to the file
     named by ``HUB_CHAOS_REPORT`` (what ``benchmarks/chaos.py`` collects)."""
 
+    started = time.monotonic()
+
     def record(report: Report, **facts: Any) -> None:
-        line = {"scenario": request.node.name, **report.summary(), **facts}
+        seconds = round(time.monotonic() - started, 1)
+        line = {"scenario": request.node.name, "seconds": seconds, **report.summary(), **facts}
         print(f"\nchaos {json.dumps(line, sort_keys=True)}")
         target = os.environ.get("HUB_CHAOS_REPORT")
         if target:

@@ -19,7 +19,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +52,14 @@ def find_bindir() -> Path:
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(subprocess.CalledProcessError, OSError):
-            candidates.append(subprocess.run([pg_config, "--bindir"], capture_output=True, check=True, text=True).stdout.strip())
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+            candidates.append(
+                subprocess.run(
+                    [pg_config, "--bindir"], capture_output=True, check=True, text=True
+                ).stdout.strip()
+            )
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+    )
     candidates.extend(versions)
     for candidate in candidates:
         if (Path(candidate) / "initdb").is_file() and (Path(candidate) / "pg_ctl").is_file():
@@ -98,9 +103,8 @@ class PrivateCluster:
             command = ["runuser", "-u", "postgres", "--", *command]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         if done.returncode != 0:
-            raise ClusterError(
-                f"{program} {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n{self.server_log()}"
-            )
+            output = f"{done.stdout}\n{done.stderr}\n{self.server_log()}"
+            raise ClusterError(f"{program} {' '.join(args)} failed ({done.returncode}):\n{output}")
 
     def init(self) -> None:
         """``initdb``: a new cluster, trusting loopback connections (it is never reachable elsewhere)."""
@@ -174,14 +178,3 @@ class PrivateCluster:
         with self.connect() as admin:
             admin.execute(statement)
         return self.url(name)
-
-    def execute(self, statement: str, params: Sequence[Any] = (), *, database: str = "postgres") -> None:
-        with self.connect(database) as conn:
-            conn.execute(statement, params)  # type: ignore[arg-type]
-
-
-@contextlib.contextmanager
-def private_cluster() -> Iterator[PrivateCluster]:
-    """A started :class:`PrivateCluster`, removed afterwards."""
-    with PrivateCluster() as cluster:
-        yield cluster

@@ -53,7 +53,9 @@ def test_portal_down_then_back_during_a_drain(
         fleet.start("w2")
         assert wait_for(lambda: len(sink.arrivals()) >= total // 4, within=120), fleet.log_tail()
         # The outage: every call answered 503 for a while (first match wins: before the latency).
-        sink.faults.replace([Fault(kind=FaultKind.STATUS, status=503, times=None, for_seconds=outage_seconds), LATENCY])
+        sink.faults.replace(
+            [Fault(kind=FaultKind.STATUS, status=503, times=None, for_seconds=outage_seconds), LATENCY]
+        )
         time.sleep(outage_seconds)  # the scenario's timing (the window closes by itself)
         settled = wait_for(lambda: undelivered(db) == 0, within=60 + total / 10)
         logs = fleet.log_tail()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -13,29 +14,22 @@ from hub.db.session import Database
 from hub.simulators.sink import WebhookSink
 from tests.delivery.helpers import put_many
 
-from .verifier import ReceivedMessage, SentMessage, ViolationKind, check, fetch_records, verify
+from .verifier import ReceivedMessage, Report, SentMessage, ViolationKind, check, fetch_records, verify
 
 NOW = datetime(2025, 11, 25, 8, 0, tzinfo=UTC)
 
 
-def sent(seq: int, dossier: str = "D1", state: str = "delivered", **extra: object) -> SentMessage:
-    values: dict[str, object] = {
-        "seq": seq,
-        "message_id": f"m{seq}",
-        "endpoint": "portal",
-        "ordering_key": dossier,
-        "state": state,
-        **extra,
-    }
-    return SentMessage(**values)  # type: ignore[arg-type]
+def sent(seq: int, dossier: str = "D1", state: str = "delivered", **extra: Any) -> SentMessage:
+    fields: dict[str, Any] = {"endpoint": "portal", **extra}
+    return SentMessage(seq=seq, message_id=f"m{seq}", ordering_key=dossier, state=state, **fields)
 
 
 def arrived(*seqs: int) -> list[ReceivedMessage]:
     return [ReceivedMessage(message_id=f"m{seq}") for seq in seqs]
 
 
-def kinds(report: object) -> list[str]:
-    return sorted(v.kind.value for v in report.violations)  # type: ignore[attr-defined]
+def kinds(report: Report) -> list[str]:
+    return sorted(v.kind.value for v in report.violations)
 
 
 def test_a_clean_run_passes() -> None:
@@ -66,7 +60,7 @@ def test_a_duplicate_explained_by_a_lost_lease_is_reported_not_a_violation() -> 
 def test_arrivals_from_sink_records_and_dicts() -> None:
     records = [{"message_id": "m1", "dossier_code": "D1", "attempt": 1, "at": 1.5}]
     check([sent(1)], records, now=NOW).assert_ok()
-    assert ReceivedMessage.from_record(records[0]) == ReceivedMessage("m1", "D1", 1.5)
+    assert ReceivedMessage.from_record(records[0]) == ReceivedMessage("m1", "D1", 1.5, attempt=1)
 
 
 def test_lost() -> None:
@@ -118,14 +112,14 @@ def test_reordered() -> None:
     report = check([sent(1), sent(2), sent(3)], arrived(2, 1, 3), now=NOW)
     assert kinds(report) == ["reordered"]
     assert report.violations[0].message_id == "m1"
-    assert "seq 1 arrived first after seq 2" in report.violations[0].detail
+    assert "seq 1 arrived first (attempt 0) after seq 2" in report.violations[0].detail
 
 
 def test_stale_redelivery_after_the_next_message_was_acknowledged() -> None:
     # First arrivals are in order; the duplicate is explained; its late arrival is not.
     report = check([sent(1, lease_lost=1), sent(2)], arrived(1, 2, 1), now=NOW)
     assert kinds(report) == ["stale_redelivery"]
-    assert "seq 1 arrived again after seq 2" in report.violations[0].detail
+    assert "seq 1 arrived again (attempt 0) after seq 2" in report.violations[0].detail
 
 
 def test_order_is_per_dossier_and_per_endpoint() -> None:

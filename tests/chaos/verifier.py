@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +78,8 @@ class ReceivedMessage:
     message_id: str
     dossier_code: str = ""
     at: float = 0.0
+    attempt: int = 0
+    """The hub's attempt number (``X-Attempt``): which claim sent it."""
     acknowledged: bool = True
     """The receiver answered 2xx (the sink records only those; a ``drop_after`` may not be)."""
 
@@ -89,12 +91,14 @@ class ReceivedMessage:
                 message_id=str(record["message_id"]),
                 dossier_code=str(record.get("dossier_code", "")),
                 at=float(record.get("at", 0.0)),
+                attempt=int(record.get("attempt", 0)),
                 acknowledged=bool(record.get("acknowledged", True)),
             )
         return cls(
             message_id=record.message_id,
             dossier_code=getattr(record, "dossier_code", ""),
             at=float(getattr(record, "at", 0.0)),
+            attempt=int(getattr(record, "attempt", 0)),
             acknowledged=bool(getattr(record, "acknowledged", True)),
         )
 
@@ -188,7 +192,9 @@ def check(
     duplicates: list[Duplicate] = []
     for message_id, n in counts.items():
         if message_id not in sent:
-            violations.append(Violation(ViolationKind.PHANTOM, message_id, f"arrived {n}× but never enqueued"))
+            violations.append(
+                Violation(ViolationKind.PHANTOM, message_id, f"arrived {n}× but never enqueued")
+            )
         elif n > 1:
             duplicate = Duplicate(message_id, n, sent[message_id].lease_lost)
             duplicates.append(duplicate)
@@ -254,7 +260,8 @@ def _order(sent: Mapping[str, SentMessage], received: Sequence[ReceivedMessage])
                     kind,
                     message.message_id,
                     f"dossier {message.ordering_key}: seq {message.seq} arrived "
-                    f"{'first' if first else 'again'} after seq {newest.seq} was acknowledged",
+                    f"{'first' if first else 'again'} (attempt {arrival.attempt}) "
+                    f"after seq {newest.seq} was acknowledged",
                 )
             )
         if arrival.acknowledged and (newest is None or message.seq > newest.seq):
@@ -312,3 +319,31 @@ def fetch_records(sink_base_url: str) -> list[dict[str, Any]]:
     answer.raise_for_status()
     records: list[dict[str, Any]] = answer.json()
     return records
+
+
+def history(db: Database, violations: Iterable[Violation], *, limit: int = 5) -> str:
+    """The recorded attempts of the first ``limit`` messages named in ``violations`` (diagnosis)."""
+    message_ids = list(dict.fromkeys(v.message_id for v in violations))[:limit]
+    if not message_ids:
+        return ""
+    query = (
+        select(
+            OutboxMessage.message_id,
+            OutboxMessage.seq,
+            DeliveryAttempt.attempt_no,
+            DeliveryAttempt.worker_id,
+            DeliveryAttempt.outcome,
+            DeliveryAttempt.started_at,
+            DeliveryAttempt.finished_at,
+        )
+        .join(DeliveryAttempt, DeliveryAttempt.message_seq == OutboxMessage.seq)
+        .where(OutboxMessage.message_id.in_(message_ids))
+        .order_by(OutboxMessage.seq, DeliveryAttempt.id)
+    )
+    with db.sessions() as session:
+        rows = session.execute(query).all()
+    return "\n".join(
+        f"  seq {row.seq} attempt {row.attempt_no} by {row.worker_id}: {row.outcome} "
+        f"({row.started_at:%H:%M:%S.%f} → {row.finished_at:%H:%M:%S.%f})"
+        for row in rows
+    )
