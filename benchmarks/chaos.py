@@ -19,17 +19,18 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 COLUMNS = ("seconds", "enqueued", "arrivals", "duplicate_arrivals", "lease_lost")
 
 
-def _table(lines: list[dict[str, object]]) -> str:
+def _table(lines: list[dict[str, Any]]) -> str:
     width = max([len("scenario"), *(len(str(line["scenario"])) for line in lines)])
-    header = f"{'scenario':<{width}}  " + "  ".join(f"{c:>18}" for c in COLUMNS) + "  violations"
+    header = f"{'scenario':<{width}}  " + "  ".join(COLUMNS) + "  violations"
     rows = [header, "-" * len(header)]
     for line in lines:
-        cells = "  ".join(f"{line.get(c, ''):>18}" for c in COLUMNS)
-        violations = ", ".join(f"{k}={v}" for k, v in dict(line["violations"]).items()) or "none"  # type: ignore[call-overload]
+        cells = "  ".join(f"{line.get(c, '')!s:>{len(c)}}" for c in COLUMNS)
+        violations = ", ".join(f"{k}={v}" for k, v in line["violations"].items()) or "none"
         rows.append(f"{line['scenario']!s:<{width}}  {cells}  {violations}")
     return "\n".join(rows)
 
