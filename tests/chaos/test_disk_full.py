@@ -9,6 +9,9 @@ Once space is back: intake works, delivery resumes, and the verifier finds nothi
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,9 +53,19 @@ def _intake(client: httpx.Client, n: int) -> httpx.Response:
     return client.post("/api/v1/dossiers", json=body, headers={"Idempotency-Key": f"chaos-{n}"})
 
 
-def _worker_met_it(fleet: Fleet) -> bool:
-    """The separate worker logged SQLITE_FULL (a claim, heartbeat or flush refused)."""
-    return SQLITE_FULL in fleet.processes["w2"].log.read_text(encoding="utf-8", errors="replace")
+def _workers_met_it(fleet: Fleet) -> bool:
+    """A worker logged SQLITE_FULL (a claim, heartbeat, flush or rescue refused; JSON log lines)."""
+    return any(
+        '"hub.delivery"' in line and SQLITE_FULL in line
+        for running in fleet.processes.values()
+        for line in running.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    )
+
+
+def _vacuum(path: str) -> None:
+    """No free pages left in the file: once capped, every write that needs room fails."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("VACUUM")
 
 
 def test_disk_full_on_sqlite_mid_drain(
@@ -61,8 +74,8 @@ def test_disk_full_on_sqlite_mid_drain(
     url, db = sqlite_db
     total, dossiers = scaled(600), scaled(60)
     token = ApiKeyService(db).create("chaos-source", "source", actor="tests").token
-    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.01, times=None)])
-    put_many(db, "portal", [(f"D{i % dossiers}", {"n": i}) for i in range(total)])
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.02, times=None)])
+    _vacuum(url.removeprefix("sqlite:///"))
     config = write_config(tmp_path / "hub.toml", sink.url, lease_seconds=LEASE_SECONDS, routing=True)
     disk = PageLimit(tmp_path / "page-limit")
     disk.free()
@@ -76,17 +89,19 @@ def test_disk_full_on_sqlite_mid_drain(
             base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=60
         ) as client,
     ):
-        fleet.start("api", "--port", str(port), "--plain-logs", command=("tests.chaos.diskfull", "serve"))
+        fleet.start("api", "--port", str(port), command=("tests.chaos.diskfull", "serve"))
         fleet.start("w2", command=("tests.chaos.diskfull", "worker"))
         assert wait_for(lambda: client.get("/readyz").status_code == 200, within=60), fleet.log_tail()
         assert _intake(client, 1).status_code == 201
-        assert wait_for(lambda: len(sink.arrivals()) >= total // 3, within=120), fleet.log_tail()
+        put_many(db, "portal", [(f"D{i % dossiers}", {"n": i}) for i in range(total)])
+        assert wait_for(lambda: len(sink.arrivals()) >= total // 4, within=120), fleet.log_tail()
 
         disk.fill()
+        # Workers meet it mid-drain (their results stay in memory) ...
+        assert wait_for(lambda: _workers_met_it(fleet), within=30), fleet.log_tail()
+        # ... and so does the intake API; the disk stays full past a lease.
         full_answers = [_intake(client, n) for n in range(2, 5)]
-        # Workers meet it too (their results stay in memory); the disk stays full past a lease.
-        assert wait_for(lambda: _worker_met_it(fleet), within=30), fleet.log_tail()
-        wait_for(lambda: False, within=LEASE_SECONDS * 1.5)
+        time.sleep(LEASE_SECONDS * 1.5)
         disk.free()
 
         after = _intake(client, 5)
