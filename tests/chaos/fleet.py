@@ -206,8 +206,10 @@ class Fleet:
             self._signal_and_wait(name, None, grace=grace)
 
     def graceful_exits(self) -> bool:
-        """Every process that was not killed on purpose ended with status 0."""
-        return all(status in (0, -signal.SIGKILL) for _name, status in self.exits)
+        """Every process ended well: status 0, or killed on purpose (SIGKILL), or ended by the
+        SIGTERM before it had set up its handlers (still starting: it held nothing yet)."""
+        allowed = {0, -signal.SIGKILL, -signal.SIGTERM}
+        return all(status in allowed for _name, status in self.exits)
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of every process's log (for a failure message)."""
