@@ -4,13 +4,16 @@
 class in :data:`HTTP_STATUS` (the errors themselves know nothing of HTTP); request validation
 errors answer 422 with field paths (400 for malformed JSON); unknown routes and methods keep
 their 404/405 in the same shape. Input values are never echoed back (they may hold personal
-data). Anything unexpected is logged and answered with a generic 500.
+data). A database whose storage is full (SQLite ``SQLITE_FULL``, PostgreSQL SQLSTATE 53100)
+answers 503 ``storage_full`` with ``Retry-After``: the request saved nothing and may be sent
+again once space is freed. Anything unexpected is logged and answered with a generic 500.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas import errors as e
@@ -195,6 +198,40 @@ async def _database_refused(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: Seconds a client is asked to wait before resending a request refused for a full storage.
+STORAGE_FULL_RETRY_AFTER_SECONDS = 60
+#: PostgreSQL's SQLSTATE ``disk_full`` (class 53, insufficient resources).
+PG_DISK_FULL = "53100"
+
+
+def is_storage_full(exc: OperationalError) -> bool:
+    """The database could not grow: SQLite ``SQLITE_FULL`` ("database or disk is full") or
+    PostgreSQL ``disk_full`` (SQLSTATE 53100, "could not extend file")."""
+    driver_error = exc.orig
+    return (
+        getattr(driver_error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        or getattr(driver_error, "sqlstate", None) == PG_DISK_FULL
+    )
+
+
+async def _operational_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A full storage is the operator's problem, not the client's: 503, try again later. Any
+    other operational error goes on to the generic 500 (:func:`_unexpected`)."""
+    assert isinstance(exc, OperationalError)
+    if not is_storage_full(exc):
+        raise exc
+    log.error("database storage is full: %s", str(exc.orig).strip())
+    return JSONResponse(
+        error_body(
+            "storage_full",
+            "the hub's database storage is full: nothing was saved; send the request again later",
+            "bộ nhớ cơ sở dữ liệu của hệ thống đã đầy: yêu cầu chưa được lưu; vui lòng gửi lại sau",
+        ),
+        status_code=503,
+        headers={"Retry-After": str(STORAGE_FULL_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error: %s", type(exc).__name__)
     return JSONResponse(
@@ -211,4 +248,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _database_refused)
     # SQLite's driver raises a bare OverflowError for integers beyond 64 bits.
     app.add_exception_handler(OverflowError, _database_refused)
+    app.add_exception_handler(OperationalError, _operational_error)
     app.add_exception_handler(Exception, _unexpected)
