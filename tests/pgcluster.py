@@ -79,7 +79,9 @@ class PrivatePostgres:
     def start(self) -> None:
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            # fsync off: only the server process is ever crashed, never the machine. synchronous_commit
+            # stays on: off, a crash loses commits the hub was told about.
+            "-c fsync=off -c full_page_writes=off"
         )
         self._run(
             "pg_ctl",
@@ -105,6 +107,11 @@ class PrivatePostgres:
         except subprocess.CalledProcessError:
             return False
         return True
+
+    def server_log(self, tail: int = 4000) -> str:
+        """The end of the server's log (for a failing test's message)."""
+        log = self.directory / "server.log"
+        return log.read_text(errors="replace")[-tail:] if log.exists() else ""
 
     def url(self, database: str = "postgres") -> str:
         """SQLAlchemy URL of ``database`` (what the hub's settings take)."""

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from hub.db.migrate import upgrade
 from hub.simulators.sink import WebhookSink
+from tests.pgcluster import PrivatePostgres, private_cluster
 
-from .pgcluster import PrivateCluster
 from .verifier import Report
 
 Record = Callable[..., None]
@@ -29,18 +28,16 @@ def sink() -> Iterator[WebhookSink]:
 
 
 @pytest.fixture(scope="module")
-def private_pg() -> Iterator[PrivateCluster]:
+def private_pg() -> Iterator[PrivatePostgres]:
     """A PostgreSQL server of this module's own, free to be crashed and restarted."""
-    with PrivateCluster() as cluster:
+    with private_cluster() as cluster:
         yield cluster
 
 
 @pytest.fixture
-def private_pg_url(private_pg: PrivateCluster) -> str:
+def private_pg_url(private_pg: PrivatePostgres) -> str:
     """A fresh migrated database on the private server."""
-    url = private_pg.create_database(f"hub_chaos_{uuid.uuid4().hex[:10]}")
-    upgrade(url)
-    return url
+    return private_pg.create_database(f"hub_chaos_{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture

@@ -236,12 +236,13 @@ def undelivered(db: Database) -> int:
 
 
 def held_by(db: Database, worker_id: str) -> int:
-    """Messages in flight under a lease of ``worker_id`` (lease tokens are ``<worker id>#<n>``)."""
+    """Messages in flight under a lease of ``worker_id`` (lease tokens are ``<registration>#<n>``,
+    the registration being ``<worker id>:<pid>:<random>``, :class:`hub.delivery.store.WorkerRegistration`)."""
     with db.sessions() as session:
         count = session.scalar(
             select(func.count()).where(
                 OutboxMessage.state == MessageState.IN_FLIGHT.value,
-                OutboxMessage.lease_owner.like(f"{worker_id}#%"),
+                OutboxMessage.lease_owner.like(f"{worker_id}:%#%"),
             )
         )
     return int(count or 0)

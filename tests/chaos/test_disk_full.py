@@ -54,9 +54,10 @@ def _intake(client: httpx.Client, n: int) -> httpx.Response:
 
 
 def _workers_met_it(fleet: Fleet) -> bool:
-    """A worker logged SQLITE_FULL (a claim, heartbeat, flush or rescue refused; JSON log lines)."""
+    """A worker logged SQLITE_FULL (a claim, heartbeat, flush or rescue refused; JSON log lines,
+    through the worker's database outage reporter, logger ``hub.db``)."""
     return any(
-        '"hub.delivery"' in line and SQLITE_FULL in line
+        '"hub.db"' in line and SQLITE_FULL in line
         for running in fleet.processes.values()
         for line in running.log.read_text(encoding="utf-8", errors="replace").splitlines()
     )

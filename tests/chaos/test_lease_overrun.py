@@ -85,7 +85,6 @@ def test_row_lock_held_past_the_lease(
     assert fleet.graceful_exits(), fleet.exits
 
 
-@pytest.mark.xfail(strict=False, reason="fixed by the robust branch")
 def test_worker_paused_past_its_lease(
     db: Database, database_url: str, sink: WebhookSink, tmp_path: Path, chaos_report: Record
 ) -> None:

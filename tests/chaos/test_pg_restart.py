@@ -1,6 +1,6 @@
 """Chaos: the PostgreSQL server crashes and restarts in the middle of a drain.
 
-On a private cluster (:mod:`tests.chaos.pgcluster`), never the shared test server. Workers keep
+On a private cluster (:mod:`tests.pgcluster`), never the shared test server. Workers keep
 their results in memory while the database is away and write them when it is back; claims,
 heartbeats and rescues fail and are tried again; the ``LISTEN`` connection reconnects
 (docs/delivery.md §4, §5). A crash that outlasts the lease also makes the rescuer return the
@@ -19,10 +19,10 @@ from hub.db.session import Database
 from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
 from tests.delivery.helpers import put_many
+from tests.pgcluster import PrivatePostgres
 
 from .conftest import Record
 from .fleet import Fleet, scaled, undelivered, wait_for, write_config
-from .pgcluster import PrivateCluster
 from .verifier import verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -38,7 +38,7 @@ def private_db(private_pg_url: str) -> Iterator[Database]:
 
 
 def test_postgres_restarted_mid_drain(
-    private_pg: PrivateCluster,
+    private_pg: PrivatePostgres,
     private_pg_url: str,
     private_db: Database,
     sink: WebhookSink,
@@ -58,11 +58,12 @@ def test_postgres_restarted_mid_drain(
             assert wait_for(lambda t=target: len(sink.arrivals()) >= t, within=120), fleet.log_tail()
             if k % 2 == 0:
                 # A crash, down for longer than a lease: heartbeats fail, leases run out.
-                private_pg.crash()
+                private_pg.stop("immediate")
                 time.sleep(LEASE_SECONDS * 1.5)
                 private_pg.start()
             else:
-                private_pg.restart("fast")  # clients cut, back at once
+                private_pg.stop("fast")  # clients cut, back at once
+                private_pg.start()
         settled = wait_for(lambda: undelivered(private_db) == 0, within=60 + total / 10)
         survivors = [p.name for p in fleet.processes.values() if p.alive()]
         logs = fleet.log_tail()
