@@ -44,59 +44,6 @@ def scaled(n: float) -> int:
     return max(1, round(n * scale()))
 
 
-def write_config(
-    path: Path,
-    sink_url: str,
-    *,
-    lease_seconds: float = 2.0,
-    heartbeat_seconds: float = 0.5,
-    concurrency: int = 16,
-    batch_size: int = 10,
-    schedule_seconds: Sequence[float] = (0.2,) * 16,
-    failure_threshold: int = 1000,
-    open_seconds: float = 1.0,
-    routing: bool = False,
-) -> Path:
-    """A hub TOML file with one webhook endpoint ``portal`` at ``sink_url`` and short timings.
-
-    ``routing``: route ``dossier.*`` messages of the intake API to ``portal``.
-    """
-    schedule = ", ".join(str(s) for s in schedule_seconds)
-    text = f"""
-[worker]
-concurrency = {concurrency}
-batch_size = {batch_size}
-lease_seconds = {lease_seconds}
-heartbeat_seconds = {heartbeat_seconds}
-poll_interval_seconds = 0.1
-shutdown_grace_seconds = 5
-
-[endpoints.portal]
-kind = "webhook"
-url = "{sink_url}"
-timeout_seconds = 10
-connect_timeout_seconds = 1
-
-[endpoints.portal.retry]
-schedule_seconds = [{schedule}]
-jitter_ratio = 0.1
-retry_after_min_seconds = 0
-throttle_min_seconds = 0.2
-
-[endpoints.portal.breaker]
-failure_threshold = {failure_threshold}
-open_seconds = {open_seconds}
-"""
-    if routing:
-        text += """
-[[routing]]
-kinds = ["dossier.sync", "dossier.progress"]
-endpoints = ["portal"]
-"""
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 @dataclass
 class HubProcess:
     name: str

@@ -26,10 +26,11 @@ from hub.simulators.sink import WebhookSink
 from tests.api.livehub import dossier_json, free_port
 from tests.conftest import migrated_database
 from tests.delivery.helpers import put_many
+from tests.processes import write_config
 
 from .conftest import Record
 from .diskfull import CONTROL_ENV, PageLimit
-from .fleet import Fleet, scaled, undelivered, wait_for, write_config
+from .fleet import Fleet, scaled, undelivered, wait_for
 from .verifier import verify
 
 pytestmark = pytest.mark.slow

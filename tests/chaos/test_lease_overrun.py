@@ -25,9 +25,10 @@ from hub.delivery.worker import RESCUE_INTERVAL_SECONDS
 from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
 from tests.delivery.helpers import put_many
+from tests.processes import write_config
 
 from .conftest import Record
-from .fleet import Fleet, held_by, scaled, undelivered, wait_for, write_config
+from .fleet import Fleet, held_by, scaled, undelivered, wait_for
 from .verifier import history, verify
 
 pytestmark = pytest.mark.slow

@@ -20,9 +20,10 @@ from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
 from tests.delivery.helpers import put_many
 from tests.pgcluster import PrivatePostgres
+from tests.processes import write_config
 
 from .conftest import Record
-from .fleet import Fleet, scaled, undelivered, wait_for, write_config
+from .fleet import Fleet, scaled, undelivered, wait_for
 from .verifier import verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -18,9 +18,10 @@ from hub.db.session import Database
 from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
 from tests.delivery.helpers import put_many
+from tests.processes import write_config
 
 from .conftest import Record
-from .fleet import Fleet, scale, scaled, undelivered, wait_for, write_config
+from .fleet import Fleet, scale, scaled, undelivered, wait_for
 from .verifier import verify
 
 pytestmark = pytest.mark.slow

@@ -23,6 +23,7 @@ from hub.db.models import DeliveryAttempt, DeliveryWorker, MessageState, OutboxM
 from hub.db.session import Database
 from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
+from tests.processes import write_config
 
 from .helpers import put_many, states, wait_until
 
@@ -36,35 +37,9 @@ def sink() -> Iterator[WebhookSink]:
 
 
 def _config(tmp_path: Path, url: str, *, lease: float = 2.0, grace: float = 10.0, extra: str = "") -> Path:
-    path = tmp_path / "hub.toml"
-    path.write_text(
-        f"""
-[worker]
-concurrency = 16
-batch_size = 10
-lease_seconds = {lease}
-heartbeat_seconds = 0.5
-poll_interval_seconds = 0.1
-shutdown_grace_seconds = {grace}
-{extra}
-
-[endpoints.portal]
-kind = "webhook"
-url = "{url}"
-timeout_seconds = 10
-connect_timeout_seconds = 1
-
-[endpoints.portal.retry]
-schedule_seconds = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
-jitter_ratio = 0.1
-throttle_min_seconds = 0.2
-
-[endpoints.portal.breaker]
-failure_threshold = 1000
-""",
-        encoding="utf-8",
+    return write_config(
+        tmp_path / "hub.toml", url, lease_seconds=lease, shutdown_grace_seconds=grace, extra=extra
     )
-    return path
 
 
 def _spawn(database_url: str, config: Path, worker_id: str) -> subprocess.Popen[bytes]:

@@ -9,37 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import processes
+
 
 def write_config(tmp_path: Path, url: str, *, lease: float = 30.0, poll: float = 0.2) -> Path:
-    path = tmp_path / "hub.toml"
-    path.write_text(
-        f"""
-[worker]
-concurrency = 32
-batch_size = 50
-lease_seconds = {lease}
-heartbeat_seconds = 2
-poll_interval_seconds = {poll}
-shutdown_grace_seconds = 10
-
-[endpoints.portal]
-kind = "webhook"
-url = "{url}"
-max_in_flight = 32
-timeout_seconds = 10
-connect_timeout_seconds = 1
-
-[endpoints.portal.retry]
-schedule_seconds = [0.2, 0.5, 1, 1, 1, 1, 1, 1, 1, 1]
-jitter_ratio = 0.1
-throttle_min_seconds = 0.2
-
-[endpoints.portal.breaker]
-failure_threshold = 1000
-""",
-        encoding="utf-8",
+    """Timings for a few thousand messages over several processes."""
+    return processes.write_config(
+        tmp_path / "hub.toml",
+        url,
+        lease_seconds=lease,
+        heartbeat_seconds=2,
+        concurrency=32,
+        batch_size=50,
+        poll_interval_seconds=poll,
+        shutdown_grace_seconds=10,
+        schedule_seconds=[0.2, 0.5, 1, 1, 1, 1, 1, 1, 1, 1],
     )
-    return path
 
 
 class WorkerProcess:
