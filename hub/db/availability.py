@@ -172,30 +172,35 @@ def check_writable(connection: Connection) -> None:
         transaction.rollback()
 
 
+#: What waiting cannot cure, as a starting hub reports it: (message, Vietnamese message);
+#: ``{reason}`` and ``{where}`` are filled in.
+_CANNOT_HEAL: dict[DatabaseProblem, tuple[str, str]] = {
+    DatabaseProblem.MISSING: (
+        "{reason} ({where}): create it, then run 'hub db upgrade'",
+        "cơ sở dữ liệu không tồn tại",
+    ),
+    DatabaseProblem.AUTHENTICATION: (
+        "database refused the credentials: {reason} ({where}): check database_url",
+        "cơ sở dữ liệu từ chối thông tin đăng nhập",
+    ),
+    DatabaseProblem.READ_ONLY: (
+        "database is read-only: {reason} ({where}): the hub writes to it",
+        "cơ sở dữ liệu chỉ đọc",
+    ),
+    DatabaseProblem.SCHEMA: (
+        "database schema is incomplete: {reason} ({where}): run 'hub db upgrade' first",
+        "cơ sở dữ liệu chưa được cập nhật; hãy chạy 'hub db upgrade'",
+    ),
+}
+
+
 def start_error(diagnosis: Diagnosis, url: str, *, tries: int, seconds: float) -> HubError:
     """The one-line error a starting hub exits with (``hub serve``, ``hub worker``)."""
     where = safe_url(url)
     problem = diagnosis.problem
-    if problem is DatabaseProblem.MISSING:
-        return ConfigurationError(
-            f"{diagnosis.reason} ({where}): create it, then run 'hub db upgrade'",
-            message_vi="cơ sở dữ liệu không tồn tại",
-        )
-    if problem is DatabaseProblem.AUTHENTICATION:
-        return ConfigurationError(
-            f"database refused the credentials: {diagnosis.reason} ({where}): check database_url",
-            message_vi="cơ sở dữ liệu từ chối thông tin đăng nhập",
-        )
-    if problem is DatabaseProblem.READ_ONLY:
-        return ConfigurationError(
-            f"database is read-only: {diagnosis.reason} ({where}): the hub writes to it",
-            message_vi="cơ sở dữ liệu chỉ đọc",
-        )
-    if problem is DatabaseProblem.SCHEMA:
-        return ConfigurationError(
-            f"database schema is incomplete: {diagnosis.reason} ({where}): run 'hub db upgrade' first",
-            message_vi="cơ sở dữ liệu chưa được cập nhật; hãy chạy 'hub db upgrade'",
-        )
+    if problem in _CANNOT_HEAL:
+        message, message_vi = _CANNOT_HEAL[problem]
+        return ConfigurationError(message.format(reason=diagnosis.reason, where=where), message_vi=message_vi)
     if problem is DatabaseProblem.UNREACHABLE:
         return RetryableError(
             f"database unreachable after {tries} tries over {seconds:.0f} s: {diagnosis.reason} ({where})",
