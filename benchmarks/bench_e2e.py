@@ -356,6 +356,16 @@ async def _procrastinate_drain(db_url: str, sink_url: str, n: int) -> None:
             )
 
 
+@contextmanager
+def fresh_backend(name: str, workdir: Path) -> Iterator[Backend]:
+    """A migrated database of its own for one case, removed afterwards."""
+    backend = make_backend(name, workdir)
+    try:
+        yield backend
+    finally:
+        backend.cleanup()
+
+
 def procrastinate_case(workdir: Path, n: int) -> float:
     """First→last arrival rate of ``n`` procrastinate jobs, each one POST to the sink."""
     backend = make_backend("postgresql", workdir)
@@ -411,25 +421,16 @@ def table(args: argparse.Namespace, workdir: Path) -> None:
     rows += [drain1, drain2, single, batched, e2e1, e2eb]
     for name in names:
         for count, row in ((1, drain1), (2, drain2)):
-            backend = make_backend(name, workdir)
-            try:
+            with fresh_backend(name, workdir) as backend:
                 row.values[name] = f"{drain_case(backend, workdir, n, count):,.0f}"
-            finally:
-                backend.cleanup()
         for batch, row in ((1, single), (args.batch, batched)):
-            backend = make_backend(name, workdir)
-            try:
+            with fresh_backend(name, workdir) as backend:
                 rate, _p50, p95 = intake_case(backend, workdir, n, batch)
                 row.values[name] = f"{rate:,.0f} ({p95:.0f} ms)"
-            finally:
-                backend.cleanup()
         for batch, row in ((1, e2e1), (args.batch, e2eb)):
-            backend = make_backend(name, workdir)
-            try:
+            with fresh_backend(name, workdir) as backend:
                 rate, p50, p99 = e2e_case(backend, workdir, n, batch)
                 row.values[name] = f"{rate:,.0f} ({p50:.0f}/{p99:.0f})"
-            finally:
-                backend.cleanup()
     print()
     load = os.getloadavg()[0]
     print(f"n={n} per case, cpus={os.cpu_count()}, python {sys.version.split()[0]}, load {load:.1f}")
@@ -458,11 +459,8 @@ def main() -> None:
             table(args, workdir)
             return
         for name in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
-            backend = make_backend(name, workdir)
-            try:
+            with fresh_backend(name, workdir) as backend:
                 e2e_case(backend, workdir, args.n, 1 if args.single else args.batch)
-            finally:
-                backend.cleanup()
 
 
 if __name__ == "__main__":
