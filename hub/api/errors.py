@@ -6,7 +6,11 @@ errors answer 422 with field paths (400 for malformed JSON); unknown routes and 
 their 404/405 in the same shape. Input values are never echoed back (they may hold personal
 data). A database whose storage is full (SQLite ``SQLITE_FULL``, PostgreSQL SQLSTATE 53100)
 answers 503 ``storage_full`` with ``Retry-After``: the request saved nothing and may be sent
-again once space is freed. Anything unexpected is logged and answered with a generic 500.
+again once space is freed; any other operational database error (the server down or
+restarting, a connection lost, a lock or statement timeout, a busy SQLite file) answers 503
+``database_unavailable`` with ``Retry-After``: an outage is not the client's fault, and the
+request's transaction was rolled back (docs/delivery.md §13). Anything unexpected is logged and
+answered with a generic 500.
 """
 
 from __future__ import annotations
@@ -200,6 +204,8 @@ async def _database_refused(_request: Request, exc: Exception) -> JSONResponse:
 
 #: Seconds a client is asked to wait before resending a request refused for a full storage.
 STORAGE_FULL_RETRY_AFTER_SECONDS = 60
+#: Seconds a client is asked to wait before resending a request refused during a database outage.
+DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 #: PostgreSQL's SQLSTATE ``disk_full`` (class 53, insufficient resources).
 PG_DISK_FULL = "53100"
 
@@ -215,21 +221,30 @@ def is_storage_full(exc: OperationalError) -> bool:
 
 
 async def _operational_error(_request: Request, exc: Exception) -> JSONResponse:
-    """A full storage is the operator's problem, not the client's: 503, try again later. Any
-    other operational error goes on to the generic 500 (:func:`_unexpected`)."""
+    """The database could not do its part: a full storage, or an outage (server down, connection
+    lost, lock or statement timeout, SQLite busy). Both are the operator's problem, not the
+    client's: 503 with ``Retry-After``, one log line without a traceback (the outage itself is
+    reported once by the availability monitor, hub/db/availability.py)."""
     assert isinstance(exc, OperationalError)
-    if not is_storage_full(exc):
-        raise exc
-    log.error("database storage is full: %s", str(exc.orig).strip())
-    return JSONResponse(
-        error_body(
+    cause = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    if is_storage_full(exc):
+        log.error("database storage is full: %s", cause)
+        body = error_body(
             "storage_full",
             "the hub's database storage is full: nothing was saved; send the request again later",
             "bộ nhớ cơ sở dữ liệu của hệ thống đã đầy: yêu cầu chưa được lưu; vui lòng gửi lại sau",
-        ),
-        status_code=503,
-        headers={"Retry-After": str(STORAGE_FULL_RETRY_AFTER_SECONDS)},
-    )
+        )
+        retry_after = STORAGE_FULL_RETRY_AFTER_SECONDS
+    else:
+        log.error("database unavailable: %s", cause)
+        body = error_body(
+            "database_unavailable",
+            "the hub's database is unavailable: nothing was saved; send the request again later",
+            "cơ sở dữ liệu của hệ thống tạm thời không truy cập được: yêu cầu chưa được lưu; "
+            "vui lòng gửi lại sau",
+        )
+        retry_after = DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after)})
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

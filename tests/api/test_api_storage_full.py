@@ -1,4 +1,5 @@
-"""A full database storage answers 503 ``storage_full`` (both languages, ``Retry-After``), never a 500.
+"""A full database storage answers 503 ``storage_full`` (both languages, ``Retry-After``), any other
+operational database error 503 ``database_unavailable``: never a 500.
 
 SQLite's disk is filled with ``PRAGMA max_page_count`` (:mod:`tests.chaos.diskfull`) on every
 connection the API checks out; PostgreSQL's with a trigger raising its real ``disk_full``
@@ -104,13 +105,18 @@ def test_nothing_is_written_while_full(hub: LiveHub, storage: FullStorage) -> No
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_other_operational_errors_stay_a_generic_500(hub: LiveHub, storage: FullStorage) -> None:
+def test_other_operational_errors_are_a_503_database_unavailable(hub: LiveHub, storage: FullStorage) -> None:
     storage.fill(sqlstate="55P03", message="lock not available")  # OperationalError, not a full disk
     with hub.client("source") as client:
         answer = client.post(CREATE, json={"dossier": dossier_json()})
     storage.free()
-    assert answer.status_code == 500
-    assert answer.json()["error"]["code"] == "internal_error"
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "5"
+    error = answer.json()["error"]
+    assert error["code"] == "database_unavailable"
+    assert error["message_vi"].startswith("cơ sở dữ liệu của hệ thống tạm thời không truy cập được")
+    assert "lock not available" not in answer.text  # no database internals
+    assert nothing_written(hub)
 
 
 def _wrapped(driver_error: Exception) -> OperationalError:

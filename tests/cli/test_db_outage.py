@@ -32,6 +32,8 @@ HUB = str(Path(sys.executable).with_name("hub"))
 #: How long the database stays down: before this change a worker logged a traceback every
 #: 0.2 s of it.
 OUTAGE_SECONDS = 6.0
+ADMIN_TOKEN = "outage-test-admin-token-0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def _env(database_url: str, sink_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -112,7 +114,7 @@ def test_readiness_follows_a_database_outage(private_postgres: PrivatePostgres, 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with WebhookSink() as sink:
-        env = _env(url, sink.url, tmp_path, HUB_API__PORT=str(port))
+        env = _env(url, sink.url, tmp_path, HUB_API__PORT=str(port), HUB_BOOTSTRAP_ADMIN_TOKEN=ADMIN_TOKEN)
         process = subprocess.Popen(
             [HUB, "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -138,6 +140,11 @@ def test_readiness_follows_a_database_outage(private_postgres: PrivatePostgres, 
             assert down is not None
             reasons = down.json()["error"]["details"]["reasons"]
             assert any(reason.startswith("database unreachable: ") for reason in reasons), reasons
+            # An API request meanwhile is told to come back later, not given a 500.
+            lookup = httpx.get(f"{base}/api/v1/dossiers/000.00.18.H42-261206-0001", headers=ADMIN, timeout=30)
+            assert lookup.status_code == 503, lookup.text
+            assert lookup.json()["error"]["code"] == "database_unavailable"
+            assert lookup.headers["Retry-After"] == "5"
             private_postgres.start()
             wait_until(lambda: answers(200))
         finally:
