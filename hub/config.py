@@ -115,13 +115,16 @@ class LookupSettings(Section):
 class RetentionSettings(Section):
     """How long finished work is kept before the pruner deletes it (:mod:`hub.outbox.retention`).
 
-    Only delivered messages (with their attempts and payload revisions) and finished DLQ bulk
-    jobs are pruned; dead letters, pending and in-flight messages, discarded messages (the
-    operator's reason) and the audit log are never touched. ``0`` days keeps everything.
+    Only delivered messages (with their attempts and payload revisions), finished DLQ bulk
+    jobs and the rows of stopped worker processes are pruned; dead letters, pending and
+    in-flight messages, discarded messages (the operator's reason) and the audit log are never
+    touched. ``0`` days keeps everything.
     """
 
     delivered_days: Annotated[int, Field(ge=0)] = 30
     bulk_jobs_days: Annotated[int, Field(ge=0)] = 30
+    #: Rows of worker processes stopped (or found dead) this long ago (docs/delivery.md §12.3).
+    workers_days: Annotated[int, Field(ge=0)] = 7
     #: Rows deleted per transaction (short transactions: never a long lock on the outbox).
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1000
     #: Pause between two batches, leaving the database to the delivery path.

@@ -2,7 +2,9 @@
 
 What goes: delivered messages older than ``retention.delivered_days`` (by ``delivered_at``),
 with their delivery attempts and payload revisions, and DLQ bulk jobs finished (done, failed,
-cancelled) more than ``retention.bulk_jobs_days`` ago. What stays, always: pending, in-flight
+cancelled) more than ``retention.bulk_jobs_days`` ago, and the rows of worker processes that
+stopped (or were found dead) more than ``retention.workers_days`` ago (docs/delivery.md §12.3:
+every run of ``hub worker`` registers one). What stays, always: pending, in-flight
 and dead messages (dead letters wait for an operator), discarded ones (the operator's reason
 is the record), and the audit log. ``0`` days keeps everything of that kind.
 
@@ -35,7 +37,15 @@ from sqlalchemy.orm import Session
 
 from hub.config import RetentionSettings
 from hub.db.base import utcnow
-from hub.db.models import AuditEntry, BulkJob, DeliveryAttempt, MessageState, OutboxMessage, PayloadRevision
+from hub.db.models import (
+    AuditEntry,
+    BulkJob,
+    DeliveryAttempt,
+    DeliveryWorker,
+    MessageState,
+    OutboxMessage,
+    PayloadRevision,
+)
 from hub.db.session import Database
 
 log = logging.getLogger("hub.retention")
@@ -56,6 +66,7 @@ class PruneCounts:
     attempts: int = 0
     payload_revisions: int = 0
     bulk_jobs: int = 0
+    workers: int = 0
 
     def __add__(self, other: PruneCounts) -> PruneCounts:
         return PruneCounts(
@@ -63,16 +74,18 @@ class PruneCounts:
             self.attempts + other.attempts,
             self.payload_revisions + other.payload_revisions,
             self.bulk_jobs + other.bulk_jobs,
+            self.workers + other.workers,
         )
 
     @property
     def total(self) -> int:
-        return self.messages + self.attempts + self.payload_revisions + self.bulk_jobs
+        return self.messages + self.attempts + self.payload_revisions + self.bulk_jobs + self.workers
 
     def describe(self) -> str:
         return (
             f"{self.messages} delivered message(s), {self.attempts} attempt(s), "
-            f"{self.payload_revisions} payload revision(s), {self.bulk_jobs} finished bulk job(s)"
+            f"{self.payload_revisions} payload revision(s), {self.bulk_jobs} finished bulk job(s), "
+            f"{self.workers} stopped worker(s)"
         )
 
 
@@ -82,13 +95,16 @@ class Cutoffs:
 
     delivered_before: datetime | None
     bulk_jobs_before: datetime | None
+    workers_before: datetime | None
 
     @classmethod
     def of(cls, retention: RetentionSettings, now: datetime) -> Cutoffs:
         def before(days: int) -> datetime | None:
             return now - timedelta(days=days) if days > 0 else None
 
-        return cls(before(retention.delivered_days), before(retention.bulk_jobs_days))
+        return cls(
+            before(retention.delivered_days), before(retention.bulk_jobs_days), before(retention.workers_days)
+        )
 
 
 def _old_delivered(before: datetime) -> Any:
@@ -101,10 +117,14 @@ def _old_jobs(before: datetime) -> Any:
     return select(BulkJob.id).where(BulkJob.state.in_(FINISHED_JOB_STATES), BulkJob.finished_at < before)
 
 
+def _old_workers(before: datetime) -> Any:
+    return select(DeliveryWorker.id).where(DeliveryWorker.stopped_at < before)
+
+
 def count_prunable(db: Database, retention: RetentionSettings, *, now: datetime | None = None) -> PruneCounts:
     """What :func:`prune` would delete now (``hub prune --dry-run``)."""
     cutoffs = Cutoffs.of(retention, now or utcnow())
-    messages = attempts = revisions = jobs = 0
+    messages = attempts = revisions = jobs = workers = 0
     with db.sessions() as session:
         if cutoffs.delivered_before is not None:
             doomed = _old_delivered(cutoffs.delivered_before)
@@ -115,7 +135,11 @@ def count_prunable(db: Database, retention: RetentionSettings, *, now: datetime 
             jobs = _count(
                 session, select(func.count()).select_from(_old_jobs(cutoffs.bulk_jobs_before).subquery())
             )
-    return PruneCounts(messages, attempts, revisions, jobs)
+        if cutoffs.workers_before is not None:
+            workers = _count(
+                session, select(func.count()).select_from(_old_workers(cutoffs.workers_before).subquery())
+            )
+    return PruneCounts(messages, attempts, revisions, jobs, workers)
 
 
 def _count(session: Session, statement: Any) -> int:
@@ -154,6 +178,22 @@ def _prune_jobs_batch(db: Database, before: datetime, size: int) -> PruneCounts:
         return PruneCounts(bulk_jobs=result.rowcount)
 
 
+def _prune_workers_batch(db: Database, before: datetime, size: int) -> PruneCounts:
+    """One transaction: up to ``size`` rows of workers stopped before ``before`` (a running
+    worker's row has no ``stopped_at`` and is never touched; a stopped worker holds no lease)."""
+    with db.transaction() as session:
+        locked = (
+            _old_workers(before).order_by(DeliveryWorker.id).limit(size).with_for_update(skip_locked=True)
+        )
+        ids = list(session.scalars(locked))
+        if not ids:
+            return PruneCounts()
+        result = session.connection().execute(
+            delete(DeliveryWorker).where(DeliveryWorker.id.in_(ids), DeliveryWorker.stopped_at < before)
+        )
+        return PruneCounts(workers=result.rowcount)
+
+
 def prune(
     db: Database,
     retention: RetentionSettings,
@@ -172,6 +212,8 @@ def prune(
         batches.append((cutoffs.delivered_before, _prune_messages_batch))
     if cutoffs.bulk_jobs_before is not None:
         batches.append((cutoffs.bulk_jobs_before, _prune_jobs_batch))
+    if cutoffs.workers_before is not None:
+        batches.append((cutoffs.workers_before, _prune_workers_batch))
     for before, batch in batches:
         while not should_stop():
             counts = batch(db, before, retention.batch_size)
@@ -192,6 +234,7 @@ def prune(
                         **asdict(deleted),
                         "delivered_before": _iso(cutoffs.delivered_before),
                         "bulk_jobs_before": _iso(cutoffs.bulk_jobs_before),
+                        "workers_before": _iso(cutoffs.workers_before),
                     },
                 )
             )

@@ -14,7 +14,15 @@ from hub import runtime
 from hub.cli import build_cli
 from hub.config import RetentionSettings, Settings
 from hub.db.base import utcnow
-from hub.db.models import AuditEntry, BulkJob, DeliveryAttempt, MessageState, OutboxMessage, PayloadRevision
+from hub.db.models import (
+    AuditEntry,
+    BulkJob,
+    DeliveryAttempt,
+    DeliveryWorker,
+    MessageState,
+    OutboxMessage,
+    PayloadRevision,
+)
 from hub.db.session import Database
 from hub.delivery.sql_store import SqlOutboxStore
 from hub.outbox.retention import count_prunable, prune
@@ -116,6 +124,21 @@ def _jobs(db: Database) -> set[int]:
         return set(session.scalars(select(BulkJob.id)))
 
 
+def _worker(db: Database, name: str, stopped: datetime | None, beat: datetime) -> str:
+    with db.transaction() as session:
+        session.add(
+            DeliveryWorker(
+                id=name, host="h", pid=1, started_at=beat, last_heartbeat_at=beat, stopped_at=stopped
+            )
+        )
+    return name
+
+
+def _workers(db: Database) -> set[str]:
+    with db.sessions() as session:
+        return set(session.scalars(select(DeliveryWorker.id)))
+
+
 def _audits(db: Database) -> list[AuditEntry]:
     with db.sessions() as session:
         return list(session.scalars(select(AuditEntry).where(AuditEntry.action == "retention.prune")))
@@ -151,10 +174,25 @@ def test_old_delivered_rows_and_their_attempts_go_the_rest_stays(db: Database) -
     assert len(_audits(db)) == 1
 
 
+def test_rows_of_long_stopped_workers_go_running_and_recent_ones_stay(db: Database) -> None:
+    now = utcnow()
+    _worker(db, "old-stopped", now - 10 * DAY, now - 10 * DAY)
+    _worker(db, "recent-stopped", now - 2 * DAY, now - 2 * DAY)
+    # A running worker's row has no stopped_at, however old its start: it is never pruned.
+    _worker(db, "running", None, now - 10 * DAY)
+    retention = RetentionSettings(workers_days=7, batch_pause_seconds=0)
+    assert count_prunable(db, retention).workers == 1
+    assert prune(db, retention).workers == 1
+    assert _workers(db) == {"recent-stopped", "running"}
+    [entry] = _audits(db)
+    assert entry.details["workers"] == 1
+    assert prune(db, RetentionSettings(workers_days=0, batch_pause_seconds=0)).workers == 0
+
+
 def test_zero_days_keeps_everything(db: Database) -> None:
     Fixture(db)
     before = _seqs(db), _jobs(db)
-    keep = RetentionSettings(delivered_days=0, bulk_jobs_days=0)
+    keep = RetentionSettings(delivered_days=0, bulk_jobs_days=0, workers_days=0)
     assert count_prunable(db, keep).total == 0
     assert prune(db, keep).total == 0
     assert (_seqs(db), _jobs(db)) == before
