@@ -36,14 +36,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hub.config import Settings
 from schemas.errors import ConfigurationError
 from signing.facade import SigningFacade
 from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource, Secret
 from signing.settings import Pkcs11KeySettings, Pkcs12KeySettings, SigningSettings
+from signing.verification import RevocationMode, VerificationPolicy
 
-__all__ = ["build_signing_facade", "key_images", "key_source", "key_sources"]
+__all__ = ["build_signing_facade", "key_images", "key_source", "key_sources", "policy_from_settings"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -131,3 +133,19 @@ def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None =
     """
     keys = key_sources(settings.signing, settings.secret_environment() if environ is None else environ)
     return SigningFacade.from_settings(settings.signing, Path(settings.data_dir), keys=keys)
+
+
+def policy_from_settings(
+    signing: SigningSettings | None, *, max_pdf_bytes: int | None = None
+) -> VerificationPolicy:
+    """Policy from ``[signing]`` settings: configured anchors, or the pinned government ones."""
+    options: dict[str, Any] = {}
+    if max_pdf_bytes is not None:
+        options["max_pdf_bytes"] = max_pdf_bytes
+    if signing is not None:
+        options["revocation_mode"] = (
+            RevocationMode.REQUIRE if signing.revocation_policy == "refuse" else RevocationMode.SOFT
+        )
+        if signing.trust_anchor_paths:
+            return VerificationPolicy.from_paths(list(signing.trust_anchor_paths), **options)
+    return VerificationPolicy.production(**options)
