@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from pyhanko.pdf_utils.reader import PdfFileReader
 from typer.testing import CliRunner
@@ -16,6 +19,16 @@ from signing.samples import write_sample_pdfs
 from signing.testpki import TestPki
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def audit_database(sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``hub sign`` audits into the hub's database: a migrated SQLite one per test."""
+    target = tmp_path / "hub.db"
+    shutil.copy(sqlite_template, target)
+    url = f"sqlite:///{target}"
+    monkeypatch.setenv("HUB_DATABASE_URL", url)
+    return url
 
 
 def _inputs(directory: Path, n: int) -> Path:
