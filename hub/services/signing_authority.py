@@ -23,11 +23,14 @@ outcome, error code, output SHA-256). Audit rows are only ever inserted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+
+from asn1crypto import pem
 
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole, AuditEntry
@@ -71,6 +74,15 @@ Outcome = Literal["signed", "prepared", "refused", "failed"]
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def external_key_id(certificate: bytes) -> str:
+    """``external:<SHA-256 of the certificate's DER, 16 hex>``: the key an external signature
+    names in the audit log (PEM is unarmored first, so both forms give the same id)."""
+    if pem.detect(certificate):
+        with contextlib.suppress(ValueError):
+            _type, _headers, certificate = pem.unarmor(certificate)
+    return f"external:{sha256_hex(certificate)[:16]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +338,7 @@ class SigningGate:
         attempt = SigningAttempt(
             principal.name,
             "external.prepare",
-            f"external:{sha256_hex(certificate)[:16]}",
+            external_key_id(certificate),
             sha256_hex(data),
             purpose,
         )
@@ -368,7 +380,7 @@ class SigningGate:
         done = SigningAttempt(
             principal.name,
             "external.complete",
-            f"external:{sha256_hex(pending.certificate_der)[:16]}",
+            external_key_id(pending.certificate_der),
             sha256_hex(signed),
             PURPOSE_OF_ROLE[pending.options.role],
         )

@@ -6,9 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,46 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from hub.api.app import CORE_ROUTE_MODULES
-from signing.external import ExternalSigningService
-from signing.facade import KeyGrant, SigningFacade
-from signing.keys import Pkcs12KeySource, Secret
 from signing.samples import sample_pdf
-from signing.settings import KeyPurpose
-from signing.signer_service import SigningConfig, SigningService
-from signing.store import InMemoryPendingStore
 from signing.testpki import TestPki
-from signing.trust import TrustStore
-from signing.verification import VerificationPolicy
-from tests.api.livehub import LiveHub, live_hub
-
-
-@pytest.fixture
-def signing_hub(
-    database_url: str,
-    tmp_path: Path,
-    signing_config: SigningConfig,
-    test_pki: TestPki,
-    trust_store: TrustStore,
-) -> Iterator[LiveHub]:
-    service = SigningService(signing_config)
-    facade = SigningFacade(
-        service,
-        ExternalSigningService(service, InMemoryPendingStore(), ttl=timedelta(minutes=5)),
-        {
-            "officer-key": Pkcs12KeySource(test_pki.officer_p12, Secret(test_pki.p12_password)),
-            "agency-hsm": Pkcs12KeySource(test_pki.agency_p12, Secret(test_pki.p12_password)),
-        },
-        {
-            "officer-key": KeyGrant(KeyPurpose.PERSONAL, frozenset({"test-officer"})),
-            "agency-hsm": KeyGrant(KeyPurpose.SEAL, frozenset({"test-clerk"})),
-        },
-    )
-    route_modules = (*CORE_ROUTE_MODULES, "hub.api.routes.signing")
-    with live_hub(database_url, tmp_path / "data", route_modules=route_modules) as hub:
-        hub.app.state.services.signing = facade  # the test's keys (before any request)
-        hub.app.state.verification_policy = VerificationPolicy.from_trust_store(trust_store)
-        yield hub
+from tests.api.livehub import LiveHub
 
 
 def _officer(hub: LiveHub) -> httpx.Client:

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from pyhanko.pdf_utils.reader import PdfFileReader
 from typer.testing import CliRunner
 
