@@ -18,12 +18,16 @@ Example (TOML file named by ``HUB_CONFIG_FILE``)::
 
     [signing.keys.lanh-ntl]
     kind = "pkcs12"
+    purpose = "personal"              # the competent person's own signature
+    principals = ["lanh-ntl"]         # API key names allowed to use it (docs/signing.md §10.5)
     path = "/etc/hub/keys/lanh-ntl.p12"
     password_env = "HUB_KEY_LANH_NTL_PASSWORD"
     image_path = "/etc/hub/images/chu-ky-lanh-ntl.png"   # blue signature, transparent PNG
 
     [signing.keys.so-nnmt]
     kind = "pkcs11"
+    purpose = "seal"                  # the agency seal, applied by the clerk
+    principals = ["van-thu-so"]
     module = "/usr/lib/x86_64-linux-gnu/libbit4xpki.so"
     token_label = "SO NNMT NINH BINH"
     key_label = "agency"
