@@ -50,10 +50,10 @@ import httpx
 from sqlalchemy import select
 
 from hub import runtime
-from hub.auth.keys import ApiKeyService
+from hub.auth.keys import ApiKeyService, Principal
 from hub.config import Settings, load_settings
 from hub.db.migrate import upgrade
-from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
+from hub.db.models import ApiRole, DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.services.results import ResultSigningService, SignedResult
 from hub.simulators.dvcqg import DvcqgFault, DvcqgSimulator, SimulatorConfig
@@ -75,6 +75,10 @@ LGSP = "lgsp-tinh"
 ENDPOINTS = (DVCQG, LGSP)
 #: Environment variable the demo's ``[signing.keys]`` name for the test PKI's PKCS#12 password.
 PASSWORD_ENV = "HUB_DEMO_P12_PASSWORD"
+#: Who signs the result paper: the competent person with her own key, then the clerk (văn thư)
+#: with the agency seal key (API key names listed on the keys, docs/signing.md §10.5).
+OFFICER = Principal("demo-lanh-ntl", ApiRole.OFFICER)
+CLERK = Principal("demo-van-thu", ApiRole.CLERK)
 #: A procedure re-announced under a new national code (the portal lists only the new one).
 OLD_PROCEDURE, NEW_NATIONAL_PROCEDURE = "1.000105.H42", "1.001029"
 SIM_USER, SIM_PASSWORD = "hub", "hub-secret"  # the local simulators' demo login
@@ -263,7 +267,8 @@ def _draft_pdf(sample: SampleDossier) -> bytes:
 
 
 async def sign_result(ctx: DemoContext, sample: SampleDossier) -> None:
-    """Officer signature, then agency seal, stored and attached (hub.services.results)."""
+    """The officer signs with their key, then the clerk seals with the agency key, which
+    stores and attaches the paper (hub.services.results; Decree 30/2020 Art. 32(2), 33(2))."""
     files = ctx.results.files
     draft = await asyncio.to_thread(
         files.save,
@@ -273,18 +278,19 @@ async def sign_result(ctx: DemoContext, sample: SampleDossier) -> None:
         dossier_code=sample.code,
     )
     try:
-        signed = await ctx.results.asign_and_attach(
+        approved = await ctx.results.asign_personal(OFFICER, sample.code, draft.id)
+        signed = await ctx.results.aseal_and_attach(
+            CLERK,
             sample.code,
-            draft.id,
+            approved.file_id,
             name="Giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
             result_code=f"GCN-{sample.code[-4:]}",
-            actor="van-thu-so",
         )
     except HubError as exc:
         ctx.echo(f"  KÝ SỐ THẤT BẠI / signing failed: {exc.message_vi}")
         raise
     ctx.signed = signed
-    personal, agency = signed.signatures
+    personal, agency = approved.signature, signed.signatures[0]
     ctx.echo(
         f"  ký số / signed {sample.code}: {_cn(personal.subject)} ({personal.level.value}, chữ ký cá nhân) "
         f"→ {_cn(agency.subject)} ({agency.level.value}, con dấu)"
@@ -699,12 +705,16 @@ def demo_settings(
             "keys": {
                 "lanh-ntl": {
                     "kind": "pkcs12",
+                    "purpose": "personal",
+                    "principals": [OFFICER.name],
                     "path": str(pki.officer_p12),
                     "password_env": PASSWORD_ENV,
                     "image_path": str(images / "chu-ky-nguyen-thi-lap-lanh.png"),
                 },
                 "so-nnmt": {
                     "kind": "pkcs12",
+                    "purpose": "seal",
+                    "principals": [CLERK.name],
                     "path": str(pki.agency_p12),
                     "password_env": PASSWORD_ENV,
                     "image_path": str(images / "con-dau-so-nnmt.png"),
@@ -790,7 +800,8 @@ async def _run(
     async with runtime.start(settings, sock=api_sock, access_log=False) as hub:
         keys = ApiKeyService(hub.db)
         token = keys.create("demo-source", "source", actor="hub demo").token
-        officer_token = keys.create("demo-van-thu", "officer", actor="hub demo").token
+        officer_token = keys.create(OFFICER.name, OFFICER.role, actor="hub demo").token
+        keys.create(CLERK.name, CLERK.role, actor="hub demo")
         base = hub.base_url
         echo(f"hub demo: API {base}/api/v1/docs  (database {settings.database_url})")
         echo(f"  DVCQG simulator {sims.dvcqg.adapter_url} (REST JSON, kind=dvcqg)")

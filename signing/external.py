@@ -37,6 +37,7 @@ from schemas.errors import (
     ExternalSigningExpiredError,
     HubError,
     InvalidInputError,
+    PermissionDeniedError,
     SigningError,
 )
 from schemas.timefmt import now_vn
@@ -82,7 +83,10 @@ class ExternalSigningService:
         options: SignOptions,
         *,
         chain_der: list[bytes] | None = None,
+        owner: str | None = None,
     ) -> ExternalSigningRequest:
+        """Reserve the signature in ``pdf`` and answer what the officer's tool must sign;
+        ``owner`` (the caller) is the only one who may complete it."""
         cert = _load_cert(certificate_der)
         chain = [_load_cert(c) for c in chain_der or []]
         registry = SimpleCertificateStore()  # type: ignore[no-untyped-call]
@@ -136,6 +140,7 @@ class ExternalSigningService:
             signed_attrs_der=attrs_der,
             signed_at=pdf_signer.system_time_used,
             warnings=[w.model_dump() for w in (check.warnings if check else [])],
+            owner=owner,
         )
         output.seek(0)
         self.store.put(pending, output.read())
@@ -153,9 +158,17 @@ class ExternalSigningService:
         )
 
     async def complete(
-        self, request_id: str, *, signature: bytes | None = None, cms_der: bytes | None = None
+        self,
+        request_id: str,
+        *,
+        signature: bytes | None = None,
+        cms_der: bytes | None = None,
+        owner: str | None = None,
     ) -> tuple[bytes, PendingSignature]:
-        """Embed the officer's signature (raw value or CMS) and return the signed PDF."""
+        """Embed the officer's signature (raw value or CMS) and return the signed PDF.
+
+        A request prepared for an owner is completed by that owner only (anyone else: 403,
+        and the request stays for its owner)."""
         check_request_id(request_id)
         if (signature is None) == (cms_der is None):
             raise InvalidInputError(
@@ -169,6 +182,11 @@ class ExternalSigningService:
         if pending.expires_at <= now_vn():
             self.store.delete(request_id)
             raise _expired()
+        if pending.owner is not None and owner != pending.owner:
+            raise PermissionDeniedError(
+                "this signing request was prepared by another user",
+                message_vi="Yêu cầu ký này do người dùng khác tạo",
+            )
         cert = asn1_x509.Certificate.load(pending.certificate_der)
         if cms_der is not None:
             sig_cms = _check_returned_cms(cms_der, pending, cert)

@@ -21,11 +21,11 @@ from schemas.errors import ConfigurationError, InvalidInputError, NotFoundError
 from signing.external import ExternalSigningRequest, ExternalSigningService
 from signing.keys import KeySource
 from signing.models import BatchItemResult, CertificateCheck, SigningWarning, SignOptions, SignResult
-from signing.settings import SigningSettings
+from signing.settings import KeyPurpose, SigningSettings
 from signing.signer_service import SigningService, config_from_settings
-from signing.store import FileSystemPendingStore, PendingStore
+from signing.store import FileSystemPendingStore, PendingSignature, PendingStore
 
-__all__ = ["FileStoreLike", "SigningFacade", "StoredSignOutcome", "StoredSignResult"]
+__all__ = ["FileStoreLike", "KeyGrant", "SigningFacade", "StoredSignOutcome", "StoredSignResult"]
 
 
 class FileStoreLike(Protocol):
@@ -54,11 +54,22 @@ class StoredSignResult(BaseModel):
     elapsed_seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class KeyGrant:
+    """What a server-held key is for and which principals (API key names) may use it
+    (``[signing.keys.<id>] purpose / principals``, docs/signing.md §10.5). A key without a
+    grant may be used by nobody."""
+
+    purpose: KeyPurpose
+    principals: frozenset[str] = frozenset()
+
+
 @dataclass
 class SigningFacade:
     service: SigningService
     external: ExternalSigningService
     keys: Mapping[str, KeySource] = field(default_factory=dict)
+    grants: Mapping[str, KeyGrant] = field(default_factory=dict)
 
     @classmethod
     def from_settings(
@@ -68,8 +79,15 @@ class SigningFacade:
         service = SigningService(config_from_settings(signing))
         ttl = signing.external_request_ttl_seconds
         store: PendingStore = FileSystemPendingStore(data_dir / "signing-pending")
+        grants = {
+            key_id: KeyGrant(spec.purpose, frozenset(spec.principals))
+            for key_id, spec in signing.keys.items()
+        }
         return cls(
-            service, ExternalSigningService(service, store, ttl=timedelta(seconds=ttl)), dict(keys or {})
+            service,
+            ExternalSigningService(service, store, ttl=timedelta(seconds=ttl)),
+            dict(keys or {}),
+            grants,
         )
 
     def key(self, key_id: str) -> KeySource:
@@ -154,19 +172,29 @@ class SigningFacade:
         return StoredSignOutcome(source_file_id=fid, ok=True, signed_file_id=str(saved.id))
 
     async def prepare_external(
-        self, data: bytes, certificate: bytes, options: SignOptions, chain: list[bytes] | None = None
+        self,
+        data: bytes,
+        certificate: bytes,
+        options: SignOptions,
+        chain: list[bytes] | None = None,
+        *,
+        owner: str | None = None,
     ) -> ExternalSigningRequest:
         return await asyncio.to_thread(
-            lambda: asyncio.run(self.external.prepare(data, certificate, options, chain_der=chain))
+            lambda: asyncio.run(
+                self.external.prepare(data, certificate, options, chain_der=chain, owner=owner)
+            )
         )
 
     async def complete_external(
-        self, request_id: str, *, signature: bytes | None, cms_der: bytes | None
-    ) -> bytes:
-        signed, _ = await asyncio.to_thread(
-            lambda: asyncio.run(self.external.complete(request_id, signature=signature, cms_der=cms_der))
+        self, request_id: str, *, signature: bytes | None, cms_der: bytes | None, owner: str | None = None
+    ) -> tuple[bytes, PendingSignature]:
+        """The signed PDF and the request it completed (its options and certificate)."""
+        return await asyncio.to_thread(
+            lambda: asyncio.run(
+                self.external.complete(request_id, signature=signature, cms_der=cms_der, owner=owner)
+            )
         )
-        return signed
 
     async def sign_stored_async(
         self, files: FileStoreLike, file_ids: list[str], key_id: str, options: SignOptions

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields
@@ -47,6 +48,7 @@ __all__ = [
     "DocumentSigner",
     "SignedDocument",
     "atomic_write",
+    "count_pages",
     "open_pdf",
     "reserved_bytes_for",
 ]
@@ -75,7 +77,7 @@ def open_pdf(data: bytes) -> IncrementalPdfFileWriter:
                 "encrypted PDFs cannot be signed; remove the password protection first",
                 message_vi="Không thể ký tệp PDF đã mã hóa; hãy gỡ bỏ mật khẩu bảo vệ trước",
             )
-        count = int(reader.root["/Pages"]["/Count"])
+        count = count_pages(reader.root)
     except InvalidPdfError:
         raise
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
@@ -86,6 +88,52 @@ def open_pdf(data: bytes) -> IncrementalPdfFileWriter:
     if count < 1:
         raise InvalidPdfError("the PDF has no pages", message_vi="Tệp PDF không có trang nào")
     return writer
+
+
+#: Deepest page tree accepted (real files nest a few levels; a deeper one is hostile).
+MAX_PAGE_TREE_DEPTH = 64
+
+
+def count_pages(root: Any) -> int:
+    """Leaf pages under the catalog's ``/Pages``, walking every ``/Kids`` once.
+
+    A page tree is a tree (ISO 32000-1 §7.7.3.2): a node reached twice (a cycle, or a shared
+    kid) or nested deeper than :data:`MAX_PAGE_TREE_DEPTH` is refused as
+    :class:`InvalidPdfError` here, before any signing code walks it.
+    """
+    seen: set[int] = set()
+    pages = 0
+    stack: list[tuple[Any, int]] = [(root.raw_get("/Pages"), 0)]
+    while stack:
+        ref, depth = stack.pop()
+        if isinstance(ref, generic.IndirectObject):
+            if ref.idnum in seen:
+                raise InvalidPdfError(
+                    "the page tree is not a tree (a page node is reached twice)",
+                    message_vi="Cây trang của tệp PDF bị lặp vòng (cấu trúc không hợp lệ)",
+                )
+            seen.add(ref.idnum)
+        node = _deref(ref)
+        if not isinstance(node, generic.DictionaryObject):
+            raise InvalidPdfError(
+                "a page tree node is not a dictionary", message_vi="Cây trang PDF không hợp lệ"
+            )
+        if node.get("/Type") == "/Page" or "/Kids" not in node:
+            pages += 1
+            continue
+        if depth >= MAX_PAGE_TREE_DEPTH:
+            raise InvalidPdfError("the page tree is too deep", message_vi="Cây trang PDF lồng quá sâu")
+        kids = _deref(node.raw_get("/Kids"))
+        if not isinstance(kids, generic.ArrayObject):
+            raise InvalidPdfError(
+                "a page tree node has no /Kids array", message_vi="Cây trang PDF không hợp lệ"
+            )
+        stack.extend((kid, depth + 1) for kid in reversed(kids))
+    return pages
+
+
+def _deref(obj: Any) -> Any:
+    return obj.get_object() if isinstance(obj, generic.IndirectObject) else obj  # type: ignore[no-untyped-call]
 
 
 def reserved_bytes_for(level: SignatureLevel, signer: Signer | None = None) -> int:

@@ -6,6 +6,7 @@ here: keys name the environment variable that holds their password or PIN.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,22 +15,46 @@ from pydantic import Field, model_validator
 from schemas.settings import Section
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: An API key name (``hub.auth.keys``): who may use a server-held key.
+_PRINCIPAL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 
 
-class Pkcs12KeySettings(Section):
-    """A server-held key in a PKCS#12 file; the password is read from the environment variable
-    named by ``password_env`` at start-up (secrets never live in the configuration file)."""
+class KeyPurpose(StrEnum):
+    """What a server-held key signs for (Decree 30/2020 Art. 5, 13(7), 17, 32(2), 33(2);
+    docs/signing.md §5.1, §10.5)."""
 
-    kind: Literal["pkcs12"]
-    path: Path
-    password_env: Annotated[str, Field(pattern=_ENV_NAME)]
+    PERSONAL = "personal"
+    """The competent person's own signature (box 7c), used by that officer only."""
+    SEAL = "seal"
+    """The agency signature (box 8, the seal), applied by the clerk (*văn thư*) who holds it,
+    after the competent person's signature; also electronic copies and attachments."""
+
+
+class ServerKeySettings(Section):
+    """What every server-held key declares besides where it is: its purpose and who may use it.
+
+    ``principals`` lists API key names (``hub keys create``); nobody else may sign with the
+    key, and an empty list means nobody at all (default deny, docs/signing.md §10.5).
+    """
+
+    purpose: KeyPurpose
+    principals: list[Annotated[str, Field(pattern=_PRINCIPAL_NAME)]] = Field(default_factory=list)
     #: PNG drawn for this key's visible signatures: the officer's blue signature image or the
     #: agency's red seal (Decree 30/2020 Appendix I, 7d and 8a).
     image_path: Path | None = None
     prefer_pss: bool = False
 
 
-class Pkcs11KeySettings(Section):
+class Pkcs12KeySettings(ServerKeySettings):
+    """A server-held key in a PKCS#12 file; the password is read from the environment variable
+    named by ``password_env`` at start-up (secrets never live in the configuration file)."""
+
+    kind: Literal["pkcs12"]
+    path: Path
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)]
+
+
+class Pkcs11KeySettings(ServerKeySettings):
     """A key on a PKCS#11 token or HSM (Decree 68/2024 Art. 10 device/service certificate); the
     PIN is read from the environment variable named by ``pin_env`` at start-up."""
 
@@ -43,8 +68,6 @@ class Pkcs11KeySettings(Section):
     key_id: Annotated[str | None, Field(pattern=r"^(?:[0-9A-Fa-f]{2})+$")] = None
     cert_id: Annotated[str | None, Field(pattern=r"^(?:[0-9A-Fa-f]{2})+$")] = None
     pin_env: Annotated[str, Field(pattern=_ENV_NAME)]
-    image_path: Path | None = None
-    prefer_pss: bool = False
     use_raw_mechanism: bool = False
     extra_certs: list[Path] = Field(default_factory=list)
 
@@ -75,8 +98,17 @@ class SigningSettings(Section):
 
     @model_validator(mode="after")
     def _result_keys_known(self) -> SigningSettings:
-        for attr in ("result_officer_key", "result_agency_key"):
+        """The result keys exist and fit their stage: a personal key signs first, a seal key
+        seals (Decree 30/2020 Art. 13(7), 17)."""
+        for attr, purpose in (
+            ("result_officer_key", KeyPurpose.PERSONAL),
+            ("result_agency_key", KeyPurpose.SEAL),
+        ):
             key = getattr(self, attr)
-            if key is not None and key not in self.keys:
+            if key is None:
+                continue
+            if key not in self.keys:
                 raise ValueError(f"{attr} names unknown key {key!r}")
+            if self.keys[key].purpose is not purpose:
+                raise ValueError(f"{attr} names key {key!r} whose purpose is not {purpose.value!r}")
         return self

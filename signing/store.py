@@ -47,6 +47,8 @@ class PendingSignature(BaseModel):
     signed_attrs_der: bytes
     signed_at: datetime
     warnings: list[dict[str, str]] = []
+    #: Who prepared the request (an API key name); only they may complete it.
+    owner: str | None = None
 
 
 def check_request_id(request_id: str) -> str:

@@ -139,7 +139,7 @@ def create_app(
         services: Services = app.state.services
         services.signing = facade = build_signing_facade(settings)
         services.results = ResultSigningService.from_settings(
-            settings, facade, services.files, services.intake
+            settings, facade, services.files, services.intake, database
         )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)

@@ -5,25 +5,43 @@ PINs and passwords are never taken on the command line (they would show in ``ps`
 read from the environment variable named by ``--secret-env`` (default ``HUB_SIGN_SECRET``) or
 prompted for without echo. Outputs are written atomically into ``--out``; a document that fails
 leaves no output. Exit status: 0 all signed, 1 some documents failed, 4 refused before signing
-(certificate rejected, revocation unavailable under ``refuse``, wrong PIN, bad configuration).
+(certificate rejected, revocation unavailable under ``refuse``, wrong PIN, bad configuration,
+the audit log unreachable).
+
+Every document is audited in the hub's database (``HUB_DATABASE_URL`` / the hub's
+configuration) as actor ``cli:<os user>``, with its SHA-256, the key and the outcome, like the
+API's signing paths (docs/signing.md §10.5); without a reachable, migrated database nothing is
+signed.
 """
 
 from __future__ import annotations
 
 import enum
+import getpass
+import hashlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from hub.services.signing_authority import PURPOSE_OF_ROLE, SigningAttempt, SigningAudit
 from schemas.errors import HubError
 from signing.appearance import AppearanceTemplate
 from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource, Secret
-from signing.models import BatchItemResult, RevocationPolicy, SignatureLevel, SignOptions, SignRole
+from signing.models import (
+    BatchItemResult,
+    BatchResult,
+    RevocationPolicy,
+    SignatureLevel,
+    SignOptions,
+    SignRole,
+)
 from signing.signer_service import SigningConfig, SigningService
 from signing.timestamping import TsaSettings
 from signing.trust import TrustStore
@@ -59,6 +77,62 @@ def _secret(env_name: str, prompt: str) -> Secret:
     if value is None:
         value = typer.prompt(prompt, hide_input=True)
     return Secret(value)
+
+
+@contextmanager
+def _audit_log() -> Iterator[SigningAudit]:
+    """The hub database's audit log (refused with exit 4 when it cannot be opened)."""
+    from hub.config import load_settings
+    from hub.runtime import open_database
+
+    try:
+        db = open_database(load_settings(), pool_size=1, retry_pauses=())
+    except HubError as exc:
+        typer.echo(f"Không ghi được nhật ký kiểm toán / cannot open the audit log: {exc.message}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from exc
+    try:
+        yield SigningAudit(db)
+    finally:
+        db.dispose()
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return ""
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name for this uid (containers)
+        return f"cli:uid-{os.getuid()}"
+
+
+def _audit_batch(
+    audit: SigningAudit,
+    attempts: dict[Path, SigningAttempt],
+    result: BatchResult | None,
+    refusal: HubError | None,
+) -> None:
+    """One audit row per input: signed / failed, or refused (all) when signing never began."""
+    by_input = {item.input_path: item for item in result.items} if result is not None else {}
+    for path, attempt in attempts.items():
+        item = by_input.get(path)
+        if item is None:
+            audit.record(
+                attempt,
+                "refused",
+                error_code=refusal.code if refusal is not None else "not_signed",
+                reason=refusal.message[:300] if refusal is not None else None,
+            )
+        elif item.ok:
+            output = item.output_path
+            audit.record(attempt, "signed", output_sha256=_file_sha256(output) if output else None)
+        else:
+            audit.record(attempt, "failed", error_code=item.error_code, reason=item.error)
 
 
 @app.command(name="sign")
@@ -147,6 +221,14 @@ def sign(
         if not files:
             typer.echo("Không có tệp PDF nào để ký / no PDF to sign", err=True)
             raise typer.Exit(EXIT_REFUSED)
+        key_id = f"p12:{p12.name}" if p12 is not None else f"pkcs11:{token_label or '?'}/{key_label or '?'}"
+        actor = _cli_actor()
+        attempts = {
+            path: SigningAttempt(
+                actor, "cli", key_id, _file_sha256(path), PURPOSE_OF_ROLE[role], file_id=str(path)
+            )
+            for path in files
+        }
 
         def progress(item: BatchItemResult, done: int, total: int) -> None:
             if not as_json:
@@ -154,9 +236,15 @@ def sign(
                 detail = "" if item.ok else f" — {item.error_vi} ({item.error_code})"
                 typer.echo(f"[{done}/{total}] {mark} {item.input_path.name}{detail}")
 
-        result = SigningService(config).sign_batch(
-            files, out, key, options, workers=workers, progress=progress
-        )
+        with _audit_log() as audit:
+            try:
+                result = SigningService(config).sign_batch(
+                    files, out, key, options, workers=workers, progress=progress
+                )
+            except HubError as exc:
+                _audit_batch(audit, attempts, None, exc)
+                raise
+            _audit_batch(audit, attempts, result, None)
     except HubError as exc:
         typer.echo(f"Từ chối ký / refused [{exc.code}]: {exc.message_vi} / {exc.message}", err=True)
         raise typer.Exit(EXIT_REFUSED) from exc

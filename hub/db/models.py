@@ -262,6 +262,10 @@ class ApiRole(enum.StrEnum):
     PORTAL = "portal"
     """A national/provincial portal pushing to the hub."""
     OFFICER = "officer"
+    """A competent person: signs with their own personal key (Decree 30/2020 Art. 13(7))."""
+    CLERK = "clerk"
+    """The clerk (*văn thư*) who holds the agency seal key and applies it after the competent
+    person's signature (Decree 30/2020 Art. 32(2), 33(2)); reads like an officer otherwise."""
     TECHNICIAN = "technician"
     ADMIN = "admin"
 

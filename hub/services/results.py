@@ -1,4 +1,4 @@
-"""Sign a dossier's result paper with two signatures and attach it for delivery.
+"""Sign a dossier's result paper with two signatures, each by its holder, and attach it.
 
 Decree 30/2020 (Điều 5, 13–15, 17, 32; Appendix I) needs two signatures on an issued
 e-document, in this order: the competent person's personal signature (blue signature image in
@@ -7,12 +7,16 @@ follow), then the agency signature (red seal over the left third of the personal
 PAdES B-LTA so it stays verifiable for the archive, docs/signing.md §2.2). Each signature is
 preceded by the certificate check of Decree 68/2024 Art. 29/31 (validity, path, revocation).
 
-:meth:`ResultSigningService.sign_and_attach` reads a stored file, signs it twice in memory,
-stores the signed PDF (:class:`hub.storage.files.FileStore`, served at the hub's download
-URL) and attaches it with :meth:`hub.services.intake.IntakeService.attach_result`, so the
-dossier's next ``DanhSachGiayToKetQua`` carries ``DuongDanTepTinKetQua`` and the SHA-256.
-A refused signature (expired, revoked, untrusted certificate, TSA down …) stores nothing and
-attaches nothing.
+The officer signs a stored draft with their personal key
+(:meth:`ResultSigningService.sign_personal`, stored, not attached); the clerk (*văn thư*) who
+holds the agency key seals that file (:meth:`ResultSigningService.seal_and_attach`) once the
+hub's verifier finds the officer's signature valid, stores the sealed PDF
+(:class:`hub.storage.files.FileStore`, served at the hub's download URL) and attaches it with
+:meth:`hub.services.intake.IntakeService.attach_result`, so the dossier's next
+``DanhSachGiayToKetQua`` carries ``DuongDanTepTinKetQua`` and the SHA-256 (Decree 30/2020
+Art. 32(2), 33(2); docs/signing.md §10.5). A refused signature (wrong principal or key,
+expired, revoked, untrusted certificate, damaged PDF, TSA down …) stores nothing and attaches
+nothing; every attempt is audited.
 """
 
 from __future__ import annotations
@@ -25,18 +29,22 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from hub.auth.keys import Principal
 from hub.config import Settings
+from hub.db.session import Database
 from hub.services.intake import IntakeResult, IntakeService
 from hub.services.result_files import store_and_attach
-from hub.services.signing_keys import key_images
-from hub.storage.files import FileStore
-from schemas.dossier import ResultDocument
+from hub.services.signing_authority import SealCheck, SigningAttempt, SigningAudit, authorize_key, sha256_hex
+from hub.services.signing_keys import key_images, policy_from_settings
+from hub.storage.files import FileStore, StoredFileInfo
+from schemas.dossier import Dossier, ResultDocument
 from schemas.errors import ConfigurationError, ConflictError, HubError, InvalidInputError, RetryableError
 from signing.facade import SigningFacade
 from signing.models import SignatureLevel, SignOptions, SignResult, SignRole
+from signing.settings import KeyPurpose
 from signing.signer_service import SigningService
 
-__all__ = ["ResultSigningService", "SignedResult", "SignerSummary"]
+__all__ = ["ResultSigningService", "SignedDraft", "SignedResult", "SignerSummary"]
 
 #: Stages of the signing sequence, as named in errors (``details["stage"]``).
 _STAGE_VI = {"officer": "chữ ký của người có thẩm quyền", "agency": "chữ ký số của cơ quan (con dấu)"}
@@ -56,7 +64,7 @@ class SignerSummary(BaseModel):
 
 
 class SignedResult(BaseModel):
-    """What :meth:`ResultSigningService.sign_and_attach` stored and attached."""
+    """What :meth:`ResultSigningService.seal_and_attach` stored and attached."""
 
     dossier_code: str
     source_file_id: str
@@ -69,8 +77,24 @@ class SignedResult(BaseModel):
     signatures: list[SignerSummary]
 
 
+class SignedDraft(BaseModel):
+    """What :meth:`ResultSigningService.sign_personal` stored: the draft with the competent
+    person's signature, not attached yet; the clerk seals it next (``next_step: seal``)."""
+
+    dossier_code: str
+    source_file_id: str
+    file_id: str
+    sha256: str
+    size: int
+    signature: SignerSummary
+    next_step: str = "seal"
+
+
 class ResultSigningService:
-    """Officer signature, then agency seal, then store and attach (one call, all or nothing)."""
+    """The two signatures of a result paper, each by its own holder (Decree 30/2020 Art. 13(7),
+    17, 32(2), 33(2)): the officer signs (:meth:`sign_personal`), then the clerk seals, which
+    stores and attaches the paper (:meth:`seal_and_attach`). Keys, principals and the audit
+    row of each attempt follow :mod:`hub.services.signing_authority`."""
 
     def __init__(
         self,
@@ -80,6 +104,8 @@ class ResultSigningService:
         *,
         officer_key: str,
         agency_key: str,
+        audit: SigningAudit,
+        seal_check: SealCheck,
         images: Mapping[str, bytes] | None = None,
         location: str | None = None,
     ) -> None:
@@ -93,12 +119,19 @@ class ResultSigningService:
         self._intake = intake
         self._officer_key = officer_key
         self._agency_key = agency_key
+        self._audit = audit
+        self._seal_check = seal_check
         self._images = dict(images or {})
         self._location = location
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, facade: SigningFacade, files: FileStore, intake: IntakeService
+        cls,
+        settings: Settings,
+        facade: SigningFacade,
+        files: FileStore,
+        intake: IntakeService,
+        db: Database,
     ) -> ResultSigningService | None:
         """The service for ``[signing] result_officer_key`` / ``result_agency_key``; ``None``
         when either is unset."""
@@ -111,6 +144,8 @@ class ResultSigningService:
             intake,
             officer_key=signing.result_officer_key,
             agency_key=signing.result_agency_key,
+            audit=SigningAudit(db),
+            seal_check=SealCheck(policy_from_settings(signing)),
             images=key_images(signing),
         )
 
@@ -121,29 +156,80 @@ class ResultSigningService:
         """The file store signed papers are saved to (and drafts are read from)."""
         return self._files
 
-    def sign_and_attach(
+    def sign_personal(
         self,
+        principal: Principal,
+        dossier_code: str,
+        file_id: str,
+        *,
+        key_id: str | None = None,
+        reason: str | None = None,
+        max_bytes: int = 20 * 1024 * 1024,
+    ) -> SignedDraft:
+        """The competent person's signature on stored draft ``file_id`` (blocking call): a
+        DocMDP P=2 certification at PAdES B-T, so the number/date and the seal may follow
+        (Decree 30/2020 Art. 13(7), 14–15). Stored as a new file of the dossier, not attached.
+
+        ``key_id`` defaults to ``[signing] result_officer_key``; ``principal`` must be an officer
+        listed on that key (403 otherwise, audited).
+        """
+        key_id = key_id or self._officer_key
+        dossier, info, source = self._draft(dossier_code, file_id, max_bytes)
+        attempt = SigningAttempt(
+            principal.name,
+            "results.sign",
+            key_id,
+            sha256_hex(source),
+            KeyPurpose.PERSONAL,
+            dossier.code,
+            file_id,
+        )
+        options = SignOptions(
+            level=SignatureLevel.B_T,
+            role=SignRole.PERSONAL,
+            certify=True,
+            reason=reason or f"Phê duyệt kết quả hồ sơ {dossier.code}",
+            location=self._location,
+        )
+        self._authorize(attempt, principal, options.role)
+        signed, result = self._sign(attempt, source, options)
+        stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
+        stored = self._files.save(
+            signed, filename=f"{stem}.approved.pdf", media_type="application/pdf", dossier_code=dossier.code
+        )
+        self._audit.record(attempt, "signed", output_sha256=stored.sha256, output_file_id=stored.id)
+        return SignedDraft(
+            dossier_code=dossier.code,
+            source_file_id=file_id,
+            file_id=stored.id,
+            sha256=stored.sha256,
+            size=stored.size,
+            signature=_summary(SignRole.PERSONAL, key_id, result),
+        )
+
+    def seal_and_attach(
+        self,
+        principal: Principal,
         dossier_code: str,
         file_id: str,
         *,
         name: str,
-        actor: str,
+        key_id: str | None = None,
         result_code: str | None = None,
         result_id: str | None = None,
         component_code: str | None = None,
-        reason: str | None = None,
         max_bytes: int = 20 * 1024 * 1024,
     ) -> SignedResult:
-        """Sign stored file ``file_id`` for ``dossier_code`` and attach it (blocking call).
+        """The agency seal on stored file ``file_id`` (blocking call), which must already carry
+        the competent person's valid signature; then store and attach it for delivery.
 
-        The result id defaults to ``KQ-<file_id>``: signing the same draft twice for a dossier
-        is refused (:class:`ConflictError`) instead of storing a second signed copy — each
-        signature carries its own time, so a repeat could never be byte-identical.
-
-        Runs the signatures on an event loop of its own: call it from a worker thread (or use
-        :meth:`asign_and_attach` from async code).
+        PAdES B-LTA, so it stays verifiable for the archive (docs/signing.md §2.2).
+        ``principal`` must be the clerk listed on the seal key (default ``[signing]
+        result_agency_key``). The result id defaults to ``KQ-<file_id>``: sealing the same file
+        twice is refused (:class:`ConflictError`) instead of storing a second copy.
         """
-        dossier = self._intake.get_dossier(dossier_code)  # 404 before any key is touched
+        key_id = key_id or self._agency_key
+        dossier, info, source = self._draft(dossier_code, file_id, max_bytes)
         result_id = result_id or f"KQ-{file_id}"
         held = next((r for r in dossier.results if r.id == result_id and r.signed), None)
         if held is not None:
@@ -152,6 +238,69 @@ class ResultSigningService:
                 message_vi=f"Kết quả {result_id} của hồ sơ {dossier.code} đã được ký số và đính kèm",
                 details={"result_id": result_id, "download_url": str(held.download_url)},
             )
+        attempt = SigningAttempt(
+            principal.name, "results.seal", key_id, sha256_hex(source), KeyPurpose.SEAL, dossier.code, file_id
+        )
+        options = SignOptions(
+            level=SignatureLevel.B_LTA,
+            role=SignRole.AGENCY,
+            reason=f"Ban hành kết quả hồ sơ {dossier.code}",
+            location=self._location,
+        )
+        self._authorize(attempt, principal, options.role, seal_of=source)
+        signed, result = self._sign(attempt, source, options)
+        stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
+        stem = stem.removesuffix(".approved")
+        attached = store_and_attach(
+            self._files,
+            self._intake,
+            dossier.code,
+            signed,
+            filename=f"{stem}.signed.pdf",
+            media_type="application/pdf",
+            name=name,
+            actor=principal.name,
+            result_id=result_id,
+            result_code=result_code,
+            component_code=component_code,
+            signed=True,
+        )
+        self._audit.record(
+            attempt, "signed", output_sha256=attached.stored.sha256, output_file_id=attached.stored.id
+        )
+        return SignedResult(
+            dossier_code=dossier.code,
+            source_file_id=file_id,
+            file_id=attached.stored.id,
+            download_url=attached.download_url,
+            sha256=attached.stored.sha256,
+            size=attached.stored.size,
+            result=attached.document,
+            intake=attached.intake,
+            signatures=[_summary(SignRole.AGENCY, key_id, result)],
+        )
+
+    async def asign_personal(
+        self, principal: Principal, dossier_code: str, file_id: str, **kwargs: Any
+    ) -> SignedDraft:
+        """:meth:`sign_personal` in a worker thread (signing is CPU-bound and blocking)."""
+        return await asyncio.to_thread(lambda: self.sign_personal(principal, dossier_code, file_id, **kwargs))
+
+    async def aseal_and_attach(
+        self, principal: Principal, dossier_code: str, file_id: str, **kwargs: Any
+    ) -> SignedResult:
+        """:meth:`seal_and_attach` in a worker thread."""
+        return await asyncio.to_thread(
+            lambda: self.seal_and_attach(principal, dossier_code, file_id, **kwargs)
+        )
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _draft(
+        self, dossier_code: str, file_id: str, max_bytes: int
+    ) -> tuple[Dossier, StoredFileInfo, bytes]:
+        """The dossier (404 before any key is touched) and the stored file's bytes."""
+        dossier = self._intake.get_dossier(dossier_code)
         info, path = self._files.get(file_id)
         if info.dossier_code is not None and info.dossier_code != dossier.code:
             raise InvalidInputError(
@@ -163,61 +312,19 @@ class ResultSigningService:
                 f"stored file is larger than {max_bytes} bytes",
                 message_vi=f"Tệp lưu trữ vượt giới hạn {max_bytes} byte",
             )
-        source = path.read_bytes()
-        officer_key = self._facade.key(self._officer_key)
-        agency_key = self._facade.key(self._agency_key)
+        return dossier, info, path.read_bytes()
 
-        officer_options = SignOptions(
-            level=SignatureLevel.B_T,
-            role=SignRole.PERSONAL,
-            certify=True,
-            reason=reason or f"Phê duyệt kết quả hồ sơ {dossier.code}",
-            location=self._location,
-        )
-        agency_options = SignOptions(
-            level=SignatureLevel.B_LTA,
-            role=SignRole.AGENCY,
-            reason=f"Ban hành kết quả hồ sơ {dossier.code}",
-            location=self._location,
-        )
-        first, officer = self._sign("officer", dossier.code, source, officer_key, officer_options)
-        signed, agency = self._sign("agency", dossier.code, first, agency_key, agency_options)
-
-        stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
-        attached = store_and_attach(
-            self._files,
-            self._intake,
-            dossier.code,
-            signed,
-            filename=f"{stem}.signed.pdf",
-            media_type="application/pdf",
-            name=name,
-            actor=actor,
-            result_id=result_id,
-            result_code=result_code,
-            component_code=component_code,
-            signed=True,
-        )
-        return SignedResult(
-            dossier_code=dossier.code,
-            source_file_id=file_id,
-            file_id=attached.stored.id,
-            download_url=attached.download_url,
-            sha256=attached.stored.sha256,
-            size=attached.stored.size,
-            result=attached.document,
-            intake=attached.intake,
-            signatures=[
-                _summary(SignRole.PERSONAL, self._officer_key, officer),
-                _summary(SignRole.AGENCY, self._agency_key, agency),
-            ],
-        )
-
-    async def asign_and_attach(self, dossier_code: str, file_id: str, **kwargs: Any) -> SignedResult:
-        """:meth:`sign_and_attach` in a worker thread (signing is CPU-bound and blocking)."""
-        return await asyncio.to_thread(lambda: self.sign_and_attach(dossier_code, file_id, **kwargs))
-
-    # --- internals ----------------------------------------------------------------------------
+    def _authorize(
+        self, attempt: SigningAttempt, principal: Principal, role: SignRole, *, seal_of: bytes | None = None
+    ) -> None:
+        """Key, principal and purpose (and the seal order); a refusal is audited and raised."""
+        try:
+            authorize_key(self._facade.grants, principal, attempt.key_id, role)
+            if seal_of is not None:
+                self._seal_check.require_signed(seal_of)
+        except HubError as exc:
+            self._audit.refused(attempt, exc)
+            raise
 
     def _service(self, key_id: str, role: SignRole) -> SigningService:
         """The facade's signing service, with this key's signature or seal image."""
@@ -229,15 +336,18 @@ class ResultSigningService:
             return SigningService(dataclasses.replace(config, signature_png=image))
         return SigningService(dataclasses.replace(config, seal_png=image))
 
-    def _sign(
-        self, stage: str, code: str, data: bytes, key: Any, options: SignOptions
-    ) -> tuple[bytes, SignResult]:
-        key_id = self._officer_key if stage == "officer" else self._agency_key
-        service = self._service(key_id, options.role)
+    def _sign(self, attempt: SigningAttempt, data: bytes, options: SignOptions) -> tuple[bytes, SignResult]:
+        stage = "officer" if options.role is SignRole.PERSONAL else "agency"
+        service = self._service(attempt.key_id, options.role)
         try:
+            key = self._facade.key(attempt.key_id)
             return asyncio.run(service.sign_bytes(data, key, options))
         except HubError as exc:
-            raise _refused(exc, stage, code, key_id) from exc
+            self._audit.failed(attempt, exc)
+            raise _refused(exc, stage, attempt.dossier_code or "", attempt.key_id) from exc
+        except BaseException as exc:
+            self._audit.failed(attempt, exc)
+            raise
 
 
 def _refused(exc: HubError, stage: str, code: str, key_id: str) -> HubError:

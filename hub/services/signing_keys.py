@@ -18,12 +18,16 @@ Example (TOML file named by ``HUB_CONFIG_FILE``)::
 
     [signing.keys.lanh-ntl]
     kind = "pkcs12"
+    purpose = "personal"              # the competent person's own signature
+    principals = ["lanh-ntl"]         # API key names allowed to use it (docs/signing.md §10.5)
     path = "/etc/hub/keys/lanh-ntl.p12"
     password_env = "HUB_KEY_LANH_NTL_PASSWORD"
     image_path = "/etc/hub/images/chu-ky-lanh-ntl.png"   # blue signature, transparent PNG
 
     [signing.keys.so-nnmt]
     kind = "pkcs11"
+    purpose = "seal"                  # the agency seal, applied by the clerk
+    principals = ["van-thu-so"]
     module = "/usr/lib/x86_64-linux-gnu/libbit4xpki.so"
     token_label = "SO NNMT NINH BINH"
     key_label = "agency"
@@ -36,14 +40,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hub.config import Settings
 from schemas.errors import ConfigurationError
 from signing.facade import SigningFacade
 from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource, Secret
 from signing.settings import Pkcs11KeySettings, Pkcs12KeySettings, SigningSettings
+from signing.verification import RevocationMode, VerificationPolicy
 
-__all__ = ["build_signing_facade", "key_images", "key_source", "key_sources"]
+__all__ = ["build_signing_facade", "key_images", "key_source", "key_sources", "policy_from_settings"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -131,3 +137,19 @@ def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None =
     """
     keys = key_sources(settings.signing, settings.secret_environment() if environ is None else environ)
     return SigningFacade.from_settings(settings.signing, Path(settings.data_dir), keys=keys)
+
+
+def policy_from_settings(
+    signing: SigningSettings | None, *, max_pdf_bytes: int | None = None
+) -> VerificationPolicy:
+    """Policy from ``[signing]`` settings: configured anchors, or the pinned government ones."""
+    options: dict[str, Any] = {}
+    if max_pdf_bytes is not None:
+        options["max_pdf_bytes"] = max_pdf_bytes
+    if signing is not None:
+        options["revocation_mode"] = (
+            RevocationMode.REQUIRE if signing.revocation_policy == "refuse" else RevocationMode.SOFT
+        )
+        if signing.trust_anchor_paths:
+            return VerificationPolicy.from_paths(list(signing.trust_anchor_paths), **options)
+    return VerificationPolicy.production(**options)

@@ -24,7 +24,7 @@ from schemas.timefmt import VN_TZ
 
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 BOOTSTRAP = "bootstrap-secret-for-tests-0123456789"
-ROLES = ("source", "portal", "officer", "technician", "admin")
+ROLES = ("source", "portal", "officer", "clerk", "technician", "admin")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from hub.db.models import OutboxMessage, StoredFile
+from signing.samples import sample_pdf
 from tests.api.livehub import T0, LiveHub, dossier_json, status_json
 
 CODE = "000.00.18.H42-251125-0001"
@@ -118,12 +119,12 @@ def test_steps_route(hub: LiveHub) -> None:
 
 def test_result_upload_is_served_with_sha256_etag(hub: LiveHub) -> None:
     create(hub)
-    content = b"%PDF-1.7\n" + "Giấy chứng nhận".encode() + b"\n%%EOF\n"
+    content = sample_pdf("GIAY CHUNG NHAN")
     with hub.client("source") as client:
         response = client.post(
             f"{BASE}/results/upload",
             files={"file": ("giấy chứng nhận.pdf", content, "application/pdf")},
-            data={"name": "Giấy chứng nhận ATTP", "result_code": "GCN-01", "signed": "true"},
+            data={"name": "Giấy chứng nhận ATTP", "result_code": "GCN-01"},
         )
         assert response.status_code == 201, response.text
         stored = response.json()
@@ -134,7 +135,7 @@ def test_result_upload_is_served_with_sha256_etag(hub: LiveHub) -> None:
     result = dossier["results"][0]
     assert result["download_url"] == stored["download_url"]
     assert result["sha256"] == digest
-    assert result["signed"] is True
+    assert result["signed"] is False  # unsigned: the hub's verifier decides (test_result_papers.py)
     with hub.client() as anonymous:
         download = anonymous.get(stored["download_url"])
         assert download.status_code == 200
@@ -219,7 +220,7 @@ def test_openapi_lists_the_routes(hub: LiveHub) -> None:
 
 def test_repeated_upload_keeps_one_file(hub: LiveHub) -> None:
     create(hub)
-    upload = {"file": ("kq.pdf", b"%PDF-1.7 same bytes", "application/pdf")}
+    upload = {"file": ("kq.pdf", sample_pdf("KQ"), "application/pdf")}
     with hub.client("source", headers={"Idempotency-Key": "upload-1"}) as client:
         first = client.post(f"{BASE}/results/upload", files=upload, data={"name": "Kết quả"})
         again = client.post(f"{BASE}/results/upload", files=upload, data={"name": "Kết quả"})

@@ -98,9 +98,15 @@ def test_signing_key_password_and_pin_from_files_named_by_their_env(
         data_dir=tmp_path,
         signing={
             "keys": {
-                "agency": {"kind": "pkcs12", "path": str(p12), "password_env": "HUB_KEY_AGENCY_PASSWORD"},
+                "agency": {
+                    "kind": "pkcs12",
+                    "purpose": "seal",
+                    "path": str(p12),
+                    "password_env": "HUB_KEY_AGENCY_PASSWORD",
+                },
                 "token": {
                     "kind": "pkcs11",
+                    "purpose": "personal",
                     "module": str(module),
                     "token_label": "T",
                     "key_label": "K",

@@ -6,7 +6,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hub.auth.keys import Principal
 from hub.config import Settings, load_settings
+from hub.db.models import ApiRole
+from hub.services.results import ResultSigningService, SignedResult
 from hub.simulators.pki import RunningPki
 from schemas.dossier import Dossier, Owner
 from schemas.timefmt import VN_TZ
@@ -15,6 +18,9 @@ CODE = "000.00.18.H42-251125-0001"
 OTHER = "000.00.18.H42-251125-0002"
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 ENV = {"HUB_TEST_OFFICER_P12": "", "HUB_TEST_AGENCY_P12": ""}
+#: The principals listed on the test keys (the live hub's API key names, tests/api/livehub.py).
+OFFICER = Principal("test-officer", ApiRole.OFFICER)
+CLERK = Principal("test-clerk", ApiRole.CLERK)
 
 
 def signing_settings(
@@ -32,12 +38,16 @@ def signing_settings(
             "keys": {
                 "lanh-ntl": {
                     "kind": "pkcs12",
+                    "purpose": "personal",
+                    "principals": [OFFICER.name],
                     "path": str(getattr(p, f"{officer}_p12")),
                     "password_env": "HUB_TEST_OFFICER_P12",
                     "image_path": str(images["officer"]),
                 },
                 "so-nnmt": {
                     "kind": "pkcs12",
+                    "purpose": "seal",
+                    "principals": [CLERK.name],
                     "path": str(p.agency_p12),
                     "password_env": "HUB_TEST_AGENCY_P12",
                     "image_path": str(images["agency"]),
@@ -67,3 +77,10 @@ def make_dossier(code: str = CODE, **extra: object) -> Dossier:
     }
     fields.update(extra)
     return Dossier.model_validate(fields)
+
+
+def sign_twice(service: ResultSigningService, code: str, file_id: str, **seal: Any) -> SignedResult:
+    """The officer signs ``file_id``, then the clerk seals and attaches it (Decree 30 order)."""
+    approved = service.sign_personal(OFFICER, code, file_id)
+    seal.setdefault("name", "Giấy chứng nhận")
+    return service.seal_and_attach(CLERK, code, approved.file_id, **seal)

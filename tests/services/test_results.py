@@ -27,7 +27,15 @@ from schemas.changes import DossierUpsert
 from schemas.errors import CertificateRejectedError, ConflictError, InvalidInputError, NotFoundError
 from signing.samples import sample_pdf
 from signing.verification import PadesLevel, Verdict, VerificationPolicy, verify_pdf
-from tests.services.results_support import CODE, OTHER, environ, make_dossier, signing_settings
+from tests.services.results_support import (
+    CLERK,
+    CODE,
+    OFFICER,
+    OTHER,
+    environ,
+    make_dossier,
+    signing_settings,
+)
 
 
 class World:
@@ -39,7 +47,7 @@ class World:
             db, settings.data_dir / "files", public_base_url="http://127.0.0.1:8080", max_bytes=10**7
         )
         self.facade = build_signing_facade(settings, env)
-        service = ResultSigningService.from_settings(settings, self.facade, self.files, self.intake)
+        service = ResultSigningService.from_settings(settings, self.facade, self.files, self.intake, db)
         assert service is not None
         self.service = service
 
@@ -71,8 +79,11 @@ def test_signs_twice_stores_and_attaches_for_delivery(world: World, pki: Running
     file_id = upload(world)
     files_before, messages_before = world.counts()
 
-    signed = world.service.sign_and_attach(
-        CODE, file_id, name="Giấy chứng nhận", result_code="GCN-0001", actor="van-thu"
+    approved = world.service.sign_personal(OFFICER, CODE, file_id)
+    assert world.counts() == (files_before + 1, messages_before)  # stored, not attached yet
+    assert world.intake.get_dossier(CODE).results == []
+    signed = world.service.seal_and_attach(
+        CLERK, CODE, approved.file_id, name="Giấy chứng nhận", result_code="GCN-0001"
     )
 
     # stored: a new file whose bytes are the signed PDF, served at the hub's download URL
@@ -82,7 +93,7 @@ def test_signs_twice_stores_and_attaches_for_delivery(world: World, pki: Running
     assert info.dossier_code == CODE
     assert signed.download_url == f"http://127.0.0.1:8080/files/{signed.file_id}"
     assert hashlib.sha256(data).hexdigest() == signed.sha256 == info.sha256
-    assert world.counts()[0] == files_before + 1
+    assert world.counts()[0] == files_before + 2
 
     # attached: DanhSachGiayToKetQua carries the URL and the hash, and a sync message is queued
     dossier = world.intake.get_dossier(CODE)
@@ -99,8 +110,8 @@ def test_signs_twice_stores_and_attaches_for_delivery(world: World, pki: Running
     assert last.payload["dossier"]["results"][0]["download_url"] == signed.download_url
 
     # two signatures in Decree 30 order, checked by the hub's verifier
-    assert [s.field_name for s in signed.signatures] == ["Sig_personal", "Sig_agency"]
-    assert [s.level.value for s in signed.signatures] == ["B-T", "B-LTA"]
+    assert [s.field_name for s in (approved.signature, *signed.signatures)] == ["Sig_personal", "Sig_agency"]
+    assert [s.level.value for s in (approved.signature, *signed.signatures)] == ["B-T", "B-LTA"]
     policy = VerificationPolicy.from_paths(list(pki.pki.trusted_anchor_files))
     report = verify_pdf(data, policy, file_name=info.filename)
     assert report.verdict is Verdict.VALID, report.reasons
@@ -132,7 +143,7 @@ def test_revoked_officer_stores_and_attaches_nothing(
     revision = world.intake.delivery_state(CODE)
 
     with pytest.raises(CertificateRejectedError) as caught:
-        world.service.sign_and_attach(CODE, file_id, name="Giấy chứng nhận", actor="van-thu")
+        world.service.sign_personal(OFFICER, CODE, file_id)
 
     error = caught.value
     assert error.details["stage"] == "officer"
@@ -154,11 +165,11 @@ def test_refused_agency_signature_keeps_the_half_signed_paper_nowhere(
     settings.signing.keys["so-nnmt"].path = pki.pki.expired_p12  # type: ignore[union-attr]
     world = World(db, settings, environ(pki))
     world.intake.upsert_dossier(DossierUpsert(dossier=make_dossier(), version=1), actor="src")
-    file_id = upload(world)
+    approved = world.service.sign_personal(OFFICER, CODE, upload(world))
     before = world.counts()
 
     with pytest.raises(CertificateRejectedError) as caught:
-        world.service.sign_and_attach(CODE, file_id, name="Giấy chứng nhận", actor="van-thu")
+        world.service.seal_and_attach(CLERK, CODE, approved.file_id, name="Giấy chứng nhận")
 
     assert caught.value.details["stage"] == "agency"
     assert "con dấu" in caught.value.message_vi
@@ -171,12 +182,14 @@ def test_unknown_dossier_and_foreign_file_are_refused_before_signing(world: Worl
     foreign = upload(world, OTHER)
     before = world.counts()
     with pytest.raises(NotFoundError):
-        world.service.sign_and_attach("000.00.18.H42-251125-0099", foreign, name="GCN", actor="x")
+        world.service.sign_personal(OFFICER, "000.00.18.H42-251125-0099", foreign)
     with pytest.raises(InvalidInputError) as caught:
-        world.service.sign_and_attach(CODE, foreign, name="GCN", actor="x")
+        world.service.sign_personal(OFFICER, CODE, foreign)
     assert "thuộc hồ sơ" in caught.value.message_vi
+    with pytest.raises(InvalidInputError):
+        world.service.seal_and_attach(CLERK, CODE, foreign, name="GCN")
     with pytest.raises(NotFoundError):
-        world.service.sign_and_attach(CODE, "A" * 32, name="GCN", actor="x")
+        world.service.sign_personal(OFFICER, CODE, "A" * 32)
     assert world.counts() == before
 
 
@@ -184,7 +197,7 @@ def test_broken_pdf_is_refused_without_output(world: World) -> None:
     file_id = upload(world, data=b"%PDF-1.7\n this is not a pdf \n%%EOF\n")
     before = world.counts()
     with pytest.raises(InvalidInputError) as caught:
-        world.service.sign_and_attach(CODE, file_id, name="GCN", actor="x")
+        world.service.sign_personal(OFFICER, CODE, file_id)
     assert caught.value.details["stage"] == "officer"
     assert world.counts() == before
     assert world.intake.get_dossier(CODE).results == []
@@ -192,12 +205,13 @@ def test_broken_pdf_is_refused_without_output(world: World) -> None:
 
 def test_signing_the_same_draft_twice_is_refused_without_a_second_copy(world: World) -> None:
     file_id = upload(world)
-    first = world.service.sign_and_attach(CODE, file_id, name="Giấy chứng nhận", actor="van-thu")
-    assert first.result.id == f"KQ-{file_id}"
+    approved = world.service.sign_personal(OFFICER, CODE, file_id)
+    first = world.service.seal_and_attach(CLERK, CODE, approved.file_id, name="Giấy chứng nhận")
+    assert first.result.id == f"KQ-{approved.file_id}"
     before = world.counts()
 
     with pytest.raises(ConflictError) as caught:
-        world.service.sign_and_attach(CODE, file_id, name="Giấy chứng nhận", actor="van-thu")
+        world.service.seal_and_attach(CLERK, CODE, approved.file_id, name="Giấy chứng nhận")
 
     assert "đã được ký số và đính kèm" in caught.value.message_vi
     assert caught.value.details["download_url"] == first.download_url

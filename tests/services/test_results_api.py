@@ -37,16 +37,24 @@ def test_officer_signs_a_stored_draft_and_portals_can_fetch_it(
                 data={"name": "Giấy chứng nhận (dự thảo)"},
             )
             assert draft.status_code == 201, draft.text
-        body = {"file_id": draft.json()["file_id"], "name": "Giấy chứng nhận an toàn thực phẩm"}
+        body = {"file_id": draft.json()["file_id"]}
         with hub.client("source") as source:
             assert source.post(f"/api/v1/dossiers/{CODE}/results/sign", json=body).status_code == 403
         with hub.client("officer") as officer:
-            signed = officer.post(f"/api/v1/dossiers/{CODE}/results/sign", json=body)
+            approved = officer.post(f"/api/v1/dossiers/{CODE}/results/sign", json=body)
+            assert approved.status_code == 201, approved.text
+        assert approved.json()["signature"]["role"] == "personal"
+        assert approved.json()["next_step"] == "seal"
+        seal = {"file_id": approved.json()["file_id"], "name": "Giấy chứng nhận an toàn thực phẩm"}
+        with hub.client("officer") as officer:  # the officer does not hold the seal
+            assert officer.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal).status_code == 403
+        with hub.client("clerk") as clerk:
+            signed = clerk.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal)
             assert signed.status_code == 201, signed.text
-            again = officer.post(f"/api/v1/dossiers/{CODE}/results/sign", json=body)
+            again = clerk.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal)
             assert again.status_code == 409
         answer = signed.json()
-        assert [s["role"] for s in answer["signatures"]] == ["personal", "agency"]
+        assert [s["role"] for s in answer["signatures"]] == ["agency"]
         pdf = httpx.get(answer["download_url"], timeout=10)
         assert pdf.status_code == 200
         assert hashlib.sha256(pdf.content).hexdigest() == answer["sha256"]
@@ -57,8 +65,6 @@ def test_officer_signs_a_stored_draft_and_portals_can_fetch_it(
 
 def test_without_configured_keys_the_route_answers_503(database_url: str, tmp_path: Path) -> None:
     with live_hub(database_url, tmp_path / "data") as hub, hub.client("officer") as officer:
-        response = officer.post(
-            f"/api/v1/dossiers/{CODE}/results/sign", json={"file_id": "x", "name": "Giấy chứng nhận"}
-        )
+        response = officer.post(f"/api/v1/dossiers/{CODE}/results/sign", json={"file_id": "x"})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "not_configured"

@@ -18,6 +18,7 @@ from hub.config import Settings, load_settings
 from hub.db.session import Database
 from hub.services.intake import IntakeService
 from hub.services.results import ResultSigningService
+from hub.services.signing_authority import SealCheck, SigningAudit
 from hub.services.signing_keys import build_signing_facade, key_images, key_sources
 from hub.simulators.pki import RunningPki
 from hub.storage.files import FileStore
@@ -27,7 +28,7 @@ from signing.facade import SigningFacade
 from signing.keys import Pkcs11KeySource, Pkcs12KeySource
 from signing.samples import sample_pdf
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
-from tests.services.results_support import CODE, make_dossier
+from tests.services.results_support import CLERK, CODE, OFFICER, make_dossier, sign_twice
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN_PIN = "246810"
@@ -35,8 +36,20 @@ TOKEN_PIN = "246810"
 
 def p12_keys(pki: RunningPki) -> dict[str, object]:
     return {
-        "officer": {"kind": "pkcs12", "path": str(pki.pki.officer_p12), "password_env": "OFFICER_PW"},
-        "agency": {"kind": "pkcs12", "path": str(pki.pki.agency_p12), "password_env": "AGENCY_PW"},
+        "officer": {
+            "kind": "pkcs12",
+            "purpose": "personal",
+            "principals": [OFFICER.name],
+            "path": str(pki.pki.officer_p12),
+            "password_env": "OFFICER_PW",
+        },
+        "agency": {
+            "kind": "pkcs12",
+            "purpose": "seal",
+            "principals": [CLERK.name],
+            "path": str(pki.pki.agency_p12),
+            "password_env": "AGENCY_PW",
+        },
     }
 
 
@@ -98,11 +111,21 @@ def test_images_must_be_png(pki: RunningPki, tmp_path: Path) -> None:
     [
         ({"result_agency_key": "seal"}, "result_agency_key names unknown key 'seal'"),
         (
-            {"keys": {"hsm": {"kind": "pkcs11", "module": str(MODULE), "pin_env": "PIN"}}},
+            {"keys": {"hsm": {"kind": "pkcs11", "purpose": "seal", "module": str(MODULE), "pin_env": "PIN"}}},
             "set token_label or slot_no",
         ),
         (
-            {"keys": {"hsm": {"kind": "pkcs11", "module": "/m.so", "token_label": "t", "pin_env": "PIN"}}},
+            {
+                "keys": {
+                    "hsm": {
+                        "kind": "pkcs11",
+                        "purpose": "seal",
+                        "module": "/m.so",
+                        "token_label": "t",
+                        "pin_env": "PIN",
+                    }
+                }
+            },
             "set key_label or key_id",
         ),
         (
@@ -132,6 +155,7 @@ def test_pkcs11_settings_map_to_the_token_selection(tmp_path: Path) -> None:
             "keys": {
                 "seal": {
                     "kind": "pkcs11",
+                    "purpose": "seal",
                     "module": str(MODULE),
                     "token_label": "so-nnmt",
                     "key_id": "0A0b",
@@ -157,7 +181,13 @@ def test_same_key_for_both_signatures_is_refused(pki: RunningPki, tmp_path: Path
     files = FileStore(db, tmp_path / "files", public_base_url="http://h", max_bytes=10**6)
     with pytest.raises(ConfigurationError, match="two different keys"):
         ResultSigningService(
-            facade, files, IntakeService(db, settings), officer_key="agency", agency_key="agency"
+            facade,
+            files,
+            IntakeService(db, settings),
+            officer_key="agency",
+            agency_key="agency",
+            audit=SigningAudit(db),
+            seal_check=SealCheck(VerificationPolicy.production()),
         )
 
 
@@ -250,12 +280,16 @@ def test_agency_seal_from_a_configured_pkcs11_token(
             "keys": {
                 "lanh-ntl": {
                     "kind": "pkcs12",
+                    "purpose": "personal",
+                    "principals": [OFFICER.name],
                     "path": str(pki.pki.officer_p12),
                     "password_env": "OFFICER_PW",
                     "image_path": str(images["officer"]),
                 },
                 "so-nnmt": {
                     "kind": "pkcs11",
+                    "purpose": "seal",
+                    "principals": [CLERK.name],
                     "module": str(MODULE),
                     "token_label": agency_token,
                     "key_label": "agency",
@@ -274,11 +308,11 @@ def test_agency_seal_from_a_configured_pkcs11_token(
     intake.upsert_dossier(DossierUpsert(dossier=make_dossier(), version=1), actor="src")
     files = FileStore(db, tmp_path / "files", public_base_url="http://127.0.0.1:8080", max_bytes=10**7)
     facade = build_signing_facade(settings, env)
-    service = ResultSigningService.from_settings(settings, facade, files, intake)
+    service = ResultSigningService.from_settings(settings, facade, files, intake, db)
     assert service is not None
     source = files.save(sample_pdf(), filename="gcn.pdf", media_type="application/pdf", dossier_code=CODE)
 
-    signed = service.sign_and_attach(CODE, source.id, name="Giấy chứng nhận", actor="van-thu")
+    signed = sign_twice(service, CODE, source.id)
 
     _info, path = files.get(signed.file_id)
     report = verify_pdf(path.read_bytes(), VerificationPolicy.from_paths([pki.pki.root_cert]))

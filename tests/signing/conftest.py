@@ -6,19 +6,27 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub.api.app import CORE_ROUTE_MODULES
 from hub.simulators.pki import RunningPki, serve_test_pki
+from signing.external import ExternalSigningService
+from signing.facade import KeyGrant, SigningFacade
 from signing.keys import Pkcs12KeySource, Secret
 from signing.models import SignOptions, SignResult
 from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
+from signing.settings import KeyPurpose
 from signing.signer_service import SigningConfig, SigningService
+from signing.store import InMemoryPendingStore
 from signing.testpki import TestPki
 from signing.timestamping import TsaSettings
 from signing.trust import TrustStore
+from signing.verification import VerificationPolicy
+from tests.api.livehub import LiveHub, live_hub
 
 
 @pytest.fixture(scope="session")
@@ -137,3 +145,33 @@ def qpdf_check() -> Callable[[Path], subprocess.CompletedProcess[str]]:
         return subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True, check=False)
 
     return run
+
+
+@pytest.fixture
+def signing_hub(
+    database_url: str,
+    tmp_path: Path,
+    signing_config: SigningConfig,
+    test_pki: TestPki,
+    trust_store: TrustStore,
+) -> Iterator[LiveHub]:
+    """A live hub with the signing routes and two server-held keys: ``officer-key`` (personal,
+    for ``test-officer``) and ``agency-hsm`` (the seal, for ``test-clerk``)."""
+    service = SigningService(signing_config)
+    facade = SigningFacade(
+        service,
+        ExternalSigningService(service, InMemoryPendingStore(), ttl=timedelta(minutes=5)),
+        {
+            "officer-key": Pkcs12KeySource(test_pki.officer_p12, Secret(test_pki.p12_password)),
+            "agency-hsm": Pkcs12KeySource(test_pki.agency_p12, Secret(test_pki.p12_password)),
+        },
+        {
+            "officer-key": KeyGrant(KeyPurpose.PERSONAL, frozenset({"test-officer"})),
+            "agency-hsm": KeyGrant(KeyPurpose.SEAL, frozenset({"test-clerk"})),
+        },
+    )
+    route_modules = (*CORE_ROUTE_MODULES, "hub.api.routes.signing")
+    with live_hub(database_url, tmp_path / "data", route_modules=route_modules) as hub:
+        hub.app.state.services.signing = facade  # the test's keys (before any request)
+        hub.app.state.verification_policy = VerificationPolicy.from_trust_store(trust_store)
+        yield hub

@@ -6,9 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,31 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from hub.api.app import CORE_ROUTE_MODULES
-from signing.external import ExternalSigningService
-from signing.facade import SigningFacade
-from signing.keys import Pkcs12KeySource, Secret
 from signing.samples import sample_pdf
-from signing.signer_service import SigningConfig, SigningService
-from signing.store import InMemoryPendingStore
 from signing.testpki import TestPki
-from tests.api.livehub import LiveHub, live_hub
-
-
-@pytest.fixture
-def signing_hub(
-    database_url: str, tmp_path: Path, signing_config: SigningConfig, test_pki: TestPki
-) -> Iterator[LiveHub]:
-    service = SigningService(signing_config)
-    facade = SigningFacade(
-        service,
-        ExternalSigningService(service, InMemoryPendingStore(), ttl=timedelta(minutes=5)),
-        {"agency-hsm": Pkcs12KeySource(test_pki.agency_p12, Secret(test_pki.p12_password))},
-    )
-    route_modules = (*CORE_ROUTE_MODULES, "hub.api.routes.signing")
-    with live_hub(database_url, tmp_path / "data", route_modules=route_modules) as hub:
-        hub.app.state.services.signing = facade  # the test's keys (before any request)
-        yield hub
+from tests.api.livehub import LiveHub
 
 
 def _officer(hub: LiveHub) -> httpx.Client:
@@ -57,7 +32,7 @@ def test_sign_upload(signing_hub: LiveHub) -> None:
         r = c.post(
             "/api/v1/signing/documents",
             files={"file": ("qd.pdf", sample_pdf(), "application/pdf")},
-            data={"key_id": "agency-hsm", "options": json.dumps({"level": "B-T"})},
+            data={"key_id": "officer-key", "options": json.dumps({"level": "B-T"})},
         )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/pdf"
@@ -71,29 +46,31 @@ def test_auth_and_roles(signing_hub: LiveHub) -> None:
     files = {"file": ("qd.pdf", sample_pdf(), "application/pdf")}
     with signing_hub.client() as c:
         assert (
-            c.post("/api/v1/signing/documents", files=files, data={"key_id": "agency-hsm"}).status_code == 401
+            c.post("/api/v1/signing/documents", files=files, data={"key_id": "officer-key"}).status_code
+            == 401
         )
     with signing_hub.client("technician") as c:
         assert (
-            c.post("/api/v1/signing/documents", files=files, data={"key_id": "agency-hsm"}).status_code == 403
+            c.post("/api/v1/signing/documents", files=files, data={"key_id": "officer-key"}).status_code
+            == 403
         )
 
 
 @pytest.mark.parametrize(
     ("files", "data", "status", "code"),
     [
-        ({"file": ("x.pdf", b"not a pdf", "application/pdf")}, {"key_id": "agency-hsm"}, 422, "invalid_pdf"),
-        ({"file": ("x.pdf", b"%PDF-1.7", "application/pdf")}, {"key_id": "nope"}, 404, "not_found"),
-        ({}, {"key_id": "agency-hsm"}, 422, "invalid_input"),
+        ({"file": ("x.pdf", b"not a pdf", "application/pdf")}, {"key_id": "officer-key"}, 422, "invalid_pdf"),
+        ({"file": ("x.pdf", b"%PDF-1.7", "application/pdf")}, {"key_id": "nope"}, 403, "forbidden"),
+        ({}, {"key_id": "officer-key"}, 422, "invalid_input"),
         (
             {"file": ("x.pdf", b"%PDF", "application/pdf")},
-            {"key_id": "agency-hsm", "options": "{bad"},
+            {"key_id": "officer-key", "options": "{bad"},
             422,
             "invalid_input",
         ),
         (
             {"file": ("x.pdf", b"%PDF", "application/pdf")},
-            {"key_id": "agency-hsm", "options": json.dumps({"level": "B-Z"})},
+            {"key_id": "officer-key", "options": json.dumps({"level": "B-Z"})},
             422,
             "invalid_input",
         ),
@@ -115,7 +92,7 @@ def test_oversized_upload(signing_hub: LiveHub) -> None:
         r = c.post(
             "/api/v1/signing/documents",
             files={"file": ("big.pdf", big, "application/pdf")},
-            data={"key_id": "agency-hsm"},
+            data={"key_id": "officer-key"},
         )
     assert r.status_code == 413
 
@@ -129,7 +106,7 @@ def test_batch_of_stored_files(signing_hub: LiveHub) -> None:
     with _officer(signing_hub) as c:
         r = c.post(
             "/api/v1/signing/batch",
-            json={"file_ids": ids, "key_id": "agency-hsm", "options": {"level": "B-B"}},
+            json={"file_ids": ids, "key_id": "officer-key", "options": {"level": "B-B"}},
         )
         assert r.status_code == 200, r.text
         body = r.json()
@@ -139,7 +116,7 @@ def test_batch_of_stored_files(signing_hub: LiveHub) -> None:
         got = c.get(f"/files/{signed_id}")
         assert got.status_code == 200
         assert _signatures(got.content) == 1
-        r = c.post("/api/v1/signing/batch", json={"file_ids": ["f" * 32], "key_id": "agency-hsm"})
+        r = c.post("/api/v1/signing/batch", json={"file_ids": ["f" * 32], "key_id": "officer-key"})
         assert r.status_code == 404
 
 
@@ -186,8 +163,8 @@ def test_sign_stored_document_by_id(signing_hub: LiveHub) -> None:
     store = signing_hub.app.state.services.files
     fid = store.save(sample_pdf("QD"), filename="qd.pdf", media_type="application/pdf").id
     with _officer(signing_hub) as c:
-        r = c.post("/api/v1/signing/documents", data={"file_id": fid, "key_id": "agency-hsm"})
+        r = c.post("/api/v1/signing/documents", data={"file_id": fid, "key_id": "officer-key"})
         assert r.status_code == 200, r.text
         assert _signatures(r.content) == 1
-        missing = c.post("/api/v1/signing/documents", data={"file_id": "f" * 32, "key_id": "agency-hsm"})
+        missing = c.post("/api/v1/signing/documents", data={"file_id": "f" * 32, "key_id": "officer-key"})
         assert missing.status_code == 404

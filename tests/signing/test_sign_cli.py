@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hub.commands.pki import app as pki_app
 from hub.commands.sign import app as sign_app
+from hub.db.models import AuditEntry
+from hub.db.session import Database
 from hub.simulators.pki import RunningPki
 from signing.samples import write_sample_pdfs
 from signing.testpki import TestPki
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def audit_database(sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``hub sign`` audits into the hub's database: a migrated SQLite one per test."""
+    target = tmp_path / "hub.db"
+    shutil.copy(sqlite_template, target)
+    url = f"sqlite:///{target}"
+    monkeypatch.setenv("HUB_DATABASE_URL", url)
+    return url
 
 
 def _inputs(directory: Path, n: int) -> Path:
@@ -115,3 +132,69 @@ def test_pki_init(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for name in ("root.crt.pem", "officer.p12", "agency.p12", "signature.png", "seal.png", "sample.pdf"):
         assert (tmp_path / "demo" / name).is_file()
+
+
+def _cli_audit(url: str) -> list[tuple[str, str, str, dict[str, object]]]:
+    db = Database.connect(url, pool_size=1)
+    try:
+        with db.sessions() as session:
+            rows = session.execute(
+                select(AuditEntry.action, AuditEntry.actor, AuditEntry.target, AuditEntry.details).order_by(
+                    AuditEntry.id
+                )
+            ).all()
+    finally:
+        db.dispose()
+    return [(a, actor, target, details) for a, actor, target, details in rows]
+
+
+def test_every_cli_signature_and_refusal_is_audited(
+    tmp_path: Path, test_pki: TestPki, pki_services: RunningPki, audit_database: str, signature_png: bytes
+) -> None:
+    src = _inputs(tmp_path / "in", 2)
+    inputs = sorted(src.glob("*.pdf"))
+    signature_image = tmp_path / "chu-ky.png"
+    signature_image.write_bytes(signature_png)
+    args = [
+        str(src),
+        *_base(test_pki, pki_services, tmp_path / "out"),
+        "--level",
+        "B-B",
+        "--role",
+        "personal",
+        "--signature-image",
+        str(signature_image),
+    ]
+    ok = runner.invoke(sign_app, args, env={"HUB_SIGN_SECRET": test_pki.p12_password})
+    assert ok.exit_code == 0, ok.output
+    wrong = runner.invoke(
+        sign_app, [str(src), *_base(test_pki, pki_services, tmp_path / "o2")], env={"HUB_SIGN_SECRET": "sai"}
+    )
+    assert wrong.exit_code == 4
+
+    rows = _cli_audit(audit_database)
+    actor = f"cli:{getpass.getuser()}"
+    digests = [f"sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in inputs]
+    assert [(a, who, target, d["outcome"]) for a, who, target, d in rows] == [
+        *[("signing.cli", actor, digest, "signed") for digest in digests],
+        *[("signing.cli", actor, digest, "refused") for digest in digests],
+    ]
+    assert {(d["key_id"], d["purpose"]) for *_, d in rows[:2]} == {("p12:officer.p12", "personal")}
+    outputs = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "out").iterdir()}
+    assert {d["output_sha256"] for *_, d in rows[:2]} == outputs
+    assert rows[2][3]["error_code"] == "wrong_pin"
+
+
+def test_without_the_audit_log_nothing_is_signed(
+    tmp_path: Path, test_pki: TestPki, pki_services: RunningPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite:///{tmp_path / 'not-migrated.db'}")
+    src = _inputs(tmp_path / "in", 1)
+    result = runner.invoke(
+        sign_app,
+        [str(src), *_base(test_pki, pki_services, tmp_path / "out"), "--level", "B-B"],
+        env={"HUB_SIGN_SECRET": test_pki.p12_password},
+    )
+    assert result.exit_code == 4
+    assert "audit" in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

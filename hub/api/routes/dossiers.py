@@ -17,25 +17,27 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.api.deps import FilesDep, IntakeDep, SettingsDep, get_services, require_role
 from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
+from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.dlq.models import MessageSummary
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import MAX_BATCH_CHANGES, BatchResult, IntakeBatch, IntakeResult
-from hub.services.result_files import store_and_attach
-from hub.services.results import SignedResult
+from hub.services.result_files import inspect_result_paper, store_and_attach
+from hub.services.results import ResultSigningService, SignedDraft, SignedResult
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
 from schemas.dossier import Dossier
 from schemas.errors import FeatureNotConfiguredError
 from schemas.text import VnName
 from schemas.timefmt import now_vn
+from signing.verification import VerificationPolicy
 
 router = APIRouter(
     prefix="/api/v1", tags=["intake"], responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422)
 )
 
 Writer = Annotated[Principal, Depends(require_role("source"))]
-Reader = Annotated[Principal, Depends(require_role("source", "officer", "technician"))]
+Reader = Annotated[Principal, Depends(require_role("source", "officer", "clerk", "technician"))]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -163,10 +165,13 @@ def upload_result(
     intake: IntakeDep,
     principal: Writer,
     files: FilesDep,
+    policy: Annotated[VerificationPolicy, Depends(get_verification_policy)],
     result_id: Annotated[str | None, Form(max_length=100)] = None,
     result_code: Annotated[str | None, Form(max_length=100)] = None,
     component_code: Annotated[str | None, Form(max_length=100)] = None,
-    signed: Annotated[bool, Form()] = False,
+    signed: Annotated[
+        bool, Form(description="Claims a valid signature; the hub's verifier decides what is stored")
+    ] = False,
     idempotency_key: IdempotencyKey = None,
 ) -> StoredResult:
     for field_name, value in (
@@ -178,19 +183,21 @@ def upload_result(
     ):
         reject_control_characters(field_name, value)
     dossier = intake.get_dossier(code)
+    data = file.file.read()
+    paper = inspect_result_paper(data, file.content_type, claimed_signed=signed, policy=policy)
     attached = store_and_attach(
         files,
         intake,
         dossier.code,
-        file.file,
+        data,
         filename=file.filename or name,
-        media_type=file.content_type or "application/octet-stream",
+        media_type=paper.media_type,
         name=name,
         actor=principal.name,
         result_id=result_id,
         result_code=result_code,
         component_code=component_code,
-        signed=signed,
+        signed=paper.signed,
         idempotency_key=idempotency_key,
     )
     return StoredResult(
@@ -204,21 +211,43 @@ def upload_result(
 
 
 class SignResultRequest(BaseModel):
-    """Sign a stored draft result (officer, then agency seal) and attach it to the dossier."""
+    """The officer's signature on a stored draft result (then the clerk seals it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file_id: Annotated[str, Field(min_length=1, max_length=64)]
+    key_id: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    """A personal key listed for the caller; default ``[signing] result_officer_key``."""
+    reason: Annotated[str | None, Field(max_length=500)] = None
+
+
+class SealResultRequest(BaseModel):
+    """The clerk's agency seal on an officer-signed result, which is then attached."""
 
     model_config = ConfigDict(extra="forbid")
 
     file_id: Annotated[str, Field(min_length=1, max_length=64)]
     name: VnName
     """``TenGiayTo`` of the result paper."""
+    key_id: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    """A seal key listed for the caller; default ``[signing] result_agency_key``."""
     result_code: Annotated[str | None, Field(max_length=100)] = None
     component_code: Annotated[str | None, Field(max_length=100)] = None
-    reason: Annotated[str | None, Field(max_length=500)] = None
+
+
+def _results(request: Request) -> ResultSigningService:
+    service = get_services(request).results
+    if service is None:
+        raise FeatureNotConfiguredError(
+            "server-held signing keys are not configured (signing.keys, signing.result_*_key)",
+            message_vi="chưa cấu hình khóa ký số của đơn vị trên hệ thống",
+        )
+    return service
 
 
 @router.post(
     "/dossiers/{code}/results/sign",
-    summary="Sign a stored result paper (Decree 30: officer, then agency seal) and attach it",
+    summary="The competent person signs a stored draft result (Decree 30, first signature)",
     status_code=201,
     dependencies=JSON_ONLY,
 )
@@ -227,21 +256,32 @@ def sign_result(
     command: SignResultRequest,
     request: Request,
     principal: Annotated[Principal, Depends(require_role("officer"))],
+) -> SignedDraft:
+    return _results(request).sign_personal(
+        principal, code, command.file_id, key_id=command.key_id, reason=command.reason
+    )
+
+
+@router.post(
+    "/dossiers/{code}/results/seal",
+    summary="The clerk seals an officer-signed result (Decree 30, agency signature) and attaches it",
+    status_code=201,
+    dependencies=JSON_ONLY,
+)
+def seal_result(
+    code: str,
+    command: SealResultRequest,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_role("clerk"))],
 ) -> SignedResult:
-    service = get_services(request).results
-    if service is None:
-        raise FeatureNotConfiguredError(
-            "server-held signing keys are not configured (signing.keys, signing.result_*_key)",
-            message_vi="chưa cấu hình khóa ký số của đơn vị trên hệ thống",
-        )
-    return service.sign_and_attach(
+    return _results(request).seal_and_attach(
+        principal,
         code,
         command.file_id,
         name=command.name,
-        actor=principal.name,
+        key_id=command.key_id,
         result_code=command.result_code,
         component_code=command.component_code,
-        reason=command.reason,
     )
 
 

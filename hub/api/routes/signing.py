@@ -12,7 +12,10 @@ external (officer's own token) prepare/complete flow.
 * ``POST /external/{request_id}/complete`` — JSON ``{signature_b64}`` or ``{cms_b64}``: answers the
   signed PDF.
 
-Transport only; the work is in :class:`signing.facade.SigningFacade`.
+Who may use which key, the seal order and the audit row of every attempt are
+:class:`hub.services.signing_authority.SigningGate`'s (docs/signing.md §10.5): a caller not
+listed on the key, or in the wrong role for its purpose, gets 403. Transport only here; the
+signing itself is :class:`signing.facade.SigningFacade`.
 """
 
 from __future__ import annotations
@@ -28,19 +31,22 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from hub.api.deps import get_services, get_settings, require_role
+from hub.api.deps import get_db, get_services, get_settings, require_role
+from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
+from hub.services.signing_authority import SigningGate
 from schemas.errors import InvalidInputError, PayloadTooLargeError
 from signing.external import ExternalSigningRequest
 from signing.facade import SigningFacade, StoredSignResult
 from signing.models import SignOptions
 
-__all__ = ["get_signing_facade", "require_signer", "router"]
+__all__ = ["get_signing_facade", "get_signing_gate", "require_signer", "router"]
 
 router = APIRouter(prefix="/api/v1/signing", tags=["signing"])
 
-#: Officers (and admins) sign; technicians do not.
-require_signer = require_role("officer")
+#: Officers sign personally, clerks apply the seal; which key each may use is the key's
+#: ``principals`` list (admins pass this check but are listed on no key).
+require_signer = require_role("officer", "clerk")
 
 _DEFAULT_LIMIT = 20 * 1024 * 1024
 
@@ -54,7 +60,13 @@ def get_signing_facade(request: Request) -> SigningFacade:
     return services.signing
 
 
+def get_signing_gate(request: Request) -> SigningGate:
+    """The facade behind the authority and audit checks (one per request; cheap)."""
+    return SigningGate(get_signing_facade(request), get_db(request), get_verification_policy(request))
+
+
 FacadeDep = Annotated[SigningFacade, Depends(get_signing_facade)]
+GateDep = Annotated[SigningGate, Depends(get_signing_gate)]
 Signer = Annotated[Principal, Depends(require_signer)]
 
 
@@ -106,7 +118,7 @@ def _ascii(text: str) -> str:
 
 
 @router.post("/documents", summary="Sign an uploaded PDF with a server-held key", response_class=Response)
-async def sign_document(request: Request, facade: FacadeDep, _principal: Signer) -> Response:
+async def sign_document(request: Request, facade: FacadeDep, gate: GateDep, principal: Signer) -> Response:
     limit = _limit(request)
     async with request.form(max_files=1, max_fields=10) as form:
         file_id = form.get("file_id")
@@ -115,10 +127,20 @@ async def sign_document(request: Request, facade: FacadeDep, _principal: Signer)
         options = _options(form.get("options"))
     if not isinstance(key_id, str) or not key_id:
         raise InvalidInputError("form field 'key_id' is required", message_vi="Thiếu trường 'key_id'")
+    dossier_code = None
     if data is None:  # a stored document instead of an upload
         assert isinstance(file_id, str)
-        data = await facade.read_stored(request.app.state.services.files, file_id, limit)
-    signed, result = await facade.sign_upload(data, key_id, options)
+        files = request.app.state.services.files
+        data = await facade.read_stored(files, file_id, limit)
+        dossier_code = files.get(file_id)[0].dossier_code
+    signed, result = await gate.sign_document(
+        principal,
+        data,
+        key_id,
+        options,
+        dossier_code=dossier_code,
+        file_id=file_id if isinstance(file_id, str) else None,
+    )
     headers = {
         "X-Signing-Field": _ascii(result.field_name),
         "X-Signing-Time": result.signed_at.isoformat(),
@@ -141,15 +163,15 @@ class BatchRequest(BaseModel):
 async def sign_batch(
     body: BatchRequest,
     request: Request,
-    facade: FacadeDep,
-    _principal: Signer,
+    gate: GateDep,
+    principal: Signer,
 ) -> StoredSignResult:
     files = request.app.state.services.files
-    return await facade.sign_stored_async(files, body.file_ids, body.key_id, body.options)
+    return await gate.sign_stored(principal, files, body.file_ids, body.key_id, body.options)
 
 
 @router.post("/external/prepare", summary="Prepare a PDF for signing in the officer's own tool")
-async def external_prepare(request: Request, facade: FacadeDep, _principal: Signer) -> ExternalSigningRequest:
+async def external_prepare(request: Request, gate: GateDep, principal: Signer) -> ExternalSigningRequest:
     limit = _limit(request)
     async with request.form(max_files=6, max_fields=10) as form:
         data = await _file(form, "file", limit)
@@ -162,7 +184,7 @@ async def external_prepare(request: Request, facade: FacadeDep, _principal: Sign
         options = _options(form.get("options"))
     assert data is not None
     assert cert is not None
-    return await facade.prepare_external(data, cert, options, chain)
+    return await gate.prepare_external(principal, data, cert, options, chain)
 
 
 class CompleteRequest(BaseModel):
@@ -189,10 +211,13 @@ def _b64(value: str | None, what: str) -> bytes | None:
 async def external_complete(
     request_id: str,
     body: CompleteRequest,
-    facade: FacadeDep,
-    _principal: Signer,
+    gate: GateDep,
+    principal: Signer,
 ) -> Response:
-    signed = await facade.complete_external(
-        request_id, signature=_b64(body.signature_b64, "signature_b64"), cms_der=_b64(body.cms_b64, "cms_b64")
+    signed = await gate.complete_external(
+        principal,
+        request_id,
+        signature=_b64(body.signature_b64, "signature_b64"),
+        cms_der=_b64(body.cms_b64, "cms_b64"),
     )
     return _pdf_response(signed)

@@ -11,7 +11,7 @@ Only transport concerns live here; the verification itself is :mod:`signing.veri
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,36 +21,20 @@ from starlette.types import Message
 
 from hub.api.deps import require_role
 from hub.auth.keys import Principal
+from hub.services.signing_keys import policy_from_settings
 from schemas.errors import InvalidInputError, PayloadTooLargeError
 from signing.report import render_report
-from signing.settings import SigningSettings
-from signing.verification import RevocationMode, VerificationPolicy, VerificationReport, verify_pdf
+from signing.verification import VerificationPolicy, VerificationReport, verify_pdf
 
 __all__ = ["get_verification_policy", "policy_from_settings", "require_verifier", "router"]
 
 router = APIRouter(prefix="/api/v1/verification", tags=["verification"])
 
-#: Officers (văn thư checking incoming documents) and technicians may verify.
-require_verifier = require_role("officer", "technician")
+#: Officers, clerks (văn thư checking incoming documents) and technicians may verify.
+require_verifier = require_role("officer", "clerk", "technician")
 
 #: Room for multipart boundaries and headers on top of the PDF size limit.
 _MULTIPART_OVERHEAD = 64 * 1024
-
-
-def policy_from_settings(
-    signing: SigningSettings | None, *, max_pdf_bytes: int | None = None
-) -> VerificationPolicy:
-    """Policy from ``[signing]`` settings: configured anchors, or the pinned government ones."""
-    options: dict[str, Any] = {}
-    if max_pdf_bytes is not None:
-        options["max_pdf_bytes"] = max_pdf_bytes
-    if signing is not None:
-        options["revocation_mode"] = (
-            RevocationMode.REQUIRE if signing.revocation_policy == "refuse" else RevocationMode.SOFT
-        )
-        if signing.trust_anchor_paths:
-            return VerificationPolicy.from_paths(list(signing.trust_anchor_paths), **options)
-    return VerificationPolicy.production(**options)
 
 
 def get_verification_policy(request: Request) -> VerificationPolicy:
