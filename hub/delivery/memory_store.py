@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.db.base import utcnow
-from hub.db.models import MessageState
+from hub.db.models import DeliveryWorker, EndpointHealth, MessageState, OutboxMessage
 from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, WorkerRegistration
 from hub.outbox import transitions
 from hub.outbox.queue import blocked_by_of, head_seq_of
@@ -24,66 +24,20 @@ from hub.outbox.transitions import AttemptRecord, LeaseLoss, apply_changes
 from schemas.errors import ConflictError, NotFoundError
 
 
-@dataclass(eq=False)
-class MemoryMessage:
-    """One outbox row (the columns of :class:`hub.db.models.OutboxMessage`)."""
-
-    seq: int
-    message_id: str
-    endpoint: str
-    kind: str
-    ordering_key: str
-    dossier_code: str | None
-    payload: dict[str, Any]
-    state: str
-    attempts: int
-    next_attempt_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
-    last_error: str | None = None
-    error_class: str | None = None
-    delivered_at: datetime | None = None
-    dead_at: datetime | None = None
-    note: str | None = None
-    manual_retry: bool = False
-
-
-@dataclass
-class MemoryHealth:
-    """One ``endpoint_health`` row."""
-
-    state: str
-    consecutive_failures: int
-    updated_at: datetime
-    opened_at: datetime | None = None
-    last_success_at: datetime | None = None
-    last_failure_at: datetime | None = None
-    last_error: str | None = None
-
-
-@dataclass
-class MemoryWorker:
-    """One ``workers`` row."""
-
-    host: str
-    pid: int
-    started_at: datetime
-    last_heartbeat_at: datetime
-    stopped_at: datetime | None = None
-
-
 @dataclass
 class MemoryOutboxStore:
-    """:class:`~hub.delivery.store.OutboxStore` over Python objects (one process, one loop)."""
+    """:class:`~hub.delivery.store.OutboxStore` over Python objects (one process, one loop).
 
-    messages: dict[int, MemoryMessage] = field(default_factory=dict)
+    Its rows are instances of the ORM classes the SQL store maps (:class:`OutboxMessage`,
+    :class:`EndpointHealth`, :class:`DeliveryWorker`) that never join a session: the same
+    columns, declared once."""
+
+    messages: dict[int, OutboxMessage] = field(default_factory=dict)
     attempts: list[AttemptRecord] = field(default_factory=list)
-    health: dict[str, MemoryHealth] = field(default_factory=dict)
-    workers: dict[str, MemoryWorker] = field(default_factory=dict)
+    health: dict[str, EndpointHealth] = field(default_factory=dict)
+    workers: dict[str, DeliveryWorker] = field(default_factory=dict)
     _last_seq: int = 0
-    _queues: dict[tuple[str, str], list[MemoryMessage]] = field(default_factory=dict)
+    _queues: dict[tuple[str, str], list[OutboxMessage]] = field(default_factory=dict)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
 
     # --- what the rest of the hub does to the outbox (enqueue, operator actions) -------------
@@ -102,8 +56,9 @@ class MemoryOutboxStore:
         now = utcnow()
         self._last_seq += 1
         seq = self._last_seq
-        row = MemoryMessage(
+        row = OutboxMessage(
             seq=seq,
+            manual_retry=False,
             **transitions.enqueued(
                 endpoint=endpoint,
                 kind=kind,
@@ -119,7 +74,7 @@ class MemoryOutboxStore:
         self._notify()
         return seq
 
-    def get(self, seq: int) -> MemoryMessage:
+    def get(self, seq: int) -> OutboxMessage:
         try:
             return self.messages[seq]
         except KeyError:
@@ -148,14 +103,14 @@ class MemoryOutboxStore:
         apply_changes(row, changes)
         self._notify()
 
-    def _queue(self, row: MemoryMessage) -> list[MemoryMessage]:
+    def _queue(self, row: OutboxMessage) -> list[OutboxMessage]:
         return self._queues[(row.endpoint, row.ordering_key)]
 
     def _notify(self) -> None:
         for wake in list(self._listeners):
             wake()
 
-    def _held(self, seq: int, token: str) -> MemoryMessage | None:
+    def _held(self, seq: int, token: str) -> OutboxMessage | None:
         row = self.messages.get(seq)
         if row is None or row.state != transitions.LEASED_STATE.value or row.lease_owner != token:
             return None
@@ -276,7 +231,7 @@ class MemoryOutboxStore:
 
     def _rescue(
         self,
-        lost: Callable[[MemoryMessage], bool],
+        lost: Callable[[OutboxMessage], bool],
         max_attempts: Mapping[str, int],
         rescuer_id: str,
         *,
@@ -301,7 +256,9 @@ class MemoryOutboxStore:
 
     async def heartbeat_worker(self, worker: WorkerRegistration) -> None:
         now = utcnow()
-        row = self.workers.setdefault(worker.id, MemoryWorker(worker.host, worker.pid, now, now))
+        row = self.workers.setdefault(
+            worker.id, DeliveryWorker(id=worker.id, host=worker.host, pid=worker.pid, started_at=now)
+        )
         row.last_heartbeat_at, row.stopped_at = now, None
 
     async def deregister_worker(self, worker_id: str) -> None:
@@ -329,7 +286,7 @@ class MemoryOutboxStore:
         self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None
     ) -> None:
         now = utcnow()
-        row = self.health.setdefault(endpoint, MemoryHealth(state, consecutive_failures, now))
+        row = self.health.setdefault(endpoint, EndpointHealth(endpoint=endpoint))
         row.state, row.consecutive_failures, row.updated_at = state, consecutive_failures, now
         if state == "open":
             row.opened_at = now
