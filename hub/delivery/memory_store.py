@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.db.base import utcnow
-from hub.db.models import DeliveryWorker, EndpointHealth, MessageState, OutboxMessage
+from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, MessageState, OutboxMessage
 from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, WorkerRegistration
 from hub.outbox import transitions
 from hub.outbox.queue import blocked_by_of, head_seq_of
-from hub.outbox.transitions import AttemptRecord, LeaseLoss, apply_changes
+from hub.outbox.transitions import LeaseLoss, apply_changes
 from schemas.errors import ConflictError, NotFoundError
 
 
@@ -33,7 +33,7 @@ class MemoryOutboxStore:
     columns, declared once."""
 
     messages: dict[int, OutboxMessage] = field(default_factory=dict)
-    attempts: list[AttemptRecord] = field(default_factory=list)
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
     health: dict[str, EndpointHealth] = field(default_factory=dict)
     workers: dict[str, DeliveryWorker] = field(default_factory=dict)
     _last_seq: int = 0
@@ -80,7 +80,7 @@ class MemoryOutboxStore:
         except KeyError:
             raise NotFoundError(f"outbox message {seq} does not exist") from None
 
-    def attempts_of(self, seq: int) -> list[AttemptRecord]:
+    def attempts_of(self, seq: int) -> list[DeliveryAttempt]:
         return [attempt for attempt in self.attempts if attempt.message_seq == seq]
 
     def blocked_by(self, seq: int) -> int | None:

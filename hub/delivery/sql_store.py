@@ -30,7 +30,6 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -47,7 +46,7 @@ from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, Work
 from hub.outbox import transitions
 from hub.outbox.enqueue import NOTIFY_CHANNEL, OUTBOX_TOUCHED
 from hub.outbox.queue import claimable_condition
-from hub.outbox.transitions import AttemptOutcome, AttemptRecord, Changes, Increment, LeaseLoss
+from hub.outbox.transitions import AttemptOutcome, Changes, Increment, LeaseLoss
 
 log = logging.getLogger("hub.delivery")
 
@@ -66,8 +65,10 @@ def _values(changes: Changes) -> dict[str, Any]:
     }
 
 
-def _attempt_row(record: AttemptRecord) -> dict[str, Any]:
-    return {**asdict(record), "outcome": record.outcome.value}
+def _attempt_row(record: DeliveryAttempt) -> dict[str, Any]:
+    """The ``INSERT`` values of a transient attempt row (its ``id`` is the database's)."""
+    columns = (column.key for column in DeliveryAttempt.__table__.columns if not column.primary_key)
+    return {column: getattr(record, column) for column in columns} | {"outcome": str(record.outcome)}
 
 
 _LEASED = transitions.LEASED_STATE.value

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from hub.outbox.transitions import AttemptOutcome, AttemptRecord
+from hub.db.models import DeliveryAttempt
+from hub.outbox.transitions import AttemptOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +82,9 @@ class Completion:
     request_summary: str | None = None
     response_summary: str | None = None
 
-    def attempt(self, worker_id: str) -> AttemptRecord:
-        """The attempt row this completion records once it finalises its message."""
-        return AttemptRecord(
+    def attempt(self, worker_id: str) -> DeliveryAttempt:
+        """The attempt row this completion records once it finalises its message (transient)."""
+        return DeliveryAttempt(
             message_seq=self.seq,
             attempt_no=self.attempt_no,
             worker_id=worker_id,
