@@ -17,7 +17,7 @@ from typing import Any
 
 from hub.db.base import utcnow
 from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, MessageState, OutboxMessage
-from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, WorkerRegistration
+from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, Rescuer, WorkerRegistration
 from hub.outbox import transitions
 from hub.outbox.queue import blocked_by_of, head_seq_of
 from hub.outbox.transitions import LeaseLoss, apply_changes
@@ -188,27 +188,16 @@ class MemoryOutboxStore:
     async def held(self, leases: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
         return {(seq, token) for seq, token in leases if self._held(seq, token) is not None}
 
-    async def rescue_expired(
-        self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
-    ) -> list[int]:
+    async def rescue_expired(self, rescuer: Rescuer) -> list[int]:
         now = utcnow()
         return self._rescue(
             lambda row: row.lease_expires_at is not None and row.lease_expires_at < now,
-            max_attempts,
-            rescuer_id,
+            rescuer,
             now=now,
             cause=LeaseLoss.EXPIRED,
-            limit=limit,
         )
 
-    async def rescue_dead_workers(
-        self,
-        max_attempts: Mapping[str, int],
-        rescuer_id: str,
-        *,
-        dead_after_seconds: float,
-        limit: int = 500,
-    ) -> list[int]:
+    async def rescue_dead_workers(self, rescuer: Rescuer, *, dead_after_seconds: float) -> list[int]:
         now = utcnow()
         cutoff = now - timedelta(seconds=dead_after_seconds)
         dead = {
@@ -218,11 +207,9 @@ class MemoryOutboxStore:
         }
         rescued = self._rescue(
             lambda row: (row.lease_owner or "").partition(TOKEN_SEPARATOR)[0] in dead,
-            max_attempts,
-            rescuer_id,
+            rescuer,
             now=now,
             cause=LeaseLoss.WORKER_DEAD,
-            limit=limit,
         )
         for worker in self.workers.values():
             if worker.stopped_at is None and worker.last_heartbeat_at < cutoff:
@@ -232,12 +219,10 @@ class MemoryOutboxStore:
     def _rescue(
         self,
         lost: Callable[[OutboxMessage], bool],
-        max_attempts: Mapping[str, int],
-        rescuer_id: str,
+        rescuer: Rescuer,
         *,
         now: datetime,
         cause: LeaseLoss,
-        limit: int,
     ) -> list[int]:
         """Return the in-flight rows ``lost`` selects to the queue (or dead-letter them), each
         with a ``lease_lost`` attempt."""
@@ -245,12 +230,11 @@ class MemoryOutboxStore:
         rows = sorted(
             (row for row in self.messages.values() if row.state == leased and lost(row)),
             key=lambda row: row.seq,
-        )[:limit]
+        )[: rescuer.limit]
         for row in rows:
-            dead = transitions.out_of_attempts(row.attempts, max_attempts.get(row.endpoint, 1 << 30))
             error = transitions.lease_lost_error(row.lease_owner, row.attempts, cause)
-            attempt = transitions.lease_lost_attempt(row, rescuer_id=rescuer_id, now=now, cause=cause)
-            apply_changes(row, transitions.rescue(dead=dead, error=error, now=now))
+            attempt = transitions.lease_lost_attempt(row, rescuer_id=rescuer.id, now=now, cause=cause)
+            apply_changes(row, transitions.rescue(dead=rescuer.out_of_attempts(row), error=error, now=now))
             self.attempts.append(attempt)
         return [row.seq for row in rows]
 
