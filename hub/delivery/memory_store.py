@@ -19,6 +19,7 @@ from hub.db.base import utcnow
 from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, MessageState, OutboxMessage
 from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, Rescuer, WorkerRegistration
 from hub.outbox import transitions
+from hub.outbox.enqueue import new_messages
 from hub.outbox.queue import blocked_by_of, head_seq_of
 from hub.outbox.transitions import LeaseLoss, apply_changes
 from schemas.errors import ConflictError, NotFoundError
@@ -53,22 +54,17 @@ class MemoryOutboxStore:
         not_before: datetime | None = None,
     ) -> int:
         """Add one pending message (like :func:`hub.outbox.enqueue.enqueue`) and wake listeners."""
-        now = utcnow()
         self._last_seq += 1
         seq = self._last_seq
-        row = OutboxMessage(
-            seq=seq,
-            manual_retry=False,
-            **transitions.enqueued(
-                endpoint=endpoint,
-                kind=kind,
-                ordering_key=ordering_key,
-                payload=payload,
-                dossier_code=dossier_code,
-                not_before=not_before,
-                now=now,
-            ),
+        (columns,) = new_messages(
+            [endpoint],
+            kind=kind,
+            ordering_key=ordering_key,
+            payload=payload,
+            dossier_code=dossier_code,
+            not_before=not_before,
         )
+        row = OutboxMessage(seq=seq, manual_retry=False, **columns)
         self.messages[seq] = row
         self._queues.setdefault((endpoint, ordering_key), []).append(row)
         self._notify()

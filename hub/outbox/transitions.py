@@ -76,8 +76,8 @@ def enqueued(
     kind: str,
     ordering_key: str,
     payload: dict[str, Any],
-    dossier_code: str | None,
-    not_before: datetime | None,
+    dossier_code: str | None = None,
+    not_before: datetime | None = None,
     now: datetime,
 ) -> dict[str, Any]:
     """The columns of a new pending message, due at ``not_before`` (or at once)."""
