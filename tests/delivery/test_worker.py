@@ -22,14 +22,6 @@ from hub.simulators.sink import WebhookSink
 from .helpers import attempts, make_settings, message, put, put_many, states, until
 
 
-@pytest.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    server = WebhookSink()
-    await server.start_async()
-    yield server
-    await server.stop_async()
-
-
 @asynccontextmanager
 async def running(settings: Settings, db: Database, count: int = 1) -> AsyncIterator[list[Worker]]:
     workers = [Worker(settings, db, worker_id=f"w{i}") for i in range(count)]
