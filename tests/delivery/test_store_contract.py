@@ -20,7 +20,7 @@ import pytest
 from hub.db.base import utcnow
 from hub.db.models import MessageState
 from hub.db.session import Database
-from hub.delivery.store import Completion, Rescuer, WorkerRegistration
+from hub.delivery.store import ClaimedMessage, Completion, Rescuer, WorkerRegistration
 from hub.outbox.transitions import AttemptOutcome
 
 from ..conftest import BACKENDS, migrated_database
@@ -54,6 +54,24 @@ def _done(
     return Completion(
         seq=seq, lease_token=token, attempt_no=attempt, outcome=outcome, started_at=now, finished_at=now, **kw
     )
+
+
+async def _dead_letter(outbox: StoreHarness, head: int) -> None:
+    """Claim the due head ``head`` (as ``w#1``) and complete it as dead (a rejected payload)."""
+    await outbox.store.claim({"portal": 1}, "w#1", 30)
+    await outbox.store.complete([_done(head, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+
+
+async def _rescued_and_claimed_again(
+    outbox: StoreHarness, first: str, then: str
+) -> tuple[int, ClaimedMessage]:
+    """A new message claimed under ``first``, its lease expired and rescued, claimed again under ``then``."""
+    seq = outbox.put("portal", "D1")
+    await outbox.store.claim({"portal": 1}, first, 30)
+    outbox.set_lease_expiry(seq, past())
+    await outbox.store.rescue_expired(RESCUER)
+    [again] = await outbox.store.claim({"portal": 1}, then, 30)
+    return seq, again
 
 
 # --- claim order ------------------------------------------------------------------------------
@@ -168,11 +186,7 @@ async def test_release_with_not_before_postpones_the_message(outbox: StoreHarnes
 
 async def test_completion_after_lease_loss_does_not_overwrite(outbox: StoreHarness) -> None:
     store = outbox.store
-    seq = outbox.put("portal", "D1")
-    await store.claim({"portal": 1}, "slow#1", 30)
-    outbox.set_lease_expiry(seq, past())
-    await store.rescue_expired(RESCUER)
-    [second] = await store.claim({"portal": 1}, "fast#1", 30)
+    seq, second = await _rescued_and_claimed_again(outbox, "slow#1", "fast#1")
 
     # The slow worker comes back and reports: nothing changes, nothing recorded.
     late = _done(seq, "slow#1", 1, AttemptOutcome.DEAD, error="late")
@@ -195,11 +209,7 @@ async def test_a_stale_and_a_current_result_in_one_batch_record_only_the_current
     """A worker stalls, its claim is rescued, it claims the message again: both results may
     reach the store in one batch."""
     store = outbox.store
-    seq = outbox.put("portal", "D1")
-    await store.claim({"portal": 1}, "w#1", 30)
-    outbox.set_lease_expiry(seq, past())
-    await store.rescue_expired(RESCUER)
-    [again] = await store.claim({"portal": 1}, "w#2", 30)
+    seq, again = await _rescued_and_claimed_again(outbox, "w#1", "w#2")
     batch = [_done(seq, "w#1", 1), _done(seq, "w#2", again.attempt_no)]
     assert await store.complete(batch, "w") == {seq}
     assert outbox.row(seq).state == MessageState.DELIVERED
@@ -409,8 +419,7 @@ async def test_dead_head_blocks_its_dossier_only(outbox: StoreHarness) -> None:
     head = outbox.put("portal", "D1")
     blocked = outbox.put("portal", "D1")
     free = outbox.put("portal", "D2")
-    await store.claim({"portal": 1}, "w#1", 30)
-    await store.complete([_done(head, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+    await _dead_letter(outbox, head)
     assert [m.seq for m in await store.claim({"portal": 5}, "w#2", 30)] == [free]
     assert outbox.row(blocked).state == MessageState.PENDING
 
@@ -419,8 +428,7 @@ async def test_discarding_the_dead_head_releases_its_dossier(outbox: StoreHarnes
     store = outbox.store
     head = outbox.put("portal", "D1")
     held = outbox.put("portal", "D1")
-    await store.claim({"portal": 1}, "w#1", 30)
-    await store.complete([_done(head, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+    await _dead_letter(outbox, head)
     assert await store.claim({"portal": 5}, "w#2", 30) == []
     outbox.discard(head, "duplicate of dossier D0")
     row = outbox.row(head)
@@ -431,8 +439,7 @@ async def test_discarding_the_dead_head_releases_its_dossier(outbox: StoreHarnes
 async def test_operator_retry_gives_a_fresh_budget_recorded_as_manual(outbox: StoreHarness) -> None:
     store = outbox.store
     seq = outbox.put("portal", "D1")
-    await store.claim({"portal": 1}, "w#1", 30)
-    await store.complete([_done(seq, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+    await _dead_letter(outbox, seq)
     outbox.operator_retry(seq)
     row = outbox.row(seq)
     assert (row.state, row.attempts, row.manual_retry, row.dead_at) == (MessageState.PENDING, 0, True, None)
