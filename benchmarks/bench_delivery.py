@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -255,36 +255,76 @@ def created_times(db: Database) -> dict[str, datetime]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def drain(
-    backend: Backend, args: argparse.Namespace, n: int, workdir: Path, *, memory: bool = False
-) -> float:
+def arg_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line: its module docstring, and ``--backend``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    return parser
+
+
+def backend_names(args: argparse.Namespace) -> list[str]:
+    return ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+
+
+@dataclass
+class BenchRun:
+    """One measured run: its database connection, a sink recording arrivals, the workers' config."""
+
+    backend: Backend
+    args: argparse.Namespace
+    db: Database
+    sink: subprocess.Popen[str]
+    record: Path
+    config: Path
+    cleanup: contextlib.ExitStack
+
+    def start_workers(self) -> Workers:
+        """``--workers`` worker processes on this run's config (stopped when the run ends)."""
+        workers = Workers(self.backend.url, self.config, self.args.transport, self.args.workers)
+        self.cleanup.callback(workers.stop)
+        return workers
+
+    def meters(self, workers: Workers) -> dict[str, Callable[[], float]]:
+        """The CPU seconds of each process group, for :func:`cpu_report`."""
+        return {"workers": workers.cpu_seconds, "sink": lambda: cpu_seconds(self.sink.pid)}
+
+    def arrivals(self, workers: Workers) -> dict[str, float]:
+        """Stop the workers, then the sink; its first arrival time of each message id."""
+        workers.stop()
+        return stop_sink(self.sink, self.record)
+
+
+@contextlib.contextmanager
+def bench_run(backend: Backend, args: argparse.Namespace, workdir: Path, name: str) -> Iterator[BenchRun]:
     record = workdir / f"arrivals-{uuid.uuid4().hex[:6]}.tsv"
     with contextlib.ExitStack() as cleanup:
         db = Database.connect(backend.url, pool_size=2)
         cleanup.callback(db.dispose)
         sink, url = start_sink(record)
-        cleanup.callback(sink.kill)  # no-op after the orderly stop below
-        config = workdir / "drain.toml"
+        cleanup.callback(sink.kill)  # no-op after the orderly stop (BenchRun.arrivals)
+        config = workdir / f"{name}.toml"
         write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
+        yield BenchRun(backend, args, db, sink, record, config, cleanup)
+
+
+def drain(
+    backend: Backend, args: argparse.Namespace, n: int, workdir: Path, *, memory: bool = False
+) -> float:
+    with bench_run(backend, args, workdir, "drain") as run:
         t0 = time.monotonic()
-        enqueue_batch(db, n, dossiers=args.dossiers)
+        enqueue_batch(run.db, n, dossiers=args.dossiers)
         enqueue_s = time.monotonic() - t0
-        workers = Workers(backend.url, config, args.transport, args.workers)
-        cleanup.callback(workers.stop)
-        procs: dict[str, Callable[[], float]] = {
-            "workers": workers.cpu_seconds,
-            "sink": lambda: cpu_seconds(sink.pid),
-        }
+        workers = run.start_workers()
+        procs = run.meters(workers)
         before = {name: read() for name, read in procs.items()}
         host0 = host_busy()
         rss: list[int] = []
-        elapsed = wait_delivered(db, n, workers, rss if memory else None)
+        elapsed = wait_delivered(run.db, n, workers, rss if memory else None)
         usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, elapsed)
-        workers.stop()
-        arrivals = stop_sink(sink, record)
+        arrivals = run.arrivals(workers)
     times = sorted(arrivals.values())
     steady = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     label = "memory" if memory else "drain"
@@ -308,21 +348,11 @@ def drain(
 
 
 def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path) -> None:
-    record = workdir / f"arrivals-{uuid.uuid4().hex[:6]}.tsv"
-    with contextlib.ExitStack() as cleanup:
-        db = Database.connect(backend.url, pool_size=2)
-        cleanup.callback(db.dispose)
-        sink, url = start_sink(record)
-        cleanup.callback(sink.kill)  # no-op after the orderly stop below
-        config = workdir / "paced.toml"
-        write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
-        workers = Workers(backend.url, config, args.transport, args.workers)
-        cleanup.callback(workers.stop)
+    with bench_run(backend, args, workdir, "paced") as run:
+        db = run.db
+        workers = run.start_workers()
         time.sleep(2.0)  # worker start-up (imports, LISTEN)
-        procs: dict[str, Callable[[], float]] = {
-            "workers": workers.cpu_seconds,
-            "sink": lambda: cpu_seconds(sink.pid),
-        }
+        procs = run.meters(workers)
         before = {name: read() for name, read in procs.items()}
         host0 = host_busy()
         total = int(rate * args.paced_seconds)
@@ -344,8 +374,7 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
         wait_delivered(db, total, workers, None)
         usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, time.monotonic() - start)
         created = created_times(db)
-        workers.stop()
-        arrivals = stop_sink(sink, record)
+        arrivals = run.arrivals(workers)
     latencies = [(arrivals[mid] - created[mid].timestamp()) * 1000 for mid in arrivals if mid in created]
     print(
         f"[{backend.name}/{args.transport}] paced {rate:,.0f}/s for {args.paced_seconds}s ({total} msgs): "
@@ -381,10 +410,7 @@ def _counts(text: str) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser = arg_parser(__doc__)
     parser.add_argument("-n", type=int, default=20_000, help="messages in the drain run")
     parser.add_argument("--memory-n", type=int, default=0, help="messages in the memory run (0 = skip)")
     parser.add_argument("--rate", type=float, default=0, help="paced rate (default: half the drained rate)")
@@ -401,7 +427,7 @@ def main() -> None:
     parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")
     parser.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp")
     args = parser.parse_args()
-    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    backends = backend_names(args)
     print(
         f"cpus={os.cpu_count()} python={sys.version.split()[0]} workers={args.scale or args.workers} "
         f"concurrency={args.concurrency} "

@@ -56,7 +56,18 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import func, select
 
-from benchmarks.bench_delivery import PAYLOAD, Backend, drain, make_backend, start_sink, stop_sink
+from benchmarks import bench_api
+from benchmarks.bench_delivery import (
+    PAYLOAD,
+    Backend,
+    arg_parser,
+    backend_names,
+    drain,
+    make_backend,
+    percentile,
+    start_sink,
+    stop_sink,
+)
 from hub.auth.keys import ApiKeyService
 from hub.db.models import MessageState, OutboxMessage
 from hub.db.session import Database
@@ -70,29 +81,10 @@ BATCH_CLIENTS = 4
 SINK_CONNECTIONS = 64
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 def dossier(n: int) -> dict[str, object]:
     """A new dossier; codes ``<agency>-<day>-NNNN`` with the day moved on every 9,999."""
     day = (T0 - timedelta(days=n // 9999)).strftime("%y%m%d")
-    return {
-        "code": f"000.00.18.H42-{day}-{n % 9999 + 1:04d}",
-        "agency_code": "000.00.18.H42",
-        "procedure_code": "1.003901.H42",
-        "owner": {"name": "Nguyễn Văn An", "id_number": "037099001234"},
-        "received_at": T0.isoformat(),
-        "due_at": (T0 + timedelta(days=5)).isoformat(),
-        "summary": "Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
-    }
+    return bench_api.dossier(f"000.00.18.H42-{day}-{n % 9999 + 1:04d}")
 
 
 def write_config(path: Path, sink_url: str, *, poll: float) -> None:
@@ -137,7 +129,7 @@ def hub_env(url: str, config: Path, data_dir: Path) -> dict[str, str]:
 @contextmanager
 def api_server(url: str, config: Path, data_dir: Path) -> Iterator[str]:
     """``hub serve --no-worker`` in its own process; yields its base URL."""
-    port = free_port()
+    port = bench_api.free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [HUB, "serve", "--no-worker", "--port", str(port)],
@@ -442,10 +434,7 @@ def table(args: argparse.Namespace, workdir: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser = arg_parser(__doc__)
     parser.add_argument("-n", type=int, default=3000, help="changes (messages, jobs) per case")
     parser.add_argument("--batch", type=int, default=100, help="changes per batch request")
     parser.add_argument("--table", action="store_true", help="every case and peer, one table")
@@ -458,7 +447,7 @@ def main() -> None:
         if args.table:
             table(args, workdir)
             return
-        for name in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
+        for name in backend_names(args):
             with fresh_backend(name, workdir) as backend:
                 e2e_case(backend, workdir, args.n, 1 if args.single else args.batch)
 

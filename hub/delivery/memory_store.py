@@ -16,74 +16,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.db.base import utcnow
-from hub.db.models import MessageState
-from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, WorkerRegistration
+from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, MessageState, OutboxMessage
+from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, Rescuer, WorkerRegistration
 from hub.outbox import transitions
+from hub.outbox.enqueue import new_messages
 from hub.outbox.queue import blocked_by_of, head_seq_of
-from hub.outbox.transitions import AttemptRecord, LeaseLoss, apply_changes
+from hub.outbox.transitions import LeaseLoss, apply_changes
 from schemas.errors import ConflictError, NotFoundError
-
-
-@dataclass(eq=False)
-class MemoryMessage:
-    """One outbox row (the columns of :class:`hub.db.models.OutboxMessage`)."""
-
-    seq: int
-    message_id: str
-    endpoint: str
-    kind: str
-    ordering_key: str
-    dossier_code: str | None
-    payload: dict[str, Any]
-    state: str
-    attempts: int
-    next_attempt_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
-    last_error: str | None = None
-    error_class: str | None = None
-    delivered_at: datetime | None = None
-    dead_at: datetime | None = None
-    note: str | None = None
-    manual_retry: bool = False
-
-
-@dataclass
-class MemoryHealth:
-    """One ``endpoint_health`` row."""
-
-    state: str
-    consecutive_failures: int
-    updated_at: datetime
-    opened_at: datetime | None = None
-    last_success_at: datetime | None = None
-    last_failure_at: datetime | None = None
-    last_error: str | None = None
-
-
-@dataclass
-class MemoryWorker:
-    """One ``workers`` row."""
-
-    host: str
-    pid: int
-    started_at: datetime
-    last_heartbeat_at: datetime
-    stopped_at: datetime | None = None
 
 
 @dataclass
 class MemoryOutboxStore:
-    """:class:`~hub.delivery.store.OutboxStore` over Python objects (one process, one loop)."""
+    """:class:`~hub.delivery.store.OutboxStore` over Python objects (one process, one loop).
 
-    messages: dict[int, MemoryMessage] = field(default_factory=dict)
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    health: dict[str, MemoryHealth] = field(default_factory=dict)
-    workers: dict[str, MemoryWorker] = field(default_factory=dict)
+    Its rows are instances of the ORM classes the SQL store maps (:class:`OutboxMessage`,
+    :class:`EndpointHealth`, :class:`DeliveryWorker`) that never join a session: the same
+    columns, declared once."""
+
+    messages: dict[int, OutboxMessage] = field(default_factory=dict)
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
+    health: dict[str, EndpointHealth] = field(default_factory=dict)
+    workers: dict[str, DeliveryWorker] = field(default_factory=dict)
     _last_seq: int = 0
-    _queues: dict[tuple[str, str], list[MemoryMessage]] = field(default_factory=dict)
+    _queues: dict[tuple[str, str], list[OutboxMessage]] = field(default_factory=dict)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
 
     # --- what the rest of the hub does to the outbox (enqueue, operator actions) -------------
@@ -99,33 +54,29 @@ class MemoryOutboxStore:
         not_before: datetime | None = None,
     ) -> int:
         """Add one pending message (like :func:`hub.outbox.enqueue.enqueue`) and wake listeners."""
-        now = utcnow()
         self._last_seq += 1
         seq = self._last_seq
-        row = MemoryMessage(
-            seq=seq,
-            **transitions.enqueued(
-                endpoint=endpoint,
-                kind=kind,
-                ordering_key=ordering_key,
-                payload=payload,
-                dossier_code=dossier_code,
-                not_before=not_before,
-                now=now,
-            ),
+        (columns,) = new_messages(
+            [endpoint],
+            kind=kind,
+            ordering_key=ordering_key,
+            payload=payload,
+            dossier_code=dossier_code,
+            not_before=not_before,
         )
+        row = OutboxMessage(seq=seq, manual_retry=False, **columns)
         self.messages[seq] = row
         self._queues.setdefault((endpoint, ordering_key), []).append(row)
         self._notify()
         return seq
 
-    def get(self, seq: int) -> MemoryMessage:
+    def get(self, seq: int) -> OutboxMessage:
         try:
             return self.messages[seq]
         except KeyError:
             raise NotFoundError(f"outbox message {seq} does not exist") from None
 
-    def attempts_of(self, seq: int) -> list[AttemptRecord]:
+    def attempts_of(self, seq: int) -> list[DeliveryAttempt]:
         return [attempt for attempt in self.attempts if attempt.message_seq == seq]
 
     def blocked_by(self, seq: int) -> int | None:
@@ -148,14 +99,14 @@ class MemoryOutboxStore:
         apply_changes(row, changes)
         self._notify()
 
-    def _queue(self, row: MemoryMessage) -> list[MemoryMessage]:
+    def _queue(self, row: OutboxMessage) -> list[OutboxMessage]:
         return self._queues[(row.endpoint, row.ordering_key)]
 
     def _notify(self) -> None:
         for wake in list(self._listeners):
             wake()
 
-    def _held(self, seq: int, token: str) -> MemoryMessage | None:
+    def _held(self, seq: int, token: str) -> OutboxMessage | None:
         row = self.messages.get(seq)
         if row is None or row.state != transitions.LEASED_STATE.value or row.lease_owner != token:
             return None
@@ -233,27 +184,16 @@ class MemoryOutboxStore:
     async def held(self, leases: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
         return {(seq, token) for seq, token in leases if self._held(seq, token) is not None}
 
-    async def rescue_expired(
-        self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
-    ) -> list[int]:
+    async def rescue_expired(self, rescuer: Rescuer) -> list[int]:
         now = utcnow()
         return self._rescue(
             lambda row: row.lease_expires_at is not None and row.lease_expires_at < now,
-            max_attempts,
-            rescuer_id,
+            rescuer,
             now=now,
             cause=LeaseLoss.EXPIRED,
-            limit=limit,
         )
 
-    async def rescue_dead_workers(
-        self,
-        max_attempts: Mapping[str, int],
-        rescuer_id: str,
-        *,
-        dead_after_seconds: float,
-        limit: int = 500,
-    ) -> list[int]:
+    async def rescue_dead_workers(self, rescuer: Rescuer, *, dead_after_seconds: float) -> list[int]:
         now = utcnow()
         cutoff = now - timedelta(seconds=dead_after_seconds)
         dead = {
@@ -263,11 +203,9 @@ class MemoryOutboxStore:
         }
         rescued = self._rescue(
             lambda row: (row.lease_owner or "").partition(TOKEN_SEPARATOR)[0] in dead,
-            max_attempts,
-            rescuer_id,
+            rescuer,
             now=now,
             cause=LeaseLoss.WORKER_DEAD,
-            limit=limit,
         )
         for worker in self.workers.values():
             if worker.stopped_at is None and worker.last_heartbeat_at < cutoff:
@@ -276,13 +214,11 @@ class MemoryOutboxStore:
 
     def _rescue(
         self,
-        lost: Callable[[MemoryMessage], bool],
-        max_attempts: Mapping[str, int],
-        rescuer_id: str,
+        lost: Callable[[OutboxMessage], bool],
+        rescuer: Rescuer,
         *,
         now: datetime,
         cause: LeaseLoss,
-        limit: int,
     ) -> list[int]:
         """Return the in-flight rows ``lost`` selects to the queue (or dead-letter them), each
         with a ``lease_lost`` attempt."""
@@ -290,18 +226,19 @@ class MemoryOutboxStore:
         rows = sorted(
             (row for row in self.messages.values() if row.state == leased and lost(row)),
             key=lambda row: row.seq,
-        )[:limit]
+        )[: rescuer.limit]
         for row in rows:
-            dead = transitions.out_of_attempts(row.attempts, max_attempts.get(row.endpoint, 1 << 30))
             error = transitions.lease_lost_error(row.lease_owner, row.attempts, cause)
-            attempt = transitions.lease_lost_attempt(row, rescuer_id=rescuer_id, now=now, cause=cause)
-            apply_changes(row, transitions.rescue(dead=dead, error=error, now=now))
+            attempt = transitions.lease_lost_attempt(row, rescuer_id=rescuer.id, now=now, cause=cause)
+            apply_changes(row, transitions.rescue(dead=rescuer.out_of_attempts(row), error=error, now=now))
             self.attempts.append(attempt)
         return [row.seq for row in rows]
 
     async def heartbeat_worker(self, worker: WorkerRegistration) -> None:
         now = utcnow()
-        row = self.workers.setdefault(worker.id, MemoryWorker(worker.host, worker.pid, now, now))
+        row = self.workers.setdefault(
+            worker.id, DeliveryWorker(id=worker.id, host=worker.host, pid=worker.pid, started_at=now)
+        )
         row.last_heartbeat_at, row.stopped_at = now, None
 
     async def deregister_worker(self, worker_id: str) -> None:
@@ -329,7 +266,7 @@ class MemoryOutboxStore:
         self, endpoint: str, state: str, consecutive_failures: int, *, success: bool, error: str | None
     ) -> None:
         now = utcnow()
-        row = self.health.setdefault(endpoint, MemoryHealth(state, consecutive_failures, now))
+        row = self.health.setdefault(endpoint, EndpointHealth(endpoint=endpoint))
         row.state, row.consecutive_failures, row.updated_at = state, consecutive_failures, now
         if state == "open":
             row.opened_at = now

@@ -30,7 +30,6 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -43,11 +42,11 @@ from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
 from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, OutboxMessage
 from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_BEGIN_OPTION, Database
-from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, WorkerRegistration
+from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, Rescuer, WorkerRegistration
 from hub.outbox import transitions
 from hub.outbox.enqueue import NOTIFY_CHANNEL, OUTBOX_TOUCHED
 from hub.outbox.queue import claimable_condition
-from hub.outbox.transitions import AttemptOutcome, AttemptRecord, Changes, Increment, LeaseLoss
+from hub.outbox.transitions import AttemptOutcome, Changes, Increment, LeaseLoss
 
 log = logging.getLogger("hub.delivery")
 
@@ -66,8 +65,10 @@ def _values(changes: Changes) -> dict[str, Any]:
     }
 
 
-def _attempt_row(record: AttemptRecord) -> dict[str, Any]:
-    return {**asdict(record), "outcome": record.outcome.value}
+def _attempt_row(record: DeliveryAttempt) -> dict[str, Any]:
+    """The ``INSERT`` values of a transient attempt row (its ``id`` is the database's)."""
+    columns = (column.key for column in DeliveryAttempt.__table__.columns if not column.primary_key)
+    return {column: getattr(record, column) for column in columns} | {"outcome": str(record.outcome)}
 
 
 _LEASED = transitions.LEASED_STATE.value
@@ -151,28 +152,15 @@ class SqlOutboxStore:
     async def held(self, leases: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
         return await asyncio.to_thread(self.held_sync, list(leases))
 
-    async def rescue_expired(
-        self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
-    ) -> list[int]:
-        return await asyncio.to_thread(self.rescue_expired_sync, max_attempts, rescuer_id, limit=limit)
+    async def rescue_expired(self, rescuer: Rescuer) -> list[int]:
+        return await asyncio.to_thread(self.rescue_expired_sync, rescuer)
 
     async def make_due(self, endpoint: str, *, since: datetime, limit: int | None = None) -> int:
         return await asyncio.to_thread(self.make_due_sync, endpoint, since=since, limit=limit)
 
-    async def rescue_dead_workers(
-        self,
-        max_attempts: Mapping[str, int],
-        rescuer_id: str,
-        *,
-        dead_after_seconds: float,
-        limit: int = 500,
-    ) -> list[int]:
+    async def rescue_dead_workers(self, rescuer: Rescuer, *, dead_after_seconds: float) -> list[int]:
         return await asyncio.to_thread(
-            self.rescue_dead_workers_sync,
-            max_attempts,
-            rescuer_id,
-            dead_after_seconds=dead_after_seconds,
-            limit=limit,
+            self.rescue_dead_workers_sync, rescuer, dead_after_seconds=dead_after_seconds
         )
 
     async def heartbeat_worker(self, worker: WorkerRegistration) -> None:
@@ -403,9 +391,7 @@ class SqlOutboxStore:
                 conn.execute(insert(DeliveryAttempt), rows)
         return {seq for seq, _token in finalised}
 
-    def rescue_expired_sync(
-        self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
-    ) -> list[int]:
+    def rescue_expired_sync(self, rescuer: Rescuer) -> list[int]:
         """The update is guarded by the same (token, state, expiry) it read, so it cannot race a
         completion that landed meanwhile."""
         now = utcnow()
@@ -415,27 +401,19 @@ class SqlOutboxStore:
         if self._sqlite and not self._any(expired):
             return []
         with self._transaction() as conn:
-            query = select(*_RESCUE_COLUMNS).where(expired).order_by(OutboxMessage.seq).limit(limit)
+            query = select(*_RESCUE_COLUMNS).where(expired).order_by(OutboxMessage.seq).limit(rescuer.limit)
             if not self._sqlite:
                 query = query.with_for_update(skip_locked=True)
             return self._rescue_rows(
                 conn,
                 conn.execute(query).all(),
-                max_attempts,
-                rescuer_id,
+                rescuer,
                 now=now,
                 cause=LeaseLoss.EXPIRED,
                 still=OutboxMessage.lease_expires_at < now,
             )
 
-    def rescue_dead_workers_sync(
-        self,
-        max_attempts: Mapping[str, int],
-        rescuer_id: str,
-        *,
-        dead_after_seconds: float,
-        limit: int = 500,
-    ) -> list[int]:
+    def rescue_dead_workers_sync(self, rescuer: Rescuer, *, dead_after_seconds: float) -> list[int]:
         """Leases whose token names a worker that is silent (or stopped), joined on the
         ``workers`` primary key; silent workers are then marked stopped."""
         now = utcnow()
@@ -447,7 +425,7 @@ class SqlOutboxStore:
             .join(DeliveryWorker, DeliveryWorker.id == self._token_worker())
             .where(in_flight, dead)
             .order_by(OutboxMessage.seq)
-            .limit(limit)
+            .limit(rescuer.limit)
         )
         unmarked = select(DeliveryWorker.id).where(DeliveryWorker.stopped_at.is_(None), silent)
         if self._sqlite:
@@ -459,8 +437,7 @@ class SqlOutboxStore:
             rescued = self._rescue_rows(
                 conn,
                 conn.execute(query).all(),
-                max_attempts,
-                rescuer_id,
+                rescuer,
                 now=now,
                 cause=LeaseLoss.WORKER_DEAD,
             )
@@ -504,8 +481,7 @@ class SqlOutboxStore:
         self,
         conn: Connection,
         rows: Sequence[Any],
-        max_attempts: Mapping[str, int],
-        rescuer_id: str,
+        rescuer: Rescuer,
         *,
         now: datetime,
         cause: LeaseLoss,
@@ -517,7 +493,7 @@ class SqlOutboxStore:
         rescued: list[int] = []
         attempts: list[dict[str, Any]] = []
         for row in rows:
-            dead = transitions.out_of_attempts(row.attempts, max_attempts.get(row.endpoint, 1 << 30))
+            dead = rescuer.out_of_attempts(row)
             error = transitions.lease_lost_error(row.lease_owner, row.attempts, cause)
             guard = [
                 OutboxMessage.seq == row.seq,
@@ -535,7 +511,7 @@ class SqlOutboxStore:
                 continue
             rescued.append(row.seq)
             attempts.append(
-                _attempt_row(transitions.lease_lost_attempt(row, rescuer_id=rescuer_id, now=now, cause=cause))
+                _attempt_row(transitions.lease_lost_attempt(row, rescuer_id=rescuer.id, now=now, cause=cause))
             )
         if attempts:
             conn.execute(insert(DeliveryAttempt), attempts)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from hub.outbox.transitions import AttemptOutcome, AttemptRecord
+from hub.db.models import DeliveryAttempt
+from hub.outbox.transitions import AttemptOutcome, out_of_attempts
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +82,9 @@ class Completion:
     request_summary: str | None = None
     response_summary: str | None = None
 
-    def attempt(self, worker_id: str) -> AttemptRecord:
-        """The attempt row this completion records once it finalises its message."""
-        return AttemptRecord(
+    def attempt(self, worker_id: str) -> DeliveryAttempt:
+        """The attempt row this completion records once it finalises its message (transient)."""
+        return DeliveryAttempt(
             message_seq=self.seq,
             attempt_no=self.attempt_no,
             worker_id=worker_id,
@@ -117,6 +118,22 @@ class WorkerRegistration:
 TOKEN_SEPARATOR = "#"
 
 
+@dataclass(frozen=True, slots=True)
+class Rescuer:
+    """Who takes lost leases back, and the attempt budgets it judges them by (docs/delivery.md §12.3)."""
+
+    id: str
+    """Recorded as the attempt's worker when the lease names none."""
+    max_attempts: Mapping[str, int]
+    """Attempts allowed per endpoint (an endpoint not named has no limit)."""
+    limit: int = 500
+    """Messages taken back per call at the most."""
+
+    def out_of_attempts(self, row: Any) -> bool:
+        """Whether the in-flight ``row`` taken back is dead-lettered rather than queued again."""
+        return out_of_attempts(row.attempts, self.max_attempts.get(row.endpoint, 1 << 30))
+
+
 class OutboxStore(Protocol):
     """The outbox as the worker sees it. Every call is short and never spans a network call."""
 
@@ -148,9 +165,7 @@ class OutboxStore(Protocol):
         for a lock: a lease skipped by the calls above and still held is busy, not lost."""
         ...
 
-    async def rescue_expired(
-        self, max_attempts: Mapping[str, int], rescuer_id: str, *, limit: int = 500
-    ) -> list[int]:
+    async def rescue_expired(self, rescuer: Rescuer) -> list[int]:
         """Return messages whose lease expired to the queue (dead-letter those out of
         attempts), each with a ``lease_lost`` attempt; returns their seqs."""
         ...
@@ -162,14 +177,7 @@ class OutboxStore(Protocol):
         first (a probe for a half-open circuit). Returns how many were made due."""
         ...
 
-    async def rescue_dead_workers(
-        self,
-        max_attempts: Mapping[str, int],
-        rescuer_id: str,
-        *,
-        dead_after_seconds: float,
-        limit: int = 500,
-    ) -> list[int]:
+    async def rescue_dead_workers(self, rescuer: Rescuer, *, dead_after_seconds: float) -> list[int]:
         """Like :meth:`rescue_expired`, for the leases of workers whose heartbeat is older than
         ``dead_after_seconds`` or that stopped still holding them, whatever their expiry; marks
         the silent workers stopped. Returns the seqs taken back."""

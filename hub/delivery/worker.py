@@ -59,6 +59,7 @@ from hub.delivery.store import (
     ClaimedMessage,
     Completion,
     OutboxStore,
+    Rescuer,
     WorkerRegistration,
 )
 from hub.dlq.runner import BulkJobRunner
@@ -465,13 +466,14 @@ class Worker:
     async def _rescue_loop(self) -> None:
         """Return messages of dead workers (missed heartbeats) and of expired leases to the queue."""
         max_attempts = {name: policy.max_attempts for name, policy in self.policies.items()}
+        rescuer = Rescuer(self.worker_id, max_attempts)
         interval = min(RESCUE_INTERVAL_SECONDS, self.config.dead_worker_seconds / 2)
         while True:
             try:
                 dead = await self.store.rescue_dead_workers(
-                    max_attempts, self.worker_id, dead_after_seconds=self.config.dead_worker_seconds
+                    rescuer, dead_after_seconds=self.config.dead_worker_seconds
                 )
-                expired = await self.store.rescue_expired(max_attempts, self.worker_id)
+                expired = await self.store.rescue_expired(rescuer)
             except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
                 await self.outage.pause(max(interval, self.outage.failed("rescue", exc)))
                 continue

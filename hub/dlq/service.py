@@ -132,12 +132,13 @@ def endpoint_health(db: Database) -> list[EndpointHealthView]:
 # --- single-message actions -------------------------------------------------------------------
 
 
+def _missing(what: str, what_vi: str, **key: int) -> NotFoundError:
+    """``what`` does not exist; ``key`` (its number) goes to the error's details."""
+    return NotFoundError(f"{what} does not exist", message_vi=f"Không tồn tại {what_vi}", details=key)
+
+
 def _not_found(seq: int) -> NotFoundError:
-    return NotFoundError(
-        f"outbox message {seq} does not exist",
-        message_vi=f"Không tồn tại bản tin số {seq} trong hàng đợi gửi",
-        details={"seq": seq},
-    )
+    return _missing(f"outbox message {seq}", f"bản tin số {seq} trong hàng đợi gửi", seq=seq)
 
 
 def _locked(session: Session, seq: int) -> OutboxMessage:
@@ -306,11 +307,7 @@ def create_bulk_job(
 
 
 def _job_not_found(job_id: int) -> NotFoundError:
-    return NotFoundError(
-        f"bulk job {job_id} does not exist",
-        message_vi=f"Không tồn tại tác vụ hàng loạt số {job_id}",
-        details={"job": job_id},
-    )
+    return _missing(f"bulk job {job_id}", f"tác vụ hàng loạt số {job_id}", job=job_id)
 
 
 def get_bulk_job(db: Database, job_id: int) -> BulkJobView:

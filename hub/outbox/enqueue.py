@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
@@ -32,29 +32,21 @@ class Enqueued:
     endpoint: str
 
 
-def new_messages(
-    *,
-    endpoints: Sequence[str],
-    kind: str,
-    ordering_key: str,
-    payload: dict[str, Any],
-    dossier_code: str | None = None,
-    not_before: datetime | None = None,
-) -> list[dict[str, Any]]:
+class NewMessage(TypedDict):
+    """What a caller says of the message it writes for each endpoint (:func:`new_messages`)."""
+
+    kind: str
+    ordering_key: str
+    payload: dict[str, Any]
+    dossier_code: NotRequired[str | None]
+    not_before: NotRequired[datetime | None]
+    """Not due before this time (default: at once)."""
+
+
+def new_messages(endpoints: Sequence[str], **message: Unpack[NewMessage]) -> list[dict[str, Any]]:
     """The columns of one new pending message per endpoint, for :func:`write_messages`."""
     now = utcnow()
-    return [
-        enqueued(
-            endpoint=endpoint,
-            kind=kind,
-            ordering_key=ordering_key,
-            payload=payload,
-            dossier_code=dossier_code,
-            not_before=not_before,
-            now=now,
-        )
-        for endpoint in endpoints
-    ]
+    return [enqueued(endpoint=endpoint, now=now, **message) for endpoint in endpoints]
 
 
 def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list[Enqueued]:
@@ -85,23 +77,6 @@ def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list
     return written
 
 
-def enqueue(
-    session: Session,
-    *,
-    endpoints: Sequence[str],
-    kind: str,
-    ordering_key: str,
-    payload: dict[str, Any],
-    dossier_code: str | None = None,
-    not_before: datetime | None = None,
-) -> list[Enqueued]:
+def enqueue(session: Session, endpoints: Sequence[str], **message: Unpack[NewMessage]) -> list[Enqueued]:
     """Write one message per endpoint in the caller's transaction (see :func:`write_messages`)."""
-    messages = new_messages(
-        endpoints=endpoints,
-        kind=kind,
-        ordering_key=ordering_key,
-        payload=payload,
-        dossier_code=dossier_code,
-        not_before=not_before,
-    )
-    return write_messages(session, messages)
+    return write_messages(session, new_messages(endpoints, **message))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.db.models import MessageState
+from hub.db.models import DeliveryAttempt, MessageState
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -76,8 +76,8 @@ def enqueued(
     kind: str,
     ordering_key: str,
     payload: dict[str, Any],
-    dossier_code: str | None,
-    not_before: datetime | None,
+    dossier_code: str | None = None,
+    not_before: datetime | None = None,
     now: datetime,
 ) -> dict[str, Any]:
     """The columns of a new pending message, due at ``not_before`` (or at once)."""
@@ -259,29 +259,12 @@ def apply_changes(row: Any, changes: Changes) -> None:
         setattr(row, column, value)
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    """One ``delivery_attempts`` row, as every attempt-ending transition writes it."""
-
-    message_seq: int
-    attempt_no: int
-    worker_id: str
-    started_at: datetime
-    finished_at: datetime
-    outcome: AttemptOutcome
-    manual: bool
-    status_code: int | None = None
-    error_class: str | None = None
-    error: str | None = None
-    request_summary: str | None = None
-    response_summary: str | None = None
-
-
 def lease_lost_attempt(
     row: Any, *, rescuer_id: str, now: datetime, cause: LeaseLoss = LeaseLoss.EXPIRED
-) -> AttemptRecord:
-    """The ``lease_lost`` attempt the rescuer records for an in-flight ``row`` it takes back."""
-    return AttemptRecord(
+) -> DeliveryAttempt:
+    """The ``lease_lost`` attempt the rescuer records for an in-flight ``row`` it takes back
+    (a transient row: the SQL store inserts its columns, the memory store keeps it)."""
+    return DeliveryAttempt(
         message_seq=row.seq,
         attempt_no=row.attempts,
         worker_id=row.lease_owner or rescuer_id,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -56,16 +57,41 @@ def _start(
     return fleet
 
 
+def _w1_holding(
+    db: Database, sink: WebhookSink, fleet: Fleet, arrived: int, *, within: float, step: float
+) -> str:
+    """Wait until ``arrived`` messages arrived, then until ``w1`` holds a claim; its worker id."""
+    assert wait_for(lambda: len(sink.arrivals()) >= arrived, within=120), fleet.log_tail()
+    worker_id = fleet.processes["w1"].name
+    wait_for(lambda: held_by(db, worker_id) > 0, within=within, step=step)
+    return worker_id
+
+
+def _assert_no_violation(
+    db: Database,
+    sink: WebhookSink,
+    fleet: Fleet,
+    settled: bool,
+    logs: str,
+    chaos_report: Record,
+    **facts: Any,
+) -> None:
+    """The run settled, the verifier found nothing (reported with ``facts``), the workers stopped
+    gracefully."""
+    report = verify(db, sink.arrivals())
+    chaos_report(report, overrun_seconds=OVERRUN_SECONDS, **facts)
+    assert settled, f"{report}\n{logs}"
+    assert report.ok, f"{report}\nattempts recorded:\n{history(db, report.violations)}"
+    assert fleet.graceful_exits(), fleet.exits
+
+
 def test_row_lock_held_past_the_lease(
     db: Database, database_url: str, sink: WebhookSink, tmp_path: Path, chaos_report: Record
 ) -> None:
     total, locks = scaled(400), scaled(2)
     with _start(db, database_url, sink, tmp_path, total) as fleet:
         for k in range(locks):
-            target = total * (k + 1) // (locks + 1)
-            assert wait_for(lambda t=target: len(sink.arrivals()) >= t, within=120), fleet.log_tail()
-            worker_id = fleet.processes["w1"].name
-            wait_for(lambda w=worker_id: held_by(db, w) > 0, within=10, step=0.02)
+            worker_id = _w1_holding(db, sink, fleet, total * (k + 1) // (locks + 1), within=10, step=0.02)
             # Lock every row w1 holds (SQLite: the write lock) and keep the locks past the lease.
             with db.engine.connect() as conn:
                 conn.execute(
@@ -79,11 +105,7 @@ def test_row_lock_held_past_the_lease(
                 conn.rollback()
         settled = wait_for(lambda: undelivered(db) == 0, within=60 + total / 10)
         logs = fleet.log_tail()
-    report = verify(db, sink.arrivals())
-    chaos_report(report, locks=locks, overrun_seconds=OVERRUN_SECONDS)
-    assert settled, f"{report}\n{logs}"
-    assert report.ok, f"{report}\nattempts recorded:\n{history(db, report.violations)}"
-    assert fleet.graceful_exits(), fleet.exits
+    _assert_no_violation(db, sink, fleet, settled, logs, chaos_report, locks=locks)
 
 
 @pytest.mark.xfail(
@@ -100,17 +122,10 @@ def test_worker_paused_past_its_lease(
         for k in range(pauses):
             # The first pause lands as soon as w1 holds its first claim, usually before its
             # first sends go out (its HTTP pool opens on the first request); later ones mid-drain.
-            target = total * k // (pauses + 1)
-            assert wait_for(lambda t=target: len(sink.arrivals()) >= t, within=120), fleet.log_tail()
-            worker_id = fleet.processes["w1"].name
-            wait_for(lambda w=worker_id: held_by(db, w) > 0, within=30, step=0.005)
+            _w1_holding(db, sink, fleet, total * k // (pauses + 1), within=30, step=0.005)
             fleet.pause("w1")
             time.sleep(OVERRUN_SECONDS)
             fleet.resume("w1")
         settled = wait_for(lambda: undelivered(db) == 0, within=60 + total / 10)
         logs = fleet.log_tail()
-    report = verify(db, sink.arrivals())
-    chaos_report(report, pauses=pauses, overrun_seconds=OVERRUN_SECONDS)
-    assert settled, f"{report}\n{logs}"
-    assert report.ok, f"{report}\nattempts recorded:\n{history(db, report.violations)}"
-    assert fleet.graceful_exits(), fleet.exits
+    _assert_no_violation(db, sink, fleet, settled, logs, chaos_report, pauses=pauses)

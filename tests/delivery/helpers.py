@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from hub.config import Settings, WorkerSettings
 from hub.db.models import DeliveryAttempt, OutboxMessage
 from hub.db.session import Database
 from hub.outbox.enqueue import enqueue
+from hub.simulators.sink import WebhookSink
 
 
 def put(
@@ -66,6 +68,28 @@ def attempts(db: Database, seq: int) -> list[DeliveryAttempt]:
                 select(DeliveryAttempt).where(DeliveryAttempt.message_seq == seq).order_by(DeliveryAttempt.id)
             )
         )
+
+
+def column(db: Database, attribute: Any) -> list[Any]:
+    """Every row's value of one column, e.g. ``column(db, OutboxMessage.seq)``."""
+    with db.sessions() as session:
+        return list(session.scalars(select(attribute)))
+
+
+def numbers_by_dossier(sink: WebhookSink) -> dict[str, list[int]]:
+    """The ``n`` of each arrival's JSON body per ``dossier``, in arrival order (the tests'
+    payloads number each dossier's messages in queue order)."""
+    seen: dict[str, list[int]] = {}
+    for arrival in sink.arrivals():
+        body = json.loads(arrival.body)
+        seen.setdefault(body["dossier"], []).append(body["n"])
+    return seen
+
+
+def assert_dossier_order(sink: WebhookSink) -> None:
+    """No message of a dossier arrived after a later one (a re-sent one may repeat, never overtake)."""
+    for dossier, numbers in numbers_by_dossier(sink).items():
+        assert numbers == sorted(numbers), dossier
 
 
 def states(db: Database) -> dict[str, int]:

@@ -25,7 +25,7 @@ from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
 from tests.processes import write_config
 
-from .helpers import put_many, states, wait_until
+from .helpers import assert_dossier_order, column, numbers_by_dossier, put_many, states, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +57,26 @@ def _spawn(database_url: str, config: Path, worker_id: str) -> subprocess.Popen[
     )
 
 
+def _survivor_delivers(
+    db: Database, database_url: str, config: Path, count: int, *, within: float
+) -> subprocess.Popen[bytes]:
+    """Start the worker ``survivor``, wait until all ``count`` messages are delivered, stop it
+    with SIGTERM (graceful) and return it, ended."""
+    survivor = _spawn(database_url, config, "survivor")
+    try:
+        wait_until(lambda: states(db) == {"delivered": count}, within=within)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        survivor.wait(30)
+    return survivor
+
+
 def _all_ids(db: Database) -> set[str]:
-    with db.sessions() as session:
-        return set(session.scalars(select(OutboxMessage.message_id)))
+    return set(column(db, OutboxMessage.message_id))
 
 
 def _outcomes(db: Database) -> list[str]:
-    with db.sessions() as session:
-        return list(session.scalars(select(DeliveryAttempt.outcome)))
+    return column(db, DeliveryAttempt.outcome)
 
 
 def test_sigkill_mid_delivery_then_restart(
@@ -81,23 +93,14 @@ def test_sigkill_mid_delivery_then_restart(
     first.wait(10)
     assert first.returncode == -signal.SIGKILL
 
-    second = _spawn(database_url, config, "survivor")
-    try:
-        wait_until(lambda: states(db) == {"delivered": 400}, within=120)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(30)
+    second = _survivor_delivers(db, database_url, config, 400, within=120)
     assert second.returncode == 0, second.stderr.read() if second.stderr else ""
 
     arrived = [a.message_id for a in sink.arrivals()]
     assert _all_ids(db) <= set(arrived)  # at least once, none lost
     assert "lease_lost" in _outcomes(db)  # the killed worker's claims were rescued and recorded
     # Per-dossier order holds across the crash (a re-sent head may repeat, never overtake).
-    last: dict[str, int] = {}
-    for arrival in sink.arrivals():
-        body = json.loads(arrival.body)
-        assert body["n"] >= last.get(body["dossier"], -1), body
-        last[body["dossier"]] = body["n"]
+    assert_dossier_order(sink)
 
 
 def test_sigkill_while_the_endpoint_is_down(
@@ -113,12 +116,7 @@ def test_sigkill_while_the_endpoint_is_down(
     first.wait(10)
 
     sink.start()  # the portal comes back
-    second = _spawn(database_url, config, "survivor")
-    try:
-        wait_until(lambda: states(db) == {"delivered": 100}, within=120)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(30)
+    _survivor_delivers(db, database_url, config, 100, within=120)
     assert _all_ids(db) <= {a.message_id for a in sink.arrivals()}
 
 
@@ -157,13 +155,8 @@ def test_several_worker_processes_keep_per_dossier_order(
             worker.send_signal(signal.SIGTERM)
         for worker in workers:
             worker.wait(30)
-    seen: dict[str, list[int]] = {}
-    for arrival in sink.arrivals():
-        body = json.loads(arrival.body)
-        seen.setdefault(body["dossier"], []).append(body["n"])
-    assert sum(len(v) for v in seen.values()) == 300
-    for dossier, numbers in seen.items():
-        assert numbers == sorted(numbers), dossier
+    assert sum(len(v) for v in numbers_by_dossier(sink).values()) == 300
+    assert_dossier_order(sink)
     with db.sessions() as session:
         workers_seen = set(session.scalars(select(DeliveryAttempt.worker_id)))
     assert len(workers_seen) >= 2  # the work really was shared
@@ -197,12 +190,7 @@ def test_a_killed_workers_messages_move_again_long_before_its_leases_expire(
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
 
-    survivor = _spawn(database_url, config, "survivor")
-    try:
-        wait_until(lambda: states(db) == {"delivered": 200}, within=30)
-    finally:
-        survivor.send_signal(signal.SIGTERM)
-        survivor.wait(30)
+    survivor = _survivor_delivers(db, database_url, config, 200, within=30)
     assert survivor.returncode == 0, survivor.stderr.read() if survivor.stderr else ""
 
     assert _all_ids(db) <= {a.message_id for a in sink.arrivals()}
@@ -214,11 +202,7 @@ def test_a_killed_workers_messages_move_again_long_before_its_leases_expire(
     [stopped] = _registered(db, "survivor")
     assert dead.stopped_at is not None  # marked by the rescuer
     assert stopped.stopped_at is not None  # deregistered on SIGTERM
-    last: dict[str, int] = {}
-    for arrival in sink.arrivals():
-        body = json.loads(arrival.body)
-        assert body["n"] >= last.get(body["dossier"], -1), body
-        last[body["dossier"]] = body["n"]
+    assert_dossier_order(sink)
 
 
 #: Installed in the test's own database: the victim's claim of the message marked ``trap`` takes
@@ -267,12 +251,7 @@ def test_a_worker_frozen_between_claim_and_send_never_sends_a_stale_message(
         victim.send_signal(signal.SIGSTOP)  # the claim commits; the victim does not see it yet
         wait_until(lambda: _held_by(db, "victim") == 1, within=30)
 
-        survivor = _spawn(database_url, config, "survivor")
-        try:
-            wait_until(lambda: states(db) == {"delivered": 3}, within=60)
-        finally:
-            survivor.send_signal(signal.SIGTERM)
-            survivor.wait(30)
+        _survivor_delivers(db, database_url, config, 3, within=60)
 
         victim.send_signal(signal.SIGCONT)  # it now gets its claim of the first message
         put_many(db, "portal", [("D", {"dossier": "D", "n": 4})])

@@ -27,7 +27,7 @@ from hub.db.session import Database
 from hub.delivery.sql_store import SqlOutboxStore
 from hub.outbox.retention import count_prunable, prune
 
-from .helpers import put, wait_until
+from .helpers import column, put, wait_until
 
 DAY = timedelta(days=1)
 
@@ -110,18 +110,15 @@ class Fixture:
 
 
 def _seqs(db: Database) -> set[int]:
-    with db.sessions() as session:
-        return set(session.scalars(select(OutboxMessage.seq)))
+    return set(column(db, OutboxMessage.seq))
 
 
 def _attempt_seqs(db: Database) -> set[int]:
-    with db.sessions() as session:
-        return set(session.scalars(select(DeliveryAttempt.message_seq)))
+    return set(column(db, DeliveryAttempt.message_seq))
 
 
 def _jobs(db: Database) -> set[int]:
-    with db.sessions() as session:
-        return set(session.scalars(select(BulkJob.id)))
+    return set(column(db, BulkJob.id))
 
 
 def _worker(db: Database, name: str, stopped: datetime | None, beat: datetime) -> str:

@@ -18,7 +18,7 @@ from hub.db.base import utcnow
 from hub.db.models import EndpointHealth, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.delivery.sql_store import SqlOutboxStore
-from hub.delivery.store import Completion
+from hub.delivery.store import Completion, Rescuer
 from hub.outbox.transitions import AttemptOutcome
 
 from .helpers import message, put
@@ -80,7 +80,7 @@ async def test_a_row_locked_by_another_session_is_skipped_not_waited_for(db: Dat
     with db.engine.connect() as other:
         other.execute(select(OutboxMessage.seq).where(OutboxMessage.seq == locked).with_for_update())
         assert await store.heartbeat({"w#1": [locked, free]}, 60) == {free}
-        assert await store.rescue_expired({"portal": 5}, "rescuer") == []
+        assert await store.rescue_expired(Rescuer("rescuer", {"portal": 5})) == []
         assert await store.release([(locked, "w#1")]) == 0
         assert await store.complete([_delivered(locked, "w#1"), _delivered(free, "w#1")], "w") == {free}
         assert await store.held([(locked, "w#1"), (free, "w#1")]) == {(locked, "w#1")}  # busy, not lost

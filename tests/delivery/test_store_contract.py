@@ -20,11 +20,14 @@ import pytest
 from hub.db.base import utcnow
 from hub.db.models import MessageState
 from hub.db.session import Database
-from hub.delivery.store import Completion, WorkerRegistration
+from hub.delivery.store import ClaimedMessage, Completion, Rescuer, WorkerRegistration
 from hub.outbox.transitions import AttemptOutcome
 
 from ..conftest import BACKENDS, migrated_database
 from .stores import MemoryHarness, SqlHarness, StoreHarness, past
+
+#: Takes back lost leases with five attempts per message on the ``portal`` endpoint.
+RESCUER = Rescuer("rescuer", {"portal": 5})
 
 
 @pytest.fixture(params=["memory", *BACKENDS])
@@ -51,6 +54,24 @@ def _done(
     return Completion(
         seq=seq, lease_token=token, attempt_no=attempt, outcome=outcome, started_at=now, finished_at=now, **kw
     )
+
+
+async def _dead_letter(outbox: StoreHarness, head: int) -> None:
+    """Claim the due head ``head`` (as ``w#1``) and complete it as dead (a rejected payload)."""
+    await outbox.store.claim({"portal": 1}, "w#1", 30)
+    await outbox.store.complete([_done(head, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+
+
+async def _rescued_and_claimed_again(
+    outbox: StoreHarness, first: str, then: str
+) -> tuple[int, ClaimedMessage]:
+    """A new message claimed under ``first``, its lease expired and rescued, claimed again under ``then``."""
+    seq = outbox.put("portal", "D1")
+    await outbox.store.claim({"portal": 1}, first, 30)
+    outbox.set_lease_expiry(seq, past())
+    await outbox.store.rescue_expired(RESCUER)
+    [again] = await outbox.store.claim({"portal": 1}, then, 30)
+    return seq, again
 
 
 # --- claim order ------------------------------------------------------------------------------
@@ -127,7 +148,7 @@ async def test_heartbeat_keeps_the_claim(outbox: StoreHarness) -> None:
     await store.claim({"portal": 1}, "w1#1", 0.5)
     outbox.set_lease_expiry(seq, past())
     assert await store.heartbeat({"w1#1": [seq]}, 30) == {seq}
-    assert await store.rescue_expired({"portal": 5}, "rescuer") == []
+    assert await store.rescue_expired(RESCUER) == []
     assert outbox.row(seq).state == MessageState.IN_FLIGHT
 
 
@@ -165,11 +186,7 @@ async def test_release_with_not_before_postpones_the_message(outbox: StoreHarnes
 
 async def test_completion_after_lease_loss_does_not_overwrite(outbox: StoreHarness) -> None:
     store = outbox.store
-    seq = outbox.put("portal", "D1")
-    await store.claim({"portal": 1}, "slow#1", 30)
-    outbox.set_lease_expiry(seq, past())
-    await store.rescue_expired({"portal": 5}, "rescuer")
-    [second] = await store.claim({"portal": 1}, "fast#1", 30)
+    seq, second = await _rescued_and_claimed_again(outbox, "slow#1", "fast#1")
 
     # The slow worker comes back and reports: nothing changes, nothing recorded.
     late = _done(seq, "slow#1", 1, AttemptOutcome.DEAD, error="late")
@@ -192,11 +209,7 @@ async def test_a_stale_and_a_current_result_in_one_batch_record_only_the_current
     """A worker stalls, its claim is rescued, it claims the message again: both results may
     reach the store in one batch."""
     store = outbox.store
-    seq = outbox.put("portal", "D1")
-    await store.claim({"portal": 1}, "w#1", 30)
-    outbox.set_lease_expiry(seq, past())
-    await store.rescue_expired({"portal": 5}, "rescuer")
-    [again] = await store.claim({"portal": 1}, "w#2", 30)
+    seq, again = await _rescued_and_claimed_again(outbox, "w#1", "w#2")
     batch = [_done(seq, "w#1", 1), _done(seq, "w#2", again.attempt_no)]
     assert await store.complete(batch, "w") == {seq}
     assert outbox.row(seq).state == MessageState.DELIVERED
@@ -213,10 +226,10 @@ async def test_rescue_reclaims_a_stuck_row_and_records_lease_lost(outbox: StoreH
     store = outbox.store
     seq = outbox.put("portal", "D1")
     [claimed] = await store.claim({"portal": 1}, "dead-worker#1", 30)
-    assert await store.rescue_expired({"portal": 5}, "rescuer") == []  # lease still valid
+    assert await store.rescue_expired(RESCUER) == []  # lease still valid
 
     outbox.set_lease_expiry(seq, past())
-    assert await store.rescue_expired({"portal": 5}, "rescuer") == [seq]
+    assert await store.rescue_expired(RESCUER) == [seq]
 
     row = outbox.row(seq)
     assert row.state == MessageState.PENDING
@@ -235,7 +248,7 @@ async def test_rescue_dead_letters_when_attempts_are_exhausted(outbox: StoreHarn
     seq = outbox.put("portal", "D1")
     await store.claim({"portal": 1}, "w#1", 30)
     outbox.set_lease_expiry(seq, past())
-    assert await store.rescue_expired({"portal": 1}, "rescuer") == [seq]
+    assert await store.rescue_expired(Rescuer("rescuer", {"portal": 1})) == [seq]
     row = outbox.row(seq)
     assert row.state == MessageState.DEAD
     assert row.error_class == "LeaseLost"
@@ -248,7 +261,7 @@ async def test_rescue_does_not_race_a_completion(outbox: StoreHarness) -> None:
     await store.claim({"portal": 1}, "w#1", 30)
     outbox.set_lease_expiry(seq, past())
     assert await store.complete([_done(seq, "w#1", 1)], "w") == {seq}
-    assert await store.rescue_expired({"portal": 5}, "rescuer") == []
+    assert await store.rescue_expired(RESCUER) == []
     assert outbox.row(seq).state == MessageState.DELIVERED
 
 
@@ -298,10 +311,10 @@ async def test_leases_of_a_silent_worker_are_rescued_whatever_their_expiry(outbo
     await store.claim({"portal": 1}, silent.token(1), 3600)
     await store.claim({"portal": 1}, alive.token(1), 3600)
     await store.claim({"portal": 1}, "old-style-worker#1", 3600)
-    assert await store.rescue_dead_workers({"portal": 5}, "rescuer", dead_after_seconds=5) == []
+    assert await store.rescue_dead_workers(RESCUER, dead_after_seconds=5) == []
 
     outbox.set_worker_heartbeat("silent", utcnow() - timedelta(seconds=10))
-    assert await store.rescue_dead_workers({"portal": 5}, "rescuer", dead_after_seconds=5) == [theirs]
+    assert await store.rescue_dead_workers(RESCUER, dead_after_seconds=5) == [theirs]
 
     row = outbox.row(theirs)
     assert (row.state, row.lease_owner, row.error_class) == (MessageState.PENDING, None, "LeaseLost")
@@ -325,7 +338,7 @@ async def test_leases_left_by_a_stopped_worker_are_rescued(outbox: StoreHarness)
     seq = outbox.put("portal", "D1")
     await store.claim({"portal": 1}, worker.token(1), 3600)
     await store.deregister_worker("w")  # e.g. its last release did not reach the database
-    assert await store.rescue_dead_workers({"portal": 5}, "rescuer", dead_after_seconds=3600) == [seq]
+    assert await store.rescue_dead_workers(RESCUER, dead_after_seconds=3600) == [seq]
     assert outbox.row(seq).state == MessageState.PENDING
 
 
@@ -338,7 +351,7 @@ async def test_rescue_of_a_dead_worker_dead_letters_when_attempts_are_exhausted(
     seq = outbox.put("portal", "D1")
     await store.claim({"portal": 1}, worker.token(1), 3600)
     outbox.set_worker_heartbeat("w", utcnow() - timedelta(seconds=10))
-    assert await store.rescue_dead_workers({"portal": 1}, "rescuer", dead_after_seconds=5) == [seq]
+    assert await store.rescue_dead_workers(Rescuer("rescuer", {"portal": 1}), dead_after_seconds=5) == [seq]
     assert outbox.row(seq).state == MessageState.DEAD
     # The dead worker's late result changes nothing.
     assert await store.complete([_done(seq, worker.token(1), 1)], "w") == set()
@@ -406,8 +419,7 @@ async def test_dead_head_blocks_its_dossier_only(outbox: StoreHarness) -> None:
     head = outbox.put("portal", "D1")
     blocked = outbox.put("portal", "D1")
     free = outbox.put("portal", "D2")
-    await store.claim({"portal": 1}, "w#1", 30)
-    await store.complete([_done(head, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+    await _dead_letter(outbox, head)
     assert [m.seq for m in await store.claim({"portal": 5}, "w#2", 30)] == [free]
     assert outbox.row(blocked).state == MessageState.PENDING
 
@@ -416,8 +428,7 @@ async def test_discarding_the_dead_head_releases_its_dossier(outbox: StoreHarnes
     store = outbox.store
     head = outbox.put("portal", "D1")
     held = outbox.put("portal", "D1")
-    await store.claim({"portal": 1}, "w#1", 30)
-    await store.complete([_done(head, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+    await _dead_letter(outbox, head)
     assert await store.claim({"portal": 5}, "w#2", 30) == []
     outbox.discard(head, "duplicate of dossier D0")
     row = outbox.row(head)
@@ -428,8 +439,7 @@ async def test_discarding_the_dead_head_releases_its_dossier(outbox: StoreHarnes
 async def test_operator_retry_gives_a_fresh_budget_recorded_as_manual(outbox: StoreHarness) -> None:
     store = outbox.store
     seq = outbox.put("portal", "D1")
-    await store.claim({"portal": 1}, "w#1", 30)
-    await store.complete([_done(seq, "w#1", 1, AttemptOutcome.DEAD, error="rejected")], "w")
+    await _dead_letter(outbox, seq)
     outbox.operator_retry(seq)
     row = outbox.row(seq)
     assert (row.state, row.attempts, row.manual_retry, row.dead_at) == (MessageState.PENDING, 0, True, None)

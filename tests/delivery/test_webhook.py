@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
@@ -28,13 +28,7 @@ from schemas.errors import (
 
 from .helpers import attempts, make_settings, message, put, until
 
-
-@pytest.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    server = WebhookSink()
-    await server.start_async()
-    yield server
-    await server.stop_async()
+E = TypeVar("E", bound=BaseException)
 
 
 def delivery(message_id: str = "7d0c7f0e-1111-4c1e-9a39-000000000001") -> Delivery:
@@ -46,6 +40,17 @@ def delivery(message_id: str = "7d0c7f0e-1111-4c1e-9a39-000000000001") -> Delive
         dossier_code="H42.01-260101-0001",
         attempt=2,
     )
+
+
+async def failed_delivery(settings: EndpointSettings, error: type[E]) -> pytest.ExceptionInfo[E]:
+    """Deliver :func:`delivery` with a webhook connector on ``settings``; it must raise ``error``."""
+    client = build_http_client(settings)
+    try:
+        with pytest.raises(error) as caught:
+            await WebhookConnector("portal", settings, client).deliver(delivery())
+    finally:
+        await client.aclose()
+    return caught
 
 
 @pytest.mark.parametrize("transport", list(TransportKind))
@@ -87,12 +92,7 @@ async def test_answers_map_to_hub_errors(
         kind=FaultKind.STATUS, status=status, retry_after="7" if retry_after else None, times=None
     )
     settings = EndpointSettings(kind="webhook", url=sink.url)  # type: ignore[arg-type]
-    client = build_http_client(settings)
-    try:
-        with pytest.raises(error) as caught:
-            await WebhookConnector("portal", settings, client).deliver(delivery())
-    finally:
-        await client.aclose()
+    caught = await failed_delivery(settings, error)
     assert caught.value.status_code == status  # type: ignore[attr-defined]
     assert getattr(caught.value, "retry_after", None) == retry_after
     assert f"HTTP {status}" in caught.value.response_summary  # type: ignore[attr-defined]
@@ -102,12 +102,7 @@ async def test_connection_refused_is_retryable(sink: WebhookSink) -> None:
     url = sink.url
     await sink.stop_async()
     settings = EndpointSettings(kind="webhook", url=url, connect_timeout_seconds=1)  # type: ignore[arg-type]
-    client = build_http_client(settings)
-    try:
-        with pytest.raises(TransportError) as caught:
-            await WebhookConnector("portal", settings, client).deliver(delivery())
-    finally:
-        await client.aclose()
+    caught = await failed_delivery(settings, TransportError)
     assert caught.value.retryable
     assert not isinstance(caught.value, EndpointTimeoutError)
 
@@ -115,12 +110,7 @@ async def test_connection_refused_is_retryable(sink: WebhookSink) -> None:
 async def test_slow_answer_is_a_timeout(sink: WebhookSink) -> None:
     sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=2.0, times=None)])
     settings = EndpointSettings(kind="webhook", url=sink.url, timeout_seconds=0.2)  # type: ignore[arg-type]
-    client = build_http_client(settings)
-    try:
-        with pytest.raises(TransportError) as caught:
-            await WebhookConnector("portal", settings, client).deliver(delivery())
-    finally:
-        await client.aclose()
+    caught = await failed_delivery(settings, TransportError)
     assert isinstance(caught.value, EndpointTimeoutError)
     assert caught.value.message_vi
 

@@ -19,15 +19,17 @@ from hub.delivery import Worker
 from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
 
-from .helpers import attempts, make_settings, message, put, put_many, states, until
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    server = WebhookSink()
-    await server.start_async()
-    yield server
-    await server.stop_async()
+from .helpers import (
+    assert_dossier_order,
+    attempts,
+    make_settings,
+    message,
+    numbers_by_dossier,
+    put,
+    put_many,
+    states,
+    until,
+)
 
 
 @asynccontextmanager
@@ -136,13 +138,8 @@ async def test_per_dossier_order_with_several_workers(
     put_many(db, "portal", items)
     async with running(settings, db, count=3):
         await until(lambda: _delivered(db, 120), within=60)
-    seen: dict[str, list[int]] = {}
-    for arrival in sink.arrivals():
-        body = json.loads(arrival.body)
-        seen.setdefault(body["dossier"], []).append(body["n"])
-    assert sum(len(v) for v in seen.values()) == 120
-    for dossier, numbers in seen.items():
-        assert numbers == sorted(numbers), dossier
+    assert sum(len(v) for v in numbers_by_dossier(sink).values()) == 120
+    assert_dossier_order(sink)
 
 
 async def test_one_dead_endpoint_does_not_slow_the_others(
@@ -411,8 +408,4 @@ async def test_sqlite_resumes_after_a_write_lock_longer_than_the_lease(
             other.rollback()
         await until(lambda: _delivered(db, 60), within=60)
     assert {message(db, s).message_id for s in seqs} <= {a.message_id for a in sink.arrivals()}
-    last: dict[str, int] = {}
-    for arrival in sink.arrivals():
-        body = json.loads(arrival.body)
-        assert body["n"] >= last.get(body["dossier"], -1), body
-        last[body["dossier"]] = body["n"]
+    assert_dossier_order(sink)

@@ -23,7 +23,7 @@ from hub.delivery import Worker
 from hub.delivery.breaker import BreakerState, CircuitBreaker
 from hub.delivery.memory_store import MemoryOutboxStore
 from hub.delivery.planner import CapacityPlanner
-from hub.delivery.store import WorkerRegistration
+from hub.delivery.store import Rescuer, WorkerRegistration
 from hub.outbox.transitions import AttemptOutcome
 
 from .fakes import FakeConnector
@@ -270,7 +270,7 @@ async def test_a_result_after_a_lost_lease_is_dropped() -> None:
         await settle(lambda: fake.in_flight == 1)
         # The worker stalls past its lease; another worker's rescuer takes the message back.
         store.get(seq).lease_expires_at = utcnow() - timedelta(seconds=1)
-        assert await store.rescue_expired({"portal": 5}, "other") == [seq]
+        assert await store.rescue_expired(Rescuer("other", {"portal": 5})) == [seq]
         gate.set()
         await settle(lambda: store.get(seq).state == MessageState.DELIVERED)
         await settle(lambda: worker.stats.stale_completions == 1)
@@ -369,7 +369,7 @@ async def test_a_heartbeat_that_finds_its_lease_lost_cancels_the_delivery() -> N
     async with running(settings, store, {"portal": fake}) as worker:
         await settle(lambda: fake.in_flight == 1)
         store.get(seq).lease_expires_at = utcnow() - timedelta(seconds=1)
-        assert await store.rescue_expired({"portal": 5}, "other") == [seq]
+        assert await store.rescue_expired(Rescuer("other", {"portal": 5})) == [seq]
         await settle(lambda: worker.stats.lost == 1)
         await settle(lambda: fake.in_flight == 1 and len(fake.tries) == 2)  # claimed again, attempt 2
         gate.set()
