@@ -142,6 +142,28 @@ def test_mo_and_mt_are_logged_with_the_phone_masked(hub: LiveHub) -> None:
     assert "091*****78" in text
 
 
+def test_mo_log_masks_id_numbers_glued_to_letters_and_passwords(hub: LiveHub) -> None:
+    """Citizens send more than the syntax asks for; the MO line is logged as received."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(PiiMaskingFilter())
+    logger = logging.getLogger("hub.sms")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        answer = sms(hub, "HS 000.00.18.H42-251125-0001 CCCD001099012345 pass=hunter2")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert answer["kind"] == "syntax_error"
+    assert "sms MO from" in text
+    assert "000.00.18.H42-251125-0001" in text  # the code stays readable
+    assert "001099012345" not in text
+    assert "CCCD*********345" in text
+    assert "hunter2" not in text
+    assert "pass=***" in text
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("+84912345678", "0912345678"), ("84912345678", "0912345678"), ("0912 345 678", "0912345678")],
