@@ -9,6 +9,9 @@ The key is the setting ``lookup.owner_id_key`` (``HUB_LOOKUP__OWNER_ID_KEY`` or 
 file ``hub_lookup__owner_id_key``). It is required where the hub reads a secrets directory (a
 production deployment, docs/deployment.md §2); elsewhere (demo, development, tests) one is
 generated once and kept in ``<data_dir>/secrets/lookup_owner_id_key``.
+
+Rows written before the key (plain SHA-256) or under another key are re-keyed by
+:func:`rehash_owner_ids` (``hub lookup rehash``) from the ID number the stored dossier holds.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from sqlalchemy import bindparam, select, update
+
 from hub.config import Settings
+from hub.db.models import DossierRow
+from hub.db.session import Database
 from schemas.errors import ConfigurationError
 
 log = logging.getLogger("hub.lookup")
@@ -87,3 +94,34 @@ def _generated_key(path: Path) -> bytes:
         finally:
             os.unlink(temporary)
     return path.read_text(encoding="ascii").strip().encode()
+
+
+def rehash_owner_ids(db: Database, hasher: OwnerIdHasher, *, batch_size: int = 500) -> int:
+    """Store every dossier's owner digest under ``hasher``'s key; how many rows changed.
+
+    Reads the ID number from the stored dossier document, in batches (one short transaction
+    each); idempotent, and safe beside a running hub (a concurrent intake writes the same digest).
+    """
+    changed = 0
+    after = 0
+    statement = update(DossierRow).where(DossierRow.id == bindparam("b_id"))
+    while True:
+        with db.transaction() as session:
+            rows = session.execute(
+                select(DossierRow.id, DossierRow.owner_id_hash, DossierRow.document)
+                .where(DossierRow.id > after)
+                .order_by(DossierRow.id)
+                .limit(batch_size)
+            ).all()
+            if not rows:
+                return changed
+            updates = []
+            for row in rows:
+                number = ((row.document or {}).get("owner") or {}).get("id_number")
+                digest = hasher.digest(number) if number else None
+                if digest != row.owner_id_hash:
+                    updates.append({"b_id": row.id, "owner_id_hash": digest})
+            if updates:
+                session.connection().execute(statement, updates)
+            changed += len(updates)
+            after = rows[-1].id

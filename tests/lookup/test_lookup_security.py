@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
+from typer.testing import CliRunner
 
 from hub.api.app import create_app
+from hub.cli import build_cli
 from hub.config import load_settings
 from hub.db.models import DossierRow
 from hub.db.session import Database
@@ -24,7 +26,7 @@ from hub.lookup.owner_hash import GENERATED_KEY_PATH, OwnerIdHasher
 from hub.lookup.service import LookupService
 from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert
-from schemas.dossier import ProcessingStep
+from schemas.dossier import Owner, ProcessingStep
 from schemas.errors import ConfigurationError, NotFoundError, TooManyRequestsError
 from schemas.status import DossierStatus
 from tests.api.livehub import T0, LiveHub, dossier_json, live_hub
@@ -194,6 +196,38 @@ def test_stored_owner_digest_is_an_hmac_with_the_configured_key(db: Database, tm
     assert OwnerIdHasher.from_settings(other_key).digest("037099001234") != stored
     service = LookupService(db, settings.lookup, OwnerIdHasher.from_settings(settings))
     assert service.lookup(make_dossier().code, " 037099001234 ").code == make_dossier().code
+
+
+def test_hub_lookup_rehash_rekeys_rows_stored_before_the_key(
+    db: Database, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upgrade path: rows stored with plain SHA-256 (or another key) answer "not found"
+    until ``hub lookup rehash`` re-keys them from the ID number the dossier holds."""
+    settings = load_settings(data_dir=tmp_path, lookup={"owner_id_key": KEY})
+    intake = IntakeService(db, settings)
+    without_id = make_dossier(code=OTHER).model_copy(update={"owner": Owner(name="Lê Văn Cường")})
+    for dossier in (make_dossier(), without_id):
+        intake.upsert_dossier(DossierUpsert(dossier=dossier), actor="tests")
+    with db.transaction() as session:  # as the hub before this change stored it
+        session.execute(
+            update(DossierRow)
+            .where(DossierRow.code == CODE)
+            .values(owner_id_hash=hashlib.sha256(b"037099001234").hexdigest())
+        )
+    service = LookupService(db, settings.lookup, OwnerIdHasher.from_settings(settings))
+    with pytest.raises(NotFoundError):
+        service.lookup(CODE, "037099001234")
+
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_LOOKUP__OWNER_ID_KEY", KEY)
+    monkeypatch.delenv("HUB_CONFIG_FILE", raising=False)
+    first = CliRunner().invoke(build_cli(), ["lookup", "rehash"])
+    again = CliRunner().invoke(build_cli(), ["lookup", "rehash"])
+    assert first.exit_code == 0, first.output
+    assert "re-keyed: 1 dossiers" in first.output
+    assert "re-keyed: 0 dossiers" in again.output
+    assert service.lookup(CODE, "037099001234").code == CODE
+    assert stored_digest(db, OTHER) is None
 
 
 def test_owner_id_key_is_required_with_a_secrets_directory(tmp_path: Path) -> None:
