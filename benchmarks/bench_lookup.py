@@ -33,10 +33,11 @@ from hub.lookup.owner_hash import OwnerIdHasher
 from hub.lookup.service import LookupService
 from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert
-from schemas.dossier import Dossier, Owner, ProcessingStep
+from schemas.dossier import Dossier, Owner
 from schemas.errors import NotFoundError
 from schemas.status import DossierStatus
 from schemas.timefmt import now_vn
+from tests.lookup.support import many_steps
 
 CODE = "000.00.18.H42-251125-0001"
 OWNER_ID = "037099001234"
@@ -53,16 +54,7 @@ def big_dossier(steps: int) -> Dossier:
         due_at=t0 + timedelta(days=5),
         summary="Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
         status=DossierStatus.PROCESSING,
-        steps=[
-            ProcessingStep(
-                handler="Trần Thị Bình",
-                department="Chi cục Chăn nuôi và Thú y",
-                at=t0 + timedelta(minutes=n),
-                content=f"Bước xử lý thứ {n}: thẩm định hồ sơ, đối chiếu giấy tờ, ghi nhận ý kiến",
-                status=DossierStatus.PROCESSING,
-            )
-            for n in range(steps)
-        ],
+        steps=many_steps(steps, t0),
     )
 
 

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,11 @@ from hub.lookup.owner_hash import GENERATED_KEY_PATH, OwnerIdHasher
 from hub.lookup.service import LookupService
 from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert
-from schemas.dossier import Owner, ProcessingStep
+from schemas.dossier import Owner
 from schemas.errors import ConfigurationError, NotFoundError, TooManyRequestsError
 from schemas.status import DossierStatus
 from tests.api.livehub import T0, LiveHub, dossier_json, live_hub
+from tests.lookup.support import many_steps
 from tests.services.results_support import make_dossier
 
 CODE = "000.00.18.H42-251125-0001"
@@ -121,25 +121,12 @@ def test_wrong_id_numbers_are_limited_per_code_whatever_the_client(database_url:
 # --- 2. the same work whatever the outcome ----------------------------------------------------
 
 
-def many_steps(count: int) -> list[ProcessingStep]:
-    return [
-        ProcessingStep(
-            handler="Trần Thị Bình",
-            department="Chi cục Chăn nuôi và Thú y",
-            at=T0 + timedelta(minutes=n),
-            content=f"Bước xử lý thứ {n}: thẩm định hồ sơ, đối chiếu giấy tờ, ghi nhận ý kiến",
-            status=DossierStatus.PROCESSING,
-        )
-        for n in range(count)
-    ]
-
-
 def test_a_wrong_id_costs_the_same_for_a_big_dossier_as_for_no_dossier(db: Database, tmp_path: Path) -> None:
     """Counted, not timed: the statements a lookup runs and what they return are the same for
     a dossier with 300 steps, an unknown code and a malformed one (benchmarks/bench_lookup.py
     times it)."""
     settings = load_settings(data_dir=tmp_path, lookup={"owner_id_key": KEY})
-    dossier = make_dossier(status=DossierStatus.PROCESSING, steps=many_steps(300))
+    dossier = make_dossier(status=DossierStatus.PROCESSING, steps=many_steps(300, T0))
     IntakeService(db, settings).upsert_dossier(DossierUpsert(dossier=dossier), actor="tests")
     service = LookupService(db, settings.lookup, OwnerIdHasher.from_settings(settings))
 
