@@ -60,6 +60,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         "hub.commands.simulate_lgsp",
         "Mô phỏng nền tảng LGSP / run a simulator of the provincial LGSP (SOAP 1.1/1.2 and REST).",
     ),
+    CommandModule(
+        ("lookup",),
+        "hub.commands.lookup",
+        "Tra cứu hồ sơ / citizen lookup: re-key the owners' ID digests (hub lookup rehash).",
+    ),
     CommandModule(("sign",), "hub.commands.sign", "Ký số văn bản PDF / sign PDF documents (PAdES)."),
     CommandModule(("verify",), "hub.commands.verify", "Kiểm tra chữ ký số / verify the signatures of a PDF."),
     CommandModule(("pki",), "hub.commands.pki", "PKI thử nghiệm / demo test PKI (not for production)."),

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -100,6 +100,9 @@ class ApiSettings(Section):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
     #: Base of the download URLs the portals fetch (``DuongDanTepTinKetQua``).
     public_base_url: str = "http://127.0.0.1:8080"
+    #: Reverse proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` / ``-Proto`` are
+    #: believed; from anyone else these headers are ignored (docs/security.md §1).
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
 
 class LookupSettings(Section):
@@ -110,6 +113,12 @@ class LookupSettings(Section):
     sms_shared_secret: SecretStr | None = None
     #: Public lookups allowed per client address and minute (0 disables the limit).
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 60
+    #: Wrong ID numbers allowed per dossier code and hour, from all clients together (0: no
+    #: limit); then that code answers 429 until the hour has passed (docs/security.md §1).
+    failed_attempts_per_code_per_hour: Annotated[int, Field(ge=0)] = 5
+    #: Key of the HMAC stored for the owner's ID number (:mod:`hub.lookup.owner_hash`); required
+    #: with a secrets directory (file ``hub_lookup__owner_id_key``), generated otherwise.
+    owner_id_key: Annotated[SecretStr | None, Field(min_length=16)] = None
 
 
 class RetentionSettings(Section):

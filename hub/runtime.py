@@ -152,7 +152,10 @@ def api_server(app: FastAPI, sock: socket.socket, *, access_log: bool = True) ->
     import uvicorn
 
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=access_log, lifespan="on")
+    # proxy_headers off: forwarded headers are believed only from api.trusted_proxies (hub/api/security.py)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=access_log, lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     # uvicorn's own handling would re-raise the signal after its shutdown (exit status -15)
     # and would not stop the worker; :func:`until_signalled` does both.

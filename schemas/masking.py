@@ -11,11 +11,20 @@ import re
 
 #: Not inside a longer token: a UUID's ``-0330-4701-97ab`` is not a phone number.
 _PHONE_RE = re.compile(r"(?<![\w+-])(?:\+84|84|0)(?:[ .-]?\d){8,9}(?![\w-])")
-_ID_RE = re.compile(r"(?<![\w.-])(\d{12}|\d{9})(?![\w])")
+#: 9 or 12 digits not inside a longer number, nor a dossier code's ``.``/``-`` parts; glued to
+#: letters (``CCCD001099012345``, ``SGT001099012345``) they are still an ID number.
+_ID_RE = re.compile(r"(?<![\d.-])(\d{12}|\d{9})(?!\d)")
+#: Hex digests and UUIDs are masked nowhere: a digit run inside one is no ID or phone number.
+_HEX_RE = re.compile(
+    r"(?<![0-9A-Za-z])((?:[0-9A-Fa-f]{32,}|[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}))(?![0-9A-Za-z])"
+)
 _TOKEN_RE = re.compile(r"\bhub_([a-z0-9]{8})_[A-Za-z0-9_-]+")
 _BEARER_RE = re.compile(r"(?i)\b(bearer|x-api-key[\"']?\s*[:=]\s*[\"']?)\s*([^\s\"',]{8,})")
+#: ``password=…``, ``"client_secret": "…"``, ``pass=…``, ``pwd:…``, ``mat_khau=…`` (the short
+#: names only as whole words: ``bypass=1`` stays).
 _SECRET_FIELD_RE = re.compile(
-    r"(?i)([\"']?(?:password|passwd|secret|token|client_secret|pin)[\"']?\s*[:=]\s*[\"']?)([^\s\"',&}]+)"
+    r"(?i)([\"']?(?:\w*(?:password|passwd|secret|token)|(?<![a-z0-9])(?:pass|pwd|pin|passphrase|api_?key"
+    r"|m[aậ]t[ _]?kh[aẩ]u))[\"']?\s*[:=]\s*[\"']?)([^\s\"',&}]+)"
 )
 
 
@@ -44,5 +53,8 @@ def mask_pii(text: str) -> str:
     text = _TOKEN_RE.sub(lambda m: f"hub_{m.group(1)}_***", text)
     text = _BEARER_RE.sub(_mask_credential, text)
     text = _SECRET_FIELD_RE.sub(lambda m: f"{m.group(1)}***", text)
-    text = _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
-    return _ID_RE.sub(_mask_id, text)
+    parts = _HEX_RE.split(text)  # text, digest, text, digest, …, text
+    for index in range(0, len(parts), 2):
+        phones_masked = _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), parts[index])
+        parts[index] = _ID_RE.sub(_mask_id, phones_masked)
+    return "".join(parts)

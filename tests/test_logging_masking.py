@@ -43,6 +43,18 @@ def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
         (f"key {TOKEN}", "ZZZZZZZZ", "hub_ab12cd34_***"),
         ('{"password": "s3cr3t-value"}', "s3cr3t-value", '"password": "***'),
         ("/tra-cuu?MHS=000.00.18.H42-251125-0001&SGT=001099012345", "001099012345", "SGT=*********345"),
+        # glued to letters, as citizens type them into an SMS
+        ("HS 000.00.18.H42-251125-0001 CCCD001099012345", "001099012345", "CCCD*********345"),
+        ("SGT001099012345x", "001099012345", "SGT*********345x"),
+        ("cmnd:123456789abc", "123456789", "cmnd:******789abc"),
+        ("file_001099012345.pdf", "001099012345", "file_*********345.pdf"),
+        # pass=-style secrets
+        ("HS 000.00.18.H42-251125-0001 pass=hunter2", "hunter2", "pass=***"),
+        ("pwd: hunter2", "hunter2", "pwd: ***"),
+        ("db_password=hunter2&x=1", "hunter2", "db_password=***"),
+        ("api_key=abc123def", "abc123def", "api_key=***"),
+        ("mat_khau=hunter2", "hunter2", "mat_khau=***"),
+        ("mật khẩu: hunter2", "hunter2", "mật khẩu: ***"),
     ],
 )
 def test_mask_pii(text: str, leaked: str, shown: str) -> None:
@@ -61,6 +73,11 @@ def test_mask_pii(text: str, leaked: str, shown: str) -> None:
         "message 3f2a1b4c-1234-4abc-9def-0a1b2c3d4e5f",
         "X-Message-Id=7d0c7f0e-1111-4c1e-0330-470197ab1234",  # a UUID piece is not a phone number
         "took 1234 ms, 5 attempts",
+        "bypass=1 compass=2",
+        # a digit run inside a digest or a UUID is neither an ID nor a phone number
+        "sha256=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "digest ab12345678901234567890cdef0123456789abcdef0123456789abcdef012345",
+        "message 3f2a1b4c-1234-4abc-9def-001099012345",
     ],
 )
 def test_identifiers_that_are_not_personal_data_stay_readable(harmless: str) -> None:

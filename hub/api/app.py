@@ -20,10 +20,12 @@ from fastapi import APIRouter, FastAPI
 from hub.api.deps import Services
 from hub.api.errors import install_error_handlers
 from hub.api.limits import BodySizeLimitMiddleware
+from hub.api.security import install_security_middleware
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings
 from hub.db.session import Database
 from hub.health import HubHealth
+from hub.lookup.owner_hash import OwnerIdHasher
 from hub.lookup.ratelimit import RateLimiter
 from hub.lookup.service import LookupService
 from hub.lookup.sms import SmsResponder
@@ -74,7 +76,7 @@ def load_routers(modules: tuple[str, ...] = ROUTE_MODULES) -> list[tuple[str, AP
 
 
 def build_services(settings: Settings, db: Database, *, bootstrap_token: str | None = None) -> Services:
-    lookup = LookupService(db, settings.lookup)
+    lookup = LookupService(db, settings.lookup, OwnerIdHasher.from_settings(settings))
     return Services(
         intake=IntakeService(db, settings),
         keys=ApiKeyService(db, bootstrap_token=bootstrap_token),
@@ -143,6 +145,7 @@ def create_app(
         )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    install_security_middleware(app, settings.api)
     included: list[str] = []
     for name, router in load_routers(route_modules):
         app.include_router(router)

@@ -127,14 +127,19 @@ def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     ]
 
 
-def hub_error_response(exc: HubError) -> JSONResponse:
+def error_headers(exc: HubError) -> dict[str, str]:
+    """``WWW-Authenticate`` for 401, ``Retry-After`` where the error knows when to retry."""
     headers: dict[str, str] = {}
     if isinstance(exc, AuthenticationError):
         headers["WWW-Authenticate"] = 'Bearer realm="hub"'
     if isinstance(exc, RetryableError) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return headers
+
+
+def hub_error_response(exc: HubError) -> JSONResponse:
     body = error_body(exc.code, exc.message, exc.message_vi, exc.details)
-    return JSONResponse(body, status_code=http_status_for(exc), headers=headers)
+    return JSONResponse(body, status_code=http_status_for(exc), headers=error_headers(exc))
 
 
 async def _hub_error(_request: Request, exc: Exception) -> JSONResponse:

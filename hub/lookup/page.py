@@ -1,11 +1,14 @@
 """The public Vietnamese lookup page ``/tra-cuu?MHS=<code>&SGT=<ID number>`` (§8, Thanh Hóa).
 
 Plain server-rendered HTML, UTF-8 and NFC, every value escaped; the ID number is never
-echoed back into the page.
+echoed back into the page. No script; the one inline ``<style>`` is allowed by its hash in
+:data:`PAGE_CSP` (CSP Level 3 §8.3 "hash-source"), the page sent with that policy.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import unicodedata
 from datetime import datetime
 from html import escape
@@ -17,6 +20,13 @@ _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}"
     "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.35rem;text-align:left}"
     ".late{color:#b00020;font-weight:bold}.ok{color:#1b5e20}form label{display:block;margin:.5rem 0}"
+)
+
+#: The page's Content-Security-Policy: its own inline style, forms to itself, nothing else.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+PAGE_CSP = (
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
 )
 
 

@@ -1,51 +1,76 @@
-"""In-process token bucket per client address for the public lookup endpoints.
+"""Throttles of the public lookup (docs/security.md §1), on the ``limits`` library.
 
 Lookups are public and answer "not found" for wrong ID numbers, so unthrottled clients could
-guess 9-digit CMND numbers; a small per-address budget makes that impractical. Behind a
-reverse proxy, put the real limit there; this one still bounds a single process.
+guess ID numbers. Two moving-window limits (in process memory) make that impractical:
+
+- per client address (:class:`RateLimiter`): lookups per minute. The address is the TCP peer,
+  or what a configured trusted proxy says (``api.trusted_proxies``); a forwarded header from
+  anyone else is ignored, so rotating it gains nothing.
+- per dossier code (:class:`CodeAttemptLimiter`): wrong ID numbers per hour from all clients
+  together, so many addresses (a botnet) cannot guess one dossier's owner either. Codes that
+  do not exist are counted the same way, so a 429 tells nothing about which codes exist
+  (OWASP Authentication Cheat Sheet, "Protect against automated attacks").
+
+Each process counts for itself: behind several API processes, a client gets up to that many
+times the budget; put a limit at the reverse proxy as well.
 """
 
 from __future__ import annotations
 
-import threading
+import math
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
+
+from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from schemas.errors import TooManyRequestsError
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
+class _Limit:
+    """One ``limits`` item counted per key in this process's memory."""
+
+    def __init__(self, item: RateLimitItem | None) -> None:
+        self._item = item
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def _refuse(self, key: str, message: str, message_vi: str) -> TooManyRequestsError:
+        assert self._item is not None
+        reset = self._limiter.get_window_stats(self._item, key).reset_time
+        wait = max(1, math.ceil(reset - time.time()))
+        return TooManyRequestsError(message, message_vi=message_vi, retry_after=wait)
 
 
-class RateLimiter:
-    def __init__(self, per_minute: int, *, max_clients: int = 10_000) -> None:
-        self._capacity = float(per_minute)
-        self._rate = per_minute / 60.0
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self._max_clients = max_clients
-        self._lock = threading.Lock()
+class RateLimiter(_Limit):
+    """Lookups per client address and minute; ``per_minute`` 0 disables it."""
+
+    def __init__(self, per_minute: int) -> None:
+        super().__init__(RateLimitItemPerMinute(per_minute) if per_minute > 0 else None)
 
     def check(self, client: str) -> None:
-        """Take one token for ``client`` or raise :class:`TooManyRequestsError` (429)."""
-        if self._capacity <= 0:
-            return
-        now = time.monotonic()
-        with self._lock:
-            bucket = self._buckets.pop(client, None) or _Bucket(self._capacity, now)
-            bucket.tokens = min(self._capacity, bucket.tokens + (now - bucket.updated) * self._rate)
-            bucket.updated = now
-            self._buckets[client] = bucket
-            while len(self._buckets) > self._max_clients:
-                self._buckets.popitem(last=False)
-            if bucket.tokens < 1:
-                wait = (1 - bucket.tokens) / self._rate
-                raise TooManyRequestsError(
-                    "too many lookups; try again later",
-                    message_vi="tra cứu quá nhiều lần, vui lòng thử lại sau",
-                    retry_after=wait,
-                )
-            bucket.tokens -= 1
+        """Count one lookup for ``client`` or raise :class:`TooManyRequestsError` (429)."""
+        if self._item is not None and not self._limiter.hit(self._item, client):
+            raise self._refuse(
+                client, "too many lookups; try again later", "tra cứu quá nhiều lần, vui lòng thử lại sau"
+            )
+
+
+class CodeAttemptLimiter(_Limit):
+    """Wrong ID numbers per dossier code and hour; ``per_hour`` 0 disables it."""
+
+    def __init__(self, per_hour: int) -> None:
+        super().__init__(RateLimitItemPerHour(per_hour) if per_hour > 0 else None)
+
+    def check(self, code: str) -> None:
+        """Raise :class:`TooManyRequestsError` (429) while ``code`` has used up its attempts."""
+        if self._item is not None and not self._limiter.test(self._item, code):
+            raise self._refuse(
+                code,
+                "too many wrong ID numbers for this dossier code; try again later",
+                "nhập sai số giấy tờ quá nhiều lần cho mã hồ sơ này, vui lòng thử lại sau",
+            )
+
+    def failed(self, code: str) -> None:
+        """Count one wrong ID number (or unknown code) for ``code``."""
+        if self._item is not None:
+            self._limiter.hit(self._item, code)

@@ -2,16 +2,14 @@
 
 A lookup needs the dossier code and, when ``lookup.require_owner_id`` is on, the owner's ID
 number (Thanh Hóa's ``MHS`` + ``SGT``). Unknown codes, malformed codes, missing and wrong ID
-numbers all give the same :class:`NotFoundError`, and the ID check runs in constant time
-against a dummy digest when the code is unknown, so a caller cannot probe which codes exist.
+numbers all give the same :class:`NotFoundError` after the same work (:class:`LookupService`),
+so a caller can tell neither from the answer nor from its time which codes exist.
 The answer carries no personal data: status, dates, processing steps (officer names are
 public-service data, not the applicant's).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -20,13 +18,12 @@ from sqlalchemy import select
 from hub.config import LookupSettings
 from hub.db.models import DossierRow
 from hub.db.session import Database
-from hub.services.intake import owner_id_digest
+from hub.lookup.owner_hash import OwnerIdHasher
+from hub.lookup.ratelimit import CodeAttemptLimiter
 from schemas.codes import validate_dossier_code
 from schemas.dossier import Dossier
 from schemas.errors import InvalidInputError, NotFoundError
 from schemas.timefmt import now_vn
-
-_DUMMY_DIGEST = hashlib.sha256(b"no such dossier").hexdigest()
 
 
 class StepView(BaseModel):
@@ -97,40 +94,65 @@ def view_of(dossier: Dossier, now: datetime | None = None) -> LookupView:
 
 
 class LookupService:
-    def __init__(self, db: Database, settings: LookupSettings) -> None:
+    """Lookups by code and owner's ID number, doing the same work whether the code exists.
+
+    The ID check reads only the stored digest, through a scalar subquery that returns one row
+    (``NULL`` for an unknown or malformed code), and compares it with
+    :meth:`OwnerIdHasher.matches`; the dossier itself is loaded only once the number matched.
+    A wrong number costs the same for a dossier with a hundred steps as for no dossier at all
+    (docs/security.md §3; ``tests/lookup/test_lookup_security.py`` counts it).
+    """
+
+    def __init__(self, db: Database, settings: LookupSettings, owner_ids: OwnerIdHasher) -> None:
         self._db = db
         self._settings = settings
+        self._owner_ids = owner_ids
+        self._attempts = CodeAttemptLimiter(settings.failed_attempts_per_code_per_hour)
 
     @property
     def requires_owner_id(self) -> bool:
         return self._settings.require_owner_id
 
-    def _load(self, code: str) -> tuple[Dossier, str | None] | None:
+    @staticmethod
+    def _normalised(code: str) -> str | None:
         try:
-            normalised = validate_dossier_code(code)
+            return validate_dossier_code(code)
         except InvalidInputError:
             return None
+
+    def _load(self, code: str | None) -> Dossier | None:
+        if code is None:
+            return None
         with self._db.sessions() as session:
-            row = session.scalar(select(DossierRow).where(DossierRow.code == normalised))
-            if row is None:
-                return None
-            return Dossier.model_validate(row.document), row.owner_id_hash
+            document = session.scalar(select(DossierRow.document).where(DossierRow.code == code))
+        return None if document is None else Dossier.model_validate(document)
+
+    def _stored_digest(self, code: str) -> str | None:
+        """The owner's digest for ``code``: always one statement returning one row."""
+        stored = select(DossierRow.owner_id_hash).where(DossierRow.code == code).scalar_subquery()
+        with self._db.sessions() as session:
+            digest: str | None = session.execute(select(stored)).scalar_one()
+        return digest
 
     def lookup(self, code: str, id_number: str | None) -> LookupView:
-        """The public view of a dossier, or the one indistinguishable "not found"."""
-        found = self._load(code)
+        """The public view of a dossier, or the one indistinguishable "not found".
+
+        Raises :class:`TooManyRequestsError` once ``code`` has had too many wrong numbers
+        (``lookup.failed_attempts_per_code_per_hour``), existing or not.
+        """
+        normalised = self._normalised(code)
         given = (id_number or "").strip()
-        stored = found[1] if found else None
         if given or self._settings.require_owner_id:
-            expected = stored or _DUMMY_DIGEST
-            matches = hmac.compare_digest(owner_id_digest(given), expected)
-            if not given or stored is None or not matches:
+            key = normalised or code.strip().upper()[:64]
+            self._attempts.check(key)
+            if not self._owner_ids.matches(given, self._stored_digest(key)):
+                self._attempts.failed(key)
                 raise lookup_not_found()
+        found = self._load(normalised)
         if found is None:
             raise lookup_not_found()
-        return view_of(found[0])
+        return view_of(found)
 
     def dossier_for_sms(self, code: str) -> Dossier | None:
         """SMS lookups carry only the code (OpenCPS ``SMSGateway``); replies hold no personal data."""
-        found = self._load(code)
-        return found[0] if found else None
+        return self._load(self._normalised(code))

@@ -40,6 +40,7 @@ from hub.db.models import AuditEntry, DossierRow, DossierSequence, IdempotencyRe
 from hub.db.session import Database
 from hub.dlq.models import DlqFilter, MessageSummary
 from hub.dlq.service import list_messages
+from hub.lookup.owner_hash import OwnerIdHasher
 from hub.outbox.enqueue import new_messages, write_messages
 from hub.outbox.routing import RouteQuery, Router
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
@@ -132,10 +133,6 @@ class BatchResult(BaseModel):
     """True when the whole batch was a replay of an idempotency key already seen."""
 
 
-def owner_id_digest(id_number: str) -> str:
-    return hashlib.sha256(id_number.strip().encode()).hexdigest()
-
-
 def _request_hash(payload: Any) -> str:
     return hashlib.sha256(
         json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()
@@ -186,6 +183,8 @@ class _Unit:
     session: Session
     router: Router
     is_postgres: bool
+    #: The keyed digest stored for the owner's ID number (docs/security.md §2).
+    owner_ids: OwnerIdHasher
     #: A batch names the failing change in its errors (:func:`_at_item`).
     batch: bool = False
     held: dict[str, _Held | None] = field(default_factory=dict)
@@ -240,7 +239,7 @@ class _Unit:
             revision=0,
             source_version=version,
             origin=origin,
-            owner_id_hash=owner_id_digest(dossier.owner.id_number) if dossier.owner.id_number else None,
+            owner_id_hash=self.owner_ids.digest(dossier.owner.id_number) if dossier.owner.id_number else None,
             row_id=None,
         )
         self.held[dossier.code] = held
@@ -260,7 +259,7 @@ class _Unit:
         held.revision += 1
         held.changed = True
         if dossier.owner.id_number:
-            held.owner_id_hash = owner_id_digest(dossier.owner.id_number)
+            held.owner_id_hash = self.owner_ids.digest(dossier.owner.id_number)
         origin = origin or held.origin
         ids: list[str] = []
         for kind in kinds:
@@ -381,6 +380,7 @@ class IntakeService:
         self._router = Router(
             settings.routing, [name for name, ep in settings.endpoints.items() if ep.enabled]
         )
+        self._owner_ids = OwnerIdHasher.from_settings(settings)
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -432,7 +432,7 @@ class IntakeService:
                     result.duplicate, result.created = True, False
                 replayed.duplicate = True
                 return replayed
-            unit = _Unit(session, self._router, self._db.is_postgres, batch=True)
+            unit = _Unit(session, self._router, self._db.is_postgres, self._owner_ids, batch=True)
             codes: list[str] = []
             for index, item in enumerate(batch.changes):
                 try:
@@ -506,7 +506,7 @@ class IntakeService:
                 result = IntakeResult.model_validate(replay)
                 result.duplicate, result.created = True, False
                 return result
-            unit = _Unit(session, self._router, self._db.is_postgres)
+            unit = _Unit(session, self._router, self._db.is_postgres, self._owner_ids)
             result, remember = apply(unit)
             unit.finish()
             if remember:

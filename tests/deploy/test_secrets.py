@@ -35,6 +35,8 @@ def test_database_password_and_bootstrap_token_from_files(
 ) -> None:
     _write(secrets, "hub_database_password", "p@ss:w/rd")
     _write(secrets, "hub_bootstrap_admin_token", "a-long-random-bootstrap-secret")
+    # required with a secrets directory (hub/lookup/owner_hash.py)
+    _write(secrets, "hub_lookup__owner_id_key", "owner-id-hmac-key-0123456789")
     monkeypatch.setenv("HUB_SECRETS_DIR", str(secrets))
     monkeypatch.setenv("HUB_DATABASE_URL", "postgresql://hub@db:5432/hub")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,7 +123,9 @@ def test_bad_gateway_payloads(hub: LiveHub) -> None:
     assert broken.status_code == 422
 
 
-def test_mo_and_mt_are_logged_with_the_phone_masked(hub: LiveHub) -> None:
+@contextmanager
+def sms_log() -> Iterator[io.StringIO]:
+    """What the ``hub.sms`` logger writes through the masking filter (as the hub's handler)."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(PiiMaskingFilter())
@@ -130,16 +133,35 @@ def test_mo_and_mt_are_logged_with_the_phone_masked(hub: LiveHub) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        code = make(hub, 3, [])
-        sms(hub, f"HS {code}")
+        yield stream
     finally:
         logger.removeHandler(handler)
+
+
+def test_mo_and_mt_are_logged_with_the_phone_masked(hub: LiveHub) -> None:
+    with sms_log() as stream:
+        code = make(hub, 3, [])
+        sms(hub, f"HS {code}")
     text = stream.getvalue()
     assert "sms MO from" in text
     assert "sms MT to" in text
     assert "0912345678" not in text
     assert "912345678" not in text
     assert "091*****78" in text
+
+
+def test_mo_log_masks_id_numbers_glued_to_letters_and_passwords(hub: LiveHub) -> None:
+    """Citizens send more than the syntax asks for; the MO line is logged as received."""
+    with sms_log() as stream:
+        answer = sms(hub, "HS 000.00.18.H42-251125-0001 CCCD001099012345 pass=hunter2")
+    text = stream.getvalue()
+    assert answer["kind"] == "syntax_error"
+    assert "sms MO from" in text
+    assert "000.00.18.H42-251125-0001" in text  # the code stays readable
+    assert "001099012345" not in text
+    assert "CCCD*********345" in text
+    assert "hunter2" not in text
+    assert "pass=***" in text
 
 
 @pytest.mark.parametrize(

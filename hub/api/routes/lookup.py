@@ -20,16 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import LookupDep, SettingsDep, SmsDep, authenticate, get_services
-from hub.api.errors import error_responses, http_status_for
+from hub.api.errors import error_headers, error_responses, http_status_for
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
-from hub.lookup.page import render_page
+from hub.lookup.page import PAGE_CSP, render_page
 from hub.lookup.service import LookupView
 from hub.lookup.sms import normalise_sender
 from schemas.errors import (
     HubError,
     InvalidInputError,
-    NotFoundError,
     PermissionDeniedError,
     UnsupportedMediaTypeError,
 )
@@ -37,6 +36,7 @@ from schemas.errors import (
 router = APIRouter(tags=["lookup"], responses=error_responses(404, 422, 429))
 
 NO_STORE = {"Cache-Control": "no-store"}
+PAGE_HEADERS = {**NO_STORE, "Content-Security-Policy": PAGE_CSP}
 SMS_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -74,17 +74,15 @@ def lookup_page(
 ) -> HTMLResponse:
     need_id = lookup.requires_owner_id
     if not mhs or (need_id and not sgt):
-        return HTMLResponse(render_page(code=mhs, need_id=need_id), headers=NO_STORE)
+        return HTMLResponse(render_page(code=mhs, need_id=need_id), headers=PAGE_HEADERS)
     try:
         _throttle_sync(request)
         view = lookup.lookup(mhs, sgt or None)
-    except NotFoundError as exc:
+    except HubError as exc:  # the one "not found", or 429 with Retry-After
         page = render_page(code=mhs, message=exc.message_vi, need_id=need_id)
-        return HTMLResponse(page, status_code=404, headers=NO_STORE)
-    except HubError as exc:
-        page = render_page(code=mhs, message=exc.message_vi, need_id=need_id)
-        return HTMLResponse(page, status_code=http_status_for(exc), headers=NO_STORE)
-    return HTMLResponse(render_page(view=view), headers=NO_STORE)
+        headers = {**PAGE_HEADERS, **error_headers(exc)}
+        return HTMLResponse(page, status_code=http_status_for(exc), headers=headers)
+    return HTMLResponse(render_page(view=view), headers=PAGE_HEADERS)
 
 
 class SmsInbound(BaseModel):
