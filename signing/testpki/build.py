@@ -13,12 +13,15 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from signing.settings import RevocationFetchSettings
 
 __all__ = ["LEAF_NAMES", "TEST_P12_PASSWORD", "TestPki", "build_test_pki"]
 
@@ -102,6 +105,16 @@ class TestPki:
     def crl_url(self) -> str:
         """CRL of the issuing CA (end-entity certificates)."""
         return f"{self.base_url}/crl/issuing.crl"
+
+    @property
+    def service_host(self) -> str:
+        """``host:port`` of the PKI's services, the allowlist entry that lets the hub fetch
+        from them (tests and the demo add it; the defaults never do, docs/signing.md §12)."""
+        return urlsplit(self.base_url).netloc
+
+    def fetch_settings(self) -> RevocationFetchSettings:
+        """Revocation-fetch settings allowing exactly this PKI's services."""
+        return RevocationFetchSettings(allowed_hosts=[self.service_host])
 
     @property
     def trusted_anchor_files(self) -> tuple[Path, ...]:
