@@ -20,7 +20,10 @@ from typing import Annotated
 
 import typer
 
+from pydantic import ValidationError
+
 from schemas.errors import HubError
+from signing.settings import RevocationFetchSettings
 from signing.report import render_report
 from signing.verification import (
     DEFAULT_MAX_PDF_BYTES,
@@ -73,6 +76,14 @@ def verify(
         RevocationMode, typer.Option("--revocation", help="require: OCSP/CRL mandatory; soft: warn only")
     ] = RevocationMode.SOFT,
     offline: Annotated[bool, typer.Option("--offline", help="do not fetch OCSP/CRL/certificates")] = False,
+    fetch_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fetch-host",
+            help="also allow OCSP/CRL fetches from this host or host:port (repeatable; "
+            "default: the Government CA hosts only, docs/signing.md §12)",
+        ),
+    ] = None,
     max_bytes: Annotated[
         int, typer.Option("--max-bytes", help="refuse larger files")
     ] = DEFAULT_MAX_PDF_BYTES,
@@ -82,10 +93,14 @@ def verify(
     for noisy in ("pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
+        defaults = RevocationFetchSettings()
         options = {
             "revocation_mode": revocation,
             "allow_fetching": not offline,
             "max_pdf_bytes": max_bytes,
+            "fetch_settings": RevocationFetchSettings(
+                allowed_hosts=[*defaults.allowed_hosts, *(fetch_host or ())]
+            ),
         }
         if trust_anchor:
             policy = VerificationPolicy.from_paths(trust_anchor, intermediates=intermediate or (), **options)
@@ -98,6 +113,9 @@ def verify(
     except HubError as exc:
         message = exc.message_vi if lang is Language.VI else exc.message
         typer.echo(f"Lỗi / error [{exc.code}]: {message}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    except ValidationError as exc:
+        typer.echo(f"Lỗi / error [invalid_input]: --fetch-host: {exc.errors()[0]['msg']}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
     if output_format is OutputFormat.JSON:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
