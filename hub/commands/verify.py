@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from pydantic import ValidationError
 
 from schemas.errors import HubError
-from signing.settings import RevocationFetchSettings
 from signing.report import render_report
+from signing.settings import RevocationFetchSettings
 from signing.verification import (
     DEFAULT_MAX_PDF_BYTES,
     RevocationMode,

@@ -213,7 +213,10 @@ def test_external_prepare_unlisted_host_warns_without_connection(
     chain = [_der(pki.issuing_ca_cert), _der(pki.root_cert)]
     req = asyncio.run(
         service.prepare(
-            make_pdf(), _der(_pem(attacker_p12["trusted"])), SignOptions(level=SignatureLevel.B_B), chain_der=chain
+            make_pdf(),
+            _der(_pem(attacker_p12["trusted"])),
+            SignOptions(level=SignatureLevel.B_B),
+            chain_der=chain,
         )
     )
     assert listener.connections == 0
