@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
+from hub.commands.fetch_hosts import FetchHosts, fetch_settings
 from schemas.errors import HubError
 from signing.report import render_report
-from signing.settings import RevocationFetchSettings
 from signing.verification import (
     DEFAULT_MAX_PDF_BYTES,
     RevocationMode,
@@ -75,14 +74,7 @@ def verify(
         RevocationMode, typer.Option("--revocation", help="require: OCSP/CRL mandatory; soft: warn only")
     ] = RevocationMode.SOFT,
     offline: Annotated[bool, typer.Option("--offline", help="do not fetch OCSP/CRL/certificates")] = False,
-    fetch_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--fetch-host",
-            help="also allow OCSP/CRL fetches from this host or host:port (repeatable; "
-            "default: the Government CA hosts only, docs/signing.md §12)",
-        ),
-    ] = None,
+    fetch_host: FetchHosts = None,
     max_bytes: Annotated[
         int, typer.Option("--max-bytes", help="refuse larger files")
     ] = DEFAULT_MAX_PDF_BYTES,
@@ -92,14 +84,11 @@ def verify(
     for noisy in ("pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
-        defaults = RevocationFetchSettings()
         options = {
             "revocation_mode": revocation,
             "allow_fetching": not offline,
             "max_pdf_bytes": max_bytes,
-            "fetch_settings": RevocationFetchSettings(
-                allowed_hosts=[*defaults.allowed_hosts, *(fetch_host or ())]
-            ),
+            "fetch_settings": fetch_settings(fetch_host),
         }
         if trust_anchor:
             policy = VerificationPolicy.from_paths(trust_anchor, intermediates=intermediate or (), **options)
@@ -112,9 +101,6 @@ def verify(
     except HubError as exc:
         message = exc.message_vi if lang is Language.VI else exc.message
         typer.echo(f"Lỗi / error [{exc.code}]: {message}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
-    except ValidationError as exc:
-        typer.echo(f"Lỗi / error [invalid_input]: --fetch-host: {exc.errors()[0]['msg']}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
     if output_format is OutputFormat.JSON:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")

@@ -306,3 +306,21 @@ def test_settings_reject_malformed_host_entries() -> None:
     for bad in ("http://ca.gov.vn", "ca.gov.vn/path", "", "a b"):
         with pytest.raises(ValidationError):
             RevocationFetchSettings(allowed_hosts=[bad])
+
+
+def test_cli_verify_fetches_only_from_added_hosts(running_pki: RunningPki, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from hub.commands.verify import app as cli_app
+
+    path = tmp_path / "qd.pdf"
+    path.write_bytes(sign(make_pdf(), running_pki, running_pki.pki.officer_p12))
+    base = [str(path), "-t", str(running_pki.pki.root_cert), "--format", "json"]
+    runner = CliRunner()
+    plain = json.loads(runner.invoke(cli_app, base).stdout)["signatures"][0]["revocation"]
+    assert plain["not_checked_reason"] == "host_not_allowed"
+    added = runner.invoke(cli_app, [*base, "--fetch-host", running_pki.pki.service_host])
+    assert json.loads(added.stdout)["signatures"][0]["revocation"]["outcome"] == "passed"
+    assert runner.invoke(cli_app, [*base, "--fetch-host", "http://x/"]).exit_code == 2
