@@ -256,6 +256,10 @@ class PolicyFetcherBackend(FetcherBackend):
             return NotChecked.NO_REVOCATION_URLS
         outcomes = [e.outcome for e in self.events if e.url in urls and e.outcome is not None]
         if not outcomes:
+            # pyhanko-certvalidator skips non-http URLs (ldap, file) before asking us
+            static = [url_refusal(u, self.settings) for u in sorted(urls)]
+            if all(r is not None for r in static):
+                return static[0] or NotChecked.HOST_NOT_ALLOWED
             # every URL refused before a request is recorded per URL; nothing here means the
             # validation did not ask, or what was fetched did not settle the status
             return NotChecked.NOT_ATTEMPTED

@@ -324,3 +324,19 @@ def test_cli_verify_fetches_only_from_added_hosts(running_pki: RunningPki, tmp_p
     added = runner.invoke(cli_app, [*base, "--fetch-host", running_pki.pki.service_host])
     assert json.loads(added.stdout)["signatures"][0]["revocation"]["outcome"] == "passed"
     assert runner.invoke(cli_app, [*base, "--fetch-host", "http://x/"]).exit_code == 2
+
+
+def test_non_http_revocation_url_is_reported_as_scheme_not_allowed(
+    running_pki: RunningPki, listener: LoopbackServer
+) -> None:
+    p12 = issue_extra_leaf(
+        running_pki.pki,
+        "ssrf_ldap",
+        issuer="issuing_ca",
+        serial=0x5201,
+        crl_url=f"ldap://{listener.host}/cn=crl",
+    )
+    pdf = sign(make_pdf(), running_pki, p12)
+    sig = _api_verify(_settings(running_pki.pki, listener.host), pdf)["signatures"][0]
+    assert listener.connections == 0
+    assert sig["revocation"]["not_checked_reason"] == "scheme_not_allowed"
