@@ -700,6 +700,8 @@ def demo_settings(
         routing=[{"kinds": ["dossier.sync", "dossier.progress"], "endpoints": list(ENDPOINTS)}],
         signing={
             "trust_anchor_paths": [str(path) for path in pki.trusted_anchor_files],
+            # the test PKI's loopback services; never in the defaults (docs/signing.md §12)
+            "revocation_fetch": {"allowed_hosts": [pki.service_host]},
             "tsa_url": sims.pki.tsa_url,
             "tsa_timeout_seconds": 20,
             "keys": {

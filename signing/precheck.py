@@ -26,7 +26,6 @@ from pyhanko_certvalidator.errors import (
     RevokedError,
     ValidationError,
 )
-from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
 from schemas.errors import CertificateRejectedError, RevocationUnavailableError
 from schemas.timefmt import VN_TZ, now_vn
@@ -61,7 +60,7 @@ async def acheck_signing_certificate(
     chain: list[asn1_x509.Certificate] | None = None,
     at: datetime | None = None,
     revocation_policy: RevocationPolicy = RevocationPolicy.WARN,
-    fetch_timeout: float = 10.0,
+    fetch_timeout: float | None = None,
 ) -> CertificateCheck:
     """Run the Circular 15/2025 pre-signing checks; raise or return the evidence.
 
@@ -191,14 +190,14 @@ async def _validate(
     trust_store: TrustStore,
     at: datetime,
     mode: str,
-    fetch_timeout: float,
+    fetch_timeout: float | None,
 ) -> tuple[list[asn1_x509.Certificate], ValidationContext]:
     vc = trust_store.validation_context(
         allow_fetching=True,
         revocation_mode=mode,
         moment=at,
         other_certs=chain,
-        fetcher_backend=RequestsFetcherBackend(per_request_timeout=fetch_timeout),
+        fetch_timeout=fetch_timeout,  # fetches obey the store's policy (docs/signing.md §12)
     )
     validator = CertificateValidator(cert, intermediate_certs=chain, validation_context=vc)
     try:

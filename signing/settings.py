@@ -82,12 +82,45 @@ class Pkcs11KeySettings(ServerKeySettings):
 
 SigningKeySettings = Annotated[Pkcs12KeySettings | Pkcs11KeySettings, Field(discriminator="kind")]
 
+#: Hosts of the Government CA's published revocation and certificate services (docs/signing.md
+#: §12.3): Ban Cơ yếu Chính phủ's ``ca.gov.vn`` (CRLs and CA certificates, the URLs in the CA G2
+#: certificate shipped in ``signing/anchors/cpcag2.pem``) and ``ocsp.ca.gov.vn`` (its OCSP
+#: responder, same certificate); NEAC's ``rootca.gov.vn`` / ``public.rootca.gov.vn`` (CRL of the
+#: national root that issues the licensed public CAs; URLs seen in public code, not in a shipped
+#: certificate).
+GOVERNMENT_REVOCATION_HOSTS: tuple[str, ...] = (
+    "ca.gov.vn",
+    "ocsp.ca.gov.vn",
+    "rootca.gov.vn",
+    "public.rootca.gov.vn",
+)
+
+#: ``host`` (default port of the scheme only) or ``host:port``; a leading ``.`` matches subdomains.
+_HOST_ENTRY = r"^\.?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$"
+
+
+class RevocationFetchSettings(Section):
+    """What the hub may fetch on a certificate's word: OCSP (RFC 6960), CRLs and issuer
+    certificates (RFC 5280 §4.2.2.1, §4.2.1.13), only for certificates that chain to a trust
+    anchor, only over http(s), only from these hosts, within a time and size budget
+    (docs/signing.md §12; OWASP SSRF Prevention Cheat Sheet: allowlist, no redirects)."""
+
+    allowed_hosts: list[Annotated[str, Field(pattern=_HOST_ENTRY)]] = Field(
+        default_factory=lambda: list(GOVERNMENT_REVOCATION_HOSTS)
+    )
+    #: Whole request (connect, send, every byte of the answer) in seconds.
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    #: Largest OCSP response / CRL / certificate bundle read; a Government CRL is a few MB.
+    max_response_bytes: Annotated[int, Field(gt=0, le=256 * 1024 * 1024)] = 16 * 1024 * 1024
+
 
 class SigningSettings(Section):
     trust_anchor_paths: list[Path] = Field(default_factory=list)
     tsa_url: str | None = None
     tsa_timeout_seconds: float = 180
     revocation_policy: Literal["warn", "refuse"] = "warn"
+    #: ``[signing.revocation_fetch]``: allowlist, timeout and size limit of online fetches.
+    revocation_fetch: RevocationFetchSettings = Field(default_factory=RevocationFetchSettings)
     font_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
     external_request_ttl_seconds: float = 900
     #: Server-held signing keys by id (``[signing.keys.agency]``), built at start-up.

@@ -90,8 +90,7 @@ def config_from_settings(
 
     Trust anchors: the configured files/directories, else the pinned government anchors.
     """
-    anchors = list(settings.trust_anchor_paths)
-    store = TrustStore(anchors, pins={}) if anchors else TrustStore.default()
+    store = TrustStore.from_settings(settings)
     tsa = (
         TsaSettings(url=settings.tsa_url, timeout_seconds=settings.tsa_timeout_seconds)
         if settings.tsa_url

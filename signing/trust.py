@@ -21,11 +21,12 @@ from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.context import CertValidationPolicySpec
-from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from schemas.errors import ConfigurationError
+from signing.revocation_fetch import PolicyFetcherBackend
+from signing.settings import RevocationFetchSettings, SigningSettings
 
 __all__ = [
     "DEFAULT_ANCHOR_PINS",
@@ -114,6 +115,9 @@ class TrustStore:
       a mismatch raises :class:`schemas.errors.ConfigurationError` at load time.
 
     :meth:`refresh` re-reads the files (e.g. after an operator installs an updated CTL export).
+
+    ``fetch_settings`` bound every online OCSP/CRL/certificate fetch made through
+    :meth:`validation_context` (allowlist, deadline, size; docs/signing.md §12).
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class TrustStore:
         intermediate_paths: Sequence[Path] = (),
         pins: Mapping[str, str] | None = None,
         intermediates_as_anchors: bool = False,
+        fetch_settings: RevocationFetchSettings | None = None,
     ) -> None:
         if anchor_paths is None:
             anchor_paths = [default_anchor_dir()]
@@ -132,6 +137,7 @@ class TrustStore:
         self._intermediate_paths = [Path(p) for p in intermediate_paths]
         self._pins = {k: v.lower().replace(":", "") for k, v in (pins or {}).items()}
         self._intermediates_as_anchors = intermediates_as_anchors
+        self.fetch_settings = fetch_settings or RevocationFetchSettings()
         self._lock = threading.Lock()
         self._anchors: tuple[TrustedCertificate, ...] = ()
         self._intermediates: tuple[TrustedCertificate, ...] = ()
@@ -143,9 +149,24 @@ class TrustStore:
         return cls()
 
     @classmethod
+    def from_settings(cls, settings: SigningSettings) -> TrustStore:
+        """``[signing]``: the configured anchor files, else the pinned government anchors; the
+        ``[signing.revocation_fetch]`` limits either way."""
+        anchors = list(settings.trust_anchor_paths)
+        if anchors:
+            return cls(anchors, pins={}, fetch_settings=settings.revocation_fetch)
+        return cls(fetch_settings=settings.revocation_fetch)
+
+    @classmethod
     def from_test_pki(cls, pki: Any) -> TrustStore:
-        """Trust the throwaway PKI of :mod:`signing.testpki` (root as anchor, issuing CA as helper)."""
-        return cls(list(pki.trusted_anchor_files), intermediate_paths=list(pki.intermediate_files), pins={})
+        """Trust the throwaway PKI of :mod:`signing.testpki` (root as anchor, issuing CA as helper),
+        and allow fetching from its services (``pki.fetch_settings``)."""
+        return cls(
+            list(pki.trusted_anchor_files),
+            intermediate_paths=list(pki.intermediate_files),
+            pins={},
+            fetch_settings=pki.fetch_settings(),
+        )
 
     def refresh(self) -> None:
         """Re-read every configured file; raises ConfigurationError and keeps the old set on error."""
@@ -236,22 +257,38 @@ class TrustStore:
         revocation_mode: str = "soft-fail",
         moment: datetime | None = None,
         other_certs: Iterable[asn1_x509.Certificate] = (),
-        fetch_timeout: float = 10.0,
+        fetch_timeout: float | None = None,
         **kwargs: Any,
     ) -> ValidationContext:
         """A fresh (stateful) ``ValidationContext`` trusting exactly this store's anchors.
 
         ``revocation_mode``: ``soft-fail`` / ``hard-fail`` / ``require`` (pyhanko-certvalidator).
+        Online fetches go through :meth:`fetcher_backend` only (``fetch_timeout`` overrides the
+        configured deadline); another ``fetcher_backend`` is refused.
         """
-        if allow_fetching and "fetcher_backend" not in kwargs:
-            # requests-based fetchers hold no event-loop-bound sessions (no "unclosed session"
-            # leaks when a context is used from several asyncio.run calls).
-            kwargs["fetcher_backend"] = RequestsFetcherBackend(per_request_timeout=fetch_timeout)
+        other = list(other_certs)
+        if allow_fetching:
+            given = kwargs.get("fetcher_backend")
+            if given is None:
+                kwargs["fetcher_backend"] = self.fetcher_backend(other, timeout=fetch_timeout)
+            elif not isinstance(given, PolicyFetcherBackend):
+                raise TypeError("fetches must go through signing.revocation_fetch.PolicyFetcherBackend")
         return ValidationContext(
             trust_roots=self.anchor_certificates,
-            other_certs=[*self.intermediate_certificates, *other_certs],
+            other_certs=[*self.intermediate_certificates, *other],
             allow_fetching=allow_fetching,
             revocation_mode=revocation_mode,
             moment=moment,
             **kwargs,
+        )
+
+    def fetcher_backend(
+        self, known: Iterable[asn1_x509.Certificate] = (), *, timeout: float | None = None
+    ) -> PolicyFetcherBackend:
+        """The fetch policy (docs/signing.md §12) over this store's anchors and intermediates."""
+        settings = self.fetch_settings
+        if timeout is not None:
+            settings = settings.model_copy(update={"timeout_seconds": timeout})
+        return PolicyFetcherBackend(
+            settings, self.anchor_certificates, [*self.intermediate_certificates, *known]
         )

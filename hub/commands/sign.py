@@ -30,6 +30,7 @@ from typing import Annotated
 
 import typer
 
+from hub.commands.fetch_hosts import FetchHosts, fetch_settings
 from hub.services.signing_authority import PURPOSE_OF_ROLE, SigningAttempt, SigningAudit
 from schemas.errors import HubError
 from signing.appearance import AppearanceTemplate
@@ -170,6 +171,7 @@ def sign(
     revocation_policy: Annotated[
         RevocationPolicy, typer.Option("--revocation-policy", help="if OCSP/CRL unreachable: warn or refuse")
     ] = RevocationPolicy.WARN,
+    fetch_host: FetchHosts = None,
     workers: Annotated[int | None, typer.Option("--workers", help="worker processes (default: auto)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the batch result as JSON")] = False,
 ) -> None:
@@ -199,7 +201,12 @@ def sign(
             if template_file
             else AppearanceTemplate()
         )
-        store = TrustStore(trust_anchor, pins={}) if trust_anchor else TrustStore.default()
+        fetch = fetch_settings(fetch_host)
+        store = (
+            TrustStore(trust_anchor, pins={}, fetch_settings=fetch)
+            if trust_anchor
+            else TrustStore(fetch_settings=fetch)
+        )
         config = SigningConfig(
             trust_store=store,
             tsa=TsaSettings(url=tsa_url, timeout_seconds=tsa_timeout) if tsa_url else None,

@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 
+from hub.commands.fetch_hosts import FetchHosts, fetch_settings
 from schemas.errors import HubError
 from signing.report import render_report
 from signing.verification import (
@@ -73,6 +74,7 @@ def verify(
         RevocationMode, typer.Option("--revocation", help="require: OCSP/CRL mandatory; soft: warn only")
     ] = RevocationMode.SOFT,
     offline: Annotated[bool, typer.Option("--offline", help="do not fetch OCSP/CRL/certificates")] = False,
+    fetch_host: FetchHosts = None,
     max_bytes: Annotated[
         int, typer.Option("--max-bytes", help="refuse larger files")
     ] = DEFAULT_MAX_PDF_BYTES,
@@ -86,6 +88,7 @@ def verify(
             "revocation_mode": revocation,
             "allow_fetching": not offline,
             "max_pdf_bytes": max_bytes,
+            "fetch_settings": fetch_settings(fetch_host),
         }
         if trust_anchor:
             policy = VerificationPolicy.from_paths(trust_anchor, intermediates=intermediate or (), **options)

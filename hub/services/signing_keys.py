@@ -142,7 +142,8 @@ def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None =
 def policy_from_settings(
     signing: SigningSettings | None, *, max_pdf_bytes: int | None = None
 ) -> VerificationPolicy:
-    """Policy from ``[signing]`` settings: configured anchors, or the pinned government ones."""
+    """Policy from ``[signing]`` settings: configured anchors, or the pinned government ones, and
+    the ``[signing.revocation_fetch]`` allowlist and limits."""
     options: dict[str, Any] = {}
     if max_pdf_bytes is not None:
         options["max_pdf_bytes"] = max_pdf_bytes
@@ -150,6 +151,8 @@ def policy_from_settings(
         options["revocation_mode"] = (
             RevocationMode.REQUIRE if signing.revocation_policy == "refuse" else RevocationMode.SOFT
         )
+        # what may be fetched online, and within which limits (docs/signing.md §12)
+        options["fetch_settings"] = signing.revocation_fetch
         if signing.trust_anchor_paths:
             return VerificationPolicy.from_paths(list(signing.trust_anchor_paths), **options)
     return VerificationPolicy.production(**options)

@@ -5,7 +5,7 @@ TSA and certificate answers). ``hub.simulators.pki`` serves them over HTTP. See 
 §6 and §8.7.
 """
 
-from signing.testpki.build import LEAF_NAMES, TestPki, build_test_pki
+from signing.testpki.build import LEAF_NAMES, TestPki, build_test_pki, issue_extra_leaf
 from signing.testpki.responders import PkiResponder
 
-__all__ = ["LEAF_NAMES", "PkiResponder", "TestPki", "build_test_pki"]
+__all__ = ["LEAF_NAMES", "PkiResponder", "TestPki", "build_test_pki", "issue_extra_leaf"]

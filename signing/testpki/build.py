@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,7 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-__all__ = ["LEAF_NAMES", "TEST_P12_PASSWORD", "TestPki", "build_test_pki"]
+from signing.settings import RevocationFetchSettings
+
+__all__ = ["LEAF_NAMES", "TEST_P12_PASSWORD", "TestPki", "build_test_pki", "issue_extra_leaf"]
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -102,6 +106,16 @@ class TestPki:
     def crl_url(self) -> str:
         """CRL of the issuing CA (end-entity certificates)."""
         return f"{self.base_url}/crl/issuing.crl"
+
+    @property
+    def service_host(self) -> str:
+        """``host:port`` of the PKI's services, the allowlist entry that lets the hub fetch
+        from them (tests and the demo add it; the defaults never do, docs/signing.md §12)."""
+        return urlsplit(self.base_url).netloc
+
+    def fetch_settings(self) -> RevocationFetchSettings:
+        """Revocation-fetch settings allowing exactly this PKI's services."""
+        return RevocationFetchSettings(allowed_hosts=[self.service_host])
 
     @property
     def trusted_anchor_files(self) -> tuple[Path, ...]:
@@ -420,3 +434,49 @@ def build_test_pki(directory: Path, *, base_url: str, p12_password: str = TEST_P
         encoding="utf-8",
     )
     return _paths(directory, base_url, p12_password)
+
+
+def issue_extra_leaf(
+    pki: TestPki,
+    name: str,
+    *,
+    issuer: Literal["issuing_ca", "untrusted_root", "forged_issuing_ca"],
+    ocsp_url: str | None = None,
+    crl_url: str | None = None,
+    ca_issuers_url: str | None = None,
+    serial: int,
+) -> Path:
+    """Issue one more signing certificate into ``pki.directory``; returns its PKCS#12 (leaf
+    only, no chain, protected by ``pki.p12_password``) and writes ``<name>.crt.pem``.
+
+    ``forged_issuing_ca`` names the trusted issuing CA as issuer but is signed by a fresh key:
+    a certificate whose chain matches by name only (docs/signing.md §12.1).
+    """
+    now = datetime.now(UTC).replace(microsecond=0)
+    if issuer == "forged_issuing_ca":
+        real = x509.load_pem_x509_certificate(pki.issuing_ca_cert.read_bytes())
+        fake_key = _rsa()
+        fake = x509.CertificateBuilder().subject_name(real.subject).issuer_name(real.issuer)
+        fake = fake.public_key(fake_key.public_key()).serial_number(serial + 1)
+        fake = fake.not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=365))
+        parent = _Issued(fake.sign(fake_key, hashes.SHA256()), fake_key)
+    else:
+        cert_path = pki.issuing_ca_cert if issuer == "issuing_ca" else pki.untrusted_root_cert
+        key_path = pki.issuing_ca_key if issuer == "issuing_ca" else pki.untrusted_root_key
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
+        parent = _Issued(x509.load_pem_x509_certificate(cert_path.read_bytes()), key)
+    item = _issue(
+        subject=_name(C="VN", O="Tổ chức thử nghiệm (TEST)", CN=f"Người ký {name} (TEST)"),
+        key=_rsa(),
+        issuer=parent,
+        serial=serial,
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=365),
+        key_usage={"digital_signature", "content_commitment"},
+        ocsp_url=ocsp_url,
+        crl_url=crl_url,
+        ca_issuers_url=ca_issuers_url,
+    )
+    _write(pki.directory, name, item, [], pki.p12_password)
+    return pki.directory / f"{name}.p12"

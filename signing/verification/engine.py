@@ -71,8 +71,6 @@ from pyhanko.sign.validation.status import (
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
-from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
-from pyhanko_certvalidator.fetchers.api import FetcherBackend
 from pyhanko_certvalidator.ltv.poe import ValidationObjectType
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import (
@@ -90,6 +88,7 @@ from schemas.errors import (
     PayloadTooLargeError,
     UnsignedPdfError,
 )
+from signing.revocation_fetch import NotChecked, PolicyFetcherBackend
 from signing.verification.certinfo import certificate_info, managing_unit, name_attr
 from signing.verification.diffpolicy import vn_diff_policy
 from signing.verification.levels import (
@@ -118,7 +117,7 @@ from signing.verification.model import (
     to_vn_time,
 )
 from signing.verification.policy import RevocationMode, VerificationPolicy
-from signing.verification.reasons import reason
+from signing.verification.reasons import reason, revocation_not_checked
 
 __all__ = ["averify_pdf", "verify_pdf", "verify_pdf_file"]
 
@@ -201,8 +200,12 @@ async def averify_pdf(
         )
 
     backend = (
-        AIOHttpFetcherBackend(per_request_timeout=policy.fetch_timeout) if policy.allow_fetching else None
+        PolicyFetcherBackend(policy.fetch_settings, policy.trust_roots, policy.intermediates)
+        if policy.allow_fetching
+        else None
     )
+    if backend is not None:
+        backend.offer(dss_knowledge.known_certs)
     ctx = _Context(
         policy=policy, reader=reader, layout=layout, dss_knowledge=dss_knowledge, fetcher_backend=backend
     )
@@ -221,7 +224,7 @@ async def averify_pdf(
                 raise _broken(exc, field=str(emb.field_name)) from exc
     finally:
         if backend is not None:
-            await backend.close()  # type: ignore[no-untyped-call]
+            await backend.close()
 
     verdict, reasons = _overall(sig_reports, ts_reports)
     return VerificationReport(
@@ -319,6 +322,15 @@ def _dss_knowledge(reader: PdfFileReader) -> LocalKnowledge:
     return LocalKnowledge(known_ocsps=ocsps, known_crls=crls, known_certs=certs)
 
 
+def _carried_certs(emb: EmbeddedPdfSignature) -> list[x509.Certificate]:
+    """Certificates a signature carries: signer, CMS ``certificates``, and those inside its
+    signature time-stamp tokens."""
+    certs = [emb.signer_cert, *emb.other_embedded_certs]
+    for tst in extract_tst_data_iter(emb.signer_info, signed=False):
+        certs.extend(c.chosen for c in tst["certificates"] or () if c.name == "certificate")
+    return certs
+
+
 def _adobe_knowledge(emb: EmbeddedPdfSignature) -> LocalKnowledge:
     """Revocation data in the ``adbe-revocationInfoArchival`` signed attribute (Adobe-style LTV)."""
     ocsps: list[OCSPContainer] = []
@@ -349,8 +361,14 @@ class _Context:
     reader: PdfFileReader
     layout: DocumentLayout
     dss_knowledge: LocalKnowledge
-    #: One fetcher backend (aiohttp session) per verified document, closed at the end.
-    fetcher_backend: FetcherBackend | None
+    #: One policy-bound fetcher backend per verified document (None when offline).
+    fetcher_backend: PolicyFetcherBackend | None
+
+    def offer_certs(self, emb: EmbeddedPdfSignature) -> None:
+        """Links for the chain-to-anchor check made before any fetch (docs/signing.md §12.1);
+        each link is signature-checked, so what a document carries cannot forge trust."""
+        if self.fetcher_backend is not None:
+            self.fetcher_backend.offer(_carried_certs(emb))
 
     def timing(self) -> ValidationTimingInfo:
         now = self.policy.validation_time or datetime.now(UTC)
@@ -588,6 +606,7 @@ def _fmt(dt: datetime | None) -> str:
 
 async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature) -> SignatureReport:
     policy = ctx.policy
+    ctx.offer_certs(emb)
     spec = ctx.spec()
     emb.compute_integrity_info(  # type: ignore[no-untyped-call]
         diff_policy=spec.diff_policy, skip_diff=spec.diff_policy is None
@@ -667,8 +686,13 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
         rev_outcome = CheckOutcome.PASSED
     else:
         rev_outcome = CheckOutcome.UNKNOWN
+    not_checked: NotChecked | None = None
+    if rev_outcome is CheckOutcome.UNKNOWN:
+        backend = ctx.fetcher_backend
+        not_checked = backend.not_checked_reason(signer) if backend is not None else NotChecked.OFFLINE
     revocation = RevocationReport(
         outcome=rev_outcome,
+        not_checked_reason=not_checked.value if not_checked is not None else None,
         revoked=revoked_details is not None,
         revoked_at=revoked_details.revocation_date if revoked_details is not None else None,
         revocation_reason=str(revoked_details.revocation_reason.native)
@@ -683,7 +707,7 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
     already_invalid = any(r.severity == "error" for r in reasons)
     if rev_outcome is CheckOutcome.UNKNOWN and not already_invalid and "revocation_unavailable" not in codes:
         # Circular 15/2025 Annex II: when neither CRL nor OCSP could be checked, warn.
-        reasons.append(reason("revocation_not_checked"))
+        reasons.append(revocation_not_checked(not_checked or NotChecked.NOT_ATTEMPTED))
     if time_source is SigningTimeSource.CLAIMED:
         reasons.append(reason("claimed_time_only"))
     if fmt is SignatureFormat.PKCS7 and not has_long_term_data(emb, ctx.layout):
@@ -1101,6 +1125,7 @@ async def _verify_document_timestamp(
 ) -> DocumentTimestampReport:
     diff_policy = vn_diff_policy() if ctx.policy.diff_analysis else None
     reasons: list[Reason] = []
+    ctx.offer_certs(emb)
     try:
         status = await async_validate_pdf_timestamp(
             emb, ctx.timestamp_context(), diff_policy=diff_policy, skip_diff=diff_policy is None

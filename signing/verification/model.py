@@ -198,6 +198,10 @@ class RevocationReport(_Model):
     ocsp_responses: int = 0
     crls: int = 0
     evidence: list[RevocationEvidence] = Field(default_factory=list)
+    #: Why the status was not obtained when ``outcome`` is unknown (docs/signing.md §12.4):
+    #: untrusted_chain, scheme_not_allowed, host_not_allowed, response_too_large, timeout,
+    #: fetch_failed, no_revocation_urls, offline, not_attempted.
+    not_checked_reason: str | None = None
 
 
 class ModificationReport(_Model):

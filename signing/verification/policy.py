@@ -20,6 +20,7 @@ from typing import Any
 from asn1crypto import x509
 
 from schemas.errors import ConfigurationError
+from signing.settings import RevocationFetchSettings
 from signing.trust import TrustStore
 
 __all__ = ["DEFAULT_MAX_PDF_BYTES", "RevocationMode", "VerificationPolicy"]
@@ -48,7 +49,7 @@ class VerificationPolicy:
     trust_roots: Sequence[x509.Certificate]
     intermediates: Sequence[x509.Certificate] = field(default_factory=tuple)
     revocation_mode: RevocationMode = RevocationMode.SOFT
-    #: Fetch OCSP/CRL (and missing issuer certificates) online at verification time.
+    #: Fetch OCSP/CRL online at verification time, within ``fetch_settings``.
     allow_fetching: bool = True
     #: Run pyHanko's incremental-update difference analysis (needed to tell form filling from
     #: tampering after a signature).
@@ -56,8 +57,9 @@ class VerificationPolicy:
     max_pdf_bytes: int = DEFAULT_MAX_PDF_BYTES
     #: Validation time; ``None`` means now. Used to re-judge a document "as of" a date.
     validation_time: datetime | None = None
-    #: Seconds allowed for one online revocation/certificate fetch.
-    fetch_timeout: float = 10.0
+    #: Which hosts may be fetched from, deadline and size of each fetch; only for certificates
+    #: that chain to ``trust_roots`` (docs/signing.md §12).
+    fetch_settings: RevocationFetchSettings = field(default_factory=RevocationFetchSettings)
 
     def __post_init__(self) -> None:
         if not self.trust_roots:
@@ -70,7 +72,8 @@ class VerificationPolicy:
 
     @classmethod
     def from_trust_store(cls, store: TrustStore, **options: Any) -> VerificationPolicy:
-        """Anchors and helper intermediates of a :class:`signing.trust.TrustStore`."""
+        """Anchors, helper intermediates and fetch settings of a :class:`signing.trust.TrustStore`."""
+        options.setdefault("fetch_settings", store.fetch_settings)
         return cls(
             trust_roots=tuple(store.anchor_certificates),
             intermediates=tuple(store.intermediate_certificates),
@@ -82,13 +85,18 @@ class VerificationPolicy:
         cls, anchors: Sequence[Path], *, intermediates: Sequence[Path] = (), **options: Any
     ) -> VerificationPolicy:
         """Trust the certificates in ``anchors`` (files or directories, PEM or DER)."""
-        store = TrustStore(list(anchors), intermediate_paths=list(intermediates), pins={})
+        store = TrustStore(
+            list(anchors),
+            intermediate_paths=list(intermediates),
+            pins={},
+            fetch_settings=options.pop("fetch_settings", None),
+        )
         return cls.from_trust_store(store, **options)
 
     @classmethod
     def production(cls, **options: Any) -> VerificationPolicy:
         """Government anchors shipped in ``signing/anchors/`` (pinned; Root G2, CA G2, NEAC)."""
-        return cls.from_trust_store(TrustStore.default(), **options)
+        return cls.from_trust_store(TrustStore(fetch_settings=options.pop("fetch_settings", None)), **options)
 
     def anchor_names(self) -> list[str]:
         return [str(cert.subject.human_friendly) for cert in self.trust_roots]

@@ -11,7 +11,7 @@ from typing import Literal
 
 from signing.verification.model import Reason
 
-__all__ = ["ReasonTemplate", "reason"]
+__all__ = ["ReasonTemplate", "reason", "revocation_not_checked"]
 
 Severity = Literal["error", "indeterminate", "warning", "info"]
 
@@ -98,8 +98,8 @@ _CATALOGUE: dict[str, ReasonTemplate] = {
     ),
     "revocation_not_checked": ReasonTemplate(
         "warning",
-        "Warning: the revocation status (OCSP/CRL) of the certificate could not be checked.",
-        "Cảnh báo: không kiểm tra được trạng thái thu hồi (OCSP/CRL) của chứng thư.",
+        "Warning: the revocation status (OCSP/CRL) of the certificate could not be checked ({detail}).",
+        "Cảnh báo: không kiểm tra được trạng thái thu hồi (OCSP/CRL) của chứng thư ({detail}).",
     ),
     "modified_after_signing": ReasonTemplate(
         "error",
@@ -189,3 +189,38 @@ def reason(code: str, **params: object) -> Reason:
         message=tpl.en.format(**fmt),
         message_vi=tpl.vi.format(**fmt_vi),
     )
+
+
+#: ``revocation_not_checked`` details by :class:`signing.revocation_fetch.NotChecked` code.
+_NOT_CHECKED_DETAIL: dict[str, tuple[str, str]] = {
+    "untrusted_chain": (
+        "the certificate does not chain to a trusted root, so its OCSP/CRL addresses were not contacted",
+        "chứng thư không thuộc hệ thống chứng thực tin cậy nên không truy cập địa chỉ OCSP/CRL của nó",
+    ),
+    "scheme_not_allowed": (
+        "the OCSP/CRL address is not http or https",
+        "địa chỉ OCSP/CRL không dùng giao thức http hoặc https",
+    ),
+    "host_not_allowed": (
+        "the OCSP/CRL server is not on the list of permitted servers",
+        "máy chủ OCSP/CRL không thuộc danh sách được phép truy cập",
+    ),
+    "response_too_large": (
+        "the OCSP/CRL answer exceeded the size limit",
+        "dữ liệu OCSP/CRL trả về vượt giới hạn dung lượng",
+    ),
+    "timeout": ("the OCSP/CRL server did not answer in time", "máy chủ OCSP/CRL không trả lời kịp thời hạn"),
+    "fetch_failed": ("the OCSP/CRL server could not be reached", "không truy cập được máy chủ OCSP/CRL"),
+    "no_revocation_urls": (
+        "the certificate names no OCSP/CRL address and none is embedded",
+        "chứng thư không có địa chỉ OCSP/CRL và tài liệu không kèm dữ liệu thu hồi",
+    ),
+    "offline": ("online checking is disabled", "chức năng kiểm tra trực tuyến bị tắt"),
+    "not_attempted": ("no usable revocation data was obtained", "không có dữ liệu thu hồi dùng được"),
+}
+
+
+def revocation_not_checked(code: str) -> Reason:
+    """The Circular 15/2025 Annex II warning, saying why (docs/signing.md §12.4)."""
+    en, vi = _NOT_CHECKED_DETAIL[code]
+    return reason("revocation_not_checked", detail=f"{code}: {en}", detail_vi=vi)

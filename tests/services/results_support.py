@@ -33,6 +33,7 @@ def signing_settings(
         routing=[{"kinds": ["dossier.sync"], "endpoints": ["cong-dvcqg"]}],
         signing={
             "trust_anchor_paths": [str(path) for path in p.trusted_anchor_files],
+            "revocation_fetch": {"allowed_hosts": [p.service_host]},
             "tsa_url": pki.tsa_url,
             "tsa_timeout_seconds": 20,
             "keys": {

@@ -112,7 +112,9 @@ def test_signs_twice_stores_and_attaches_for_delivery(world: World, pki: Running
     # two signatures in Decree 30 order, checked by the hub's verifier
     assert [s.field_name for s in (approved.signature, *signed.signatures)] == ["Sig_personal", "Sig_agency"]
     assert [s.level.value for s in (approved.signature, *signed.signatures)] == ["B-T", "B-LTA"]
-    policy = VerificationPolicy.from_paths(list(pki.pki.trusted_anchor_files))
+    policy = VerificationPolicy.from_paths(
+        list(pki.pki.trusted_anchor_files), fetch_settings=pki.pki.fetch_settings()
+    )
     report = verify_pdf(data, policy, file_name=info.filename)
     assert report.verdict is Verdict.VALID, report.reasons
     assert report.verdict_vi == "hợp lệ"

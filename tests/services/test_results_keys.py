@@ -276,6 +276,7 @@ def test_agency_seal_from_a_configured_pkcs11_token(
         routing=[{"kinds": ["dossier.sync"], "endpoints": ["cong-dvcqg"]}],
         signing={
             "trust_anchor_paths": [str(pki.pki.root_cert)],
+            "revocation_fetch": {"allowed_hosts": [pki.pki.service_host]},
             "tsa_url": pki.tsa_url,
             "keys": {
                 "lanh-ntl": {
@@ -315,7 +316,8 @@ def test_agency_seal_from_a_configured_pkcs11_token(
     signed = sign_twice(service, CODE, source.id)
 
     _info, path = files.get(signed.file_id)
-    report = verify_pdf(path.read_bytes(), VerificationPolicy.from_paths([pki.pki.root_cert]))
+    policy = VerificationPolicy.from_paths([pki.pki.root_cert], fetch_settings=pki.pki.fetch_settings())
+    report = verify_pdf(path.read_bytes(), policy)
     assert report.verdict is Verdict.VALID, report.reasons
     assert [s.signer_name for s in report.signatures] == [
         "Nguyễn Thị Lấp Lánh",

@@ -51,6 +51,8 @@ def _base(test_pki: TestPki, pki_services: RunningPki, out: Path) -> list[str]:
         str(test_pki.root_cert),
         "--tsa-url",
         pki_services.tsa_url,
+        "--fetch-host",
+        test_pki.service_host,
     ]
 
 
@@ -99,6 +101,8 @@ def test_refusals_exit_4(tmp_path: Path, test_pki: TestPki, pki_services: Runnin
         str(test_pki.revoked_p12),
         "-t",
         str(test_pki.root_cert),
+        "--fetch-host",
+        test_pki.service_host,
     ]
     revoked = runner.invoke(sign_app, args, env={"HUB_SIGN_SECRET": test_pki.p12_password})
     assert revoked.exit_code == 4

@@ -25,6 +25,7 @@ def live(database_url: str, tmp_path: Path, running_pki: RunningPki) -> Iterator
         route_modules=(*CORE_ROUTE_MODULES, "hub.api.routes.verification"),
         signing={
             "trust_anchor_paths": [str(pki.root_cert), str(pki.issuing_ca_cert)],
+            "revocation_fetch": {"allowed_hosts": [pki.service_host]},
             "revocation_policy": "warn",
         },
     ) as hub:
