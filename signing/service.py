@@ -40,7 +40,8 @@ from signing.appearance import (
     text_stamp_lines,
     text_stamp_style,
 )
-from signing.models import SignatureLevel, SignOptions, SignRole
+from signing.image_policy import ImagePolicy, check_appearance_image, image_problems
+from signing.models import SignatureLevel, SigningWarning, SignOptions, SignRole
 from signing.trust import TrustStore
 
 __all__ = [
@@ -135,6 +136,8 @@ class SignedDocument:
     data: bytes
     field_name: str
     signed_at: datetime
+    #: Problems accepted by a ``warn`` image policy (docs/signing.md §5.4).
+    warnings: tuple[SigningWarning, ...] = ()
 
 
 @dataclass
@@ -149,6 +152,7 @@ class DocumentSigner:
     )
     signature_png: bytes | None = None
     seal_png: bytes | None = None
+    image_policy: ImagePolicy = ImagePolicy.REFUSE
     _lt_context_kwargs: dict[str, Any] = field(default_factory=dict)
 
     async def aclose(self) -> None:
@@ -183,6 +187,25 @@ class DocumentSigner:
             return seal_box(template)
         return template.text_stamp_box
 
+    def appearance_image(self, options: SignOptions) -> bytes:
+        """The signature (personal) or seal (agency) PNG of this signer or template."""
+        template = self._template(options.template)
+        if options.role is SignRole.PERSONAL:
+            png = self.signature_png or _read_opt(template.signature_image)
+            if png is None:
+                raise SigningError(
+                    "no signature image configured for a personal signature",
+                    message_vi="Chưa cấu hình hình ảnh chữ ký của người có thẩm quyền",
+                )
+        else:
+            png = self.seal_png or _read_opt(template.seal_image)
+            if png is None:
+                raise SigningError(
+                    "no seal image configured for an agency signature",
+                    message_vi="Chưa cấu hình hình ảnh con dấu của cơ quan",
+                )
+        return png
+
     def field_and_style(
         self, writer: IncrementalPdfFileWriter, options: SignOptions
     ) -> tuple[str, SigFieldSpec | None, BaseStampStyle | None, dict[str, str]]:
@@ -213,22 +236,11 @@ class DocumentSigner:
         template = self._template(options.template)
         spec = None if reuse else self._box_spec(writer, name, self._role_box(template, role))
 
-        if role is SignRole.PERSONAL:
-            png = self.signature_png or _read_opt(template.signature_image)
-            if png is None:
-                raise SigningError(
-                    "no signature image configured for a personal signature",
-                    message_vi="Chưa cấu hình hình ảnh chữ ký của người có thẩm quyền",
-                )
-            return name, spec, personal_style(png), {}
-        if role is SignRole.AGENCY:
-            png = self.seal_png or _read_opt(template.seal_image)
-            if png is None:
-                raise SigningError(
-                    "no seal image configured for an agency signature",
-                    message_vi="Chưa cấu hình hình ảnh con dấu của cơ quan",
-                )
-            return name, spec, seal_style(png), {}
+        if role in (SignRole.PERSONAL, SignRole.AGENCY):
+            png = self.appearance_image(options)
+            check_appearance_image(png, role, self.image_policy)  # refuses, or logs by policy
+            style = personal_style(png) if role is SignRole.PERSONAL else seal_style(png)
+            return name, spec, style, {}
         text = text_stamp_lines(
             kind="copy" if role is SignRole.COPY else "attachment",
             copy_form=options.copy_form,
@@ -329,7 +341,14 @@ class DocumentSigner:
             if vc is not None:
                 await _close_fetchers(vc)
         result = out.getvalue()
-        return SignedDocument(data=result, field_name=name, signed_at=pdf_signer.system_time_used)
+        warnings = (
+            tuple(image_problems(self.appearance_image(options), options.role))
+            if options.role in (SignRole.PERSONAL, SignRole.AGENCY)
+            else ()
+        )
+        return SignedDocument(
+            data=result, field_name=name, signed_at=pdf_signer.system_time_used, warnings=warnings
+        )
 
 
 def _read_opt(path: Path | None) -> bytes | None:

@@ -65,6 +65,9 @@ class SigningSettings(Section):
     tsa_url: str | None = None
     tsa_timeout_seconds: float = 180
     revocation_policy: Literal["warn", "refuse"] = "warn"
+    #: Signature/seal images that are not transparent PNGs in blue/red (Decree 30/2020
+    #: Appendix I): refuse to sign, or sign and warn (docs/signing.md §5.4).
+    image_policy: Literal["refuse", "warn"] = "refuse"
     font_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
     external_request_ttl_seconds: float = 900
     #: Server-held signing keys by id (``[signing.keys.agency]``), built at start-up.
