@@ -249,22 +249,42 @@ class DocumentSigner:
         )
         return name, spec, text_stamp_style(template, text), {}
 
-    def reserve_fields(self, writer: IncrementalPdfFileWriter, options: SignOptions) -> None:
-        """Create empty fields for later signatures in the same revision as this one."""
+    def reserve_fields(
+        self,
+        writer: IncrementalPdfFileWriter,
+        options: SignOptions,
+        own_field: SigFieldSpec | None = None,
+    ) -> SigFieldSpec | None:
+        """Create empty fields for later signatures in the same revision as this one.
+
+        Viewers draw widget annotations in ``/Annots`` order, later ones on top. The agency
+        seal must lie over the left third of the personal signature (Decree 30/2020 Art. 33(1b),
+        Appendix I box 8), so this signature's own new field is appended *before* the reserved
+        ones and the field spec to sign with becomes ``None`` (sign the field now present);
+        otherwise ``own_field`` is returned unchanged.
+        """
         roles = options.reserve_fields
         if roles is None:
             roles = [SignRole.AGENCY] if options.certify and options.role is SignRole.PERSONAL else []
-        if not roles:
-            return
         existing = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev)}
+        roles = [
+            role
+            for role in roles
+            if role is not SignRole.INVISIBLE
+            and role is not options.role
+            and f"Sig_{role.value}" not in existing
+        ]
+        if not roles:
+            return own_field
         template = self._template(options.template)
+        if own_field is not None:
+            fields.append_signature_field(writer, own_field)
         for role in roles:
             name = f"Sig_{role.value}"
-            if role is SignRole.INVISIBLE or role is options.role or name in existing:
-                continue
             fields.append_signature_field(
                 writer, self._box_spec(writer, name, self._role_box(template, role))
             )
+        return None
 
     def metadata(self, name: str, options: SignOptions) -> PdfSignatureMetadata:
         level = options.level
@@ -301,7 +321,7 @@ class DocumentSigner:
                 message_vi=f"Mức ký {options.level} cần cấu hình máy chủ cấp dấu thời gian (TSA)",
             )
         name, field_spec, style, text_params = self.field_and_style(writer, options)
-        self.reserve_fields(writer, options)
+        field_spec = self.reserve_fields(writer, options, field_spec)
         meta = self.metadata(name, options)
         pdf_signer = VnPdfSigner(
             meta,
