@@ -49,13 +49,13 @@ def _render_last_page(data: bytes, tmp_path: Path, name: str) -> Image.Image:
 
 def _is_blue(p: object) -> bool:
     assert isinstance(p, tuple)
-    r, g, b = p
+    r, g, b = (int(v) for v in p)
     return b > 120 and b > r + 60 and b > g + 40
 
 
 def _is_red(p: object) -> bool:
     assert isinstance(p, tuple)
-    r, g, b = p
+    r, g, b = (int(v) for v in p)
     return r > 120 and r > g + 60 and r > b + 60
 
 
