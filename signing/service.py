@@ -29,7 +29,13 @@ from pyhanko.sign.signers.pdf_signer import PdfSigningSession
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.stamp import BaseStampStyle
 
-from schemas.errors import HubError, InvalidPdfError, SigningError, TimestampUnavailableError
+from schemas.errors import (
+    HubError,
+    InvalidPdfError,
+    SignaturePlacementError,
+    SigningError,
+    TimestampUnavailableError,
+)
 from schemas.timefmt import VN_TZ
 from signing.appearance import (
     AppearanceTemplate,
@@ -42,6 +48,15 @@ from signing.appearance import (
 )
 from signing.image_policy import ImagePolicy, check_appearance_image, image_problems
 from signing.models import SignatureLevel, SigningWarning, SignOptions, SignRole
+from signing.pagetext import page_text
+from signing.placement import (
+    DEFAULT_ASPECT,
+    certificate_name,
+    image_aspect,
+    locate_signature,
+    pdf_bytes,
+    signed_personal_box,
+)
 from signing.trust import TrustStore
 
 __all__ = [
@@ -180,11 +195,36 @@ class DocumentSigner:
             )
         return SigFieldSpec(sig_field_name=name, on_page=page, box=box.rect())
 
-    def _role_box(self, template: AppearanceTemplate, role: SignRole) -> Box:
-        if role is SignRole.PERSONAL:
+    def _personal_box(self, writer: IncrementalPdfFileWriter, options: SignOptions) -> Box:
+        """Where the competent person's image goes (docs/signing.md §5.5): an explicit position,
+        else between the title and the name on the last page, else the template's box."""
+        if options.position is not None:
+            return options.position
+        signed = signed_personal_box(writer.prev)
+        if signed is not None and options.role is SignRole.AGENCY:
+            return signed  # the seal follows the signature already on the page
+        template = self._template(options.template)
+        png = self.signature_png or _read_opt(template.signature_image)
+        aspect = image_aspect(png) if png else DEFAULT_ASPECT
+        signer_name = certificate_name(getattr(self.signer, "signing_cert", None))
+        try:
+            return locate_signature(page_text(pdf_bytes(writer), -1), aspect, signer_name)
+        except SignaturePlacementError:
+            if template.personal_box is None:
+                raise
             return template.personal_box
+
+    def _role_box(
+        self,
+        writer: IncrementalPdfFileWriter,
+        options: SignOptions,
+        template: AppearanceTemplate,
+        role: SignRole,
+    ) -> Box:
+        if role is SignRole.PERSONAL:
+            return self._personal_box(writer, options)
         if role is SignRole.AGENCY:
-            return seal_box(template)
+            return seal_box(template, self._personal_box(writer, options))
         return template.text_stamp_box
 
     def appearance_image(self, options: SignOptions) -> bytes:
@@ -234,7 +274,9 @@ class DocumentSigner:
         if role is SignRole.INVISIBLE:
             return name, None if reuse else SigFieldSpec(sig_field_name=name), None, {}
         template = self._template(options.template)
-        spec = None if reuse else self._box_spec(writer, name, self._role_box(template, role))
+        spec = (
+            None if reuse else self._box_spec(writer, name, self._role_box(writer, options, template, role))
+        )
 
         if role in (SignRole.PERSONAL, SignRole.AGENCY):
             png = self.appearance_image(options)
@@ -281,9 +323,8 @@ class DocumentSigner:
             fields.append_signature_field(writer, own_field)
         for role in roles:
             name = f"Sig_{role.value}"
-            fields.append_signature_field(
-                writer, self._box_spec(writer, name, self._role_box(template, role))
-            )
+            box = self._role_box(writer, options, template, role)
+            fields.append_signature_field(writer, self._box_spec(writer, name, box))
         return None
 
     def metadata(self, name: str, options: SignOptions) -> PdfSignatureMetadata:

@@ -101,7 +101,7 @@ def config_from_settings(
         else None
     )
     if templates is None:
-        templates = {"default": AppearanceTemplate(font_path=settings.font_path)}
+        templates = {"default": AppearanceTemplate(font_path=settings.font_path), **settings.templates}
     return SigningConfig(
         trust_store=store,
         tsa=tsa,

@@ -20,7 +20,7 @@ from signing.samples import sample_pdf
 from signing.signer_service import SigningService
 
 KeyFactory = Callable[..., Pkcs12KeySource]
-DPI = 100
+DPI = 200
 
 
 def _render_last_page(data: bytes, tmp_path: Path, name: str) -> Image.Image:
@@ -95,5 +95,5 @@ def test_seal_drawn_over_the_signature(
     assert blue_before
     now_red = [xy for xy in blue_before if _is_red(a_px[xy])]
     still_blue = [xy for xy in blue_before if _is_blue(a_px[xy])]
-    assert len(now_red) > 20, "no signature pixel is covered by the seal"
+    assert len(now_red) > 10, "no signature pixel is covered by the seal"
     assert still_blue  # the right two thirds of the signature stay visible
