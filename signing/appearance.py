@@ -185,20 +185,30 @@ def text_stamp_lines(
     return "\n".join(line.replace("%", "%%") if line != "%(ts)s" else line for line in lines if line)
 
 
-def text_stamp_style(template: AppearanceTemplate, stamp_text: str) -> TextStampStyle:
-    """Black 10 pt text with an embedded Times-compatible Unicode font, no border, no image."""
-    font = GlyphAccumulatorFactory(
-        str(pdf_ready_font(template.resolved_font())), font_size=template.font_size
-    )
+def text_stamp_style(
+    template: AppearanceTemplate, stamp_text: str, font_size: int | None = None
+) -> TextStampStyle:
+    """Black text (10 pt, or as fitted) in an embedded Times-compatible Unicode font, no border,
+    no image (docs/signing.md §5.6)."""
+    size = template.font_size if font_size is None else font_size
+    font = GlyphAccumulatorFactory(str(pdf_ready_font(template.resolved_font())), font_size=size)
     return TextStampStyle(
         stamp_text=stamp_text,
         timestamp_format=ISO8601_VN_FORMAT,
         border_width=0,
         text_box_style=TextBoxStyle(
             font=font,
-            font_size=template.font_size,
-            leading=template.font_size + 2,
+            font_size=size,
+            leading=size + 2,
             border_width=0,
+            # no default 10 pt margin around the text (pyHanko DEFAULT_TEXT_BOX_MARGIN): the box
+            # is sized to the text by signing/stamp_layout.py
+            box_layout_rule=SimpleBoxLayoutRule(
+                x_align=AxisAlignment.ALIGN_MIN,
+                y_align=AxisAlignment.ALIGN_MAX,
+                margins=Margins(0, 0, 0, 0),
+                inner_content_scaling=InnerScaling.NO_SCALING,
+            ),
         ),
         inner_content_layout=SimpleBoxLayoutRule(
             x_align=AxisAlignment.ALIGN_MAX,

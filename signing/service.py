@@ -43,7 +43,6 @@ from signing.appearance import (
     personal_style,
     seal_box,
     seal_style,
-    text_stamp_lines,
     text_stamp_style,
 )
 from signing.image_policy import ImagePolicy, check_appearance_image, image_problems
@@ -57,6 +56,7 @@ from signing.placement import (
     pdf_bytes,
     signed_personal_box,
 )
+from signing.stamp_layout import layout_text_stamp, stamp_lines
 from signing.trust import TrustStore
 
 __all__ = [
@@ -274,22 +274,25 @@ class DocumentSigner:
         if role is SignRole.INVISIBLE:
             return name, None if reuse else SigFieldSpec(sig_field_name=name), None, {}
         template = self._template(options.template)
-        spec = (
-            None if reuse else self._box_spec(writer, name, self._role_box(writer, options, template, role))
-        )
-
         if role in (SignRole.PERSONAL, SignRole.AGENCY):
+            box = None if reuse else self._role_box(writer, options, template, role)
+            spec = None if box is None else self._box_spec(writer, name, box)
             png = self.appearance_image(options)
             check_appearance_image(png, role, self.image_policy)  # refuses, or logs by policy
             style = personal_style(png) if role is SignRole.PERSONAL else seal_style(png)
             return name, spec, style, {}
-        text = text_stamp_lines(
+        lines = stamp_lines(
             kind="copy" if role is SignRole.COPY else "attachment",
             copy_form=options.copy_form,
             agency_name=options.agency_name,
             document_number=options.document_number,
         )
-        return name, spec, text_stamp_style(template, text), {}
+        # text wrapped/shrunk into the free top-right corner of page 1, or into the given box
+        # (a reserved field keeps the template's box); docs/signing.md §5.6
+        box = template.text_stamp_box if reuse else options.position
+        layout = layout_text_stamp(lines, page_text(pdf_bytes(writer), 0), template.resolved_font(), box)
+        spec = None if reuse else self._box_spec(writer, name, layout.box)
+        return name, spec, text_stamp_style(template, layout.text, layout.font_size), {}
 
     def reserve_fields(
         self,
