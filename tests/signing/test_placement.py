@@ -7,26 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
-from collections.abc import Callable, Iterator
-from datetime import timedelta
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from hub.api.app import CORE_ROUTE_MODULES
 from schemas.errors import SignaturePlacementError
 from signing.appearance import AppearanceTemplate, Box
-from signing.external import ExternalSigningService
-from signing.facade import SigningFacade
-from signing.keys import Pkcs12KeySource, Secret
+from signing.keys import Pkcs12KeySource
 from signing.models import SignatureLevel, SignOptions, SignRole
 from signing.settings import SigningSettings
 from signing.signer_service import SigningConfig, SigningService, config_from_settings
-from signing.store import InMemoryPendingStore
-from signing.testpki import TestPki
-from tests.api.livehub import LiveHub, live_hub
 from tests.signing.decree30_docs import KT_GIAM_DOC, LEFT, RIGHT, Built, Signer, Style, quyet_dinh, scan_like
 
 KeyFactory = Callable[..., Pkcs12KeySource]
@@ -132,45 +123,3 @@ def test_templates_from_settings() -> None:
     templates = config_from_settings(settings).templates
     assert set(templates) == {"default", "giay-phep"}
     assert templates["giay-phep"].personal_box == Box(page=-1, x=1, y=2, width=3, height=4)
-
-
-@pytest.fixture
-def officer_hub(
-    database_url: str, tmp_path: Path, signing_config: SigningConfig, test_pki: TestPki
-) -> Iterator[LiveHub]:
-    service = SigningService(signing_config)
-    facade = SigningFacade(
-        service,
-        ExternalSigningService(service, InMemoryPendingStore(), ttl=timedelta(minutes=5)),
-        {"officer": Pkcs12KeySource(test_pki.officer_p12, Secret(test_pki.p12_password))},
-    )
-    with live_hub(
-        database_url, tmp_path / "data", route_modules=(*CORE_ROUTE_MODULES, "hub.api.routes.signing")
-    ) as hub:
-        hub.app.state.services.signing = facade
-        yield hub
-
-
-def test_api_explicit_position_and_refusal(officer_hub: LiveHub) -> None:
-    def post(pdf: bytes, options: dict[str, object]) -> tuple[int, bytes, dict[str, object]]:
-        with officer_hub.client("officer", timeout=60) as c:
-            r = c.post(
-                "/api/v1/signing/documents",
-                files={"file": ("qd.pdf", pdf, "application/pdf")},
-                data={"key_id": "officer", "options": json.dumps(options)},
-            )
-        return r.status_code, r.content, (r.json() if r.status_code != 200 else {})
-
-    base = {"level": "B-B", "role": "personal"}
-    status, _, body = post(scan_like(), base)
-    assert status == 422
-    assert body["error"]["code"] == "signature_placement_not_found"  # type: ignore[index]
-    position = {"page": 0, "x": 300, "y": 150, "width": 160, "height": 64}
-    status, signed, _ = post(scan_like(), {**base, "position": position})
-    assert status == 200
-    assert _widgets(signed)["Sig_personal"] == (0, (300, 150, 460, 214))
-    # a readable Quyết định needs neither
-    doc = quyet_dinh("word")
-    status, signed, _ = post(doc.pdf, base)
-    assert status == 200
-    _assert_between(_widgets(signed)["Sig_personal"][1], doc, "PHÓ GIÁM ĐỐC", "Nguyễn Văn An")
