@@ -45,7 +45,9 @@ Hierarchy::
             ├── RevocationUnavailableError  no OCSP/CRL answer and policy says refuse
             ├── TokenPinError
             ├── ExternalSigningExpiredError
-            └── ExternalSignatureMismatchError
+            ├── ExternalSignatureMismatchError
+            ├── SignatureImageRejectedError  signature/seal image not as Decree 30 App. I prescribes
+            └── SignaturePlacementError      no place for the signature image on the page
 
 Errors raised while talking to a remote endpoint carry typed attributes describing the
 exchange (``status_code``, ``request_summary``, ``response_summary``; the connectors set them
@@ -316,6 +318,20 @@ class ExternalSignatureMismatchError(SigningError):
     """The returned signature does not verify against the prepared data and certificate."""
 
     code = "signature_mismatch"
+
+
+class SignatureImageRejectedError(SigningError):
+    """The signature or seal image is not a transparent PNG of the prescribed colour
+    (Decree 30/2020 Appendix I: blue signature, red seal)."""
+
+    code = "signature_image_rejected"
+
+
+class SignaturePlacementError(SigningError):
+    """No place for a visible signature: the signer's block was not found on the page and no
+    template box or explicit position was given."""
+
+    code = "signature_placement_not_found"
 
 
 class TimestampUnavailableError(RetryableError):

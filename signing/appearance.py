@@ -9,7 +9,9 @@
   time (ISO 8601 with the Vietnam offset) — Times New Roman, regular, 10 pt, black. We embed a
   Times-metric-compatible Unicode font (TCVN 6909:2001 requires Unicode Vietnamese).
 
-Positions are configurable per document template (:class:`AppearanceTemplate`).
+Positions: the personal signature is placed between the signer's title and name found in the
+page text (:mod:`signing.placement`), else at an explicit position or the box of a template
+per procedure (:class:`AppearanceTemplate`); the seal follows the signature.
 """
 
 from __future__ import annotations
@@ -67,14 +69,15 @@ class Box(BaseModel):
 class AppearanceTemplate(BaseModel):
     """Where and how the Decree 30 appearances are drawn for one kind of document (A4 default).
 
-    Default personal box: under the "GIÁM ĐỐC" title on the right half of the last page; the
-    text stamp sits at the top right of page 1 inside the 15–20 mm right margin rule.
+    ``personal_box``: a fixed box for procedures whose documents the signer block cannot be
+    found in (scans); ``None`` = the block must be found on the page (docs/signing.md §5.5).
+    The text stamp sits at the top right of page 1 inside the 15–20 mm right margin rule.
     """
 
     name: str = "default"
     font_path: Path = DEFAULT_FONT_PATH
     font_size: int = 10
-    personal_box: Box = Box(page=-1, x=355, y=140, width=160, height=80)
+    personal_box: Box | None = None
     seal_diameter_mm: float = Field(default=36.0, gt=5, lt=80)
     seal_overlap_fraction: float = Field(default=1 / 3, gt=0, le=1)
     text_stamp_box: Box = Box(page=0, x=300, y=762, width=252, height=54)
@@ -127,9 +130,9 @@ def pdf_ready_font(path: Path) -> Path:
     return target
 
 
-def seal_box(template: AppearanceTemplate) -> Box:
-    """Seal at real size, centred vertically on the signature, covering its left third (Điều 33)."""
-    p = template.personal_box
+def seal_box(template: AppearanceTemplate, p: Box) -> Box:
+    """Seal at real size, centred vertically on the signature ``p``, covering its left third
+    (Decree 30/2020 Art. 33(1b))."""
     size = template.seal_diameter_mm * _PT_PER_MM
     right = p.x + p.width * template.seal_overlap_fraction
     cy = p.y + p.height / 2
@@ -182,20 +185,30 @@ def text_stamp_lines(
     return "\n".join(line.replace("%", "%%") if line != "%(ts)s" else line for line in lines if line)
 
 
-def text_stamp_style(template: AppearanceTemplate, stamp_text: str) -> TextStampStyle:
-    """Black 10 pt text with an embedded Times-compatible Unicode font, no border, no image."""
-    font = GlyphAccumulatorFactory(
-        str(pdf_ready_font(template.resolved_font())), font_size=template.font_size
-    )
+def text_stamp_style(
+    template: AppearanceTemplate, stamp_text: str, font_size: int | None = None
+) -> TextStampStyle:
+    """Black text (10 pt, or as fitted) in an embedded Times-compatible Unicode font, no border,
+    no image (docs/signing.md §5.6)."""
+    size = template.font_size if font_size is None else font_size
+    font = GlyphAccumulatorFactory(str(pdf_ready_font(template.resolved_font())), font_size=size)
     return TextStampStyle(
         stamp_text=stamp_text,
         timestamp_format=ISO8601_VN_FORMAT,
         border_width=0,
         text_box_style=TextBoxStyle(
             font=font,
-            font_size=template.font_size,
-            leading=template.font_size + 2,
+            font_size=size,
+            leading=size + 2,
             border_width=0,
+            # no default 10 pt margin around the text (pyHanko DEFAULT_TEXT_BOX_MARGIN): the box
+            # is sized to the text by signing/stamp_layout.py
+            box_layout_rule=SimpleBoxLayoutRule(
+                x_align=AxisAlignment.ALIGN_MIN,
+                y_align=AxisAlignment.ALIGN_MAX,
+                margins=Margins(0, 0, 0, 0),
+                inner_content_scaling=InnerScaling.NO_SCALING,
+            ),
         ),
         inner_content_layout=SimpleBoxLayoutRule(
             x_align=AxisAlignment.ALIGN_MAX,

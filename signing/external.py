@@ -96,7 +96,7 @@ class ExternalSigningService:
         doc_signer: DocumentSigner = self.service.document_signer(ext)
         writer = open_pdf(pdf)
         name, field_spec, style, text_params = doc_signer.field_and_style(writer, options)
-        doc_signer.reserve_fields(writer, options)
+        field_spec = doc_signer.reserve_fields(writer, options, field_spec)
         meta = doc_signer.metadata(name, options)
         pdf_signer = VnPdfSigner(meta, signer=ext, stamp_style=style, new_field_spec=field_spec)
         try:

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from signing.appearance import Box
+
 __all__ = [
     "BatchItemResult",
     "BatchResult",
@@ -102,6 +104,10 @@ class SignOptions(BaseModel):
     document_number: str | None = Field(default=None, max_length=80)
     agency_name: str | None = Field(default=None, max_length=200)
     template: str = Field(default="default", max_length=64)
+    #: Explicit box of the personal signature image (pt, origin bottom-left, page -1 = last);
+    #: the agency seal follows it. ``None``: found between the signer's title and name, else
+    #: the template's box (docs/signing.md §5.5).
+    position: Box | None = None
 
     @field_validator("copy_form", "document_number", "agency_name", "reason", "location", mode="before")
     @classmethod

@@ -30,7 +30,13 @@ from pyhanko.sign.signers.pdf_signer import PdfSigningSession
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.stamp import BaseStampStyle
 
-from schemas.errors import HubError, InvalidPdfError, SigningError, TimestampUnavailableError
+from schemas.errors import (
+    HubError,
+    InvalidPdfError,
+    SignaturePlacementError,
+    SigningError,
+    TimestampUnavailableError,
+)
 from schemas.timefmt import VN_TZ
 from signing.appearance import (
     AppearanceTemplate,
@@ -38,10 +44,20 @@ from signing.appearance import (
     personal_style,
     seal_box,
     seal_style,
-    text_stamp_lines,
     text_stamp_style,
 )
-from signing.models import SignatureLevel, SignOptions, SignRole
+from signing.image_policy import ImagePolicy, check_appearance_image, image_problems
+from signing.models import SignatureLevel, SigningWarning, SignOptions, SignRole
+from signing.pagetext import page_text
+from signing.placement import (
+    DEFAULT_ASPECT,
+    certificate_name,
+    image_aspect,
+    locate_signature,
+    pdf_bytes,
+    signed_personal_box,
+)
+from signing.stamp_layout import layout_text_stamp, stamp_lines
 from signing.trust import TrustStore
 
 __all__ = [
@@ -183,6 +199,8 @@ class SignedDocument:
     data: bytes
     field_name: str
     signed_at: datetime
+    #: Problems accepted by a ``warn`` image policy (docs/signing.md §5.4).
+    warnings: tuple[SigningWarning, ...] = ()
 
 
 @dataclass
@@ -197,6 +215,7 @@ class DocumentSigner:
     )
     signature_png: bytes | None = None
     seal_png: bytes | None = None
+    image_policy: ImagePolicy = ImagePolicy.REFUSE
     _lt_context_kwargs: dict[str, Any] = field(default_factory=dict)
 
     async def aclose(self) -> None:
@@ -224,12 +243,56 @@ class DocumentSigner:
             )
         return SigFieldSpec(sig_field_name=name, on_page=page, box=box.rect())
 
-    def _role_box(self, template: AppearanceTemplate, role: SignRole) -> Box:
-        if role is SignRole.PERSONAL:
+    def _personal_box(self, writer: IncrementalPdfFileWriter, options: SignOptions) -> Box:
+        """Where the competent person's image goes (docs/signing.md §5.5): an explicit position,
+        else between the title and the name on the last page, else the template's box."""
+        if options.position is not None:
+            return options.position
+        signed = signed_personal_box(writer.prev)
+        if signed is not None and options.role is SignRole.AGENCY:
+            return signed  # the seal follows the signature already on the page
+        template = self._template(options.template)
+        png = self.signature_png or _read_opt(template.signature_image)
+        aspect = image_aspect(png) if png else DEFAULT_ASPECT
+        signer_name = certificate_name(getattr(self.signer, "signing_cert", None))
+        try:
+            return locate_signature(page_text(pdf_bytes(writer), -1), aspect, signer_name)
+        except SignaturePlacementError:
+            if template.personal_box is None:
+                raise
             return template.personal_box
+
+    def _role_box(
+        self,
+        writer: IncrementalPdfFileWriter,
+        options: SignOptions,
+        template: AppearanceTemplate,
+        role: SignRole,
+    ) -> Box:
+        if role is SignRole.PERSONAL:
+            return self._personal_box(writer, options)
         if role is SignRole.AGENCY:
-            return seal_box(template)
+            return seal_box(template, self._personal_box(writer, options))
         return template.text_stamp_box
+
+    def appearance_image(self, options: SignOptions) -> bytes:
+        """The signature (personal) or seal (agency) PNG of this signer or template."""
+        template = self._template(options.template)
+        if options.role is SignRole.PERSONAL:
+            png = self.signature_png or _read_opt(template.signature_image)
+            if png is None:
+                raise SigningError(
+                    "no signature image configured for a personal signature",
+                    message_vi="Chưa cấu hình hình ảnh chữ ký của người có thẩm quyền",
+                )
+        else:
+            png = self.seal_png or _read_opt(template.seal_image)
+            if png is None:
+                raise SigningError(
+                    "no seal image configured for an agency signature",
+                    message_vi="Chưa cấu hình hình ảnh con dấu của cơ quan",
+                )
+        return png
 
     def field_and_style(
         self, writer: IncrementalPdfFileWriter, options: SignOptions
@@ -259,48 +322,61 @@ class DocumentSigner:
         if role is SignRole.INVISIBLE:
             return name, None if reuse else SigFieldSpec(sig_field_name=name), None, {}
         template = self._template(options.template)
-        spec = None if reuse else self._box_spec(writer, name, self._role_box(template, role))
-
-        if role is SignRole.PERSONAL:
-            png = self.signature_png or _read_opt(template.signature_image)
-            if png is None:
-                raise SigningError(
-                    "no signature image configured for a personal signature",
-                    message_vi="Chưa cấu hình hình ảnh chữ ký của người có thẩm quyền",
-                )
-            return name, spec, personal_style(png), {}
-        if role is SignRole.AGENCY:
-            png = self.seal_png or _read_opt(template.seal_image)
-            if png is None:
-                raise SigningError(
-                    "no seal image configured for an agency signature",
-                    message_vi="Chưa cấu hình hình ảnh con dấu của cơ quan",
-                )
-            return name, spec, seal_style(png), {}
-        text = text_stamp_lines(
+        if role in (SignRole.PERSONAL, SignRole.AGENCY):
+            box = None if reuse else self._role_box(writer, options, template, role)
+            spec = None if box is None else self._box_spec(writer, name, box)
+            png = self.appearance_image(options)
+            check_appearance_image(png, role, self.image_policy)  # refuses, or logs by policy
+            style = personal_style(png) if role is SignRole.PERSONAL else seal_style(png)
+            return name, spec, style, {}
+        lines = stamp_lines(
             kind="copy" if role is SignRole.COPY else "attachment",
             copy_form=options.copy_form,
             agency_name=options.agency_name,
             document_number=options.document_number,
         )
-        return name, spec, text_stamp_style(template, text), {}
+        # text wrapped/shrunk into the free top-right corner of page 1, or into the given box
+        # (a reserved field keeps the template's box); docs/signing.md §5.6
+        box = template.text_stamp_box if reuse else options.position
+        layout = layout_text_stamp(lines, page_text(pdf_bytes(writer), 0), template.resolved_font(), box)
+        spec = None if reuse else self._box_spec(writer, name, layout.box)
+        return name, spec, text_stamp_style(template, layout.text, layout.font_size), {}
 
-    def reserve_fields(self, writer: IncrementalPdfFileWriter, options: SignOptions) -> None:
-        """Create empty fields for later signatures in the same revision as this one."""
+    def reserve_fields(
+        self,
+        writer: IncrementalPdfFileWriter,
+        options: SignOptions,
+        own_field: SigFieldSpec | None = None,
+    ) -> SigFieldSpec | None:
+        """Create empty fields for later signatures in the same revision as this one.
+
+        Viewers draw widget annotations in ``/Annots`` order, later ones on top. The agency
+        seal must lie over the left third of the personal signature (Decree 30/2020 Art. 33(1b),
+        Appendix I box 8), so this signature's own new field is appended *before* the reserved
+        ones and the field spec to sign with becomes ``None`` (sign the field now present);
+        otherwise ``own_field`` is returned unchanged.
+        """
         roles = options.reserve_fields
         if roles is None:
             roles = [SignRole.AGENCY] if options.certify and options.role is SignRole.PERSONAL else []
-        if not roles:
-            return
         existing = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev)}
+        roles = [
+            role
+            for role in roles
+            if role is not SignRole.INVISIBLE
+            and role is not options.role
+            and f"Sig_{role.value}" not in existing
+        ]
+        if not roles:
+            return own_field
         template = self._template(options.template)
+        if own_field is not None:
+            fields.append_signature_field(writer, own_field)
         for role in roles:
             name = f"Sig_{role.value}"
-            if role is SignRole.INVISIBLE or role is options.role or name in existing:
-                continue
-            fields.append_signature_field(
-                writer, self._box_spec(writer, name, self._role_box(template, role))
-            )
+            box = self._role_box(writer, options, template, role)
+            fields.append_signature_field(writer, self._box_spec(writer, name, box))
+        return None
 
     def metadata(self, name: str, options: SignOptions) -> PdfSignatureMetadata:
         level = options.level
@@ -337,7 +413,7 @@ class DocumentSigner:
                 message_vi=f"Mức ký {options.level} cần cấu hình máy chủ cấp dấu thời gian (TSA)",
             )
         name, field_spec, style, text_params = self.field_and_style(writer, options)
-        self.reserve_fields(writer, options)
+        field_spec = self.reserve_fields(writer, options, field_spec)
         meta = self.metadata(name, options)
         pdf_signer = VnPdfSigner(
             meta,
@@ -377,7 +453,14 @@ class DocumentSigner:
             if vc is not None:
                 await _close_fetchers(vc)
         result = out.getvalue()
-        return SignedDocument(data=result, field_name=name, signed_at=pdf_signer.system_time_used)
+        warnings = (
+            tuple(image_problems(self.appearance_image(options), options.role))
+            if options.role in (SignRole.PERSONAL, SignRole.AGENCY)
+            else ()
+        )
+        return SignedDocument(
+            data=result, field_name=name, signed_at=pdf_signer.system_time_used, warnings=warnings
+        )
 
 
 def _read_opt(path: Path | None) -> bytes | None:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from schemas.settings import Section
+from signing.appearance import AppearanceTemplate
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: An API key name (``hub.auth.keys``): who may use a server-held key.
@@ -121,8 +122,15 @@ class SigningSettings(Section):
     revocation_policy: Literal["warn", "refuse"] = "warn"
     #: ``[signing.revocation_fetch]``: allowlist, timeout and size limit of online fetches.
     revocation_fetch: RevocationFetchSettings = Field(default_factory=RevocationFetchSettings)
+    #: Signature/seal images that are not transparent PNGs in blue/red (Decree 30/2020
+    #: Appendix I): refuse to sign, or sign and warn (docs/signing.md §5.4).
+    image_policy: Literal["refuse", "warn"] = "refuse"
     font_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
     external_request_ttl_seconds: float = 900
+    #: Appearance templates per procedure (``[signing.templates.giay-phep]``), chosen by the
+    #: ``template`` signing option: a fixed signature box for documents whose signer block
+    #: cannot be read from the page (docs/signing.md §5.5).
+    templates: dict[str, AppearanceTemplate] = Field(default_factory=dict)
     #: Server-held signing keys by id (``[signing.keys.agency]``), built at start-up.
     keys: dict[str, SigningKeySettings] = Field(default_factory=dict)
     #: Key ids the result service signs with: the competent person, then the agency seal.

@@ -33,6 +33,7 @@ from asn1crypto import x509 as asn1_x509
 
 from schemas.errors import HubError, InvalidInputError, SigningError
 from signing.appearance import AppearanceTemplate
+from signing.image_policy import ImagePolicy
 from signing.keys import KeySource
 from signing.models import (
     BatchItemResult,
@@ -70,6 +71,8 @@ class SigningConfig:
     )
     signature_png: bytes | None = None
     seal_png: bytes | None = None
+    #: Signature/seal images that break Decree 30 Appendix I: refuse, or sign with a warning.
+    image_policy: ImagePolicy = ImagePolicy.REFUSE
     #: Skip the pre-signing certificate check (only for keys already checked by the caller).
     precheck: bool = True
     #: Max documents in flight per worker (bounds memory; TSA calls overlap up to this).
@@ -97,7 +100,7 @@ def config_from_settings(
         else None
     )
     if templates is None:
-        templates = {"default": AppearanceTemplate(font_path=settings.font_path)}
+        templates = {"default": AppearanceTemplate(font_path=settings.font_path), **settings.templates}
     return SigningConfig(
         trust_store=store,
         tsa=tsa,
@@ -105,6 +108,7 @@ def config_from_settings(
         templates=templates,
         signature_png=signature_png,
         seal_png=seal_png,
+        image_policy=ImagePolicy(settings.image_policy),
     )
 
 
@@ -123,6 +127,7 @@ class SigningService:
             templates=c.templates,
             signature_png=c.signature_png,
             seal_png=c.seal_png,
+            image_policy=c.image_policy,
         )
 
     async def check_certificate(self, signer: Any) -> CertificateCheck | None:
@@ -160,7 +165,7 @@ class SigningService:
             level=options.level,
             signed_at=signed.signed_at,
             certificate=check,
-            warnings=list(check.warnings) if check else [],
+            warnings=[*(check.warnings if check else []), *signed.warnings],
         )
 
     def sign_file(

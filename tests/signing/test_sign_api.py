@@ -17,6 +17,8 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from signing.samples import sample_pdf
 from signing.testpki import TestPki
 from tests.api.livehub import LiveHub
+from tests.signing.decree30_docs import quyet_dinh, scan_like
+from tests.signing.test_placement import _assert_between, _widgets
 
 
 def _officer(hub: LiveHub) -> httpx.Client:
@@ -168,3 +170,30 @@ def test_sign_stored_document_by_id(signing_hub: LiveHub) -> None:
         assert _signatures(r.content) == 1
         missing = c.post("/api/v1/signing/documents", data={"file_id": "f" * 32, "key_id": "officer-key"})
         assert missing.status_code == 404
+
+
+def test_signature_position_and_refusal(signing_hub: LiveHub) -> None:
+    """Placement over the API (docs/signing.md §5.5): found on the page, explicit, or refused."""
+
+    def post(pdf: bytes, options: dict[str, object]) -> tuple[int, bytes, dict[str, object]]:
+        with signing_hub.client("officer", timeout=60) as c:
+            r = c.post(
+                "/api/v1/signing/documents",
+                files={"file": ("qd.pdf", pdf, "application/pdf")},
+                data={"key_id": "officer-key", "options": json.dumps(options)},
+            )
+        return r.status_code, r.content, (r.json() if r.status_code != 200 else {})
+
+    base = {"level": "B-B", "role": "personal"}
+    status, _, body = post(scan_like(), base)
+    assert status == 422
+    assert body["error"]["code"] == "signature_placement_not_found"  # type: ignore[index]
+    position = {"page": 0, "x": 300, "y": 150, "width": 160, "height": 64}
+    status, signed, _ = post(scan_like(), {**base, "position": position})
+    assert status == 200
+    assert _widgets(signed)["Sig_personal"] == (0, (300, 150, 460, 214))
+    # a readable Quyết định needs neither
+    doc = quyet_dinh("word")
+    status, signed, _ = post(doc.pdf, base)
+    assert status == 200
+    _assert_between(_widgets(signed)["Sig_personal"][1], doc, "PHÓ GIÁM ĐỐC", "Nguyễn Văn An")
