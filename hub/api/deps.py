@@ -6,15 +6,22 @@ nothing here touches the environment or the database at import time.
 Authentication: ``Authorization: Bearer <token>`` or ``X-API-Key: <token>``. A missing or
 unknown token answers 401 with ``WWW-Authenticate: Bearer``; a valid key without the needed
 role answers 403. The admin role passes every role check.
+
+Every route declares who may call it next to its definition: through :func:`require_role`, or
+through :func:`public` for the routes anyone may call; both dependencies carry an
+:class:`AccessPolicy` that :func:`route_policy` reads back (the role × route matrix of
+docs/security.md is generated from it, and tests/api/test_api_policy.py checks every route
+against it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -153,10 +160,79 @@ async def authenticate_async(request: Request) -> Principal:
     return _known(request, principal)
 
 
-def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Who may call a route: ``roles`` (admin always included), or anyone when ``public``;
+    ``note`` says what else the route checks (shown in the matrix of docs/security.md)."""
+
+    roles: frozenset[ApiRole] = frozenset()
+    public: bool = False
+    note: str = ""
+
+    def allows(self, role: ApiRole | None) -> bool:
+        """Whether a caller with ``role`` (``None``: no credentials) gets past authorization."""
+        return self.public or (role is not None and role in self.roles)
+
+
+@dataclass(frozen=True)
+class RevealPolicy:
+    """Who may ask a route for personal data in clear (``?reveal=pii``; admin always included)."""
+
+    roles: frozenset[ApiRole]
+
+
+#: Attribute of a dependency callable holding its :class:`AccessPolicy` or :class:`RevealPolicy`.
+POLICY_ATTRIBUTE = "access_policy"
+
+
+def declare_policy(dependency: Callable[..., object], policy: AccessPolicy | RevealPolicy) -> None:
+    """Attach ``policy`` to ``dependency`` (for checks that :func:`require_role` cannot state)."""
+    setattr(dependency, POLICY_ATTRIBUTE, policy)
+
+
+def _declared(dependant: Any) -> list[object]:
+    """Every policy declared by the dependencies of a FastAPI ``Dependant``, depth first."""
+    found: list[object] = []
+    for sub in dependant.dependencies:
+        policy = getattr(sub.call, POLICY_ATTRIBUTE, None)
+        if policy is not None:
+            found.append(policy)
+        found.extend(_declared(sub))
+    return found
+
+
+def route_policy(route: APIRoute) -> AccessPolicy:
+    """The one access policy ``route`` declares; :class:`LookupError` when it declares none
+    (or several different ones)."""
+    policies = {policy for policy in _declared(route.dependant) if isinstance(policy, AccessPolicy)}
+    if len(policies) != 1:
+        raise LookupError(
+            f"{sorted(route.methods or ())} {route.path} declares {len(policies)} access policies"
+        )
+    return policies.pop()
+
+
+def reveal_policy(route: APIRoute) -> RevealPolicy | None:
+    """Who may ask ``route`` for personal data in clear; ``None``: nobody (always masked)."""
+    found = [policy for policy in _declared(route.dependant) if isinstance(policy, RevealPolicy)]
+    return found[0] if found else None
+
+
+def public(reason: str) -> Callable[[], Awaitable[None]]:
+    """Dependency declaring a route callable without credentials, and why (in the matrix)."""
+
+    async def dependency() -> None:
+        return None
+
+    declare_policy(dependency, AccessPolicy(public=True, note=reason))
+    return dependency
+
+
+def require_role(*roles: str, note: str = "") -> Callable[..., Awaitable[Principal]]:
     """Dependency factory: the caller must hold one of ``roles`` (admin always passes).
 
-    Usage: ``principal: Annotated[Principal, Depends(require_role("technician"))]``.
+    Usage: ``principal: Annotated[Principal, Depends(require_role("technician"))]``. The
+    dependency carries its :class:`AccessPolicy` (``note``: what else the route checks).
     """
     wanted = tuple(ApiRole(role) for role in roles)
 
@@ -179,6 +255,42 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     dependency.__name__ = f"require_role_{'_'.join(r.value for r in wanted) or 'admin'}"
+    declare_policy(dependency, AccessPolicy(roles=frozenset({*wanted, ApiRole.ADMIN}), note=note))
+    return dependency
+
+
+REVEAL_PII = "pii"
+
+
+def allow_reveal(*roles: str) -> Callable[..., Awaitable[bool]]:
+    """Dependency factory for ``?reveal=pii``: ``True`` when the caller asked for personal data
+    in clear and holds one of ``roles`` (admin always passes), 403 when asked without the role.
+
+    Personal data is masked by default (Decree 13/2023/NĐ-CP art. 3: minimum necessary;
+    docs/security.md §3); the route audits every reveal (:mod:`hub.services.privacy`).
+    """
+    allowed = frozenset({*(ApiRole(role) for role in roles), ApiRole.ADMIN})
+
+    async def dependency(
+        request: Request,
+        reveal: Annotated[
+            Literal["pii"] | None,
+            Query(description="`pii`: ID and phone numbers in clear (audited; roles: see docs/security.md)"),
+        ] = None,
+    ) -> bool:
+        if reveal is None:
+            return False
+        principal = await authenticate_async(request)
+        if not principal.has_role(*allowed):
+            raise PermissionDeniedError(
+                f"API key {principal.name!r} (role {principal.role.value}) may not see personal data "
+                f"in clear; reveal=pii needs one of: {', '.join(sorted(r.value for r in allowed))}",
+                message_vi="khóa API không có quyền xem dữ liệu cá nhân đầy đủ",
+                details={"role": principal.role.value, "required": sorted(r.value for r in allowed)},
+            )
+        return True
+
+    declare_policy(dependency, RevealPolicy(allowed))
     return dependency
 
 

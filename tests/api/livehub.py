@@ -18,13 +18,14 @@ from hub import runtime
 from hub.api.app import CORE_ROUTE_MODULES
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings, load_settings
-from hub.db.models import AuditEntry
+from hub.db.models import ApiRole, AuditEntry
 from hub.db.session import Database
 from schemas.timefmt import VN_TZ
 
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 BOOTSTRAP = "bootstrap-secret-for-tests-0123456789"
-ROLES = ("source", "portal", "officer", "technician", "admin")
+#: One key per role of :class:`ApiRole` (a new role gets its key without editing this file).
+ROLES = tuple(role.value for role in ApiRole)
 
 
 @dataclass

@@ -260,12 +260,12 @@ QR_RESPONSES: dict[int | str, dict[str, object]] = {200: {"description": "QR cod
 
 
 @router.get("/dossiers/{code}/qr.png", summary="QR code of the lookup page (PNG)", responses=QR_RESPONSES)
-def qr_code_png(target: Annotated[str, Depends(_lookup_target)], _principal: Reader) -> Response:
+def qr_code_png(_principal: Reader, target: Annotated[str, Depends(_lookup_target)]) -> Response:
     return Response(qr_png(target), media_type="image/png", headers={"X-Lookup-Url": target})
 
 
 @router.get("/dossiers/{code}/qr.svg", summary="QR code of the lookup page (SVG)", responses=QR_RESPONSES)
-def qr_code_svg(target: Annotated[str, Depends(_lookup_target)], _principal: Reader) -> Response:
+def qr_code_svg(_principal: Reader, target: Annotated[str, Depends(_lookup_target)]) -> Response:
     return Response(qr_svg(target), media_type="image/svg+xml", headers={"X-Lookup-Url": target})
 
 

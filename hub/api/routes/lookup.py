@@ -19,7 +19,16 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from hub.api.deps import LookupDep, SettingsDep, SmsDep, authenticate, get_services
+from hub.api.deps import (
+    AccessPolicy,
+    LookupDep,
+    SettingsDep,
+    SmsDep,
+    authenticate,
+    declare_policy,
+    get_services,
+    public,
+)
 from hub.api.errors import error_responses, http_status_for
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
@@ -40,6 +49,10 @@ NO_STORE = {"Cache-Control": "no-store"}
 SMS_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+#: Citizens look their dossier up without credentials (docs/portal.md §8).
+OWNER_LOOKUP = public("citizens; owner's ID number required, rate-limited per client address")
+
+
 def _throttle_sync(request: Request) -> None:
     client = request.client.host if request.client else "unknown"
     get_services(request).lookup_limiter.check(client)
@@ -52,7 +65,7 @@ async def _throttle(request: Request) -> None:
 @router.get(
     "/api/v1/lookup/{code}",
     summary="Status of a dossier for its owner",
-    dependencies=[Depends(_throttle)],
+    dependencies=[Depends(OWNER_LOOKUP), Depends(_throttle)],
     responses={404: {"description": "Unknown code or wrong ID number (indistinguishable)"}},
 )
 def lookup(
@@ -65,7 +78,12 @@ def lookup(
     return lookup.lookup(code[:64], id_number)
 
 
-@router.get("/tra-cuu", response_class=HTMLResponse, summary="Lookup page (Vietnamese)")
+@router.get(
+    "/tra-cuu",
+    response_class=HTMLResponse,
+    summary="Lookup page (Vietnamese)",
+    dependencies=[Depends(OWNER_LOOKUP)],
+)
 def lookup_page(
     request: Request,
     lookup: LookupDep,
@@ -120,6 +138,14 @@ def _sms_caller(request: Request, settings: SettingsDep) -> str:
             message_vi="khóa API không có quyền gửi tin nhắn SMS",
         )
     return principal.name
+
+
+declare_policy(
+    _sms_caller,
+    AccessPolicy(
+        roles=frozenset({ApiRole.PORTAL, ApiRole.ADMIN}), note="or the SMS gateway's X-Gateway-Secret"
+    ),
+)
 
 
 async def _sms_body(request: Request) -> SmsInbound:
