@@ -16,6 +16,7 @@ against it).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -25,7 +26,9 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from hub.api.limits import client_address
 from hub.auth.keys import ApiKeyService, Principal
+from hub.auth.throttle import FailedAuthThrottle
 from hub.config import Settings
 from hub.db.models import ApiRole
 from hub.db.session import Database
@@ -42,6 +45,8 @@ if TYPE_CHECKING:  # the signing stack and the DVCQG inbound parts load only whe
     from hub.services.results import ResultSigningService
     from signing.facade import SigningFacade
 
+log = logging.getLogger("hub.api")
+
 BEARER_SCHEME = HTTPBearer(auto_error=False, description="hub_<prefix>_<secret> API key")
 API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="Same key as the bearer token")
 
@@ -56,6 +61,8 @@ class Services:
     lookup: LookupService
     sms: SmsResponder
     lookup_limiter: RateLimiter
+    #: Failed authentications per client address (429 past ``api.auth_failures_per_minute``).
+    auth_throttle: FailedAuthThrottle
     #: Signing with server-held keys (``[signing.keys]``); ``None``: built from the settings at
     #: first use by ``/api/v1/signing`` (:func:`hub.api.routes.signing.get_signing_facade`).
     signing: SigningFacade | None = None
@@ -131,8 +138,23 @@ def _required_token(request: Request) -> str:
     return token
 
 
+def check_auth_throttle(request: Request) -> None:
+    """429 while the caller's address has used up its failed authentications."""
+    get_services(request).auth_throttle.check(client_address(request))
+
+
+def authentication_failed(request: Request, what: str) -> None:
+    """Count a failed authentication of the caller's address; the failure that uses up the
+    budget is logged and audited (once per window, so an attack cannot flood the audit log)."""
+    client = client_address(request)
+    if get_services(request).auth_throttle.failed(client):
+        log.warning("failed authentication budget used up by %s (%s); answering 429", client, what)
+        get_keys(request).audit_throttled(client, what=what, path=request.url.path)
+
+
 def _known(request: Request, principal: Principal | None) -> Principal:
     if principal is None:
+        authentication_failed(request, "unknown or revoked API key")
         raise AuthenticationError(
             "invalid or revoked API key", message_vi="khóa API không hợp lệ hoặc đã bị thu hồi"
         )
@@ -141,11 +163,14 @@ def _known(request: Request, principal: Principal | None) -> Principal:
 
 
 def authenticate(request: Request) -> Principal:
-    """The calling principal; raises :class:`AuthenticationError` (401) when there is none."""
+    """The calling principal; raises :class:`AuthenticationError` (401) when there is none,
+    :class:`TooManyRequestsError` (429) while the caller's address is throttled."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    return _known(request, get_keys(request).authenticate(_required_token(request)))
+    token = _required_token(request)
+    check_auth_throttle(request)
+    return _known(request, get_keys(request).authenticate(token))
 
 
 async def authenticate_async(request: Request) -> Principal:
@@ -155,8 +180,13 @@ async def authenticate_async(request: Request) -> Principal:
     if isinstance(cached, Principal):
         return cached
     token = _required_token(request)
+    check_auth_throttle(request)
     keys = get_keys(request)
-    principal = keys.remembered(token) or await run_in_threadpool(keys.authenticate, token)
+    principal = keys.remembered(token)
+    if principal is None:
+        principal = await run_in_threadpool(keys.authenticate, token)
+        if principal is None:
+            await run_in_threadpool(_known, request, None)
     return _known(request, principal)
 
 

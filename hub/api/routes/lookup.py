@@ -25,11 +25,14 @@ from hub.api.deps import (
     SettingsDep,
     SmsDep,
     authenticate,
+    authentication_failed,
+    check_auth_throttle,
     declare_policy,
     get_services,
     public,
 )
 from hub.api.errors import error_responses, http_status_for
+from hub.api.limits import client_address
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
 from hub.lookup.page import render_page
@@ -54,8 +57,7 @@ OWNER_LOOKUP = public("citizens; owner's ID number required, rate-limited per cl
 
 
 def _throttle_sync(request: Request) -> None:
-    client = request.client.host if request.client else "unknown"
-    get_services(request).lookup_limiter.check(client)
+    get_services(request).lookup_limiter.check(client_address(request))
 
 
 async def _throttle(request: Request) -> None:
@@ -128,8 +130,10 @@ def _sms_caller(request: Request, settings: SettingsDep) -> str:
     secret = settings.lookup.sms_shared_secret
     given = request.headers.get("x-gateway-secret")
     if secret is not None and given is not None:
+        check_auth_throttle(request)
         if hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
             return "sms-gateway"
+        authentication_failed(request, "wrong X-Gateway-Secret")
         raise PermissionDeniedError("wrong gateway secret", message_vi="sai mã bí mật của cổng SMS")
     principal: Principal = authenticate(request)
     if not principal.has_role(ApiRole.PORTAL):
