@@ -22,12 +22,6 @@ from tests.api.livehub import LiveHub, live_hub
 SECURITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 
 
-@pytest.fixture
-def full_hub(database_url: str, tmp_path: Path) -> Iterator[LiveHub]:
-    with live_hub(database_url, tmp_path / "data", route_modules=ROUTE_MODULES) as running:
-        yield running
-
-
 def _concrete(path: str) -> str:
     """A path with every parameter filled (``1`` parses as an int and as a string)."""
     return re.sub(r"\{[^}]+\}", "1", path)
