@@ -8,16 +8,12 @@ editing this file; docs/security.md §1 holds the same matrix, generated and che
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from hub.api.access_matrix import CALLERS, END, START, api_routes, app_routes, matrix_rows, render, rewrite
-from hub.api.app import ROUTE_MODULES
 from hub.api.deps import route_policy
 from hub.db.models import ApiRole
-from tests.api.livehub import LiveHub, live_hub
+from tests.api.livehub import LiveHub
 
 SECURITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 

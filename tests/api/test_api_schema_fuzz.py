@@ -64,11 +64,10 @@ def test_every_operation_answers_without_server_errors(full_hub: LiveHub) -> Non
                     response = case.call(base_url=full_hub.base_url, session=session, headers=headers)
                     statuses[response.status_code] += 1
                     if response.status_code == 503 and _not_configured(response):
-                        not_configured.add(operation.label)
+                        not_configured.add(f"{case.method} {case.path}")
                     elif response.status_code >= 500:
-                        server_errors.append(
-                            f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:200]}"
-                        )
+                        answer = f"{response.status_code}: {response.text[:200]}"
+                        server_errors.append(f"{case.method} {case.formatted_path} → {answer}")
 
                 try:
                     call()
