@@ -258,6 +258,17 @@ def public(reason: str) -> Callable[[], Awaitable[None]]:
     return dependency
 
 
+def _check_role(principal: Principal, wanted: tuple[ApiRole, ...], action: str, action_vi: str) -> None:
+    """403 unless ``principal`` holds one of ``wanted`` (admin always does)."""
+    if not principal.has_role(*wanted):
+        raise PermissionDeniedError(
+            f"API key {principal.name!r} (role {principal.role.value}) may not {action}; "
+            f"needs one of: {', '.join(r.value for r in wanted) or 'admin'}",
+            message_vi=f"khóa API không có quyền {action_vi}",
+            details={"role": principal.role.value, "required": [r.value for r in wanted]},
+        )
+
+
 def require_role(*roles: str, note: str = "") -> Callable[..., Awaitable[Principal]]:
     """Dependency factory: the caller must hold one of ``roles`` (admin always passes).
 
@@ -275,13 +286,7 @@ def require_role(*roles: str, note: str = "") -> Callable[..., Awaitable[Princip
         # read by :func:`authenticate_async` so both headers share one code path. Async, so a
         # remembered key costs no thread hop (a sync dependency runs in the thread pool).
         principal = await authenticate_async(request)
-        if not principal.has_role(*wanted):
-            raise PermissionDeniedError(
-                f"API key {principal.name!r} (role {principal.role.value}) may not do this; "
-                f"needs one of: {', '.join(r.value for r in wanted) or 'admin'}",
-                message_vi="khóa API không có quyền thực hiện thao tác này",
-                details={"role": principal.role.value, "required": [r.value for r in wanted]},
-            )
+        _check_role(principal, wanted, "do this", "thực hiện thao tác này")
         return principal
 
     dependency.__name__ = f"require_role_{'_'.join(r.value for r in wanted) or 'admin'}"
@@ -311,13 +316,9 @@ def allow_reveal(*roles: str) -> Callable[..., Awaitable[bool]]:
         if reveal is None:
             return False
         principal = await authenticate_async(request)
-        if not principal.has_role(*allowed):
-            raise PermissionDeniedError(
-                f"API key {principal.name!r} (role {principal.role.value}) may not see personal data "
-                f"in clear; reveal=pii needs one of: {', '.join(sorted(r.value for r in allowed))}",
-                message_vi="khóa API không có quyền xem dữ liệu cá nhân đầy đủ",
-                details={"role": principal.role.value, "required": sorted(r.value for r in allowed)},
-            )
+        _check_role(
+            principal, tuple(sorted(allowed)), "see personal data in clear", "xem dữ liệu cá nhân đầy đủ"
+        )
         return True
 
     declare_policy(dependency, RevealPolicy(allowed))
