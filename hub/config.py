@@ -98,10 +98,13 @@ class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_body_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
+    #: Failed authentications (unknown key, wrong gateway secret) allowed per client address and
+    #: minute; past that the address gets 429 until the window moves on (0 disables the limit).
+    auth_failures_per_minute: Annotated[int, Field(ge=0)] = 30
     #: Base of the download URLs the portals fetch (``DuongDanTepTinKetQua``).
     public_base_url: str = "http://127.0.0.1:8080"
     #: Reverse proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` / ``-Proto`` are
-    #: believed; from anyone else these headers are ignored (docs/security.md §1).
+    #: believed; from anyone else these headers are ignored (docs/security.md §5).
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
 
@@ -114,7 +117,7 @@ class LookupSettings(Section):
     #: Public lookups allowed per client address and minute (0 disables the limit).
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 60
     #: Wrong ID numbers allowed per dossier code and hour, from all clients together (0: no
-    #: limit); then that code answers 429 until the hour has passed (docs/security.md §1).
+    #: limit); then that code answers 429 until the hour has passed (docs/security.md §5).
     failed_attempts_per_code_per_hour: Annotated[int, Field(ge=0)] = 5
     #: Key of the HMAC stored for the owner's ID number (:mod:`hub.lookup.owner_hash`); required
     #: with a secrets directory (file ``hub_lookup__owner_id_key``), generated otherwise.
@@ -140,6 +143,31 @@ class RetentionSettings(Section):
     batch_pause_seconds: Annotated[float, Field(ge=0)] = 0.5
     #: Seconds between two pruning runs of a worker process.
     interval_seconds: Annotated[float, Field(gt=0)] = 3600
+
+
+#: Shortest bootstrap admin token accepted (``secrets.token_urlsafe(32)`` gives 43 characters).
+BOOTSTRAP_TOKEN_MIN_LENGTH = 32
+#: Fewest distinct characters: refuses ``aaaa…`` and other long but guessable values.
+BOOTSTRAP_TOKEN_MIN_DISTINCT = 10
+
+
+def bootstrap_token_problem(token: str) -> str | None:
+    """Why ``token`` is too weak to stand for an admin key (docs/security.md §2), or ``None``.
+
+    The token opens full admin rights from any address, so it must resist guessing like a real
+    key does (OWASP ASVS 4.0 §2.10.4: no default or guessable service credentials).
+    """
+    if len(token) < BOOTSTRAP_TOKEN_MIN_LENGTH:
+        return (
+            f"bootstrap_admin_token must have at least {BOOTSTRAP_TOKEN_MIN_LENGTH} characters "
+            f"(has {len(token)}); generate one with: openssl rand -base64 32"
+        )
+    if len(set(token)) < BOOTSTRAP_TOKEN_MIN_DISTINCT:
+        return (
+            f"bootstrap_admin_token must use at least {BOOTSTRAP_TOKEN_MIN_DISTINCT} different "
+            "characters; generate one with: openssl rand -base64 32"
+        )
+    return None
 
 
 class Settings(BaseSettings):
@@ -175,6 +203,15 @@ class Settings(BaseSettings):
             unknown = [name for name in rule.endpoints if name not in self.endpoints]
             if unknown:
                 raise ValueError(f"routing[{index}] names unknown endpoints: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _bootstrap_token_is_strong(self) -> Settings:
+        """Checked at start, so ``hub serve`` refuses a weak token with a configuration error."""
+        if self.bootstrap_admin_token is not None and self.bootstrap_admin_token.get_secret_value():
+            problem = bootstrap_token_problem(self.bootstrap_admin_token.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     @model_validator(mode="after")

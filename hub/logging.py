@@ -15,22 +15,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from schemas.masking import mask_pii
+from schemas.masking import mask_json, mask_pii
 
 #: Attributes of a LogRecord that are not user-supplied ``extra`` fields.
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime", "taskName"}
 )
-
-
-def _mask_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return mask_pii(value)
-    if isinstance(value, dict):
-        return {key: _mask_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_mask_value(item) for item in value)
-    return value
 
 
 class PiiMaskingFilter(logging.Filter):
@@ -50,7 +40,7 @@ class PiiMaskingFilter(logging.Filter):
         record.exc_info = None if record.exc_text else record.exc_info
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD_ATTRS:
-                record.__dict__[key] = _mask_value(value)
+                record.__dict__[key] = mask_json(value)
         return True
 
 

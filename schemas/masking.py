@@ -8,6 +8,7 @@ them (see ``docs/architecture.md``, "Personal data"). Every layer masks with the
 from __future__ import annotations
 
 import re
+from typing import Any
 
 #: Not inside a longer token: a UUID's ``-0330-4701-97ab`` is not a phone number.
 _PHONE_RE = re.compile(r"(?<![\w+-])(?:\+84|84|0)(?:[ .-]?\d){8,9}(?![\w-])")
@@ -58,3 +59,57 @@ def mask_pii(text: str) -> str:
         phones_masked = _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), parts[index])
         parts[index] = _ID_RE.sub(_mask_id, phones_masked)
     return "".join(parts)
+
+
+def mask_id_number(value: str) -> str:
+    """Any ID number (CCCD, CMND, passport): all but the last three characters hidden."""
+    return "*" * max(len(value) - 3, 0) + value[-3:] if len(value) > 3 else "*" * len(value)
+
+
+def mask_json(value: Any) -> Any:
+    """``value`` (decoded JSON: dicts, lists, scalars) with :func:`mask_pii` applied to every string."""
+    if isinstance(value, str):
+        return mask_pii(value)
+    if isinstance(value, dict):
+        return {key: mask_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(mask_json(item) for item in value)
+    return value
+
+
+def unmask_edit(original: Any, edited: Any) -> Any:
+    """``edited`` with every string that is exactly the masked form of the string at the same
+    place in ``original`` replaced by the original: someone who saw a masked copy and edited
+    other fields sends the masks back, and they must not overwrite the real values."""
+    if isinstance(edited, str):
+        if isinstance(original, str) and edited != original and edited == mask_pii(original):
+            return original
+        return edited
+    if isinstance(edited, dict) and isinstance(original, dict):
+        return {key: unmask_edit(original.get(key), item) for key, item in edited.items()}
+    if isinstance(edited, list) and isinstance(original, list):
+        kept = [unmask_edit(old, new) for old, new in zip(original, edited, strict=False)]
+        return kept + edited[len(kept) :]
+    return edited
+
+
+#: What masking leaves behind: three or more ``*`` (ID numbers, phones, secrets, tokens).
+_MASK_MARK = re.compile(r"\*{3,}")
+
+
+def masked_leftovers(original: Any, edited: Any, path: str = "$") -> list[str]:
+    """Paths (``$.a.b[0]``) of strings in ``edited`` that carry mask marks and differ from
+    ``original`` at the same place: a masked value that was edited, moved or retyped, which
+    would store the mask instead of the personal data."""
+    if isinstance(edited, str):
+        return [path] if _MASK_MARK.search(edited) and edited != original else []
+    found: list[str] = []
+    if isinstance(edited, dict):
+        source = original if isinstance(original, dict) else {}
+        for key, item in edited.items():
+            found.extend(masked_leftovers(source.get(key), item, f"{path}.{key}"))
+    elif isinstance(edited, list):
+        items = original if isinstance(original, list) else []
+        for i, item in enumerate(edited):
+            found.extend(masked_leftovers(items[i] if i < len(items) else None, item, f"{path}[{i}]"))
+    return found

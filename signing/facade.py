@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from schemas.errors import ConfigurationError, InvalidInputError, NotFoundError
+from schemas.errors import FeatureNotConfiguredError, InvalidInputError, NotFoundError
 from signing.external import ExternalSigningRequest, ExternalSigningService
 from signing.keys import KeySource
 from signing.models import BatchItemResult, CertificateCheck, SigningWarning, SignOptions, SignResult
@@ -92,7 +92,7 @@ class SigningFacade:
 
     def key(self, key_id: str) -> KeySource:
         if not self.keys:
-            raise ConfigurationError(
+            raise FeatureNotConfiguredError(
                 "no server-side signing key is configured; use external signing",
                 message_vi="Chưa cấu hình khóa ký trên máy chủ; hãy dùng chức năng ký từ xa",
             )

@@ -22,6 +22,7 @@ from hub.api.errors import install_error_handlers
 from hub.api.limits import BodySizeLimitMiddleware
 from hub.api.security import install_security_middleware
 from hub.auth.keys import ApiKeyService
+from hub.auth.throttle import FailedAuthThrottle
 from hub.config import Settings
 from hub.db.session import Database
 from hub.health import HubHealth
@@ -89,6 +90,7 @@ def build_services(settings: Settings, db: Database, *, bootstrap_token: str | N
         lookup=lookup,
         sms=SmsResponder(lookup, settings.lookup.sms_keyword),
         lookup_limiter=RateLimiter(settings.lookup.rate_limit_per_minute),
+        auth_throttle=FailedAuthThrottle(settings.api.auth_failures_per_minute),
     )
 
 

@@ -6,19 +6,29 @@ nothing here touches the environment or the database at import time.
 Authentication: ``Authorization: Bearer <token>`` or ``X-API-Key: <token>``. A missing or
 unknown token answers 401 with ``WWW-Authenticate: Bearer``; a valid key without the needed
 role answers 403. The admin role passes every role check.
+
+Every route declares who may call it next to its definition: through :func:`require_role`, or
+through :func:`public` for the routes anyone may call; both dependencies carry an
+:class:`AccessPolicy` that :func:`route_policy` reads back (the role × route matrix of
+docs/security.md is generated from it, and tests/api/test_api_policy.py checks every route
+against it).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from hub.api.limits import client_address
 from hub.auth.keys import ApiKeyService, Principal
+from hub.auth.throttle import FailedAuthThrottle
 from hub.config import Settings
 from hub.db.models import ApiRole
 from hub.db.session import Database
@@ -35,6 +45,8 @@ if TYPE_CHECKING:  # the signing stack and the DVCQG inbound parts load only whe
     from hub.services.results import ResultSigningService
     from signing.facade import SigningFacade
 
+log = logging.getLogger("hub.api")
+
 BEARER_SCHEME = HTTPBearer(auto_error=False, description="hub_<prefix>_<secret> API key")
 API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="Same key as the bearer token")
 
@@ -49,6 +61,8 @@ class Services:
     lookup: LookupService
     sms: SmsResponder
     lookup_limiter: RateLimiter
+    #: Failed authentications per client address (429 past ``api.auth_failures_per_minute``).
+    auth_throttle: FailedAuthThrottle
     #: Signing with server-held keys (``[signing.keys]``); ``None``: built from the settings at
     #: first use by ``/api/v1/signing`` (:func:`hub.api.routes.signing.get_signing_facade`).
     signing: SigningFacade | None = None
@@ -124,8 +138,23 @@ def _required_token(request: Request) -> str:
     return token
 
 
+def check_auth_throttle(request: Request) -> None:
+    """429 while the caller's address has used up its failed authentications."""
+    get_services(request).auth_throttle.check(client_address(request))
+
+
+def authentication_failed(request: Request, what: str) -> None:
+    """Count a failed authentication of the caller's address; the failure that uses up the
+    budget is logged and audited (once per window, so an attack cannot flood the audit log)."""
+    client = client_address(request)
+    if get_services(request).auth_throttle.failed(client):
+        log.warning("failed authentication budget used up by %s (%s); answering 429", client, what)
+        get_keys(request).audit_throttled(client, what=what, path=request.url.path)
+
+
 def _known(request: Request, principal: Principal | None) -> Principal:
     if principal is None:
+        authentication_failed(request, "unknown or revoked API key")
         raise AuthenticationError(
             "invalid or revoked API key", message_vi="khóa API không hợp lệ hoặc đã bị thu hồi"
         )
@@ -134,11 +163,14 @@ def _known(request: Request, principal: Principal | None) -> Principal:
 
 
 def authenticate(request: Request) -> Principal:
-    """The calling principal; raises :class:`AuthenticationError` (401) when there is none."""
+    """The calling principal; raises :class:`AuthenticationError` (401) when there is none,
+    :class:`TooManyRequestsError` (429) while the caller's address is throttled."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    return _known(request, get_keys(request).authenticate(_required_token(request)))
+    token = _required_token(request)
+    check_auth_throttle(request)
+    return _known(request, get_keys(request).authenticate(token))
 
 
 async def authenticate_async(request: Request) -> Principal:
@@ -148,15 +180,100 @@ async def authenticate_async(request: Request) -> Principal:
     if isinstance(cached, Principal):
         return cached
     token = _required_token(request)
+    check_auth_throttle(request)
     keys = get_keys(request)
-    principal = keys.remembered(token) or await run_in_threadpool(keys.authenticate, token)
+    principal = keys.remembered(token)
+    if principal is None:
+        principal = await run_in_threadpool(keys.authenticate, token)
+        if principal is None:
+            await run_in_threadpool(_known, request, None)
     return _known(request, principal)
 
 
-def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Who may call a route: ``roles`` (admin always included), or anyone when ``public``;
+    ``note`` says what else the route checks (shown in the matrix of docs/security.md)."""
+
+    roles: frozenset[ApiRole] = frozenset()
+    public: bool = False
+    note: str = ""
+
+    def allows(self, role: ApiRole | None) -> bool:
+        """Whether a caller with ``role`` (``None``: no credentials) gets past authorization."""
+        return self.public or (role is not None and role in self.roles)
+
+
+@dataclass(frozen=True)
+class RevealPolicy:
+    """Who may ask a route for personal data in clear (``?reveal=pii``; admin always included)."""
+
+    roles: frozenset[ApiRole]
+
+
+#: Attribute of a dependency callable holding its :class:`AccessPolicy` or :class:`RevealPolicy`.
+POLICY_ATTRIBUTE = "access_policy"
+
+
+def declare_policy(dependency: Callable[..., object], policy: AccessPolicy | RevealPolicy) -> None:
+    """Attach ``policy`` to ``dependency`` (for checks that :func:`require_role` cannot state)."""
+    setattr(dependency, POLICY_ATTRIBUTE, policy)
+
+
+def _declared(dependant: Any) -> list[object]:
+    """Every policy declared by the dependencies of a FastAPI ``Dependant``, depth first."""
+    found: list[object] = []
+    for sub in dependant.dependencies:
+        policy = getattr(sub.call, POLICY_ATTRIBUTE, None)
+        if policy is not None:
+            found.append(policy)
+        found.extend(_declared(sub))
+    return found
+
+
+def route_policy(route: APIRoute) -> AccessPolicy:
+    """The one access policy ``route`` declares; :class:`LookupError` when it declares none
+    (or several different ones)."""
+    policies = {policy for policy in _declared(route.dependant) if isinstance(policy, AccessPolicy)}
+    if len(policies) != 1:
+        raise LookupError(
+            f"{sorted(route.methods or ())} {route.path} declares {len(policies)} access policies"
+        )
+    return policies.pop()
+
+
+def reveal_policy(route: APIRoute) -> RevealPolicy | None:
+    """Who may ask ``route`` for personal data in clear; ``None``: nobody (always masked)."""
+    found = [policy for policy in _declared(route.dependant) if isinstance(policy, RevealPolicy)]
+    return found[0] if found else None
+
+
+def public(reason: str) -> Callable[[], Awaitable[None]]:
+    """Dependency declaring a route callable without credentials, and why (in the matrix)."""
+
+    async def dependency() -> None:
+        return None
+
+    declare_policy(dependency, AccessPolicy(public=True, note=reason))
+    return dependency
+
+
+def _check_role(principal: Principal, wanted: tuple[ApiRole, ...], action: str, action_vi: str) -> None:
+    """403 unless ``principal`` holds one of ``wanted`` (admin always does)."""
+    if not principal.has_role(*wanted):
+        raise PermissionDeniedError(
+            f"API key {principal.name!r} (role {principal.role.value}) may not {action}; "
+            f"needs one of: {', '.join(r.value for r in wanted) or 'admin'}",
+            message_vi=f"khóa API không có quyền {action_vi}",
+            details={"role": principal.role.value, "required": [r.value for r in wanted]},
+        )
+
+
+def require_role(*roles: str, note: str = "") -> Callable[..., Awaitable[Principal]]:
     """Dependency factory: the caller must hold one of ``roles`` (admin always passes).
 
-    Usage: ``principal: Annotated[Principal, Depends(require_role("technician"))]``.
+    Usage: ``principal: Annotated[Principal, Depends(require_role("technician"))]``. The
+    dependency carries its :class:`AccessPolicy` (``note``: what else the route checks).
     """
     wanted = tuple(ApiRole(role) for role in roles)
 
@@ -169,16 +286,42 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
         # read by :func:`authenticate_async` so both headers share one code path. Async, so a
         # remembered key costs no thread hop (a sync dependency runs in the thread pool).
         principal = await authenticate_async(request)
-        if not principal.has_role(*wanted):
-            raise PermissionDeniedError(
-                f"API key {principal.name!r} (role {principal.role.value}) may not do this; "
-                f"needs one of: {', '.join(r.value for r in wanted) or 'admin'}",
-                message_vi="khóa API không có quyền thực hiện thao tác này",
-                details={"role": principal.role.value, "required": [r.value for r in wanted]},
-            )
+        _check_role(principal, wanted, "do this", "thực hiện thao tác này")
         return principal
 
     dependency.__name__ = f"require_role_{'_'.join(r.value for r in wanted) or 'admin'}"
+    declare_policy(dependency, AccessPolicy(roles=frozenset({*wanted, ApiRole.ADMIN}), note=note))
+    return dependency
+
+
+REVEAL_PII = "pii"
+
+
+def allow_reveal(*roles: str) -> Callable[..., Awaitable[bool]]:
+    """Dependency factory for ``?reveal=pii``: ``True`` when the caller asked for personal data
+    in clear and holds one of ``roles`` (admin always passes), 403 when asked without the role.
+
+    Personal data is masked by default (Decree 13/2023/NĐ-CP art. 3: minimum necessary;
+    docs/security.md §3); the route audits every reveal (:mod:`hub.services.privacy`).
+    """
+    allowed = frozenset({*(ApiRole(role) for role in roles), ApiRole.ADMIN})
+
+    async def dependency(
+        request: Request,
+        reveal: Annotated[
+            Literal["pii"] | None,
+            Query(description="`pii`: ID and phone numbers in clear (audited; roles: see docs/security.md)"),
+        ] = None,
+    ) -> bool:
+        if reveal is None:
+            return False
+        principal = await authenticate_async(request)
+        _check_role(
+            principal, tuple(sorted(allowed)), "see personal data in clear", "xem dữ liệu cá nhân đầy đủ"
+        )
+        return True
+
+    declare_policy(dependency, RevealPolicy(allowed))
     return dependency
 
 

@@ -123,6 +123,11 @@ _NUL_ESCAPE = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def client_address(request: Request) -> str:
+    """The address per-client limits count against (the lookup budget, failed authentication)."""
+    return request.client.host if request.client else "unknown"
+
+
 def control_character_error(field: str, field_vi: str | None = None) -> InvalidInputError:
     return InvalidInputError(
         f"{field} contains control characters (U+0000–U+001F are not allowed in text)",

@@ -4,7 +4,9 @@ Only the SHA-256 of the whole token is stored (the secret has 256 bits of entrop
 password hash buys nothing); the short prefix is kept in clear so operators can tell keys
 apart in listings and logs. Creation and revocation are written to the audit log. An optional
 bootstrap admin token (``HUB_BOOTSTRAP_ADMIN_TOKEN``) lets a fresh installation create its
-first keys; it is compared in constant time and never stored.
+first keys: it must be strong (:func:`hub.config.bootstrap_token_problem`), is compared in
+constant time, never stored, and stops working once an active admin key exists. The last
+active admin key cannot be revoked (docs/security.md §2).
 
 Verified keys are remembered for :data:`KEY_CACHE_SECONDS` (a bounded TTL cache keyed by the
 token's hash), so a busy client costs one key lookup every few seconds, not one per request.
@@ -27,11 +29,13 @@ from datetime import datetime
 from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from hub.config import bootstrap_token_problem
 from hub.db.base import utcnow
 from hub.db.models import ApiKey, ApiRole, AuditEntry
 from hub.db.session import Database
-from schemas.errors import ConflictError, InvalidInputError, NotFoundError
+from schemas.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
 
 TOKEN_RE = re.compile(r"^hub_(?P<prefix>[a-z0-9]{8})_(?P<secret>[A-Za-z0-9_-]{43})$")
 BOOTSTRAP_NAME = "bootstrap-admin"
@@ -91,6 +95,15 @@ def _new_token() -> tuple[str, str]:
     return f"hub_{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
+_ACTIVE_ADMIN = (ApiKey.role == ApiRole.ADMIN.value, ApiKey.revoked_at.is_(None))
+
+
+def _locked_active_admins(session: Session) -> list[str]:
+    """Names of the active admin keys, their rows locked (id order) until the transaction ends."""
+    query = select(ApiKey.name).where(*_ACTIVE_ADMIN).order_by(ApiKey.id).with_for_update()
+    return list(session.scalars(query).all())
+
+
 def _info(row: ApiKey) -> ApiKeyInfo:
     return ApiKeyInfo(
         name=row.name,
@@ -111,7 +124,13 @@ class ApiKeyService:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
+        if bootstrap_token:
+            problem = bootstrap_token_problem(bootstrap_token)
+            if problem is not None:
+                raise ConfigurationError(problem)
         self._bootstrap_hash = hash_token(bootstrap_token) if bootstrap_token else None
+        #: Set once an active admin key is seen: the bootstrap token never works again here.
+        self._bootstrap_retired = False
         #: Token hash → principal of keys verified in the last ``cache_seconds`` (hits only:
         #: unknown tokens are looked up every time, so guessing fills nothing).
         self._verified: TTLCache[str, Principal] = TTLCache(KEY_CACHE_SIZE, cache_seconds, timer=clock)
@@ -152,6 +171,8 @@ class ApiKeyService:
                 f"an API key named {name!r} already exists",
                 message_vi=f"đã có khóa API tên {name!r}",
             ) from None
+        if api_role is ApiRole.ADMIN:
+            self._bootstrap_retired = True
         return IssuedKey(token=token, info=_info(row))
 
     def list(self) -> list[ApiKeyInfo]:
@@ -160,10 +181,24 @@ class ApiKeyService:
             return [_info(row) for row in rows]
 
     def revoke(self, name: str, *, actor: str) -> ApiKeyInfo:
+        """Revoke ``name``; :class:`ConflictError` (409) for the last active admin key.
+
+        The active admin keys are locked first, in id order (PostgreSQL ``FOR UPDATE``; SQLite
+        transactions are serialised by ``BEGIN IMMEDIATE``), so two admins revoking each
+        other's keys at once cannot both succeed and leave the hub without an admin.
+        """
         with self._db.transaction() as session:
-            row = session.scalar(select(ApiKey).where(ApiKey.name == name))
+            admins = _locked_active_admins(session)
+            row = session.scalar(select(ApiKey).where(ApiKey.name == name).with_for_update())
             if row is None:
                 raise NotFoundError(f"no API key named {name!r}", message_vi=f"không có khóa API {name!r}")
+            if row.revoked_at is None and admins == [name]:
+                raise ConflictError(
+                    f"{name!r} is the last active admin key; create another admin key first",
+                    message_vi=f"{name!r} là khóa quản trị cuối cùng còn hiệu lực; "
+                    "hãy tạo khóa quản trị khác trước",
+                    details={"name": name},
+                )
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
                 session.add(
@@ -174,6 +209,18 @@ class ApiKeyService:
         self._forget_verified()
         return _info(row)
 
+    def audit_throttled(self, client: str, *, what: str, path: str) -> None:
+        """Audit a client address that used up its failed authentications (docs/security.md §2)."""
+        with self._db.transaction() as session:
+            session.add(
+                AuditEntry(
+                    actor=f"client:{client}"[:100],
+                    action="auth.throttled",
+                    target=path[:200],
+                    details={"client": client, "last_failure": what},
+                )
+            )
+
     def _forget_verified(self) -> None:
         """After a revocation commits: drop every remembered key, and keep a lookup that began
         before the commit from putting its (stale) answer back."""
@@ -182,19 +229,26 @@ class ApiKeyService:
             self._generation += 1
 
     def remembered(self, token: str) -> Principal | None:
-        """The principal for ``token`` if known without the database (the bootstrap token, or a
-        key verified in the last :data:`KEY_CACHE_SECONDS`); ``None``: ask :meth:`authenticate`."""
-        digest = hash_token(token)
-        if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
-            return Principal(BOOTSTRAP_NAME, ApiRole.ADMIN)
+        """The principal for ``token`` if a key verified in the last :data:`KEY_CACHE_SECONDS`;
+        ``None``: ask :meth:`authenticate` (always, for the bootstrap token)."""
         with self._verified_lock:
-            return self._verified.get(digest)
+            return self._verified.get(hash_token(token))
+
+    def _bootstrap(self) -> Principal | None:
+        """The bootstrap admin while no active admin key exists, else ``None``."""
+        if not self._bootstrap_retired:
+            with self._db.sessions() as session:
+                self._bootstrap_retired = bool(
+                    session.scalar(select(select(ApiKey.id).where(*_ACTIVE_ADMIN).exists()))
+                )
+        return None if self._bootstrap_retired else Principal(BOOTSTRAP_NAME, ApiRole.ADMIN)
 
     def authenticate(self, token: str) -> Principal | None:
-        """The principal for ``token``, or ``None`` for unknown, malformed or revoked keys."""
+        """The principal for ``token``, or ``None`` for unknown, malformed or revoked keys and for
+        the bootstrap token once an active admin key exists."""
         digest = hash_token(token)
         if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
-            return Principal(BOOTSTRAP_NAME, ApiRole.ADMIN)
+            return self._bootstrap()
         if parse_token(token) is None:
             return None
         with self._verified_lock:

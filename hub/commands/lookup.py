@@ -1,4 +1,4 @@
-"""``hub lookup rehash``: re-key the stored digests of owners' ID numbers (docs/security.md §2).
+"""``hub lookup rehash``: re-key the stored digests of owners' ID numbers (docs/security.md §6).
 
 Run once after upgrading from plain SHA-256 digests, and after changing
 ``lookup.owner_id_key``; until then the dossiers not yet re-keyed answer "not found" to their

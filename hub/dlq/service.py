@@ -45,6 +45,7 @@ from hub.dlq.models import (
 from hub.outbox import queue, transitions
 from hub.outbox.transitions import DISCARDABLE_STATES, EDITABLE_STATES, RETRYABLE_STATES
 from schemas.errors import ConflictError, InvalidInputError, NotFoundError
+from schemas.masking import masked_leftovers, unmask_edit
 
 #: Messages handled per transaction by a bulk job (progress is committed after each chunk).
 BULK_CHUNK = 200
@@ -221,6 +222,22 @@ def discard_message(db: Database, seq: int, *, actor: str, reason: str) -> Messa
         return _summary(row, None)
 
 
+def _unmasked(stored: dict[str, Any], edited: dict[str, Any]) -> dict[str, Any]:
+    """``edited`` with the masks of a masked copy (API, ``hub dlq show``) put back to the stored
+    values; 422 when a masked value was changed in part (the mask would be stored as data)."""
+    restored: dict[str, Any] = unmask_edit(stored, edited)
+    leftovers = masked_leftovers(stored, restored)
+    if leftovers:
+        raise InvalidInputError(
+            "the payload holds masked personal data that was changed: leave masked values exactly "
+            "as shown, or type them in full",
+            message_vi="bản tin chứa dữ liệu cá nhân bị che đã bị sửa: giữ nguyên giá trị bị che "
+            "hoặc nhập đầy đủ",
+            details={"fields": leftovers[:20]},
+        )
+    return restored
+
+
 def edit_message(
     db: Database, seq: int, payload: dict[str, Any], *, actor: str, reason: str = "", retry: bool = True
 ) -> MessageSummary:
@@ -235,6 +252,7 @@ def edit_message(
     with db.transaction() as session:
         row = _locked(session, seq)
         _require_state(row, EDITABLE_STATES, "edit")
+        payload = _unmasked(row.payload, payload)
         now = utcnow()
         revision = (
             session.scalar(

@@ -1,4 +1,4 @@
-"""The keyed digest of a dossier owner's ID number (docs/security.md §2).
+"""The keyed digest of a dossier owner's ID number (docs/security.md §6).
 
 A CCCD has 12 digits and a CMND 9: an unsalted hash of one is reversed by trying every number
 (10^12 SHA-256 in minutes on a GPU). The hub stores ``HMAC-SHA256(key, id_number)`` instead, with
@@ -86,7 +86,7 @@ def _generated_key(path: Path) -> bytes:
                 os.link(temporary, path)  # atomic, and never replaces a key another process made
                 log.warning(
                     "lookup.owner_id_key not configured: generated one in %s; set the secret "
-                    "hub_lookup__owner_id_key in production (docs/security.md §2)",
+                    "hub_lookup__owner_id_key in production (docs/security.md §6)",
                     path,
                 )
             except FileExistsError:

@@ -1,4 +1,4 @@
-"""Throttles of the public lookup (docs/security.md §1), on the ``limits`` library.
+"""Throttles of the public lookup (docs/security.md §5), on the ``limits`` library.
 
 Lookups are public and answer "not found" for wrong ID numbers, so unthrottled clients could
 guess ID numbers. Two moving-window limits (in process memory) make that impractical:

@@ -100,7 +100,7 @@ class LookupService:
     (``NULL`` for an unknown or malformed code), and compares it with
     :meth:`OwnerIdHasher.matches`; the dossier itself is loaded only once the number matched.
     A wrong number costs the same for a dossier with a hundred steps as for no dossier at all
-    (docs/security.md §3; ``tests/lookup/test_lookup_security.py`` counts it).
+    (docs/security.md §7; ``tests/lookup/test_lookup_security.py`` counts it).
     """
 
     def __init__(self, db: Database, settings: LookupSettings, owner_ids: OwnerIdHasher) -> None:

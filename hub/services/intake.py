@@ -183,7 +183,7 @@ class _Unit:
     session: Session
     router: Router
     is_postgres: bool
-    #: The keyed digest stored for the owner's ID number (docs/security.md §2).
+    #: The keyed digest stored for the owner's ID number (docs/security.md §6).
     owner_ids: OwnerIdHasher
     #: A batch names the failing change in its errors (:func:`_at_item`).
     batch: bool = False

@@ -18,13 +18,14 @@ from hub import runtime
 from hub.api.app import CORE_ROUTE_MODULES
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings, load_settings
-from hub.db.models import AuditEntry
+from hub.db.models import ApiRole, AuditEntry
 from hub.db.session import Database
 from schemas.timefmt import VN_TZ
 
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 BOOTSTRAP = "bootstrap-secret-for-tests-0123456789"
-ROLES = ("source", "portal", "officer", "clerk", "technician", "admin")
+#: One key per role of :class:`ApiRole` (a new role gets its key without editing this file).
+ROLES = tuple(role.value for role in ApiRole)
 
 
 @dataclass
@@ -83,10 +84,11 @@ def live_hub(
     database_url: str,
     data_dir: Path,
     route_modules: tuple[str, ...] = CORE_ROUTE_MODULES,
+    roles: tuple[str, ...] = ROLES,
     **overrides: Any,
 ) -> Iterator[LiveHub]:
     """The hub's API (no worker) with its own routes (other parts' routes are tested by their
-    owners), one API key per role."""
+    owners), one API key per role of ``roles`` (named ``test-<role>``)."""
     sock = bind_loopback()
     port = sock.getsockname()[1]
     settings = hub_settings(database_url, data_dir, port, **overrides)
@@ -102,7 +104,7 @@ def live_hub(
         assert running.base_url is not None
         hub = LiveHub(base_url=running.base_url, settings=settings, db=running.db, app=running.app)
         keys = ApiKeyService(running.db)
-        for role in ROLES:
+        for role in roles:
             hub.tokens[role] = keys.create(f"test-{role}", role, actor="tests").token
         yield hub
 

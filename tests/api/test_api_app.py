@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from hub.api.app import OPTIONAL_ROUTE_MODULES, ROUTE_MODULES, create_app, load_routers
 from hub.cli import COMMAND_MODULES, CommandModule, build_cli
 from hub.config import load_settings
+from hub.db.migrate import upgrade
 
 
 @pytest.fixture
@@ -86,12 +87,14 @@ def test_cli_mounts_every_present_module() -> None:
 
 
 def test_bootstrap_admin_token_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HUB_BOOTSTRAP_ADMIN_TOKEN", "a-long-random-bootstrap-secret")
+    token = "Ro7-bootstrap-Secret-for-tests-xQ2vL9"
+    monkeypatch.setenv("HUB_BOOTSTRAP_ADMIN_TOKEN", token)
+    upgrade(f"sqlite:///{tmp_path / 'h.db'}")
     app = create_app(
         load_settings(database_url=f"sqlite:///{tmp_path / 'h.db'}", data_dir=tmp_path),
         route_modules=(),
     )
-    principal = app.state.services.keys.authenticate("a-long-random-bootstrap-secret")
+    principal = app.state.services.keys.authenticate(token)
     assert principal is not None
     assert principal.role.value == "admin"
-    assert app.state.services.keys.authenticate("a-long-random-bootstrap-secreT") is None
+    assert app.state.services.keys.authenticate(token[:-1] + "M") is None

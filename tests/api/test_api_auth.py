@@ -8,7 +8,7 @@ from sqlalchemy import select
 from hub.auth.keys import ApiKeyService, Principal, hash_token, parse_token
 from hub.db.models import ApiKey, ApiRole
 from schemas.errors import ConflictError, InvalidInputError
-from tests.api.livehub import BOOTSTRAP, LiveHub, dossier_json
+from tests.api.livehub import LiveHub, dossier_json
 
 CREATE = "/api/v1/dossiers"
 
@@ -92,11 +92,6 @@ def test_verified_keys_are_remembered_briefly(hub: LiveHub) -> None:
     clock[0] = 5.1
     assert server.authenticate(issued.token) is None
     assert elsewhere.authenticate(issued.token) is None
-
-
-def test_bootstrap_token_is_admin(hub: LiveHub) -> None:
-    with hub.client(headers={"Authorization": f"Bearer {BOOTSTRAP}"}) as client:
-        assert client.post(CREATE, json={"dossier": dossier_json()}).status_code == 201
 
 
 def test_only_a_hash_is_stored(hub: LiveHub) -> None:

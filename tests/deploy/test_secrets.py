@@ -11,9 +11,12 @@ from sqlalchemy.engine import make_url
 
 from hub.api.app import create_app
 from hub.config import load_settings
+from hub.db.migrate import upgrade
 from hub.services.signing_keys import build_signing_facade, key_sources
 from schemas.errors import ConfigurationError
 from signing.keys import Pkcs11KeySource, Pkcs12KeySource
+
+STRONG_TOKEN = "Ro7-bootstrap-Secret-for-tests-xQ2vL9"
 
 
 @pytest.fixture
@@ -34,7 +37,7 @@ def test_database_password_and_bootstrap_token_from_files(
     secrets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _write(secrets, "hub_database_password", "p@ss:w/rd")
-    _write(secrets, "hub_bootstrap_admin_token", "a-long-random-bootstrap-secret")
+    _write(secrets, "hub_bootstrap_admin_token", STRONG_TOKEN)
     # required with a secrets directory (hub/lookup/owner_hash.py)
     _write(secrets, "hub_lookup__owner_id_key", "owner-id-hmac-key-0123456789")
     monkeypatch.setenv("HUB_SECRETS_DIR", str(secrets))
@@ -49,8 +52,9 @@ def test_database_password_and_bootstrap_token_from_files(
     local = settings.model_copy(
         update={"database_url": f"sqlite:///{tmp_path / 'h.db'}", "data_dir": tmp_path}
     )
+    upgrade(local.database_url)
     app = create_app(local, route_modules=())
-    principal = app.state.services.keys.authenticate("a-long-random-bootstrap-secret")
+    principal = app.state.services.keys.authenticate(STRONG_TOKEN)
     assert principal is not None
     assert principal.role.value == "admin"
 
@@ -77,11 +81,11 @@ def test_endpoint_credentials_from_files_merge_with_the_config_file(
 
 
 def test_the_environment_wins_over_a_file(secrets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _write(secrets, "hub_bootstrap_admin_token", "from-the-file")
-    monkeypatch.setenv("HUB_BOOTSTRAP_ADMIN_TOKEN", "from-the-environment")
+    _write(secrets, "hub_bootstrap_admin_token", "from-the-file-" + STRONG_TOKEN)
+    monkeypatch.setenv("HUB_BOOTSTRAP_ADMIN_TOKEN", "from-the-environment-" + STRONG_TOKEN)
     token = load_settings(secrets_dir=secrets).bootstrap_admin_token
     assert token is not None
-    assert token.get_secret_value() == "from-the-environment"
+    assert token.get_secret_value() == "from-the-environment-" + STRONG_TOKEN
 
 
 def test_signing_key_password_and_pin_from_files_named_by_their_env(

@@ -12,6 +12,7 @@ from hub import runtime
 from hub.auth.keys import ApiKeyService
 from hub.config import Settings
 from hub.db.session import Database
+from hub.dlq import service
 
 from .test_service import audit, kill, put
 
@@ -112,3 +113,88 @@ def test_filters_are_validated(db: Database, client: httpx.Client) -> None:
     )
     assert aware.status_code == 200
     assert aware.json() == {"total": 0, "items": []}
+
+
+CCCD = "001099012345"
+PHONE = "0912345678"
+PAYLOAD = {
+    "MaHoSo": "H42.01-260101-0009",
+    "ChuHoSo": {"HoTen": "Nguyễn Văn An", "SoGiayTo": CCCD, "DienThoai": PHONE},
+    "TrangThai": 2,
+    "GhiChu": f"Liên hệ {PHONE}",
+    "MaCoQuan": "H42.01",
+}
+
+
+def test_technicians_see_payloads_masked(db: Database, client: httpx.Client) -> None:
+    tech = token(db, "tech-mask", "technician")
+    seq = put(db, "portal", "H42.01-260101-0009", PAYLOAD)
+    kill(db, seq)
+    shown = client.get(f"/api/v1/dlq/messages/{seq}", headers=tech)
+    assert shown.status_code == 200
+    assert CCCD not in shown.text
+    assert PHONE not in shown.text
+    assert shown.json()["payload"]["ChuHoSo"] == {
+        "HoTen": "Nguyễn Văn An",
+        "SoGiayTo": "*********345",
+        "DienThoai": "091*****78",
+    }
+    listed = client.get("/api/v1/dlq/messages", headers=tech)
+    assert CCCD not in listed.text
+    refused = client.get(f"/api/v1/dlq/messages/{seq}", params={"reveal": "pii"}, headers=tech)
+    assert refused.status_code == 403
+    assert [e.action for e in audit(db)].count("pii.reveal") == 0
+
+
+def test_an_admin_may_reveal_a_payload_and_it_is_audited(db: Database, client: httpx.Client) -> None:
+    admin = token(db, "admin-reveal", "admin")
+    seq = put(db, "portal", "H42.01-260101-0009", PAYLOAD)
+    kill(db, seq)
+    shown = client.get(f"/api/v1/dlq/messages/{seq}", params={"reveal": "pii"}, headers=admin)
+    assert shown.json()["payload"] == PAYLOAD
+    entry = audit(db)[-1]
+    assert (entry.actor, entry.action, entry.target) == ("admin-reveal", "pii.reveal", str(seq))
+    assert entry.details["kind"] == "dlq_message"
+
+
+def test_editing_a_masked_payload_keeps_the_personal_data(db: Database, client: httpx.Client) -> None:
+    """The technician edits the masked copy (fixes the agency code) and sends it back whole: the
+    stored payload keeps the real ID and phone numbers, not the masks."""
+    tech = token(db, "tech-edit", "technician")
+    seq = put(db, "portal", "H42.01-260101-0009", PAYLOAD)
+    kill(db, seq)
+    masked = client.get(f"/api/v1/dlq/messages/{seq}", headers=tech).json()["payload"]
+    masked["MaCoQuan"] = "H42.02"
+    edited = client.post(
+        f"/api/v1/dlq/messages/{seq}/edit",
+        json={"payload": masked, "reason": "agency code", "retry": False},
+        headers=tech,
+    )
+    assert edited.status_code == 200, edited.text
+    stored = service.get_message(db, seq)
+    assert stored.payload == {**PAYLOAD, "MaCoQuan": "H42.02"}
+    assert stored.revisions[0].payload == PAYLOAD
+
+    # A masked value changed in part would store the mask: refused, nothing stored.
+    again = client.get(f"/api/v1/dlq/messages/{seq}", headers=tech).json()["payload"]
+    again["GhiChu"] = again["GhiChu"] + " (gấp)"
+    refused = client.post(
+        f"/api/v1/dlq/messages/{seq}/edit", json={"payload": again, "retry": False}, headers=tech
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"]["fields"] == ["$.GhiChu"]
+    assert service.get_message(db, seq).payload == {**PAYLOAD, "MaCoQuan": "H42.02"}
+
+    # A value typed in full replaces the stored one (a wrong phone number fixed by hand).
+    again["GhiChu"] = PAYLOAD["GhiChu"]
+    again["ChuHoSo"]["DienThoai"] = "0987654321"
+    assert (
+        client.post(
+            f"/api/v1/dlq/messages/{seq}/edit", json={"payload": again, "retry": False}, headers=tech
+        ).status_code
+        == 200
+    )
+    assert service.get_message(db, seq).payload["ChuHoSo"] == {
+        **PAYLOAD["ChuHoSo"],
+        "DienThoai": "0987654321",
+    }

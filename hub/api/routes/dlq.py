@@ -1,8 +1,12 @@
 """Dead-letter queue API (``/api/v1/dlq``), for technicians and administrators.
 
 Thin handlers over :mod:`hub.dlq.service`; every action is audited there with the caller's
-API key name as the actor. Bulk operations answer 202 with the job; a worker runs it (or the
-``run_now`` flag runs it in a background thread of this process).
+API key name as the actor. Messages are shown with personal data masked
+(:func:`hub.services.privacy.masked_view`); only an admin may ask for a payload in clear
+(``?reveal=pii``, audited). An edit of a masked payload keeps the stored values wherever the
+masks were sent back (:func:`hub.dlq.service.edit_message`). Bulk operations answer 202 with
+the job; a worker runs it (or the ``run_now`` flag runs it in a background thread of this
+process).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.api.deps import DatabaseDep, require_role
+from hub.api.deps import DatabaseDep, allow_reveal, require_role
 from hub.auth.keys import Principal
 from hub.db.session import Database
 from hub.dlq import service
@@ -27,10 +31,13 @@ from hub.dlq.models import (
     MessageSummary,
     ViewState,
 )
+from hub.services.privacy import audit_reveal, masked_view
 
 router = APIRouter(prefix="/api/v1/dlq", tags=["dead-letter queue"])
 
 Operator = Annotated[Principal, Depends(require_role("technician", "admin"))]
+#: Technicians fix deliveries without the citizen's ID or phone; only admins see them in clear.
+AdminReveal = Annotated[bool, Depends(allow_reveal())]
 
 
 class MessagePage(BaseModel):
@@ -90,32 +97,41 @@ def list_messages(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MessagePage:
-    return MessagePage(
-        total=service.count_messages(db, flt),
-        items=service.list_messages(db, flt, limit=limit, offset=offset),
-    )
+    items = service.list_messages(db, flt, limit=limit, offset=offset)
+    return MessagePage(total=service.count_messages(db, flt), items=[masked_view(item) for item in items])
 
 
 @router.get("/messages/{seq}", response_model=MessageDetail)
-def show_message(seq: int, db: DatabaseDep, _operator: Operator) -> MessageDetail:
-    return service.get_message(db, seq)
+def show_message(seq: int, db: DatabaseDep, operator: Operator, reveal: AdminReveal) -> MessageDetail:
+    detail = service.get_message(db, seq)
+    if not reveal:
+        return masked_view(detail)
+    audit_reveal(
+        db, actor=operator.name, kind="dlq_message", target=str(seq), route="GET /api/v1/dlq/messages"
+    )
+    return detail
 
 
 @router.post("/messages/{seq}/retry", response_model=MessageSummary)
 def retry_message(seq: int, body: ReasonBody, db: DatabaseDep, operator: Operator) -> MessageSummary:
-    return service.retry_message(db, seq, actor=operator.name, reason=body.reason)
+    return masked_view(service.retry_message(db, seq, actor=operator.name, reason=body.reason))
 
 
 @router.post("/messages/{seq}/discard", response_model=MessageSummary)
 def discard_message(seq: int, body: DiscardBody, db: DatabaseDep, operator: Operator) -> MessageSummary:
-    return service.discard_message(db, seq, actor=operator.name, reason=body.reason)
+    return masked_view(service.discard_message(db, seq, actor=operator.name, reason=body.reason))
 
 
-@router.post("/messages/{seq}/edit", response_model=MessageSummary)
+@router.post(
+    "/messages/{seq}/edit",
+    response_model=MessageSummary,
+    description="Send the payload as shown (masked values unchanged keep the stored data).",
+)
 def edit_message(seq: int, body: EditBody, db: DatabaseDep, operator: Operator) -> MessageSummary:
-    return service.edit_message(
+    edited = service.edit_message(
         db, seq, body.payload, actor=operator.name, reason=body.reason, retry=body.retry
     )
+    return masked_view(edited)
 
 
 @router.post("/bulk", response_model=BulkJobView, status_code=status.HTTP_202_ACCEPTED)

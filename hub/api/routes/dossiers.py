@@ -12,9 +12,18 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.api.deps import FilesDep, IntakeDep, SettingsDep, get_services, require_role
+from hub.api.deps import (
+    DatabaseDep,
+    FilesDep,
+    IntakeDep,
+    SettingsDep,
+    allow_reveal,
+    get_services,
+    require_role,
+)
 from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
 from hub.api.routes.verification import get_verification_policy
@@ -22,6 +31,7 @@ from hub.auth.keys import Principal
 from hub.dlq.models import MessageSummary
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import MAX_BATCH_CHANGES, BatchResult, IntakeBatch, IntakeResult
+from hub.services.privacy import audit_reveal, masked_dossier, masked_view
 from hub.services.result_files import inspect_result_paper, store_and_attach
 from hub.services.results import ResultSigningService, SignedDraft, SignedResult
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
@@ -38,6 +48,9 @@ router = APIRouter(
 
 Writer = Annotated[Principal, Depends(require_role("source"))]
 Reader = Annotated[Principal, Depends(require_role("source", "officer", "clerk", "technician"))]
+#: Officers handle the dossier and may need to call or identify the applicant; technicians and
+#: the source software (which holds its own copy) never do.
+OfficerReveal = Annotated[bool, Depends(allow_reveal("officer"))]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -115,9 +128,24 @@ def apply_batch(
     return intake.apply_batch(batch, actor=principal.name, idempotency_key=idempotency_key)
 
 
-@router.get("/dossiers/{code}", summary="Read a dossier as the hub stores it")
-def get_dossier(code: str, intake: IntakeDep, _principal: Reader) -> Dossier:
-    return intake.get_dossier(code)
+@router.get(
+    "/dossiers/{code}",
+    summary="Read a dossier as the hub stores it (ID and phone numbers masked)",
+    description=(
+        "The owner's ID numbers and the phone number are masked (`*********345`, `091*****78`). "
+        "An officer or admin may ask for them in clear with `?reveal=pii`; each such answer is "
+        "audited (docs/security.md §3)."
+    ),
+    response_model=Dossier,
+)
+def get_dossier(
+    code: str, intake: IntakeDep, db: DatabaseDep, principal: Reader, reveal: OfficerReveal
+) -> Response:
+    dossier = intake.get_dossier(code)
+    if not reveal:
+        return JSONResponse(masked_dossier(dossier))
+    audit_reveal(db, actor=principal.name, kind="dossier", target=dossier.code, route="GET dossier")
+    return JSONResponse(dossier.model_dump(mode="json"))
 
 
 @router.post("/dossiers/{code}/status", summary="Change a dossier's status", dependencies=JSON_ONLY)
@@ -288,7 +316,7 @@ def seal_result(
 @router.get("/dossiers/{code}/deliveries", summary="Delivery state of each outbound message")
 def deliveries(code: str, intake: IntakeDep, _principal: Reader) -> list[MessageSummary]:
     intake.get_dossier(code)
-    return intake.delivery_state(code)
+    return [masked_view(summary) for summary in intake.delivery_state(code)]
 
 
 def _lookup_target(code: str, intake: IntakeDep, settings: SettingsDep) -> str:
@@ -300,12 +328,12 @@ QR_RESPONSES: dict[int | str, dict[str, object]] = {200: {"description": "QR cod
 
 
 @router.get("/dossiers/{code}/qr.png", summary="QR code of the lookup page (PNG)", responses=QR_RESPONSES)
-def qr_code_png(target: Annotated[str, Depends(_lookup_target)], _principal: Reader) -> Response:
+def qr_code_png(_principal: Reader, target: Annotated[str, Depends(_lookup_target)]) -> Response:
     return Response(qr_png(target), media_type="image/png", headers={"X-Lookup-Url": target})
 
 
 @router.get("/dossiers/{code}/qr.svg", summary="QR code of the lookup page (SVG)", responses=QR_RESPONSES)
-def qr_code_svg(target: Annotated[str, Depends(_lookup_target)], _principal: Reader) -> Response:
+def qr_code_svg(_principal: Reader, target: Annotated[str, Depends(_lookup_target)]) -> Response:
     return Response(qr_svg(target), media_type="image/svg+xml", headers={"X-Lookup-Url": target})
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 
-from hub.api.deps import FilesDep
+from hub.api.deps import FilesDep, public
 
-router = APIRouter(tags=["files"])
+router = APIRouter(
+    tags=["files"],
+    dependencies=[Depends(public("the portals download result papers without hub credentials; 192-bit ids"))],
+)
 
 
 @router.get("/files/{file_id}", summary="Download a stored file", response_model=None)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from hub.api.deps import DatabaseDep, HealthDep
+from hub.api.deps import DatabaseDep, HealthDep, public
 from hub.api.errors import error_responses, hub_error_response
 from hub.health import check_readiness
 from schemas.errors import RetryableError
 
-router = APIRouter(tags=["health"])
+router = APIRouter(
+    tags=["health"], dependencies=[Depends(public("probes of the orchestrator and load balancer"))]
+)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

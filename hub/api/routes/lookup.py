@@ -19,8 +19,20 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from hub.api.deps import LookupDep, SettingsDep, SmsDep, authenticate, get_services
+from hub.api.deps import (
+    AccessPolicy,
+    LookupDep,
+    SettingsDep,
+    SmsDep,
+    authenticate,
+    authentication_failed,
+    check_auth_throttle,
+    declare_policy,
+    get_services,
+    public,
+)
 from hub.api.errors import error_headers, error_responses, http_status_for
+from hub.api.limits import client_address
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
 from hub.lookup.page import PAGE_CSP, render_page
@@ -40,9 +52,12 @@ PAGE_HEADERS = {**NO_STORE, "Content-Security-Policy": PAGE_CSP}
 SMS_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+#: Citizens look their dossier up without credentials (docs/portal.md §8).
+OWNER_LOOKUP = public("citizens; owner's ID number required, rate-limited per client address")
+
+
 def _throttle_sync(request: Request) -> None:
-    client = request.client.host if request.client else "unknown"
-    get_services(request).lookup_limiter.check(client)
+    get_services(request).lookup_limiter.check(client_address(request))
 
 
 async def _throttle(request: Request) -> None:
@@ -52,7 +67,7 @@ async def _throttle(request: Request) -> None:
 @router.get(
     "/api/v1/lookup/{code}",
     summary="Status of a dossier for its owner",
-    dependencies=[Depends(_throttle)],
+    dependencies=[Depends(OWNER_LOOKUP), Depends(_throttle)],
     responses={404: {"description": "Unknown code or wrong ID number (indistinguishable)"}},
 )
 def lookup(
@@ -65,7 +80,12 @@ def lookup(
     return lookup.lookup(code[:64], id_number)
 
 
-@router.get("/tra-cuu", response_class=HTMLResponse, summary="Lookup page (Vietnamese)")
+@router.get(
+    "/tra-cuu",
+    response_class=HTMLResponse,
+    summary="Lookup page (Vietnamese)",
+    dependencies=[Depends(OWNER_LOOKUP)],
+)
 def lookup_page(
     request: Request,
     lookup: LookupDep,
@@ -108,8 +128,10 @@ def _sms_caller(request: Request, settings: SettingsDep) -> str:
     secret = settings.lookup.sms_shared_secret
     given = request.headers.get("x-gateway-secret")
     if secret is not None and given is not None:
+        check_auth_throttle(request)
         if hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
             return "sms-gateway"
+        authentication_failed(request, "wrong X-Gateway-Secret")
         raise PermissionDeniedError("wrong gateway secret", message_vi="sai mã bí mật của cổng SMS")
     principal: Principal = authenticate(request)
     if not principal.has_role(ApiRole.PORTAL):
@@ -118,6 +140,14 @@ def _sms_caller(request: Request, settings: SettingsDep) -> str:
             message_vi="khóa API không có quyền gửi tin nhắn SMS",
         )
     return principal.name
+
+
+declare_policy(
+    _sms_caller,
+    AccessPolicy(
+        roles=frozenset({ApiRole.PORTAL, ApiRole.ADMIN}), note="or the SMS gateway's X-Gateway-Secret"
+    ),
+)
 
 
 async def _sms_body(request: Request) -> SmsInbound:
