@@ -26,7 +26,7 @@ from pyhanko.sign import fields
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, Signer
-from pyhanko.sign.signers.pdf_signer import PdfSigningSession
+from pyhanko.sign.signers.pdf_signer import DSSContentSettings, PdfSigningSession
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.stamp import BaseStampStyle
 
@@ -42,6 +42,7 @@ from signing.appearance import (
     text_stamp_style,
 )
 from signing.models import SignatureLevel, SignOptions, SignRole
+from signing.pdfa import PdfAIncrementalWriter, pdfa_dss_settings, pdfa_part
 from signing.trust import TrustStore
 
 __all__ = [
@@ -70,7 +71,7 @@ def open_pdf(data: bytes) -> IncrementalPdfFileWriter:
             message_vi="Tệp không phải định dạng PDF (thiếu phần đầu %PDF-)",
         )
     try:
-        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+        writer: IncrementalPdfFileWriter = PdfAIncrementalWriter(io.BytesIO(data), strict=False)
         reader = writer.prev
         if reader.encrypted:
             raise InvalidPdfError(
@@ -260,6 +261,8 @@ class DocumentSigner:
             return name, None if reuse else SigFieldSpec(sig_field_name=name), None, {}
         template = self._template(options.template)
         spec = None if reuse else self._box_spec(writer, name, self._role_box(template, role))
+        pdfa = pdfa_part(writer.root)
+        part = pdfa.part if pdfa is not None else None
 
         if role is SignRole.PERSONAL:
             png = self.signature_png or _read_opt(template.signature_image)
@@ -268,7 +271,7 @@ class DocumentSigner:
                     "no signature image configured for a personal signature",
                     message_vi="Chưa cấu hình hình ảnh chữ ký của người có thẩm quyền",
                 )
-            return name, spec, personal_style(png), {}
+            return name, spec, personal_style(png, pdfa_part=part), {}
         if role is SignRole.AGENCY:
             png = self.seal_png or _read_opt(template.seal_image)
             if png is None:
@@ -276,14 +279,14 @@ class DocumentSigner:
                     "no seal image configured for an agency signature",
                     message_vi="Chưa cấu hình hình ảnh con dấu của cơ quan",
                 )
-            return name, spec, seal_style(png), {}
+            return name, spec, seal_style(png, pdfa_part=part), {}
         text = text_stamp_lines(
             kind="copy" if role is SignRole.COPY else "attachment",
             copy_form=options.copy_form,
             agency_name=options.agency_name,
             document_number=options.document_number,
         )
-        return name, spec, text_stamp_style(template, text), {}
+        return name, spec, text_stamp_style(template, text, pdfa_part=part), {}
 
     def reserve_fields(self, writer: IncrementalPdfFileWriter, options: SignOptions) -> None:
         """Create empty fields for later signatures in the same revision as this one."""
@@ -302,7 +305,9 @@ class DocumentSigner:
                 writer, self._box_spec(writer, name, self._role_box(template, role))
             )
 
-    def metadata(self, name: str, options: SignOptions) -> PdfSignatureMetadata:
+    def metadata(self, name: str, options: SignOptions, *, pdfa: bool = False) -> PdfSignatureMetadata:
+        """pyHanko signature settings; ``pdfa``: the input is PDF/A (DSS before the document
+        time-stamp, :func:`signing.pdfa.pdfa_dss_settings`)."""
         level = options.level
         lt = level in (SignatureLevel.B_LT, SignatureLevel.B_LTA)
         vc = None
@@ -325,6 +330,7 @@ class DocumentSigner:
             use_pades_lta=level is SignatureLevel.B_LTA,
             validation_context=vc,
             signer_key_usage=set(),
+            dss_settings=pdfa_dss_settings() if pdfa and lt else DSSContentSettings(),
         )
 
     async def sign(self, data: bytes, options: SignOptions) -> SignedDocument:
@@ -338,7 +344,7 @@ class DocumentSigner:
             )
         name, field_spec, style, text_params = self.field_and_style(writer, options)
         self.reserve_fields(writer, options)
-        meta = self.metadata(name, options)
+        meta = self.metadata(name, options, pdfa=pdfa_part(writer.root) is not None)
         pdf_signer = VnPdfSigner(
             meta,
             signer=self.signer,
