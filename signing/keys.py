@@ -255,6 +255,39 @@ class Pkcs11KeySource:
     def description(self) -> str:
         return f"PKCS#11 token {self.token_label or self.slot_no} ({self.module_path.name})"
 
+    def _not_on_token(self, session: Any, exc: Exception) -> ConfigurationError:
+        """The key or certificate asked for is not on the token (labels and ids often differ
+        on Vietnamese tokens, pyHanko #456/#457): say what the token holds instead."""
+        import pkcs11.exceptions as p11e
+        from pkcs11 import Attribute, ObjectClass
+
+        held: list[str] = []
+        for kind, cls in (("key", ObjectClass.PRIVATE_KEY), ("cert", ObjectClass.CERTIFICATE)):
+            for obj in session.get_objects({Attribute.CLASS: cls}):
+                try:
+                    held.append(f"{kind} label={obj[Attribute.LABEL]!r} id={bytes(obj[Attribute.ID]).hex()}")
+                except (KeyError, TypeError, AttributeError, p11e.PKCS11Error):
+                    held.append(f"{kind} (unreadable label/id)")
+        wanted = ", ".join(
+            f"{name}={value!r}"
+            for name, value in (
+                ("key_label", self.key_label),
+                ("key_id", self.key_id.hex() if self.key_id else None),
+                ("cert_label", self.cert_label),
+                ("cert_id", self.cert_id.hex() if self.cert_id else None),
+            )
+            if value is not None
+        )
+        found = "; ".join(held) or "no private key or certificate"
+        return ConfigurationError(
+            f"{exc} (asked for {wanted or 'any'}); the token holds: {found}. "
+            "Select the key and certificate by --key-label/--cert-label or --key-id/--cert-id",
+            message_vi=(
+                f"Không tìm thấy khóa hoặc chứng thư số theo nhãn/mã đã chọn trên token; token có: {found}"
+            ),
+            details={"key_source": self.description},
+        )
+
     @contextmanager
     def open(self) -> Iterator[Signer]:
         import pkcs11.exceptions as p11e
@@ -311,6 +344,10 @@ class Pkcs11KeySource:
                 other_certs_to_pull=None,
                 use_raw_mechanism=self.use_raw_mechanism,
             )
+            try:
+                signer.signing_cert  # noqa: B018 - loads the certificate and key handle now
+            except p11e.PKCS11Error as exc:
+                raise self._not_on_token(session, exc) from exc
             yield signer
         finally:
             session.close()

@@ -143,10 +143,28 @@ class SigningService:
             revocation_policy=self.config.revocation_policy,
         )
 
+    def require_timestamper(self, level: SignatureLevel) -> None:
+        """Refuse up front, before the key and the certificate check, a level that needs a TSA
+        when none is configured (B-T and up, Decree 68/2024 Art. 29 k4; docs/signing.md §6.3)."""
+        if level is SignatureLevel.B_B or self.config.tsa is not None:
+            return
+        raise SigningError(
+            f"level {level} needs a time-stamping authority (TSA) and none is configured: "
+            "give --tsa-url (hub sign), or set [signing] tsa_url / HUB_SIGNING__TSA_URL "
+            "(Government TSA: http://tsa.ca.gov.vn/), or sign at level B-B",
+            message_vi=(
+                f"Mức ký {level} cần máy chủ cấp dấu thời gian (TSA) nhưng chưa cấu hình: dùng "
+                "--tsa-url (hub sign) hoặc đặt [signing] tsa_url / HUB_SIGNING__TSA_URL "
+                "(TSA Chính phủ: http://tsa.ca.gov.vn/), hoặc ký ở mức B-B"
+            ),
+            details={"level": str(level)},
+        )
+
     async def sign_bytes(
         self, data: bytes, key_source: KeySource, options: SignOptions
     ) -> tuple[bytes, SignResult]:
         """Check the certificate, sign one PDF in memory, return the signed bytes and the result."""
+        self.require_timestamper(options.level)
         open_pdf(data)  # fail fast on a broken/encrypted PDF before touching the key or the network
         with key_source.open() as signer:
             check = await self.check_certificate(signer)
@@ -190,6 +208,7 @@ class SigningService:
         ``workers``: ``None`` = auto (one process below ``pool_min_docs``, else all cores),
         ``1`` = in this process, ``N`` = N worker processes (key opened once per worker).
         """
+        self.require_timestamper(options.level)
         started = time.perf_counter()
         total = len(inputs)
         items: dict[int, BatchItemResult] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from hub.commands.pki import app as pki_app
 from hub.commands.sign import app as sign_app
@@ -99,6 +99,8 @@ def test_refusals_exit_4(tmp_path: Path, test_pki: TestPki, pki_services: Runnin
         str(test_pki.revoked_p12),
         "-t",
         str(test_pki.root_cert),
+        "--tsa-url",
+        pki_services.tsa_url,
     ]
     revoked = runner.invoke(sign_app, args, env={"HUB_SIGN_SECRET": test_pki.p12_password})
     assert revoked.exit_code == 4
@@ -106,6 +108,62 @@ def test_refusals_exit_4(tmp_path: Path, test_pki: TestPki, pki_services: Runnin
     assert not (tmp_path / "o2").exists()
     neither = runner.invoke(sign_app, [str(src), "--out", str(tmp_path / "o3")])
     assert neither.exit_code != 0
+
+
+def _one_line_refusal(result: Result) -> str:
+    """A refusal is exit 4 with one bilingual line on stderr, never a traceback."""
+    assert result.exit_code == 4, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize(
+    ("role", "missing"), [("copy", "--agency-name"), ("attachment", "--document-number")]
+)
+def test_text_stamp_role_without_its_text_is_refused(
+    role: str, missing: str, tmp_path: Path, test_pki: TestPki, pki_services: RunningPki
+) -> None:
+    src = _inputs(tmp_path / "in", 1)
+    result = runner.invoke(
+        sign_app,
+        [str(src), *_base(test_pki, pki_services, tmp_path / "out"), "--role", role],
+        env={"HUB_SIGN_SECRET": test_pki.p12_password},
+    )
+    line = _one_line_refusal(result)
+    assert f"Thiếu {missing}" in line
+    assert f"--role {role} needs {missing}" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_time_stamped_level_without_tsa_is_refused_before_the_certificate_check(
+    tmp_path: Path, test_pki: TestPki, pki_services: RunningPki
+) -> None:
+    """B-T is the default level: without a TSA the refusal comes first and says how to set one."""
+    src = _inputs(tmp_path / "in", 1)
+    before = pki_services.counters
+    result = runner.invoke(
+        sign_app,
+        [
+            str(src),
+            "--out",
+            str(tmp_path / "out"),
+            "--p12",
+            str(test_pki.revoked_p12),
+            "-t",
+            str(test_pki.root_cert),
+        ],
+        env={"HUB_SIGN_SECRET": test_pki.p12_password},
+    )
+    line = _one_line_refusal(result)
+    assert "--tsa-url" in line
+    assert "tsa_url" in line
+    assert "B-B" in line
+    assert "TSA" in line
+    after = pki_services.counters
+    assert (after["ocsp"], after["crl"]) == (before["ocsp"], before["crl"])  # no certificate check
+    assert not (tmp_path / "out").exists()
 
 
 def test_password_prompt_when_env_missing(
