@@ -51,6 +51,7 @@ __all__ = [
     "atomic_write",
     "count_pages",
     "open_pdf",
+    "remove_leftover_parts",
     "reserved_bytes_for",
 ]
 
@@ -154,11 +155,43 @@ def reserved_bytes_for(level: SignatureLevel, signer: Signer | None = None) -> i
     return 2 * (4096 + certs + ts)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + fsync + rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+#: Suffix of the temp files :func:`atomic_write` renames into place (``.<name>.<random>.part``).
+PART_SUFFIX = ".part"
+
+
+def process_umask() -> int:
+    """The process umask, read without changing it (``/proc/self/status``, Linux ≥ 4.7)."""
     try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)  # fallback: the classic swap (briefly process-wide)
+    os.umask(old)
+    return old
+
+
+def remove_leftover_parts(directory: Path) -> list[Path]:
+    """Delete the temp files of writes that never finished (a batch killed with SIGKILL leaves
+    its ``.<name>.<random>.part`` files behind); return what was removed."""
+    removed = []
+    for leftover in directory.glob(f".*{PART_SUFFIX}"):
+        if leftover.is_file() and not leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file + fsync + rename: never a half-written file.
+
+    The file gets the mode a plain ``open()`` would give it (0666 less the umask), not the
+    0600 of :func:`tempfile.mkstemp`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~process_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -45,7 +45,7 @@ from signing.models import (
     SignResult,
 )
 from signing.precheck import acheck_signing_certificate
-from signing.service import DocumentSigner, atomic_write, open_pdf
+from signing.service import DocumentSigner, atomic_write, open_pdf, remove_leftover_parts
 from signing.settings import SigningSettings
 from signing.timestamping import HubTimeStamper, TsaSettings
 from signing.trust import TrustStore
@@ -248,6 +248,7 @@ class SigningService:
         with key_source.open() as signer:
             check = asyncio.run(self.check_certificate(signer))
             output_dir.mkdir(parents=True, exist_ok=True)
+            leftovers = remove_leftover_parts(output_dir)
             if progress is not None:
                 for item in list(items.values()):
                     progress(item, done, total)
@@ -260,6 +261,17 @@ class SigningService:
             ):
                 items[item_idx] = item
         warnings: list[SigningWarning] = list(check.warnings) if check else []
+        if leftovers:
+            _log.warning("removed %d unfinished output file(s) from an interrupted batch", len(leftovers))
+            warnings.append(
+                SigningWarning(
+                    code="interrupted_batch_cleaned",
+                    message=f"removed {len(leftovers)} unfinished file(s) left in {output_dir} by an "
+                    f"interrupted batch: {', '.join(p.name for p in leftovers)}",
+                    message_vi=f"Đã xóa {len(leftovers)} tệp ghi dở do lần ký trước bị ngắt "
+                    f"trong {output_dir}",
+                )
+            )
         ordered = [items[i] for i in range(total)]
         elapsed = time.perf_counter() - started
         _log.info(

@@ -310,7 +310,7 @@ def sign(
         sys.stdout.write(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n")
     else:
         for w in result.warnings:
-            typer.echo(f"Cảnh báo / warning: {w.message_vi}", err=True)
+            typer.echo(f"Cảnh báo / warning: {w.message_vi} / {w.message}", err=True)
         typer.echo(
             f"Đã ký {result.succeeded}/{len(result.items)} tệp trong {result.elapsed_seconds:.1f} s "
             f"/ signed {result.succeeded} of {len(result.items)}"

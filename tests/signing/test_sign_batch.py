@@ -4,6 +4,8 @@ concurrent time-stamping with a shared time-stamper."""
 from __future__ import annotations
 
 import io
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,3 +177,42 @@ def test_pool_with_work_stealing_signs_each_document_once(
     for item in result.items:
         assert item.output_path is not None
         assert _signed_ok(item.output_path)  # exactly one signature: no chunk signed twice
+
+
+def test_leftovers_of_a_killed_batch_are_removed_and_reported(
+    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
+) -> None:
+    """A batch killed with SIGKILL leaves its ``.<name>.<random>.part`` temp files; the next
+    batch into the same directory removes them and says so."""
+    inputs = write_sample_pdfs(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    leftover = out / ".qd-007.pdf.k3x9q2ab.part"
+    leftover.write_bytes(b"%PDF-1.7 half written" * 1000)
+    keep = out / "notes.part.txt"
+    keep.write_text("not ours")
+    result = signing_service.sign_batch(
+        inputs, out, p12_key("officer"), SignOptions(level=SignatureLevel.B_B)
+    )
+    assert result.failed == 0
+    assert not leftover.exists()
+    assert keep.exists()
+    (warning,) = [w for w in result.warnings if w.code == "interrupted_batch_cleaned"]
+    assert ".qd-007.pdf.k3x9q2ab.part" in warning.message
+    assert "Đã xóa 1 tệp" in warning.message_vi
+    assert sorted(p.name for p in out.iterdir()) == ["notes.part.txt", "qd-000.pdf", "qd-001.pdf"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_get_the_mode_of_the_process_umask(
+    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path, umask: int
+) -> None:
+    inputs = write_sample_pdfs(tmp_path / "in", 1)
+    old = os.umask(umask)
+    try:
+        signing_service.sign_batch(
+            inputs, tmp_path / "out", p12_key("officer"), SignOptions(level=SignatureLevel.B_B)
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out" / "qd-000.pdf").stat().st_mode) == 0o666 & ~umask
