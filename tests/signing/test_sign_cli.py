@@ -10,15 +10,17 @@ import shutil
 from pathlib import Path
 
 import pytest
+import typer
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from hub.commands.pki import app as pki_app
+from hub.commands.pki import serve_port
 from hub.commands.sign import app as sign_app
 from hub.db.models import AuditEntry
 from hub.db.session import Database
-from hub.simulators.pki import RunningPki
+from hub.simulators.pki import RunningPki, serve_test_pki
 from signing.samples import write_sample_pdfs
 from signing.testpki import TestPki
 
@@ -256,3 +258,21 @@ def test_without_the_audit_log_nothing_is_signed(
     assert result.exit_code == 4
     assert "audit" in result.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_pki_serve_keeps_the_pki_unless_asked_to_rebuild(tmp_path: Path) -> None:
+    """Earlier test signatures keep verifying across restarts of ``hub pki serve``."""
+    directory = tmp_path / "demo"
+    with serve_test_pki(directory) as first:
+        port = int(first.base_url.rsplit(":", 1)[1])
+        root = first.pki.root_cert.read_bytes()
+    assert serve_port(directory, None, rebuild=False) == port
+    with serve_test_pki(directory, port=port, rebuild=False) as again:
+        assert again.pki.root_cert.read_bytes() == root
+        assert again.pki.officer_p12 == first.pki.officer_p12
+    with serve_test_pki(directory, port=port, rebuild=True) as rebuilt:
+        assert rebuilt.pki.root_cert.read_bytes() != root
+    assert serve_port(tmp_path / "new", None, rebuild=False) == 8765
+    with pytest.raises(typer.Exit) as refused:
+        serve_port(directory, port + 1, rebuild=False)
+    assert refused.value.exit_code == 4
