@@ -13,6 +13,7 @@ the key once per worker process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -101,11 +102,18 @@ class TemplateSignedAttrsMixin(Signer):
         templates: dict[str, tuple[bytes, ...]] = self.__dict__.setdefault("_attr_templates", {})
         template = templates.get(digest_algorithm)
         if template is None:
-            reference = await super().signed_attrs(bytes(len(data_digest)), *args)
-            parts = [attr.dump() for attr in reference]
-            kinds = [attr["type"].native for attr in reference]
-            ok = kinds == ["content_type", "message_digest", "signing_certificate_v2"]
-            template = templates[digest_algorithm] = (parts[0], parts[2]) if ok else ()
+            # A batch starts all its documents at once: they share one reference build (per
+            # event loop) instead of each building it before the first one is cached.
+            pending: dict[tuple[int, str], asyncio.Future[tuple[bytes, ...]]]
+            pending = self.__dict__.setdefault("_attr_pending", {})
+            key = (id(asyncio.get_running_loop()), digest_algorithm)
+            build = pending.get(key)
+            if build is None:
+                build = pending[key] = asyncio.ensure_future(
+                    self._attr_template(bytes(len(data_digest)), args)
+                )
+                build.add_done_callback(lambda _done: pending.pop(key, None))
+            template = templates[digest_algorithm] = await asyncio.shield(build)
         if not template:
             return await super().signed_attrs(data_digest, *args)
         from asn1crypto import cms
@@ -113,6 +121,15 @@ class TemplateSignedAttrsMixin(Signer):
 
         digest_attr = simple_cms_attribute("message_digest", data_digest).dump()  # type: ignore[no-untyped-call]
         return cms.CMSAttributes.load(_der_tlv(0x31, template[0] + digest_attr + template[1]))
+
+    async def _attr_template(self, zero_digest: bytes, args: tuple[Any, ...]) -> tuple[bytes, ...]:
+        """pyHanko's encoded content-type and signing-certificate-v2 attributes for this signer,
+        or ``()`` when its attributes are not the plain PAdES three."""
+        reference = await super().signed_attrs(zero_digest, *args)
+        parts = [attr.dump() for attr in reference]
+        kinds = [attr["type"].native for attr in reference]
+        ok = kinds == ["content_type", "message_digest", "signing_certificate_v2"]
+        return (parts[0], parts[2]) if ok else ()
 
 
 class LoadedKeySigner(TemplateSignedAttrsMixin, SimpleSigner):
