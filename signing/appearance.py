@@ -32,12 +32,14 @@ from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.stamp import BaseStampStyle, StaticStampStyle, TextStampStyle
 
 from schemas.errors import ConfigurationError
+from signing.pdfa import CidSetGlyphAccumulatorFactory, png_without_soft_mask
 
 __all__ = [
     "DEFAULT_FONT_PATH",
     "ISO8601_VN_FORMAT",
     "AppearanceTemplate",
     "Box",
+    "pdfa_safe_image",
     "personal_style",
     "seal_box",
     "seal_style",
@@ -147,10 +149,16 @@ def _image(png: bytes) -> PdfImage:
     return PdfImage(img)
 
 
-def _image_only_style(png: bytes, scaling: InnerScaling) -> BaseStampStyle:
+def pdfa_safe_image(png: bytes, pdfa_part: int | None) -> PdfImage:
+    """``png`` as a PDF image the document's PDF/A part allows: no soft mask in PDF/A-1
+    (ISO 19005-1 §6.4; :mod:`signing.pdfa`), the PNG's own alpha otherwise."""
+    return png_without_soft_mask(png) if pdfa_part == 1 else _image(png)
+
+
+def _image_only_style(png: bytes, scaling: InnerScaling, pdfa_part: int | None = None) -> BaseStampStyle:
     """An appearance that is only ``png``, centred in the widget, opacity 1, no border."""
     return StaticStampStyle(
-        background=_image(png),
+        background=pdfa_safe_image(png, pdfa_part),
         background_opacity=1.0,
         border_width=0,
         background_layout=SimpleBoxLayoutRule(
@@ -161,14 +169,14 @@ def _image_only_style(png: bytes, scaling: InnerScaling) -> BaseStampStyle:
     )
 
 
-def personal_style(signature_png: bytes) -> BaseStampStyle:
+def personal_style(signature_png: bytes, *, pdfa_part: int | None = None) -> BaseStampStyle:
     """Image-only appearance for the competent person's signature (blue PNG, shrunk to fit)."""
-    return _image_only_style(signature_png, InnerScaling.SHRINK_TO_FIT)
+    return _image_only_style(signature_png, InnerScaling.SHRINK_TO_FIT, pdfa_part)
 
 
-def seal_style(seal_png: bytes) -> BaseStampStyle:
+def seal_style(seal_png: bytes, *, pdfa_part: int | None = None) -> BaseStampStyle:
     """Image-only appearance for the agency seal (red PNG filling its real-size box)."""
-    return _image_only_style(seal_png, InnerScaling.STRETCH_TO_FIT)
+    return _image_only_style(seal_png, InnerScaling.STRETCH_TO_FIT, pdfa_part)
 
 
 def text_stamp_lines(
@@ -186,12 +194,18 @@ def text_stamp_lines(
 
 
 def text_stamp_style(
-    template: AppearanceTemplate, stamp_text: str, font_size: int | None = None
+    template: AppearanceTemplate,
+    stamp_text: str,
+    font_size: int | None = None,
+    *,
+    pdfa_part: int | None = None,
 ) -> TextStampStyle:
     """Black text (10 pt, or as fitted) in an embedded Times-compatible Unicode font, no border,
-    no image (docs/signing.md §5.6)."""
+    no image (docs/signing.md §5.6); a PDF/A-1 font subset carries its ``/CIDSet``
+    (:mod:`signing.pdfa`)."""
     size = template.font_size if font_size is None else font_size
-    font = GlyphAccumulatorFactory(str(pdf_ready_font(template.resolved_font())), font_size=size)
+    factory = CidSetGlyphAccumulatorFactory if pdfa_part == 1 else GlyphAccumulatorFactory
+    font = factory(str(pdf_ready_font(template.resolved_font())), font_size=size)
     return TextStampStyle(
         stamp_text=stamp_text,
         timestamp_format=ISO8601_VN_FORMAT,

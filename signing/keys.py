@@ -13,6 +13,7 @@ the key once per worker process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -101,11 +102,18 @@ class TemplateSignedAttrsMixin(Signer):
         templates: dict[str, tuple[bytes, ...]] = self.__dict__.setdefault("_attr_templates", {})
         template = templates.get(digest_algorithm)
         if template is None:
-            reference = await super().signed_attrs(bytes(len(data_digest)), *args)
-            parts = [attr.dump() for attr in reference]
-            kinds = [attr["type"].native for attr in reference]
-            ok = kinds == ["content_type", "message_digest", "signing_certificate_v2"]
-            template = templates[digest_algorithm] = (parts[0], parts[2]) if ok else ()
+            # A batch starts all its documents at once: they share one reference build (per
+            # event loop) instead of each building it before the first one is cached.
+            pending: dict[tuple[int, str], asyncio.Future[tuple[bytes, ...]]]
+            pending = self.__dict__.setdefault("_attr_pending", {})
+            key = (id(asyncio.get_running_loop()), digest_algorithm)
+            build = pending.get(key)
+            if build is None:
+                build = pending[key] = asyncio.ensure_future(
+                    self._attr_template(bytes(len(data_digest)), args)
+                )
+                build.add_done_callback(lambda _done: pending.pop(key, None))
+            template = templates[digest_algorithm] = await asyncio.shield(build)
         if not template:
             return await super().signed_attrs(data_digest, *args)
         from asn1crypto import cms
@@ -113,6 +121,15 @@ class TemplateSignedAttrsMixin(Signer):
 
         digest_attr = simple_cms_attribute("message_digest", data_digest).dump()  # type: ignore[no-untyped-call]
         return cms.CMSAttributes.load(_der_tlv(0x31, template[0] + digest_attr + template[1]))
+
+    async def _attr_template(self, zero_digest: bytes, args: tuple[Any, ...]) -> tuple[bytes, ...]:
+        """pyHanko's encoded content-type and signing-certificate-v2 attributes for this signer,
+        or ``()`` when its attributes are not the plain PAdES three."""
+        reference = await super().signed_attrs(zero_digest, *args)
+        parts = [attr.dump() for attr in reference]
+        kinds = [attr["type"].native for attr in reference]
+        ok = kinds == ["content_type", "message_digest", "signing_certificate_v2"]
+        return (parts[0], parts[2]) if ok else ()
 
 
 class LoadedKeySigner(TemplateSignedAttrsMixin, SimpleSigner):
@@ -255,6 +272,39 @@ class Pkcs11KeySource:
     def description(self) -> str:
         return f"PKCS#11 token {self.token_label or self.slot_no} ({self.module_path.name})"
 
+    def _not_on_token(self, session: Any, exc: Exception) -> ConfigurationError:
+        """The key or certificate asked for is not on the token (labels and ids often differ
+        on Vietnamese tokens, pyHanko #456/#457): say what the token holds instead."""
+        import pkcs11.exceptions as p11e
+        from pkcs11 import Attribute, ObjectClass
+
+        held: list[str] = []
+        for kind, cls in (("key", ObjectClass.PRIVATE_KEY), ("cert", ObjectClass.CERTIFICATE)):
+            for obj in session.get_objects({Attribute.CLASS: cls}):
+                try:
+                    held.append(f"{kind} label={obj[Attribute.LABEL]!r} id={bytes(obj[Attribute.ID]).hex()}")
+                except (KeyError, TypeError, AttributeError, p11e.PKCS11Error):
+                    held.append(f"{kind} (unreadable label/id)")
+        wanted = ", ".join(
+            f"{name}={value!r}"
+            for name, value in (
+                ("key_label", self.key_label),
+                ("key_id", self.key_id.hex() if self.key_id else None),
+                ("cert_label", self.cert_label),
+                ("cert_id", self.cert_id.hex() if self.cert_id else None),
+            )
+            if value is not None
+        )
+        found = "; ".join(held) or "no private key or certificate"
+        return ConfigurationError(
+            f"{exc} (asked for {wanted or 'any'}); the token holds: {found}. "
+            "Select the key and certificate by --key-label/--cert-label or --key-id/--cert-id",
+            message_vi=(
+                f"Không tìm thấy khóa hoặc chứng thư số theo nhãn/mã đã chọn trên token; token có: {found}"
+            ),
+            details={"key_source": self.description},
+        )
+
     @contextmanager
     def open(self) -> Iterator[Signer]:
         import pkcs11.exceptions as p11e
@@ -311,6 +361,10 @@ class Pkcs11KeySource:
                 other_certs_to_pull=None,
                 use_raw_mechanism=self.use_raw_mechanism,
             )
+            try:
+                signer.signing_cert  # noqa: B018 - loads the certificate and key handle now
+            except p11e.PKCS11Error as exc:
+                raise self._not_on_token(session, exc) from exc
             yield signer
         finally:
             session.close()

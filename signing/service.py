@@ -26,7 +26,7 @@ from pyhanko.sign import fields
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, Signer
-from pyhanko.sign.signers.pdf_signer import PdfSigningSession
+from pyhanko.sign.signers.pdf_signer import DSSContentSettings, PdfSigningSession
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.stamp import BaseStampStyle
 
@@ -49,6 +49,7 @@ from signing.appearance import (
 from signing.image_policy import ImagePolicy, check_appearance_image, image_problems
 from signing.models import SignatureLevel, SigningWarning, SignOptions, SignRole
 from signing.pagetext import page_text
+from signing.pdfa import PdfAIncrementalWriter, pdfa_dss_settings, pdfa_part
 from signing.placement import (
     DEFAULT_ASPECT,
     certificate_name,
@@ -66,6 +67,7 @@ __all__ = [
     "atomic_write",
     "count_pages",
     "open_pdf",
+    "remove_leftover_parts",
     "reserved_bytes_for",
 ]
 
@@ -86,7 +88,7 @@ def open_pdf(data: bytes) -> IncrementalPdfFileWriter:
             message_vi="Tệp không phải định dạng PDF (thiếu phần đầu %PDF-)",
         )
     try:
-        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+        writer: IncrementalPdfFileWriter = PdfAIncrementalWriter(io.BytesIO(data), strict=False)
         reader = writer.prev
         if reader.encrypted:
             raise InvalidPdfError(
@@ -169,11 +171,43 @@ def reserved_bytes_for(level: SignatureLevel, signer: Signer | None = None) -> i
     return 2 * (4096 + certs + ts)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + fsync + rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+#: Suffix of the temp files :func:`atomic_write` renames into place (``.<name>.<random>.part``).
+PART_SUFFIX = ".part"
+
+
+def process_umask() -> int:
+    """The process umask, read without changing it (``/proc/self/status``, Linux ≥ 4.7)."""
     try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)  # fallback: the classic swap (briefly process-wide)
+    os.umask(old)
+    return old
+
+
+def remove_leftover_parts(directory: Path) -> list[Path]:
+    """Delete the temp files of writes that never finished (a batch killed with SIGKILL leaves
+    its ``.<name>.<random>.part`` files behind); return what was removed."""
+    removed = []
+    for leftover in directory.glob(f".*{PART_SUFFIX}"):
+        if leftover.is_file() and not leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file + fsync + rename: never a half-written file.
+
+    The file gets the mode a plain ``open()`` would give it (0666 less the umask), not the
+    0600 of :func:`tempfile.mkstemp`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~process_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -322,12 +356,18 @@ class DocumentSigner:
         if role is SignRole.INVISIBLE:
             return name, None if reuse else SigFieldSpec(sig_field_name=name), None, {}
         template = self._template(options.template)
+        pdfa = pdfa_part(writer.root)
+        part = pdfa.part if pdfa is not None else None
         if role in (SignRole.PERSONAL, SignRole.AGENCY):
             box = None if reuse else self._role_box(writer, options, template, role)
             spec = None if box is None else self._box_spec(writer, name, box)
             png = self.appearance_image(options)
             check_appearance_image(png, role, self.image_policy)  # refuses, or logs by policy
-            style = personal_style(png) if role is SignRole.PERSONAL else seal_style(png)
+            style = (
+                personal_style(png, pdfa_part=part)
+                if role is SignRole.PERSONAL
+                else seal_style(png, pdfa_part=part)
+            )
             return name, spec, style, {}
         lines = stamp_lines(
             kind="copy" if role is SignRole.COPY else "attachment",
@@ -340,7 +380,7 @@ class DocumentSigner:
         box = template.text_stamp_box if reuse else options.position
         layout = layout_text_stamp(lines, page_text(pdf_bytes(writer), 0), template.resolved_font(), box)
         spec = None if reuse else self._box_spec(writer, name, layout.box)
-        return name, spec, text_stamp_style(template, layout.text, layout.font_size), {}
+        return name, spec, text_stamp_style(template, layout.text, layout.font_size, pdfa_part=part), {}
 
     def reserve_fields(
         self,
@@ -378,7 +418,9 @@ class DocumentSigner:
             fields.append_signature_field(writer, self._box_spec(writer, name, box))
         return None
 
-    def metadata(self, name: str, options: SignOptions) -> PdfSignatureMetadata:
+    def metadata(self, name: str, options: SignOptions, *, pdfa: bool = False) -> PdfSignatureMetadata:
+        """pyHanko signature settings; ``pdfa``: the input is PDF/A (DSS before the document
+        time-stamp, :func:`signing.pdfa.pdfa_dss_settings`)."""
         level = options.level
         lt = level in (SignatureLevel.B_LT, SignatureLevel.B_LTA)
         vc = None
@@ -401,6 +443,7 @@ class DocumentSigner:
             use_pades_lta=level is SignatureLevel.B_LTA,
             validation_context=vc,
             signer_key_usage=set(),
+            dss_settings=pdfa_dss_settings() if pdfa and lt else DSSContentSettings(),
         )
 
     async def sign(self, data: bytes, options: SignOptions) -> SignedDocument:
@@ -414,7 +457,7 @@ class DocumentSigner:
             )
         name, field_spec, style, text_params = self.field_and_style(writer, options)
         field_spec = self.reserve_fields(writer, options, field_spec)
-        meta = self.metadata(name, options)
+        meta = self.metadata(name, options, pdfa=pdfa_part(writer.root) is not None)
         pdf_signer = VnPdfSigner(
             meta,
             signer=self.signer,

@@ -46,7 +46,7 @@ from signing.models import (
     SignResult,
 )
 from signing.precheck import acheck_signing_certificate
-from signing.service import DocumentSigner, atomic_write, open_pdf
+from signing.service import DocumentSigner, atomic_write, open_pdf, remove_leftover_parts
 from signing.settings import SigningSettings
 from signing.timestamping import HubTimeStamper, TsaSettings
 from signing.trust import TrustStore
@@ -147,10 +147,28 @@ class SigningService:
             revocation_policy=self.config.revocation_policy,
         )
 
+    def require_timestamper(self, level: SignatureLevel) -> None:
+        """Refuse up front, before the key and the certificate check, a level that needs a TSA
+        when none is configured (B-T and up, Decree 68/2024 Art. 29 k4; docs/signing.md §6.3)."""
+        if level is SignatureLevel.B_B or self.config.tsa is not None:
+            return
+        raise SigningError(
+            f"level {level} needs a time-stamping authority (TSA) and none is configured: "
+            "give --tsa-url (hub sign), or set [signing] tsa_url / HUB_SIGNING__TSA_URL "
+            "(Government TSA: http://tsa.ca.gov.vn/), or sign at level B-B",
+            message_vi=(
+                f"Mức ký {level} cần máy chủ cấp dấu thời gian (TSA) nhưng chưa cấu hình: dùng "
+                "--tsa-url (hub sign) hoặc đặt [signing] tsa_url / HUB_SIGNING__TSA_URL "
+                "(TSA Chính phủ: http://tsa.ca.gov.vn/), hoặc ký ở mức B-B"
+            ),
+            details={"level": str(level)},
+        )
+
     async def sign_bytes(
         self, data: bytes, key_source: KeySource, options: SignOptions
     ) -> tuple[bytes, SignResult]:
         """Check the certificate, sign one PDF in memory, return the signed bytes and the result."""
+        self.require_timestamper(options.level)
         open_pdf(data)  # fail fast on a broken/encrypted PDF before touching the key or the network
         with key_source.open() as signer:
             check = await self.check_certificate(signer)
@@ -194,6 +212,7 @@ class SigningService:
         ``workers``: ``None`` = auto (one process below ``pool_min_docs``, else all cores),
         ``1`` = in this process, ``N`` = N worker processes (key opened once per worker).
         """
+        self.require_timestamper(options.level)
         started = time.perf_counter()
         total = len(inputs)
         items: dict[int, BatchItemResult] = {}
@@ -233,6 +252,7 @@ class SigningService:
         with key_source.open() as signer:
             check = asyncio.run(self.check_certificate(signer))
             output_dir.mkdir(parents=True, exist_ok=True)
+            leftovers = remove_leftover_parts(output_dir)
             if progress is not None:
                 for item in list(items.values()):
                     progress(item, done, total)
@@ -245,6 +265,17 @@ class SigningService:
             ):
                 items[item_idx] = item
         warnings: list[SigningWarning] = list(check.warnings) if check else []
+        if leftovers:
+            _log.warning("removed %d unfinished output file(s) from an interrupted batch", len(leftovers))
+            warnings.append(
+                SigningWarning(
+                    code="interrupted_batch_cleaned",
+                    message=f"removed {len(leftovers)} unfinished file(s) left in {output_dir} by an "
+                    f"interrupted batch: {', '.join(p.name for p in leftovers)}",
+                    message_vi=f"Đã xóa {len(leftovers)} tệp ghi dở do lần ký trước bị ngắt "
+                    f"trong {output_dir}",
+                )
+            )
         ordered = [items[i] for i in range(total)]
         elapsed = time.perf_counter() - started
         _log.info(

@@ -26,9 +26,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from hub.commands.fetch_hosts import FetchHosts, fetch_settings
 from hub.services.signing_authority import PURPOSE_OF_ROLE, SigningAttempt, SigningAudit
@@ -136,6 +137,50 @@ def _audit_batch(
             audit.record(attempt, "failed", error_code=item.error_code, reason=item.error)
 
 
+def _refuse(line: str) -> NoReturn:
+    """The bilingual one-line refusal, exit 4 (no traceback)."""
+    typer.echo(line, err=True)
+    raise typer.Exit(EXIT_REFUSED)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where + ': ' if where else ''}{err.get('msg', '')}".removeprefix("Value error, ")
+
+
+#: What each role-specific option is called on the command line (Decree 30/2020 Appendix I).
+_ROLE_NEEDS = {
+    SignRole.COPY: ("--agency-name", "agency_name", "bản sao điện tử cần tên cơ quan sao"),
+    SignRole.ATTACHMENT: (
+        "--document-number",
+        "document_number",
+        "phụ lục/tệp đính kèm cần số, ký hiệu văn bản",
+    ),
+}
+
+
+def _options(**values: Any) -> SignOptions:
+    """:class:`SignOptions`, or the bilingual refusal naming the missing command-line option."""
+    need = _ROLE_NEEDS.get(values["role"])
+    if need is not None and not values.get(need[1]):
+        _refuse(f"Thiếu {need[0]}: {need[2]} / --role {values['role']} needs {need[0]}")
+    try:
+        return SignOptions(**values)
+    except ValidationError as exc:
+        _refuse(f"Tùy chọn ký không hợp lệ / invalid signing options: {_first_error(exc)}")
+
+
+def _hex_id(option: str, value: str | None) -> bytes | None:
+    """A PKCS#11 CKA_ID given in hex (``01``, ``a1b2``…)."""
+    if value is None:
+        return None
+    try:
+        return bytes.fromhex(value.replace(":", ""))
+    except ValueError:
+        raise typer.BadParameter(f"{option} must be hexadecimal (e.g. 01 or a1:b2)") from None
+
+
 @app.command(name="sign")
 def sign(
     inputs: Annotated[list[Path], typer.Argument(help="PDF files and/or directories of PDFs")],
@@ -147,6 +192,8 @@ def sign(
     token_label: Annotated[str | None, typer.Option("--token-label", help="PKCS#11 token label")] = None,
     key_label: Annotated[str | None, typer.Option("--key-label", help="PKCS#11 private key label")] = None,
     cert_label: Annotated[str | None, typer.Option("--cert-label", help="PKCS#11 certificate label")] = None,
+    key_id: Annotated[str | None, typer.Option("--key-id", help="PKCS#11 private key id (hex)")] = None,
+    cert_id: Annotated[str | None, typer.Option("--cert-id", help="PKCS#11 certificate id (hex)")] = None,
     secret_env: Annotated[
         str, typer.Option("--secret-env", help="env variable holding the PIN / PKCS#12 password")
     ] = DEFAULT_SECRET_ENV,
@@ -188,19 +235,27 @@ def sign(
             )
         else:
             assert pkcs11_module is not None
+            kid, cid = _hex_id("--key-id", key_id), _hex_id("--cert-id", cert_id)
             key = Pkcs11KeySource(
                 module_path=pkcs11_module,
                 pin=_secret(secret_env, "Mã PIN token / token PIN"),
                 token_label=token_label,
                 key_label=key_label,
-                cert_label=cert_label or key_label,
+                key_id=kid,
+                # the certificate is found like the key unless told otherwise
+                cert_label=cert_label or (key_label if cid is None else None),
+                cert_id=cid if cid is not None or cert_label else kid,
                 prefer_pss=pss,
             )
-        template = (
-            AppearanceTemplate.model_validate_json(template_file.read_text(encoding="utf-8"))
-            if template_file
-            else AppearanceTemplate()
-        )
+        try:
+            template = (
+                AppearanceTemplate.model_validate_json(template_file.read_text(encoding="utf-8"))
+                if template_file
+                else AppearanceTemplate()
+            )
+        except ValidationError as exc:
+            _refuse(f"Mẫu trình bày không hợp lệ / invalid template {template_file}: {_first_error(exc)}")
+        key_id_text = f"{key_label or ''}{'#' + key_id if key_id else ''}" or "?"
         fetch = fetch_settings(fetch_host)
         store = (
             TrustStore(trust_anchor, pins={}, fetch_settings=fetch)
@@ -215,7 +270,7 @@ def sign(
             signature_png=signature_image.read_bytes() if signature_image else None,
             seal_png=seal_image.read_bytes() if seal_image else None,
         )
-        options = SignOptions(
+        options = _options(
             level=level,
             role=role,
             certify=certify,
@@ -228,11 +283,11 @@ def sign(
         if not files:
             typer.echo("Không có tệp PDF nào để ký / no PDF to sign", err=True)
             raise typer.Exit(EXIT_REFUSED)
-        key_id = f"p12:{p12.name}" if p12 is not None else f"pkcs11:{token_label or '?'}/{key_label or '?'}"
+        audit_key = f"p12:{p12.name}" if p12 is not None else f"pkcs11:{token_label or '?'}/{key_id_text}"
         actor = _cli_actor()
         attempts = {
             path: SigningAttempt(
-                actor, "cli", key_id, _file_sha256(path), PURPOSE_OF_ROLE[role], file_id=str(path)
+                actor, "cli", audit_key, _file_sha256(path), PURPOSE_OF_ROLE[role], file_id=str(path)
             )
             for path in files
         }
@@ -262,7 +317,7 @@ def sign(
         sys.stdout.write(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n")
     else:
         for w in result.warnings:
-            typer.echo(f"Cảnh báo / warning: {w.message_vi}", err=True)
+            typer.echo(f"Cảnh báo / warning: {w.message_vi} / {w.message}", err=True)
         typer.echo(
             f"Đã ký {result.succeeded}/{len(result.items)} tệp trong {result.elapsed_seconds:.1f} s "
             f"/ signed {result.succeeded} of {len(result.items)}"

@@ -26,7 +26,7 @@ from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.harness import Handler, Simulator
 from signing.testpki import PkiResponder, TestPki, build_test_pki
 
-__all__ = ["PkiSimulator", "RunningPki", "serve_test_pki"]
+__all__ = ["PkiSimulator", "RunningPki", "existing_test_pki", "serve_test_pki"]
 
 #: Largest request body the services read (OCSP and TSA requests are a few hundred bytes).
 MAX_REQUEST_BYTES = 1_000_000
@@ -167,14 +167,30 @@ class RunningPki:
         return {"ocsp": 0, "crl": 0, "tsa": 0, "certs": 0, **self.simulator.faults.calls()}
 
 
+def existing_test_pki(directory: Path) -> TestPki | None:
+    """The PKI an earlier ``build_test_pki`` left in ``directory``, if any."""
+    try:
+        return TestPki.load(directory)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 @contextlib.contextmanager
-def serve_test_pki(directory: Path, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[RunningPki]:
+def serve_test_pki(
+    directory: Path, *, host: str = "127.0.0.1", port: int = 0, rebuild: bool = True
+) -> Iterator[RunningPki]:
     """Start the loopback PKI services, build the PKI bound to their URL, and yield it.
 
     The server listens on ``port`` (default 0: a free port) in a daemon thread and is shut
-    down on exit. The PKI in ``directory`` is (re)generated for that URL.
+    down on exit. The PKI in ``directory`` is (re)generated for that URL, unless ``rebuild``
+    is false and the PKI already there was built for the same URL: then it is kept, so
+    signatures made with it earlier still verify.
     """
     with PkiSimulator(host=host, port=port) as simulator:
-        pki = build_test_pki(directory, base_url=simulator.base_url)
+        kept = None if rebuild else existing_test_pki(directory)
+        if kept is not None and kept.base_url == simulator.base_url:
+            pki = kept
+        else:
+            pki = build_test_pki(directory, base_url=simulator.base_url)
         simulator.load(pki)
         yield RunningPki(pki=pki, simulator=simulator)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import async_validate_pdf_signature
+from typer.testing import CliRunner, Result
 
 from hub.api.errors import http_status_for
+from hub.commands.sign import app as sign_app
+from hub.simulators.pki import RunningPki
 from schemas.errors import SigningError, TokenPinError
 from signing.keys import Pkcs11KeySource, Secret
 from signing.models import SignatureLevel, SignOptions, SignRole
@@ -218,3 +222,65 @@ def test_pin_never_logged(
     assert PIN not in caplog.text
     assert "97531" not in caplog.text
     assert "PKCS#11 session closed" in caplog.text
+
+
+def _cli(
+    softhsm_token: Path, tmp_path: Path, pki_services: RunningPki, test_pki: TestPki, *select: str
+) -> Result:
+    """``hub sign`` with the SoftHSM token, auditing into a migrated SQLite database."""
+    src = tmp_path / "in"
+    write_sample_pdfs(src, 1)
+    return CliRunner().invoke(
+        sign_app,
+        [
+            str(src),
+            "--out",
+            str(tmp_path / "out"),
+            "--pkcs11-module",
+            str(MODULE),
+            "--token-label",
+            TOKEN,
+            *select,
+            "-t",
+            str(test_pki.root_cert),
+            "--tsa-url",
+            pki_services.tsa_url,
+        ],
+        env={"HUB_SIGN_SECRET": PIN, "SOFTHSM2_CONF": str(softhsm_token)},
+    )
+
+
+@pytest.fixture
+def audit_db(sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "hub.db"
+    shutil.copy(sqlite_template, target)
+    monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite:///{target}")
+
+
+@pytest.mark.usefixtures("audit_db")
+def test_cli_label_not_on_token_names_what_is_there(
+    softhsm_token: Path, tmp_path: Path, pki_services: RunningPki, test_pki: TestPki
+) -> None:
+    """The usual mismatch with real tokens: one bilingual line listing the token's labels and
+    ids, exit 4, no traceback (docs/signing.md §6.4)."""
+    result = _cli(softhsm_token, tmp_path, pki_services, test_pki, "--key-label", "chu-ky-so")
+    assert result.exit_code == 4, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "'chu-ky-so'" in line
+    assert "label='officer' id=01" in line
+    assert "--key-id" in line
+    assert "token có" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.usefixtures("audit_db")
+def test_cli_selects_key_and_certificate_by_id(
+    softhsm_token: Path, tmp_path: Path, pki_services: RunningPki, test_pki: TestPki, trust_store: TrustStore
+) -> None:
+    result = _cli(softhsm_token, tmp_path, pki_services, test_pki, "--key-id", "01", "--cert-id", "01")
+    assert result.exit_code == 0, result.output
+    (signed,) = (tmp_path / "out").iterdir()
+    assert _valid(signed.read_bytes(), trust_store)

@@ -10,15 +10,17 @@ import shutil
 from pathlib import Path
 
 import pytest
+import typer
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from hub.commands.pki import app as pki_app
+from hub.commands.pki import serve_port
 from hub.commands.sign import app as sign_app
 from hub.db.models import AuditEntry
 from hub.db.session import Database
-from hub.simulators.pki import RunningPki
+from hub.simulators.pki import RunningPki, serve_test_pki
 from signing.samples import write_sample_pdfs
 from signing.testpki import TestPki
 
@@ -103,6 +105,8 @@ def test_refusals_exit_4(tmp_path: Path, test_pki: TestPki, pki_services: Runnin
         str(test_pki.root_cert),
         "--fetch-host",
         test_pki.service_host,
+        "--tsa-url",
+        pki_services.tsa_url,
     ]
     revoked = runner.invoke(sign_app, args, env={"HUB_SIGN_SECRET": test_pki.p12_password})
     assert revoked.exit_code == 4
@@ -110,6 +114,62 @@ def test_refusals_exit_4(tmp_path: Path, test_pki: TestPki, pki_services: Runnin
     assert not (tmp_path / "o2").exists()
     neither = runner.invoke(sign_app, [str(src), "--out", str(tmp_path / "o3")])
     assert neither.exit_code != 0
+
+
+def _one_line_refusal(result: Result) -> str:
+    """A refusal is exit 4 with one bilingual line on stderr, never a traceback."""
+    assert result.exit_code == 4, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize(
+    ("role", "missing"), [("copy", "--agency-name"), ("attachment", "--document-number")]
+)
+def test_text_stamp_role_without_its_text_is_refused(
+    role: str, missing: str, tmp_path: Path, test_pki: TestPki, pki_services: RunningPki
+) -> None:
+    src = _inputs(tmp_path / "in", 1)
+    result = runner.invoke(
+        sign_app,
+        [str(src), *_base(test_pki, pki_services, tmp_path / "out"), "--role", role],
+        env={"HUB_SIGN_SECRET": test_pki.p12_password},
+    )
+    line = _one_line_refusal(result)
+    assert f"Thiếu {missing}" in line
+    assert f"--role {role} needs {missing}" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_time_stamped_level_without_tsa_is_refused_before_the_certificate_check(
+    tmp_path: Path, test_pki: TestPki, pki_services: RunningPki
+) -> None:
+    """B-T is the default level: without a TSA the refusal comes first and says how to set one."""
+    src = _inputs(tmp_path / "in", 1)
+    before = pki_services.counters
+    result = runner.invoke(
+        sign_app,
+        [
+            str(src),
+            "--out",
+            str(tmp_path / "out"),
+            "--p12",
+            str(test_pki.revoked_p12),
+            "-t",
+            str(test_pki.root_cert),
+        ],
+        env={"HUB_SIGN_SECRET": test_pki.p12_password},
+    )
+    line = _one_line_refusal(result)
+    assert "--tsa-url" in line
+    assert "tsa_url" in line
+    assert "B-B" in line
+    assert "TSA" in line
+    after = pki_services.counters
+    assert (after["ocsp"], after["crl"]) == (before["ocsp"], before["crl"])  # no certificate check
+    assert not (tmp_path / "out").exists()
 
 
 def test_password_prompt_when_env_missing(
@@ -202,3 +262,21 @@ def test_without_the_audit_log_nothing_is_signed(
     assert result.exit_code == 4
     assert "audit" in result.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_pki_serve_keeps_the_pki_unless_asked_to_rebuild(tmp_path: Path) -> None:
+    """Earlier test signatures keep verifying across restarts of ``hub pki serve``."""
+    directory = tmp_path / "demo"
+    with serve_test_pki(directory) as first:
+        port = int(first.base_url.rsplit(":", 1)[1])
+        root = first.pki.root_cert.read_bytes()
+    assert serve_port(directory, None, rebuild=False) == port
+    with serve_test_pki(directory, port=port, rebuild=False) as again:
+        assert again.pki.root_cert.read_bytes() == root
+        assert again.pki.officer_p12 == first.pki.officer_p12
+    with serve_test_pki(directory, port=port, rebuild=True) as rebuilt:
+        assert rebuilt.pki.root_cert.read_bytes() != root
+    assert serve_port(tmp_path / "new", None, rebuild=False) == 8765
+    with pytest.raises(typer.Exit) as refused:
+        serve_port(directory, port + 1, rebuild=False)
+    assert refused.value.exit_code == 4
