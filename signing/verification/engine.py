@@ -38,6 +38,7 @@ from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESPassed, AdESStatus, AdESSubIndic
 from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel
+from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation.ades import (
     AdESBasicValidationResult,
     AdESLTAValidationResult,
@@ -435,11 +436,13 @@ def _modifications(emb: EmbeddedPdfSignature, reader: PdfFileReader) -> Modifica
     diff = emb.diff_result
     later = reader.xrefs.total_revisions - 1 - emb.signed_revision
     detail: str | None = None
+    filled: list[str] = []
     level: ModificationLevel | None
     if diff is None:
         level = ModificationLevel.NONE if coverage == SignatureCoverageLevel.ENTIRE_FILE else None
     elif isinstance(diff, DiffResult):
         level = diff.modification_level
+        filled = _filled_fields(diff, reader)
     else:  # SuspiciousModification
         level = ModificationLevel.OTHER
         detail = str(diff)
@@ -459,7 +462,16 @@ def _modifications(emb: EmbeddedPdfSignature, reader: PdfFileReader) -> Modifica
         tampered=permitted is False,
         later_revisions=later,
         detail=detail,
+        filled_fields=filled,
     )
+
+
+def _filled_fields(diff: DiffResult, reader: PdfFileReader) -> list[str]:
+    """The non-signature form fields the later revisions changed (pyHanko's diff result)."""
+    if not diff.changed_form_fields:
+        return []
+    signature_fields = {name for name, _value, _ref in enumerate_sig_fields(reader)}
+    return sorted(name for name in diff.changed_form_fields if name not in signature_fields)
 
 
 @dataclass(frozen=True)
@@ -690,6 +702,8 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
         reasons.append(reason("pkcs7_without_ltv"))
     if mods.permitted and mods.later_revisions > 0:
         reasons.append(reason("later_changes_permitted"))
+        if mods.filled_fields:
+            reasons.append(reason("form_fields_filled", fields=", ".join(mods.filled_fields)))
 
     # --- derived check results ------------------------------------------------------------
     integrity = _integrity(status, subindic, mods)
