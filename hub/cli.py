@@ -61,6 +61,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         "Mô phỏng nền tảng LGSP / run a simulator of the provincial LGSP (SOAP 1.1/1.2 and REST).",
     ),
     CommandModule(("sign",), "hub.commands.sign", "Ký số văn bản PDF / sign PDF documents (PAdES)."),
+    CommandModule(
+        ("issue",),
+        "hub.commands.issue",
+        "Cấp số, ngày ban hành và đóng dấu / issue a signed document (number, date, seal).",
+    ),
     CommandModule(("verify",), "hub.commands.verify", "Kiểm tra chữ ký số / verify the signatures of a PDF."),
     CommandModule(("pki",), "hub.commands.pki", "PKI thử nghiệm / demo test PKI (not for production)."),
     CommandModule(

@@ -35,6 +35,7 @@ from pyhanko.pdf_utils.text import TextBoxStyle
 
 from schemas.errors import InvalidInputError, InvalidPdfError
 from signing.appearance import DEFAULT_FONT_PATH, Box, pdf_ready_font
+from signing.service import open_pdf
 from signing.settings import ABBREVIATION_PATTERN
 
 __all__ = [
@@ -146,10 +147,11 @@ def add_number_places(writer: IncrementalPdfFileWriter, places: NumberPlaces) ->
 
 
 def ensure_number_places(data: bytes, places: NumberPlaces | None = None) -> bytes:
-    """``data`` with the two places, added in an incremental update when missing."""
+    """``data`` with the two places, added in an incremental update when missing (a broken,
+    encrypted or hostile PDF is refused as for signing: :func:`signing.service.open_pdf`)."""
+    writer = open_pdf(data)
     if set(number_place_values(data)) == {NUMBER_FIELD, DATE_FIELD}:
         return data
-    writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
     add_number_places(writer, places or NumberPlaces())
     out = io.BytesIO()
     writer.write(out)

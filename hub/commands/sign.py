@@ -30,6 +30,7 @@ from typing import Annotated
 
 import typer
 
+from hub.db.session import Database
 from hub.services.signing_authority import PURPOSE_OF_ROLE, SigningAttempt, SigningAudit
 from schemas.errors import HubError
 from signing.appearance import AppearanceTemplate
@@ -80,8 +81,9 @@ def _secret(env_name: str, prompt: str) -> Secret:
 
 
 @contextmanager
-def _audit_log() -> Iterator[SigningAudit]:
-    """The hub database's audit log (refused with exit 4 when it cannot be opened)."""
+def hub_database() -> Iterator[Database]:
+    """The hub database named by the configuration, for the audit log (and the document
+    register); refused with exit 4 when it cannot be opened."""
     from hub.config import load_settings
     from hub.runtime import open_database
 
@@ -91,9 +93,75 @@ def _audit_log() -> Iterator[SigningAudit]:
         typer.echo(f"Không ghi được nhật ký kiểm toán / cannot open the audit log: {exc.message}", err=True)
         raise typer.Exit(EXIT_REFUSED) from exc
     try:
-        yield SigningAudit(db)
+        yield db
     finally:
         db.dispose()
+
+
+@contextmanager
+def _audit_log() -> Iterator[SigningAudit]:
+    with hub_database() as db:
+        yield SigningAudit(db)
+
+
+# --- options shared with ``hub issue`` ---------------------------------------------------------
+
+P12Option = Annotated[Path | None, typer.Option("--p12", help="PKCS#12 (.p12/.pfx) key file")]
+Pkcs11ModuleOption = Annotated[Path | None, typer.Option("--pkcs11-module", help="PKCS#11 module (.so)")]
+TokenLabelOption = Annotated[str | None, typer.Option("--token-label", help="PKCS#11 token label")]
+KeyLabelOption = Annotated[str | None, typer.Option("--key-label", help="PKCS#11 private key label")]
+CertLabelOption = Annotated[str | None, typer.Option("--cert-label", help="PKCS#11 certificate label")]
+SecretEnvOption = Annotated[
+    str, typer.Option("--secret-env", help="env variable holding the PIN / PKCS#12 password")
+]
+PssOption = Annotated[bool, typer.Option("--pss", help="RSASSA-PSS instead of PKCS#1 v1.5")]
+TrustAnchorOption = Annotated[
+    list[Path] | None,
+    typer.Option("--trust-anchor", "-t", help="trust anchor file/dir (repeatable); default: government"),
+]
+TsaUrlOption = Annotated[str | None, typer.Option("--tsa-url", help="RFC 3161 TSA")]
+TsaTimeoutOption = Annotated[float, typer.Option("--tsa-timeout", help="seconds per TSA attempt")]
+RevocationOption = Annotated[
+    RevocationPolicy, typer.Option("--revocation-policy", help="if OCSP/CRL unreachable: warn or refuse")
+]
+
+
+def key_source(
+    p12: Path | None,
+    pkcs11_module: Path | None,
+    *,
+    token_label: str | None,
+    key_label: str | None,
+    cert_label: str | None,
+    secret_env: str,
+    pss: bool,
+) -> tuple[KeySource, str]:
+    """The key named on the command line and its audit id (the secret from ``secret_env``)."""
+    if (p12 is None) == (pkcs11_module is None):
+        raise typer.BadParameter("give exactly one key source: --p12 or --pkcs11-module")
+    if p12 is not None:
+        source = Pkcs12KeySource(
+            p12, _secret(secret_env, "Mật khẩu tệp PKCS#12 / PKCS#12 password"), prefer_pss=pss
+        )
+        return source, f"p12:{p12.name}"
+    assert pkcs11_module is not None
+    token = Pkcs11KeySource(
+        module_path=pkcs11_module,
+        pin=_secret(secret_env, "Mã PIN token / token PIN"),
+        token_label=token_label,
+        key_label=key_label,
+        cert_label=cert_label or key_label,
+        prefer_pss=pss,
+    )
+    return token, f"pkcs11:{token_label or '?'}/{key_label or '?'}"
+
+
+def trust_store(anchors: list[Path] | None) -> TrustStore:
+    return TrustStore(anchors, pins={}) if anchors else TrustStore.default()
+
+
+def tsa_settings(url: str | None, timeout: float) -> TsaSettings | None:
+    return TsaSettings(url=url, timeout_seconds=timeout) if url else None
 
 
 def _file_sha256(path: Path) -> str:
@@ -104,7 +172,7 @@ def _file_sha256(path: Path) -> str:
         return ""
 
 
-def _cli_actor() -> str:
+def cli_actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name for this uid (containers)
@@ -139,20 +207,16 @@ def _audit_batch(
 def sign(
     inputs: Annotated[list[Path], typer.Argument(help="PDF files and/or directories of PDFs")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory (created if missing)")],
-    p12: Annotated[Path | None, typer.Option("--p12", help="PKCS#12 (.p12/.pfx) key file")] = None,
-    pkcs11_module: Annotated[
-        Path | None, typer.Option("--pkcs11-module", help="PKCS#11 module (.so)")
-    ] = None,
-    token_label: Annotated[str | None, typer.Option("--token-label", help="PKCS#11 token label")] = None,
-    key_label: Annotated[str | None, typer.Option("--key-label", help="PKCS#11 private key label")] = None,
-    cert_label: Annotated[str | None, typer.Option("--cert-label", help="PKCS#11 certificate label")] = None,
-    secret_env: Annotated[
-        str, typer.Option("--secret-env", help="env variable holding the PIN / PKCS#12 password")
-    ] = DEFAULT_SECRET_ENV,
+    p12: P12Option = None,
+    pkcs11_module: Pkcs11ModuleOption = None,
+    token_label: TokenLabelOption = None,
+    key_label: KeyLabelOption = None,
+    cert_label: CertLabelOption = None,
+    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV,
     level: Annotated[SignatureLevel, typer.Option("--level", help="PAdES level")] = SignatureLevel.B_T,
     role: Annotated[SignRole, typer.Option("--role", help="Decree 30 appearance")] = SignRole.INVISIBLE,
     certify: Annotated[bool, typer.Option("--certify", help="certification signature, DocMDP P=2")] = False,
-    pss: Annotated[bool, typer.Option("--pss", help="RSASSA-PSS instead of PKCS#1 v1.5")] = False,
+    pss: PssOption = False,
     template_file: Annotated[
         Path | None, typer.Option("--template", help="appearance template JSON (AppearanceTemplate)")
     ] = None,
@@ -161,15 +225,10 @@ def sign(
     copy_form: Annotated[CopyForm, typer.Option("--copy-form")] = CopyForm.SAO_Y,
     agency_name: Annotated[str | None, typer.Option("--agency-name")] = None,
     document_number: Annotated[str | None, typer.Option("--document-number")] = None,
-    trust_anchor: Annotated[
-        list[Path] | None,
-        typer.Option("--trust-anchor", "-t", help="trust anchor file/dir (repeatable); default: government"),
-    ] = None,
-    tsa_url: Annotated[str | None, typer.Option("--tsa-url", help="RFC 3161 TSA")] = None,
-    tsa_timeout: Annotated[float, typer.Option("--tsa-timeout", help="seconds per TSA attempt")] = 180.0,
-    revocation_policy: Annotated[
-        RevocationPolicy, typer.Option("--revocation-policy", help="if OCSP/CRL unreachable: warn or refuse")
-    ] = RevocationPolicy.WARN,
+    trust_anchor: TrustAnchorOption = None,
+    tsa_url: TsaUrlOption = None,
+    tsa_timeout: TsaTimeoutOption = 180.0,
+    revocation_policy: RevocationOption = RevocationPolicy.WARN,
     workers: Annotated[int | None, typer.Option("--workers", help="worker processes (default: auto)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the batch result as JSON")] = False,
 ) -> None:
@@ -177,32 +236,23 @@ def sign(
     for noisy in ("pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
-        key: KeySource
-        if (p12 is None) == (pkcs11_module is None):
-            raise typer.BadParameter("give exactly one key source: --p12 or --pkcs11-module")
-        if p12 is not None:
-            key = Pkcs12KeySource(
-                p12, _secret(secret_env, "Mật khẩu tệp PKCS#12 / PKCS#12 password"), prefer_pss=pss
-            )
-        else:
-            assert pkcs11_module is not None
-            key = Pkcs11KeySource(
-                module_path=pkcs11_module,
-                pin=_secret(secret_env, "Mã PIN token / token PIN"),
-                token_label=token_label,
-                key_label=key_label,
-                cert_label=cert_label or key_label,
-                prefer_pss=pss,
-            )
+        key, key_id = key_source(
+            p12,
+            pkcs11_module,
+            token_label=token_label,
+            key_label=key_label,
+            cert_label=cert_label,
+            secret_env=secret_env,
+            pss=pss,
+        )
         template = (
             AppearanceTemplate.model_validate_json(template_file.read_text(encoding="utf-8"))
             if template_file
             else AppearanceTemplate()
         )
-        store = TrustStore(trust_anchor, pins={}) if trust_anchor else TrustStore.default()
         config = SigningConfig(
-            trust_store=store,
-            tsa=TsaSettings(url=tsa_url, timeout_seconds=tsa_timeout) if tsa_url else None,
+            trust_store=trust_store(trust_anchor),
+            tsa=tsa_settings(tsa_url, tsa_timeout),
             revocation_policy=revocation_policy,
             templates={"default": template},
             signature_png=signature_image.read_bytes() if signature_image else None,
@@ -221,8 +271,7 @@ def sign(
         if not files:
             typer.echo("Không có tệp PDF nào để ký / no PDF to sign", err=True)
             raise typer.Exit(EXIT_REFUSED)
-        key_id = f"p12:{p12.name}" if p12 is not None else f"pkcs11:{token_label or '?'}/{key_label or '?'}"
-        actor = _cli_actor()
+        actor = cli_actor()
         attempts = {
             path: SigningAttempt(
                 actor, "cli", key_id, _file_sha256(path), PURPOSE_OF_ROLE[role], file_id=str(path)

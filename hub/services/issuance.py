@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
@@ -53,6 +54,7 @@ __all__ = [
     "IssuedNumber",
     "NumberedDocument",
     "RegisterLine",
+    "number_details",
     "numbered",
     "require_filled_places",
     "require_open_places",
@@ -191,6 +193,15 @@ class DocumentRegister:
                 )
                 for row in rows
             ]
+
+
+def number_details(number: IssuedNumber) -> dict[str, Any]:
+    """The audit details of a register number."""
+    return {
+        "document_number": number.symbol,
+        "issued_on": number.issued_on.isoformat(),
+        "register_id": number.register_id,
+    }
 
 
 @dataclass

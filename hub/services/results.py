@@ -37,6 +37,7 @@ from hub.services.issuance import (
     DocumentRegister,
     IssuanceSpec,
     IssuedNumber,
+    number_details,
     numbered,
     require_filled_places,
     require_open_places,
@@ -335,9 +336,9 @@ class ResultSigningService:
             source_sha256=attempt.document_sha256,
             dossier_code=dossier.code,
             places=self._places,
-            on_number=lambda n: self._audit.record(attempt, "numbered", **_number_details(n)),
+            on_number=lambda n: self._audit.record(attempt, "numbered", **number_details(n)),
             on_void=lambda n, why: self._audit.record(
-                attempt, "voided", reason=why[:300], **_number_details(n)
+                attempt, "voided", reason=why[:300], **number_details(n)
             ),
         ) as document:
             number = document.number
@@ -350,7 +351,7 @@ class ResultSigningService:
             "signed",
             output_sha256=stored.sha256,
             output_file_id=stored.file_id,
-            **_number_details(number),
+            **number_details(number),
         )
         return IssuedResult(**stored.model_dump(), document_number=number)
 
@@ -422,8 +423,8 @@ class ResultSigningService:
         try:
             return ensure_number_places(data, self._places)
         except HubError as exc:
-            self._audit.refused(attempt, exc)
-            raise
+            self._audit.failed(attempt, exc)
+            raise _refused(exc, "officer", attempt.dossier_code or "", attempt.key_id) from exc
 
     def _issuance_settings(self) -> IssuanceSettings:
         if self._issuance is None or self._register is None:
@@ -530,15 +531,6 @@ def _refused(exc: HubError, stage: str, code: str, key_id: str) -> HubError:
     if isinstance(exc, RetryableError):
         return type(exc)(message, retry_after=exc.retry_after, message_vi=message_vi, details=details)
     return type(exc)(message, message_vi=message_vi, details=details)
-
-
-def _number_details(number: IssuedNumber) -> dict[str, Any]:
-    """The audit details of a register number."""
-    return {
-        "document_number": number.symbol,
-        "issued_on": number.issued_on.isoformat(),
-        "register_id": number.register_id,
-    }
 
 
 def _summary(role: SignRole, key_id: str, result: SignResult) -> SignerSummary:

@@ -9,7 +9,7 @@ from typing import Any
 from hub.auth.keys import Principal
 from hub.config import Settings, load_settings
 from hub.db.models import ApiRole
-from hub.services.results import ResultSigningService, SignedResult
+from hub.services.results import IssuedResult, ResultSigningService
 from hub.simulators.pki import RunningPki
 from schemas.dossier import Dossier, Owner
 from schemas.timefmt import VN_TZ
@@ -55,6 +55,7 @@ def signing_settings(
             },
             "result_officer_key": "lanh-ntl",
             "result_agency_key": "so-nnmt",
+            "issuance": {"agency_abbreviation": "SNNMT", "place": "Ninh Bình", "document_type": "GCN"},
             **extra,
         },
     )
@@ -79,8 +80,9 @@ def make_dossier(code: str = CODE, **extra: object) -> Dossier:
     return Dossier.model_validate(fields)
 
 
-def sign_twice(service: ResultSigningService, code: str, file_id: str, **seal: Any) -> SignedResult:
-    """The officer signs ``file_id``, then the clerk seals and attaches it (Decree 30 order)."""
+def sign_twice(service: ResultSigningService, code: str, file_id: str, **seal: Any) -> IssuedResult:
+    """The officer signs ``file_id``, then the clerk issues it: number and date, seal, attach
+    (Decree 30 order)."""
     approved = service.sign_personal(OFFICER, code, file_id)
     seal.setdefault("name", "Giấy chứng nhận")
-    return service.seal_and_attach(CLERK, code, approved.file_id, **seal)
+    return service.issue_and_attach(CLERK, code, approved.file_id, **seal)

@@ -48,10 +48,11 @@ def test_officer_signs_a_stored_draft_and_portals_can_fetch_it(
         seal = {"file_id": approved.json()["file_id"], "name": "Giấy chứng nhận an toàn thực phẩm"}
         with hub.client("officer") as officer:  # the officer does not hold the seal
             assert officer.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal).status_code == 403
+            assert officer.post(f"/api/v1/dossiers/{CODE}/results/issue", json=seal).status_code == 403
         with hub.client("clerk") as clerk:
-            signed = clerk.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal)
+            signed = clerk.post(f"/api/v1/dossiers/{CODE}/results/issue", json=seal)
             assert signed.status_code == 201, signed.text
-            again = clerk.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal)
+            again = clerk.post(f"/api/v1/dossiers/{CODE}/results/issue", json=seal)
             assert again.status_code == 409
         answer = signed.json()
         assert [s["role"] for s in answer["signatures"]] == ["agency"]
