@@ -44,6 +44,7 @@ __all__ = [
     "OPEN_AFTER_SIGNATURE",
     "NumberPlaces",
     "add_number_places",
+    "add_text_field",
     "date_line",
     "document_symbol",
     "ensure_number_places",
@@ -143,7 +144,7 @@ def add_number_places(writer: IncrementalPdfFileWriter, places: NumberPlaces) ->
     present = _text_fields(writer.root)
     for name, box in ((NUMBER_FIELD, places.number_box), (DATE_FIELD, places.date_box)):
         if name not in present:
-            _add_text_field(writer, name, box)
+            add_text_field(writer, name, box)
 
 
 def ensure_number_places(data: bytes, places: NumberPlaces | None = None) -> bytes:
@@ -186,7 +187,7 @@ def _font(path: Path | None, size: int) -> TextBoxStyle:
     return TextBoxStyle(font=factory, font_size=size, border_width=0)
 
 
-def _add_text_field(writer: IncrementalPdfFileWriter, name: str, box: Box) -> None:
+def add_text_field(writer: IncrementalPdfFileWriter, name: str, box: Box) -> None:
     """A text field merged with its widget on ``box.page`` (ISO 32000-1 §12.7.4.3)."""
     root = writer.root
     page_ref, _resources = writer.find_page_for_modification(box.page)

@@ -35,10 +35,10 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509
 from pyhanko.pdf_utils import misc
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
+from pyhanko.pdf_utils.generic import IndirectObject
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESPassed, AdESStatus, AdESSubIndic
 from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel
-from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation.ades import (
     AdESBasicValidationResult,
     AdESLTAValidationResult,
@@ -442,7 +442,7 @@ def _modifications(emb: EmbeddedPdfSignature, reader: PdfFileReader) -> Modifica
         level = ModificationLevel.NONE if coverage == SignatureCoverageLevel.ENTIRE_FILE else None
     elif isinstance(diff, DiffResult):
         level = diff.modification_level
-        filled = _filled_fields(diff, reader)
+        filled = _filled_fields(diff, reader, emb.signed_revision)
     else:  # SuspiciousModification
         level = ModificationLevel.OTHER
         detail = str(diff)
@@ -466,12 +466,41 @@ def _modifications(emb: EmbeddedPdfSignature, reader: PdfFileReader) -> Modifica
     )
 
 
-def _filled_fields(diff: DiffResult, reader: PdfFileReader) -> list[str]:
-    """The non-signature form fields the later revisions changed (pyHanko's diff result)."""
+def _filled_fields(diff: DiffResult, reader: PdfFileReader, signed_revision: int) -> list[str]:
+    """The non-signature form fields pyHanko's diff saw changed whose value really differs
+    from the one this signature covered."""
     if not diff.changed_form_fields:
         return []
-    signature_fields = {name for name, _value, _ref in enumerate_sig_fields(reader)}
-    return sorted(name for name in diff.changed_form_fields if name not in signature_fields)
+    then = _field_values(reader.get_historical_resolver(signed_revision).root)
+    now = _field_values(reader.root)
+    return sorted(name for name in diff.changed_form_fields if name in now and now[name] != then.get(name))
+
+
+#: Most form fields walked when naming the filled ones (a hostile form cannot loop or exhaust).
+_MAX_FORM_FIELDS = 10_000
+
+
+def _field_values(root: Any) -> dict[str, str | None]:
+    """``/V`` of every terminal non-signature field (ISO 32000-1 §12.7.3.1), by full name."""
+    values: dict[str, str | None] = {}
+    acroform = root.get("/AcroForm")
+    stack = [(kid, "") for kid in (acroform.get_object().get("/Fields") or ()) if acroform is not None]
+    seen: set[object] = set()
+    while stack and len(seen) < _MAX_FORM_FIELDS:
+        ref, parent = stack.pop()
+        key = ref.reference if isinstance(ref, IndirectObject) else id(ref)
+        field = ref.get_object()
+        if key in seen or not hasattr(field, "get"):
+            continue  # a field reached twice (a cycle in /Kids) is walked once
+        seen.add(key)
+        name = f"{parent}.{field.get('/T')}" if parent and "/T" in field else str(field.get("/T", parent))
+        kids = [kid for kid in field.get("/Kids") or () if "/T" in kid.get_object()]
+        if kids:
+            stack.extend((kid, name) for kid in kids)
+        elif field.get("/FT") != "/Sig":
+            value = field.get("/V")
+            values[name] = str(value) if value is not None else None
+    return values
 
 
 @dataclass(frozen=True)
