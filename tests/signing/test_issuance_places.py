@@ -1,3 +1,4 @@
+# mypy: disable-error-code="no-untyped-call"
 """The number and date places of an issued document (Decree 30/2020 Art. 15, Appendix I).
 
 Real signatures from the test PKI, the hub's verifier: the competent person's certification
@@ -92,9 +93,7 @@ def _draft_with_other_field() -> bytes:
     return out.getvalue()
 
 
-def test_number_fill_is_a_permitted_change_and_the_seal_validates(
-    sign: Sign, test_pki: TestPki
-) -> None:
+def test_number_fill_is_a_permitted_change_and_the_seal_validates(sign: Sign, test_pki: TestPki) -> None:
     policy = VerificationPolicy.from_paths(list(test_pki.trusted_anchor_files))
     signed = _certified(sign, ensure_number_places(sample_pdf("GCN")))
     filled = fill_number_places(signed, NUMBER)
