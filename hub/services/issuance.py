@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -85,6 +85,8 @@ class IssuedNumber(BaseModel):
 
 class RegisterLine(BaseModel):
     """One line of the register, as reports and tests read it."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     agency_code: str
@@ -176,23 +178,7 @@ class DocumentRegister:
                 .where(DocumentRegisterEntry.agency_code == agency, DocumentRegisterEntry.year == year)
                 .order_by(DocumentRegisterEntry.number)
             ).all()
-            return [
-                RegisterLine(
-                    id=row.id,
-                    agency_code=row.agency_code,
-                    year=row.year,
-                    number=row.number,
-                    symbol=row.symbol,
-                    issued_on=row.issued_on,
-                    state=RegisterState(row.state),
-                    actor=row.actor,
-                    dossier_code=row.dossier_code,
-                    output_file_id=row.output_file_id,
-                    output_sha256=row.output_sha256,
-                    void_reason=row.void_reason,
-                )
-                for row in rows
-            ]
+            return [RegisterLine.model_validate(row) for row in rows]
 
 
 def number_details(number: IssuedNumber) -> dict[str, Any]:
