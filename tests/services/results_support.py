@@ -18,6 +18,8 @@ CODE = "000.00.18.H42-251125-0001"
 OTHER = "000.00.18.H42-251125-0002"
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 ENV = {"HUB_TEST_OFFICER_P12": "", "HUB_TEST_AGENCY_P12": ""}
+#: ``[signing.issuance]``: how issued papers are numbered and dated (docs/signing.md §12).
+ISSUANCE = {"agency_abbreviation": "SNNMT", "place": "Ninh Bình", "document_type": "GCN"}
 #: The principals listed on the test keys (the live hub's API key names, tests/api/livehub.py).
 OFFICER = Principal("test-officer", ApiRole.OFFICER)
 CLERK = Principal("test-clerk", ApiRole.CLERK)
@@ -55,7 +57,7 @@ def signing_settings(
             },
             "result_officer_key": "lanh-ntl",
             "result_agency_key": "so-nnmt",
-            "issuance": {"agency_abbreviation": "SNNMT", "place": "Ninh Bình", "document_type": "GCN"},
+            "issuance": ISSUANCE,
             **extra,
         },
     )
