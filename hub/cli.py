@@ -66,6 +66,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         "Tra cứu hồ sơ / citizen lookup: re-key the owners' ID digests (hub lookup rehash).",
     ),
     CommandModule(("sign",), "hub.commands.sign", "Ký số văn bản PDF / sign PDF documents (PAdES)."),
+    CommandModule(
+        ("issue",),
+        "hub.commands.issue",
+        "Cấp số, ngày ban hành và đóng dấu / issue a signed document (number, date, seal).",
+    ),
     CommandModule(("verify",), "hub.commands.verify", "Kiểm tra chữ ký số / verify the signatures of a PDF."),
     CommandModule(("pki",), "hub.commands.pki", "PKI thử nghiệm / demo test PKI (not for production)."),
     CommandModule(

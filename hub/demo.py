@@ -8,11 +8,12 @@ the delivery worker, the **DVCQG simulator** (REST JSON adapter, docs/portal.md 
 
 1. sample Ninh Bình dossiers (agency ``000.00.18.H42``) go through the intake API along the
    one-stop procedure (§2.2): received → processing → supplement with re-dating (Mẫu 02) →
-   processing → finished → returned. The first dossier's result paper is signed per Decree
-   30/2020 — the competent person "Nguyễn Thị Lấp Lánh" (blue signature image, PAdES B-T,
-   DocMDP P=2), then the agency seal (B-LTA, over the left third) — with the keys configured
-   in ``[signing.keys]``, stored, and attached as ``DanhSachGiayToKetQua`` with the hub's
-   download URL (:mod:`hub.services.results`);
+   processing → finished → returned. The first dossier's result paper is issued per Decree
+   30/2020 — the competent person "Nguyễn Thị Lấp Lánh" signs (blue signature image, PAdES
+   B-T, DocMDP P=2), the register's number and the issue date are written in
+   (``01/GCN-SNNMT``, "Ninh Bình, ngày …"), then the agency seal (B-LTA, over the left
+   third) — with the keys configured in ``[signing.keys]``, stored, and attached as
+   ``DanhSachGiayToKetQua`` with the hub's download URL (:mod:`hub.services.results`);
 2. the hub's verifier (``POST /api/v1/verification``) checks the signed paper (Circular
    15/2025 §2.3.4 verdict, in Vietnamese);
 3. the worker delivers while the simulators misbehave: DVCQG expires the session once,
@@ -267,8 +268,10 @@ def _draft_pdf(sample: SampleDossier) -> bytes:
 
 
 async def sign_result(ctx: DemoContext, sample: SampleDossier) -> None:
-    """The officer signs with their key, then the clerk seals with the agency key, which
-    stores and attaches the paper (hub.services.results; Decree 30/2020 Art. 32(2), 33(2))."""
+    """The officer signs with their key; the clerk issues the paper: the register's number and
+    today's date are written into its number and date places, then the agency seal goes on,
+    and the paper is stored and attached (hub.services.results; Decree 30/2020 Art. 14, 15,
+    17, 32(2), 33(2))."""
     files = ctx.results.files
     draft = await asyncio.to_thread(
         files.save,
@@ -279,7 +282,7 @@ async def sign_result(ctx: DemoContext, sample: SampleDossier) -> None:
     )
     try:
         approved = await ctx.results.asign_personal(OFFICER, sample.code, draft.id)
-        signed = await ctx.results.aseal_and_attach(
+        signed = await ctx.results.aissue_and_attach(
             CLERK,
             sample.code,
             approved.file_id,
@@ -291,10 +294,12 @@ async def sign_result(ctx: DemoContext, sample: SampleDossier) -> None:
         raise
     ctx.signed = signed
     personal, agency = approved.signature, signed.signatures[0]
+    number = signed.document_number
     ctx.echo(
-        f"  ký số / signed {sample.code}: {_cn(personal.subject)} ({personal.level.value}, chữ ký cá nhân) "
-        f"→ {_cn(agency.subject)} ({agency.level.value}, con dấu)"
+        f"  ký số / signed {sample.code}: {_cn(personal.subject)} ({personal.level.value}, chữ ký cá nhân)"
     )
+    ctx.echo(f"  cấp số / numbered: Số {number.symbol} — {number.date_line}")
+    ctx.echo(f"  đóng dấu / sealed: {_cn(agency.subject)} ({agency.level.value}, con dấu)")
     ctx.echo(f"  đính kèm / attached: {signed.download_url}  SHA-256 {signed.sha256[:16]}…")
 
 
@@ -331,6 +336,9 @@ async def verify_result(ctx: DemoContext) -> None:
     ctx.echo(f"  {verdict_line}")
     for sig in report.signatures:
         ctx.echo(f"    chữ ký {sig.index}: {sig.signer_name} — {sig.verdict_vi} ({sig.pades_level.value})")
+        if sig.modifications.filled_fields:
+            filled = ", ".join(sig.modifications.filled_fields)
+            ctx.echo(f"      điền sau chữ ký (được phép) / filled after it (permitted): {filled}")
 
 
 @dataclass(frozen=True)
@@ -724,6 +732,7 @@ def demo_settings(
             },
             "result_officer_key": "lanh-ntl",
             "result_agency_key": "so-nnmt",
+            "issuance": {"agency_abbreviation": "SNNMT", "place": "Ninh Bình", "document_type": "GCN"},
         },
     )
 

@@ -6,7 +6,7 @@ import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -95,6 +95,12 @@ class SignOptions(BaseModel):
     #: locks the document), e.g. the agency seal field when the competent person certifies.
     #: ``None`` = automatic: a certifying personal signature reserves the agency field.
     reserve_fields: list[SignRole] | None = None
+    #: FieldMDP lock (ISO 32000-1 §13.8.2.4) carried by this signature: every form field is
+    #: locked except these and the fields reserved with it; ``None`` = no lock. The competent
+    #: person leaves the number and date places open (Decree 30/2020 Art. 15; signing.issuance).
+    open_fields: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=16
+    )
     reason: str | None = None
     location: str | None = None
     prefer_pss: bool = False

@@ -11,6 +11,7 @@ store — built once per batch or per worker process, never per document.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import tempfile
@@ -23,7 +24,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields
-from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
+from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, Signer
 from pyhanko.sign.signers.pdf_signer import DSSContentSettings, PdfSigningSession
@@ -418,6 +419,26 @@ class DocumentSigner:
             fields.append_signature_field(writer, self._box_spec(writer, name, box))
         return None
 
+    def lock_fields(
+        self, writer: IncrementalPdfFileWriter, name: str, spec: SigFieldSpec | None, options: SignOptions
+    ) -> SigFieldSpec | None:
+        """Put the FieldMDP lock of ``options.open_fields`` on this signature's field: every
+        form field except those (and the reserved ones) is locked once it is signed."""
+        if options.open_fields is None:
+            return spec
+        reserved = [f"Sig_{role.value}" for role in options.reserve_fields or ()]
+        if options.reserve_fields is None and options.certify and options.role is SignRole.PERSONAL:
+            reserved = [f"Sig_{SignRole.AGENCY.value}"]
+        lock = FieldMDPSpec(FieldMDPAction.EXCLUDE, fields=sorted({*options.open_fields, *reserved}))
+        if spec is not None:
+            return dataclasses.replace(spec, field_mdp_spec=lock)
+        for field_name, _value, ref in fields.enumerate_sig_fields(writer.prev):
+            if field_name == name:  # a field reserved earlier: lock it in place
+                sig_field = ref.get_object()
+                sig_field[generic.NameObject("/Lock")] = lock.as_sig_field_lock()
+                writer.mark_update(ref)
+        return None
+
     def metadata(self, name: str, options: SignOptions, *, pdfa: bool = False) -> PdfSignatureMetadata:
         """pyHanko signature settings; ``pdfa``: the input is PDF/A (DSS before the document
         time-stamp, :func:`signing.pdfa.pdfa_dss_settings`)."""
@@ -456,6 +477,8 @@ class DocumentSigner:
                 message_vi=f"Mức ký {options.level} cần cấu hình máy chủ cấp dấu thời gian (TSA)",
             )
         name, field_spec, style, text_params = self.field_and_style(writer, options)
+        # the FieldMDP lock goes on this signature's field before it is placed (docs/signing.md §13.2)
+        field_spec = self.lock_fields(writer, name, field_spec, options)
         field_spec = self.reserve_fields(writer, options, field_spec)
         meta = self.metadata(name, options, pdfa=pdfa_part(writer.root) is not None)
         pdf_signer = VnPdfSigner(

@@ -18,6 +18,8 @@ from signing.appearance import AppearanceTemplate
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: An API key name (``hub.auth.keys``): who may use a server-held key.
 _PRINCIPAL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
+#: An abbreviation in a document symbol (Decree 30/2020 Appendix I, II.3): capitals and digits.
+ABBREVIATION_PATTERN = r"^[A-ZĐ0-9]{1,20}$"
 
 
 class KeyPurpose(StrEnum):
@@ -115,6 +117,22 @@ class RevocationFetchSettings(Section):
     max_response_bytes: Annotated[int, Field(gt=0, le=256 * 1024 * 1024)] = 16 * 1024 * 1024
 
 
+class IssuanceSettings(Section):
+    """What the issuance flow writes into an issued document's number and date places
+    (Decree 30/2020 Art. 15, Appendix I; docs/signing.md §13): ``12/GCN-SNNMT`` and
+    ``Ninh Bình, ngày 06 tháng 12 năm 2026``."""
+
+    #: The issuing agency's abbreviation in every symbol (``SNNMT``).
+    agency_abbreviation: Annotated[str, Field(pattern=ABBREVIATION_PATTERN)]
+    #: The place name of the place-and-date line (the province or city, Appendix I II.4.a).
+    place: Annotated[str, Field(min_length=1, max_length=60)]
+    #: The document type abbreviation when a request names none (``GCN``, ``QĐ``, ``GP``).
+    document_type: Annotated[str, Field(pattern=ABBREVIATION_PATTERN)] = "GCN"
+    #: Whose register numbers the documents (one sequence per agency and year); default: the
+    #: dossier's agency code.
+    agency_code: Annotated[str | None, Field(max_length=40)] = None
+
+
 class SigningSettings(Section):
     trust_anchor_paths: list[Path] = Field(default_factory=list)
     tsa_url: str | None = None
@@ -136,6 +154,9 @@ class SigningSettings(Section):
     #: Key ids the result service signs with: the competent person, then the agency seal.
     result_officer_key: str | None = None
     result_agency_key: str | None = None
+    #: The number and date written before the seal (``[signing.issuance]``); without it
+    #: ``/results/issue`` is not configured.
+    issuance: IssuanceSettings | None = None
 
     @model_validator(mode="after")
     def _result_keys_known(self) -> SigningSettings:

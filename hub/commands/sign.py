@@ -32,6 +32,7 @@ import typer
 from pydantic import ValidationError
 
 from hub.commands.fetch_hosts import FetchHosts, fetch_settings
+from hub.db.session import Database
 from hub.services.signing_authority import PURPOSE_OF_ROLE, SigningAttempt, SigningAudit
 from schemas.errors import HubError
 from signing.appearance import AppearanceTemplate
@@ -82,8 +83,9 @@ def _secret(env_name: str, prompt: str) -> Secret:
 
 
 @contextmanager
-def _audit_log() -> Iterator[SigningAudit]:
-    """The hub database's audit log (refused with exit 4 when it cannot be opened)."""
+def hub_database() -> Iterator[Database]:
+    """The hub database named by the configuration, for the audit log (and the document
+    register); refused with exit 4 when it cannot be opened."""
     from hub.config import load_settings
     from hub.runtime import open_database
 
@@ -93,9 +95,15 @@ def _audit_log() -> Iterator[SigningAudit]:
         typer.echo(f"Không ghi được nhật ký kiểm toán / cannot open the audit log: {exc.message}", err=True)
         raise typer.Exit(EXIT_REFUSED) from exc
     try:
-        yield SigningAudit(db)
+        yield db
     finally:
         db.dispose()
+
+
+@contextmanager
+def _audit_log() -> Iterator[SigningAudit]:
+    with hub_database() as db:
+        yield SigningAudit(db)
 
 
 def _file_sha256(path: Path) -> str:
@@ -106,7 +114,7 @@ def _file_sha256(path: Path) -> str:
         return ""
 
 
-def _cli_actor() -> str:
+def cli_actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name for this uid (containers)
@@ -181,26 +189,93 @@ def _hex_id(option: str, value: str | None) -> bytes | None:
         raise typer.BadParameter(f"{option} must be hexadecimal (e.g. 01 or a1:b2)") from None
 
 
+# --- options shared with ``hub issue`` ---------------------------------------------------------
+
+P12Option = Annotated[Path | None, typer.Option("--p12", help="PKCS#12 (.p12/.pfx) key file")]
+Pkcs11ModuleOption = Annotated[Path | None, typer.Option("--pkcs11-module", help="PKCS#11 module (.so)")]
+TokenLabelOption = Annotated[str | None, typer.Option("--token-label", help="PKCS#11 token label")]
+KeyLabelOption = Annotated[str | None, typer.Option("--key-label", help="PKCS#11 private key label")]
+CertLabelOption = Annotated[str | None, typer.Option("--cert-label", help="PKCS#11 certificate label")]
+KeyIdOption = Annotated[str | None, typer.Option("--key-id", help="PKCS#11 private key id (hex)")]
+CertIdOption = Annotated[str | None, typer.Option("--cert-id", help="PKCS#11 certificate id (hex)")]
+SecretEnvOption = Annotated[
+    str, typer.Option("--secret-env", help="env variable holding the PIN / PKCS#12 password")
+]
+PssOption = Annotated[bool, typer.Option("--pss", help="RSASSA-PSS instead of PKCS#1 v1.5")]
+TrustAnchorOption = Annotated[
+    list[Path] | None,
+    typer.Option("--trust-anchor", "-t", help="trust anchor file/dir (repeatable); default: government"),
+]
+TsaUrlOption = Annotated[str | None, typer.Option("--tsa-url", help="RFC 3161 TSA")]
+TsaTimeoutOption = Annotated[float, typer.Option("--tsa-timeout", help="seconds per TSA attempt")]
+RevocationOption = Annotated[
+    RevocationPolicy, typer.Option("--revocation-policy", help="if OCSP/CRL unreachable: warn or refuse")
+]
+
+
+def key_source(
+    p12: Path | None,
+    pkcs11_module: Path | None,
+    *,
+    token_label: str | None,
+    key_label: str | None,
+    cert_label: str | None,
+    secret_env: str,
+    pss: bool,
+    key_id: str | None = None,
+    cert_id: str | None = None,
+) -> tuple[KeySource, str]:
+    """The key named on the command line and its audit id (the secret from ``secret_env``)."""
+    if (p12 is None) == (pkcs11_module is None):
+        raise typer.BadParameter("give exactly one key source: --p12 or --pkcs11-module")
+    if p12 is not None:
+        source = Pkcs12KeySource(
+            p12, _secret(secret_env, "Mật khẩu tệp PKCS#12 / PKCS#12 password"), prefer_pss=pss
+        )
+        return source, f"p12:{p12.name}"
+    assert pkcs11_module is not None
+    kid, cid = _hex_id("--key-id", key_id), _hex_id("--cert-id", cert_id)
+    token = Pkcs11KeySource(
+        module_path=pkcs11_module,
+        pin=_secret(secret_env, "Mã PIN token / token PIN"),
+        token_label=token_label,
+        key_label=key_label,
+        key_id=kid,
+        # the certificate is found like the key unless told otherwise
+        cert_label=cert_label or (key_label if cid is None else None),
+        cert_id=cid if cid is not None or cert_label else kid,
+        prefer_pss=pss,
+    )
+    key_text = f"{key_label or ''}{'#' + key_id if key_id else ''}" or "?"
+    return token, f"pkcs11:{token_label or '?'}/{key_text}"
+
+
+def trust_store(anchors: list[Path] | None, fetch_hosts: list[str] | None = None) -> TrustStore:
+    """The anchors given (default: the government ones) and what may be fetched online."""
+    fetch = fetch_settings(fetch_hosts)
+    return TrustStore(anchors, pins={}, fetch_settings=fetch) if anchors else TrustStore(fetch_settings=fetch)
+
+
+def tsa_settings(url: str | None, timeout: float) -> TsaSettings | None:
+    return TsaSettings(url=url, timeout_seconds=timeout) if url else None
+
+
 @app.command(name="sign")
 def sign(
     inputs: Annotated[list[Path], typer.Argument(help="PDF files and/or directories of PDFs")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory (created if missing)")],
-    p12: Annotated[Path | None, typer.Option("--p12", help="PKCS#12 (.p12/.pfx) key file")] = None,
-    pkcs11_module: Annotated[
-        Path | None, typer.Option("--pkcs11-module", help="PKCS#11 module (.so)")
-    ] = None,
-    token_label: Annotated[str | None, typer.Option("--token-label", help="PKCS#11 token label")] = None,
-    key_label: Annotated[str | None, typer.Option("--key-label", help="PKCS#11 private key label")] = None,
-    cert_label: Annotated[str | None, typer.Option("--cert-label", help="PKCS#11 certificate label")] = None,
-    key_id: Annotated[str | None, typer.Option("--key-id", help="PKCS#11 private key id (hex)")] = None,
-    cert_id: Annotated[str | None, typer.Option("--cert-id", help="PKCS#11 certificate id (hex)")] = None,
-    secret_env: Annotated[
-        str, typer.Option("--secret-env", help="env variable holding the PIN / PKCS#12 password")
-    ] = DEFAULT_SECRET_ENV,
+    p12: P12Option = None,
+    pkcs11_module: Pkcs11ModuleOption = None,
+    token_label: TokenLabelOption = None,
+    key_label: KeyLabelOption = None,
+    cert_label: CertLabelOption = None,
+    key_id: KeyIdOption = None,
+    cert_id: CertIdOption = None,
+    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV,
     level: Annotated[SignatureLevel, typer.Option("--level", help="PAdES level")] = SignatureLevel.B_T,
     role: Annotated[SignRole, typer.Option("--role", help="Decree 30 appearance")] = SignRole.INVISIBLE,
     certify: Annotated[bool, typer.Option("--certify", help="certification signature, DocMDP P=2")] = False,
-    pss: Annotated[bool, typer.Option("--pss", help="RSASSA-PSS instead of PKCS#1 v1.5")] = False,
+    pss: PssOption = False,
     template_file: Annotated[
         Path | None, typer.Option("--template", help="appearance template JSON (AppearanceTemplate)")
     ] = None,
@@ -209,15 +284,10 @@ def sign(
     copy_form: Annotated[CopyForm, typer.Option("--copy-form")] = CopyForm.SAO_Y,
     agency_name: Annotated[str | None, typer.Option("--agency-name")] = None,
     document_number: Annotated[str | None, typer.Option("--document-number")] = None,
-    trust_anchor: Annotated[
-        list[Path] | None,
-        typer.Option("--trust-anchor", "-t", help="trust anchor file/dir (repeatable); default: government"),
-    ] = None,
-    tsa_url: Annotated[str | None, typer.Option("--tsa-url", help="RFC 3161 TSA")] = None,
-    tsa_timeout: Annotated[float, typer.Option("--tsa-timeout", help="seconds per TSA attempt")] = 180.0,
-    revocation_policy: Annotated[
-        RevocationPolicy, typer.Option("--revocation-policy", help="if OCSP/CRL unreachable: warn or refuse")
-    ] = RevocationPolicy.WARN,
+    trust_anchor: TrustAnchorOption = None,
+    tsa_url: TsaUrlOption = None,
+    tsa_timeout: TsaTimeoutOption = 180.0,
+    revocation_policy: RevocationOption = RevocationPolicy.WARN,
     fetch_host: FetchHosts = None,
     workers: Annotated[int | None, typer.Option("--workers", help="worker processes (default: auto)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the batch result as JSON")] = False,
@@ -226,27 +296,17 @@ def sign(
     for noisy in ("pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
-        key: KeySource
-        if (p12 is None) == (pkcs11_module is None):
-            raise typer.BadParameter("give exactly one key source: --p12 or --pkcs11-module")
-        if p12 is not None:
-            key = Pkcs12KeySource(
-                p12, _secret(secret_env, "Mật khẩu tệp PKCS#12 / PKCS#12 password"), prefer_pss=pss
-            )
-        else:
-            assert pkcs11_module is not None
-            kid, cid = _hex_id("--key-id", key_id), _hex_id("--cert-id", cert_id)
-            key = Pkcs11KeySource(
-                module_path=pkcs11_module,
-                pin=_secret(secret_env, "Mã PIN token / token PIN"),
-                token_label=token_label,
-                key_label=key_label,
-                key_id=kid,
-                # the certificate is found like the key unless told otherwise
-                cert_label=cert_label or (key_label if cid is None else None),
-                cert_id=cid if cid is not None or cert_label else kid,
-                prefer_pss=pss,
-            )
+        key, audit_key = key_source(
+            p12,
+            pkcs11_module,
+            token_label=token_label,
+            key_label=key_label,
+            cert_label=cert_label,
+            secret_env=secret_env,
+            pss=pss,
+            key_id=key_id,
+            cert_id=cert_id,
+        )
         try:
             template = (
                 AppearanceTemplate.model_validate_json(template_file.read_text(encoding="utf-8"))
@@ -255,16 +315,9 @@ def sign(
             )
         except ValidationError as exc:
             _refuse(f"Mẫu trình bày không hợp lệ / invalid template {template_file}: {_first_error(exc)}")
-        key_id_text = f"{key_label or ''}{'#' + key_id if key_id else ''}" or "?"
-        fetch = fetch_settings(fetch_host)
-        store = (
-            TrustStore(trust_anchor, pins={}, fetch_settings=fetch)
-            if trust_anchor
-            else TrustStore(fetch_settings=fetch)
-        )
         config = SigningConfig(
-            trust_store=store,
-            tsa=TsaSettings(url=tsa_url, timeout_seconds=tsa_timeout) if tsa_url else None,
+            trust_store=trust_store(trust_anchor, fetch_host),
+            tsa=tsa_settings(tsa_url, tsa_timeout),
             revocation_policy=revocation_policy,
             templates={"default": template},
             signature_png=signature_image.read_bytes() if signature_image else None,
@@ -283,8 +336,7 @@ def sign(
         if not files:
             typer.echo("Không có tệp PDF nào để ký / no PDF to sign", err=True)
             raise typer.Exit(EXIT_REFUSED)
-        audit_key = f"p12:{p12.name}" if p12 is not None else f"pkcs11:{token_label or '?'}/{key_id_text}"
-        actor = _cli_actor()
+        actor = cli_actor()
         attempts = {
             path: SigningAttempt(
                 actor, "cli", audit_key, _file_sha256(path), PURPOSE_OF_ROLE[role], file_id=str(path)

@@ -78,6 +78,52 @@ class DossierSequence(Base):
     last_value: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class RegisterState(enum.StrEnum):
+    """Where a number of the document register stands (Decree 30/2020 Art. 15–16)."""
+
+    RESERVED = "reserved"
+    """Taken for a document being filled and sealed right now."""
+    ISSUED = "issued"
+    """The sealed document carrying this number was stored and attached."""
+    VOID = "void"
+    """The seal failed after the number was taken: the number is cancelled, never reused."""
+
+
+class DocumentRegisterCounter(Base):
+    """The last number given per issuing agency and year (Decree 30/2020 Art. 15(1): numbering
+    restarts at 01 on 1 January, one sequence per agency)."""
+
+    __tablename__ = "document_register_counters"
+
+    agency_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DocumentRegisterEntry(Base):
+    """One line of the outgoing-document register ("sổ đăng ký văn bản đi", Decree 30/2020
+    Art. 16): every number given, with the document it went to or why it was voided."""
+
+    __tablename__ = "document_register"
+    __table_args__ = (UniqueConstraint("agency_code", "year", "number"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agency_code: Mapped[str] = mapped_column(String(40))
+    year: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)
+    symbol: Mapped[str] = mapped_column(String(80))
+    issued_on: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(100))
+    dossier_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    output_file_id: Mapped[str | None] = mapped_column(String(64))
+    output_sha256: Mapped[str | None] = mapped_column(String(64))
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class IdempotencyRecord(Base):
     """Remembers an inbound request by its idempotency key and the answer it got."""
 

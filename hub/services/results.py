@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,18 +33,35 @@ from hub.auth.keys import Principal
 from hub.config import Settings
 from hub.db.session import Database
 from hub.services.intake import IntakeResult, IntakeService
+from hub.services.issuance import (
+    DocumentRegister,
+    IssuanceSpec,
+    IssuedNumber,
+    number_details,
+    numbered,
+    require_filled_places,
+    require_open_places,
+)
 from hub.services.result_files import store_and_attach
 from hub.services.signing_authority import SealCheck, SigningAttempt, SigningAudit, authorize_key, sha256_hex
 from hub.services.signing_keys import key_images, policy_from_settings
 from hub.storage.files import FileStore, StoredFileInfo
 from schemas.dossier import Dossier, ResultDocument
-from schemas.errors import ConfigurationError, ConflictError, HubError, InvalidInputError, RetryableError
+from schemas.errors import (
+    ConfigurationError,
+    ConflictError,
+    FeatureNotConfiguredError,
+    HubError,
+    InvalidInputError,
+    RetryableError,
+)
 from signing.facade import SigningFacade
+from signing.issuance import OPEN_AFTER_SIGNATURE, NumberPlaces, ensure_number_places
 from signing.models import SignatureLevel, SignOptions, SignResult, SignRole
-from signing.settings import KeyPurpose
+from signing.settings import IssuanceSettings, KeyPurpose
 from signing.signer_service import SigningService
 
-__all__ = ["ResultSigningService", "SignedDraft", "SignedResult", "SignerSummary"]
+__all__ = ["IssuedResult", "ResultSigningService", "SignedDraft", "SignedResult", "SignerSummary"]
 
 #: Stages of the signing sequence, as named in errors (``details["stage"]``).
 _STAGE_VI = {"officer": "chữ ký của người có thẩm quyền", "agency": "chữ ký số của cơ quan (con dấu)"}
@@ -75,6 +92,13 @@ class SignedResult(BaseModel):
     result: ResultDocument
     intake: IntakeResult
     signatures: list[SignerSummary]
+
+
+class IssuedResult(SignedResult):
+    """What :meth:`ResultSigningService.issue_and_attach` stored and attached: the sealed paper
+    with the register number and issue date written in (Decree 30/2020 Art. 15)."""
+
+    document_number: IssuedNumber
 
 
 class SignedDraft(BaseModel):
@@ -108,6 +132,9 @@ class ResultSigningService:
         seal_check: SealCheck,
         images: Mapping[str, bytes] | None = None,
         location: str | None = None,
+        issuance: IssuanceSettings | None = None,
+        register: DocumentRegister | None = None,
+        places: NumberPlaces | None = None,
     ) -> None:
         if officer_key == agency_key:
             raise ConfigurationError(
@@ -123,6 +150,9 @@ class ResultSigningService:
         self._seal_check = seal_check
         self._images = dict(images or {})
         self._location = location
+        self._issuance = issuance
+        self._register = register
+        self._places = places or NumberPlaces()
 
     @classmethod
     def from_settings(
@@ -132,9 +162,11 @@ class ResultSigningService:
         files: FileStore,
         intake: IntakeService,
         db: Database,
+        *,
+        register: DocumentRegister | None = None,
     ) -> ResultSigningService | None:
         """The service for ``[signing] result_officer_key`` / ``result_agency_key``; ``None``
-        when either is unset."""
+        when either is unset. ``register`` defaults to the database's document register."""
         signing = settings.signing
         if not (signing.result_officer_key and signing.result_agency_key):
             return None
@@ -147,6 +179,9 @@ class ResultSigningService:
             audit=SigningAudit(db),
             seal_check=SealCheck(policy_from_settings(signing)),
             images=key_images(signing),
+            issuance=signing.issuance,
+            register=register or DocumentRegister(db),
+            places=NumberPlaces(font_path=signing.font_path),
         )
 
     # --- public -------------------------------------------------------------------------------
@@ -169,6 +204,8 @@ class ResultSigningService:
         """The competent person's signature on stored draft ``file_id`` (blocking call): a
         DocMDP P=2 certification at PAdES B-T, so the number/date and the seal may follow
         (Decree 30/2020 Art. 13(7), 14–15). Stored as a new file of the dossier, not attached.
+        The number and date places are added first when the draft has none, and her signature
+        locks every other form field (FieldMDP), so only they and the seal may follow.
 
         ``key_id`` defaults to ``[signing] result_officer_key``; ``principal`` must be an officer
         listed on that key (403 otherwise, audited).
@@ -188,11 +225,12 @@ class ResultSigningService:
             level=SignatureLevel.B_T,
             role=SignRole.PERSONAL,
             certify=True,
+            open_fields=list(OPEN_AFTER_SIGNATURE),
             reason=reason or f"Phê duyệt kết quả hồ sơ {dossier.code}",
             location=self._location,
         )
         self._authorize(attempt, principal, options.role)
-        signed, result = self._sign(attempt, source, options)
+        signed, result = self._sign(attempt, self._with_places(attempt, source), options)
         stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
         stored = self._files.save(
             signed, filename=f"{stem}.approved.pdf", media_type="application/pdf", dossier_code=dossier.code
@@ -221,7 +259,9 @@ class ResultSigningService:
         max_bytes: int = 20 * 1024 * 1024,
     ) -> SignedResult:
         """The agency seal on stored file ``file_id`` (blocking call), which must already carry
-        the competent person's valid signature; then store and attach it for delivery.
+        the competent person's valid signature and its number and issue date (written by the
+        agency's document system; the hub's own numbering is :meth:`issue_and_attach`); then
+        store and attach it for delivery.
 
         PAdES B-LTA, so it stays verifiable for the archive (docs/signing.md §2.2).
         ``principal`` must be the clerk listed on the seal key (default ``[signing]
@@ -230,61 +270,104 @@ class ResultSigningService:
         """
         key_id = key_id or self._agency_key
         dossier, info, source = self._draft(dossier_code, file_id, max_bytes)
-        result_id = result_id or f"KQ-{file_id}"
-        held = next((r for r in dossier.results if r.id == result_id and r.signed), None)
-        if held is not None:
-            raise ConflictError(
-                f"result {result_id} of {dossier.code} is already signed and attached ({held.download_url})",
-                message_vi=f"Kết quả {result_id} của hồ sơ {dossier.code} đã được ký số và đính kèm",
-                details={"result_id": result_id, "download_url": str(held.download_url)},
-            )
+        result_id = self._new_result_id(dossier, file_id, result_id)
         attempt = SigningAttempt(
             principal.name, "results.seal", key_id, sha256_hex(source), KeyPurpose.SEAL, dossier.code, file_id
         )
-        options = SignOptions(
-            level=SignatureLevel.B_LTA,
-            role=SignRole.AGENCY,
-            reason=f"Ban hành kết quả hồ sơ {dossier.code}",
-            location=self._location,
+        self._authorize(attempt, principal, SignRole.AGENCY, seal_of=source, places=require_filled_places)
+        stored = self._seal_and_store(
+            attempt, principal, info, source, name, result_id, result_code, component_code
         )
-        self._authorize(attempt, principal, options.role, seal_of=source)
-        signed, result = self._sign(attempt, source, options)
-        stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
-        stem = stem.removesuffix(".approved")
-        attached = store_and_attach(
-            self._files,
-            self._intake,
+        self._audit.record(attempt, "signed", output_sha256=stored.sha256, output_file_id=stored.file_id)
+        return stored
+
+    def issue_and_attach(
+        self,
+        principal: Principal,
+        dossier_code: str,
+        file_id: str,
+        *,
+        name: str,
+        document_type: str | None = None,
+        key_id: str | None = None,
+        result_code: str | None = None,
+        result_id: str | None = None,
+        component_code: str | None = None,
+        max_bytes: int = 20 * 1024 * 1024,
+    ) -> IssuedResult:
+        """Issue officer-signed file ``file_id`` (blocking call), in Decree 30/2020 order
+        (Art. 14, 15, 17; docs/signing.md §13): take the next number of the agency's register
+        for the year, write the symbol and the place-and-date line into the document's
+        number and date places (a permitted fill after her signature), then seal (B-LTA),
+        store and attach.
+
+        Everything that can be checked is checked before a number is taken (clerk on the seal
+        key, the officer's valid signature, the places present and empty, not attached yet);
+        a failure after that voids the number in the register (never reused) and stores
+        nothing. Each step is audited (``signing.results.issue``: refused | numbered | signed
+        | failed, voided).
+        """
+        settings = self._issuance_settings()
+        key_id = key_id or self._agency_key
+        dossier, info, source = self._draft(dossier_code, file_id, max_bytes)
+        result_id = self._new_result_id(dossier, file_id, result_id)
+        attempt = SigningAttempt(
+            principal.name,
+            "results.issue",
+            key_id,
+            sha256_hex(source),
+            KeyPurpose.SEAL,
             dossier.code,
-            signed,
-            filename=f"{stem}.signed.pdf",
-            media_type="application/pdf",
-            name=name,
+            file_id,
+        )
+        spec = IssuanceSpec(
+            agency_code=settings.agency_code or dossier.agency_code,
+            agency_abbreviation=settings.agency_abbreviation,
+            document_type=document_type or settings.document_type,
+            place=settings.place,
+        )
+        self._authorize(attempt, principal, SignRole.AGENCY, seal_of=source, places=require_open_places)
+        assert self._register is not None  # _issuance_settings() checked it
+        with numbered(
+            self._register,
+            source,
+            spec,
             actor=principal.name,
-            result_id=result_id,
-            result_code=result_code,
-            component_code=component_code,
-            signed=True,
-        )
-        self._audit.record(
-            attempt, "signed", output_sha256=attached.stored.sha256, output_file_id=attached.stored.id
-        )
-        return SignedResult(
+            source_sha256=attempt.document_sha256,
             dossier_code=dossier.code,
-            source_file_id=file_id,
-            file_id=attached.stored.id,
-            download_url=attached.download_url,
-            sha256=attached.stored.sha256,
-            size=attached.stored.size,
-            result=attached.document,
-            intake=attached.intake,
-            signatures=[_summary(SignRole.AGENCY, key_id, result)],
+            places=self._places,
+            on_number=lambda n: self._audit.record(attempt, "numbered", **number_details(n)),
+            on_void=lambda n, why: self._audit.record(
+                attempt, "voided", reason=why[:300], **number_details(n)
+            ),
+        ) as document:
+            number = document.number
+            stored = self._seal_and_store(
+                attempt, principal, info, document.data, name, result_id, result_code, component_code
+            )
+            document.issued(file_id=stored.file_id, sha256=stored.sha256)
+        self._audit.record(
+            attempt,
+            "signed",
+            output_sha256=stored.sha256,
+            output_file_id=stored.file_id,
+            **number_details(number),
         )
+        return IssuedResult(**stored.model_dump(), document_number=number)
 
     async def asign_personal(
         self, principal: Principal, dossier_code: str, file_id: str, **kwargs: Any
     ) -> SignedDraft:
         """:meth:`sign_personal` in a worker thread (signing is CPU-bound and blocking)."""
         return await asyncio.to_thread(lambda: self.sign_personal(principal, dossier_code, file_id, **kwargs))
+
+    async def aissue_and_attach(
+        self, principal: Principal, dossier_code: str, file_id: str, **kwargs: Any
+    ) -> IssuedResult:
+        """:meth:`issue_and_attach` in a worker thread."""
+        return await asyncio.to_thread(
+            lambda: self.issue_and_attach(principal, dossier_code, file_id, **kwargs)
+        )
 
     async def aseal_and_attach(
         self, principal: Principal, dossier_code: str, file_id: str, **kwargs: Any
@@ -315,16 +398,105 @@ class ResultSigningService:
         return dossier, info, path.read_bytes()
 
     def _authorize(
-        self, attempt: SigningAttempt, principal: Principal, role: SignRole, *, seal_of: bytes | None = None
+        self,
+        attempt: SigningAttempt,
+        principal: Principal,
+        role: SignRole,
+        *,
+        seal_of: bytes | None = None,
+        places: Callable[[bytes], None] | None = None,
     ) -> None:
-        """Key, principal and purpose (and the seal order); a refusal is audited and raised."""
+        """Key, principal and purpose (and the seal order, and the state of the number and date
+        places on ``seal_of``); a refusal is audited and raised."""
         try:
             authorize_key(self._facade.grants, principal, attempt.key_id, role)
             if seal_of is not None:
                 self._seal_check.require_signed(seal_of)
+                if places is not None:
+                    places(seal_of)
         except HubError as exc:
             self._audit.refused(attempt, exc)
             raise
+
+    def _with_places(self, attempt: SigningAttempt, data: bytes) -> bytes:
+        """The draft with its number and date places (added when missing, before she signs)."""
+        try:
+            return ensure_number_places(data, self._places)
+        except HubError as exc:
+            self._audit.failed(attempt, exc)
+            raise _refused(exc, "officer", attempt.dossier_code or "", attempt.key_id) from exc
+
+    def _issuance_settings(self) -> IssuanceSettings:
+        if self._issuance is None or self._register is None:
+            raise FeatureNotConfiguredError(
+                "document numbering is not configured ([signing.issuance])",
+                message_vi="Chưa cấu hình cấp số, ký hiệu văn bản ([signing.issuance])",
+            )
+        return self._issuance
+
+    def _new_result_id(self, dossier: Dossier, file_id: str, result_id: str | None) -> str:
+        """``KQ-<file_id>`` by default; a result already signed and attached is a conflict."""
+        result_id = result_id or f"KQ-{file_id}"
+        held = next((r for r in dossier.results if r.id == result_id and r.signed), None)
+        if held is not None:
+            raise ConflictError(
+                f"result {result_id} of {dossier.code} is already signed and attached ({held.download_url})",
+                message_vi=f"Kết quả {result_id} của hồ sơ {dossier.code} đã được ký số và đính kèm",
+                details={"result_id": result_id, "download_url": str(held.download_url)},
+            )
+        return result_id
+
+    def _seal_and_store(
+        self,
+        attempt: SigningAttempt,
+        principal: Principal,
+        info: StoredFileInfo,
+        source: bytes,
+        name: str,
+        result_id: str,
+        result_code: str | None,
+        component_code: str | None,
+    ) -> SignedResult:
+        """The agency seal (B-LTA) on ``source``, stored and attached as ``<stem>.signed.pdf``."""
+        dossier_code = attempt.dossier_code or ""
+        options = SignOptions(
+            level=SignatureLevel.B_LTA,
+            role=SignRole.AGENCY,
+            reason=f"Ban hành kết quả hồ sơ {dossier_code}",
+            location=self._location,
+        )
+        signed, result = self._sign(attempt, source, options)
+        stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
+        stem = stem.removesuffix(".approved")
+        try:
+            attached = store_and_attach(
+                self._files,
+                self._intake,
+                dossier_code,
+                signed,
+                filename=f"{stem}.signed.pdf",
+                media_type="application/pdf",
+                name=name,
+                actor=principal.name,
+                result_id=result_id,
+                result_code=result_code,
+                component_code=component_code,
+                signed=True,
+            )
+        except BaseException as exc:
+            self._audit.failed(attempt, exc)
+            raise
+        return SignedResult(
+            dossier_code=dossier_code,
+            source_file_id=attempt.file_id or "",
+            file_id=attached.stored.id,
+            download_url=attached.download_url,
+            sha256=attached.stored.sha256,
+            size=attached.stored.size,
+            result=attached.document,
+            intake=attached.intake,
+            signatures=[_summary(SignRole.AGENCY, attempt.key_id, result)],
+        )
 
     def _service(self, key_id: str, role: SignRole) -> SigningService:
         """The facade's signing service, with this key's signature or seal image."""

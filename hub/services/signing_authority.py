@@ -69,7 +69,9 @@ PURPOSE_OF_ROLE: Mapping[SignRole, KeyPurpose] = {
 }
 
 T = TypeVar("T")
-Outcome = Literal["signed", "prepared", "refused", "failed"]
+#: ``numbered`` / ``voided``: a register number taken for, or cancelled on, an issuance
+#: (Decree 30/2020 Art. 15; hub.services.issuance).
+Outcome = Literal["signed", "prepared", "refused", "failed", "numbered", "voided"]
 
 
 def sha256_hex(data: bytes) -> str:
@@ -92,7 +94,7 @@ class SigningAttempt:
     actor: str
     path: str
     """Where it came from: ``documents``, ``batch``, ``results.sign``, ``results.seal``,
-    ``external.prepare``, ``external.complete``, ``cli``."""
+    ``results.issue``, ``external.prepare``, ``external.complete``, ``cli``, ``cli.issue``."""
     key_id: str
     document_sha256: str
     purpose: KeyPurpose | None = None

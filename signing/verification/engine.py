@@ -35,6 +35,7 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509
 from pyhanko.pdf_utils import misc
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
+from pyhanko.pdf_utils.generic import IndirectObject
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESPassed, AdESStatus, AdESSubIndic
 from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel
@@ -453,11 +454,13 @@ def _modifications(emb: EmbeddedPdfSignature, reader: PdfFileReader) -> Modifica
     diff = emb.diff_result
     later = reader.xrefs.total_revisions - 1 - emb.signed_revision
     detail: str | None = None
+    filled: list[str] = []
     level: ModificationLevel | None
     if diff is None:
         level = ModificationLevel.NONE if coverage == SignatureCoverageLevel.ENTIRE_FILE else None
     elif isinstance(diff, DiffResult):
         level = diff.modification_level
+        filled = _filled_fields(diff, reader, emb.signed_revision)
     else:  # SuspiciousModification
         level = ModificationLevel.OTHER
         detail = str(diff)
@@ -477,7 +480,45 @@ def _modifications(emb: EmbeddedPdfSignature, reader: PdfFileReader) -> Modifica
         tampered=permitted is False,
         later_revisions=later,
         detail=detail,
+        filled_fields=filled,
     )
+
+
+def _filled_fields(diff: DiffResult, reader: PdfFileReader, signed_revision: int) -> list[str]:
+    """The non-signature form fields pyHanko's diff saw changed whose value really differs
+    from the one this signature covered."""
+    if not diff.changed_form_fields:
+        return []
+    then = _field_values(reader.get_historical_resolver(signed_revision).root)
+    now = _field_values(reader.root)
+    return sorted(name for name in diff.changed_form_fields if name in now and now[name] != then.get(name))
+
+
+#: Most form fields walked when naming the filled ones (a hostile form cannot loop or exhaust).
+_MAX_FORM_FIELDS = 10_000
+
+
+def _field_values(root: Any) -> dict[str, str | None]:
+    """``/V`` of every terminal non-signature field (ISO 32000-1 §13.7.3.1), by full name."""
+    values: dict[str, str | None] = {}
+    acroform = root.get("/AcroForm")
+    stack = [(kid, "") for kid in (acroform.get_object().get("/Fields") or ()) if acroform is not None]
+    seen: set[object] = set()
+    while stack and len(seen) < _MAX_FORM_FIELDS:
+        ref, parent = stack.pop()
+        key = ref.reference if isinstance(ref, IndirectObject) else id(ref)
+        field = ref.get_object()
+        if key in seen or not hasattr(field, "get"):
+            continue  # a field reached twice (a cycle in /Kids) is walked once
+        seen.add(key)
+        name = f"{parent}.{field.get('/T')}" if parent and "/T" in field else str(field.get("/T", parent))
+        kids = [kid for kid in field.get("/Kids") or () if "/T" in kid.get_object()]
+        if kids:
+            stack.extend((kid, name) for kid in kids)
+        elif field.get("/FT") != "/Sig":
+            value = field.get("/V")
+            values[name] = str(value) if value is not None else None
+    return values
 
 
 @dataclass(frozen=True)
@@ -714,6 +755,8 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
         reasons.append(reason("pkcs7_without_ltv"))
     if mods.permitted and mods.later_revisions > 0:
         reasons.append(reason("later_changes_permitted"))
+        if mods.filled_fields:
+            reasons.append(reason("form_fields_filled", fields=", ".join(mods.filled_fields)))
 
     # --- derived check results ------------------------------------------------------------
     integrity = _integrity(status, subindic, mods)

@@ -215,6 +215,10 @@ class ModificationReport(_Model):
     tampered: bool
     later_revisions: int
     detail: NfcStr | None = None
+    #: Form fields other than signatures whose values later revisions filled (a permitted
+    #: change under DocMDP P=2 unless a FieldMDP lock covers them), e.g. the number and date
+    #: places written after the competent person's signature (Decree 30/2020 Art. 15).
+    filled_fields: list[NfcStr] = Field(default_factory=list)
 
 
 class SignatureReport(_Model):

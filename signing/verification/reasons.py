@@ -143,6 +143,11 @@ _CATALOGUE: dict[str, ReasonTemplate] = {
         "Later revisions only add signatures, form field values or validation data, which is permitted.",
         "Các phiên bản sau chỉ bổ sung chữ ký, giá trị trường biểu mẫu hoặc dữ liệu kiểm tra, được phép.",
     ),
+    "form_fields_filled": ReasonTemplate(
+        "info",
+        "After this signature the form fields {fields} were filled, a permitted change.",
+        "Sau chữ ký này đã điền các trường biểu mẫu {fields}, là thay đổi được phép.",
+    ),
     "document_timestamp_invalid": ReasonTemplate(
         "indeterminate",
         "The document time-stamp is not valid or not trusted ({detail}).",

@@ -25,6 +25,7 @@ import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from hub.demo import DVCQG, LGSP, DemoContext, DemoStep, run_demo, sample_dossiers
+from signing.issuance import NUMBER_FIELD, number_place_values
 
 HUB = str(Path(sys.executable).with_name("hub"))
 
@@ -179,6 +180,14 @@ def test_the_result_paper_is_signed_twice_stored_and_sent_to_the_portal(demo: De
     embedded = PdfFileReader(io.BytesIO(data)).embedded_signatures
     signatures = [sig for sig in embedded if sig.sig_object_type == "/Sig"]
     assert len(signatures) == 2  # the officer's, then the agency seal (document time-stamps aside)
+
+    # numbered from the register between the two signatures (Decree 30/2020 Art. 15)
+    [(symbol, state, output_file_id)] = demo.query(
+        "select symbol, state, output_file_id from document_register where dossier_code = ?", code
+    )
+    assert (symbol, state, output_file_id) == ("01/GCN-SNNMT", "issued", file_id)
+    assert number_place_values(data)[NUMBER_FIELD] == "Số: 01/GCN-SNNMT"
+    assert demo.lines("  cấp số / numbered: Số 01/GCN-SNNMT")
 
     # the last message delivered to the portal for that dossier carries the download URL
     [(payload,)] = demo.query(

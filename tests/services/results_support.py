@@ -9,7 +9,7 @@ from typing import Any
 from hub.auth.keys import Principal
 from hub.config import Settings, load_settings
 from hub.db.models import ApiRole
-from hub.services.results import ResultSigningService, SignedResult
+from hub.services.results import IssuedResult, ResultSigningService
 from hub.simulators.pki import RunningPki
 from schemas.dossier import Dossier, Owner
 from schemas.timefmt import VN_TZ
@@ -18,6 +18,8 @@ CODE = "000.00.18.H42-251125-0001"
 OTHER = "000.00.18.H42-251125-0002"
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 ENV = {"HUB_TEST_OFFICER_P12": "", "HUB_TEST_AGENCY_P12": ""}
+#: ``[signing.issuance]``: how issued papers are numbered and dated (docs/signing.md §13).
+ISSUANCE = {"agency_abbreviation": "SNNMT", "place": "Ninh Bình", "document_type": "GCN"}
 #: The principals listed on the test keys (the live hub's API key names, tests/api/livehub.py).
 OFFICER = Principal("test-officer", ApiRole.OFFICER)
 CLERK = Principal("test-clerk", ApiRole.CLERK)
@@ -56,6 +58,7 @@ def signing_settings(
             },
             "result_officer_key": "lanh-ntl",
             "result_agency_key": "so-nnmt",
+            "issuance": ISSUANCE,
             **extra,
         },
     )
@@ -80,8 +83,9 @@ def make_dossier(code: str = CODE, **extra: object) -> Dossier:
     return Dossier.model_validate(fields)
 
 
-def sign_twice(service: ResultSigningService, code: str, file_id: str, **seal: Any) -> SignedResult:
-    """The officer signs ``file_id``, then the clerk seals and attaches it (Decree 30 order)."""
+def sign_twice(service: ResultSigningService, code: str, file_id: str, **seal: Any) -> IssuedResult:
+    """The officer signs ``file_id``, then the clerk issues it: number and date, seal, attach
+    (Decree 30 order)."""
     approved = service.sign_personal(OFFICER, code, file_id)
     seal.setdefault("name", "Giấy chứng nhận")
-    return service.seal_and_attach(CLERK, code, approved.file_id, **seal)
+    return service.issue_and_attach(CLERK, code, approved.file_id, **seal)

@@ -159,7 +159,7 @@ def test_the_seal_is_the_clerks_after_the_officer_and_both_are_audited(hub: Live
         seal["file_id"] = approved.json()["file_id"]
         assert officer.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal).status_code == 403
     with hub.client("clerk", timeout=60) as clerk:
-        sealed = clerk.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal)
+        sealed = clerk.post(f"/api/v1/dossiers/{CODE}/results/issue", json=seal)
     assert sealed.status_code == 201, sealed.text
     assert [r["signed"] for r in results(hub)] == [True]
 
@@ -172,6 +172,8 @@ def test_the_seal_is_the_clerks_after_the_officer_and_both_are_audited(hub: Live
     assert [(a, who, d["key_id"], d["dossier_code"], d["outcome"]) for a, who, d in rows] == [
         ("signing.results.seal", "test-clerk", "so-nnmt", CODE, "refused"),
         ("signing.results.sign", "test-officer", "lanh-ntl", CODE, "signed"),
-        ("signing.results.seal", "test-clerk", "so-nnmt", CODE, "signed"),
+        ("signing.results.issue", "test-clerk", "so-nnmt", CODE, "numbered"),
+        ("signing.results.issue", "test-clerk", "so-nnmt", CODE, "signed"),
     ]
-    assert rows[2][2]["output_sha256"] == sealed.json()["sha256"]
+    assert rows[3][2]["output_sha256"] == sealed.json()["sha256"]
+    assert rows[3][2]["document_number"] == sealed.json()["document_number"]["symbol"] == "01/GCN-SNNMT"

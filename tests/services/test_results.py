@@ -82,7 +82,7 @@ def test_signs_twice_stores_and_attaches_for_delivery(world: World, pki: Running
     approved = world.service.sign_personal(OFFICER, CODE, file_id)
     assert world.counts() == (files_before + 1, messages_before)  # stored, not attached yet
     assert world.intake.get_dossier(CODE).results == []
-    signed = world.service.seal_and_attach(
+    signed = world.service.issue_and_attach(
         CLERK, CODE, approved.file_id, name="Giấy chứng nhận", result_code="GCN-0001"
     )
 
@@ -171,7 +171,7 @@ def test_refused_agency_signature_keeps_the_half_signed_paper_nowhere(
     before = world.counts()
 
     with pytest.raises(CertificateRejectedError) as caught:
-        world.service.seal_and_attach(CLERK, CODE, approved.file_id, name="Giấy chứng nhận")
+        world.service.issue_and_attach(CLERK, CODE, approved.file_id, name="Giấy chứng nhận")
 
     assert caught.value.details["stage"] == "agency"
     assert "con dấu" in caught.value.message_vi
@@ -208,12 +208,12 @@ def test_broken_pdf_is_refused_without_output(world: World) -> None:
 def test_signing_the_same_draft_twice_is_refused_without_a_second_copy(world: World) -> None:
     file_id = upload(world)
     approved = world.service.sign_personal(OFFICER, CODE, file_id)
-    first = world.service.seal_and_attach(CLERK, CODE, approved.file_id, name="Giấy chứng nhận")
+    first = world.service.issue_and_attach(CLERK, CODE, approved.file_id, name="Giấy chứng nhận")
     assert first.result.id == f"KQ-{approved.file_id}"
     before = world.counts()
 
     with pytest.raises(ConflictError) as caught:
-        world.service.seal_and_attach(CLERK, CODE, approved.file_id, name="Giấy chứng nhận")
+        world.service.issue_and_attach(CLERK, CODE, approved.file_id, name="Giấy chứng nhận")
 
     assert "đã được ký số và đính kèm" in caught.value.message_vi
     assert caught.value.details["download_url"] == first.download_url

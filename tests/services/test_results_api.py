@@ -48,13 +48,25 @@ def test_officer_signs_a_stored_draft_and_portals_can_fetch_it(
         seal = {"file_id": approved.json()["file_id"], "name": "Giấy chứng nhận an toàn thực phẩm"}
         with hub.client("officer") as officer:  # the officer does not hold the seal
             assert officer.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal).status_code == 403
+            assert officer.post(f"/api/v1/dossiers/{CODE}/results/issue", json=seal).status_code == 403
         with hub.client("clerk") as clerk:
-            signed = clerk.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal)
+            early = clerk.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal)
+            assert early.status_code == 422  # Decree 30: numbered and dated before the seal
+            assert early.json()["error"]["details"]["reason"] == "document_number_missing"
+            bad_type = clerk.post(
+                f"/api/v1/dossiers/{CODE}/results/issue", json={**seal, "document_type": "g/c"}
+            )
+            assert bad_type.status_code == 422
+            signed = clerk.post(
+                f"/api/v1/dossiers/{CODE}/results/issue", json={**seal, "document_type": "QĐ"}
+            )
             assert signed.status_code == 201, signed.text
-            again = clerk.post(f"/api/v1/dossiers/{CODE}/results/seal", json=seal)
+            again = clerk.post(f"/api/v1/dossiers/{CODE}/results/issue", json=seal)
             assert again.status_code == 409
         answer = signed.json()
         assert [s["role"] for s in answer["signatures"]] == ["agency"]
+        assert answer["document_number"]["symbol"] == "01/QĐ-SNNMT"
+        assert answer["document_number"]["date_line"].startswith("Ninh Bình, ngày ")
         pdf = httpx.get(answer["download_url"], timeout=10)
         assert pdf.status_code == 200
         assert hashlib.sha256(pdf.content).hexdigest() == answer["sha256"]

@@ -28,7 +28,7 @@ from signing.facade import SigningFacade
 from signing.keys import Pkcs11KeySource, Pkcs12KeySource
 from signing.samples import sample_pdf
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
-from tests.services.results_support import CLERK, CODE, OFFICER, make_dossier, sign_twice
+from tests.services.results_support import CLERK, CODE, ISSUANCE, OFFICER, make_dossier, sign_twice
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN_PIN = "246810"
@@ -302,6 +302,7 @@ def test_agency_seal_from_a_configured_pkcs11_token(
             },
             "result_officer_key": "lanh-ntl",
             "result_agency_key": "so-nnmt",
+            "issuance": ISSUANCE,
         },
     )
     env = {"OFFICER_PW": pki.pki.p12_password, "SEAL_PIN": TOKEN_PIN}

@@ -15,14 +15,28 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
+from hub.commands.issue import app as issue_app
 from hub.commands.pki import app as pki_app
 from hub.commands.pki import serve_port
 from hub.commands.sign import app as sign_app
 from hub.db.models import AuditEntry
 from hub.db.session import Database
+from hub.services.issuance import DocumentRegister
 from hub.simulators.pki import RunningPki, serve_test_pki
-from signing.samples import write_sample_pdfs
+from schemas.timefmt import now_vn
+from signing.issuance import (
+    DATE_FIELD,
+    NUMBER_FIELD,
+    OPEN_AFTER_SIGNATURE,
+    date_line,
+    ensure_number_places,
+    number_place_values,
+)
+from signing.models import SignatureLevel, SignOptions, SignRole
+from signing.samples import sample_pdf, sample_seal_png, write_sample_pdfs
 from signing.testpki import TestPki
+from signing.verification import Verdict, VerificationPolicy, verify_pdf
+from tests.signing.conftest import Sign
 
 runner = CliRunner()
 
@@ -280,3 +294,111 @@ def test_pki_serve_keeps_the_pki_unless_asked_to_rebuild(tmp_path: Path) -> None
     with pytest.raises(typer.Exit) as refused:
         serve_port(directory, port + 1, rebuild=False)
     assert refused.value.exit_code == 4
+
+
+# --- hub issue: number, date, seal (Decree 30/2020 Art. 14, 15, 17) --------------------------------
+
+
+def _officer_signed(sign: Sign, path: Path) -> Path:
+    """A draft with its number and date places, certified by the competent person."""
+    options = SignOptions(
+        level=SignatureLevel.B_T, role=SignRole.PERSONAL, certify=True, open_fields=list(OPEN_AFTER_SIGNATURE)
+    )
+    signed, _ = sign(options, key="officer", pdf=ensure_number_places(sample_pdf("GCN")))
+    path.write_bytes(signed)
+    return path
+
+
+def _issue_args(test_pki: TestPki, pki_services: RunningPki, source: Path, out: Path) -> list[str]:
+    seal = source.parent / "con-dau.png"
+    if not seal.exists():
+        seal.write_bytes(sample_seal_png())
+    return [
+        "--seal-image",
+        str(seal),
+        str(source),
+        "--out",
+        str(out),
+        "--p12",
+        str(test_pki.agency_p12),
+        "-t",
+        str(test_pki.root_cert),
+        "--tsa-url",
+        pki_services.tsa_url,
+        "--agency-code",
+        "000.00.18.H42",
+        "--agency-abbreviation",
+        "SNNMT",
+        "--document-type",
+        "QĐ",
+        "--place",
+        "Ninh Bình",
+    ]
+
+
+def test_issue_numbers_dates_and_seals_from_the_register(
+    tmp_path: Path, test_pki: TestPki, pki_services: RunningPki, sign: Sign, audit_database: str
+) -> None:
+    source = _officer_signed(sign, tmp_path / "gcn.pdf")
+    env = {"HUB_SIGN_SECRET": test_pki.p12_password}
+    first = runner.invoke(
+        issue_app, [*_issue_args(test_pki, pki_services, source, tmp_path / "1.pdf"), "--json"], env=env
+    )
+    assert first.exit_code == 0, first.output
+    body = json.loads(first.stdout)
+    today = now_vn().date()
+    assert body["symbol"] == "01/QĐ-SNNMT"
+    assert body["date_line"] == date_line("Ninh Bình", today)
+    issued = (tmp_path / "1.pdf").read_bytes()
+    assert number_place_values(issued) == {NUMBER_FIELD: "Số: 01/QĐ-SNNMT", DATE_FIELD: body["date_line"]}
+    report = verify_pdf(issued, VerificationPolicy.from_paths([test_pki.root_cert]))
+    assert report.verdict is Verdict.VALID, report.reasons
+    assert report.signatures[0].modifications.filled_fields == [DATE_FIELD, NUMBER_FIELD]
+
+    second = runner.invoke(
+        issue_app, _issue_args(test_pki, pki_services, source, tmp_path / "2.pdf"), env=env
+    )
+    assert second.exit_code == 0, second.output
+    assert "Số 02/QĐ-SNNMT" in second.output
+
+    again = runner.invoke(
+        issue_app, _issue_args(test_pki, pki_services, tmp_path / "1.pdf", tmp_path / "3.pdf"), env=env
+    )
+    assert again.exit_code == 4  # already numbered: refused before a number is taken
+    assert "Văn bản đã được cấp số" in again.output
+    unsigned = tmp_path / "draft.pdf"
+    unsigned.write_bytes(ensure_number_places(sample_pdf("GCN")))
+    refused = runner.invoke(
+        issue_app, _issue_args(test_pki, pki_services, unsigned, tmp_path / "4.pdf"), env=env
+    )
+    assert refused.exit_code == 4
+    assert not (tmp_path / "3.pdf").exists()
+    assert not (tmp_path / "4.pdf").exists()
+
+    db = Database.connect(audit_database, pool_size=1)
+    try:
+        lines = DocumentRegister(db).lines("000.00.18.H42", today.year)
+        with db.sessions() as session:
+            rows = (
+                session.execute(
+                    select(AuditEntry.details)
+                    .where(AuditEntry.action == "signing.cli.issue")
+                    .order_by(AuditEntry.id)
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        db.dispose()
+    assert [(line.number, line.state.value, line.output_file_id) for line in lines] == [
+        (1, "issued", str(tmp_path / "1.pdf")),
+        (2, "issued", str(tmp_path / "2.pdf")),
+    ]
+    assert [(row["outcome"], row.get("document_number")) for row in rows] == [
+        ("numbered", "01/QĐ-SNNMT"),
+        ("signed", "01/QĐ-SNNMT"),
+        ("numbered", "02/QĐ-SNNMT"),
+        ("signed", "02/QĐ-SNNMT"),
+        ("refused", None),
+        ("refused", None),
+    ]

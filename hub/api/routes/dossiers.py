@@ -33,13 +33,14 @@ from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import MAX_BATCH_CHANGES, BatchResult, IntakeBatch, IntakeResult
 from hub.services.privacy import audit_reveal, masked_dossier, masked_view
 from hub.services.result_files import inspect_result_paper, store_and_attach
-from hub.services.results import ResultSigningService, SignedDraft, SignedResult
+from hub.services.results import IssuedResult, ResultSigningService, SignedDraft, SignedResult
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
 from schemas.dossier import Dossier
 from schemas.errors import FeatureNotConfiguredError
 from schemas.text import VnName
 from schemas.timefmt import now_vn
+from signing.settings import ABBREVIATION_PATTERN
 from signing.verification import VerificationPolicy
 
 router = APIRouter(
@@ -292,7 +293,8 @@ def sign_result(
 
 @router.post(
     "/dossiers/{code}/results/seal",
-    summary="The clerk seals an officer-signed result (Decree 30, agency signature) and attaches it",
+    summary="The clerk seals an officer-signed result already numbered and dated (Decree 30, agency "
+    "signature) and attaches it",
     status_code=201,
     dependencies=JSON_ONLY,
 )
@@ -307,6 +309,41 @@ def seal_result(
         code,
         command.file_id,
         name=command.name,
+        key_id=command.key_id,
+        result_code=command.result_code,
+        component_code=command.component_code,
+    )
+
+
+# --- issuance: number, date, seal (Decree 30/2020 Art. 14, 15, 17; docs/signing.md §13) ------------
+
+
+class IssueResultRequest(SealResultRequest):
+    """The clerk issues an officer-signed result: register number and date, then the seal."""
+
+    document_type: Annotated[str | None, Field(pattern=ABBREVIATION_PATTERN)] = None
+    """Abbreviation of the document type in the symbol (``GCN``, ``QĐ``); default
+    ``[signing.issuance] document_type``."""
+
+
+@router.post(
+    "/dossiers/{code}/results/issue",
+    summary="The clerk issues an officer-signed result: number and date filled in, then sealed and attached",
+    status_code=201,
+    dependencies=JSON_ONLY,
+)
+def issue_result(
+    code: str,
+    command: IssueResultRequest,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_role("clerk"))],
+) -> IssuedResult:
+    return _results(request).issue_and_attach(
+        principal,
+        code,
+        command.file_id,
+        name=command.name,
+        document_type=command.document_type,
         key_id=command.key_id,
         result_code=command.result_code,
         component_code=command.component_code,
