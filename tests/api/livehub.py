@@ -25,6 +25,8 @@ from schemas.timefmt import VN_TZ
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 BOOTSTRAP = "bootstrap-secret-for-tests-0123456789"
 ROLES = ("source", "portal", "officer", "technician", "admin")
+#: Agencies the test source key may write dossiers of (a source key writes only its agencies).
+SOURCE_AGENCIES = ("000.00.18.H42", "000.00.00.H42")
 
 
 @dataclass
@@ -103,7 +105,8 @@ def live_hub(
         hub = LiveHub(base_url=running.base_url, settings=settings, db=running.db, app=running.app)
         keys = ApiKeyService(running.db)
         for role in ROLES:
-            hub.tokens[role] = keys.create(f"test-{role}", role, actor="tests").token
+            scope = SOURCE_AGENCIES if role == "source" else ()
+            hub.tokens[role] = keys.create(f"test-{role}", role, actor="tests", agency_codes=scope).token
         yield hub
 
 
