@@ -236,6 +236,16 @@ def _check_opening(dossier: Dossier) -> None:
         )
 
 
+def _may_open(dossier: Dossier, scope: AgencyScope) -> bool:
+    """Whether ``dossier`` may be created as it is (:func:`check_agency`, :func:`_check_opening`)."""
+    try:
+        check_agency(scope, dossier.agency_code)
+        _check_opening(dossier)
+    except HubError:
+        return False
+    return True
+
+
 def _check_room(count: int, limit: int, what: str) -> None:
     """A dossier holds at most ``limit`` ``what`` (docs/portal.md §3.10): refuse ``count``."""
     if count > limit:
@@ -403,7 +413,10 @@ class _Unit:
     def create_at_once(self, dossier: Dossier, version: int | None, origin: str) -> list[str] | None:
         """A single upsert of a code not held yet: insert it as new right away, without reading
         first (one statement less for the common case); ``None``, having changed nothing, when
-        the dossier exists — then it is read, locked and replaced as usual."""
+        the dossier exists — then it is read, locked and replaced as usual — or may not be
+        created as it is (that path then words the refusal)."""
+        if not _may_open(dossier, self.scope):
+            return None
         held = self.create(dossier, version, origin, 0)
         ids = self.store_and_route(held, [MessageKind.DOSSIER_SYNC], [], origin=origin)
         inserted = self._insert_dossiers([(dossier.code, held)], utcnow())
