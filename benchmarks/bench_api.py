@@ -169,7 +169,7 @@ def main() -> None:
         url = f"sqlite:///{tmp / 'hub.db'}"
     upgrade(url)
     db = Database.connect(url)
-    token = ApiKeyService(db).create("bench", "source", actor="bench").token
+    token = ApiKeyService(db).create("bench", "source", actor="bench", agency_codes=["000.00.18.H42"]).token
     db.dispose()
     port = free_port()
     base = f"http://127.0.0.1:{port}"

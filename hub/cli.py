@@ -228,11 +228,16 @@ def _operator() -> str:
 def keys_create(
     name: Annotated[str, typer.Option(help="Unique name of the key (who uses it)")],
     role: Annotated[str, typer.Option(help="source | portal | officer | technician | admin")],
+    agency: Annotated[
+        list[str] | None,
+        typer.Option(help="Agency code a source key may write dossiers of (repeat for several)"),
+    ] = None,
 ) -> None:
     """Create a key and print its token ONCE (only a hash is stored)."""
-    issued = _key_service().create(name, role, actor=_operator())
+    issued = _key_service().create(name, role, actor=_operator(), agency_codes=agency or ())
     typer.echo(
-        f"created key {issued.info.name!r} (role {issued.info.role.value}, prefix {issued.info.prefix})"
+        f"created key {issued.info.name!r} (role {issued.info.role.value}, prefix {issued.info.prefix}"
+        f"{', agencies ' + ' '.join(sorted(issued.info.agency_codes)) if issued.info.agency_codes else ''})"
     )
     typer.echo("token (shown once, store it now):", err=True)
     typer.echo(issued.token)

@@ -810,7 +810,7 @@ async def _run(
     # The hub as ``hub serve`` runs it: API on the demo's socket and the delivery worker.
     async with runtime.start(settings, sock=api_sock, access_log=False) as hub:
         keys = ApiKeyService(hub.db)
-        token = keys.create("demo-source", "source", actor="hub demo").token
+        token = keys.create("demo-source", "source", actor="hub demo", agency_codes=[AGENCY]).token
         officer_token = keys.create(OFFICER.name, OFFICER.role, actor="hub demo").token
         keys.create(CLERK.name, CLERK.role, actor="hub demo")
         base = hub.base_url

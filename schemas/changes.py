@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from schemas.dossier import Dossier, Model, ProcessingStep, ResultDocument
 from schemas.status import DossierStatus
-from schemas.text import VnText
+from schemas.text import VnName, VnText
+from schemas.timefmt import HubTime
 
 
 class DossierUpsert(Model):
@@ -28,12 +29,12 @@ class StatusChange(Model):
     """Move a dossier along the one-stop procedure (docs/portal.md §2.2)."""
 
     status: DossierStatus
-    at: AwareDatetime
+    at: HubTime
     handler: VnText
     position: VnText | None = None
     department: VnText | None = None
     reason: VnText = ""
-    new_due_at: AwareDatetime | None = None
+    new_due_at: HubTime | None = None
     """For a late dossier (Mẫu 04 apology) or a supplement: the new ``NgayHenTra``."""
 
 
@@ -43,3 +44,17 @@ class StepAdd(Model):
 
 class ResultAttach(Model):
     result: ResultDocument
+
+
+class DueDateChange(Model):
+    """Move a dossier's due date (``NgayHenTra``) with its record: the apology and new date of a
+    late dossier (Mẫu 04) or an extension (docs/portal.md §2.2). Recorded as a
+    ``DanhSachHoSoBoSung`` entry with ``NgayHenTraTruoc``/``NgayHenTraMoi`` (§3.3) and a step."""
+
+    new_due_at: HubTime
+    at: HubTime
+    handler: VnName
+    position: VnText | None = None
+    department: VnText | None = None
+    reason: Annotated[VnText, Field(min_length=1)]
+    """Why the date moves (the apology's reason); required."""

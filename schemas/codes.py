@@ -24,15 +24,17 @@ from pydantic import AfterValidator
 
 from schemas.errors import InvalidInputError
 
-_LEVEL1 = r"[A-Y]\d{2}"
-AGENCY_CODE_RE = re.compile(rf"^\d{{3}}\.\d{{2}}\.\d{{2}}\.{_LEVEL1}$")
+_LEVEL1 = r"[A-Y][0-9]{2}"
+AGENCY_CODE_RE = re.compile(rf"^[0-9]{{3}}\.[0-9]{{2}}\.[0-9]{{2}}\.{_LEVEL1}$")
 ELECTRONIC_ID_RE = re.compile(rf"^{_LEVEL1}(?:\.[0-9A-Z]+)*$")
-PROCEDURE_CODE_RE = re.compile(rf"^[1-3]\.\d{{6}}(?:\.\d{{3}}\.\d{{2}}\.\d{{2}}\.{_LEVEL1}|\.{_LEVEL1})?$")
+PROCEDURE_CODE_RE = re.compile(
+    rf"^[1-3]\.[0-9]{{6}}(?:\.[0-9]{{3}}\.[0-9]{{2}}\.[0-9]{{2}}\.{_LEVEL1}|\.{_LEVEL1})?$"
+)
 _DOSSIER_2018_RE = re.compile(
-    rf"^(?P<agency>\d{{3}}\.\d{{2}}\.\d{{2}}\.{_LEVEL1})-(?P<day>\d{{6}})-(?P<seq>\d{{4,5}})$"
+    rf"^(?P<agency>[0-9]{{3}}\.[0-9]{{2}}\.[0-9]{{2}}\.{_LEVEL1})-(?P<day>[0-9]{{6}})-(?P<seq>[0-9]{{4,5}})$"
 )
 _DOSSIER_2026_RE = re.compile(
-    rf"^(?P<agency>{_LEVEL1}(?:\.[0-9A-Z]+)+)-(?P<day>\d{{6}})-(?P<owner>\d{{2}})(?P<seq>\d{{4,}})$"
+    rf"^(?P<agency>{_LEVEL1}(?:\.[0-9A-Z]+)+)-(?P<day>[0-9]{{6}})-(?P<owner>[0-9]{{2}})(?P<seq>[0-9]{{4,}})$"
 )
 
 
@@ -149,7 +151,7 @@ def format_dossier_code(agency: str, day: date, sequence: int, *, platform_owner
                 message_vi="số thứ tự hồ sơ trong ngày vượt quá 9999",
             )
         return f"{agency}-{day:%y%m%d}-{sequence:04d}"
-    if not re.fullmatch(r"\d{2}", platform_owner):
+    if not re.fullmatch(r"[0-9]{2}", platform_owner):
         raise InvalidInputError("platform owner digits (AA) must be two digits")
     return f"{agency}-{day:%y%m%d}-{platform_owner}{sequence:04d}"
 

@@ -12,11 +12,22 @@ from decimal import Decimal
 from enum import IntEnum
 from typing import Annotated, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from schemas.codes import AgencyCode, DossierCode, ProcedureCode
 from schemas.status import DossierStatus
-from schemas.text import VnName, VnText
+from schemas.text import Token, VnName, VnText
+from schemas.timefmt import HubTime
+
+#: List bounds (docs/portal.md §3.10): far above any real dossier, low enough that one record
+#: stays a small portal message. Steps are one per hand-over or status change.
+MAX_DOCUMENTS = 200
+MAX_FEES = 50
+MAX_PAPERS = 100
+MAX_SUPPLEMENTS = 50
+MAX_RESULTS = 100
+MAX_STEPS = 500
+MAX_IDENTITIES = 5
 
 
 class Channel(IntEnum):
@@ -73,7 +84,7 @@ class Model(BaseModel):
 
 class Identity(Model):
     kind: IdentityKind
-    number: Annotated[str, Field(pattern=r"^\d{9}$|^\d{12}$")]
+    number: Annotated[str, Field(pattern=r"^(?:[0-9]{9}|[0-9]{12})$")]
 
     @model_validator(mode="after")
     def _length_matches_kind(self) -> Self:
@@ -88,18 +99,19 @@ class Owner(Model):
 
     name: VnName
     type: OwnerType = OwnerType.CITIZEN
-    id_number: Annotated[str | None, Field(max_length=20)] = None
-    identities: list[Identity] = Field(default_factory=list)
-    portal_account_id: str | None = None
+    id_number: Annotated[str | None, Field(pattern=r"^[0-9A-Za-z-]{1,20}$")] = None
+    """``SoGiayToChuHoSo``: CCCD/CMND, passport or tax number: ASCII letters, digits, ``-``."""
+    identities: list[Identity] = Field(default_factory=list, max_length=MAX_IDENTITIES)
+    portal_account_id: Token | None = None
     """``MaDoiTuong``: the applicant's DVCQG account id (TechID), online dossiers only."""
     verified_with_vneid: bool = False
     """``TaiKhoanDuocXacThucVoiVNeID``."""
 
 
 class Contact(Model):
-    email: Annotated[str | None, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] = None
+    email: Annotated[str | None, Field(max_length=254, pattern=r"^[!-?A-~]+@[!-?A-~]+$")] = None
     phone: Annotated[str | None, Field(max_length=20, pattern=r"^\+?[0-9 .()-]{6,20}$")] = None
-    fax: str | None = None
+    fax: Token | None = None
     address: VnText | None = None
     other: VnText | None = None
     """``ThongTinKhac``."""
@@ -108,9 +120,9 @@ class Contact(Model):
 class SubmittedDocument(Model):
     """``TaiLieuNop[]`` element."""
 
-    id: str
+    id: Annotated[Token, Field(min_length=1)]
     name: VnName
-    component_code: str | None = None
+    component_code: Token | None = None
     """``MaThanhPhanHoSo``."""
     download_url: HttpUrl | None = None
     deleted: bool = False
@@ -120,14 +132,14 @@ class SubmittedDocument(Model):
     """``DuocTaiSuDung`` (0/1/2, meanings unconfirmed)."""
     from_national_repository: bool = True
     """``DuocLayTuKhoDMQG`` (default "1")."""
-    replaced_result_code: str | None = None
+    replaced_result_code: Token | None = None
 
 
 class Fee(Model):
     """``DanhSachLePhi[]`` element."""
 
     name: VnName
-    code: str | None = None
+    code: Token | None = None
     collection: FeeCollection = FeeCollection.AT_RECEIPT
     amount: Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=0)]
     kind: FeeKind = FeeKind.ORDINARY
@@ -137,36 +149,36 @@ class OtherPaper(Model):
     """``DanhSachTepDinhKemKhac[]`` element."""
 
     name: VnName
-    quantity: int = Field(default=1, ge=0)
-    kind: str | None = None
+    quantity: int = Field(default=1, ge=0, le=10_000)
+    kind: Token | None = None
 
 
 class SupplementRequest(Model):
     """``DanhSachHoSoBoSung[]``: a supplement request (Mẫu 02) or a re-dating (Mẫu 04)."""
 
-    id: str
+    id: Annotated[Token, Field(min_length=1)]
     requested_by: VnText
     content: VnText
-    requested_at: AwareDatetime
+    requested_at: HubTime
     received_by: VnText | None = None
     received_info: VnText | None = None
-    received_at: AwareDatetime | None = None
+    received_at: HubTime | None = None
     fulfilled: bool = False
-    papers: list[OtherPaper] = Field(default_factory=list)
-    fees: list[Fee] = Field(default_factory=list)
-    old_due_at: AwareDatetime | None = None
+    papers: list[OtherPaper] = Field(default_factory=list, max_length=MAX_PAPERS)
+    fees: list[Fee] = Field(default_factory=list, max_length=MAX_FEES)
+    old_due_at: HubTime | None = None
     """``NgayHenTraTruoc``."""
-    new_due_at: AwareDatetime | None = None
+    new_due_at: HubTime | None = None
     """``NgayHenTraMoi``."""
 
 
 class ResultDocument(Model):
     """``DanhSachGiayToKetQua[]``: a result paper served from the hub's download URL."""
 
-    id: str
+    id: Annotated[Token, Field(min_length=1)]
     name: VnName
-    component_code: str | None = None
-    result_code: str | None = None
+    component_code: Token | None = None
+    result_code: Token | None = None
     """``MaGiayToKetQua``."""
     download_url: HttpUrl | None = None
     sha256: Annotated[str | None, Field(pattern=r"^[0-9a-f]{64}$")] = None
@@ -182,13 +194,13 @@ class ProcessingStep(Model):
     """``ChucDanh``."""
     department: VnText | None = None
     """``PhongBanXuLy``."""
-    at: AwareDatetime
+    at: HubTime
     """``ThoiDiemXuLy``."""
     content: VnText
     """``NoiDungXuLy``."""
     status: DossierStatus
-    started_at: AwareDatetime | None = None
-    step_due_at: AwareDatetime | None = None
+    started_at: HubTime | None = None
+    step_due_at: HubTime | None = None
     """``NgayKetThucTheoQuyDinh``."""
 
 
@@ -202,23 +214,23 @@ class Dossier(Model):
     procedure_code: ProcedureCode
     """``MaTTHC`` as the department knows it; mapped to the national code by the connector."""
     procedure_name: VnText | None = None
-    field_code: str | None = None
+    field_code: Token | None = None
     """``MaLinhVuc``."""
     field_name: VnText | None = None
     channel: Channel = Channel.IN_PERSON
-    receipt_number: str | None = None
+    receipt_number: Token | None = None
     owner: Owner
     contact: Contact = Field(default_factory=Contact)
     summary: VnText = ""
     """``TrichYeuHoSo``."""
     status: DossierStatus = DossierStatus.RECEIVED
-    submitted_at: AwareDatetime | None = None
-    received_at: AwareDatetime
-    due_at: AwareDatetime | None = None
-    refused_at: AwareDatetime | None = None
-    finished_at: AwareDatetime | None = None
+    submitted_at: HubTime | None = None
+    received_at: HubTime
+    due_at: HubTime | None = None
+    refused_at: HubTime | None = None
+    finished_at: HubTime | None = None
     """``NgayKetThucXuLy``."""
-    returned_at: AwareDatetime | None = None
+    returned_at: HubTime | None = None
     return_method: ReturnMethod = ReturnMethod.IN_PERSON
     return_info: VnText | None = None
     processing_agency: VnText | None = None
@@ -226,12 +238,12 @@ class Dossier(Model):
     note: VnText | None = None
     paid_online: bool = False
     has_digitised_components: bool = False
-    documents: list[SubmittedDocument] = Field(default_factory=list)
-    fees: list[Fee] = Field(default_factory=list)
-    other_papers: list[OtherPaper] = Field(default_factory=list)
-    supplements: list[SupplementRequest] = Field(default_factory=list)
-    results: list[ResultDocument] = Field(default_factory=list)
-    steps: list[ProcessingStep] = Field(default_factory=list)
+    documents: list[SubmittedDocument] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
+    fees: list[Fee] = Field(default_factory=list, max_length=MAX_FEES)
+    other_papers: list[OtherPaper] = Field(default_factory=list, max_length=MAX_PAPERS)
+    supplements: list[SupplementRequest] = Field(default_factory=list, max_length=MAX_SUPPLEMENTS)
+    results: list[ResultDocument] = Field(default_factory=list, max_length=MAX_RESULTS)
+    steps: list[ProcessingStep] = Field(default_factory=list, max_length=MAX_STEPS)
 
     @model_validator(mode="after")
     def _times_are_consistent(self) -> Self:

@@ -7,12 +7,24 @@ The DVCQG adapter formats times as ``yyyyMMddHHmmss`` in Asia/Ho_Chi_Minh withou
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, Field
 
 from schemas.errors import InvalidInputError
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DVCQG_FORMAT = "%Y%m%d%H%M%S"
+
+#: Earliest and latest time a dossier may carry: dossier codes hold the receipt day as
+#: ``YYMMDD`` (Circular 01/2018 Art. 19), so 2000–2099 in Vietnam time (docs/portal.md §3.7).
+EARLIEST = datetime(2000, 1, 1, tzinfo=VN_TZ)
+LATEST = datetime(2099, 12, 31, 23, 59, 59, tzinfo=VN_TZ)
+
+#: An aware time inside :data:`EARLIEST`–:data:`LATEST` (year 1 or 9999 cannot be sent as
+#: ``yyyyMMddHHmmss`` and would sit in the delivery queue).
+HubTime = Annotated[AwareDatetime, Field(ge=EARLIEST, le=LATEST)]
 
 
 def now_vn() -> datetime:
@@ -37,7 +49,7 @@ def from_dvcqg(value: str | None) -> datetime | None:
     if value is None or value.strip() == "":
         return None
     text = value.strip()
-    if len(text) != 14 or not text.isdigit():
+    if len(text) != 14 or not (text.isascii() and text.isdigit()):
         raise InvalidInputError(
             f"time {value!r} is not yyyyMMddHHmmss",
             message_vi=f"thời gian {value!r} không đúng định dạng yyyyMMddHHmmss",

@@ -13,7 +13,6 @@ Answers follow the OpenCPS inbound contract (§6): ``{"error_code": 0 | 1 | -1, 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from email.message import Message
@@ -32,6 +31,7 @@ from schemas.errors import (
     RetryableError,
     UnsupportedMediaTypeError,
 )
+from schemas.jsonbody import parse_json_body
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +45,6 @@ InboundAccept = Callable[[Dossier, str], bool | Awaitable[bool]]
 class InboundAnswer(BaseModel):
     error_code: int
     message: str
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -78,13 +69,7 @@ def parse_push(
             message_vi=f"dữ liệu gửi sang vượt quá giới hạn {max_bytes} byte",
             details={"limit": max_bytes},
         )
-    try:
-        document = json.loads(body.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedJsonError(
-            f"body is not well-formed UTF-8 JSON: {exc}",
-            message_vi="dữ liệu không phải JSON UTF-8 hợp lệ",
-        ) from None
+    document = parse_json_body(body, unique_keys=True)
     if not isinstance(document, dict):
         raise MalformedJsonError(
             "body must be one JSON object (a DongBoHoSoMC record)",

@@ -51,7 +51,7 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 StatusCode = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
 TrueFalse = Literal["True", "False"]
 ZeroOne = Literal["0", "1"]
-Digits = Annotated[str, StringConstraints(pattern=r"^\d{1,15}$")]
+Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}$")]
 
 
 class WireModel(BaseModel):
@@ -125,7 +125,7 @@ class WireIdentity(WireModel):
     """``DinhDanhCHS[]``: 1 = 12-digit CCCD, 2 = 9-digit CMND (§3.6)."""
 
     kind: Literal["1", "2"] = Field(alias="LoaiDinhDanh")
-    number: Annotated[str, StringConstraints(pattern=r"^(\d{9}|\d{12})$")] = Field(alias="SoDinhDanh")
+    number: Annotated[str, StringConstraints(pattern=r"^([0-9]{9}|[0-9]{12})$")] = Field(alias="SoDinhDanh")
 
 
 class WireDatabaseLink(WireModel):

@@ -22,7 +22,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +35,7 @@ from hub.config import bootstrap_token_problem
 from hub.db.base import utcnow
 from hub.db.models import ApiKey, ApiRole, AuditEntry
 from hub.db.session import Database
+from schemas.codes import validate_agency_code
 from schemas.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
 
 TOKEN_RE = re.compile(r"^hub_(?P<prefix>[a-z0-9]{8})_(?P<secret>[A-Za-z0-9_-]{43})$")
@@ -49,14 +50,29 @@ KEY_CACHE_SIZE = 1024
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key's name and its role."""
+    """Who is calling: the key's name, its role and the agencies it may write dossiers of."""
 
     name: str
     role: ApiRole
+    agency_codes: frozenset[str] = frozenset()
 
     def has_role(self, *roles: ApiRole) -> bool:
         """Admin passes every role check."""
         return self.role is ApiRole.ADMIN or self.role in roles
+
+    @property
+    def agency_scope(self) -> frozenset[str] | None:
+        """Agencies whose dossiers this caller may write; ``None`` (admin): any."""
+        return None if self.role is ApiRole.ADMIN else self.agency_codes
+
+
+def _agency_codes(codes: Iterable[str]) -> frozenset[str]:
+    """Validated agency codes of a key's scope (QCVN 102 or Decision 20/2020 form)."""
+    return frozenset(validate_agency_code(code) for code in codes)
+
+
+def _stored_codes(text: str | None) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +82,7 @@ class ApiKeyInfo:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    agency_codes: frozenset[str] = frozenset()
 
     @property
     def active(self) -> bool:
@@ -111,6 +128,7 @@ def _info(row: ApiKey) -> ApiKeyInfo:
         prefix=row.key_prefix,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        agency_codes=_stored_codes(row.agency_codes),
     )
 
 
@@ -137,7 +155,10 @@ class ApiKeyService:
         self._verified_lock = threading.Lock()  # TTLCache is not thread-safe
         self._generation = 0  # bumped by each revocation
 
-    def create(self, name: str, role: ApiRole | str, *, actor: str) -> IssuedKey:
+    def create(
+        self, name: str, role: ApiRole | str, *, actor: str, agency_codes: Iterable[str] = ()
+    ) -> IssuedKey:
+        """A new key; a ``source`` key writes only dossiers of ``agency_codes`` (none: nothing)."""
         if not _NAME_RE.match(name):
             raise InvalidInputError(
                 f"invalid key name {name!r}: letters, digits and ._@- only, at most 100 characters",
@@ -152,8 +173,15 @@ class ApiKeyService:
             ) from None
         if name == BOOTSTRAP_NAME:
             raise InvalidInputError(f"the name {BOOTSTRAP_NAME!r} is reserved")
+        scope = _agency_codes(agency_codes)
         token, prefix = _new_token()
-        row = ApiKey(name=name, role=api_role.value, key_prefix=prefix, key_hash=hash_token(token))
+        row = ApiKey(
+            name=name,
+            role=api_role.value,
+            key_prefix=prefix,
+            key_hash=hash_token(token),
+            agency_codes=" ".join(sorted(scope)) or None,
+        )
         try:
             with self._db.transaction() as session:
                 session.add(row)
@@ -163,7 +191,7 @@ class ApiKeyService:
                         actor=actor,
                         action="api_key.create",
                         target=name,
-                        details={"role": api_role.value, "prefix": prefix},
+                        details={"role": api_role.value, "prefix": prefix, "agency_codes": sorted(scope)},
                     )
                 )
         except IntegrityError:
@@ -258,11 +286,13 @@ class ApiKeyService:
             return principal
         with self._db.sessions() as session:
             row = session.execute(
-                select(ApiKey.name, ApiKey.role, ApiKey.revoked_at).where(ApiKey.key_hash == digest)
+                select(ApiKey.name, ApiKey.role, ApiKey.revoked_at, ApiKey.agency_codes).where(
+                    ApiKey.key_hash == digest
+                )
             ).first()
         if row is None or row.revoked_at is not None:
             return None
-        principal = Principal(row.name, ApiRole(row.role))
+        principal = Principal(row.name, ApiRole(row.role), _stored_codes(row.agency_codes))
         with self._verified_lock:
             if generation == self._generation:
                 self._verified[digest] = principal

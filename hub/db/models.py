@@ -130,7 +130,8 @@ class IdempotencyRecord(Base):
     __tablename__ = "idempotency_keys"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    scope: Mapped[str] = mapped_column(String(60), primary_key=True)
+    #: ``intake:<API key name>``: keys are their caller's own.
+    scope: Mapped[str] = mapped_column(String(120), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -329,6 +330,9 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    #: Agency codes a ``source`` key may write dossiers of, space-separated; empty or ``NULL``:
+    #: none (docs/architecture.md, "Intake rules").
+    agency_codes: Mapped[str | None] = mapped_column(Text)
 
 
 class StoredFile(Base):

@@ -7,10 +7,19 @@ together or not at all (transactional outbox, docs/delivery.md). A batch
 (:meth:`IntakeService.apply_batch`) is the same for many changes in one transaction: all of
 them, or none and an error naming the failing one.
 
-Idempotency: a request with an idempotency key already seen returns the first answer and
-creates nothing; the same key with a different body is a conflict. A dossier upsert whose
-source ``version`` is not newer than the stored one, or whose content is unchanged, is a
-no-op as well.
+Idempotency: a request with an idempotency key its caller already used returns the first
+answer and creates nothing; the same key with a different body is a conflict. Keys are the
+caller's own (scope ``intake:<key name>``): another caller's request under the same key is a
+new request. The key is claimed first, inside the command's transaction, so a concurrent
+repeat waits for the first to finish and then gets its answer (PostgreSQL blocks the second
+insert of one primary key until the first transaction ends). A dossier upsert whose source
+``version`` is not newer than the stored one, or whose content is unchanged, is a no-op too.
+
+Procedure rules (docs/architecture.md, "Intake rules"): a new dossier starts where the
+procedure starts (status 1 or 2, docs/portal.md §2.2); the received and due dates move only
+through the recorded re-dating path (:meth:`IntakeService.redate`, or a status change with
+``new_due_at``), never by an upsert; steps and re-dating records are append-only; a source key
+writes only dossiers of its agencies (:class:`AgencyScope`).
 
 The writes are Core statements on the session's connection, not ORM units of work: the
 dossiers a command names are read (and on PostgreSQL row-locked) in one ``SELECT`` (a single
@@ -25,11 +34,11 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -43,15 +52,40 @@ from hub.dlq.service import list_messages
 from hub.lookup.owner_hash import OwnerIdHasher
 from hub.outbox.enqueue import new_messages, write_messages
 from hub.outbox.routing import RouteQuery, Router
-from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
+from schemas.changes import DossierUpsert, DueDateChange, ResultAttach, StatusChange, StepAdd
 from schemas.codes import format_dossier_code, validate_agency_code, validate_dossier_code
-from schemas.dossier import Dossier, ProcessingStep, SupplementRequest
-from schemas.errors import ConflictError, HubError, InvalidInputError, NotFoundError
+from schemas.dossier import (
+    MAX_RESULTS,
+    MAX_STEPS,
+    MAX_SUPPLEMENTS,
+    Dossier,
+    ProcessingStep,
+    SupplementRequest,
+)
+from schemas.errors import (
+    ConflictError,
+    HubError,
+    InvalidInputError,
+    InvalidTransitionError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from schemas.messages import DossierProgressPayload, DossierSyncPayload, MessageKind
 from schemas.status import DossierStatus, check_transition
 
 #: Most changes one batch request may carry (one transaction holds their row locks).
 MAX_BATCH_CHANGES = 500
+
+#: Where the one-stop procedure starts (docs/portal.md §2.2): submitted online (1) or
+#: received at the counter (2); every later status is reached through a status change.
+OPENING_STATUSES = frozenset({DossierStatus.SUBMITTED, DossierStatus.RECEIVED})
+
+#: The agency codes a caller may write dossiers of; ``None``: any (admin keys, the portal's
+#: pushes, the hub's own services). An empty set writes nothing (an unscoped source key).
+AgencyScope = frozenset[str] | None
+
+#: The re-dating route the errors point to (docs/architecture.md, "Intake rules").
+REDATE_ROUTE = "POST /api/v1/dossiers/{code}/due-date"
 
 #: A stored dossier's new revision (executemany: one parameter set per changed dossier).
 _UPDATE_DOSSIER = (
@@ -116,7 +150,16 @@ class ResultItem(ResultAttach):
     code: Annotated[str, Field(min_length=1, max_length=64)]
 
 
-IntakeChange = Annotated[UpsertItem | StatusItem | StepItem | ResultItem, Field(discriminator="op")]
+class RedateItem(DueDateChange):
+    """Move the due date with its record, as ``POST /dossiers/{code}/due-date``."""
+
+    op: Literal["redate"]
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+IntakeChange = Annotated[
+    UpsertItem | StatusItem | StepItem | ResultItem | RedateItem, Field(discriminator="op")
+]
 
 
 class IntakeBatch(BaseModel):
@@ -150,6 +193,74 @@ def _at_item(error: HubError, index: int) -> HubError:
 
 def _not_found(code: str) -> NotFoundError:
     return NotFoundError(f"dossier {code} not found", message_vi=f"không tìm thấy hồ sơ {code}")
+
+
+def check_agency(scope: AgencyScope, agency_code: str) -> None:
+    """Refuse (403) a write for an agency outside the caller's scope."""
+    if scope is None or agency_code in scope:
+        return
+    if not scope:
+        raise PermissionDeniedError(
+            "this API key is not scoped to any agency; an admin sets its agency codes "
+            "(hub keys create --agency …) before it may write dossiers",
+            message_vi="khóa API chưa được gán mã cơ quan nên chưa được ghi hồ sơ",
+        )
+    raise PermissionDeniedError(
+        f"this API key may not write dossiers of agency {agency_code}",
+        message_vi=f"khóa API không được ghi hồ sơ của cơ quan {agency_code}",
+        details={"agency_code": agency_code},
+    )
+
+
+def _check_opening(dossier: Dossier) -> None:
+    """A new dossier starts where the procedure starts (docs/portal.md §2.2)."""
+    if dossier.status not in OPENING_STATUSES:
+        raise InvalidTransitionError(
+            f"a new dossier starts in status 1 (submitted online) or 2 (received), not "
+            f"{dossier.status.value}; create it, then move it with POST /api/v1/dossiers/{{code}}/status",
+            message_vi=(
+                f"hồ sơ mới phải bắt đầu ở trạng thái 1 hoặc 2, không phải {dossier.status.value}; "
+                "hãy tạo hồ sơ rồi chuyển trạng thái theo quy trình"
+            ),
+            details={"status": dossier.status.value},
+        )
+    ended = [name for name in ("refused_at", "finished_at", "returned_at") if getattr(dossier, name)]
+    if ended:
+        raise InvalidTransitionError(
+            f"a new dossier cannot carry {', '.join(ended)}: they are set by status changes",
+            message_vi="hồ sơ mới không được có ngày từ chối, kết thúc hay trả kết quả",
+            details={"fields": ended},
+        )
+
+
+def _may_open(dossier: Dossier, scope: AgencyScope) -> bool:
+    """Whether ``dossier`` may be created as it is (:func:`check_agency`, :func:`_check_opening`)."""
+    try:
+        check_agency(scope, dossier.agency_code)
+        _check_opening(dossier)
+    except HubError:
+        return False
+    return True
+
+
+def _check_room(count: int, limit: int, what: str) -> None:
+    """A dossier holds at most ``limit`` ``what`` (docs/portal.md §3.10): refuse ``count``."""
+    if count > limit:
+        raise InvalidInputError(
+            f"a dossier holds at most {limit} {what}",
+            message_vi=f"hồ sơ đã đạt số lượng tối đa ({limit})",
+            details={"limit": limit},
+        )
+
+
+def _redating_error(code: str, field_name: str) -> InvalidTransitionError:
+    route = REDATE_ROUTE.format(code=code)
+    return InvalidTransitionError(
+        f"an upsert cannot change {field_name}: a due date moves only through {route} "
+        "(recorded as NgayHenTraTruoc/NgayHenTraMoi) and the receipt date never moves",
+        message_vi=(f"không được sửa {field_name} khi cập nhật hồ sơ; điều chỉnh ngày hẹn trả qua {route}"),
+        details={"field": field_name, "use": route},
+    )
 
 
 @dataclass(slots=True)
@@ -187,6 +298,8 @@ class _Unit:
     owner_ids: OwnerIdHasher
     #: A batch names the failing change in its errors (:func:`_at_item`).
     batch: bool = False
+    #: Agencies the caller may write (:data:`AgencyScope`).
+    scope: AgencyScope = None
     held: dict[str, _Held | None] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
@@ -231,9 +344,12 @@ class _Unit:
         held = self.get(code)
         if held is None:
             raise _not_found(code)
+        check_agency(self.scope, held.dossier.agency_code)
         return held
 
     def create(self, dossier: Dossier, version: int | None, origin: str, index: int) -> _Held:
+        check_agency(self.scope, dossier.agency_code)
+        _check_opening(dossier)
         held = _Held(
             dossier=dossier,
             revision=0,
@@ -296,7 +412,10 @@ class _Unit:
     def create_at_once(self, dossier: Dossier, version: int | None, origin: str) -> list[str] | None:
         """A single upsert of a code not held yet: insert it as new right away, without reading
         first (one statement less for the common case); ``None``, having changed nothing, when
-        the dossier exists — then it is read, locked and replaced as usual."""
+        the dossier exists — then it is read, locked and replaced as usual — or may not be
+        created as it is (that path then words the refusal)."""
+        if not _may_open(dossier, self.scope):
+            return None
         held = self.create(dossier, version, origin, 0)
         ids = self.store_and_route(held, [MessageKind.DOSSIER_SYNC], [], origin=origin)
         inserted = self._insert_dossiers([(dossier.code, held)], utcnow())
@@ -391,48 +510,93 @@ class IntakeService:
         actor: str,
         idempotency_key: str | None = None,
         origin: str = "source",
+        scope: AgencyScope = None,
     ) -> IntakeResult:
         """Create or replace a dossier (``DongBoHoSoMC`` semantics)."""
         return self._single(
             lambda: command.model_dump(mode="json"),
             lambda unit: (self._upsert(unit, command, actor, origin, 0), True),
             idempotency_key,
+            actor,
+            scope,
         )
 
     def change_status(
-        self, code: str, change: StatusChange, *, actor: str, idempotency_key: str | None = None
+        self,
+        code: str,
+        change: StatusChange,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        scope: AgencyScope = None,
     ) -> IntakeResult:
         """Move a dossier along the procedure, recording the step (and re-dating if late)."""
-        return self._modify(code, change, actor, idempotency_key, self._status)
+        return self._modify(code, change, actor, idempotency_key, self._status, scope)
+
+    def redate(
+        self,
+        code: str,
+        change: DueDateChange,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        scope: AgencyScope = None,
+    ) -> IntakeResult:
+        """Move the due date (Mẫu 04 apology, extension), recorded as a ``DanhSachHoSoBoSung``
+        entry with ``NgayHenTraTruoc``/``NgayHenTraMoi`` and a step (docs/portal.md §2.2, §3.3)."""
+        return self._modify(code, change, actor, idempotency_key, self._redate, scope)
 
     def add_step(
-        self, code: str, command: StepAdd, *, actor: str, idempotency_key: str | None = None
+        self,
+        code: str,
+        command: StepAdd,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        scope: AgencyScope = None,
     ) -> IntakeResult:
         """Record a processing step (``CapNhatTienDoHoSoMC``); a step already held is a no-op."""
-        return self._modify(code, command, actor, idempotency_key, self._step)
+        return self._modify(code, command, actor, idempotency_key, self._step, scope)
 
     def attach_result(
-        self, code: str, command: ResultAttach, *, actor: str, idempotency_key: str | None = None
+        self,
+        code: str,
+        command: ResultAttach,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        scope: AgencyScope = None,
+        idempotency_body: dict[str, Any] | None = None,
     ) -> IntakeResult:
-        """Attach (or replace, by id) a result document (``DanhSachGiayToKetQua``)."""
-        return self._modify(code, command, actor, idempotency_key, self._result)
+        """Attach (or replace, by id) a result document (``DanhSachGiayToKetQua``).
+
+        ``idempotency_body``: what a repeat must match instead of the command (an upload
+        names its content, not the id of the file each attempt stores)."""
+        return self._modify(code, command, actor, idempotency_key, self._result, scope, idempotency_body)
 
     def apply_batch(
-        self, batch: IntakeBatch, *, actor: str, idempotency_key: str | None = None
+        self,
+        batch: IntakeBatch,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        scope: AgencyScope = None,
     ) -> BatchResult:
         """Apply ``batch.changes`` in order in one transaction; the first failing change rolls
         back all of them and its error names it (``details.item``, 0-based)."""
         with self._db.transaction() as session:
             connection = session.connection()
             body = batch.model_dump(mode="json") if idempotency_key else None
-            replay = self._replayed(connection, idempotency_key, body)
+            replay = self._claim(connection, idempotency_key, actor, body)
             if replay is not None:
                 replayed = BatchResult.model_validate(replay)
                 for result in replayed.results:
                     result.duplicate, result.created = True, False
                 replayed.duplicate = True
                 return replayed
-            unit = _Unit(session, self._router, self._db.is_postgres, self._owner_ids, batch=True)
+            unit = _Unit(
+                session, self._router, self._db.is_postgres, self._owner_ids, batch=True, scope=scope
+            )
             codes: list[str] = []
             for index, item in enumerate(batch.changes):
                 try:
@@ -448,16 +612,24 @@ class IntakeService:
                     raise _at_item(error, index) from None
             unit.finish()
             answer = BatchResult(results=results)
-            self._remember(connection, idempotency_key, body, answer.model_dump(mode="json"))
+            self._remember(connection, idempotency_key, actor, answer.model_dump(mode="json"))
         return answer
 
-    def next_dossier_code(self, agency_code: str, day: date, *, platform_owner: str | None = None) -> str:
+    def next_dossier_code(
+        self,
+        agency_code: str,
+        day: date,
+        *,
+        platform_owner: str | None = None,
+        scope: AgencyScope = None,
+    ) -> str:
         """Allocate the next code for ``agency_code`` on ``day`` (safe under concurrency).
 
         One atomic ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` per allocation: PostgreSQL
         row-locks the counter, SQLite serialises writers, so no two callers get one number.
         """
         agency = validate_agency_code(agency_code)
+        check_agency(scope, agency)
         seq = DossierSequence
         with self._db.transaction() as session:
             insert = pg_insert if self._db.is_postgres else sqlite_insert
@@ -496,21 +668,25 @@ class IntakeService:
         body: Callable[[], dict[str, Any]],
         apply: Callable[[_Unit], tuple[IntakeResult, bool]],
         idempotency_key: str | None,
+        actor: str,
+        scope: AgencyScope,
     ) -> IntakeResult:
-        """One change in one transaction: replay, hold, apply, write, remember."""
+        """One change in one transaction: claim the key (or replay), hold, apply, write, remember."""
         with self._db.transaction() as session:
             connection = session.connection()
             request = body() if idempotency_key else None
-            replay = self._replayed(connection, idempotency_key, request)
+            replay = self._claim(connection, idempotency_key, actor, request)
             if replay is not None:
                 result = IntakeResult.model_validate(replay)
                 result.duplicate, result.created = True, False
                 return result
-            unit = _Unit(session, self._router, self._db.is_postgres, self._owner_ids)
+            unit = _Unit(session, self._router, self._db.is_postgres, self._owner_ids, scope=scope)
             result, remember = apply(unit)
             unit.finish()
             if remember:
-                self._remember(connection, idempotency_key, request, result.model_dump(mode="json"))
+                self._remember(connection, idempotency_key, actor, result.model_dump(mode="json"))
+            else:
+                self._release(connection, idempotency_key, actor)
         return result
 
     def _modify(
@@ -520,14 +696,19 @@ class IntakeService:
         actor: str,
         idempotency_key: str | None,
         apply: Callable[[Dossier, Any], _Change | None],
+        scope: AgencyScope,
+        idempotency_body: dict[str, Any] | None = None,
     ) -> IntakeResult:
-        """One change to an existing dossier (a duplicate step is answered and not remembered)."""
+        """One change to an existing dossier (a no-op change is answered and not remembered)."""
 
         def run(unit: _Unit) -> tuple[IntakeResult, bool]:
             result = self._change(unit, code, _code(code), command, actor, apply)
             return result, not result.duplicate
 
-        return self._single(lambda: {"code": code, **command.model_dump(mode="json")}, run, idempotency_key)
+        def body() -> dict[str, Any]:
+            return idempotency_body or {"code": code, **command.model_dump(mode="json")}
+
+        return self._single(body, run, idempotency_key, actor, scope)
 
     def _apply_item(self, unit: _Unit, item: IntakeChange, actor: str, index: int) -> IntakeResult:
         if isinstance(item, UpsertItem):
@@ -537,6 +718,8 @@ class IntakeService:
             apply = self._status
         elif isinstance(item, StepItem):
             apply = self._step
+        elif isinstance(item, RedateItem):
+            apply = self._redate
         else:
             apply = self._result
         return self._change(unit, item.code, _code(item.code), item, actor, apply)
@@ -568,6 +751,7 @@ class IntakeService:
                 message_ids=ids,
             )
         else:
+            check_agency(unit.scope, held.dossier.agency_code)
             result = self._replace(unit, held, dossier, command.version)
         unit.record(actor, "dossier.upsert", dossier.code, {"created": result.created})
         return result
@@ -576,7 +760,12 @@ class IntakeService:
     def _replace(unit: _Unit, held: _Held, dossier: Dossier, version: int | None) -> IntakeResult:
         current = held.dossier
         stale = version is not None and held.source_version is not None and version <= held.source_version
-        if stale or current == dossier:
+        if stale:
+            return IntakeResult(
+                dossier_code=current.code, revision=held.revision, status=current.status, duplicate=True
+            )
+        new_steps = _keep_history(current, dossier)
+        if current == dossier:
             return IntakeResult(
                 dossier_code=current.code, revision=held.revision, status=current.status, duplicate=True
             )
@@ -587,7 +776,6 @@ class IntakeService:
                 "a dossier cannot move to another receiving agency",
                 message_vi="không thể đổi cơ quan tiếp nhận của hồ sơ",
             )
-        new_steps = [step for step in dossier.steps if step not in current.steps]
         held.source_version = version if version is not None else held.source_version
         held.dossier = dossier
         ids = unit.store_and_route(held, [MessageKind.DOSSIER_SYNC], new_steps)
@@ -619,6 +807,7 @@ class IntakeService:
     @staticmethod
     def _status(dossier: Dossier, change: StatusChange) -> _Change:
         check_transition(dossier.status, change.status)
+        _check_room(len(dossier.steps) + 1, MAX_STEPS, "processing steps")
         _apply_status(dossier, change)
         step = ProcessingStep(
             handler=change.handler,
@@ -634,33 +823,91 @@ class IntakeService:
         return _Change([MessageKind.DOSSIER_SYNC], [step], "dossier.status", details)
 
     @staticmethod
+    def _redate(dossier: Dossier, change: DueDateChange) -> _Change | None:
+        if change.new_due_at == dossier.due_at:
+            return None
+        if dossier.status.is_final or dossier.status is DossierStatus.FINISHED:
+            raise InvalidTransitionError(
+                f"dossier {dossier.code} is in status {dossier.status.value} "
+                f"({dossier.status.label_en}); its due date no longer moves",
+                message_vi=f"hồ sơ ở trạng thái {dossier.status.value}, không thể điều chỉnh ngày hẹn trả",
+                details={"status": dossier.status.value},
+            )
+        _check_room(len(dossier.steps) + 1, MAX_STEPS, "processing steps")
+        old_due = dossier.due_at
+        _record_redating(dossier, change.handler, change.reason, change.at, change.new_due_at)
+        step = ProcessingStep(
+            handler=change.handler,
+            position=change.position,
+            department=change.department,
+            at=change.at,
+            content=change.reason,
+            status=dossier.status,
+            step_due_at=change.new_due_at,
+        )
+        dossier.steps.append(step)
+        details = {
+            "old_due_at": old_due.isoformat() if old_due else None,
+            "new_due_at": change.new_due_at.isoformat(),
+            "reason": change.reason,
+        }
+        return _Change([MessageKind.DOSSIER_SYNC], [step], "dossier.redate", details)
+
+    @staticmethod
     def _step(dossier: Dossier, command: StepAdd) -> _Change | None:
         if command.step in dossier.steps:
             return None
+        _check_room(len(dossier.steps) + 1, MAX_STEPS, "processing steps")
         dossier.steps.append(command.step)
         return _Change([], [command.step], "dossier.step", {"status": command.step.status.value})
 
     @staticmethod
     def _result(dossier: Dossier, command: ResultAttach) -> _Change:
         dossier.results = [r for r in dossier.results if r.id != command.result.id]
+        _check_room(len(dossier.results) + 1, MAX_RESULTS, "result papers")
         dossier.results.append(command.result)
         return _Change([MessageKind.DOSSIER_SYNC], [], "dossier.result", {"result_id": command.result.id})
 
     # --- idempotency ----------------------------------------------------------------------------
 
-    def _replayed(
-        self, connection: Connection, key: str | None, body: dict[str, Any] | None
+    def _scope(self, actor: str) -> str:
+        """Keys are the caller's own: one caller never sees another's (docs/architecture.md)."""
+        return f"{self.IDEMPOTENCY_SCOPE}:{actor}"
+
+    def _claim(
+        self, connection: Connection, key: str | None, actor: str, body: dict[str, Any] | None
     ) -> dict[str, Any] | None:
-        """The stored answer to ``key``, or ``None``; a different body under the key is a conflict."""
+        """Claim ``key`` for this request (``None``: go on) or return the first request's answer.
+
+        The claim is inserted before anything else in the transaction: a concurrent request
+        with the same key blocks on it (PostgreSQL; SQLite serialises writers) until the first
+        commits, then reads its answer. A different body under the key is a conflict.
+        """
         if not key:
             return None
         i = IdempotencyRecord
-        record = connection.execute(
-            select(i.request_hash, i.response).where(i.key == key, i.scope == self.IDEMPOTENCY_SCOPE)
+        scope = self._scope(actor)
+        request_hash = _request_hash(body)
+        dialect_insert = pg_insert if self._db.is_postgres else sqlite_insert
+        claimed = connection.execute(
+            dialect_insert(i)
+            .values(key=key, scope=scope, request_hash=request_hash, response={}, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[i.key, i.scope])
+            .returning(i.key)
         ).first()
-        if record is None:
+        if claimed is not None:
             return None
-        if record.request_hash != _request_hash(body):
+        record = connection.execute(
+            select(i.request_hash, i.response).where(i.key == key, i.scope == scope)
+        ).first()
+        if record is None or not record.response:
+            # the first request is still running (only if the database did not make us wait)
+            raise ConflictError(
+                f"a request with idempotency key {key!r} is in progress; repeat it later",
+                message_vi=f"yêu cầu với khóa idempotency {key!r} đang được xử lý; hãy gửi lại sau",
+                details={"in_progress": True},
+            )
+        if record.request_hash != request_hash:
             raise ConflictError(
                 f"idempotency key {key!r} was already used with a different request",
                 message_vi=f"khóa idempotency {key!r} đã được dùng cho một yêu cầu khác",
@@ -669,18 +916,50 @@ class IntakeService:
         return response
 
     def _remember(
-        self, connection: Connection, key: str | None, body: dict[str, Any] | None, response: dict[str, Any]
+        self, connection: Connection, key: str | None, actor: str, response: dict[str, Any]
     ) -> None:
+        """Store the answer under the key claimed by :meth:`_claim`."""
         if key:
+            i = IdempotencyRecord
             connection.execute(
-                insert(IdempotencyRecord).values(
-                    key=key,
-                    scope=self.IDEMPOTENCY_SCOPE,
-                    request_hash=_request_hash(body),
-                    response=response,
-                    created_at=utcnow(),
-                )
+                update(i).where(i.key == key, i.scope == self._scope(actor)).values(response=response)
             )
+
+    def _release(self, connection: Connection, key: str | None, actor: str) -> None:
+        """Drop the claim of a request answered as a no-op (nothing to replay)."""
+        if key:
+            i = IdempotencyRecord
+            connection.execute(delete(i).where(i.key == key, i.scope == self._scope(actor)))
+
+
+def _keep_history(current: Dossier, dossier: Dossier) -> list[ProcessingStep]:
+    """History is append-only: the upsert's ``dossier`` keeps every stored step (new ones are
+    appended) and re-dating record, and its receipt and due dates stay; returns the new steps."""
+    if dossier.received_at != current.received_at:
+        raise _redating_error(current.code, "received_at")
+    if dossier.due_at != current.due_at:
+        raise _redating_error(current.code, "due_at")
+    new_steps = [step for step in dossier.steps if step not in current.steps]
+    _check_room(len(current.steps) + len(new_steps), MAX_STEPS, "processing steps")
+    dossier.steps = [*current.steps, *new_steps]
+    sent = {supplement.id: supplement for supplement in dossier.supplements}
+    kept: list[SupplementRequest] = []
+    for old in current.supplements:
+        new = sent.pop(old.id, old)
+        if (new.old_due_at, new.new_due_at, new.requested_at) != (
+            old.old_due_at,
+            old.new_due_at,
+            old.requested_at,
+        ):
+            raise _redating_error(current.code, f"supplements[{old.id}]")
+        kept.append(new)
+    for new in sent.values():
+        if new.old_due_at is not None or new.new_due_at is not None:
+            raise _redating_error(current.code, f"supplements[{new.id}]")
+        kept.append(new)
+    _check_room(len(kept), MAX_SUPPLEMENTS, "supplement records")
+    dossier.supplements = kept
+    return new_steps
 
 
 def _code(code: str) -> str:
@@ -688,7 +967,6 @@ def _code(code: str) -> str:
 
 
 def _apply_status(dossier: Dossier, change: StatusChange) -> None:
-    old_due = dossier.due_at
     dossier.status = change.status
     if change.status is DossierStatus.REFUSED:
         dossier.refused_at = change.at
@@ -696,16 +974,28 @@ def _apply_status(dossier: Dossier, change: StatusChange) -> None:
         dossier.finished_at = dossier.finished_at or change.at
     if change.status is DossierStatus.RETURNED:
         dossier.returned_at = change.at
-    if change.new_due_at is not None and change.new_due_at != old_due:
-        # Mẫu 02 (supplement) or Mẫu 04 (apology): reported as NgayHenTraTruoc/NgayHenTraMoi.
-        dossier.supplements.append(
-            SupplementRequest(
-                id=f"{dossier.code}-BS{len(dossier.supplements) + 1}",
-                requested_by=change.handler,
-                content=change.reason or change.status.label_vi,
-                requested_at=change.at,
-                old_due_at=old_due,
-                new_due_at=change.new_due_at,
-            )
+    if change.new_due_at is not None and change.new_due_at != dossier.due_at:
+        content = change.reason or change.status.label_vi
+        _record_redating(dossier, change.handler, content, change.at, change.new_due_at)
+
+
+def _record_redating(dossier: Dossier, handler: str, content: str, at: datetime, new_due: datetime) -> None:
+    """The one way a due date moves: a ``DanhSachHoSoBoSung`` record with the old and new dates
+    (``NgayHenTraTruoc``/``NgayHenTraMoi``: Mẫu 02 supplement or Mẫu 04 apology, §2.2)."""
+    if new_due < dossier.received_at:
+        raise InvalidInputError(
+            "new_due_at is before the dossier's received_at",
+            message_vi="ngày hẹn trả mới trước ngày tiếp nhận",
         )
-        dossier.due_at = change.new_due_at
+    _check_room(len(dossier.supplements) + 1, MAX_SUPPLEMENTS, "supplement records")
+    dossier.supplements.append(
+        SupplementRequest(
+            id=f"{dossier.code}-BS{len(dossier.supplements) + 1}",
+            requested_by=handler,
+            content=content,
+            requested_at=at,
+            old_due_at=dossier.due_at,
+            new_due_at=new_due,
+        )
+    )
+    dossier.due_at = new_due

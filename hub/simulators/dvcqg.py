@@ -52,7 +52,7 @@ from schemas.timefmt import from_dvcqg
 
 logger = logging.getLogger(__name__)
 
-_NATIONAL_PART = re.compile(r"^([1-3]\.\d{6})")
+_NATIONAL_PART = re.compile(r"^([1-3]\.[0-9]{6})")
 
 
 class DvcqgFault(StrEnum):

@@ -41,9 +41,11 @@ class StoredFileInfo:
     size: int
     dossier_code: str | None
     created_at: datetime
+    #: Stored by the call that returned it (not an earlier copy of the same content).
+    fresh: bool = False
 
 
-def _info(row: StoredFile) -> StoredFileInfo:
+def _info(row: StoredFile, *, fresh: bool = False) -> StoredFileInfo:
     return StoredFileInfo(
         id=row.id,
         filename=row.filename,
@@ -52,6 +54,7 @@ def _info(row: StoredFile) -> StoredFileInfo:
         size=row.size,
         dossier_code=row.dossier_code,
         created_at=row.created_at,
+        fresh=fresh,
     )
 
 
@@ -137,19 +140,11 @@ class FileStore:
         target: Path,
         dossier_code: str | None,
     ) -> StoredFileInfo:
-        with self._db.sessions() as session:
-            same = session.scalar(
-                select(StoredFile).where(
-                    StoredFile.sha256 == sha256,
-                    StoredFile.dossier_code == dossier_code,
-                    StoredFile.filename == name,
-                    StoredFile.media_type == media,
-                )
-            )
-            if same is not None:
-                # A repeated upload (client retry): keep one copy and one download URL.
-                target.unlink(missing_ok=True)
-                return _info(same)
+        same = self._first_copy(sha256, dossier_code, name, media)
+        if same is not None:
+            # A repeated upload (client retry): keep one copy and one download URL.
+            target.unlink(missing_ok=True)
+            return same
         row = StoredFile(
             id=file_id,
             dossier_code=dossier_code,
@@ -165,7 +160,39 @@ class FileStore:
         except BaseException:
             target.unlink(missing_ok=True)
             raise
-        return _info(row)
+        return _info(row, fresh=True)
+
+    def _first_copy(
+        self, sha256: str, dossier_code: str | None, name: str, media: str
+    ) -> StoredFileInfo | None:
+        with self._db.sessions() as session:
+            same = session.scalar(
+                select(StoredFile)
+                .where(
+                    StoredFile.sha256 == sha256,
+                    StoredFile.dossier_code == dossier_code,
+                    StoredFile.filename == name,
+                    StoredFile.media_type == media,
+                )
+                .order_by(StoredFile.created_at, StoredFile.id)
+                .limit(1)
+            )
+            return None if same is None else _info(same)
+
+    def first_copy(self, info: StoredFileInfo) -> StoredFileInfo:
+        """The oldest stored file with ``info``'s content, dossier, name and type (``info`` itself
+        when it is the only one)."""
+        return self._first_copy(info.sha256, info.dossier_code, info.filename, info.media_type) or info
+
+    def discard(self, file_id: str) -> None:
+        """Remove a file this process stored and nothing refers to (a request that lost)."""
+        with self._db.transaction() as session:
+            row = session.scalar(select(StoredFile).where(StoredFile.id == file_id))
+            if row is None:
+                return
+            relative = row.path
+            session.delete(row)
+        (self._root / relative).unlink(missing_ok=True)
 
     def get(self, file_id: str) -> tuple[StoredFileInfo, Path]:
         """Metadata and on-disk path of a stored file; unknown or malformed ids are 404."""

@@ -26,6 +26,8 @@ T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 BOOTSTRAP = "bootstrap-secret-for-tests-0123456789"
 #: One key per role of :class:`ApiRole` (a new role gets its key without editing this file).
 ROLES = tuple(role.value for role in ApiRole)
+#: Agencies the test source key may write dossiers of (a source key writes only its agencies).
+SOURCE_AGENCIES = ("000.00.18.H42", "000.00.00.H42")
 
 
 @dataclass
@@ -105,7 +107,8 @@ def live_hub(
         hub = LiveHub(base_url=running.base_url, settings=settings, db=running.db, app=running.app)
         keys = ApiKeyService(running.db)
         for role in roles:
-            hub.tokens[role] = keys.create(f"test-{role}", role, actor="tests").token
+            scope = SOURCE_AGENCIES if role == "source" else ()
+            hub.tokens[role] = keys.create(f"test-{role}", role, actor="tests", agency_codes=scope).token
         yield hub
 
 

@@ -70,7 +70,7 @@ def test_x_api_key_header_works(hub: LiveHub) -> None:
 
 def test_revoked_key_is_refused_and_audited(hub: LiveHub) -> None:
     keys: ApiKeyService = hub.app.state.services.keys  # the server's own: it forgets verified keys
-    issued = keys.create("to-revoke", "source", actor="tests")
+    issued = keys.create("to-revoke", "source", actor="tests", agency_codes=["000.00.18.H42"])
     with hub.client(headers={"Authorization": f"Bearer {issued.token}"}) as client:
         assert client.post(CREATE, json={"dossier": dossier_json()}).status_code == 201
         keys.revoke("to-revoke", actor="tests")

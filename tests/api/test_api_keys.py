@@ -7,8 +7,12 @@ from tests.api.livehub import LiveHub, dossier_json
 
 def test_admin_creates_lists_and_revokes_keys(hub: LiveHub) -> None:
     with hub.client("admin") as admin:
-        created = admin.post("/api/v1/keys", json={"name": "lgsp-ninh-binh", "role": "source"})
+        created = admin.post(
+            "/api/v1/keys",
+            json={"name": "lgsp-ninh-binh", "role": "source", "agency_codes": ["000.00.18.h42"]},
+        )
         assert created.status_code == 201, created.text
+        assert created.json()["agency_codes"] == ["000.00.18.H42"]
         token = created.json()["token"]
         assert created.headers["cache-control"] == "no-store"
         listed = admin.get("/api/v1/keys")

@@ -72,9 +72,15 @@ def storage(hub: LiveHub, tmp_path: Path) -> Iterator[FullStorage]:
     full.close()
 
 
+def large_dossier(text: str) -> dict[str, object]:
+    """A dossier of some 30–40 KB within the field bounds (docs/portal.md §3.10)."""
+    name = (text * 500)[:500]
+    return dossier_json(documents=[{"id": f"tl-{i}", "name": name} for i in range(50)])
+
+
 def test_intake_on_a_full_storage_is_a_clear_503_then_works_again(hub: LiveHub, storage: FullStorage) -> None:
-    # A long summary needs new pages whatever free space the SQLite file still has.
-    body = {"dossier": dossier_json(summary="Đề nghị cấp giấy chứng nhận. " * 800)}
+    # A large record needs new pages whatever free space the SQLite file still has.
+    body = {"dossier": large_dossier("Đề nghị cấp giấy chứng nhận. ")}
     storage.fill()
     with hub.client("source") as client:
         refused = client.post(CREATE, json=body)
@@ -97,7 +103,7 @@ def test_intake_on_a_full_storage_is_a_clear_503_then_works_again(hub: LiveHub, 
 def test_nothing_is_written_while_full(hub: LiveHub, storage: FullStorage) -> None:
     storage.fill()
     with hub.client("source") as client:
-        answer = client.post(CREATE, json={"dossier": dossier_json(summary="x" * 50_000)})
+        answer = client.post(CREATE, json={"dossier": large_dossier("x")})
     storage.free()
     assert answer.status_code == 503
     assert nothing_written(hub)

@@ -75,7 +75,11 @@ def test_disk_full_on_sqlite_mid_drain(
 ) -> None:
     url, db = sqlite_db
     total, dossiers = scaled(600), scaled(60)
-    token = ApiKeyService(db).create("chaos-source", "source", actor="tests").token
+    token = (
+        ApiKeyService(db)
+        .create("chaos-source", "source", actor="tests", agency_codes=["000.00.18.H42"])
+        .token
+    )
     sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.02, times=None)])
     _vacuum(url.removeprefix("sqlite:///"))
     config = write_config(tmp_path / "hub.toml", sink.url, lease_seconds=LEASE_SECONDS, routing=True)

@@ -48,7 +48,7 @@ def test_serve_runs_api_and_worker(database_url: str, tmp_path: Path, with_worke
     base = f"http://127.0.0.1:{port}"
     upgrade(database_url)
     db = Database.connect(database_url)
-    token = ApiKeyService(db).create("src", "source", actor="test").token
+    token = ApiKeyService(db).create("src", "source", actor="test", agency_codes=["000.00.18.H42"]).token
     with WebhookSink() as sink:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update(

@@ -34,7 +34,7 @@ from hub.services.intake import MAX_BATCH_CHANGES, BatchResult, IntakeBatch, Int
 from hub.services.privacy import audit_reveal, masked_dossier, masked_view
 from hub.services.result_files import inspect_result_paper, store_and_attach
 from hub.services.results import IssuedResult, ResultSigningService, SignedDraft, SignedResult
-from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
+from schemas.changes import DossierUpsert, DueDateChange, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
 from schemas.dossier import Dossier
 from schemas.errors import FeatureNotConfiguredError
@@ -70,7 +70,7 @@ class CodeRequest(BaseModel):
     agency_code: AgencyCode
     day: Annotated[date | None, Field(ge=date(2000, 1, 1), le=date(2099, 12, 31))] = None
     """Receipt day (Vietnam time); today when omitted. Codes carry ``YYMMDD``, so 2000–2099."""
-    platform_owner: Annotated[str | None, Field(pattern=r"^\d{2}$")] = None
+    platform_owner: Annotated[str | None, Field(pattern=r"^[0-9]{2}$")] = None
     """``AA`` digits for the Circular 04/2025 centralised form."""
 
 
@@ -100,7 +100,9 @@ def upsert_dossier(
     principal: Writer,
     idempotency_key: IdempotencyKey = None,
 ) -> IntakeResult:
-    result = intake.upsert_dossier(command, actor=principal.name, idempotency_key=idempotency_key)
+    result = intake.upsert_dossier(
+        command, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
+    )
     response.status_code = 201 if result.created else 200
     return result
 
@@ -126,7 +128,9 @@ def apply_batch(
     principal: Writer,
     idempotency_key: IdempotencyKey = None,
 ) -> BatchResult:
-    return intake.apply_batch(batch, actor=principal.name, idempotency_key=idempotency_key)
+    return intake.apply_batch(
+        batch, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
+    )
 
 
 @router.get(
@@ -157,7 +161,26 @@ def change_status(
     principal: Writer,
     idempotency_key: IdempotencyKey = None,
 ) -> IntakeResult:
-    return intake.change_status(code, change, actor=principal.name, idempotency_key=idempotency_key)
+    return intake.change_status(
+        code, change, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
+    )
+
+
+@router.post(
+    "/dossiers/{code}/due-date",
+    summary="Move the due date (Mẫu 04 apology or extension), recorded with the old and new dates",
+    dependencies=JSON_ONLY,
+)
+def redate(
+    code: str,
+    change: DueDateChange,
+    intake: IntakeDep,
+    principal: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> IntakeResult:
+    return intake.redate(
+        code, change, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
+    )
 
 
 @router.post("/dossiers/{code}/steps", summary="Record a processing step", dependencies=JSON_ONLY)
@@ -168,7 +191,9 @@ def add_step(
     principal: Writer,
     idempotency_key: IdempotencyKey = None,
 ) -> IntakeResult:
-    return intake.add_step(code, command, actor=principal.name, idempotency_key=idempotency_key)
+    return intake.add_step(
+        code, command, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
+    )
 
 
 @router.post("/dossiers/{code}/results", summary="Attach a result paper by URL", dependencies=JSON_ONLY)
@@ -179,7 +204,9 @@ def attach_result(
     principal: Writer,
     idempotency_key: IdempotencyKey = None,
 ) -> IntakeResult:
-    return intake.attach_result(code, command, actor=principal.name, idempotency_key=idempotency_key)
+    return intake.attach_result(
+        code, command, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
+    )
 
 
 @router.post(
@@ -228,6 +255,7 @@ def upload_result(
         component_code=component_code,
         signed=paper.signed,
         idempotency_key=idempotency_key,
+        scope=principal.agency_scope,
     )
     return StoredResult(
         result=attached.intake,
@@ -375,7 +403,9 @@ def qr_code_svg(_principal: Reader, target: Annotated[str, Depends(_lookup_targe
 
 
 @router.post("/dossier-codes", summary="Allocate the next dossier code", dependencies=JSON_ONLY)
-def allocate_code(request: CodeRequest, intake: IntakeDep, _principal: Writer) -> CodeAllocation:
+def allocate_code(request: CodeRequest, intake: IntakeDep, principal: Writer) -> CodeAllocation:
     day = request.day or now_vn().date()
-    code = intake.next_dossier_code(request.agency_code, day, platform_owner=request.platform_owner)
+    code = intake.next_dossier_code(
+        request.agency_code, day, platform_owner=request.platform_owner, scope=principal.agency_scope
+    )
     return CodeAllocation(code=code)

@@ -29,6 +29,8 @@ class KeyRequest(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
     role: ApiRole
+    agency_codes: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=100)] = []
+    """Agencies a ``source`` key may write dossiers of; a source key without any writes nothing."""
 
 
 class KeyView(BaseModel):
@@ -41,6 +43,7 @@ class KeyView(BaseModel):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    agency_codes: list[str]
 
 
 class IssuedKeyView(KeyView):
@@ -49,12 +52,16 @@ class IssuedKeyView(KeyView):
 
 
 def _view(info: ApiKeyInfo) -> KeyView:
-    return KeyView.model_validate(info)
+    view = KeyView.model_validate(info)
+    view.agency_codes = sorted(view.agency_codes)
+    return view
 
 
 @router.post("", status_code=201, summary="Create an API key", dependencies=[Depends(require_json)])
 def create_key(body: KeyRequest, request: Request, principal: Admin, response: Response) -> IssuedKeyView:
-    issued = get_keys(request).create(body.name, body.role, actor=principal.name)
+    issued = get_keys(request).create(
+        body.name, body.role, actor=principal.name, agency_codes=body.agency_codes
+    )
     response.headers["Cache-Control"] = "no-store"
     return IssuedKeyView(token=issued.token, **_view(issued.info).model_dump())
 

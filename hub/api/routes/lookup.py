@@ -11,7 +11,6 @@ SMS: an SMS gateway posts each MO message (``src``, ``msgbody``; form or JSON) w
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -44,6 +43,7 @@ from schemas.errors import (
     PermissionDeniedError,
     UnsupportedMediaTypeError,
 )
+from schemas.jsonbody import parse_json_body
 
 router = APIRouter(tags=["lookup"], responses=error_responses(404, 422, 429))
 
@@ -157,12 +157,7 @@ async def _sms_body(request: Request) -> SmsInbound:
         form = await request.form()
         raw = {key: value for key, value in form.items() if isinstance(value, str)}
     elif content_type == "application/json" or content_type.endswith("+json"):
-        try:
-            raw = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(
-                "request body is not valid JSON", message_vi="nội dung yêu cầu không phải JSON hợp lệ"
-            ) from exc
+        raw = parse_json_body(await request.body())
     else:
         raise UnsupportedMediaTypeError(
             "send the MO message as form fields or JSON",
