@@ -24,15 +24,14 @@ import threading
 from pathlib import Path
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, SimpleBoxLayoutRule
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.stamp import BaseStampStyle, StaticStampStyle, TextStampStyle
 
-from schemas.errors import ConfigurationError
 from signing.pdfa import CidSetGlyphAccumulatorFactory, png_without_soft_mask
+from signing.templates import DEFAULT_FONT_PATH, ISO8601_VN_FORMAT, PT_PER_MM, AppearanceTemplate, Box
 
 __all__ = [
     "DEFAULT_FONT_PATH",
@@ -46,54 +45,6 @@ __all__ = [
     "text_stamp_lines",
     "text_stamp_style",
 ]
-
-DEFAULT_FONT_PATH = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
-#: ISO 8601 with the Vietnam offset; Asia/Ho_Chi_Minh has no DST so the offset is constant.
-ISO8601_VN_FORMAT = "%Y-%m-%dT%H:%M:%S+07:00"
-_PT_PER_MM = 72 / 25.4
-
-
-class Box(BaseModel):
-    """A rectangle on a page in PDF points, origin bottom-left. ``page`` -1 = last page."""
-
-    model_config = ConfigDict(frozen=True)
-
-    page: int = 0
-    x: float
-    y: float
-    width: float = Field(gt=0)
-    height: float = Field(gt=0)
-
-    def rect(self) -> tuple[int, int, int, int]:
-        return (round(self.x), round(self.y), round(self.x + self.width), round(self.y + self.height))
-
-
-class AppearanceTemplate(BaseModel):
-    """Where and how the Decree 30 appearances are drawn for one kind of document (A4 default).
-
-    ``personal_box``: a fixed box for procedures whose documents the signer block cannot be
-    found in (scans); ``None`` = the block must be found on the page (docs/signing.md §5.5).
-    The text stamp sits at the top right of page 1 inside the 15–20 mm right margin rule.
-    """
-
-    name: str = "default"
-    font_path: Path = DEFAULT_FONT_PATH
-    font_size: int = 10
-    personal_box: Box | None = None
-    seal_diameter_mm: float = Field(default=36.0, gt=5, lt=80)
-    seal_overlap_fraction: float = Field(default=1 / 3, gt=0, le=1)
-    text_stamp_box: Box = Box(page=0, x=300, y=762, width=252, height=54)
-    signature_image: Path | None = None
-    seal_image: Path | None = None
-
-    def resolved_font(self) -> Path:
-        if not self.font_path.is_file():
-            raise ConfigurationError(
-                f"stamp font {self.font_path} not found (install fonts-liberation2 or configure font_path)",
-                message_vi=f"Không tìm thấy phông chữ {self.font_path} để trình bày chữ ký số",
-            )
-        return self.font_path
-
 
 _font_lock = threading.Lock()
 
@@ -135,7 +86,7 @@ def pdf_ready_font(path: Path) -> Path:
 def seal_box(template: AppearanceTemplate, p: Box) -> Box:
     """Seal at real size, centred vertically on the signature ``p``, covering its left third
     (Decree 30/2020 Art. 33(1b))."""
-    size = template.seal_diameter_mm * _PT_PER_MM
+    size = template.seal_diameter_mm * PT_PER_MM
     right = p.x + p.width * template.seal_overlap_fraction
     cy = p.y + p.height / 2
     return Box(page=p.page, x=right - size, y=cy - size / 2, width=size, height=size)

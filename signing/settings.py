@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from schemas.settings import Section
-from signing.appearance import AppearanceTemplate
+from signing.templates import AppearanceTemplate
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: An API key name (``hub.auth.keys``): who may use a server-held key.

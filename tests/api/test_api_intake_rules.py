@@ -19,6 +19,7 @@ from hub.api.app import CORE_ROUTE_MODULES
 from hub.api.routes.dvcqg_inbound import PUSH_PATH
 from hub.auth.keys import ApiKeyService
 from hub.db.models import DossierRow, OutboxMessage, StoredFile
+from signing.samples import sample_pdf
 from tests.api.livehub import ROLES, T0, LiveHub, dossier_json, live_hub, status_json
 
 CODE = "000.00.18.H42-251125-0001"
@@ -200,7 +201,8 @@ def test_history_is_append_only(hub: LiveHub) -> None:
         for status in (4, 5):
             change = status_json(status, T0 + timedelta(hours=status), new_due_at=None)
             assert client.post(f"{BASE}/status", json=change).status_code == 200
-        held = client.get(BASE).json()
+        with hub.client("admin") as admin:  # the stored dossier in clear (GET masks by default)
+            held = admin.get(BASE, params={"reveal": "pii"}).json()
         wiped = client.post(
             CREATE,
             json={"dossier": {**held, "steps": [], "supplements": [], "note": "ghi chú"}, "version": 2},
@@ -346,9 +348,10 @@ def test_upload_losing_on_its_key_leaves_no_file(hub: LiveHub) -> None:
     with hub.client("source") as client:
         assert create(client).status_code == 201
     with hub.client("source", headers=key) as client:
-        first = upload(client, b"%PDF-1.7 first")
-        repeat = upload(client, b"%PDF-1.7 first")
-        other = upload(client, b"%PDF-1.7 other")
+        paper = sample_pdf("first")
+        first = upload(client, paper)
+        repeat = upload(client, paper)
+        other = upload(client, sample_pdf("other"))
     assert first.status_code == 201, first.text
     assert repeat.status_code == 201
     assert repeat.json()["file_id"] == first.json()["file_id"]

@@ -126,7 +126,7 @@ def test_a_wrong_id_costs_the_same_for_a_big_dossier_as_for_no_dossier(db: Datab
     a dossier with 300 steps, an unknown code and a malformed one (benchmarks/bench_lookup.py
     times it)."""
     settings = load_settings(data_dir=tmp_path, lookup={"owner_id_key": KEY})
-    dossier = make_dossier(status=DossierStatus.PROCESSING, steps=many_steps(300, T0))
+    dossier = make_dossier(status=DossierStatus.RECEIVED, steps=many_steps(300, T0))
     IntakeService(db, settings).upsert_dossier(DossierUpsert(dossier=dossier), actor="tests")
     service = LookupService(db, settings.lookup, OwnerIdHasher.from_settings(settings))
 

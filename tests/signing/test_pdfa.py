@@ -20,8 +20,12 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from signing.models import SignatureLevel, SignOptions, SignRole
 from signing.pdfa import PdfAPart, pdfa_part
+from signing.templates import Box
 from tests.signing.conftest import Sign
 from tests.signing.pdfa_samples import pdfa_sample
+
+#: The samples carry no signer block to find: the signature goes where the caller says.
+SIGNATURE_BOX = Box(page=0, x=330, y=150, width=160, height=64)
 
 #: ``page`` applies ISO 19005-2 §6.4.3 to every signature; an earlier signature cannot cover
 #: the later revisions of a multi-signature document (Decree 30 needs two), so the hub keeps
@@ -84,7 +88,7 @@ def test_samples_are_pdfa(part: int) -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        SignOptions(role=SignRole.PERSONAL, certify=True, level=SignatureLevel.B_T),
+        SignOptions(role=SignRole.PERSONAL, certify=True, level=SignatureLevel.B_T, position=SIGNATURE_BOX),
         SignOptions(role=SignRole.COPY, agency_name="SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG", level=SignatureLevel.B_T),
         SignOptions(role=SignRole.ATTACHMENT, document_number="123/QĐ-SNNMT", level=SignatureLevel.B_B),
         SignOptions(role=SignRole.INVISIBLE, level=SignatureLevel.B_T),
@@ -101,7 +105,8 @@ def test_signing_keeps_pdfa(sign: Sign, part: int, options: SignOptions) -> None
 def test_personal_then_seal_at_b_lta_keeps_pdfa(sign: Sign, part: int) -> None:
     """Decree 30 order: personal certification (B-T), then the seal (B-LTA) over it."""
     first, _ = sign(
-        SignOptions(role=SignRole.PERSONAL, certify=True, level=SignatureLevel.B_T), pdf=pdfa_sample(part)
+        SignOptions(role=SignRole.PERSONAL, certify=True, level=SignatureLevel.B_T, position=SIGNATURE_BOX),
+        pdf=pdfa_sample(part),
     )
     both, _ = sign(SignOptions(role=SignRole.AGENCY, level=SignatureLevel.B_LTA), key="agency", pdf=first)
     _check_rules(both, part)
