@@ -25,7 +25,7 @@ import asyncio
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -43,6 +43,9 @@ from signing.facade import SigningFacade
 from signing.models import SignatureLevel, SignOptions, SignResult, SignRole
 from signing.settings import KeyPurpose
 from signing.signer_service import SigningService
+
+if TYPE_CHECKING:
+    from hub.telemetry.metrics import HubMetrics
 
 __all__ = ["ResultSigningService", "SignedDraft", "SignedResult", "SignerSummary"]
 
@@ -132,6 +135,8 @@ class ResultSigningService:
         files: FileStore,
         intake: IntakeService,
         db: Database,
+        *,
+        metrics: HubMetrics | None = None,
     ) -> ResultSigningService | None:
         """The service for ``[signing] result_officer_key`` / ``result_agency_key``; ``None``
         when either is unset."""
@@ -144,7 +149,7 @@ class ResultSigningService:
             intake,
             officer_key=signing.result_officer_key,
             agency_key=signing.result_agency_key,
-            audit=SigningAudit(db),
+            audit=SigningAudit(db, metrics=metrics),
             seal_check=SealCheck(policy_from_settings(signing)),
             images=key_images(signing),
         )
