@@ -359,6 +359,7 @@ def build_telemetry(
     metrics = HubMetrics()
     metrics.watch_database(
         db,
+        endpoints=sorted(settings.endpoints),
         dead_worker_seconds=settings.worker.dead_worker_seconds,
         cache_seconds=settings.metrics.database_cache_seconds,
     )

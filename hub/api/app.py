@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from hub.api.deps import Services
 from hub.api.errors import install_error_handlers
@@ -52,6 +53,8 @@ OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
     "hub.api.routes.signing",
     "hub.api.routes.verification",
 )
+#: FastAPI's built-in request spans, metrics and logs: off (see :func:`create_app`).
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 #: Every route module the API may include, in order; each exposes ``router: APIRouter``.
 ROUTE_MODULES: tuple[str, ...] = CORE_ROUTE_MODULES + OPTIONAL_ROUTE_MODULES
 
@@ -105,7 +108,13 @@ def build_services(
 def create_metrics_app(settings: Settings, telemetry: Telemetry) -> FastAPI:
     """Only ``GET /metrics``, for a process without the API (``hub worker`` with
     ``metrics.worker_port``): readable from ``metrics.scrape_networks`` alone (no API keys)."""
-    app = FastAPI(title="motcua hub worker metrics", openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="motcua hub worker metrics",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=NO_NATIVE_TELEMETRY,
+    )
     app.state.settings = settings
     app.state.telemetry = telemetry
     install_error_handlers(app)
@@ -152,6 +161,10 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url="/api/v1/redoc",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans stay off: they record the query string (url.query),
+        # which on the lookup routes holds the owner's ID number (id_number, SGT; Decree
+        # 13/2023). The hub's span (hub.api.observability) records the route template only.
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     app.state.settings = settings
     app.state.db = database

@@ -129,11 +129,17 @@ class HubMetrics:
         self.lookups.labels(channel, outcome).inc()
 
     def watch_database(
-        self, db: Database, *, dead_worker_seconds: float, cache_seconds: float
+        self,
+        db: Database,
+        *,
+        endpoints: Iterable[str] = (),
+        dead_worker_seconds: float,
+        cache_seconds: float,
     ) -> DatabaseCollector:
-        """Report the outbox, circuits and workers of ``db`` at scrape time."""
+        """Report the outbox, circuits and workers of ``db`` at scrape time (``endpoints``: the
+        configured ones, reported 0 rather than absent when their queues are empty)."""
         collector = DatabaseCollector(
-            db, dead_worker_seconds=dead_worker_seconds, cache_seconds=cache_seconds
+            db, endpoints=endpoints, dead_worker_seconds=dead_worker_seconds, cache_seconds=cache_seconds
         )
         self.registry.register(collector)
         return collector
@@ -147,8 +153,11 @@ class DatabaseCollector(Collector):
     """Queue depth, oldest pending message, circuit states and worker heartbeats, from the
     database at scrape time; answers repeated scrapes within ``cache_seconds`` from memory."""
 
-    def __init__(self, db: Database, *, dead_worker_seconds: float, cache_seconds: float) -> None:
+    def __init__(
+        self, db: Database, *, endpoints: Iterable[str] = (), dead_worker_seconds: float, cache_seconds: float
+    ) -> None:
         self._db = db
+        self._endpoints = tuple(endpoints)
         self._dead_after = timedelta(seconds=dead_worker_seconds)
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
@@ -211,10 +220,13 @@ class DatabaseCollector(Collector):
             health = conn.execute(select(h.endpoint, h.state, h.consecutive_failures)).all()
             beats = conn.execute(select(w.last_heartbeat_at).where(w.stopped_at.is_(None))).scalars().all()
             conn.rollback()
+        counts = {(endpoint, state.value): 0 for endpoint in self._endpoints for state in QUEUE_STATES}
         for endpoint, state, count, first in rows:
-            depth.add_metric([endpoint, state], count)
+            counts[endpoint, state] = count
             if state == MessageState.PENDING.value and first is not None:
                 oldest.add_metric([endpoint], max((now - first).total_seconds(), 0.0))
+        for (endpoint, state), count in sorted(counts.items()):
+            depth.add_metric([endpoint, state], count)
         for endpoint, state, consecutive in health:
             for name in CIRCUIT_STATES:
                 circuit.add_metric([endpoint, name], 1 if state == name else 0)
