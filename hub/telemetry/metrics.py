@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -99,6 +99,7 @@ class HubMetrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self._attempt_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
 
     # --- the worker ---------------------------------------------------------------------------
 
@@ -106,10 +107,18 @@ class HubMetrics:
         self, endpoint: str, outcome: str, seconds: float, enqueued_for: float | None
     ) -> None:
         """One finished attempt; ``enqueued_for``: seconds since enqueue, for a delivered one."""
-        self.attempts.labels(endpoint, outcome).inc()
-        self.attempt_seconds.labels(endpoint).observe(seconds)
+        children = self._attempt_children.get((endpoint, outcome))
+        if children is None:  # once per (endpoint, outcome): labels() takes a lock each time
+            children = self._attempt_children[endpoint, outcome] = (
+                self.attempts.labels(endpoint, outcome),
+                self.attempt_seconds.labels(endpoint),
+                self.latency.labels(endpoint),
+            )
+        attempts, durations, latency = children
+        attempts.inc()
+        durations.observe(seconds)
         if enqueued_for is not None:
-            self.latency.labels(endpoint).observe(max(enqueued_for, 0.0))
+            latency.observe(max(enqueued_for, 0.0))
 
     def rescued(self, dead_worker: int, expired: int) -> None:
         if dead_worker:
