@@ -2,7 +2,8 @@
 
 The body is the canonical payload as JSON. Headers: ``X-Message-Id`` (stable across retries,
 for de-duplication: delivery is at-least-once, docs/delivery.md §5), ``X-Message-Kind``,
-``X-Attempt`` and ``X-Dossier-Code`` when known.
+``X-Attempt``, ``X-Dossier-Code`` when known and ``X-Request-ID`` (the correlation id of the
+change, docs/deployment.md §6) when the hub has one.
 
 Answers map onto the hub's error hierarchy through :mod:`connectors.http_errors`: 2xx
 delivered; 408, 425, 429 and 5xx retryable (``Retry-After`` passed on); 401/403 refused

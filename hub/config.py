@@ -170,6 +170,36 @@ def bootstrap_token_problem(token: str) -> str | None:
     return None
 
 
+class MetricsSettings(Section):
+    """Prometheus metrics (docs/deployment.md §6): who may read ``/metrics``, and where a
+    worker-only process serves them."""
+
+    #: ``/metrics`` on the API port; off: 404.
+    enabled: bool = True
+    #: Addresses (CIDR networks) allowed to scrape without an API key (the Prometheus
+    #: servers). Anyone else needs a ``technician`` or ``admin`` key (401 without one, 403 with
+    #: another role). The client address is the peer's, or the forwarded one from
+    #: ``api.trusted_proxies``.
+    scrape_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    #: ``hub worker`` (no API): serve ``/metrics`` on this port (unset: not served; 0: any free
+    #: port), to ``scrape_networks`` only.
+    worker_port: Annotated[int | None, Field(ge=0, le=65535)] = None
+    worker_host: str = "127.0.0.1"
+    #: Queue depth, circuit and worker gauges are read from the database at most this often.
+    database_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+
+
+class TracingSettings(Section):
+    """OpenTelemetry traces, exported over OTLP/HTTP (off by default; docs/deployment.md §6)."""
+
+    enabled: bool = False
+    #: OTLP/HTTP traces endpoint of the collector.
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    service_name: str = "motcua-hub"
+    #: Share of new traces recorded (a caller's sampled ``traceparent`` is always followed).
+    sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HUB_",
@@ -196,6 +226,8 @@ class Settings(BaseSettings):
     lookup: LookupSettings = Field(default_factory=LookupSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @model_validator(mode="after")
     def _routes_name_known_endpoints(self) -> Settings:

@@ -4,7 +4,9 @@ Decree 13/2023/NĐ-CP on personal data protection: ID numbers (9-digit CMND, 12-
 phone numbers and credentials must not end up in logs. :class:`PiiMaskingFilter` rewrites
 each record's message (after ``%`` formatting with its args) and exception text; attach it
 to handlers (filters on a logger do not apply to records propagated from child loggers),
-which :func:`configure_logging` does for the root handler.
+which :func:`configure_logging` does for the root handler, after the
+:class:`~hub.telemetry.correlation.CorrelationFilter` that puts the current request's or
+delivery's ``correlation_id`` on every record (docs/deployment.md §6).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from hub.telemetry.correlation import CorrelationFilter
 from schemas.masking import mask_json, mask_pii
 
 #: Attributes of a LogRecord that are not user-supplied ``extra`` fields.
@@ -77,6 +80,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True, stream: T
             root.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else ConsoleFormatter())
+    handler.addFilter(CorrelationFilter())
     handler.addFilter(PiiMaskingFilter())
     handler._hub_handler = True  # type: ignore[attr-defined]  # marker to replace on re-configure
     root.addHandler(handler)

@@ -1,15 +1,18 @@
 """The hub's one composition root: how every hub process starts and stops (docs/architecture.md).
 
-In order: settings (given) → logging (:func:`hub.logging.configure_logging`, PII masked) →
-database connection and checks (:func:`open_database`: what cannot heal — no such database,
-credentials refused, read-only, schema not migrated — stops the start with one line; an
-unreachable server is tried 3 times over about 10 s) → the HTTP API on uvicorn and/or
-the delivery worker (:func:`start`) → signals (:func:`until_signalled`: the first SIGTERM or
-SIGINT stops gracefully and the process exits 0, a second one forces the stop) → disposal of
-the worker's connectors, the server and the database. Once running, a database outage is
-reported once per change of state and retried with backoff by every loop through the shared
-:class:`~hub.db.availability.OutageReporter` of :attr:`RunningHub.health`, which ``/readyz``
-reads.
+In order: settings (given) → logging (:func:`hub.logging.configure_logging`, PII masked, with
+the correlation id) → database connection and checks (:func:`open_database`: what cannot
+heal — no such database, credentials refused, read-only, schema not migrated — stops the start
+with one line; an unreachable server is tried 3 times over about 10 s) → telemetry
+(:attr:`RunningHub.telemetry`: one Prometheus registry and, when ``tracing.enabled``, one
+tracer, shared by the API and the worker of the process) → the HTTP API on uvicorn and/or the
+delivery worker (:func:`start`; a worker-only process serves ``/metrics`` on
+``metrics.worker_port`` when it is set) → signals (:func:`until_signalled`: the first SIGTERM
+or SIGINT stops gracefully and the process exits 0, a second one forces the stop) → disposal of
+the worker's connectors, the server, the tracer and the database. Once running, a database
+outage is reported once per change of state and retried with backoff by every loop through the
+shared :class:`~hub.db.availability.OutageReporter` of :attr:`RunningHub.health`, which
+``/readyz`` reads.
 
 ``hub serve`` (API and worker), ``hub worker`` (worker only) and ``hub demo`` start the hub
 here, and so do the tests and benchmarks (:func:`run_in_thread` runs it on an event loop of
@@ -35,12 +38,14 @@ from schemas.errors import ConfigurationError, HubError
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
+    from opentelemetry.sdk.trace.export import SpanExporter
 
     from connectors.http import TransportKind
     from hub.config import Settings
     from hub.db.session import Database
     from hub.delivery.worker import Worker
     from hub.health import HubHealth
+    from hub.telemetry.process import Telemetry
 
 log = logging.getLogger("hub.runtime")
 
@@ -172,7 +177,12 @@ class RunningHub:
     """
 
     def __init__(
-        self, settings: Settings, db: Database, *, worker_options: dict[str, Any] | None = None
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        worker_options: dict[str, Any] | None = None,
+        span_exporter: SpanExporter | None = None,
     ) -> None:
         from hub.health import HubHealth
 
@@ -180,6 +190,11 @@ class RunningHub:
         self.db = db
         #: Shared by the API's readiness probe and the worker (:mod:`hub.health`).
         self.health: HubHealth = HubHealth()
+        #: Metrics and traces of this process, shared by its API and its worker (:mod:`hub.telemetry`).
+        self.telemetry: Telemetry = build_telemetry(settings, db, span_exporter=span_exporter)
+        self.metrics_port: int | None = None
+        self._metrics_server: uvicorn.Server | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
         self.app: FastAPI | None = None
         self.base_url: str | None = None
         self.port: int | None = None
@@ -208,7 +223,12 @@ class RunningHub:
 
         extra: dict[str, Any] = {} if route_modules is None else {"route_modules": route_modules}
         self.app = create_app(
-            self.settings, self.db, bootstrap_token=bootstrap_token, health=self.health, **extra
+            self.settings,
+            self.db,
+            bootstrap_token=bootstrap_token,
+            health=self.health,
+            telemetry=self.telemetry,
+            **extra,
         )
         host, port = sock.getsockname()[:2]
         self.port = int(port)
@@ -222,6 +242,22 @@ class RunningHub:
             await asyncio.sleep(0.01)
         log.info("API listening on %s", self.base_url)
 
+    async def _start_metrics(self, sock: socket.socket) -> None:
+        """``/metrics`` of a worker-only process, on a port of its own (scrape networks only)."""
+        from hub.api.app import create_metrics_app
+
+        self.metrics_port = int(sock.getsockname()[1])
+        server = self._metrics_server = api_server(
+            create_metrics_app(self.settings, self.telemetry), sock, access_log=False
+        )
+        self._metrics_task = asyncio.create_task(server.serve(sockets=[sock]), name="hub-metrics")
+        while not server.started:
+            if self._metrics_task.done():
+                await self._metrics_task
+                raise ConfigurationError("the metrics listener did not start")
+            await asyncio.sleep(0.01)
+        log.info("metrics on port %d", self.metrics_port)
+
     def _start_worker(self, settings: Settings) -> None:
         from hub.delivery.worker import Worker
         from hub.health import WorkerPulse
@@ -229,7 +265,12 @@ class RunningHub:
         self._worker_stop = asyncio.Event()
         pulse = self.health.worker = self.health.worker or WorkerPulse()
         self.worker = Worker(
-            settings, self.db, outage=self.health.database, pulse=pulse, **self._worker_options
+            settings,
+            self.db,
+            outage=self.health.database,
+            pulse=pulse,
+            telemetry=self.telemetry,
+            **self._worker_options,
         )
         self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop), name="hub-worker")
 
@@ -245,13 +286,15 @@ class RunningHub:
     # --- stopping ----------------------------------------------------------------------------
 
     def _tasks(self) -> list[asyncio.Task[None]]:
-        return [task for task in (self._server_task, self._worker_task) if task is not None]
+        parts = (self._server_task, self._worker_task, self._metrics_task)
+        return [task for task in parts if task is not None]
 
     def request_stop(self) -> None:
         """Graceful stop: the API stops accepting, the worker stops claiming and drains."""
         self._worker_stop.set()
-        if self._server is not None:
-            self._server.should_exit = True
+        for server in (self._server, self._metrics_server):
+            if server is not None:
+                server.should_exit = True
 
     def force_stop(self) -> None:
         """Stop now: open requests are dropped, in-flight deliveries abandoned (their leases
@@ -259,8 +302,9 @@ class RunningHub:
         self.forced = True
         self._forced.set()
         self.request_stop()
-        if self._server is not None:
-            self._server.force_exit = True
+        for server in (self._server, self._metrics_server):
+            if server is not None:
+                server.force_exit = True
         if self._worker_task is not None:
             self._worker_task.cancel()
 
@@ -301,6 +345,25 @@ class RunningHub:
             failure = None if task.cancelled() else task.exception()
             if failure is not None and not self._raised:
                 log.error("%s failed: %r", task.get_name(), failure)
+        self.telemetry.tracing.shutdown()
+
+
+def build_telemetry(
+    settings: Settings, db: Database, *, span_exporter: SpanExporter | None = None
+) -> Telemetry:
+    """One registry (with the database gauges) and, when ``tracing.enabled``, one tracer."""
+    from hub.telemetry.metrics import HubMetrics
+    from hub.telemetry.process import Telemetry
+    from hub.telemetry.tracing import Tracing
+
+    metrics = HubMetrics()
+    metrics.watch_database(
+        db,
+        endpoints=sorted(settings.endpoints),
+        dead_worker_seconds=settings.worker.dead_worker_seconds,
+        cache_seconds=settings.metrics.database_cache_seconds,
+    )
+    return Telemetry(metrics, Tracing.start(settings.tracing, exporter=span_exporter))
 
 
 @contextlib.asynccontextmanager
@@ -317,9 +380,12 @@ async def start(
     bootstrap_token: str | None = None,
     route_modules: tuple[str, ...] | None = None,
     access_log: bool = True,
+    span_exporter: SpanExporter | None = None,
 ) -> AsyncIterator[RunningHub]:
     """Start the API (on ``sock``, else on ``host:port``, default ``settings.api``) and/or the
-    delivery worker on a checked database; stop them gracefully and dispose of all on exit."""
+    delivery worker on a checked database; stop them gracefully and dispose of all on exit.
+
+    ``span_exporter`` replaces the OTLP exporter when ``tracing.enabled`` (tests)."""
     if not (api or worker):
         raise ConfigurationError("nothing to run: neither the API nor the worker")
     listening = None
@@ -335,7 +401,8 @@ async def start(
     worker_options: dict[str, Any] = {"worker_id": worker_id}
     if transport is not None:
         worker_options["transport"] = transport
-    hub = RunningHub(settings, db, worker_options=worker_options)
+    hub = RunningHub(settings, db, worker_options=worker_options, span_exporter=span_exporter)
+    metrics_sock = None
     try:
         if api:
             assert sock is not None
@@ -344,12 +411,16 @@ async def start(
             )
         if worker:
             hub._start_worker(settings)
+        if not api and settings.metrics.enabled and settings.metrics.worker_port is not None:
+            metrics_sock = listen(settings.metrics.worker_host, settings.metrics.worker_port)
+            await hub._start_metrics(metrics_sock)
         yield hub
     finally:
         await hub._close()
         db.dispose()
-        if sock is not None:
-            sock.close()
+        for opened in (sock, metrics_sock):
+            if opened is not None:
+                opened.close()
 
 
 async def until_signalled(hub: RunningHub) -> int:

@@ -16,10 +16,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from hub.api.deps import Services
 from hub.api.errors import install_error_handlers
 from hub.api.limits import BodySizeLimitMiddleware
+from hub.api.observability import install_request_telemetry
 from hub.api.security import install_security_middleware
 from hub.auth.keys import ApiKeyService
 from hub.auth.throttle import FailedAuthThrottle
@@ -32,6 +34,7 @@ from hub.lookup.service import LookupService
 from hub.lookup.sms import SmsResponder
 from hub.services.intake import IntakeService
 from hub.storage.files import FileStore
+from hub.telemetry.process import Telemetry
 
 log = logging.getLogger("hub.api")
 
@@ -42,6 +45,7 @@ CORE_ROUTE_MODULES: tuple[str, ...] = (
     "hub.api.routes.lookup",
     "hub.api.routes.files",
     "hub.api.routes.keys",
+    "hub.api.routes.metrics",
 )
 #: Route modules of optional parts, included when present.
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
@@ -50,6 +54,8 @@ OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
     "hub.api.routes.signing",
     "hub.api.routes.verification",
 )
+#: FastAPI's built-in request spans, metrics and logs: off (see :func:`create_app`).
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 #: Every route module the API may include, in order; each exposes ``router: APIRouter``.
 ROUTE_MODULES: tuple[str, ...] = CORE_ROUTE_MODULES + OPTIONAL_ROUTE_MODULES
 
@@ -76,8 +82,15 @@ def load_routers(modules: tuple[str, ...] = ROUTE_MODULES) -> list[tuple[str, AP
     return routers
 
 
-def build_services(settings: Settings, db: Database, *, bootstrap_token: str | None = None) -> Services:
-    lookup = LookupService(db, settings.lookup, OwnerIdHasher.from_settings(settings))
+def build_services(
+    settings: Settings,
+    db: Database,
+    *,
+    bootstrap_token: str | None = None,
+    telemetry: Telemetry | None = None,
+) -> Services:
+    metrics = telemetry.metrics if telemetry is not None else None
+    lookup = LookupService(db, settings.lookup, OwnerIdHasher.from_settings(settings), metrics=metrics)
     return Services(
         intake=IntakeService(db, settings),
         keys=ApiKeyService(db, bootstrap_token=bootstrap_token),
@@ -94,6 +107,26 @@ def build_services(settings: Settings, db: Database, *, bootstrap_token: str | N
     )
 
 
+def create_metrics_app(settings: Settings, telemetry: Telemetry) -> FastAPI:
+    """Only ``GET /metrics``, for a process without the API (``hub worker`` with
+    ``metrics.worker_port``): readable from ``metrics.scrape_networks`` alone (no API keys)."""
+    app = FastAPI(
+        title="motcua hub worker metrics",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=NO_NATIVE_TELEMETRY,
+    )
+    app.state.settings = settings
+    app.state.telemetry = telemetry
+    install_error_handlers(app)
+    install_security_middleware(app, settings.api)
+    from hub.api.routes.metrics import router
+
+    app.include_router(router)
+    return app
+
+
 def create_app(
     settings: Settings,
     db: Database | None = None,
@@ -101,13 +134,15 @@ def create_app(
     bootstrap_token: str | None = None,
     route_modules: tuple[str, ...] = ROUTE_MODULES,
     health: HubHealth | None = None,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """Build the API. Without ``db`` the app connects to ``settings.database_url`` and owns it.
 
     ``bootstrap_token`` defaults to the setting ``bootstrap_admin_token`` (the environment
     variable ``HUB_BOOTSTRAP_ADMIN_TOKEN`` or the secret file ``hub_bootstrap_admin_token``);
     ``health`` is the process's own (:mod:`hub.health`, shared with an in-process worker;
-    default: an API-only process).
+    default: an API-only process); ``telemetry`` its metrics and tracer (:mod:`hub.telemetry`,
+    shared with the worker; default: metrics of this app alone, no traces).
     """
     owns_db = db is None
     database = db if db is not None else Database.connect(settings.database_url)
@@ -128,11 +163,18 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url="/api/v1/redoc",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans stay off: they record the query string (url.query),
+        # which on the lookup routes holds the owner's ID number (id_number, SGT; Decree
+        # 13/2023). The hub's span (hub.api.observability) records the route template only.
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     app.state.settings = settings
     app.state.db = database
     app.state.health = health if health is not None else HubHealth()
-    app.state.services = build_services(settings, database, bootstrap_token=bootstrap_token)
+    app.state.telemetry = telemetry = telemetry if telemetry is not None else Telemetry()
+    app.state.services = build_services(
+        settings, database, bootstrap_token=bootstrap_token, telemetry=telemetry
+    )
     if settings.signing.keys:
         # Server-held keys from ``[signing.keys]``: checked now (files, secrets in the
         # environment), opened only when signing. Imported here so apps without keys never
@@ -143,11 +185,12 @@ def create_app(
         services: Services = app.state.services
         services.signing = facade = build_signing_facade(settings)
         services.results = ResultSigningService.from_settings(
-            settings, facade, services.files, services.intake, database
+            settings, facade, services.files, services.intake, database, metrics=telemetry.metrics
         )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     install_security_middleware(app, settings.api)
+    install_request_telemetry(app, telemetry.tracing)
     included: list[str] = []
     for name, router in load_routers(route_modules):
         app.include_router(router)

@@ -38,6 +38,7 @@ from hub.lookup.service import LookupService
 from hub.lookup.sms import SmsResponder
 from hub.services.intake import IntakeService
 from hub.storage.files import FileStore
+from hub.telemetry.process import Telemetry
 from schemas.errors import AuthenticationError, PermissionDeniedError
 
 if TYPE_CHECKING:  # the signing stack and the DVCQG inbound parts load only where used
@@ -89,6 +90,11 @@ def get_db(request: Request) -> Database:
 def get_health(request: Request) -> HubHealth:
     health: HubHealth = request.app.state.health
     return health
+
+
+def get_telemetry(request: Request) -> Telemetry:
+    telemetry: Telemetry = request.app.state.telemetry
+    return telemetry
 
 
 def get_services(request: Request) -> Services:

@@ -164,6 +164,9 @@ class OutboxMessage(Base):
     note: Mapped[str | None] = mapped_column(Text)
     #: Set by an operator retry; the next attempt is recorded as manual, then it is cleared.
     manual_retry: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    #: The request that caused the message (``X-Request-ID``, :mod:`hub.telemetry.correlation`):
+    #: on every delivery's log lines and sent to webhook endpoints (docs/deployment.md §6).
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index(

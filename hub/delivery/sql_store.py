@@ -287,6 +287,8 @@ class SqlOutboxStore:
                 OutboxMessage.payload,
                 OutboxMessage.attempts,
                 OutboxMessage.manual_retry,
+                OutboxMessage.correlation_id,
+                OutboxMessage.created_at,
             )
         )
         return [ClaimedMessage.from_row(row, token) for row in conn.execute(statement)]

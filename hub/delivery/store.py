@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from hub.db.models import DeliveryAttempt
 from hub.outbox.transitions import AttemptOutcome, out_of_attempts
+from hub.telemetry.correlation import HEADER as REQUEST_ID_HEADER
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,14 @@ class ClaimedMessage:
     """1-based number of the attempt this claim is for (already counted)."""
     lease_token: str
     manual: bool
+    correlation_id: str | None = None
+    """The request that caused it (:mod:`hub.telemetry.correlation`), sent as ``X-Request-ID``."""
+    created_at: datetime | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers for the connector: the correlation id, when there is one."""
+        return {} if self.correlation_id is None else {REQUEST_ID_HEADER: self.correlation_id}
 
     @classmethod
     def from_row(cls, row: Any, lease_token: str) -> ClaimedMessage:
@@ -61,6 +70,8 @@ class ClaimedMessage:
             attempt_no=row.attempts,
             lease_token=lease_token,
             manual=bool(row.manual_retry),
+            correlation_id=row.correlation_id,
+            created_at=row.created_at,
         )
 
 

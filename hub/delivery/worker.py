@@ -66,6 +66,8 @@ from hub.dlq.runner import BulkJobRunner
 from hub.health import WorkerPulse
 from hub.outbox.retention import RetentionRunner
 from hub.outbox.transitions import AttemptOutcome
+from hub.telemetry import correlation
+from hub.telemetry.process import Telemetry
 from schemas.errors import HubError
 
 log = logging.getLogger("hub.delivery")
@@ -107,8 +109,11 @@ class Worker:
         store: OutboxStore | None = None,
         outage: OutageReporter | None = None,
         pulse: WorkerPulse | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.outage = outage or OutageReporter()
+        #: Metrics, the attempt log line and spans (:mod:`hub.telemetry`; the runtime's, shared).
+        self.telemetry = telemetry or Telemetry()
         self.pulse = pulse or WorkerPulse()
         if store is None:
             if db is None:
@@ -343,10 +348,12 @@ class Worker:
     # --- delivering ------------------------------------------------------------------------
 
     async def _deliver(self, message: ClaimedMessage) -> None:
+        correlation.bind(message.correlation_id)  # this task's log lines carry it
         if not self.ledger.may_send(message):
             # The fence (docs/delivery.md §12.2): another worker may have this message by now and
             # have delivered later ones of its dossier. Give it back (a no-op if it was taken).
             self.stats.fenced += 1
+            self.telemetry.metrics.observe_fenced(message.endpoint)
             log.warning("not sending seq=%s: its lease can no longer be trusted", message.seq)
             self.ledger.release(message, None)
             self._finished(message)
@@ -369,6 +376,7 @@ class Worker:
                     payload=message.payload,
                     dossier_code=message.dossier_code,
                     attempt=message.attempt_no,
+                    headers=message.headers,
                 )
             )
         except asyncio.CancelledError:
@@ -382,7 +390,8 @@ class Worker:
         else:
             transition = breaker.record_success(probe=probe)
             self.stats.delivered += 1
-            self.ledger.complete(
+            self._complete(
+                message,
                 Completion(
                     seq=message.seq,
                     lease_token=message.lease_token,
@@ -394,7 +403,7 @@ class Worker:
                     status_code=receipt.status_code,
                     request_summary=receipt.request_summary or None,
                     response_summary=receipt.response_summary or None,
-                )
+                ),
             )
         self._finished(message)
         if transition is not None:
@@ -419,7 +428,8 @@ class Worker:
             text = f"{text} [{decision.reason}]"
         if not isinstance(exc, HubError):
             log.warning("unexpected %s delivering seq=%s to %s", error_class, message.seq, message.endpoint)
-        self.ledger.complete(
+        self._complete(
+            message,
             Completion(
                 seq=message.seq,
                 lease_token=message.lease_token,
@@ -434,13 +444,17 @@ class Worker:
                 error=text,
                 request_summary=exchange.request_summary if exchange else None,
                 response_summary=exchange.response_summary if exchange else None,
-            )
+            ),
         )
         breaker = self.breakers[message.endpoint]
         if is_retryable(exc):
             return breaker.record_failure(text, probe=probe)
         # The endpoint answered (and refused): it is alive.
         return breaker.record_success(probe=probe)
+
+    def _complete(self, message: ClaimedMessage, completion: Completion) -> None:
+        self.telemetry.delivery_attempt(message, completion)
+        self.ledger.complete(completion)
 
     def _publish(self, transition: BreakerTransition, *, success: bool) -> None:
         log.warning("endpoint %s circuit %s", transition.endpoint, transition.state)
@@ -480,6 +494,7 @@ class Worker:
             self.outage.succeeded("rescue")
             if dead or expired:
                 self.stats.rescued += len(dead) + len(expired)
+                self.telemetry.metrics.rescued(len(dead), len(expired))
                 log.warning(
                     "rescued %d message(s) of dead workers and %d with expired leases",
                     len(dead),

@@ -11,6 +11,7 @@ public-service data, not the applicant's).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -22,8 +23,11 @@ from hub.lookup.owner_hash import OwnerIdHasher
 from hub.lookup.ratelimit import CodeAttemptLimiter
 from schemas.codes import validate_dossier_code
 from schemas.dossier import Dossier
-from schemas.errors import InvalidInputError, NotFoundError
+from schemas.errors import InvalidInputError, NotFoundError, TooManyRequestsError
 from schemas.timefmt import now_vn
+
+if TYPE_CHECKING:
+    from hub.telemetry.metrics import HubMetrics
 
 
 class StepView(BaseModel):
@@ -103,8 +107,16 @@ class LookupService:
     (docs/security.md §7; ``tests/lookup/test_lookup_security.py`` counts it).
     """
 
-    def __init__(self, db: Database, settings: LookupSettings, owner_ids: OwnerIdHasher) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: LookupSettings,
+        owner_ids: OwnerIdHasher,
+        *,
+        metrics: HubMetrics | None = None,
+    ) -> None:
         self._db = db
+        self._metrics = metrics
         self._settings = settings
         self._owner_ids = owner_ids
         self._attempts = CodeAttemptLimiter(settings.failed_attempts_per_code_per_hour)
@@ -134,12 +146,31 @@ class LookupService:
             digest: str | None = session.execute(select(stored)).scalar_one()
         return digest
 
-    def lookup(self, code: str, id_number: str | None) -> LookupView:
+    def record(self, channel: str, outcome: str) -> None:
+        """Count one lookup (``hub_lookup_requests_total``): channel ``api``, ``web``, ``qr``
+        (the page opened from a dossier's QR link) or ``sms``."""
+        if self._metrics is not None:
+            self._metrics.observe_lookup(channel, outcome)
+
+    def lookup(self, code: str, id_number: str | None, *, channel: str = "api") -> LookupView:
         """The public view of a dossier, or the one indistinguishable "not found".
 
         Raises :class:`TooManyRequestsError` once ``code`` has had too many wrong numbers
-        (``lookup.failed_attempts_per_code_per_hour``), existing or not.
+        (``lookup.failed_attempts_per_code_per_hour``), existing or not. Counted per
+        ``channel`` and outcome (``found``, ``not_found``, ``limited``).
         """
+        try:
+            view = self._lookup(code, id_number)
+        except NotFoundError:
+            self.record(channel, "not_found")
+            raise
+        except TooManyRequestsError:
+            self.record(channel, "limited")
+            raise
+        self.record(channel, "found")
+        return view
+
+    def _lookup(self, code: str, id_number: str | None) -> LookupView:
         normalised = self._normalised(code)
         given = (id_number or "").strip()
         if given or self._settings.require_owner_id:

@@ -108,6 +108,7 @@ class SmsResponder:
         phone = mask_phone(normalise_sender(sender))
         log.info("sms MO from %s: %s", phone, body[:160])
         reply = self._answer(body)
+        self._lookup.record("sms", reply.kind.value)
         log.info("sms MT to %s (%s): %s", phone, reply.kind.value, reply.text)
         return reply
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from hub.db.base import utcnow
 from hub.db.models import OutboxMessage
 from hub.outbox.transitions import enqueued
+from hub.telemetry import correlation
 
 #: PostgreSQL channel the workers LISTEN on; payload is the endpoint name.
 NOTIFY_CHANNEL = "hub_outbox"
@@ -44,9 +45,11 @@ class NewMessage(TypedDict):
 
 
 def new_messages(endpoints: Sequence[str], **message: Unpack[NewMessage]) -> list[dict[str, Any]]:
-    """The columns of one new pending message per endpoint, for :func:`write_messages`."""
+    """The columns of one new pending message per endpoint, for :func:`write_messages`; each
+    carries the correlation id of the request writing it (:mod:`hub.telemetry.correlation`)."""
     now = utcnow()
-    return [enqueued(endpoint=endpoint, now=now, **message) for endpoint in endpoints]
+    cid = correlation.current()
+    return [enqueued(endpoint=endpoint, now=now, correlation_id=cid, **message) for endpoint in endpoints]
 
 
 def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list[Enqueued]:

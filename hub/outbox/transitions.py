@@ -79,9 +79,11 @@ def enqueued(
     dossier_code: str | None = None,
     not_before: datetime | None = None,
     now: datetime,
+    correlation_id: str | None = None,
 ) -> dict[str, Any]:
     """The columns of a new pending message, due at ``not_before`` (or at once)."""
     return {
+        "correlation_id": correlation_id,
         "message_id": new_message_id(),
         "endpoint": endpoint,
         "kind": kind,

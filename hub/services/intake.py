@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -72,6 +73,8 @@ from schemas.errors import (
 )
 from schemas.messages import DossierProgressPayload, DossierSyncPayload, MessageKind
 from schemas.status import DossierStatus, check_transition
+
+log = logging.getLogger("hub.intake")
 
 #: Most changes one batch request may carry (one transaction holds their row locks).
 MAX_BATCH_CHANGES = 500
@@ -461,6 +464,19 @@ class _Unit:
             # RETURNING makes it one multi-row INSERT, not a driver executemany (see write_messages)
             self.connection.execute(insert(AuditEntry).returning(AuditEntry.id), self.audit)
 
+    def log_stored(self) -> None:
+        """One line per committed transaction that changed dossiers (with the request's
+        correlation id, which its outbox messages carry too: docs/deployment.md §6)."""
+        codes = [code for code, held in self.held.items() if held is not None]
+        if codes and log.isEnabledFor(logging.INFO):
+            log.info(
+                "stored changes of %d dossier(s) %s: %d outbox message(s)",
+                len(codes),
+                ", ".join(codes[:5]) + (" …" if len(codes) > 5 else ""),
+                len(self.messages),
+                extra={"outbox_messages": len(self.messages)},
+            )
+
     def _insert_dossiers(self, created: list[tuple[str, _Held]], now: Any) -> dict[str, int]:
         """One ``INSERT … ON CONFLICT DO NOTHING``; the ids of the rows inserted, by code (a code
         another transaction created meanwhile is missing)."""
@@ -613,6 +629,7 @@ class IntakeService:
             unit.finish()
             answer = BatchResult(results=results)
             self._remember(connection, idempotency_key, actor, answer.model_dump(mode="json"))
+        unit.log_stored()
         return answer
 
     def next_dossier_code(
@@ -687,6 +704,7 @@ class IntakeService:
                 self._remember(connection, idempotency_key, actor, result.model_dump(mode="json"))
             else:
                 self._release(connection, idempotency_key, actor)
+        unit.log_stored()
         return result
 
     def _modify(

@@ -25,7 +25,7 @@ import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -60,6 +60,9 @@ from signing.issuance import OPEN_AFTER_SIGNATURE, NumberPlaces, ensure_number_p
 from signing.models import SignatureLevel, SignOptions, SignResult, SignRole
 from signing.settings import IssuanceSettings, KeyPurpose
 from signing.signer_service import SigningService
+
+if TYPE_CHECKING:
+    from hub.telemetry.metrics import HubMetrics
 
 __all__ = ["IssuedResult", "ResultSigningService", "SignedDraft", "SignedResult", "SignerSummary"]
 
@@ -164,6 +167,7 @@ class ResultSigningService:
         db: Database,
         *,
         register: DocumentRegister | None = None,
+        metrics: HubMetrics | None = None,
     ) -> ResultSigningService | None:
         """The service for ``[signing] result_officer_key`` / ``result_agency_key``; ``None``
         when either is unset. ``register`` defaults to the database's document register."""
@@ -176,7 +180,7 @@ class ResultSigningService:
             intake,
             officer_key=signing.result_officer_key,
             agency_key=signing.result_agency_key,
-            audit=SigningAudit(db),
+            audit=SigningAudit(db, metrics=metrics),
             seal_check=SealCheck(policy_from_settings(signing)),
             images=key_images(signing),
             issuance=signing.issuance,

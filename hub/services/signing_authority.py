@@ -25,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from asn1crypto import pem
 
@@ -40,6 +41,9 @@ from signing.external import ExternalSigningRequest
 from signing.facade import FileStoreLike, KeyGrant, SigningFacade, StoredSignResult
 from signing.models import SignOptions, SignResult, SignRole
 from signing.settings import KeyPurpose
+
+if TYPE_CHECKING:
+    from hub.telemetry.metrics import HubMetrics
 
 __all__ = [
     "PURPOSE_OF_ROLE",
@@ -100,13 +104,17 @@ class SigningAttempt:
     purpose: KeyPurpose | None = None
     dossier_code: str | None = None
     file_id: str | None = None
+    started: float = field(default_factory=time.monotonic, compare=False)
+    """When the attempt began (monotonic): its audit row also times it in the metrics."""
 
 
 class SigningAudit:
-    """Appends the audit row of each signing attempt (never updates or deletes one)."""
+    """Appends the audit row of each signing attempt (never updates or deletes one), and
+    counts and times it in ``metrics`` (``hub_signing_duration_seconds``, by purpose and outcome)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, metrics: HubMetrics | None = None) -> None:
         self._db = db
+        self._metrics = metrics
 
     def record(self, attempt: SigningAttempt, outcome: Outcome, **extra: Any) -> None:
         details: dict[str, Any] = {
@@ -127,6 +135,9 @@ class SigningAudit:
                     details=details,
                 )
             )
+        if self._metrics is not None:
+            purpose = attempt.purpose.value if attempt.purpose is not None else None
+            self._metrics.observe_signing(purpose, outcome, time.monotonic() - attempt.started)
 
     def refused(self, attempt: SigningAttempt, exc: HubError) -> None:
         self.record(attempt, "refused", error_code=exc.code, reason=exc.message[:300])
@@ -224,9 +235,11 @@ class SigningGate:
     seal check judges the officer's signature with.
     """
 
-    def __init__(self, facade: SigningFacade, db: Database, policy: Any) -> None:
+    def __init__(
+        self, facade: SigningFacade, db: Database, policy: Any, *, metrics: HubMetrics | None = None
+    ) -> None:
         self._facade = facade
-        self._audit = SigningAudit(db)
+        self._audit = SigningAudit(db, metrics=metrics)
         self._seal = SealCheck(policy)
 
     async def _guard(

@@ -38,6 +38,8 @@ class Arrival:
     attempt: int
     at: float
     body: bytes = b""
+    request_id: str = ""
+    """The ``X-Request-ID`` received (the correlation id of the change that caused it)."""
 
 
 def _message_id(request: web.Request) -> str:
@@ -114,6 +116,7 @@ class WebhookSink(Simulator):
             attempt=attempt,
             at=time.time(),
             body=body if self.record_bodies else b"",
+            request_id=headers.get("X-Request-ID", ""),
         )
         with self._lock:
             self._arrivals.append(arrival)

@@ -87,18 +87,23 @@ def live_hub(
     data_dir: Path,
     route_modules: tuple[str, ...] = CORE_ROUTE_MODULES,
     roles: tuple[str, ...] = ROLES,
+    *,
+    worker: bool = False,
+    span_exporter: Any = None,
     **overrides: Any,
 ) -> Iterator[LiveHub]:
-    """The hub's API (no worker) with its own routes (other parts' routes are tested by their
-    owners), one API key per role of ``roles`` (named ``test-<role>``)."""
+    """The hub's API (no worker unless ``worker``) with its own routes (other parts' routes are
+    tested by their owners), one API key per role of ``roles`` (named ``test-<role>``);
+    ``span_exporter``: see :func:`runtime.start`."""
     sock = bind_loopback()
     port = sock.getsockname()[1]
     settings = hub_settings(database_url, data_dir, port, **overrides)
     with runtime.run_in_thread(
         settings,
         api=True,
-        worker=False,
+        worker=worker,
         sock=sock,
+        span_exporter=span_exporter,
         bootstrap_token=BOOTSTRAP,
         route_modules=route_modules,
         access_log=False,

@@ -94,10 +94,12 @@ def lookup_page(
 ) -> HTMLResponse:
     need_id = lookup.requires_owner_id
     if not mhs or (need_id and not sgt):
+        if mhs:  # a dossier's QR link (hub.lookup.qr) opens the page with the code alone
+            lookup.record("qr", "opened")
         return HTMLResponse(render_page(code=mhs, need_id=need_id), headers=PAGE_HEADERS)
     try:
         _throttle_sync(request)
-        view = lookup.lookup(mhs, sgt or None)
+        view = lookup.lookup(mhs, sgt or None, channel="web")
     except HubError as exc:  # the one "not found", or 429 with Retry-After
         page = render_page(code=mhs, message=exc.message_vi, need_id=need_id)
         headers = {**PAGE_HEADERS, **error_headers(exc)}

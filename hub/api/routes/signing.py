@@ -31,7 +31,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from hub.api.deps import get_db, get_services, get_settings, require_role
+from hub.api.deps import get_db, get_services, get_settings, get_telemetry, require_role
 from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.services.signing_authority import SigningGate
@@ -62,7 +62,12 @@ def get_signing_facade(request: Request) -> SigningFacade:
 
 def get_signing_gate(request: Request) -> SigningGate:
     """The facade behind the authority and audit checks (one per request; cheap)."""
-    return SigningGate(get_signing_facade(request), get_db(request), get_verification_policy(request))
+    return SigningGate(
+        get_signing_facade(request),
+        get_db(request),
+        get_verification_policy(request),
+        metrics=get_telemetry(request).metrics,
+    )
 
 
 FacadeDep = Annotated[SigningFacade, Depends(get_signing_facade)]
