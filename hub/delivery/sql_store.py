@@ -30,7 +30,7 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -66,8 +66,15 @@ def _values(changes: Changes) -> dict[str, Any]:
     }
 
 
+#: The columns of an attempt row, in :class:`AttemptRecord` order.
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRecord))
+
+
 def _attempt_row(record: AttemptRecord) -> dict[str, Any]:
-    return {**asdict(record), "outcome": record.outcome.value}
+    """A shallow copy of ``record`` (``dataclasses.asdict`` deep-copies every value: 0.1 ms a row)."""
+    row = {name: getattr(record, name) for name in _ATTEMPT_FIELDS}
+    row["outcome"] = record.outcome.value
+    return row
 
 
 _LEASED = transitions.LEASED_STATE.value
