@@ -105,7 +105,7 @@ class _AiohttpTransport(AiohttpTransport):
                 async with self._session().request(
                     request.method,
                     self._url(request.url),
-                    headers=request.headers.multi_items(),
+                    headers=_header_pairs(request.headers),
                     data=_body(request),
                     allow_redirects=False,
                     auto_decompress=False,
@@ -125,6 +125,13 @@ class _AiohttpTransport(AiohttpTransport):
         return httpx.Response(
             answer.status, headers=answer.raw_headers, content=body, request=request, extensions=extensions
         )
+
+
+def _header_pairs(headers: httpx.Headers) -> list[tuple[str, str]]:
+    """The headers as sent by the caller, names in their own case (some portals' servers compare
+    them case-sensitively; ``Headers.multi_items`` would lower-case them)."""
+    encoding = headers.encoding
+    return [(name.decode(encoding), value.decode(encoding)) for name, value in headers.raw]
 
 
 def _body(request: httpx.Request) -> bytes | httpx.AsyncByteStream | None:
@@ -238,7 +245,10 @@ def build_http_client(
             ttl_dns_cache=DNS_CACHE_SECONDS,
             ssl=httpx.create_ssl_context(verify=verify),
         )
-        return aiohttp.ClientSession(connector=connector, trust_env=False)
+        # Connectors keep no cookies (DirectPost); the httpx client keeps its own jar for the rest.
+        return aiohttp.ClientSession(
+            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
 
     return HubHttpClient(
         transport=_AiohttpTransport(client=session_factory, limits=limits),
