@@ -42,7 +42,6 @@ from hub.dlq.models import DlqFilter, MessageSummary
 from hub.dlq.service import list_messages
 from hub.outbox.enqueue import new_messages, write_messages
 from hub.outbox.routing import RouteQuery, Router
-from hub.services.commit_group import CommitGroup
 from schemas.changes import DossierUpsert, ResultAttach, StatusChange, StepAdd
 from schemas.codes import format_dossier_code, validate_agency_code, validate_dossier_code
 from schemas.dossier import Dossier, ProcessingStep, SupplementRequest
@@ -379,7 +378,6 @@ class IntakeService:
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
-        self._commits = CommitGroup(db)
         self._router = Router(
             settings.routing, [name for name, ep in settings.endpoints.items() if ep.enabled]
         )
@@ -499,10 +497,8 @@ class IntakeService:
         apply: Callable[[_Unit], tuple[IntakeResult, bool]],
         idempotency_key: str | None,
     ) -> IntakeResult:
-        """One change in one transaction (shared with concurrent ones, each in a savepoint:
-        :mod:`hub.services.commit_group`): replay, hold, apply, write, remember."""
-
-        def write(session: Session) -> IntakeResult:
+        """One change in one transaction: replay, hold, apply, write, remember."""
+        with self._db.transaction() as session:
             connection = session.connection()
             request = body() if idempotency_key else None
             replay = self._replayed(connection, idempotency_key, request)
@@ -515,9 +511,7 @@ class IntakeService:
             unit.finish()
             if remember:
                 self._remember(connection, idempotency_key, request, result.model_dump(mode="json"))
-            return result
-
-        return self._commits.run(write)
+        return result
 
     def _modify(
         self,
