@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from connectors.base import Delivery
 from connectors.http import DirectPost, TransportKind, build_http_client
@@ -35,14 +36,11 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     app = web.Application()
     app.router.add_post("/in", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    state.url = f"http://127.0.0.1:{port}/in"
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    state.url = str(server.make_url("/in"))
     yield state
-    await runner.cleanup()
+    await server.close()
 
 
 def delivery(n: int) -> Delivery:
