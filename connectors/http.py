@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from connectors.settings import EndpointSettings
 
@@ -25,6 +29,8 @@ from connectors.settings import EndpointSettings
 KEEPALIVE_SECONDS = 30.0
 #: DNS answers are cached this long by the aiohttp connector.
 DNS_CACHE_SECONDS = 300
+#: Parsed URLs kept per transport (a connector posts to a handful of addresses).
+_URL_CACHE_SIZE = 256
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -51,21 +57,90 @@ class TransportKind(enum.StrEnum):
 
 
 class _AiohttpTransport(AiohttpTransport):
-    """:class:`AiohttpTransport` with honest connection errors.
+    """:class:`AiohttpTransport` with honest connection errors and a short per-request path.
 
     httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` (connection refused, reset, DNS
     failure) to ``httpx.ConnectTimeout``; the retry policy treats timeouts as throttling
     (longer minimum delay), so a refused connection is re-raised as ``httpx.ConnectError``.
+
+    Per request it hands aiohttp the URL and headers as aiohttp takes them (a parsed URL cached
+    per address, plain header pairs, one ``ClientTimeout`` per timeout setting) and reads the
+    answer whole before returning it: the hub's connectors never stream, and reading through
+    httpx's async byte stream cost more CPU than the read itself.
     """
+
+    def __init__(self, *, client: Callable[[], aiohttp.ClientSession], limits: httpx.Limits) -> None:
+        super().__init__(client=client, limits=limits)
+        self._urls: dict[str, yarl.URL] = {}
+        self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
+
+    def _session(self) -> aiohttp.ClientSession:
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        return self.client
+
+    def _url(self, url: httpx.URL) -> yarl.URL:
+        text = str(url)
+        parsed = self._urls.get(text)
+        if parsed is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            parsed = self._urls[text] = yarl.URL(text, encoded=True)
+        return parsed
+
+    def _timeout(self, extensions: Mapping[str, Any]) -> aiohttp.ClientTimeout:
+        given = extensions.get("timeout") or {}
+        key = (given.get("connect"), given.get("read"), given.get("pool"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            # As httpx-aiohttp maps them: connect → socket connect, read → socket read, pool → connect.
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                sock_connect=key[0], sock_read=key[1], connect=key[2]
+            )
+        return timeout
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            return await super().handle_async_request(request)
+            with map_aiohttp_exceptions():
+                async with self._session().request(
+                    request.method,
+                    self._url(request.url),
+                    headers=_header_pairs(request.headers),
+                    data=_body(request),
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    compress=False,
+                    timeout=self._timeout(request.extensions),
+                    server_hostname=request.extensions.get("sni_hostname"),
+                ) as answer:
+                    body = await answer.read()
         except httpx.ConnectTimeout as exc:
             cause = exc.__cause__
             if cause is None or isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
                 raise
             raise httpx.ConnectError(str(exc) or type(cause).__name__, request=request) from cause
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if answer.reason:
+            extensions["reason_phrase"] = answer.reason.encode()
+        return httpx.Response(
+            answer.status, headers=answer.raw_headers, content=body, request=request, extensions=extensions
+        )
+
+
+def _header_pairs(headers: httpx.Headers) -> list[tuple[str, str]]:
+    """The headers as sent by the caller, names in their own case (some portals' servers compare
+    them case-sensitively; ``Headers.multi_items`` would lower-case them)."""
+    encoding = headers.encoding
+    return [(name.decode(encoding), value.decode(encoding)) for name, value in headers.raw]
+
+
+def _body(request: httpx.Request) -> bytes | httpx.AsyncByteStream | None:
+    """The request body as aiohttp takes it: bytes when read, else the stream (never empty bytes)."""
+    try:
+        return request.content or None
+    except httpx.RequestNotRead:
+        request.headers.pop("transfer-encoding", None)  # aiohttp chunks the stream itself
+        return request.stream  # type: ignore[return-value]
 
 
 def timeout_for(settings: EndpointSettings | None) -> httpx.Timeout:
@@ -75,14 +150,77 @@ def timeout_for(settings: EndpointSettings | None) -> httpx.Timeout:
     return httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds)
 
 
+class HubHttpClient(httpx.AsyncClient):
+    """An :class:`httpx.AsyncClient` that names its transport, for :class:`DirectPost`.
+
+    Everything else is httpx's client: the LGSP connectors and any ad-hoc call use it as such.
+    """
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
+        self.direct_transport = transport
+
+
+class DirectPost:
+    """POSTs to one URL through the client's transport (httpx's transport API), not its Client layer.
+
+    Per call the httpx client would merge the URL with its base, build a cookie jar request,
+    merge default headers and extract cookies from the answer: about half of a worker's CPU per
+    delivery (``benchmarks/bench_e2e.py``). A connector's calls need none of it — fixed
+    addresses, no cookies, no redirects, no auth flow — so the URL, the fixed headers and the
+    timeouts are prepared once here and each call builds only its :class:`httpx.Request`. The
+    answer is read whole and the errors are httpx's (so :mod:`connectors.http_errors` maps them
+    as before); the client's timeouts apply through the request's ``timeout`` extension, as the
+    client itself passes them.
+
+    A client not made by :func:`build_http_client` (one with event hooks, a test's own client)
+    is used as a client: nothing it does is skipped.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, url: str, headers: Mapping[str, str]) -> None:
+        self.url = httpx.URL(url)
+        self._http = http
+        self._headers = dict(headers)
+        self._extensions = {"timeout": http.timeout.as_dict()}
+        transport = http.direct_transport if isinstance(http, HubHttpClient) else None
+        self._transport = None if any(http.event_hooks.values()) else transport
+        #: aiohttp adds ``Host`` and ``Content-Length`` itself; httpcore needs them on the request.
+        self._lean = isinstance(transport, _AiohttpTransport)
+
+    async def post(self, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        """``content`` with the fixed headers and ``headers`` (these win); the answer read whole."""
+        merged = {**self._headers, **headers}
+        if self._transport is None:
+            return await self._http.post(self.url, content=content, headers=merged)
+        if self._lean:
+            request = httpx.Request(
+                "POST",
+                self.url,
+                headers=merged,
+                stream=httpx.ByteStream(content),
+                extensions=self._extensions,
+            )
+            request.read()
+        else:
+            request = httpx.Request(
+                "POST", self.url, headers=merged, content=content, extensions=self._extensions
+            )
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+
 def build_http_client(
     settings: EndpointSettings | None = None,
     *,
     max_connections: int | None = None,
     transport: TransportKind = TransportKind.AIOHTTP,
     verify: bool = True,
-) -> httpx.AsyncClient:
-    """An :class:`httpx.AsyncClient` for one endpoint (or a shared one when ``settings`` is None).
+) -> HubHttpClient:
+    """An httpx client for one endpoint (or a shared one when ``settings`` is None).
 
     ``max_connections`` defaults to the endpoint's ``max_in_flight`` so the pool never queues
     requests the worker already limits. The aiohttp session is created lazily inside the
@@ -96,7 +234,8 @@ def build_http_client(
     )
     timeout = timeout_for(settings)
     if transport is TransportKind.HTTPX:
-        return httpx.AsyncClient(timeout=timeout, limits=limits, verify=verify, trust_env=False)
+        pool = httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
+        return HubHttpClient(transport=pool, timeout=timeout, limits=limits, trust_env=False)
 
     def session_factory() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -106,9 +245,12 @@ def build_http_client(
             ttl_dns_cache=DNS_CACHE_SECONDS,
             ssl=httpx.create_ssl_context(verify=verify),
         )
-        return aiohttp.ClientSession(connector=connector, trust_env=False)
+        # Connectors keep no cookies (DirectPost); the httpx client keeps its own jar for the rest.
+        return aiohttp.ClientSession(
+            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
 
-    return httpx.AsyncClient(
+    return HubHttpClient(
         transport=_AiohttpTransport(client=session_factory, limits=limits),
         timeout=timeout,
         limits=limits,

@@ -40,9 +40,9 @@ async def open_connectors(
         for connector in connectors.values():
             with contextlib.suppress(Exception):
                 await connector.aclose()
-        for client in clients:
+        for opened in clients:
             with contextlib.suppress(Exception):
-                await client.aclose()
+                await opened.aclose()
 
 
 def build_connector(name: str, settings: EndpointSettings, http: httpx.AsyncClient) -> Connector:

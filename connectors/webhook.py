@@ -16,25 +16,31 @@ import json
 
 import httpx
 
-from connectors.base import Delivery, DeliveryReceipt, excerpt
+from connectors.base import SUMMARY_LIMIT, Delivery, DeliveryReceipt, excerpt, summarize
+from connectors.http import DirectPost
 from connectors.http_errors import RESPONSE_EXCERPT_CHARS, Remote, classify_status, map_transport_errors
 from connectors.settings import EndpointSettings
 
 
 class WebhookConnector:
-    """POSTs each delivery as JSON to one URL."""
+    """POSTs each delivery as JSON to one URL.
+
+    The request is sent through :class:`connectors.http.DirectPost` (prepared once for the URL);
+    the request summary is the URL, masked once here, and the hub's own message id (a UUID), so
+    only the answer is masked per delivery.
+    """
 
     def __init__(self, name: str, settings: EndpointSettings, http: httpx.AsyncClient) -> None:
         self.name = name
         self.settings = settings
-        self._http = http
         self._remote = Remote(name, f"hệ thống nhận {name}")
         self._extra_headers = {str(k): str(v) for k, v in settings.options.get("headers", {}).items()}
+        self._post = DirectPost(http, settings.url, {"Content-Type": "application/json; charset=utf-8"})
+        self._summary_prefix = f"POST {excerpt(settings.url, SUMMARY_LIMIT // 2)} X-Message-Id="
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
         body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {
-            "Content-Type": "application/json; charset=utf-8",
             "X-Message-Id": delivery.message_id,
             "X-Message-Kind": delivery.kind,
             "X-Attempt": str(delivery.attempt),
@@ -43,9 +49,9 @@ class WebhookConnector:
         }
         if delivery.dossier_code:
             headers["X-Dossier-Code"] = delivery.dossier_code
-        request_summary = f"POST {self.settings.url} X-Message-Id={delivery.message_id} ({len(body)} bytes)"
+        request_summary = f"{self._summary_prefix}{delivery.message_id} ({len(body)} bytes)"
         with map_transport_errors(self._remote, request_summary=request_summary):
-            response = await self._http.post(self.settings.url, content=body, headers=headers)
+            response = await self._post.post(body, headers)
         status = response.status_code
         answer = b"HTTP %d " % status + response.content
         error = classify_status(
@@ -57,9 +63,9 @@ class WebhookConnector:
         )
         if error is not None:
             raise error
-        return DeliveryReceipt(
+        return DeliveryReceipt.of_excerpts(
             status_code=status,
-            request_summary=request_summary,
+            request_summary=summarize(request_summary),
             response_summary=excerpt(answer, RESPONSE_EXCERPT_CHARS),
             remote_reference=response.headers.get("X-Receipt-Id"),
         )

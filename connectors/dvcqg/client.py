@@ -9,7 +9,8 @@
   burst) and retries the call once; a second authentication error raises
   :class:`~schemas.errors.SessionExpiredError`.
 
-Answers go through :func:`connectors.dvcqg.responses.classify_response`, transport failures
+Calls go through :class:`connectors.http.DirectPost` (URL and fixed headers prepared once per
+path). Answers go through :func:`connectors.dvcqg.responses.classify_response`, transport failures
 through :func:`connectors.http_errors.map_transport_errors`; the client never returns httpx
 objects.
 """
@@ -32,6 +33,7 @@ from connectors.dvcqg.mapping import wire_to_dossier
 from connectors.dvcqg.options import DvcqgOptions
 from connectors.dvcqg.responses import PORTAL, Outcome, PortalAnswer, classify_response
 from connectors.dvcqg.wire import WireDossier, WireProgress
+from connectors.http import DirectPost
 from connectors.http_errors import describe, map_transport_errors
 from schemas.errors import (
     BusinessRejectionError,
@@ -70,6 +72,7 @@ class DvcqgClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout or httpx.Timeout(30, connect=5))
         self._clock = clock
+        self._targets: dict[str, DirectPost] = {}
         self._session: str | None = None
         self._session_expires = 0.0
         self._generation = 0
@@ -85,6 +88,16 @@ class DvcqgClient:
 
     def url(self, path: str) -> str:
         return self._base + path
+
+    def _target(self, path: str) -> DirectPost:
+        """The prepared POST to ``path`` (a handful per portal: login, data, progress, share)."""
+        target = self._targets.get(path)
+        if target is None:
+            fixed = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
+            if self.options.routing_header_value:
+                fixed[self.options.routing_header_name] = self.options.routing_header_value
+            target = self._targets[path] = DirectPost(self._http, self.url(path), fixed)
+        return target
 
     # --- session ----------------------------------------------------------------------------
 
@@ -174,13 +187,9 @@ class DvcqgClient:
     async def _post(
         self, path: str, body: Mapping[str, Any], headers: Mapping[str, str], request_summary: str
     ) -> PortalAnswer:
-        all_headers = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
-        if self.options.routing_header_value:
-            all_headers[self.options.routing_header_name] = self.options.routing_header_value
-        all_headers.update(headers)
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         with map_transport_errors(PORTAL, request_summary=request_summary):
-            response = await self._http.post(self.url(path), content=content, headers=all_headers)
+            response = await self._target(path).post(content, headers)
         return classify_response(
             response.status_code,
             response.headers,

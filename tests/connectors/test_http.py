@@ -1,0 +1,103 @@
+"""DirectPost: connector calls handed straight to the httpx transport (connectors/http.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from connectors.base import Delivery
+from connectors.http import DirectPost, TransportKind, build_http_client
+from connectors.settings import EndpointSettings
+from connectors.webhook import WebhookConnector
+
+
+@dataclass
+class Receiver:
+    """A loopback server that records each request and sets a cookie on every answer."""
+
+    url: str = ""
+    seen: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    state = Receiver()
+
+    async def handle(request: web.Request) -> web.Response:
+        state.seen.append((dict(request.headers), await request.read()))
+        response = web.json_response({"ok": True}, headers={"X-Receipt-Id": f"r{len(state.seen)}"})
+        response.set_cookie("portal_session", f"s{len(state.seen)}")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/in", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    state.url = str(server.make_url("/in"))
+    yield state
+    await server.close()
+
+
+def delivery(n: int) -> Delivery:
+    return Delivery(
+        message_id=f"7d0c7f0e-1111-4c1e-9a39-00000000000{n}",
+        endpoint="portal",
+        kind="dossier.sync",
+        payload={"n": n},
+        headers={"X-Extra": "from-delivery"},
+    )
+
+
+@pytest.mark.parametrize("transport", list(TransportKind))
+async def test_webhook_sends_keep_no_cookies_and_merge_headers(
+    receiver: Receiver, transport: TransportKind
+) -> None:
+    """Connectors keep no cookie jar: a portal's cookie never rides on the next delivery."""
+    settings = EndpointSettings(
+        kind="webhook",  # type: ignore[arg-type]
+        url=receiver.url,
+        options={"headers": {"X-Extra": "configured", "X-Configured": "yes"}},
+    )
+    async with build_http_client(settings, transport=transport) as client:
+        connector = WebhookConnector("portal", settings, client)
+        first = await connector.deliver(delivery(1))
+        second = await connector.deliver(delivery(2))
+        assert not client.cookies
+    assert (first.remote_reference, second.remote_reference) == ("r1", "r2")
+    assert first.response_summary == 'HTTP 200 {"ok": true}'
+    headers, body = receiver.seen[1]
+    assert "Cookie" not in headers
+    assert body == b'{"n":2}'
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert headers["Content-Length"] == str(len(body))
+    assert headers["X-Message-Id"] == "7d0c7f0e-1111-4c1e-9a39-000000000002"
+    assert headers["X-Extra"] == "from-delivery"  # the delivery's own headers win
+    assert headers["X-Configured"] == "yes"
+
+
+async def test_a_client_with_event_hooks_is_used_as_a_client(receiver: Receiver) -> None:
+    """Nothing the caller's client does is skipped (here: its request hook)."""
+    hooked: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        hooked.append(str(request.url))
+
+    async with httpx.AsyncClient(event_hooks={"request": [hook]}) as client:
+        response = await DirectPost(client, receiver.url, {"X-Fixed": "1"}).post(b"{}", {"X-Call": "2"})
+    assert response.status_code == 200
+    assert hooked == [receiver.url]
+    assert receiver.seen[0][0]["X-Fixed"] == "1"
+    assert receiver.seen[0][0]["X-Call"] == "2"
+
+
+async def test_refused_connection_is_a_connect_error_not_a_timeout() -> None:
+    """The retry policy waits longer after timeouts; a refused port is not one."""
+    settings = EndpointSettings(kind="webhook", url="http://127.0.0.1:9/in")  # type: ignore[arg-type]
+    async with build_http_client(settings) as client:
+        with pytest.raises(httpx.ConnectError):
+            await DirectPost(client, settings.url, {}).post(b"{}", {})
