@@ -117,6 +117,42 @@ def _paper(paper: OtherPaper) -> MDocPaper:
     return MDocPaper(PaperName=paper.name, Amount=paper.quantity, PaperType=paper.kind)
 
 
+#: ``SupplementRequest`` field → ``MSupplementary`` field (§9), values as they are ...
+_SUPPLEMENT_FIELDS = {
+    "id": "SupplementaryId",
+    "requested_by": "SendUser",
+    "content": "SendComment",
+    "received_by": "ReceivedUser",
+    "received_info": "ReceivedComment",
+    "fulfilled": "IsReceived",
+}
+#: ... and its times, in the §4.2 format on the wire.
+_SUPPLEMENT_TIMES = {
+    "requested_at": "SendDate",
+    "received_at": "ReceivedDate",
+    "old_due_at": "OldDateAppointed",
+    "new_due_at": "NewDateAppointed",
+}
+
+
+def _supplement(sup: SupplementRequest) -> MSupplementary:
+    return MSupplementary(
+        **{wire: getattr(sup, name) for name, wire in _SUPPLEMENT_FIELDS.items()},
+        **{wire: _fmt(getattr(sup, name)) for name, wire in _SUPPLEMENT_TIMES.items()},
+        Papers=[_paper(p) for p in sup.papers],
+        Fees=[_fee(f) for f in sup.fees],
+    )
+
+
+def _canonical_supplement(sup: MSupplementary) -> SupplementRequest:
+    return SupplementRequest(
+        **{name: getattr(sup, wire) for name, wire in _SUPPLEMENT_FIELDS.items()},
+        **{name: _parse(getattr(sup, wire)) for name, wire in _SUPPLEMENT_TIMES.items()},
+        papers=[_canonical_paper(p) for p in sup.Papers],
+        fees=[_canonical_fee(f) for f in sup.Fees],
+    )
+
+
 def to_sync_document(
     dossier: Dossier,
     *,
@@ -137,23 +173,6 @@ def to_sync_document(
             ComponentCode=doc.component_code,
         )
         for doc in dossier.documents
-    ]
-    supplements = [
-        MSupplementary(
-            SupplementaryId=sup.id,
-            SendUser=sup.requested_by,
-            SendComment=sup.content,
-            SendDate=format_lgsp_datetime(sup.requested_at),
-            ReceivedUser=sup.received_by,
-            ReceivedComment=sup.received_info,
-            ReceivedDate=_fmt(sup.received_at),
-            IsReceived=sup.fulfilled,
-            Papers=[_paper(p) for p in sup.papers],
-            Fees=[_fee(f) for f in sup.fees],
-            OldDateAppointed=_fmt(sup.old_due_at),
-            NewDateAppointed=_fmt(sup.new_due_at),
-        )
-        for sup in dossier.supplements
     ]
     latest_request = max((s.requested_at for s in dossier.supplements), default=None)
     return MSyncDocument(
@@ -188,7 +207,7 @@ def to_sync_document(
         Attachments=attachments,
         DocFees=[_fee(f) for f in dossier.fees],
         DocPapers=[_paper(p) for p in dossier.other_papers],
-        Supplementaries=supplements,
+        Supplementaries=[_supplement(sup) for sup in dossier.supplements],
         OrganInchargeIdLevel1=organ_level1_id or dossier.agency_code,
         OrganInchargeName=_blank_to_none(dossier.processing_agency),
         NationalStatus=int(dossier.status),
@@ -251,29 +270,19 @@ def from_sync_document(doc: MSyncDocument) -> Dossier:
             ],
             fees=[_canonical_fee(f) for f in doc.DocFees],
             other_papers=[_canonical_paper(p) for p in doc.DocPapers],
-            supplements=[
-                SupplementRequest(
-                    id=s.SupplementaryId,
-                    requested_by=s.SendUser,
-                    content=s.SendComment,
-                    requested_at=parse_lgsp_datetime(s.SendDate),
-                    received_by=s.ReceivedUser,
-                    received_info=s.ReceivedComment,
-                    received_at=_parse(s.ReceivedDate),
-                    fulfilled=s.IsReceived,
-                    papers=[_canonical_paper(p) for p in s.Papers],
-                    fees=[_canonical_fee(f) for f in s.Fees],
-                    old_due_at=_parse(s.OldDateAppointed),
-                    new_due_at=_parse(s.NewDateAppointed),
-                )
-                for s in doc.Supplementaries
-            ],
+            supplements=[_canonical_supplement(s) for s in doc.Supplementaries],
         )
     except ValidationError as exc:
         raise InvalidInputError(
             f"LGSP record {doc.DocCode!r} does not make a valid dossier: {exc.errors()[0]['msg']}",
             message_vi=f"bản ghi LGSP {doc.DocCode!r} không tạo được hồ sơ hợp lệ",
         ) from exc
+
+
+#: ``ProcessingStep`` field → ``MDocumentTraces`` field (§4.2), values as they are ...
+_STEP_FIELDS = {"handler": "UserName", "position": "UserPosition", "content": "Comment"}
+#: ... and its times, in the §4.2 format on the wire.
+_STEP_TIMES = {"at": "DateCreated", "started_at": "StartDate", "step_due_at": "DeadlineDate"}
 
 
 def to_traces(
@@ -287,17 +296,13 @@ def to_traces(
     return UpdateDocumentTracesRequest(
         Traces=[
             MDocumentTraces(
+                **{wire: getattr(step, name) for name, wire in _STEP_FIELDS.items()},
+                **{wire: _fmt(getattr(step, name)) for name, wire in _STEP_TIMES.items()},
                 DocumentId=document_id,
                 DocCode=dossier.code,
-                UserName=step.handler,
-                UserPosition=step.position,
-                DateCreated=format_lgsp_datetime(step.at),
-                Comment=step.content,
                 Status=int(step.status),
                 OrganizationInchargeIdLevel1=organ_level1_id or dossier.agency_code,
                 OrganizationInchargeName=step.department or _blank_to_none(dossier.processing_agency),
-                StartDate=_fmt(step.started_at),
-                DeadlineDate=_fmt(step.step_due_at),
             )
             for step in steps
         ]
@@ -308,14 +313,10 @@ def from_traces(request: UpdateDocumentTracesRequest) -> list[ProcessingStep]:
     """Rebuild canonical processing steps from ``MDocumentTraces`` records."""
     return [
         ProcessingStep(
-            handler=t.UserName,
-            position=t.UserPosition,
+            **{name: getattr(t, wire) for name, wire in _STEP_FIELDS.items()},
+            **{name: _parse(getattr(t, wire)) for name, wire in _STEP_TIMES.items()},
             department=t.OrganizationInchargeName,
-            at=parse_lgsp_datetime(t.DateCreated),
-            content=t.Comment,
             status=DossierStatus(t.Status),
-            started_at=_parse(t.StartDate),
-            step_due_at=_parse(t.DeadlineDate),
         )
         for t in request.Traces
     ]

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from hub.commands.sign import (
     DEFAULT_SECRET_ENV,
-    EXIT_REFUSED,
     CertLabelOption,
     KeyLabelOption,
     P12Option,
@@ -42,6 +40,7 @@ from hub.commands.sign import (
     cli_actor,
     hub_database,
     key_source,
+    refusing,
     trust_store,
     tsa_settings,
 )
@@ -82,22 +81,21 @@ def _issuance_defaults() -> dict[str, str]:
     return issuance.model_dump(exclude_none=True) if issuance is not None else {}
 
 
+def _issuance_option(flag: str, what: str) -> Any:  # typer.Option is typed Any
+    """An option whose default is read from ``[signing.issuance]`` (see :func:`_issuance_defaults`)."""
+    return typer.Option(flag, help=f"{what}; default [signing.issuance]")
+
+
 @app.command(name="issue")
 def issue(
     source: Annotated[Path, typer.Argument(help="PDF signed by the competent person")],
     out: Annotated[Path, typer.Option("--out", "-o", help="issued PDF to write")],
-    agency_code: Annotated[
-        str | None, typer.Option("--agency-code", help="register owner; default [signing.issuance]")
-    ] = None,
+    agency_code: Annotated[str | None, _issuance_option("--agency-code", "register owner")] = None,
     agency_abbreviation: Annotated[
-        str | None, typer.Option("--agency-abbreviation", help="e.g. SNNMT; default [signing.issuance]")
+        str | None, _issuance_option("--agency-abbreviation", "e.g. SNNMT")
     ] = None,
-    document_type: Annotated[
-        str | None, typer.Option("--document-type", help="e.g. GCN, QĐ; default [signing.issuance]")
-    ] = None,
-    place: Annotated[
-        str | None, typer.Option("--place", help="e.g. Ninh Bình; default [signing.issuance]")
-    ] = None,
+    document_type: Annotated[str | None, _issuance_option("--document-type", "e.g. GCN, QĐ")] = None,
+    place: Annotated[str | None, _issuance_option("--place", "e.g. Ninh Bình")] = None,
     p12: P12Option = None,
     pkcs11_module: Pkcs11ModuleOption = None,
     token_label: TokenLabelOption = None,
@@ -116,8 +114,6 @@ def issue(
     as_json: Annotated[bool, typer.Option("--json", help="print the number and output as JSON")] = False,
 ) -> None:
     """Number, date and seal SOURCE into OUT (the number from the hub's register)."""
-    for noisy in ("pyhanko", "pyhanko_certvalidator"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     defaults = _issuance_defaults()
     values = {
         "agency_code": agency_code or defaults.get("agency_code"),
@@ -132,7 +128,7 @@ def issue(
         if not re.fullmatch(ABBREVIATION_PATTERN, str(values[name])):
             raise typer.BadParameter(f"--{name.replace('_', '-')} must be upper-case letters or digits")
     spec = IssuanceSpec(**{name: str(value) for name, value in values.items()})
-    try:
+    with refusing("Từ chối cấp số"):
         data = source.read_bytes()
         key, key_id = key_source(
             p12,
@@ -163,12 +159,6 @@ def issue(
         )
         with hub_database() as db:
             number, sealed = _issue(db, attempt, data, spec, policy, config, key, options, out)
-    except HubError as exc:
-        typer.echo(f"Từ chối cấp số / refused [{exc.code}]: {exc.message_vi} / {exc.message}", err=True)
-        raise typer.Exit(EXIT_REFUSED) from exc
-    except OSError as exc:
-        typer.echo(f"Lỗi tệp / file error: {exc}", err=True)
-        raise typer.Exit(EXIT_REFUSED) from exc
     if as_json:
         answer = {**number.model_dump(mode="json"), "output": str(out), "sha256": sha256_hex(sealed)}
         sys.stdout.write(json.dumps(answer, ensure_ascii=False, indent=2) + "\n")

@@ -8,7 +8,7 @@ latest migration (as for ``hub serve``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,23 +19,16 @@ app = typer.Typer(
 )
 
 
+def _keep_days(what: str, setting: str) -> Any:  # typer.Option is typed Any
+    """The option overriding one ``[retention]`` setting for this run."""
+    return typer.Option(min=0, help=f"Keep {what} this many days (default: retention.{setting}; 0 keeps all)")
+
+
 @app.command("prune")
 def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted")] = False,
-    delivered_days: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="Keep delivered messages this many days (default: retention.delivered_days; 0 keeps all)",
-        ),
-    ] = None,
-    bulk_jobs_days: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="Keep finished bulk jobs this many days (default: retention.bulk_jobs_days; 0 keeps all)",
-        ),
-    ] = None,
+    delivered_days: Annotated[int | None, _keep_days("delivered messages", "delivered_days")] = None,
+    bulk_jobs_days: Annotated[int | None, _keep_days("finished bulk jobs", "bulk_jobs_days")] = None,
 ) -> None:
     """Delete delivered messages (with their attempts) and finished DLQ bulk jobs past retention."""
     from hub.config import load_settings
@@ -44,11 +37,8 @@ def prune(
     from hub.runtime import open_database, setup_logging
 
     settings = load_settings()
-    retention = settings.retention
-    if delivered_days is not None:
-        retention = retention.model_copy(update={"delivered_days": delivered_days})
-    if bulk_jobs_days is not None:
-        retention = retention.model_copy(update={"bulk_jobs_days": bulk_jobs_days})
+    given = {"delivered_days": delivered_days, "bulk_jobs_days": bulk_jobs_days}
+    retention = settings.retention.model_copy(update={k: v for k, v in given.items() if v is not None})
     setup_logging(settings.log_level, json_logs=False)
     db = open_database(settings, pool_size=2)
     try:

@@ -106,6 +106,21 @@ def _audit_log() -> Iterator[SigningAudit]:
         yield SigningAudit(db)
 
 
+@contextmanager
+def refusing(refused_vi: str) -> Iterator[None]:
+    """A command's body: pyHanko's own log quiet, a refusal or file error one line and exit 4."""
+    for noisy in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    try:
+        yield
+    except HubError as exc:
+        typer.echo(f"{refused_vi} / refused [{exc.code}]: {exc.message_vi} / {exc.message}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from exc
+    except OSError as exc:
+        typer.echo(f"Lỗi tệp / file error: {exc}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from exc
+
+
 def _file_sha256(path: Path) -> str:
     try:
         with path.open("rb") as fh:
@@ -293,9 +308,7 @@ def sign(
     as_json: Annotated[bool, typer.Option("--json", help="print the batch result as JSON")] = False,
 ) -> None:
     """Sign PDFs into OUT with one key (certificate checked once, before signing)."""
-    for noisy in ("pyhanko", "pyhanko_certvalidator"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    try:
+    with refusing("Từ chối ký"):
         key, audit_key = key_source(
             p12,
             pkcs11_module,
@@ -359,12 +372,6 @@ def sign(
                 _audit_batch(audit, attempts, None, exc)
                 raise
             _audit_batch(audit, attempts, result, None)
-    except HubError as exc:
-        typer.echo(f"Từ chối ký / refused [{exc.code}]: {exc.message_vi} / {exc.message}", err=True)
-        raise typer.Exit(EXIT_REFUSED) from exc
-    except OSError as exc:
-        typer.echo(f"Lỗi tệp / file error: {exc}", err=True)
-        raise typer.Exit(EXIT_REFUSED) from exc
     if as_json:
         sys.stdout.write(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n")
     else:

@@ -219,19 +219,14 @@ def _issue(
         )
     if eku:
         b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=eku_critical)
-    access: list[x509.AccessDescription] = []
-    if ocsp_url:
-        access.append(
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
-            )
+    access = [
+        x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
+        for method, url in (
+            (AuthorityInformationAccessOID.OCSP, ocsp_url),
+            (AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers_url),
         )
-    if ca_issuers_url:
-        access.append(
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(ca_issuers_url)
-            )
-        )
+        if url
+    ]
     if access:
         b = b.add_extension(x509.AuthorityInformationAccess(access), critical=False)
     if crl_url:
@@ -290,37 +285,40 @@ def build_test_pki(directory: Path, *, base_url: str, p12_password: str = TEST_P
     day = timedelta(days=1)
     year = timedelta(days=365)
 
-    root = _issue(
-        subject=_name(C="VN", O=_BCY, CN="RootCA chuyên dùng Chính phủ G2 (TEST)"),
-        key=_rsa(),
-        issuer=None,
-        serial=0x10,
-        not_before=now - 3 * year,
-        not_after=now + 20 * year,
-        ca=True,
-        key_usage={"key_cert_sign", "crl_sign"},
-    )
-    issuing = _issue(
-        subject=_name(C="VN", O=_BCY, CN="CA phục vụ các cơ quan Nhà nước G2 (TEST)"),
-        key=_rsa(),
+    def ca(
+        subject: x509.Name,
+        serial: int,
+        *,
+        issuer: _Issued | None,
+        years: int,
+        crl_url: str | None = None,
+        ca_issuers_url: str | None = None,
+    ) -> _Issued:
+        return _issue(
+            subject=subject,
+            key=_rsa(),
+            issuer=issuer,
+            serial=serial,
+            not_before=now - 3 * year,
+            not_after=now + years * year,
+            ca=True,
+            key_usage={"key_cert_sign", "crl_sign"},
+            crl_url=crl_url,
+            ca_issuers_url=ca_issuers_url,
+        )
+
+    root = ca(_name(C="VN", O=_BCY, CN="RootCA chuyên dùng Chính phủ G2 (TEST)"), 0x10, issuer=None, years=20)
+    issuing = ca(
+        _name(C="VN", O=_BCY, CN="CA phục vụ các cơ quan Nhà nước G2 (TEST)"),
+        0x20,
         issuer=root,
-        serial=0x20,
-        not_before=now - 3 * year,
-        not_after=now + 19 * year,
-        ca=True,
-        key_usage={"key_cert_sign", "crl_sign"},
+        years=19,
         crl_url=f"{base_url}/crl/root.crl",
         ca_issuers_url=f"{base_url}/certs/root.crt",
     )
-    untrusted_root = _issue(
-        subject=_name(C="VN", O="Tổ chức không được tin cậy (TEST)", CN="Untrusted Root CA (TEST)"),
-        key=_rsa(),
-        issuer=None,
-        serial=0x30,
-        not_before=now - 3 * year,
-        not_after=now + 10 * year,
-        ca=True,
-        key_usage={"key_cert_sign", "crl_sign"},
+    untrusted_o = "Tổ chức không được tin cậy (TEST)"
+    untrusted_root = ca(
+        _name(C="VN", O=untrusted_o, CN="Untrusted Root CA (TEST)"), 0x30, issuer=None, years=10
     )
 
     def leaf(
@@ -332,7 +330,12 @@ def build_test_pki(directory: Path, *, base_url: str, p12_password: str = TEST_P
         not_after: datetime = now + 2 * year,
         key_usage: set[str] | None = None,
         issuer: _Issued = issuing,
-        crl: str = f"{base_url}/crl/issuing.crl",
+        ocsp: str | None = f"{base_url}/ocsp",
+        crl: str | None = f"{base_url}/crl/issuing.crl",
+        ca_issuers: str | None = f"{base_url}/certs/issuing.crt",
+        eku: list[x509.ObjectIdentifier] | None = None,
+        eku_critical: bool = False,
+        ocsp_nocheck: bool = False,
         email: str | None = None,
     ) -> _Issued:
         return _issue(
@@ -343,9 +346,12 @@ def build_test_pki(directory: Path, *, base_url: str, p12_password: str = TEST_P
             not_before=not_before,
             not_after=not_after,
             key_usage=key_usage if key_usage is not None else {"digital_signature", "content_commitment"},
-            ocsp_url=f"{base_url}/ocsp",
+            eku=eku,
+            eku_critical=eku_critical,
+            ocsp_url=ocsp,
             crl_url=crl,
-            ca_issuers_url=f"{base_url}/certs/issuing.crt",
+            ca_issuers_url=ca_issuers,
+            ocsp_nocheck=ocsp_nocheck,
             email=email,
         )
 
@@ -371,40 +377,32 @@ def build_test_pki(directory: Path, *, base_url: str, p12_password: str = TEST_P
             _name(**officer_dn, CN="Hoàng Văn Mã Hóa"), 0x1006, key_usage={"key_encipherment"}
         ),
     }
-    untrusted = _issue(
-        subject=_name(C="VN", O="Tổ chức không được tin cậy (TEST)", CN="Vũ Thị Giả Mạo"),
-        key=_rsa(),
+    untrusted = leaf(
+        _name(C="VN", O=untrusted_o, CN="Vũ Thị Giả Mạo"),
+        0x3001,
         issuer=untrusted_root,
-        serial=0x3001,
-        not_before=now - 30 * day,
-        not_after=now + 2 * year,
-        key_usage={"digital_signature", "content_commitment"},
-        crl_url=f"{base_url}/crl/untrusted.crl",
+        ocsp=None,
+        crl=f"{base_url}/crl/untrusted.crl",
+        ca_issuers=None,
     )
-    ocsp = _issue(
-        subject=_name(C="VN", O=_BCY, CN="OCSP G2 (TEST)"),
-        key=_rsa(),
-        issuer=issuing,
-        serial=0x2001,
-        not_before=now - 30 * day,
-        not_after=now + 2 * year,
+    ocsp = leaf(
+        _name(C="VN", O=_BCY, CN="OCSP G2 (TEST)"),
+        0x2001,
         key_usage={"digital_signature"},
+        ocsp=None,
+        crl=None,
+        ca_issuers=None,
         eku=[ExtendedKeyUsageOID.OCSP_SIGNING],
         ocsp_nocheck=True,
     )
-    tsa = _issue(
-        subject=_name(C="VN", O=_BCY, CN="TSA G2 (TEST)"),
-        key=_rsa(),
-        issuer=issuing,
-        serial=0x2002,
+    tsa = leaf(
+        _name(C="VN", O=_BCY, CN="TSA G2 (TEST)"),
+        0x2002,
         not_before=now - 3 * year,
         not_after=now + 10 * year,
-        key_usage={"digital_signature", "content_commitment"},
+        ocsp=None,
         eku=[ExtendedKeyUsageOID.TIME_STAMPING],
         eku_critical=True,
-        ocsp_url=None,
-        crl_url=f"{base_url}/crl/issuing.crl",
-        ca_issuers_url=f"{base_url}/certs/issuing.crt",
     )
 
     chain = [issuing.cert, root.cert]

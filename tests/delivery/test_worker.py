@@ -223,33 +223,43 @@ async def test_endpoint_down_for_a_while_then_back(
     assert any(a.outcome == "retry" for s in seqs for a in attempts(db, s))
 
 
-async def test_graceful_stop_finishes_in_flight_work(
-    db: Database, database_url: str, sink: WebhookSink
-) -> None:
-    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=0.3, times=None)])
-    settings = make_settings(database_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 10})
-    put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(10)])
+async def _stop_with_work_in_flight(
+    db: Database,
+    database_url: str,
+    sink: WebhookSink,
+    *,
+    grace: float,
+    latency: float,
+    count: int,
+    in_flight: int,
+) -> tuple[Worker, list[int]]:
+    """Run one worker on ``count`` slow messages and ask it to stop once ``in_flight`` are in
+    flight; returns when it has stopped (after ``grace`` seconds at the most)."""
+    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=latency, times=None)])
+    settings = make_settings(database_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": grace})
+    seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(count)])
     worker = Worker(settings, db, worker_id="w")
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    await until(lambda: states(db).get(MessageState.IN_FLIGHT, 0) > 0)
+    await until(lambda: states(db).get(MessageState.IN_FLIGHT, 0) >= in_flight)
     stop.set()
     await task
+    return worker, seqs
+
+
+async def test_graceful_stop_finishes_in_flight_work(
+    db: Database, database_url: str, sink: WebhookSink
+) -> None:
+    await _stop_with_work_in_flight(db, database_url, sink, grace=10, latency=0.3, count=10, in_flight=1)
     assert states(db) == {"delivered": 10}
 
 
 async def test_stop_after_grace_releases_without_counting(
     db: Database, database_url: str, sink: WebhookSink
 ) -> None:
-    sink.faults.replace([Fault(kind=FaultKind.LATENCY, delay_seconds=30, times=None)])
-    settings = make_settings(database_url, {"portal": sink.url}, worker={"shutdown_grace_seconds": 0.2})
-    seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(5)])
-    worker = Worker(settings, db, worker_id="w")
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    await until(lambda: states(db).get(MessageState.IN_FLIGHT, 0) == 5)
-    stop.set()
-    await task
+    worker, seqs = await _stop_with_work_in_flight(
+        db, database_url, sink, grace=0.2, latency=30, count=5, in_flight=5
+    )
     for seq in seqs:
         row = message(db, seq)
         assert row.state == MessageState.PENDING

@@ -25,6 +25,19 @@ OFFICER = Principal("test-officer", ApiRole.OFFICER)
 CLERK = Principal("test-clerk", ApiRole.CLERK)
 
 
+def p12_key(principal: Principal, path: Path, password_env: str, image: Path | None = None) -> dict[str, Any]:
+    """A ``[signing.keys.*]`` PKCS#12 entry for ``principal``: personal for an officer, a seal
+    for a clerk (docs/signing.md §10); its image drawn in the appearance when given."""
+    entry: dict[str, Any] = {
+        "kind": "pkcs12",
+        "purpose": "personal" if principal.role is ApiRole.OFFICER else "seal",
+        "principals": [principal.name],
+        "path": str(path),
+        "password_env": password_env,
+    }
+    return entry if image is None else {**entry, "image_path": str(image)}
+
+
 def signing_settings(
     pki: RunningPki, images: dict[str, Path], tmp_path: Path, *, officer: str = "officer", **extra: Any
 ) -> Settings:
@@ -39,22 +52,10 @@ def signing_settings(
             "tsa_url": pki.tsa_url,
             "tsa_timeout_seconds": 20,
             "keys": {
-                "lanh-ntl": {
-                    "kind": "pkcs12",
-                    "purpose": "personal",
-                    "principals": [OFFICER.name],
-                    "path": str(getattr(p, f"{officer}_p12")),
-                    "password_env": "HUB_TEST_OFFICER_P12",
-                    "image_path": str(images["officer"]),
-                },
-                "so-nnmt": {
-                    "kind": "pkcs12",
-                    "purpose": "seal",
-                    "principals": [CLERK.name],
-                    "path": str(p.agency_p12),
-                    "password_env": "HUB_TEST_AGENCY_P12",
-                    "image_path": str(images["agency"]),
-                },
+                "lanh-ntl": p12_key(
+                    OFFICER, getattr(p, f"{officer}_p12"), "HUB_TEST_OFFICER_P12", images["officer"]
+                ),
+                "so-nnmt": p12_key(CLERK, p.agency_p12, "HUB_TEST_AGENCY_P12", images["agency"]),
             },
             "result_officer_key": "lanh-ntl",
             "result_agency_key": "so-nnmt",

@@ -28,7 +28,7 @@ from signing.facade import SigningFacade
 from signing.keys import Pkcs11KeySource, Pkcs12KeySource
 from signing.samples import sample_pdf
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
-from tests.services.results_support import CLERK, CODE, ISSUANCE, OFFICER, make_dossier, sign_twice
+from tests.services.results_support import CLERK, CODE, ISSUANCE, OFFICER, make_dossier, p12_key, sign_twice
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN_PIN = "246810"
@@ -36,20 +36,8 @@ TOKEN_PIN = "246810"
 
 def p12_keys(pki: RunningPki) -> dict[str, object]:
     return {
-        "officer": {
-            "kind": "pkcs12",
-            "purpose": "personal",
-            "principals": [OFFICER.name],
-            "path": str(pki.pki.officer_p12),
-            "password_env": "OFFICER_PW",
-        },
-        "agency": {
-            "kind": "pkcs12",
-            "purpose": "seal",
-            "principals": [CLERK.name],
-            "path": str(pki.pki.agency_p12),
-            "password_env": "AGENCY_PW",
-        },
+        "officer": p12_key(OFFICER, pki.pki.officer_p12, "OFFICER_PW"),
+        "agency": p12_key(CLERK, pki.pki.agency_p12, "AGENCY_PW"),
     }
 
 
@@ -279,14 +267,7 @@ def test_agency_seal_from_a_configured_pkcs11_token(
             "revocation_fetch": {"allowed_hosts": [pki.pki.service_host]},
             "tsa_url": pki.tsa_url,
             "keys": {
-                "lanh-ntl": {
-                    "kind": "pkcs12",
-                    "purpose": "personal",
-                    "principals": [OFFICER.name],
-                    "path": str(pki.pki.officer_p12),
-                    "password_env": "OFFICER_PW",
-                    "image_path": str(images["officer"]),
-                },
+                "lanh-ntl": p12_key(OFFICER, pki.pki.officer_p12, "OFFICER_PW", images["officer"]),
                 "so-nnmt": {
                     "kind": "pkcs11",
                     "purpose": "seal",

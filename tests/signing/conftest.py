@@ -17,7 +17,7 @@ from hub.simulators.pki import RunningPki, serve_test_pki
 from signing.external import ExternalSigningService
 from signing.facade import KeyGrant, SigningFacade
 from signing.keys import Pkcs12KeySource, Secret
-from signing.models import SignOptions, SignResult
+from signing.models import SignatureLevel, SignOptions, SignResult, SignRole
 from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
 from signing.settings import KeyPurpose
 from signing.signer_service import SigningConfig, SigningService
@@ -125,6 +125,17 @@ def sign(signing_service: SigningService, p12_key: KeyFactory, pdf_bytes: bytes)
         return asyncio.run(signing_service.sign_bytes(pdf_bytes if pdf is None else pdf, source, options))
 
     return run
+
+
+@pytest.fixture
+def certified_then_sealed(sign: Sign) -> tuple[bytes, bytes]:
+    """The hub's results flow on a two-page sample: the officer certifies (reserving the agency
+    field), then the agency seals; ``(certified, sealed)``, both B-B."""
+    certified, _ = sign(
+        SignOptions(level=SignatureLevel.B_B, role=SignRole.PERSONAL, certify=True), pdf=sample_pdf(pages=2)
+    )
+    sealed, _ = sign(SignOptions(level=SignatureLevel.B_B, role=SignRole.AGENCY), key="agency", pdf=certified)
+    return certified, sealed
 
 
 @pytest.fixture(scope="session")

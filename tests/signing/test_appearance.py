@@ -21,6 +21,7 @@ from signing.keys import Pkcs12KeySource
 from signing.models import SignatureLevel, SignOptions, SignRole
 from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
 from signing.signer_service import SigningConfig, SigningService
+from tests.signing.conftest import Sign
 from tests.signing.decree30_docs import scan_like
 
 KeyFactory = Callable[..., Pkcs12KeySource]
@@ -106,41 +107,18 @@ def test_copy_stamp_text_round_trip(
     assert "Signature is Valid" in pdfsig(path)
 
 
-def test_attachment_stamp_shows_document_number(
-    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
-) -> None:
-    signed, _ = asyncio.run(
-        signing_service.sign_bytes(
-            sample_pdf("PHU LUC"),
-            p12_key("agency"),
-            SignOptions(
-                level=SignatureLevel.B_B,
-                role=SignRole.ATTACHMENT,
-                document_number="123/QĐ-SNNMT",
-                agency_name=AGENCY,
-            ),
-        )
+def test_attachment_stamp_shows_document_number(sign: Sign, tmp_path: Path) -> None:
+    options = SignOptions(
+        level=SignatureLevel.B_B, role=SignRole.ATTACHMENT, document_number="123/QĐ-SNNMT", agency_name=AGENCY
     )
+    signed, _ = sign(options, key="agency", pdf=sample_pdf("PHU LUC"))
     text = unicodedata.normalize("NFC", _pdftotext(signed, tmp_path))
     assert "123/QĐ-SNNMT" in text
     assert ISO_VN.search(text)
 
 
-def test_personal_and_seal_widgets_overlap_per_decree(
-    signing_service: SigningService, p12_key: KeyFactory
-) -> None:
-    first, _ = asyncio.run(
-        signing_service.sign_bytes(
-            sample_pdf(pages=2),
-            p12_key("officer"),
-            SignOptions(level=SignatureLevel.B_B, role=SignRole.PERSONAL, certify=True),
-        )
-    )
-    second, _ = asyncio.run(
-        signing_service.sign_bytes(
-            first, p12_key("agency"), SignOptions(level=SignatureLevel.B_B, role=SignRole.AGENCY)
-        )
-    )
+def test_personal_and_seal_widgets_overlap_per_decree(certified_then_sealed: tuple[bytes, bytes]) -> None:
+    _, second = certified_then_sealed
     rects = _widget_rects(second)
     px1, _, px2, _ = rects["Sig_personal"]
     sx1, _, sx2, _ = rects["Sig_agency"]

@@ -5,7 +5,6 @@ annotations and on the page as poppler renders it."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import subprocess
 from collections.abc import Callable
@@ -15,9 +14,6 @@ from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from signing.keys import Pkcs12KeySource
-from signing.models import SignatureLevel, SignOptions, SignRole
-from signing.samples import sample_pdf
-from signing.signer_service import SigningService
 
 KeyFactory = Callable[..., Pkcs12KeySource]
 DPI = 200
@@ -65,21 +61,8 @@ def _annots(data: bytes) -> list[str]:
     return [str(a.get_object().get("/T")) for a in page["/Annots"]]
 
 
-def test_seal_drawn_over_the_signature(
-    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
-) -> None:
-    officer, _ = asyncio.run(
-        signing_service.sign_bytes(
-            sample_pdf(pages=2),
-            p12_key("officer"),
-            SignOptions(level=SignatureLevel.B_B, role=SignRole.PERSONAL, certify=True),
-        )
-    )
-    sealed, _ = asyncio.run(
-        signing_service.sign_bytes(
-            officer, p12_key("agency"), SignOptions(level=SignatureLevel.B_B, role=SignRole.AGENCY)
-        )
-    )
+def test_seal_drawn_over_the_signature(certified_then_sealed: tuple[bytes, bytes], tmp_path: Path) -> None:
+    officer, sealed = certified_then_sealed
     order = _annots(sealed)
     assert order.index("Sig_personal") < order.index("Sig_agency")  # later widgets are drawn on top
 

@@ -51,6 +51,17 @@ def audit_database(sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.Mo
     return url
 
 
+def _sign(
+    test_pki: TestPki, pki_services: RunningPki, src: Path, out: Path, *args: str, secret: str | None = None
+) -> Result:
+    """``hub sign SRC`` with the officer's test key into ``out`` (the key's own password by default)."""
+    return runner.invoke(
+        sign_app,
+        [str(src), *_base(test_pki, pki_services, out), *args],
+        env={"HUB_SIGN_SECRET": test_pki.p12_password if secret is None else secret},
+    )
+
+
 def _inputs(directory: Path, n: int) -> Path:
     write_sample_pdfs(directory, n)
     (directory / "notes.txt").write_text("not a pdf, ignored")
@@ -75,11 +86,7 @@ def _base(test_pki: TestPki, pki_services: RunningPki, out: Path) -> list[str]:
 def test_sign_directory(tmp_path: Path, test_pki: TestPki, pki_services: RunningPki) -> None:
     src = _inputs(tmp_path / "in", 3)
     out = tmp_path / "out"
-    result = runner.invoke(
-        sign_app,
-        [str(src), *_base(test_pki, pki_services, out), "--level", "B-T", "--json"],
-        env={"HUB_SIGN_SECRET": test_pki.p12_password},
-    )
+    result = _sign(test_pki, pki_services, src, out, "--level", "B-T", "--json")
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert [i["ok"] for i in body["items"]] == [True, True, True]
@@ -91,11 +98,7 @@ def test_sign_directory(tmp_path: Path, test_pki: TestPki, pki_services: Running
 def test_partial_failure_exit_code(tmp_path: Path, test_pki: TestPki, pki_services: RunningPki) -> None:
     src = _inputs(tmp_path / "in", 2)
     (src / "broken.pdf").write_bytes(b"%PDF-1.4 nothing")
-    result = runner.invoke(
-        sign_app,
-        [str(src), *_base(test_pki, pki_services, tmp_path / "out"), "--level", "B-B"],
-        env={"HUB_SIGN_SECRET": test_pki.p12_password},
-    )
+    result = _sign(test_pki, pki_services, src, tmp_path / "out", "--level", "B-B")
     assert result.exit_code == 1
     assert "LỖI broken.pdf" in result.output
     assert "Đã ký 2/3" in result.output
@@ -104,9 +107,7 @@ def test_partial_failure_exit_code(tmp_path: Path, test_pki: TestPki, pki_servic
 
 def test_refusals_exit_4(tmp_path: Path, test_pki: TestPki, pki_services: RunningPki) -> None:
     src = _inputs(tmp_path / "in", 1)
-    wrong = runner.invoke(
-        sign_app, [str(src), *_base(test_pki, pki_services, tmp_path / "o1")], env={"HUB_SIGN_SECRET": "sai"}
-    )
+    wrong = _sign(test_pki, pki_services, src, tmp_path / "o1", secret="sai")
     assert wrong.exit_code == 4
     assert "wrong_pin" in wrong.output
     args = [
@@ -146,11 +147,7 @@ def test_text_stamp_role_without_its_text_is_refused(
     role: str, missing: str, tmp_path: Path, test_pki: TestPki, pki_services: RunningPki
 ) -> None:
     src = _inputs(tmp_path / "in", 1)
-    result = runner.invoke(
-        sign_app,
-        [str(src), *_base(test_pki, pki_services, tmp_path / "out"), "--role", role],
-        env={"HUB_SIGN_SECRET": test_pki.p12_password},
-    )
+    result = _sign(test_pki, pki_services, src, tmp_path / "out", "--role", role)
     line = _one_line_refusal(result)
     assert f"Thiếu {missing}" in line
     assert f"--role {role} needs {missing}" in line
@@ -245,9 +242,7 @@ def test_every_cli_signature_and_refusal_is_audited(
     ]
     ok = runner.invoke(sign_app, args, env={"HUB_SIGN_SECRET": test_pki.p12_password})
     assert ok.exit_code == 0, ok.output
-    wrong = runner.invoke(
-        sign_app, [str(src), *_base(test_pki, pki_services, tmp_path / "o2")], env={"HUB_SIGN_SECRET": "sai"}
-    )
+    wrong = _sign(test_pki, pki_services, src, tmp_path / "o2", secret="sai")
     assert wrong.exit_code == 4
 
     rows = _cli_audit(audit_database)
@@ -268,11 +263,7 @@ def test_without_the_audit_log_nothing_is_signed(
 ) -> None:
     monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite:///{tmp_path / 'not-migrated.db'}")
     src = _inputs(tmp_path / "in", 1)
-    result = runner.invoke(
-        sign_app,
-        [str(src), *_base(test_pki, pki_services, tmp_path / "out"), "--level", "B-B"],
-        env={"HUB_SIGN_SECRET": test_pki.p12_password},
-    )
+    result = _sign(test_pki, pki_services, src, tmp_path / "out", "--level", "B-B")
     assert result.exit_code == 4
     assert "audit" in result.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -21,6 +21,7 @@ from signing.keys import Pkcs12KeySource
 from signing.models import SignatureLevel, SignOptions, SignRole
 from signing.signer_service import SigningService
 from signing.stamp_layout import agency_lower_case
+from tests.signing.conftest import Sign
 from tests.signing.decree30_docs import quyet_dinh
 
 KeyFactory = Callable[..., Pkcs12KeySource]
@@ -101,24 +102,17 @@ def test_long_copy_stamp_is_whole_and_covers_no_text(
     assert max(heights) <= 12  # 10 pt type (poppler's word box is about 1.1 em)
 
 
-def test_stamp_shrinks_into_an_explicit_box(
-    signing_service: SigningService, p12_key: KeyFactory, tmp_path: Path
-) -> None:
+def test_stamp_shrinks_into_an_explicit_box(sign: Sign, tmp_path: Path) -> None:
     doc = quyet_dinh()
     box = Box(page=0, x=380, y=790, width=170, height=34)
-    signed, _ = asyncio.run(
-        signing_service.sign_bytes(
-            doc.pdf,
-            p12_key("agency"),
-            SignOptions(
-                level=SignatureLevel.B_B,
-                role=SignRole.ATTACHMENT,
-                document_number="123/QĐ-SNNMT",
-                agency_name=LONG_AGENCY,
-                position=box,
-            ),
-        )
+    options = SignOptions(
+        level=SignatureLevel.B_B,
+        role=SignRole.ATTACHMENT,
+        document_number="123/QĐ-SNNMT",
+        agency_name=LONG_AGENCY,
+        position=box,
     )
+    signed, _ = sign(options, key="agency", pdf=doc.pdf)
     rect = _stamp_rect(signed)
     assert rect == (380, 790, 550, 824)
     added = [w for w in _words(signed, tmp_path) if w not in _words(doc.pdf, tmp_path)]
