@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from pyhanko.sign.signers import ExternalSigner
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
-from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
+from pyhanko.sign.signers.pdf_signer import DSSContentSettings, PdfTBSDocument
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
@@ -42,6 +42,7 @@ from schemas.errors import (
 )
 from schemas.timefmt import now_vn
 from signing.models import CertificateCheck, SignatureLevel, SigningWarning, SignOptions
+from signing.pdfa import pdfa_dss_settings, pdfa_part
 from signing.service import DocumentSigner, VnPdfSigner, open_pdf, reserved_bytes_for
 from signing.signer_service import SigningService
 from signing.store import PendingSignature, PendingStore, check_request_id
@@ -239,7 +240,10 @@ class ExternalSigningService:
         """B-LT: add the validation data to the DSS; B-LTA: then a document time-stamp.
 
         Done as incremental updates after the signature, like pyHanko's own post-signing
-        processing (ETSI EN 319 142-1 §5.4/§5.5).
+        processing (ETSI EN 319 142-1 §5.4/§5.5). A PDF/A input gets the settings server-held
+        keys get (:func:`signing.pdfa.pdfa_dss_settings`): no VRI, and the time-stamping
+        authority's validation data written *before* the document time-stamp, so the last
+        signature covers the whole file (ISO 19005-2 §6.4.3).
         """
         from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
         from pyhanko.pdf_utils.reader import PdfFileReader
@@ -249,8 +253,9 @@ class ExternalSigningService:
         trust = self.service.config.trust_store
         vc = trust.validation_context(allow_fetching=True)
         reader = PdfFileReader(io.BytesIO(data))
+        dss = pdfa_dss_settings() if pdfa_part(reader.root) is not None else DSSContentSettings()
         sig = next(s for s in reader.embedded_regular_signatures if s.field_name == pending.field_name)
-        dss_out = await async_add_validation_info(sig, vc, output=io.BytesIO())
+        dss_out = await async_add_validation_info(sig, vc, add_vri_entry=dss.include_vri, output=io.BytesIO())
         result: bytes = dss_out.getvalue()
         if pending.options.level is SignatureLevel.B_LTA:
             doc_signer = self.service.document_signer(None)
@@ -266,6 +271,7 @@ class ExternalSigningService:
                     validation_context=vc,
                     bytes_reserved=2 * 12_288,
                     output=io.BytesIO(),
+                    dss_settings=dss.get_settings_for_ts(),
                 )
             finally:
                 await doc_signer.aclose()

@@ -25,6 +25,7 @@ from signing.verification.model import (
     VerificationReport,
     to_vn_time,
 )
+from signing.verification.reasons import not_checked_detail
 
 __all__ = ["Lang", "render_report"]
 
@@ -68,6 +69,7 @@ _LABELS: dict[str, dict[Lang, str]] = {
     "embedded": {"vi": "lưu trong tài liệu", "en": "embedded"},
     "fetched": {"vi": "tra cứu trực tuyến", "en": "fetched online"},
     "no": {"vi": "không", "en": "no"},
+    "not_checked": {"vi": "chưa kiểm tra", "en": "not checked"},
 }
 
 _OUTCOME: dict[CheckOutcome, dict[Lang, str]] = {
@@ -147,6 +149,9 @@ def _signature_section(sig: SignatureReport, lang: Lang) -> list[str]:
     level += f" ({sig.sub_filter})"
     rev = sig.revocation
     rev_text = _OUTCOME[rev.outcome][lang]
+    if rev.outcome is CheckOutcome.UNKNOWN and rev.not_checked_reason:
+        en, vi = not_checked_detail(rev.not_checked_reason)
+        rev_text += f" ({_l('not_checked', lang)}: {vi if lang == 'vi' else en})"
     if rev.revoked and rev.revoked_at is not None:
         rev_text += f" ({'thu hồi lúc' if lang == 'vi' else 'revoked at'} {_time(rev.revoked_at, lang)})"
     if rev.evidence:

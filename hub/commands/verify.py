@@ -3,7 +3,8 @@
 Prints the Circular 15/2025 §2.3.4 report (Vietnamese by default, ``--lang en``) or the JSON
 report (``--format json``). Exit status: 0 valid ("hợp lệ"), 1 invalid ("không hợp lệ"),
 3 indeterminate ("không xác định"), 4 bad input (not a PDF, broken, encrypted, unsigned,
-too large) or configuration error.
+too large) or configuration error; with ``--format json`` that error is printed on stdout as
+``{"error": {"code", "message", "message_vi", "details"}}``, the API's error shape.
 
 Mounting: ``cli.add_typer(app)`` *without* a name merges the ``verify`` command into the main
 CLI (``hub verify x.pdf``); ``add_typer(app, name="verify")`` would give ``hub verify verify``.
@@ -13,10 +14,11 @@ Run alone, ``app`` behaves as the single command.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -50,6 +52,24 @@ class OutputFormat(enum.StrEnum):
 class Language(enum.StrEnum):
     VI = "vi"
     EN = "en"
+
+
+def _fail(
+    output_format: OutputFormat,
+    lang: Language,
+    code: str,
+    message: str,
+    message_vi: str,
+    details: dict[str, Any],
+) -> NoReturn:
+    """Bad input or configuration: exit 4 with the error, as a line on stderr or, with
+    ``--format json``, as the API's error object ``{"error": {...}}`` on stdout."""
+    if output_format is OutputFormat.JSON:
+        body = {"error": {"code": code, "message": message, "message_vi": message_vi, "details": details}}
+        sys.stdout.write(json.dumps(body, ensure_ascii=False, indent=2, default=str) + "\n")
+    else:
+        typer.echo(f"Lỗi / error [{code}]: {message_vi if lang is Language.VI else message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 @app.command(name="verify")
@@ -95,13 +115,17 @@ def verify(
         else:
             policy = VerificationPolicy.production(**options)
         if not pdf.is_file():
-            typer.echo(f"Không tìm thấy tệp / file not found: {pdf}", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT)
+            _fail(
+                output_format,
+                lang,
+                "file_not_found",
+                f"File not found: {pdf}",
+                f"Không tìm thấy tệp: {pdf}",
+                {"path": str(pdf)},
+            )
         report = verify_pdf_file(pdf, policy)
     except HubError as exc:
-        message = exc.message_vi if lang is Language.VI else exc.message
-        typer.echo(f"Lỗi / error [{exc.code}]: {message}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
+        _fail(output_format, lang, exc.code, exc.message, exc.message_vi, exc.details)
     if output_format is OutputFormat.JSON:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:

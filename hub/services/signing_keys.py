@@ -3,8 +3,9 @@
 A key entry says *where* the key is (PKCS#12 file or PKCS#11 token/HSM) and *which environment
 variable* holds its password or PIN; the secret itself never sits in the configuration file
 (a file of that name in the secrets directory, ``HUB_SECRETS_DIR``, serves too).
-Everything is checked once at start-up (files present, variables set, images are PNG), but no
-key is opened then: a wrong PIN tried at every restart could lock a token. Server-held keys are
+Everything is checked once at start-up (files present, variables set, images fit Decree 30/2020
+Appendix I under ``image_policy``), but no key is opened then: a wrong PIN tried at every
+restart could lock a token. Server-held keys are
 device/service certificates or keys the agency decided to keep in its HSM (Decree 68/2024
 Art. 10, docs/signing.md §2.2); officers' own tokens go through external signing.
 
@@ -43,10 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from hub.config import Settings
-from schemas.errors import ConfigurationError
+from schemas.errors import ConfigurationError, SignatureImageRejectedError
 from signing.facade import SigningFacade
+from signing.image_policy import ImagePolicy, check_appearance_image
 from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource, Secret
-from signing.settings import Pkcs11KeySettings, Pkcs12KeySettings, SigningSettings
+from signing.models import SignRole
+from signing.settings import KeyPurpose, Pkcs11KeySettings, Pkcs12KeySettings, SigningSettings
 from signing.verification import RevocationMode, VerificationPolicy
 
 __all__ = ["build_signing_facade", "key_images", "key_source", "key_sources", "policy_from_settings"]
@@ -106,26 +109,50 @@ def key_sources(signing: SigningSettings, environ: Mapping[str, str] | None = No
 
 
 def key_images(signing: SigningSettings) -> dict[str, bytes]:
-    """The signature/seal PNG of each key that has one (Decree 30/2020 Appendix I: PNG,
-    transparent background)."""
+    """The signature/seal PNG of each key that has one, checked against Decree 30/2020
+    Appendix I for the key's purpose (blue signature, red seal, transparent PNG;
+    docs/signing.md §5.4): with ``image_policy = "refuse"`` a bad image is a configuration
+    error at start-up, not a refusal at the first signature."""
     images: dict[str, bytes] = {}
     for key_id, spec in signing.keys.items():
         if spec.image_path is None:
             continue
-        try:
-            data = spec.image_path.read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"signing key {key_id!r}: cannot read image {spec.image_path}: {exc.strerror}",
-                message_vi=f"Khóa ký '{key_id}': không đọc được hình ảnh {spec.image_path}",
-            ) from None
-        if not data.startswith(_PNG_MAGIC):
-            raise ConfigurationError(
-                f"signing key {key_id!r}: {spec.image_path} is not a PNG image",
-                message_vi=f"Khóa ký '{key_id}': {spec.image_path} không phải ảnh PNG",
-            )
-        images[key_id] = data
+        role = SignRole.PERSONAL if spec.purpose is KeyPurpose.PERSONAL else SignRole.AGENCY
+        images[key_id] = _checked_image(
+            f"signing key {key_id!r}", f"Khóa ký '{key_id}'", spec.image_path, role, signing
+        )
+    for name, template in signing.templates.items():
+        for path, role in (
+            (template.signature_image, SignRole.PERSONAL),
+            (template.seal_image, SignRole.AGENCY),
+        ):
+            if path is not None:
+                _checked_image(f"signing template {name!r}", f"Mẫu chữ ký '{name}'", path, role, signing)
     return images
+
+
+def _checked_image(owner: str, owner_vi: str, path: Path, role: SignRole, signing: SigningSettings) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{owner}: cannot read image {path}: {exc.strerror}",
+            message_vi=f"{owner_vi}: không đọc được hình ảnh {path}",
+        ) from None
+    if not data.startswith(_PNG_MAGIC):
+        raise ConfigurationError(
+            f"{owner}: {path} is not a PNG image",
+            message_vi=f"{owner_vi}: {path} không phải ảnh PNG",
+        )
+    try:
+        check_appearance_image(data, role, ImagePolicy(signing.image_policy))
+    except SignatureImageRejectedError as exc:
+        raise ConfigurationError(
+            f'{owner}: image {path}: {exc.message} ([signing] image_policy = "refuse")',
+            message_vi=f"{owner_vi}: hình ảnh {path}: {exc.message_vi}",
+            details=exc.details,
+        ) from None
+    return data
 
 
 def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None = None) -> SigningFacade:
@@ -136,6 +163,7 @@ def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None =
     external-signing requests live under ``data_dir/signing-pending``.
     """
     keys = key_sources(settings.signing, settings.secret_environment() if environ is None else environ)
+    key_images(settings.signing)  # bad signature/seal images stop the start (docs/signing.md §5.4)
     return SigningFacade.from_settings(settings.signing, Path(settings.data_dir), keys=keys)
 
 

@@ -11,6 +11,8 @@ annotation or structure changes after signing remain tampering.
 
 from __future__ import annotations
 
+import re
+
 from pyhanko.sign.diff_analysis import (
     CatalogModificationRule,
     DocInfoRule,
@@ -26,7 +28,23 @@ from pyhanko.sign.diff_analysis import (
     XrefStreamRule,
 )
 
-__all__ = ["vn_diff_policy"]
+__all__ = ["plain_pdf_text", "vn_diff_policy"]
+
+#: pyHanko object reprs in its difference-analysis messages, and their PDF notation.
+_REFERENCE = re.compile(r"Reference\(idnum=(\d+), generation=(\d+)(?:, pdf=[^)]*)?\)")
+_CONTEXT = re.compile(r"\w*Context\(path=PathInRevision\('([^']*)'\)[^)]*\)")
+_PATH = re.compile(r"PathInRevision\('([^']*)'\)")
+_OTHER_REPR = re.compile(r"<pyhanko[^>]*>|<[\w.]+ object at 0x[0-9a-f]+>|\b[A-Z]\w*\((?:\w+=)[^()]*\)")
+
+
+def plain_pdf_text(message: str) -> str:
+    """A difference-analysis message with the library's object reprs in PDF terms: an indirect
+    reference as ``13 0 R`` (ISO 32000-1 §7.3.10), a location as its path from the catalog;
+    any other repr is dropped (docs/signing.md §10.1: no library text in a report)."""
+    text = _REFERENCE.sub(r"\1 \2 R", message)
+    text = _CONTEXT.sub(r"\1", text)
+    text = _PATH.sub(r"\1", text)
+    return _OTHER_REPR.sub("…", text).strip()
 
 
 def vn_diff_policy() -> StandardDiffPolicy:

@@ -91,7 +91,8 @@ from schemas.errors import (
 )
 from signing.revocation_fetch import NotChecked, PolicyFetcherBackend
 from signing.verification.certinfo import certificate_info, managing_unit, name_attr
-from signing.verification.diffpolicy import vn_diff_policy
+from signing.verification.diffpolicy import plain_pdf_text, vn_diff_policy
+from signing.verification.indication import indication_for, subindication_text
 from signing.verification.levels import (
     DocumentLayout,
     detect_level,
@@ -118,7 +119,7 @@ from signing.verification.model import (
     to_vn_time,
 )
 from signing.verification.policy import RevocationMode, VerificationPolicy
-from signing.verification.reasons import reason, revocation_not_checked
+from signing.verification.reasons import not_checked_detail, reason, revocation_not_checked
 
 __all__ = ["averify_pdf", "verify_pdf", "verify_pdf_file"]
 
@@ -147,12 +148,6 @@ _COVERAGE_NAMES: dict[
     SignatureCoverageLevel.ENTIRE_REVISION: "entire_revision",
     SignatureCoverageLevel.CONTIGUOUS_BLOCK_FROM_START: "contiguous_block",
     SignatureCoverageLevel.UNCLEAR: "unclear",
-}
-
-_ADES_INDICATION: dict[AdESStatus, Literal["TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"]] = {
-    AdESStatus.PASSED: "TOTAL-PASSED",
-    AdESStatus.FAILED: "TOTAL-FAILED",
-    AdESStatus.INDETERMINATE: "INDETERMINATE",
 }
 
 
@@ -263,8 +258,9 @@ def _check_size(size: int, policy: VerificationPolicy) -> None:
 def _broken(exc: BaseException, *, field: str | None = None) -> InvalidPdfError:
     where = f" (signature field {field})" if field else ""
     where_vi = f" (trường chữ ký {field})" if field else ""
+    log.info("unreadable PDF%s: %s: %s", where, type(exc).__name__, exc)
     return InvalidPdfError(
-        f"The PDF is damaged or malformed{where}: {type(exc).__name__}: {exc}",
+        f"The PDF is damaged or malformed{where}.",
         message_vi=f"Tệp PDF bị hỏng hoặc sai cấu trúc{where_vi}.",
         details={"error": type(exc).__name__},
     )
@@ -463,7 +459,7 @@ def _modifications(emb: EmbeddedPdfSignature, reader: PdfFileReader) -> Modifica
         filled = _filled_fields(diff, reader, emb.signed_revision)
     else:  # SuspiciousModification
         level = ModificationLevel.OTHER
-        detail = str(diff)
+        detail = plain_pdf_text(str(diff))
     docmdp = emb.docmdp_level
     if coverage is None or coverage < SignatureCoverageLevel.ENTIRE_REVISION:
         permitted: bool | None = False
@@ -761,9 +757,15 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
     # --- derived check results ------------------------------------------------------------
     integrity = _integrity(status, subindic, mods)
     chain = _chain_result(status, codes)
-    valid_at_signing = _valid_at_signing(codes, signer, signing_time, revoked_before_signing, chain)
+    valid_at_signing = _valid_at_signing(codes, signing_time, revoked_before_signing, chain, revocation)
 
     verdict = _verdict_of(reasons)
+    indication, subindication = indication_for(
+        verdict,
+        subindic,
+        reasons,
+        not_yet_valid=signing_time is not None and signing_time < signer.not_valid_before,
+    )
     path_certs: list[x509.Certificate] = []
     anchor: str | None = None
     if status is not None and status.validation_path is not None:
@@ -803,8 +805,8 @@ async def _verify_signature(ctx: _Context, index: int, emb: EmbeddedPdfSignature
         long_term_validation_data=has_long_term_data(emb, ctx.layout),
         has_signature_timestamp=has_signature_timestamp(emb),
         modifications=mods,
-        ades_indication=_ADES_INDICATION[subindic.status],
-        ades_subindication=None if subindic == AdESPassed.OK else str(subindic.standard_name),
+        ades_indication=indication,
+        ades_subindication=subindication,
         verdict=verdict,
         verdict_vi=verdict.vi,
         reasons=reasons,
@@ -930,7 +932,10 @@ def _judge(
 ) -> list[Reason]:
     """Map the EN 319 102-1 sub-indication plus the diff analysis to bilingual reasons."""
     out: list[Reason] = []
-    detail = failure or ""
+    if failure:  # the library's own words stay in the log, never in the report
+        log.info("validation ended %s: %s", subindic.standard_name, failure)
+    detail, detail_vi = subindication_text(subindic)
+    said = {"detail": detail, "detail_vi": detail_vi}
     valid_from, valid_to = signer.not_valid_before, signer.not_valid_after
     in_period = signing_time is not None and valid_from <= signing_time <= valid_to
     revoked = status.revocation_details if status is not None else None
@@ -946,7 +951,7 @@ def _judge(
     elif subindic == AdESFailure.SIG_CRYPTO_FAILURE or (status is not None and not status.valid):
         out.append(reason("signature_crypto_failure"))
     elif subindic == AdESFailure.FORMAT_FAILURE:
-        out.append(reason("format_failure", detail=detail))
+        out.append(reason("format_failure", **said))
     elif subindic == AdESFailure.REVOKED:
         out.append(reason("revoked", when=_fmt(revoked.revocation_date if revoked else None)))
     elif subindic in (AdESIndeterminate.REVOKED_NO_POE, AdESIndeterminate.REVOKED_CA_NO_POE):
@@ -978,28 +983,32 @@ def _judge(
         AdESIndeterminate.SIG_CONSTRAINTS_FAILURE,
     ) and not _usable_for_signing(signer):
         out.append(reason("key_usage", detail=", ".join(sorted(signer.key_usage_value.native or ())) or "-"))
+    elif _self_signed_untrusted(signer, policy) and subindic.status is AdESStatus.INDETERMINATE:
+        out.append(reason("self_signed", subject=_cn(signer.subject)))
     elif subindic == AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
-        out.append(reason("untrusted_chain"))
+        out.append(reason("untrusted_chain", issuer=_cn(signer.issuer)))
     elif subindic in (
         AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE,
         AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE,
     ):
-        out.append(reason("chain_failure", detail=detail))
+        out.append(reason("chain_failure", **said))
     elif subindic == AdESIndeterminate.SIG_CONSTRAINTS_FAILURE:
         out.append(
-            reason("key_usage" if "usage" in detail.lower() else "generic_indeterminate", detail=detail)
+            reason("key_usage" if "usage" in (failure or "").lower() else "generic_indeterminate", **said)
         )
     elif subindic in (
         AdESIndeterminate.CRYPTO_CONSTRAINTS_FAILURE,
         AdESIndeterminate.CRYPTO_CONSTRAINTS_FAILURE_NO_POE,
     ):
-        out.append(reason("weak_algorithm", detail=detail))
+        out.append(reason("weak_algorithm", **said))
     elif subindic in (AdESIndeterminate.TRY_LATER, AdESIndeterminate.REVOCATION_OUT_OF_BOUNDS_NO_POE):
         out.append(reason("revocation_unavailable"))
     elif subindic == AdESIndeterminate.NO_POE:
-        out.append(reason("no_poe", detail=detail))
+        out.append(reason("no_poe", **said))
     elif subindic != AdESPassed.OK:
-        out.append(reason("generic_indeterminate", detail=f"{subindic.standard_name}: {detail}"))
+        out.append(
+            reason("generic_indeterminate", detail=f"{subindic.standard_name}: {detail}", detail_vi=detail_vi)
+        )
 
     # A certificate outside its validity period at the (claimed) signing time is invalid even if
     # the current-time validation happened to pass (Decree 68/2024 Art. 31 k1a).
@@ -1030,6 +1039,15 @@ def _judge(
     return out
 
 
+def _cn(name: x509.Name) -> str:
+    return name_attr(name, "common_name") or str(name.human_friendly)
+
+
+def _self_signed_untrusted(signer: x509.Certificate, policy: VerificationPolicy) -> bool:
+    """A self-issued signer certificate that is not itself a configured trust anchor."""
+    return signer.self_issued and all(signer.dump() != root.dump() for root in policy.trust_roots)
+
+
 def _untrusted_tsa(code: str) -> Reason:
     """A time-stamp token that is intact but issued by a TSA outside the trust list."""
     return reason(
@@ -1039,11 +1057,14 @@ def _untrusted_tsa(code: str) -> Reason:
     )
 
 
-_MODIFICATION_VI = {
-    "other": "có thay đổi nội dung hoặc cấu trúc tài liệu",
-    "annotations": "có thêm hoặc sửa chú thích",
-    "form_filling": "có điền biểu mẫu hoặc thêm chữ ký",
-    "lta_updates": "có bổ sung dữ liệu kiểm tra dài hạn",
+_MODIFICATION_TEXT = {
+    "other": (
+        "the content or structure of the document changed",
+        "có thay đổi nội dung hoặc cấu trúc tài liệu",
+    ),
+    "annotations": ("annotations were added or changed", "có thêm hoặc sửa chú thích"),
+    "form_filling": ("form fields were filled or signatures added", "có điền biểu mẫu hoặc thêm chữ ký"),
+    "lta_updates": ("long-term validation data was added", "có bổ sung dữ liệu kiểm tra dài hạn"),
 }
 
 
@@ -1054,11 +1075,8 @@ def _modification_reason(mods: ModificationReport) -> Reason | None:
     if not mods.tampered:
         return None
     level = mods.modification_level or "other"
-    return reason(
-        "modified_after_signing",
-        detail=mods.detail or level,
-        detail_vi=_MODIFICATION_VI.get(level, level),
-    )
+    en, vi = _MODIFICATION_TEXT.get(level, _MODIFICATION_TEXT["other"])
+    return reason("modified_after_signing", detail=en, detail_vi=vi)
 
 
 def _verdict_of(reasons: Iterable[Reason]) -> Verdict:
@@ -1103,6 +1121,12 @@ def _integrity(
 
 
 def _chain_result(status: StandardCMSSignatureStatus | None, codes: set[str]) -> CheckResult:
+    if "self_signed" in codes:
+        return CheckResult(
+            outcome=CheckOutcome.FAILED,
+            detail="self-signed certificate, not a trusted root",
+            detail_vi="chứng thư tự ký, không phải chứng thư gốc tin cậy",
+        )
     if "untrusted_chain" in codes:
         return CheckResult(
             outcome=CheckOutcome.FAILED,
@@ -1120,11 +1144,13 @@ def _chain_result(status: StandardCMSSignatureStatus | None, codes: set[str]) ->
 
 def _valid_at_signing(
     codes: set[str],
-    signer: x509.Certificate,
     signing_time: datetime | None,
     revoked_before_signing: bool,
     chain: CheckResult,
+    revocation: RevocationReport,
 ) -> CheckResult:
+    """Circular 15/2025 §2.3.4(6), saying what was checked: the validity period always, the
+    revocation status only when OCSP/CRL data was consulted (Annex II)."""
     if revoked_before_signing or "revoked" in codes:
         return CheckResult(
             outcome=CheckOutcome.FAILED,
@@ -1151,13 +1177,20 @@ def _valid_at_signing(
         return CheckResult(
             outcome=CheckOutcome.UNKNOWN, detail="no signing time", detail_vi="không có thời gian ký"
         )
-    if chain.outcome is CheckOutcome.PASSED:
+    if chain.outcome is not CheckOutcome.PASSED:
+        return CheckResult(outcome=CheckOutcome.UNKNOWN)
+    if revocation.outcome is CheckOutcome.PASSED:
         return CheckResult(
             outcome=CheckOutcome.PASSED,
-            detail="valid and not revoked at signing time",
-            detail_vi="còn hiệu lực và chưa bị thu hồi tại thời điểm ký",
+            detail="within the validity period and not revoked at signing time, per OCSP/CRL",
+            detail_vi="trong thời hạn hiệu lực và chưa bị thu hồi tại thời điểm ký, theo OCSP/CRL",
         )
-    return CheckResult(outcome=CheckOutcome.UNKNOWN)
+    en, vi = not_checked_detail(revocation.not_checked_reason or "not_attempted")
+    return CheckResult(
+        outcome=CheckOutcome.PASSED,
+        detail=f"within the validity period at signing time; revocation NOT checked: {en}",
+        detail_vi=f"trong thời hạn hiệu lực tại thời điểm ký; CHƯA kiểm tra được tình trạng thu hồi: {vi}",
+    )
 
 
 # --- document time-stamps ---------------------------------------------------------------------
@@ -1174,8 +1207,9 @@ async def _verify_document_timestamp(
             emb, ctx.timestamp_context(), diff_policy=diff_policy, skip_diff=diff_policy is None
         )
     except (SignatureValidationError, PathBuildingError, PathValidationError) as exc:
+        log.info("document time-stamp %s: %s: %s", emb.field_name, type(exc).__name__, exc)
         raise InvalidPdfError(
-            f"Document time-stamp {emb.field_name} cannot be processed: {exc}",
+            f"Document time-stamp {emb.field_name} cannot be processed",
             message_vi=f"Không xử lý được dấu thời gian tài liệu {emb.field_name}",
         ) from exc
     mods = _modifications(emb, ctx.reader)

@@ -255,6 +255,9 @@ class SignatureReport(_Model):
     #: Revocation data embedded for this signature (DSS after it or adbe-revocationInfoArchival).
     long_term_validation_data: bool = False
     modifications: ModificationReport
+    #: ETSI EN 319 102-1 §5.1.3 main indication, derived from ``verdict`` (never TOTAL-PASSED
+    #: for an invalid signature); the sub-indication names the decisive finding
+    #: (signing.verification.indication, docs/signing.md §10.1).
     ades_indication: Literal["TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"]
     ades_subindication: str | None = None
     verdict: Verdict

@@ -11,7 +11,7 @@ from typing import Literal
 
 from signing.verification.model import Reason
 
-__all__ = ["ReasonTemplate", "reason", "revocation_not_checked"]
+__all__ = ["ReasonTemplate", "not_checked_detail", "reason", "revocation_not_checked"]
 
 Severity = Literal["error", "indeterminate", "warning", "info"]
 
@@ -70,10 +70,21 @@ _CATALOGUE: dict[str, ReasonTemplate] = {
     ),
     "untrusted_chain": ReasonTemplate(
         "error",
-        "No certification path leads from the signer's certificate to a trusted root "
-        "(Ban Cơ yếu Chính phủ Root G2 or the NEAC national root).",
-        "Không xây dựng được đường dẫn chứng thực từ chứng thư của người ký tới chứng thư gốc tin "
-        "cậy (RootCA chuyên dùng Chính phủ hoặc chứng thư gốc quốc gia NEAC).",
+        "No certification path leads from the signer's certificate (issued by {issuer}) to a trusted "
+        "root (Ban Cơ yếu Chính phủ Root G2 or the NEAC national root): the issuer is not a "
+        "recognised certification authority.",
+        "Không xây dựng được đường dẫn chứng thực từ chứng thư của người ký (do {issuer} cấp) tới "
+        "chứng thư gốc tin cậy (RootCA chuyên dùng Chính phủ hoặc chứng thư gốc quốc gia NEAC): "
+        "tổ chức cấp không phải tổ chức cung cấp dịch vụ chứng thực được công nhận.",
+    ),
+    "self_signed": ReasonTemplate(
+        "error",
+        "The signer's certificate is self-signed ({subject} issued it to itself): no recognised "
+        "certification authority (Ban Cơ yếu Chính phủ Root G2 or the NEAC national root) vouches "
+        "for it, and it is not a trusted root.",
+        "Chứng thư của người ký là chứng thư tự ký ({subject} tự cấp cho mình): không do tổ chức "
+        "cung cấp dịch vụ chứng thực được công nhận nào (RootCA chuyên dùng Chính phủ hoặc chứng "
+        "thư gốc quốc gia NEAC) cấp, và không phải chứng thư gốc tin cậy.",
     ),
     "chain_failure": ReasonTemplate(
         "indeterminate",
@@ -181,19 +192,26 @@ _CATALOGUE: dict[str, ReasonTemplate] = {
 def reason(code: str, **params: object) -> Reason:
     """Instantiate a catalogue entry; unknown placeholders are a programming error.
 
-    ``detail_vi`` (optional) replaces ``{detail}`` in the Vietnamese message.
+    ``detail_vi`` (optional) replaces ``{detail}`` in the Vietnamese message. An empty
+    ``{detail}`` drops its parentheses, so no message ends in an empty "()".
     """
     tpl = _CATALOGUE[code]
     fmt = {k: ("" if v is None else str(v)) for k, v in params.items() if k != "detail_vi"}
     fmt_vi = dict(fmt)
     if "detail_vi" in params:  # a Vietnamese rendering of {detail}, when one exists
-        fmt_vi["detail"] = str(params["detail_vi"])
+        fmt_vi["detail"] = str(params["detail_vi"] or "")
     return Reason(
         code=code,
         severity=tpl.severity,
-        message=tpl.en.format(**fmt),
-        message_vi=tpl.vi.format(**fmt_vi),
+        message=_fill(tpl.en, fmt),
+        message_vi=_fill(tpl.vi, fmt_vi),
     )
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    if not values.get("detail", "x").strip():
+        template = template.replace(" ({detail})", "")
+    return template.format(**values)
 
 
 #: ``revocation_not_checked`` details by :class:`signing.revocation_fetch.NotChecked` code.
@@ -225,7 +243,12 @@ _NOT_CHECKED_DETAIL: dict[str, tuple[str, str]] = {
 }
 
 
+def not_checked_detail(code: str) -> tuple[str, str]:
+    """Why revocation was not checked, in English and Vietnamese (docs/signing.md §12.4)."""
+    return _NOT_CHECKED_DETAIL.get(code, _NOT_CHECKED_DETAIL["not_attempted"])
+
+
 def revocation_not_checked(code: str) -> Reason:
     """The Circular 15/2025 Annex II warning, saying why (docs/signing.md §12.4)."""
-    en, vi = _NOT_CHECKED_DETAIL[code]
+    en, vi = not_checked_detail(code)
     return reason("revocation_not_checked", detail=f"{code}: {en}", detail_vi=vi)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from PIL import Image, ImageDraw
 
 from hub.api.app import create_app
 from hub.config import Settings, load_settings
@@ -92,6 +93,49 @@ def test_images_must_be_png(pki: RunningPki, tmp_path: Path) -> None:
     keys["agency"] = {**keys["agency"], "image_path": str(tmp_path / "missing.png")}  # type: ignore[dict-item]
     with pytest.raises(ConfigurationError, match="cannot read image"):
         key_images(load_settings(signing={"keys": keys}).signing)
+
+
+def _opaque_blue_png(path: Path) -> Path:
+    """A blue mark on an opaque white background: no seal (red, transparent; Appendix I)."""
+    img = Image.new("RGBA", (80, 80), (255, 255, 255, 255))
+    ImageDraw.Draw(img).ellipse((10, 10, 70, 70), fill=(20, 40, 200, 255))
+    img.save(path, "PNG")
+    return path
+
+
+def test_a_bad_seal_image_stops_the_start_not_the_first_seal(pki: RunningPki, tmp_path: Path) -> None:
+    bad = _opaque_blue_png(tmp_path / "seal.png")
+    keys = p12_keys(pki)
+    keys["agency"] = {**keys["agency"], "image_path": str(bad)}  # type: ignore[dict-item]
+    env = {"OFFICER_PW": pki.pki.p12_password, "AGENCY_PW": pki.pki.p12_password}
+    settings = load_settings(data_dir=tmp_path, signing={"keys": keys})
+    with pytest.raises(ConfigurationError) as caught:
+        build_signing_facade(settings, env)
+    error = caught.value
+    assert "signing key 'agency'" in error.message
+    assert str(bad) in error.message
+    assert "seal image must be red" in error.message
+    assert "image_policy" in error.message
+    assert "Khóa ký 'agency'" in error.message_vi
+    assert "con dấu phải có màu đỏ" in error.message_vi
+    assert set(error.details["problems"]) == {"image_not_transparent", "image_wrong_colour"}
+    # the operator's choice to sign anyway and warn (docs/signing.md §5.4) still starts
+    lenient = load_settings(data_dir=tmp_path, signing={"keys": keys, "image_policy": "warn"})
+    build_signing_facade(lenient, env)
+    assert key_images(lenient.signing)["agency"] == bad.read_bytes()
+
+
+def test_a_bad_template_image_stops_the_start(pki: RunningPki, tmp_path: Path) -> None:
+    bad = _opaque_blue_png(tmp_path / "seal.png")
+    settings = load_settings(
+        data_dir=tmp_path,
+        signing={
+            "keys": p12_keys(pki),
+            "templates": {"giay-phep": {"seal_image": str(bad)}},
+        },
+    )
+    with pytest.raises(ConfigurationError, match="signing template 'giay-phep'"):
+        build_signing_facade(settings, {"OFFICER_PW": "x", "AGENCY_PW": "y"})
 
 
 @pytest.mark.parametrize(

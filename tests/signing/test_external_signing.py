@@ -31,6 +31,8 @@ from signing.signer_service import SigningService
 from signing.store import FileSystemPendingStore, InMemoryPendingStore, PendingStore
 from signing.testpki import TestPki
 from signing.trust import TrustStore
+from tests.signing.pdfa_checks import check_pdfa_rules, check_pdfa_validator
+from tests.signing.pdfa_samples import pdfa_sample
 
 
 def _key(pki: TestPki, name: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
@@ -81,10 +83,13 @@ def _prepare(
     pki: TestPki,
     name: str = "officer",
     options: SignOptions | None = None,
+    pdf: bytes | None = None,
 ) -> ExternalSigningRequest:
-    """The hub's half: prepare a signature of the sample PDF by ``name`` (B-B unless ``options``)."""
+    """The hub's half: prepare a signature of ``pdf`` (the sample PDF) by ``name`` (B-B unless
+    ``options``)."""
     options = options or SignOptions(level=SignatureLevel.B_B)
-    return asyncio.run(service.prepare(sample_pdf(), _cert_der(pki, name), options, chain_der=_chain(pki)))
+    document = sample_pdf() if pdf is None else pdf
+    return asyncio.run(service.prepare(document, _cert_der(pki, name), options, chain_der=_chain(pki)))
 
 
 def _tool_cms(pki: TestPki, req: ExternalSigningRequest, name: str) -> bytes:
@@ -156,6 +161,28 @@ def test_round_trip(
     # one-time use: a replay is refused
     with pytest.raises(ExternalSigningExpiredError):
         asyncio.run(external.complete(req.request_id, signature=sig))
+
+
+@pytest.mark.parametrize("part", [1, 2])
+def test_b_lta_external_signature_keeps_pdfa(
+    external: ExternalSigningService, test_pki: TestPki, trust_store: TrustStore, part: int
+) -> None:
+    """The officer's token at B-LTA on a PDF/A input: the DSS is written without VRI and the
+    time-stamping authority's data before the document time-stamp, so the time-stamp covers the
+    whole file (ISO 19005-2 §6.4.3), as for server-held keys (signing.pdfa.pdfa_dss_settings)."""
+    options = SignOptions(level=SignatureLevel.B_LTA, role=SignRole.INVISIBLE)
+    req = _prepare(external, test_pki, options=options, pdf=pdfa_sample(part))
+    signed, _ = asyncio.run(
+        external.complete(
+            req.request_id, signature=_tool_sign(_key(test_pki, "officer"), req.digest_to_sign_b64)
+        )
+    )
+    assert _valid(signed, trust_store)
+    dss = PdfFileReader(io.BytesIO(signed)).root["/DSS"]
+    assert "/OCSPs" in dss or "/CRLs" in dss
+    assert "/VRI" not in dss
+    check_pdfa_rules(signed, part)
+    check_pdfa_validator(signed, part, signatures=2)
 
 
 def test_signature_from_other_key_is_refused(external: ExternalSigningService, test_pki: TestPki) -> None:

@@ -445,8 +445,10 @@ def test_expired_signer_is_invalid(
     assert sig.valid_at_signing_time.outcome is CheckOutcome.FAILED
     assert sig.signing_time is not None
     assert sig.signing_time > sig.certificate_valid_to
-    assert sig.ades_indication == "INDETERMINATE"
-    assert sig.ades_subindication == "OUT_OF_BOUNDS_NO_POE"
+    # EN 319 102-1 §5.1.3: the indication follows the verdict (the hub's rule: the certificate
+    # had expired at the signing time), never INDETERMINATE for an invalid signature
+    assert sig.ades_indication == "TOTAL-FAILED"
+    assert sig.ades_subindication == "EXPIRED"
 
 
 def test_untrusted_root_is_invalid(

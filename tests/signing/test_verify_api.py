@@ -22,7 +22,7 @@ from hub.db.models import ApiRole
 from hub.simulators.pki import RunningPki
 from signing.trust import TrustStore
 from signing.verification import VerificationPolicy
-from tests.signing.verify_helpers import make_pdf, overwrite_signed_bytes, sign
+from tests.signing.verify_helpers import append_content_change, make_pdf, overwrite_signed_bytes, sign
 
 LIMIT = 200_000
 
@@ -208,6 +208,53 @@ def test_cli_invalid_and_bad_input_exit_codes(
     # production anchors: the test PKI is not trusted -> invalid
     prod = runner.invoke(cli_app, [str(tmp_path / "bad.pdf"), "--offline"])
     assert prod.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [(b"hello, not a PDF", "not_pdf"), (None, "invalid_pdf")],
+    ids=["not-pdf", "truncated"],
+)
+def test_cli_json_format_prints_a_json_error_for_unreadable_input(
+    running_pki: RunningPki, signed_pdf: bytes, tmp_path: Path, content: bytes | None, code: str
+) -> None:
+    path = tmp_path / "in.pdf"
+    path.write_bytes(content if content is not None else signed_pdf[: len(signed_pdf) // 3])
+    result = CliRunner().invoke(cli_app, [str(path), "-t", str(running_pki.pki.root_cert), "-f", "json"])
+    assert result.exit_code == 4
+    body = json.loads(result.stdout)
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert body["error"]["message_vi"]
+    assert isinstance(body["error"]["details"], dict)
+    missing = CliRunner().invoke(cli_app, [str(tmp_path / "nope.pdf"), "-f", "json"])
+    assert missing.exit_code == 4
+    assert json.loads(missing.stdout)["error"]["code"] == "file_not_found"
+
+
+def test_api_report_of_a_changed_document_is_consistent_and_plain(
+    base_url: str, running_pki: RunningPki
+) -> None:
+    """A change after signing: TOTAL-FAILED (not the process's TOTAL-PASSED), no library reprs."""
+    pdf = append_content_change(sign(make_pdf(), running_pki, running_pki.pki.officer_p12))
+    r = httpx.post(base_url + URL, files={"file": ("x.pdf", pdf, "application/pdf")}, timeout=60)
+    assert r.status_code == 200
+    sig = r.json()["signatures"][0]
+    assert (sig["verdict"], sig["ades_indication"], sig["ades_subindication"]) == (
+        "invalid",
+        "TOTAL-FAILED",
+        "FORMAT_FAILURE",
+    )
+    text = httpx.post(
+        base_url + URL,
+        params={"format": "text", "lang": "en"},
+        content=pdf,
+        headers={"content-type": "application/pdf"},
+        timeout=60,
+    ).text
+    for body in (r.text, text):
+        for bad in ("Reference(", "idnum=", "<pyhanko"):
+            assert bad not in body
 
 
 def test_schema_endpoint(base_url: str) -> None:

@@ -7,10 +7,16 @@ the hub's signing service.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers, timestamps
@@ -159,3 +165,32 @@ def fill_text_field(pdf: bytes, value: str, name: str = "SoKyHieu") -> bytes:
     out = BytesIO()
     w.write(out)
     return out.getvalue()
+
+
+def self_signed_p12(directory: Path, password: str, common_name: str = "Đỗ Văn Tự Ký") -> Path:
+    """A PKCS#12 whose certificate its own key signed (no CA vouches for it)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    )
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
+        )
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / "self_signed.p12"
+    path.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"self-signed", key, cert, None, serialization.BestAvailableEncryption(password.encode())
+        )
+    )
+    return path
