@@ -42,6 +42,7 @@ CORE_ROUTE_MODULES: tuple[str, ...] = (
     "hub.api.routes.lookup",
     "hub.api.routes.files",
     "hub.api.routes.keys",
+    "hub.api.routes.reports",
 )
 #: Route modules of optional parts, included when present.
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
