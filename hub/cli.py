@@ -74,6 +74,16 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     CommandModule(("verify",), "hub.commands.verify", "Kiểm tra chữ ký số / verify the signatures of a PDF."),
     CommandModule(("pki",), "hub.commands.pki", "PKI thử nghiệm / demo test PKI (not for production)."),
     CommandModule(
+        ("outage",),
+        "hub.commands.outage",
+        "Sự cố gián đoạn / record outages of the department's software (hub outage add).",
+    ),
+    CommandModule(
+        ("report", "outages"),
+        "hub.commands.outage_report",
+        "Báo cáo sự cố / recorded outages of a period (hub report outages).",
+    ),
+    CommandModule(
         ("demo",),
         "hub.commands.demo",
         "End-to-end demonstration: DVCQG and LGSP simulators with faults, signing, DLQ replay.",

@@ -145,6 +145,28 @@ class RetentionSettings(Section):
     interval_seconds: Annotated[float, Field(gt=0)] = 3600
 
 
+class IntakeSettings(Section):
+    #: How far back a late entry may go (docs/architecture.md, "Late entries"): work done by
+    #: hand during an outage is entered as soon as the system is back (Decision 692/QĐ-SNN
+    #: Art. 13.2); older events are refused (422).
+    late_entry_window_days: Annotated[int, Field(ge=1, le=90)] = 7
+
+
+class OutageSettings(Section):
+    #: How often a running hub process records that it is alive (``hub_runs``); a hub outage's
+    #: start is known to within this.
+    heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    #: A gap this long between the last sign of life of every hub process and the next start is
+    #: recorded as an outage of the hub itself (must exceed ``heartbeat_seconds``).
+    min_gap_seconds: Annotated[float, Field(gt=0)] = 120.0
+
+    @model_validator(mode="after")
+    def _gap_exceeds_heartbeat(self) -> OutageSettings:
+        if self.min_gap_seconds <= self.heartbeat_seconds:
+            raise ValueError("outages: min_gap_seconds must exceed heartbeat_seconds")
+        return self
+
+
 #: Shortest bootstrap admin token accepted (``secrets.token_urlsafe(32)`` gives 43 characters).
 BOOTSTRAP_TOKEN_MIN_LENGTH = 32
 #: Fewest distinct characters: refuses ``aaaa…`` and other long but guessable values.
@@ -228,6 +250,8 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    outages: OutageSettings = Field(default_factory=OutageSettings)
 
     @model_validator(mode="after")
     def _routes_name_known_endpoints(self) -> Settings:

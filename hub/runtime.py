@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from hub.db.session import Database
     from hub.delivery.worker import Worker
     from hub.health import HubHealth
+    from hub.services.outages import OutageRecorder
     from hub.telemetry.process import Telemetry
 
 log = logging.getLogger("hub.runtime")
@@ -208,6 +209,27 @@ class RunningHub:
         self._worker_task: asyncio.Task[None] | None = None
         #: ``worker_id`` / ``transport`` for :class:`~hub.delivery.worker.Worker` (its defaults otherwise).
         self._worker_options = dict(worker_options or {})
+        #: This process's run and the database outages it saw (:mod:`hub.services.outages`).
+        self.outages: OutageRecorder | None = None
+        self._outages_stop = asyncio.Event()
+        self._outages_task: asyncio.Task[None] | None = None
+
+    async def _start_outage_recorder(self, kind: str) -> None:
+        """Register this run (recording the gap since the last run as a hub outage, if any)
+        and keep recording its signs of life and the database outages it sees."""
+        from hub.services.outages import OutageRecorder
+
+        self.outages = recorder = OutageRecorder(self.db, self.settings.outages, self.health.database, kind)
+        await asyncio.to_thread(recorder.start)
+        self._outages_task = asyncio.create_task(recorder.run(self._outages_stop), name="hub-outages")
+
+    async def _stop_outage_recorder(self) -> None:
+        if self._outages_task is None or self.outages is None:
+            return
+        self._outages_stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._outages_task
+        await asyncio.to_thread(self.outages.stop)
 
     # --- starting ----------------------------------------------------------------------------
 
@@ -341,6 +363,7 @@ class RunningHub:
         self.request_stop()
         tasks = self._tasks()
         await self._settle(tasks)
+        await self._stop_outage_recorder()
         for task in tasks:
             failure = None if task.cancelled() else task.exception()
             if failure is not None and not self._raised:
@@ -404,6 +427,9 @@ async def start(
     hub = RunningHub(settings, db, worker_options=worker_options, span_exporter=span_exporter)
     metrics_sock = None
     try:
+        await hub._start_outage_recorder(
+            "+".join(part for part, on in (("api", api), ("worker", worker)) if on)
+        )
         if api:
             assert sock is not None
             await hub._start_api(

@@ -17,6 +17,17 @@ from schemas.text import VnName, VnText
 from schemas.timefmt import HubTime
 
 
+class LateEntry(Model):
+    """Marks a change as a late entry: an event that happened at its ``at`` (in the past, within
+    ``intake.late_entry_window_days``) while the hub or the department's software was down, and
+    is entered now (Decision 692/QĐ-SNN Art. 13.2; docs/architecture.md, "Late entries")."""
+
+    reason: Annotated[VnText, Field(min_length=1)]
+    """Why it is entered late (the outage)."""
+    entered_by: VnName | None = None
+    """The person entering it; default the caller's API key name."""
+
+
 class DossierUpsert(Model):
     """Create or replace a dossier's full record (``DongBoHoSoMC`` semantics)."""
 
@@ -36,10 +47,12 @@ class StatusChange(Model):
     reason: VnText = ""
     new_due_at: HubTime | None = None
     """For a late dossier (Mẫu 04 apology) or a supplement: the new ``NgayHenTra``."""
+    late_entry: LateEntry | None = None
 
 
 class StepAdd(Model):
     step: ProcessingStep
+    late_entry: LateEntry | None = None
 
 
 class ResultAttach(Model):
@@ -58,3 +71,4 @@ class DueDateChange(Model):
     department: VnText | None = None
     reason: Annotated[VnText, Field(min_length=1)]
     """Why the date moves (the apology's reason); required."""
+    late_entry: LateEntry | None = None

@@ -185,6 +185,17 @@ class ResultDocument(Model):
     signed: bool = False
 
 
+class LateEntryMark(Model):
+    """An event entered after the fact (work done by hand while the hub or the department's
+    software was down, Decision 692/QĐ-SNN Art. 13.2): who entered it, when, and why. Set by
+    the hub on the stored step, never by the sender (docs/architecture.md, "Late entries")."""
+
+    entered_by: VnName
+    entered_at: HubTime
+    """When it reached the hub; the step's ``at`` keeps the real time of the event."""
+    reason: VnText
+
+
 class ProcessingStep(Model):
     """``CapNhatTienDoHoSoMC`` record / LGSP ``MDocumentTraces`` (§3.4)."""
 
@@ -202,6 +213,8 @@ class ProcessingStep(Model):
     started_at: HubTime | None = None
     step_due_at: HubTime | None = None
     """``NgayKetThucTheoQuyDinh``."""
+    late_entry: LateEntryMark | None = None
+    """Set when the step was entered late (:class:`LateEntryMark`); not sent on the wire."""
 
 
 class Dossier(Model):

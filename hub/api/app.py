@@ -46,6 +46,7 @@ CORE_ROUTE_MODULES: tuple[str, ...] = (
     "hub.api.routes.files",
     "hub.api.routes.keys",
     "hub.api.routes.metrics",
+    "hub.api.routes.reports",
 )
 #: Route modules of optional parts, included when present.
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (

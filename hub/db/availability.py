@@ -22,16 +22,22 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from schemas.errors import ConfigurationError, HubError, RetryableError
+from schemas.timefmt import now_utc
 
 log = logging.getLogger("hub.db")
+
+#: Closed outages a process keeps until they are written to the ``outages`` table.
+MAX_UNRECORDED_OUTAGES = 100
 
 #: Backoff of a loop whose database calls fail: the first pause, doubled per failure, capped.
 FIRST_PAUSE_SECONDS = 0.2
@@ -212,6 +218,15 @@ def start_error(diagnosis: Diagnosis, url: str, *, tries: int, seconds: float) -
 # --- running through an outage ---------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class OutageSpan:
+    """A closed database outage in wall-clock time, to be recorded once the database is back."""
+
+    started_at: datetime
+    ended_at: datetime
+    reason: str
+
+
 @dataclass
 class _Failing:
     problem: DatabaseProblem
@@ -244,12 +259,16 @@ class OutageReporter:
         max_pause: float = MAX_PAUSE_SECONDS,
         logger: logging.Logger = log,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self.first_pause = first_pause
         self.max_pause = max_pause
         self._log = logger
         self._clock = clock
+        self._wall_clock = wall_clock
         self._down_since: float | None = None
+        self._down_since_wall: datetime | None = None
+        self._closed: deque[OutageSpan] = deque(maxlen=MAX_UNRECORDED_OUTAGES)
         self._reason: str | None = None
         self._failing: dict[str, _Failing] = {}
         self._recovered: asyncio.Event | None = None
@@ -282,6 +301,7 @@ class OutageReporter:
         if diagnosis.heals:
             if self._down_since is None:
                 self._down_since = self._clock()
+                self._down_since_wall = self._wall_clock()
                 self._reason = diagnosis.reason
                 self._recovered = asyncio.Event()
                 self._log.warning(
@@ -307,7 +327,10 @@ class OutageReporter:
         if self._down_since is None:
             return
         self._log.warning("database reachable again after %.1f s", self._clock() - self._down_since)
+        if self._down_since_wall is not None:
+            self._closed.append(OutageSpan(self._down_since_wall, self._wall_clock(), self._reason or ""))
         self._down_since = None
+        self._down_since_wall = None
         self._reason = None
         self._failing = {
             op: failing
@@ -316,6 +339,16 @@ class OutageReporter:
         }
         if self._recovered is not None:
             self._recovered.set()
+
+    def take_closed(self) -> list[OutageSpan]:
+        """The outages closed since the last call (for :mod:`hub.services.outages` to record)."""
+        spans = list(self._closed)
+        self._closed.clear()
+        return spans
+
+    def put_back(self, spans: Iterable[OutageSpan]) -> None:
+        """Outages taken but not recorded (the write failed): kept for the next try."""
+        self._closed.extendleft(reversed(list(spans)))
 
     async def pause(self, seconds: float, stop: asyncio.Event | None = None) -> None:
         """Sleep ``seconds``, less if the database is back meanwhile or ``stop`` is set."""

@@ -352,3 +352,38 @@ class StoredFile(Base):
     #: Path relative to the configured storage directory.
     path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HubRun(Base):
+    """A hub process while it runs (``hub serve``, ``hub worker``): started, last seen alive
+    every ``outages.heartbeat_seconds``, stopped. A gap between the last sign of life of every
+    run and the next start is an outage of the hub itself (:mod:`hub.services.outages`)."""
+
+    __tablename__ = "hub_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: ``api``, ``worker`` or ``api+worker``.
+    kind: Mapped[str] = mapped_column(String(20))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column()
+
+
+class OutageRow(Base):
+    """A period the hub or the department's software was down (Decision 692/QĐ-SNN Art. 13.2):
+    recorded by the hub (database unreachable, hub not running) or added by an operator
+    (``hub outage add``). Shown by ``GET /api/v1/reports/outages`` and ``hub report outages``."""
+
+    __tablename__ = "outages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: ``database`` (unreachable), ``hub`` (not running) or ``department`` (its software).
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime] = mapped_column(index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    #: ``hub`` (recorded by a hub process) or the operator who added it.
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

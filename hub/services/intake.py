@@ -34,7 +34,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -53,6 +53,7 @@ from hub.dlq.service import list_messages
 from hub.lookup.owner_hash import OwnerIdHasher
 from hub.outbox.enqueue import new_messages, write_messages
 from hub.outbox.routing import RouteQuery, Router
+from hub.services import late_entry
 from schemas.changes import DossierUpsert, DueDateChange, ResultAttach, StatusChange, StepAdd
 from schemas.codes import format_dossier_code, validate_agency_code, validate_dossier_code
 from schemas.dossier import (
@@ -227,6 +228,7 @@ def _check_opening(dossier: Dossier) -> None:
             ),
             details={"status": dossier.status.value},
         )
+    late_entry.refuse_sent_marks(dossier.steps)
     ended = [name for name in ("refused_at", "finished_at", "returned_at") if getattr(dossier, name)]
     if ended:
         raise InvalidTransitionError(
@@ -288,6 +290,8 @@ class _Change:
     steps: list[ProcessingStep]
     action: str
     details: dict[str, Any]
+    #: Audit details of a late entry (:mod:`hub.services.late_entry`).
+    late: dict[str, Any] | None = None
 
 
 @dataclass
@@ -516,6 +520,7 @@ class IntakeService:
             settings.routing, [name for name, ep in settings.endpoints.items() if ep.enabled]
         )
         self._owner_ids = OwnerIdHasher.from_settings(settings)
+        self._late = late_entry.LateEntryPolicy.from_days(settings.intake.late_entry_window_days)
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -620,14 +625,14 @@ class IntakeService:
                 except HubError as error:
                     raise _at_item(error, index) from None
             unit.hold(codes)
-            results: list[IntakeResult] = []
-            for index, item in enumerate(batch.changes):
+            results: dict[int, IntakeResult] = {}
+            for index in late_entry.application_order(batch.changes, codes):
                 try:
-                    results.append(self._apply_item(unit, item, actor, index))
+                    results[index] = self._apply_item(unit, batch.changes[index], actor, index)
                 except HubError as error:
                     raise _at_item(error, index) from None
             unit.finish()
-            answer = BatchResult(results=results)
+            answer = BatchResult(results=[results[index] for index in range(len(batch.changes))])
             self._remember(connection, idempotency_key, actor, answer.model_dump(mode="json"))
         unit.log_stored()
         return answer
@@ -719,6 +724,8 @@ class IntakeService:
     ) -> IntakeResult:
         """One change to an existing dossier (a no-op change is answered and not remembered)."""
 
+        apply = self._entered(apply, command, actor)
+
         def run(unit: _Unit) -> tuple[IntakeResult, bool]:
             result = self._change(unit, code, _code(code), command, actor, apply)
             return result, not result.duplicate
@@ -740,7 +747,31 @@ class IntakeService:
             apply = self._redate
         else:
             apply = self._result
+        apply = self._entered(apply, item, actor)
         return self._change(unit, item.code, _code(item.code), item, actor, apply)
+
+    def _entered(
+        self, apply: Callable[[Dossier, Any], _Change | None], command: object, actor: str
+    ) -> Callable[[Dossier, Any], _Change | None]:
+        """``apply`` as is, or for a late entry (a ``late_entry`` object on the command) checked
+        and marked by :mod:`hub.services.late_entry`."""
+        entry = getattr(command, "late_entry", None)
+        if entry is None:
+            return apply
+        policy = self._late
+
+        def late(dossier: Dossier, change: late_entry.LateCommand) -> _Change | None:
+            admitted = policy.admit(dossier, change, entry, actor)
+            if admitted is None:
+                return None
+            mark, details = admitted
+            applied = apply(dossier, change)
+            if applied is None:
+                return None
+            late_entry.mark_steps(applied.steps, mark)
+            return replace(applied, late=details)
+
+        return late
 
     def _upsert(
         self, unit: _Unit, command: DossierUpsert, actor: str, origin: str, index: int
@@ -820,6 +851,8 @@ class IntakeService:
             )
         ids = unit.store_and_route(held, change.kinds, change.steps)
         unit.record(actor, change.action, code, change.details)
+        if change.late is not None:
+            unit.record(actor, late_entry.AUDIT_ACTION, code, change.late)
         return IntakeResult(dossier_code=code, revision=held.revision, status=dossier.status, message_ids=ids)
 
     @staticmethod
@@ -875,6 +908,7 @@ class IntakeService:
     def _step(dossier: Dossier, command: StepAdd) -> _Change | None:
         if command.step in dossier.steps:
             return None
+        late_entry.refuse_sent_marks([command.step])
         _check_room(len(dossier.steps) + 1, MAX_STEPS, "processing steps")
         dossier.steps.append(command.step)
         return _Change([], [command.step], "dossier.step", {"status": command.step.status.value})
@@ -958,6 +992,7 @@ def _keep_history(current: Dossier, dossier: Dossier) -> list[ProcessingStep]:
     if dossier.due_at != current.due_at:
         raise _redating_error(current.code, "due_at")
     new_steps = [step for step in dossier.steps if step not in current.steps]
+    late_entry.refuse_sent_marks(new_steps)
     _check_room(len(current.steps) + len(new_steps), MAX_STEPS, "processing steps")
     dossier.steps = [*current.steps, *new_steps]
     sent = {supplement.id: supplement for supplement in dossier.supplements}

@@ -118,7 +118,8 @@ def upsert_dossier(
         "routes. If one fails, none is stored: the error names it in `details.item` (0-based) "
         "and its message starts with `change <item>:`. A batch over the bound answers 422 "
         "(`changes` too long), a body over `api.max_body_bytes` 413. `Idempotency-Key` covers "
-        "the whole batch."
+        "the whole batch. Late entries (changes with `late_entry`: work done by hand during an "
+        "outage, docs/architecture.md) of one dossier are applied in real-time order."
     ),
     dependencies=JSON_ONLY,
 )
