@@ -145,6 +145,16 @@ class RetentionSettings(Section):
     interval_seconds: Annotated[float, Field(gt=0)] = 3600
 
 
+class ReportSettings(Section):
+    """On-time statistics (docs/reports.md §4): how days are counted."""
+
+    #: A calendar file (the shape of ``hub/reports/holidays_vn.json``); ``None``: the bundled one.
+    calendar_file: Path | None = None
+    #: Procedures (``MaTTHC`` as stored) whose time limit is in calendar days; every other one
+    #: counts working days.
+    calendar_day_procedures: list[str] = Field(default_factory=list)
+
+
 #: Shortest bootstrap admin token accepted (``secrets.token_urlsafe(32)`` gives 43 characters).
 BOOTSTRAP_TOKEN_MIN_LENGTH = 32
 #: Fewest distinct characters: refuses ``aaaa…`` and other long but guessable values.
@@ -196,6 +206,7 @@ class Settings(BaseSettings):
     lookup: LookupSettings = Field(default_factory=LookupSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
 
     @model_validator(mode="after")
     def _routes_name_known_endpoints(self) -> Settings:

@@ -49,6 +49,7 @@ OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
     "hub.api.routes.dvcqg_inbound",
     "hub.api.routes.signing",
     "hub.api.routes.verification",
+    "hub.api.routes.reports",
 )
 #: Every route module the API may include, in order; each exposes ``router: APIRouter``.
 ROUTE_MODULES: tuple[str, ...] = CORE_ROUTE_MODULES + OPTIONAL_ROUTE_MODULES
