@@ -43,9 +43,11 @@ def _table(report: Any) -> None:
     from hub.reports.export import COLUMNS, title
 
     table = Table(title=title(report), show_lines=False)
-    names = [name for name in COLUMNS if name not in ("label",)]
+    names = list(COLUMNS)
     for name in names:
-        table.add_column(COLUMNS[name], justify="left" if name == "key" else "right", overflow="fold")
+        table.add_column(
+            COLUMNS[name], justify="left" if name in ("key", "label") else "right", overflow="fold"
+        )
     for row in [*report.rows, report.total]:
         cells = []
         for name in names:

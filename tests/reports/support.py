@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from schemas.dossier import Channel, Dossier, Owner, ProcessingStep, SupplementRequest
@@ -115,8 +115,6 @@ def generate(count: int, year: int, seed: int = 12) -> list[Dossier]:
         hours = limit * 24
 
         def later(base: datetime, low: float, high: float) -> datetime:
-            from datetime import timedelta
-
             return base + timedelta(hours=rng.uniform(low, high))
 
         if roll < 0.03:
@@ -143,11 +141,17 @@ def generate(count: int, year: int, seed: int = 12) -> list[Dossier]:
             redates.append((r, due, new_due))
             due = new_due
             steps.append((S.FINISHED, later(r, 1, (new_due - r).total_seconds() / 3600 * 1.05)))
-        elif roll < 0.25:
-            pass  # still in progress
+        elif roll < 0.25 and day.month >= 11:
+            pass  # still in progress at the end of the year
         else:
-            f = later(received, 1, hours * rng.choice([0.5, 0.8, 0.95, 1.0, 1.0, 1.2]))
-            steps.append((S.FINISHED, f))
+            kind = rng.random()
+            if kind < 0.25:  # on the due day
+                f = due.replace(hour=rng.randrange(8, 17))
+            elif kind < 0.88:  # a few days early
+                f = later(received, 1, max(2.0, (due - received).total_seconds() / 3600 - 24))
+            else:  # late by up to a week
+                f = later(due, 1, 24 * 7)
+            steps.append((S.FINISHED, max(f, received + timedelta(hours=1))))
         if steps[-1][0] is S.FINISHED and rng.random() < 0.7:
             steps.append((S.RETURNED, later(steps[-1][1], 1, 96)))
         steps = [(s, w) for s, w in steps if w.year <= year + 1]
