@@ -3,8 +3,9 @@
 Each dossier in scope gets its bucket from one ``CASE`` that states :func:`hub.reports.ontime.
 classify` in SQL (the tests run both over the same data and compare); the outer query counts the
 buckets per group with ``SUM(CASE …)``. SQLAlchemy Core, the same statement on SQLite and
-PostgreSQL. Working days enter through a ``WITH days_off(day) AS (VALUES …)`` list of the
-non-working days around the period, built from the configured calendar.
+PostgreSQL. Working days enter as the non-working days around the period (from the configured
+calendar): an ``IN`` list, and ``WITH days_off(day, run_start) AS (VALUES …)`` for the due
+days that are off.
 """
 
 from __future__ import annotations
@@ -162,43 +163,42 @@ class Report(BaseModel):
     total: ReportRow
 
 
-def _days_off(rules: DayRules, first: date, last: date) -> list[int]:
-    return [day.toordinal() for day in rules.calendar.days_off(first, last)]
+def _off_runs(rules: DayRules, window: DayRange) -> list[tuple[int, int]]:
+    """Each non-working day around ``window`` with the first day of its run of days off.
 
-
-def _longest_run(days: list[int]) -> int:
-    longest = run = 0
-    previous = None
+    All days after a finished dossier's end day up to its due day are off exactly when the due
+    day is off and its run starts no later than the day after the end day. A finished dossier's
+    end day lies in the window; a due day more than a month past the window has working days
+    before it (no run of days off is that long), so only these days matter.
+    """
+    days = [
+        d.toordinal()
+        for d in rules.calendar.days_off(window.first - timedelta(days=1), window.last + timedelta(days=31))
+    ]
+    runs: list[tuple[int, int]] = []
     for day in days:
-        run = run + 1 if previous is not None and day == previous + 1 else 1
-        longest = max(longest, run)
-        previous = day
-    return longest
+        start = runs[-1][1] if runs and runs[-1][0] == day - 1 else day
+        runs.append((day, start))
+    return runs
 
 
 def _bucket(period: Period, rules: DayRules, as_of: datetime, window: DayRange) -> ColumnElement[str]:
     """:func:`hub.reports.ontime.classify` as a ``CASE``."""
     r = ReportDossier.__table__.c
     ended = and_(r.end_at.is_not(None), r.end_at < period.end)
-    # A finished dossier's end day is inside the window; a due day past its end is certainly
-    # more than the longest run of days off away, so only the window's days off matter.
-    off = _days_off(rules, window.first - timedelta(days=1), window.last + timedelta(days=31))
-    days_off = values(column("day", Integer), name="days_off").data([(d,) for d in off]).cte("days_off")
-    off_between = (
-        select(func.count())
-        .select_from(days_off)
-        .where(days_off.c.day > r.end_day, days_off.c.day <= r.due_day)
-        .scalar_subquery()
-    )
-    span = r.due_day - r.end_day
+    runs = _off_runs(rules, window) or [(0, 0)]
+    off = values(column("day", Integer), column("run_start", Integer), name="days_off").data(runs).cte()
+    # The start of the run of days off holding the due day, looked up only when the due day is
+    # off (the IN list is a cheap test: most due days are working days).
+    off_run = select(off.c.run_start).where(off.c.day == r.due_day).scalar_subquery()
     early = and_(
         r.end_day < r.due_day,
-        or_(
-            r.procedure_code.in_(sorted(rules.calendar_day_procedures)),
-            span > _longest_run(off),
-            off_between < span,
-        ),
+        or_(r.due_day.not_in([day for day, _start in runs]), off_run > r.end_day + 1),
     )
+    if rules.calendar_day_procedures:
+        early = and_(
+            r.end_day < r.due_day, or_(r.procedure_code.in_(sorted(rules.calendar_day_procedures)), early)
+        )
     supplement_open = and_(
         r.supplement_from.is_not(None),
         r.supplement_from < period.end,
@@ -258,33 +258,25 @@ def ontime_report(
         .subquery()
     )
     i = inner.c
-    counts = [func.sum(case((i.bucket == name, 1), else_=0)).label(name) for name in BUCKET_FIELDS.values()]
-    statement = (
-        select(
-            i.key,
-            func.max(i.label).label("label"),
-            func.count().label("received"),
-            func.sum(i.carried).label("carried_over"),
-            func.sum(i.online).label("new_online"),
-            *counts,
-        )
-        .group_by(i.key)
-        .order_by(i.key)
-    )
-    rows: list[ReportRow] = []
-    for result in connection.execute(statement).mappings():
-        row = ReportRow(
-            key=str(result["key"]),
-            label=result["label"],
-            received=result["received"],
-            carried_over=int(result["carried_over"]),
-            new=result["received"] - int(result["carried_over"]),
-            new_online=int(result["new_online"]),
-            **{name: int(result[name]) for name in BUCKET_FIELDS.values()},
-        )
-        if group_by is GroupBy.CHANNEL:
+    # One row per (group, bucket, carried, online): the CASE runs once per dossier; the few
+    # result rows are folded into one row per group here.
+    statement = select(
+        i.key, func.max(i.label).label("label"), i.bucket, i.carried, i.online, func.count().label("n")
+    ).group_by(i.key, i.bucket, i.carried, i.online)
+    by_key: dict[str, ReportRow] = {}
+    for result in connection.execute(statement):
+        key_text = str(result.key)
+        row = by_key.setdefault(key_text, ReportRow(key=key_text))
+        row.label = row.label or result.label
+        row.received += result.n
+        row.carried_over += result.n if result.carried else 0
+        row.new += 0 if result.carried else result.n
+        row.new_online += result.n if result.online else 0
+        setattr(row, result.bucket, getattr(row, result.bucket) + result.n)
+    rows = [by_key[k].with_shares() for k in sorted(by_key)]
+    if group_by is GroupBy.CHANNEL:
+        for row in rows:
             row.label = CHANNEL_LABELS.get(Channel(int(row.key)))
-        rows.append(row.with_shares())
     total = ReportRow(
         key="total",
         label="Tổng cộng",
