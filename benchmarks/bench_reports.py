@@ -33,7 +33,7 @@ from hub.reports.ontime import DayRules
 from hub.reports.projection import rebuild
 from hub.reports.query import GroupBy, day_range, ontime_report
 from schemas.dossier import Dossier
-from tests.reports.support import generate
+from tests.reports.support import dossier_rows, generate
 
 PERIODS = ("2025", "2025-Q4", "2025-11")
 NOW = datetime(2025, 12, 31, 12, tzinfo=UTC)
@@ -42,16 +42,7 @@ NOW = datetime(2025, 12, 31, 12, tzinfo=UTC)
 def load(db: Database, dossiers: list[Dossier]) -> tuple[float, float]:
     """Insert the dossiers, then build their report rows; seconds for each."""
     started = time.perf_counter()
-    rows = [
-        {
-            "code": d.code,
-            "agency_code": d.agency_code,
-            "procedure_code": d.procedure_code,
-            "status": d.status.value,
-            "document": d.model_dump(mode="json"),
-        }
-        for d in dossiers
-    ]
+    rows = dossier_rows(dossiers)
     with db.transaction() as session:
         for start in range(0, len(rows), 2000):
             session.execute(insert(DossierRow), rows[start : start + 2000])

@@ -169,3 +169,17 @@ def generate(count: int, year: int, seed: int = 12) -> list[Dossier]:
             )
         )
     return out
+
+
+def dossier_rows(dossiers: list[Dossier]) -> list[dict[str, Any]]:
+    """``dossiers`` as rows of the ``dossiers`` table (for a direct insert)."""
+    return [
+        {
+            "code": d.code,
+            "agency_code": d.agency_code,
+            "procedure_code": d.procedure_code,
+            "status": d.status.value,
+            "document": d.model_dump(mode="json"),
+        }
+        for d in dossiers
+    ]

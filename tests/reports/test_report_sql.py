@@ -11,11 +11,11 @@ from sqlalchemy import insert, select
 from hub.db.models import DossierRow
 from hub.db.session import Database
 from hub.reports.models import ReportDossier
-from hub.reports.ontime import DayRules, classify, facts_of, in_scope, is_online
+from hub.reports.ontime import Bucket, DayRules, classify, facts_of, in_scope, is_online
 from hub.reports.projection import rebuild
 from hub.reports.query import GroupBy, ReportRow, day_range, ontime_report
 from schemas.dossier import Dossier
-from tests.reports.support import generate
+from tests.reports.support import dossier_rows, generate
 from tests.reports.test_ontime_rule import CALENDAR, CALENDAR_DAYS, CASES, NO_TET, WORKING
 
 NOW = datetime.fromisoformat("2025-11-20T10:00:00+07:00")
@@ -35,16 +35,7 @@ def _store(db: Database, dossiers: list[Dossier]) -> None:
     with db.transaction() as session:
         session.execute(
             insert(DossierRow),
-            [
-                {
-                    "code": d.code,
-                    "agency_code": d.agency_code,
-                    "procedure_code": d.procedure_code,
-                    "status": d.status.value,
-                    "document": d.model_dump(mode="json"),
-                }
-                for d in dossiers
-            ],
+            dossier_rows(dossiers),
         )
         assert rebuild(session.connection(), batch=256) == len(dossiers)
 
@@ -73,20 +64,7 @@ def _expected(
 
 
 def _counts(row: ReportRow) -> Counter[str]:
-    fields = [
-        "received",
-        "carried_over",
-        "new",
-        "new_online",
-        "early",
-        "on_time",
-        "late",
-        "refused",
-        "withdrawn",
-        "supplement",
-        "within_due",
-        "overdue",
-    ]
+    fields = ["received", "carried_over", "new", "new_online", *(bucket.value for bucket in Bucket)]
     return Counter({name: getattr(row, name) for name in fields if getattr(row, name)})
 
 
@@ -112,19 +90,7 @@ def test_sql_counts_equal_the_rule_per_dossier(db: Database) -> None:
     with db.sessions() as session:
         march = ontime_report(session.connection(), day_range(period="2025-03"), GroupBy.UNIT, WORKING, NOW)
     crafted = next(row for row in march.rows if row.key == "000.00.99.H42")
-    assert all(
-        getattr(crafted, name) > 0
-        for name in (
-            "early",
-            "on_time",
-            "late",
-            "refused",
-            "withdrawn",
-            "supplement",
-            "within_due",
-            "overdue",
-        )
-    )
+    assert all(getattr(crafted, bucket.value) > 0 for bucket in Bucket)
 
 
 def test_shares_and_labels(db: Database) -> None:
