@@ -72,6 +72,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         "Cấp số, ngày ban hành và đóng dấu / issue a signed document (number, date, seal).",
     ),
     CommandModule(("verify",), "hub.commands.verify", "Kiểm tra chữ ký số / verify the signatures of a PDF."),
+    CommandModule(
+        ("report",),
+        "hub.commands.report",
+        "Thống kê giải quyết đúng hạn / on-time statistics (table, CSV, XLSX); rebuild the report rows.",
+    ),
     CommandModule(("pki",), "hub.commands.pki", "PKI thử nghiệm / demo test PKI (not for production)."),
     CommandModule(
         ("outage",),

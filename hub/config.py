@@ -167,6 +167,16 @@ class OutageSettings(Section):
         return self
 
 
+class ReportSettings(Section):
+    """On-time statistics (docs/reports.md §4): how days are counted."""
+
+    #: A calendar file (the shape of ``hub/reports/holidays_vn.json``); ``None``: the bundled one.
+    calendar_file: Path | None = None
+    #: Procedures (``MaTTHC`` as stored) whose time limit is in calendar days; every other one
+    #: counts working days.
+    calendar_day_procedures: list[str] = Field(default_factory=list)
+
+
 #: Shortest bootstrap admin token accepted (``secrets.token_urlsafe(32)`` gives 43 characters).
 BOOTSTRAP_TOKEN_MIN_LENGTH = 32
 #: Fewest distinct characters: refuses ``aaaa…`` and other long but guessable values.
@@ -252,6 +262,7 @@ class Settings(BaseSettings):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     outages: OutageSettings = Field(default_factory=OutageSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
 
     @model_validator(mode="after")
     def _routes_name_known_endpoints(self) -> Settings:

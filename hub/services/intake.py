@@ -53,6 +53,7 @@ from hub.dlq.service import list_messages
 from hub.lookup.owner_hash import OwnerIdHasher
 from hub.outbox.enqueue import new_messages, write_messages
 from hub.outbox.routing import RouteQuery, Router
+from hub.reports.projection import project_dossiers
 from hub.services import late_entry
 from schemas.changes import DossierUpsert, DueDateChange, ResultAttach, StatusChange, StepAdd
 from schemas.codes import format_dossier_code, validate_agency_code, validate_dossier_code
@@ -434,7 +435,8 @@ class _Unit:
         return None
 
     def finish(self) -> None:
-        """Write what the transaction changed: dossiers, then messages, then audit rows."""
+        """Write what the transaction changed: dossiers, then messages, then audit rows, then
+        the report rows of the dossiers held (docs/reports.md §3)."""
         now = utcnow()
         created = [(code, held) for code, held in self.held.items() if held and held.row_id is None]
         if created:
@@ -467,6 +469,7 @@ class _Unit:
         if self.audit:
             # RETURNING makes it one multi-row INSERT, not a driver executemany (see write_messages)
             self.connection.execute(insert(AuditEntry).returning(AuditEntry.id), self.audit)
+        project_dossiers(self.connection, (held.dossier for held in self.held.values() if held))
 
     def log_stored(self) -> None:
         """One line per committed transaction that changed dossiers (with the request's

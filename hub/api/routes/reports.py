@@ -1,26 +1,97 @@
-"""Reports for technicians and administrators (``/api/v1/reports``).
+"""Reports (``/api/v1/reports``).
 
-``GET /reports/outages``: when the hub's database was unreachable, the hub was not running, or
-the department's software was down (:mod:`hub.services.outages`), for the usage report and for
-checking a late-entry backlog against the outage it comes from (docs/architecture.md,
-"Late entries").
+* ``GET /reports/ontime``: on-time statistics, JSON for the provincial dashboards, CSV and XLSX
+  downloads. Counts only, no personal data (docs/reports.md §5); the rule is
+  :mod:`hub.reports.ontime`, the SQL :mod:`hub.reports.query`.
+* ``GET /reports/outages``: when the hub's database was unreachable, the hub was not running, or
+  the department's software was down (:mod:`hub.services.outages`), for the usage report and for
+  checking a late-entry backlog against the outage it comes from (docs/architecture.md,
+  "Late entries").
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
 
-from hub.api.deps import DatabaseDep, require_role
+from hub.api.deps import DatabaseDep, get_db, get_settings, require_role
 from hub.api.errors import error_responses
 from hub.auth.keys import Principal
+from hub.reports.export import to_csv, to_xlsx
+from hub.reports.query import GroupBy, Report, day_range
+from hub.reports.service import ReportService
 from hub.services.outages import OutageReport, outage_report
+from schemas.codes import AgencyCode
 from schemas.timefmt import now_utc
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses=error_responses(401, 403, 422))
+
+#: Aggregates without personal data: the people who handle or oversee dossiers, operators, and
+#: the provincial dashboards (portal keys); not the department software pushing dossiers.
+Reader = Annotated[
+    Principal,
+    Depends(
+        require_role("officer", "clerk", "technician", "portal", note="aggregate counts, no personal data")
+    ),
+]
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+def get_reports(request: Request) -> ReportService:
+    """The app's report service (built at first use: the calendar file is read once)."""
+    service: ReportService | None = getattr(request.app.state, "reports", None)
+    if service is None:
+        service = ReportService(get_db(request), get_settings(request))
+        request.app.state.reports = service
+    return service
+
+
+@router.get(
+    "/ontime",
+    summary="On-time statistics per procedure, field, unit or channel",
+    response_model=Report,
+    response_model_by_alias=True,
+    responses={200: {"content": {"text/csv": {}, XLSX: {}}}},
+)
+async def ontime(
+    _principal: Reader,
+    reports: Annotated[ReportService, Depends(get_reports)],
+    first: Annotated[date | None, Query(alias="from", description="First day (Vietnam time)")] = None,
+    last: Annotated[date | None, Query(alias="to", description="Last day, inclusive")] = None,
+    period: Annotated[
+        str | None, Query(max_length=7, description="Instead of from/to: 2025, 2025-Q2 or 2025-06")
+    ] = None,
+    group_by: GroupBy = GroupBy.PROCEDURE,
+    agency: Annotated[AgencyCode | None, Query(description="Only this receiving agency")] = None,
+    format: ReportFormat = ReportFormat.JSON,
+) -> Response | Report:
+    window = day_range(first, last, period)
+    report = await run_in_threadpool(reports.ontime, window, group_by, agency_code=agency)
+    if format is ReportFormat.JSON:
+        return report
+    name = f"ontime-{group_by.value}-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
+    body, media = (
+        (to_csv(report), "text/csv; charset=utf-8")
+        if format is ReportFormat.CSV
+        else (
+            await run_in_threadpool(to_xlsx, report),
+            XLSX,
+        )
+    )
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
 
 Operator = Annotated[Principal, Depends(require_role("technician", "admin"))]
 

@@ -1,0 +1,112 @@
+"""``hub report``: on-time statistics from the command line (docs/reports.md §5).
+
+``ontime`` prints a table (rich) or writes CSV/XLSX (``--out``, or CSV to standard output);
+``rebuild`` recomputes every report row from the stored dossiers (after a rule change).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hub.reports.query import GroupBy, day_range
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Thống kê giải quyết hồ sơ đúng hạn / on-time statistics.", no_args_is_help=True)
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+def _db_and_settings() -> tuple[Any, Any]:
+    from hub.config import load_settings
+    from hub.db.session import Database
+
+    settings = load_settings()
+    return Database.connect(settings.database_url, pool_size=2), settings
+
+
+def _table(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.reports.export import COLUMNS, title
+
+    table = Table(title=title(report), show_lines=False)
+    names = list(COLUMNS)
+    for name in names:
+        table.add_column(
+            COLUMNS[name], justify="left" if name in ("key", "label") else "right", overflow="fold"
+        )
+    for row in [*report.rows, report.total]:
+        cells = []
+        for name in names:
+            value = getattr(row, name)
+            cells.append("" if value is None else f"{value:.1%}" if isinstance(value, float) else str(value))
+        table.add_row(*cells)
+    Console(width=240).print(table)
+
+
+@app.command("ontime")
+def ontime(
+    first: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")] = None,
+    last: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day")] = None,
+    period: Annotated[str | None, typer.Option(help="Instead of --from/--to: 2025, 2025-Q2, 2025-06")] = None,
+    group_by: Annotated[GroupBy, typer.Option("--group-by")] = GroupBy.PROCEDURE,
+    agency: Annotated[str | None, typer.Option(help="Only this receiving agency")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
+    out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx needs it)")] = None,
+) -> None:
+    """Received, finished (early, on time, late), in progress, supplement, withdrawn, refused."""
+    from hub.reports.export import to_csv, to_xlsx
+    from hub.reports.service import ReportService
+    from schemas.codes import validate_agency_code
+
+    window = day_range(first.date() if first else None, last.date() if last else None, period)
+    agency_code = validate_agency_code(agency) if agency else None
+    db, settings = _db_and_settings()
+    try:
+        report = ReportService(db, settings).ontime(window, group_by, agency_code=agency_code)
+    finally:
+        db.dispose()
+    if output is OutputFormat.TABLE:
+        _table(report)
+        return
+    if output is OutputFormat.JSON:
+        body = report.model_dump_json(by_alias=True, indent=2).encode() + b"\n"
+    elif output is OutputFormat.CSV:
+        body = to_csv(report)
+    else:
+        if out is None:
+            raise typer.BadParameter("--format xlsx writes a file: give --out FILE.xlsx", param_hint="--out")
+        body = to_xlsx(report)
+    if out is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+        return
+    out.write_bytes(body)
+    typer.echo(f"{out} ({len(report.rows)} rows)", err=True)
+
+
+@app.command("rebuild")
+def rebuild_rows() -> None:
+    """Recompute the report row of every dossier (after a change of the rule's code)."""
+    from hub.reports.projection import rebuild
+
+    db, _settings = _db_and_settings()
+    try:
+        with db.transaction() as session:
+            count = rebuild(session.connection())
+    finally:
+        db.dispose()
+    typer.echo(f"{count} dossiers")

@@ -1,0 +1,48 @@
+"""The report service: the configured day rules, and one read-only transaction per report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hub.config import Settings
+from hub.db.session import Database
+from hub.reports.calendar import WorkCalendar
+from hub.reports.ontime import DayRules
+from hub.reports.query import DayRange, GroupBy, Report, ontime_report
+from schemas.timefmt import now_utc
+
+
+def day_rules(settings: Settings) -> DayRules:
+    """The calendar and calendar-day procedures of ``[reports]`` (docs/reports.md §4)."""
+    return DayRules(
+        calendar=WorkCalendar.load(settings.reports.calendar_file),
+        calendar_day_procedures=frozenset(settings.reports.calendar_day_procedures),
+    )
+
+
+class ReportService:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._rules = day_rules(settings)
+
+    @property
+    def rules(self) -> DayRules:
+        return self._rules
+
+    def ontime(
+        self,
+        window: DayRange,
+        group_by: GroupBy,
+        *,
+        agency_code: str | None = None,
+        now: datetime | None = None,
+    ) -> Report:
+        with self._db.sessions() as session:
+            return ontime_report(
+                session.connection(),
+                window,
+                group_by,
+                self._rules,
+                now or now_utc(),
+                agency_code=agency_code,
+            )

@@ -1,0 +1,141 @@
+"""``GET /api/v1/reports/ontime`` (JSON, CSV, XLSX) and ``hub report ontime`` (docs/reports.md §5)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
+from hub.commands.report import app as report_app
+from hub.reports.export import COLUMNS
+from hub.reports.query import GroupBy
+from schemas.dossier import Dossier
+from tests.api.livehub import LiveHub
+from tests.reports.support import generate
+from tests.reports.test_ontime_rule import WORKING
+from tests.reports.test_report_sql import _dataset, _expected, _store
+
+URL = "/api/v1/reports/ontime"
+
+
+def _march_totals(dossiers: list[Dossier]) -> Counter[str]:
+    return sum(_expected(dossiers, "2025-03", GroupBy.PROCEDURE, WORKING).values(), Counter())
+
+
+def test_json_for_the_dashboards(full_hub: LiveHub) -> None:
+    _store(full_hub.db, _dataset())
+    with full_hub.client("portal") as client:
+        answer = client.get(URL, params={"period": "2025-03", "group_by": "field"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["from"], body["to"], body["group_by"]) == ("2025-03-01", "2025-03-31", "field")
+    total = body["total"]
+    expected = _march_totals(_dataset())
+    for name in ("received", "carried_over", "new", "early", "on_time", "late", "supplement", "overdue"):
+        assert total[name] == expected[name], name
+    assert {row["key"] for row in body["rows"]} >= {"G01", "G02"}
+    assert next(row for row in body["rows"] if row["key"] == "G01")["label"] == "Lĩnh vực G01"
+
+
+def test_csv_and_xlsx_downloads(full_hub: LiveHub) -> None:
+    _store(full_hub.db, _dataset())
+    params = {"from": "2025-03-01", "to": "2025-03-31", "group_by": "procedure"}
+    with full_hub.client("officer") as client:
+        data = client.get(URL, params=params).json()
+        as_csv = client.get(URL, params={**params, "format": "csv"})
+        as_xlsx = client.get(URL, params={**params, "format": "xlsx"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert 'filename="ontime-procedure-20250301-20250331.csv"' in as_csv.headers["content-disposition"]
+    assert as_csv.content.startswith(b"\xef\xbb\xbf")
+    lines = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    assert lines[0] == list(COLUMNS.values())
+    assert lines[-1][:3] == ["total", "Tổng cộng", str(data["total"]["received"])]
+    assert len(lines) == 1 + len(data["rows"]) + 1
+    assert all(unicodedata.is_normalized("NFC", cell) for line in lines for cell in line)
+
+    assert as_xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
+    sheet = load_workbook(io.BytesIO(as_xlsx.content)).active
+    assert sheet is not None
+    title = sheet["A1"].value
+    assert title == "Tình hình giải quyết hồ sơ theo thủ tục hành chính, từ 01/03/2025 đến 31/03/2025"
+    assert unicodedata.is_normalized("NFC", title)
+    header = [cell.value for cell in sheet[3]]
+    assert header == list(COLUMNS.values())
+    first = data["rows"][0]
+    assert [cell.value for cell in sheet[4]][:4] == [
+        first["key"],
+        first["label"],
+        first["received"],
+        first["carried_over"],
+    ]
+    last = [cell.value for cell in sheet[sheet.max_row]]
+    assert last[0] == "total"
+    assert last[list(COLUMNS).index("on_time_share")] == data["total"]["on_time_share"]
+    assert (
+        sheet.cell(row=sheet.max_row, column=list(COLUMNS).index("on_time_share") + 1).number_format == "0.0%"
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"period": "2025-13"},
+        {"from": "2025-03-31", "to": "2025-03-01"},
+        {"from": "2025-03-01"},
+        {"period": "2025", "from": "2025-01-01", "to": "2025-01-31"},
+        {"from": "2015-01-01", "to": "2025-01-01"},
+        {"period": "2025", "group_by": "owner"},
+        {"period": "2025", "agency": "H42; DROP"},
+    ],
+)
+def test_bad_requests_are_422_with_the_error_shape(full_hub: LiveHub, params: dict[str, str]) -> None:
+    with full_hub.client("technician") as client:
+        answer = client.get(URL, params=params)
+    assert answer.status_code == 422, answer.text
+    assert "error" in answer.json() or "detail" in answer.json()
+
+
+def test_roles(full_hub: LiveHub) -> None:
+    with full_hub.client("source") as client:
+        assert client.get(URL, params={"period": "2025"}).status_code == 403
+    with full_hub.client(None) as client:
+        assert client.get(URL, params={"period": "2025"}).status_code == 401
+    for role in ("officer", "clerk", "technician", "portal", "admin"):
+        with full_hub.client(role) as client:
+            assert client.get(URL, params={"period": "2025"}).status_code == 200, role
+
+
+def test_cli(full_hub: LiveHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dossiers = _dataset() + generate(50, 2024, seed=3)  # some carried over into 2025
+    _store(full_hub.db, dossiers)
+    monkeypatch.setenv("HUB_DATABASE_URL", full_hub.settings.database_url)
+    runner = CliRunner()
+    table = runner.invoke(report_app, ["ontime", "--period", "2025-03", "--group-by", "channel"])
+    assert table.exit_code == 0, table.output
+    assert "Tổng cộng" in table.output
+    assert "Trực tuyến" in table.output
+    as_json = runner.invoke(
+        report_app, ["ontime", "--from", "2025-03-01", "--to", "2025-03-31", "--format", "json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["total"]["received"] == _march_totals(dossiers)["received"]
+    out = tmp_path / "march.xlsx"
+    written = runner.invoke(
+        report_app, ["ontime", "--period", "2025-03", "--format", "xlsx", "--out", str(out)]
+    )
+    assert written.exit_code == 0, written.output
+    sheet = load_workbook(out).active
+    assert sheet is not None
+    assert sheet["A1"].value.startswith("Tình hình giải quyết hồ sơ theo thủ tục")
+    refused = runner.invoke(report_app, ["ontime", "--period", "2025-03", "--format", "xlsx"])
+    assert refused.exit_code != 0
+    assert "--out" in refused.output
+    bad = runner.invoke(report_app, ["ontime", "--period", "2025-Q9"])
+    assert bad.exit_code != 0
