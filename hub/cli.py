@@ -75,18 +75,13 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     CommandModule(
         ("report",),
         "hub.commands.report",
-        "Thống kê giải quyết đúng hạn / on-time statistics (table, CSV, XLSX); rebuild the report rows.",
+        "Báo cáo / on-time statistics (table, CSV, XLSX), recorded outages; rebuild the report rows.",
     ),
     CommandModule(("pki",), "hub.commands.pki", "PKI thử nghiệm / demo test PKI (not for production)."),
     CommandModule(
         ("outage",),
         "hub.commands.outage",
         "Sự cố gián đoạn / record outages of the department's software (hub outage add).",
-    ),
-    CommandModule(
-        ("report", "outages"),
-        "hub.commands.outage_report",
-        "Báo cáo sự cố / recorded outages of a period (hub report outages).",
     ),
     CommandModule(
         ("demo",),

@@ -1,7 +1,8 @@
 """``hub report``: on-time statistics from the command line (docs/reports.md §5).
 
 ``ontime`` prints a table (rich) or writes CSV/XLSX (``--out``, or CSV to standard output);
-``rebuild`` recomputes every report row from the stored dossiers (after a rule change).
+``rebuild`` recomputes every report row from the stored dossiers (after a rule change);
+``outages`` lists the recorded outages of a period.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from typing import Annotated, Any
 
 import typer
 
+from hub.commands.outage import report_app as outages_app
 from hub.reports.query import GroupBy, day_range
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Thống kê giải quyết hồ sơ đúng hạn / on-time statistics.", no_args_is_help=True)
+app = typer.Typer(help="Báo cáo / on-time statistics and recorded outages.", no_args_is_help=True)
+#: ``hub report outages``: recorded outages of a period (:mod:`hub.commands.outage`).
+app.add_typer(outages_app, name="outages")
 
 
 class OutputFormat(StrEnum):

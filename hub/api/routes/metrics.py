@@ -14,7 +14,7 @@ from ipaddress import ip_address
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from hub.api.deps import get_settings, require_role
+from hub.api.deps import AccessPolicy, declare_policy, get_settings, require_role
 from hub.api.errors import error_responses
 from hub.db.models import ApiRole
 from hub.telemetry.metrics import CONTENT_TYPE
@@ -50,6 +50,15 @@ async def metrics_access(request: Request) -> None:
             message_vi="chỉ các mạng được cấu hình mới được đọc số liệu giám sát",
         )
     await _technician(request)
+
+
+declare_policy(
+    metrics_access,
+    AccessPolicy(
+        roles=frozenset({ApiRole.TECHNICIAN, ApiRole.ADMIN}),
+        note="or any client in metrics.scrape_networks; 404 when metrics.enabled is off",
+    ),
+)
 
 
 @router.get(
