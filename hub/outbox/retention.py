@@ -35,10 +35,10 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from hub.audit.log import record
 from hub.config import RetentionSettings
 from hub.db.base import utcnow
 from hub.db.models import (
-    AuditEntry,
     BulkJob,
     DeliveryAttempt,
     DeliveryWorker,
@@ -224,19 +224,17 @@ def prune(
                 sleep(retention.batch_pause_seconds)
     if deleted.total:
         with db.transaction() as session:
-            session.add(
-                AuditEntry(
-                    at=utcnow(),
-                    actor=ACTOR,
-                    action="retention.prune",
-                    target="outbox",
-                    details={
-                        **asdict(deleted),
-                        "delivered_before": _iso(cutoffs.delivered_before),
-                        "bulk_jobs_before": _iso(cutoffs.bulk_jobs_before),
-                        "workers_before": _iso(cutoffs.workers_before),
-                    },
-                )
+            record(
+                session,
+                actor=ACTOR,
+                action="retention.prune",
+                target="outbox",
+                details={
+                    **asdict(deleted),
+                    "delivered_before": _iso(cutoffs.delivered_before),
+                    "bulk_jobs_before": _iso(cutoffs.bulk_jobs_before),
+                    "workers_before": _iso(cutoffs.workers_before),
+                },
             )
     log.info(
         "retention: deleted %s in %.1fs (delivered before %s, bulk jobs finished before %s)%s",
