@@ -72,6 +72,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         "Cấp số, ngày ban hành và đóng dấu / issue a signed document (number, date, seal).",
     ),
     CommandModule(("verify",), "hub.commands.verify", "Kiểm tra chữ ký số / verify the signatures of a PDF."),
+    CommandModule(
+        ("audit",),
+        "hub.commands.audit",
+        "Nhật ký kiểm toán / audit log: list, export, verify the hash chain.",
+    ),
     CommandModule(("pki",), "hub.commands.pki", "PKI thử nghiệm / demo test PKI (not for production)."),
     CommandModule(
         ("demo",),
@@ -325,9 +330,12 @@ def _database_error(exc: Exception) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning hub errors into one line and an exit status."""
+    from hub.audit.context import acting_from, cli_client
+
     cli = build_cli()
     try:
-        cli(args=argv, prog_name="hub")  # standalone: usage errors print and exit 2
+        with acting_from(cli_client()):  # where the audit rows this command writes come from
+            cli(args=argv, prog_name="hub")  # standalone: usage errors print and exit 2
     except ConfigurationError as exc:
         typer.echo(f"configuration error: {exc.message}", err=True)
         sys.exit(EXIT_CONFIG)

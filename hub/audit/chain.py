@@ -54,5 +54,8 @@ def timestamp(at: datetime) -> str:
 def link_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     """The hash of a row whose predecessor's hash is ``prev_hash``."""
     document = {name: fields.get(name) for name in HASHED_FIELDS}
-    document["at"] = timestamp(document["at"])
+    at = document["at"]
+    if not isinstance(at, datetime):
+        raise TypeError("an audit row needs its time")
+    document["at"] = timestamp(at)
     return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(document)).hexdigest()

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.audit.chain import GENESIS, link_hash, normalize
@@ -94,14 +96,10 @@ def _lock_head(session: Session) -> str:
     statement = select(AuditChainHead.last_hash).where(AuditChainHead.id == HEAD_ID).with_for_update()
     last_hash = session.execute(statement).scalar_one_or_none()
     if last_hash is None:
-        if session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        values = {"id": HEAD_ID, "last_id": None, "last_hash": GENESIS, "length": 0}
+        dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         session.execute(
-            dialect_insert(AuditChainHead)
-            .values(id=HEAD_ID, last_id=None, last_hash=GENESIS, length=0)
-            .on_conflict_do_nothing(index_elements=[AuditChainHead.id])
+            dialect_insert(AuditChainHead).values(values).on_conflict_do_nothing(index_elements=["id"])
         )
         last_hash = session.execute(statement).scalar_one()
     return last_hash
