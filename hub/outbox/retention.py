@@ -6,7 +6,8 @@ cancelled) more than ``retention.bulk_jobs_days`` ago, and the rows of worker pr
 stopped (or were found dead) more than ``retention.workers_days`` ago (docs/delivery.md §12.3:
 every run of ``hub worker`` registers one). What stays, always: pending, in-flight
 and dead messages (dead letters wait for an operator), discarded ones (the operator's reason
-is the record), and the audit log. ``0`` days keeps everything of that kind.
+is the record), and the audit log (never touched here; append-only, docs/security.md §9). ``0``
+days keeps everything of that kind.
 
 Pruning never blocks delivery (docs/delivery.md §6, §11.7): a delivered message holds no
 queue (only pending, in-flight and dead ones do, :data:`hub.db.models.ACTIVE_STATES`), so
