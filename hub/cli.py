@@ -77,6 +77,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         "hub.commands.report",
         "Báo cáo / on-time statistics (table, CSV, XLSX), recorded outages; rebuild the report rows.",
     ),
+    CommandModule(
+        ("audit",),
+        "hub.commands.audit",
+        "Nhật ký kiểm toán / audit log: list, export, verify the hash chain.",
+    ),
     CommandModule(("pki",), "hub.commands.pki", "PKI thử nghiệm / demo test PKI (not for production)."),
     CommandModule(
         ("outage",),
@@ -335,9 +340,12 @@ def _database_error(exc: Exception) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning hub errors into one line and an exit status."""
+    from hub.audit.context import acting_from, cli_client
+
     cli = build_cli()
     try:
-        cli(args=argv, prog_name="hub")  # standalone: usage errors print and exit 2
+        with acting_from(cli_client()):  # where the audit rows this command writes come from
+            cli(args=argv, prog_name="hub")  # standalone: usage errors print and exit 2
     except ConfigurationError as exc:
         typer.echo(f"configuration error: {exc.message}", err=True)
         sys.exit(EXIT_CONFIG)

@@ -22,7 +22,7 @@ from hub.api.deps import Services
 from hub.api.errors import install_error_handlers
 from hub.api.limits import BodySizeLimitMiddleware
 from hub.api.observability import install_request_telemetry
-from hub.api.security import install_security_middleware
+from hub.api.security import AuditClientMiddleware, install_security_middleware
 from hub.auth.keys import ApiKeyService
 from hub.auth.throttle import FailedAuthThrottle
 from hub.config import Settings
@@ -47,6 +47,7 @@ CORE_ROUTE_MODULES: tuple[str, ...] = (
     "hub.api.routes.keys",
     "hub.api.routes.metrics",
     "hub.api.routes.reports",
+    "hub.api.routes.audit",
 )
 #: Route modules of optional parts, included when present.
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = (
@@ -189,6 +190,7 @@ def create_app(
             settings, facade, services.files, services.intake, database, metrics=telemetry.metrics
         )
     install_error_handlers(app)
+    app.add_middleware(AuditClientMiddleware)  # innermost: sees the address trusted proxies gave
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     install_security_middleware(app, settings.api)
     install_request_telemetry(app, telemetry.tracing)

@@ -10,6 +10,8 @@
 - ``X-Forwarded-For`` / ``-Proto`` are believed only from ``api.trusted_proxies`` (uvicorn's
   ``ProxyHeadersMiddleware``, which walks the list from the right and stops at the first
   untrusted address); the server's own handling is off (:func:`hub.runtime.api_server`).
+- :class:`AuditClientMiddleware` names the caller (that address and its user agent) as where
+  the audit rows a request writes come from (:mod:`hub.audit.context`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from hub.audit.context import acting_from, http_client
 from hub.config import ApiSettings
 
 #: Everything forbidden: what a JSON answer or an error page needs.
@@ -56,6 +59,22 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class AuditClientMiddleware:
+    """Audit rows written while serving a request name its client (docs/security.md, "Audit log")."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        agent = next((v for k, v in scope.get("headers", ()) if k == b"user-agent"), b"")
+        with acting_from(http_client(client[0] if client else None, agent.decode("latin-1"))):
+            await self.app(scope, receive, send)
 
 
 def install_security_middleware(app: FastAPI, settings: ApiSettings) -> None:

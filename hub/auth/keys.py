@@ -31,9 +31,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hub.audit.log import record
 from hub.config import bootstrap_token_problem
 from hub.db.base import utcnow
-from hub.db.models import ApiKey, ApiRole, AuditEntry
+from hub.db.models import ApiKey, ApiRole
 from hub.db.session import Database
 from schemas.codes import validate_agency_code
 from schemas.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
@@ -186,14 +187,8 @@ class ApiKeyService:
             with self._db.transaction() as session:
                 session.add(row)
                 session.flush()
-                session.add(
-                    AuditEntry(
-                        actor=actor,
-                        action="api_key.create",
-                        target=name,
-                        details={"role": api_role.value, "prefix": prefix, "agency_codes": sorted(scope)},
-                    )
-                )
+                state = {"role": api_role.value, "prefix": prefix, "agency_codes": sorted(scope)}
+                record(session, actor=actor, action="api_key.create", target=name, details=state, after=state)
         except IntegrityError:
             raise ConflictError(
                 f"an API key named {name!r} already exists",
@@ -229,10 +224,14 @@ class ApiKeyService:
                 )
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
-                session.add(
-                    AuditEntry(
-                        actor=actor, action="api_key.revoke", target=name, details={"prefix": row.key_prefix}
-                    )
+                record(
+                    session,
+                    actor=actor,
+                    action="api_key.revoke",
+                    target=name,
+                    details={"prefix": row.key_prefix},
+                    before={"revoked_at": None},
+                    after={"revoked_at": row.revoked_at.isoformat()},
                 )
         self._forget_verified()
         return _info(row)
@@ -240,13 +239,12 @@ class ApiKeyService:
     def audit_throttled(self, client: str, *, what: str, path: str) -> None:
         """Audit a client address that used up its failed authentications (docs/security.md §2)."""
         with self._db.transaction() as session:
-            session.add(
-                AuditEntry(
-                    actor=f"client:{client}"[:100],
-                    action="auth.throttled",
-                    target=path[:200],
-                    details={"client": client, "last_failure": what},
-                )
+            record(
+                session,
+                actor=f"client:{client}",
+                action="auth.throttled",
+                target=path,
+                details={"client": client, "last_failure": what},
             )
 
     def _forget_verified(self) -> None:

@@ -294,7 +294,12 @@ class BulkJob(Base):
 
 
 class AuditEntry(Base):
-    """Who did what, when: every operator action and every security-relevant event."""
+    """Who did what, when, from where: every operator action and every security-relevant event.
+
+    Append-only (database triggers refuse UPDATE and DELETE) and hash-chained: written only
+    through :func:`hub.audit.log.record` (docs/security.md, "Audit log"). Intake's per-dossier
+    events (``dossier.*``) are stored here unchained (``hash`` NULL): see :mod:`hub.audit.log`.
+    """
 
     __tablename__ = "audit_log"
 
@@ -304,6 +309,26 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(60))
     target: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, Any]]
+    #: From where: client address and user agent (API), ``cli:<user>@<host>`` (CLI).
+    client: Mapped[str | None] = mapped_column(String(300))
+    #: The state a change replaced, and the state it left (``None``: not a change of state).
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+    #: Hash chain: ``hash = SHA-256(prev_hash || canonical JSON of the row)`` (hub.audit.chain).
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The end of the audit hash chain: one row, locked by every append (chain order = commit
+    order, no forks) and compared by ``hub audit verify`` (a cut-off tail shows)."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    length: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ApiRole(enum.StrEnum):

@@ -3,7 +3,7 @@
 Filter → inspect (every attempt, every payload revision) → retry one / edit and retry /
 discard with a mandatory reason, or apply retry/discard to everything matching a filter as a
 background :class:`~hub.db.models.BulkJob` with progress and cancel. Every operator action
-writes an :class:`~hub.db.models.AuditEntry` (who, when, what).
+writes an audit row (:func:`hub.audit.log.record`: who, when, from where, what, before/after).
 
 A manual retry resets the attempt budget, is recorded on the next attempt as ``manual`` and is
 never refused because the message id was seen before (Outpost #310, PR #670). Discarding a
@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.orm import Session
 
+from hub.audit.log import record
 from hub.db.base import utcnow
 from hub.db.models import (
-    AuditEntry,
     BulkJob,
     DeliveryAttempt,
     EndpointHealth,
@@ -174,15 +174,23 @@ def _clean_reason(reason: str | None, *, required: bool) -> str:
     return text
 
 
-def _audit(session: Session, actor: str, action: str, seq: int | None, details: dict[str, Any]) -> None:
-    session.add(
-        AuditEntry(
-            at=utcnow(),
-            actor=actor,
-            action=action,
-            target=f"outbox:{seq}" if seq is not None else "outbox",
-            details=details,
-        )
+def _audit(
+    session: Session,
+    actor: str,
+    action: str,
+    seq: int | None,
+    details: dict[str, Any],
+    row: OutboxMessage | None = None,
+) -> None:
+    """One audit row; for a message (``row``) the state it left and the state it is in now."""
+    record(
+        session,
+        actor=actor,
+        action=action,
+        target=f"outbox:{seq}" if seq is not None else "outbox",
+        details=details,
+        before={"state": details["previous_state"]} if row is not None else None,
+        after={"state": row.state} if row is not None else None,
     )
 
 
@@ -205,7 +213,7 @@ def retry_message(db: Database, seq: int, *, actor: str, reason: str = "") -> Me
         row = _locked(session, seq)
         _require_state(row, RETRYABLE_STATES, "retry")
         previous = _apply_retry(row, utcnow())
-        _audit(session, actor, "dlq.retry", seq, {"previous_state": previous, "reason": reason})
+        _audit(session, actor, "dlq.retry", seq, {"previous_state": previous, "reason": reason}, row)
         session.flush()
         return _summary(row, None)
 
@@ -217,7 +225,7 @@ def discard_message(db: Database, seq: int, *, actor: str, reason: str) -> Messa
         row = _locked(session, seq)
         _require_state(row, DISCARDABLE_STATES, "discard")
         previous = _apply_discard(row, reason, utcnow())
-        _audit(session, actor, "dlq.discard", seq, {"previous_state": previous, "reason": reason})
+        _audit(session, actor, "dlq.discard", seq, {"previous_state": previous, "reason": reason}, row)
         session.flush()
         return _summary(row, None)
 
@@ -282,6 +290,7 @@ def edit_message(
             "dlq.edit",
             seq,
             {"previous_state": previous, "reason": reason, "revision": revision, "retry": retry},
+            row,
         )
         session.flush()
         return _summary(row, None)
@@ -483,6 +492,7 @@ def _process_chunks(db: Database, job_id: int, should_stop: Callable[[], bool] |
                     f"dlq.{job.action.value}",
                     row.seq,
                     {"previous_state": previous, "reason": job.reason, "bulk_job": job_id},
+                    row,
                 )
             session.execute(
                 update(BulkJob).where(BulkJob.id == job_id).values(processed=BulkJob.processed + acted)

@@ -6,7 +6,8 @@ cancelled) more than ``retention.bulk_jobs_days`` ago, and the rows of worker pr
 stopped (or were found dead) more than ``retention.workers_days`` ago (docs/delivery.md §12.3:
 every run of ``hub worker`` registers one). What stays, always: pending, in-flight
 and dead messages (dead letters wait for an operator), discarded ones (the operator's reason
-is the record), and the audit log. ``0`` days keeps everything of that kind.
+is the record), and the audit log (never touched here; append-only, docs/security.md §9). ``0``
+days keeps everything of that kind.
 
 Pruning never blocks delivery (docs/delivery.md §6, §11.7): a delivered message holds no
 queue (only pending, in-flight and dead ones do, :data:`hub.db.models.ACTIVE_STATES`), so
@@ -35,10 +36,10 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from hub.audit.log import record
 from hub.config import RetentionSettings
 from hub.db.base import utcnow
 from hub.db.models import (
-    AuditEntry,
     BulkJob,
     DeliveryAttempt,
     DeliveryWorker,
@@ -224,19 +225,17 @@ def prune(
                 sleep(retention.batch_pause_seconds)
     if deleted.total:
         with db.transaction() as session:
-            session.add(
-                AuditEntry(
-                    at=utcnow(),
-                    actor=ACTOR,
-                    action="retention.prune",
-                    target="outbox",
-                    details={
-                        **asdict(deleted),
-                        "delivered_before": _iso(cutoffs.delivered_before),
-                        "bulk_jobs_before": _iso(cutoffs.bulk_jobs_before),
-                        "workers_before": _iso(cutoffs.workers_before),
-                    },
-                )
+            record(
+                session,
+                actor=ACTOR,
+                action="retention.prune",
+                target="outbox",
+                details={
+                    **asdict(deleted),
+                    "delivered_before": _iso(cutoffs.delivered_before),
+                    "bulk_jobs_before": _iso(cutoffs.bulk_jobs_before),
+                    "workers_before": _iso(cutoffs.workers_before),
+                },
             )
     log.info(
         "retention: deleted %s in %.1fs (delivered before %s, bulk jobs finished before %s)%s",

@@ -29,9 +29,10 @@ from enum import StrEnum
 from pydantic import BaseModel
 from sqlalchemy import func, insert, select, update
 
+from hub.audit.log import record
 from hub.config import OutageSettings
 from hub.db.availability import OutageReporter, OutageSpan
-from hub.db.models import AuditEntry, HubRun, OutageRow
+from hub.db.models import HubRun, OutageRow
 from hub.db.session import Database
 from schemas.errors import InvalidInputError
 from schemas.timefmt import now_utc
@@ -131,11 +132,7 @@ def add_outage(
             "ended_at": ended_at.isoformat(),
             "reason": reason.strip(),
         }
-        session.execute(
-            insert(AuditEntry).values(
-                at=now_utc(), actor=actor, action="outage.add", target=f"outage:{outage_id}", details=details
-            )
-        )
+        record(session, actor=actor, action="outage.add", target=f"outage:{outage_id}", details=details)
     return int(outage_id)
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from hub.db.models import AuditEntry
+from hub.audit.log import record
 from hub.db.session import Database
 from schemas.dossier import Dossier
 from schemas.masking import mask_id_number, mask_json, mask_phone, mask_pii
@@ -57,11 +57,10 @@ def masked_view(model: M) -> M:
 def audit_reveal(db: Database, *, actor: str, kind: str, target: str, route: str) -> None:
     """Record that ``actor`` saw the personal data of ``kind`` ``target`` in clear."""
     with db.transaction() as session:
-        session.add(
-            AuditEntry(
-                actor=actor,
-                action="pii.reveal",
-                target=target[:200],
-                details={"kind": kind, "route": route, "fields": ["id_number", "phone"]},
-            )
+        record(
+            session,
+            actor=actor,
+            action="pii.reveal",
+            target=target,
+            details={"kind": kind, "route": route, "fields": ["id_number", "phone"]},
         )

@@ -15,7 +15,7 @@ Rules (docs/signing.md §10.5):
   appearance, and a request is completed only by whoever prepared it;
 * admins manage keys and do not sign (separation of duties).
 
-Every attempt — signed, refused or failed — writes one :class:`hub.db.models.AuditEntry`
+Every attempt — signed, refused or failed — writes one audit row (:func:`hub.audit.log.record`)
 (action ``signing.<path>``, target ``sha256:<input document>``, details: key, purpose, dossier,
 outcome, error code, output SHA-256). Audit rows are only ever inserted.
 """
@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from asn1crypto import pem
 
+from hub.audit.log import record
 from hub.auth.keys import Principal
-from hub.db.models import ApiRole, AuditEntry
+from hub.db.models import ApiRole
 from hub.db.session import Database
 from schemas.errors import HubError, InvalidInputError, PermissionDeniedError
 from signing.external import ExternalSigningRequest
@@ -127,13 +128,12 @@ class SigningAudit:
             **extra,
         }
         with self._db.transaction() as session:
-            session.add(
-                AuditEntry(
-                    actor=attempt.actor[:100],
-                    action=f"signing.{attempt.path}"[:60],
-                    target=f"sha256:{attempt.document_sha256}" if attempt.document_sha256 else attempt.key_id,
-                    details=details,
-                )
+            record(
+                session,
+                actor=attempt.actor,
+                action=f"signing.{attempt.path}",
+                target=f"sha256:{attempt.document_sha256}" if attempt.document_sha256 else attempt.key_id,
+                details=details,
             )
         if self._metrics is not None:
             purpose = attempt.purpose.value if attempt.purpose is not None else None

@@ -1,0 +1,188 @@
+"""Read the audit log: filters, keyset pagination, CSV and JSON Lines exports.
+
+Used by ``GET /api/v1/audit`` and ``hub audit list|export``. Pages go newest first and are
+keyed on ``id`` (``cursor``: the last id seen; no OFFSET, so a page costs the same deep in the
+log); exports go oldest first (chain order) and are streamed page by page. Personal data in
+``details``, ``before`` and ``after`` is masked (:func:`schemas.masking.mask_json`,
+docs/security.md §3); the stored rows, and so the hashes, keep it in clear. A CSV cell that a
+spreadsheet would run as a formula is prefixed with ``'`` (OWASP CSV Injection).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, String, cast, select
+
+from hub.db.models import AuditEntry
+from hub.db.session import Database
+from schemas.errors import InvalidInputError
+from schemas.masking import mask_json
+
+#: Largest page :func:`list_entries` answers.
+MAX_PAGE = 500
+#: Rows an export reads per query.
+EXPORT_PAGE = 1000
+#: Columns of the CSV export, in order.
+CSV_COLUMNS = (
+    "id",
+    "at",
+    "actor",
+    "action",
+    "client",
+    "target",
+    "details",
+    "before",
+    "after",
+    "prev_hash",
+    "hash",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class AuditFilter(BaseModel):
+    """Which rows: every given condition holds (``action`` is a prefix: ``dlq.`` or ``dlq.retry``)."""
+
+    actor: str | None = Field(default=None, max_length=100)
+    action: str | None = Field(default=None, max_length=60)
+    target: str | None = Field(default=None, max_length=200)
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = Field(default=None, max_length=200, description="Appears in details")
+
+    def check(self) -> AuditFilter:
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise InvalidInputError(
+                    f"{name} needs a UTC offset (ISO 8601, e.g. 2025-01-31T08:00:00+07:00)",
+                    message_vi=f"{name} phải có múi giờ",
+                    details={"field": name},
+                )
+        return self
+
+
+class AuditRecord(BaseModel):
+    """One audit row as operators see it (personal data masked)."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    client: str | None
+    details: dict[str, Any]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    prev_hash: str | None
+    hash: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRecord]
+    #: Pass as ``cursor`` for the next (older) page; ``None``: this was the last.
+    next_cursor: int | None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(flt: AuditFilter) -> Select[AuditEntry]:
+    flt.check()
+    statement = select(AuditEntry)
+    if flt.actor:
+        statement = statement.where(AuditEntry.actor == flt.actor)
+    if flt.action:
+        statement = statement.where(AuditEntry.action.startswith(flt.action, autoescape=True))
+    if flt.target:
+        statement = statement.where(AuditEntry.target == flt.target)
+    if flt.since is not None:
+        statement = statement.where(AuditEntry.at >= flt.since)
+    if flt.until is not None:
+        statement = statement.where(AuditEntry.at < flt.until)
+    if flt.text:
+        pattern = f"%{_escape_like(flt.text)}%"
+        statement = statement.where(cast(AuditEntry.details, String).ilike(pattern, escape="\\"))
+    return statement
+
+
+def _view(row: AuditEntry) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        client=row.client,
+        details=mask_json(row.details or {}),
+        before=mask_json(row.before) if row.before is not None else None,
+        after=mask_json(row.after) if row.after is not None else None,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def list_entries(db: Database, flt: AuditFilter, *, cursor: int | None = None, limit: int = 100) -> AuditPage:
+    """One page, newest first, of rows older than ``cursor`` (an id)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInputError(f"limit must be 1..{MAX_PAGE}", details={"field": "limit"})
+    statement = _filtered(flt)
+    if cursor is not None:
+        statement = statement.where(AuditEntry.id < cursor)
+    with db.sessions() as session:
+        rows = session.scalars(statement.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
+    items = [_view(row) for row in rows[:limit]]
+    return AuditPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+
+
+def iter_entries(db: Database, flt: AuditFilter) -> Iterator[AuditRecord]:
+    """Every matching row, oldest first, read :data:`EXPORT_PAGE` at a time."""
+    statement, after = _filtered(flt), 0
+    while True:
+        with db.sessions() as session:
+            rows = session.scalars(
+                statement.where(AuditEntry.id > after).order_by(AuditEntry.id).limit(EXPORT_PAGE)
+            ).all()
+        for row in rows:
+            yield _view(row)
+        if len(rows) < EXPORT_PAGE:
+            return
+        after = rows[-1].id
+
+
+def export_jsonl(db: Database, flt: AuditFilter) -> Iterator[str]:
+    """JSON Lines (one object a line, UTF-8), streamed."""
+    for entry in iter_entries(db, flt):
+        yield entry.model_dump_json() + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def export_csv(db: Database, flt: AuditFilter) -> Iterator[str]:
+    """CSV (RFC 4180, header row, JSON in the details/before/after cells), streamed."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def line(values: list[str]) -> str:
+        writer.writerow(values)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    yield line(list(CSV_COLUMNS))
+    for entry in iter_entries(db, flt):
+        data = entry.model_dump(mode="json")
+        yield line([_cell(data[name]) if name != "id" else str(entry.id) for name in CSV_COLUMNS])

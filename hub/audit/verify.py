@@ -1,0 +1,80 @@
+"""``hub audit verify``: walk the audit hash chain and report the first broken link.
+
+Rows are read in id order (appends are serialised, so id order is chain order). A chained row
+must link to the previous chained row's hash (``prev_hash``) and hash to its own ``hash``; an
+unchained row must be an intake event (:data:`hub.audit.log.UNCHAINED_PREFIX`); the last link
+must be the one ``audit_chain_head`` holds, so a deleted tail shows too. An attacker who can
+rewrite every row and the head can forge a consistent chain: keep copies of the head's hash
+elsewhere (docs/security.md, "Audit log") to detect that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from hub.audit.chain import GENESIS, HASHED_FIELDS, link_hash
+from hub.audit.log import HEAD_ID, UNCHAINED_PREFIX
+from hub.db.models import AuditChainHead, AuditEntry
+from hub.db.session import Database
+
+#: Rows read per query.
+PAGE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The outcome of :func:`verify_chain`: ``broken_at`` (``None``: intact) and why."""
+
+    checked: int
+    last_hash: str
+    broken_at: int | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None and not self.reason
+
+
+def verify_chain(db: Database) -> ChainReport:
+    """Check every link; the first broken one is reported (nothing after it is trusted)."""
+    expected, checked, last_id, after = GENESIS, 0, None, 0
+    columns = [getattr(AuditEntry, name) for name in ("id", *HASHED_FIELDS, "prev_hash", "hash")]
+    with db.sessions() as session:
+        while True:
+            rows = session.execute(
+                select(*columns).where(AuditEntry.id > after).order_by(AuditEntry.id).limit(PAGE)
+            ).all()
+            for row in rows:
+                after = row.id
+                if row.hash is None:
+                    if row.action.startswith(UNCHAINED_PREFIX):
+                        continue
+                    return ChainReport(checked, expected, row.id, "unchained row (inserted around the chain)")
+                if row.prev_hash != expected:
+                    reason = (
+                        "does not link to the previous row (a row before it was deleted, added or changed)"
+                    )
+                    return ChainReport(checked, expected, row.id, reason)
+                if link_hash(row.prev_hash, row._asdict()) != row.hash:
+                    return ChainReport(checked, expected, row.id, "contents changed after it was written")
+                expected, last_id, checked = row.hash, row.id, checked + 1
+            if len(rows) < PAGE:
+                break
+        head = session.execute(
+            select(AuditChainHead.last_id, AuditChainHead.last_hash, AuditChainHead.length).where(
+                AuditChainHead.id == HEAD_ID
+            )
+        ).one_or_none()
+    if head is None:
+        return ChainReport(checked, expected, None, "the chain head row is missing")
+    if (head.last_hash, head.length) != (expected, checked):
+        return ChainReport(
+            checked,
+            expected,
+            head.last_id,
+            f"the chain ends at row {last_id} ({checked} rows) but its head names row {head.last_id} "
+            f"({head.length} rows): rows at the end were deleted or the head was changed",
+        )
+    return ChainReport(checked, expected)
