@@ -65,6 +65,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         "hub.commands.lookup",
         "Tra cứu hồ sơ / citizen lookup: re-key the owners' ID digests (hub lookup rehash).",
     ),
+    CommandModule(
+        ("users",),
+        "hub.commands.users",
+        "Tài khoản bảng điều khiển / console accounts: create-admin, create, list, disable, roles.",
+    ),
     CommandModule(("sign",), "hub.commands.sign", "Ký số văn bản PDF / sign PDF documents (PAdES)."),
     CommandModule(
         ("issue",),
