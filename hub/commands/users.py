@@ -59,12 +59,12 @@ def _password(path: Path | None, env: str | None) -> str:
         text = sys.stdin.read() if str(path) == "-" else path.read_text("utf-8")
         return text.rstrip("\r\n")
     if env is not None:
-        value = os.environ.get(env)
-        if not value:
+        given = os.environ.get(env)
+        if not given:
             raise typer.BadParameter(f"environment variable {env} is not set")
-        return value
-    value: str = typer.prompt("Mật khẩu / password", hide_input=True, confirmation_prompt=True)
-    return value
+        return given
+    prompted: str = typer.prompt("Mật khẩu / password", hide_input=True, confirmation_prompt=True)
+    return prompted
 
 
 def _describe(account: Account) -> str:
