@@ -146,6 +146,9 @@ def create_app(
             settings, facade, services.files, services.intake, database
         )
     install_error_handlers(app)
+    from hub.console.routes import install_console  # the console's pages (docs/security.md §9)
+
+    install_console(app, settings, database)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     install_security_middleware(app, settings.api)
     included: list[str] = []
