@@ -237,9 +237,12 @@ def keys_create(
         list[str] | None,
         typer.Option(help="Agency code a source key may write dossiers of (repeat for several)"),
     ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="Console account the key belongs to (signing grants 'user:<account>')")
+    ] = None,
 ) -> None:
     """Create a key and print its token ONCE (only a hash is stored)."""
-    issued = _key_service().create(name, role, actor=_operator(), agency_codes=agency or ())
+    issued = _key_service().create(name, role, actor=_operator(), agency_codes=agency or (), account=account)
     typer.echo(
         f"created key {issued.info.name!r} (role {issued.info.role.value}, prefix {issued.info.prefix}"
         f"{', agencies ' + ' '.join(sorted(issued.info.agency_codes)) if issued.info.agency_codes else ''})"
