@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -191,6 +191,10 @@ class AccountService:
         hashed = self.passwords.hash(check_password(password, username))
         try:
             with self._db.transaction() as session:
+                if first_admin and self._db.is_postgres:
+                    # Two create-admin runs at once: the second waits, then sees the first's admin
+                    # (SQLite write transactions are serialised by BEGIN IMMEDIATE already).
+                    session.execute(text("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"))
                 if first_admin and session.scalar(
                     select(
                         select(UserAccount.id)

@@ -164,10 +164,10 @@ async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_
     return response
 
 
-def _reachable(request: Request, active: ActiveSession) -> list[tuple[str, str]]:
+def _reachable(active: ActiveSession) -> list[tuple[str, str]]:
     """``(path, title key)`` of the console pages (GET, titled) ``active``'s roles may open."""
     pages = []
-    for route in request.app.routes:
+    for route in router.routes:
         if not isinstance(route, APIRoute) or "GET" not in (route.methods or ()):
             continue
         policy = console_policy(route)
@@ -179,7 +179,7 @@ def _reachable(request: Request, active: ActiveSession) -> list[tuple[str, str]]
 
 @router.get("/console/", name="console.home")
 async def home(request: Request, active: Annotated[ActiveSession, Depends(ANY_ACCOUNT)]) -> HTMLResponse:
-    return _page(request, "home.html", active=active, pages=_reachable(request, active))
+    return _page(request, "home.html", active=active, pages=_reachable(active))
 
 
 async def _users_page(

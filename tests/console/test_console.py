@@ -166,6 +166,8 @@ def test_admin_manages_accounts_in_the_console(database_url: str, tmp_path: Path
     with console_hub(database_url, tmp_path / "d") as (hub, _clock), browser(hub) as client:
         add_account(hub, "root", "admin")
         login(client, "root", lang="en")
+        home = client.get("/console/", params={"lang": "en"})
+        assert '<a href="/console/admin/users?lang=en">Accounts</a>' in home.text
         page = client.get("/console/admin/users", params={"lang": "en"})
         assert page.status_code == 200
         assert '<html lang="en">' in page.text
