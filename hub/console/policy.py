@@ -99,7 +99,8 @@ def console_page(*roles: str) -> Callable[..., Awaitable[ActiveSession]]:
     async def dependency(request: Request) -> ActiveSession:
         active = await run_in_threadpool(current_session, request)
         if active is None:
-            raise LoginRequired(request.url.path)
+            # back to the page after the login; a form's target is not a page to go back to
+            raise LoginRequired(request.url.path if request.method == "GET" else "/console/")
         if wanted and not active.account.has_role(*wanted):
             raise Forbidden("role")
         if request.method == "POST":
