@@ -65,6 +65,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         "hub.commands.lookup",
         "Tra cứu hồ sơ / citizen lookup: re-key the owners' ID digests (hub lookup rehash).",
     ),
+    CommandModule(
+        ("users",),
+        "hub.commands.users",
+        "Tài khoản bảng điều khiển / console accounts: create-admin, create, list, disable, roles.",
+    ),
     CommandModule(("sign",), "hub.commands.sign", "Ký số văn bản PDF / sign PDF documents (PAdES)."),
     CommandModule(
         ("issue",),
@@ -247,9 +252,12 @@ def keys_create(
         list[str] | None,
         typer.Option(help="Agency code a source key may write dossiers of (repeat for several)"),
     ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="Console account the key belongs to (signing grants 'user:<account>')")
+    ] = None,
 ) -> None:
     """Create a key and print its token ONCE (only a hash is stored)."""
-    issued = _key_service().create(name, role, actor=_operator(), agency_codes=agency or ())
+    issued = _key_service().create(name, role, actor=_operator(), agency_codes=agency or (), account=account)
     typer.echo(
         f"created key {issued.info.name!r} (role {issued.info.role.value}, prefix {issued.info.prefix}"
         f"{', agencies ' + ' '.join(sorted(issued.info.agency_codes)) if issued.info.agency_codes else ''})"

@@ -177,6 +177,30 @@ class ReportSettings(Section):
     calendar_day_procedures: list[str] = Field(default_factory=list)
 
 
+class ConsoleSettings(Section):
+    """The web console: accounts, sessions, lockout (docs/security.md §10)."""
+
+    #: ``Secure`` cookies with the ``__Host-`` prefix: the console is served over HTTPS (directly
+    #: or behind a TLS proxy). Only a loopback test over plain HTTP sets this false.
+    secure_cookies: bool = True
+    #: A session ends after this long without a request (OWASP Session Management: idle timeout).
+    idle_timeout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    #: A session ends this long after the login, however busy (absolute timeout).
+    absolute_timeout_hours: Annotated[float, Field(gt=0, le=24 * 7)] = 8
+    #: Consecutive failed logins of one account before it is locked (0: never locked).
+    lockout_threshold: Annotated[int, Field(ge=0)] = 5
+    #: First lock; each further failure past the threshold doubles it, up to the maximum.
+    lockout_seconds: Annotated[int, Field(ge=1)] = 60
+    lockout_max_seconds: Annotated[int, Field(ge=1)] = 15 * 60
+    #: Failed logins allowed per client address and minute, all accounts together (0: no limit).
+    login_failures_per_address_per_minute: Annotated[int, Field(ge=0)] = 20
+    #: argon2id parameters (RFC 9106 §4 low-memory profile by default; OWASP's floor is
+    #: 19 MiB, t=2, p=1). Hashes made with other values are replaced at the next login.
+    argon2_time_cost: Annotated[int, Field(ge=1)] = 3
+    argon2_memory_kib: Annotated[int, Field(ge=1024)] = 65536
+    argon2_parallelism: Annotated[int, Field(ge=1, le=64)] = 4
+
+
 #: Shortest bootstrap admin token accepted (``secrets.token_urlsafe(32)`` gives 43 characters).
 BOOTSTRAP_TOKEN_MIN_LENGTH = 32
 #: Fewest distinct characters: refuses ``aaaa…`` and other long but guessable values.
@@ -263,6 +287,7 @@ class Settings(BaseSettings):
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     outages: OutageSettings = Field(default_factory=OutageSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="after")
     def _routes_name_known_endpoints(self) -> Settings:

@@ -17,7 +17,8 @@ from signing.templates import AppearanceTemplate
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: An API key name (``hub.auth.keys``): who may use a server-held key.
-_PRINCIPAL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
+#: An API key name, or ``user:<username>`` of a console account (docs/security.md §9).
+_PRINCIPAL_NAME = r"^(user:[a-z0-9][a-z0-9._-]{1,63}|[A-Za-z0-9][A-Za-z0-9._@-]{0,99})$"
 #: An abbreviation in a document symbol (Decree 30/2020 Appendix I, II.3): capitals and digits.
 ABBREVIATION_PATTERN = r"^[A-ZĐ0-9]{1,20}$"
 
@@ -36,8 +37,10 @@ class KeyPurpose(StrEnum):
 class ServerKeySettings(Section):
     """What every server-held key declares besides where it is: its purpose and who may use it.
 
-    ``principals`` lists API key names (``hub keys create``); nobody else may sign with the
-    key, and an empty list means nobody at all (default deny, docs/signing.md §10.5).
+    ``principals`` lists API key names (``hub keys create``) and ``user:<username>`` entries:
+    the console account an API key is tied to (``hub keys create --account``); nobody else may
+    sign with the key, and an empty list means nobody at all (default deny, docs/signing.md
+    §10.5, docs/security.md §9).
     """
 
     purpose: KeyPurpose

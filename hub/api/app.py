@@ -191,6 +191,9 @@ def create_app(
         )
     install_error_handlers(app)
     app.add_middleware(AuditClientMiddleware)  # innermost: sees the address trusted proxies gave
+    from hub.console.routes import install_console  # the console's pages (docs/security.md §10)
+
+    install_console(app, settings, database)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     install_security_middleware(app, settings.api)
     install_request_telemetry(app, telemetry.tracing)

@@ -221,26 +221,27 @@ class RevealPolicy:
 POLICY_ATTRIBUTE = "access_policy"
 
 
-def declare_policy(dependency: Callable[..., object], policy: AccessPolicy | RevealPolicy) -> None:
-    """Attach ``policy`` to ``dependency`` (for checks that :func:`require_role` cannot state)."""
+def declare_policy(dependency: Callable[..., object], policy: object) -> None:
+    """Attach ``policy`` to ``dependency`` (for checks that :func:`require_role` cannot state;
+    the console's pages declare theirs the same way, :mod:`hub.console.policy`)."""
     setattr(dependency, POLICY_ATTRIBUTE, policy)
 
 
-def _declared(dependant: Any) -> list[object]:
+def declared_policies(dependant: Any) -> list[object]:
     """Every policy declared by the dependencies of a FastAPI ``Dependant``, depth first."""
     found: list[object] = []
     for sub in dependant.dependencies:
         policy = getattr(sub.call, POLICY_ATTRIBUTE, None)
         if policy is not None:
             found.append(policy)
-        found.extend(_declared(sub))
+        found.extend(declared_policies(sub))
     return found
 
 
 def route_policy(route: APIRoute) -> AccessPolicy:
     """The one access policy ``route`` declares; :class:`LookupError` when it declares none
     (or several different ones)."""
-    policies = {policy for policy in _declared(route.dependant) if isinstance(policy, AccessPolicy)}
+    policies = {policy for policy in declared_policies(route.dependant) if isinstance(policy, AccessPolicy)}
     if len(policies) != 1:
         raise LookupError(
             f"{sorted(route.methods or ())} {route.path} declares {len(policies)} access policies"
@@ -250,7 +251,7 @@ def route_policy(route: APIRoute) -> AccessPolicy:
 
 def reveal_policy(route: APIRoute) -> RevealPolicy | None:
     """Who may ask ``route`` for personal data in clear; ``None``: nobody (always masked)."""
-    found = [policy for policy in _declared(route.dependant) if isinstance(policy, RevealPolicy)]
+    found = [policy for policy in declared_policies(route.dependant) if isinstance(policy, RevealPolicy)]
     return found[0] if found else None
 
 

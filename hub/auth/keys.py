@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from hub.audit.log import record
 from hub.config import bootstrap_token_problem
+from hub.db.account_tables import UserAccount
 from hub.db.base import utcnow
 from hub.db.models import ApiKey, ApiRole
 from hub.db.session import Database
@@ -56,6 +57,14 @@ class Principal:
     name: str
     role: ApiRole
     agency_codes: frozenset[str] = frozenset()
+    #: Username of the console account the key is tied to (``api_keys.account``), if any.
+    account: str | None = None
+
+    @property
+    def identities(self) -> frozenset[str]:
+        """Names a grant may list for this caller: the key's name, and ``user:<account>``
+        (``[signing.keys.<id>].principals``, docs/security.md §10)."""
+        return frozenset({self.name, f"user:{self.account}"} if self.account else {self.name})
 
     def has_role(self, *roles: ApiRole) -> bool:
         """Admin passes every role check."""
@@ -84,6 +93,7 @@ class ApiKeyInfo:
     created_at: datetime
     revoked_at: datetime | None
     agency_codes: frozenset[str] = frozenset()
+    account: str | None = None
 
     @property
     def active(self) -> bool:
@@ -130,7 +140,20 @@ def _info(row: ApiKey) -> ApiKeyInfo:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         agency_codes=_stored_codes(row.agency_codes),
+        account=row.account,
     )
+
+
+def _check_account(session: Session, username: str) -> None:
+    """The account a key is tied to must exist and be enabled."""
+    disabled = session.execute(
+        select(UserAccount.disabled_at).where(UserAccount.username == username)
+    ).first()
+    if disabled is None or disabled[0] is not None:
+        raise InvalidInputError(
+            f"no enabled console account {username!r} to tie the key to",
+            message_vi=f"không có tài khoản {username!r} đang hoạt động để gắn khóa",
+        )
 
 
 class ApiKeyService:
@@ -157,9 +180,16 @@ class ApiKeyService:
         self._generation = 0  # bumped by each revocation
 
     def create(
-        self, name: str, role: ApiRole | str, *, actor: str, agency_codes: Iterable[str] = ()
+        self,
+        name: str,
+        role: ApiRole | str,
+        *,
+        actor: str,
+        agency_codes: Iterable[str] = (),
+        account: str | None = None,
     ) -> IssuedKey:
-        """A new key; a ``source`` key writes only dossiers of ``agency_codes`` (none: nothing)."""
+        """A new key; a ``source`` key writes only dossiers of ``agency_codes`` (none: nothing);
+        ``account``: the console account it is tied to (it stops working when that is disabled)."""
         if not _NAME_RE.match(name):
             raise InvalidInputError(
                 f"invalid key name {name!r}: letters, digits and ._@- only, at most 100 characters",
@@ -182,12 +212,20 @@ class ApiKeyService:
             key_prefix=prefix,
             key_hash=hash_token(token),
             agency_codes=" ".join(sorted(scope)) or None,
+            account=account,
         )
         try:
             with self._db.transaction() as session:
+                if account is not None:
+                    _check_account(session, account)
                 session.add(row)
                 session.flush()
-                state = {"role": api_role.value, "prefix": prefix, "agency_codes": sorted(scope)}
+                state = {
+                    "role": api_role.value,
+                    "prefix": prefix,
+                    "agency_codes": sorted(scope),
+                    "account": account,
+                }
                 record(session, actor=actor, action="api_key.create", target=name, details=state, after=state)
         except IntegrityError:
             raise ConflictError(
@@ -284,13 +322,24 @@ class ApiKeyService:
             return principal
         with self._db.sessions() as session:
             row = session.execute(
-                select(ApiKey.name, ApiKey.role, ApiKey.revoked_at, ApiKey.agency_codes).where(
-                    ApiKey.key_hash == digest
+                select(
+                    ApiKey.name,
+                    ApiKey.role,
+                    ApiKey.revoked_at,
+                    ApiKey.agency_codes,
+                    ApiKey.account,
+                    UserAccount.disabled_at,
                 )
+                .outerjoin(UserAccount, UserAccount.username == ApiKey.account)
+                .where(ApiKey.key_hash == digest)
             ).first()
-        if row is None or row.revoked_at is not None:
-            return None
-        principal = Principal(row.name, ApiRole(row.role), _stored_codes(row.agency_codes))
+        if (
+            row is None
+            or row.revoked_at is not None
+            or (row.account is not None and row.disabled_at is not None)
+        ):
+            return None  # a key tied to a disabled account works no more
+        principal = Principal(row.name, ApiRole(row.role), _stored_codes(row.agency_codes), row.account)
         with self._verified_lock:
             if generation == self._generation:
                 self._verified[digest] = principal

@@ -361,6 +361,9 @@ class ApiKey(Base):
     #: Agency codes a ``source`` key may write dossiers of, space-separated; empty or ``NULL``:
     #: none (docs/architecture.md, "Intake rules").
     agency_codes: Mapped[str | None] = mapped_column(Text)
+    #: Username of the console account the key belongs to (``users.username``), if any: a
+    #: machine key tied to a person (docs/security.md §10).
+    account: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class StoredFile(Base):

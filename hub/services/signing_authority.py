@@ -3,7 +3,8 @@
 Rules (docs/signing.md §10.5):
 
 * each key in ``[signing.keys]`` names its purpose (``personal`` | ``seal``) and the principals
-  (API key names) allowed to use it; anyone else, any other key, an unknown key: 403;
+  allowed to use it: API key names, or ``user:<username>`` for the API keys tied to that
+  console account (docs/security.md §10); anyone else, any other key, an unknown key: 403;
 * a personal key signs the competent person's signature (Decree 30/2020 Art. 13(7), box 7c):
   the caller must be an ``officer`` listed on the key;
 * a seal key applies the agency signature (Art. 17, 32(2), 33(2), box 8): the caller must be the
@@ -167,7 +168,7 @@ def authorize_key(
     """The purpose of ``key_id`` if ``principal`` may sign with it in appearance ``role``, else
     :class:`PermissionDeniedError` (unknown keys included: key ids are not disclosed)."""
     grant = grants.get(key_id)
-    if grant is None or principal.name not in grant.principals:
+    if grant is None or not principal.identities & grant.principals:
         raise _denied(
             f"{principal.name!r} may not use signing key {key_id!r}",
             f"Người dùng '{principal.name}' không được phép dùng khóa ký '{key_id}'",

@@ -20,10 +20,17 @@ HUB = str(Path(sys.executable).with_name("hub"))
 
 
 def run(
-    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [HUB, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        [HUB, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        input=input_text,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import io
+import re
 import unicodedata
 from collections.abc import Iterator
 from datetime import timedelta
@@ -120,3 +122,15 @@ def test_qr_png_opens_the_lookup_page(hub: LiveHub) -> None:
         page = client.get(expected.replace(hub.settings.api.public_base_url, ""))
     assert page.status_code == 200  # the form, asking for the ID number
     assert CODE in page.text
+
+
+def test_html_page_escapes_a_hostile_code_in_text_and_attributes(hub: LiveHub) -> None:
+    hostile = "\"><img src=x onerror=alert(1)>' autofocus onfocus='alert(2)"
+    with hub.client() as client:
+        form = client.get("/tra-cuu", params={"MHS": hostile})
+        refused = client.get("/tra-cuu", params={"MHS": hostile, "SGT": "001099012345"})
+    for page in (form, refused):
+        assert "<img" not in page.text
+        assert "onfocus='" not in page.text
+        values = re.findall(r'<input name="MHS" value="([^"]*)"', page.text)
+        assert [html.unescape(value) for value in values] == [hostile]  # the whole value, inside its quotes

@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages for people with accounts (docs/security.md §10)."""

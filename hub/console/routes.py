@@ -1,0 +1,291 @@
+"""Console pages: login, logout, a role-aware home, and the admin's accounts page.
+
+Server-rendered Jinja2 templates (``templates/``, autoescaped), no script, one stylesheet
+served from the package (CSP ``style-src 'self'``). Session cookie: HttpOnly, SameSite=Strict,
+``Secure`` with the ``__Host-`` prefix unless ``console.secure_cookies`` is off (a loopback test
+over plain HTTP); the login form is protected by a double-submit cookie (no session exists
+yet), every other form by the session's synchronizer token (docs/security.md §10).
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from jinja2 import Environment
+from starlette.concurrency import run_in_threadpool
+
+from hub.accounts.service import AccountService
+from hub.accounts.sessions import ActiveSession, ConsoleSessions
+from hub.api.errors import error_headers, http_status_for
+from hub.api.limits import client_address
+from hub.config import Settings
+from hub.console.i18n import MESSAGES, Lang, choose_language
+from hub.console.policy import (
+    CSRF_FIELD,
+    Console,
+    Forbidden,
+    LoginRequired,
+    console_page,
+    console_policy,
+    console_public,
+    get_console,
+)
+from hub.db.account_tables import AccountRole
+from hub.db.session import Database
+from hub.pages import environment, render
+from schemas.errors import HubError
+
+router = APIRouter(include_in_schema=False)
+
+#: The console's pages may load only their own stylesheet and post only to themselves.
+CONSOLE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = {"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-store"}
+
+LOGIN = console_public("the login form (double-submit CSRF cookie)")
+STATIC = console_public("the console's stylesheet")
+ANY_ACCOUNT = console_page()
+ADMIN = console_page("admin")
+
+
+@cache
+def _templates() -> Environment:
+    return environment(__package__)
+
+
+def _lang(request: Request) -> Lang:
+    return choose_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def _page(
+    request: Request, template: str, *, status: int = 200, active: ActiveSession | None = None, **context: Any
+) -> HTMLResponse:
+    lang = _lang(request)
+    catalog = MESSAGES[lang]
+    suffix = "?lang=en" if lang == "en" else ""
+    html = render(
+        _templates(),
+        template,
+        t=catalog.__getitem__,
+        lang=lang,
+        suffix=suffix,
+        other_lang="vi" if lang == "en" else "en",
+        session=active,
+        csrf_field=CSRF_FIELD,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+
+def _set_cookie(response: Response, console: Console, name: str, value: str) -> None:
+    response.set_cookie(
+        name, value, path="/", secure=console.settings.secure_cookies, httponly=True, samesite="strict"
+    )
+
+
+def _safe_next(target: str | None) -> str:
+    """Only console paths of this site (no open redirect, OWASP Unvalidated Redirects)."""
+    if target and target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/console/"
+
+
+@router.get("/console/login", dependencies=[Depends(LOGIN)], name="console.login")
+async def login_form(request: Request, next: str = "") -> HTMLResponse:
+    console = get_console(request)
+    token = secrets.token_urlsafe(32)
+    response = _page(request, "login.html", login_csrf=token, next=_safe_next(next), error=None)
+    _set_cookie(response, console, console.login_cookie, token)
+    return response
+
+
+@router.post("/console/login", dependencies=[Depends(LOGIN)], name="console.login_submit")
+async def login_submit(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    console = get_console(request)
+    cookie = request.cookies.get(console.login_cookie, "")
+    if not cookie or not csrf_token or not secrets.compare_digest(cookie.encode(), csrf_token.encode()):
+        raise Forbidden("csrf")
+    client = client_address(request)
+    try:
+        account = await run_in_threadpool(console.accounts.login, username, password, client=client)
+    except HubError as exc:  # the one refusal (401), or 429 for the address
+        token = secrets.token_urlsafe(32)
+        response = _page(
+            request,
+            "login.html",
+            status=http_status_for(exc),
+            login_csrf=token,
+            next=_safe_next(next),
+            error=exc.message_vi if _lang(request) == "vi" else exc.message,
+            username=username[:64],
+        )
+        response.headers.update(error_headers(exc))
+        _set_cookie(response, console, console.login_cookie, token)
+        return response
+    # A fresh session id at every login (no fixation); the browser's old one is deleted.
+    active = await run_in_threadpool(
+        console.sessions.start,
+        account,
+        client=client,
+        user_agent=request.headers.get("user-agent", ""),
+        replaces=request.cookies.get(console.cookie),
+    )
+    redirect = RedirectResponse(_safe_next(next), status_code=303)
+    _set_cookie(redirect, console, console.cookie, active.token)
+    redirect.delete_cookie(
+        console.login_cookie, path="/", secure=console.settings.secure_cookies, httponly=True
+    )
+    return redirect
+
+
+@router.post("/console/logout", name="console.logout")
+async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_ACCOUNT)]) -> Response:
+    console = get_console(request)
+    await run_in_threadpool(console.sessions.end, active)
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(
+        console.cookie, path="/", secure=console.settings.secure_cookies, httponly=True, samesite="strict"
+    )
+    return response
+
+
+def _reachable(active: ActiveSession) -> list[tuple[str, str]]:
+    """``(path, title key)`` of the console pages (GET, titled) ``active``'s roles may open."""
+    pages = []
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or "GET" not in (route.methods or ()):
+            continue
+        policy = console_policy(route)
+        key = f"page.{route.name}"
+        if policy and not policy.public and key in MESSAGES["vi"] and policy.allows(active.account.roles):
+            pages.append((route.path, key))
+    return pages
+
+
+@router.get("/console/", name="console.home")
+async def home(request: Request, active: Annotated[ActiveSession, Depends(ANY_ACCOUNT)]) -> HTMLResponse:
+    return _page(request, "home.html", active=active, pages=_reachable(active))
+
+
+async def _users_page(
+    request: Request,
+    active: ActiveSession,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
+) -> HTMLResponse:
+    accounts = await run_in_threadpool(get_console(request).accounts.list)
+    return _page(
+        request,
+        "users.html",
+        status=status,
+        active=active,
+        accounts=accounts,
+        roles=[role.value for role in AccountRole],
+        error=error,
+        notice=notice,
+    )
+
+
+@router.get("/console/admin/users", name="console.admin_users")
+async def users(request: Request, active: Annotated[ActiveSession, Depends(ADMIN)]) -> HTMLResponse:
+    return await _users_page(request, active)
+
+
+async def _change(
+    request: Request, active: ActiveSession, action: Any, *args: Any, **kwargs: Any
+) -> HTMLResponse:
+    """Run an account change as ``active``; a refusal re-renders the page with its message."""
+    try:
+        await run_in_threadpool(action, *args, actor=active.account.username, **kwargs)
+    except HubError as exc:
+        message = exc.message_vi if _lang(request) == "vi" else exc.message
+        return await _users_page(request, active, status=http_status_for(exc), error=message)
+    return await _users_page(request, active, notice=MESSAGES[_lang(request)]["users.changed"])
+
+
+@router.post("/console/admin/users", name="console.admin_users_create")
+async def users_create(
+    request: Request,
+    active: Annotated[ActiveSession, Depends(ADMIN)],
+    username: Annotated[str, Form(max_length=64)] = "",
+    display_name: Annotated[str, Form(max_length=200)] = "",
+    unit: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    role: Annotated[list[str] | None, Form()] = None,
+) -> HTMLResponse:
+    service = get_console(request).accounts
+    return await _change(
+        request, active, service.create, username, display_name, password, role or [], unit=unit
+    )
+
+
+@router.post("/console/admin/users/{username}/disable", name="console.admin_users_disable")
+async def users_disable(
+    request: Request, username: str, active: Annotated[ActiveSession, Depends(ADMIN)]
+) -> HTMLResponse:
+    return await _change(request, active, get_console(request).accounts.disable, username)
+
+
+@router.post("/console/admin/users/{username}/enable", name="console.admin_users_enable")
+async def users_enable(
+    request: Request, username: str, active: Annotated[ActiveSession, Depends(ADMIN)]
+) -> HTMLResponse:
+    return await _change(request, active, get_console(request).accounts.enable, username)
+
+
+@router.post("/console/admin/users/{username}/roles", name="console.admin_users_roles")
+async def users_roles(
+    request: Request,
+    username: str,
+    active: Annotated[ActiveSession, Depends(ADMIN)],
+    role: Annotated[list[str] | None, Form()] = None,
+) -> HTMLResponse:
+    return await _change(request, active, get_console(request).accounts.set_roles, username, role or [])
+
+
+@cache
+def _stylesheet() -> bytes:
+    return resources.files(__package__).joinpath("templates", "console.css").read_bytes()
+
+
+@router.get("/console/static/console.css", dependencies=[Depends(STATIC)], name="console.css")
+async def stylesheet() -> Response:
+    return Response(_stylesheet(), media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    return RedirectResponse(f"/console/login?{urlencode({'next': exc.path})}", status_code=303)
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Forbidden)
+    key = "csrf.text" if exc.reason == "csrf" else "forbidden.text"
+    active = getattr(request.state, "console_session", None)
+    return _page(request, "forbidden.html", status=403, active=active, text_key=key)
+
+
+def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
+    """Serve the console on ``app`` (its services in ``app.state.console``)."""
+    accounts = AccountService(db, settings.console)
+    app.state.console = Console(settings.console, accounts, ConsoleSessions(db, accounts))
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.include_router(router)
