@@ -59,7 +59,12 @@ def test_writers_chain_with_client_and_before_after(db: Database) -> None:
     assert [r.action for r in rows] == ["api_key.create", "api_key.revoke", "pii.reveal", "auth.throttled"]
     assert [r.client for r in rows[:3]] == ["203.0.113.7 curl/8.5"] * 3
     assert rows[3].client is None  # outside a request, nothing ambient (the address is the actor)
-    assert rows[0].after == {"role": "source", "prefix": rows[0].details["prefix"], "agency_codes": []}
+    assert rows[0].after == {
+        "role": "source",
+        "prefix": rows[0].details["prefix"],
+        "agency_codes": [],
+        "account": None,
+    }
     assert rows[1].before == {"revoked_at": None}
     assert rows[1].after is not None
     assert rows[1].after["revoked_at"]
