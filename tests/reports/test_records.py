@@ -139,7 +139,9 @@ def test_tracking_book_rows_outcomes_and_pdf(db: Database, tmp_path: Path) -> No
     assert lines[0] == headings == [c.heading for c in RecordLayout.load().tracking_book.columns]
     assert len(lines) == 1 + len(march)
     line = next(cells for cells in lines if cells[1] == named.code)
-    assert line[3] == NAME and line[4] == "10/03/2025 08:00" and line[9] == "Đúng hạn"
+    assert line[3] == NAME
+    assert line[4] == "10/03/2025 08:00"
+    assert line[9] == "Đúng hạn"
     assert not any(ID_NUMBER in cell for cells in lines for cell in cells)
 
     pdf = records.book_pdf(book)
@@ -151,15 +153,18 @@ def test_tracking_book_rows_outcomes_and_pdf(db: Database, tmp_path: Path) -> No
         "Độc lập - Tự do - Hạnh phúc",
     ):
         assert expected in text
-    assert "SỔ THEO DÕI HỒ SƠ" in text and "Từ ngày 01/03/2025 đến ngày 31/03/2025" in text
-    assert _has_words(text, NAME) and _has_words(text, "Mất điện toàn sở")
+    assert "SỔ THEO DÕI HỒ SƠ" in text
+    assert "Từ ngày 01/03/2025 đến ngày 31/03/2025" in text
+    assert _has_words(text, NAME)
+    assert _has_words(text, "Mất điện toàn sở")
     assert _has_words(text, "Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm")
     assert ID_NUMBER not in text.replace(" ", "")
     assert text.count("Nguyễn Văn An") == len(march) - 1  # the other applicants, one row each
     for bucket in {row.bucket for row in book.rows} & {Bucket.EARLY, Bucket.ON_TIME, Bucket.LATE}:
         assert BUCKET_LABELS[bucket] in text
     pages = _pages(pdf)
-    assert f"Trang 1/{pages}" in text and f"Trang {pages}/{pages}" in text
+    assert f"Trang 1/{pages}" in text
+    assert f"Trang {pages}/{pages}" in text
 
 
 def test_many_rows_run_over_pages_with_headings(db: Database, tmp_path: Path) -> None:
@@ -208,8 +213,11 @@ def test_control_slip_hand_overs_and_step_outcomes(db: Database, tmp_path: Path)
     text = _text(_service(db, tmp_path).slip_pdf(subject, now=NOW))
     assert unicodedata.is_normalized("NFC", text)
     assert "PHIẾU KIỂM SOÁT QUÁ TRÌNH GIẢI QUYẾT HỒ SƠ" in text
-    assert subject.code in text and NAME in text and "Phó Giám đốc" in text
-    assert "Trước hạn" in text and "Quá hạn" in text
+    assert subject.code in text
+    assert NAME in text
+    assert "Phó Giám đốc" in text
+    assert "Trước hạn" in text
+    assert "Quá hạn" in text
     assert "Nhập bổ sung 15/03/2025 08:00" in text
     assert ID_NUMBER not in text.replace(" ", "")  # masked in the step content too
 
