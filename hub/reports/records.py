@@ -86,6 +86,13 @@ def vn_time(value: datetime | None, *, with_time: bool = True) -> str:
     return f"{local:%d/%m/%Y %H:%M}" if with_time else f"{local:%d/%m/%Y}"
 
 
+def cell_text(value: object) -> str:
+    """A table cell: times in Vietnam time, anything else as NFC text."""
+    if isinstance(value, datetime) or value is None:
+        return vn_time(value)
+    return nfc(str(value))
+
+
 # --- layout -----------------------------------------------------------------------------------
 
 
@@ -163,10 +170,7 @@ class BookRow:
         return BUCKET_LABELS[self.bucket]
 
     def text(self, name: str) -> str:
-        value = getattr(self, name)
-        if isinstance(value, datetime) or value is None:
-            return vn_time(value)
-        return nfc(str(value))
+        return cell_text(getattr(self, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,10 +284,7 @@ class HandOver:
         return "" if self.bucket is None else BUCKET_LABELS[self.bucket]
 
     def text(self, name: str) -> str:
-        value = getattr(self, name)
-        if isinstance(value, datetime) or value is None:
-            return vn_time(value)
-        return nfc(str(value))
+        return cell_text(getattr(self, name))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,17 +16,13 @@ from signing.verification import Verdict, verify_pdf
 from tests.api.livehub import live_hub
 from tests.reports.test_records import _named, _text
 from tests.reports.test_report_sql import _store
-from tests.services.results_support import environ, signing_settings
+from tests.services.results_support import signing_settings
+from tests.services.test_results_api import signing_env  # noqa: F401  (fixture)
 
 
-@pytest.fixture
-def signing_env(pki: RunningPki, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in environ(pki).items():
-        monkeypatch.setenv(name, value)
-
-
+@pytest.mark.usefixtures("signing_env")
 def test_clerk_signs_the_slip_and_the_book(
-    database_url: str, pki: RunningPki, images: dict[str, Path], tmp_path: Path, signing_env: None
+    database_url: str, pki: RunningPki, images: dict[str, Path], tmp_path: Path
 ) -> None:
     settings = signing_settings(pki, images, tmp_path)
     subject = _named()
