@@ -175,6 +175,17 @@ class ReportSettings(Section):
     #: Procedures (``MaTTHC`` as stored) whose time limit is in calendar days; every other one
     #: counts working days.
     calendar_day_procedures: list[str] = Field(default_factory=list)
+    #: The records' PDF header (Decree 30/2020 Appendix I): the issuing agency and the body above
+    #: it, e.g. "Sở Nông nghiệp và Môi trường" under "UBND tỉnh Ninh Bình" (docs/reports.md §7.3).
+    agency_name: str = ""
+    parent_agency_name: str = ""
+    #: The columns of the tracking book and control slip (the shape of
+    #: ``hub/reports/records_layout.json``); ``None``: the bundled, unverified one (§7.1).
+    records_layout_file: Path | None = None
+    #: TrueType fonts of the PDFs (Vietnamese glyphs needed; Liberation Serif by default).
+    font_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
+    font_bold_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf")
+    font_italic_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Italic.ttf")
 
 
 class ConsoleSettings(Section):

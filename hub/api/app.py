@@ -47,6 +47,7 @@ CORE_ROUTE_MODULES: tuple[str, ...] = (
     "hub.api.routes.keys",
     "hub.api.routes.metrics",
     "hub.api.routes.reports",
+    "hub.api.routes.records",
     "hub.api.routes.audit",
 )
 #: Route modules of optional parts, included when present.

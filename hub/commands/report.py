@@ -2,7 +2,8 @@
 
 ``ontime`` prints a table (rich) or writes CSV/XLSX (``--out``, or CSV to standard output);
 ``rebuild`` recomputes every report row from the stored dossiers (after a rule change);
-``outages`` lists the recorded outages of a period.
+``outages`` lists the recorded outages of a period; ``tracking-book`` and ``control-slip`` write
+the records of the one-stop procedure (PDF, or the book as CSV/XLSX; docs/reports.md §7).
 """
 
 from __future__ import annotations
@@ -114,3 +115,65 @@ def rebuild_rows() -> None:
     finally:
         db.dispose()
     typer.echo(f"{count} dossiers")
+
+
+class BookFormat(StrEnum):
+    PDF = "pdf"
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+def _write(body: bytes, out: Path | None, what: str) -> None:
+    if out is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+        return
+    out.write_bytes(body)
+    typer.echo(f"{out} ({what})", err=True)
+
+
+@app.command("tracking-book")
+def tracking_book(
+    first: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")] = None,
+    last: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day")] = None,
+    period: Annotated[str | None, typer.Option(help="Instead of --from/--to: 2025, 2025-Q2, 2025-06")] = None,
+    agency: Annotated[str | None, typer.Option(help="Only this receiving agency")] = None,
+    output: Annotated[BookFormat, typer.Option("--format")] = BookFormat.PDF,
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output)")] = None,
+) -> None:
+    """Sổ theo dõi hồ sơ: one row per dossier received in the period (docs/reports.md §7)."""
+    from hub.reports.record_service import RecordService
+    from schemas.codes import validate_agency_code
+
+    window = day_range(first.date() if first else None, last.date() if last else None, period)
+    agency_code = validate_agency_code(agency) if agency else None
+    db, settings = _db_and_settings()
+    try:
+        records = RecordService(db, settings)
+        book = records.book(window, agency_code=agency_code)
+    finally:
+        db.dispose()
+    writers = {
+        BookFormat.PDF: records.book_pdf,
+        BookFormat.CSV: records.book_csv,
+        BookFormat.XLSX: records.book_xlsx,
+    }
+    _write(writers[output](book), out, f"{len(book.rows)} dossiers")
+
+
+@app.command("control-slip")
+def control_slip(
+    code: Annotated[str, typer.Argument(help="Dossier code")],
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output)")] = None,
+) -> None:
+    """Phiếu kiểm soát quá trình giải quyết hồ sơ of one dossier, as PDF (docs/reports.md §7)."""
+    from hub.reports.record_service import RecordService
+    from hub.services.intake import IntakeService
+
+    db, settings = _db_and_settings()
+    try:
+        dossier = IntakeService(db, settings).get_dossier(code)
+        body = RecordService(db, settings).slip_pdf(dossier)
+    finally:
+        db.dispose()
+    _write(body, out, f"{len(dossier.steps)} hand-overs")

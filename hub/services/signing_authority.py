@@ -99,7 +99,7 @@ class SigningAttempt:
 
     actor: str
     path: str
-    """Where it came from: ``documents``, ``batch``, ``results.sign``, ``results.seal``,
+    """Where it came from: ``documents``, ``records``, ``batch``, ``results.sign``, ``results.seal``,
     ``results.issue``, ``external.prepare``, ``external.complete``, ``cli``, ``cli.issue``."""
     key_id: str
     document_sha256: str
@@ -271,12 +271,14 @@ class SigningGate:
         *,
         dossier_code: str | None = None,
         file_id: str | None = None,
+        path: str = "documents",
     ) -> tuple[bytes, SignResult]:
-        """``POST /signing/documents``: sign ``data`` with server-held key ``key_id``."""
+        """``POST /signing/documents``: sign ``data`` with server-held key ``key_id``; ``path``
+        names the caller in the audit row (``records``: a tracking book or control slip)."""
         grant = self._facade.grants.get(key_id)
         attempt = SigningAttempt(
             principal.name,
-            "documents",
+            path,
             key_id,
             sha256_hex(data),
             grant.purpose if grant is not None else None,

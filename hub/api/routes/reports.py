@@ -1,7 +1,7 @@
 """Reports (``/api/v1/reports``).
 
 * ``GET /reports/ontime``: on-time statistics, JSON for the provincial dashboards, CSV and XLSX
-  downloads. Counts only, no personal data (docs/reports.md §5); the rule is
+  and PDF downloads. Counts only, no personal data (docs/reports.md §5); the rule is
   :mod:`hub.reports.ontime`, the SQL :mod:`hub.reports.query`.
 * ``GET /reports/outages``: when the hub's database was unreachable, the hub was not running, or
   the department's software was down (:mod:`hub.services.outages`), for the usage report and for
@@ -23,6 +23,7 @@ from hub.api.deps import DatabaseDep, get_db, get_settings, require_role
 from hub.api.errors import error_responses
 from hub.auth.keys import Principal
 from hub.reports.export import to_csv, to_xlsx
+from hub.reports.pdf import Letterhead, ontime_pdf
 from hub.reports.query import GroupBy, Report, day_range
 from hub.reports.service import ReportService
 from hub.services.outages import OutageReport, outage_report
@@ -47,6 +48,7 @@ class ReportFormat(StrEnum):
     JSON = "json"
     CSV = "csv"
     XLSX = "xlsx"
+    PDF = "pdf"
 
 
 def get_reports(request: Request) -> ReportService:
@@ -63,9 +65,10 @@ def get_reports(request: Request) -> ReportService:
     summary="On-time statistics per procedure, field, unit or channel",
     response_model=Report,
     response_model_by_alias=True,
-    responses={200: {"content": {"text/csv": {}, XLSX: {}}}},
+    responses={200: {"content": {"text/csv": {}, XLSX: {}, "application/pdf": {}}}},
 )
 async def ontime(
+    request: Request,
     _principal: Reader,
     reports: Annotated[ReportService, Depends(get_reports)],
     first: Annotated[date | None, Query(alias="from", description="First day (Vietnam time)")] = None,
@@ -82,14 +85,13 @@ async def ontime(
     if format is ReportFormat.JSON:
         return report
     name = f"ontime-{group_by.value}-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
-    body, media = (
-        (to_csv(report), "text/csv; charset=utf-8")
-        if format is ReportFormat.CSV
-        else (
-            await run_in_threadpool(to_xlsx, report),
-            XLSX,
-        )
-    )
+    if format is ReportFormat.CSV:
+        body, media = to_csv(report), "text/csv; charset=utf-8"
+    elif format is ReportFormat.PDF:
+        head = Letterhead.from_settings(get_settings(request).reports)
+        body, media = await run_in_threadpool(ontime_pdf, report, head), "application/pdf"
+    else:
+        body, media = await run_in_threadpool(to_xlsx, report), XLSX
     return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
