@@ -66,6 +66,14 @@ def _lang(request: Request) -> Lang:
     return choose_language(request.query_params.get("lang"), request.headers.get("accept-language"))
 
 
+def _keep_lang(request: Request, target: str) -> str:
+    """``target`` with the language the page was asked in (``?lang=``), kept across a redirect."""
+    chosen = request.query_params.get("lang")
+    if chosen not in ("vi", "en"):
+        return target
+    return f"{target}{'&' if '?' in target else '?'}lang={chosen}"
+
+
 def _page(
     request: Request, template: str, *, status: int = 200, active: ActiveSession | None = None, **context: Any
 ) -> HTMLResponse:
@@ -145,7 +153,7 @@ async def login_submit(
         user_agent=request.headers.get("user-agent", ""),
         replaces=request.cookies.get(console.cookie),
     )
-    redirect = RedirectResponse(_safe_next(next), status_code=303)
+    redirect = RedirectResponse(_keep_lang(request, _safe_next(next)), status_code=303)
     _set_cookie(redirect, console, console.cookie, active.token)
     redirect.delete_cookie(
         console.login_cookie, path="/", secure=console.settings.secure_cookies, httponly=True
@@ -157,7 +165,7 @@ async def login_submit(
 async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_ACCOUNT)]) -> Response:
     console = get_console(request)
     await run_in_threadpool(console.sessions.end, active)
-    response = RedirectResponse("/console/login", status_code=303)
+    response = RedirectResponse(_keep_lang(request, "/console/login"), status_code=303)
     response.delete_cookie(
         console.cookie, path="/", secure=console.settings.secure_cookies, httponly=True, samesite="strict"
     )
@@ -272,7 +280,9 @@ async def stylesheet() -> Response:
 
 async def _login_required(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
-    return RedirectResponse(f"/console/login?{urlencode({'next': exc.path})}", status_code=303)
+    return RedirectResponse(
+        _keep_lang(request, f"/console/login?{urlencode({'next': exc.path})}"), status_code=303
+    )
 
 
 async def _forbidden(request: Request, exc: Exception) -> Response:
