@@ -10,6 +10,7 @@ yet), every other form by the session's synchronizer token (docs/security.md §1
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
@@ -41,6 +42,7 @@ from hub.db.account_tables import AccountRole
 from hub.db.session import Database
 from hub.pages import environment, render
 from schemas.errors import HubError
+from schemas.timefmt import VN_TZ
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,9 +59,14 @@ ANY_ACCOUNT = console_page()
 ADMIN = console_page("admin")
 
 
+def _vn_time(value: datetime) -> str:
+    """A stored (UTC) time as the officers read it: Vietnam time (schemas.timefmt.VN_TZ)."""
+    return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
+
+
 @cache
 def _templates() -> Environment:
-    return environment(__package__)
+    return environment(__package__, vn_time=_vn_time)
 
 
 def _lang(request: Request) -> Lang:
@@ -74,19 +81,29 @@ def _keep_lang(request: Request, target: str) -> str:
     return f"{target}{'&' if '?' in target else '?'}lang={chosen}"
 
 
+def _language_link(request: Request, other: Lang) -> str:
+    """This page in the ``other`` language: a GET page with its query (``next`` kept); the answer
+    to a form links to the home page, since the form's URL takes only POST."""
+    if request.method != "GET":
+        return f"/console/?lang={other}"
+    return f"{request.url.path}?{urlencode({**request.query_params, 'lang': other})}"
+
+
 def _page(
     request: Request, template: str, *, status: int = 200, active: ActiveSession | None = None, **context: Any
 ) -> HTMLResponse:
     lang = _lang(request)
     catalog = MESSAGES[lang]
     suffix = "?lang=en" if lang == "en" else ""
+    other: Lang = "vi" if lang == "en" else "en"
     html = render(
         _templates(),
         template,
         t=catalog.__getitem__,
         lang=lang,
         suffix=suffix,
-        other_lang="vi" if lang == "en" else "en",
+        other_lang=other,
+        language_link=_language_link(request, other),
         session=active,
         csrf_field=CSRF_FIELD,
         **context,

@@ -98,10 +98,9 @@ class ConsoleSite:
 
     def _response(self, response: Response) -> None:
         # The browser asks for /favicon.ico on its own; the hub serves no icon (not a page's).
-        request = response.request
-        if response.status >= 400 and not request.is_navigation_request():
-            if not response.url.endswith("/favicon.ico"):
-                self.errors.append(f"{response.status} {response.url}")
+        own = response.request.is_navigation_request() or response.url.endswith("/favicon.ico")
+        if response.status >= 400 and not own:
+            self.errors.append(f"{response.status} {response.url}")
 
     def login(self, username: str, password: str = PASSWORD, page: Page | None = None) -> Page:
         """Log ``username`` in through the form (mouse-free), landing on the console home."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from hub.db.account_tables import AccountRole
 from tests.accounts.support import PASSWORD
@@ -88,6 +88,8 @@ def test_an_admin_creates_a_user_who_then_logs_in(site: ConsoleSite) -> None:
     expect(row).to_contain_text("Nguyễn Thị Hoa")
     expect(row.get_by_role("checkbox", name="Văn thư")).to_be_checked()
     expect(row.get_by_role("checkbox", name="Quản trị")).not_to_be_checked()
+    admin_row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="admin"))
+    expect(admin_row).to_contain_text("2025-11-25 08:00")  # logged in 01:00 UTC: Vietnam time
     site.shot(page, "admin-users")
     assert ("account.create", "admin") in site.hub.audit_trail("hoa.nt")
 
@@ -163,6 +165,9 @@ def test_a_tampered_csrf_token_is_refused_and_nothing_changes(site: ConsoleSite)
         disable.get_by_role("button", name=re.compile("^Khóa")).click()
     assert answer.value.status == 403
     assert site.hub.audit_trail("clerk") == [("account.create", "tests")]
+    # The refusal's language link opens a page (the form's URL answers only POST).
+    page.get_by_role("link", name="English").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Hello, Trần Quản Trị")
 
 
 def test_an_idle_session_expires_and_the_next_click_goes_to_login(site: ConsoleSite) -> None:
