@@ -68,16 +68,15 @@ class Screenshots:
 
 @dataclass
 class ConsoleSite:
+    """One test's console: the live hub, its clock, the browser, the screenshots."""
+
     hub: LiveHub
     clock: Clock
     browser: Browser
     shots: Screenshots
-    contexts: list[BrowserContext] = field(default_factory=list)
+    contexts: list[BrowserContext] = field(default_factory=list, repr=False)
     #: Errors the pages logged (a CSP violation, a missing stylesheet): none are expected.
     errors: list[str] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return self.hub.base_url + path
 
     def page(self, **context: Any) -> Page:
         """A page in a browser context of its own (its own cookies), Vietnamese unless told."""
