@@ -10,6 +10,7 @@ yet), every other form by the session's synchronizer token (docs/security.md §1
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
@@ -41,6 +42,7 @@ from hub.db.account_tables import AccountRole
 from hub.db.session import Database
 from hub.pages import environment, render
 from schemas.errors import HubError
+from schemas.timefmt import VN_TZ
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,13 +59,34 @@ ANY_ACCOUNT = console_page()
 ADMIN = console_page("admin")
 
 
+def _vn_time(value: datetime) -> str:
+    """A stored (UTC) time as the officers read it: Vietnam time (schemas.timefmt.VN_TZ)."""
+    return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
+
+
 @cache
 def _templates() -> Environment:
-    return environment(__package__)
+    return environment(__package__, vn_time=_vn_time)
 
 
 def _lang(request: Request) -> Lang:
     return choose_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def _keep_lang(request: Request, target: str) -> str:
+    """``target`` with the language the page was asked in (``?lang=``), kept across a redirect."""
+    chosen = request.query_params.get("lang")
+    if chosen not in ("vi", "en"):
+        return target
+    return f"{target}{'&' if '?' in target else '?'}lang={chosen}"
+
+
+def _language_link(request: Request, other: Lang) -> str:
+    """This page in the ``other`` language: a GET page with its query (``next`` kept); the answer
+    to a form links to the home page, since the form's URL takes only POST."""
+    if request.method != "GET":
+        return f"/console/?lang={other}"
+    return f"{request.url.path}?{urlencode({**request.query_params, 'lang': other})}"
 
 
 def _page(
@@ -72,13 +95,15 @@ def _page(
     lang = _lang(request)
     catalog = MESSAGES[lang]
     suffix = "?lang=en" if lang == "en" else ""
+    other: Lang = "vi" if lang == "en" else "en"
     html = render(
         _templates(),
         template,
         t=catalog.__getitem__,
         lang=lang,
         suffix=suffix,
-        other_lang="vi" if lang == "en" else "en",
+        other_lang=other,
+        language_link=_language_link(request, other),
         session=active,
         csrf_field=CSRF_FIELD,
         **context,
@@ -145,7 +170,7 @@ async def login_submit(
         user_agent=request.headers.get("user-agent", ""),
         replaces=request.cookies.get(console.cookie),
     )
-    redirect = RedirectResponse(_safe_next(next), status_code=303)
+    redirect = RedirectResponse(_keep_lang(request, _safe_next(next)), status_code=303)
     _set_cookie(redirect, console, console.cookie, active.token)
     redirect.delete_cookie(
         console.login_cookie, path="/", secure=console.settings.secure_cookies, httponly=True
@@ -157,7 +182,7 @@ async def login_submit(
 async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_ACCOUNT)]) -> Response:
     console = get_console(request)
     await run_in_threadpool(console.sessions.end, active)
-    response = RedirectResponse("/console/login", status_code=303)
+    response = RedirectResponse(_keep_lang(request, "/console/login"), status_code=303)
     response.delete_cookie(
         console.cookie, path="/", secure=console.settings.secure_cookies, httponly=True, samesite="strict"
     )
@@ -272,7 +297,9 @@ async def stylesheet() -> Response:
 
 async def _login_required(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
-    return RedirectResponse(f"/console/login?{urlencode({'next': exc.path})}", status_code=303)
+    return RedirectResponse(
+        _keep_lang(request, f"/console/login?{urlencode({'next': exc.path})}"), status_code=303
+    )
 
 
 async def _forbidden(request: Request, exc: Exception) -> Response:
