@@ -37,6 +37,7 @@ from hub.auth.keys import ApiKeyService
 from hub.db.migrate import upgrade
 from hub.db.session import Database
 from schemas.timefmt import VN_TZ
+from tests.cli.test_cli_commands import hub_env
 
 HUB = str(Path(sys.executable).with_name("hub"))
 T0 = datetime.now(VN_TZ).replace(microsecond=0)
@@ -173,10 +174,9 @@ def main() -> None:
     db.dispose()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_DATABASE_URL=url,
-        HUB_DATA_DIR=str(tmp / "data"),
+    env = hub_env(
+        url,
+        tmp,
         HUB_LOG_LEVEL="WARNING",
         HUB_LOOKUP__RATE_LIMIT_PER_MINUTE="0",
         HUB_LOOKUP__SMS_SHARED_SECRET="bench-secret",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.routing import APIRoute
@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # the signing stack and the DVCQG inbound parts load only whe
     from signing.facade import SigningFacade
 
 log = logging.getLogger("hub.api")
+_T = TypeVar("_T")
 
 BEARER_SCHEME = HTTPBearer(auto_error=False, description="hub_<prefix>_<secret> API key")
 API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="Same key as the bearer token")
@@ -78,28 +79,23 @@ class Services:
 
 
 def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return cast(Settings, request.app.state.settings)
 
 
 def get_db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+    return cast(Database, request.app.state.db)
 
 
 def get_health(request: Request) -> HubHealth:
-    health: HubHealth = request.app.state.health
-    return health
+    return cast(HubHealth, request.app.state.health)
 
 
 def get_telemetry(request: Request) -> Telemetry:
-    telemetry: Telemetry = request.app.state.telemetry
-    return telemetry
+    return cast(Telemetry, request.app.state.telemetry)
 
 
 def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+    return cast(Services, request.app.state.services)
 
 
 def get_intake(request: Request) -> IntakeService:
@@ -337,38 +333,17 @@ def allow_reveal(*roles: str) -> Callable[..., Awaitable[bool]]:
 # just to read ``app.state`` (a sync dependency costs a thread-pool round trip per request).
 
 
-async def settings_dependency(request: Request) -> Settings:
-    return get_settings(request)
+def _on_loop(getter: Callable[[Request], _T]) -> Callable[[Request], Awaitable[_T]]:
+    async def dependency(request: Request) -> _T:
+        return getter(request)
+
+    return dependency
 
 
-async def db_dependency(request: Request) -> Database:
-    return get_db(request)
-
-
-async def health_dependency(request: Request) -> HubHealth:
-    return get_health(request)
-
-
-async def intake_dependency(request: Request) -> IntakeService:
-    return get_intake(request)
-
-
-async def files_dependency(request: Request) -> FileStore:
-    return get_files(request)
-
-
-async def lookup_dependency(request: Request) -> LookupService:
-    return get_lookup(request)
-
-
-async def sms_dependency(request: Request) -> SmsResponder:
-    return get_sms(request)
-
-
-SettingsDep = Annotated[Settings, Depends(settings_dependency)]
-DatabaseDep = Annotated[Database, Depends(db_dependency)]
-HealthDep = Annotated[HubHealth, Depends(health_dependency)]
-IntakeDep = Annotated[IntakeService, Depends(intake_dependency)]
-FilesDep = Annotated[FileStore, Depends(files_dependency)]
-LookupDep = Annotated[LookupService, Depends(lookup_dependency)]
-SmsDep = Annotated[SmsResponder, Depends(sms_dependency)]
+SettingsDep = Annotated[Settings, Depends(_on_loop(get_settings))]
+DatabaseDep = Annotated[Database, Depends(_on_loop(get_db))]
+HealthDep = Annotated[HubHealth, Depends(_on_loop(get_health))]
+IntakeDep = Annotated[IntakeService, Depends(_on_loop(get_intake))]
+FilesDep = Annotated[FileStore, Depends(_on_loop(get_files))]
+LookupDep = Annotated[LookupService, Depends(_on_loop(get_lookup))]
+SmsDep = Annotated[SmsResponder, Depends(_on_loop(get_sms))]

@@ -38,6 +38,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,6 +79,19 @@ __all__ = ["RESCUE_INTERVAL_SECONDS", "Worker", "WorkerStats", "new_worker_id", 
 RESCUE_INTERVAL_SECONDS = 2.0
 #: Seconds shutdown waits for a running flush before cancelling the flusher.
 FLUSH_WAIT_SECONDS = 10.0
+
+
+def _attempt(message: ClaimedMessage, outcome: AttemptOutcome, started: datetime) -> Completion:
+    """The completion of ``message``'s attempt begun at ``started``, finishing now."""
+    return Completion(
+        seq=message.seq,
+        lease_token=message.lease_token,
+        attempt_no=message.attempt_no,
+        outcome=outcome,
+        started_at=started,
+        finished_at=utcnow(),
+        manual=message.manual,
+    )
 
 
 def new_worker_id(name: str | None = None) -> str:
@@ -392,14 +406,8 @@ class Worker:
             self.stats.delivered += 1
             self._complete(
                 message,
-                Completion(
-                    seq=message.seq,
-                    lease_token=message.lease_token,
-                    attempt_no=message.attempt_no,
-                    outcome=AttemptOutcome.DELIVERED,
-                    started_at=started,
-                    finished_at=utcnow(),
-                    manual=message.manual,
+                replace(
+                    _attempt(message, AttemptOutcome.DELIVERED, started),
                     status_code=receipt.status_code,
                     request_summary=receipt.request_summary or None,
                     response_summary=receipt.response_summary or None,
@@ -430,14 +438,8 @@ class Worker:
             log.warning("unexpected %s delivering seq=%s to %s", error_class, message.seq, message.endpoint)
         self._complete(
             message,
-            Completion(
-                seq=message.seq,
-                lease_token=message.lease_token,
-                attempt_no=message.attempt_no,
-                outcome=outcome,
-                started_at=started,
-                finished_at=utcnow(),
-                manual=message.manual,
+            replace(
+                _attempt(message, outcome, started),
                 next_attempt_at=next_at,
                 status_code=exchange.status_code if exchange else None,
                 error_class=error_class,

@@ -40,6 +40,11 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def hub_env(database_url: str, directory: Path, **extra: str) -> dict[str, str]:
+    """:func:`clean_env` for a hub process on ``database_url`` keeping its files in ``directory/data``."""
+    return clean_env(HUB_DATABASE_URL=database_url, HUB_DATA_DIR=str(directory / "data"), **extra)
+
+
 def test_db_upgrade_and_keys_lifecycle(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     env = clean_env(HUB_DATABASE_URL=url)

@@ -9,7 +9,6 @@ operator restarting PostgreSQL would: never the shared server other tests use.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 from hub.db.models import OutboxMessage
 from hub.db.session import Database
 from hub.simulators.sink import WebhookSink
+from tests.cli.test_cli_commands import hub_env
 from tests.delivery.helpers import put, wait_until
 from tests.pgcluster import PrivatePostgres, free_port
 
@@ -37,17 +37,15 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def _env(database_url: str, sink_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_DATABASE_URL=database_url,
-        HUB_DATA_DIR=str(tmp_path / "data"),
+    return hub_env(
+        database_url,
+        tmp_path,
         HUB_WORKER__POLL_INTERVAL_SECONDS="0.1",
         HUB_WORKER__HEARTBEAT_SECONDS="0.5",
         HUB_ENDPOINTS=json.dumps({"portal": {"kind": "webhook", "url": sink_url}}),
         HUB_ROUTING=json.dumps([{"kinds": ["dossier.sync"], "endpoints": ["portal"]}]),
         **extra,
     )
-    return env
 
 
 def _delivered(db: Database, seq: int) -> bool:

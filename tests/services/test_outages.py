@@ -5,7 +5,6 @@ report merges what several processes recorded (docs/architecture.md, "Late entri
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from hub.db.session import Database
 from hub.services.outages import OutageKind, outage_report, record_outages
 from schemas.timefmt import VN_TZ, now_utc
 from tests.api.livehub import hub_settings, live_hub
+from tests.cli.test_cli_commands import hub_env
 from tests.delivery.helpers import wait_until
 from tests.pgcluster import PrivatePostgres
 
@@ -81,8 +81,7 @@ def test_report_merges_overlapping_records_and_clips_to_the_period(db: Database)
 
 
 def _cli(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(HUB_DATABASE_URL=database_url, HUB_DATA_DIR=str(tmp_path / "data"), USER="operator1")
+    env = hub_env(database_url, tmp_path, USER="operator1")
     return subprocess.run(
         [HUB, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
     )
@@ -152,10 +151,9 @@ def test_a_database_outage_is_recorded_once_the_database_is_back(
     private_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:
     url = private_postgres.create_database("hub")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_DATABASE_URL=url,
-        HUB_DATA_DIR=str(tmp_path / "data"),
+    env = hub_env(
+        url,
+        tmp_path,
         HUB_WORKER__POLL_INTERVAL_SECONDS="0.1",
         HUB_OUTAGES__HEARTBEAT_SECONDS="0.2",
         HUB_OUTAGES__MIN_GAP_SECONDS="60",

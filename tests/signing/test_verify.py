@@ -42,7 +42,7 @@ from signing.verification import (
     verify_pdf,
     verify_pdf_file,
 )
-from signing.verification.model import CheckOutcome, RevocationSource, SigningTimeSource
+from signing.verification.model import CheckOutcome, RevocationSource, SignatureReport, SigningTimeSource
 from tests.signing.verify_helpers import (
     append_content_change,
     fill_text_field,
@@ -81,6 +81,14 @@ def double_signed(running_pki: RunningPki, base_pdf: bytes) -> bytes:
 
 def _codes(report: VerificationReport, index: int = 0) -> set[str]:
     return {r.code for r in report.signatures[index].reasons}
+
+
+def _refused(pdf: bytes, policy: VerificationPolicy, code: str) -> SignatureReport:
+    """The one signature of ``pdf``, after checking the report is INVALID for reason ``code``."""
+    report = verify_pdf(pdf, policy)
+    assert report.verdict is Verdict.INVALID
+    assert code in _codes(report)
+    return report.signatures[0]
 
 
 # --- valid documents -----------------------------------------------------------------------
@@ -280,11 +288,8 @@ def test_form_fill_after_no_changes_certification_is_flagged(
         certify=True,
         docmdp=MDPPerm.NO_CHANGES,
     )
-    report = verify_pdf(fill_text_field(first, "123/QĐ-SNNMT"), policy)
-    sig = report.signatures[0]
+    sig = _refused(fill_text_field(first, "123/QĐ-SNNMT"), policy, "modified_after_signing")
     assert sig.docmdp_permission == 1
-    assert report.verdict is Verdict.INVALID
-    assert "modified_after_signing" in _codes(report)
     assert sig.modifications.permitted is False
 
 
@@ -294,11 +299,8 @@ def test_form_fill_after_no_changes_certification_is_flagged(
 def test_incremental_update_changing_page_content_is_flagged(
     pkcs7_pdf: bytes, policy: VerificationPolicy
 ) -> None:
-    report = verify_pdf(append_content_change(pkcs7_pdf), policy)
-    sig = report.signatures[0]
-    assert report.verdict is Verdict.INVALID
+    sig = _refused(append_content_change(pkcs7_pdf), policy, "modified_after_signing")
     assert sig.verdict_vi == "không hợp lệ"
-    assert "modified_after_signing" in _codes(report)
     modified = next(r for r in sig.reasons if r.code == "modified_after_signing")
     assert modified.message_vi == (
         "Tài liệu đã bị sửa đổi sau khi ký, vượt quá phạm vi được phép "
@@ -308,7 +310,7 @@ def test_incremental_update_changing_page_content_is_flagged(
     assert sig.modifications.modification_level == "other"
     assert sig.integrity.outcome is CheckOutcome.FAILED
     # the cryptographic signature itself is still intact: only the diff analysis catches this
-    assert "hash_failure" not in _codes(report)
+    assert "hash_failure" not in {r.code for r in sig.reasons}
 
 
 def test_content_change_after_double_signature_invalidates_both(
@@ -323,10 +325,7 @@ def test_content_change_after_double_signature_invalidates_both(
 def test_bytes_overwritten_inside_signed_range_is_hash_failure(
     pkcs7_pdf: bytes, policy: VerificationPolicy
 ) -> None:
-    report = verify_pdf(overwrite_signed_bytes(pkcs7_pdf), policy)
-    sig = report.signatures[0]
-    assert report.verdict is Verdict.INVALID
-    assert "hash_failure" in _codes(report)
+    sig = _refused(overwrite_signed_bytes(pkcs7_pdf), policy, "hash_failure")
     assert sig.ades_indication == "TOTAL-FAILED"
     assert sig.ades_subindication == "HASH_FAILURE"
     assert sig.integrity.outcome is CheckOutcome.FAILED
@@ -418,10 +417,7 @@ def test_revoked_signer_is_invalid(
     running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy, timestamp: bool
 ) -> None:
     pdf = sign(base_pdf, running_pki, running_pki.pki.revoked_p12, timestamp=timestamp)
-    report = verify_pdf(pdf, policy)
-    sig = report.signatures[0]
-    assert report.verdict is Verdict.INVALID
-    assert "revoked" in _codes(report)
+    sig = _refused(pdf, policy, "revoked")
     assert sig.revocation.revoked
     assert sig.revocation.outcome is CheckOutcome.FAILED
     assert sig.revocation.revoked_at is not None
@@ -438,10 +434,7 @@ def test_expired_signer_is_invalid(
     running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy, timestamp: bool
 ) -> None:
     pdf = sign(base_pdf, running_pki, running_pki.pki.expired_p12, timestamp=timestamp)
-    report = verify_pdf(pdf, policy)
-    sig = report.signatures[0]
-    assert report.verdict is Verdict.INVALID
-    assert "not_valid_at_signing_time" in _codes(report)
+    sig = _refused(pdf, policy, "not_valid_at_signing_time")
     assert sig.valid_at_signing_time.outcome is CheckOutcome.FAILED
     assert sig.signing_time is not None
     assert sig.signing_time > sig.certificate_valid_to
@@ -454,11 +447,7 @@ def test_expired_signer_is_invalid(
 def test_untrusted_root_is_invalid(
     running_pki: RunningPki, base_pdf: bytes, policy: VerificationPolicy
 ) -> None:
-    pdf = sign(base_pdf, running_pki, running_pki.pki.untrusted_p12)
-    report = verify_pdf(pdf, policy)
-    sig = report.signatures[0]
-    assert report.verdict is Verdict.INVALID
-    assert "untrusted_chain" in _codes(report)
+    sig = _refused(sign(base_pdf, running_pki, running_pki.pki.untrusted_p12), policy, "untrusted_chain")
     assert sig.chain.outcome is CheckOutcome.FAILED
     assert sig.issuing_ca == "Untrusted Root CA (TEST)"
 

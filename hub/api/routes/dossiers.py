@@ -9,7 +9,7 @@ first answer without creating anything.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
@@ -30,7 +30,13 @@ from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.dlq.models import MessageSummary
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
-from hub.services.intake import MAX_BATCH_CHANGES, BatchResult, IntakeBatch, IntakeResult
+from hub.services.intake import (
+    MAX_BATCH_CHANGES,
+    AgencyScope,
+    BatchResult,
+    IntakeBatch,
+    IntakeResult,
+)
 from hub.services.privacy import audit_reveal, masked_dossier, masked_view
 from hub.services.result_files import inspect_result_paper, store_and_attach
 from hub.services.results import IssuedResult, ResultSigningService, SignedDraft, SignedResult
@@ -51,6 +57,8 @@ Writer = Annotated[Principal, Depends(require_role("source"))]
 Reader = Annotated[Principal, Depends(require_role("source", "officer", "clerk", "technician"))]
 #: Officers handle the dossier and may need to call or identify the applicant; technicians and
 #: the source software (which holds its own copy) never do.
+Officer = Annotated[Principal, Depends(require_role("officer"))]
+Clerk = Annotated[Principal, Depends(require_role("clerk"))]
 OfficerReveal = Annotated[bool, Depends(allow_reveal("officer"))]
 IdempotencyKey = Annotated[
     str | None,
@@ -62,6 +70,22 @@ IdempotencyKey = Annotated[
     ),
 ]
 JSON_ONLY = [Depends(require_json)]
+
+
+class Caller(TypedDict):
+    """What every intake command takes besides its body: who writes, within which agencies, and
+    the ``Idempotency-Key`` that makes a retry return the first answer."""
+
+    actor: str
+    idempotency_key: str | None
+    scope: AgencyScope
+
+
+async def _caller(principal: Writer, idempotency_key: IdempotencyKey = None) -> Caller:
+    return Caller(actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope)
+
+
+WriterCall = Annotated[Caller, Depends(_caller)]
 
 
 class CodeRequest(BaseModel):
@@ -94,15 +118,9 @@ class StoredResult(BaseModel):
     responses={201: {"model": IntakeResult}},
 )
 def upsert_dossier(
-    command: DossierUpsert,
-    response: Response,
-    intake: IntakeDep,
-    principal: Writer,
-    idempotency_key: IdempotencyKey = None,
+    command: DossierUpsert, response: Response, intake: IntakeDep, caller: WriterCall
 ) -> IntakeResult:
-    result = intake.upsert_dossier(
-        command, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
-    )
+    result = intake.upsert_dossier(command, **caller)
     response.status_code = 201 if result.created else 200
     return result
 
@@ -123,15 +141,8 @@ def upsert_dossier(
     ),
     dependencies=JSON_ONLY,
 )
-def apply_batch(
-    batch: IntakeBatch,
-    intake: IntakeDep,
-    principal: Writer,
-    idempotency_key: IdempotencyKey = None,
-) -> BatchResult:
-    return intake.apply_batch(
-        batch, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
-    )
+def apply_batch(batch: IntakeBatch, intake: IntakeDep, caller: WriterCall) -> BatchResult:
+    return intake.apply_batch(batch, **caller)
 
 
 @router.get(
@@ -155,16 +166,8 @@ def get_dossier(
 
 
 @router.post("/dossiers/{code}/status", summary="Change a dossier's status", dependencies=JSON_ONLY)
-def change_status(
-    code: str,
-    change: StatusChange,
-    intake: IntakeDep,
-    principal: Writer,
-    idempotency_key: IdempotencyKey = None,
-) -> IntakeResult:
-    return intake.change_status(
-        code, change, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
-    )
+def change_status(code: str, change: StatusChange, intake: IntakeDep, caller: WriterCall) -> IntakeResult:
+    return intake.change_status(code, change, **caller)
 
 
 @router.post(
@@ -172,42 +175,18 @@ def change_status(
     summary="Move the due date (Mẫu 04 apology or extension), recorded with the old and new dates",
     dependencies=JSON_ONLY,
 )
-def redate(
-    code: str,
-    change: DueDateChange,
-    intake: IntakeDep,
-    principal: Writer,
-    idempotency_key: IdempotencyKey = None,
-) -> IntakeResult:
-    return intake.redate(
-        code, change, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
-    )
+def redate(code: str, change: DueDateChange, intake: IntakeDep, caller: WriterCall) -> IntakeResult:
+    return intake.redate(code, change, **caller)
 
 
 @router.post("/dossiers/{code}/steps", summary="Record a processing step", dependencies=JSON_ONLY)
-def add_step(
-    code: str,
-    command: StepAdd,
-    intake: IntakeDep,
-    principal: Writer,
-    idempotency_key: IdempotencyKey = None,
-) -> IntakeResult:
-    return intake.add_step(
-        code, command, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
-    )
+def add_step(code: str, command: StepAdd, intake: IntakeDep, caller: WriterCall) -> IntakeResult:
+    return intake.add_step(code, command, **caller)
 
 
 @router.post("/dossiers/{code}/results", summary="Attach a result paper by URL", dependencies=JSON_ONLY)
-def attach_result(
-    code: str,
-    command: ResultAttach,
-    intake: IntakeDep,
-    principal: Writer,
-    idempotency_key: IdempotencyKey = None,
-) -> IntakeResult:
-    return intake.attach_result(
-        code, command, actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope
-    )
+def attach_result(code: str, command: ResultAttach, intake: IntakeDep, caller: WriterCall) -> IntakeResult:
+    return intake.attach_result(code, command, **caller)
 
 
 @router.post(
@@ -220,7 +199,7 @@ def upload_result(
     file: Annotated[UploadFile, File(description="The result paper (PDF, usually signed)")],
     name: Annotated[VnName, Form(description="Name of the result paper (TenGiayTo)")],
     intake: IntakeDep,
-    principal: Writer,
+    caller: WriterCall,
     files: FilesDep,
     policy: Annotated[VerificationPolicy, Depends(get_verification_policy)],
     result_id: Annotated[str | None, Form(max_length=100)] = None,
@@ -229,7 +208,6 @@ def upload_result(
     signed: Annotated[
         bool, Form(description="Claims a valid signature; the hub's verifier decides what is stored")
     ] = False,
-    idempotency_key: IdempotencyKey = None,
 ) -> StoredResult:
     for field_name, value in (
         ("name", name),
@@ -250,13 +228,11 @@ def upload_result(
         filename=file.filename or name,
         media_type=paper.media_type,
         name=name,
-        actor=principal.name,
         result_id=result_id,
         result_code=result_code,
         component_code=component_code,
         signed=paper.signed,
-        idempotency_key=idempotency_key,
-        scope=principal.agency_scope,
+        **caller,
     )
     return StoredResult(
         result=attached.intake,
@@ -292,6 +268,23 @@ class SealResultRequest(BaseModel):
     result_code: Annotated[str | None, Field(max_length=100)] = None
     component_code: Annotated[str | None, Field(max_length=100)] = None
 
+    def attachment(self) -> ResultAttachment:
+        return ResultAttachment(
+            name=self.name,
+            key_id=self.key_id,
+            result_code=self.result_code,
+            component_code=self.component_code,
+        )
+
+
+class ResultAttachment(TypedDict):
+    """How a sealed result is attached: what sealing and issuing take besides the file."""
+
+    name: str
+    key_id: str | None
+    result_code: str | None
+    component_code: str | None
+
 
 def _results(request: Request) -> ResultSigningService:
     service = get_services(request).results
@@ -309,12 +302,7 @@ def _results(request: Request) -> ResultSigningService:
     status_code=201,
     dependencies=JSON_ONLY,
 )
-def sign_result(
-    code: str,
-    command: SignResultRequest,
-    request: Request,
-    principal: Annotated[Principal, Depends(require_role("officer"))],
-) -> SignedDraft:
+def sign_result(code: str, command: SignResultRequest, request: Request, principal: Officer) -> SignedDraft:
     return _results(request).sign_personal(
         principal, code, command.file_id, key_id=command.key_id, reason=command.reason
     )
@@ -327,21 +315,8 @@ def sign_result(
     status_code=201,
     dependencies=JSON_ONLY,
 )
-def seal_result(
-    code: str,
-    command: SealResultRequest,
-    request: Request,
-    principal: Annotated[Principal, Depends(require_role("clerk"))],
-) -> SignedResult:
-    return _results(request).seal_and_attach(
-        principal,
-        code,
-        command.file_id,
-        name=command.name,
-        key_id=command.key_id,
-        result_code=command.result_code,
-        component_code=command.component_code,
-    )
+def seal_result(code: str, command: SealResultRequest, request: Request, principal: Clerk) -> SignedResult:
+    return _results(request).seal_and_attach(principal, code, command.file_id, **command.attachment())
 
 
 # --- issuance: number, date, seal (Decree 30/2020 Art. 14, 15, 17; docs/signing.md §13) ------------
@@ -361,21 +336,9 @@ class IssueResultRequest(SealResultRequest):
     status_code=201,
     dependencies=JSON_ONLY,
 )
-def issue_result(
-    code: str,
-    command: IssueResultRequest,
-    request: Request,
-    principal: Annotated[Principal, Depends(require_role("clerk"))],
-) -> IssuedResult:
+def issue_result(code: str, command: IssueResultRequest, request: Request, principal: Clerk) -> IssuedResult:
     return _results(request).issue_and_attach(
-        principal,
-        code,
-        command.file_id,
-        name=command.name,
-        document_type=command.document_type,
-        key_id=command.key_id,
-        result_code=command.result_code,
-        component_code=command.component_code,
+        principal, code, command.file_id, document_type=command.document_type, **command.attachment()
     )
 
 
