@@ -178,7 +178,9 @@ class LookupService:
         insert = postgresql.insert if self._db.is_postgres else sqlite.insert
         statement = (
             insert(LookupCount)
-            .values(day=self._clock().astimezone(VN_TZ).date(), channel=channel, outcome=outcome.value, count=1)
+            .values(
+                day=self._clock().astimezone(VN_TZ).date(), channel=channel, outcome=outcome.value, count=1
+            )
             .on_conflict_do_update(
                 index_elements=[LookupCount.day, LookupCount.channel, LookupCount.outcome],
                 set_={"count": LookupCount.count + 1},
