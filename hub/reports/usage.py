@@ -189,7 +189,7 @@ def deliveries_by_endpoint(connection: Connection, start: datetime, end: datetim
     percentiles = select(
         k.endpoint,
         *(
-            func.max(case((k.rank == (k.n * p + 99) / 100, k.took))).label(name)
+            func.max(case((k.rank == (k.n * p + 99) // 100, k.took))).label(name)
             for name, p in PERCENTILES.items()
         ),
     ).group_by(k.endpoint)
