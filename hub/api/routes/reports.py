@@ -27,7 +27,7 @@ from hub.api.errors import error_responses
 from hub.auth.keys import Principal
 from hub.reports import usage_export
 from hub.reports.export import to_csv, to_xlsx
-from hub.reports.query import GroupBy, Report, day_range
+from hub.reports.query import DayRange, GroupBy, Report, day_range
 from hub.reports.service import ReportService
 from hub.reports.usage import UsageReport
 from hub.services.outages import OutageReport, outage_report
@@ -65,6 +65,20 @@ def get_reports(request: Request) -> ReportService:
     return service
 
 
+def report_days(
+    first: Annotated[date | None, Query(alias="from", description="First day (Vietnam time)")] = None,
+    last: Annotated[date | None, Query(alias="to", description="Last day, inclusive")] = None,
+    period: Annotated[
+        str | None, Query(max_length=7, description="Instead of from/to: 2025, 2025-Q2 or 2025-06")
+    ] = None,
+) -> DayRange:
+    """The report's days: ``from``/``to`` or ``period`` (docs/reports.md §2.1); 422 otherwise."""
+    return day_range(first, last, period)
+
+
+ReportDays = Annotated[DayRange, Depends(report_days)]
+
+
 @router.get(
     "/ontime",
     summary="On-time statistics per procedure, field, unit or channel",
@@ -75,16 +89,11 @@ def get_reports(request: Request) -> ReportService:
 async def ontime(
     _principal: Reader,
     reports: Annotated[ReportService, Depends(get_reports)],
-    first: Annotated[date | None, Query(alias="from", description="First day (Vietnam time)")] = None,
-    last: Annotated[date | None, Query(alias="to", description="Last day, inclusive")] = None,
-    period: Annotated[
-        str | None, Query(max_length=7, description="Instead of from/to: 2025, 2025-Q2 or 2025-06")
-    ] = None,
+    window: ReportDays,
     group_by: GroupBy = GroupBy.PROCEDURE,
     agency: Annotated[AgencyCode | None, Query(description="Only this receiving agency")] = None,
     format: ReportFormat = ReportFormat.JSON,
 ) -> Response | Report:
-    window = day_range(first, last, period)
     report = await run_in_threadpool(reports.ontime, window, group_by, agency_code=agency)
     if format is ReportFormat.JSON:
         return report
@@ -121,14 +130,9 @@ UsageReader = Annotated[
 async def usage(
     _principal: UsageReader,
     reports: Annotated[ReportService, Depends(get_reports)],
-    first: Annotated[date | None, Query(alias="from", description="First day (Vietnam time)")] = None,
-    last: Annotated[date | None, Query(alias="to", description="Last day, inclusive")] = None,
-    period: Annotated[
-        str | None, Query(max_length=7, description="Instead of from/to: 2025, 2025-Q2 or 2025-06")
-    ] = None,
+    window: ReportDays,
     format: ReportFormat = ReportFormat.JSON,
 ) -> Response | UsageReport:
-    window = day_range(first, last, period)
     report = await run_in_threadpool(reports.usage, window)
     if format is ReportFormat.JSON:
         return report
