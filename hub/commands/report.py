@@ -2,8 +2,9 @@
 
 ``ontime`` prints a table (rich) or writes CSV/XLSX (``--out``, or CSV to standard output);
 ``rebuild`` recomputes every report row from the stored dossiers (after a rule change);
-``outages`` lists the recorded outages of a period; ``tracking-book`` and ``control-slip`` write
-the records of the one-stop procedure (PDF, or the book as CSV/XLSX; docs/reports.md §7).
+``outages`` lists the recorded outages of a period; ``usage`` is the usage report;
+``tracking-book`` and ``control-slip`` write the records of the one-stop procedure (PDF, or the
+book as CSV/XLSX; docs/reports.md §7, §8).
 """
 
 from __future__ import annotations
@@ -87,20 +88,67 @@ def ontime(
     if output is OutputFormat.TABLE:
         _table(report)
         return
+    _write(report, output, out, to_csv, to_xlsx, f"{len(report.rows)} rows")
+
+
+def _write(report: Any, output: OutputFormat, out: Path | None, csv: Any, xlsx: Any, summary: str) -> None:
+    """Write ``report`` as JSON, CSV or XLSX to ``out`` (standard output without it)."""
     if output is OutputFormat.JSON:
         body = report.model_dump_json(by_alias=True, indent=2).encode() + b"\n"
     elif output is OutputFormat.CSV:
-        body = to_csv(report)
+        body = csv(report)
     else:
         if out is None:
             raise typer.BadParameter("--format xlsx writes a file: give --out FILE.xlsx", param_hint="--out")
-        body = to_xlsx(report)
+        body = xlsx(report)
     if out is None:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
         return
     out.write_bytes(body)
-    typer.echo(f"{out} ({len(report.rows)} rows)", err=True)
+    typer.echo(f"{out} ({summary})", err=True)
+
+
+@app.command("usage")
+def usage(
+    first: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")] = None,
+    last: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day")] = None,
+    period: Annotated[str | None, typer.Option(help="Instead of --from/--to: 2025, 2025-Q2, 2025-06")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
+    out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx needs it)")] = None,
+) -> None:
+    """Use of the system (Decision 692/QĐ-SNN Art. 18): dossiers by channel, deliveries,
+    signatures, lookups, downtime (docs/reports.md §8)."""
+    from hub.reports import usage_export
+    from hub.reports.service import ReportService
+
+    window = day_range(first.date() if first else None, last.date() if last else None, period)
+    db, settings = _db_and_settings()
+    try:
+        report = ReportService(db, settings).usage(window)
+    finally:
+        db.dispose()
+    if output is OutputFormat.TABLE:
+        _usage_tables(report)
+        return
+    _write(report, output, out, usage_export.to_csv, usage_export.to_xlsx, "usage report")
+
+
+def _usage_tables(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.reports.usage_export import SECTIONS, section_rows, title
+
+    console = Console(width=200)
+    console.print(title(report))
+    for section in SECTIONS:
+        table = Table(title=section.title)
+        for heading in section.columns.values():
+            table.add_column(heading, overflow="fold")
+        for line in section_rows(report, section):
+            table.add_row(*("" if value is None else str(value) for value in line))
+        console.print(table)
 
 
 @app.command("rebuild")

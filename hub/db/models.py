@@ -415,3 +415,19 @@ class OutageRow(Base):
     #: ``hub`` (recorded by a hub process) or the operator who added it.
     recorded_by: Mapped[str] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LookupCount(Base):
+    """Citizens' lookups answered per Vietnam-time day, channel and outcome, for the usage
+    report (Decision 692/QĐ-SNN Art. 18; docs/reports.md §8): one upsert per lookup by
+    :meth:`hub.lookup.service.LookupService.record`, the same statement whatever the outcome."""
+
+    __tablename__ = "lookup_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    #: ``api``, ``web``, ``qr`` (the page opened from a dossier's QR code) or ``sms``.
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    #: ``found``, ``not_found``, ``limited`` (refused by a limit), ``invalid`` (an SMS not in
+    #: the ``<KEYWORD> <code>`` form), ``opened`` (QR).
+    outcome: Mapped[str] = mapped_column(String(20), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -10,24 +10,44 @@ public-service data, not the applicant's).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub.config import LookupSettings
-from hub.db.models import DossierRow
+from hub.db.models import DossierRow, LookupCount
 from hub.db.session import Database
 from hub.lookup.owner_hash import OwnerIdHasher
 from hub.lookup.ratelimit import CodeAttemptLimiter
 from schemas.codes import validate_dossier_code
 from schemas.dossier import Dossier
 from schemas.errors import InvalidInputError, NotFoundError, TooManyRequestsError
-from schemas.timefmt import now_vn
+from schemas.timefmt import VN_TZ, now_vn
 
 if TYPE_CHECKING:
     from hub.telemetry.metrics import HubMetrics
+
+log = logging.getLogger("hub.lookup")
+
+
+class LookupOutcome(StrEnum):
+    """How a lookup was answered, as the usage report counts it (docs/reports.md §8.4)."""
+
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    LIMITED = "limited"
+    """Refused by a limit (too many wrong ID numbers for the code)."""
+    INVALID = "invalid"
+    """An SMS not in the ``<KEYWORD> <code>`` form."""
+    OPENED = "opened"
+    """The lookup page opened from a dossier's QR code (the ID number is asked next)."""
 
 
 class StepView(BaseModel):
@@ -114,9 +134,11 @@ class LookupService:
         owner_ids: OwnerIdHasher,
         *,
         metrics: HubMetrics | None = None,
+        clock: Callable[[], datetime] = now_vn,
     ) -> None:
         self._db = db
         self._metrics = metrics
+        self._clock = clock
         self._settings = settings
         self._owner_ids = owner_ids
         self._attempts = CodeAttemptLimiter(settings.failed_attempts_per_code_per_hour)
@@ -146,11 +168,29 @@ class LookupService:
             digest: str | None = session.execute(select(stored)).scalar_one()
         return digest
 
-    def record(self, channel: str, outcome: str) -> None:
-        """Count one lookup (``hub_lookup_requests_total``): channel ``api``, ``web``, ``qr``
-        (the page opened from a dossier's QR link) or ``sms``."""
+    def record(self, channel: str, outcome: LookupOutcome, *, detail: str | None = None) -> None:
+        """Count one lookup: channel ``api``, ``web``, ``qr`` (the page opened from a dossier's
+        QR link) or ``sms``. Persisted per Vietnam-time day for the usage report (one upsert,
+        the same statement whatever the outcome), and in ``hub_lookup_requests_total`` with
+        ``detail`` (the SMS reply kind) as its outcome label when given."""
         if self._metrics is not None:
-            self._metrics.observe_lookup(channel, outcome)
+            self._metrics.observe_lookup(channel, detail or outcome.value)
+        insert = postgresql.insert if self._db.is_postgres else sqlite.insert
+        statement = (
+            insert(LookupCount)
+            .values(
+                day=self._clock().astimezone(VN_TZ).date(), channel=channel, outcome=outcome.value, count=1
+            )
+            .on_conflict_do_update(
+                index_elements=[LookupCount.day, LookupCount.channel, LookupCount.outcome],
+                set_={"count": LookupCount.count + 1},
+            )
+        )
+        try:
+            with self._db.transaction() as session:
+                session.execute(statement)
+        except SQLAlchemyError as exc:  # the citizen still gets the answer; the metric counted it
+            log.warning("lookup not counted for the usage report: %s", exc)
 
     def lookup(self, code: str, id_number: str | None, *, channel: str = "api") -> LookupView:
         """The public view of a dossier, or the one indistinguishable "not found".
@@ -162,12 +202,12 @@ class LookupService:
         try:
             view = self._lookup(code, id_number)
         except NotFoundError:
-            self.record(channel, "not_found")
+            self.record(channel, LookupOutcome.NOT_FOUND)
             raise
         except TooManyRequestsError:
-            self.record(channel, "limited")
+            self.record(channel, LookupOutcome.LIMITED)
             raise
-        self.record(channel, "found")
+        self.record(channel, LookupOutcome.FOUND)
         return view
 
     def _lookup(self, code: str, id_number: str | None) -> LookupView:

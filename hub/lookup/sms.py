@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from hub.lookup.service import LookupService
+from hub.lookup.service import LookupOutcome, LookupService
 from schemas.dossier import Dossier
 from schemas.masking import mask_phone
 from schemas.status import DossierStatus
@@ -108,7 +108,7 @@ class SmsResponder:
         phone = mask_phone(normalise_sender(sender))
         log.info("sms MO from %s: %s", phone, body[:160])
         reply = self._answer(body)
-        self._lookup.record("sms", reply.kind.value)
+        self._lookup.record("sms", usage_outcome(reply.kind), detail=reply.kind.value)
         log.info("sms MT to %s (%s): %s", phone, reply.kind.value, reply.text)
         return reply
 
@@ -127,6 +127,13 @@ class SmsResponder:
             return SmsReply(ReplyKind.UNKNOWN_CODE, strip_diacritics(text), None)
         kind, text = reply_for(dossier)
         return SmsReply(kind, strip_diacritics(text), dossier.code)
+
+
+def usage_outcome(kind: ReplyKind) -> LookupOutcome:
+    """How the usage report counts an SMS reply: a status sent is a dossier found."""
+    if kind is ReplyKind.SYNTAX_ERROR:
+        return LookupOutcome.INVALID
+    return LookupOutcome.NOT_FOUND if kind is ReplyKind.UNKNOWN_CODE else LookupOutcome.FOUND
 
 
 def valid_sender(sender: str) -> bool:

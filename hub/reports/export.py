@@ -6,10 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from typing import Any
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from hub.reports.query import Report, ReportRow
 from schemas.timefmt import VN_TZ
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet.worksheet import Worksheet
 
 #: Report columns: field of :class:`ReportRow` → heading (the Circular 01/2020/TT-VPCP report
 #: form's wording where it has one, docs/reports.md §5).
@@ -61,31 +66,53 @@ def _lines(report: Report) -> list[ReportRow]:
     return [*report.rows, report.total]
 
 
-def to_csv(report: Report) -> bytes:
+def csv_bytes(lines: Iterable[Sequence[Any]]) -> bytes:
+    """CSV in UTF-8 with a byte-order mark, CRLF line ends, text NFC, ``None`` as empty."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS.values())
-    for row in _lines(report):
-        writer.writerow(["" if (v := getattr(row, name)) is None else _nfc(v) for name in COLUMNS])
+    for line in lines:
+        writer.writerow(["" if value is None else _nfc(value) for value in line])
     return out.getvalue().encode("utf-8-sig")
+
+
+def to_csv(report: Report) -> bytes:
+    return csv_bytes(
+        [list(COLUMNS.values()), *([getattr(row, name) for name in COLUMNS] for row in _lines(report))]
+    )
+
+
+def append_headings(sheet: Worksheet, headings: Iterable[str]) -> int:
+    """Append a bold, wrapped heading row; returns its row number."""
+    from openpyxl.styles import Alignment, Font
+
+    sheet.append([_nfc(heading) for heading in headings])
+    for cell in sheet[sheet.max_row]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    return int(sheet.max_row)
+
+
+def as_of_line(as_of: datetime) -> str:
+    return f"Số liệu tính đến {as_of.astimezone(VN_TZ):%d/%m/%Y %H:%M} (giờ Việt Nam)"
+
+
+def workbook_bytes(book: Any) -> bytes:
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def to_xlsx(report: Report) -> bytes:
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
+    from openpyxl.styles import Font
 
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = "Báo cáo đúng hạn"
     sheet.append([title(report)])
-    as_of = report.as_of.astimezone(VN_TZ)
-    sheet.append([_nfc(f"Số liệu tính đến {as_of:%d/%m/%Y %H:%M} (giờ Việt Nam); quy tắc: {report.rule}")])
-    sheet.append(list(COLUMNS.values()))
-    header_row = sheet.max_row
-    for cell in sheet[header_row]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    sheet.append([_nfc(f"{as_of_line(report.as_of)}; quy tắc: {report.rule}")])
+    header_row = append_headings(sheet, COLUMNS.values())
     for row in _lines(report):
         sheet.append([_nfc(getattr(row, name)) for name in COLUMNS])
         for index, name in enumerate(COLUMNS, start=1):
@@ -96,6 +123,4 @@ def to_xlsx(report: Report) -> bytes:
     sheet["A1"].font = Font(bold=True, size=13)
     sheet.column_dimensions["B"].width = 48
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=3)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return workbook_bytes(book)

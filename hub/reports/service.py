@@ -9,6 +9,7 @@ from hub.db.session import Database
 from hub.reports.calendar import WorkCalendar
 from hub.reports.ontime import DayRules
 from hub.reports.query import DayRange, GroupBy, Report, ontime_report
+from hub.reports.usage import UsageReport, usage_report
 from schemas.timefmt import now_utc
 
 
@@ -46,3 +47,7 @@ class ReportService:
                 now or now_utc(),
                 agency_code=agency_code,
             )
+
+    def usage(self, window: DayRange, *, now: datetime | None = None) -> UsageReport:
+        """The usage report (docs/reports.md §8)."""
+        return usage_report(self._db, window, now or now_utc())

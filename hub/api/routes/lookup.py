@@ -35,7 +35,7 @@ from hub.api.limits import client_address
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
 from hub.lookup.page import PAGE_CSP, render_page
-from hub.lookup.service import LookupView
+from hub.lookup.service import LookupOutcome, LookupView
 from hub.lookup.sms import normalise_sender
 from schemas.errors import (
     HubError,
@@ -95,7 +95,7 @@ def lookup_page(
     need_id = lookup.requires_owner_id
     if not mhs or (need_id and not sgt):
         if mhs:  # a dossier's QR link (hub.lookup.qr) opens the page with the code alone
-            lookup.record("qr", "opened")
+            lookup.record("qr", LookupOutcome.OPENED)
         return HTMLResponse(render_page(code=mhs, need_id=need_id), headers=PAGE_HEADERS)
     try:
         _throttle_sync(request)

@@ -7,13 +7,16 @@
   the department's software was down (:mod:`hub.services.outages`), for the usage report and for
   checking a late-entry backlog against the outage it comes from (docs/architecture.md,
   "Late entries").
+* ``GET /reports/usage``: the usage report (Decision 692/QĐ-SNN Art. 18): dossiers by channel,
+  deliveries per portal, signatures, lookups, downtime (docs/reports.md §8).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -22,10 +25,12 @@ from pydantic import AwareDatetime
 from hub.api.deps import DatabaseDep, get_db, get_settings, require_role
 from hub.api.errors import error_responses
 from hub.auth.keys import Principal
+from hub.reports import usage_export
 from hub.reports.export import to_csv, to_xlsx
 from hub.reports.pdf import Letterhead, ontime_pdf
-from hub.reports.query import GroupBy, Report, day_range
+from hub.reports.query import DayRange, GroupBy, Report, day_range
 from hub.reports.service import ReportService
+from hub.reports.usage import UsageReport
 from hub.services.outages import OutageReport, outage_report
 from schemas.codes import AgencyCode
 from schemas.timefmt import now_utc
@@ -40,6 +45,8 @@ Reader = Annotated[
         require_role("officer", "clerk", "technician", "portal", note="aggregate counts, no personal data")
     ),
 ]
+
+T = TypeVar("T")
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -60,6 +67,20 @@ def get_reports(request: Request) -> ReportService:
     return service
 
 
+def report_days(
+    first: Annotated[date | None, Query(alias="from", description="First day (Vietnam time)")] = None,
+    last: Annotated[date | None, Query(alias="to", description="Last day, inclusive")] = None,
+    period: Annotated[
+        str | None, Query(max_length=7, description="Instead of from/to: 2025, 2025-Q2 or 2025-06")
+    ] = None,
+) -> DayRange:
+    """The report's days: ``from``/``to`` or ``period`` (docs/reports.md §2.1); 422 otherwise."""
+    return day_range(first, last, period)
+
+
+ReportDays = Annotated[DayRange, Depends(report_days)]
+
+
 @router.get(
     "/ontime",
     summary="On-time statistics per procedure, field, unit or channel",
@@ -71,28 +92,60 @@ async def ontime(
     request: Request,
     _principal: Reader,
     reports: Annotated[ReportService, Depends(get_reports)],
-    first: Annotated[date | None, Query(alias="from", description="First day (Vietnam time)")] = None,
-    last: Annotated[date | None, Query(alias="to", description="Last day, inclusive")] = None,
-    period: Annotated[
-        str | None, Query(max_length=7, description="Instead of from/to: 2025, 2025-Q2 or 2025-06")
-    ] = None,
+    window: ReportDays,
     group_by: GroupBy = GroupBy.PROCEDURE,
     agency: Annotated[AgencyCode | None, Query(description="Only this receiving agency")] = None,
     format: ReportFormat = ReportFormat.JSON,
 ) -> Response | Report:
-    window = day_range(first, last, period)
     report = await run_in_threadpool(reports.ontime, window, group_by, agency_code=agency)
     if format is ReportFormat.JSON:
         return report
     name = f"ontime-{group_by.value}-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
-    if format is ReportFormat.CSV:
-        body, media = to_csv(report), "text/csv; charset=utf-8"
-    elif format is ReportFormat.PDF:
+    if format is ReportFormat.PDF:
         head = Letterhead.from_settings(get_settings(request).reports)
-        body, media = await run_in_threadpool(ontime_pdf, report, head), "application/pdf"
-    else:
-        body, media = await run_in_threadpool(to_xlsx, report), XLSX
+        pdf = await run_in_threadpool(ontime_pdf, report, head)
+        disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(pdf, media_type="application/pdf", headers=disposition)
+    return await _download(name, format, to_csv, to_xlsx, report)
+
+
+async def _download(
+    name: str, format: ReportFormat, csv: Callable[[T], bytes], xlsx: Callable[[T], bytes], report: T
+) -> Response:
+    """The report as a CSV or XLSX attachment."""
+    body, media = (
+        (csv(report), "text/csv; charset=utf-8")
+        if format is ReportFormat.CSV
+        else (await run_in_threadpool(xlsx, report), XLSX)
+    )
     return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+#: The usage report shows the hub's operation (portals, downtime): officers overseeing the
+#: unit's work and the operators; not clerks, portals or the department software.
+UsageReader = Annotated[
+    Principal, Depends(require_role("officer", "technician", note="aggregate counts, no personal data"))
+]
+
+
+@router.get(
+    "/usage",
+    summary="Usage of the system: dossiers, deliveries, signatures, lookups, downtime",
+    response_model=UsageReport,
+    response_model_by_alias=True,
+    responses={200: {"content": {"text/csv": {}, XLSX: {}}}},
+)
+async def usage(
+    _principal: UsageReader,
+    reports: Annotated[ReportService, Depends(get_reports)],
+    window: ReportDays,
+    format: ReportFormat = ReportFormat.JSON,
+) -> Response | UsageReport:
+    report = await run_in_threadpool(reports.usage, window)
+    if format is ReportFormat.JSON:
+        return report
+    name = f"usage-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
+    return await _download(name, format, usage_export.to_csv, usage_export.to_xlsx, report)
 
 
 Operator = Annotated[Principal, Depends(require_role("technician", "admin"))]
