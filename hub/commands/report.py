@@ -101,12 +101,17 @@ def _write(report: Any, output: OutputFormat, out: Path | None, csv: Any, xlsx: 
         if out is None:
             raise typer.BadParameter("--format xlsx writes a file: give --out FILE.xlsx", param_hint="--out")
         body = xlsx(report)
+    _emit(body, out, summary)
+
+
+def _emit(body: bytes, out: Path | None, what: str) -> None:
+    """``body`` to ``out``, or to standard output without it."""
     if out is None:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
         return
     out.write_bytes(body)
-    typer.echo(f"{out} ({summary})", err=True)
+    typer.echo(f"{out} ({what})", err=True)
 
 
 @app.command("usage")
@@ -171,15 +176,6 @@ class BookFormat(StrEnum):
     XLSX = "xlsx"
 
 
-def _write(body: bytes, out: Path | None, what: str) -> None:
-    if out is None:
-        sys.stdout.buffer.write(body)
-        sys.stdout.flush()
-        return
-    out.write_bytes(body)
-    typer.echo(f"{out} ({what})", err=True)
-
-
 @app.command("tracking-book")
 def tracking_book(
     first: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")] = None,
@@ -206,7 +202,7 @@ def tracking_book(
         BookFormat.CSV: records.book_csv,
         BookFormat.XLSX: records.book_xlsx,
     }
-    _write(writers[output](book), out, f"{len(book.rows)} dossiers")
+    _emit(writers[output](book), out, f"{len(book.rows)} dossiers")
 
 
 @app.command("control-slip")
@@ -224,4 +220,4 @@ def control_slip(
         body = RecordService(db, settings).slip_pdf(dossier)
     finally:
         db.dispose()
-    _write(body, out, f"{len(dossier.steps)} hand-overs")
+    _emit(body, out, f"{len(dossier.steps)} hand-overs")
