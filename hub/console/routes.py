@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import Environment
 from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.service import AccountService
@@ -26,9 +25,10 @@ from hub.accounts.sessions import ActiveSession, ConsoleSessions
 from hub.api.errors import error_headers, http_status_for
 from hub.api.limits import client_address
 from hub.config import Settings
-from hub.console.i18n import MESSAGES, Lang, choose_language
+from hub.console import ops
+from hub.console.i18n import MESSAGES
+from hub.console.pages import lang_of, page
 from hub.console.policy import (
-    CSRF_FIELD,
     Console,
     Forbidden,
     LoginRequired,
@@ -39,51 +39,14 @@ from hub.console.policy import (
 )
 from hub.db.account_tables import AccountRole
 from hub.db.session import Database
-from hub.pages import environment, render
 from schemas.errors import HubError
 
 router = APIRouter(include_in_schema=False)
-
-#: The console's pages may load only their own stylesheet and post only to themselves.
-CONSOLE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-PAGE_HEADERS = {"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-store"}
 
 LOGIN = console_public("the login form (double-submit CSRF cookie)")
 STATIC = console_public("the console's stylesheet")
 ANY_ACCOUNT = console_page()
 ADMIN = console_page("admin")
-
-
-@cache
-def _templates() -> Environment:
-    return environment(__package__)
-
-
-def _lang(request: Request) -> Lang:
-    return choose_language(request.query_params.get("lang"), request.headers.get("accept-language"))
-
-
-def _page(
-    request: Request, template: str, *, status: int = 200, active: ActiveSession | None = None, **context: Any
-) -> HTMLResponse:
-    lang = _lang(request)
-    catalog = MESSAGES[lang]
-    suffix = "?lang=en" if lang == "en" else ""
-    html = render(
-        _templates(),
-        template,
-        t=catalog.__getitem__,
-        lang=lang,
-        suffix=suffix,
-        other_lang="vi" if lang == "en" else "en",
-        session=active,
-        csrf_field=CSRF_FIELD,
-        **context,
-    )
-    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
 
 def _set_cookie(response: Response, console: Console, name: str, value: str) -> None:
@@ -103,7 +66,7 @@ def _safe_next(target: str | None) -> str:
 async def login_form(request: Request, next: str = "") -> HTMLResponse:
     console = get_console(request)
     token = secrets.token_urlsafe(32)
-    response = _page(request, "login.html", login_csrf=token, next=_safe_next(next), error=None)
+    response = page(request, "login.html", login_csrf=token, next=_safe_next(next), error=None)
     _set_cookie(response, console, console.login_cookie, token)
     return response
 
@@ -125,13 +88,13 @@ async def login_submit(
         account = await run_in_threadpool(console.accounts.login, username, password, client=client)
     except HubError as exc:  # the one refusal (401), or 429 for the address
         token = secrets.token_urlsafe(32)
-        response = _page(
+        response = page(
             request,
             "login.html",
             status=http_status_for(exc),
             login_csrf=token,
             next=_safe_next(next),
-            error=exc.message_vi if _lang(request) == "vi" else exc.message,
+            error=exc.message_vi if lang_of(request) == "vi" else exc.message,
             username=username[:64],
         )
         response.headers.update(error_headers(exc))
@@ -164,11 +127,16 @@ async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_
     return response
 
 
+def page_routes() -> list[APIRoute]:
+    """Every route of the console: these pages and the technicians' (:mod:`hub.console.ops`)."""
+    return [route for each in (router, ops.router) for route in each.routes if isinstance(route, APIRoute)]
+
+
 def _reachable(active: ActiveSession) -> list[tuple[str, str]]:
     """``(path, title key)`` of the console pages (GET, titled) ``active``'s roles may open."""
     pages = []
-    for route in router.routes:
-        if not isinstance(route, APIRoute) or "GET" not in (route.methods or ()):
+    for route in page_routes():
+        if "GET" not in (route.methods or ()):
             continue
         policy = console_policy(route)
         key = f"page.{route.name}"
@@ -179,7 +147,7 @@ def _reachable(active: ActiveSession) -> list[tuple[str, str]]:
 
 @router.get("/console/", name="console.home")
 async def home(request: Request, active: Annotated[ActiveSession, Depends(ANY_ACCOUNT)]) -> HTMLResponse:
-    return _page(request, "home.html", active=active, pages=_reachable(active))
+    return page(request, "home.html", active=active, pages=_reachable(active))
 
 
 async def _users_page(
@@ -191,7 +159,7 @@ async def _users_page(
     notice: str | None = None,
 ) -> HTMLResponse:
     accounts = await run_in_threadpool(get_console(request).accounts.list)
-    return _page(
+    return page(
         request,
         "users.html",
         status=status,
@@ -215,9 +183,9 @@ async def _change(
     try:
         await run_in_threadpool(action, *args, actor=active.account.username, **kwargs)
     except HubError as exc:
-        message = exc.message_vi if _lang(request) == "vi" else exc.message
+        message = exc.message_vi if lang_of(request) == "vi" else exc.message
         return await _users_page(request, active, status=http_status_for(exc), error=message)
-    return await _users_page(request, active, notice=MESSAGES[_lang(request)]["users.changed"])
+    return await _users_page(request, active, notice=MESSAGES[lang_of(request)]["users.changed"])
 
 
 @router.post("/console/admin/users", name="console.admin_users_create")
@@ -279,7 +247,7 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Forbidden)
     key = "csrf.text" if exc.reason == "csrf" else "forbidden.text"
     active = getattr(request.state, "console_session", None)
-    return _page(request, "forbidden.html", status=403, active=active, text_key=key)
+    return page(request, "forbidden.html", status=403, active=active, text_key=key)
 
 
 def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
@@ -289,3 +257,4 @@ def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(Forbidden, _forbidden)
     app.include_router(router)
+    app.include_router(ops.router)

@@ -40,6 +40,7 @@ from hub.dlq.models import (
     MessageDetail,
     MessageSummary,
     RevisionView,
+    SortKey,
     ViewState,
 )
 from hub.outbox import queue, transitions
@@ -67,6 +68,9 @@ def _filtered(query: Select[Any], flt: DlqFilter) -> Select[Any]:
         conditions.append(OutboxMessage.updated_at >= flt.since)
     if flt.until:
         conditions.append(OutboxMessage.updated_at < flt.until)
+    if flt.error_text:
+        escaped = flt.error_text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(OutboxMessage.last_error.ilike(f"%{escaped}%", escape="\\"))
     if flt.state is ViewState.BLOCKED:
         conditions.append(OutboxMessage.state == MessageState.PENDING.value)
         conditions.append(queue.blocked_by(OutboxMessage).is_not(None))
@@ -83,10 +87,22 @@ def _summary(row: OutboxMessage, blocked_by: int | None) -> MessageSummary:
     return summary
 
 
-def list_messages(db: Database, flt: DlqFilter, *, limit: int = 100, offset: int = 0) -> list[MessageSummary]:
-    """Messages matching ``flt``, oldest first."""
+def list_messages(
+    db: Database,
+    flt: DlqFilter,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    sort: SortKey = SortKey.SEQ,
+    descending: bool = False,
+) -> list[MessageSummary]:
+    """Messages matching ``flt``, by ``sort`` (then ``seq``), oldest first by default."""
     query = _filtered(select(OutboxMessage, queue.blocked_by(OutboxMessage).label("blocked_by")), flt)
-    query = query.order_by(OutboxMessage.seq).limit(max(1, min(limit, 1000))).offset(max(0, offset))
+    column = getattr(OutboxMessage, sort.value)
+    order = [column.desc() if descending else column.asc()]
+    if sort is not SortKey.SEQ:
+        order.append(OutboxMessage.seq.desc() if descending else OutboxMessage.seq.asc())
+    query = query.order_by(*order).limit(max(1, min(limit, 1000))).offset(max(0, offset))
     with db.sessions() as session:
         return [_summary(row, blocked) for row, blocked in session.execute(query).all()]
 

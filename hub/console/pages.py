@@ -1,0 +1,63 @@
+"""Rendering of console pages: the template environment, the language, the page headers.
+
+Shared by the account pages (:mod:`hub.console.routes`) and the operations pages
+(:mod:`hub.console.ops`). Every page is sent with :data:`CONSOLE_CSP` (no script, only the
+console's own stylesheet; docs/security.md §10) and ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment
+
+from hub.accounts.sessions import ActiveSession
+from hub.console.i18n import MESSAGES, Lang, choose_language
+from hub.console.policy import CSRF_FIELD
+from hub.pages import environment, render
+from schemas.errors import HubError
+
+#: The console's pages may load only their own stylesheet and post only to themselves.
+CONSOLE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = {"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-store"}
+
+
+@cache
+def templates() -> Environment:
+    return environment("hub.console")
+
+
+def lang_of(request: Request) -> Lang:
+    return choose_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def error_text(request: Request, exc: HubError) -> str:
+    """The error's message in the page's language."""
+    return exc.message_vi if lang_of(request) == "vi" else exc.message
+
+
+def page(
+    request: Request, template: str, *, status: int = 200, active: ActiveSession | None = None, **context: Any
+) -> HTMLResponse:
+    """``template`` rendered for ``request``'s language, with the console's headers."""
+    lang = lang_of(request)
+    catalog = MESSAGES[lang]
+    suffix = "?lang=en" if lang == "en" else ""
+    html = render(
+        templates(),
+        template,
+        t=catalog.__getitem__,
+        lang=lang,
+        suffix=suffix,
+        other_lang="vi" if lang == "en" else "en",
+        session=active,
+        csrf_field=CSRF_FIELD,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
