@@ -94,7 +94,7 @@ def chart_bars(hours: list[HourCount]) -> list[Bar]:
     return bars
 
 
-def _local(value: datetime | None) -> str:
+def local_time(value: datetime | None) -> str:
     return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
@@ -109,7 +109,7 @@ async def ops(request: Request, active: Operator) -> HTMLResponse:
         bars=chart_bars(found.hours),
         chart_width=BAR_WIDTH * len(found.hours),
         chart_height=CHART_HEIGHT,
-        local=_local,
+        local=local_time,
     )
 
 
@@ -206,7 +206,7 @@ def _list_page(
         states=["any", *[state.value for state in ViewState]],
         sorts=[key.value for key in SortKey],
         query=_query,
-        local=_local,
+        local=local_time,
         **context,
     )
 
@@ -225,7 +225,7 @@ async def bulk_confirm(request: Request, active: Operator) -> HTMLResponse:
         action = BulkAction(form.get("action", ""))
         flt = _filter(fields)
     except (HubError, ValueError) as exc:
-        return _problem(request, active, exc)
+        return problem(request, active, exc)
     count = await run_in_threadpool(service.count_messages, get_db(request), flt)
     return page(request, "dlq_confirm.html", active=active, action=action.value, fields=fields, count=count)
 
@@ -244,7 +244,7 @@ async def bulk_start(request: Request, active: Operator) -> Response:
             )
         )
     except (HubError, ValueError) as exc:
-        return _problem(request, active, exc)
+        return problem(request, active, exc)
     run_in_background(db, job.id)
     suffix = "?lang=en" if lang_of(request) == "en" else ""
     return RedirectResponse(f"/console/dlq/jobs/{job.id}{suffix}", status_code=303)
@@ -261,7 +261,7 @@ async def _job_page(
     try:
         job = await run_in_threadpool(service.get_bulk_job, get_db(request), job_id)
     except HubError as exc:
-        return _problem(request, active, exc)
+        return problem(request, active, exc)
     running = job.state in (BulkState.QUEUED, BulkState.RUNNING)
     return page(
         request,
@@ -271,7 +271,7 @@ async def _job_page(
         running=running,
         refresh=REFRESH_SECONDS if running else None,
         notice=notice,
-        local=_local,
+        local=local_time,
     )
 
 
@@ -282,7 +282,7 @@ async def bulk_cancel(request: Request, job_id: int, active: Operator) -> HTMLRe
             lambda: service.cancel_bulk_job(get_db(request), job_id, actor=active.account.username)
         )
     except HubError as exc:
-        return _problem(request, active, exc)
+        return problem(request, active, exc)
     return await _job_page(request, active, job_id)
 
 
@@ -343,7 +343,7 @@ async def _message_page(
     try:
         detail = await run_in_threadpool(service.get_message, db, seq)
     except HubError as exc:
-        return _problem(request, active, exc)
+        return problem(request, active, exc)
     admin = AccountRole.ADMIN in active.account.roles  # who may see personal data in clear
     reveal = request.query_params.get("reveal") == "pii" and admin
     if request.method == "GET" and reveal:
@@ -371,7 +371,7 @@ async def _message_page(
         edit_text=edited if edited is not None else pretty(masked_payload),
         error=error,
         notice=notice,
-        local=_local,
+        local=local_time,
     )
 
 
@@ -436,7 +436,7 @@ async def edit(
         try:
             detail = await run_in_threadpool(service.get_message, db, seq)
         except HubError as exc:
-            return _problem(request, active, exc)
+            return problem(request, active, exc)
         return page(
             request,
             "dlq_edit.html",
@@ -453,7 +453,7 @@ async def edit(
     )
 
 
-def _problem(request: Request, active: ActiveSession, exc: Exception) -> HTMLResponse:
+def problem(request: Request, active: ActiveSession, exc: Exception) -> HTMLResponse:
     """A refused request as a page: the error's status and message (never a 500)."""
     if isinstance(exc, HubError):
         return page(

@@ -25,7 +25,7 @@ from hub.accounts.sessions import ActiveSession, ConsoleSessions
 from hub.api.errors import error_headers, http_status_for
 from hub.api.limits import client_address
 from hub.config import Settings
-from hub.console import ops
+from hub.console import ops, views
 from hub.console.i18n import MESSAGES
 from hub.console.pages import lang_of, page
 from hub.console.policy import (
@@ -128,8 +128,13 @@ async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_
 
 
 def page_routes() -> list[APIRoute]:
-    """Every route of the console: these pages and the technicians' (:mod:`hub.console.ops`)."""
-    return [route for each in (router, ops.router) for route in each.routes if isinstance(route, APIRoute)]
+    """Every route of the console: these pages, :mod:`hub.console.ops` and :mod:`hub.console.views`."""
+    return [
+        route
+        for each in (router, ops.router, views.router)
+        for route in each.routes
+        if isinstance(route, APIRoute)
+    ]
 
 
 def _reachable(active: ActiveSession) -> list[tuple[str, str]]:
@@ -258,3 +263,4 @@ def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
     app.add_exception_handler(Forbidden, _forbidden)
     app.include_router(router)
     app.include_router(ops.router)
+    app.include_router(views.router)
