@@ -11,6 +11,7 @@ breaker as the workers last published it, and its queue (the overview's row).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -22,11 +23,13 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_intake, get_settings
+from hub.api.errors import http_status_for
 from hub.console.ops import local_time, problem
-from hub.console.pages import lang_of, page
+from hub.console.pages import error_text, lang_of, page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
 from hub.db.base import utcnow
+from hub.dlq import service
 from hub.dlq.models import MessageSummary
 from hub.dlq.overview import EndpointOverview, overview
 from hub.services.privacy import masked_dossier, masked_view
@@ -123,6 +126,14 @@ def _status_label(value: int | None, en: bool) -> str:
     return f"{value} — {status.label_en if en else status.label_vi}"
 
 
+def _unknown(name: str) -> NotFoundError:
+    return NotFoundError(
+        f"endpoint {name[:100]} is not configured",
+        message_vi=f"Không có điểm nhận {name[:100]} trong cấu hình",
+        details={"endpoint": name[:100]},
+    )
+
+
 def public_settings(settings: Any) -> dict[str, Any]:
     """An endpoint's settings as JSON with every secret replaced by :data:`HIDDEN`: the
     ``SecretStr`` fields, options named like a secret, and a password inside the URL."""
@@ -153,22 +164,67 @@ def _hide(value: Any) -> Any:
 async def endpoint(
     request: Request, name: str, active: Annotated[ActiveSession, Depends(OPERATOR)]
 ) -> HTMLResponse:
+    return await _endpoint_page(request, active, name)
+
+
+async def _endpoint_page(
+    request: Request, active: ActiveSession, name: str, *, status: int = 200, error: str | None = None
+) -> HTMLResponse:
     configured = get_settings(request).endpoints.get(name)
     found = await run_in_threadpool(overview, get_db(request), utcnow())
     row = next((each for each in found.endpoints if each.endpoint == name), None)
     if configured is None and row is None:
-        missing = NotFoundError(
-            f"endpoint {name[:100]} does not exist",
-            message_vi=f"Không có điểm nhận {name[:100]}",
-            details={"endpoint": name[:100]},
-        )
-        return problem(request, active, missing)
+        return problem(request, active, _unknown(name))
+    pause = (await run_in_threadpool(service.paused_endpoints, get_db(request))).get(name)
     return page(
         request,
         "endpoint.html",
+        status=status,
         active=active,
         name=name,
         settings=public_settings(configured) if configured is not None else None,
         row=row or EndpointOverview(name),
+        pause=pause,
+        error=error,
         local=local_time,
     )
+
+
+async def _change(
+    request: Request, active: ActiveSession, name: str, action: Callable[[], None]
+) -> HTMLResponse:
+    """Pause or resume; a refusal re-renders the endpoint page with its message and status."""
+    try:
+        await run_in_threadpool(action)
+    except HubError as exc:
+        return await _endpoint_page(
+            request, active, name, status=http_status_for(exc), error=error_text(request, exc)
+        )
+    return await _endpoint_page(request, active, name)
+
+
+@router.post("/console/endpoints/{name}/pause", name="console.endpoint_pause")
+async def pause(
+    request: Request, name: str, active: Annotated[ActiveSession, Depends(OPERATOR)]
+) -> HTMLResponse:
+    form = await request.form()
+    reason = form.get("reason")
+    db, actor = get_db(request), active.account.username
+    if get_settings(request).endpoints.get(name) is None:
+        return problem(request, active, _unknown(name))
+    return await _change(
+        request,
+        active,
+        name,
+        lambda: service.pause_endpoint(
+            db, name, actor=actor, reason=reason if isinstance(reason, str) else ""
+        ),
+    )
+
+
+@router.post("/console/endpoints/{name}/resume", name="console.endpoint_resume")
+async def resume(
+    request: Request, name: str, active: Annotated[ActiveSession, Depends(OPERATOR)]
+) -> HTMLResponse:
+    db, actor = get_db(request), active.account.username
+    return await _change(request, active, name, lambda: service.resume_endpoint(db, name, actor=actor))

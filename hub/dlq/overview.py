@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, func, select
 
 from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
-from hub.dlq.service import endpoint_health
+from hub.dlq.service import endpoint_health, paused_endpoints
 from hub.outbox import queue
 from hub.outbox.transitions import AttemptOutcome
 
@@ -42,6 +42,8 @@ class EndpointOverview:
     consecutive_failures: int = 0
     oldest_waiting: datetime | None = None
     """``created_at`` of the oldest pending message."""
+    paused_by: str | None = None
+    """Who paused delivery to this endpoint (``None``: not paused)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def _endpoints(db: Database, now: datetime) -> list[EndpointOverview]:
     for health in endpoint_health(db):
         row = of(health.endpoint)
         row.circuit, row.consecutive_failures = health.state, health.consecutive_failures
+    for name, pause in paused_endpoints(db).items():
+        of(name).paused_by = pause.paused_by
     return [found[name] for name in sorted(found)]
 
 

@@ -25,6 +25,7 @@ from hub.db.models import (
     BulkJob,
     DeliveryAttempt,
     EndpointHealth,
+    EndpointPause,
     MessageState,
     OutboxMessage,
     PayloadRevision,
@@ -513,3 +514,58 @@ def _process_chunks(db: Database, job_id: int, should_stop: Callable[[], bool] |
             session.execute(
                 update(BulkJob).where(BulkJob.id == job_id).values(processed=BulkJob.processed + acted)
             )
+
+
+# --- pausing an endpoint ----------------------------------------------------------------------
+
+
+def paused_endpoints(db: Database) -> dict[str, EndpointPause]:
+    """The paused endpoints with who paused them, when and why."""
+    with db.sessions() as session:
+        return {row.endpoint: row for row in session.scalars(select(EndpointPause))}
+
+
+def pause_endpoint(db: Database, endpoint: str, *, actor: str, reason: str) -> None:
+    """Stop claiming ``endpoint``'s messages (they keep queueing, in order) until resumed;
+    the reason is mandatory and audited (``endpoint.pause``)."""
+    reason = _clean_reason(reason, required=True)
+    with db.transaction() as session:
+        if session.get(EndpointPause, endpoint) is not None:
+            raise ConflictError(
+                f"endpoint {endpoint} is already paused",
+                message_vi=f"Điểm nhận {endpoint} đang tạm dừng",
+                details={"endpoint": endpoint},
+            )
+        session.add(EndpointPause(endpoint=endpoint, paused_by=actor, paused_at=utcnow(), reason=reason))
+        record(
+            session,
+            actor=actor,
+            action="endpoint.pause",
+            target=f"endpoint:{endpoint}",
+            details={"reason": reason},
+            before={"paused": False},
+            after={"paused": True},
+        )
+
+
+def resume_endpoint(db: Database, endpoint: str, *, actor: str) -> None:
+    """Deliver to ``endpoint`` again (audited ``endpoint.resume``)."""
+    with db.transaction() as session:
+        row = session.get(EndpointPause, endpoint, with_for_update=True)
+        if row is None:
+            raise ConflictError(
+                f"endpoint {endpoint} is not paused",
+                message_vi=f"Điểm nhận {endpoint} không tạm dừng",
+                details={"endpoint": endpoint},
+            )
+        details = {"paused_by": row.paused_by, "reason": row.reason}
+        session.delete(row)
+        record(
+            session,
+            actor=actor,
+            action="endpoint.resume",
+            target=f"endpoint:{endpoint}",
+            details=details,
+            before={"paused": True},
+            after={"paused": False},
+        )

@@ -8,9 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from hub.db.session import Database
+from hub.dlq import service
 from tests.accounts.support import FAST
 from tests.api.livehub import T0, dossier_json, live_hub, status_json
-from tests.console.support import add_account, browser, login
+from tests.console.support import add_account, browser, csrf, login
 from tests.delivery.helpers import put_many
 from tests.dlq.test_service import kill
 
@@ -99,6 +100,22 @@ def test_endpoint_page_hides_secrets(db: Database, database_url: str, tmp_path: 
             assert login(client, "tech").status_code == 303
             page = client.get("/console/endpoints/lgsp")
             unknown = client.get("/console/endpoints/nowhere")
+            token = csrf(page)
+            forged = client.post("/console/endpoints/lgsp/pause", data={"reason": "bảo trì"})
+            assert forged.status_code == 403
+            assert service.paused_endpoints(db) == {}
+            no_reason = client.post("/console/endpoints/lgsp/pause", data={"csrf_token": token, "reason": ""})
+            assert no_reason.status_code == 422
+            paused = client.post(
+                "/console/endpoints/lgsp/pause", data={"csrf_token": token, "reason": "bảo trì"}
+            )
+            assert paused.status_code == 200
+            assert "Đang tạm dừng gửi" in paused.text
+            assert service.paused_endpoints(db)["lgsp"].paused_by == "tech"
+            assert "Đang tạm dừng gửi" in client.get("/console/ops").text
+            resumed = client.post("/console/endpoints/lgsp/resume", data={"csrf_token": token})
+            assert resumed.status_code == 200
+            assert service.paused_endpoints(db) == {}
         with browser(hub) as client:
             assert login(client, "officer").status_code == 303
             assert client.get("/console/endpoints/lgsp").status_code == 403
