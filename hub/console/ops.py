@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
-from hub.api.deps import get_db
+from hub.api.deps import get_db, get_settings
 from hub.api.errors import http_status_for
 from hub.console.pages import error_text, lang_of, page
 from hub.console.policy import console_page
@@ -100,7 +100,8 @@ def local_time(value: datetime | None) -> str:
 
 @router.get("/console/ops", name="console.ops")
 async def ops(request: Request, active: Operator) -> HTMLResponse:
-    found = await run_in_threadpool(overview, get_db(request), utcnow())
+    configured = list(get_settings(request).endpoints)
+    found = await run_in_threadpool(overview, get_db(request), utcnow(), configured)
     return page(
         request,
         "ops.html",

@@ -10,6 +10,7 @@ Everything is a SQL aggregate: the queue depth is the one the metrics report
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -60,8 +61,8 @@ class Overview:
     hours: list[HourCount] = field(default_factory=list)
 
 
-def _endpoints(db: Database, now: datetime) -> list[EndpointOverview]:
-    found: dict[str, EndpointOverview] = {}
+def _endpoints(db: Database, now: datetime, configured: Iterable[str]) -> list[EndpointOverview]:
+    found: dict[str, EndpointOverview] = {name: EndpointOverview(name) for name in configured}
 
     def of(name: str) -> EndpointOverview:
         return found.setdefault(name, EndpointOverview(name))
@@ -130,6 +131,7 @@ def _hours(db: Database, now: datetime) -> list[HourCount]:
     return [HourCount(start, *counts.get(i, (0, 0))) for i, start in enumerate(starts)]
 
 
-def overview(db: Database, now: datetime) -> Overview:
-    """The overview at ``now`` (timezone-aware)."""
-    return Overview(_endpoints(db, now), _hours(db, now))
+def overview(db: Database, now: datetime, endpoints: Iterable[str] = ()) -> Overview:
+    """The overview at ``now`` (timezone-aware); ``endpoints`` (the configured ones) are listed
+    even with nothing queued."""
+    return Overview(_endpoints(db, now, endpoints), _hours(db, now))

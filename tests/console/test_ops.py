@@ -63,7 +63,7 @@ def actions(db: Database, action: str) -> list[AuditEntry]:
 
 def row_cells(page: str, endpoint: str) -> list[str]:
     """The cells of ``endpoint``'s row of the overview table, as text."""
-    found = re.search(rf'<th scope="row">{re.escape(endpoint)}</th>(.*?)</tr>', page, re.S)
+    found = re.search(rf'<th scope="row"><a [^>]*>{re.escape(endpoint)}</a></th>(.*?)</tr>', page, re.S)
     assert found is not None, page
     return [
         re.sub(r"<[^>]+>", "", cell).strip()
@@ -84,6 +84,7 @@ def test_overview_counts_per_endpoint_and_chart(db: Database, database_url: str,
     # pending, in flight, retrying, dead, blocked, delivered 1 h, delivered 24 h, circuit, oldest
     assert row_cells(page.text, "portal")[:7] == ["1", "0", "0", "3", str(len(blocked)), "0", "0"]
     assert row_cells(page.text, "lgsp")[:7] == ["2", "0", "0", "0", "0", "0", "0"]
+    assert row_cells(page.text, "dvcqg")[:7] == ["0"] * 7  # configured, nothing queued
     assert "/console/dlq?endpoint=portal&amp;state=dead" in page.text
     # 24 hourly bars, the 3 dead-letter attempts counted as failures in the current hour
     assert page.text.count('class="bar-fail"') == 24
