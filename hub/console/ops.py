@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_settings
 from hub.api.errors import http_status_for
+from hub.console.i18n import MESSAGES
 from hub.console.pages import error_text, lang_of, page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
@@ -217,28 +218,30 @@ async def _form_fields(request: Request) -> dict[str, str]:
     return {name: value.strip() for name, value in form.items() if isinstance(value, str)}
 
 
+async def _bulk_form(request: Request) -> tuple[dict[str, str], BulkAction, DlqFilter]:
+    """The bulk form's fields, action and filter (``ValueError``/422 when malformed)."""
+    form = await _form_fields(request)
+    return form, BulkAction(form.get("action", "")), _filter(_filter_fields(form))
+
+
 @router.post("/console/dlq/bulk", name="console.dlq_bulk_confirm")
 async def bulk_confirm(request: Request, active: Operator) -> HTMLResponse:
     """The confirmation: the action and how many messages match the filter now."""
-    form = await _form_fields(request)
-    fields = _filter_fields(form)
     try:
-        action = BulkAction(form.get("action", ""))
-        flt = _filter(fields)
+        form, action, flt = await _bulk_form(request)
     except (HubError, ValueError) as exc:
         return problem(request, active, exc)
     count = await run_in_threadpool(service.count_messages, get_db(request), flt)
+    fields = _filter_fields(form)
     return page(request, "dlq_confirm.html", active=active, action=action.value, fields=fields, count=count)
 
 
 @router.post("/console/dlq/bulk/start", name="console.dlq_bulk_start")
 async def bulk_start(request: Request, active: Operator) -> Response:
     """Start the confirmed bulk job on everything matching the filter (not only one page)."""
-    form = await _form_fields(request)
     db = get_db(request)
     try:
-        action = BulkAction(form.get("action", ""))
-        flt = _filter(_filter_fields(form))
+        form, action, flt = await _bulk_form(request)
         job = await run_in_threadpool(
             lambda: service.create_bulk_job(
                 db, action, flt, actor=active.account.username, reason=form.get("reason", "")
@@ -394,24 +397,24 @@ async def _act(
     return await _message_page(request, active, seq, notice=done)
 
 
-@router.post("/console/dlq/{seq}/retry", name="console.dlq_retry")
-async def retry(request: Request, seq: int, active: Operator) -> HTMLResponse:
+async def _with_reason(
+    request: Request, active: ActiveSession, seq: int, act: Callable[..., Any], done: str
+) -> HTMLResponse:
+    """``act(db, seq, actor=, reason=)`` with the form's reason; ``done``: the notice's key."""
     reason = (await _form_fields(request)).get("reason", "")
     db, actor = get_db(request), active.account.username
-    done = "retried" if lang_of(request) == "en" else "đã đưa lại vào hàng đợi"
-    return await _act(
-        request, active, seq, lambda: service.retry_message(db, seq, actor=actor, reason=reason), done
-    )
+    notice = MESSAGES[lang_of(request)][done]
+    return await _act(request, active, seq, lambda: act(db, seq, actor=actor, reason=reason), notice)
+
+
+@router.post("/console/dlq/{seq}/retry", name="console.dlq_retry")
+async def retry(request: Request, seq: int, active: Operator) -> HTMLResponse:
+    return await _with_reason(request, active, seq, service.retry_message, "msg.retried")
 
 
 @router.post("/console/dlq/{seq}/discard", name="console.dlq_discard")
 async def discard(request: Request, seq: int, active: Operator) -> HTMLResponse:
-    reason = (await _form_fields(request)).get("reason", "")
-    db, actor = get_db(request), active.account.username
-    done = "discarded" if lang_of(request) == "en" else "đã hủy bản tin"
-    return await _act(
-        request, active, seq, lambda: service.discard_message(db, seq, actor=actor, reason=reason), done
-    )
+    return await _with_reason(request, active, seq, service.discard_message, "msg.discarded")
 
 
 @router.post("/console/dlq/{seq}/edit", name="console.dlq_edit")
@@ -448,7 +451,7 @@ async def edit(
             reason=reason,
         )
     actor = active.account.username
-    done = "edited and retried" if lang_of(request) == "en" else "đã sửa và gửi lại"
+    done = MESSAGES[lang_of(request)]["msg.edited"]
     return await _act(
         request, active, seq, lambda: service.edit_message(db, seq, parsed, actor=actor, reason=reason), done
     )
