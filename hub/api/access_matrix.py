@@ -67,9 +67,9 @@ def app_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
 
 def console_routes() -> list[APIRoute]:
     """Every page of the console (:mod:`hub.console.routes`)."""
-    from hub.console.routes import router
+    from hub.console.routes import page_routes
 
-    return [route for route in router.routes if isinstance(route, APIRoute)]
+    return page_routes()
 
 
 def render_console(routes: list[APIRoute]) -> str:

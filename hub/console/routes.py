@@ -10,7 +10,6 @@ yet), every other form by the session's synchronizer token (docs/security.md §1
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
@@ -19,7 +18,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import Environment
 from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.service import AccountService
@@ -27,9 +25,10 @@ from hub.accounts.sessions import ActiveSession, ConsoleSessions
 from hub.api.errors import error_headers, http_status_for
 from hub.api.limits import client_address
 from hub.config import Settings
-from hub.console.i18n import MESSAGES, Lang, choose_language
+from hub.console import ops, views
+from hub.console.i18n import MESSAGES
+from hub.console.pages import keep_lang, lang_of, page
 from hub.console.policy import (
-    CSRF_FIELD,
     Console,
     Forbidden,
     LoginRequired,
@@ -40,75 +39,14 @@ from hub.console.policy import (
 )
 from hub.db.account_tables import AccountRole
 from hub.db.session import Database
-from hub.pages import environment, render
 from schemas.errors import HubError
-from schemas.timefmt import VN_TZ
 
 router = APIRouter(include_in_schema=False)
-
-#: The console's pages may load only their own stylesheet and post only to themselves.
-CONSOLE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-PAGE_HEADERS = {"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-store"}
 
 LOGIN = console_public("the login form (double-submit CSRF cookie)")
 STATIC = console_public("the console's stylesheet")
 ANY_ACCOUNT = console_page()
 ADMIN = console_page("admin")
-
-
-def _vn_time(value: datetime) -> str:
-    """A stored (UTC) time as the officers read it: Vietnam time (schemas.timefmt.VN_TZ)."""
-    return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
-
-
-@cache
-def _templates() -> Environment:
-    return environment(__package__, vn_time=_vn_time)
-
-
-def _lang(request: Request) -> Lang:
-    return choose_language(request.query_params.get("lang"), request.headers.get("accept-language"))
-
-
-def _keep_lang(request: Request, target: str) -> str:
-    """``target`` with the language the page was asked in (``?lang=``), kept across a redirect."""
-    chosen = request.query_params.get("lang")
-    if chosen not in ("vi", "en"):
-        return target
-    return f"{target}{'&' if '?' in target else '?'}lang={chosen}"
-
-
-def _language_link(request: Request, other: Lang) -> str:
-    """This page in the ``other`` language: a GET page with its query (``next`` kept); the answer
-    to a form links to the home page, since the form's URL takes only POST."""
-    if request.method != "GET":
-        return f"/console/?lang={other}"
-    return f"{request.url.path}?{urlencode({**request.query_params, 'lang': other})}"
-
-
-def _page(
-    request: Request, template: str, *, status: int = 200, active: ActiveSession | None = None, **context: Any
-) -> HTMLResponse:
-    lang = _lang(request)
-    catalog = MESSAGES[lang]
-    suffix = "?lang=en" if lang == "en" else ""
-    other: Lang = "vi" if lang == "en" else "en"
-    html = render(
-        _templates(),
-        template,
-        t=catalog.__getitem__,
-        lang=lang,
-        suffix=suffix,
-        other_lang=other,
-        language_link=_language_link(request, other),
-        session=active,
-        csrf_field=CSRF_FIELD,
-        **context,
-    )
-    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
 
 def _set_cookie(response: Response, console: Console, name: str, value: str) -> None:
@@ -128,7 +66,7 @@ def _safe_next(target: str | None) -> str:
 async def login_form(request: Request, next: str = "") -> HTMLResponse:
     console = get_console(request)
     token = secrets.token_urlsafe(32)
-    response = _page(request, "login.html", login_csrf=token, next=_safe_next(next), error=None)
+    response = page(request, "login.html", login_csrf=token, next=_safe_next(next), error=None)
     _set_cookie(response, console, console.login_cookie, token)
     return response
 
@@ -150,13 +88,13 @@ async def login_submit(
         account = await run_in_threadpool(console.accounts.login, username, password, client=client)
     except HubError as exc:  # the one refusal (401), or 429 for the address
         token = secrets.token_urlsafe(32)
-        response = _page(
+        response = page(
             request,
             "login.html",
             status=http_status_for(exc),
             login_csrf=token,
             next=_safe_next(next),
-            error=exc.message_vi if _lang(request) == "vi" else exc.message,
+            error=exc.message_vi if lang_of(request) == "vi" else exc.message,
             username=username[:64],
         )
         response.headers.update(error_headers(exc))
@@ -170,7 +108,7 @@ async def login_submit(
         user_agent=request.headers.get("user-agent", ""),
         replaces=request.cookies.get(console.cookie),
     )
-    redirect = RedirectResponse(_keep_lang(request, _safe_next(next)), status_code=303)
+    redirect = RedirectResponse(keep_lang(request, _safe_next(next)), status_code=303)
     _set_cookie(redirect, console, console.cookie, active.token)
     redirect.delete_cookie(
         console.login_cookie, path="/", secure=console.settings.secure_cookies, httponly=True
@@ -182,18 +120,28 @@ async def login_submit(
 async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_ACCOUNT)]) -> Response:
     console = get_console(request)
     await run_in_threadpool(console.sessions.end, active)
-    response = RedirectResponse(_keep_lang(request, "/console/login"), status_code=303)
+    response = RedirectResponse(keep_lang(request, "/console/login"), status_code=303)
     response.delete_cookie(
         console.cookie, path="/", secure=console.settings.secure_cookies, httponly=True, samesite="strict"
     )
     return response
 
 
+def page_routes() -> list[APIRoute]:
+    """Every route of the console: these pages, :mod:`hub.console.ops` and :mod:`hub.console.views`."""
+    return [
+        route
+        for each in (router, ops.router, views.router)
+        for route in each.routes
+        if isinstance(route, APIRoute)
+    ]
+
+
 def _reachable(active: ActiveSession) -> list[tuple[str, str]]:
     """``(path, title key)`` of the console pages (GET, titled) ``active``'s roles may open."""
     pages = []
-    for route in router.routes:
-        if not isinstance(route, APIRoute) or "GET" not in (route.methods or ()):
+    for route in page_routes():
+        if "GET" not in (route.methods or ()):
             continue
         policy = console_policy(route)
         key = f"page.{route.name}"
@@ -204,7 +152,7 @@ def _reachable(active: ActiveSession) -> list[tuple[str, str]]:
 
 @router.get("/console/", name="console.home")
 async def home(request: Request, active: Annotated[ActiveSession, Depends(ANY_ACCOUNT)]) -> HTMLResponse:
-    return _page(request, "home.html", active=active, pages=_reachable(active))
+    return page(request, "home.html", active=active, pages=_reachable(active))
 
 
 async def _users_page(
@@ -216,7 +164,7 @@ async def _users_page(
     notice: str | None = None,
 ) -> HTMLResponse:
     accounts = await run_in_threadpool(get_console(request).accounts.list)
-    return _page(
+    return page(
         request,
         "users.html",
         status=status,
@@ -240,9 +188,9 @@ async def _change(
     try:
         await run_in_threadpool(action, *args, actor=active.account.username, **kwargs)
     except HubError as exc:
-        message = exc.message_vi if _lang(request) == "vi" else exc.message
+        message = exc.message_vi if lang_of(request) == "vi" else exc.message
         return await _users_page(request, active, status=http_status_for(exc), error=message)
-    return await _users_page(request, active, notice=MESSAGES[_lang(request)]["users.changed"])
+    return await _users_page(request, active, notice=MESSAGES[lang_of(request)]["users.changed"])
 
 
 @router.post("/console/admin/users", name="console.admin_users_create")
@@ -298,7 +246,7 @@ async def stylesheet() -> Response:
 async def _login_required(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
     return RedirectResponse(
-        _keep_lang(request, f"/console/login?{urlencode({'next': exc.path})}"), status_code=303
+        keep_lang(request, f"/console/login?{urlencode({'next': exc.path})}"), status_code=303
     )
 
 
@@ -306,7 +254,7 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Forbidden)
     key = "csrf.text" if exc.reason == "csrf" else "forbidden.text"
     active = getattr(request.state, "console_session", None)
-    return _page(request, "forbidden.html", status=403, active=active, text_key=key)
+    return page(request, "forbidden.html", status=403, active=active, text_key=key)
 
 
 def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
@@ -316,3 +264,5 @@ def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(Forbidden, _forbidden)
     app.include_router(router)
+    app.include_router(ops.router)
+    app.include_router(views.router)

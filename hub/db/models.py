@@ -274,6 +274,18 @@ class EndpointHealth(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class EndpointPause(Base):
+    """Delivery to an endpoint paused by an operator (console endpoint page, audited): workers
+    claim none of its messages until it is resumed (the row deleted). Messages keep queueing."""
+
+    __tablename__ = "endpoint_pauses"
+
+    endpoint: Mapped[str] = mapped_column(String(100), primary_key=True)
+    paused_by: Mapped[str] = mapped_column(String(100))
+    paused_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
 class BulkJob(Base):
     """A background DLQ retry/discard over every message matching a filter."""
 

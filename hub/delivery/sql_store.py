@@ -54,7 +54,7 @@ from sqlalchemy.orm import Session
 from hub.config import WorkerSettings
 from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
-from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, OutboxMessage
+from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, EndpointPause, OutboxMessage
 from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_BEGIN_OPTION, Database
 from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, Rescuer, WorkerRegistration
 from hub.outbox import transitions
@@ -322,6 +322,9 @@ class SqlOutboxStore:
         if self._sqlite and not self._exists_due(sorted(wants), now):
             return claimed
         with self._transaction() as conn:
+            # Endpoints an operator paused (console, audited) are not claimed until resumed.
+            paused = set(conn.execute(select(EndpointPause.endpoint)).scalars())
+            wants = {endpoint: n for endpoint, n in wants.items() if endpoint not in paused}
             for endpoint, limit in sorted(wants.items()):
                 claimed.extend(self._claim_endpoint(conn, endpoint, limit, lease_token, now, expires))
         claimed.sort(key=lambda message: message.seq)

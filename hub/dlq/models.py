@@ -48,6 +48,8 @@ class DlqFilter(BaseModel):
     """Last change at or after this time."""
     until: datetime | None = None
     """Last change before this time."""
+    error_text: str | None = Field(default=None, max_length=200)
+    """Text found in the last error (case-insensitive for ASCII letters)."""
 
     @field_validator("since", "until")
     @classmethod
@@ -55,6 +57,17 @@ class DlqFilter(BaseModel):
         if value is not None and value.tzinfo is None:
             raise ValueError("timestamps must carry a time zone (e.g. +07:00)")
         return value
+
+
+class SortKey(enum.StrEnum):
+    """Columns the message list may be sorted by."""
+
+    SEQ = "seq"
+    UPDATED = "updated_at"
+    ENDPOINT = "endpoint"
+    DOSSIER = "dossier_code"
+    ERROR_CLASS = "error_class"
+    ATTEMPTS = "attempts"
 
 
 class MessageSummary(BaseModel):

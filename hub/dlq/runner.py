@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 
 from hub.db.availability import OutageReporter
 from hub.db.session import Database
-from hub.dlq.service import run_next_bulk_job
+from hub.dlq.service import run_bulk_job, run_next_bulk_job
 
 #: Seconds between looks for a queued job.
 POLL_SECONDS = 2.0
@@ -49,3 +50,13 @@ class BulkJobRunner:
             if not ran:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
+
+
+def run_in_background(db: Database, job_id: int) -> None:
+    """Run the queued bulk job ``job_id`` in a daemon thread of this process (the API's and
+    the console's "run now", instead of waiting for a worker's runner)."""
+
+    def run() -> None:
+        run_bulk_job(db, job_id)
+
+    threading.Thread(target=run, name=f"dlq-bulk-{job_id}", daemon=True).start()

@@ -25,6 +25,7 @@ from hub.db.models import (
     BulkJob,
     DeliveryAttempt,
     EndpointHealth,
+    EndpointPause,
     MessageState,
     OutboxMessage,
     PayloadRevision,
@@ -40,6 +41,7 @@ from hub.dlq.models import (
     MessageDetail,
     MessageSummary,
     RevisionView,
+    SortKey,
     ViewState,
 )
 from hub.outbox import queue, transitions
@@ -67,6 +69,9 @@ def _filtered(query: Select[Any], flt: DlqFilter) -> Select[Any]:
         conditions.append(OutboxMessage.updated_at >= flt.since)
     if flt.until:
         conditions.append(OutboxMessage.updated_at < flt.until)
+    if flt.error_text:
+        escaped = flt.error_text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(OutboxMessage.last_error.ilike(f"%{escaped}%", escape="\\"))
     if flt.state is ViewState.BLOCKED:
         conditions.append(OutboxMessage.state == MessageState.PENDING.value)
         conditions.append(queue.blocked_by(OutboxMessage).is_not(None))
@@ -83,10 +88,22 @@ def _summary(row: OutboxMessage, blocked_by: int | None) -> MessageSummary:
     return summary
 
 
-def list_messages(db: Database, flt: DlqFilter, *, limit: int = 100, offset: int = 0) -> list[MessageSummary]:
-    """Messages matching ``flt``, oldest first."""
+def list_messages(
+    db: Database,
+    flt: DlqFilter,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    sort: SortKey = SortKey.SEQ,
+    descending: bool = False,
+) -> list[MessageSummary]:
+    """Messages matching ``flt``, by ``sort`` (then ``seq``), oldest first by default."""
     query = _filtered(select(OutboxMessage, queue.blocked_by(OutboxMessage).label("blocked_by")), flt)
-    query = query.order_by(OutboxMessage.seq).limit(max(1, min(limit, 1000))).offset(max(0, offset))
+    column = getattr(OutboxMessage, sort.value)
+    order = [column.desc() if descending else column.asc()]
+    if sort is not SortKey.SEQ:
+        order.append(OutboxMessage.seq.desc() if descending else OutboxMessage.seq.asc())
+    query = query.order_by(*order).limit(max(1, min(limit, 1000))).offset(max(0, offset))
     with db.sessions() as session:
         return [_summary(row, blocked) for row, blocked in session.execute(query).all()]
 
@@ -497,3 +514,58 @@ def _process_chunks(db: Database, job_id: int, should_stop: Callable[[], bool] |
             session.execute(
                 update(BulkJob).where(BulkJob.id == job_id).values(processed=BulkJob.processed + acted)
             )
+
+
+# --- pausing an endpoint ----------------------------------------------------------------------
+
+
+def paused_endpoints(db: Database) -> dict[str, EndpointPause]:
+    """The paused endpoints with who paused them, when and why."""
+    with db.sessions() as session:
+        return {row.endpoint: row for row in session.scalars(select(EndpointPause))}
+
+
+def pause_endpoint(db: Database, endpoint: str, *, actor: str, reason: str) -> None:
+    """Stop claiming ``endpoint``'s messages (they keep queueing, in order) until resumed;
+    the reason is mandatory and audited (``endpoint.pause``)."""
+    reason = _clean_reason(reason, required=True)
+    with db.transaction() as session:
+        if session.get(EndpointPause, endpoint) is not None:
+            raise ConflictError(
+                f"endpoint {endpoint} is already paused",
+                message_vi=f"Điểm nhận {endpoint} đang tạm dừng",
+                details={"endpoint": endpoint},
+            )
+        session.add(EndpointPause(endpoint=endpoint, paused_by=actor, paused_at=utcnow(), reason=reason))
+        record(
+            session,
+            actor=actor,
+            action="endpoint.pause",
+            target=f"endpoint:{endpoint}",
+            details={"reason": reason},
+            before={"paused": False},
+            after={"paused": True},
+        )
+
+
+def resume_endpoint(db: Database, endpoint: str, *, actor: str) -> None:
+    """Deliver to ``endpoint`` again (audited ``endpoint.resume``)."""
+    with db.transaction() as session:
+        row = session.get(EndpointPause, endpoint, with_for_update=True)
+        if row is None:
+            raise ConflictError(
+                f"endpoint {endpoint} is not paused",
+                message_vi=f"Điểm nhận {endpoint} không tạm dừng",
+                details={"endpoint": endpoint},
+            )
+        details = {"paused_by": row.paused_by, "reason": row.reason}
+        session.delete(row)
+        record(
+            session,
+            actor=actor,
+            action="endpoint.resume",
+            target=f"endpoint:{endpoint}",
+            details=details,
+            before={"paused": True},
+            after={"paused": False},
+        )

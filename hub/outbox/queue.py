@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, literal_column, select
+from sqlalchemy import Select, and_, func, literal_column, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -55,6 +55,17 @@ def first_in_queue(message: Any, states: Collection[MessageState], *, before: bo
     if before:
         conditions.append(earlier.seq < message.seq)
     return select(func.min(earlier.seq)).where(*conditions).correlate(message).scalar_subquery()
+
+
+def depth_by_endpoint(states: Iterable[MessageState]) -> Select[str, str, int, datetime]:
+    """``(endpoint, state, count, oldest created_at)`` of the outbox rows in ``states``: the
+    queue depth that the metrics (:mod:`hub.telemetry.metrics`) and the console's overview show."""
+    o = OutboxMessage
+    return (
+        select(o.endpoint, o.state, func.count(), func.min(o.created_at))
+        .where(o.state.in_([state.value for state in states]))
+        .group_by(o.endpoint, o.state)
+    )
 
 
 def head_seq(message: Any) -> Any:

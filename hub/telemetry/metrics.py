@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub.db.base import utcnow
-from hub.db.models import DeliveryWorker, EndpointHealth, MessageState, OutboxMessage
+from hub.db.models import DeliveryWorker, EndpointHealth, MessageState
+from hub.outbox.queue import depth_by_endpoint
 
 if TYPE_CHECKING:
     from hub.db.session import Database
@@ -218,14 +219,10 @@ class DatabaseCollector(Collector):
             "Registered delivery workers not stopped: alive, or silent past dead_worker_seconds",
             labels=["state"],
         )
-        o, h, w = OutboxMessage, EndpointHealth, DeliveryWorker
+        h, w = EndpointHealth, DeliveryWorker
         now = utcnow()
         with self._db.engine.connect() as conn:
-            rows = conn.execute(
-                select(o.endpoint, o.state, func.count(), func.min(o.created_at))
-                .where(o.state.in_([state.value for state in QUEUE_STATES]))
-                .group_by(o.endpoint, o.state)
-            ).all()
+            rows = conn.execute(depth_by_endpoint(QUEUE_STATES)).all()
             health = conn.execute(select(h.endpoint, h.state, h.consecutive_failures)).all()
             beats = conn.execute(select(w.last_heartbeat_at).where(w.stopped_at.is_(None))).scalars().all()
             conn.rollback()

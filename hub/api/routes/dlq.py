@@ -11,7 +11,6 @@ process).
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.deps import DatabaseDep, allow_reveal, require_role
 from hub.auth.keys import Principal
-from hub.db.session import Database
 from hub.dlq import service
 from hub.dlq.models import (
     BulkAction,
@@ -31,6 +29,7 @@ from hub.dlq.models import (
     MessageSummary,
     ViewState,
 )
+from hub.dlq.runner import run_in_background
 from hub.services.privacy import audit_reveal, masked_view
 
 router = APIRouter(prefix="/api/v1/dlq", tags=["dead-letter queue"])
@@ -138,7 +137,7 @@ def edit_message(seq: int, body: EditBody, db: DatabaseDep, operator: Operator) 
 def create_bulk_job(body: BulkBody, db: DatabaseDep, operator: Operator) -> BulkJobView:
     job = service.create_bulk_job(db, body.action, body.filter, actor=operator.name, reason=body.reason)
     if body.run_now:
-        _run_in_thread(db, job.id)
+        run_in_background(db, job.id)
     return job
 
 
@@ -160,10 +159,3 @@ def cancel_bulk_job(job_id: int, db: DatabaseDep, operator: Operator) -> BulkJob
 @router.get("/endpoints", response_model=list[EndpointHealthView])
 def endpoint_health(db: DatabaseDep, _operator: Operator) -> list[EndpointHealthView]:
     return service.endpoint_health(db)
-
-
-def _run_in_thread(db: Database, job_id: int) -> None:
-    def run() -> None:
-        service.run_bulk_job(db, job_id)
-
-    threading.Thread(target=run, name=f"dlq-bulk-{job_id}", daemon=True).start()

@@ -1,0 +1,89 @@
+"""Rendering of console pages: the template environment, the language, the page headers.
+
+Shared by the account pages (:mod:`hub.console.routes`) and the operations pages
+(:mod:`hub.console.ops`). Every page is sent with :data:`CONSOLE_CSP` (no script, only the
+console's own stylesheet; docs/security.md §10) and ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment
+
+from hub.accounts.sessions import ActiveSession
+from hub.console.i18n import MESSAGES, Lang, choose_language
+from hub.console.policy import CSRF_FIELD
+from hub.pages import environment, render
+from schemas.errors import HubError
+from schemas.timefmt import VN_TZ
+
+#: The console's pages may load only their own stylesheet and post only to themselves.
+CONSOLE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = {"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-store"}
+
+
+def _vn_time(value: datetime) -> str:
+    """A stored (UTC) time as the officers read it: Vietnam time (schemas.timefmt.VN_TZ)."""
+    return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+@cache
+def templates() -> Environment:
+    return environment("hub.console", vn_time=_vn_time)
+
+
+def lang_of(request: Request) -> Lang:
+    return choose_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def keep_lang(request: Request, target: str) -> str:
+    """``target`` with the language the page was asked in (``?lang=``), kept across a redirect."""
+    chosen = request.query_params.get("lang")
+    if chosen not in ("vi", "en"):
+        return target
+    return f"{target}{'&' if '?' in target else '?'}lang={chosen}"
+
+
+def _language_link(request: Request, other: Lang) -> str:
+    """This page in the ``other`` language: a GET page with its query (``next`` kept); the answer
+    to a form links to the home page, since the form's URL takes only POST."""
+    if request.method != "GET":
+        return f"/console/?lang={other}"
+    return f"{request.url.path}?{urlencode({**request.query_params, 'lang': other})}"
+
+
+def error_text(request: Request, exc: HubError) -> str:
+    """The error's message in the page's language."""
+    return exc.message_vi if lang_of(request) == "vi" else exc.message
+
+
+def page(
+    request: Request, template: str, *, status: int = 200, active: ActiveSession | None = None, **context: Any
+) -> HTMLResponse:
+    """``template`` rendered for ``request``'s language, with the console's headers."""
+    lang = lang_of(request)
+    catalog = MESSAGES[lang]
+    suffix = "?lang=en" if lang == "en" else ""
+    other: Lang = "vi" if lang == "en" else "en"
+    html = render(
+        templates(),
+        template,
+        t=catalog.__getitem__,
+        lang=lang,
+        suffix=suffix,
+        other_lang=other,
+        language_link=_language_link(request, other),
+        session=active,
+        csrf_field=CSRF_FIELD,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
