@@ -23,7 +23,8 @@ from hub.auth.keys import ApiKeyService
 from hub.db.session import Database
 from hub.simulators.faults import Fault, FaultKind
 from hub.simulators.sink import WebhookSink
-from tests.api.livehub import dossier_json, free_port
+from tests.api.livehub import free_port
+from tests.api.test_api_storage_full import large_dossier
 from tests.conftest import migrated_database
 from tests.delivery.helpers import put_many
 from tests.processes import write_config
@@ -48,9 +49,10 @@ def sqlite_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
 
 
 def _intake(client: httpx.Client, n: int) -> httpx.Response:
-    """A new dossier with a long summary (its row needs new pages, whatever free space is left)."""
+    """A new dossier of some 30 KB within the field bounds (its row needs new pages, whatever free
+    space is left)."""
     code = f"000.00.18.H42-251125-{n:04d}"
-    body = {"dossier": dossier_json(code, summary="Đề nghị cấp giấy chứng nhận. " * 800)}
+    body = {"dossier": {**large_dossier("Đề nghị cấp giấy chứng nhận. "), "code": code}}
     return client.post("/api/v1/dossiers", json=body, headers={"Idempotency-Key": f"chaos-{n}"})
 
 

@@ -31,9 +31,10 @@ CHROMIUM = "chromium"
 SITE_CONSOLE = {"lockout_threshold": 3, "lockout_seconds": 60, "idle_timeout_minutes": 1}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """Debian's headless Chromium, launched once for the session."""
+    """Debian's headless Chromium, launched once per module: the sync API keeps an event loop
+    running while it is open, and later tests call ``asyncio.run``."""
     executable = shutil.which(CHROMIUM)
     if executable is None:
         pytest.fail(

@@ -58,6 +58,14 @@ class ReportFormat(StrEnum):
     PDF = "pdf"
 
 
+class UsageFormat(StrEnum):
+    """The usage report's formats (no PDF layout for it yet)."""
+
+    JSON = "json"
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
 def get_reports(request: Request) -> ReportService:
     """The app's report service (built at first use: the calendar file is read once)."""
     service: ReportService | None = getattr(request.app.state, "reports", None)
@@ -139,13 +147,15 @@ async def usage(
     _principal: UsageReader,
     reports: Annotated[ReportService, Depends(get_reports)],
     window: ReportDays,
-    format: ReportFormat = ReportFormat.JSON,
+    format: UsageFormat = UsageFormat.JSON,
 ) -> Response | UsageReport:
     report = await run_in_threadpool(reports.usage, window)
-    if format is ReportFormat.JSON:
+    if format is UsageFormat.JSON:
         return report
     name = f"usage-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
-    return await _download(name, format, usage_export.to_csv, usage_export.to_xlsx, report)
+    return await _download(
+        name, ReportFormat(format.value), usage_export.to_csv, usage_export.to_xlsx, report
+    )
 
 
 Operator = Annotated[Principal, Depends(require_role("technician", "admin"))]
