@@ -165,7 +165,11 @@ def hub_worker(url: str, config: Path, data_dir: Path) -> Iterator[subprocess.Po
 def source_token(url: str) -> str:
     db = Database.connect(url, pool_size=1)
     try:
-        return ApiKeyService(db).create(f"bench-{uuid.uuid4().hex[:6]}", "source", actor="bench").token
+        return (
+            ApiKeyService(db)
+            .create(f"bench-{uuid.uuid4().hex[:6]}", "source", actor="bench", agency_codes=["000.00.18.H42"])
+            .token
+        )
     finally:
         db.dispose()
 
