@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # chromium: the browser of the end-to-end console tests (tests/e2e/); Playwright drives this one
 # and never downloads its own (docs/development.md).
-APT_PACKAGES=(python3-venv softhsm2 poppler-utils qpdf fonts-liberation2 chromium)
+APT_PACKAGES=(python3-venv softhsm2 poppler-utils qpdf fonts-liberation2 libreoffice-writer-nogui chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
