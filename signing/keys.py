@@ -109,11 +109,17 @@ class TemplateSignedAttrsMixin(Signer):
             key = (id(asyncio.get_running_loop()), digest_algorithm)
             build = pending.get(key)
             if build is None:
-                build = pending[key] = asyncio.ensure_future(
-                    self._attr_template(bytes(len(data_digest)), args)
-                )
+
+                async def build_and_cache() -> tuple[bytes, ...]:
+                    # cached before the future completes: a document arriving between the
+                    # build's end and its waiters' wake-up finds the template, not a new build
+                    built = await self._attr_template(bytes(len(data_digest)), args)
+                    templates[digest_algorithm] = built
+                    return built
+
+                build = pending[key] = asyncio.ensure_future(build_and_cache())
                 build.add_done_callback(lambda _done: pending.pop(key, None))
-            template = templates[digest_algorithm] = await asyncio.shield(build)
+            template = await asyncio.shield(build)
         if not template:
             return await super().signed_attrs(data_digest, *args)
         from asn1crypto import cms
