@@ -12,7 +12,6 @@ only the clerk listed on ``[signing] result_agency_key`` (403 for anyone else, a
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
@@ -21,8 +20,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from hub.api.deps import IntakeDep, get_db, get_settings, require_role
 from hub.api.errors import error_responses
+from hub.api.routes.reports import XLSX, ReportDays, attachment
 from hub.auth.keys import Principal
-from hub.reports.query import day_range
 from hub.reports.record_service import RecordService
 from schemas.codes import AgencyCode
 
@@ -42,7 +41,6 @@ Reader = Annotated[
 Sign = Annotated[bool, Query(description="Add the agency signature (the clerk on the agency key)")]
 
 PDF = "application/pdf"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class BookFormat(StrEnum):
@@ -71,10 +69,6 @@ async def _signed(
     return await records.sign(get_signing_gate(request), principal, pdf, number, dossier_code=code)
 
 
-def _attachment(body: bytes, media: str, name: str) -> Response:
-    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
 @router.get(
     "/reports/tracking-book",
     summary="The tracking book of a period (Sổ theo dõi hồ sơ) as PDF, CSV or XLSX",
@@ -85,27 +79,22 @@ async def tracking_book(
     request: Request,
     principal: Reader,
     records: RecordsDep,
-    first: Annotated[date | None, Query(alias="from", description="First day (Vietnam time)")] = None,
-    last: Annotated[date | None, Query(alias="to", description="Last day, inclusive")] = None,
-    period: Annotated[
-        str | None, Query(max_length=7, description="Instead of from/to: 2025, 2025-Q2 or 2025-06")
-    ] = None,
+    window: ReportDays,
     agency: Annotated[AgencyCode | None, Query(description="Only this receiving agency")] = None,
     format: BookFormat = BookFormat.PDF,
     sign: Sign = False,
 ) -> Response:
-    window = day_range(first, last, period)
     book = await run_in_threadpool(records.book, window, agency_code=agency)
     name = f"so-theo-doi-ho-so-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
     if format is BookFormat.CSV:
-        return _attachment(records.book_csv(book), "text/csv; charset=utf-8", name)
+        return attachment(records.book_csv(book), "text/csv; charset=utf-8", name)
     if format is BookFormat.XLSX:
-        return _attachment(await run_in_threadpool(records.book_xlsx, book), XLSX, name)
+        return attachment(await run_in_threadpool(records.book_xlsx, book), XLSX, name)
     body = await run_in_threadpool(records.book_pdf, book)
     if sign:
         number = f"Sổ theo dõi hồ sơ {window.first:%d/%m/%Y}-{window.last:%d/%m/%Y}"
         body = await _signed(request, records, principal, body, number, None)
-    return _attachment(body, PDF, name)
+    return attachment(body, PDF, name)
 
 
 @router.get(
@@ -123,4 +112,4 @@ async def control_slip(
         body = await _signed(
             request, records, principal, body, f"Phiếu kiểm soát {dossier.code}", dossier.code
         )
-    return _attachment(body, PDF, f"phieu-kiem-soat-{dossier.code}.pdf")
+    return attachment(body, PDF, f"phieu-kiem-soat-{dossier.code}.pdf")

@@ -111,9 +111,7 @@ async def ontime(
     name = f"ontime-{group_by.value}-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
     if format is ReportFormat.PDF:
         head = Letterhead.from_settings(get_settings(request).reports)
-        pdf = await run_in_threadpool(ontime_pdf, report, head)
-        disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
-        return Response(pdf, media_type="application/pdf", headers=disposition)
+        return attachment(await run_in_threadpool(ontime_pdf, report, head), "application/pdf", name)
     return await _download(name, format, to_csv, to_xlsx, report)
 
 
@@ -126,6 +124,11 @@ async def _download(
         if format is ReportFormat.CSV
         else (await run_in_threadpool(xlsx, report), XLSX)
     )
+    return attachment(body, media, name)
+
+
+def attachment(body: bytes, media: str, name: str) -> Response:
+    """A download named ``name`` (``Content-Disposition: attachment``)."""
     return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
