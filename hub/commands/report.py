@@ -63,11 +63,17 @@ def _table(report: Any) -> None:
     Console(width=240).print(table)
 
 
+#: The report's days, as in the API: ``--from``/``--to`` or ``--period`` (docs/reports.md §2.1).
+FirstDay = Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")]
+LastDay = Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day")]
+Period = Annotated[str | None, typer.Option(help="Instead of --from/--to: 2025, 2025-Q2, 2025-06")]
+
+
 @app.command("ontime")
 def ontime(
-    first: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")] = None,
-    last: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day")] = None,
-    period: Annotated[str | None, typer.Option(help="Instead of --from/--to: 2025, 2025-Q2, 2025-06")] = None,
+    first: FirstDay = None,
+    last: LastDay = None,
+    period: Period = None,
     group_by: Annotated[GroupBy, typer.Option("--group-by")] = GroupBy.PROCEDURE,
     agency: Annotated[str | None, typer.Option(help="Only this receiving agency")] = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
@@ -116,9 +122,9 @@ def _emit(body: bytes, out: Path | None, what: str) -> None:
 
 @app.command("usage")
 def usage(
-    first: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")] = None,
-    last: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day")] = None,
-    period: Annotated[str | None, typer.Option(help="Instead of --from/--to: 2025, 2025-Q2, 2025-06")] = None,
+    first: FirstDay = None,
+    last: LastDay = None,
+    period: Period = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
     out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx needs it)")] = None,
 ) -> None:
@@ -178,9 +184,9 @@ class BookFormat(StrEnum):
 
 @app.command("tracking-book")
 def tracking_book(
-    first: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")] = None,
-    last: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day")] = None,
-    period: Annotated[str | None, typer.Option(help="Instead of --from/--to: 2025, 2025-Q2, 2025-06")] = None,
+    first: FirstDay = None,
+    last: LastDay = None,
+    period: Period = None,
     agency: Annotated[str | None, typer.Option(help="Only this receiving agency")] = None,
     output: Annotated[BookFormat, typer.Option("--format")] = BookFormat.PDF,
     out: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output)")] = None,
