@@ -228,8 +228,9 @@ class OidcSettings(Section):
     #: the account is linked to the identity's ``iss`` + ``sub`` and found by them.
     match_claim: Annotated[str, Field(min_length=1, max_length=100)] = "preferred_username"
     #: The console's public base URL (``https://hub.example.gov.vn``); the redirect URI
-    #: registered at the provider is ``<redirect_base_url>/console/oidc/callback``.
-    redirect_base_url: str
+    #: registered at the provider is ``<redirect_base_url>/console/oidc/callback``. Unset: the
+    #: hub's ``api.public_base_url``.
+    redirect_base_url: str | None = None
     #: Only identities whose verified ``email`` is in one of these domains (empty: any).
     allowed_email_domains: list[str] = Field(default_factory=list)
     #: Only identities whose ``groups_claim`` lists one of these groups (empty: any).
@@ -249,8 +250,9 @@ class OidcSettings(Section):
     @model_validator(mode="after")
     def _valid(self) -> OidcSettings:
         _loopback_or_https(self.issuer, "issuer")
-        _loopback_or_https(self.redirect_base_url, "redirect_base_url")
-        self.redirect_base_url = self.redirect_base_url.rstrip("/")
+        if self.redirect_base_url is not None:
+            _loopback_or_https(self.redirect_base_url, "redirect_base_url")
+            self.redirect_base_url = self.redirect_base_url.rstrip("/")
         if "openid" not in self.scopes:
             raise ValueError("console.oidc.scopes must include 'openid'")
         unknown = sorted(set(self.algorithms) - OIDC_ALGORITHMS)

@@ -218,9 +218,12 @@ class OidcSignIn:
         db: Database,
         accounts: AccountService,
         *,
+        redirect_base_url: str,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
+        #: The callback the provider sends the browser back to (registered there).
+        self.redirect_uri = f"{(settings.redirect_base_url or redirect_base_url).rstrip('/')}{CALLBACK_PATH}"
         self._db = db
         self._accounts = accounts
         self._transport = transport
@@ -230,10 +233,6 @@ class OidcSignIn:
         self._jwks_fetched_at = float("-inf")
         #: Monotonic time source of the JWKS re-fetch limit.
         self.monotonic: Callable[[], float] = time.monotonic
-
-    @property
-    def redirect_uri(self) -> str:
-        return f"{self.settings.redirect_base_url}{CALLBACK_PATH}"
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(

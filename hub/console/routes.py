@@ -267,7 +267,11 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
 def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
     """Serve the console on ``app`` (its services in ``app.state.console``)."""
     accounts = AccountService(db, settings.console)
-    sign_in = None if settings.console.oidc is None else OidcSignIn(settings.console.oidc, db, accounts)
+    sign_in = None
+    if settings.console.oidc is not None:
+        sign_in = OidcSignIn(
+            settings.console.oidc, db, accounts, redirect_base_url=settings.api.public_base_url
+        )
     app.state.console = Console(settings.console, accounts, ConsoleSessions(db, accounts), sign_in)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(Forbidden, _forbidden)
