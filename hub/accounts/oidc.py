@@ -330,11 +330,11 @@ class OidcSignIn:
             "redirect_uri": self.redirect_uri,
             "code_verifier": flow.verifier,
         }
-        auth: tuple[str, str] | None = None
+        auth: httpx.BasicAuth | None = None
         if self.settings.client_secret is None:
             form["client_id"] = self.settings.client_id
         else:  # client_secret_basic (OpenID Connect Core §9, the default method)
-            auth = (self.settings.client_id, self.settings.client_secret.get_secret_value())
+            auth = httpx.BasicAuth(self.settings.client_id, self.settings.client_secret.get_secret_value())
         try:
             async with self._client() as client:
                 response = await client.post(
@@ -417,7 +417,9 @@ class OidcSignIn:
         with self._db.transaction() as session:
             row = session.scalar(
                 select(UserAccount)
-                .where(UserAccount.oidc_issuer == identity.issuer, UserAccount.oidc_subject == identity.subject)
+                .where(
+                    UserAccount.oidc_issuer == identity.issuer, UserAccount.oidc_subject == identity.subject
+                )
                 .with_for_update()
             )
             linked = row is not None

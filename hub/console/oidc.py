@@ -21,11 +21,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.oidc import FLOW_SECONDS, Flow, OidcRefusedError, OidcSignIn, OidcUnavailableError
+from hub.api.errors import http_status_for
 from hub.api.limits import client_address
 from hub.console.pages import error_text, keep_lang, page, safe_next
 from hub.console.policy import Console, get_console
 from hub.console.policy import console_public as _public
-from hub.api.errors import http_status_for
 from schemas.errors import HubError, NotFoundError
 
 router = APIRouter(include_in_schema=False)

@@ -55,7 +55,7 @@ class OidcProvider(Simulator):
         self,
         *,
         client_id: str = "motcua-hub",
-        client_secret: str | None = "provider-client-secret",
+        client_secret: str | None = "provider-client-secret",  # noqa: S107  # the test provider's
         redirect_uris: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
         host: str = "127.0.0.1",

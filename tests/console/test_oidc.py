@@ -28,9 +28,7 @@ REASON_RE = re.compile(r'data-reason="([a-z_]+)"')
 
 
 @contextmanager
-def oidc_hub(
-    database_url: str, data_dir: Path, **oidc: Any
-) -> Iterator[tuple[LiveHub, Clock, OidcProvider]]:
+def oidc_hub(database_url: str, data_dir: Path, **oidc: Any) -> Iterator[tuple[LiveHub, Clock, OidcProvider]]:
     """A console hub configured for a local provider whose tokens follow the hub's clock."""
     with OidcProvider() as provider:
         settings = {
@@ -150,7 +148,13 @@ def test_state_and_code_are_bound_to_the_browser_and_used_once(database_url: str
         denied = client.get(start(client).headers["location"])
         assert denied.status_code == 401
         assert reason(denied) == "provider_error"
-        assert [r for r, _ in refusals(hub)] == ["state", "state", "state", "token_endpoint", "provider_error"]
+        assert [r for r, _ in refusals(hub)] == [
+            "state",
+            "state",
+            "state",
+            "token_endpoint",
+            "provider_error",
+        ]
         # nothing of the code or token reaches the audit log
         for row in audit_rows(hub, "account.oidc_refused"):
             assert used_code not in str(row.details)
@@ -193,7 +197,8 @@ def test_id_token_refusals(database_url: str, tmp_path: Path) -> None:
         assert sign_in(client).status_code == 200
         with hub.db.sessions() as session:
             row = session.scalar(select(UserAccount).where(UserAccount.username == "lan"))
-            assert row is not None and row.oidc_subject == "s1"
+            assert row is not None
+            assert row.oidc_subject == "s1"
 
 
 def test_identity_must_map_to_an_enabled_account(database_url: str, tmp_path: Path) -> None:
@@ -308,7 +313,12 @@ def test_without_oidc_settings_there_is_no_button_and_no_route(database_url: str
 def _oidc(**values: Any) -> dict[str, Any]:
     return {
         "console": {
-            "oidc": {"provider_name": "IdP", "issuer": "https://idp.example.gov.vn", "client_id": "hub", **values}
+            "oidc": {
+                "provider_name": "IdP",
+                "issuer": "https://idp.example.gov.vn",
+                "client_id": "hub",
+                **values,
+            }
         }
     }
 
@@ -334,6 +344,7 @@ def test_client_secret_comes_from_the_secrets_directory(tmp_path: Path) -> None:
     (tmp_path / "hub_console__oidc__client_secret").write_text("from-a-file\n")
     settings = load_settings(secrets_dir=tmp_path, **_oidc())
     oidc = settings.console.oidc
-    assert oidc is not None and oidc.client_secret is not None
-    assert oidc.client_secret.get_secret_value().strip() == "from-a-file"
+    assert oidc is not None
+    assert oidc.client_secret is not None
+    assert oidc.client_secret.get_secret_value() == "from-a-file"
     assert "from-a-file" not in repr(settings)
