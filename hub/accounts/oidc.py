@@ -330,7 +330,7 @@ class OidcSignIn:
             "redirect_uri": self.redirect_uri,
             "code_verifier": flow.verifier,
         }
-        auth: httpx.BasicAuth | None = None
+        auth = httpx.Auth()  # adds nothing: a public client sends its client_id in the form
         if self.settings.client_secret is None:
             form["client_id"] = self.settings.client_id
         else:  # client_secret_basic (OpenID Connect Core §9, the default method)

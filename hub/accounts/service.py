@@ -300,6 +300,17 @@ class AccountService:
             audit(session, actor, "account.password_reset", username)
             return account_of(row, roles_of(session, row.id))
 
+    def unlink_oidc(self, username: str, *, actor: str) -> Account:
+        """Forget the account's identity at the OIDC provider (a reissued identity): the next
+        sign-in there links it again by ``console.oidc.match_claim`` (docs/console.md)."""
+        with self._db.transaction() as session:
+            row = self._row(session, username, lock=True)
+            if row.oidc_subject is not None:
+                audit(session, actor, "account.oidc_unlink", username, issuer=row.oidc_issuer)
+                row.oidc_issuer = row.oidc_subject = None
+                row.updated_at = self.clock()
+            return account_of(row, roles_of(session, row.id))
+
     # -- login -----------------------------------------------------------------------------------
 
     def _lock_for(self, failures: int) -> timedelta | None:

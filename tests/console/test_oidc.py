@@ -238,6 +238,14 @@ def test_identity_must_map_to_an_enabled_account(database_url: str, tmp_path: Pa
             ("linked_elsewhere", "lan"),
         ]
         assert all(row.actor.startswith("client:") for row in audit_rows(hub, "account.oidc_refused"))
+        # the admin unlinks it (the person's identity was reissued): the new one links at sign-in
+        console_of(hub).accounts.unlink_oidc("lan", actor="admin")
+        assert ("account.oidc_unlink", "admin") in hub.audit_trail("lan")
+        assert sign_in(client).status_code == 200
+        with hub.db.sessions() as session:
+            row = session.scalar(select(UserAccount).where(UserAccount.username == "lan"))
+            assert row is not None
+            assert row.oidc_subject == "s-other"
 
 
 def test_email_domain_and_group_restrictions(database_url: str, tmp_path: Path) -> None:
