@@ -23,16 +23,26 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from aiohttp import web
+from jinja2 import Template
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from hub.simulators.harness import Simulator, json_response
+
+
+_CONSENT = Template(
+    """<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8"><title>Test OIDC provider</title></head>
+<body><form method="post" action="/authorize">{% for name, value in fields.items() %}
+<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}
+<p>{{ user }}</p><button type="submit" id="approve">Đồng ý</button></form></body></html>""",
+    autoescape=True,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +84,9 @@ class OidcProvider(Simulator):
         self.users: dict[str, dict[str, Any]] = {}
         #: The ``sub`` the authorize endpoint signs in (``None``: access denied).
         self.login_as: str | None = None
+        #: Show a page where the user agrees (a form posted back to ``/authorize``) instead of
+        #: redirecting at once: the browser then returns from a page of the provider's site.
+        self.interactive = False
         #: How to bend the next ID token (see the module's docstring); cleared once used.
         self.tamper: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -103,6 +116,7 @@ class OidcProvider(Simulator):
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
         app.router.add_get("/jwks", self._jwks)
         app.router.add_get("/authorize", self._authorize)
+        app.router.add_post("/authorize", self._approve)
         app.router.add_post("/token", self._token)
 
     async def _discovery(self, request: web.Request) -> web.Response:
@@ -124,12 +138,31 @@ class OidcProvider(Simulator):
         return json_response({"keys": [self.key.as_dict(private=False)]})
 
     async def _authorize(self, request: web.Request) -> web.Response:
-        query = request.query
+        if self.interactive:  # a page of the provider's own, where the user agrees
+            problem = self._check(request.query)
+            if problem is not None:
+                return problem
+            html = _CONSENT.render(fields=dict(request.query), user=self.login_as or "")
+            return web.Response(text=html, content_type="text/html")
+        return self._authorize_now(request.query)
+
+    async def _approve(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        return self._authorize_now({key: str(value) for key, value in form.items()})
+
+    def _check(self, query: Mapping[str, str]) -> web.Response | None:
         redirect_uri = query.get("redirect_uri", "")
         if query.get("client_id") != self.client_id or (
             self.redirect_uris and redirect_uri not in self.redirect_uris
         ):
             return json_response({"error": "invalid_request", "error_description": "unknown client"}, 400)
+        return None
+
+    def _authorize_now(self, query: Mapping[str, str]) -> web.Response:
+        problem = self._check(query)
+        if problem is not None:
+            return problem
+        redirect_uri = query.get("redirect_uri", "")
         state = query.get("state", "")
         if (
             query.get("response_type") != "code"
