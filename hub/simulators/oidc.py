@@ -35,7 +35,6 @@ from joserfc.jwk import RSAKey
 
 from hub.simulators.harness import Simulator, json_response
 
-
 _CONSENT = Template(
     """<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8"><title>Test OIDC provider</title></head>
 <body><form method="post" action="/authorize">{% for name, value in fields.items() %}
