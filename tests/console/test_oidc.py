@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
 from hub.config import load_settings
@@ -28,7 +29,9 @@ REASON_RE = re.compile(r'data-reason="([a-z_]+)"')
 
 
 @contextmanager
-def oidc_hub(database_url: str, data_dir: Path, **oidc: Any) -> Iterator[tuple[LiveHub, Clock, OidcProvider]]:
+def oidc_hub(
+    database_url: str, data_dir: Path, console: dict[str, Any] | None = None, **oidc: Any
+) -> Iterator[tuple[LiveHub, Clock, OidcProvider]]:
     """A console hub configured for a local provider whose tokens follow the hub's clock."""
     with OidcProvider() as provider:
         settings = {
@@ -38,7 +41,7 @@ def oidc_hub(database_url: str, data_dir: Path, **oidc: Any) -> Iterator[tuple[L
             "client_secret": provider.client_secret,
             **oidc,
         }
-        with console_hub(database_url, data_dir, oidc=settings) as (hub, clock):
+        with console_hub(database_url, data_dir, oidc=settings, **(console or {})) as (hub, clock):
             provider.clock = lambda: clock.now.timestamp()
             provider.redirect_uris = [f"{hub.base_url}/console/oidc/callback"]
             yield hub, clock, provider
@@ -356,3 +359,40 @@ def test_client_secret_comes_from_the_secrets_directory(tmp_path: Path) -> None:
     assert oidc.client_secret is not None
     assert oidc.client_secret.get_secret_value() == "from-a-file"
     assert "from-a-file" not in repr(settings)
+
+
+def test_key_rotation_fetches_the_jwks_again(database_url: str, tmp_path: Path) -> None:
+    with oidc_hub(database_url, tmp_path / "d") as (hub, _clock, provider), browser(hub) as client:
+        add_account(hub, "lan", "officer")
+        provider.add_user("s1", preferred_username="lan")
+        provider.login_as = "s1"
+        assert sign_in(client).status_code == 200  # the JWKS is cached from here on
+        provider.key = RSAKey.generate_key(2048, parameters={"kid": "hub-test-2", "use": "sig"})
+        client.cookies.clear()
+        # fetched less than a minute ago: an unknown kid does not make the hub fetch it again
+        assert reason(sign_in(client)) == "signature"
+        oidc = console_of(hub).oidc
+        assert oidc is not None
+        oidc.monotonic = lambda: float("inf")  # the once-a-minute limit of re-fetches has passed
+        assert sign_in(client).status_code == 200
+        assert "Người dùng lan" in client.get("/console/").text
+
+
+def test_refusals_count_against_the_client_address(database_url: str, tmp_path: Path) -> None:
+    throttled = {"login_failures_per_address_per_minute": 2}
+    with (
+        oidc_hub(database_url, tmp_path / "d", console=throttled) as (hub, _clock, provider),
+        browser(hub) as client,
+    ):
+        add_account(hub, "lan", "officer")
+        provider.add_user("s-nobody", preferred_username="nobody")
+        provider.add_user("s-lan", preferred_username="lan")
+        provider.login_as = "s-nobody"
+        assert reason(sign_in(client)) == "unknown_identity"
+        assert reason(sign_in(client)) == "unknown_identity"
+        provider.login_as = "s-lan"
+        slowed = sign_in(client)  # even a good identity waits, like a right password would
+        assert slowed.status_code == 429
+        assert reason(slowed) == "rate_limited"
+        assert "hub_console" not in client.cookies
+        assert login(client, "lan").status_code == 429  # one count for both ways in
