@@ -252,7 +252,7 @@ def test_identity_must_map_to_an_enabled_account(database_url: str, tmp_path: Pa
 
 
 def test_email_domain_and_group_restrictions(database_url: str, tmp_path: Path) -> None:
-    restricted = {"allowed_email_domains": ["NinhBinh.gov.vn"], "required_groups": ["motcua"]}
+    restricted: dict[str, Any] = {"allowed_email_domains": ["NinhBinh.gov.vn"], "required_groups": ["motcua"]}
     with (
         oidc_hub(database_url, tmp_path / "d", **restricted) as (hub, _clock, provider),
         browser(hub) as client,
