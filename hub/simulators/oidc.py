@@ -17,9 +17,13 @@ play an outage, with the shared control API.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import base64
+import contextlib
 import hashlib
 import json
+import os
 import secrets
 import threading
 import time
@@ -33,7 +37,7 @@ from jinja2 import Template
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from hub.simulators.harness import Simulator, json_response
+from hub.simulators.harness import Simulator, json_response, serve_until_cancelled
 
 _CONSENT = Template(
     """<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8"><title>Test OIDC provider</title></head>
@@ -250,3 +254,31 @@ class OidcProvider(Simulator):
 def _back(redirect_uri: str, **params: str) -> web.Response:
     separator = "&" if "?" in redirect_uri else "?"
     return web.Response(status=302, headers={"Location": f"{redirect_uri}{separator}{urlencode(params)}"})
+
+
+def _announce(simulator: Simulator) -> None:
+    print(f"OIDC test provider: issuer {simulator.base_url}", flush=True)
+
+
+def main() -> None:
+    """``python -m hub.simulators.oidc``: try a ``[console.oidc]`` configuration locally (the
+    provider signs in ``--user`` after an "agree" page)."""
+    parser = argparse.ArgumentParser(description="Local OIDC provider to try [console.oidc] against")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--user", default="quantri", help="preferred_username of the identity signed in")
+    parser.add_argument("--client-id", default="motcua-hub")
+    parser.add_argument(
+        "--client-secret-env", help="environment variable holding the client secret (unset: public client)"
+    )
+    args = parser.parse_args()
+    secret = os.environ[args.client_secret_env] if args.client_secret_env else None
+    provider = OidcProvider(port=args.port, client_id=args.client_id, client_secret=secret)
+    provider.add_user(f"sub-{args.user}", preferred_username=args.user)
+    provider.login_as = f"sub-{args.user}"
+    provider.interactive = True
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_until_cancelled(provider, _announce))
+
+
+if __name__ == "__main__":
+    main()
