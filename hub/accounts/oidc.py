@@ -41,13 +41,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from cachetools import TTLCache
 from joserfc import jwt
-from joserfc.errors import (
-    ExpiredTokenError,
-    InvalidClaimError,
-    InvalidTokenError,
-    JoseError,
-    MissingClaimError,
-)
+from joserfc.errors import ClaimError, ExpiredTokenError, JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
@@ -111,8 +105,16 @@ REASONS: dict[str, tuple[str, str]] = {
         "Chữ ký của mã định danh không hợp lệ.",
     ),
     "claims": (
-        "The identity token is not valid for this console (issuer, audience, time or nonce).",
-        "Mã định danh không hợp lệ cho hệ thống này (bên phát hành, đối tượng, thời gian hoặc nonce).",
+        "The identity token is not valid (issue time or subject).",
+        "Mã định danh không hợp lệ (thời điểm phát hành hoặc chủ thể).",
+    ),
+    "issuer": (
+        "The identity token was not issued by the configured provider.",
+        "Mã định danh không do hệ thống xác thực đã cấu hình phát hành.",
+    ),
+    "audience": (
+        "The identity token was issued for another application.",
+        "Mã định danh được cấp cho một ứng dụng khác.",
     ),
     "expired": ("The identity token has expired.", "Mã định danh đã hết hạn."),
     "nonce": (
@@ -140,6 +142,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "Tài khoản đang bị khóa hoặc bị khóa tạm thời.",
     ),
 }
+
+
+#: The refusal reason of a claim joserfc finds wrong or missing (others: ``claims``).
+_CLAIM_REASONS = {"iss": "issuer", "aud": "audience", "nonce": "nonce"}
 
 
 def _b64(raw: bytes) -> str:
@@ -380,13 +386,13 @@ class OidcSignIn:
             registry.validate(claims)
         except ExpiredTokenError:
             raise _refused("expired") from None
-        except (InvalidClaimError, MissingClaimError) as exc:
-            raise _refused("nonce" if "nonce" in str(exc) else "claims") from None
-        except InvalidTokenError:  # iat or nbf in the future
+        except ClaimError as exc:  # wrong or missing; iat / nbf in the future
+            raise _refused(_CLAIM_REASONS.get(exc.claim, "claims")) from None
+        except JoseError:
             raise _refused("claims") from None
         audience = claims["aud"]
         if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != self.settings.client_id:
-            raise _refused("claims")  # Core §3.1.3.7 (5)
+            raise _refused("audience")  # Core §3.1.3.7 (5)
         if not isinstance(claims["sub"], str) or len(claims["sub"]) > 255:
             raise _refused("claims")
         return Identity(self.settings.issuer, claims["sub"], claims)

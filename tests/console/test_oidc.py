@@ -168,11 +168,12 @@ def test_state_and_code_are_bound_to_the_browser_and_used_once(database_url: str
 TOKEN_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("wrong nonce", {"claims": {"nonce": "another-sign-in"}}, "nonce"),
     ("no nonce", {"claims": {"nonce": None}}, "nonce"),
-    ("wrong audience", {"claims": {"aud": "another-client"}}, "claims"),
-    ("several audiences, no azp", {"claims": {"aud": ["motcua-hub", "another-client"]}}, "claims"),
-    ("wrong issuer", {"claims": {"iss": "https://idp.example.org"}}, "claims"),
+    ("wrong audience", {"claims": {"aud": "another-client"}}, "audience"),
+    ("several audiences, no azp", {"claims": {"aud": ["motcua-hub", "another-client"]}}, "audience"),
+    ("wrong issuer", {"claims": {"iss": "https://idp.example.org"}}, "issuer"),
     ("expired", {"claims": {"exp": -3600}}, "expired"),
     ("issued in the future", {"claims": {"iat": 3600}}, "claims"),
+    ("no subject", {"claims": {"sub": None}}, "claims"),
     ("key not in the JWKS", {"foreign_key": True}, "signature"),
     ("alg none", {"alg_none": True}, "alg"),
 ]
