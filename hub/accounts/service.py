@@ -51,6 +51,8 @@ class Account:
     created_at: datetime
     last_login_at: datetime | None
     locked_until: datetime | None
+    #: Linked to an identity at the OIDC provider (``console.oidc``; docs/console.md).
+    oidc_linked: bool = False
 
     def has_role(self, *roles: AccountRole) -> bool:
         """Admin passes every role check."""
@@ -118,6 +120,7 @@ def account_of(row: UserAccount, roles: Iterable[str]) -> Account:
         created_at=row.created_at,
         last_login_at=row.last_login_at,
         locked_until=row.locked_until,
+        oidc_linked=row.oidc_subject is not None,
     )
 
 

@@ -178,6 +178,7 @@ async def _users_page(
         active=active,
         accounts=accounts,
         roles=[role.value for role in AccountRole],
+        oidc_provider=oidc.login_button(get_console(request)),
         error=error,
         notice=notice,
     )
@@ -238,6 +239,13 @@ async def users_roles(
     role: Annotated[list[str] | None, Form()] = None,
 ) -> HTMLResponse:
     return await _change(request, active, get_console(request).accounts.set_roles, username, role or [])
+
+
+@router.post("/console/admin/users/{username}/oidc-unlink", name="console.admin_users_oidc_unlink")
+async def users_oidc_unlink(
+    request: Request, username: str, active: Annotated[ActiveSession, Depends(ADMIN)]
+) -> HTMLResponse:
+    return await _change(request, active, get_console(request).accounts.unlink_oidc, username)
 
 
 @cache

@@ -242,8 +242,16 @@ def test_identity_must_map_to_an_enabled_account(database_url: str, tmp_path: Pa
             ("linked_elsewhere", "lan"),
         ]
         assert all(row.actor.startswith("client:") for row in audit_rows(hub, "account.oidc_refused"))
-        # the admin unlinks it (the person's identity was reissued): the new one links at sign-in
-        console_of(hub).accounts.unlink_oidc("lan", actor="admin")
+        # the admin sees the link and removes it (the person's identity was reissued) on the
+        # accounts page: the new identity links at its sign-in
+        with browser(hub) as admin:
+            assert login(admin, "admin").status_code == 303
+            users = admin.get("/console/admin/users")
+            assert f"Đã liên kết với {PROVIDER}" in users.text
+            assert users.text.count("/oidc-unlink") == 1  # only lan is linked
+            unlinked = admin.post("/console/admin/users/lan/oidc-unlink", data={"csrf_token": csrf(users)})
+            assert unlinked.status_code == 200
+            assert "/oidc-unlink" not in unlinked.text
         assert ("account.oidc_unlink", "admin") in hub.audit_trail("lan")
         assert sign_in(client).status_code == 200
         with hub.db.sessions() as session:
