@@ -116,7 +116,7 @@ async def oidc_callback(request: Request) -> Response:
         user_agent=request.headers.get("user-agent", ""),
         replaces=request.cookies.get(console.cookie),
     )
-    target = keep_lang(request, flow.next)
+    target = keep_lang(request, safe_next(flow.next))  # checked again: the cookie came back from outside
     response = page(request, "oidc_done.html", target=target, provider=oidc.settings.provider_name)
     response.set_cookie(
         console.cookie,
