@@ -392,7 +392,7 @@ class OidcSignIn:
             raise _refused("claims") from None
         audience = claims["aud"]
         if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != self.settings.client_id:
-            raise _refused("audience")  # Core §3.1.3.7 (5)
+            raise _refused("audience")  # Core §3.1.3.7 steps 4-5
         if not isinstance(claims["sub"], str) or len(claims["sub"]) > 255:
             raise _refused("claims")
         return Identity(self.settings.issuer, claims["sub"], claims)
