@@ -163,6 +163,44 @@ async def desk_sign(
     return page(request, "desk_signed.html", active=active, signed=signed)
 
 
+@router.post("/console/signing/documents/{file_id}/token", name="console.signing_token_prepare")
+async def desk_token_prepare(
+    request: Request,
+    file_id: str,
+    active: Officer,
+    certificate: Annotated[str, Form(max_length=20_000)] = "",
+) -> HTMLResponse:
+    """Her own USB token, step 1: prepare the draft for her certificate; the page shows what
+    ``hub token-sign sign`` must sign and takes the signature back."""
+    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
+    try:
+        desk = _desk(request)
+        document = await run_in_threadpool(desk.draft, file_id)
+        prepared = await run_in_threadpool(desk.prepare_token, principal, file_id, certificate)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    return page(
+        request, "desk_token.html", active=active, document=document, prepared=prepared, local=local_time
+    )
+
+
+@router.post("/console/signing/token/{request_id}/complete", name="console.signing_token_complete")
+async def desk_token_complete(
+    request: Request,
+    request_id: str,
+    active: Officer,
+    signature: Annotated[str, Form(max_length=20_000)] = "",
+) -> HTMLResponse:
+    """Her own USB token, step 2: the signature her token made, embedded and stored."""
+    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
+    try:
+        desk = _desk(request)
+        signed = await run_in_threadpool(desk.complete_token, principal, request_id, signature)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    return page(request, "desk_signed.html", active=active, signed=signed)
+
+
 @router.post("/console/signing/batch", name="console.signing_batch")
 async def desk_batch(request: Request, active: Officer) -> Response:
     form = await request.form()

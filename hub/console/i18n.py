@@ -215,9 +215,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "desk.signer": "Người ký",
         "desk.level": "Mức chữ ký",
         "desk.token": "Ký bằng USB token của bạn",
-        "desk.token_text": "Khóa bí mật trên USB token không rời thiết bị: chạy lệnh hub token-sign trên "
-        "máy cắm token; lệnh chuẩn bị văn bản trên hệ thống, ký mã băm bằng token (PKCS#11) và gửi "
-        "chữ ký về (xem docs/signing.md §14).",
+        "desk.token_text": "Ký bằng USB token của bạn: mở văn bản, chọn \"Ký bằng USB token của bạn\"; "
+        "lệnh hub token-sign chạy trên máy cắm token ký dữ liệu mà hệ thống chuẩn bị, khóa bí mật "
+        "không rời token (docs/signing.md §14).",
         "desk.job": "Ký số hàng loạt",
         "desk.job_running": "Đang ký",
         "desk.job_done": "Hoàn tất",
@@ -254,6 +254,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "verify.approval": "Chữ ký tiếp theo",
         "verify.integrity": "Toàn vẹn",
         "verify.full": "Báo cáo đầy đủ",
+        "token.title": "Ký bằng USB token",
+        "token.step1_text": "Bước 1: cắm token, chạy lệnh dưới đây trên máy của bạn để in chứng thư số "
+        "(dạng PEM) rồi dán vào ô dưới.",
+        "token.certificate": "Chứng thư số của bạn (PEM)",
+        "token.prepare": "Chuẩn bị văn bản để ký bằng token",
+        "token.expires": "Hết hạn lúc",
+        "token.step2": "Bước 2: ký bằng token",
+        "token.step2_text": "Chạy lệnh dưới đây trên máy cắm token (nhập PIN khi được hỏi); lệnh in ra "
+        "chữ ký dạng base64. Khóa bí mật không rời token.",
+        "token.data": "Dữ liệu cần ký (base64)",
+        "token.step3": "Bước 3: gửi chữ ký",
+        "token.signature": "Chữ ký (base64) do lệnh hub token-sign in ra",
+        "token.complete": "Hoàn tất ký số",
+        "verify.outcome_passed": "đạt",
+        "verify.outcome_failed": "không đạt",
+        "verify.outcome_unknown": "không xác định",
     },
     "en": {
         "app": "One-stop interoperability hub console",
@@ -463,9 +479,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "desk.signer": "Signer",
         "desk.level": "Signature level",
         "desk.token": "Signing with your own USB token",
-        "desk.token_text": "The token's private key never leaves the device: run hub token-sign on the "
-        "computer the token is plugged into; it prepares the document on the hub, signs the digest "
-        "with the token (PKCS#11) and sends the signature back (see docs/signing.md §14).",
+        "desk.token_text": "With your own USB token: open the document and choose \"Signing with your own "
+        "USB token\"; hub token-sign, run on the computer the token is plugged into, signs the data the "
+        "hub prepared and the private key never leaves the token (docs/signing.md §14).",
         "desk.job": "Batch signing",
         "desk.job_running": "Signing",
         "desk.job_done": "Done",
@@ -502,6 +518,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "verify.approval": "Later signature",
         "verify.integrity": "Integrity",
         "verify.full": "Full report",
+        "token.title": "Signing with a USB token",
+        "token.step1_text": "Step 1: plug the token in, run the command below on your computer to "
+        "print your certificate (PEM) and paste it here.",
+        "token.certificate": "Your certificate (PEM)",
+        "token.prepare": "Prepare the document for the token",
+        "token.expires": "Expires at",
+        "token.step2": "Step 2: sign with the token",
+        "token.step2_text": "Run the command below on the computer the token is plugged into (it asks "
+        "for the PIN); it prints the signature in base64. The private key never leaves the token.",
+        "token.data": "Data to sign (base64)",
+        "token.step3": "Step 3: send the signature",
+        "token.signature": "Signature (base64) printed by hub token-sign",
+        "token.complete": "Complete the signature",
+        "verify.outcome_passed": "passed",
+        "verify.outcome_failed": "failed",
+        "verify.outcome_unknown": "unknown",
     },
 }
 

@@ -25,6 +25,8 @@ file's SHA-256 under ``data_dir/previews``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import shutil
 import subprocess
@@ -50,6 +52,7 @@ from hub.services.results import IssuedResult, ResultSigningService, SignedDraft
 from hub.storage.files import FileStore, StoredFileInfo
 from schemas.dossier import Dossier, ResultDocument
 from schemas.errors import HubError, InvalidInputError, NotFoundError, PermissionDeniedError
+from signing.external import ExternalSigningRequest
 from signing.facade import KeyGrant
 from schemas.text import VnName
 from signing.settings import ABBREVIATION_PATTERN, KeyPurpose
@@ -96,6 +99,12 @@ class DeskDocument:
     signed_by: str | None = None
     signed_at: datetime | None = None
     source_file_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    dossier_code: str
+    file_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +201,54 @@ class SigningDesk:
         """The officer's signature on waiting draft ``file_id`` with ``key_id`` (blocking)."""
         document = self.draft(file_id)
         return self._results.sign_personal(principal, document.dossier_code, file_id, key_id=key_id)
+
+    def prepare_token(self, principal: Principal, file_id: str, certificate: str) -> ExternalSigningRequest:
+        """Her own token's signature, step 1 (blocking): prepare waiting draft ``file_id`` for the
+        certificate she pasted (PEM, as ``hub token-sign certificate`` prints it)."""
+        document = self.draft(file_id)
+        text = certificate.strip()
+        if not text.startswith("-----BEGIN CERTIFICATE-----"):
+            raise InvalidInputError(
+                "paste the certificate in PEM form (hub token-sign certificate prints it)",
+                message_vi="Hãy dán chứng thư số dạng PEM (lệnh hub token-sign certificate in ra)",
+                details={"field": "certificate"},
+            )
+        return self._results.prepare_personal_external(
+            principal, document.dossier_code, file_id, text.encode("ascii", "replace")
+        )
+
+    def complete_token(self, principal: Principal, request_id: str, signature_b64: str) -> SignedDraft:
+        """Step 2 (blocking): embed the signature her token made over the prepared attributes
+        (base64, as ``hub token-sign sign`` prints it); only she may complete her request."""
+        prepared = self._prepared(principal.name, request_id)
+        try:
+            signature = base64.b64decode("".join(signature_b64.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInputError(
+                "the signature is not valid base64", message_vi="Chữ ký không phải base64 hợp lệ"
+            ) from None
+        return self._results.complete_personal_external(
+            principal, prepared.dossier_code, prepared.file_id, request_id, signature=signature
+        )
+
+    def _prepared(self, actor: str, request_id: str) -> _Prepared:
+        """The draft a request of ``actor`` was prepared for (its audit row), else 404: another
+        account's request is as unknown as a missing one."""
+        with self._db.sessions() as session:
+            rows = session.execute(
+                select(AuditEntry.details)
+                .where(AuditEntry.action == "signing.results.sign", AuditEntry.actor == actor)
+                .order_by(AuditEntry.id.desc())
+                .limit(SCAN_LIMIT)
+            ).all()
+        for (details,) in rows:
+            if details.get("outcome") == "prepared" and details.get("request_id") == request_id:
+                return _Prepared(str(details["dossier_code"]), str(details["file_id"]))
+        raise NotFoundError(
+            "no such signing request of yours (expired, completed or prepared by someone else)",
+            message_vi="Không có yêu cầu ký này của bạn (đã hết hạn, đã hoàn tất hoặc do người khác tạo)",
+            details={"request_id": request_id[:64]},
+        )
 
     def issue(
         self,
