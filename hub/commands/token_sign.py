@@ -4,8 +4,9 @@ Runs on the officer's own computer, where the token is plugged in; it talks to t
 (PKCS#11, through the hub's :class:`signing.keys.Pkcs11KeySource`: token by label, key and
 certificate by label or hex id, pyHanko's PKCS#11 signer) and to nobody else:
 
-* ``hub token-sign certificate``: print the token's certificate (PEM), to paste into the
-  signing desk (or send as ``certificate`` to ``POST /api/v1/signing/external/prepare``);
+* ``hub token-sign certificate``: print the token's certificate (PEM), followed by the other
+  certificates on the token (its CA chain), to paste into the signing desk (or send as
+  ``certificate`` and ``chain`` to ``POST /api/v1/signing/external/prepare``);
 * ``hub token-sign sign --data-b64 …``: sign the data the hub prepared (``data_to_sign_b64``:
   the DER of the CMS signed attributes) and print the signature in base64, to paste into the
   desk (or send as ``signature_b64`` to ``…/complete``).
@@ -85,7 +86,10 @@ def certificate(
             cert = signer.signing_cert
             if cert is None:
                 _refuse("Không có chứng thư số trên token", "no certificate on the token")
-            sys.stdout.write(pem.armor("CERTIFICATE", cert.dump()).decode("ascii"))
+            # hers first, then the other certificates the token holds (its CA chain)
+            others = [c for c in signer.cert_registry if c.dump() != cert.dump()]
+            for each in (cert, *others):
+                sys.stdout.write(pem.armor("CERTIFICATE", each.dump()).decode("ascii"))
     except HubError as exc:
         _refuse(exc.message_vi, exc.message)
 

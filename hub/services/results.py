@@ -64,7 +64,7 @@ from schemas.errors import (
     PermissionDeniedError,
     RetryableError,
 )
-from signing.external import ExternalSigningRequest
+from signing.external import ExternalSigningRequest, ExternalSigningService
 from signing.facade import SigningFacade
 from signing.issuance import OPEN_AFTER_SIGNATURE, NumberPlaces, ensure_number_places
 from signing.models import SignatureLevel, SignOptions, SignResult, SignRole
@@ -393,10 +393,19 @@ class ResultSigningService:
             self._audit.refused(attempt, exc)
             raise
         data = self._with_places(attempt, source)
+        external = ExternalSigningService(
+            self._service(self._own_personal_key(principal), SignRole.PERSONAL),
+            self._facade.external.store,
+            ttl=self._facade.external.ttl,
+        )
         try:
             prepared = asyncio.run(
-                self._facade.prepare_external(
-                    data, certificate, self._personal_options(dossier.code), chain, owner=principal.name
+                external.prepare(
+                    data,
+                    certificate,
+                    self._personal_options(dossier.code),
+                    chain_der=chain,
+                    owner=principal.name,
                 )
             )
         except HubError as exc:
@@ -472,6 +481,18 @@ class ResultSigningService:
                 signed_at=pending.signed_at,
             ),
         )
+
+    def _own_personal_key(self, principal: Principal) -> str:
+        """Her personal key on the hub with a signature image (drawn for her token's signature
+        too, Decree 30/2020 Appendix I box 7c); the configured default image otherwise."""
+        for key_id, grant in sorted(self._facade.grants.items()):
+            if (
+                grant.purpose is KeyPurpose.PERSONAL
+                and principal.identities & grant.principals
+                and key_id in self._images
+            ):
+                return key_id
+        return ""
 
     def _personal_options(self, dossier_code: str, reason: str | None = None) -> SignOptions:
         """The competent person's signature: DocMDP P=2 certification at B-T, the number and

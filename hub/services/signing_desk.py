@@ -206,15 +206,9 @@ class SigningDesk:
         """Her own token's signature, step 1 (blocking): prepare waiting draft ``file_id`` for the
         certificate she pasted (PEM, as ``hub token-sign certificate`` prints it)."""
         document = self.draft(file_id)
-        text = certificate.strip()
-        if not text.startswith("-----BEGIN CERTIFICATE-----"):
-            raise InvalidInputError(
-                "paste the certificate in PEM form (hub token-sign certificate prints it)",
-                message_vi="Hãy dán chứng thư số dạng PEM (lệnh hub token-sign certificate in ra)",
-                details={"field": "certificate"},
-            )
+        first, *chain = _pem_certificates(certificate)
         return self._results.prepare_personal_external(
-            principal, document.dossier_code, file_id, text.encode("ascii", "replace")
+            principal, document.dossier_code, file_id, first, chain=chain
         )
 
     def complete_token(self, principal: Principal, request_id: str, signature_b64: str) -> SignedDraft:
@@ -381,6 +375,26 @@ def _document(info: StoredFileInfo, name: str, **extra: object) -> DeskDocument:
         size=info.size,
         **extra,  # type: ignore[arg-type]  # signed_by, signed_at, source_file_id
     )
+
+
+def _pem_certificates(text: str) -> list[bytes]:
+    """The DER of each PEM certificate block in ``text`` (hers first, then her token's chain)."""
+    from asn1crypto import pem
+
+    data = text.strip().encode("ascii", "replace")
+    blocks: list[bytes] = []
+    if pem.detect(data):
+        try:
+            blocks = [der for kind, _headers, der in pem.unarmor(data, multiple=True) if kind == "CERTIFICATE"]
+        except ValueError:
+            blocks = []
+    if not blocks or len(blocks) > 10:
+        raise InvalidInputError(
+            "paste the certificate in PEM form, as hub token-sign certificate prints it",
+            message_vi="Hãy dán chứng thư số dạng PEM như lệnh hub token-sign certificate in ra",
+            details={"field": "certificate"},
+        )
+    return blocks
 
 
 def _not_waiting(file_id: str) -> NotFoundError:
