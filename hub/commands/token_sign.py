@@ -100,7 +100,9 @@ def sign(
     data_b64: Annotated[
         str, typer.Option("--data-b64", help="data_to_sign_b64 of the prepared request ('-': stdin)")
     ],
-    digest: Annotated[str, typer.Option("--digest", help="digest_algorithm of the prepared request")] = "sha256",
+    digest: Annotated[
+        str, typer.Option("--digest", help="digest_algorithm of the prepared request")
+    ] = "sha256",
     token_label: TokenLabelOption = None,
     key_label: KeyLabelOption = None,
     cert_label: CertLabelOption = None,

@@ -75,7 +75,9 @@ def _jobs(request: Request) -> BatchJobs:
     return jobs
 
 
-def problem(request: Request, active: ActiveSession, exc: HubError, *, back: str = "/console/") -> HTMLResponse:
+def problem(
+    request: Request, active: ActiveSession, exc: HubError, *, back: str = "/console/"
+) -> HTMLResponse:
     """A refused request as a page with the error's status and message (never a 500), and a
     link back to the page it came from."""
     label = {"/console/signing": "page.console.signing", "/console/issuance": "page.console.issuance"}

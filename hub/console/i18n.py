@@ -199,7 +199,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "page.console.issuance": "Văn bản chờ cấp số và đóng dấu",
         "desk.keys": "Khóa ký của bạn trên hệ thống",
         "desk.no_key": "Tài khoản của bạn chưa được gắn khóa ký cá nhân nào trên hệ thống "
-        "(cấu hình [signing.keys], principals = [\"user:<tên đăng nhập>\"]).",
+        '(cấu hình [signing.keys], principals = ["user:<tên đăng nhập>"]).',
         "desk.waiting": "Dự thảo kết quả chờ ký",
         "desk.none": "Không có văn bản nào chờ ký.",
         "desk.select": "Chọn",
@@ -215,7 +215,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "desk.signer": "Người ký",
         "desk.level": "Mức chữ ký",
         "desk.token": "Ký bằng USB token của bạn",
-        "desk.token_text": "Ký bằng USB token của bạn: mở văn bản, chọn \"Ký bằng USB token của bạn\"; "
+        "desk.token_text": 'Ký bằng USB token của bạn: mở văn bản, chọn "Ký bằng USB token của bạn"; '
         "lệnh hub token-sign chạy trên máy cắm token ký dữ liệu mà hệ thống chuẩn bị, khóa bí mật "
         "không rời token (docs/signing.md §14).",
         "desk.job": "Ký số hàng loạt",
@@ -463,7 +463,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "page.console.issuance": "Documents to number and seal",
         "desk.keys": "Your signing keys on the hub",
         "desk.no_key": "No personal signing key on the hub is bound to your account "
-        "([signing.keys], principals = [\"user:<username>\"]).",
+        '([signing.keys], principals = ["user:<username>"]).',
         "desk.waiting": "Draft results waiting for a signature",
         "desk.none": "No document is waiting for a signature.",
         "desk.select": "Select",
@@ -479,8 +479,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "desk.signer": "Signer",
         "desk.level": "Signature level",
         "desk.token": "Signing with your own USB token",
-        "desk.token_text": "With your own USB token: open the document and choose \"Signing with your own "
-        "USB token\"; hub token-sign, run on the computer the token is plugged into, signs the data the "
+        "desk.token_text": 'With your own USB token: open the document and choose "Signing with your own '
+        'USB token"; hub token-sign, run on the computer the token is plugged into, signs the data the '
         "hub prepared and the private key never leaves the token (docs/signing.md §14).",
         "desk.job": "Batch signing",
         "desk.job_running": "Signing",

@@ -415,9 +415,7 @@ class ResultSigningService:
             self._audit.failed(attempt, exc)
             raise
         subject = prepared.certificate.subject if prepared.certificate is not None else None
-        self._audit.record(
-            attempt, "prepared", request_id=prepared.request_id, certificate_subject=subject
-        )
+        self._audit.record(attempt, "prepared", request_id=prepared.request_id, certificate_subject=subject)
         return prepared
 
     def complete_personal_external(

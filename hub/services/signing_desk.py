@@ -52,9 +52,9 @@ from hub.services.results import IssuedResult, ResultSigningService, SignedDraft
 from hub.storage.files import FileStore, StoredFileInfo
 from schemas.dossier import Dossier, ResultDocument
 from schemas.errors import HubError, InvalidInputError, NotFoundError, PermissionDeniedError
+from schemas.text import VnName
 from signing.external import ExternalSigningRequest
 from signing.facade import KeyGrant
-from schemas.text import VnName
 from signing.settings import ABBREVIATION_PATTERN, KeyPurpose
 
 __all__ = [
@@ -305,9 +305,7 @@ class SigningDesk:
                 continue
         return found
 
-    def _unsigned_results(
-        self, files: list[StoredFileInfo]
-    ) -> list[tuple[StoredFileInfo, ResultDocument]]:
+    def _unsigned_results(self, files: list[StoredFileInfo]) -> list[tuple[StoredFileInfo, ResultDocument]]:
         dossiers = self._dossiers(info.dossier_code for info in files if info.dossier_code)
         pairs = []
         for info in files:
@@ -385,7 +383,9 @@ def _pem_certificates(text: str) -> list[bytes]:
     blocks: list[bytes] = []
     if pem.detect(data):
         try:
-            blocks = [der for kind, _headers, der in pem.unarmor(data, multiple=True) if kind == "CERTIFICATE"]
+            blocks = [
+                der for kind, _headers, der in pem.unarmor(data, multiple=True) if kind == "CERTIFICATE"
+            ]
         except ValueError:
             blocks = []
     if not blocks or len(blocks) > 10:
@@ -400,7 +400,8 @@ def _pem_certificates(text: str) -> list[bytes]:
 def _not_waiting(file_id: str) -> NotFoundError:
     return NotFoundError(
         "no such document on the signing desk (already signed, issued, or not a draft result)",
-        message_vi="Không có văn bản này trong danh sách chờ (đã ký, đã ban hành hoặc không phải dự thảo kết quả)",
+        message_vi="Không có văn bản này trong danh sách chờ (đã ký, đã ban hành hoặc không phải dự "
+        "thảo kết quả)",
         details={"file_id": file_id[:40]},
     )
 
@@ -445,7 +446,7 @@ class PagePreviews:
         self._dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(dir=self._dir, prefix=".render-"))
         try:
-            done = subprocess.run(  # noqa: S603  # fixed tool, our own stored file
+            done = subprocess.run(  # fixed tool, our own stored file
                 [tool, "-png", "-r", str(self._dpi), "-l", str(self._max), str(pdf), str(work / "p")],
                 capture_output=True,
                 timeout=60,
@@ -526,9 +527,7 @@ class BatchJobs:
     ) -> BatchJob:
         """Check every file is a waiting draft, then sign them in the background."""
         if not file_ids:
-            raise InvalidInputError(
-                "select at least one document", message_vi="Hãy chọn ít nhất một văn bản"
-            )
+            raise InvalidInputError("select at least one document", message_vi="Hãy chọn ít nhất một văn bản")
         waiting = {d.file_id: d for d in desk.awaiting_signature()}
         missing = [fid for fid in dict.fromkeys(file_ids) if fid not in waiting]
         if missing:
@@ -573,9 +572,7 @@ class BatchJobs:
         """The owner's job (another account's is as unknown as a missing one)."""
         job = self._jobs.get(job_id)
         if job is None or job.owner != owner:
-            raise NotFoundError(
-                "no such batch-signing job", message_vi="Không có tác vụ ký hàng loạt này"
-            )
+            raise NotFoundError("no such batch-signing job", message_vi="Không có tác vụ ký hàng loạt này")
         return job
 
     def cancel(self, job_id: str, owner: str) -> BatchJob:

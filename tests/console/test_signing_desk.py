@@ -70,11 +70,13 @@ def test_officer_signs_then_clerk_issues_and_the_report_shows_both(hub: LiveHub,
     with browser(hub) as client:
         assert login(client, "officer").status_code == 303
         home = client.get("/console/")
-        assert "/console/signing" in home.text and "/console/issuance" not in home.text
+        assert "/console/signing" in home.text
+        assert "/console/issuance" not in home.text
         desk = client.get("/console/signing")
         assert desk.status_code == 200, desk.text
         assert _links(desk, "/console/signing/documents/") == [f"/console/signing/documents/{draft}"]
-        assert "lanh-ntl" in desk.text and "pho-gd" not in desk.text  # only her own key
+        assert "lanh-ntl" in desk.text
+        assert "pho-gd" not in desk.text
         document = client.get(f"/console/signing/documents/{draft}")
         assert document.status_code == 200
         assert f'src="/console/files/{draft}/pages/1.png"' in document.text
@@ -116,11 +118,13 @@ def test_officer_signs_then_clerk_issues_and_the_report_shows_both(hub: LiveHub,
         assert _links(client.get("/console/issuance"), "/console/issuance/documents/") == []
         report_vi = client.get(f"/console/verification/{final}")
         report_en = client.get(f"/console/verification/{final}", params={"lang": "en"})
-    assert report_vi.status_code == 200 and report_en.status_code == 200
+    assert report_vi.status_code == 200
+    assert report_en.status_code == 200
     text_vi, text_en = _text(report_vi), _text(report_en)
     assert re.search(r'id="verdict"[^>]*>Hợp lệ<', text_vi)
     assert re.search(r'id="verdict"[^>]*>Valid<', text_en)
-    assert "Chữ ký số thứ 2" in text_vi and "KẾT QUẢ KIỂM TRA CHỮ KÝ SỐ" in text_vi
+    assert "Chữ ký số thứ 2" in text_vi
+    assert "KẾT QUẢ KIỂM TRA CHỮ KÝ SỐ" in text_vi
     assert "DIGITAL SIGNATURE VERIFICATION REPORT" in text_en
     assert len(re.findall(r'<tr><th scope="row">\d</th>', report_vi.text)) == 2
     # the stored paper itself: both signatures valid, attached signed to the dossier
@@ -157,7 +161,10 @@ def test_refusals(hub: LiveHub) -> None:
             ).status_code
             == 403
         )
-        assert client.post(f"/console/signing/documents/{draft}/sign", data={"key_id": "lanh-ntl"}).status_code == 403
+        assert (
+            client.post(f"/console/signing/documents/{draft}/sign", data={"key_id": "lanh-ntl"}).status_code
+            == 403
+        )
         missing = client.get("/console/signing/documents/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
         assert missing.status_code == 404
         assert "/console/signing" in missing.text  # a clear page with the way back

@@ -47,18 +47,41 @@ def token(tmp_path_factory: pytest.TempPathFactory, pki: RunningPki) -> Iterator
     base = tmp_path_factory.mktemp("softhsm")
     (base / "tokens").mkdir()
     conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf.write_text(
+        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SOFTHSM2_CONF", str(conf))
         env.setenv("HUB_SIGN_SECRET", PIN)
         subprocess.run(
-            ["softhsm2-util", "--init-token", "--free", "--label", TOKEN, "--pin", PIN, "--so-pin", "24681012"],
+            [
+                "softhsm2-util",
+                "--init-token",
+                "--free",
+                "--label",
+                TOKEN,
+                "--pin",
+                PIN,
+                "--so-pin",
+                "24681012",
+            ],
             check=True,
             capture_output=True,
         )
         subprocess.run(
-            ["softhsm2-util", "--import", str(pki.pki.officer_key), "--token", TOKEN]
-            + ["--label", "officer", "--id", "01", "--pin", PIN],
+            [
+                "softhsm2-util",
+                "--import",
+                str(pki.pki.officer_key),
+                "--token",
+                TOKEN,
+                "--label",
+                "officer",
+                "--id",
+                "01",
+                "--pin",
+                PIN,
+            ],
             check=True,
             capture_output=True,
         )
@@ -124,14 +147,17 @@ def test_officer_signs_with_her_token_and_the_clerk_issues_it(hub: LiveHub, toke
         assert prepared.status_code == 200, prepared.text
         data = re.search(r'<pre class="command" id="data-to-sign">([A-Za-z0-9+/=]+)</pre>', prepared.text)
         action = re.search(r'action="(/console/signing/token/[A-Za-z0-9_-]+/complete)"', prepared.text)
-        assert data is not None and action is not None
+        assert data is not None
+        assert action is not None
         signature = _token("sign", *TOKEN_ARGS, "--data-b64", data.group(1)).strip()
         with browser(hub) as other:  # only she may complete her request
             assert login(other, "officer2").status_code == 303
             token_other = csrf(other.get("/console/signing"))
             stolen = other.post(action.group(1), data={"signature": signature, "csrf_token": token_other})
             assert stolen.status_code == 404
-        wrong = client.post(action.group(1), data={"signature": "bm90IGEgc2lnbmF0dXJl", "csrf_token": csrf(prepared)})
+        wrong = client.post(
+            action.group(1), data={"signature": "bm90IGEgc2lnbmF0dXJl", "csrf_token": csrf(prepared)}
+        )
         assert wrong.status_code == 422  # a signature that does not verify is refused
         done = client.post(action.group(1), data={"signature": signature, "csrf_token": csrf(prepared)})
         assert done.status_code == 200, done.text
