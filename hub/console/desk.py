@@ -315,9 +315,10 @@ async def issuance_issue(
                 document_type=document_type.strip() or None,
             )
         )
+        pages = await _page_count(request, desk, issued.file_id)
     except HubError as exc:
         return problem(request, active, exc, back="/console/issuance")
-    return page(request, "issuance_done.html", active=active, issued=issued)
+    return page(request, "issuance_done.html", active=active, issued=issued, pages=pages)
 
 
 # --- previews and the verification report -----------------------------------------------------

@@ -95,6 +95,8 @@ def test_officer_signs_and_clerk_seals(desk_site: ConsoleSite) -> None:
     expect(clerk.get_by_role("heading", level=1)).to_have_text("Đã ban hành")
     expect(clerk.locator("#document-number")).to_have_text("01/GCN-SNNMT")
     expect(clerk.locator("#document-date")).to_contain_text(re.compile(r"^Ninh Bình, ngày \d\d tháng"))
+    clerk.wait_for_load_state("load")
+    assert _image_loaded(clerk, ".pages img")  # the issued paper: number, date and seal drawn
     site.shot(clerk, "issuance-done")
 
     clerk.get_by_role("link", name="Kết quả kiểm tra chữ ký số").click()
