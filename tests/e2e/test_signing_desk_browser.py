@@ -110,3 +110,25 @@ def test_officer_signs_and_clerk_seals(desk_site: ConsoleSite) -> None:
     expect(clerk.locator("#verdict")).to_have_text("Valid")
     expect(clerk.locator("#report")).to_contain_text("DIGITAL SIGNATURE VERIFICATION REPORT")
     site.shot(clerk, "verification-en")
+
+
+def test_officer_batch_signs_and_watches_the_progress(desk_site: ConsoleSite) -> None:
+    site = desk_site
+    for n in (1, 2):
+        upload_draft(site.hub, f"QUYET DINH {n}")
+    officer = site.login("officer")
+    officer.goto("/console/signing")
+    expect(officer.locator("#waiting-count")).to_have_text("2")
+    for box in officer.get_by_role("checkbox").all():
+        box.check()
+    officer.get_by_role("button", name="Ký số các văn bản đã chọn").click()
+    expect(officer).to_have_url(re.compile(r"/console/signing/jobs/[0-9a-f]{32}$"))
+    expect(officer.get_by_role("heading", level=1)).to_have_text("Ký số hàng loạt")
+    site.shot(officer, "desk-job-running")
+    # the page refreshes itself every 2 s until the job ends
+    expect(officer.locator("#job-state")).to_have_text("Hoàn tất", timeout=60_000)
+    expect(officer.locator("#job-progress")).to_have_text("2/2")
+    expect(officer.get_by_role("link", name="Kết quả kiểm tra chữ ký số")).to_have_count(2)
+    site.shot(officer, "desk-job-done")
+    officer.get_by_role("link", name="Văn bản chờ ký").click()
+    expect(officer.locator("#waiting-count")).to_have_text("0")
