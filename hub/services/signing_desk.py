@@ -33,7 +33,8 @@ import subprocess
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -51,7 +52,7 @@ from hub.services.intake import IntakeService
 from hub.services.results import IssuedResult, ResultSigningService, SignedDraft
 from hub.storage.files import FileStore, StoredFileInfo
 from schemas.dossier import Dossier, ResultDocument
-from schemas.errors import HubError, InvalidInputError, NotFoundError, PermissionDeniedError
+from schemas.errors import ConflictError, HubError, InvalidInputError, NotFoundError, PermissionDeniedError
 from schemas.text import VnName
 from signing.external import ExternalSigningRequest
 from signing.facade import KeyGrant
@@ -65,6 +66,7 @@ __all__ = [
     "PagePreviews",
     "SigningDesk",
     "console_principal",
+    "working_on",
 ]
 
 PDF = "application/pdf"
@@ -75,6 +77,29 @@ PREVIEW_PAGES = 10
 #: Preview resolution (dots per inch): an A4 page is about 580 × 820 pixels.
 PREVIEW_DPI = 70
 _ISSUE_ACTIONS = ("signing.results.issue", "signing.results.seal")
+
+
+#: Files being signed or issued by this process: a second click while the first is still
+#: signing is refused instead of signing the paper twice (one API process; docs/console.md).
+_BUSY: set[str] = set()
+_BUSY_LOCK = threading.Lock()
+
+
+@contextmanager
+def working_on(file_id: str) -> Iterator[None]:
+    with _BUSY_LOCK:
+        if file_id in _BUSY:
+            raise ConflictError(
+                "this document is being signed or issued right now",
+                message_vi="Văn bản này đang được ký hoặc ban hành",
+                details={"file_id": file_id[:40]},
+            )
+        _BUSY.add(file_id)
+    try:
+        yield
+    finally:
+        with _BUSY_LOCK:
+            _BUSY.discard(file_id)
 
 
 def console_principal(username: str, roles: Iterable[str], acting_as: ApiRole) -> Principal:
@@ -199,8 +224,9 @@ class SigningDesk:
 
     def sign(self, principal: Principal, file_id: str, key_id: str) -> SignedDraft:
         """The officer's signature on waiting draft ``file_id`` with ``key_id`` (blocking)."""
-        document = self.draft(file_id)
-        return self._results.sign_personal(principal, document.dossier_code, file_id, key_id=key_id)
+        with working_on(file_id):
+            document = self.draft(file_id)
+            return self._results.sign_personal(principal, document.dossier_code, file_id, key_id=key_id)
 
     def prepare_token(self, principal: Principal, file_id: str, certificate: str) -> ExternalSigningRequest:
         """Her own token's signature, step 1 (blocking): prepare waiting draft ``file_id`` for the
@@ -256,15 +282,16 @@ class SigningDesk:
         """Number, date and seal the officer-signed ``file_id`` and attach it (blocking). The
         name and type are checked before anything else: a refusal takes no number."""
         form = _issue_form(name, document_type)
-        document = self.approved(file_id)
-        return self._results.issue_and_attach(
-            principal,
-            document.dossier_code,
-            file_id,
-            name=form.name,
-            key_id=key_id,
-            document_type=form.document_type,
-        )
+        with working_on(file_id):
+            document = self.approved(file_id)
+            return self._results.issue_and_attach(
+                principal,
+                document.dossier_code,
+                file_id,
+                name=form.name,
+                key_id=key_id,
+                document_type=form.document_type,
+            )
 
     def pdf_file(self, file_id: str) -> tuple[StoredFileInfo, Path]:
         """A stored PDF of a dossier (the previews and reports show only those)."""

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from hub.db.models import AuditEntry, DocumentRegisterEntry
+from hub.services.signing_desk import working_on
 from hub.simulators.pki import RunningPki
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
 from tests.api.livehub import LiveHub
@@ -165,6 +166,11 @@ def test_refusals(hub: LiveHub) -> None:
             client.post(f"/console/signing/documents/{draft}/sign", data={"key_id": "lanh-ntl"}).status_code
             == 403
         )
+        with working_on(draft):  # a second click while the first is still signing
+            busy = client.post(
+                f"/console/signing/documents/{draft}/sign", data={"key_id": "lanh-ntl", "csrf_token": token}
+            )
+        assert busy.status_code == 409
         missing = client.get("/console/signing/documents/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
         assert missing.status_code == 404
         assert "/console/signing" in missing.text  # a clear page with the way back
