@@ -28,7 +28,7 @@ from hub.api.routes.verification import get_verification_policy
 from hub.console.i18n import MESSAGES
 from hub.console.ops import local_time
 from hub.console.pages import error_text, lang_of, page
-from hub.console.policy import console_page
+from hub.console.policy import console_page, get_console
 from hub.db.models import ApiRole
 from hub.services.signing_desk import BatchJobs, PagePreviews, SigningDesk, console_principal
 from schemas.errors import FeatureNotConfiguredError, HubError
@@ -90,6 +90,12 @@ def problem(
         back=back,
         back_label=label.get(back, "home.title"),
     )
+
+
+async def _signers(request: Request) -> dict[str, str]:
+    """``user:<username>`` → the account's display name (who signed, as the clerk reads it)."""
+    accounts = await run_in_threadpool(get_console(request).accounts.list)
+    return {f"user:{account.username}": account.display_name for account in accounts}
 
 
 def _back(request: Request, path: str) -> str:
@@ -269,6 +275,7 @@ async def issuance(request: Request, active: Clerk) -> HTMLResponse:
         active=active,
         documents=documents if keys else [],
         keys=keys,
+        signers=await _signers(request),
         local=local_time,
     )
 
@@ -289,6 +296,7 @@ async def issuance_document(request: Request, file_id: str, active: Clerk) -> HT
         document=document,
         pages=pages,
         keys=desk.keys_of(active.account.username, KeyPurpose.SEAL),
+        signers=await _signers(request),
         document_type=issuance_settings.document_type if issuance_settings else "",
         local=local_time,
     )
