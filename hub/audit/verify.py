@@ -31,6 +31,8 @@ class ChainReport:
     last_hash: str
     broken_at: int | None = None
     reason: str = ""
+    #: The last row whose link checked out (``None``: none did).
+    last_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -51,14 +53,18 @@ def verify_chain(db: Database) -> ChainReport:
                 if row.hash is None:
                     if row.action.startswith(UNCHAINED_PREFIX):
                         continue
-                    return ChainReport(checked, expected, row.id, "unchained row (inserted around the chain)")
+                    return ChainReport(
+                        checked, expected, row.id, "unchained row (inserted around the chain)", last_id
+                    )
                 if row.prev_hash != expected:
                     reason = (
                         "does not link to the previous row (a row before it was deleted, added or changed)"
                     )
-                    return ChainReport(checked, expected, row.id, reason)
+                    return ChainReport(checked, expected, row.id, reason, last_id)
                 if link_hash(row.prev_hash, row._asdict()) != row.hash:
-                    return ChainReport(checked, expected, row.id, "contents changed after it was written")
+                    return ChainReport(
+                        checked, expected, row.id, "contents changed after it was written", last_id
+                    )
                 expected, last_id, checked = row.hash, row.id, checked + 1
             if len(rows) < PAGE:
                 break
@@ -68,7 +74,7 @@ def verify_chain(db: Database) -> ChainReport:
             )
         ).one_or_none()
     if head is None:
-        return ChainReport(checked, expected, None, "the chain head row is missing")
+        return ChainReport(checked, expected, None, "the chain head row is missing", last_id)
     if (head.last_hash, head.length) != (expected, checked):
         return ChainReport(
             checked,
@@ -76,5 +82,6 @@ def verify_chain(db: Database) -> ChainReport:
             head.last_id,
             f"the chain ends at row {last_id} ({checked} rows) but its head names row {head.last_id} "
             f"({head.length} rows): rows at the end were deleted or the head was changed",
+            last_id,
         )
-    return ChainReport(checked, expected)
+    return ChainReport(checked, expected, last_id=last_id)
