@@ -121,7 +121,7 @@ def _filtered(flt: AuditFilter) -> Select[AuditEntry]:
         statement = statement.where(AuditEntry.at < flt.until)
     if flt.text:
         details = cast(AuditEntry.details, String)
-        # SQLite stores JSON as text with non-ASCII characters escaped (\\uXXXX): the text is
+        # SQLite stores JSON as text with non-ASCII characters escaped (\uXXXX): the text is
         # looked for as given and in that form, so Vietnamese words match on both backends.
         forms = {flt.text, json.dumps(flt.text)[1:-1]}
         statement = statement.where(
