@@ -223,6 +223,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "audit.unchained": "sự kiện hồ sơ (ngoài chuỗi băm)",
         "audit.verified": "Chuỗi băm toàn vẹn: đã kiểm tra đến dòng",
         "audit.chained_rows": "dòng trong chuỗi",
+        "audit.full_walk": "Các dòng mới được kiểm tra mỗi lần xem; toàn bộ chuỗi được kiểm tra lại "
+        "khi lần kiểm tra toàn bộ trước đã quá 5 phút, lần gần nhất lúc",
         "audit.broken": "Chuỗi băm bị phá vỡ tại dòng",
         "audit.broken_here": "Chuỗi băm bị phá vỡ tại đây",
         "audit.verified_before": "Đã kiểm tra đến dòng",
@@ -448,6 +450,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "audit.unchained": "dossier event (outside the hash chain)",
         "audit.verified": "Hash chain intact: verified up to row",
         "audit.chained_rows": "chained rows",
+        "audit.full_walk": "New rows are checked on every view; the whole chain is walked again "
+        "once the last full walk is 5 minutes old, last at",
         "audit.broken": "Hash chain broken at row",
         "audit.broken_here": "Hash chain broken here",
         "audit.verified_before": "Verified up to row",

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from hub.audit.log import record
+from hub.audit.verify import ChainMonitor
 from hub.db.base import utcnow
 from hub.db.models import AuditEntry
 from hub.db.session import Database
@@ -43,6 +44,16 @@ def rows(db: Database, **where: str) -> list[AuditEntry]:
 def write(db: Database, **fields: object) -> int:
     with db.transaction() as session:
         return record(session, **fields).id  # type: ignore[arg-type]
+
+
+def tamper(db: Database, sql: str) -> None:
+    """What an attacker with database rights runs (the update trigger dropped first)."""
+    with db.engine.begin() as connection:
+        if db.is_postgres:
+            connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_update ON audit_log")
+        else:
+            connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
+        connection.exec_driver_sql(sql)
 
 
 def story(db: Database) -> dict[str, int]:
@@ -210,14 +221,7 @@ def test_a_tampered_row_shows_as_broken(db: Database, database_url: str, tmp_pat
         assert login(client, "quan.tri").status_code == 303
         home = client.get("/console/")
         assert 'href="/console/audit"' in home.text  # the nav (and the home page) link to it
-        with db.engine.begin() as connection:  # what an attacker with database rights runs
-            if db.is_postgres:
-                connection.exec_driver_sql("DROP TRIGGER audit_log_no_update ON audit_log")
-            else:
-                connection.exec_driver_sql("DROP TRIGGER audit_log_no_update")
-            connection.exec_driver_sql(
-                f"UPDATE audit_log SET actor = 'someone-else' WHERE id = {ids['roles']}"
-            )
+        tamper(db, f"UPDATE audit_log SET actor = 'someone-else' WHERE id = {ids['roles']}")
         page = client.get("/console/audit")
         assert f"Chuỗi băm bị phá vỡ tại dòng #{ids['roles']}" in page.text
         assert "nội dung đã bị sửa sau khi ghi" in page.text
@@ -227,3 +231,34 @@ def test_a_tampered_row_shows_as_broken(db: Database, database_url: str, tmp_pat
         english = client.get("/console/audit", params={"lang": "en"})
         assert f"Hash chain broken at row #{ids['roles']}" in english.text
         assert "its contents were changed" in english.text
+
+
+def test_the_monitor_walks_new_rows_and_the_whole_chain_when_stale(db: Database) -> None:
+    now = [0.0]
+    monitor = ChainMonitor(full_every=300, clock=lambda: now[0])
+    first = [write(db, actor="op", action="test.a", target=f"t{i}", details={}) for i in range(3)]
+    report = monitor.status(db)
+    assert report.ok
+    assert (report.checked, report.last_id) == (3, first[-1])
+    walked = monitor.full_walk_at
+    later = [write(db, actor="op", action="test.b", target=f"u{i}", details={}) for i in range(2)]
+    now[0] = 10
+    report = monitor.status(db)
+    assert (report.ok, report.checked, report.last_id) == (True, 5, later[-1])
+    assert monitor.full_walk_at == walked  # only the new rows were walked
+    tamper(db, f"UPDATE audit_log SET actor = 'eve' WHERE id = {first[0]}")
+    now[0] = 20
+    assert monitor.status(db).ok  # before the last walk's end: trusted until the next full walk
+    now[0] = 301
+    report = monitor.status(db)
+    assert (report.ok, report.broken_at) == (False, first[0])
+    assert monitor.status(db).broken_at == first[0]  # a broken chain is walked in full each time
+
+
+def test_the_monitor_rechecks_the_row_it_resumes_from(db: Database) -> None:
+    monitor = ChainMonitor(full_every=300, clock=lambda: 0.0)
+    ids = [write(db, actor="op", action="test.a", target=f"t{i}", details={}) for i in range(3)]
+    assert monitor.status(db).ok
+    tamper(db, f"UPDATE audit_log SET target = 'other' WHERE id = {ids[-1]}")
+    report = monitor.status(db)
+    assert (report.ok, report.broken_at) == (False, ids[-1])

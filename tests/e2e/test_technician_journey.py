@@ -96,7 +96,7 @@ def states(site: ConsoleSite) -> dict[str, str]:
     """dossier code → state of its message."""
     with site.hub.db.sessions() as session:
         rows = session.execute(select(OutboxMessage.dossier_code, OutboxMessage.state)).all()
-    return {code: state for code, state in rows}
+    return {code or "": state for code, state in rows}
 
 
 def delivered_bodies(sink: WebhookSink) -> dict[str, dict[str, object]]:
