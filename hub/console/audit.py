@@ -103,12 +103,17 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list
 
 
 def _row(entry: AuditRecord) -> Row:
+    before, after = entry.before, entry.after
+    if before is None and after is None and {"before", "after"} <= entry.details.keys():
+        # some writers keep the pair in the details (account.roles): named after the action
+        name = entry.action.rsplit(".", 1)[-1]
+        before, after = {name: entry.details["before"]}, {name: entry.details["after"]}
     return Row(
         entry=entry,
         target=mask_pii(entry.target),
         client=mask_pii(entry.client or ""),
         details=_json(entry.details) if entry.details else "",
-        changes=changes(entry.before, entry.after),
+        changes=changes(before, after),
         failure=is_failure(entry),
     )
 

@@ -23,6 +23,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
+from hub.accounts.signin_links import SignInLinks
+from hub.console.signin_link import install_sign_in_links
 from hub.db.models import MessageState, OutboxMessage
 from hub.simulators.faults import FaultKind
 from hub.simulators.sink import WebhookSink
@@ -237,3 +239,47 @@ def test_the_technician_repairs_and_redelivers_dead_letters(ops_site: ConsoleSit
     assert CCCD not in exported
     with httpx.Client(base_url=site.hub.base_url) as anonymous:
         assert anonymous.get("/console/audit/export", follow_redirects=False).status_code == 303
+
+
+def test_the_demo_sign_in_link_opens_a_technician_session_once(site: ConsoleSite) -> None:
+    """What ``hub demo`` prints (hub.accounts.signin_links), followed in the browser."""
+    links = SignInLinks(site.hub.db, console_of(site.hub).accounts)
+    install_sign_in_links(site.hub.app, links)
+    path = f"/console/login/once/{links.issue('technician', actor='hub demo')}"
+    page = site.page()
+    page.goto(path)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Đăng nhập một lần")
+    expect(page.locator("main")).to_contain_text("technician")
+    site.shot(page, "signin-link")
+    page.get_by_role("button", name="Đăng nhập").click()
+    expect(page).to_have_url(re.compile(r"/console/$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Xin chào, {ACCOUNTS['technician'][0]}")
+    expect(page.get_by_role("link", name="Hàng đợi bản tin lỗi")).to_be_visible()
+    again = site.page()
+    answer = again.goto(path)
+    assert answer is not None
+    assert answer.status == 401
+    expect(again.get_by_role("alert")).to_have_text(
+        "Đường dẫn đăng nhập không hợp lệ, đã dùng hoặc đã hết hạn."
+    )
+    expect(again.get_by_role("button")).to_have_count(0)
+    site.shot(again, "signin-link-used")
+
+
+def test_the_admin_sees_a_tampered_audit_row(site: ConsoleSite) -> None:
+    accounts = console_of(site.hub).accounts
+    accounts.set_roles("clerk", ["clerk", "officer"], actor="admin")
+    db = site.hub.db
+    with db.engine.begin() as connection:  # an attacker with database rights (SQLite site)
+        connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
+        connection.exec_driver_sql("UPDATE audit_log SET actor = 'eve' WHERE action = 'account.roles'")
+    page = site.login("admin")
+    page.goto("/console/audit?lang=en")
+    expect(page.get_by_role("alert")).to_contain_text("Hash chain broken at row #")
+    expect(page.get_by_role("alert")).to_contain_text("its contents were changed after it was written")
+    broken = page.locator("tr.broken")
+    expect(broken).to_have_count(1)
+    expect(broken).to_contain_text("account.roles")
+    expect(broken).to_contain_text("Hash chain broken here")
+    expect(broken.locator("tr.changed")).to_contain_text("officer")  # details' before/after as a diff
+    site.shot(page, "audit-log-broken-en")
