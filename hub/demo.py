@@ -26,6 +26,11 @@ the delivery worker, the **DVCQG simulator** (REST JSON adapter, docs/portal.md 
 6. a summary from the database: per dossier and endpoint messages / delivered / retries /
    replayed, per endpoint the dead letters, the signature verdict and the result URL.
 
+Then the console: the demo's technician account (:data:`TECHNICIAN`, a random password nobody
+sees) and the console's address are printed; unless ``--exit``, the hub keeps serving and a
+one-time sign-in link for that account is printed (valid once, 10 minutes, audited; served by
+this hub only: :mod:`hub.accounts.signin_links`) until Ctrl-C.
+
 The hub itself (API and delivery worker) is started by :mod:`hub.runtime`, as ``hub serve``
 starts it. The demo narrates and does not judge: what it claims is checked by
 ``tests/cli/test_demo.py``, which runs ``hub demo --exit`` and reads the database it leaves.
