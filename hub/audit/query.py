@@ -69,6 +69,15 @@ class AuditFilter(BaseModel):
     )
 
     def check(self) -> AuditFilter:
+        for name in ("actor", "action", "target", "text", "dossier"):
+            value = getattr(self, name)
+            if value and any(ord(char) < 0x20 or char == "\x7f" for char in value):
+                # PostgreSQL text cannot hold NUL: refused on both backends alike
+                raise InvalidInputError(
+                    f"{name} contains control characters",
+                    message_vi=f"{name} chứa ký tự điều khiển không hợp lệ",
+                    details={"field": name},
+                )
         for name in ("since", "until"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:

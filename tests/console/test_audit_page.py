@@ -143,6 +143,9 @@ def test_filters_masking_and_diff(db: Database, database_url: str, tmp_path: Pat
         assert bad.status_code == 422
         assert "Không phải ngày giờ hợp lệ" in bad.text
         assert client.get("/console/audit", params={"outcome": "maybe"}).status_code == 422
+        for name in ("actor", "target", "dossier", "q", "action"):  # NUL: PostgreSQL cannot compare it
+            assert client.get("/console/audit", params={name: "a\x00b"}).status_code == 422, name
+        assert client.get("/console/audit/export", params={"actor": "a\x00"}).status_code == 422
 
 
 def test_pages_of_fifty_keyed_on_the_id(db: Database, database_url: str, tmp_path: Path) -> None:
