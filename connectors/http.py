@@ -6,13 +6,24 @@ httpx API (connectors speak httpx) on an aiohttp-backed transport
 (:class:`httpx_aiohttp.AiohttpTransport`) with keep-alive and limits sized for the worker.
 ``benchmarks/bench_delivery.py --transport httpx`` measures the plain httpx pool for
 comparison.
+
+**The send fence** (docs/delivery.md §12.2): a caller may run a request under
+:func:`send_fence`, a callable answering "may I still send?". Both transports ask it once the
+connection is in hand, right before the request's first byte is written — aiohttp's in the
+request's own :meth:`~aiohttp.ClientRequest.send` and body writer, httpcore's through its
+``trace`` extension when the request headers are about to go — and a "no" stops the request
+there with :class:`~schemas.errors.SendFencedError` (the connection is closed, nothing was
+written). Waits for a pooled connection, a connect, a TLS handshake or a token fetch all lie
+before that check, so a process frozen in one of them and resumed later asks again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,10 +31,13 @@ from typing import Any
 import aiohttp
 import httpx
 import yarl
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.connector import Connection
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from connectors.settings import EndpointSettings
+from schemas.errors import SendFencedError
 
 #: Idle keep-alive connections are closed after this many seconds.
 KEEPALIVE_SECONDS = 30.0
@@ -47,6 +61,95 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+#: The running task's "may I still send?" (:func:`send_fence`); ``None``: always.
+_FENCE: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("send_fence", default=None)
+
+
+@contextlib.contextmanager
+def send_fence(may_send: Callable[[], bool]) -> Iterator[None]:
+    """Every request made in this block (in this task) is written only if ``may_send()`` still
+    answers ``True`` once its connection is in hand; otherwise :class:`SendFencedError`.
+
+    ``may_send`` must be cheap and synchronous: it runs between the connection and the write.
+    """
+    token = _FENCE.set(may_send)
+    try:
+        yield
+    finally:
+        _FENCE.reset(token)
+
+
+def _fenced() -> SendFencedError | None:
+    """The error to stop the current request with, or ``None`` when it may go."""
+    may_send = _FENCE.get()
+    if may_send is None or may_send():
+        return None
+    return SendFencedError(
+        "not sent: the delivery's lease can no longer be trusted",
+        message_vi="không gửi: quyền giữ thông điệp không còn tin cậy được",
+    )
+
+
+def check_send_fence() -> None:
+    """Raise :class:`SendFencedError` if the current :func:`send_fence` says no."""
+    error = _fenced()
+    if error is not None:
+        raise error
+
+
+class _FencedClientRequest(aiohttp.ClientRequest):
+    """aiohttp's request, asking the send fence with the connection in hand.
+
+    ``send`` is called once the pool gave a connection and before anything is written (a
+    request without a body writes its headers inside it); a request with a body is written by
+    ``write_bytes`` (its own task before Python 3.12, so it asks again there). A "no" in
+    ``write_bytes`` leaves the buffered headers unwritten, fails the response with the error
+    and closes the connection.
+    """
+
+    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+        check_send_fence()  # the caller closes the connection
+        return await super().send(conn)
+
+    async def write_bytes(
+        self, writer: AbstractStreamWriter, conn: Connection, content_length: int | None = None
+    ) -> None:
+        error = _fenced()
+        if error is not None:
+            if conn.protocol is not None:
+                conn.protocol.set_exception(error)
+            conn.close()
+            return
+        await super().write_bytes(writer, conn, content_length)
+
+
+class _FencedHTTPTransport(httpx.AsyncHTTPTransport):
+    """httpx's own pool, asking the send fence when httpcore is about to write the headers."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if _FENCE.get() is not None:
+            request.extensions = {
+                **request.extensions,
+                "trace": _fence_trace(request.extensions.get("trace")),
+            }
+        return await super().handle_async_request(request)
+
+
+_HEADERS_GO = frozenset({"http11.send_request_headers.started", "http2.send_request_headers.started"})
+
+
+def _fence_trace(
+    inner: Callable[[str, dict[str, Any]], Awaitable[None]] | None,
+) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if inner is not None:
+            await inner(event, info)
+        if event in _HEADERS_GO:
+            check_send_fence()
+
+    return trace
 
 
 class TransportKind(enum.StrEnum):
@@ -188,7 +291,12 @@ class DirectPost:
         self._lean = isinstance(transport, _AiohttpTransport)
 
     async def post(self, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
-        """``content`` with the fixed headers and ``headers`` (these win); the answer read whole."""
+        """``content`` with the fixed headers and ``headers`` (these win); the answer read whole.
+
+        Under :func:`send_fence` the fence is asked here too (nothing to build for a request that
+        will not go) and again by the transport once the connection is in hand.
+        """
+        check_send_fence()
         merged = {**self._headers, **headers}
         if self._transport is None:
             return await self._http.post(self.url, content=content, headers=merged)
@@ -234,7 +342,7 @@ def build_http_client(
     )
     timeout = timeout_for(settings)
     if transport is TransportKind.HTTPX:
-        pool = httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
+        pool = _FencedHTTPTransport(verify=verify, limits=limits, trust_env=False)
         return HubHttpClient(transport=pool, timeout=timeout, limits=limits, trust_env=False)
 
     def session_factory() -> aiohttp.ClientSession:
@@ -247,7 +355,10 @@ def build_http_client(
         )
         # Connectors keep no cookies (DirectPost); the httpx client keeps its own jar for the rest.
         return aiohttp.ClientSession(
-            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+            connector=connector,
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            request_class=_FencedClientRequest,
         )
 
     return HubHttpClient(
