@@ -24,6 +24,7 @@ import contextlib
 import contextvars
 import enum
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -202,32 +203,72 @@ class _AiohttpTransport(AiohttpTransport):
             )
         return timeout
 
+    async def post_bytes(
+        self, url: yarl.URL, headers: Mapping[str, str], content: bytes, client_timeout: aiohttp.ClientTimeout
+    ) -> PostAnswer:
+        """One POST straight on the aiohttp session (no httpx request or response built); the
+        errors are httpx's, as :meth:`handle_async_request` raises them."""
+        with _httpx_errors(None):
+            async with self._session().request(
+                "POST",
+                url,
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=client_timeout,
+            ) as answer:
+                body = await answer.read()
+        return PostAnswer(answer.status, answer.headers, body)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            with map_aiohttp_exceptions():
-                async with self._session().request(
-                    request.method,
-                    self._url(request.url),
-                    headers=_header_pairs(request.headers),
-                    data=_body(request),
-                    allow_redirects=False,
-                    auto_decompress=False,
-                    compress=False,
-                    timeout=self._timeout(request.extensions),
-                    server_hostname=request.extensions.get("sni_hostname"),
-                ) as answer:
-                    body = await answer.read()
-        except httpx.ConnectTimeout as exc:
-            cause = exc.__cause__
-            if cause is None or isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-                raise
-            raise httpx.ConnectError(str(exc) or type(cause).__name__, request=request) from cause
+        with _httpx_errors(request):
+            async with self._session().request(
+                request.method,
+                self._url(request.url),
+                headers=_header_pairs(request.headers),
+                data=_body(request),
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=self._timeout(request.extensions),
+                server_hostname=request.extensions.get("sni_hostname"),
+            ) as answer:
+                body = await answer.read()
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode()
         return httpx.Response(
             answer.status, headers=answer.raw_headers, content=body, request=request, extensions=extensions
         )
+
+
+@contextlib.contextmanager
+def _httpx_errors(request: httpx.Request | None) -> Iterator[None]:
+    """aiohttp's errors as httpx's (httpx-aiohttp's mapping), a refused connection as
+    ``httpx.ConnectError`` rather than the ``ConnectTimeout`` that mapping makes of it."""
+    try:
+        with map_aiohttp_exceptions():
+            yield
+    except httpx.ConnectTimeout as exc:
+        cause = exc.__cause__
+        if cause is None or isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+            raise
+        error = httpx.ConnectError(str(exc) or type(cause).__name__)
+        if request is not None:
+            error.request = request
+        raise error from cause
+
+
+@dataclass(frozen=True, slots=True)
+class PostAnswer:
+    """What :meth:`DirectPost.post` returns: the answer, read whole."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    """Case-insensitive (aiohttp's or httpx's headers)."""
+    content: bytes
 
 
 def _header_pairs(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -271,10 +312,12 @@ class DirectPost:
     merge default headers and extract cookies from the answer: about half of a worker's CPU per
     delivery (``benchmarks/bench_e2e.py``). A connector's calls need none of it — fixed
     addresses, no cookies, no redirects, no auth flow — so the URL, the fixed headers and the
-    timeouts are prepared once here and each call builds only its :class:`httpx.Request`. The
-    answer is read whole and the errors are httpx's (so :mod:`connectors.http_errors` maps them
-    as before); the client's timeouts apply through the request's ``timeout`` extension, as the
-    client itself passes them.
+    timeouts are prepared once here. On the hub's aiohttp transport each call goes straight to
+    its aiohttp session — no :class:`httpx.Request` or :class:`httpx.Response` is built, which
+    was another third of the worker's CPU per delivery (``benchmarks/bench_worker_cpu.py``); on
+    httpx's own pool it builds only its :class:`httpx.Request`. Either way the answer is a
+    :class:`PostAnswer` read whole, the errors are httpx's (so :mod:`connectors.http_errors`
+    maps them as before), and the client's timeouts apply.
 
     A client not made by :func:`build_http_client` (one with event hooks, a test's own client)
     is used as a client: nothing it does is skipped.
@@ -287,10 +330,14 @@ class DirectPost:
         self._extensions = {"timeout": http.timeout.as_dict()}
         transport = http.direct_transport if isinstance(http, HubHttpClient) else None
         self._transport = None if any(http.event_hooks.values()) else transport
-        #: aiohttp adds ``Host`` and ``Content-Length`` itself; httpcore needs them on the request.
-        self._lean = isinstance(transport, _AiohttpTransport)
+        #: On the hub's aiohttp transport: the aiohttp session takes the call directly (URL and
+        #: timeouts prepared here; aiohttp adds ``Host`` and ``Content-Length`` itself).
+        self._aiohttp = self._transport if isinstance(self._transport, _AiohttpTransport) else None
+        if self._aiohttp is not None:
+            self._yarl_url = self._aiohttp._url(self.url)
+            self._client_timeout = self._aiohttp._timeout(self._extensions)
 
-    async def post(self, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+    async def post(self, content: bytes, headers: Mapping[str, str]) -> PostAnswer:
         """``content`` with the fixed headers and ``headers`` (these win); the answer read whole.
 
         Under :func:`send_fence` the fence is asked here too (nothing to build for a request that
@@ -298,27 +345,20 @@ class DirectPost:
         """
         check_send_fence()
         merged = {**self._headers, **headers}
+        if self._aiohttp is not None:
+            return await self._aiohttp.post_bytes(self._yarl_url, merged, content, self._client_timeout)
         if self._transport is None:
-            return await self._http.post(self.url, content=content, headers=merged)
-        if self._lean:
-            request = httpx.Request(
-                "POST",
-                self.url,
-                headers=merged,
-                stream=httpx.ByteStream(content),
-                extensions=self._extensions,
-            )
-            request.read()
-        else:
-            request = httpx.Request(
-                "POST", self.url, headers=merged, content=content, extensions=self._extensions
-            )
+            response = await self._http.post(self.url, content=content, headers=merged)
+            return PostAnswer(response.status_code, response.headers, response.content)
+        request = httpx.Request(
+            "POST", self.url, headers=merged, content=content, extensions=self._extensions
+        )
         response = await self._transport.handle_async_request(request)
         try:
             await response.aread()
         finally:
             await response.aclose()
-        return response
+        return PostAnswer(response.status_code, response.headers, response.content)
 
 
 def build_http_client(
