@@ -33,7 +33,15 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.bench_delivery import PAYLOAD, Backend, backend_names, enqueue_batch, make_backend, start_sink, stop_sink
+from benchmarks.bench_delivery import (
+    PAYLOAD,
+    Backend,
+    backend_names,
+    enqueue_batch,
+    make_backend,
+    start_sink,
+    stop_sink,
+)
 from connectors.settings import EndpointSettings
 from hub.config import Settings, WorkerSettings
 from hub.db.session import Database
@@ -45,7 +53,7 @@ CONCURRENCY = 64
 async def _drain(db_url: str, sink_url: str, n: int, batch_size: int) -> tuple[float, float, float, Any]:
     settings = Settings(
         database_url=db_url,
-        endpoints={"sink": EndpointSettings(kind="webhook", url=sink_url, max_in_flight=CONCURRENCY)},  # type: ignore[arg-type]
+        endpoints={"sink": EndpointSettings(kind="webhook", url=sink_url, max_in_flight=CONCURRENCY)},
         worker=WorkerSettings(concurrency=CONCURRENCY, batch_size=batch_size, heartbeat_seconds=15),
     )
     db = Database.connect(db_url, pool_size=4)
@@ -74,8 +82,9 @@ async def _raw(sink_url: str, n: int) -> tuple[float, float]:
 
         async def client() -> None:
             for i in count:
-                async with session.post(sink_url, data=body, headers={**headers, "X-Message-Id": f"raw-{i}"}) as r:
-                    await r.read()
+                call = {**headers, "X-Message-Id": f"raw-{i}"}
+                async with session.post(sink_url, data=body, headers=call) as answer:
+                    await answer.read()
 
         await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
     return time.process_time() - cpu0, time.perf_counter() - wall0
@@ -116,13 +125,15 @@ def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("-n", type=int, default=4000)
-    parser.add_argument("--dossiers", type=int, default=1000)
+    parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--raw", action="store_true", help="also time the raw aiohttp client")
-    parser.add_argument("--profile", metavar="PREFIX", help="write a pyinstrument profile to PREFIX-<backend>.txt")
+    parser.add_argument("--profile", metavar="PREFIX", help="write a profile to PREFIX-<backend>.txt")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="hub-bench-cpu-") as tmp:

@@ -38,7 +38,6 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -81,8 +80,11 @@ RESCUE_INTERVAL_SECONDS = 2.0
 FLUSH_WAIT_SECONDS = 10.0
 
 
-def _attempt(message: ClaimedMessage, outcome: AttemptOutcome, started: datetime) -> Completion:
-    """The completion of ``message``'s attempt begun at ``started``, finishing now."""
+def _attempt(
+    message: ClaimedMessage, outcome: AttemptOutcome, started: datetime, **result: Any
+) -> Completion:
+    """The completion of ``message``'s attempt begun at ``started``, finishing now; ``result``:
+    the other :class:`Completion` fields."""
     return Completion(
         seq=message.seq,
         lease_token=message.lease_token,
@@ -91,6 +93,7 @@ def _attempt(message: ClaimedMessage, outcome: AttemptOutcome, started: datetime
         started_at=started,
         finished_at=utcnow(),
         manual=message.manual,
+        **result,
     )
 
 
@@ -408,8 +411,10 @@ class Worker:
             self.stats.delivered += 1
             self._complete(
                 message,
-                replace(
-                    _attempt(message, AttemptOutcome.DELIVERED, started),
+                _attempt(
+                    message,
+                    AttemptOutcome.DELIVERED,
+                    started,
                     status_code=receipt.status_code,
                     request_summary=receipt.request_summary or None,
                     response_summary=receipt.response_summary or None,
@@ -449,8 +454,10 @@ class Worker:
             log.warning("unexpected %s delivering seq=%s to %s", error_class, message.seq, message.endpoint)
         self._complete(
             message,
-            replace(
-                _attempt(message, outcome, started),
+            _attempt(
+                message,
+                outcome,
+                started,
                 next_attempt_at=next_at,
                 status_code=exchange.status_code if exchange else None,
                 error_class=error_class,
