@@ -20,10 +20,9 @@ before that check, so a process frozen in one of them and resumed later asks aga
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import enum
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -68,18 +67,24 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 _FENCE: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("send_fence", default=None)
 
 
-@contextlib.contextmanager
-def send_fence(may_send: Callable[[], bool]) -> Iterator[None]:
+class send_fence:  # used as a function: ``with send_fence(may_send):``
     """Every request made in this block (in this task) is written only if ``may_send()`` still
     answers ``True`` once its connection is in hand; otherwise :class:`SendFencedError`.
 
     ``may_send`` must be cheap and synchronous: it runs between the connection and the write.
+    (A class, not a generator context manager: the worker enters one per delivery.)
     """
-    token = _FENCE.set(may_send)
-    try:
-        yield
-    finally:
-        _FENCE.reset(token)
+
+    __slots__ = ("_may_send", "_token")
+
+    def __init__(self, may_send: Callable[[], bool]) -> None:
+        self._may_send = may_send
+
+    def __enter__(self) -> None:
+        self._token = _FENCE.set(self._may_send)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        _FENCE.reset(self._token)
 
 
 def _fenced() -> SendFencedError | None:
@@ -244,21 +249,46 @@ class _AiohttpTransport(AiohttpTransport):
         )
 
 
-@contextlib.contextmanager
-def _httpx_errors(request: httpx.Request | None) -> Iterator[None]:
+class _httpx_errors:  # used as a function: ``with _httpx_errors(request):``
     """aiohttp's errors as httpx's (httpx-aiohttp's mapping), a refused connection as
-    ``httpx.ConnectError`` rather than the ``ConnectTimeout`` that mapping makes of it."""
+    ``httpx.ConnectError`` rather than the ``ConnectTimeout`` that mapping makes of it.
+
+    A class, not a generator context manager: it wraps every request, and costs nothing unless
+    something is raised.
+    """
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: httpx.Request | None) -> None:
+        self._request = request
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if not isinstance(exc, Exception):
+            return
+        mapped = _as_httpx(exc, self._request)
+        if mapped is not exc:
+            raise mapped
+
+
+def _as_httpx(exc: Exception, request: httpx.Request | None) -> Exception:
+    """What :func:`map_aiohttp_exceptions` makes of ``exc`` (``exc`` itself if nothing), refined."""
     try:
         with map_aiohttp_exceptions():
-            yield
-    except httpx.ConnectTimeout as exc:
-        cause = exc.__cause__
+            raise exc
+    except httpx.ConnectTimeout as mapped:
+        cause = mapped.__cause__
         if cause is None or isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-            raise
-        error = httpx.ConnectError(str(exc) or type(cause).__name__)
+            return mapped
+        error = httpx.ConnectError(str(mapped) or type(cause).__name__)
         if request is not None:
             error.request = request
-        raise error from cause
+        error.__cause__ = cause
+        return error
+    except Exception as other:  # noqa: BLE001  # mapped or not, it is what the caller raises
+        return other
 
 
 @dataclass(frozen=True, slots=True)
