@@ -344,7 +344,7 @@ class DirectPost:
     addresses, no cookies, no redirects, no auth flow — so the URL, the fixed headers and the
     timeouts are prepared once here. On the hub's aiohttp transport each call goes straight to
     its aiohttp session — no :class:`httpx.Request` or :class:`httpx.Response` is built, which
-    was another third of the worker's CPU per delivery (``benchmarks/bench_worker_cpu.py``); on
+    cost about a fifth of the worker's event-loop CPU per delivery (``benchmarks/bench_worker_cpu.py``); on
     httpx's own pool it builds only its :class:`httpx.Request`. Either way the answer is a
     :class:`PostAnswer` read whole, the errors are httpx's (so :mod:`connectors.http_errors`
     maps them as before), and the client's timeouts apply.
