@@ -87,6 +87,20 @@ class send_fence:  # used as a function: ``with send_fence(may_send):``
         _FENCE.reset(self._token)
 
 
+class unfenced:  # used as a function: ``with unfenced():``
+    """Requests made in this block are not fenced: a login or token fetch shared by every
+    waiting delivery must not fail for all of them because one delivery's lease ran out (the
+    delivery's own request is still fenced once the block is left)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _FENCE.set(None)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        _FENCE.reset(self._token)
+
+
 def _fenced() -> SendFencedError | None:
     """The error to stop the current request with, or ``None`` when it may go."""
     may_send = _FENCE.get()

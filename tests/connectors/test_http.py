@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from connectors.base import Delivery
-from connectors.http import DirectPost, TransportKind, build_http_client, send_fence
+from connectors.http import DirectPost, TransportKind, build_http_client, send_fence, unfenced
 from connectors.settings import EndpointSettings
 from connectors.webhook import WebhookConnector
 from schemas.errors import SendFencedError
@@ -194,3 +194,20 @@ async def test_a_fence_saying_no_as_the_body_is_written_sends_nothing(held_recei
         assert answers == [True, True, False]
         assert (await connector.deliver(delivery(2))).status_code == 200
     assert held_receiver.arrived == [delivery(2).message_id]
+
+
+@pytest.mark.parametrize("transport", list(TransportKind))
+async def test_a_shared_login_is_not_fenced_by_one_delivery(
+    receiver: Receiver, transport: TransportKind
+) -> None:
+    """A login or token fetch made for every waiting delivery goes out even when the delivery
+    that happens to make it may not send (``unfenced``); that delivery's own request does not."""
+    settings = EndpointSettings(kind="webhook", url=receiver.url)
+    async with build_http_client(settings, transport=transport) as client:
+        post = DirectPost(client, receiver.url, {})
+        with send_fence(lambda: False):
+            with unfenced():
+                assert (await post.post(b"{}", {"X-Call": "login"})).status_code == 200
+            with pytest.raises(SendFencedError):
+                await post.post(b"{}", {"X-Call": "delivery"})
+    assert [headers["X-Call"] for headers, _body in receiver.seen] == ["login"]
