@@ -6,13 +6,24 @@ httpx API (connectors speak httpx) on an aiohttp-backed transport
 (:class:`httpx_aiohttp.AiohttpTransport`) with keep-alive and limits sized for the worker.
 ``benchmarks/bench_delivery.py --transport httpx`` measures the plain httpx pool for
 comparison.
+
+**The send fence** (docs/delivery.md §12.2): a caller may run a request under
+:func:`send_fence`, a callable answering "may I still send?". Both transports ask it once the
+connection is in hand, right before the request's first byte is written — aiohttp's in the
+request's own :meth:`~aiohttp.ClientRequest.send` and body writer, httpcore's through its
+``trace`` extension when the request headers are about to go — and a "no" stops the request
+there with :class:`~schemas.errors.SendFencedError` (the connection is closed, nothing was
+written). Waits for a pooled connection, a connect, a TLS handshake or a token fetch all lie
+before that check, so a process frozen in one of them and resumed later asks again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,10 +31,13 @@ from typing import Any
 import aiohttp
 import httpx
 import yarl
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.connector import Connection
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from connectors.settings import EndpointSettings
+from schemas.errors import SendFencedError
 
 #: Idle keep-alive connections are closed after this many seconds.
 KEEPALIVE_SECONDS = 30.0
@@ -47,6 +61,115 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+#: The running task's "may I still send?" (:func:`send_fence`); ``None``: always.
+_FENCE: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("send_fence", default=None)
+
+
+class send_fence:  # used as a function: ``with send_fence(may_send):``
+    """Every request made in this block (in this task) is written only if ``may_send()`` still
+    answers ``True`` once its connection is in hand; otherwise :class:`SendFencedError`.
+
+    ``may_send`` must be cheap and synchronous: it runs between the connection and the write.
+    (A class, not a generator context manager: the worker enters one per delivery.)
+    """
+
+    __slots__ = ("_may_send", "_token")
+
+    def __init__(self, may_send: Callable[[], bool]) -> None:
+        self._may_send = may_send
+
+    def __enter__(self) -> None:
+        self._token = _FENCE.set(self._may_send)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        _FENCE.reset(self._token)
+
+
+class unfenced:  # used as a function: ``with unfenced():``
+    """Requests made in this block are not fenced: a login or token fetch shared by every
+    waiting delivery must not fail for all of them because one delivery's lease ran out (the
+    delivery's own request is still fenced once the block is left)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _FENCE.set(None)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        _FENCE.reset(self._token)
+
+
+def _fenced() -> SendFencedError | None:
+    """The error to stop the current request with, or ``None`` when it may go."""
+    may_send = _FENCE.get()
+    if may_send is None or may_send():
+        return None
+    return SendFencedError(
+        "not sent: the delivery's lease can no longer be trusted",
+        message_vi="không gửi: quyền giữ thông điệp không còn tin cậy được",
+    )
+
+
+def check_send_fence() -> None:
+    """Raise :class:`SendFencedError` if the current :func:`send_fence` says no."""
+    error = _fenced()
+    if error is not None:
+        raise error
+
+
+class _FencedClientRequest(aiohttp.ClientRequest):
+    """aiohttp's request, asking the send fence with the connection in hand.
+
+    ``send`` is called once the pool gave a connection and before anything is written (a
+    request without a body writes its headers inside it); a request with a body is written by
+    ``write_bytes`` (its own task before Python 3.12, so it asks again there). A "no" in
+    ``write_bytes`` leaves the buffered headers unwritten, fails the response with the error
+    and closes the connection.
+    """
+
+    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+        check_send_fence()  # the caller closes the connection
+        return await super().send(conn)
+
+    async def write_bytes(
+        self, writer: AbstractStreamWriter, conn: Connection, content_length: int | None = None
+    ) -> None:
+        error = _fenced()
+        if error is not None:
+            if conn.protocol is not None:
+                conn.protocol.set_exception(error)
+            conn.close()
+            return
+        await super().write_bytes(writer, conn, content_length)
+
+
+class _FencedHTTPTransport(httpx.AsyncHTTPTransport):
+    """httpx's own pool, asking the send fence when httpcore is about to write the headers."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if _FENCE.get() is not None:
+            request.extensions = {
+                **request.extensions,
+                "trace": _fence_trace(request.extensions.get("trace")),
+            }
+        return await super().handle_async_request(request)
+
+
+_HEADERS_GO = frozenset({"http11.send_request_headers.started", "http2.send_request_headers.started"})
+
+
+def _fence_trace(
+    inner: Callable[[str, dict[str, Any]], Awaitable[None]] | None,
+) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if inner is not None:
+            await inner(event, info)
+        if event in _HEADERS_GO:
+            check_send_fence()
+
+    return trace
 
 
 class TransportKind(enum.StrEnum):
@@ -99,32 +222,97 @@ class _AiohttpTransport(AiohttpTransport):
             )
         return timeout
 
+    async def post_bytes(
+        self, url: yarl.URL, headers: Mapping[str, str], content: bytes, client_timeout: aiohttp.ClientTimeout
+    ) -> PostAnswer:
+        """One POST straight on the aiohttp session (no httpx request or response built); the
+        errors are httpx's, as :meth:`handle_async_request` raises them."""
+        with _httpx_errors(None):
+            async with self._session().request(
+                "POST",
+                url,
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=client_timeout,
+            ) as answer:
+                body = await answer.read()
+        return PostAnswer(answer.status, answer.headers, body)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            with map_aiohttp_exceptions():
-                async with self._session().request(
-                    request.method,
-                    self._url(request.url),
-                    headers=_header_pairs(request.headers),
-                    data=_body(request),
-                    allow_redirects=False,
-                    auto_decompress=False,
-                    compress=False,
-                    timeout=self._timeout(request.extensions),
-                    server_hostname=request.extensions.get("sni_hostname"),
-                ) as answer:
-                    body = await answer.read()
-        except httpx.ConnectTimeout as exc:
-            cause = exc.__cause__
-            if cause is None or isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-                raise
-            raise httpx.ConnectError(str(exc) or type(cause).__name__, request=request) from cause
+        with _httpx_errors(request):
+            async with self._session().request(
+                request.method,
+                self._url(request.url),
+                headers=_header_pairs(request.headers),
+                data=_body(request),
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=self._timeout(request.extensions),
+                server_hostname=request.extensions.get("sni_hostname"),
+            ) as answer:
+                body = await answer.read()
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode()
         return httpx.Response(
             answer.status, headers=answer.raw_headers, content=body, request=request, extensions=extensions
         )
+
+
+class _httpx_errors:  # used as a function: ``with _httpx_errors(request):``
+    """aiohttp's errors as httpx's (httpx-aiohttp's mapping), a refused connection as
+    ``httpx.ConnectError`` rather than the ``ConnectTimeout`` that mapping makes of it.
+
+    A class, not a generator context manager: it wraps every request, and costs nothing unless
+    something is raised.
+    """
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: httpx.Request | None) -> None:
+        self._request = request
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if not isinstance(exc, Exception):
+            return
+        mapped = _as_httpx(exc, self._request)
+        if mapped is not exc:
+            raise mapped
+
+
+def _as_httpx(exc: Exception, request: httpx.Request | None) -> Exception:
+    """What :func:`map_aiohttp_exceptions` makes of ``exc`` (``exc`` itself if nothing), refined."""
+    try:
+        with map_aiohttp_exceptions():
+            raise exc
+    except httpx.ConnectTimeout as mapped:
+        cause = mapped.__cause__
+        if cause is None or isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+            return mapped
+        error = httpx.ConnectError(str(mapped) or type(cause).__name__)
+        if request is not None:
+            error.request = request
+        error.__cause__ = cause
+        return error
+    except Exception as other:  # noqa: BLE001  # mapped or not, it is what the caller raises
+        return other
+
+
+@dataclass(frozen=True, slots=True)
+class PostAnswer:
+    """What :meth:`DirectPost.post` returns: the answer, read whole."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    """Case-insensitive (aiohttp's or httpx's headers)."""
+    content: bytes
 
 
 def _header_pairs(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -168,10 +356,12 @@ class DirectPost:
     merge default headers and extract cookies from the answer: about half of a worker's CPU per
     delivery (``benchmarks/bench_e2e.py``). A connector's calls need none of it — fixed
     addresses, no cookies, no redirects, no auth flow — so the URL, the fixed headers and the
-    timeouts are prepared once here and each call builds only its :class:`httpx.Request`. The
-    answer is read whole and the errors are httpx's (so :mod:`connectors.http_errors` maps them
-    as before); the client's timeouts apply through the request's ``timeout`` extension, as the
-    client itself passes them.
+    timeouts are prepared once here. On the hub's aiohttp transport each call goes straight to
+    its aiohttp session — no :class:`httpx.Request` or :class:`httpx.Response` is built, which
+    cost about a fifth of the worker's event-loop CPU per delivery (``benchmarks/bench_worker_cpu.py``); on
+    httpx's own pool it builds only its :class:`httpx.Request`. Either way the answer is a
+    :class:`PostAnswer` read whole, the errors are httpx's (so :mod:`connectors.http_errors`
+    maps them as before), and the client's timeouts apply.
 
     A client not made by :func:`build_http_client` (one with event hooks, a test's own client)
     is used as a client: nothing it does is skipped.
@@ -184,33 +374,35 @@ class DirectPost:
         self._extensions = {"timeout": http.timeout.as_dict()}
         transport = http.direct_transport if isinstance(http, HubHttpClient) else None
         self._transport = None if any(http.event_hooks.values()) else transport
-        #: aiohttp adds ``Host`` and ``Content-Length`` itself; httpcore needs them on the request.
-        self._lean = isinstance(transport, _AiohttpTransport)
+        #: On the hub's aiohttp transport: the aiohttp session takes the call directly (URL and
+        #: timeouts prepared here; aiohttp adds ``Host`` and ``Content-Length`` itself).
+        self._aiohttp = self._transport if isinstance(self._transport, _AiohttpTransport) else None
+        if self._aiohttp is not None:
+            self._yarl_url = self._aiohttp._url(self.url)
+            self._client_timeout = self._aiohttp._timeout(self._extensions)
 
-    async def post(self, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
-        """``content`` with the fixed headers and ``headers`` (these win); the answer read whole."""
+    async def post(self, content: bytes, headers: Mapping[str, str]) -> PostAnswer:
+        """``content`` with the fixed headers and ``headers`` (these win); the answer read whole.
+
+        Under :func:`send_fence` the fence is asked here too (nothing to build for a request that
+        will not go) and again by the transport once the connection is in hand.
+        """
+        check_send_fence()
         merged = {**self._headers, **headers}
+        if self._aiohttp is not None:
+            return await self._aiohttp.post_bytes(self._yarl_url, merged, content, self._client_timeout)
         if self._transport is None:
-            return await self._http.post(self.url, content=content, headers=merged)
-        if self._lean:
-            request = httpx.Request(
-                "POST",
-                self.url,
-                headers=merged,
-                stream=httpx.ByteStream(content),
-                extensions=self._extensions,
-            )
-            request.read()
-        else:
-            request = httpx.Request(
-                "POST", self.url, headers=merged, content=content, extensions=self._extensions
-            )
+            response = await self._http.post(self.url, content=content, headers=merged)
+            return PostAnswer(response.status_code, response.headers, response.content)
+        request = httpx.Request(
+            "POST", self.url, headers=merged, content=content, extensions=self._extensions
+        )
         response = await self._transport.handle_async_request(request)
         try:
             await response.aread()
         finally:
             await response.aclose()
-        return response
+        return PostAnswer(response.status_code, response.headers, response.content)
 
 
 def build_http_client(
@@ -234,7 +426,7 @@ def build_http_client(
     )
     timeout = timeout_for(settings)
     if transport is TransportKind.HTTPX:
-        pool = httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
+        pool = _FencedHTTPTransport(verify=verify, limits=limits, trust_env=False)
         return HubHttpClient(transport=pool, timeout=timeout, limits=limits, trust_env=False)
 
     def session_factory() -> aiohttp.ClientSession:
@@ -247,7 +439,10 @@ def build_http_client(
         )
         # Connectors keep no cookies (DirectPost); the httpx client keeps its own jar for the rest.
         return aiohttp.ClientSession(
-            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+            connector=connector,
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            request_class=_FencedClientRequest,
         )
 
     return HubHttpClient(

@@ -30,8 +30,7 @@ Every error made here carries the exchange as typed attributes (``status_code``,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -94,24 +93,39 @@ def describe(
     return error
 
 
-@contextmanager
-def map_transport_errors(remote: Remote, *, request_summary: str | None = None) -> Iterator[None]:
+class map_transport_errors:  # used as a function: ``with map_transport_errors(...)``
     """httpx exceptions raised inside the block → :class:`TransportError` (timeouts: the subclass
-    :class:`EndpointTimeoutError`), with the exception as the response summary."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        error: TransportError = EndpointTimeoutError(
-            f"{remote.name} timed out ({type(exc).__name__})",
-            message_vi=f"{remote.name_vi}: hết thời gian chờ phản hồi",
-        )
-        raise _transport(error, exc, request_summary) from exc
-    except httpx.HTTPError as exc:
-        what, what_vi = _connection_failure(exc)
-        error = TransportError(
-            f"{remote.name}: {what} ({type(exc).__name__}: {exc})", message_vi=f"{remote.name_vi}: {what_vi}"
-        )
-        raise _transport(error, exc, request_summary) from exc
+    :class:`EndpointTimeoutError`), with the exception as the response summary.
+
+    A class, not a generator context manager: it wraps every delivery, and entering and leaving
+    it must cost next to nothing when nothing is raised.
+    """
+
+    __slots__ = ("_remote", "_request_summary")
+
+    def __init__(self, remote: Remote, *, request_summary: str | None = None) -> None:
+        self._remote = remote
+        self._request_summary = request_summary
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if not isinstance(exc, httpx.HTTPError):
+            return
+        remote = self._remote
+        if isinstance(exc, httpx.TimeoutException):
+            error: TransportError = EndpointTimeoutError(
+                f"{remote.name} timed out ({type(exc).__name__})",
+                message_vi=f"{remote.name_vi}: hết thời gian chờ phản hồi",
+            )
+        else:
+            what, what_vi = _connection_failure(exc)
+            error = TransportError(
+                f"{remote.name}: {what} ({type(exc).__name__}: {exc})",
+                message_vi=f"{remote.name_vi}: {what_vi}",
+            )
+        raise _transport(error, exc, self._request_summary) from exc
 
 
 def _connection_failure(exc: httpx.HTTPError) -> tuple[str, str]:

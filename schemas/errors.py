@@ -17,6 +17,7 @@ Hierarchy::
     │   │   └── EndpointTimeoutError        connect/read/write/pool timeout (throttling minimum applies)
     │   ├── EndpointBusyError               HTTP 5xx, 408, 425, 429, a portal's "busy" answer
     │   ├── CircuitOpenError                the endpoint's breaker is open; nothing was sent
+    │   ├── SendFencedError                 the sender's lease could no longer be trusted; nothing was sent
     │   ├── SessionExpiredError             portal session / OAuth2 token rejected; log in again
     │   ├── TimestampUnavailableError       the TSA did not answer
     │   └── TooManyRequestsError            a client of the hub exceeded its rate limit
@@ -253,6 +254,17 @@ class CircuitOpenError(RetryableError):
     """The endpoint's circuit breaker is open; the message was not sent."""
 
     code = "circuit_open"
+
+
+class SendFencedError(RetryableError):
+    """The request was stopped before its first byte left: the caller's send fence said no.
+
+    Raised by :mod:`connectors.http` once a connection is in hand, right before the request is
+    written, when the delivery's lease can no longer be trusted (docs/delivery.md §12.2). The
+    message was not sent; the worker gives it back without counting an attempt.
+    """
+
+    code = "send_fenced"
 
 
 class SessionExpiredError(RetryableError):

@@ -33,7 +33,7 @@ from connectors.dvcqg.mapping import wire_to_dossier
 from connectors.dvcqg.options import DvcqgOptions
 from connectors.dvcqg.responses import PORTAL, Outcome, PortalAnswer, classify_response
 from connectors.dvcqg.wire import WireDossier, WireProgress
-from connectors.http import DirectPost
+from connectors.http import DirectPost, unfenced
 from connectors.http_errors import describe, map_transport_errors
 from schemas.errors import (
     BusinessRejectionError,
@@ -117,7 +117,8 @@ class DvcqgClient:
             if self._login_attempts != attempts_seen and self._login_error is not None:
                 raise self._login_error
             try:
-                token = await self._login_with_retry()
+                with unfenced():  # shared by every waiting delivery (connectors/http.py)
+                    token = await self._login_with_retry()
             except HubError as exc:
                 self._login_error = exc
                 raise

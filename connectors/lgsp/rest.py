@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connectors.http import parse_retry_after
+from connectors.http import parse_retry_after, unfenced
 from connectors.http_errors import (
     Remote,
     busy_error,
@@ -124,7 +124,8 @@ class OAuth2ClientCredentials:
         if self._scope:
             form["scope"] = self._scope
         request_summary = f"POST {self._token_url} grant_type=client_credentials"
-        with map_transport_errors(TOKEN_ENDPOINT, request_summary=request_summary):
+        # Shared by every caller waiting for the token: not fenced by one delivery's lease.
+        with unfenced(), map_transport_errors(TOKEN_ENDPOINT, request_summary=request_summary):
             response = await self._http.post(
                 self._token_url, data=form, headers={"Accept": "application/json"}, timeout=self._timeout
             )

@@ -98,6 +98,10 @@ class CircuitBreaker:
             return True, True
         return False, False
 
+    def release_probe(self) -> None:
+        """A probe that was not sent after all (fenced): it neither succeeded nor failed."""
+        self._probes_in_flight = max(0, self._probes_in_flight - 1)
+
     def record_success(self, *, probe: bool) -> BreakerTransition | None:
         if probe:
             self._probes_in_flight = max(0, self._probes_in_flight - 1)

@@ -31,12 +31,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
     Integer,
     String,
+    Table,
     and_,
     bindparam,
     event,
@@ -85,6 +86,8 @@ def _attempt_row(record: DeliveryAttempt) -> dict[str, Any]:
     return {column: getattr(record, column) for column in columns} | {"outcome": str(record.outcome)}
 
 
+#: Core ``INSERT`` of attempt rows (the ORM's bulk path built an object per row and read it back).
+_INSERT_ATTEMPTS = insert(cast(Table, DeliveryAttempt.__table__))
 _LEASED = transitions.LEASED_STATE.value
 _CLAIMABLE = transitions.CLAIMABLE_STATE.value
 #: What the rescuer reads of a row it takes back (:func:`transitions.lease_lost_attempt` too).
@@ -443,11 +446,9 @@ class SqlOutboxStore:
                 )
                 if result.rowcount:
                     finalised.add((completion.seq, completion.lease_token))
-            rows = [
-                _attempt_row(c.attempt(worker_id)) for c in completions if (c.seq, c.lease_token) in finalised
-            ]
+            rows = [c.attempt_values(worker_id) for c in completions if (c.seq, c.lease_token) in finalised]
             if rows:
-                conn.execute(insert(DeliveryAttempt), rows)
+                conn.execute(_INSERT_ATTEMPTS, rows)  # one executemany for the batch
         return {seq for seq, _token in finalised}
 
     def rescue_expired_sync(self, rescuer: Rescuer) -> list[int]:

@@ -93,6 +93,24 @@ class Completion:
     request_summary: str | None = None
     response_summary: str | None = None
 
+    def attempt_values(self, worker_id: str) -> dict[str, Any]:
+        """:meth:`attempt` as the ``INSERT`` values of its row (no ORM object built: a flush
+        writes a whole batch of them in one statement)."""
+        return {
+            "message_seq": self.seq,
+            "attempt_no": self.attempt_no,
+            "worker_id": worker_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "outcome": str(self.outcome),
+            "manual": self.manual,
+            "status_code": self.status_code,
+            "error_class": self.error_class,
+            "error": self.error,
+            "request_summary": self.request_summary,
+            "response_summary": self.response_summary,
+        }
+
     def attempt(self, worker_id: str) -> DeliveryAttempt:
         """The attempt row this completion records once it finalises its message (transient)."""
         return DeliveryAttempt(

@@ -38,12 +38,11 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import Connector, Delivery
-from connectors.http import TransportKind
+from connectors.http import TransportKind, send_fence
 from connectors.registry import open_connectors
 from connectors.settings import EndpointSettings
 from hub.config import Settings
@@ -69,7 +68,7 @@ from hub.outbox.retention import RetentionRunner
 from hub.outbox.transitions import AttemptOutcome
 from hub.telemetry import correlation
 from hub.telemetry.process import Telemetry
-from schemas.errors import HubError
+from schemas.errors import HubError, SendFencedError
 
 log = logging.getLogger("hub.delivery")
 
@@ -81,8 +80,11 @@ RESCUE_INTERVAL_SECONDS = 2.0
 FLUSH_WAIT_SECONDS = 10.0
 
 
-def _attempt(message: ClaimedMessage, outcome: AttemptOutcome, started: datetime) -> Completion:
-    """The completion of ``message``'s attempt begun at ``started``, finishing now."""
+def _attempt(
+    message: ClaimedMessage, outcome: AttemptOutcome, started: datetime, **result: Any
+) -> Completion:
+    """The completion of ``message``'s attempt begun at ``started``, finishing now; ``result``:
+    the other :class:`Completion` fields."""
     return Completion(
         seq=message.seq,
         lease_token=message.lease_token,
@@ -91,6 +93,7 @@ def _attempt(message: ClaimedMessage, outcome: AttemptOutcome, started: datetime
         started_at=started,
         finished_at=utcnow(),
         manual=message.manual,
+        **result,
     )
 
 
@@ -364,13 +367,7 @@ class Worker:
     async def _deliver(self, message: ClaimedMessage) -> None:
         correlation.bind(message.correlation_id)  # this task's log lines carry it
         if not self.ledger.may_send(message):
-            # The fence (docs/delivery.md §12.2): another worker may have this message by now and
-            # have delivered later ones of its dossier. Give it back (a no-op if it was taken).
-            self.stats.fenced += 1
-            self.telemetry.metrics.observe_fenced(message.endpoint)
-            log.warning("not sending seq=%s: its lease can no longer be trusted", message.seq)
-            self.ledger.release(message, None)
-            self._finished(message)
+            self._fenced(message, "its lease can no longer be trusted")
             return
         breaker = self.breakers[message.endpoint]
         allowed, probe = breaker.try_acquire()
@@ -382,17 +379,25 @@ class Worker:
         started = utcnow()
         transition: BreakerTransition | None = None
         try:
-            receipt = await self._connectors[message.endpoint].deliver(
-                Delivery(
-                    message_id=message.message_id,
-                    endpoint=message.endpoint,
-                    kind=message.kind,
-                    payload=message.payload,
-                    dossier_code=message.dossier_code,
-                    attempt=message.attempt_no,
-                    headers=message.headers,
+            # Asked again by the HTTP transport once the connection is in hand, right before the
+            # first byte is written: a pause in a pool wait, a connect or a token fetch is caught.
+            with send_fence(lambda: self.ledger.may_send(message)):
+                receipt = await self._connectors[message.endpoint].deliver(
+                    Delivery(
+                        message_id=message.message_id,
+                        endpoint=message.endpoint,
+                        kind=message.kind,
+                        payload=message.payload,
+                        dossier_code=message.dossier_code,
+                        attempt=message.attempt_no,
+                        headers=message.headers,
+                    )
                 )
-            )
+        except SendFencedError:
+            if probe:
+                breaker.release_probe()
+            self._fenced(message, "its lease ran out before its request could be written")
+            return
         except asyncio.CancelledError:
             self.ledger.release(message, None)
             if probe:
@@ -406,8 +411,10 @@ class Worker:
             self.stats.delivered += 1
             self._complete(
                 message,
-                replace(
-                    _attempt(message, AttemptOutcome.DELIVERED, started),
+                _attempt(
+                    message,
+                    AttemptOutcome.DELIVERED,
+                    started,
                     status_code=receipt.status_code,
                     request_summary=receipt.request_summary or None,
                     response_summary=receipt.response_summary or None,
@@ -418,6 +425,15 @@ class Worker:
             self._publish(transition, success=transition.state == "closed")
             if transition.state is BreakerState.CLOSED and transition.failing_since is not None:
                 self._spawn(self._make_held_due(transition.endpoint, transition.failing_since))
+
+    def _fenced(self, message: ClaimedMessage, why: str) -> None:
+        """The fence (docs/delivery.md §12.2) said no: another worker may have this message by
+        now and have delivered later ones of its dossier. Give it back (a no-op if it was taken)."""
+        self.stats.fenced += 1
+        self.telemetry.metrics.observe_fenced(message.endpoint)
+        log.warning("not sending seq=%s: %s", message.seq, why)
+        self.ledger.release(message, None)
+        self._finished(message)
 
     def _failed(
         self, message: ClaimedMessage, exc: Exception, started: datetime, probe: bool
@@ -438,8 +454,10 @@ class Worker:
             log.warning("unexpected %s delivering seq=%s to %s", error_class, message.seq, message.endpoint)
         self._complete(
             message,
-            replace(
-                _attempt(message, outcome, started),
+            _attempt(
+                message,
+                outcome,
+                started,
                 next_attempt_at=next_at,
                 status_code=exchange.status_code if exchange else None,
                 error_class=error_class,

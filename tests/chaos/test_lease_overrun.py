@@ -108,12 +108,6 @@ def test_row_lock_held_past_the_lease(
     _assert_no_violation(db, sink, fleet, settled, logs, chaos_report, locks=locks)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the fence checks the lease just before the connector call (docs/delivery.md §12.2); a "
-    "SIGSTOP landing between that check and the HTTP write still sends a stale copy on SIGCONT "
-    "(seen 1 in ~3 loaded runs; issue 8 stays open for it)",
-)
 def test_worker_paused_past_its_lease(
     db: Database, database_url: str, sink: WebhookSink, tmp_path: Path, chaos_report: Record
 ) -> None:

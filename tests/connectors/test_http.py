@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -11,9 +12,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from connectors.base import Delivery
-from connectors.http import DirectPost, TransportKind, build_http_client
+from connectors.http import DirectPost, TransportKind, build_http_client, send_fence, unfenced
 from connectors.settings import EndpointSettings
 from connectors.webhook import WebhookConnector
+from schemas.errors import SendFencedError
 
 
 @dataclass
@@ -101,3 +103,111 @@ async def test_refused_connection_is_a_connect_error_not_a_timeout() -> None:
     async with build_http_client(settings) as client:
         with pytest.raises(httpx.ConnectError):
             await DirectPost(client, settings.url, {}).post(b"{}", {})
+
+
+@dataclass
+class HeldReceiver:
+    """A loopback server that holds each request until the test lets it go."""
+
+    url: str = ""
+    arrived: list[str] = field(default_factory=list)
+    first_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    let_go: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+async def held_receiver() -> AsyncIterator[HeldReceiver]:
+    state = HeldReceiver()
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        state.arrived.append(request.headers["X-Message-Id"])
+        state.first_arrived.set()
+        await state.let_go.wait()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/in", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    state.url = str(server.make_url("/in"))
+    yield state
+    state.let_go.set()
+    await server.close()
+
+
+@pytest.mark.parametrize("transport", list(TransportKind))
+async def test_the_send_fence_is_asked_again_once_the_pool_gives_a_connection(
+    held_receiver: HeldReceiver, transport: TransportKind
+) -> None:
+    """A delivery that passed the fence and then waited for a pooled connection asks again
+    before writing: a "no" by then sends nothing (docs/delivery.md §12.2)."""
+    settings = EndpointSettings(kind="webhook", url=held_receiver.url, max_in_flight=1)
+    answers: list[bool] = []
+    asked = asyncio.Event()
+    allowed = True
+
+    def may_send() -> bool:
+        answers.append(allowed)
+        asked.set()
+        return allowed
+
+    async def fenced_delivery() -> None:
+        with send_fence(may_send):
+            await connector.deliver(delivery(2))
+
+    async with build_http_client(settings, transport=transport) as client:
+        connector = WebhookConnector("portal", settings, client)
+        first = asyncio.create_task(connector.deliver(delivery(1)))  # holds the only connection
+        await held_receiver.first_arrived.wait()
+        second = asyncio.create_task(fenced_delivery())
+        await asked.wait()  # it passed the fence and now waits for the pool
+        allowed = False  # its lease ran out meanwhile
+        held_receiver.let_go.set()
+        assert (await first).status_code == 200
+        with pytest.raises(SendFencedError):
+            await second
+        assert answers[0] is True
+        assert answers[-1] is False
+        # The pool is whole: the next delivery goes out on it.
+        with send_fence(lambda: True):
+            assert (await connector.deliver(delivery(3))).status_code == 200
+    assert held_receiver.arrived == [delivery(1).message_id, delivery(3).message_id]
+
+
+async def test_a_fence_saying_no_as_the_body_is_written_sends_nothing(held_receiver: HeldReceiver) -> None:
+    """aiohttp writes a request's body in a task of its own (before Python 3.12), a loop turn
+    after ``send``: the fence is asked there too, and a "no" then leaves the buffered headers
+    unwritten, fails the request and closes the connection."""
+    settings = EndpointSettings(kind="webhook", url=held_receiver.url, max_in_flight=1)
+    answers: list[bool] = []
+
+    def may_send() -> bool:
+        answers.append(len(answers) < 2)  # yes to DirectPost and to send(), no to the body writer
+        return answers[-1]
+
+    held_receiver.let_go.set()
+    async with build_http_client(settings, transport=TransportKind.AIOHTTP) as client:
+        connector = WebhookConnector("portal", settings, client)
+        with send_fence(may_send), pytest.raises(SendFencedError):
+            await connector.deliver(delivery(1))
+        assert answers == [True, True, False]
+        assert (await connector.deliver(delivery(2))).status_code == 200
+    assert held_receiver.arrived == [delivery(2).message_id]
+
+
+@pytest.mark.parametrize("transport", list(TransportKind))
+async def test_a_shared_login_is_not_fenced_by_one_delivery(
+    receiver: Receiver, transport: TransportKind
+) -> None:
+    """A login or token fetch made for every waiting delivery goes out even when the delivery
+    that happens to make it may not send (``unfenced``); that delivery's own request does not."""
+    settings = EndpointSettings(kind="webhook", url=receiver.url)
+    async with build_http_client(settings, transport=transport) as client:
+        post = DirectPost(client, receiver.url, {})
+        with send_fence(lambda: False):
+            with unfenced():
+                assert (await post.post(b"{}", {"X-Call": "login"})).status_code == 200
+            with pytest.raises(SendFencedError):
+                await post.post(b"{}", {"X-Call": "delivery"})
+    assert [headers["X-Call"] for headers, _body in receiver.seen] == ["login"]

@@ -1,0 +1,150 @@
+"""The worker's CPU per delivery, measured in-process: what a loaded machine cannot blur.
+
+A :class:`hub.delivery.Worker` runs in this process against a fresh database (SQLite file or
+PostgreSQL on 127.0.0.1) and the webhook sink (:mod:`hub.simulators.sink`, its own process, so
+its CPU is not counted); N messages are inserted first, then drained. Reported: the process's
+CPU time (``time.process_time``: every thread, the database driver's included) per delivered
+message, and the wall time (which other processes on the machine stretch; the CPU time they do
+not). The raw-client line is the same N POSTs from one aiohttp session, 64 at a time: the
+floor of the HTTP work alone.
+
+``--profile PREFIX`` writes ``PREFIX-<backend>.txt``: the event loop thread's functions by CPU
+time (:mod:`cProfile` timed by ``time.process_time``; the database threads are not in it).
+
+Example::
+
+    .venv/bin/python -m benchmarks.bench_worker_cpu --backend both -n 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import json
+import logging
+import pstats
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from benchmarks.bench_delivery import (
+    PAYLOAD,
+    Backend,
+    backend_names,
+    enqueue_batch,
+    make_backend,
+    start_sink,
+    stop_sink,
+)
+from connectors.settings import EndpointSettings
+from hub.config import Settings, WorkerSettings
+from hub.db.session import Database
+from hub.delivery import Worker
+
+CONCURRENCY = 64
+
+
+async def _drain(db_url: str, sink_url: str, n: int, batch_size: int) -> tuple[float, float, float, Any]:
+    settings = Settings(
+        database_url=db_url,
+        endpoints={"sink": EndpointSettings(kind="webhook", url=sink_url, max_in_flight=CONCURRENCY)},
+        worker=WorkerSettings(concurrency=CONCURRENCY, batch_size=batch_size, heartbeat_seconds=15),
+    )
+    db = Database.connect(db_url, pool_size=4)
+    worker = Worker(settings, db, process_bulk_jobs=False)
+    stop = asyncio.Event()
+    cpu0, loop0, wall0 = time.process_time(), time.thread_time(), time.perf_counter()
+    task = asyncio.create_task(worker.run(stop))
+    while worker.stats.delivered + worker.stats.dead < n or worker.ledger.unwritten:
+        if task.done():
+            task.result()
+            raise RuntimeError("worker stopped early")
+        await asyncio.sleep(0.02)
+    cpu, loop, wall = time.process_time() - cpu0, time.thread_time() - loop0, time.perf_counter() - wall0
+    stop.set()
+    await task
+    db.dispose()
+    return cpu, loop, wall, worker.stats
+
+
+async def _raw(sink_url: str, n: int) -> tuple[float, float]:
+    body = json.dumps(PAYLOAD, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    count = iter(range(n))
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+
+        async def client() -> None:
+            for i in count:
+                call = {**headers, "X-Message-Id": f"raw-{i}"}
+                async with session.post(sink_url, data=body, headers=call) as answer:
+                    await answer.read()
+
+        await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+    return time.process_time() - cpu0, time.perf_counter() - wall0
+
+
+def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
+    record = workdir / f"arrivals-{backend.name}.tsv"
+    sink, url = start_sink(record)
+    try:
+        db = Database.connect(backend.url, pool_size=2)
+        enqueue_batch(db, args.n, dossiers=args.dossiers)
+        db.dispose()
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
+        if profiler is not None:
+            profiler.enable()
+        cpu, loop, wall, stats = asyncio.run(_drain(backend.url, url, args.n, args.batch_size))
+        if profiler is not None:
+            profiler.disable()
+            out = Path(f"{args.profile}-{backend.name}.txt")
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(45)
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(60)
+            out.write_text(text.getvalue(), encoding="utf-8")
+            print(f"profile written to {out} (cProfile slows the drain: its CPU figure is not comparable)")
+        print(
+            f"[{backend.name}] worker drain of {args.n}: {1000 * cpu / args.n:.3f} ms CPU per delivery "
+            f"of which {1000 * loop / args.n:.3f} ms on the event loop's thread "
+            f"({cpu:.2f} s CPU, {wall:.2f} s wall → {args.n / wall:,.0f}/s wall); {stats}"
+        )
+        if args.raw:
+            cpu, wall = asyncio.run(_raw(url, args.n))
+            print(
+                f"[raw aiohttp] {args.n} POSTs: {1000 * cpu / args.n:.3f} ms CPU per request "
+                f"({wall:.2f} s wall → {args.n / wall:,.0f}/s wall)"
+            )
+    finally:
+        stop_sink(sink, record)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("-n", type=int, default=4000)
+    parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--raw", action="store_true", help="also time the raw aiohttp client")
+    parser.add_argument("--profile", metavar="PREFIX", help="write a profile to PREFIX-<backend>.txt")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="hub-bench-cpu-") as tmp:
+        for name in backend_names(args):
+            backend = make_backend(name, Path(tmp))
+            try:
+                run(backend, args, Path(tmp))
+            finally:
+                with contextlib.suppress(Exception):
+                    backend.cleanup()
+
+
+if __name__ == "__main__":
+    main()
