@@ -25,7 +25,7 @@ from hub.accounts.sessions import ActiveSession, ConsoleSessions
 from hub.api.errors import error_headers, http_status_for
 from hub.api.limits import client_address
 from hub.config import Settings
-from hub.console import ops, views
+from hub.console import ops, reports, views
 from hub.console.i18n import MESSAGES
 from hub.console.pages import keep_lang, lang_of, page
 from hub.console.policy import (
@@ -128,10 +128,11 @@ async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_
 
 
 def page_routes() -> list[APIRoute]:
-    """Every route of the console: these pages, :mod:`hub.console.ops` and :mod:`hub.console.views`."""
+    """Every route of the console: these pages, :mod:`hub.console.ops`, :mod:`hub.console.views`
+    and :mod:`hub.console.reports`."""
     return [
         route
-        for each in (router, ops.router, views.router)
+        for each in (router, ops.router, views.router, reports.router)
         for route in each.routes
         if isinstance(route, APIRoute)
     ]
@@ -266,3 +267,4 @@ def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
     app.include_router(router)
     app.include_router(ops.router)
     app.include_router(views.router)
+    app.include_router(reports.router)
