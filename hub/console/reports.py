@@ -27,7 +27,7 @@ from hub.accounts.sessions import ActiveSession
 from hub.api.deps import POLICY_ATTRIBUTE, get_db, get_settings
 from hub.api.errors import http_status_for
 from hub.api.routes.reports import XLSX, attachment, get_reports
-from hub.console.pages import error_text, page
+from hub.console.pages import error_text, lang_of, page
 from hub.console.policy import ConsolePolicy, console_page
 from hub.console.views import DOSSIER_READER
 from hub.reports import usage_export
@@ -172,8 +172,12 @@ def _share_rows(rows: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f} %"
+def _percent(value: float | None, lang: str = "vi") -> str:
+    """A share as a percentage; Vietnamese writes the decimal comma (as the report's PDF does)."""
+    if value is None:
+        return "—"
+    text = f"{100 * value:.1f} %"
+    return text.replace(".", ",") if lang == "vi" else text
 
 
 def _day(value: datetime) -> str:
@@ -184,13 +188,14 @@ def _day(value: datetime) -> str:
 async def ontime_page(request: Request, active: Reader) -> HTMLResponse:
     reports = get_reports(request)
     fields = _fields(request)
+    lang = lang_of(request)
     choices = await run_in_threadpool(reports.choices)
     context: dict[str, Any] = {
         "fields": fields,
         "choices": choices,
         "group_choices": [g.value for g in GroupBy],
         "channels": [(int(c), c.name.lower()) for c in Channel],
-        "percent": _percent,
+        "percent": lambda value: _percent(value, lang),
         "day": _day,
         "runs": await run_in_threadpool(recent_runs, get_db(request)),
     }
@@ -216,7 +221,6 @@ async def ontime_page(request: Request, active: Reader) -> HTMLResponse:
     overdue = await run_in_threadpool(
         lambda: reports.overdue(query.window, filters=query.filters, now=now, limit=OVERDUE_LIMIT)
     )
-    lang = "en" if request.query_params.get("lang") == "en" else "vi"
     shares = _share_rows(report.rows)
     return page(
         request,
