@@ -214,8 +214,10 @@ class ReportSettings(Section):
     font_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
     font_bold_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf")
     font_italic_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Italic.ttf")
-    #: Scheduled exports (docs/reports.md §10), run by ``hub report run-schedules``.
+    #: Scheduled exports (docs/reports.md §10), run by ``hub report run-schedules`` and by the
+    #: delivery worker's process every ``schedule_check_seconds`` (0: only by the command).
     schedules: list[ReportSchedule] = Field(default_factory=list)
+    schedule_check_seconds: Annotated[float, Field(ge=0)] = 300
 
     @model_validator(mode="after")
     def _schedule_names_unique(self) -> ReportSettings:

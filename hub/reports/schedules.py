@@ -17,8 +17,11 @@ is enqueued exactly once. Each run writes an audit row ``report.export`` (done o
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -39,7 +42,9 @@ from hub.reports.models import ReportExportRun
 from hub.reports.pdf import Letterhead, ontime_pdf
 from hub.reports.query import DayRange, GroupBy, day_range
 from hub.reports.service import ReportService
-from schemas.timefmt import VN_TZ
+from schemas.timefmt import VN_TZ, now_utc
+
+log = logging.getLogger(__name__)
 
 #: A claim still ``running`` after this long is taken to be a dead runner's.
 STALE_AFTER = timedelta(minutes=30)
@@ -280,3 +285,17 @@ def recent_runs(db: Database, limit: int = 20) -> list[ExportRun]:
     with db.sessions() as session:
         rows = session.scalars(select(t).order_by(t.claimed_at.desc(), t.id.desc()).limit(limit))
         return [ExportRun.model_validate(row, from_attributes=True) for row in rows]
+
+
+async def run_periodically(db: Database, settings: Settings, stop: asyncio.Event, interval: float) -> None:
+    """:func:`run_schedules` every ``interval`` seconds until ``stop`` (the worker runtime's
+    task; several worker processes may run it: each period is still exported once)."""
+    while not stop.is_set():
+        try:
+            for outcome in await asyncio.to_thread(run_schedules, db, settings, now_utc()):
+                if outcome.outcome != "skipped":
+                    log.info("report export %s %s: %s", outcome.schedule, outcome.period, outcome.outcome)
+        except Exception:  # a database outage: logged, tried again at the next interval
+            log.exception("scheduled report exports could not run")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

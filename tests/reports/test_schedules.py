@@ -29,6 +29,7 @@ from hub.reports.projection import rebuild
 from hub.reports.query import GroupBy, day_range
 from hub.reports.schedules import due_period, run_schedules
 from hub.reports.service import ReportService
+from schemas.timefmt import VN_TZ
 from tests.api.livehub import live_hub
 from tests.reports.support import dossier_rows, generate
 
@@ -291,3 +292,27 @@ def test_an_endpoint_export_goes_through_the_outbox(db: Database, database_url: 
     assert run.state == "done"
     assert run.target is not None
     assert run.target.startswith("endpoint:province#")
+
+
+def test_two_worker_processes_run_the_schedules_once(db: Database, database_url: str, tmp_path: Path) -> None:
+    """The worker runtime runs the schedules itself (``reports.schedule_check_seconds``): two
+    hubs with workers on one database export the period owed now once."""
+    _store(db)
+    folder = tmp_path / "exports"
+    reports = {
+        "schedules": [{"name": "yearly", "period": "previous_year", "folder": str(folder)}],
+        "schedule_check_seconds": 0.2,
+    }
+    with (
+        live_hub(database_url, tmp_path / "a", worker=True, reports=reports),
+        live_hub(database_url, tmp_path / "b", roles=(), worker=True, reports=reports),
+    ):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not _runs(db):
+            time.sleep(0.1)
+        time.sleep(1)  # several more rounds of both runners
+        runs = _runs(db)
+    year = datetime.now(VN_TZ).year - 1
+    assert [(r.schedule, r.period, r.state, r.attempts) for r in runs] == [("yearly", str(year), "done", 1)]
+    assert [p.name for p in folder.iterdir()] == [f"yearly-{year}.xlsx"]
+    assert len(_audits(db)) == 1
