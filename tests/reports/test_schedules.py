@@ -8,6 +8,9 @@ import base64
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -316,3 +319,25 @@ def test_two_worker_processes_run_the_schedules_once(db: Database, database_url:
     assert [(r.schedule, r.period, r.state, r.attempts) for r in runs] == [("yearly", str(year), "done", 1)]
     assert [p.name for p in folder.iterdir()] == [f"yearly-{year}.xlsx"]
     assert len(_audits(db)) == 1
+
+
+def test_the_command_runs_the_schedules(db: Database, database_url: str, tmp_path: Path) -> None:
+    """``hub report run-schedules`` as a cron job calls it: a TOML configuration, one export,
+    then nothing more for the same period."""
+    folder = tmp_path / "exports"
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'database_url = "{database_url}"\n\n[[reports.schedules]]\nname = "monthly"\nformat = "csv"\n'
+        f'folder = "{folder}"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(HUB_CONFIG_FILE=str(config), PYTHONPATH=os.pathsep.join(sys.path))
+    command = [sys.executable, "-m", "hub", "report", "run-schedules"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    period = due_period(_schedule(folder=str(folder)), datetime.now(VN_TZ)).period
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(f"monthly {period} done folder:")
+    assert second.stdout.strip() == f"monthly {period} skipped"
+    assert [p.name for p in folder.iterdir()] == [f"monthly-{period}.csv"]
