@@ -56,9 +56,12 @@ USAGE_FORMATS = {"xlsx": XLSX, "csv": "text/csv; charset=utf-8"}
 #: Overdue dossiers listed on the page (the count is the report's).
 OVERDUE_LIMIT = 200
 
-# The charts, in SVG user units (scaled by the browser; the figures are in tables too).
-CHART_HEIGHT = 100
-WEEK_WIDTH = 24
+# The charts, in SVG user units (scaled by the browser; the figures are in tables too). The
+# weekly chart keeps its width whatever the number of weeks: a year's 53 weeks get thinner bars.
+FLOW_WIDTH = 720
+CHART_HEIGHT = 160
+#: About this many date labels under the weekly chart.
+FLOW_LABELS = 12
 SHARE_WIDTH = 300
 SHARE_ROW = 18
 
@@ -67,27 +70,34 @@ SHARE_ROW = 18
 class WeekBar:
     """One week of the flow chart: received (left bar) and finished (right bar)."""
 
-    x: int
+    x: float
+    width: float
     received_y: float
     received_height: float
     finished_y: float
     finished_height: float
+    labelled: bool
     week: WeekFlow
 
 
 def week_bars(weeks: list[WeekFlow]) -> list[WeekBar]:
+    """Two bars per week, scaled to the busiest week, in :data:`FLOW_WIDTH` units."""
     peak = max((max(w.received, w.finished) for w in weeks), default=0) or 1
+    slot = FLOW_WIDTH / max(len(weeks), 1)
+    every = max(1, -(-len(weeks) // FLOW_LABELS))
     bars = []
     for index, week in enumerate(weeks):
         received = CHART_HEIGHT * week.received / peak
         finished = CHART_HEIGHT * week.finished / peak
         bars.append(
             WeekBar(
-                x=index * WEEK_WIDTH,
+                x=index * slot + slot * 0.1,
+                width=slot * 0.4,
                 received_y=CHART_HEIGHT - received,
                 received_height=received,
                 finished_y=CHART_HEIGHT - finished,
                 finished_height=finished,
+                labelled=index % every == 0,
                 week=week,
             )
         )
@@ -227,7 +237,7 @@ async def ontime_page(request: Request, active: Reader) -> HTMLResponse:
         error=None,
         report=report,
         bars=week_bars(weeks),
-        chart_width=max(WEEK_WIDTH * len(weeks), WEEK_WIDTH),
+        chart_width=FLOW_WIDTH,
         chart_height=CHART_HEIGHT,
         shares=shares,
         share_width=SHARE_WIDTH,

@@ -37,13 +37,13 @@ def _store(db: Database) -> None:
 
 
 def _cells(text: str, table: str) -> dict[str, str]:
-    found = re.search(rf'<table id="{table}">(.*?)</table>', text, re.S)
+    found = re.search(rf'<table id="{table}"[^>]*>(.*?)</table>', text, re.S)
     assert found is not None, text
     return dict(re.findall(r'data-field="([a-z_]+)">([^<]*)<', found.group(1)))
 
 
 def _rows(text: str, table: str) -> list[list[str]]:
-    found = re.search(rf'<table id="{table}">.*?<tbody>(.*?)</tbody>', text, re.S)
+    found = re.search(rf'<table id="{table}"[^>]*>.*?<tbody>(.*?)</tbody>', text, re.S)
     assert found is not None, text
     rows = []
     for row in re.findall(r"<tr>(.*?)</tr>", found.group(1), re.S):
@@ -167,7 +167,7 @@ def test_bad_parameters_give_a_422_page(
             export = client.get("/console/reports/ontime/export", params={**params, "format": "xlsx"})
     assert shown.status_code == 422, shown.text
     assert message in html.unescape(shown.text)
-    assert '<table id="totals">' not in shown.text
+    assert 'id="totals"' not in shown.text
     assert export.status_code == 422
     assert message in html.unescape(export.text)
 

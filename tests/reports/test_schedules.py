@@ -263,7 +263,11 @@ def test_an_endpoint_export_goes_through_the_outbox(db: Database, database_url: 
         }
         schedule = {"name": "quarterly", "period": "previous_quarter", "endpoint": "province"}
         with live_hub(
-            database_url, tmp_path / "d", worker=True, endpoints=endpoints, reports={"schedules": [schedule]}
+            database_url,
+            tmp_path / "d",
+            worker=True,
+            endpoints=endpoints,
+            reports={"schedules": [schedule], "schedule_check_seconds": 0},
         ) as hub:
             outcomes = run_schedules(hub.db, hub.settings, NOW)
             assert [(o.period, o.outcome) for o in outcomes] == [("2025-Q2", "done")]
