@@ -40,15 +40,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.base import Connector, Delivery
-from connectors.http import TransportKind, build_http_client
+from connectors.http import HubHttpClient, TransportKind, build_http_client
 from connectors.settings import EndpointSettings
 from schemas.dossier import Channel, Dossier, Owner, ProcessingStep
 from schemas.messages import DossierProgressPayload, DossierSyncPayload
@@ -175,6 +176,32 @@ def simulator(module: str, port: int, ready: str, *extra: str) -> Iterator[subpr
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+_C = TypeVar("_C", bound=Connector)
+
+
+@asynccontextmanager
+async def simulated_connector(
+    opts: BenchOptions,
+    sim: tuple[str, str, tuple[str, ...]],
+    endpoint: Callable[[int], dict[str, Any]],
+    build: Callable[[EndpointSettings, HubHttpClient], _C],
+    transport: TransportKind = TransportKind.AIOHTTP,
+) -> AsyncIterator[tuple[_C, int]]:
+    """A connector made by ``build`` for the simulator ``sim`` (module, ready text, extra
+    arguments) run on a free port, whose settings are ``endpoint(port)``; and the simulator's
+    pid. The connector is closed, then the simulator stopped, on the way out."""
+    module, ready, extra = sim
+    port = free_port()
+    with simulator(module, port, ready, *extra) as proc:
+        settings = EndpointSettings.model_validate(endpoint(port))
+        async with build_http_client(max_connections=opts.concurrency, transport=transport) as http:
+            connector = build(settings, http)
+            try:
+                yield connector, proc.pid
+            finally:
+                await connector.aclose()
 
 
 # --- sample messages --------------------------------------------------------------------------
@@ -311,25 +338,23 @@ async def _bench_dvcqg(opts: BenchOptions, name: str, transport: TransportKind) 
     """``dossier.sync`` (DongBoHoSoMC) then ``dossier.progress`` through the DVCQG connector."""
     from connectors.dvcqg import build_dvcqg_connector
 
-    port = free_port()
-    with simulator("hub.commands.simulate_dvcqg", port, "simulator listening") as proc:
-        settings = EndpointSettings.model_validate(
-            {
-                "kind": "dvcqg",
-                "url": f"http://127.0.0.1:{port}/apiDVC-GPLX/tcdbdvcdata",
-                "username": "hub",
-                "password": "hub-secret",
-                "options": {"madonvi": "000.00.18.H42"},
-            }
-        )
-        async with build_http_client(max_connections=opts.concurrency, transport=transport) as http:
-            connector = build_dvcqg_connector("dvcqg", settings, http)
-            pool = "httpx/httpcore" if transport is TransportKind.HTTPX else "aiohttp"
-            description = f"DVCQG JSON, {pool} transport"
-            result = await measure(name, description, connector, "dvcqg", proc.pid, opts)
-            result.notes.append(await measure_progress(connector, "dvcqg", opts))
-            result.notes.append(f"logins during the run: {connector.client.login_count}")
-            await connector.aclose()
+    def endpoint(port: int) -> dict[str, Any]:
+        return {
+            "kind": "dvcqg",
+            "url": f"http://127.0.0.1:{port}/apiDVC-GPLX/tcdbdvcdata",
+            "username": "hub",
+            "password": "hub-secret",
+            "options": {"madonvi": "000.00.18.H42"},
+        }
+
+    sim = ("hub.commands.simulate_dvcqg", "simulator listening", ())
+    build = partial(build_dvcqg_connector, "dvcqg")
+    async with simulated_connector(opts, sim, endpoint, build, transport) as (connector, pid):
+        pool = "httpx/httpcore" if transport is TransportKind.HTTPX else "aiohttp"
+        description = f"DVCQG JSON, {pool} transport"
+        result = await measure(name, description, connector, "dvcqg", pid, opts)
+        result.notes.append(await measure_progress(connector, "dvcqg", opts))
+        result.notes.append(f"logins during the run: {connector.client.login_count}")
     return result
 
 
@@ -347,30 +372,28 @@ async def bench_dvcqg_aiohttp(opts: BenchOptions) -> CaseResult:
 
 # REST bodies checked with the pydantic wire models: xmlschema (the simulator's default) costs
 # about 2 ms per record and would make the simulator the bottleneck of the JSON case.
-_LGSP_ARGS = ("--rest-validation", "model")
+_LGSP_SIMULATOR = ("hub.commands.simulate_lgsp", '"soap11"', ("--rest-validation", "model"))
 
 
 async def _bench_soap(opts: BenchOptions, version: str) -> CaseResult:
     from connectors.lgsp import build_lgsp_soap_connector
 
     name = f"lgsp-soap{version.replace('.', '')}"
-    port = free_port()
-    with simulator("hub.commands.simulate_lgsp", port, '"soap11"', *_LGSP_ARGS) as proc:
-        settings = EndpointSettings.model_validate(
-            {
-                "kind": "lgsp_soap",
-                "url": f"http://127.0.0.1:{port}/lgsp/soap{version.replace('.', '')}",
-                "username": "hub",
-                "password": "hub-secret",
-                "options": {"soap_version": version},
-            }
-        )
-        async with build_http_client(max_connections=opts.concurrency) as http:
-            connector = build_lgsp_soap_connector("lgsp", settings, http)
-            description = f"LGSP SOAP {version} zeep, aiohttp transport"
-            result = await measure(name, description, connector, "lgsp", proc.pid, opts)
-            mapping_ms, zeep_ms = zeep_serialisation_ms(connector)
-            await connector.aclose()
+
+    def endpoint(port: int) -> dict[str, Any]:
+        return {
+            "kind": "lgsp_soap",
+            "url": f"http://127.0.0.1:{port}/lgsp/soap{version.replace('.', '')}",
+            "username": "hub",
+            "password": "hub-secret",
+            "options": {"soap_version": version},
+        }
+
+    build = partial(build_lgsp_soap_connector, "lgsp")
+    async with simulated_connector(opts, _LGSP_SIMULATOR, endpoint, build) as (connector, pid):
+        description = f"LGSP SOAP {version} zeep, aiohttp transport"
+        result = await measure(name, description, connector, "lgsp", pid, opts)
+        mapping_ms, zeep_ms = zeep_serialisation_ms(connector)
     hub_ms = result.hub_cpu_per_delivery
     result.notes.append(
         f"of the hub's {hub_ms:.3f} ms: mapping {mapping_ms:.3f} ms, zeep envelope build"
@@ -394,22 +417,19 @@ async def bench_lgsp_soap12(opts: BenchOptions) -> CaseResult:
 async def bench_lgsp_rest(opts: BenchOptions) -> CaseResult:
     from connectors.lgsp import build_lgsp_rest_connector
 
-    port = free_port()
-    with simulator("hub.commands.simulate_lgsp", port, '"soap11"', *_LGSP_ARGS) as proc:
-        settings = EndpointSettings.model_validate(
-            {
-                "kind": "lgsp_rest",
-                "url": f"http://127.0.0.1:{port}",
-                "client_id": "hub-client",
-                "client_secret": "hub-client-secret",
-            }
-        )
-        async with build_http_client(max_connections=opts.concurrency) as http:
-            connector = build_lgsp_rest_connector("lgsp-rest", settings, http)
-            description = "LGSP REST JSON, aiohttp transport"
-            result = await measure("lgsp-rest", description, connector, "lgsp", proc.pid, opts)
-            result.notes.append(f"tokens fetched: {connector.client.auth.fetch_count}")
-            await connector.aclose()
+    def endpoint(port: int) -> dict[str, Any]:
+        return {
+            "kind": "lgsp_rest",
+            "url": f"http://127.0.0.1:{port}",
+            "client_id": "hub-client",
+            "client_secret": "hub-client-secret",
+        }
+
+    build = partial(build_lgsp_rest_connector, "lgsp-rest")
+    async with simulated_connector(opts, _LGSP_SIMULATOR, endpoint, build) as (connector, pid):
+        description = "LGSP REST JSON, aiohttp transport"
+        result = await measure("lgsp-rest", description, connector, "lgsp", pid, opts)
+        result.notes.append(f"tokens fetched: {connector.client.auth.fetch_count}")
     return result
 
 

@@ -72,6 +72,11 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     ),
     CommandModule(("sign",), "hub.commands.sign", "Ký số văn bản PDF / sign PDF documents (PAdES)."),
     CommandModule(
+        ("token-sign",),
+        "hub.commands.token_sign",
+        "Ký bằng USB token của cán bộ / the officer's token side of external signing (PKCS#11).",
+    ),
+    CommandModule(
         ("issue",),
         "hub.commands.issue",
         "Cấp số, ngày ban hành và đóng dấu / issue a signed document (number, date, seal).",

@@ -25,6 +25,7 @@ from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -227,6 +228,82 @@ class ReportSettings(Section):
         return self
 
 
+#: Signature algorithms an ID token may use (asymmetric only: "none" and the HMAC ones, keyed
+#: with the client secret, are never accepted; docs/security.md §10.1).
+OIDC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+def _loopback_or_https(url: str, key: str) -> str:
+    """``url`` when it is HTTPS, or HTTP to a loopback host (a local test provider)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        return url
+    raise ValueError(f"console.oidc.{key} must be an https:// URL (http only to a loopback host): {url!r}")
+
+
+class OidcSettings(Section):
+    """Sign-in through the province's identity provider (OpenID Connect, docs/console.md).
+
+    Configuration only: the provider's endpoints and keys come from its discovery document
+    (``<issuer>/.well-known/openid-configuration``). Local accounts stay the default; an
+    identity signs in only as an existing, enabled local account it maps to.
+    """
+
+    #: Shown on the login page's button ("Đăng nhập bằng <provider_name>").
+    provider_name: Annotated[str, Field(min_length=1, max_length=80)]
+    #: The provider's issuer identifier, exactly as its ID tokens' ``iss`` (no trailing slash
+    #: added or removed).
+    issuer: str
+    client_id: Annotated[str, Field(min_length=1)]
+    #: From the secrets directory (file ``hub_console__oidc__client_secret``); unset: a public
+    #: client (PKCE only, ``client_id`` in the token request).
+    client_secret: SecretStr | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    #: The ID-token claim whose value is the local username, for the first sign-in; afterwards
+    #: the account is linked to the identity's ``iss`` + ``sub`` and found by them.
+    match_claim: Annotated[str, Field(min_length=1, max_length=100)] = "preferred_username"
+    #: The console's public base URL (``https://hub.example.gov.vn``); the redirect URI
+    #: registered at the provider is ``<redirect_base_url>/console/oidc/callback``. Unset: the
+    #: hub's ``api.public_base_url``.
+    redirect_base_url: str | None = None
+    #: Only identities whose verified ``email`` is in one of these domains (empty: any).
+    allowed_email_domains: list[str] = Field(default_factory=list)
+    #: Only identities whose ``groups_claim`` lists one of these groups (empty: any).
+    required_groups: list[str] = Field(default_factory=list)
+    groups_claim: Annotated[str, Field(min_length=1)] = "groups"
+    #: ID-token signature algorithms accepted (a subset of :data:`OIDC_ALGORITHMS`).
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "PS256", "ES256"])
+    #: Clock skew allowed on ``exp`` / ``iat`` / ``nbf``.
+    leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 60
+    #: The discovery document and the JWKS are fetched again after this long.
+    discovery_cache_seconds: Annotated[float, Field(gt=0, le=86400)] = 3600
+    #: Timeout of each request to the provider.
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
+    #: Hide the password form (the admin's choice; ``POST /console/login`` is refused too).
+    hide_password_login: bool = False
+
+    @model_validator(mode="after")
+    def _valid(self) -> OidcSettings:
+        _loopback_or_https(self.issuer, "issuer")
+        if self.redirect_base_url is not None:
+            _loopback_or_https(self.redirect_base_url, "redirect_base_url")
+            self.redirect_base_url = self.redirect_base_url.rstrip("/")
+        if "openid" not in self.scopes:
+            raise ValueError("console.oidc.scopes must include 'openid'")
+        unknown = sorted(set(self.algorithms) - OIDC_ALGORITHMS)
+        if unknown or not self.algorithms:
+            raise ValueError(
+                f"console.oidc.algorithms: {unknown or 'empty'} not allowed; "
+                f"choose among {', '.join(sorted(OIDC_ALGORITHMS))}"
+            )
+        self.allowed_email_domains = [domain.lower().lstrip("@") for domain in self.allowed_email_domains]
+        return self
+
+
 class ConsoleSettings(Section):
     """The web console: accounts, sessions, lockout (docs/security.md §10)."""
 
@@ -249,6 +326,8 @@ class ConsoleSettings(Section):
     argon2_time_cost: Annotated[int, Field(ge=1)] = 3
     argon2_memory_kib: Annotated[int, Field(ge=1024)] = 65536
     argon2_parallelism: Annotated[int, Field(ge=1, le=64)] = 4
+    #: Optional sign-in through an OpenID Connect provider (``[console.oidc]``; unset: off).
+    oidc: OidcSettings | None = None
 
 
 #: Shortest bootstrap admin token accepted (``secrets.token_urlsafe(32)`` gives 43 characters).

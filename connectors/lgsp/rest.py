@@ -20,7 +20,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -43,6 +43,18 @@ from schemas.errors import (
 
 TOKEN_ENDPOINT = Remote("LGSP token endpoint", "máy chủ cấp token của LGSP")
 API = Remote("LGSP REST endpoint", "LGSP")
+
+_E = TypeVar("_E", bound=HubError)
+
+
+def _answered(error: _E, response: httpx.Response, request_summary: str) -> _E:
+    """``error`` with the exchange that led to it attached: status, request and answer."""
+    return describe(
+        error,
+        status_code=response.status_code,
+        request_summary=request_summary,
+        response_summary=response.content,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +132,13 @@ class OAuth2ClientCredentials:
         status = response.status_code
         if status in (400, 401, 403):
             # RFC 6749 §5.2: invalid_client / unauthorized_client are answered 400 or 401.
-            raise describe(
+            raise _answered(
                 RemoteAuthenticationError(
                     f"LGSP token endpoint refused the client credentials (HTTP {status})",
                     message_vi=f"LGSP từ chối client_id/client_secret (HTTP {status})",
                 ),
-                status_code=status,
-                request_summary=request_summary,
-                response_summary=response.content,
+                response,
+                request_summary,
             )
         if is_retry_later(status):
             raise busy_error(
@@ -219,31 +230,28 @@ class LgspRestClient:
             raise
         status = response.status_code
         if len(response.content) > self._max_response_bytes:
-            raise describe(
+            raise _answered(
                 PayloadTooLargeError("LGSP REST response too large"),
-                status_code=status,
-                request_summary=request_summary,
-                response_summary=response.content,
+                response,
+                request_summary,
             )
         if status == 401:
-            raise describe(
+            raise _answered(
                 SessionExpiredError(
                     "LGSP rejected a freshly issued access token (HTTP 401)",
                     message_vi="LGSP từ chối token vừa cấp (HTTP 401)",
                 ),
-                status_code=status,
-                request_summary=request_summary,
-                response_summary=response.content,
+                response,
+                request_summary,
             )
         if status == 403:
-            raise describe(
+            raise _answered(
                 RemoteAuthenticationError(
                     "LGSP refused access to the API (HTTP 403: not subscribed or not allowed)",
                     message_vi="LGSP không cho phép truy cập API (HTTP 403)",
                 ),
-                status_code=status,
-                request_summary=request_summary,
-                response_summary=response.content,
+                response,
+                request_summary,
             )
         try:
             parsed = response.json()
@@ -261,13 +269,12 @@ class LgspRestClient:
         if error is not None:
             raise error
         if not isinstance(parsed, dict):
-            raise describe(
+            raise _answered(
                 TransportError(
                     f"LGSP REST answer (HTTP {status}) is not a JSON object",
                     message_vi="phản hồi của LGSP không phải JSON hợp lệ",
                 ),
-                status_code=status,
-                request_summary=request_summary,
-                response_summary=response.content,
+                response,
+                request_summary,
             )
         return RestReply(status, parsed, request_summary)

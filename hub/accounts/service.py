@@ -51,6 +51,8 @@ class Account:
     created_at: datetime
     last_login_at: datetime | None
     locked_until: datetime | None
+    #: Linked to an identity at the OIDC provider (``console.oidc``; docs/console.md).
+    oidc_linked: bool = False
 
     def has_role(self, *roles: AccountRole) -> bool:
         """Admin passes every role check."""
@@ -118,6 +120,7 @@ def account_of(row: UserAccount, roles: Iterable[str]) -> Account:
         created_at=row.created_at,
         last_login_at=row.last_login_at,
         locked_until=row.locked_until,
+        oidc_linked=row.oidc_subject is not None,
     )
 
 
@@ -298,6 +301,17 @@ class AccountService:
             row.locked_until = None
             session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == row.id))
             audit(session, actor, "account.password_reset", username)
+            return account_of(row, roles_of(session, row.id))
+
+    def unlink_oidc(self, username: str, *, actor: str) -> Account:
+        """Forget the account's identity at the OIDC provider (a reissued identity): the next
+        sign-in there links it again by ``console.oidc.match_claim`` (docs/console.md)."""
+        with self._db.transaction() as session:
+            row = self._row(session, username, lock=True)
+            if row.oidc_subject is not None:
+                audit(session, actor, "account.oidc_unlink", username, issuer=row.oidc_issuer)
+                row.oidc_issuer = row.oidc_subject = None
+                row.updated_at = self.clock()
             return account_of(row, roles_of(session, row.id))
 
     # -- login -----------------------------------------------------------------------------------

@@ -8,11 +8,14 @@ exit 1 and the first broken link when it is broken). Personal data is masked in 
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from hub.commands.option_groups import with_options
 
 __all__ = ["app"]
 
@@ -33,20 +36,27 @@ def _db() -> Any:
     return Database.connect(load_settings().database_url, pool_size=2)
 
 
-def _filter(**values: Any) -> Any:
-    from hub.audit.query import AuditFilter
+@dataclass(frozen=True)
+class FilterOptions:
+    """Which rows ``list`` and ``export`` read."""
 
-    return AuditFilter(**values).check()
+    actor: ActorOpt = None
+    action: ActionOpt = None
+    target: TargetOpt = None
+    since: SinceOpt = None
+    until: UntilOpt = None
+    text: TextOpt = None
+
+    def build(self) -> Any:
+        from hub.audit.query import AuditFilter
+
+        return AuditFilter(**asdict(self)).check()
 
 
 @app.command("list")
+@with_options(matching=FilterOptions)
 def list_(
-    actor: ActorOpt = None,
-    action: ActionOpt = None,
-    target: TargetOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    text: TextOpt = None,
+    matching: FilterOptions,
     cursor: Annotated[int | None, typer.Option(help="Rows older than this id (the next page)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
@@ -54,7 +64,7 @@ def list_(
     """Audit rows, newest first."""
     from hub.audit.query import list_entries
 
-    flt = _filter(actor=actor, action=action, target=target, since=since, until=until, text=text)
+    flt = matching.build()
     page = list_entries(_db(), flt, cursor=cursor, limit=limit)
     if as_json:
         typer.echo(page.model_dump_json(indent=2))
@@ -69,15 +79,12 @@ def list_(
 
 
 @app.command("export")
+@with_options(matching=FilterOptions)
 def export(
     format: Annotated[str, typer.Option("--format", help="csv | jsonl")] = "jsonl",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout)")] = None,
-    actor: ActorOpt = None,
-    action: ActionOpt = None,
-    target: TargetOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    text: TextOpt = None,
+    *,
+    matching: FilterOptions,
 ) -> None:
     """Every matching row, oldest first (chain order), as CSV or JSON Lines."""
     from hub.audit.query import export_csv, export_jsonl
@@ -85,7 +92,7 @@ def export(
 
     if format not in ("csv", "jsonl"):
         raise InvalidInputError(f"unknown format {format!r}: csv or jsonl")
-    flt = _filter(actor=actor, action=action, target=target, since=since, until=until, text=text)
+    flt = matching.build()
     lines = (export_csv if format == "csv" else export_jsonl)(_db(), flt)
     if output is None:
         for line in lines:

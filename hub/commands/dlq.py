@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from hub.commands.option_groups import with_options
 from hub.dlq.models import BulkAction, BulkJobView, DlqFilter, ViewState
 from schemas.masking import mask_pii
 
@@ -32,6 +34,7 @@ SinceOpt = Annotated[datetime | None, typer.Option(help="Changed at/after (ISO 8
 UntilOpt = Annotated[datetime | None, typer.Option(help="Changed before (ISO 8601, with offset)")]
 ActorOpt = Annotated[str | None, typer.Option(help="Who is acting (default cli:$USER)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+WaitOpt = Annotated[bool, typer.Option(help="With --all: run the job here instead of by a worker")]
 
 
 def _db() -> Any:
@@ -45,22 +48,19 @@ def _actor(actor: str | None) -> str:
     return actor or f"cli:{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}"
 
 
-def _filter(
-    endpoint: str | None,
-    state: ViewState | None,
-    dossier: str | None,
-    error_class: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> DlqFilter:
-    return DlqFilter(
-        endpoint=endpoint,
-        state=state,
-        dossier_code=dossier,
-        error_class=error_class,
-        since=since,
-        until=until,
-    )
+@dataclass(frozen=True)
+class FilterOptions:
+    """Which messages ``list``, ``retry --all`` and ``discard --all`` apply to."""
+
+    endpoint: EndpointOpt = None
+    state: StateOpt = ViewState.DEAD
+    dossier_code: DossierOpt = None
+    error_class: ErrorOpt = None
+    since: SinceOpt = None
+    until: UntilOpt = None
+
+    def build(self) -> DlqFilter:
+        return DlqFilter(**asdict(self))
 
 
 def _echo_job(job: BulkJobView) -> None:
@@ -71,13 +71,9 @@ def _echo_job(job: BulkJobView) -> None:
 
 
 @app.command("list")
+@with_options(matching=FilterOptions)
 def list_(
-    endpoint: EndpointOpt = None,
-    state: StateOpt = ViewState.DEAD,
-    dossier: DossierOpt = None,
-    error_class: ErrorOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
+    matching: FilterOptions,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonOpt = False,
 ) -> None:
@@ -85,7 +81,7 @@ def list_(
     from hub.dlq import service
 
     db = _db()
-    flt = _filter(endpoint, state, dossier, error_class, since, until)
+    flt = matching.build()
     rows = service.list_messages(db, flt, limit=limit)
     if as_json:
         typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], ensure_ascii=False, indent=2))
@@ -131,75 +127,65 @@ def show(
     typer.echo(shown(json.dumps(detail.payload, ensure_ascii=False, indent=2)))
 
 
-def _bulk(action: BulkAction, flt: DlqFilter, actor: str, reason: str, wait: bool) -> None:
-    from hub.dlq import service
-
-    db = _db()
-    job = service.create_bulk_job(db, action, flt, actor=actor, reason=reason)
-    _echo_job(job)
-    if wait:
-        _echo_job(service.run_bulk_job(db, job.id))
-
-
-@app.command("retry")
-def retry(
-    seq: Annotated[int | None, typer.Argument(help="Message to retry (or --all)")] = None,
-    all_matching: Annotated[bool, typer.Option("--all", help="Retry everything matching the filter")] = False,
-    endpoint: EndpointOpt = None,
-    state: StateOpt = ViewState.DEAD,
-    dossier: DossierOpt = None,
-    error_class: ErrorOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    reason: Annotated[str, typer.Option(help="Why (audited)")] = "",
-    wait: Annotated[bool, typer.Option(help="With --all: run the job here instead of by a worker")] = False,
-    actor: ActorOpt = None,
+def _one_or_all(
+    action: BulkAction,
+    seq: int | None,
+    all_matching: bool,
+    matching: FilterOptions,
+    *,
+    reason: str,
+    wait: bool,
+    actor: str | None,
 ) -> None:
-    """Retry one message, or every message matching a filter (bulk job)."""
+    """Message ``seq``, or with ``--all`` a bulk job over every message ``matching`` selects (run
+    here and now with ``--wait``, else by a worker)."""
     from hub.dlq import service
 
+    db, who = _db(), _actor(actor)
     if all_matching:
-        _bulk(
-            BulkAction.RETRY,
-            _filter(endpoint, state, dossier, error_class, since, until),
-            _actor(actor),
-            reason,
-            wait,
-        )
+        job = service.create_bulk_job(db, action, matching.build(), actor=who, reason=reason)
+        _echo_job(job)
+        if wait:
+            _echo_job(service.run_bulk_job(db, job.id))
         return
     if seq is None:
         raise typer.BadParameter("give a message number or --all")
-    row = service.retry_message(_db(), seq, actor=_actor(actor), reason=reason)
-    typer.echo(f"message {row.seq} queued again ({row.state.value})")
+    if action is BulkAction.RETRY:
+        row = service.retry_message(db, seq, actor=who, reason=reason)
+        typer.echo(f"message {row.seq} queued again ({row.state.value})")
+    else:
+        row = service.discard_message(db, seq, actor=who, reason=reason)
+        typer.echo(f"message {row.seq} discarded")
+
+
+@app.command("retry")
+@with_options(matching=FilterOptions)
+def retry(
+    matching: FilterOptions,
+    seq: Annotated[int | None, typer.Argument(help="Message to retry (or --all)")] = None,
+    all_matching: Annotated[bool, typer.Option("--all", help="Retry everything matching the filter")] = False,
+    reason: Annotated[str, typer.Option(help="Why (audited)")] = "",
+    wait: WaitOpt = False,
+    actor: ActorOpt = None,
+) -> None:
+    """Retry one message, or every message matching a filter (bulk job)."""
+    _one_or_all(BulkAction.RETRY, seq, all_matching, matching, reason=reason, wait=wait, actor=actor)
 
 
 @app.command("discard")
+@with_options(matching=FilterOptions)
 def discard(
     reason: Annotated[str, typer.Option(help="Why (mandatory, audited)")],
+    matching: FilterOptions,
     seq: Annotated[int | None, typer.Argument(help="Message to discard (or --all)")] = None,
     all_matching: Annotated[
         bool, typer.Option("--all", help="Discard everything matching the filter")
     ] = False,
-    endpoint: EndpointOpt = None,
-    state: StateOpt = ViewState.DEAD,
-    dossier: DossierOpt = None,
-    error_class: ErrorOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    wait: Annotated[bool, typer.Option(help="With --all: run the job here instead of by a worker")] = False,
+    wait: WaitOpt = False,
     actor: ActorOpt = None,
 ) -> None:
     """Discard one message (releases its dossier's queue), or everything matching a filter."""
-    from hub.dlq import service
-
-    if all_matching:
-        flt = _filter(endpoint, state, dossier, error_class, since, until)
-        _bulk(BulkAction.DISCARD, flt, _actor(actor), reason, wait)
-        return
-    if seq is None:
-        raise typer.BadParameter("give a message number or --all")
-    row = service.discard_message(_db(), seq, actor=_actor(actor), reason=reason)
-    typer.echo(f"message {row.seq} discarded")
+    _one_or_all(BulkAction.DISCARD, seq, all_matching, matching, reason=reason, wait=wait, actor=actor)
 
 
 @app.command("edit")

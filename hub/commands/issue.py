@@ -24,22 +24,15 @@ from typing import Annotated, Any
 
 import typer
 
+from hub.commands.option_groups import with_options
 from hub.commands.sign import (
-    DEFAULT_SECRET_ENV,
-    CertLabelOption,
-    KeyLabelOption,
-    P12Option,
-    Pkcs11ModuleOption,
-    PssOption,
+    KeyChoice,
     RevocationOption,
-    SecretEnvOption,
-    TokenLabelOption,
     TrustAnchorOption,
     TsaTimeoutOption,
     TsaUrlOption,
     cli_actor,
     hub_database,
-    key_source,
     refusing,
     trust_store,
     tsa_settings,
@@ -87,6 +80,7 @@ def _issuance_option(flag: str, what: str) -> Any:  # typer.Option is typed Any
 
 
 @app.command(name="issue")
+@with_options(key_choice=KeyChoice)
 def issue(
     source: Annotated[Path, typer.Argument(help="PDF signed by the competent person")],
     out: Annotated[Path, typer.Option("--out", "-o", help="issued PDF to write")],
@@ -96,13 +90,8 @@ def issue(
     ] = None,
     document_type: Annotated[str | None, _issuance_option("--document-type", "e.g. GCN, QĐ")] = None,
     place: Annotated[str | None, _issuance_option("--place", "e.g. Ninh Bình")] = None,
-    p12: P12Option = None,
-    pkcs11_module: Pkcs11ModuleOption = None,
-    token_label: TokenLabelOption = None,
-    key_label: KeyLabelOption = None,
-    cert_label: CertLabelOption = None,
-    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV,
-    pss: PssOption = False,
+    *,
+    key_choice: KeyChoice,
     seal_image: Annotated[Path | None, typer.Option("--seal-image", help="red PNG, real size")] = None,
     level: Annotated[
         SignatureLevel, typer.Option("--level", help="PAdES level of the seal")
@@ -130,15 +119,7 @@ def issue(
     spec = IssuanceSpec(**{name: str(value) for name, value in values.items()})
     with refusing("Từ chối cấp số"):
         data = source.read_bytes()
-        key, key_id = key_source(
-            p12,
-            pkcs11_module,
-            token_label=token_label,
-            key_label=key_label,
-            cert_label=cert_label,
-            secret_env=secret_env,
-            pss=pss,
-        )
+        key, key_id = key_choice.load()
         store = trust_store(trust_anchor)
         config = SigningConfig(
             trust_store=store,
@@ -152,7 +133,7 @@ def issue(
             if revocation_policy is RevocationPolicy.REFUSE
             else RevocationMode.SOFT,
         )
-        options = SignOptions(level=level, role=SignRole.AGENCY, prefer_pss=pss)
+        options = SignOptions(level=level, role=SignRole.AGENCY, prefer_pss=key_choice.pss)
         actor = cli_actor()
         attempt = SigningAttempt(
             actor, "cli.issue", key_id, sha256_hex(data), KeyPurpose.SEAL, file_id=str(source)

@@ -10,6 +10,9 @@ book as CSV/XLSX; docs/reports.md §7, §8); ``run-schedules`` runs the schedule
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hub.commands.option_groups import with_options
 from hub.commands.outage import report_app as outages_app
 from hub.reports.query import GroupBy, day_range
 
@@ -34,12 +38,18 @@ class OutputFormat(StrEnum):
     XLSX = "xlsx"
 
 
-def _db_and_settings() -> tuple[Any, Any]:
+@contextmanager
+def _database() -> Iterator[tuple[Any, Any]]:
+    """The hub's database, closed on the way out, and the settings it was named by."""
     from hub.config import load_settings
     from hub.db.session import Database
 
     settings = load_settings()
-    return Database.connect(settings.database_url, pool_size=2), settings
+    db = Database.connect(settings.database_url, pool_size=2)
+    try:
+        yield db, settings
+    finally:
+        db.dispose()
 
 
 def _table(report: Any) -> None:
@@ -63,34 +73,44 @@ def _table(report: Any) -> None:
     Console(width=240).print(table)
 
 
-#: The report's days, as in the API: ``--from``/``--to`` or ``--period`` (docs/reports.md §2.1).
-FirstDay = Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")]
-LastDay = Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day")]
-Period = Annotated[str | None, typer.Option(help="Instead of --from/--to: 2025, 2025-Q2, 2025-06")]
+@dataclass(frozen=True)
+class ReportDays:
+    """The report's days, as in the API: ``--from``/``--to`` or ``--period`` (docs/reports.md §2.1)."""
+
+    first: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")] = None
+    last: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day")] = None
+    period: Annotated[str | None, typer.Option(help="Instead of --from/--to: 2025, 2025-Q2, 2025-06")] = None
+
+    def window(self) -> Any:
+        first, last = (day.date() if day else None for day in (self.first, self.last))
+        return day_range(first, last, self.period)
+
+
+Agency = Annotated[str | None, typer.Option(help="Only this receiving agency")]
+
+
+def _agency_code(agency: str | None) -> str | None:
+    from schemas.codes import validate_agency_code
+
+    return validate_agency_code(agency) if agency else None
 
 
 @app.command("ontime")
+@with_options(days=ReportDays)
 def ontime(
-    first: FirstDay = None,
-    last: LastDay = None,
-    period: Period = None,
+    days: ReportDays,
     group_by: Annotated[GroupBy, typer.Option("--group-by")] = GroupBy.PROCEDURE,
-    agency: Annotated[str | None, typer.Option(help="Only this receiving agency")] = None,
+    agency: Agency = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
     out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx needs it)")] = None,
 ) -> None:
     """Received, finished (early, on time, late), in progress, supplement, withdrawn, refused."""
     from hub.reports.export import to_csv, to_xlsx
     from hub.reports.service import ReportService
-    from schemas.codes import validate_agency_code
 
-    window = day_range(first.date() if first else None, last.date() if last else None, period)
-    agency_code = validate_agency_code(agency) if agency else None
-    db, settings = _db_and_settings()
-    try:
+    window, agency_code = days.window(), _agency_code(agency)
+    with _database() as (db, settings):
         report = ReportService(db, settings).ontime(window, group_by, agency_code=agency_code)
-    finally:
-        db.dispose()
     if output is OutputFormat.TABLE:
         _table(report)
         return
@@ -121,10 +141,9 @@ def _emit(body: bytes, out: Path | None, what: str) -> None:
 
 
 @app.command("usage")
+@with_options(days=ReportDays)
 def usage(
-    first: FirstDay = None,
-    last: LastDay = None,
-    period: Period = None,
+    days: ReportDays,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
     out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx needs it)")] = None,
 ) -> None:
@@ -133,12 +152,9 @@ def usage(
     from hub.reports import usage_export
     from hub.reports.service import ReportService
 
-    window = day_range(first.date() if first else None, last.date() if last else None, period)
-    db, settings = _db_and_settings()
-    try:
+    window = days.window()
+    with _database() as (db, settings):
         report = ReportService(db, settings).usage(window)
-    finally:
-        db.dispose()
     if output is OutputFormat.TABLE:
         _usage_tables(report)
         return
@@ -167,12 +183,8 @@ def rebuild_rows() -> None:
     """Recompute the report row of every dossier (after a change of the rule's code)."""
     from hub.reports.projection import rebuild
 
-    db, _settings = _db_and_settings()
-    try:
-        with db.transaction() as session:
-            count = rebuild(session.connection())
-    finally:
-        db.dispose()
+    with _database() as (db, _settings), db.transaction() as session:
+        count = rebuild(session.connection())
     typer.echo(f"{count} dossiers")
 
 
@@ -202,26 +214,20 @@ class BookFormat(StrEnum):
 
 
 @app.command("tracking-book")
+@with_options(days=ReportDays)
 def tracking_book(
-    first: FirstDay = None,
-    last: LastDay = None,
-    period: Period = None,
-    agency: Annotated[str | None, typer.Option(help="Only this receiving agency")] = None,
+    days: ReportDays,
+    agency: Agency = None,
     output: Annotated[BookFormat, typer.Option("--format")] = BookFormat.PDF,
     out: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output)")] = None,
 ) -> None:
     """Sổ theo dõi hồ sơ: one row per dossier received in the period (docs/reports.md §7)."""
     from hub.reports.record_service import RecordService
-    from schemas.codes import validate_agency_code
 
-    window = day_range(first.date() if first else None, last.date() if last else None, period)
-    agency_code = validate_agency_code(agency) if agency else None
-    db, settings = _db_and_settings()
-    try:
+    window, agency_code = days.window(), _agency_code(agency)
+    with _database() as (db, settings):
         records = RecordService(db, settings)
         book = records.book(window, agency_code=agency_code)
-    finally:
-        db.dispose()
     writers = {
         BookFormat.PDF: records.book_pdf,
         BookFormat.CSV: records.book_csv,
@@ -239,10 +245,7 @@ def control_slip(
     from hub.reports.record_service import RecordService
     from hub.services.intake import IntakeService
 
-    db, settings = _db_and_settings()
-    try:
+    with _database() as (db, settings):
         dossier = IntakeService(db, settings).get_dossier(code)
         body = RecordService(db, settings).slip_pdf(dossier)
-    finally:
-        db.dispose()
     _emit(body, out, f"{len(dossier.steps)} hand-overs")

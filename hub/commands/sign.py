@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -32,6 +33,7 @@ import typer
 from pydantic import ValidationError
 
 from hub.commands.fetch_hosts import FetchHosts, fetch_settings
+from hub.commands.option_groups import with_options
 from hub.db.session import Database
 from hub.services.signing_authority import PURPOSE_OF_ROLE, SigningAttempt, SigningAudit
 from schemas.errors import HubError
@@ -228,41 +230,43 @@ RevocationOption = Annotated[
 ]
 
 
-def key_source(
-    p12: Path | None,
-    pkcs11_module: Path | None,
-    *,
-    token_label: str | None,
-    key_label: str | None,
-    cert_label: str | None,
-    secret_env: str,
-    pss: bool,
-    key_id: str | None = None,
-    cert_id: str | None = None,
-) -> tuple[KeySource, str]:
-    """The key named on the command line and its audit id (the secret from ``secret_env``)."""
-    if (p12 is None) == (pkcs11_module is None):
-        raise typer.BadParameter("give exactly one key source: --p12 or --pkcs11-module")
-    if p12 is not None:
-        source = Pkcs12KeySource(
-            p12, _secret(secret_env, "Mật khẩu tệp PKCS#12 / PKCS#12 password"), prefer_pss=pss
+@dataclass(frozen=True)
+class KeyChoice:
+    """The key named on the command line: a PKCS#12 file or a PKCS#11 token (``hub sign``,
+    ``hub issue``); its PIN or password is read from ``secret_env`` or prompted for."""
+
+    p12: P12Option = None
+    pkcs11_module: Pkcs11ModuleOption = None
+    token_label: TokenLabelOption = None
+    key_label: KeyLabelOption = None
+    cert_label: CertLabelOption = None
+    key_id: KeyIdOption = None
+    cert_id: CertIdOption = None
+    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV
+    pss: PssOption = False
+
+    def load(self) -> tuple[KeySource, str]:
+        """The key source and its audit id."""
+        if (self.p12 is None) == (self.pkcs11_module is None):
+            raise typer.BadParameter("give exactly one key source: --p12 or --pkcs11-module")
+        if self.p12 is not None:
+            secret = _secret(self.secret_env, "Mật khẩu tệp PKCS#12 / PKCS#12 password")
+            return Pkcs12KeySource(self.p12, secret, prefer_pss=self.pss), f"p12:{self.p12.name}"
+        assert self.pkcs11_module is not None
+        kid, cid = _hex_id("--key-id", self.key_id), _hex_id("--cert-id", self.cert_id)
+        token = Pkcs11KeySource(
+            module_path=self.pkcs11_module,
+            pin=_secret(self.secret_env, "Mã PIN token / token PIN"),
+            token_label=self.token_label,
+            key_label=self.key_label,
+            key_id=kid,
+            # the certificate is found like the key unless told otherwise
+            cert_label=self.cert_label or (self.key_label if cid is None else None),
+            cert_id=cid if cid is not None or self.cert_label else kid,
+            prefer_pss=self.pss,
         )
-        return source, f"p12:{p12.name}"
-    assert pkcs11_module is not None
-    kid, cid = _hex_id("--key-id", key_id), _hex_id("--cert-id", cert_id)
-    token = Pkcs11KeySource(
-        module_path=pkcs11_module,
-        pin=_secret(secret_env, "Mã PIN token / token PIN"),
-        token_label=token_label,
-        key_label=key_label,
-        key_id=kid,
-        # the certificate is found like the key unless told otherwise
-        cert_label=cert_label or (key_label if cid is None else None),
-        cert_id=cid if cid is not None or cert_label else kid,
-        prefer_pss=pss,
-    )
-    key_text = f"{key_label or ''}{'#' + key_id if key_id else ''}" or "?"
-    return token, f"pkcs11:{token_label or '?'}/{key_text}"
+        key_text = f"{self.key_label or ''}{'#' + self.key_id if self.key_id else ''}" or "?"
+        return token, f"pkcs11:{self.token_label or '?'}/{key_text}"
 
 
 def trust_store(anchors: list[Path] | None, fetch_hosts: list[str] | None = None) -> TrustStore:
@@ -276,21 +280,14 @@ def tsa_settings(url: str | None, timeout: float) -> TsaSettings | None:
 
 
 @app.command(name="sign")
+@with_options(key_choice=KeyChoice)
 def sign(
     inputs: Annotated[list[Path], typer.Argument(help="PDF files and/or directories of PDFs")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory (created if missing)")],
-    p12: P12Option = None,
-    pkcs11_module: Pkcs11ModuleOption = None,
-    token_label: TokenLabelOption = None,
-    key_label: KeyLabelOption = None,
-    cert_label: CertLabelOption = None,
-    key_id: KeyIdOption = None,
-    cert_id: CertIdOption = None,
-    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV,
+    key_choice: KeyChoice,
     level: Annotated[SignatureLevel, typer.Option("--level", help="PAdES level")] = SignatureLevel.B_T,
     role: Annotated[SignRole, typer.Option("--role", help="Decree 30 appearance")] = SignRole.INVISIBLE,
     certify: Annotated[bool, typer.Option("--certify", help="certification signature, DocMDP P=2")] = False,
-    pss: PssOption = False,
     template_file: Annotated[
         Path | None, typer.Option("--template", help="appearance template JSON (AppearanceTemplate)")
     ] = None,
@@ -309,17 +306,7 @@ def sign(
 ) -> None:
     """Sign PDFs into OUT with one key (certificate checked once, before signing)."""
     with refusing("Từ chối ký"):
-        key, audit_key = key_source(
-            p12,
-            pkcs11_module,
-            token_label=token_label,
-            key_label=key_label,
-            cert_label=cert_label,
-            secret_env=secret_env,
-            pss=pss,
-            key_id=key_id,
-            cert_id=cert_id,
-        )
+        key, audit_key = key_choice.load()
         try:
             template = (
                 AppearanceTemplate.model_validate_json(template_file.read_text(encoding="utf-8"))
@@ -340,7 +327,7 @@ def sign(
             level=level,
             role=role,
             certify=certify,
-            prefer_pss=pss,
+            prefer_pss=key_choice.pss,
             copy_form=copy_form.value,
             agency_name=agency_name,
             document_number=document_number,

@@ -6,11 +6,11 @@ Mounting: ``simulate.add_typer(app, name="dvcqg")`` under a ``simulate`` group g
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Annotated
 
 import typer
+
+from hub.commands.simulating import HostOption, PortOption, run_until_interrupted
 
 __all__ = ["app"]
 
@@ -22,8 +22,8 @@ app = typer.Typer(
 
 @app.callback(invoke_without_command=True)
 def simulate_dvcqg(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0 = any free port).", min=0, max=65535)] = 8801,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8801,
     username: Annotated[str, typer.Option(help="Adapter account name.")] = "hub",
     password: Annotated[str, typer.Option(help="Adapter account password.")] = "hub-secret",  # noqa: S107  simulator test credential
     prefix: Annotated[str, typer.Option(help="Adapter base path.")] = "/apiDVC-GPLX/tcdbdvcdata",
@@ -44,8 +44,7 @@ def simulate_dvcqg(
         session_ttl_seconds=session_ttl,
         progress_answer="text" if progress_text else "json",
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(config, host, port))
+    run_until_interrupted(serve_forever(config, host, port))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,13 +10,13 @@ Mounted by :mod:`hub.cli` as ``hub simulate lgsp --port 8802``. Run alone:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from hub.commands.simulating import HostOption, PortOption, run_until_interrupted
 
 __all__ = ["app"]
 
@@ -28,8 +28,8 @@ app = typer.Typer(
 
 @app.callback(invoke_without_command=True)
 def simulate_lgsp(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0 = any free port).", min=0, max=65535)] = 8802,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8802,
     wsdl: Annotated[
         Path | None, typer.Option(help="WSDL to serve (default: the bundled lgsp-motcua.wsdl).", exists=True)
     ] = None,
@@ -72,8 +72,7 @@ def simulate_lgsp(
         assert isinstance(running, LgspSimulator)
         typer.echo(json.dumps(describe(running), ensure_ascii=False), err=False)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_until_cancelled(sim, announce))
+    run_until_interrupted(serve_until_cancelled(sim, announce))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -151,3 +151,9 @@ def reset_password(
     """Set a new password (the rules apply), clear the lock, end every session of the account."""
     account = _service().reset_password(username, _password(password_file, password_env), actor=_operator())
     typer.echo(f"new password set for {_describe(account)}; its sessions were ended")
+
+
+@app.command("oidc-unlink")
+def oidc_unlink(username: Annotated[str, typer.Argument(help="Login name")]) -> None:
+    """Forget the account's link to an identity at the OIDC provider (relinked at its next sign-in)."""
+    typer.echo(f"OIDC link removed from {_describe(_service().unlink_oidc(username, actor=_operator()))}")

@@ -53,6 +53,13 @@ def keep_lang(request: Request, target: str) -> str:
     return f"{target}{'&' if '?' in target else '?'}lang={chosen}"
 
 
+def safe_next(target: str | None) -> str:
+    """Only console paths of this site (no open redirect, OWASP Unvalidated Redirects)."""
+    if target and target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/console/"
+
+
 def _language_link(request: Request, other: Lang) -> str:
     """This page in the ``other`` language: a GET page with its query (``next`` kept); the answer
     to a form links to the home page, since the form's URL takes only POST."""

@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from hub.accounts.oidc import OidcSignIn
 from hub.accounts.service import AccountService
 from hub.accounts.sessions import ActiveSession, ConsoleSessions
 from hub.api.deps import declare_policy, declared_policies
@@ -48,6 +49,8 @@ class Console:
     settings: ConsoleSettings
     accounts: AccountService
     sessions: ConsoleSessions
+    #: Sign-in through the OIDC provider (``console.oidc``; ``None``: not configured).
+    oidc: OidcSignIn | None = None
 
     @property
     def cookie(self) -> str:

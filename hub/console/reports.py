@@ -275,6 +275,8 @@ async def ontime_export(request: Request, active: Reader) -> Response:
             status=http_status_for(exc),
             active=active,
             message=error_text(request, exc),
+            back="/console/reports/ontime",
+            back_label="page.console.reports_ontime",
         )
     reports = get_reports(request)
     report = await run_in_threadpool(
@@ -360,6 +362,8 @@ async def usage_export_file(request: Request, active: UsageReader) -> Response:
             status=http_status_for(exc),
             active=active,
             message=error_text(request, exc),
+            back="/console/reports/usage",
+            back_label="page.console.reports_usage",
         )
     report = await run_in_threadpool(get_reports(request).usage, window)
     name = f"usage-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{fmt}"

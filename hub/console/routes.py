@@ -20,14 +20,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from hub.accounts.oidc import OidcSignIn
 from hub.accounts.service import AccountService
 from hub.accounts.sessions import ActiveSession, ConsoleSessions
 from hub.api.errors import error_headers, http_status_for
 from hub.api.limits import client_address
 from hub.config import Settings
-from hub.console import ops, reports, views
+from hub.console import desk, oidc, ops, reports, views
 from hub.console.i18n import MESSAGES
 from hub.console.pages import keep_lang, lang_of, page
+from hub.console.pages import safe_next as _safe_next
 from hub.console.policy import (
     Console,
     Forbidden,
@@ -55,18 +57,19 @@ def _set_cookie(response: Response, console: Console, name: str, value: str) -> 
     )
 
 
-def _safe_next(target: str | None) -> str:
-    """Only console paths of this site (no open redirect, OWASP Unvalidated Redirects)."""
-    if target and target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/console/"
-
-
 @router.get("/console/login", dependencies=[Depends(LOGIN)], name="console.login")
 async def login_form(request: Request, next: str = "") -> HTMLResponse:
     console = get_console(request)
     token = secrets.token_urlsafe(32)
-    response = page(request, "login.html", login_csrf=token, next=_safe_next(next), error=None)
+    response = page(
+        request,
+        "login.html",
+        login_csrf=token,
+        next=_safe_next(next),
+        error=None,
+        oidc_provider=oidc.login_button(console),
+        password_login=not oidc.password_login_hidden(console),
+    )
     _set_cookie(response, console, console.login_cookie, token)
     return response
 
@@ -83,6 +86,8 @@ async def login_submit(
     cookie = request.cookies.get(console.login_cookie, "")
     if not cookie or not csrf_token or not secrets.compare_digest(cookie.encode(), csrf_token.encode()):
         raise Forbidden("csrf")
+    if oidc.password_login_hidden(console):
+        raise Forbidden("password_login")
     client = client_address(request)
     try:
         account = await run_in_threadpool(console.accounts.login, username, password, client=client)
@@ -96,6 +101,8 @@ async def login_submit(
             next=_safe_next(next),
             error=exc.message_vi if lang_of(request) == "vi" else exc.message,
             username=username[:64],
+            oidc_provider=oidc.login_button(console),
+            password_login=True,
         )
         response.headers.update(error_headers(exc))
         _set_cookie(response, console, console.login_cookie, token)
@@ -128,11 +135,11 @@ async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_
 
 
 def page_routes() -> list[APIRoute]:
-    """Every route of the console: these pages, :mod:`hub.console.ops`, :mod:`hub.console.views`
-    and :mod:`hub.console.reports`."""
+    """Every route of the console: these pages, :mod:`hub.console.oidc`, :mod:`hub.console.ops`,
+    :mod:`hub.console.views`, :mod:`hub.console.desk` and :mod:`hub.console.reports`."""
     return [
         route
-        for each in (router, ops.router, views.router, reports.router)
+        for each in (router, oidc.router, ops.router, views.router, desk.router, reports.router)
         for route in each.routes
         if isinstance(route, APIRoute)
     ]
@@ -172,6 +179,7 @@ async def _users_page(
         active=active,
         accounts=accounts,
         roles=[role.value for role in AccountRole],
+        oidc_provider=oidc.login_button(get_console(request)),
         error=error,
         notice=notice,
     )
@@ -234,6 +242,13 @@ async def users_roles(
     return await _change(request, active, get_console(request).accounts.set_roles, username, role or [])
 
 
+@router.post("/console/admin/users/{username}/oidc-unlink", name="console.admin_users_oidc_unlink")
+async def users_oidc_unlink(
+    request: Request, username: str, active: Annotated[ActiveSession, Depends(ADMIN)]
+) -> HTMLResponse:
+    return await _change(request, active, get_console(request).accounts.unlink_oidc, username)
+
+
 @cache
 def _stylesheet() -> bytes:
     return resources.files(__package__).joinpath("templates", "console.css").read_bytes()
@@ -261,10 +276,17 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
 def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
     """Serve the console on ``app`` (its services in ``app.state.console``)."""
     accounts = AccountService(db, settings.console)
-    app.state.console = Console(settings.console, accounts, ConsoleSessions(db, accounts))
+    sign_in = None
+    if settings.console.oidc is not None:
+        sign_in = OidcSignIn(
+            settings.console.oidc, db, accounts, redirect_base_url=settings.api.public_base_url
+        )
+    app.state.console = Console(settings.console, accounts, ConsoleSessions(db, accounts), sign_in)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(Forbidden, _forbidden)
     app.include_router(router)
+    app.include_router(oidc.router)
     app.include_router(ops.router)
     app.include_router(views.router)
+    app.include_router(desk.router)
     app.include_router(reports.router)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db.base import Base, utcnow
@@ -33,6 +33,7 @@ class AccountRole(enum.StrEnum):
 
 class UserAccount(Base):
     __tablename__ = "users"
+    __table_args__ = (Index("uq_users_oidc_identity", "oidc_issuer", "oidc_subject", unique=True),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -49,6 +50,11 @@ class UserAccount(Base):
     last_login_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: The identity at the OIDC provider this account is linked to (``iss`` + ``sub`` of its ID
+    #: tokens), set at its first sign-in there (docs/console.md, "Sign-in through the province's
+    #: identity provider"); ``None``: never signed in that way.
+    oidc_issuer: Mapped[str | None] = mapped_column(String(500))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
 
 
 class UserRole(Base):

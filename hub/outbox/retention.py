@@ -129,17 +129,13 @@ def count_prunable(db: Database, retention: RetentionSettings, *, now: datetime 
     with db.sessions() as session:
         if cutoffs.delivered_before is not None:
             doomed = _old_delivered(cutoffs.delivered_before)
-            messages = _count(session, select(func.count()).select_from(doomed.subquery()))
+            messages = _count_rows(session, doomed)
             attempts = _count(session, select(func.count()).where(DeliveryAttempt.message_seq.in_(doomed)))
             revisions = _count(session, select(func.count()).where(PayloadRevision.message_seq.in_(doomed)))
         if cutoffs.bulk_jobs_before is not None:
-            jobs = _count(
-                session, select(func.count()).select_from(_old_jobs(cutoffs.bulk_jobs_before).subquery())
-            )
+            jobs = _count_rows(session, _old_jobs(cutoffs.bulk_jobs_before))
         if cutoffs.workers_before is not None:
-            workers = _count(
-                session, select(func.count()).select_from(_old_workers(cutoffs.workers_before).subquery())
-            )
+            workers = _count_rows(session, _old_workers(cutoffs.workers_before))
     return PruneCounts(messages, attempts, revisions, jobs, workers)
 
 
@@ -147,14 +143,22 @@ def _count(session: Session, statement: Any) -> int:
     return int(session.scalar(statement) or 0)
 
 
+def _count_rows(session: Session, rows: Any) -> int:
+    """How many rows the select ``rows`` returns."""
+    return _count(session, select(func.count()).select_from(rows.subquery()))
+
+
+def _lock_batch(session: Session, rows: Any, key: Any, size: int) -> list[Any]:
+    """The first ``size`` keys of the select ``rows`` by ``key``, their rows locked; rows another
+    pruner holds are skipped, not waited for."""
+    return list(session.scalars(rows.order_by(key).limit(size).with_for_update(skip_locked=True)))
+
+
 def _prune_messages_batch(db: Database, before: datetime, size: int) -> PruneCounts:
     """One transaction: up to ``size`` old delivered messages, their attempts and revisions
     (deleted first: no reliance on ``ON DELETE CASCADE`` being enforced)."""
     with db.transaction() as session:
-        locked = (
-            _old_delivered(before).order_by(OutboxMessage.seq).limit(size).with_for_update(skip_locked=True)
-        )
-        seqs = list(session.scalars(locked))
+        seqs = _lock_batch(session, _old_delivered(before), OutboxMessage.seq, size)
         if not seqs:
             return PruneCounts()
         conn = session.connection()
@@ -171,8 +175,7 @@ def _prune_messages_batch(db: Database, before: datetime, size: int) -> PruneCou
 def _prune_jobs_batch(db: Database, before: datetime, size: int) -> PruneCounts:
     """One transaction: up to ``size`` bulk jobs finished before ``before``."""
     with db.transaction() as session:
-        locked = _old_jobs(before).order_by(BulkJob.id).limit(size).with_for_update(skip_locked=True)
-        ids = list(session.scalars(locked))
+        ids = _lock_batch(session, _old_jobs(before), BulkJob.id, size)
         if not ids:
             return PruneCounts()
         result = session.connection().execute(delete(BulkJob).where(BulkJob.id.in_(ids)))
@@ -183,10 +186,7 @@ def _prune_workers_batch(db: Database, before: datetime, size: int) -> PruneCoun
     """One transaction: up to ``size`` rows of workers stopped before ``before`` (a running
     worker's row has no ``stopped_at`` and is never touched; a stopped worker holds no lease)."""
     with db.transaction() as session:
-        locked = (
-            _old_workers(before).order_by(DeliveryWorker.id).limit(size).with_for_update(skip_locked=True)
-        )
-        ids = list(session.scalars(locked))
+        ids = _lock_batch(session, _old_workers(before), DeliveryWorker.id, size)
         if not ids:
             return PruneCounts()
         result = session.connection().execute(

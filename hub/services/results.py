@@ -43,7 +43,15 @@ from hub.services.issuance import (
     require_open_places,
 )
 from hub.services.result_files import store_and_attach
-from hub.services.signing_authority import SealCheck, SigningAttempt, SigningAudit, authorize_key, sha256_hex
+from hub.services.signing_authority import (
+    SealCheck,
+    SigningAttempt,
+    SigningAudit,
+    authorize_external,
+    authorize_key,
+    external_key_id,
+    sha256_hex,
+)
 from hub.services.signing_keys import key_images, policy_from_settings
 from hub.storage.files import FileStore, StoredFileInfo
 from schemas.dossier import Dossier, ResultDocument
@@ -53,8 +61,10 @@ from schemas.errors import (
     FeatureNotConfiguredError,
     HubError,
     InvalidInputError,
+    PermissionDeniedError,
     RetryableError,
 )
+from signing.external import ExternalSigningRequest, ExternalSigningService
 from signing.facade import SigningFacade
 from signing.issuance import OPEN_AFTER_SIGNATURE, NumberPlaces, ensure_number_places
 from signing.models import SignatureLevel, SignOptions, SignResult, SignRole
@@ -225,14 +235,7 @@ class ResultSigningService:
             dossier.code,
             file_id,
         )
-        options = SignOptions(
-            level=SignatureLevel.B_T,
-            role=SignRole.PERSONAL,
-            certify=True,
-            open_fields=list(OPEN_AFTER_SIGNATURE),
-            reason=reason or f"Phê duyệt kết quả hồ sơ {dossier.code}",
-            location=self._location,
-        )
+        options = self._personal_options(dossier.code, reason)
         self._authorize(attempt, principal, options.role)
         signed, result = self._sign(attempt, self._with_places(attempt, source), options)
         stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
@@ -358,6 +361,148 @@ class ResultSigningService:
             **number_details(number),
         )
         return IssuedResult(**stored.model_dump(), document_number=number)
+
+    def prepare_personal_external(
+        self,
+        principal: Principal,
+        dossier_code: str,
+        file_id: str,
+        certificate: bytes,
+        *,
+        chain: list[bytes] | None = None,
+        max_bytes: int = 20 * 1024 * 1024,
+    ) -> ExternalSigningRequest:
+        """The competent person's signature with her own token (blocking call): the draft gets
+        its number and date places and is prepared exactly as :meth:`sign_personal` would sign
+        it (DocMDP P=2 certification, FieldMDP lock, B-T), but the key stays on the token; her
+        tool signs the returned attributes and :meth:`complete_personal_external` embeds them
+        (docs/signing.md §14). Audited as ``signing.results.sign``, outcome ``prepared``."""
+        dossier, _info, source = self._draft(dossier_code, file_id, max_bytes)
+        attempt = SigningAttempt(
+            principal.name,
+            "results.sign",
+            external_key_id(certificate),
+            sha256_hex(source),
+            KeyPurpose.PERSONAL,
+            dossier.code,
+            file_id,
+        )
+        try:
+            authorize_external(principal, SignRole.PERSONAL)
+        except HubError as exc:
+            self._audit.refused(attempt, exc)
+            raise
+        data = self._with_places(attempt, source)
+        external = ExternalSigningService(
+            self._service(self._own_personal_key(principal), SignRole.PERSONAL),
+            self._facade.external.store,
+            ttl=self._facade.external.ttl,
+        )
+        try:
+            prepared = asyncio.run(
+                external.prepare(
+                    data,
+                    certificate,
+                    self._personal_options(dossier.code),
+                    chain_der=chain,
+                    owner=principal.name,
+                )
+            )
+        except HubError as exc:
+            self._audit.failed(attempt, exc)
+            raise _refused(exc, "officer", dossier.code, attempt.key_id) from exc
+        except BaseException as exc:
+            self._audit.failed(attempt, exc)
+            raise
+        subject = prepared.certificate.subject if prepared.certificate is not None else None
+        self._audit.record(attempt, "prepared", request_id=prepared.request_id, certificate_subject=subject)
+        return prepared
+
+    def complete_personal_external(
+        self,
+        principal: Principal,
+        dossier_code: str,
+        file_id: str,
+        request_id: str,
+        *,
+        signature: bytes | None = None,
+        cms_der: bytes | None = None,
+        max_bytes: int = 20 * 1024 * 1024,
+    ) -> SignedDraft:
+        """Embed her token's signature in the request prepared for draft ``file_id`` (only by
+        whoever prepared it) and store the signed paper as :meth:`sign_personal` does."""
+        dossier, info, source = self._draft(dossier_code, file_id, max_bytes)
+        attempt = SigningAttempt(
+            principal.name,
+            "results.sign",
+            f"external-request:{request_id[:64]}",
+            sha256_hex(source),
+            KeyPurpose.PERSONAL,
+            dossier.code,
+            file_id,
+        )
+        try:
+            signed, pending = asyncio.run(
+                self._facade.complete_external(
+                    request_id, signature=signature, cms_der=cms_der, owner=principal.name
+                )
+            )
+        except PermissionDeniedError as exc:
+            self._audit.refused(attempt, exc)
+            raise
+        except BaseException as exc:
+            self._audit.failed(attempt, exc)
+            raise
+        attempt = dataclasses.replace(attempt, key_id=external_key_id(pending.certificate_der))
+        stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
+        stored = self._files.save(
+            signed, filename=f"{stem}.approved.pdf", media_type="application/pdf", dossier_code=dossier.code
+        )
+        self._audit.record(
+            attempt,
+            "signed",
+            output_sha256=stored.sha256,
+            output_file_id=stored.id,
+            request_id=request_id,
+        )
+        return SignedDraft(
+            dossier_code=dossier.code,
+            source_file_id=file_id,
+            file_id=stored.id,
+            sha256=stored.sha256,
+            size=stored.size,
+            signature=SignerSummary(
+                role=SignRole.PERSONAL,
+                key_id=attempt.key_id,
+                field_name=pending.field_name,
+                level=pending.options.level,
+                signed_at=pending.signed_at,
+            ),
+        )
+
+    def _own_personal_key(self, principal: Principal) -> str:
+        """Her personal key on the hub with a signature image (drawn for her token's signature
+        too, Decree 30/2020 Appendix I box 7c); the configured default image otherwise."""
+        for key_id, grant in sorted(self._facade.grants.items()):
+            if (
+                grant.purpose is KeyPurpose.PERSONAL
+                and principal.identities & grant.principals
+                and key_id in self._images
+            ):
+                return key_id
+        return ""
+
+    def _personal_options(self, dossier_code: str, reason: str | None = None) -> SignOptions:
+        """The competent person's signature: DocMDP P=2 certification at B-T, the number and
+        date places and the seal field left open (Decree 30/2020 Art. 13(7), 14–15)."""
+        return SignOptions(
+            level=SignatureLevel.B_T,
+            role=SignRole.PERSONAL,
+            certify=True,
+            open_fields=list(OPEN_AFTER_SIGNATURE),
+            reason=reason or f"Phê duyệt kết quả hồ sơ {dossier_code}",
+            location=self._location,
+        )
 
     async def asign_personal(
         self, principal: Principal, dossier_code: str, file_id: str, **kwargs: Any

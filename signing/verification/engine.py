@@ -1092,54 +1092,33 @@ def _integrity(
     status: StandardCMSSignatureStatus | None, subindic: AdESSubIndic, mods: ModificationReport
 ) -> CheckResult:
     if subindic == AdESFailure.HASH_FAILURE or (status is not None and not status.intact):
-        return CheckResult(
-            outcome=CheckOutcome.FAILED,
-            detail="digest mismatch inside the signed byte range",
-            detail_vi="giá trị băm không khớp trong phạm vi đã ký",
+        return CheckResult.failed(
+            "digest mismatch inside the signed byte range", "giá trị băm không khớp trong phạm vi đã ký"
         )
     if subindic == AdESFailure.SIG_CRYPTO_FAILURE or (status is not None and not status.valid):
-        return CheckResult(
-            outcome=CheckOutcome.FAILED,
-            detail="signature value invalid",
-            detail_vi="giá trị chữ ký không hợp lệ",
-        )
+        return CheckResult.failed("signature value invalid", "giá trị chữ ký không hợp lệ")
     if mods.tampered:
-        return CheckResult(
-            outcome=CheckOutcome.FAILED,
-            detail="document modified after signing",
-            detail_vi="tài liệu bị sửa đổi sau khi ký",
-        )
+        return CheckResult.failed("document modified after signing", "tài liệu bị sửa đổi sau khi ký")
     if status is None:
-        return CheckResult(outcome=CheckOutcome.UNKNOWN)
+        return CheckResult.unknown()
     if mods.later_revisions and mods.permitted:
-        return CheckResult(
-            outcome=CheckOutcome.PASSED,
-            detail="intact; later revisions contain only permitted changes",
-            detail_vi="toàn vẹn; các phiên bản sau chỉ có thay đổi được phép",
+        return CheckResult.passed(
+            "intact; later revisions contain only permitted changes",
+            "toàn vẹn; các phiên bản sau chỉ có thay đổi được phép",
         )
-    return CheckResult(outcome=CheckOutcome.PASSED, detail="intact", detail_vi="toàn vẹn")
+    return CheckResult.passed("intact", "toàn vẹn")
 
 
 def _chain_result(status: StandardCMSSignatureStatus | None, codes: set[str]) -> CheckResult:
     if "self_signed" in codes:
-        return CheckResult(
-            outcome=CheckOutcome.FAILED,
-            detail="self-signed certificate, not a trusted root",
-            detail_vi="chứng thư tự ký, không phải chứng thư gốc tin cậy",
+        return CheckResult.failed(
+            "self-signed certificate, not a trusted root", "chứng thư tự ký, không phải chứng thư gốc tin cậy"
         )
     if "untrusted_chain" in codes:
-        return CheckResult(
-            outcome=CheckOutcome.FAILED,
-            detail="no path to a trusted root",
-            detail_vi="không có đường dẫn tới chứng thư gốc tin cậy",
-        )
+        return CheckResult.failed("no path to a trusted root", "không có đường dẫn tới chứng thư gốc tin cậy")
     if status is not None and status.validation_path is not None:
-        return CheckResult(
-            outcome=CheckOutcome.PASSED,
-            detail="path to a trusted root",
-            detail_vi="có đường dẫn tới chứng thư gốc tin cậy",
-        )
-    return CheckResult(outcome=CheckOutcome.UNKNOWN)
+        return CheckResult.passed("path to a trusted root", "có đường dẫn tới chứng thư gốc tin cậy")
+    return CheckResult.unknown()
 
 
 def _valid_at_signing(
@@ -1152,44 +1131,32 @@ def _valid_at_signing(
     """Circular 15/2025 §2.3.4(6), saying what was checked: the validity period always, the
     revocation status only when OCSP/CRL data was consulted (Annex II)."""
     if revoked_before_signing or "revoked" in codes:
-        return CheckResult(
-            outcome=CheckOutcome.FAILED,
-            detail="certificate revoked at signing time",
-            detail_vi="chứng thư đã bị thu hồi tại thời điểm ký",
+        return CheckResult.failed(
+            "certificate revoked at signing time", "chứng thư đã bị thu hồi tại thời điểm ký"
         )
     if "not_valid_at_signing_time" in codes:
-        return CheckResult(
-            outcome=CheckOutcome.FAILED,
-            detail="outside the certificate validity period",
-            detail_vi="ngoài thời hạn hiệu lực của chứng thư",
+        return CheckResult.failed(
+            "outside the certificate validity period", "ngoài thời hạn hiệu lực của chứng thư"
         )
     if chain.outcome is CheckOutcome.FAILED:
-        return CheckResult(
-            outcome=CheckOutcome.FAILED,
-            detail="certificate not issued under a trusted root",
-            detail_vi="chứng thư không thuộc hệ thống chứng thực tin cậy",
+        return CheckResult.failed(
+            "certificate not issued under a trusted root", "chứng thư không thuộc hệ thống chứng thực tin cậy"
         )
     if codes & {"expired_no_poe", "revoked_no_poe", "revocation_unavailable", "no_poe", "chain_failure"}:
-        return CheckResult(
-            outcome=CheckOutcome.UNKNOWN, detail="not provable", detail_vi="không xác định được"
-        )
+        return CheckResult.unknown("not provable", "không xác định được")
     if signing_time is None:
-        return CheckResult(
-            outcome=CheckOutcome.UNKNOWN, detail="no signing time", detail_vi="không có thời gian ký"
-        )
+        return CheckResult.unknown("no signing time", "không có thời gian ký")
     if chain.outcome is not CheckOutcome.PASSED:
-        return CheckResult(outcome=CheckOutcome.UNKNOWN)
+        return CheckResult.unknown()
     if revocation.outcome is CheckOutcome.PASSED:
-        return CheckResult(
-            outcome=CheckOutcome.PASSED,
-            detail="within the validity period and not revoked at signing time, per OCSP/CRL",
-            detail_vi="trong thời hạn hiệu lực và chưa bị thu hồi tại thời điểm ký, theo OCSP/CRL",
+        return CheckResult.passed(
+            "within the validity period and not revoked at signing time, per OCSP/CRL",
+            "trong thời hạn hiệu lực và chưa bị thu hồi tại thời điểm ký, theo OCSP/CRL",
         )
     en, vi = not_checked_detail(revocation.not_checked_reason or "not_attempted")
-    return CheckResult(
-        outcome=CheckOutcome.PASSED,
-        detail=f"within the validity period at signing time; revocation NOT checked: {en}",
-        detail_vi=f"trong thời hạn hiệu lực tại thời điểm ký; CHƯA kiểm tra được tình trạng thu hồi: {vi}",
+    return CheckResult.passed(
+        f"within the validity period at signing time; revocation NOT checked: {en}",
+        f"trong thời hạn hiệu lực tại thời điểm ký; CHƯA kiểm tra được tình trạng thu hồi: {vi}",
     )
 
 

@@ -143,6 +143,19 @@ class CheckResult(_Model):
     detail: NfcStr | None = None
     detail_vi: NfcStr | None = None
 
+    @classmethod
+    def passed(cls, detail: str, detail_vi: str) -> CheckResult:
+        return cls(outcome=CheckOutcome.PASSED, detail=detail, detail_vi=detail_vi)
+
+    @classmethod
+    def failed(cls, detail: str, detail_vi: str) -> CheckResult:
+        return cls(outcome=CheckOutcome.FAILED, detail=detail, detail_vi=detail_vi)
+
+    @classmethod
+    def unknown(cls, detail: str | None = None, detail_vi: str | None = None) -> CheckResult:
+        """Not decidable (with why, when there is something to say)."""
+        return cls(outcome=CheckOutcome.UNKNOWN, detail=detail, detail_vi=detail_vi)
+
 
 class CertificateInfo(_Model):
     """What a person needs to identify a certificate (RFC 5280 fields, decoded)."""

@@ -110,3 +110,28 @@ def test_create_admin_once_then_manage_accounts(tmp_path: Path) -> None:
     assert actions == ["account.create", "account.roles", "account.disable", "account.password_reset"]
     assert len(actors) == 1
     assert next(iter(actors)).startswith("cli:")
+
+
+def test_oidc_unlink(tmp_path: Path) -> None:
+    url, env = _env(tmp_path)
+    create = ["users", "create", "--username", "lan", "--display-name", "Lan", "--role", "officer"]
+    made = run([*create, "--password-env", "NEW_PASSWORD"], env, tmp_path)
+    assert made.returncode == 0, made.stderr
+    db = Database.connect(url)
+    try:
+        with db.transaction() as session:
+            row = session.scalar(select(UserAccount).where(UserAccount.username == "lan"))
+            assert row is not None
+            row.oidc_issuer, row.oidc_subject = "https://sso.example.gov.vn", "sub-1"
+        unlinked = run(["users", "oidc-unlink", "lan"], env, tmp_path)
+        assert unlinked.returncode == 0, unlinked.stderr
+        assert "OIDC link removed from" in unlinked.stdout
+        with db.sessions() as session:
+            row = session.scalar(select(UserAccount).where(UserAccount.username == "lan"))
+            assert row is not None
+            assert row.oidc_subject is None
+            assert session.scalar(select(AuditEntry.action).order_by(AuditEntry.id.desc())) == (
+                "account.oidc_unlink"
+            )
+    finally:
+        db.dispose()

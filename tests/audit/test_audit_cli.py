@@ -30,6 +30,8 @@ def test_verify_passes_then_reports_tampering(database_url: str, tmp_path: Path)
         exported = run(["audit", "export", "--format", "csv"], env, tmp_path)
         assert exported.returncode == 0
         assert len(exported.stdout.splitlines()) == 3
+        revokes = run(["audit", "export", "--action", "api_key.revoke", "--target", "k-1"], env, tmp_path)
+        assert [line.count('"api_key.revoke"') for line in revokes.stdout.splitlines()] == [1]
         with db.engine.begin() as connection:
             if db.is_postgres:
                 connection.exec_driver_sql("DROP TRIGGER audit_log_no_update ON audit_log")

@@ -94,3 +94,22 @@ def test_show_masks_personal_data_unless_revealed(db: Database) -> None:
         assert "Nguyễn Văn An" in shown.output
     revealed = runner.invoke(app, ["show", str(seq), "--json", "--reveal"])
     assert json.loads(revealed.output)["payload"] == payload
+
+
+def test_bulk_discard_takes_the_filter_options(db: Database) -> None:
+    """--dossier and --error-class reach the filter: only the matching dead messages go."""
+    kept, by_dossier, by_error = put(db, "portal", "D1"), put(db, "portal", "D2"), put(db, "portal", "D3")
+    kill(db, kept, by_dossier)
+    kill(db, by_error, error_class="SoapFaultError")
+    for option, value in (("--dossier", "D2"), ("--error-class", "SoapFaultError")):
+        result = runner.invoke(app, ["discard", "--all", option, value, "--reason", "sent twice", "--wait"])
+        assert result.exit_code == 0, result.output
+        assert "done 1/1" in result.output
+    assert [message(db, seq).state for seq in (kept, by_dossier, by_error)] == [
+        "dead",
+        "discarded",
+        "discarded",
+    ]
+    neither = runner.invoke(app, ["retry"])
+    assert neither.exit_code != 0
+    assert "give a message number or --all" in neither.output

@@ -24,10 +24,11 @@ from connectors.dvcqg.inbound import (
 )
 from hub.api.deps import get_intake, get_services, require_role
 from hub.api.errors import http_status_for
+from hub.api.limits import read_body
 from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert
 from schemas.dossier import Dossier
-from schemas.errors import NotFoundError
+from schemas.errors import NotFoundError, PayloadTooLargeError
 
 PUSH_PATH = "/api/v1/dvcqg/inbound/dossiers"
 
@@ -60,18 +61,6 @@ def get_acceptor(request: Request) -> InboundAccept:
     return intake_acceptor(get_intake(request))
 
 
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or ``None`` as soon as it passes ``limit`` (nothing more is read)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post(
     PUSH_PATH,
     response_model=InboundAnswer,
@@ -82,8 +71,9 @@ async def receive_push(
     request: Request, accept: Annotated[InboundAccept, Depends(get_acceptor)]
 ) -> JSONResponse:
     limit = get_services(request).dvcqg_push_max_bytes or DEFAULT_MAX_PUSH_BYTES
-    body = await _read_limited(request, limit)
-    if body is None:
+    try:
+        body = await read_body(request, limit)
+    except PayloadTooLargeError:
         too_large = InboundAnswer(error_code=-1, message=f"| body larger than {limit} bytes")
         return JSONResponse(too_large.model_dump(), status_code=413)
     key = request.headers.get("idempotency-key") or request.headers.get("x-message-id")

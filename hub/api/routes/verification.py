@@ -20,9 +20,10 @@ from starlette.datastructures import UploadFile
 from starlette.types import Message
 
 from hub.api.deps import require_role
+from hub.api.limits import body_too_large, read_body
 from hub.auth.keys import Principal
 from hub.services.signing_keys import policy_from_settings
-from schemas.errors import InvalidInputError, PayloadTooLargeError
+from schemas.errors import InvalidInputError
 from signing.report import render_report
 from signing.verification import VerificationPolicy, VerificationReport, verify_pdf
 
@@ -51,33 +52,10 @@ def get_verification_policy(request: Request) -> VerificationPolicy:
     return policy
 
 
-def _too_large(size: int, limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(
-        f"upload of {size}+ bytes exceeds the {limit}-byte limit",
-        message_vi=f"Tệp tải lên vượt giới hạn {limit} byte",
-        details={"limit": limit},
-    )
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it grows past ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _pdf_from_request(request: Request, limit: int) -> tuple[bytes, str | None]:
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
-        body = await _read_limited(request, limit + _MULTIPART_OVERHEAD)
+        body = await read_body(request, limit + _MULTIPART_OVERHEAD)
         sent = False
 
         async def replay() -> Message:
@@ -97,10 +75,10 @@ async def _pdf_from_request(request: Request, limit: int) -> tuple[bytes, str | 
                 )
             data = await upload.read(limit + 1)
             if len(data) > limit:
-                raise _too_large(len(data), limit)
+                raise body_too_large(len(data), limit)
             return data, upload.filename
     if content_type.startswith(("application/pdf", "application/octet-stream")):
-        return await _read_limited(request, limit), None
+        return await read_body(request, limit), None
     raise InvalidInputError(
         "send the PDF as multipart/form-data (field 'file') or as an application/pdf body",
         message_vi="Cần gửi tệp PDF dạng multipart/form-data (trường 'file') hoặc application/pdf",

@@ -1,0 +1,375 @@
+"""The officer's signing desk, the clerk's issuance queue and the verification report (issue 11).
+
+``/console/signing`` (officer): drafts waiting for a signature, each with a preview of its
+pages; sign one with the server-held key bound to the account, or select several and sign them
+as a batch job whose page refreshes until it ends (``/console/signing/jobs/{id}``).
+``/console/issuance`` (clerk): papers the officer signed, waiting for their number, date and
+seal; issue one. ``/console/verification/{file_id}`` (officer, clerk): the hub verifier's report
+of a stored paper in Vietnamese or English (Circular 15/2025 §2.3.4 fields).
+
+Thin handlers over :class:`hub.services.signing_desk.SigningDesk`, which signs through
+:class:`hub.services.results.ResultSigningService` (authority checks, audit, placement: the
+API's ``/results/sign`` and ``/results/issue`` path). The officer's own USB token uses the
+API's external-signing flow with the ``hub token-sign`` helper (docs/signing.md §14).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hub.accounts.sessions import ActiveSession
+from hub.api.deps import get_db, get_services, get_settings
+from hub.api.errors import http_status_for
+from hub.api.routes.verification import get_verification_policy
+from hub.console.i18n import MESSAGES
+from hub.console.ops import local_time
+from hub.console.pages import error_text, lang_of, page
+from hub.console.policy import console_page, get_console
+from hub.db.models import ApiRole
+from hub.services.signing_desk import BatchJobs, PagePreviews, SigningDesk, console_principal
+from schemas.errors import FeatureNotConfiguredError, HubError
+from signing.settings import KeyPurpose
+
+router = APIRouter(include_in_schema=False)
+
+#: Officers sign drafts; clerks issue what officers signed; both read previews and reports.
+OFFICER = console_page("officer")
+CLERK = console_page("clerk")
+READER = console_page("officer", "clerk")
+Officer = Annotated[ActiveSession, Depends(OFFICER)]
+Clerk = Annotated[ActiveSession, Depends(CLERK)]
+Reader = Annotated[ActiveSession, Depends(READER)]
+#: Seconds between refreshes of a running batch job's page.
+REFRESH_SECONDS = 2
+
+
+def _desk(request: Request) -> SigningDesk:
+    services = get_services(request)
+    if services.results is None or services.signing is None:
+        raise FeatureNotConfiguredError(
+            "server-held signing keys are not configured (signing.keys, signing.result_*_key)",
+            message_vi="Chưa cấu hình khóa ký số của đơn vị trên hệ thống",
+        )
+    return SigningDesk(
+        get_db(request), services.files, services.intake, services.results, services.signing.grants
+    )
+
+
+def _previews(request: Request) -> PagePreviews:
+    previews = getattr(request.app.state, "page_previews", None)
+    if not isinstance(previews, PagePreviews):
+        previews = PagePreviews(get_settings(request).data_dir / "previews")
+        request.app.state.page_previews = previews
+    return previews
+
+
+def _jobs(request: Request) -> BatchJobs:
+    jobs = getattr(request.app.state, "signing_jobs", None)
+    if not isinstance(jobs, BatchJobs):
+        jobs = BatchJobs()
+        request.app.state.signing_jobs = jobs
+    return jobs
+
+
+def problem(
+    request: Request, active: ActiveSession, exc: HubError, *, back: str = "/console/"
+) -> HTMLResponse:
+    """A refused request as a page with the error's status and message (never a 500), and a
+    link back to the page it came from."""
+    label = {"/console/signing": "page.console.signing", "/console/issuance": "page.console.issuance"}
+    return page(
+        request,
+        "problem.html",
+        status=http_status_for(exc),
+        active=active,
+        message=error_text(request, exc),
+        back=back,
+        back_label=label.get(back, "home.title"),
+    )
+
+
+async def _signers(request: Request) -> dict[str, str]:
+    """``user:<username>`` → the account's display name (who signed, as the clerk reads it)."""
+    accounts = await run_in_threadpool(get_console(request).accounts.list)
+    return {f"user:{account.username}": account.display_name for account in accounts}
+
+
+def _back(request: Request, path: str) -> str:
+    return f"{path}?lang=en" if lang_of(request) == "en" else path
+
+
+# --- the officer's desk -----------------------------------------------------------------------
+
+
+@router.get("/console/signing", name="console.signing")
+async def desk(request: Request, active: Officer) -> HTMLResponse:
+    return await _desk_page(request, active)
+
+
+async def _desk_page(
+    request: Request, active: ActiveSession, *, status: int = 200, error: str | None = None
+) -> HTMLResponse:
+    try:
+        desk = _desk(request)
+        documents = await run_in_threadpool(desk.awaiting_signature)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    keys = desk.keys_of(active.account.username, KeyPurpose.PERSONAL)
+    return page(
+        request,
+        "desk.html",
+        status=status,
+        active=active,
+        documents=documents if keys else [],
+        keys=keys,
+        error=error,
+        local=local_time,
+    )
+
+
+@router.get("/console/signing/documents/{file_id}", name="console.signing_document")
+async def desk_document(request: Request, file_id: str, active: Officer) -> HTMLResponse:
+    try:
+        desk = _desk(request)
+        document = await run_in_threadpool(desk.draft, file_id)
+        pages = await _page_count(request, desk, file_id)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    return page(
+        request,
+        "desk_document.html",
+        active=active,
+        document=document,
+        pages=pages,
+        keys=desk.keys_of(active.account.username, KeyPurpose.PERSONAL),
+        local=local_time,
+    )
+
+
+async def _page_count(request: Request, desk: SigningDesk, file_id: str) -> int:
+    info, path = await run_in_threadpool(desk.pdf_file, file_id)
+    return len(await run_in_threadpool(_previews(request).pages, info, path))
+
+
+@router.post("/console/signing/documents/{file_id}/sign", name="console.signing_sign")
+async def desk_sign(
+    request: Request,
+    file_id: str,
+    active: Officer,
+    key_id: Annotated[str, Form(max_length=100)] = "",
+) -> HTMLResponse:
+    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
+    try:
+        desk = _desk(request)
+        signed = await run_in_threadpool(desk.sign, principal, file_id, key_id)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    return page(request, "desk_signed.html", active=active, signed=signed)
+
+
+@router.post("/console/signing/documents/{file_id}/token", name="console.signing_token_prepare")
+async def desk_token_prepare(
+    request: Request,
+    file_id: str,
+    active: Officer,
+    certificate: Annotated[str, Form(max_length=20_000)] = "",
+) -> HTMLResponse:
+    """Her own USB token, step 1: prepare the draft for her certificate; the page shows what
+    ``hub token-sign sign`` must sign and takes the signature back."""
+    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
+    try:
+        desk = _desk(request)
+        document = await run_in_threadpool(desk.draft, file_id)
+        prepared = await run_in_threadpool(desk.prepare_token, principal, file_id, certificate)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    return page(
+        request, "desk_token.html", active=active, document=document, prepared=prepared, local=local_time
+    )
+
+
+@router.post("/console/signing/token/{request_id}/complete", name="console.signing_token_complete")
+async def desk_token_complete(
+    request: Request,
+    request_id: str,
+    active: Officer,
+    signature: Annotated[str, Form(max_length=20_000)] = "",
+) -> HTMLResponse:
+    """Her own USB token, step 2: the signature her token made, embedded and stored."""
+    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
+    try:
+        desk = _desk(request)
+        signed = await run_in_threadpool(desk.complete_token, principal, request_id, signature)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    return page(request, "desk_signed.html", active=active, signed=signed)
+
+
+@router.post("/console/signing/batch", name="console.signing_batch")
+async def desk_batch(request: Request, active: Officer) -> Response:
+    form = await request.form()
+    file_ids = [value for value in form.getlist("file_id") if isinstance(value, str)][:200]
+    key_id = form.get("key_id")
+    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
+    try:
+        desk = _desk(request)
+        job = await run_in_threadpool(
+            lambda: _jobs(request).start(
+                desk,
+                principal,
+                active.account.username,
+                key_id if isinstance(key_id, str) else "",
+                file_ids,
+            )
+        )
+    except HubError as exc:
+        return await _desk_page(request, active, status=http_status_for(exc), error=error_text(request, exc))
+    return RedirectResponse(_back(request, f"/console/signing/jobs/{job.id}"), status_code=303)
+
+
+@router.get("/console/signing/jobs/{job_id}", name="console.signing_job")
+async def desk_job(request: Request, job_id: str, active: Officer) -> HTMLResponse:
+    try:
+        job = _jobs(request).get(job_id, active.account.username)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    running = job.state.value == "running"
+    return page(
+        request,
+        "desk_job.html",
+        active=active,
+        job=job,
+        running=running,
+        refresh=REFRESH_SECONDS if running else None,
+        local=local_time,
+    )
+
+
+@router.post("/console/signing/jobs/{job_id}/cancel", name="console.signing_job_cancel")
+async def desk_job_cancel(request: Request, job_id: str, active: Officer) -> Response:
+    try:
+        _jobs(request).cancel(job_id, active.account.username)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    return RedirectResponse(_back(request, f"/console/signing/jobs/{job_id}"), status_code=303)
+
+
+# --- the clerk's queue ------------------------------------------------------------------------
+
+
+@router.get("/console/issuance", name="console.issuance")
+async def issuance(request: Request, active: Clerk) -> HTMLResponse:
+    try:
+        desk = _desk(request)
+        documents = await run_in_threadpool(desk.awaiting_issuance)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/issuance")
+    keys = desk.keys_of(active.account.username, KeyPurpose.SEAL)
+    return page(
+        request,
+        "issuance.html",
+        active=active,
+        documents=documents if keys else [],
+        keys=keys,
+        signers=await _signers(request),
+        local=local_time,
+    )
+
+
+@router.get("/console/issuance/documents/{file_id}", name="console.issuance_document")
+async def issuance_document(request: Request, file_id: str, active: Clerk) -> HTMLResponse:
+    try:
+        desk = _desk(request)
+        document = await run_in_threadpool(desk.approved, file_id)
+        pages = await _page_count(request, desk, file_id)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/issuance")
+    issuance_settings = get_settings(request).signing.issuance
+    return page(
+        request,
+        "issuance_document.html",
+        active=active,
+        document=document,
+        pages=pages,
+        keys=desk.keys_of(active.account.username, KeyPurpose.SEAL),
+        signers=await _signers(request),
+        document_type=issuance_settings.document_type if issuance_settings else "",
+        local=local_time,
+    )
+
+
+@router.post("/console/issuance/documents/{file_id}/issue", name="console.issuance_issue")
+async def issuance_issue(
+    request: Request,
+    file_id: str,
+    active: Clerk,
+    name: Annotated[str, Form(max_length=500)] = "",
+    key_id: Annotated[str, Form(max_length=100)] = "",
+    document_type: Annotated[str, Form(max_length=20)] = "",
+) -> HTMLResponse:
+    principal = console_principal(active.account.username, active.account.role_names, ApiRole.CLERK)
+    try:
+        desk = _desk(request)
+        issued = await run_in_threadpool(
+            lambda: desk.issue(
+                principal,
+                file_id,
+                name=name,
+                key_id=key_id or None,
+                document_type=document_type.strip() or None,
+            )
+        )
+        pages = await _page_count(request, desk, issued.file_id)
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/issuance")
+    return page(request, "issuance_done.html", active=active, issued=issued, pages=pages)
+
+
+# --- previews and the verification report -----------------------------------------------------
+
+
+@router.get("/console/files/{file_id}/pages/{number}.png", name="console.page_preview")
+async def page_preview(request: Request, file_id: str, number: int, active: Reader) -> Response:
+    try:
+        desk = _desk(request)
+        info, path = await run_in_threadpool(desk.pdf_file, file_id)
+        data = await run_in_threadpool(_previews(request).page, info, path, number)
+    except HubError as exc:
+        return problem(request, active, exc)
+    return Response(
+        data,
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get("/console/verification/{file_id}", name="console.verification")
+async def verification(request: Request, file_id: str, active: Reader) -> HTMLResponse:
+    from signing.report import render_report
+    from signing.verification import verify_pdf
+
+    policy = get_verification_policy(request)
+    try:
+        desk = _desk(request)
+        info, path = await run_in_threadpool(desk.pdf_file, file_id)
+        report = await run_in_threadpool(verify_pdf, path.read_bytes(), policy)
+    except HubError as exc:
+        return problem(request, active, exc)
+    lang = lang_of(request)
+    return page(
+        request,
+        "verification.html",
+        active=active,
+        info=info,
+        report=report,
+        text=render_report(report.model_copy(update={"file_name": info.filename}), lang),
+        verdict_text=_verdict(report.verdict.value, lang),
+    )
+
+
+def _verdict(value: str, lang: str) -> str:
+    return MESSAGES[lang].get(f"verify.{value}", value)
