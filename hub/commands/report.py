@@ -196,11 +196,8 @@ def run_schedules_command() -> None:
     from hub.reports.schedules import run_schedules
     from schemas.timefmt import now_utc
 
-    db, settings = _db_and_settings()
-    try:
+    with _database() as (db, settings):
         outcomes = run_schedules(db, settings, now_utc())
-    finally:
-        db.dispose()
     for outcome in outcomes:
         typer.echo(f"{outcome.schedule} {outcome.period} {outcome.outcome} {outcome.detail}".rstrip())
     if any(outcome.outcome == "failed" for outcome in outcomes):
