@@ -26,6 +26,11 @@ the delivery worker, the **DVCQG simulator** (REST JSON adapter, docs/portal.md 
 6. a summary from the database: per dossier and endpoint messages / delivered / retries /
    replayed, per endpoint the dead letters, the signature verdict and the result URL.
 
+Then the console: the demo's technician account (:data:`TECHNICIAN`, a random password nobody
+sees) and the console's address are printed; unless ``--exit``, the hub keeps serving and a
+one-time sign-in link for that account is printed (valid once, 10 minutes, audited; served by
+this hub only: :mod:`hub.accounts.signin_links`) until Ctrl-C.
+
 The hub itself (API and delivery worker) is started by :mod:`hub.runtime`, as ``hub serve``
 starts it. The demo narrates and does not judge: what it claims is checked by
 ``tests/cli/test_demo.py``, which runs ``hub demo --exit`` and reads the database it leaves.
@@ -38,6 +43,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import socket
 from collections import defaultdict
@@ -51,8 +57,10 @@ import httpx
 from sqlalchemy import select
 
 from hub import runtime
+from hub.accounts.signin_links import SignInLinks
 from hub.auth.keys import ApiKeyService, Principal
 from hub.config import Settings, load_settings
+from hub.console.signin_link import install_sign_in_links
 from hub.db.migrate import upgrade
 from hub.db.models import ApiRole, DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
@@ -83,6 +91,8 @@ CLERK = Principal("demo-van-thu", ApiRole.CLERK)
 #: A procedure re-announced under a new national code (the portal lists only the new one).
 OLD_PROCEDURE, NEW_NATIONAL_PROCEDURE = "1.000105.H42", "1.001029"
 SIM_USER, SIM_PASSWORD = "hub", "hub-secret"  # the local simulators' demo login
+#: The console account the demo makes and signs in with a one-time link (docs/console.md).
+TECHNICIAN, TECHNICIAN_NAME = "demo-kythuat", "Kỹ thuật viên demo"
 Echo = Callable[[str], None]
 
 
@@ -679,6 +689,8 @@ def demo_settings(
         log_level="WARNING",
         api={"host": "127.0.0.1", "port": api_port, "public_base_url": f"http://127.0.0.1:{api_port}"},
         worker={"poll_interval_seconds": 0.1, "concurrency": 16, "shutdown_grace_seconds": 5},
+        # plain HTTP on loopback: cookies without Secure (never so in production, docs/security.md §10)
+        console={"secure_cookies": False},
         endpoints={
             DVCQG: {
                 "kind": "dvcqg",
@@ -813,6 +825,7 @@ async def _run(
         token = keys.create("demo-source", "source", actor="hub demo", agency_codes=[AGENCY]).token
         officer_token = keys.create(OFFICER.name, OFFICER.role, actor="hub demo").token
         keys.create(CLERK.name, CLERK.role, actor="hub demo")
+        links = await asyncio.to_thread(demo_technician, hub)
         base = hub.base_url
         echo(f"hub demo: API {base}/api/v1/docs  (database {settings.database_url})")
         echo(f"  DVCQG simulator {sims.dvcqg.adapter_url} (REST JSON, kind=dvcqg)")
@@ -855,11 +868,36 @@ async def _run(
         status = 1 if errors else 0
         if errors:
             echo(f"{len(errors)} step(s) FAILED; see above")
+        echo(f"Bảng điều khiển / console: {base}/console/  (kỹ thuật viên / technician: {TECHNICIAN})")
         if keep_running:
+            sign_in = await asyncio.to_thread(links.issue, TECHNICIAN, actor="hub demo")
+            minutes = links.valid_seconds // 60
+            echo(
+                f"Đăng nhập một lần / one-time sign-in ({minutes} phút, một lần / {minutes} min, once): "
+                f"{base}/console/login/once/{sign_in}"
+            )
             echo("API, worker, simulators and test PKI still running; press Ctrl-C to stop.")
             await runtime.until_signalled(hub)
         return status
     raise AssertionError("unreachable")  # pragma: no cover - the with block returns
+
+
+def demo_technician(hub: runtime.RunningHub) -> SignInLinks:
+    """The demo's technician account (a random password nobody sees) and the one-time sign-in
+    links that open its console session, served by this hub only (hub.accounts.signin_links)."""
+    assert hub.app is not None
+    console = hub.app.state.console
+    console.accounts.create(
+        TECHNICIAN,
+        TECHNICIAN_NAME,
+        secrets.token_urlsafe(24),
+        ["technician"],
+        actor="hub demo",
+        unit="Trung tâm Phục vụ hành chính công tỉnh Ninh Bình",
+    )
+    links = SignInLinks(hub.db, console.accounts)
+    install_sign_in_links(hub.app, links)
+    return links
 
 
 def _bearer(token: str) -> dict[str, str]:

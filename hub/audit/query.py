@@ -15,11 +15,12 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, String, cast, select
+from sqlalchemy import ColumnElement, Select, String, and_, cast, not_, or_, select
 
+from hub.audit.log import record
 from hub.db.models import AuditEntry
 from hub.db.session import Database
 from schemas.errors import InvalidInputError
@@ -44,6 +45,10 @@ CSV_COLUMNS = (
     "hash",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Actions that record a refusal or a failure whatever their details say (``outcome`` filter).
+FAILURE_ACTIONS = ("account.login_failed", "account.locked", "auth.throttled")
+#: ``details.outcome`` values of a refusal or a failure (signing rows: ``refused``, ``failed``).
+FAILURE_OUTCOMES = ("refused", "failed")
 
 
 class AuditFilter(BaseModel):
@@ -55,8 +60,24 @@ class AuditFilter(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = Field(default=None, max_length=200, description="Appears in details")
+    dossier: str | None = Field(
+        default=None, max_length=64, description="The dossier: the target, or details.dossier_code"
+    )
+    outcome: Literal["success", "failure"] | None = Field(
+        default=None,
+        description="failure: a refused login, a lock, throttling, a refused or failed signing",
+    )
 
     def check(self) -> AuditFilter:
+        for name in ("actor", "action", "target", "text", "dossier"):
+            value = getattr(self, name)
+            if value and any(ord(char) < 0x20 or char == "\x7f" for char in value):
+                # PostgreSQL text cannot hold NUL: refused on both backends alike
+                raise InvalidInputError(
+                    f"{name} contains control characters",
+                    message_vi=f"{name} chứa ký tự điều khiển không hợp lệ",
+                    details={"field": name},
+                )
         for name in ("since", "until"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
@@ -108,9 +129,38 @@ def _filtered(flt: AuditFilter) -> Select[AuditEntry]:
     if flt.until is not None:
         statement = statement.where(AuditEntry.at < flt.until)
     if flt.text:
-        pattern = f"%{_escape_like(flt.text)}%"
-        statement = statement.where(cast(AuditEntry.details, String).ilike(pattern, escape="\\"))
+        details = cast(AuditEntry.details, String)
+        # SQLite stores JSON as text with non-ASCII characters escaped (\uXXXX): the text is
+        # looked for as given and in that form, so Vietnamese words match on both backends.
+        forms = {flt.text, json.dumps(flt.text)[1:-1]}
+        statement = statement.where(
+            or_(*(details.ilike(f"%{_escape_like(form)}%", escape="\\") for form in sorted(forms)))
+        )
+    if flt.dossier:
+        statement = statement.where(
+            or_(
+                AuditEntry.target == flt.dossier,
+                AuditEntry.details["dossier_code"].as_string() == flt.dossier,
+            )
+        )
+    if flt.outcome is not None:
+        failed = _failure()
+        statement = statement.where(failed if flt.outcome == "failure" else not_(failed))
     return statement
+
+
+def _failure() -> ColumnElement[bool]:
+    """Rows recording a refusal or a failure (:data:`FAILURE_ACTIONS`, :data:`FAILURE_OUTCOMES`)."""
+    outcome = AuditEntry.details["outcome"].as_string()
+    return or_(
+        AuditEntry.action.in_(FAILURE_ACTIONS),
+        and_(outcome.is_not(None), outcome.in_(FAILURE_OUTCOMES)),
+    )
+
+
+def is_failure(entry: AuditRecord) -> bool:
+    """What :func:`_failure` selects, for a row already read."""
+    return entry.action in FAILURE_ACTIONS or entry.details.get("outcome") in FAILURE_OUTCOMES
 
 
 def _view(row: AuditEntry) -> AuditRecord:
@@ -186,3 +236,16 @@ def export_csv(db: Database, flt: AuditFilter) -> Iterator[str]:
     for entry in iter_entries(db, flt):
         data = entry.model_dump(mode="json")
         yield line([_cell(data[name]) if name != "id" else str(entry.id) for name in CSV_COLUMNS])
+
+
+def record_export(db: Database, flt: AuditFilter, fmt: str, *, actor: str) -> None:
+    """An ``audit.export`` row naming who exported which rows (the filter) in which format:
+    reading the log in bulk is itself an action worth recording (OWASP Logging Cheat Sheet)."""
+    with db.transaction() as session:
+        record(
+            session,
+            actor=actor,
+            action="audit.export",
+            target="audit_log",
+            details={"format": fmt, "filter": flt.model_dump(mode="json", exclude_none=True)},
+        )

@@ -26,7 +26,8 @@ def demo(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the hub's logs")] = False,
 ) -> None:
     """Feed sample Ninh Bình dossiers through the hub to the DVCQG and LGSP simulators (with faults),
-    sign a result paper with the test PKI, and show retries, ordering and DLQ replay."""
+    sign a result paper with the test PKI, and show retries, ordering and DLQ replay; then keep
+    serving and print the console's address with a one-time sign-in link for a demo technician."""
     from hub import runtime
     from hub.demo import run_demo
 

@@ -32,12 +32,12 @@ from hub.commands.sign import (
     EXIT_REFUSED,
     CertIdOption,
     CertLabelOption,
+    KeyChoice,
     KeyIdOption,
     KeyLabelOption,
     PssOption,
     SecretEnvOption,
     TokenLabelOption,
-    key_source,
 )
 from schemas.errors import HubError
 
@@ -70,17 +70,16 @@ def certificate(
     """In chứng thư số trên token (PEM) / print the token's certificate (PEM)."""
     from asn1crypto import pem
 
-    source, _name = key_source(
-        None,
-        pkcs11_module,
+    source, _name = KeyChoice(
+        pkcs11_module=pkcs11_module,
         token_label=token_label,
         key_label=key_label,
         cert_label=cert_label,
-        secret_env=secret_env,
-        pss=False,
         key_id=key_id,
         cert_id=cert_id,
-    )
+        secret_env=secret_env,
+        pss=False,
+    ).load()
     try:
         with source.open() as signer:
             cert = signer.signing_cert
@@ -122,17 +121,16 @@ def sign(
         _refuse("Dữ liệu cần ký rỗng hoặc quá lớn", "the data to sign is empty or too large")
     if digest not in ("sha256", "sha384", "sha512"):
         _refuse(f"Thuật toán băm không hỗ trợ: {digest}", f"unsupported digest algorithm: {digest}")
-    source, _name = key_source(
-        None,
-        pkcs11_module,
+    source, _name = KeyChoice(
+        pkcs11_module=pkcs11_module,
         token_label=token_label,
         key_label=key_label,
         cert_label=cert_label,
-        secret_env=secret_env,
-        pss=pss,
         key_id=key_id,
         cert_id=cert_id,
-    )
+        secret_env=secret_env,
+        pss=pss,
+    ).load()
     try:
         with source.open() as signer:
             signature = asyncio.run(signer.async_sign_raw(data, digest))

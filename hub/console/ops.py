@@ -118,7 +118,7 @@ async def ops(request: Request, active: Operator) -> HTMLResponse:
 # --- the failed-message list ------------------------------------------------------------------
 
 
-def _instant(text: str) -> datetime | None:
+def parse_instant(text: str) -> datetime | None:
     """A ``datetime-local`` field (Vietnam time) or an ISO 8601 time with its offset."""
     if not text.strip():
         return None
@@ -142,8 +142,8 @@ def _filter(fields: dict[str, str]) -> DlqFilter:
             state=ViewState(state) if state and state != "any" else None,
             dossier_code=fields.get("dossier_code") or None,
             error_class=fields.get("error_class") or None,
-            since=_instant(fields.get("since", "")),
-            until=_instant(fields.get("until", "")),
+            since=parse_instant(fields.get("since", "")),
+            until=parse_instant(fields.get("until", "")),
             error_text=fields.get("error_text") or None,
         )
     except (ValidationError, ValueError) as exc:

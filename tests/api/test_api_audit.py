@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from hub.audit.log import record
 from hub.audit.verify import verify_chain
 from tests.api.livehub import LiveHub
 
@@ -45,3 +46,22 @@ def test_only_admins_read_the_audit_log(hub: LiveHub) -> None:
             assert client.get("/api/v1/audit").status_code == 403, role
     with hub.client() as anonymous:
         assert anonymous.get("/api/v1/audit").status_code == 401
+
+
+def test_the_dossier_and_outcome_filters_of_the_console_are_in_the_api_too(hub: LiveHub) -> None:
+    code = "000.00.18.H42-251125-0009"
+    with hub.db.transaction() as session:
+        refused = record(
+            session,
+            actor="cb",
+            action="signing.personal",
+            target="sha256:00",
+            details={"outcome": "refused", "dossier_code": code},
+        ).id
+        shown = record(session, actor="qt", action="pii.reveal", target=code, details={"kind": "dossier"}).id
+    with hub.client("admin") as admin:
+        by_dossier = admin.get("/api/v1/audit", params={"dossier": code}).json()["items"]
+        assert [e["id"] for e in by_dossier] == [shown, refused]
+        failed = admin.get("/api/v1/audit", params={"outcome": "failure"}).json()["items"]
+        assert [e["id"] for e in failed] == [refused]
+        assert admin.get("/api/v1/audit", params={"outcome": "perhaps"}).status_code == 422

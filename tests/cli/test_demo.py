@@ -13,18 +13,24 @@ import io
 import itertools
 import json
 import os
+import queue
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from hub.demo import DVCQG, LGSP, DemoContext, DemoStep, run_demo, sample_dossiers
+from hub.demo import DVCQG, LGSP, TECHNICIAN, DemoContext, DemoStep, run_demo, sample_dossiers
 from signing.issuance import NUMBER_FIELD, number_place_values
 
 HUB = str(Path(sys.executable).with_name("hub"))
@@ -33,7 +39,8 @@ HUB = str(Path(sys.executable).with_name("hub"))
 @dataclass
 class DemoRun:
     directory: Path
-    returncode: int
+    returncode: int | None
+    """``None``: still serving, as it should after the story."""
     out: str
     err: str
 
@@ -46,20 +53,52 @@ class DemoRun:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    """``hub demo`` as a newcomer runs it (it keeps serving after the story), read up to its
+    "press Ctrl-C" line; stopped with Ctrl-C (SIGINT) after the module's tests, which must end
+    it with status 0."""
     cwd = tmp_path_factory.mktemp("demo")
     directory = cwd / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    result = subprocess.run(
-        [HUB, "demo", "--dir", str(directory), "--port", "0", "--exit"],
+    env["PYTHONUNBUFFERED"] = "1"
+    process = subprocess.Popen(
+        [HUB, "demo", "--dir", str(directory), "--port", "0"],
         env=env,
         cwd=cwd,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
     )
-    return DemoRun(directory, result.returncode, result.stdout, result.stderr)
+    assert process.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    out: list[str] = []
+    try:
+        while True:
+            line = lines.get(timeout=300)
+            if line is None or "press Ctrl-C to stop" in line:
+                break
+            out.append(line)
+        run = DemoRun(directory, process.poll(), "".join(out), "")
+        yield run
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            _rest, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    reader.join(timeout=10)
+    assert process.returncode == 0, err  # Ctrl-C stops it cleanly
 
 
 def _fields(line: str) -> dict[str, str]:
@@ -68,7 +107,7 @@ def _fields(line: str) -> dict[str, str]:
 
 @pytest.mark.slow  # the whole demo in a subprocess
 def test_the_demo_tells_its_story_without_personal_data(demo: DemoRun) -> None:
-    assert demo.returncode == 0, demo.out + demo.err
+    assert demo.returncode is None, demo.out + demo.err  # still serving
     assert "FAILED" not in demo.out
     assert "Nguyễn Văn An" in demo.out
     # Personal data never reaches the console: the sample owners' ID numbers only masked.
@@ -90,7 +129,7 @@ def test_the_demo_tells_its_story_without_personal_data(demo: DemoRun) -> None:
 
 @pytest.mark.slow  # the whole demo in a subprocess
 def test_every_message_is_delivered_in_order_through_the_faults(demo: DemoRun) -> None:
-    assert demo.returncode == 0, demo.out + demo.err
+    assert demo.returncode is None, demo.out + demo.err  # still serving
     states = dict(demo.query("select state, count(*) from outbox_messages group by state"))
     assert set(states) == {"delivered"}
     per_endpoint = dict(demo.query("select endpoint, count(*) from outbox_messages group by endpoint"))
@@ -137,7 +176,7 @@ def test_every_message_is_delivered_in_order_through_the_faults(demo: DemoRun) -
 
 @pytest.mark.slow  # the whole demo in a subprocess
 def test_the_dead_letter_is_replayed_by_the_technician(demo: DemoRun) -> None:
-    assert demo.returncode == 0, demo.out + demo.err
+    assert demo.returncode is None, demo.out + demo.err  # still serving
     dead = demo.query(
         "select o.seq, o.endpoint, a.error_class from delivery_attempts a "
         "join outbox_messages o on o.seq = a.message_seq where a.outcome = 'dead'"
@@ -160,7 +199,7 @@ def test_the_dead_letter_is_replayed_by_the_technician(demo: DemoRun) -> None:
 
 @pytest.mark.slow  # the whole demo in a subprocess
 def test_the_result_paper_is_signed_twice_stored_and_sent_to_the_portal(demo: DemoRun) -> None:
-    assert demo.returncode == 0, demo.out + demo.err
+    assert demo.returncode is None, demo.out + demo.err  # still serving
     signer = sample_dossiers()[0]
     [(code, document)] = demo.query(
         "select code, document from dossiers where procedure_code = ?", signer.procedure_code
@@ -212,6 +251,58 @@ def test_the_result_paper_is_signed_twice_stored_and_sent_to_the_portal(demo: De
     assert any(url in line for line in demo.lines("  DVCQG ")), demo.out
 
 
+SIGN_IN = re.compile(r"one-time sign-in .*?: (http://127\.0\.0\.1:\d+)(/console/login/once/\S+)$", re.M)
+
+
+@pytest.mark.slow  # the whole demo in a subprocess
+def test_the_printed_link_signs_the_demo_technician_in_once(demo: DemoRun) -> None:
+    assert demo.returncode is None, demo.out
+    console = re.search(r"^Bảng điều khiển / console: (http://127\.0\.0\.1:\d+/console/) ", demo.out, re.M)
+    assert console is not None, demo.out
+    assert TECHNICIAN in console.string[console.start() : console.string.index("\n", console.start())]
+    found = SIGN_IN.search(demo.out)
+    assert found is not None, demo.out
+    base, path = found.groups()
+    assert console.group(1) == f"{base}/console/"
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as browser:
+        offer = browser.get(path)  # looking does not use the link
+        assert offer.status_code == 200
+        assert TECHNICIAN in offer.text
+        offer = browser.get(path)  # nor does looking again (a new form token each time)
+        assert offer.status_code == 200
+        token = re.search(r'name="csrf_token" value="([^"]+)"', offer.text)
+        assert token is not None
+        used = browser.post(path, data={"csrf_token": token.group(1)})
+        assert used.status_code == 303
+        assert used.headers["location"] == "/console/"
+        home = browser.get("/console/")
+        assert home.status_code == 200
+        assert "Xin chào, Kỹ thuật viên demo" in home.text
+        assert 'href="/console/dlq"' in home.text
+        assert browser.get("/console/dlq").status_code == 200  # a technician's page, logged in
+        assert browser.get("/console/admin/users").status_code == 403  # and no more
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as other:
+        again = other.get(path)  # valid once
+        assert again.status_code == 401
+        assert "đã dùng hoặc đã hết hạn" in again.text
+        assert "csrf_token" not in again.text  # nothing to press
+        refused = other.post(path, data={"csrf_token": other.cookies["hub_login"]})  # posted anyway
+        assert refused.status_code == 401
+        assert other.get("/console/").status_code == 303  # not signed in
+    trail = demo.query(
+        "SELECT action, actor FROM audit_log WHERE target = ? AND action LIKE 'account.%' ORDER BY id",
+        TECHNICIAN,
+    )
+    assert trail == [
+        ("account.create", "hub demo"),
+        ("account.signin_link_issue", "hub demo"),
+        ("account.signin_link_use", TECHNICIAN),
+        ("account.signin_link_refused", TECHNICIAN),
+    ]
+    # no password is printed: the account's password never leaves the demo process
+    assert "password" not in demo.out.lower()
+
+
 async def test_a_step_that_cannot_be_carried_out_exits_1(tmp_path: Path) -> None:
     lines: list[str] = []
 
@@ -224,3 +315,7 @@ async def test_a_step_that_cannot_be_carried_out_exits_1(tmp_path: Path) -> None
     out = "\n".join(lines)
     assert status == 1
     assert "FAILED: simulated broken step" in out
+    # stopping at once (--exit): the console's address is told, but no sign-in link for a hub
+    # that is about to stop
+    assert re.search(r"^Bảng điều khiển / console: http://127\.0\.0\.1:\d+/console/ ", out, re.M)
+    assert "/console/login/once/" not in out

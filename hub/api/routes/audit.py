@@ -34,13 +34,29 @@ def list_audit(
     since: Annotated[datetime | None, Query(description="At or after (ISO 8601 with offset)")] = None,
     until: Annotated[datetime | None, Query(description="Before (ISO 8601 with offset)")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the details")] = None,
+    dossier: Annotated[
+        str | None, Query(max_length=64, description="The dossier: the target or details.dossier_code")
+    ] = None,
+    outcome: Annotated[
+        Literal["success", "failure"] | None,
+        Query(description="`failure`: refused logins, locks, throttling, refused or failed signing"),
+    ] = None,
     cursor: Annotated[int | None, Query(ge=1, description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     format: Annotated[
         Literal["json", "csv", "jsonl"], Query(description="`csv`/`jsonl`: export all")
     ] = "json",
 ) -> AuditPage | StreamingResponse:
-    flt = AuditFilter(actor=actor, action=action, target=target, since=since, until=until, text=q).check()
+    flt = AuditFilter(
+        actor=actor,
+        action=action,
+        target=target,
+        since=since,
+        until=until,
+        text=q,
+        dossier=dossier,
+        outcome=outcome,
+    ).check()
     if format == "json":
         return list_entries(db, flt, cursor=cursor, limit=limit)
     rows = export_csv(db, flt) if format == "csv" else export_jsonl(db, flt)
