@@ -3,7 +3,8 @@
 The body is the canonical payload as JSON. Headers: ``X-Message-Id`` (stable across retries,
 for de-duplication: delivery is at-least-once, docs/delivery.md §5), ``X-Message-Kind``,
 ``X-Attempt``, ``X-Dossier-Code`` when known and ``X-Request-ID`` (the correlation id of the
-change, docs/deployment.md §6) when the hub has one.
+change, docs/deployment.md §6) when the hub has one; ``Authorization: Bearer <password>`` when
+the endpoint has a ``password`` (a token, from the secrets directory: docs/reports.md §10).
 
 Answers map onto the hub's error hierarchy through :mod:`connectors.http_errors`: 2xx
 delivered; 408, 425, 429 and 5xx retryable (``Retry-After`` passed on); 401/403 refused
@@ -35,6 +36,8 @@ class WebhookConnector:
         self.settings = settings
         self._remote = Remote(name, f"hệ thống nhận {name}")
         self._extra_headers = {str(k): str(v) for k, v in settings.options.get("headers", {}).items()}
+        if settings.password is not None:  # a bearer token, e.g. from the secrets directory
+            self._extra_headers["Authorization"] = f"Bearer {settings.password.get_secret_value()}"
         self._post = DirectPost(http, settings.url, {"Content-Type": "application/json; charset=utf-8"})
         self._summary_prefix = f"POST {excerpt(settings.url, SUMMARY_LIMIT // 2)} X-Message-Id="
 

@@ -168,6 +168,34 @@ class OutageSettings(Section):
         return self
 
 
+class ReportSchedule(Section):
+    """A report exported on a schedule (docs/reports.md §10): ``[[reports.schedules]]``."""
+
+    #: Names the schedule in the run records, the audit and the file names.
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+    report: Literal["ontime", "usage"] = "ontime"
+    format: Literal["xlsx", "csv", "pdf"] = "xlsx"
+    #: The on-time report's grouping.
+    group_by: Literal["procedure", "field", "unit", "channel"] = "procedure"
+    #: Which period a run exports: the month, quarter or year before the run's.
+    period: Literal["previous_month", "previous_quarter", "previous_year"] = "previous_month"
+    #: The run's day of the month (of the quarter's or year's first month) and time, Vietnam time.
+    day: Annotated[int, Field(ge=1, le=28)] = 1
+    time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "06:00"
+    #: Where the file goes: a folder (written atomically) or a declared ``webhook`` endpoint
+    #: (an outbox message, with the endpoint's retries and dead-letter queue); exactly one.
+    folder: Path | None = None
+    endpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ReportSchedule:
+        if (self.folder is None) == (self.endpoint is None):
+            raise ValueError(f"reports.schedules {self.name}: give exactly one of folder and endpoint")
+        if self.format == "pdf" and self.report != "ontime":
+            raise ValueError(f"reports.schedules {self.name}: the usage report has no PDF")
+        return self
+
+
 class ReportSettings(Section):
     """On-time statistics (docs/reports.md §4): how days are counted."""
 
@@ -187,6 +215,17 @@ class ReportSettings(Section):
     font_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
     font_bold_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf")
     font_italic_path: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Italic.ttf")
+    #: Scheduled exports (docs/reports.md §10), run by ``hub report run-schedules`` and by the
+    #: delivery worker's process every ``schedule_check_seconds`` (0: only by the command).
+    schedules: list[ReportSchedule] = Field(default_factory=list)
+    schedule_check_seconds: Annotated[float, Field(ge=0)] = 300
+
+    @model_validator(mode="after")
+    def _schedule_names_unique(self) -> ReportSettings:
+        names = [schedule.name for schedule in self.schedules]
+        if len(names) != len(set(names)):
+            raise ValueError("reports.schedules: names must be unique")
+        return self
 
 
 #: Signature algorithms an ID token may use (asymmetric only: "none" and the HMAC ones, keyed
@@ -385,6 +424,19 @@ class Settings(BaseSettings):
             unknown = [name for name in rule.endpoints if name not in self.endpoints]
             if unknown:
                 raise ValueError(f"routing[{index}] names unknown endpoints: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _schedules_name_webhook_endpoints(self) -> Settings:
+        for schedule in self.reports.schedules:
+            if schedule.endpoint is None:
+                continue
+            endpoint = self.endpoints.get(schedule.endpoint)
+            if endpoint is None or endpoint.kind != "webhook":
+                raise ValueError(
+                    f"reports.schedules {schedule.name}: endpoint {schedule.endpoint!r} "
+                    "is not a declared webhook endpoint"
+                )
         return self
 
     @model_validator(mode="after")

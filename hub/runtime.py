@@ -213,6 +213,9 @@ class RunningHub:
         self.outages: OutageRecorder | None = None
         self._outages_stop = asyncio.Event()
         self._outages_task: asyncio.Task[None] | None = None
+        #: The scheduled report exports, run in a worker process (docs/reports.md §10).
+        self._exports_stop = asyncio.Event()
+        self._exports_task: asyncio.Task[None] | None = None
 
     async def _start_outage_recorder(self, kind: str) -> None:
         """Register this run (recording the gap since the last run as a hub outage, if any)
@@ -230,6 +233,25 @@ class RunningHub:
         with contextlib.suppress(asyncio.CancelledError):
             await self._outages_task
         await asyncio.to_thread(self.outages.stop)
+
+    def _start_report_exports(self) -> None:
+        """Run the scheduled report exports in this (worker) process, if any are configured."""
+        reports = self.settings.reports
+        if not reports.schedules or reports.schedule_check_seconds <= 0:
+            return
+        from hub.reports.schedules import run_periodically
+
+        self._exports_task = asyncio.create_task(
+            run_periodically(self.db, self.settings, self._exports_stop, reports.schedule_check_seconds),
+            name="hub-report-exports",
+        )
+
+    async def _stop_report_exports(self) -> None:
+        if self._exports_task is None:
+            return
+        self._exports_stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._exports_task
 
     # --- starting ----------------------------------------------------------------------------
 
@@ -363,6 +385,7 @@ class RunningHub:
         self.request_stop()
         tasks = self._tasks()
         await self._settle(tasks)
+        await self._stop_report_exports()
         await self._stop_outage_recorder()
         for task in tasks:
             failure = None if task.cancelled() else task.exception()
@@ -437,6 +460,7 @@ async def start(
             )
         if worker:
             hub._start_worker(settings)
+            hub._start_report_exports()
         if not api and settings.metrics.enabled and settings.metrics.worker_port is not None:
             metrics_sock = listen(settings.metrics.worker_host, settings.metrics.worker_port)
             await hub._start_metrics(metrics_sock)

@@ -4,7 +4,7 @@
 ``rebuild`` recomputes every report row from the stored dossiers (after a rule change);
 ``outages`` lists the recorded outages of a period; ``usage`` is the usage report;
 ``tracking-book`` and ``control-slip`` write the records of the one-stop procedure (PDF, or the
-book as CSV/XLSX; docs/reports.md §7, §8).
+book as CSV/XLSX; docs/reports.md §7, §8); ``run-schedules`` runs the scheduled exports (§10).
 """
 
 from __future__ import annotations
@@ -186,6 +186,22 @@ def rebuild_rows() -> None:
     with _database() as (db, _settings), db.transaction() as session:
         count = rebuild(session.connection())
     typer.echo(f"{count} dossiers")
+
+
+@app.command("run-schedules")
+def run_schedules_command() -> None:
+    """Export what ``[[reports.schedules]]`` owes now (docs/reports.md §10); call it from a cron
+    job or a systemd timer, as often as you like, on one host or several: each period is
+    exported once. Exit status 1 when an export failed (a later run tries it again)."""
+    from hub.reports.schedules import run_schedules
+    from schemas.timefmt import now_utc
+
+    with _database() as (db, settings):
+        outcomes = run_schedules(db, settings, now_utc())
+    for outcome in outcomes:
+        typer.echo(f"{outcome.schedule} {outcome.period} {outcome.outcome} {outcome.detail}".rstrip())
+    if any(outcome.outcome == "failed" for outcome in outcomes):
+        raise typer.Exit(1)
 
 
 class BookFormat(StrEnum):

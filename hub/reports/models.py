@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, SmallInteger, String, Text
+from sqlalchemy import Index, Integer, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db.base import Base
@@ -44,3 +44,28 @@ class ReportDossier(Base):
         Index("ix_report_dossiers_received_at", "received_at"),
         Index("ix_report_dossiers_end_at", "end_at"),
     )
+
+
+class ReportExportRun(Base):
+    """One scheduled export of one period (docs/reports.md §10): the row is the claim. The
+    unique ``(schedule, period)`` lets exactly one runner insert it, so two runners racing (cron
+    on two hosts, several workers) export a period once."""
+
+    __tablename__ = "report_export_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(40))
+    #: The period exported: ``2026-11``, ``2026-Q3`` or ``2026``.
+    period: Mapped[str] = mapped_column(String(7))
+    #: ``running`` (claimed), ``done``, ``failed`` (claimed again by a later run).
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    claimed_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    #: ``folder:<path of the file>`` or ``endpoint:<name>#<outbox seq>``.
+    target: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("schedule", "period"),)

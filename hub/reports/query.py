@@ -111,6 +111,29 @@ def day_range(first: date | None = None, last: date | None = None, period: str |
     return DayRange(first=first, last=last)
 
 
+class ReportFilter(BaseModel):
+    """Which dossiers a report counts: one procedure, field, receiving unit or channel (each
+    optional; all given must match)."""
+
+    procedure: str | None = Field(default=None, max_length=40)
+    field: str | None = Field(default=None, max_length=100)
+    unit: str | None = Field(default=None, max_length=40)
+    channel: Channel | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        r = ReportDossier.__table__.c
+        found: list[ColumnElement[bool]] = []
+        if self.procedure:
+            found.append(r.procedure_code == self.procedure)
+        if self.field:
+            found.append(r.field_code == self.field)
+        if self.unit:
+            found.append(r.agency_code == self.unit)
+        if self.channel is not None:
+            found.append(r.channel == int(self.channel))
+        return found
+
+
 class ReportRow(BaseModel):
     """One group's counts (docs/reports.md §5 names each column)."""
 
@@ -235,8 +258,10 @@ def ontime_report(
     now: datetime,
     *,
     agency_code: str | None = None,
+    filters: ReportFilter | None = None,
 ) -> Report:
-    """Counts per group for the days of ``window`` (optionally one receiving agency)."""
+    """Counts per group for the days of ``window`` (optionally one receiving agency, or the
+    dossiers matching ``filters``)."""
     period = window.period()
     as_of = min(period.end, now)
     r = ReportDossier.__table__.c
@@ -244,6 +269,8 @@ def ontime_report(
     scope = and_(r.received_at < period.end, or_(r.end_at.is_(None), r.end_at >= period.start))
     if agency_code is not None:
         scope = and_(scope, r.agency_code == agency_code)
+    if filters is not None:
+        scope = and_(scope, *filters.conditions())
     inner = (
         select(
             key.label("key"),
@@ -284,4 +311,136 @@ def ontime_report(
     ).with_shares()
     return Report(
         first=window.first, last=window.last, group_by=group_by, as_of=as_of, rows=rows, total=total
+    )
+
+
+# --- the console's report page: weekly flow, overdue dossiers, filter choices -----------------
+
+
+class WeekFlow(BaseModel):
+    """Dossiers received (new) and finished (9/10, early, on time or late) in one week of a
+    report's days (Monday to Sunday, clipped to the period)."""
+
+    first: date
+    last: date
+    received: int = 0
+    finished: int = 0
+
+
+def _week_index(value: ColumnElement[datetime], starts: list[datetime]) -> ColumnElement[int]:
+    """The index of the week holding ``value`` (``starts[i] <= value < starts[i + 1]``)."""
+    return case(
+        *((value < start, index - 1) for index, start in enumerate(starts[1:], start=1)),
+        else_=len(starts) - 1,
+    )
+
+
+def weekly_flow(
+    connection: Connection, window: DayRange, *, filters: ReportFilter | None = None
+) -> list[WeekFlow]:
+    """Received and finished dossiers per week of ``window``: two ``GROUP BY`` over
+    ``report_dossiers`` whose sums are the report's ``new`` and ``finished`` totals."""
+    weeks: list[WeekFlow] = []
+    day = window.first
+    while day <= window.last:
+        last = min(day + timedelta(days=6 - day.weekday()), window.last)
+        weeks.append(WeekFlow(first=day, last=last))
+        day = last + timedelta(days=1)
+    starts = [datetime.combine(week.first, time(), VN_TZ) for week in weeks]
+    period = window.period()
+    r = ReportDossier.__table__.c
+    extra = filters.conditions() if filters is not None else []
+    received_week = _week_index(r.received_at, starts).label("week")
+    received = (
+        select(received_week, func.count().label("n"))
+        .where(r.received_at >= period.start, r.received_at < period.end, *extra)
+        .group_by(received_week)
+    )
+    for row in connection.execute(received):
+        weeks[row.week].received += row.n
+    finished_week = _week_index(r.end_at, starts).label("week")
+    finished = (
+        select(finished_week, func.count().label("n"))
+        .where(
+            r.end_at >= period.start,
+            r.end_at < period.end,
+            r.received_at < period.end,
+            r.end_kind == int(EndKind.FINISHED),
+            *extra,
+        )
+        .group_by(finished_week)
+    )
+    for row in connection.execute(finished):
+        weeks[row.week].finished += row.n
+    return weeks
+
+
+class OverdueDossier(BaseModel):
+    """A dossier in the overdue bucket at the report's end (docs/reports.md §2.2): codes and
+    dates only, no personal data."""
+
+    code: str
+    agency_code: str
+    procedure_code: str
+    procedure_name: str | None
+    received_at: datetime
+    due_at: datetime
+
+
+def overdue_dossiers(
+    connection: Connection,
+    window: DayRange,
+    rules: DayRules,
+    now: datetime,
+    *,
+    filters: ReportFilter | None = None,
+    limit: int = 200,
+) -> list[OverdueDossier]:
+    """The dossiers :func:`ontime_report` counts as overdue, the longest overdue first."""
+    period = window.period()
+    as_of = min(period.end, now)
+    r = ReportDossier.__table__.c
+    bucket = _bucket(period, rules, as_of, window)
+    statement = (
+        select(r.code, r.agency_code, r.procedure_code, r.procedure_name, r.received_at, r.due_at)
+        .where(
+            r.received_at < period.end,
+            or_(r.end_at.is_(None), r.end_at >= period.start),
+            bucket == Bucket.OVERDUE.value,
+            *(filters.conditions() if filters is not None else []),
+        )
+        .order_by(r.due_at, r.code)
+        .limit(limit)
+    )
+    return [OverdueDossier.model_validate(row, from_attributes=True) for row in connection.execute(statement)]
+
+
+class FilterChoices(BaseModel):
+    """The values the report filters offer: ``(code, name)`` pairs found in ``report_dossiers``."""
+
+    procedures: list[tuple[str, str | None]]
+    fields: list[tuple[str, str | None]]
+    units: list[str]
+
+
+def filter_choices(connection: Connection, limit: int = 500) -> FilterChoices:
+    r = ReportDossier.__table__.c
+    procedures = connection.execute(
+        select(r.procedure_code, func.max(r.procedure_name))
+        .group_by(r.procedure_code)
+        .order_by(r.procedure_code)
+        .limit(limit)
+    )
+    fields = connection.execute(
+        select(r.field_code, func.max(r.field_name))
+        .where(r.field_code.is_not(None))
+        .group_by(r.field_code)
+        .order_by(r.field_code)
+        .limit(limit)
+    )
+    units = connection.execute(select(r.agency_code).distinct().order_by(r.agency_code).limit(limit))
+    return FilterChoices(
+        procedures=[(code, name) for code, name in procedures],
+        fields=[(code, name) for code, name in fields],
+        units=[code for (code,) in units],
     )

@@ -8,7 +8,19 @@ from hub.config import Settings
 from hub.db.session import Database
 from hub.reports.calendar import WorkCalendar
 from hub.reports.ontime import DayRules
-from hub.reports.query import DayRange, GroupBy, Report, ontime_report
+from hub.reports.query import (
+    DayRange,
+    FilterChoices,
+    GroupBy,
+    OverdueDossier,
+    Report,
+    ReportFilter,
+    WeekFlow,
+    filter_choices,
+    ontime_report,
+    overdue_dossiers,
+    weekly_flow,
+)
 from hub.reports.usage import UsageReport, usage_report
 from schemas.timefmt import now_utc
 
@@ -36,6 +48,7 @@ class ReportService:
         group_by: GroupBy,
         *,
         agency_code: str | None = None,
+        filters: ReportFilter | None = None,
         now: datetime | None = None,
     ) -> Report:
         with self._db.sessions() as session:
@@ -46,7 +59,31 @@ class ReportService:
                 self._rules,
                 now or now_utc(),
                 agency_code=agency_code,
+                filters=filters,
             )
+
+    def weekly(self, window: DayRange, *, filters: ReportFilter | None = None) -> list[WeekFlow]:
+        """Received and finished per week (the console's chart, docs/reports.md §9)."""
+        with self._db.sessions() as session:
+            return weekly_flow(session.connection(), window, filters=filters)
+
+    def overdue(
+        self,
+        window: DayRange,
+        *,
+        filters: ReportFilter | None = None,
+        now: datetime | None = None,
+        limit: int = 200,
+    ) -> list[OverdueDossier]:
+        """The dossiers the report counts as overdue (docs/reports.md §2.2)."""
+        with self._db.sessions() as session:
+            return overdue_dossiers(
+                session.connection(), window, self._rules, now or now_utc(), filters=filters, limit=limit
+            )
+
+    def choices(self) -> FilterChoices:
+        with self._db.sessions() as session:
+            return filter_choices(session.connection())
 
     def usage(self, window: DayRange, *, now: datetime | None = None) -> UsageReport:
         """The usage report (docs/reports.md §8)."""

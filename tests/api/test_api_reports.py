@@ -83,9 +83,27 @@ def test_csv_and_xlsx_downloads(full_hub: LiveHub) -> None:
     )
 
 
+def test_filters_narrow_the_report(full_hub: LiveHub) -> None:
+    """``procedure``, ``field`` and ``channel`` (docs/reports.md §9): only the matching dossiers."""
+    dossiers = _dataset()
+    _store(full_hub.db, dossiers)
+    params = {"period": "2025-03", "group_by": "channel"}
+    with full_hub.client("officer") as client:
+        whole = client.get(URL, params=params).json()
+        one = client.get(URL, params={**params, "procedure": "1.003901.H42", "channel": "2"}).json()
+        field = client.get(URL, params={**params, "field": "G02"}).json()
+    narrowed = [d for d in dossiers if d.procedure_code == "1.003901.H42" and int(d.channel) == 2]
+    expected = sum(_expected(narrowed, "2025-03", GroupBy.PROCEDURE, WORKING).values(), Counter())
+    assert one["total"]["received"] == expected["received"] > 0
+    assert [row["key"] for row in one["rows"]] == ["2"]
+    assert 0 < field["total"]["received"] < whole["total"]["received"]
+
+
 @pytest.mark.parametrize(
     "params",
     [
+        {"period": "2025", "channel": "9"},
+        {"period": "2025", "procedure": "x" * 41},
         {"period": "2025-13"},
         {"from": "2025-03-31", "to": "2025-03-01"},
         {"from": "2025-03-01"},

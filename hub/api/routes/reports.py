@@ -28,11 +28,12 @@ from hub.auth.keys import Principal
 from hub.reports import usage_export
 from hub.reports.export import to_csv, to_xlsx
 from hub.reports.pdf import Letterhead, ontime_pdf
-from hub.reports.query import DayRange, GroupBy, Report, day_range
+from hub.reports.query import DayRange, GroupBy, Report, ReportFilter, day_range
 from hub.reports.service import ReportService
 from hub.reports.usage import UsageReport
 from hub.services.outages import OutageReport, outage_report
 from schemas.codes import AgencyCode
+from schemas.dossier import Channel
 from schemas.timefmt import now_utc
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses=error_responses(401, 403, 422))
@@ -103,9 +104,15 @@ async def ontime(
     window: ReportDays,
     group_by: GroupBy = GroupBy.PROCEDURE,
     agency: Annotated[AgencyCode | None, Query(description="Only this receiving agency")] = None,
+    procedure: Annotated[str | None, Query(max_length=40, description="Only this procedure (MaTTHC)")] = None,
+    field: Annotated[str | None, Query(max_length=100, description="Only this field (MaLinhVuc)")] = None,
+    channel: Annotated[Channel | None, Query(description="Only this channel (KenhThucHien)")] = None,
     format: ReportFormat = ReportFormat.JSON,
 ) -> Response | Report:
-    report = await run_in_threadpool(reports.ontime, window, group_by, agency_code=agency)
+    filters = ReportFilter(procedure=procedure, field=field, channel=channel)
+    report = await run_in_threadpool(
+        lambda: reports.ontime(window, group_by, agency_code=agency, filters=filters)
+    )
     if format is ReportFormat.JSON:
         return report
     name = f"ontime-{group_by.value}-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
