@@ -334,18 +334,19 @@ def zeep_serialisation_ms(connector: Any, rounds: int = 500) -> tuple[float, flo
 # --- DVCQG JSON -------------------------------------------------------------------------------
 
 
+def _simulator_login(kind: str, url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Endpoint settings that sign in with the simulators' default account (``hub`` /
+    ``hub-secret``, hub/simulators/dvcqg.py and hub/simulators/lgsp/simulator.py)."""
+    return {"kind": kind, "url": url, "username": "hub", "password": "hub-secret", "options": options}
+
+
 async def _bench_dvcqg(opts: BenchOptions, name: str, transport: TransportKind) -> CaseResult:
     """``dossier.sync`` (DongBoHoSoMC) then ``dossier.progress`` through the DVCQG connector."""
     from connectors.dvcqg import build_dvcqg_connector
 
     def endpoint(port: int) -> dict[str, Any]:
-        return {
-            "kind": "dvcqg",
-            "url": f"http://127.0.0.1:{port}/apiDVC-GPLX/tcdbdvcdata",
-            "username": "hub",
-            "password": "hub-secret",
-            "options": {"madonvi": "000.00.18.H42"},
-        }
+        url = f"http://127.0.0.1:{port}/apiDVC-GPLX/tcdbdvcdata"
+        return _simulator_login("dvcqg", url, {"madonvi": "000.00.18.H42"})
 
     sim = ("hub.commands.simulate_dvcqg", "simulator listening", ())
     build = partial(build_dvcqg_connector, "dvcqg")
@@ -381,13 +382,8 @@ async def _bench_soap(opts: BenchOptions, version: str) -> CaseResult:
     name = f"lgsp-soap{version.replace('.', '')}"
 
     def endpoint(port: int) -> dict[str, Any]:
-        return {
-            "kind": "lgsp_soap",
-            "url": f"http://127.0.0.1:{port}/lgsp/soap{version.replace('.', '')}",
-            "username": "hub",
-            "password": "hub-secret",
-            "options": {"soap_version": version},
-        }
+        url = f"http://127.0.0.1:{port}/lgsp/soap{version.replace('.', '')}"
+        return _simulator_login("lgsp_soap", url, {"soap_version": version})
 
     build = partial(build_lgsp_soap_connector, "lgsp")
     async with simulated_connector(opts, _LGSP_SIMULATOR, endpoint, build) as (connector, pid):

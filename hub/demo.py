@@ -669,6 +669,19 @@ def write_images(directory: Path) -> dict[str, Path]:
     return paths
 
 
+def _demo_key(purpose: str, holder: Principal, p12: Path, image: Path) -> dict[str, Any]:
+    """A demo signing key: a PKCS#12 file of the test PKI, opened with the demo password
+    (``PASSWORD_ENV``), bound to the one principal who may use it."""
+    return {
+        "kind": "pkcs12",
+        "purpose": purpose,
+        "principals": [holder.name],
+        "path": str(p12),
+        "password_env": PASSWORD_ENV,
+        "image_path": str(image),
+    }
+
+
 def demo_settings(
     directory: Path, api_port: int, sims: Simulators, *, procedure_map: dict[str, str] | None = None
 ) -> Settings:
@@ -725,22 +738,10 @@ def demo_settings(
             "tsa_url": sims.pki.tsa_url,
             "tsa_timeout_seconds": 20,
             "keys": {
-                "lanh-ntl": {
-                    "kind": "pkcs12",
-                    "purpose": "personal",
-                    "principals": [OFFICER.name],
-                    "path": str(pki.officer_p12),
-                    "password_env": PASSWORD_ENV,
-                    "image_path": str(images / "chu-ky-nguyen-thi-lap-lanh.png"),
-                },
-                "so-nnmt": {
-                    "kind": "pkcs12",
-                    "purpose": "seal",
-                    "principals": [CLERK.name],
-                    "path": str(pki.agency_p12),
-                    "password_env": PASSWORD_ENV,
-                    "image_path": str(images / "con-dau-so-nnmt.png"),
-                },
+                "lanh-ntl": _demo_key(
+                    "personal", OFFICER, pki.officer_p12, images / "chu-ky-nguyen-thi-lap-lanh.png"
+                ),
+                "so-nnmt": _demo_key("seal", CLERK, pki.agency_p12, images / "con-dau-so-nnmt.png"),
             },
             "result_officer_key": "lanh-ntl",
             "result_agency_key": "so-nnmt",

@@ -31,6 +31,7 @@ from pathlib import Path
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
+from hub.waits import first_of
 from schemas.errors import ConfigurationError, HubError, RetryableError
 from schemas.timefmt import now_utc
 
@@ -358,12 +359,7 @@ class OutageReporter:
         if not events:
             await asyncio.sleep(seconds)
             return
-        waiters = [asyncio.ensure_future(event.wait()) for event in events]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await first_of(events, seconds=seconds)
 
     async def retry_later(
         self, operation: str, error: BaseException, stop: asyncio.Event | None = None

@@ -200,13 +200,20 @@ class OutboxMessage(Base):
     )
 
 
-class DeliveryAttempt(Base):
+class OutboxMessageChild:
+    """Columns of a row that belongs to one outbox message and goes when it goes (cascade):
+    its own id and the message's ``seq``, as the first two columns (``sort_order``; a mixin's
+    columns would otherwise come last)."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True, sort_order=-2)
+    message_seq: Mapped[int] = mapped_column(
+        BigId, ForeignKey("outbox_messages.seq", ondelete="CASCADE"), index=True, sort_order=-1
+    )
+
+
+class DeliveryAttempt(OutboxMessageChild, Base):
     __tablename__ = "delivery_attempts"
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    message_seq: Mapped[int] = mapped_column(
-        BigId, ForeignKey("outbox_messages.seq", ondelete="CASCADE"), index=True
-    )
     attempt_no: Mapped[int] = mapped_column(Integer)
     worker_id: Mapped[str] = mapped_column(String(100))
     started_at: Mapped[datetime] = mapped_column()
@@ -243,15 +250,11 @@ class DeliveryWorker(Base):
     stopped_at: Mapped[datetime | None] = mapped_column()
 
 
-class PayloadRevision(Base):
+class PayloadRevision(OutboxMessageChild, Base):
     """The payload a message had before an operator edited it (kept for the audit trail)."""
 
     __tablename__ = "payload_revisions"
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    message_seq: Mapped[int] = mapped_column(
-        BigId, ForeignKey("outbox_messages.seq", ondelete="CASCADE"), index=True
-    )
     revision: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]]
     replaced_by: Mapped[str] = mapped_column(String(100))

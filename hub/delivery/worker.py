@@ -68,6 +68,7 @@ from hub.outbox.retention import RetentionRunner
 from hub.outbox.transitions import AttemptOutcome
 from hub.telemetry import correlation
 from hub.telemetry.process import Telemetry
+from hub.waits import first_of
 from schemas.errors import HubError, SendFencedError
 
 log = logging.getLogger("hub.delivery")
@@ -268,7 +269,7 @@ class Worker:
                 # Results are not draining (a row locked elsewhere, a slow database): claiming
                 # more would only pile up leases (§12.1). A flush wakes the loop.
                 self._wake.clear()
-                await _wait_any(self._wake, stop, seconds=self.config.poll_interval_seconds)
+                await first_of((self._wake, stop), seconds=self.config.poll_interval_seconds)
                 continue
             wants = self.planner.wants()
             got = 0
@@ -295,9 +296,9 @@ class Worker:
                 # Probably more waiting: claim again once enough slots are free.
                 self._capacity.clear()
                 if not self.planner.has_room():
-                    await _wait_any(self._capacity, stop, seconds=self.config.poll_interval_seconds)
+                    await first_of((self._capacity, stop), seconds=self.config.poll_interval_seconds)
                 continue
-            await _wait_any(self._wake, stop, seconds=self.config.poll_interval_seconds)
+            await first_of((self._wake, stop), seconds=self.config.poll_interval_seconds)
 
     async def _provide_probes(self, wants: Mapping[str, int], claimed: list[ClaimedMessage]) -> None:
         """A half-open circuit probes with a real message: when none of its endpoint's is due
@@ -538,16 +539,6 @@ class Worker:
 @asynccontextmanager
 async def _given(connectors: dict[str, Connector]) -> AsyncIterator[dict[str, Connector]]:
     yield dict(connectors)
-
-
-async def _wait_any(event: asyncio.Event, stop: asyncio.Event, *, seconds: float) -> None:
-    """Wait until ``event`` or ``stop`` is set, or ``seconds`` pass."""
-    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 async def run_worker(

@@ -11,14 +11,7 @@ from hub.db.migrate import downgrade
 from hub.db.session import Database
 from hub.health import HubHealth, WorkerPulse, check_readiness
 from tests.api.livehub import LiveHub
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clocks import SettableClock
 
 
 def test_ready_without_a_worker(hub: LiveHub) -> None:
@@ -38,7 +31,7 @@ def test_a_schema_behind_the_migrations_is_not_ready(hub: LiveHub, database_url:
 
 
 def test_the_worker_pulse_and_its_database_calls(db: Database) -> None:
-    clock = Clock()
+    clock = SettableClock()
     health = HubHealth(database=OutageReporter(clock=clock), worker=WorkerPulse(clock))
     assert check_readiness(db, health).reasons == ["worker not started yet"]
     health.worker.beat()  # type: ignore[union-attr]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -16,6 +17,21 @@ from connectors.http import DirectPost, TransportKind, build_http_client, send_f
 from connectors.settings import EndpointSettings
 from connectors.webhook import WebhookConnector
 from schemas.errors import SendFencedError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@asynccontextmanager
+async def _serving(handle: Handler) -> AsyncIterator[str]:
+    """A loopback aiohttp server answering ``POST /in`` with ``handle``; yields that URL."""
+    app = web.Application()
+    app.router.add_post("/in", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/in"))
+    finally:
+        await server.close()
 
 
 @dataclass
@@ -36,13 +52,9 @@ async def receiver() -> AsyncIterator[Receiver]:
         response.set_cookie("portal_session", f"s{len(state.seen)}")
         return response
 
-    app = web.Application()
-    app.router.add_post("/in", handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    state.url = str(server.make_url("/in"))
-    yield state
-    await server.close()
+    async with _serving(handle) as url:
+        state.url = url
+        yield state
 
 
 def delivery(n: int) -> Delivery:
@@ -126,14 +138,10 @@ async def held_receiver() -> AsyncIterator[HeldReceiver]:
         await state.let_go.wait()
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_post("/in", handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    state.url = str(server.make_url("/in"))
-    yield state
-    state.let_go.set()
-    await server.close()
+    async with _serving(handle) as url:
+        state.url = url
+        yield state
+        state.let_go.set()
 
 
 @pytest.mark.parametrize("transport", list(TransportKind))

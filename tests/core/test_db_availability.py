@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from hub.db.availability import DatabaseProblem, OutageReporter, diagnose
+from tests.clocks import SettableClock
 
 
 def _wrapped(original: Exception) -> OperationalError:
@@ -77,14 +78,6 @@ def test_diagnose_reads_sqlstates() -> None:
     assert diagnose(ValueError("a bug")).problem is DatabaseProblem.OTHER
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 REFUSED = _wrapped(psycopg.OperationalError("connection failed: Connection refused"))
 READ_ONLY = _wrapped(sqlite3.OperationalError("attempt to write a readonly database"))
 
@@ -93,7 +86,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="hub.db")
-    clock = Clock()
+    clock = SettableClock(100.0)
     reporter = OutageReporter(first_pause=0.2, max_pause=5.0, clock=clock)
     pauses = [reporter.failed("claim", REFUSED) for _ in range(8)]
     for _ in range(20):

@@ -21,6 +21,7 @@ from schemas.errors import (
     SoapFaultError,
     TransportError,
 )
+from tests.clocks import SettableClock
 
 SCHEDULE = [5.0, 60.0, 300.0]
 
@@ -101,16 +102,8 @@ def test_parse_retry_after_seconds_and_dates() -> None:
     assert parse_retry_after(None) is None
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_breaker_opens_probes_and_closes() -> None:
-    clock = FakeClock()
+    clock = SettableClock()
     breaker = CircuitBreaker(
         "p", BreakerSettings(failure_threshold=3, open_seconds=10, half_open_probes=1), clock
     )
@@ -140,7 +133,7 @@ def test_breaker_opens_probes_and_closes() -> None:
 
 
 def test_success_resets_the_failure_count() -> None:
-    breaker = CircuitBreaker("p", BreakerSettings(failure_threshold=2), FakeClock())
+    breaker = CircuitBreaker("p", BreakerSettings(failure_threshold=2), SettableClock())
     breaker.record_failure("x", probe=False)
     breaker.record_success(probe=False)
     assert breaker.record_failure("x", probe=False) is None
@@ -150,7 +143,7 @@ def test_success_resets_the_failure_count() -> None:
 def test_probes_come_soon_after_opening_then_back_off_up_to_open_seconds() -> None:
     """First probe ``probe_interval_seconds`` after opening; each failed probe doubles the wait,
     capped at ``open_seconds``; closing starts over."""
-    clock = FakeClock()
+    clock = SettableClock()
     settings = BreakerSettings(failure_threshold=1, probe_interval_seconds=5, open_seconds=30)
     breaker = CircuitBreaker("p", settings, clock)
     waits = []
@@ -170,7 +163,7 @@ def test_probes_come_soon_after_opening_then_back_off_up_to_open_seconds() -> No
 
 
 def test_closing_tells_when_the_run_of_failures_began() -> None:
-    clock = FakeClock()
+    clock = SettableClock()
     breaker = CircuitBreaker("p", BreakerSettings(failure_threshold=2, probe_interval_seconds=1), clock)
     assert breaker.failing_since is None
     before = utcnow()

@@ -14,15 +14,7 @@ from hub.simulators.harness import Simulator
 from hub.simulators.lgsp import LgspContract, LgspSimulator
 from hub.simulators.pki import PkiSimulator, serve_test_pki
 from hub.simulators.sink import WebhookSink
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
+from tests.clocks import SettableClock
 
 # --- the fault model ----------------------------------------------------------------------------
 
@@ -56,7 +48,7 @@ def test_attempts_count_per_message() -> None:
 
 
 def test_outage_window() -> None:
-    clock = FakeClock()
+    clock = SettableClock(1000.0)
     book = FaultBook(clock=clock)
     book.add(kind=FaultKind.STATUS, times=None, after_seconds=10, for_seconds=5)
     assert book.take("op") is None
