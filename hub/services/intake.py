@@ -55,7 +55,7 @@ from hub.lookup.owner_hash import OwnerIdHasher
 from hub.outbox.enqueue import new_messages, write_messages
 from hub.outbox.routing import RouteQuery, Router
 from hub.reports.models import ReportDossier
-from hub.reports.ontime import facts_of
+from hub.reports.ontime import DossierFacts, facts_of
 from hub.reports.projection import fact_row
 from hub.services import late_entry
 from schemas.changes import DossierUpsert, DueDateChange, ResultAttach, StatusChange, StepAdd
@@ -345,6 +345,8 @@ class _Held:
     row_id: int | None
     """``None``: created in this transaction, inserted at the end."""
     changed: bool = False
+    facts: DossierFacts | None = None
+    """What its report row holds (the facts of the dossier as stored); ``None``: created here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +394,7 @@ class _Unit:
             self.held[code] = None
         statement = _HOLD_LOCKED if self.is_postgres else _HOLD
         for row in self.connection.execute(statement, {"codes": wanted}):
-            self.held[row.code] = _Held(
+            self.held[row.code] = held = _Held(
                 dossier=Dossier.model_validate(row.document),
                 revision=row.revision,
                 source_version=row.source_version,
@@ -400,6 +402,7 @@ class _Unit:
                 owner_id_hash=row.owner_id_hash,
                 row_id=row.id,
             )
+            held.facts = facts_of(held.dossier)
 
     def get(self, code: str) -> _Held | None:
         self.hold([code])
@@ -529,12 +532,21 @@ class _Unit:
         self._project()
 
     def _project(self) -> None:
-        """The report rows of the dossiers held (docs/reports.md §3): what
-        :func:`hub.reports.projection.project_dossiers` writes, through a statement built once."""
-        rows = {code: fact_row(facts_of(held.dossier)) for code, held in self.held.items() if held}
+        """The report rows of the dossiers held whose facts changed (docs/reports.md §3): what
+        :func:`hub.reports.projection.project_dossiers` writes, through a statement built once.
+
+        A row whose facts are those of the stored dossier is left as it is: it was written with
+        them (in the transaction that stored the dossier, or by migration 0009's backfill and
+        ``rebuild`` after a rule change), so most status changes write no report row."""
+        rows = []
+        for held in self.held.values():
+            if held is not None:
+                facts = facts_of(held.dossier)
+                if facts != held.facts:
+                    rows.append(fact_row(facts))
         if rows:
             statement = _project_statement(self.connection.dialect.name)
-            self.connection.execute(statement, list(rows.values()))
+            self.connection.execute(statement, rows)
 
     def log_stored(self) -> None:
         """One line per committed transaction that changed dossiers (with the request's

@@ -15,6 +15,8 @@ from sqlalchemy import event, select
 from hub.api.offload import WriteThreads
 from hub.db.models import OutboxMessage
 from hub.db.session import Database
+from hub.reports.models import ReportDossier
+from hub.reports.ontime import EndKind
 from hub.services.intake import IntakeService
 from hub.telemetry import correlation
 from schemas.changes import DossierUpsert, StatusChange
@@ -58,9 +60,26 @@ def test_a_status_change_is_one_short_transaction(db: Database) -> None:
         "UPDATE dossiers SET",
         "INSERT INTO outbox_messages",
         "INSERT INTO audit_log",
-        "INSERT INTO report_dossiers",
         "UPDATE idempotency_keys SET",
-    ]
+    ]  # no report row: its facts (dates, end of processing) stay those it holds
+
+
+def test_the_report_row_is_written_when_its_facts_change(db: Database) -> None:
+    service = IntakeService(db, settings())
+    with statements(db) as seen:
+        service.upsert_dossier(DossierUpsert(dossier=make_dossier()), actor="src")
+    assert "INSERT INTO report_dossiers" in seen
+    later = T0 + timedelta(hours=1)
+    service.change_status(
+        CODE, StatusChange(status=DossierStatus.PROCESSING, at=later, handler="B"), actor="src"
+    )
+    finish = StatusChange(status=DossierStatus.FINISHED, at=later + timedelta(hours=1), handler="B")
+    with statements(db) as seen:
+        service.change_status(CODE, finish, actor="src")
+    assert "INSERT INTO report_dossiers" in seen
+    with db.sessions() as session:
+        end_kind = session.scalar(select(ReportDossier.end_kind).where(ReportDossier.code == CODE))
+    assert end_kind == EndKind.FINISHED
 
 
 def test_messages_are_queued_in_the_order_the_change_caused_them(db: Database) -> None:
