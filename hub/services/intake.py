@@ -142,28 +142,31 @@ _RELEASE = delete(_I).where(_I.key == bindparam("b_key"), _I.scope == bindparam(
 _REPORT_COLUMNS = [c.name for c in ReportDossier.__table__.columns if c.name != "code"]
 
 
-def _dialect_insert(dialect: str) -> Any:
+def _dialect_insert(dialect: str) -> Callable[[Any], Any]:
+    """The dialect's ``insert`` (the one with ``ON CONFLICT``)."""
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 @functools.cache
 def _insert_dossiers_statement(dialect: str) -> Executable:
     """``INSERT … ON CONFLICT (code) DO NOTHING RETURNING code, id`` of new dossiers."""
-    return (
+    statement: Executable = (
         _dialect_insert(dialect)(_D)
         .on_conflict_do_nothing(index_elements=[_D.code])
         .returning(_D.code, _D.id)
     )
+    return statement
 
 
 @functools.cache
 def _claim_statement(dialect: str) -> Executable:
     """Claim an idempotency key: ``INSERT … ON CONFLICT DO NOTHING RETURNING key``."""
-    return (
+    statement: Executable = (
         _dialect_insert(dialect)(_I)
         .on_conflict_do_nothing(index_elements=[_I.key, _I.scope])
         .returning(_I.key)
     )
+    return statement
 
 
 @functools.cache
@@ -171,10 +174,11 @@ def _project_statement(dialect: str) -> Executable:
     """The report rows' upsert of :func:`hub.reports.projection.project_dossiers`, built once
     (that function builds it per call; its rows come from the same :func:`fact_row`)."""
     statement = _dialect_insert(dialect)(ReportDossier)
-    return statement.on_conflict_do_update(
+    upsert: Executable = statement.on_conflict_do_update(
         index_elements=[ReportDossier.code],
         set_={name: statement.excluded[name] for name in _REPORT_COLUMNS},
     )
+    return upsert
 
 
 class IntakeResult(BaseModel):
