@@ -69,7 +69,7 @@ def _by_seq(written: Enqueued) -> int:
 
 def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list[Enqueued]:
     """Insert ``messages`` (from :func:`new_messages`, queue order = list order), committed with
-    the caller's change; returns their ``seq``.
+    the caller's change; returns their ``seq``, in queue order.
 
     One multi-row ``INSERT … RETURNING`` (SQLAlchemy's "insertmanyvalues"), not a driver
     ``executemany``: psycopg runs the latter as a pipeline of single-row statements, several
