@@ -22,6 +22,7 @@ from hub.api.deps import Services
 from hub.api.errors import install_error_handlers
 from hub.api.limits import BodySizeLimitMiddleware
 from hub.api.observability import install_request_telemetry
+from hub.api.offload import WriteThreads
 from hub.api.security import AuditClientMiddleware, install_security_middleware
 from hub.auth.keys import ApiKeyService
 from hub.auth.throttle import FailedAuthThrottle
@@ -107,6 +108,7 @@ def build_services(
         sms=SmsResponder(lookup, settings.lookup.sms_keyword),
         lookup_limiter=RateLimiter(settings.lookup.rate_limit_per_minute),
         auth_throttle=FailedAuthThrottle(settings.api.auth_failures_per_minute),
+        writes=WriteThreads.for_database(db),
     )
 
 
@@ -153,8 +155,9 @@ def create_app(
         bootstrap_token = settings.bootstrap_admin_token.get_secret_value() or None
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.services.writes.close()
         if owns_db:
             database.dispose()
 

@@ -27,6 +27,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.limits import client_address
+from hub.api.offload import WriteThreads
 from hub.auth.keys import ApiKeyService, Principal
 from hub.auth.throttle import FailedAuthThrottle
 from hub.config import Settings
@@ -65,6 +66,8 @@ class Services:
     lookup_limiter: RateLimiter
     #: Failed authentications per client address (429 past ``api.auth_failures_per_minute``).
     auth_throttle: FailedAuthThrottle
+    #: The threads intake's writes run in (:mod:`hub.api.offload`).
+    writes: WriteThreads
     #: Signing with server-held keys (``[signing.keys]``); ``None``: built from the settings at
     #: first use by ``/api/v1/signing`` (:func:`hub.api.routes.signing.get_signing_facade`).
     signing: SigningFacade | None = None
@@ -100,6 +103,10 @@ def get_services(request: Request) -> Services:
 
 def get_intake(request: Request) -> IntakeService:
     return get_services(request).intake
+
+
+def get_writes(request: Request) -> WriteThreads:
+    return get_services(request).writes
 
 
 def get_keys(request: Request) -> ApiKeyService:
@@ -344,6 +351,7 @@ SettingsDep = Annotated[Settings, Depends(_on_loop(get_settings))]
 DatabaseDep = Annotated[Database, Depends(_on_loop(get_db))]
 HealthDep = Annotated[HubHealth, Depends(_on_loop(get_health))]
 IntakeDep = Annotated[IntakeService, Depends(_on_loop(get_intake))]
+WritesDep = Annotated[WriteThreads, Depends(_on_loop(get_writes))]
 FilesDep = Annotated[FileStore, Depends(_on_loop(get_files))]
 LookupDep = Annotated[LookupService, Depends(_on_loop(get_lookup))]
 SmsDep = Annotated[SmsResponder, Depends(_on_loop(get_sms))]

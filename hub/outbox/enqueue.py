@@ -24,6 +24,17 @@ OUTBOX_TOUCHED = "hub_outbox_touched"
 _NOTIFY = text("SELECT pg_notify(:channel, endpoint) FROM unnest(CAST(:endpoints AS text[])) AS endpoint")
 
 
+_RETURNED = (OutboxMessage.seq, OutboxMessage.message_id, OutboxMessage.endpoint)
+#: The rows of :func:`write_messages` on PostgreSQL: SQLAlchemy inserts them from a ``VALUES``
+#: list ordered by a sentinel, so ``seq`` follows the list (a bare multi-row ``VALUES`` does
+#: not promise that there).
+_INSERT_ORDERED = insert(OutboxMessage).returning(*_RETURNED, sort_by_parameter_order=True)
+#: On SQLite, whose multi-row ``VALUES`` inserts in list order, ``sort_by_parameter_order``
+#: only makes SQLAlchemy insert row by row (one statement each, to pair returned rows with
+#: their parameters): without it one statement; the rows are put in queue order by ``seq``.
+_INSERT = insert(OutboxMessage).returning(*_RETURNED)
+
+
 @dataclass(frozen=True, slots=True)
 class Enqueued:
     """A message written by :func:`enqueue`: its queue position and its id."""
@@ -52,9 +63,13 @@ def new_messages(endpoints: Sequence[str], **message: Unpack[NewMessage]) -> lis
     return [enqueued(endpoint=endpoint, now=now, correlation_id=cid, **message) for endpoint in endpoints]
 
 
+def _by_seq(written: Enqueued) -> int:
+    return written.seq
+
+
 def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list[Enqueued]:
     """Insert ``messages`` (from :func:`new_messages`, queue order = list order), committed with
-    the caller's change; returns their ``seq``.
+    the caller's change; returns their ``seq``, in queue order.
 
     One multi-row ``INSERT … RETURNING`` (SQLAlchemy's "insertmanyvalues"), not a driver
     ``executemany``: psycopg runs the latter as a pipeline of single-row statements, several
@@ -69,12 +84,10 @@ def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list
         return []
     session.info[OUTBOX_TOUCHED] = True
     connection = session.connection()
-    t = OutboxMessage
-    statement = insert(t).returning(t.seq, t.message_id, t.endpoint, sort_by_parameter_order=True)
-    written = [
-        Enqueued(row.seq, row.message_id, row.endpoint) for row in connection.execute(statement, messages)
-    ]
-    if connection.dialect.name == "postgresql":
+    postgres = connection.dialect.name == "postgresql"
+    rows = connection.execute(_INSERT_ORDERED if postgres else _INSERT, messages)
+    written = sorted((Enqueued(row.seq, row.message_id, row.endpoint) for row in rows), key=_by_seq)
+    if postgres:
         endpoints = sorted({message["endpoint"] for message in messages})
         connection.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "endpoints": endpoints})
     return written

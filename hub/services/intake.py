@@ -30,6 +30,7 @@ API process takes in (``benchmarks/bench_e2e.py``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -39,7 +40,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Executable, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -53,7 +54,9 @@ from hub.dlq.service import list_messages
 from hub.lookup.owner_hash import OwnerIdHasher
 from hub.outbox.enqueue import new_messages, write_messages
 from hub.outbox.routing import RouteQuery, Router
-from hub.reports.projection import project_dossiers
+from hub.reports.models import ReportDossier
+from hub.reports.ontime import DossierFacts, facts_of
+from hub.reports.projection import fact_row
 from hub.services import late_entry
 from schemas.changes import DossierUpsert, DueDateChange, ResultAttach, StatusChange, StepAdd
 from schemas.codes import format_dossier_code, validate_agency_code, validate_dossier_code
@@ -111,6 +114,71 @@ _UPDATE_DOSSIER = (
         }
     )
 )
+
+
+# The statements of the intake path are built once (a statement built per request is rebuilt and
+# re-keyed for SQLAlchemy's compiled cache each time: a third of the service's CPU per change).
+_D = DossierRow
+#: The dossiers a transaction names (``codes``: an expanding list), in code order.
+_HOLD = (
+    select(_D.id, _D.code, _D.revision, _D.source_version, _D.origin, _D.owner_id_hash, _D.document)
+    .where(_D.code.in_(bindparam("codes", expanding=True)))
+    .order_by(_D.code)
+)
+#: The same, row-locked until the transaction ends (PostgreSQL; SQLite has one writer).
+_HOLD_LOCKED = _HOLD.with_for_update()
+#: Intake's audit rows, one multi-row INSERT (RETURNING makes it one, not a driver executemany).
+_INSERT_AUDIT = insert(AuditEntry).returning(AuditEntry.id)
+_I = IdempotencyRecord
+_SELECT_CLAIM = select(_I.request_hash, _I.response).where(
+    _I.key == bindparam("b_key"), _I.scope == bindparam("b_scope")
+)
+_REMEMBER = (
+    update(_I)
+    .where(_I.key == bindparam("b_key"), _I.scope == bindparam("b_scope"))
+    .values(response=bindparam("b_response"))
+)
+_RELEASE = delete(_I).where(_I.key == bindparam("b_key"), _I.scope == bindparam("b_scope"))
+_REPORT_COLUMNS = [c.name for c in ReportDossier.__table__.columns if c.name != "code"]
+
+
+def _dialect_insert(dialect: str) -> Callable[[Any], Any]:
+    """The dialect's ``insert`` (the one with ``ON CONFLICT``)."""
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+@functools.cache
+def _insert_dossiers_statement(dialect: str) -> Executable:
+    """``INSERT … ON CONFLICT (code) DO NOTHING RETURNING code, id`` of new dossiers."""
+    statement: Executable = (
+        _dialect_insert(dialect)(_D)
+        .on_conflict_do_nothing(index_elements=[_D.code])
+        .returning(_D.code, _D.id)
+    )
+    return statement
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Executable:
+    """Claim an idempotency key: ``INSERT … ON CONFLICT DO NOTHING RETURNING key``."""
+    statement: Executable = (
+        _dialect_insert(dialect)(_I)
+        .on_conflict_do_nothing(index_elements=[_I.key, _I.scope])
+        .returning(_I.key)
+    )
+    return statement
+
+
+@functools.cache
+def _project_statement(dialect: str) -> Executable:
+    """The report rows' upsert of :func:`hub.reports.projection.project_dossiers`, built once
+    (that function builds it per call; its rows come from the same :func:`fact_row`)."""
+    statement = _dialect_insert(dialect)(ReportDossier)
+    upsert: Executable = statement.on_conflict_do_update(
+        index_elements=[ReportDossier.code],
+        set_={name: statement.excluded[name] for name in _REPORT_COLUMNS},
+    )
+    return upsert
 
 
 class IntakeResult(BaseModel):
@@ -281,6 +349,8 @@ class _Held:
     row_id: int | None
     """``None``: created in this transaction, inserted at the end."""
     changed: bool = False
+    facts: DossierFacts | None = None
+    """What its report row holds (the facts of the dossier as stored); ``None``: created here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,18 +394,11 @@ class _Unit:
         wanted = sorted({code for code in codes if code not in self.held})
         if not wanted:
             return
-        d = DossierRow
-        statement = (
-            select(d.id, d.code, d.revision, d.source_version, d.origin, d.owner_id_hash, d.document)
-            .where(d.code.in_(wanted))
-            .order_by(d.code)
-        )
-        if self.is_postgres:
-            statement = statement.with_for_update()
         for code in wanted:
             self.held[code] = None
-        for row in self.connection.execute(statement):
-            self.held[row.code] = _Held(
+        statement = _HOLD_LOCKED if self.is_postgres else _HOLD
+        for row in self.connection.execute(statement, {"codes": wanted}):
+            self.held[row.code] = held = _Held(
                 dossier=Dossier.model_validate(row.document),
                 revision=row.revision,
                 source_version=row.source_version,
@@ -343,6 +406,7 @@ class _Unit:
                 owner_id_hash=row.owner_id_hash,
                 row_id=row.id,
             )
+            held.facts = facts_of(held.dossier)
 
     def get(self, code: str) -> _Held | None:
         self.hold([code])
@@ -468,8 +532,25 @@ class _Unit:
             write_messages(self.session, self.messages)
         if self.audit:
             # RETURNING makes it one multi-row INSERT, not a driver executemany (see write_messages)
-            self.connection.execute(insert(AuditEntry).returning(AuditEntry.id), self.audit)
-        project_dossiers(self.connection, (held.dossier for held in self.held.values() if held))
+            self.connection.execute(_INSERT_AUDIT, self.audit)
+        self._project()
+
+    def _project(self) -> None:
+        """The report rows of the dossiers held whose facts changed (docs/reports.md §3): what
+        :func:`hub.reports.projection.project_dossiers` writes, through a statement built once.
+
+        A row whose facts are those of the stored dossier is left as it is: it was written with
+        them (in the transaction that stored the dossier, or by migration 0009's backfill and
+        ``rebuild`` after a rule change), so most status changes write no report row."""
+        rows = []
+        for held in self.held.values():
+            if held is not None:
+                facts = facts_of(held.dossier)
+                if facts != held.facts:
+                    rows.append(fact_row(facts))
+        if rows:
+            statement = _project_statement(self.connection.dialect.name)
+            self.connection.execute(statement, rows)
 
     def log_stored(self) -> None:
         """One line per committed transaction that changed dossiers (with the request's
@@ -503,12 +584,7 @@ class _Unit:
             }
             for code, held in created
         ]
-        dialect_insert = pg_insert if self.is_postgres else sqlite_insert
-        statement = (
-            dialect_insert(DossierRow)
-            .on_conflict_do_nothing(index_elements=[DossierRow.code])
-            .returning(DossierRow.code, DossierRow.id)
-        )
+        statement = _insert_dossiers_statement(self.connection.dialect.name)
         return {row.code: row.id for row in self.connection.execute(statement, values)}
 
 
@@ -940,21 +1016,21 @@ class IntakeService:
         """
         if not key:
             return None
-        i = IdempotencyRecord
         scope = self._scope(actor)
         request_hash = _request_hash(body)
-        dialect_insert = pg_insert if self._db.is_postgres else sqlite_insert
         claimed = connection.execute(
-            dialect_insert(i)
-            .values(key=key, scope=scope, request_hash=request_hash, response={}, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=[i.key, i.scope])
-            .returning(i.key)
+            _claim_statement(connection.dialect.name),
+            {
+                "key": key,
+                "scope": scope,
+                "request_hash": request_hash,
+                "response": {},
+                "created_at": utcnow(),
+            },
         ).first()
         if claimed is not None:
             return None
-        record = connection.execute(
-            select(i.request_hash, i.response).where(i.key == key, i.scope == scope)
-        ).first()
+        record = connection.execute(_SELECT_CLAIM, {"b_key": key, "b_scope": scope}).first()
         if record is None or not record.response:
             # the first request is still running (only if the database did not make us wait)
             raise ConflictError(
@@ -975,16 +1051,14 @@ class IntakeService:
     ) -> None:
         """Store the answer under the key claimed by :meth:`_claim`."""
         if key:
-            i = IdempotencyRecord
             connection.execute(
-                update(i).where(i.key == key, i.scope == self._scope(actor)).values(response=response)
+                _REMEMBER, {"b_key": key, "b_scope": self._scope(actor), "b_response": response}
             )
 
     def _release(self, connection: Connection, key: str | None, actor: str) -> None:
         """Drop the claim of a request answered as a no-op (nothing to replay)."""
         if key:
-            i = IdempotencyRecord
-            connection.execute(delete(i).where(i.key == key, i.scope == self._scope(actor)))
+            connection.execute(_RELEASE, {"b_key": key, "b_scope": self._scope(actor)})
 
 
 def _keep_history(current: Dossier, dossier: Dossier) -> list[ProcessingStep]:

@@ -2,7 +2,8 @@
 
 Handlers only translate HTTP to :class:`hub.services.intake.IntakeService` calls: the
 service checks the procedure's rules (docs/portal.md §2.3) and writes the change and its
-outbound messages in one transaction. ``Idempotency-Key`` makes a retried request return the
+outbound messages in one transaction. The write routes are ``async`` and run that call in
+intake's own threads (:mod:`hub.api.offload`). ``Idempotency-Key`` makes a retried request return the
 first answer without creating anything.
 """
 
@@ -20,6 +21,7 @@ from hub.api.deps import (
     FilesDep,
     IntakeDep,
     SettingsDep,
+    WritesDep,
     allow_reveal,
     get_services,
     require_role,
@@ -117,10 +119,10 @@ class StoredResult(BaseModel):
     dependencies=JSON_ONLY,
     responses={201: {"model": IntakeResult}},
 )
-def upsert_dossier(
-    command: DossierUpsert, response: Response, intake: IntakeDep, caller: WriterCall
+async def upsert_dossier(
+    command: DossierUpsert, response: Response, intake: IntakeDep, writes: WritesDep, caller: WriterCall
 ) -> IntakeResult:
-    result = intake.upsert_dossier(command, **caller)
+    result = await writes.run(intake.upsert_dossier, command, **caller)
     response.status_code = 201 if result.created else 200
     return result
 
@@ -141,8 +143,10 @@ def upsert_dossier(
     ),
     dependencies=JSON_ONLY,
 )
-def apply_batch(batch: IntakeBatch, intake: IntakeDep, caller: WriterCall) -> BatchResult:
-    return intake.apply_batch(batch, **caller)
+async def apply_batch(
+    batch: IntakeBatch, intake: IntakeDep, writes: WritesDep, caller: WriterCall
+) -> BatchResult:
+    return await writes.run(intake.apply_batch, batch, **caller)
 
 
 @router.get(
@@ -166,8 +170,10 @@ def get_dossier(
 
 
 @router.post("/dossiers/{code}/status", summary="Change a dossier's status", dependencies=JSON_ONLY)
-def change_status(code: str, change: StatusChange, intake: IntakeDep, caller: WriterCall) -> IntakeResult:
-    return intake.change_status(code, change, **caller)
+async def change_status(
+    code: str, change: StatusChange, intake: IntakeDep, writes: WritesDep, caller: WriterCall
+) -> IntakeResult:
+    return await writes.run(intake.change_status, code, change, **caller)
 
 
 @router.post(
@@ -175,18 +181,24 @@ def change_status(code: str, change: StatusChange, intake: IntakeDep, caller: Wr
     summary="Move the due date (Mẫu 04 apology or extension), recorded with the old and new dates",
     dependencies=JSON_ONLY,
 )
-def redate(code: str, change: DueDateChange, intake: IntakeDep, caller: WriterCall) -> IntakeResult:
-    return intake.redate(code, change, **caller)
+async def redate(
+    code: str, change: DueDateChange, intake: IntakeDep, writes: WritesDep, caller: WriterCall
+) -> IntakeResult:
+    return await writes.run(intake.redate, code, change, **caller)
 
 
 @router.post("/dossiers/{code}/steps", summary="Record a processing step", dependencies=JSON_ONLY)
-def add_step(code: str, command: StepAdd, intake: IntakeDep, caller: WriterCall) -> IntakeResult:
-    return intake.add_step(code, command, **caller)
+async def add_step(
+    code: str, command: StepAdd, intake: IntakeDep, writes: WritesDep, caller: WriterCall
+) -> IntakeResult:
+    return await writes.run(intake.add_step, code, command, **caller)
 
 
 @router.post("/dossiers/{code}/results", summary="Attach a result paper by URL", dependencies=JSON_ONLY)
-def attach_result(code: str, command: ResultAttach, intake: IntakeDep, caller: WriterCall) -> IntakeResult:
-    return intake.attach_result(code, command, **caller)
+async def attach_result(
+    code: str, command: ResultAttach, intake: IntakeDep, writes: WritesDep, caller: WriterCall
+) -> IntakeResult:
+    return await writes.run(intake.attach_result, code, command, **caller)
 
 
 @router.post(
