@@ -51,7 +51,7 @@ class Letterhead:
         )
 
 
-def _document(head: Letterhead, orientation: str, created: datetime) -> FPDF:
+def _document(head: Letterhead, orientation: str, created: datetime, paper: str = "A4") -> FPDF:
     from fpdf import FPDF
 
     class _Pdf(FPDF):
@@ -60,7 +60,7 @@ def _document(head: Letterhead, orientation: str, created: datetime) -> FPDF:
             self.set_font(FAMILY, size=9)
             self.cell(0, 5, f"Trang {self.page_no()}/{{nb}}", align="C")
 
-    pdf = _Pdf(orientation=orientation, unit="mm", format="A4")
+    pdf = _Pdf(orientation=orientation, unit="mm", format=paper)
     try:
         pdf.add_font(FAMILY, "", str(head.font_path))
         pdf.add_font(FAMILY, "B", str(head.font_bold_path))
@@ -68,9 +68,13 @@ def _document(head: Letterhead, orientation: str, created: datetime) -> FPDF:
     except (OSError, RuntimeError) as exc:
         raise ConfigurationError(f"reports font: {exc}", message_vi=f"Phông chữ báo cáo: {exc}") from exc
     # Decree 30/2020 Appendix I margins (left 30–35 mm, right 15–20 mm, top/bottom 20–25 mm),
-    # narrower on the left for the wide landscape tables.
-    pdf.set_margins(left=20, top=20, right=15)
-    pdf.set_auto_page_break(auto=True, margin=18)
+    # narrower on the left for the wide landscape tables; an A5 form keeps 10–15 mm.
+    if paper == "A5":
+        pdf.set_margins(left=12, top=12, right=10)
+        pdf.set_auto_page_break(auto=True, margin=14)
+    else:
+        pdf.set_margins(left=20, top=20, right=15)
+        pdf.set_auto_page_break(auto=True, margin=18)
     pdf.set_creation_date(created)
     pdf.set_creator("motcua hub")
     pdf.add_page()
@@ -145,7 +149,7 @@ def _bytes(pdf: FPDF) -> bytes:
 
 def tracking_book_pdf(book: TrackingBook, form: RecordForm, head: Letterhead) -> bytes:
     """The tracking book of a period (one row per dossier received in it)."""
-    pdf = _document(head, form.orientation, book.as_of)
+    pdf = _document(head, form.orientation, book.as_of, form.paper)
     pdf.set_title(nfc(form.title))
     window = f"Từ ngày {book.window.first:%d/%m/%Y} đến ngày {book.window.last:%d/%m/%Y}"
     agency = f"Cơ quan tiếp nhận: {book.agency_code}" if book.agency_code else ""
@@ -161,7 +165,7 @@ def control_slip_pdf(slip: ControlSlip, form: RecordForm, head: Letterhead, as_o
     from hub.reports.records import BUCKET_LABELS
 
     dossier = slip.dossier
-    pdf = _document(head, form.orientation, as_of)
+    pdf = _document(head, form.orientation, as_of, form.paper)
     pdf.set_title(nfc(f"{form.title} {dossier.code}"))
     _header(pdf, head, form.title, [form.form])
     pdf.set_font(FAMILY, size=11)
@@ -179,7 +183,7 @@ def control_slip_pdf(slip: ControlSlip, form: RecordForm, head: Letterhead, as_o
             pdf.multi_cell(0, 5.5, nfc(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     rows = [[h.text(c.field) for c in form.columns] for h in slip.hand_overs]
-    _table(pdf, form, rows, size=10)
+    _table(pdf, form, rows, size=10 if form.paper == "A4" else 8.5)
     _note(pdf, form, as_of)
     return _bytes(pdf)
 

@@ -113,6 +113,9 @@ class RecordForm(BaseModel):
     verified: bool = False
     """``false``: the column set is not checked against the official text (printed as a note)."""
     orientation: Literal["L", "P"] = "L"
+    paper: Literal["A4", "A5"] = "A4"
+    """The form's paper (Circular 01/2018/TT-VPCP: forms 01–05 on A5, form 06 on A4;
+    docs/reports.md §7.1)."""
     columns: list[Column] = Field(min_length=1, max_length=30)
 
 

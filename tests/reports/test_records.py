@@ -210,7 +210,12 @@ def test_control_slip_hand_overs_and_step_outcomes(db: Database, tmp_path: Path)
     on_time.steps[1].at = at("2025-03-12", 16)  # handed over on the due day
     assert control_slip(on_time, WORKING, NOW).hand_overs[1].bucket is Bucket.ON_TIME
 
-    text = _text(_service(db, tmp_path).slip_pdf(subject, now=NOW))
+    pdf = _service(db, tmp_path).slip_pdf(subject, now=NOW)
+    (tmp_path / "slip.pdf").write_bytes(pdf)
+    info = subprocess.run(["pdfinfo", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    # Circular 01/2018/TT-VPCP prints forms 01–05 on A5 (210 × 148 mm landscape = 595 × 420 pt)
+    assert "Page size:       595.28 x 419.53 pts" in info, info
+    text = _text(pdf)
     assert unicodedata.is_normalized("NFC", text)
     assert "PHIẾU KIỂM SOÁT QUÁ TRÌNH GIẢI QUYẾT HỒ SƠ" in text
     assert subject.code in text
