@@ -8,10 +8,11 @@ backfills with it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Executable, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -43,18 +44,26 @@ def fact_row(facts: DossierFacts) -> dict[str, Any]:
     }
 
 
-def project_dossiers(connection: Connection, dossiers: Iterable[Dossier]) -> None:
-    """Upsert the report rows of ``dossiers`` (one ``INSERT … ON CONFLICT DO UPDATE``)."""
-    rows = {dossier.code: fact_row(facts_of(dossier)) for dossier in dossiers}
-    if not rows:
-        return
-    dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(ReportDossier)
-    statement = statement.on_conflict_do_update(
+@functools.cache
+def _upsert(dialect: str) -> Executable:
+    """``INSERT … ON CONFLICT (code) DO UPDATE`` of report rows, built once per dialect."""
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(ReportDossier)
+    upsert: Executable = statement.on_conflict_do_update(
         index_elements=[ReportDossier.code],
         set_={name: statement.excluded[name] for name in _COLUMNS},
     )
-    connection.execute(statement, list(rows.values()))
+    return upsert
+
+
+def upsert_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write report rows made by :func:`fact_row` (one statement for all of them)."""
+    if rows:
+        connection.execute(_upsert(connection.dialect.name), list(rows))
+
+
+def project_dossiers(connection: Connection, dossiers: Iterable[Dossier]) -> None:
+    """Upsert the report rows of ``dossiers``."""
+    upsert_rows(connection, list({d.code: fact_row(facts_of(d)) for d in dossiers}.values()))
 
 
 def rebuild(connection: Connection, batch: int = 1000) -> int:

@@ -54,9 +54,8 @@ from hub.dlq.service import list_messages
 from hub.lookup.owner_hash import OwnerIdHasher
 from hub.outbox.enqueue import new_messages, write_messages
 from hub.outbox.routing import RouteQuery, Router
-from hub.reports.models import ReportDossier
 from hub.reports.ontime import DossierFacts, facts_of
-from hub.reports.projection import fact_row
+from hub.reports.projection import fact_row, upsert_rows
 from hub.services import late_entry
 from schemas.changes import DossierUpsert, DueDateChange, ResultAttach, StatusChange, StepAdd
 from schemas.codes import format_dossier_code, validate_agency_code, validate_dossier_code
@@ -139,7 +138,6 @@ _REMEMBER = (
     .values(response=bindparam("b_response"))
 )
 _RELEASE = delete(_I).where(_I.key == bindparam("b_key"), _I.scope == bindparam("b_scope"))
-_REPORT_COLUMNS = [c.name for c in ReportDossier.__table__.columns if c.name != "code"]
 
 
 def _dialect_insert(dialect: str) -> Callable[[Any], Any]:
@@ -167,18 +165,6 @@ def _claim_statement(dialect: str) -> Executable:
         .returning(_I.key)
     )
     return statement
-
-
-@functools.cache
-def _project_statement(dialect: str) -> Executable:
-    """The report rows' upsert of :func:`hub.reports.projection.project_dossiers`, built once
-    (that function builds it per call; its rows come from the same :func:`fact_row`)."""
-    statement = _dialect_insert(dialect)(ReportDossier)
-    upsert: Executable = statement.on_conflict_do_update(
-        index_elements=[ReportDossier.code],
-        set_={name: statement.excluded[name] for name in _REPORT_COLUMNS},
-    )
-    return upsert
 
 
 class IntakeResult(BaseModel):
@@ -548,9 +534,7 @@ class _Unit:
                 facts = facts_of(held.dossier)
                 if facts != held.facts:
                     rows.append(fact_row(facts))
-        if rows:
-            statement = _project_statement(self.connection.dialect.name)
-            self.connection.execute(statement, rows)
+        upsert_rows(self.connection, rows)
 
     def log_stored(self) -> None:
         """One line per committed transaction that changed dossiers (with the request's
