@@ -160,7 +160,9 @@ class ResultPapers:
         with self._db.transaction() as session:
             self.add_draft(session, file_id, dossier_code, name, signer)
 
-    def add_draft(self, session: Session, file_id: str, dossier_code: str, name: str, signer: str | None) -> None:
+    def add_draft(
+        self, session: Session, file_id: str, dossier_code: str, name: str, signer: str | None
+    ) -> None:
         """Record an uploaded unsigned PDF as a draft (in ``session``'s transaction); a repeated
         upload of the same stored file keeps its row."""
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -179,7 +181,9 @@ class ResultPapers:
             .on_conflict_do_nothing(index_elements=[ResultPaperRow.file_id])
         )
 
-    def assign(self, file_id: str, signer: str | None, *, actor: str, client: str | None = None) -> ResultPaper:
+    def assign(
+        self, file_id: str, signer: str | None, *, actor: str, client: str | None = None
+    ) -> ResultPaper:
         """Assign waiting draft ``file_id`` to officer ``signer`` (``None``: unassign); audited
         with the assignment before and after."""
         if signer is not None:
@@ -256,6 +260,14 @@ class ResultPapers:
                 raise not_waiting(file_id)
             return _paper(row)
 
+    def paper(self, file_id: str) -> ResultPaper:
+        """The paper whose draft is ``file_id``, in any state (404 when none)."""
+        with self._db.sessions() as session:
+            row = session.scalar(select(ResultPaperRow).where(ResultPaperRow.file_id == file_id))
+            if row is None:
+                raise not_waiting(file_id)
+            return _paper(row)
+
     def approved(self, approved_file_id: str) -> ResultPaper:
         """The paper whose officer-signed file is ``approved_file_id``, waiting for the clerk."""
         with self._db.sessions() as session:
@@ -307,7 +319,9 @@ class ResultPapers:
                         and_(table.state == PaperState.SIGNING.value, table.claimed_at < now - STALE_CLAIM),
                     ),
                 )
-                .values(state=PaperState.SIGNING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now)
+                .values(
+                    state=PaperState.SIGNING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now
+                )
                 .execution_options(synchronize_session=False)
             ).rowcount
         if changed != 1:
@@ -332,7 +346,9 @@ class ResultPapers:
                         and_(table.state == PaperState.ISSUING.value, table.claimed_at < now - STALE_CLAIM),
                     ),
                 )
-                .values(state=PaperState.ISSUING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now)
+                .values(
+                    state=PaperState.ISSUING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now
+                )
                 .execution_options(synchronize_session=False)
             ).rowcount
         if changed != 1:
@@ -345,7 +361,9 @@ class ResultPapers:
 
     def release_issuance(self, approved_file_id: str) -> None:
         """The issuance failed (its number voided): the paper waits for the clerk again."""
-        self._move(ResultPaperRow.approved_file_id == approved_file_id, PaperState.ISSUING, PaperState.APPROVED)
+        self._move(
+            ResultPaperRow.approved_file_id == approved_file_id, PaperState.ISSUING, PaperState.APPROVED
+        )
 
     def _move(self, which: object, old: PaperState, new: PaperState) -> None:
         with self._db.transaction() as session:

@@ -248,7 +248,10 @@ class ResultSigningService:
             signed, result = self._sign(attempt, self._with_places(attempt, source), options)
             stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
             stored = self._files.save(
-                signed, filename=f"{stem}.approved.pdf", media_type="application/pdf", dossier_code=dossier.code
+                signed,
+                filename=f"{stem}.approved.pdf",
+                media_type="application/pdf",
+                dossier_code=dossier.code,
             )
             self._audit.record(
                 attempt,
@@ -365,7 +368,9 @@ class ResultSigningService:
         assert self._register is not None  # _issuance_settings() checked it
         claimed = self._claim_issuance(file_id, principal)
         try:
-            return self._issue(attempt, principal, info, source, spec, name, result_id, result_code, component_code, claimed)
+            return self._issue(
+                attempt, principal, info, source, spec, name, result_id, result_code, component_code, claimed
+            )
         except BaseException:
             self._release_issuance(claimed, file_id)
             raise
@@ -510,7 +515,10 @@ class ResultSigningService:
             attempt = dataclasses.replace(attempt, key_id=external_key_id(pending.certificate_der))
             stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
             stored = self._files.save(
-                signed, filename=f"{stem}.approved.pdf", media_type="application/pdf", dossier_code=dossier.code
+                signed,
+                filename=f"{stem}.approved.pdf",
+                media_type="application/pdf",
+                dossier_code=dossier.code,
             )
             self._audit.record(
                 attempt,
@@ -612,7 +620,9 @@ class ResultSigningService:
     def _claim_issuance(self, file_id: str, principal: Principal) -> bool:
         return self._papers is not None and self._papers.claim_issuance(file_id, actor=principal.name)
 
-    def _issued(self, claimed: bool, file_id: str, issued_file_id: str, actor: str) -> Callable[[Session], None] | None:
+    def _issued(
+        self, claimed: bool, file_id: str, issued_file_id: str, actor: str
+    ) -> Callable[[Session], None] | None:
         return self._papers.issue(file_id, issued_file_id, actor) if claimed and self._papers else None
 
     def _release_issuance(self, claimed: bool, file_id: str) -> None:

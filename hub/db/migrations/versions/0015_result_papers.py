@@ -67,7 +67,10 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_result_papers_dossier_code"), "result_papers", ["dossier_code"], unique=False)
     op.create_index(
-        "ix_result_papers_state_assigned", "result_papers", ["state", "assigned_to", "created_at"], unique=False
+        "ix_result_papers_state_assigned",
+        "result_papers",
+        ["state", "assigned_to", "created_at"],
+        unique=False,
     )
     op.create_index("ix_result_papers_state_signed", "result_papers", ["state", "signed_at"], unique=False)
     _backfill(op.get_bind())
@@ -181,7 +184,10 @@ def _backfill(bind: sa.Connection) -> None:
             continue
         issued = str(details.get("output_file_id") or "")
         paper.update(
-            state="issued", issued_file_id=issued if issued in files else None, issued_by=actor[:100], issued_at=at
+            state="issued",
+            issued_file_id=issued if issued in files else None,
+            issued_by=actor[:100],
+            issued_at=at,
         )
     now = datetime.now(UTC)
     rows = [
