@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Result, and_, case, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -91,6 +92,11 @@ def _paper(row: ResultPaperRow) -> ResultPaper:
         issued_by=row.issued_by,
         issued_at=row.issued_at,
     )
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE changed (a DML statement's result is a cursor result)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def busy_error(file_id: str) -> ConflictError:
@@ -234,7 +240,9 @@ class ResultPapers:
             per_page=per_page,
         )
 
-    def _page(self, where: list, order: tuple, *, page: int, per_page: int) -> PaperPage:  # type: ignore[type-arg]
+    def _page(
+        self, where: list[ColumnElement[bool]], order: tuple[Any, ...], *, page: int, per_page: int
+    ) -> PaperPage:
         page = max(1, page)
         with self._db.sessions() as session:
             total = session.scalar(select(func.count()).select_from(ResultPaperRow).where(*where)) or 0
@@ -310,20 +318,24 @@ class ResultPapers:
                     message_vi=f"Dự thảo này đã được giao cho cán bộ khác ({assigned})",
                     details={"file_id": file_id[:40], "assigned_to": assigned},
                 )
-            changed = session.execute(
-                update(table)
-                .where(
-                    table.file_id == file_id,
-                    or_(
-                        table.state == PaperState.DRAFT.value,
-                        and_(table.state == PaperState.SIGNING.value, table.claimed_at < now - STALE_CLAIM),
-                    ),
+            changed = _rowcount(
+                session.execute(
+                    update(table)
+                    .where(
+                        table.file_id == file_id,
+                        or_(
+                            table.state == PaperState.DRAFT.value,
+                            and_(
+                                table.state == PaperState.SIGNING.value, table.claimed_at < now - STALE_CLAIM
+                            ),
+                        ),
+                    )
+                    .values(
+                        state=PaperState.SIGNING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .values(
-                    state=PaperState.SIGNING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
         if changed != 1:
             raise busy_error(file_id)
 
@@ -337,20 +349,24 @@ class ResultPapers:
             known = session.scalar(select(table.id).where(table.approved_file_id == approved_file_id))
             if known is None:
                 return False
-            changed = session.execute(
-                update(table)
-                .where(
-                    table.id == known,
-                    or_(
-                        table.state == PaperState.APPROVED.value,
-                        and_(table.state == PaperState.ISSUING.value, table.claimed_at < now - STALE_CLAIM),
-                    ),
+            changed = _rowcount(
+                session.execute(
+                    update(table)
+                    .where(
+                        table.id == known,
+                        or_(
+                            table.state == PaperState.APPROVED.value,
+                            and_(
+                                table.state == PaperState.ISSUING.value, table.claimed_at < now - STALE_CLAIM
+                            ),
+                        ),
+                    )
+                    .values(
+                        state=PaperState.ISSUING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .values(
-                    state=PaperState.ISSUING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
         if changed != 1:
             raise busy_error(approved_file_id)
         return True
@@ -365,11 +381,11 @@ class ResultPapers:
             ResultPaperRow.approved_file_id == approved_file_id, PaperState.ISSUING, PaperState.APPROVED
         )
 
-    def _move(self, which: object, old: PaperState, new: PaperState) -> None:
+    def _move(self, which: ColumnElement[bool], old: PaperState, new: PaperState) -> None:
         with self._db.transaction() as session:
             session.execute(
                 update(ResultPaperRow)
-                .where(which, ResultPaperRow.state == old.value)  # type: ignore[arg-type]
+                .where(which, ResultPaperRow.state == old.value)
                 .values(state=new.value, claimed_by=None, claimed_at=None, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
