@@ -70,8 +70,9 @@ __all__ = [
 ]
 
 PDF = "application/pdf"
-#: How many stored PDFs the desk looks at (newest first).
-SCAN_LIMIT = 500
+#: How many of the account's newest ``signing.results.sign`` audit rows a token-signing request
+#: is looked up in (step 2 names a request prepared minutes before; the queues do not use it).
+PREPARED_SCAN = 500
 #: Pages rendered for a preview (a result paper has one to a few).
 PREVIEW_PAGES = 10
 #: Preview resolution (dots per inch): an A4 page is about 580 × 820 pixels.
@@ -245,7 +246,7 @@ class SigningDesk:
                 select(AuditEntry.details)
                 .where(AuditEntry.action == "signing.results.sign", AuditEntry.actor == actor)
                 .order_by(AuditEntry.id.desc())
-                .limit(SCAN_LIMIT)
+                .limit(PREPARED_SCAN)
             ).all()
         for (details,) in rows:
             if details.get("outcome") == "prepared" and details.get("request_id") == request_id:
