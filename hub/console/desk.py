@@ -17,18 +17,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_services, get_settings
 from hub.api.errors import http_status_for
+from hub.api.limits import client_address
 from hub.api.routes.verification import get_verification_policy
 from hub.console.i18n import MESSAGES
 from hub.console.ops import local_time
 from hub.console.pages import error_text, lang_of, page
 from hub.console.policy import console_page, get_console
+from hub.db.account_tables import AccountRole
 from hub.db.models import ApiRole
 from hub.services.signing_desk import BatchJobs, PagePreviews, SigningDesk, console_principal
 from schemas.errors import FeatureNotConfiguredError, HubError
@@ -40,7 +42,11 @@ router = APIRouter(include_in_schema=False)
 OFFICER = console_page("officer")
 CLERK = console_page("clerk")
 READER = console_page("officer", "clerk")
+#: Only an admin assigns a draft to another officer.
+ADMIN = console_page("admin")
 Officer = Annotated[ActiveSession, Depends(OFFICER)]
+Admin = Annotated[ActiveSession, Depends(ADMIN)]
+PageNumber = Annotated[int, Query(alias="page", ge=1, le=100_000)]
 Clerk = Annotated[ActiveSession, Depends(CLERK)]
 Reader = Annotated[ActiveSession, Depends(READER)]
 #: Seconds between refreshes of a running batch job's page.
@@ -98,6 +104,23 @@ async def _signers(request: Request) -> dict[str, str]:
     return {f"user:{account.username}": account.display_name for account in accounts}
 
 
+def _viewer(active: ActiveSession) -> str | None:
+    """Whose drafts the account sees: an officer her own and the unassigned ones; an admin
+    who is not an officer every waiting draft (``None``), to assign them."""
+    roles = active.account.roles
+    if AccountRole.ADMIN in roles and AccountRole.OFFICER not in roles:
+        return None
+    return active.account.username
+
+
+async def _officers(request: Request) -> list[tuple[str, str]]:
+    """``(username, display name)`` of the enabled officer accounts (the assignment choices)."""
+    accounts = await run_in_threadpool(get_console(request).accounts.list)
+    return [
+        (a.username, a.display_name) for a in accounts if AccountRole.OFFICER in a.roles and not a.disabled
+    ]
+
+
 def _back(request: Request, path: str) -> str:
     return f"{path}?lang=en" if lang_of(request) == "en" else path
 
@@ -106,16 +129,22 @@ def _back(request: Request, path: str) -> str:
 
 
 @router.get("/console/signing", name="console.signing")
-async def desk(request: Request, active: Officer) -> HTMLResponse:
-    return await _desk_page(request, active)
+async def desk(request: Request, active: Officer, page_number: PageNumber = 1) -> HTMLResponse:
+    return await _desk_page(request, active, number=page_number)
 
 
 async def _desk_page(
-    request: Request, active: ActiveSession, *, status: int = 200, error: str | None = None
+    request: Request,
+    active: ActiveSession,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    number: int = 1,
 ) -> HTMLResponse:
+    viewer = _viewer(active)
     try:
         desk = _desk(request)
-        documents = await run_in_threadpool(desk.awaiting_signature)
+        documents, paging = await run_in_threadpool(lambda: desk.signature_page(viewer, page=number))
     except HubError as exc:
         return problem(request, active, exc, back="/console/signing")
     keys = desk.keys_of(active.account.username, KeyPurpose.PERSONAL)
@@ -124,8 +153,10 @@ async def _desk_page(
         "desk.html",
         status=status,
         active=active,
-        documents=documents if keys else [],
+        documents=documents if keys or viewer is None else [],
+        paging=paging,
         keys=keys,
+        me=active.account.username,
         error=error,
         local=local_time,
     )
@@ -133,9 +164,17 @@ async def _desk_page(
 
 @router.get("/console/signing/documents/{file_id}", name="console.signing_document")
 async def desk_document(request: Request, file_id: str, active: Officer) -> HTMLResponse:
+    return await _document_page(request, file_id, active)
+
+
+async def _document_page(
+    request: Request, file_id: str, active: ActiveSession, *, notice: str | None = None
+) -> HTMLResponse:
     try:
         desk = _desk(request)
-        document = await run_in_threadpool(desk.draft, file_id)
+        can_assign = AccountRole.ADMIN in active.account.roles
+        viewer = None if can_assign else _viewer(active)
+        document = await run_in_threadpool(desk.draft, file_id, viewer)
         pages = await _page_count(request, desk, file_id)
     except HubError as exc:
         return problem(request, active, exc, back="/console/signing")
@@ -146,8 +185,34 @@ async def desk_document(request: Request, file_id: str, active: Officer) -> HTML
         document=document,
         pages=pages,
         keys=desk.keys_of(active.account.username, KeyPurpose.PERSONAL),
+        officers=await _officers(request) if can_assign else [],
+        can_assign=can_assign,
+        notice=notice,
         local=local_time,
     )
+
+
+@router.post("/console/signing/documents/{file_id}/assign", name="console.signing_assign")
+async def desk_assign(
+    request: Request,
+    file_id: str,
+    active: Admin,
+    signer: Annotated[str, Form(max_length=64)] = "",
+) -> HTMLResponse:
+    """An admin assigns a waiting draft to one officer (empty: to no one); audited."""
+    try:
+        desk = _desk(request)
+        await run_in_threadpool(
+            lambda: desk.assign(
+                file_id,
+                signer.strip() or None,
+                actor=f"user:{active.account.username}",
+                client=client_address(request),
+            )
+        )
+    except HubError as exc:
+        return problem(request, active, exc, back="/console/signing")
+    return await _document_page(request, file_id, active, notice="desk.assigned")
 
 
 async def _page_count(request: Request, desk: SigningDesk, file_id: str) -> int:
@@ -183,7 +248,7 @@ async def desk_token_prepare(
     principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
     try:
         desk = _desk(request)
-        document = await run_in_threadpool(desk.draft, file_id)
+        document = await run_in_threadpool(desk.draft, file_id, _viewer(active))
         prepared = await run_in_threadpool(desk.prepare_token, principal, file_id, certificate)
     except HubError as exc:
         return problem(request, active, exc, back="/console/signing")
@@ -262,10 +327,10 @@ async def desk_job_cancel(request: Request, job_id: str, active: Officer) -> Res
 
 
 @router.get("/console/issuance", name="console.issuance")
-async def issuance(request: Request, active: Clerk) -> HTMLResponse:
+async def issuance(request: Request, active: Clerk, page_number: PageNumber = 1) -> HTMLResponse:
     try:
         desk = _desk(request)
-        documents = await run_in_threadpool(desk.awaiting_issuance)
+        documents, paging = await run_in_threadpool(lambda: desk.issuance_page(page=page_number))
     except HubError as exc:
         return problem(request, active, exc, back="/console/issuance")
     keys = desk.keys_of(active.account.username, KeyPurpose.SEAL)
@@ -274,6 +339,7 @@ async def issuance(request: Request, active: Clerk) -> HTMLResponse:
         "issuance.html",
         active=active,
         documents=documents if keys else [],
+        paging=paging,
         keys=keys,
         signers=await _signers(request),
         local=local_time,

@@ -397,6 +397,57 @@ class StoredFile(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PaperState(enum.StrEnum):
+    """Where a result paper stands on its way to the applicant (docs/signing.md §14)."""
+
+    DRAFT = "draft"
+    """Uploaded unsigned: waits for the competent person's signature."""
+    SIGNING = "signing"
+    """An officer's signature is being made right now (claimed; a stale claim may be retaken)."""
+    APPROVED = "approved"
+    """Signed by the officer (``approved_file_id``): waits for the clerk's number, date and seal."""
+    ISSUING = "issuing"
+    """The clerk's issuance is running (claimed; a failure puts the paper back to approved)."""
+    ISSUED = "issued"
+    """Numbered, dated and sealed (``issued_file_id``), attached to the dossier."""
+
+
+class ResultPaperRow(Base):
+    """The workflow state of one result paper: its draft, the officer-signed version and the
+    issued version (each a stored file), who it is assigned to, who signed and issued it.
+
+    The desk's and the clerk's queues read this table through its indexes; each service that
+    changes a paper's state does it in the transaction of the audit row recording the change
+    (:mod:`hub.services.result_papers`)."""
+
+    __tablename__ = "result_papers"
+    __table_args__ = (
+        Index("ix_result_papers_state_assigned", "state", "assigned_to", "created_at"),
+        Index("ix_result_papers_state_signed", "state", "signed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    file_id: Mapped[str] = mapped_column(String(64), ForeignKey("stored_files.id"), unique=True)
+    dossier_code: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(20))
+    #: Account username of the officer the draft is assigned to; ``NULL``: any officer.
+    assigned_to: Mapped[str | None] = mapped_column(String(64))
+    #: Who holds a running claim (``signing``/``issuing``) and since when.
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    approved_file_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("stored_files.id"), unique=True
+    )
+    signed_by: Mapped[str | None] = mapped_column(String(100))
+    signed_at: Mapped[datetime | None] = mapped_column()
+    issued_file_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("stored_files.id"))
+    issued_by: Mapped[str | None] = mapped_column(String(100))
+    issued_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class HubRun(Base):
     """A hub process while it runs (``hub serve``, ``hub worker``): started, last seen alive
     every ``outages.heartbeat_seconds``, stopped. A gap between the last sign of life of every

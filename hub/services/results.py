@@ -43,6 +43,7 @@ from hub.services.issuance import (
     require_open_places,
 )
 from hub.services.result_files import store_and_attach
+from hub.services.result_papers import ResultPapers
 from hub.services.signing_authority import (
     SealCheck,
     SigningAttempt,
@@ -72,6 +73,8 @@ from signing.settings import IssuanceSettings, KeyPurpose
 from signing.signer_service import SigningService
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from hub.telemetry.metrics import HubMetrics
 
 __all__ = ["IssuedResult", "ResultSigningService", "SignedDraft", "SignedResult", "SignerSummary"]
@@ -148,6 +151,7 @@ class ResultSigningService:
         issuance: IssuanceSettings | None = None,
         register: DocumentRegister | None = None,
         places: NumberPlaces | None = None,
+        papers: ResultPapers | None = None,
     ) -> None:
         if officer_key == agency_key:
             raise ConfigurationError(
@@ -166,6 +170,7 @@ class ResultSigningService:
         self._issuance = issuance
         self._register = register
         self._places = places or NumberPlaces()
+        self._papers = papers
 
     @classmethod
     def from_settings(
@@ -196,6 +201,7 @@ class ResultSigningService:
             issuance=signing.issuance,
             register=register or DocumentRegister(db),
             places=NumberPlaces(font_path=signing.font_path),
+            papers=ResultPapers(db),
         )
 
     # --- public -------------------------------------------------------------------------------
@@ -237,12 +243,26 @@ class ResultSigningService:
         )
         options = self._personal_options(dossier.code, reason)
         self._authorize(attempt, principal, options.role)
-        signed, result = self._sign(attempt, self._with_places(attempt, source), options)
-        stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
-        stored = self._files.save(
-            signed, filename=f"{stem}.approved.pdf", media_type="application/pdf", dossier_code=dossier.code
-        )
-        self._audit.record(attempt, "signed", output_sha256=stored.sha256, output_file_id=stored.id)
+        self._claim_signature(attempt, principal)
+        try:
+            signed, result = self._sign(attempt, self._with_places(attempt, source), options)
+            stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
+            stored = self._files.save(
+                signed,
+                filename=f"{stem}.approved.pdf",
+                media_type="application/pdf",
+                dossier_code=dossier.code,
+            )
+            self._audit.record(
+                attempt,
+                "signed",
+                then=self._approve(file_id, stored.id, principal.name),
+                output_sha256=stored.sha256,
+                output_file_id=stored.id,
+            )
+        except BaseException:
+            self._release_signature(file_id)
+            raise
         return SignedDraft(
             dossier_code=dossier.code,
             source_file_id=file_id,
@@ -282,10 +302,21 @@ class ResultSigningService:
             principal.name, "results.seal", key_id, sha256_hex(source), KeyPurpose.SEAL, dossier.code, file_id
         )
         self._authorize(attempt, principal, SignRole.AGENCY, seal_of=source, places=require_filled_places)
-        stored = self._seal_and_store(
-            attempt, principal, info, source, name, result_id, result_code, component_code
-        )
-        self._audit.record(attempt, "signed", output_sha256=stored.sha256, output_file_id=stored.file_id)
+        claimed = self._claim_issuance(file_id, principal)
+        try:
+            stored = self._seal_and_store(
+                attempt, principal, info, source, name, result_id, result_code, component_code
+            )
+            self._audit.record(
+                attempt,
+                "signed",
+                then=self._issued(claimed, file_id, stored.file_id, principal.name),
+                output_sha256=stored.sha256,
+                output_file_id=stored.file_id,
+            )
+        except BaseException:
+            self._release_issuance(claimed, file_id)
+            raise
         return stored
 
     def issue_and_attach(
@@ -335,13 +366,38 @@ class ResultSigningService:
         )
         self._authorize(attempt, principal, SignRole.AGENCY, seal_of=source, places=require_open_places)
         assert self._register is not None  # _issuance_settings() checked it
+        claimed = self._claim_issuance(file_id, principal)
+        try:
+            return self._issue(
+                attempt, principal, info, source, spec, name, result_id, result_code, component_code, claimed
+            )
+        except BaseException:
+            self._release_issuance(claimed, file_id)
+            raise
+
+    def _issue(
+        self,
+        attempt: SigningAttempt,
+        principal: Principal,
+        info: StoredFileInfo,
+        source: bytes,
+        spec: IssuanceSpec,
+        name: str,
+        result_id: str,
+        result_code: str | None,
+        component_code: str | None,
+        claimed: bool,
+    ) -> IssuedResult:
+        """Number, fill, seal, store, attach (the paper claimed for issuance when ``claimed``)."""
+        assert self._register is not None
+        dossier_code = attempt.dossier_code or ""
         with numbered(
             self._register,
             source,
             spec,
             actor=principal.name,
             source_sha256=attempt.document_sha256,
-            dossier_code=dossier.code,
+            dossier_code=dossier_code,
             places=self._places,
             on_number=lambda n: self._audit.record(attempt, "numbered", **number_details(n)),
             on_void=lambda n, why: self._audit.record(
@@ -356,6 +412,7 @@ class ResultSigningService:
         self._audit.record(
             attempt,
             "signed",
+            then=self._issued(claimed, attempt.file_id or "", stored.file_id, principal.name),
             output_sha256=stored.sha256,
             output_file_id=stored.file_id,
             **number_details(number),
@@ -441,30 +498,39 @@ class ResultSigningService:
             dossier.code,
             file_id,
         )
+        self._claim_signature(attempt, principal)
         try:
-            signed, pending = asyncio.run(
-                self._facade.complete_external(
-                    request_id, signature=signature, cms_der=cms_der, owner=principal.name
+            try:
+                signed, pending = asyncio.run(
+                    self._facade.complete_external(
+                        request_id, signature=signature, cms_der=cms_der, owner=principal.name
+                    )
                 )
+            except PermissionDeniedError as exc:
+                self._audit.refused(attempt, exc)
+                raise
+            except BaseException as exc:
+                self._audit.failed(attempt, exc)
+                raise
+            attempt = dataclasses.replace(attempt, key_id=external_key_id(pending.certificate_der))
+            stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
+            stored = self._files.save(
+                signed,
+                filename=f"{stem}.approved.pdf",
+                media_type="application/pdf",
+                dossier_code=dossier.code,
             )
-        except PermissionDeniedError as exc:
-            self._audit.refused(attempt, exc)
+            self._audit.record(
+                attempt,
+                "signed",
+                then=self._approve(file_id, stored.id, principal.name),
+                output_sha256=stored.sha256,
+                output_file_id=stored.id,
+                request_id=request_id,
+            )
+        except BaseException:
+            self._release_signature(file_id)
             raise
-        except BaseException as exc:
-            self._audit.failed(attempt, exc)
-            raise
-        attempt = dataclasses.replace(attempt, key_id=external_key_id(pending.certificate_der))
-        stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
-        stored = self._files.save(
-            signed, filename=f"{stem}.approved.pdf", media_type="application/pdf", dossier_code=dossier.code
-        )
-        self._audit.record(
-            attempt,
-            "signed",
-            output_sha256=stored.sha256,
-            output_file_id=stored.id,
-            request_id=request_id,
-        )
         return SignedDraft(
             dossier_code=dossier.code,
             source_file_id=file_id,
@@ -527,6 +593,41 @@ class ResultSigningService:
         )
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _claim_signature(self, attempt: SigningAttempt, principal: Principal) -> None:
+        """Claim the draft (409 when another signature has it, 403 when it is assigned to
+        another officer; audited as refused)."""
+        if self._papers is None:
+            return
+        accounts = frozenset(
+            name.removeprefix("user:") for name in principal.identities if name.startswith("user:")
+        )
+        try:
+            self._papers.claim_signature(
+                attempt.file_id or "", attempt.dossier_code or "", actor=principal.name, accounts=accounts
+            )
+        except HubError as exc:
+            self._audit.refused(attempt, exc)
+            raise
+
+    def _approve(self, file_id: str, approved_file_id: str, actor: str) -> Callable[[Session], None] | None:
+        return None if self._papers is None else self._papers.approve(file_id, approved_file_id, actor)
+
+    def _release_signature(self, file_id: str) -> None:
+        if self._papers is not None:
+            self._papers.release_signature(file_id)
+
+    def _claim_issuance(self, file_id: str, principal: Principal) -> bool:
+        return self._papers is not None and self._papers.claim_issuance(file_id, actor=principal.name)
+
+    def _issued(
+        self, claimed: bool, file_id: str, issued_file_id: str, actor: str
+    ) -> Callable[[Session], None] | None:
+        return self._papers.issue(file_id, issued_file_id, actor) if claimed and self._papers else None
+
+    def _release_issuance(self, claimed: bool, file_id: str) -> None:
+        if claimed and self._papers is not None:
+            self._papers.release_issuance(file_id)
 
     def _draft(
         self, dossier_code: str, file_id: str, max_bytes: int

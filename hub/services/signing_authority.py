@@ -45,6 +45,8 @@ from signing.models import SignOptions, SignResult, SignRole
 from signing.settings import KeyPurpose
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from hub.telemetry.metrics import HubMetrics
 
 __all__ = [
@@ -118,7 +120,16 @@ class SigningAudit:
         self._db = db
         self._metrics = metrics
 
-    def record(self, attempt: SigningAttempt, outcome: Outcome, **extra: Any) -> None:
+    def record(
+        self,
+        attempt: SigningAttempt,
+        outcome: Outcome,
+        *,
+        then: Callable[[Session], None] | None = None,
+        **extra: Any,
+    ) -> None:
+        """Append the row; ``then`` runs in the same transaction (the state change the row
+        records, e.g. a result paper moving on: :mod:`hub.services.result_papers`)."""
         details: dict[str, Any] = {
             "key_id": attempt.key_id,
             "purpose": attempt.purpose.value if attempt.purpose is not None else None,
@@ -136,6 +147,8 @@ class SigningAudit:
                 target=f"sha256:{attempt.document_sha256}" if attempt.document_sha256 else attempt.key_id,
                 details=details,
             )
+            if then is not None:
+                then(session)
         if self._metrics is not None:
             purpose = attempt.purpose.value if attempt.purpose is not None else None
             self._metrics.observe_signing(purpose, outcome, time.monotonic() - attempt.started)

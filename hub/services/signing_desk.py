@@ -1,16 +1,18 @@
 """The officer's signing desk and the clerk's issuance queue (issue 11; docs/console.md).
 
-What waits for whom is derived from what the hub already stores, not from a second state:
+What waits for whom is the paper's state in ``result_papers``
+(:mod:`hub.services.result_papers`), set by the services in the transaction of the audit row
+that records each change:
 
-* a **draft** is a PDF result paper of a dossier, stored in the hub's file store and attached
-  unsigned (``POST /dossiers/{code}/results/upload``), that nobody has signed yet: no
-  ``signing.results.sign`` audit row with outcome ``signed`` names it;
+* a **draft** is an unsigned PDF result paper uploaded for a dossier
+  (``POST /dossiers/{code}/results/upload``); it may be assigned to one officer (``signer`` at
+  upload, or an admin's reassignment on the draft's page);
 * it **waits for an officer** who holds a ``personal`` key bound to their account
-  (``principals = ["user:<username>"]``, docs/security.md §10). The hub does not assign a draft
-  to one named officer: every officer with such a key sees the unit's drafts, and the key
-  chosen decides whose signature it carries (the authority checks refuse any other key);
+  (``principals = ["user:<username>"]``, docs/security.md §10): her desk lists the drafts
+  assigned to her first, then the unassigned ones (any officer may take one), never a draft
+  assigned to another officer; the key chosen decides whose signature it carries;
 * an **approved** paper (the officer's signature, ``*.approved.pdf``) waits for the clerk
-  until an issuance (``signing.results.issue`` or ``.seal``, outcome ``signed``) names it.
+  until it is **issued** (number, date, seal).
 
 Signing and issuing go through :class:`hub.services.results.ResultSigningService`, the same
 path as the API's ``/results/sign`` and ``/results/issue``: key authority, seal order,
@@ -33,8 +35,7 @@ import subprocess
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -46,13 +47,13 @@ from sqlalchemy import select
 
 from hub.auth.keys import Principal
 from hub.db.base import utcnow
-from hub.db.models import ApiRole, AuditEntry, StoredFile
+from hub.db.models import ApiRole, AuditEntry
 from hub.db.session import Database
 from hub.services.intake import IntakeService
+from hub.services.result_papers import PaperPage, ResultPaper, ResultPapers, not_waiting
 from hub.services.results import IssuedResult, ResultSigningService, SignedDraft
 from hub.storage.files import FileStore, StoredFileInfo
-from schemas.dossier import Dossier, ResultDocument
-from schemas.errors import ConflictError, HubError, InvalidInputError, NotFoundError, PermissionDeniedError
+from schemas.errors import HubError, InvalidInputError, NotFoundError, PermissionDeniedError
 from schemas.text import VnName
 from signing.external import ExternalSigningRequest
 from signing.facade import KeyGrant
@@ -66,40 +67,17 @@ __all__ = [
     "PagePreviews",
     "SigningDesk",
     "console_principal",
-    "working_on",
 ]
 
 PDF = "application/pdf"
-#: How many stored PDFs the desk looks at (newest first).
-SCAN_LIMIT = 500
+#: How many of the account's newest ``signing.results.sign`` audit rows a token-signing request
+#: is looked up in (step 2 names a request prepared minutes before; the queues do not use it).
+PREPARED_SCAN = 500
 #: Pages rendered for a preview (a result paper has one to a few).
 PREVIEW_PAGES = 10
 #: Preview resolution (dots per inch): an A4 page is about 580 × 820 pixels.
 PREVIEW_DPI = 70
 _ISSUE_ACTIONS = ("signing.results.issue", "signing.results.seal")
-
-
-#: Files being signed or issued by this process: a second click while the first is still
-#: signing is refused instead of signing the paper twice (one API process; docs/console.md).
-_BUSY: set[str] = set()
-_BUSY_LOCK = threading.Lock()
-
-
-@contextmanager
-def working_on(file_id: str) -> Iterator[None]:
-    with _BUSY_LOCK:
-        if file_id in _BUSY:
-            raise ConflictError(
-                "this document is being signed or issued right now",
-                message_vi="Văn bản này đang được ký hoặc ban hành",
-                details={"file_id": file_id[:40]},
-            )
-        _BUSY.add(file_id)
-    try:
-        yield
-    finally:
-        with _BUSY_LOCK:
-            _BUSY.discard(file_id)
 
 
 def console_principal(username: str, roles: Iterable[str], acting_as: ApiRole) -> Principal:
@@ -124,20 +102,13 @@ class DeskDocument:
     signed_by: str | None = None
     signed_at: datetime | None = None
     source_file_id: str | None = None
+    assigned_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     dossier_code: str
     file_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Approval:
-    draft_id: str
-    approved_id: str
-    actor: str
-    at: datetime
 
 
 class SigningDesk:
@@ -156,6 +127,7 @@ class SigningDesk:
         self._intake = intake
         self._results = results
         self._grants = grants
+        self._papers = ResultPapers(db)
 
     # --- who holds which key -----------------------------------------------------------------
 
@@ -170,68 +142,83 @@ class SigningDesk:
 
     # --- what waits ----------------------------------------------------------------------------
 
-    def awaiting_signature(self) -> list[DeskDocument]:
-        """Drafts nobody has signed yet, newest first."""
-        approvals = {a.draft_id for a in self._approvals()}
-        candidates = [
-            info
-            for info in self._stored_pdfs()
-            if info.id not in approvals and not info.filename.endswith((".approved.pdf", ".signed.pdf"))
-        ]
-        found: list[DeskDocument] = []
-        for info, result in self._unsigned_results(candidates):
-            found.append(_document(info, result.name))
-        return found
+    def awaiting_signature(self, username: str | None = None, *, page: int = 1) -> list[DeskDocument]:
+        """Drafts ``username`` may sign: assigned to her first, then unassigned, newest first
+        (``None``: every waiting draft, as an admin sees them); one page of the queue."""
+        return self.signature_page(username, page=page)[0]
 
-    def awaiting_issuance(self) -> list[DeskDocument]:
-        """Papers the officer signed that no issuance names yet, newest first."""
-        issued = self._issued_sources()
-        found: list[DeskDocument] = []
-        names = self._draft_names()
-        for approval in sorted(self._approvals(), key=lambda a: a.at, reverse=True):
-            if approval.approved_id in issued:
-                continue
-            try:
-                info, _path = self._files.get(approval.approved_id)
-            except NotFoundError:
-                continue
-            found.append(
-                _document(
-                    info,
-                    names.get(approval.draft_id, info.filename),
-                    signed_by=approval.actor,
-                    signed_at=approval.at,
-                    source_file_id=approval.draft_id,
-                )
-            )
-        return found
+    def signature_page(self, username: str | None, *, page: int = 1) -> tuple[list[DeskDocument], PaperPage]:
+        found = self._papers.waiting_for(username, page=page)
+        return [self._document(paper) for paper in found.items], found
 
-    def draft(self, file_id: str) -> DeskDocument:
-        """One waiting draft (404 when it is not, or no longer, waiting)."""
-        for document in self.awaiting_signature():
-            if document.file_id == file_id:
-                return document
-        raise _not_waiting(file_id)
+    def awaiting_issuance(self, *, page: int = 1) -> list[DeskDocument]:
+        """Papers the officer signed, waiting for the clerk; newest signature first."""
+        return self.issuance_page(page=page)[0]
+
+    def issuance_page(self, *, page: int = 1) -> tuple[list[DeskDocument], PaperPage]:
+        found = self._papers.waiting_for_clerk(page=page)
+        return [self._approved_document(paper) for paper in found.items], found
+
+    def draft(self, file_id: str, username: str | None = None) -> DeskDocument:
+        """One waiting draft as ``username`` may see it (404 when it is not, or no longer,
+        waiting, or is assigned to another officer; ``None``: an admin)."""
+        return self._document(self._papers.draft(file_id, username))
 
     def approved(self, file_id: str) -> DeskDocument:
         """One paper in the clerk's queue (404 otherwise)."""
-        for document in self.awaiting_issuance():
-            if document.file_id == file_id:
-                return document
-        raise _not_waiting(file_id)
+        return self._approved_document(self._papers.approved(file_id))
+
+    def assign(
+        self, file_id: str, signer: str | None, *, actor: str, client: str | None = None
+    ) -> DeskDocument:
+        """An admin (re)assigns waiting draft ``file_id`` (``None``: to no one); audited."""
+        return self._document(self._papers.assign(file_id, signer, actor=actor, client=client))
+
+    def _document(self, paper: ResultPaper) -> DeskDocument:
+        info = self._info(paper.file_id)
+        return DeskDocument(
+            file_id=paper.file_id,
+            dossier_code=paper.dossier_code,
+            name=paper.name,
+            filename=info.filename if info else "",
+            created_at=paper.created_at,
+            size=info.size if info else 0,
+            assigned_to=paper.assigned_to,
+        )
+
+    def _approved_document(self, paper: ResultPaper) -> DeskDocument:
+        approved = paper.approved_file_id or paper.file_id
+        info = self._info(approved)
+        return DeskDocument(
+            file_id=approved,
+            dossier_code=paper.dossier_code,
+            name=paper.name,
+            filename=info.filename if info else "",
+            created_at=info.created_at if info else paper.created_at,
+            size=info.size if info else 0,
+            signed_by=paper.signed_by,
+            signed_at=paper.signed_at,
+            source_file_id=paper.file_id,
+            assigned_to=paper.assigned_to,
+        )
+
+    def _info(self, file_id: str) -> StoredFileInfo | None:
+        try:
+            return self._files.get(file_id)[0]
+        except NotFoundError:
+            return None
 
     # --- actions -------------------------------------------------------------------------------
 
     def sign(self, principal: Principal, file_id: str, key_id: str) -> SignedDraft:
         """The officer's signature on waiting draft ``file_id`` with ``key_id`` (blocking)."""
-        with working_on(file_id):
-            document = self.draft(file_id)
-            return self._results.sign_personal(principal, document.dossier_code, file_id, key_id=key_id)
+        paper = self._papers.paper(file_id)  # its state is claimed by the service: 409 if taken
+        return self._results.sign_personal(principal, paper.dossier_code, file_id, key_id=key_id)
 
     def prepare_token(self, principal: Principal, file_id: str, certificate: str) -> ExternalSigningRequest:
         """Her own token's signature, step 1 (blocking): prepare waiting draft ``file_id`` for the
         certificate she pasted (PEM, as ``hub token-sign certificate`` prints it)."""
-        document = self.draft(file_id)
+        document = self.draft(file_id, _account(principal))
         first, *chain = _pem_certificates(certificate)
         return self._results.prepare_personal_external(
             principal, document.dossier_code, file_id, first, chain=chain
@@ -259,7 +246,7 @@ class SigningDesk:
                 select(AuditEntry.details)
                 .where(AuditEntry.action == "signing.results.sign", AuditEntry.actor == actor)
                 .order_by(AuditEntry.id.desc())
-                .limit(SCAN_LIMIT)
+                .limit(PREPARED_SCAN)
             ).all()
         for (details,) in rows:
             if details.get("outcome") == "prepared" and details.get("request_id") == request_id:
@@ -282,93 +269,29 @@ class SigningDesk:
         """Number, date and seal the officer-signed ``file_id`` and attach it (blocking). The
         name and type are checked before anything else: a refusal takes no number."""
         form = _issue_form(name, document_type)
-        with working_on(file_id):
-            document = self.approved(file_id)
-            return self._results.issue_and_attach(
-                principal,
-                document.dossier_code,
-                file_id,
-                name=form.name,
-                key_id=key_id,
-                document_type=form.document_type,
-            )
+        document = self.approved(file_id)
+        return self._results.issue_and_attach(
+            principal,
+            document.dossier_code,
+            file_id,
+            name=form.name,
+            key_id=key_id,
+            document_type=form.document_type,
+        )
 
     def pdf_file(self, file_id: str) -> tuple[StoredFileInfo, Path]:
         """A stored PDF of a dossier (the previews and reports show only those)."""
         info, path = self._files.get(file_id)
         if info.media_type != PDF or info.dossier_code is None:
-            raise _not_waiting(file_id)
+            raise not_waiting(file_id)
         return info, path
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _stored_pdfs(self) -> list[StoredFileInfo]:
-        with self._db.sessions() as session:
-            rows = session.scalars(
-                select(StoredFile)
-                .where(StoredFile.media_type == PDF, StoredFile.dossier_code.is_not(None))
-                .order_by(StoredFile.created_at.desc(), StoredFile.id)
-                .limit(SCAN_LIMIT)
-            ).all()
-            return [
-                StoredFileInfo(
-                    id=row.id,
-                    filename=row.filename,
-                    media_type=row.media_type,
-                    sha256=row.sha256,
-                    size=row.size,
-                    dossier_code=row.dossier_code,
-                    created_at=row.created_at,
-                )
-                for row in rows
-            ]
 
-    def _dossiers(self, codes: Iterable[str]) -> dict[str, Dossier]:
-        found: dict[str, Dossier] = {}
-        for code in dict.fromkeys(codes):
-            try:
-                found[code] = self._intake.get_dossier(code)
-            except NotFoundError:
-                continue
-        return found
-
-    def _unsigned_results(self, files: list[StoredFileInfo]) -> list[tuple[StoredFileInfo, ResultDocument]]:
-        dossiers = self._dossiers(info.dossier_code for info in files if info.dossier_code)
-        pairs = []
-        for info in files:
-            dossier = dossiers.get(info.dossier_code or "")
-            url = self._files.url_for(info.id)
-            result = next(
-                (r for r in (dossier.results if dossier else []) if str(r.download_url) == url),
-                None,
-            )
-            if result is not None and not result.signed:
-                pairs.append((info, result))
-        return pairs
-
-    def _draft_names(self) -> dict[str, str]:
-        """Names of the result papers the approved files came from, by draft file id."""
-        drafts = [info for info in self._stored_pdfs() if not info.filename.endswith(".signed.pdf")]
-        return {info.id: result.name for info, result in self._unsigned_results(drafts)}
-
-    def _signed_rows(self, *actions: str) -> list[tuple[str, datetime, dict[str, object]]]:
-        with self._db.sessions() as session:
-            rows = session.execute(
-                select(AuditEntry.actor, AuditEntry.at, AuditEntry.details)
-                .where(AuditEntry.action.in_(actions))
-                .order_by(AuditEntry.id)
-            ).all()
-        return [(actor, at, details) for actor, at, details in rows if details.get("outcome") == "signed"]
-
-    def _approvals(self) -> list[_Approval]:
-        return [
-            _Approval(str(details["file_id"]), str(details["output_file_id"]), actor, at)
-            for actor, at, details in self._signed_rows("signing.results.sign")
-            if details.get("file_id") and details.get("output_file_id")
-        ]
-
-    def _issued_sources(self) -> set[str]:
-        return {str(details.get("file_id")) for _actor, _at, details in self._signed_rows(*_ISSUE_ACTIONS)}
+def _account(principal: Principal) -> str | None:
+    """The console account a ``user:<username>`` principal is."""
+    return principal.name.removeprefix("user:") if principal.name.startswith("user:") else None
 
 
 class _IssueForm(BaseModel):
@@ -388,18 +311,6 @@ def _issue_form(name: str, document_type: str | None) -> _IssueForm:
             "GCN, QĐ) không hợp lệ",
             details={"fields": fields},
         ) from None
-
-
-def _document(info: StoredFileInfo, name: str, **extra: object) -> DeskDocument:
-    return DeskDocument(
-        file_id=info.id,
-        dossier_code=info.dossier_code or "",
-        name=name,
-        filename=info.filename,
-        created_at=info.created_at,
-        size=info.size,
-        **extra,  # type: ignore[arg-type]  # signed_by, signed_at, source_file_id
-    )
 
 
 def _pem_certificates(text: str) -> list[bytes]:
@@ -422,15 +333,6 @@ def _pem_certificates(text: str) -> list[bytes]:
             details={"field": "certificate"},
         )
     return blocks
-
-
-def _not_waiting(file_id: str) -> NotFoundError:
-    return NotFoundError(
-        "no such document on the signing desk (already signed, issued, or not a draft result)",
-        message_vi="Không có văn bản này trong danh sách chờ (đã ký, đã ban hành hoặc không phải dự "
-        "thảo kết quả)",
-        details={"file_id": file_id[:40]},
-    )
 
 
 # --- previews ---------------------------------------------------------------------------------
@@ -555,10 +457,7 @@ class BatchJobs:
         """Check every file is a waiting draft, then sign them in the background."""
         if not file_ids:
             raise InvalidInputError("select at least one document", message_vi="Hãy chọn ít nhất một văn bản")
-        waiting = {d.file_id: d for d in desk.awaiting_signature()}
-        missing = [fid for fid in dict.fromkeys(file_ids) if fid not in waiting]
-        if missing:
-            raise _not_waiting(missing[0])
+        waiting = {fid: desk.draft(fid, owner) for fid in dict.fromkeys(file_ids)}
         if key_id not in desk.keys_of(owner, KeyPurpose.PERSONAL):
             raise PermissionDeniedError(
                 f"key {key_id!r} is not bound to your account",

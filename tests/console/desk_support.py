@@ -98,8 +98,11 @@ def desk_hub(
         yield hub
 
 
-def upload_draft(hub: LiveHub, title: str = "GIAY CHUNG NHAN", *, code: str = CODE) -> str:
-    """The dossier (created once) and an unsigned draft result uploaded by the source system."""
+def upload_draft(
+    hub: LiveHub, title: str = "GIAY CHUNG NHAN", *, code: str = CODE, signer: str | None = None
+) -> str:
+    """The dossier (created once) and an unsigned draft result uploaded by the source system
+    (assigned to officer ``signer`` when given)."""
     with hub.client("source") as source:
         if source.get(f"/api/v1/dossiers/{code}").status_code == 404:
             created = source.post("/api/v1/dossiers", json={"dossier": dossier_json(code)})
@@ -107,7 +110,7 @@ def upload_draft(hub: LiveHub, title: str = "GIAY CHUNG NHAN", *, code: str = CO
         draft = source.post(
             f"/api/v1/dossiers/{code}/results/upload",
             files={"file": (f"{title.lower().replace(' ', '-')}.pdf", sample_pdf(title), "application/pdf")},
-            data={"name": "Giấy chứng nhận an toàn thực phẩm"},
+            data={"name": "Giấy chứng nhận an toàn thực phẩm", **({"signer": signer} if signer else {})},
         )
         assert draft.status_code == 201, draft.text
     file_id: str = draft.json()["file_id"]

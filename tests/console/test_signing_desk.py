@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from hub.db.models import AuditEntry, DocumentRegisterEntry
-from hub.services.signing_desk import working_on
+from hub.services.result_papers import ResultPapers
 from hub.simulators.pki import RunningPki
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
 from tests.api.livehub import LiveHub
@@ -166,11 +166,14 @@ def test_refusals(hub: LiveHub) -> None:
             client.post(f"/console/signing/documents/{draft}/sign", data={"key_id": "lanh-ntl"}).status_code
             == 403
         )
-        with working_on(draft):  # a second click while the first is still signing
-            busy = client.post(
-                f"/console/signing/documents/{draft}/sign", data={"key_id": "lanh-ntl", "csrf_token": token}
-            )
+        # another officer's signature holds the draft (claimed, still signing): 409, audited
+        papers = ResultPapers(hub.db)
+        papers.claim_signature(draft, CODE, actor="user:officer2", accounts=frozenset({"officer2"}))
+        busy = client.post(
+            f"/console/signing/documents/{draft}/sign", data={"key_id": "lanh-ntl", "csrf_token": token}
+        )
         assert busy.status_code == 409
+        papers.release_signature(draft)
         missing = client.get("/console/signing/documents/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
         assert missing.status_code == 404
         assert "/console/signing" in missing.text  # a clear page with the way back
@@ -180,6 +183,7 @@ def test_refusals(hub: LiveHub) -> None:
         assert batch.status_code == 403
         assert client.get("/console/signing").status_code == 200
     assert _audit(hub) == [
+        ("signing.results.sign", "user:officer", "refused"),
         ("signing.results.sign", "user:officer", "refused"),
         ("signing.results.sign", "user:officer", "refused"),
     ]
@@ -212,7 +216,7 @@ def test_refusals(hub: LiveHub) -> None:
         assert denied.status_code == 403
     with hub.db.sessions() as session:
         assert session.scalars(select(DocumentRegisterEntry)).all() == []
-    assert [row[2] for row in _audit(hub)] == ["refused"] * 3
+    assert [row[2] for row in _audit(hub)] == ["refused"] * 4
 
 
 def test_issue_refuses_a_bad_name_before_taking_a_number(hub: LiveHub) -> None:

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hub.db.models import AuditEntry, RegisterState
+from hub.db.models import AuditEntry, PaperState, RegisterState
 from hub.db.session import Database
 from hub.services.intake import IntakeService
 from hub.services.issuance import DocumentRegister, IssuanceSpec
+from hub.services.result_papers import ResultPapers
 from hub.services.results import ResultSigningService
 from hub.services.signing_keys import build_signing_facade
 from hub.simulators.pki import RunningPki
@@ -195,6 +196,10 @@ def test_revoked_seal_key_voids_the_number(
     assert [(line.number, line.state) for line in world.register.lines(AGENCY, 2026)] == [
         (1, RegisterState.VOID)
     ]
+    # the paper is not voided with its number: it waits for the clerk again (docs/signing.md §14.2)
+    papers = ResultPapers(db)
+    assert papers.approved(approved).state is PaperState.APPROVED
+    assert [p.approved_file_id for p in papers.waiting_for_clerk().items] == [approved]
 
 
 def test_parallel_issues_get_distinct_consecutive_numbers(world: World) -> None:

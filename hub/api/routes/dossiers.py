@@ -41,6 +41,7 @@ from hub.services.intake import (
 )
 from hub.services.privacy import audit_reveal, masked_dossier, masked_view
 from hub.services.result_files import inspect_result_paper, store_and_attach
+from hub.services.result_papers import ResultPapers
 from hub.services.results import IssuedResult, ResultSigningService, SignedDraft, SignedResult
 from schemas.changes import DossierUpsert, DueDateChange, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
@@ -213,6 +214,7 @@ def upload_result(
     intake: IntakeDep,
     caller: WriterCall,
     files: FilesDep,
+    db: DatabaseDep,
     policy: Annotated[VerificationPolicy, Depends(get_verification_policy)],
     result_id: Annotated[str | None, Form(max_length=100)] = None,
     result_code: Annotated[str | None, Form(max_length=100)] = None,
@@ -220,6 +222,14 @@ def upload_result(
     signed: Annotated[
         bool, Form(description="Claims a valid signature; the hub's verifier decides what is stored")
     ] = False,
+    signer: Annotated[
+        str | None,
+        Form(
+            max_length=64,
+            description="Username of the officer who is to sign this unsigned PDF draft "
+            "(an enabled account with the officer role); omitted: any officer may take it",
+        ),
+    ] = None,
 ) -> StoredResult:
     for field_name, value in (
         ("name", name),
@@ -227,11 +237,14 @@ def upload_result(
         ("result_code", result_code),
         ("component_code", component_code),
         ("filename", file.filename),
+        ("signer", signer),
     ):
         reject_control_characters(field_name, value)
     dossier = intake.get_dossier(code)
     data = file.file.read()
     paper = inspect_result_paper(data, file.content_type, claimed_signed=signed, policy=policy)
+    papers = ResultPapers(db)
+    assignee = papers.upload_signer(signer, media_type=paper.media_type, signed=paper.signed)
     attached = store_and_attach(
         files,
         intake,
@@ -245,6 +258,14 @@ def upload_result(
         component_code=component_code,
         signed=paper.signed,
         **caller,
+    )
+    papers.record_upload(
+        attached.stored.id,
+        dossier.code,
+        name,
+        media_type=attached.stored.media_type,
+        signed=paper.signed,
+        signer=assignee,
     )
     return StoredResult(
         result=attached.intake,
