@@ -1,4 +1,4 @@
-"""Migration 0015 backfills ``result_papers`` from what an older hub derived its queues from
+"""Migration 0016 backfills ``result_papers`` from what an older hub derived its queues from
 (unsigned PDF result papers, ``signing.results.sign`` and ``.issue``/``.seal`` audit rows): an
 upgraded hub shows the same officer's and clerk's queues (docs/signing.md §14)."""
 
@@ -46,10 +46,10 @@ def _signed(action: str, actor: str, file_id: str, output: str) -> dict[str, obj
 
 
 def test_upgrade_backfills_the_same_queues(database_url: str) -> None:
-    downgrade(database_url, "0014")
+    downgrade(database_url, "0015")
     db = Database.connect(database_url)
     try:
-        # made the old way, at 0014: three drafts uploaded; two signed by the officer, one of
+        # made the old way, at 0015: three drafts uploaded; two signed by the officer, one of
         # them issued by the clerk; a paper uploaded signed, which is no draft
         with db.transaction() as session:
             session.add(

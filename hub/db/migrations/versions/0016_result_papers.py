@@ -5,8 +5,8 @@ dossiers, ``signing.results.sign`` audit rows (the officer's signature) and
 ``signing.results.issue`` / ``.seal`` audit rows (the clerk's issuance), so an upgraded hub
 shows the same queues (docs/signing.md §14).
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 """
 
 from collections.abc import Sequence
@@ -18,8 +18,8 @@ from alembic import op
 
 import hub.db.base
 
-revision: str = "0015"
-down_revision: str | None = "0014"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
