@@ -651,12 +651,17 @@ class IntakeService:
         idempotency_key: str | None = None,
         scope: AgencyScope = None,
         idempotency_body: dict[str, Any] | None = None,
+        also: Callable[[Session], None] | None = None,
     ) -> IntakeResult:
         """Attach (or replace, by id) a result document (``DanhSachGiayToKetQua``).
 
         ``idempotency_body``: what a repeat must match instead of the command (an upload
-        names its content, not the id of the file each attempt stores)."""
-        return self._modify(code, command, actor, idempotency_key, self._result, scope, idempotency_body)
+        names its content, not the id of the file each attempt stores). ``also``: more rows to
+        write in the same transaction when the attachment changed the dossier (a result
+        paper's draft row, :mod:`hub.services.result_papers`)."""
+        return self._modify(
+            code, command, actor, idempotency_key, self._result, scope, idempotency_body, also
+        )
 
     def apply_batch(
         self,
@@ -784,6 +789,7 @@ class IntakeService:
         apply: Callable[[Dossier, Any], _Change | None],
         scope: AgencyScope,
         idempotency_body: dict[str, Any] | None = None,
+        also: Callable[[Session], None] | None = None,
     ) -> IntakeResult:
         """One change to an existing dossier (a no-op change is answered and not remembered)."""
 
@@ -791,6 +797,8 @@ class IntakeService:
 
         def run(unit: _Unit) -> tuple[IntakeResult, bool]:
             result = self._change(unit, code, _code(code), command, actor, apply)
+            if also is not None and not result.duplicate:
+                also(unit.session)
             return result, not result.duplicate
 
         def body() -> dict[str, Any]:

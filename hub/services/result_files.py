@@ -12,9 +12,11 @@ finds at least one signature and judges them valid (Circular 15/2025 §2.3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+
+from sqlalchemy.orm import Session
 
 from hub.services.intake import AgencyScope, IntakeResult, IntakeService
 from hub.storage.files import FileStore, StoredFileInfo
@@ -47,8 +49,10 @@ def store_and_attach(
     signed: bool = False,
     idempotency_key: str | None = None,
     scope: AgencyScope = None,
+    also: Callable[[Session, StoredFileInfo], None] | None = None,
 ) -> AttachedResult:
-    """Store ``data`` for ``dossier_code`` and attach it as a result paper (id defaults to the file's).
+    """Store ``data`` for ``dossier_code`` and attach it as a result paper (id defaults to the file's);
+    ``also`` writes more rows about the stored file in the attachment's transaction.
 
     A repeat under the same ``idempotency_key`` must name the same content (its SHA-256), not
     the file id each attempt stores, and gets the first answer and file. A file this call stored
@@ -85,6 +89,7 @@ def store_and_attach(
             idempotency_key=idempotency_key,
             scope=scope,
             idempotency_body=upload if idempotency_key else None,
+            also=None if also is None else lambda session: also(session, stored),
         )
     except BaseException:
         if stored.fresh:

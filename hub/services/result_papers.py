@@ -36,6 +36,7 @@ from hub.db.account_tables import AccountRole, UserAccount, UserRole
 from hub.db.base import utcnow
 from hub.db.models import PaperState, ResultPaperRow, StoredFile
 from hub.db.session import Database
+from hub.storage.files import StoredFileInfo
 from schemas.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 
 __all__ = ["STALE_CLAIM", "PaperPage", "ResultPaper", "ResultPapers"]
@@ -157,14 +158,19 @@ class ResultPapers:
             )
         return self.check_signer(signer.strip())
 
-    def record_upload(
-        self, file_id: str, dossier_code: str, name: str, *, media_type: str, signed: bool, signer: str | None
-    ) -> None:
-        """An uploaded result paper: an unsigned PDF becomes a draft waiting for a signature."""
+    def upload_hook(
+        self, dossier_code: str, name: str, *, media_type: str, signed: bool, signer: str | None
+    ) -> Callable[[Session, StoredFileInfo], None] | None:
+        """What an upload writes about its paper, in the attachment's transaction
+        (:func:`hub.services.result_files.store_and_attach`'s ``also``): an unsigned PDF becomes
+        a draft waiting for a signature; anything else, nothing."""
         if media_type != PDF or signed:
-            return
-        with self._db.transaction() as session:
-            self.add_draft(session, file_id, dossier_code, name, signer)
+            return None
+
+        def add(session: Session, stored: StoredFileInfo) -> None:
+            self.add_draft(session, stored.id, dossier_code, name, signer)
+
+        return add
 
     def add_draft(
         self, session: Session, file_id: str, dossier_code: str, name: str, signer: str | None

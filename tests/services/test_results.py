@@ -14,15 +14,18 @@ from pathlib import Path
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from hub.config import Settings
-from hub.db.models import OutboxMessage, StoredFile
+from hub.db.models import OutboxMessage, PaperState, ResultPaperRow, StoredFile
 from hub.db.session import Database
 from hub.services.intake import IntakeService
+from hub.services.result_files import store_and_attach
+from hub.services.result_papers import ResultPapers
 from hub.services.results import ResultSigningService
 from hub.services.signing_keys import build_signing_facade
 from hub.simulators.pki import RunningPki
-from hub.storage.files import FileStore
+from hub.storage.files import FileStore, StoredFileInfo
 from schemas.changes import DossierUpsert
 from schemas.errors import CertificateRejectedError, ConflictError, InvalidInputError, NotFoundError
 from signing.samples import sample_pdf
@@ -219,3 +222,41 @@ def test_signing_the_same_draft_twice_is_refused_without_a_second_copy(world: Wo
     assert caught.value.details["download_url"] == first.download_url
     assert world.counts() == before
     assert len(world.intake.get_dossier(CODE).results) == 1
+
+
+def test_an_uploaded_draft_and_its_attachment_commit_together(world: World) -> None:
+    """The draft row of an uploaded unsigned PDF is written in the attachment's transaction
+    (docs/signing.md §14.2): when it fails, the dossier keeps no attachment, the outbox no
+    message and the store no file; when it succeeds, the draft waits for its officer."""
+    papers = ResultPapers(world.db)
+    hook = papers.upload_hook(
+        CODE, "Giấy chứng nhận", media_type="application/pdf", signed=False, signer=None
+    )
+    assert hook is not None
+    assert papers.upload_hook(CODE, "Ảnh", media_type="image/png", signed=False, signer=None) is None
+
+    def failing(session: Session, stored: StoredFileInfo) -> None:
+        hook(session, stored)
+        raise RuntimeError("the draft row could not be written")
+
+    before = world.counts()
+    with pytest.raises(RuntimeError):
+        store_and_attach(
+            world.files, world.intake, CODE, sample_pdf("GIAY CHUNG NHAN 13/GCN-SNNMT"),
+            filename="gcn.pdf", media_type="application/pdf", name="Giấy chứng nhận", actor="src",
+            also=failing,
+        )  # fmt: skip
+    assert world.counts() == before
+    assert world.intake.get_dossier(CODE).results == []
+    with world.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ResultPaperRow)) == 0
+
+    attached = store_and_attach(
+        world.files, world.intake, CODE, sample_pdf("GIAY CHUNG NHAN 13/GCN-SNNMT"),
+        filename="gcn.pdf", media_type="application/pdf", name="Giấy chứng nhận", actor="src",
+        also=hook,
+    )  # fmt: skip
+    with world.db.sessions() as session:
+        row = session.scalar(select(ResultPaperRow))
+    assert row is not None
+    assert (row.file_id, row.state) == (attached.stored.id, PaperState.DRAFT.value)

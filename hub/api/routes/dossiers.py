@@ -257,15 +257,10 @@ def upload_result(
         result_code=result_code,
         component_code=component_code,
         signed=paper.signed,
+        also=papers.upload_hook(
+            dossier.code, name, media_type=paper.media_type, signed=paper.signed, signer=assignee
+        ),
         **caller,
-    )
-    papers.record_upload(
-        attached.stored.id,
-        dossier.code,
-        name,
-        media_type=attached.stored.media_type,
-        signed=paper.signed,
-        signer=assignee,
     )
     return StoredResult(
         result=attached.intake,
