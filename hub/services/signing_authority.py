@@ -38,6 +38,7 @@ from hub.audit.log import record
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
 from hub.db.session import Database
+from hub.services.key_bindings import BoundGrants
 from schemas.errors import HubError, InvalidInputError, PermissionDeniedError
 from signing.external import ExternalSigningRequest
 from signing.facade import FileStoreLike, KeyGrant, SigningFacade, StoredSignResult
@@ -243,6 +244,12 @@ class SigningGate:
         self._audit = SigningAudit(db, metrics=metrics)
         self._seal = SealCheck(policy)
 
+    async def _fresh_grants(self) -> None:
+        """The admin's bindings as they are now, read before each signature (docs/security.md)."""
+        grants = self._facade.grants
+        if isinstance(grants, BoundGrants):
+            await asyncio.to_thread(grants.refresh)
+
     async def _guard(
         self, attempt: SigningAttempt, check: Callable[[], object], seal_of: bytes | None = None
     ) -> None:
@@ -275,6 +282,7 @@ class SigningGate:
     ) -> tuple[bytes, SignResult]:
         """``POST /signing/documents``: sign ``data`` with server-held key ``key_id``; ``path``
         names the caller in the audit row (``records``: a tracking book or control slip)."""
+        await self._fresh_grants()
         grant = self._facade.grants.get(key_id)
         attempt = SigningAttempt(
             principal.name,
@@ -306,6 +314,7 @@ class SigningGate:
     ) -> StoredSignResult:
         """``POST /signing/batch``: every file is authorized (and, for a seal, order-checked)
         before any is signed; one audit row per file."""
+        await self._fresh_grants()
         grant = self._facade.grants.get(key_id)
         purpose = grant.purpose if grant is not None else None
         sources = {fid: files.get(fid) for fid in dict.fromkeys(file_ids)}
