@@ -4,7 +4,9 @@ Rules (docs/signing.md §10.5):
 
 * each key in ``[signing.keys]`` names its purpose (``personal`` | ``seal``) and the principals
   allowed to use it: API key names, or ``user:<username>`` for the API keys tied to that
-  console account (docs/security.md §10); anyone else, any other key, an unknown key: 403;
+  console account (docs/security.md §10), plus those an admin bound at run time
+  (:mod:`hub.services.key_bindings`, read before each signature); anyone else, any other key,
+  an unknown key: 403;
 * a personal key signs the competent person's signature (Decree 30/2020 Art. 13(7), box 7c):
   the caller must be an ``officer`` listed on the key;
 * a seal key applies the agency signature (Art. 17, 32(2), 33(2), box 8): the caller must be the
