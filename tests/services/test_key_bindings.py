@@ -27,6 +27,7 @@ from hub.db.signing_tables import SigningKeyBinding
 from hub.services.key_bindings import CONFIG_ACTION, record_config_snapshot
 from hub.simulators.pki import RunningPki
 from signing.samples import sample_pdf
+from signing.settings import Pkcs12KeySettings
 from tests.accounts.support import FAST
 from tests.api.livehub import LiveHub, live_hub
 from tests.cli.test_cli_commands import clean_env, run
@@ -83,6 +84,12 @@ def key_hub(
         yield hub
 
 
+def key_hub_path(hub: LiveHub) -> Path:
+    spec = hub.settings.signing.keys["lanh-ntl"]
+    assert isinstance(spec, Pkcs12KeySettings)
+    return spec.path
+
+
 def audit_rows(db: Database, prefix: str) -> list[AuditEntry]:
     with db.sessions() as session:
         return list(
@@ -125,14 +132,13 @@ def test_admin_binds_and_unbinds_in_the_console_and_the_signing_api_follows(key_
         assert login(admin, "root").status_code == 303
         page = admin.get(PAGE)
         assert page.status_code == 200
-        assert "lanh-ntl" in page.text and "so-nnmt" in page.text
+        assert "lanh-ntl" in page.text
+        assert "so-nnmt" in page.text
         assert "test-clerk" in page.text  # the configured principal, marked as such
         assert "Tệp cấu hình" in page.text
         assert "Nguyễn Thị Lấp Lánh" in page.text  # the officer's certificate subject
-        assert (
-            "password" not in page.text.lower()
-            and str(hub.settings.signing.keys["lanh-ntl"].path) not in page.text
-        )
+        assert "password" not in page.text.lower()
+        assert str(key_hub_path(hub)) not in page.text
         home = admin.get("/console/")
         assert PAGE in home.text
 
@@ -175,10 +181,12 @@ def test_admin_binds_and_unbinds_in_the_console_and_the_signing_api_follows(key_
 
     # the start recorded the configured keys once (no secret, no path)
     (start,) = audit_rows(hub.db, CONFIG_ACTION)
-    assert start.actor == "system:start" and start.before is None
+    assert start.actor == "system:start"
+    assert start.before is None
     assert start.after is not None
     keys = start.after["keys"]
-    assert keys["so-nnmt"]["principals"] == ["test-clerk"] and keys["lanh-ntl"]["purpose"] == "personal"
+    assert keys["so-nnmt"]["principals"] == ["test-clerk"]
+    assert keys["lanh-ntl"]["purpose"] == "personal"
     assert len(keys["lanh-ntl"]["certificate_sha256"]) == 64
     assert "path" not in json.dumps(start.after)
 
@@ -243,19 +251,24 @@ password_env = "{PASSWORD_ENV}"
     assert clerk.returncode == 1
     assert "may be bound only to a 'officer'" in clerk.stderr
     unknown = run(["keys", "bind", "nope", "user:lan"], env, tmp_path)
-    assert unknown.returncode == 1 and "no signing key 'nope'" in unknown.stderr
+    assert unknown.returncode == 1
+    assert "no signing key 'nope'" in unknown.stderr
     ghost = run(["keys", "bind", "lanh-ntl", "user:ghost"], env, tmp_path)
-    assert ghost.returncode == 1 and "no account 'ghost'" in ghost.stderr
+    assert ghost.returncode == 1
+    assert "no account 'ghost'" in ghost.stderr
 
     listed = run(["keys", "bindings"], env, tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert "user:lan" in listed.stdout and "admin" in listed.stdout and "cli:duc" in listed.stdout
+    assert "user:lan" in listed.stdout
+    assert "admin" in listed.stdout
+    assert "cli:duc" in listed.stdout
     assert "Nguyễn Thị Lấp Lánh" in listed.stdout
 
     gone = run(["keys", "unbind", "lanh-ntl", "user:lan"], env, tmp_path)
     assert gone.returncode == 0, gone.stderr
     again = run(["keys", "unbind", "lanh-ntl", "user:lan"], env, tmp_path)
-    assert again.returncode == 1 and "is not bound" in again.stderr
+    assert again.returncode == 1
+    assert "is not bound" in again.stderr
 
     assert bound(db) == set()
     rows = audit_rows(db, "signing_key.")
@@ -283,15 +296,19 @@ def test_a_change_of_the_configured_keys_is_audited_at_start(
     rows = audit_rows(db, CONFIG_ACTION)
     assert len(rows) == 3
     first, principals, purpose = rows
-    assert first.before is None and first.details["first"] is True
+    assert first.before is None
+    assert first.details["first"] is True
     assert principals.before == first.after
-    assert principals.before is not None and principals.after is not None
+    assert principals.before is not None
+    assert principals.after is not None
     assert principals.before["keys"]["lanh-ntl"]["principals"] == []
     assert principals.after["keys"]["lanh-ntl"]["principals"] == ["user:lan"]
-    assert purpose.before is not None and purpose.after is not None
+    assert purpose.before is not None
+    assert purpose.after is not None
     assert (purpose.before["keys"]["so-nnmt"]["purpose"], purpose.after["keys"]["so-nnmt"]["purpose"]) == (
         "seal",
         "personal",
     )
     fingerprints = {key["certificate_sha256"] for key in purpose.after["keys"].values()}
-    assert len(fingerprints) == 2 and None not in fingerprints
+    assert len(fingerprints) == 2
+    assert None not in fingerprints
