@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from hub.api.app import CORE_ROUTE_MODULES
 from hub.auth.keys import ApiKeyService
@@ -24,10 +24,11 @@ from hub.config import load_settings
 from hub.db.models import AuditEntry
 from hub.db.session import Database
 from hub.db.signing_tables import SigningKeyBinding
-from hub.services.key_bindings import CONFIG_ACTION, record_config_snapshot
+from hub.services.key_bindings import CONFIG_ACTION, BoundGrants, record_config_snapshot
 from hub.simulators.pki import RunningPki
+from signing.facade import KeyGrant
 from signing.samples import sample_pdf
-from signing.settings import Pkcs12KeySettings
+from signing.settings import KeyPurpose, Pkcs12KeySettings
 from tests.accounts.support import FAST
 from tests.api.livehub import LiveHub, live_hub
 from tests.cli.test_cli_commands import clean_env, run
@@ -146,6 +147,10 @@ def test_admin_binds_and_unbinds_in_the_console_and_the_signing_api_follows(key_
         assert done.status_code == 200, done.text
         assert "Đã gán khóa" in done.text
         assert ("lanh-ntl", "user:lan") in bound(hub.db)
+        # the desk and result signing of this process read the same grants, refreshed at once
+        grants = hub.app.state.services.signing.grants
+        assert isinstance(grants, BoundGrants)
+        assert "user:lan" in grants["lanh-ntl"].principals
 
         signed = sign(lan_app, hub)
         assert signed.status_code == 200, signed.text
@@ -164,6 +169,7 @@ def test_admin_binds_and_unbinds_in_the_console_and_the_signing_api_follows(key_
         gone = post(admin, "unbind", "lanh-ntl", "user:lan")
         assert gone.status_code == 200, gone.text
         assert bound(hub.db) == set()
+        assert "user:lan" not in grants["lanh-ntl"].principals
 
     refused = sign(lan_app, hub)
     assert refused.status_code == 403, refused.text
@@ -312,3 +318,23 @@ def test_a_change_of_the_configured_keys_is_audited_at_start(
     fingerprints = {key["certificate_sha256"] for key in purpose.after["keys"].values()}
     assert len(fingerprints) == 2
     assert None not in fingerprints
+
+
+def test_bindings_made_elsewhere_reach_a_process_within_its_propagation_time(db: Database) -> None:
+    now = [0.0]
+    grants = BoundGrants(
+        {"lanh-ntl": KeyGrant(KeyPurpose.PERSONAL, frozenset({"a"}))}, db, max_age=5.0, clock=lambda: now[0]
+    )
+    assert grants["lanh-ntl"].principals == {"a"}
+    with db.transaction() as session:  # as another process (the CLI) would
+        session.add(SigningKeyBinding(key_id="lanh-ntl", principal="user:lan", bound_by="cli:x"))
+        session.add(SigningKeyBinding(key_id="gone-key", principal="user:lan", bound_by="cli:x"))
+    now[0] = 4.9
+    assert grants["lanh-ntl"].principals == {"a"}  # the copy is still fresh
+    now[0] = 5.0
+    assert grants["lanh-ntl"].principals == {"a", "user:lan"}
+    assert set(grants) == {"lanh-ntl"}  # a binding of a key no longer configured grants nothing
+    with db.transaction() as session:
+        session.execute(delete(SigningKeyBinding))
+    grants.refresh()  # what the signing API does before each signature
+    assert grants["lanh-ntl"].principals == {"a"}
