@@ -41,6 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.audit.log import record
@@ -301,6 +302,17 @@ class KeyBindingService:
 
     def bind(self, key_id: str, principal: str, *, actor: str) -> list[str]:
         """Bind ``principal`` to ``key_id``; the key's effective principals after it."""
+        try:
+            after = self._bind(key_id, principal, actor)
+        except IntegrityError:  # the same binding committed meanwhile by another admin
+            raise ConflictError(
+                f"{principal!r} is bound to {key_id!r} already",
+                message_vi=f"'{principal}' đã được gán khóa '{key_id}'",
+            ) from None
+        self._changed()
+        return after
+
+    def _bind(self, key_id: str, principal: str, actor: str) -> list[str]:
         spec = self._spec(key_id)
         principal = _principal(principal)
         configured = frozenset(spec.principals)
@@ -323,7 +335,6 @@ class KeyBindingService:
             session.flush()
             after = _principals_of(session, key_id, configured)
             _audit(session, actor, "signing_key.bind", key_id, spec.purpose, principal, before, after)
-        self._changed()
         return after
 
     def unbind(self, key_id: str, principal: str, *, actor: str) -> list[str]:
