@@ -24,6 +24,7 @@ import typer
 import typer.main
 from typer.core import TyperCommand, TyperGroup
 
+from hub.commands.key_bindings import register as register_key_bindings
 from schemas.errors import ConfigurationError, HubError
 
 if TYPE_CHECKING:
@@ -234,7 +235,8 @@ def _safe_url(url: str) -> str:
 
 
 keys_app = typer.Typer(
-    help="API keys (roles: source, portal, officer, technician, admin).", no_args_is_help=True
+    help="API keys (roles: source, portal, officer, technician, admin); signing-key bindings.",
+    no_args_is_help=True,
 )
 
 
@@ -291,6 +293,9 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="Name of the key")]) ->
     """Revoke a key: requests with it are refused from now on."""
     info = _key_service().revoke(name, actor=_operator())
     typer.echo(f"revoked key {info.name!r} (prefix {info.prefix})")
+
+
+register_key_bindings(keys_app)  # bind / unbind / bindings: signing keys bound to accounts
 
 
 # --- assembly ---------------------------------------------------------------------------------

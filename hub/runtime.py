@@ -406,6 +406,13 @@ class RunningHub:
         self.telemetry.tracing.shutdown()
 
 
+def record_signing_config(settings: Settings, db: Database) -> None:
+    """Audit a change of the configured signing keys since the last start (docs/security.md)."""
+    from hub.services.key_bindings import record_config_snapshot
+
+    record_config_snapshot(db, settings)
+
+
 def build_telemetry(
     settings: Settings, db: Database, *, span_exporter: SpanExporter | None = None
 ) -> Telemetry:
@@ -465,6 +472,7 @@ async def start(
         await hub._start_outage_recorder(
             "+".join(part for part, on in (("api", api), ("worker", worker)) if on)
         )
+        await asyncio.to_thread(record_signing_config, settings, db)
         if api:
             assert sock is not None
             await hub._start_api(

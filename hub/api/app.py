@@ -189,7 +189,7 @@ def create_app(
         from hub.services.signing_keys import build_signing_facade
 
         services: Services = app.state.services
-        services.signing = facade = build_signing_facade(settings)
+        services.signing = facade = build_signing_facade(settings, db=database)
         services.results = ResultSigningService.from_settings(
             settings, facade, services.files, services.intake, database, metrics=telemetry.metrics
         )

@@ -26,7 +26,7 @@ from hub.accounts.sessions import ActiveSession, ConsoleSessions
 from hub.api.errors import error_headers, http_status_for
 from hub.api.limits import client_address
 from hub.config import Settings
-from hub.console import audit, desk, oidc, ops, reports, views
+from hub.console import audit, desk, oidc, ops, reports, signing_keys, views
 from hub.console.i18n import MESSAGES
 from hub.console.pages import keep_lang, lang_of, page
 from hub.console.pages import safe_next as _safe_next
@@ -136,11 +136,20 @@ async def logout(request: Request, active: Annotated[ActiveSession, Depends(ANY_
 
 def page_routes() -> list[APIRoute]:
     """Every route of the console: these pages, :mod:`hub.console.oidc`, :mod:`hub.console.ops`,
-    :mod:`hub.console.views`, :mod:`hub.console.desk`, :mod:`hub.console.audit` and
-    :mod:`hub.console.reports`."""
+    :mod:`hub.console.views`, :mod:`hub.console.desk`, :mod:`hub.console.audit`,
+    :mod:`hub.console.reports` and :mod:`hub.console.signing_keys`."""
     return [
         route
-        for each in (router, oidc.router, ops.router, views.router, desk.router, audit.router, reports.router)
+        for each in (
+            router,
+            oidc.router,
+            ops.router,
+            views.router,
+            desk.router,
+            audit.router,
+            reports.router,
+            signing_keys.router,
+        )
         for route in each.routes
         if isinstance(route, APIRoute)
     ]
@@ -292,3 +301,4 @@ def install_console(app: FastAPI, settings: Settings, db: Database) -> None:
     app.include_router(desk.router)
     app.include_router(audit.router)
     app.include_router(reports.router)
+    app.include_router(signing_keys.router)

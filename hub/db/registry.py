@@ -12,7 +12,7 @@ from sqlalchemy import MetaData
 
 from hub.db.base import Base
 
-TABLE_MODULES = ("hub.db.models", "hub.db.account_tables", "hub.reports.models")
+TABLE_MODULES = ("hub.db.models", "hub.db.account_tables", "hub.reports.models", "hub.db.signing_tables")
 
 
 def load_all_models() -> MetaData:

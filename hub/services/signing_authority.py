@@ -4,7 +4,9 @@ Rules (docs/signing.md §10.5):
 
 * each key in ``[signing.keys]`` names its purpose (``personal`` | ``seal``) and the principals
   allowed to use it: API key names, or ``user:<username>`` for the API keys tied to that
-  console account (docs/security.md §10); anyone else, any other key, an unknown key: 403;
+  console account (docs/security.md §10), plus those an admin bound at run time
+  (:mod:`hub.services.key_bindings`, read before each signature); anyone else, any other key,
+  an unknown key: 403;
 * a personal key signs the competent person's signature (Decree 30/2020 Art. 13(7), box 7c):
   the caller must be an ``officer`` listed on the key;
 * a seal key applies the agency signature (Art. 17, 32(2), 33(2), box 8): the caller must be the
@@ -38,6 +40,7 @@ from hub.audit.log import record
 from hub.auth.keys import Principal
 from hub.db.models import ApiRole
 from hub.db.session import Database
+from hub.services.key_bindings import BoundGrants
 from schemas.errors import HubError, InvalidInputError, PermissionDeniedError
 from signing.external import ExternalSigningRequest
 from signing.facade import FileStoreLike, KeyGrant, SigningFacade, StoredSignResult
@@ -256,6 +259,12 @@ class SigningGate:
         self._audit = SigningAudit(db, metrics=metrics)
         self._seal = SealCheck(policy)
 
+    async def _fresh_grants(self) -> None:
+        """The admin's bindings as they are now, read before each signature (docs/security.md)."""
+        grants = self._facade.grants
+        if isinstance(grants, BoundGrants):
+            await asyncio.to_thread(grants.refresh)
+
     async def _guard(
         self, attempt: SigningAttempt, check: Callable[[], object], seal_of: bytes | None = None
     ) -> None:
@@ -288,6 +297,7 @@ class SigningGate:
     ) -> tuple[bytes, SignResult]:
         """``POST /signing/documents``: sign ``data`` with server-held key ``key_id``; ``path``
         names the caller in the audit row (``records``: a tracking book or control slip)."""
+        await self._fresh_grants()
         grant = self._facade.grants.get(key_id)
         attempt = SigningAttempt(
             principal.name,
@@ -319,6 +329,7 @@ class SigningGate:
     ) -> StoredSignResult:
         """``POST /signing/batch``: every file is authorized (and, for a seal, order-checked)
         before any is signed; one audit row per file."""
+        await self._fresh_grants()
         grant = self._facade.grants.get(key_id)
         purpose = grant.purpose if grant is not None else None
         sources = {fid: files.get(fid) for fid in dict.fromkeys(file_ids)}

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.config import Settings
+from hub.db.session import Database
 from schemas.errors import ConfigurationError, SignatureImageRejectedError
 from signing.facade import SigningFacade
 from signing.image_policy import ImagePolicy, check_appearance_image
@@ -155,8 +156,13 @@ def _checked_image(owner: str, owner_vi: str, path: Path, role: SignRole, signin
     return data
 
 
-def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None = None) -> SigningFacade:
+def build_signing_facade(
+    settings: Settings, environ: Mapping[str, str] | None = None, *, db: Database | None = None
+) -> SigningFacade:
     """The facade the API and the result service use: ``[signing]`` policy + configured keys.
+
+    With ``db``, the keys' principals are the configured ones and the admin's bindings
+    (:class:`hub.services.key_bindings.BoundGrants`, docs/security.md).
 
     Passwords and PINs are looked up in ``environ``, by default the process environment and
     then the secrets directory (:meth:`hub.config.Settings.secret_environment`). Pending
@@ -164,7 +170,12 @@ def build_signing_facade(settings: Settings, environ: Mapping[str, str] | None =
     """
     keys = key_sources(settings.signing, settings.secret_environment() if environ is None else environ)
     key_images(settings.signing)  # bad signature/seal images stop the start (docs/signing.md §5.4)
-    return SigningFacade.from_settings(settings.signing, Path(settings.data_dir), keys=keys)
+    facade = SigningFacade.from_settings(settings.signing, Path(settings.data_dir), keys=keys)
+    if db is not None:
+        from hub.services.key_bindings import BoundGrants
+
+        facade.grants = BoundGrants(facade.grants, db)
+    return facade
 
 
 def policy_from_settings(

@@ -1,0 +1,32 @@
+"""signing_key_bindings: server-held signing keys bound to accounts by an admin
+
+Revision ID: 0016
+Revises: 0015
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import hub.db.base
+
+revision: str = "0016"
+down_revision: str | None = "0015"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "signing_key_bindings",
+        sa.Column("key_id", sa.String(length=100), nullable=False),
+        sa.Column("principal", sa.String(length=200), nullable=False),
+        sa.Column("bound_by", sa.String(length=100), nullable=False),
+        sa.Column("bound_at", hub.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key_id", "principal", name=op.f("pk_signing_key_bindings")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("signing_key_bindings")
