@@ -271,9 +271,13 @@ def test_backlog_reaches_the_dvcqg_portal_in_real_time_order_with_real_times(
             response = client.post("/api/v1/dossiers/batch", json={"changes": backlog_out_of_order()})
             assert response.status_code == 200, response.text
             deadline = time.monotonic() + 30
-            while len(dvcqg.progress(CODE)) < 3 and time.monotonic() < deadline:
+            # the portal has the three progress messages and the hub has recorded every answer
+            # (a message arrives before its completion is written)
+            while time.monotonic() < deadline:
+                deliveries = client.get(f"{BASE}/deliveries").json()
+                if len(dvcqg.progress(CODE)) >= 3 and {d["state"] for d in deliveries} == {"delivered"}:
+                    break
                 time.sleep(0.1)
-            deliveries = client.get(f"{BASE}/deliveries").json()
     progress = dvcqg.progress(CODE)
     assert [(p["TrangThai"], p["ThoiDiemXuLy"]) for p in progress] == [
         ("4", to_dvcqg(PROCESSING_AT)),
