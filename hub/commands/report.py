@@ -36,6 +36,7 @@ class OutputFormat(StrEnum):
     JSON = "json"
     CSV = "csv"
     XLSX = "xlsx"
+    PDF = "pdf"
 
 
 @contextmanager
@@ -102,10 +103,11 @@ def ontime(
     group_by: Annotated[GroupBy, typer.Option("--group-by")] = GroupBy.PROCEDURE,
     agency: Agency = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
-    out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx needs it)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx and pdf need it)")] = None,
 ) -> None:
     """Received, finished (early, on time, late), in progress, supplement, withdrawn, refused."""
     from hub.reports.export import to_csv, to_xlsx
+    from hub.reports.pdf import Letterhead, ontime_pdf
     from hub.reports.service import ReportService
 
     window, agency_code = days.window(), _agency_code(agency)
@@ -114,18 +116,26 @@ def ontime(
     if output is OutputFormat.TABLE:
         _table(report)
         return
-    _write(report, output, out, to_csv, to_xlsx, f"{len(report.rows)} rows")
+    head = Letterhead.from_settings(settings.reports)
+    _write(report, output, out, to_csv, to_xlsx, lambda r: ontime_pdf(r, head), f"{len(report.rows)} rows")
 
 
-def _write(report: Any, output: OutputFormat, out: Path | None, csv: Any, xlsx: Any, summary: str) -> None:
-    """Write ``report`` as JSON, CSV or XLSX to ``out`` (standard output without it)."""
+def _write(
+    report: Any, output: OutputFormat, out: Path | None, csv: Any, xlsx: Any, pdf: Any, summary: str
+) -> None:
+    """Write ``report`` as JSON, CSV, XLSX or PDF to ``out`` (standard output without it; the
+    binary formats need a file)."""
+    if output in (OutputFormat.XLSX, OutputFormat.PDF) and out is None:
+        raise typer.BadParameter(
+            f"--format {output.value} writes a file: give --out FILE.{output.value}", param_hint="--out"
+        )
     if output is OutputFormat.JSON:
         body = report.model_dump_json(by_alias=True, indent=2).encode() + b"\n"
     elif output is OutputFormat.CSV:
         body = csv(report)
+    elif output is OutputFormat.PDF:
+        body = pdf(report)
     else:
-        if out is None:
-            raise typer.BadParameter("--format xlsx writes a file: give --out FILE.xlsx", param_hint="--out")
         body = xlsx(report)
     _emit(body, out, summary)
 
@@ -145,11 +155,12 @@ def _emit(body: bytes, out: Path | None, what: str) -> None:
 def usage(
     days: ReportDays,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
-    out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx needs it)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx and pdf need it)")] = None,
 ) -> None:
     """Use of the system (Decision 692/QĐ-SNN Art. 18): dossiers by channel, deliveries,
     signatures, lookups, downtime (docs/reports.md §8)."""
     from hub.reports import usage_export
+    from hub.reports.pdf import Letterhead, usage_pdf
     from hub.reports.service import ReportService
 
     window = days.window()
@@ -158,7 +169,16 @@ def usage(
     if output is OutputFormat.TABLE:
         _usage_tables(report)
         return
-    _write(report, output, out, usage_export.to_csv, usage_export.to_xlsx, "usage report")
+    head = Letterhead.from_settings(settings.reports)
+    _write(
+        report,
+        output,
+        out,
+        usage_export.to_csv,
+        usage_export.to_xlsx,
+        lambda r: usage_pdf(r, head),
+        "usage report",
+    )
 
 
 def _usage_tables(report: Any) -> None:

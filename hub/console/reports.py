@@ -32,7 +32,7 @@ from hub.console.policy import ConsolePolicy, console_page
 from hub.console.views import DOSSIER_READER
 from hub.reports import usage_export
 from hub.reports.export import to_csv, to_xlsx
-from hub.reports.pdf import Letterhead, ontime_pdf
+from hub.reports.pdf import Letterhead, ontime_pdf, usage_pdf
 from hub.reports.query import DayRange, GroupBy, ReportFilter, WeekFlow, day_range
 from hub.reports.schedules import recent_runs
 from schemas.dossier import Channel
@@ -52,7 +52,7 @@ UsageReader = Annotated[ActiveSession, Depends(USAGE_READER)]
 FILTER_FIELDS = ("period", "from", "to", "group_by", "procedure", "field", "unit", "channel")
 #: The on-time export formats of the download links.
 FORMATS = {"xlsx": XLSX, "csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
-USAGE_FORMATS = {"xlsx": XLSX, "csv": "text/csv; charset=utf-8"}
+USAGE_FORMATS = {"xlsx": XLSX, "csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
 #: Overdue dossiers listed on the page (the count is the report's).
 OVERDUE_LIMIT = 200
 
@@ -350,8 +350,8 @@ async def usage_export_file(request: Request, active: UsageReader) -> Response:
     try:
         if fmt not in USAGE_FORMATS:
             raise InvalidInputError(
-                f"unknown format {fmt[:10]!r}: xlsx or csv",
-                message_vi=f"định dạng {fmt[:10]!r} không hợp lệ: xlsx hoặc csv",
+                f"unknown format {fmt[:10]!r}: xlsx, csv or pdf",
+                message_vi=f"định dạng {fmt[:10]!r} không hợp lệ: xlsx, csv hoặc pdf",
                 details={"field": "format"},
             )
         window = _usage_window(request)
@@ -367,7 +367,11 @@ async def usage_export_file(request: Request, active: UsageReader) -> Response:
         )
     report = await run_in_threadpool(get_reports(request).usage, window)
     name = f"usage-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{fmt}"
-    body = (
-        usage_export.to_csv(report) if fmt == "csv" else await run_in_threadpool(usage_export.to_xlsx, report)
-    )
+    if fmt == "csv":
+        body = usage_export.to_csv(report)
+    elif fmt == "pdf":
+        head = Letterhead.from_settings(get_settings(request).reports)
+        body = await run_in_threadpool(usage_pdf, report, head)
+    else:
+        body = await run_in_threadpool(usage_export.to_xlsx, report)
     return attachment(body, USAGE_FORMATS[fmt], name)

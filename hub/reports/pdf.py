@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from hub.config import ReportSettings
     from hub.reports.query import Report
+    from hub.reports.usage import UsageReport
 
 FAMILY = "serif"
 MOTTO = ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc")
@@ -131,11 +132,11 @@ def _table(pdf: FPDF, form: RecordForm, rows: Sequence[Sequence[str]], size: flo
                 row.cell(value, align=column.align)
 
 
-def _note(pdf: FPDF, form: RecordForm, as_of: datetime) -> None:
+def _note(pdf: FPDF, as_of: datetime, *, verified: bool = True) -> None:
     pdf.ln(3)
     pdf.set_font(FAMILY, "I", 9)
     lines = [f"Số liệu tính đến {vn_time(as_of)} (giờ Việt Nam)."]
-    if not form.verified:
+    if not verified:
         lines.append(
             "Các cột theo bố cục cấu hình của hệ thống, chưa đối chiếu với văn bản chính thức của biểu mẫu."
         )
@@ -156,7 +157,7 @@ def tracking_book_pdf(book: TrackingBook, form: RecordForm, head: Letterhead) ->
     _header(pdf, head, form.title, [form.form, window, agency])
     rows = [[row.text(c.field) for c in form.columns] for row in book.rows]
     _table(pdf, form, rows)
-    _note(pdf, form, book.as_of)
+    _note(pdf, book.as_of, verified=form.verified)
     return _bytes(pdf)
 
 
@@ -184,7 +185,7 @@ def control_slip_pdf(slip: ControlSlip, form: RecordForm, head: Letterhead, as_o
     pdf.ln(2)
     rows = [[h.text(c.field) for c in form.columns] for h in slip.hand_overs]
     _table(pdf, form, rows, size=10 if form.paper == "A4" else 8.5)
-    _note(pdf, form, as_of)
+    _note(pdf, as_of, verified=form.verified)
     return _bytes(pdf)
 
 
@@ -213,5 +214,40 @@ def ontime_pdf(report: Report, head: Letterhead) -> bytes:
 
     rows = [[cell(getattr(row, c.field), c.field) for c in columns] for row in [*report.rows, report.total]]
     _table(pdf, form, rows, size=8)
-    _note(pdf, form, report.as_of)
+    _note(pdf, report.as_of)
+    return _bytes(pdf)
+
+
+def usage_pdf(report: UsageReport, head: Letterhead) -> bytes:
+    """The usage report (Decision 692/QĐ-SNN Art. 18): each section of the CSV/XLSX as a titled
+    table with the same headings and figures (docs/reports.md §8)."""
+    from hub.reports.records import Column
+    from hub.reports.usage_export import SECTIONS, section_rows, title
+
+    pdf = _document(head, "L", report.as_of)
+    pdf.set_title("BÁO CÁO TÌNH HÌNH SỬ DỤNG HỆ THỐNG")
+    _header(pdf, head, "BÁO CÁO TÌNH HÌNH SỬ DỤNG HỆ THỐNG", [title(report)])
+    for section in SECTIONS:
+        lines = list(section_rows(report, section))
+        columns = [
+            Column(
+                field=name,
+                heading=heading,
+                width=30 if index == 0 else 18,
+                # figures to the right, words (endpoint, channel, outcome) to the left
+                align="R" if all(isinstance(line[index], int | float | None) for line in lines) else "L",
+            )
+            for index, (name, heading) in enumerate(section.columns.items())
+        ]
+        form = RecordForm(title=section.title, verified=True, columns=columns)
+        pdf.set_font(FAMILY, "B", 11)
+        pdf.multi_cell(0, 6, nfc(section.title), new_x="LMARGIN", new_y="NEXT")
+        rows = [["" if value is None else nfc(str(value)) for value in line] for line in lines]
+        if rows:
+            _table(pdf, form, rows, size=9)
+        else:
+            pdf.set_font(FAMILY, "I", 10)
+            pdf.multi_cell(0, 5, "Không có số liệu trong kỳ.", new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+    _note(pdf, report.as_of)
     return _bytes(pdf)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import unicodedata
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -266,6 +268,42 @@ def test_exact_figures_in_json_csv_and_xlsx(hub: LiveHub) -> None:
         assert values == _cells(expected[section.field], section.field)
 
 
+def test_pdf_has_every_section_and_figure(hub: LiveHub) -> None:
+    """The usage report in the on-time report's formats (issue: JSON, CSV, XLSX and PDF): each
+    section's title and every figure of its rows, in Vietnamese text that extracts as NFC."""
+    _crafted(hub)
+    with hub.client("officer") as client:
+        as_pdf = client.get(URL, params={**PARAMS, "format": "pdf"})
+    assert as_pdf.status_code == 200, as_pdf.text
+    assert as_pdf.headers["content-type"] == "application/pdf"
+    assert f'filename="usage-{FIRST:%Y%m%d}-{LAST:%Y%m%d}.pdf"' in as_pdf.headers["content-disposition"]
+    out = subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=as_pdf.content, capture_output=True, check=True
+    )
+    text = out.stdout.decode()
+    assert unicodedata.is_normalized("NFC", text)
+    assert "BÁO CÁO TÌNH HÌNH SỬ DỤNG HỆ THỐNG" in text
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    expected = {
+        "dossiers": EXPECTED_DOSSIERS,
+        "deliveries": EXPECTED_DELIVERIES,
+        "signatures": EXPECTED_SIGNATURES,
+        "lookups": EXPECTED_LOOKUPS,
+        "downtime": EXPECTED_DOWNTIME,
+    }
+    for section in SECTIONS:
+        assert section.title in lines, section.title
+        for row in _cells(expected[section.field], section.field):
+            # the figures of a row stand on one line, in the column order of the CSV
+            figures = " ".join(str(v) for v in row[1:] if v is not None and not isinstance(v, str))
+            assert figures, row
+            first = str(row[0])
+            assert any(line.startswith(first) and line.endswith(figures) for line in lines), (
+                section.field,
+                row,
+            )
+
+
 def test_cli(hub: LiveHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _crafted(hub)
     monkeypatch.setenv("HUB_DATABASE_URL", hub.settings.database_url)
@@ -283,6 +321,11 @@ def test_cli(hub: LiveHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert written.exit_code == 0, written.output
     sheet = load_workbook(out)["Đồng bộ"]
     assert [cell.value for cell in sheet[sheet.max_row]][:3] == ["portal-b", 20, 20]
+    pdf = tmp_path / "usage.pdf"
+    written = runner.invoke(report_app, ["usage", *dates, "--format", "pdf", "--out", str(pdf)])
+    assert written.exit_code == 0, written.output
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert runner.invoke(report_app, ["usage", *dates, "--format", "pdf"]).exit_code == 2  # no --out
     assert runner.invoke(report_app, ["usage", "--period", "2026-13"]).exit_code != 0
 
 

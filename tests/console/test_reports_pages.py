@@ -193,8 +193,11 @@ def test_roles_and_the_usage_page(db: Database, database_url: str, tmp_path: Pat
                 "/console/reports/usage/export", params={"period": "2025", "format": "xlsx"}
             )
             bad_usage = client.get("/console/reports/usage", params={"period": "2025-Q5"})
-            bad_format = client.get(
+            usage_pdf = client.get(
                 "/console/reports/usage/export", params={"period": "2025", "format": "pdf"}
+            )
+            bad_format = client.get(
+                "/console/reports/usage/export", params={"period": "2025", "format": "docx"}
             )
     assert anonymous.status_code == 303
     assert "/console/login" in anonymous.headers["location"]
@@ -212,5 +215,9 @@ def test_roles_and_the_usage_page(db: Database, database_url: str, tmp_path: Pat
     ]
     assert usage_xlsx.status_code == 200
     assert usage_xlsx.headers["content-type"] == XLSX
+    assert 'href="/console/reports/usage/export?period=2025&amp;format=pdf"' in usage.text
+    assert usage_pdf.status_code == 200
+    assert usage_pdf.headers["content-type"] == "application/pdf"
+    assert usage_pdf.content.startswith(b"%PDF-")
     assert bad_usage.status_code == 422
     assert bad_format.status_code == 422

@@ -27,7 +27,7 @@ from hub.api.errors import error_responses
 from hub.auth.keys import Principal
 from hub.reports import usage_export
 from hub.reports.export import to_csv, to_xlsx
-from hub.reports.pdf import Letterhead, ontime_pdf
+from hub.reports.pdf import Letterhead, ontime_pdf, usage_pdf
 from hub.reports.query import DayRange, GroupBy, Report, ReportFilter, day_range
 from hub.reports.service import ReportService
 from hub.reports.usage import UsageReport
@@ -60,11 +60,12 @@ class ReportFormat(StrEnum):
 
 
 class UsageFormat(StrEnum):
-    """The usage report's formats (no PDF layout for it yet)."""
+    """The usage report's formats: those of the on-time report."""
 
     JSON = "json"
     CSV = "csv"
     XLSX = "xlsx"
+    PDF = "pdf"
 
 
 def get_reports(request: Request) -> ReportService:
@@ -151,9 +152,10 @@ UsageReader = Annotated[
     summary="Usage of the system: dossiers, deliveries, signatures, lookups, downtime",
     response_model=UsageReport,
     response_model_by_alias=True,
-    responses={200: {"content": {"text/csv": {}, XLSX: {}}}},
+    responses={200: {"content": {"text/csv": {}, XLSX: {}, "application/pdf": {}}}},
 )
 async def usage(
+    request: Request,
     _principal: UsageReader,
     reports: Annotated[ReportService, Depends(get_reports)],
     window: ReportDays,
@@ -163,6 +165,9 @@ async def usage(
     if format is UsageFormat.JSON:
         return report
     name = f"usage-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
+    if format is UsageFormat.PDF:
+        head = Letterhead.from_settings(get_settings(request).reports)
+        return attachment(await run_in_threadpool(usage_pdf, report, head), "application/pdf", name)
     return await _download(
         name, ReportFormat(format.value), usage_export.to_csv, usage_export.to_xlsx, report
     )
