@@ -238,6 +238,24 @@ class RunningHub:
         await asyncio.to_thread(recorder.start)
         self._outages_task = asyncio.create_task(recorder.run(self._outages_stop), name="hub-outages")
 
+    async def _record_signing_config(self) -> None:
+        """Audit the configured signing keys (:func:`record_signing_config`) once the database
+        answers: an outage that heals, right after the start, delays it and the parts started
+        after it; it does not stop the process (docs/delivery.md §13)."""
+        from hub.db.availability import diagnose
+
+        operation = "signing keys audit"
+        while True:
+            try:
+                await asyncio.to_thread(record_signing_config, self.settings, self.db)
+            except Exception as exc:
+                if not diagnose(exc).heals:
+                    raise
+                await self.health.database.retry_later(operation, exc)
+                continue
+            self.health.database.succeeded(operation)
+            return
+
     async def _stop_outage_recorder(self) -> None:
         if self._outages_task is None or self.outages is None:
             return
@@ -472,7 +490,7 @@ async def start(
         await hub._start_outage_recorder(
             "+".join(part for part, on in (("api", api), ("worker", worker)) if on)
         )
-        await asyncio.to_thread(record_signing_config, settings, db)
+        await hub._record_signing_config()
         if api:
             assert sock is not None
             await hub._start_api(

@@ -50,12 +50,12 @@ from hub.db.base import utcnow
 from hub.db.models import ApiKey, AuditEntry
 from hub.db.signing_tables import SigningKeyBinding
 from schemas.errors import ConflictError, InvalidInputError, NotFoundError
-from signing.facade import KeyGrant
 from signing.settings import KeyPurpose, Pkcs12KeySettings, SigningSettings
 
 if TYPE_CHECKING:
     from hub.config import Settings
     from hub.db.session import Database
+    from signing.facade import KeyGrant
     from signing.settings import Pkcs11KeySettings
 
 __all__ = [
@@ -90,13 +90,17 @@ def _load_bindings(db: Database) -> dict[str, frozenset[str]]:
 
 def _merge(config: Mapping[str, KeyGrant], bound: Mapping[str, frozenset[str]]) -> dict[str, KeyGrant]:
     """Configured keys only: a binding of a key no longer configured grants nothing."""
+    from signing.facade import KeyGrant
+
     return {
         key_id: KeyGrant(grant.purpose, grant.principals | bound.get(key_id, frozenset()))
         for key_id, grant in config.items()
     }
 
 
-class BoundGrants(Mapping[str, KeyGrant]):
+# "KeyGrant" by name: importing signing.facade loads pyHanko, which `hub worker` and the start-up
+# audit of the configured keys (record_config_snapshot) do not need (docs/architecture.md)
+class BoundGrants(Mapping[str, "KeyGrant"]):
     """The configured grants with the admin's bindings added (thread-safe; see the module)."""
 
     def __init__(

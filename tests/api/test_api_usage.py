@@ -351,7 +351,7 @@ def test_roles(hub: LiveHub) -> None:
         {"from": "2026-12-01"},
         {"period": "2026", "from": "2026-01-01", "to": "2026-01-31"},
         {"from": "2000-01-01", "to": "2026-01-01"},
-        {"period": "2026", "format": "pdf"},
+        {"period": "2026", "format": "docx"},
     ],
 )
 def test_bad_periods_are_422(hub: LiveHub, params: dict[str, str]) -> None:
