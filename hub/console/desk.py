@@ -30,7 +30,7 @@ from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.console.i18n import MESSAGES
 from hub.console.ops import local_time
-from hub.console.pages import error_text, lang_of, page
+from hub.console.pages import error_text, lang_of, page, problem_page
 from hub.console.policy import console_page, get_console
 from hub.db.account_tables import AccountRole
 from hub.db.models import ApiRole
@@ -90,15 +90,7 @@ def problem(
     """A refused request as a page with the error's status and message (never a 500), and a
     link back to the page it came from."""
     label = {"/console/signing": "page.console.signing", "/console/issuance": "page.console.issuance"}
-    return page(
-        request,
-        "problem.html",
-        status=http_status_for(exc),
-        active=active,
-        message=error_text(request, exc),
-        back=back,
-        back_label=label.get(back, "home.title"),
-    )
+    return problem_page(request, active, exc, back=back, back_label=label.get(back, "home.title"))
 
 
 async def _signers(request: Request) -> dict[str, str]:
