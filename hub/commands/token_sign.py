@@ -22,8 +22,10 @@ import asyncio
 import base64
 import binascii
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -57,6 +59,18 @@ def _refuse(message_vi: str, message: str) -> NoReturn:
     raise typer.Exit(EXIT_REFUSED)
 
 
+@contextmanager
+def _token_signer(choice: KeyChoice) -> Iterator[Any]:
+    """The pyHanko signer of the key chosen on the token, its session open while in use; the
+    token's refusal (wrong PIN, key or certificate not found …) exits with its reason."""
+    source, _name = choice.load()
+    try:
+        with source.open() as signer:
+            yield signer
+    except HubError as exc:
+        _refuse(exc.message_vi, exc.message)
+
+
 @app.command("certificate")
 def certificate(
     pkcs11_module: ModuleOption,
@@ -70,7 +84,7 @@ def certificate(
     """In chứng thư số trên token (PEM) / print the token's certificate (PEM)."""
     from asn1crypto import pem
 
-    source, _name = KeyChoice(
+    choice = KeyChoice(
         pkcs11_module=pkcs11_module,
         token_label=token_label,
         key_label=key_label,
@@ -79,18 +93,15 @@ def certificate(
         cert_id=cert_id,
         secret_env=secret_env,
         pss=False,
-    ).load()
-    try:
-        with source.open() as signer:
-            cert = signer.signing_cert
-            if cert is None:
-                _refuse("Không có chứng thư số trên token", "no certificate on the token")
-            # hers first, then the other certificates the token holds (its CA chain)
-            others = [c for c in signer.cert_registry if c.dump() != cert.dump()]
-            for each in (cert, *others):
-                sys.stdout.write(pem.armor("CERTIFICATE", each.dump()).decode("ascii"))
-    except HubError as exc:
-        _refuse(exc.message_vi, exc.message)
+    )
+    with _token_signer(choice) as signer:
+        cert = signer.signing_cert
+        if cert is None:
+            _refuse("Không có chứng thư số trên token", "no certificate on the token")
+        # hers first, then the other certificates the token holds (its CA chain)
+        others = [c for c in signer.cert_registry if c.dump() != cert.dump()]
+        for each in (cert, *others):
+            sys.stdout.write(pem.armor("CERTIFICATE", each.dump()).decode("ascii"))
 
 
 @app.command("sign")
@@ -121,7 +132,7 @@ def sign(
         _refuse("Dữ liệu cần ký rỗng hoặc quá lớn", "the data to sign is empty or too large")
     if digest not in ("sha256", "sha384", "sha512"):
         _refuse(f"Thuật toán băm không hỗ trợ: {digest}", f"unsupported digest algorithm: {digest}")
-    source, _name = KeyChoice(
+    choice = KeyChoice(
         pkcs11_module=pkcs11_module,
         token_label=token_label,
         key_label=key_label,
@@ -130,10 +141,7 @@ def sign(
         cert_id=cert_id,
         secret_env=secret_env,
         pss=pss,
-    ).load()
-    try:
-        with source.open() as signer:
-            signature = asyncio.run(signer.async_sign_raw(data, digest))
-    except HubError as exc:
-        _refuse(exc.message_vi, exc.message)
+    )
+    with _token_signer(choice) as signer:
+        signature = asyncio.run(signer.async_sign_raw(data, digest))
     typer.echo(base64.b64encode(signature).decode("ascii"))
