@@ -21,14 +21,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from hub.commands.option_groups import with_options
 from hub.commands.sign import (
     DEFAULT_SECRET_ENV,
     EXIT_REFUSED,
@@ -71,30 +74,31 @@ def _token_signer(choice: KeyChoice) -> Iterator[Any]:
         _refuse(exc.message_vi, exc.message)
 
 
+@dataclass(frozen=True)
+class TokenKey:
+    """The key on the token, chosen alike by both commands: the token by label, the key and its
+    certificate by label or hex id; the PIN from ``secret_env`` or asked for."""
+
+    pkcs11_module: ModuleOption
+    token_label: TokenLabelOption = None
+    key_label: KeyLabelOption = None
+    cert_label: CertLabelOption = None
+    key_id: KeyIdOption = None
+    cert_id: CertIdOption = None
+    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV
+
+    def choice(self, *, pss: bool) -> KeyChoice:
+        """The key as ``hub sign`` chooses a PKCS#11 one."""
+        return KeyChoice(**dataclasses.asdict(self), pss=pss)
+
+
 @app.command("certificate")
-def certificate(
-    pkcs11_module: ModuleOption,
-    token_label: TokenLabelOption = None,
-    key_label: KeyLabelOption = None,
-    cert_label: CertLabelOption = None,
-    key_id: KeyIdOption = None,
-    cert_id: CertIdOption = None,
-    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV,
-) -> None:
+@with_options(key=TokenKey)
+def certificate(key: TokenKey) -> None:
     """In chứng thư số trên token (PEM) / print the token's certificate (PEM)."""
     from asn1crypto import pem
 
-    choice = KeyChoice(
-        pkcs11_module=pkcs11_module,
-        token_label=token_label,
-        key_label=key_label,
-        cert_label=cert_label,
-        key_id=key_id,
-        cert_id=cert_id,
-        secret_env=secret_env,
-        pss=False,
-    )
-    with _token_signer(choice) as signer:
+    with _token_signer(key.choice(pss=False)) as signer:
         cert = signer.signing_cert
         if cert is None:
             _refuse("Không có chứng thư số trên token", "no certificate on the token")
@@ -105,20 +109,15 @@ def certificate(
 
 
 @app.command("sign")
+@with_options(key=TokenKey)
 def sign(
-    pkcs11_module: ModuleOption,
+    key: TokenKey,
     data_b64: Annotated[
         str, typer.Option("--data-b64", help="data_to_sign_b64 of the prepared request ('-': stdin)")
     ],
     digest: Annotated[
         str, typer.Option("--digest", help="digest_algorithm of the prepared request")
     ] = "sha256",
-    token_label: TokenLabelOption = None,
-    key_label: KeyLabelOption = None,
-    cert_label: CertLabelOption = None,
-    key_id: KeyIdOption = None,
-    cert_id: CertIdOption = None,
-    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV,
     pss: PssOption = False,
 ) -> None:
     """Ký dữ liệu hệ thống đã chuẩn bị, in chữ ký (base64) / sign the prepared data, print the
@@ -132,16 +131,6 @@ def sign(
         _refuse("Dữ liệu cần ký rỗng hoặc quá lớn", "the data to sign is empty or too large")
     if digest not in ("sha256", "sha384", "sha512"):
         _refuse(f"Thuật toán băm không hỗ trợ: {digest}", f"unsupported digest algorithm: {digest}")
-    choice = KeyChoice(
-        pkcs11_module=pkcs11_module,
-        token_label=token_label,
-        key_label=key_label,
-        cert_label=cert_label,
-        key_id=key_id,
-        cert_id=cert_id,
-        secret_env=secret_env,
-        pss=pss,
-    )
-    with _token_signer(choice) as signer:
+    with _token_signer(key.choice(pss=pss)) as signer:
         signature = asyncio.run(signer.async_sign_raw(data, digest))
     typer.echo(base64.b64encode(signature).decode("ascii"))
