@@ -26,7 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +48,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def fresh_database(postgres_url: str | None, tmp: Path) -> Iterator[str]:
+    """The URL of a fresh, migrated database: a new schema of the PostgreSQL at
+    ``postgres_url`` (dropped on exit), else a SQLite file in ``tmp``."""
+    schema = None
+    if postgres_url:
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(postgres_url)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        url = f"{postgres_url}?options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{tmp / 'hub.db'}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        if schema:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
 
 
 def dossier(code: str) -> dict[str, object]:
@@ -159,68 +182,58 @@ def main() -> None:
     )
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    schema = None
-    if opts.db:
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(opts.db)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        url = f"{opts.db}?options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tmp / 'hub.db'}"
-    upgrade(url)
-    db = Database.connect(url)
-    token = ApiKeyService(db).create("bench", "source", actor="bench", agency_codes=["000.00.18.H42"]).token
-    db.dispose()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = hub_env(
-        url,
-        tmp,
-        HUB_LOG_LEVEL="WARNING",
-        HUB_LOOKUP__RATE_LIMIT_PER_MINUTE="0",
-        HUB_LOOKUP__SMS_SHARED_SECRET="bench-secret",
-        HUB_ENDPOINTS=json.dumps(
-            {
-                "dvcqg": {"kind": "webhook", "url": "http://127.0.0.1:9/x"},
-                "lgsp": {"kind": "webhook", "url": "http://127.0.0.1:9/y"},
-            }
-        ),
-        HUB_ROUTING=json.dumps(
-            [{"kinds": ["dossier.sync", "dossier.progress"], "endpoints": ["dvcqg", "lgsp"]}]
-        ),
-    )
-    server = subprocess.Popen(
-        [HUB, "serve", "--no-worker", "--port", str(port)], env=env, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        backend = "postgresql" if opts.db else "sqlite"
-        print(
-            f"backend={backend} n={opts.n} concurrency={opts.concurrency} "
-            f"(server: hub serve, 1 process, pid {server.pid}, outbox to 2 endpoints)",
-            flush=True,
+    with fresh_database(opts.db, tmp) as url:
+        db = Database.connect(url)
+        token = (
+            ApiKeyService(db).create("bench", "source", actor="bench", agency_codes=["000.00.18.H42"]).token
         )
-        cases = (
-            {"intake"}
-            | ({"status"} if opts.cases != "intake" else set())
-            | ({"lookup"} if opts.cases == "lookup" else set())
+        db.dispose()
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = hub_env(
+            url,
+            tmp,
+            HUB_LOG_LEVEL="WARNING",
+            HUB_LOOKUP__RATE_LIMIT_PER_MINUTE="0",
+            HUB_LOOKUP__SMS_SHARED_SECRET="bench-secret",
+            HUB_ENDPOINTS=json.dumps(
+                {
+                    "dvcqg": {"kind": "webhook", "url": "http://127.0.0.1:9/x"},
+                    "lgsp": {"kind": "webhook", "url": "http://127.0.0.1:9/y"},
+                }
+            ),
+            HUB_ROUTING=json.dumps(
+                [{"kinds": ["dossier.sync", "dossier.progress"], "endpoints": ["dvcqg", "lgsp"]}]
+            ),
         )
-        asyncio.run(bench(base, token, opts.n, opts.concurrency, cases, Reporter(server.pid)))
-    finally:
-        server.terminate()
-        server.wait(30)
-        if schema:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        server = subprocess.Popen(
+            [HUB, "serve", "--no-worker", "--port", str(port)], env=env, stderr=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            backend = "postgresql" if opts.db else "sqlite"
+            print(
+                f"backend={backend} n={opts.n} concurrency={opts.concurrency} "
+                f"(server: hub serve, 1 process, pid {server.pid}, outbox to 2 endpoints)",
+                flush=True,
+            )
+            cases = (
+                {"intake"}
+                | ({"status"} if opts.cases != "intake" else set())
+                | ({"lookup"} if opts.cases == "lookup" else set())
+            )
+            asyncio.run(bench(base, token, opts.n, opts.concurrency, cases, Reporter(server.pid)))
+        finally:
+            server.terminate()
+            server.wait(30)
 
 
 if __name__ == "__main__":

@@ -20,18 +20,15 @@ import argparse
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import event
 
-from benchmarks.bench_api import T0, dossier
+from benchmarks.bench_api import T0, dossier, fresh_database
 from hub.config import load_settings
-from hub.db.migrate import upgrade
 from hub.db.session import Database
 from hub.services.intake import IntakeService
 from schemas.changes import DossierUpsert, StatusChange
@@ -62,62 +59,50 @@ def main() -> None:
     parser.add_argument("--db", help="PostgreSQL URL (default: a temporary SQLite file)")
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
-    schema = None
-    if opts.db:
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(opts.db)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        url = f"{opts.db}?options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tmp / 'hub.db'}"
-    upgrade(url)
-    os.environ.setdefault("HUB_DATA_DIR", str(tmp))
-    settings = load_settings(
-        endpoints={
-            "dvcqg": {"kind": "webhook", "url": "http://127.0.0.1:9/x"},
-            "lgsp": {"kind": "webhook", "url": "http://127.0.0.1:9/y"},
-        },
-        routing=[{"kinds": ["dossier.sync", "dossier.progress"], "endpoints": ["dvcqg", "lgsp"]}],
-    )
-    db = Database.connect(url)
-    try:
-        service = IntakeService(db, settings)
-        day = T0.strftime("%y%m%d")
-        codes = [f"000.00.18.H42-{day}-{i + 1:04d}" for i in range(opts.n)]
-        creates = [DossierUpsert.model_validate({"dossier": dossier(code)}) for code in codes]
-        processing = StatusChange.model_validate(
-            {"status": 4, "at": (T0 + timedelta(hours=1)).isoformat(), "handler": "Trần Thị Bình"}
+    with fresh_database(opts.db, tmp) as url:
+        os.environ.setdefault("HUB_DATA_DIR", str(tmp))
+        settings = load_settings(
+            endpoints={
+                "dvcqg": {"kind": "webhook", "url": "http://127.0.0.1:9/x"},
+                "lgsp": {"kind": "webhook", "url": "http://127.0.0.1:9/y"},
+            },
+            routing=[{"kinds": ["dossier.sync", "dossier.progress"], "endpoints": ["dvcqg", "lgsp"]}],
         )
-        supplement = StatusChange.model_validate(
-            {"status": 5, "at": (T0 + timedelta(hours=2)).isoformat(), "handler": "Trần Thị Bình"}
-        )
-        print(f"backend={'postgresql' if opts.db else 'sqlite'} n={opts.n} (IntakeService, one thread)")
-        measure(
-            "create",
-            db,
-            [lambda c=c: service.upsert_dossier(c, actor="bench", scope=SCOPE) for c in creates],
-        )
-        measure(
-            "status → 4",
-            db,
-            [lambda c=c: service.change_status(c, processing, actor="bench", scope=SCOPE) for c in codes],
-        )
-        measure(
-            "status → 5, with key",
-            db,
-            [
-                lambda c=c: service.change_status(
-                    c, supplement, actor="bench", scope=SCOPE, idempotency_key=f"k-{c}"
-                )
-                for c in codes
-            ],
-        )
-    finally:
-        db.dispose()
-        if schema:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        db = Database.connect(url)
+        try:
+            service = IntakeService(db, settings)
+            day = T0.strftime("%y%m%d")
+            codes = [f"000.00.18.H42-{day}-{i + 1:04d}" for i in range(opts.n)]
+            creates = [DossierUpsert.model_validate({"dossier": dossier(code)}) for code in codes]
+            processing = StatusChange.model_validate(
+                {"status": 4, "at": (T0 + timedelta(hours=1)).isoformat(), "handler": "Trần Thị Bình"}
+            )
+            supplement = StatusChange.model_validate(
+                {"status": 5, "at": (T0 + timedelta(hours=2)).isoformat(), "handler": "Trần Thị Bình"}
+            )
+            print(f"backend={'postgresql' if opts.db else 'sqlite'} n={opts.n} (IntakeService, one thread)")
+            measure(
+                "create",
+                db,
+                [lambda c=c: service.upsert_dossier(c, actor="bench", scope=SCOPE) for c in creates],
+            )
+            measure(
+                "status → 4",
+                db,
+                [lambda c=c: service.change_status(c, processing, actor="bench", scope=SCOPE) for c in codes],
+            )
+            measure(
+                "status → 5, with key",
+                db,
+                [
+                    lambda c=c: service.change_status(
+                        c, supplement, actor="bench", scope=SCOPE, idempotency_key=f"k-{c}"
+                    )
+                    for c in codes
+                ],
+            )
+        finally:
+            db.dispose()
 
 
 if __name__ == "__main__":

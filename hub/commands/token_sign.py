@@ -21,12 +21,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
+from hub.commands.option_groups import with_options
 from hub.commands.sign import (
     DEFAULT_SECRET_ENV,
     EXIT_REFUSED,
@@ -57,57 +62,62 @@ def _refuse(message_vi: str, message: str) -> NoReturn:
     raise typer.Exit(EXIT_REFUSED)
 
 
-@app.command("certificate")
-def certificate(
-    pkcs11_module: ModuleOption,
-    token_label: TokenLabelOption = None,
-    key_label: KeyLabelOption = None,
-    cert_label: CertLabelOption = None,
-    key_id: KeyIdOption = None,
-    cert_id: CertIdOption = None,
-    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV,
-) -> None:
-    """In chứng thư số trên token (PEM) / print the token's certificate (PEM)."""
-    from asn1crypto import pem
-
-    source, _name = KeyChoice(
-        pkcs11_module=pkcs11_module,
-        token_label=token_label,
-        key_label=key_label,
-        cert_label=cert_label,
-        key_id=key_id,
-        cert_id=cert_id,
-        secret_env=secret_env,
-        pss=False,
-    ).load()
+@contextmanager
+def _token_signer(choice: KeyChoice) -> Iterator[Any]:
+    """The pyHanko signer of the key chosen on the token, its session open while in use; the
+    token's refusal (wrong PIN, key or certificate not found …) exits with its reason."""
+    source, _name = choice.load()
     try:
         with source.open() as signer:
-            cert = signer.signing_cert
-            if cert is None:
-                _refuse("Không có chứng thư số trên token", "no certificate on the token")
-            # hers first, then the other certificates the token holds (its CA chain)
-            others = [c for c in signer.cert_registry if c.dump() != cert.dump()]
-            for each in (cert, *others):
-                sys.stdout.write(pem.armor("CERTIFICATE", each.dump()).decode("ascii"))
+            yield signer
     except HubError as exc:
         _refuse(exc.message_vi, exc.message)
 
 
+@dataclass(frozen=True)
+class TokenKey:
+    """The key on the token, chosen alike by both commands: the token by label, the key and its
+    certificate by label or hex id; the PIN from ``secret_env`` or asked for."""
+
+    pkcs11_module: ModuleOption
+    token_label: TokenLabelOption = None
+    key_label: KeyLabelOption = None
+    cert_label: CertLabelOption = None
+    key_id: KeyIdOption = None
+    cert_id: CertIdOption = None
+    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV
+
+    def choice(self, *, pss: bool) -> KeyChoice:
+        """The key as ``hub sign`` chooses a PKCS#11 one."""
+        return KeyChoice(**dataclasses.asdict(self), pss=pss)
+
+
+@app.command("certificate")
+@with_options(key=TokenKey)
+def certificate(key: TokenKey) -> None:
+    """In chứng thư số trên token (PEM) / print the token's certificate (PEM)."""
+    from asn1crypto import pem
+
+    with _token_signer(key.choice(pss=False)) as signer:
+        cert = signer.signing_cert
+        if cert is None:
+            _refuse("Không có chứng thư số trên token", "no certificate on the token")
+        # hers first, then the other certificates the token holds (its CA chain)
+        others = [c for c in signer.cert_registry if c.dump() != cert.dump()]
+        for each in (cert, *others):
+            sys.stdout.write(pem.armor("CERTIFICATE", each.dump()).decode("ascii"))
+
+
 @app.command("sign")
+@with_options(key=TokenKey)
 def sign(
-    pkcs11_module: ModuleOption,
+    key: TokenKey,
     data_b64: Annotated[
         str, typer.Option("--data-b64", help="data_to_sign_b64 of the prepared request ('-': stdin)")
     ],
     digest: Annotated[
         str, typer.Option("--digest", help="digest_algorithm of the prepared request")
     ] = "sha256",
-    token_label: TokenLabelOption = None,
-    key_label: KeyLabelOption = None,
-    cert_label: CertLabelOption = None,
-    key_id: KeyIdOption = None,
-    cert_id: CertIdOption = None,
-    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV,
     pss: PssOption = False,
 ) -> None:
     """Ký dữ liệu hệ thống đã chuẩn bị, in chữ ký (base64) / sign the prepared data, print the
@@ -121,19 +131,6 @@ def sign(
         _refuse("Dữ liệu cần ký rỗng hoặc quá lớn", "the data to sign is empty or too large")
     if digest not in ("sha256", "sha384", "sha512"):
         _refuse(f"Thuật toán băm không hỗ trợ: {digest}", f"unsupported digest algorithm: {digest}")
-    source, _name = KeyChoice(
-        pkcs11_module=pkcs11_module,
-        token_label=token_label,
-        key_label=key_label,
-        cert_label=cert_label,
-        key_id=key_id,
-        cert_id=cert_id,
-        secret_env=secret_env,
-        pss=pss,
-    ).load()
-    try:
-        with source.open() as signer:
-            signature = asyncio.run(signer.async_sign_raw(data, digest))
-    except HubError as exc:
-        _refuse(exc.message_vi, exc.message)
+    with _token_signer(key.choice(pss=pss)) as signer:
+        signature = asyncio.run(signer.async_sign_raw(data, digest))
     typer.echo(base64.b64encode(signature).decode("ascii"))

@@ -15,6 +15,7 @@ API's external-signing flow with the ``hub token-sign`` helper (docs/signing.md 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -26,12 +27,14 @@ from hub.api.deps import get_db, get_services, get_settings
 from hub.api.errors import http_status_for
 from hub.api.limits import client_address
 from hub.api.routes.verification import get_verification_policy
+from hub.auth.keys import Principal
 from hub.console.i18n import MESSAGES
 from hub.console.ops import local_time
-from hub.console.pages import error_text, lang_of, page
+from hub.console.pages import error_text, lang_of, page, problem_page
 from hub.console.policy import console_page, get_console
 from hub.db.account_tables import AccountRole
 from hub.db.models import ApiRole
+from hub.services.results import SignedDraft
 from hub.services.signing_desk import BatchJobs, PagePreviews, SigningDesk, console_principal
 from schemas.errors import FeatureNotConfiguredError, HubError
 from signing.settings import KeyPurpose
@@ -87,15 +90,7 @@ def problem(
     """A refused request as a page with the error's status and message (never a 500), and a
     link back to the page it came from."""
     label = {"/console/signing": "page.console.signing", "/console/issuance": "page.console.issuance"}
-    return page(
-        request,
-        "problem.html",
-        status=http_status_for(exc),
-        active=active,
-        message=error_text(request, exc),
-        back=back,
-        back_label=label.get(back, "home.title"),
-    )
+    return problem_page(request, active, exc, back=back, back_label=label.get(back, "home.title"))
 
 
 async def _signers(request: Request) -> dict[str, str]:
@@ -119,6 +114,11 @@ async def _officers(request: Request) -> list[tuple[str, str]]:
     return [
         (a.username, a.display_name) for a in accounts if AccountRole.OFFICER in a.roles and not a.disabled
     ]
+
+
+def _principal(active: ActiveSession, acting_as: ApiRole) -> Principal:
+    """The principal the signed-in account signs as (:func:`console_principal`)."""
+    return console_principal(active.account.username, active.account.role_names, acting_as)
 
 
 def _back(request: Request, path: str) -> str:
@@ -227,13 +227,7 @@ async def desk_sign(
     active: Officer,
     key_id: Annotated[str, Form(max_length=100)] = "",
 ) -> HTMLResponse:
-    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
-    try:
-        desk = _desk(request)
-        signed = await run_in_threadpool(desk.sign, principal, file_id, key_id)
-    except HubError as exc:
-        return problem(request, active, exc, back="/console/signing")
-    return page(request, "desk_signed.html", active=active, signed=signed)
+    return await _signed_page(request, active, lambda desk, principal: desk.sign(principal, file_id, key_id))
 
 
 @router.post("/console/signing/documents/{file_id}/token", name="console.signing_token_prepare")
@@ -245,7 +239,7 @@ async def desk_token_prepare(
 ) -> HTMLResponse:
     """Her own USB token, step 1: prepare the draft for her certificate; the page shows what
     ``hub token-sign sign`` must sign and takes the signature back."""
-    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
+    principal = _principal(active, ApiRole.OFFICER)
     try:
         desk = _desk(request)
         document = await run_in_threadpool(desk.draft, file_id, _viewer(active))
@@ -265,10 +259,20 @@ async def desk_token_complete(
     signature: Annotated[str, Form(max_length=20_000)] = "",
 ) -> HTMLResponse:
     """Her own USB token, step 2: the signature her token made, embedded and stored."""
-    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
+    return await _signed_page(
+        request, active, lambda desk, principal: desk.complete_token(principal, request_id, signature)
+    )
+
+
+async def _signed_page(
+    request: Request, active: ActiveSession, sign: Callable[[SigningDesk, Principal], SignedDraft]
+) -> HTMLResponse:
+    """Run one of the officer's signatures (blocking, in a worker thread) as her console
+    principal and show the signed paper; a refusal is a problem page back to her desk."""
+    principal = _principal(active, ApiRole.OFFICER)
     try:
         desk = _desk(request)
-        signed = await run_in_threadpool(desk.complete_token, principal, request_id, signature)
+        signed = await run_in_threadpool(sign, desk, principal)
     except HubError as exc:
         return problem(request, active, exc, back="/console/signing")
     return page(request, "desk_signed.html", active=active, signed=signed)
@@ -279,7 +283,7 @@ async def desk_batch(request: Request, active: Officer) -> Response:
     form = await request.form()
     file_ids = [value for value in form.getlist("file_id") if isinstance(value, str)][:200]
     key_id = form.get("key_id")
-    principal = console_principal(active.account.username, active.account.role_names, ApiRole.OFFICER)
+    principal = _principal(active, ApiRole.OFFICER)
     try:
         desk = _desk(request)
         job = await run_in_threadpool(
@@ -377,7 +381,7 @@ async def issuance_issue(
     key_id: Annotated[str, Form(max_length=100)] = "",
     document_type: Annotated[str, Form(max_length=20)] = "",
 ) -> HTMLResponse:
-    principal = console_principal(active.account.username, active.account.role_names, ApiRole.CLERK)
+    principal = _principal(active, ApiRole.CLERK)
     try:
         desk = _desk(request)
         issued = await run_in_threadpool(

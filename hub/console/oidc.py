@@ -26,6 +26,7 @@ from hub.api.limits import client_address
 from hub.console.pages import error_text, keep_lang, page, safe_next
 from hub.console.policy import Console, get_console
 from hub.console.policy import console_public as _public
+from hub.console.signin import set_cookie, start_session
 from schemas.errors import HubError, NotFoundError
 
 router = APIRouter(include_in_schema=False)
@@ -109,23 +110,10 @@ async def oidc_callback(request: Request) -> Response:
     except HubError as exc:  # the address used up its failures (429)
         return _problem(request, console, exc)
     assert flow is not None  # identity() refused a missing flow
-    active = await run_in_threadpool(
-        console.sessions.start,
-        account,
-        client=client,
-        user_agent=request.headers.get("user-agent", ""),
-        replaces=request.cookies.get(console.cookie),
-    )
+    active = await start_session(request, console, account, client=client)
     target = keep_lang(request, safe_next(flow.next))  # checked again: the cookie came back from outside
     response = page(request, "oidc_done.html", target=target, provider=oidc.settings.provider_name)
-    response.set_cookie(
-        console.cookie,
-        active.token,
-        path="/",
-        secure=console.settings.secure_cookies,
-        httponly=True,
-        samesite="strict",
-    )
+    set_cookie(response, console, console.cookie, active.token)
     _clear_flow(response, console)
     return response
 

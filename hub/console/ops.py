@@ -31,7 +31,7 @@ from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_settings
 from hub.api.errors import http_status_for
 from hub.console.i18n import MESSAGES
-from hub.console.pages import error_text, lang_of, page
+from hub.console.pages import error_text, lang_of, page, problem_page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
 from hub.db.base import utcnow
@@ -460,11 +460,5 @@ async def edit(
 def problem(request: Request, active: ActiveSession, exc: Exception) -> HTMLResponse:
     """A refused request as a page: the error's status and message (never a 500)."""
     if isinstance(exc, HubError):
-        return page(
-            request,
-            "problem.html",
-            status=http_status_for(exc),
-            active=active,
-            message=error_text(request, exc),
-        )
+        return problem_page(request, active, exc)
     return page(request, "problem.html", status=422, active=active, message=str(exc)[:300])

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment
 
 from hub.accounts.sessions import ActiveSession
+from hub.api.errors import http_status_for
 from hub.console.i18n import MESSAGES, Lang, choose_language
 from hub.console.policy import CSRF_FIELD
 from hub.pages import environment, render
@@ -94,3 +95,25 @@ def page(
         **context,
     )
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+
+def problem_page(
+    request: Request,
+    active: ActiveSession | None,
+    exc: HubError,
+    *,
+    back: str | None = None,
+    back_label: str = "home.title",
+) -> HTMLResponse:
+    """A refused request as a page: the error's status and its message in the page's language
+    (never a 500), with a link back to ``back`` (labelled by the catalogue key ``back_label``;
+    without ``back``, the link to the dead-letter queue)."""
+    return page(
+        request,
+        "problem.html",
+        status=http_status_for(exc),
+        active=active,
+        message=error_text(request, exc),
+        back=back,
+        back_label=back_label,
+    )

@@ -13,6 +13,7 @@ only lays them out. Bad parameters give the page again with a 422 and the reason
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -27,7 +28,7 @@ from hub.accounts.sessions import ActiveSession
 from hub.api.deps import POLICY_ATTRIBUTE, get_db, get_settings
 from hub.api.errors import http_status_for
 from hub.api.routes.reports import XLSX, attachment, get_reports
-from hub.console.pages import error_text, lang_of, page
+from hub.console.pages import error_text, lang_of, page, problem_page
 from hub.console.policy import ConsolePolicy, console_page
 from hub.console.views import DOSSIER_READER
 from hub.reports import usage_export
@@ -143,11 +144,28 @@ def this_month() -> str:
     return f"{now_utc().astimezone(VN_TZ):%Y-%m}"
 
 
-def parse_query(fields: dict[str, str], *, default_period: str) -> Query:
-    """The checked parameters; :class:`InvalidInputError` (422) names the bad one."""
+def _window(fields: dict[str, str], default_period: str) -> DayRange:
+    """The days asked for: ``from``/``to``, else ``period``, else ``default_period``."""
     first, last = _date(fields["from"], "from"), _date(fields["to"], "to")
     period = fields["period"] or (None if first or last else default_period)
-    window = day_range(first, last, period)
+    return day_range(first, last, period)
+
+
+def _export_format(request: Request, formats: Mapping[str, str]) -> str:
+    """The download's ``format`` parameter (default xlsx); an unknown one is a 422."""
+    fmt = request.query_params.get("format", "xlsx")
+    if fmt not in formats:
+        raise InvalidInputError(
+            f"unknown format {fmt[:10]!r}: xlsx, csv or pdf",
+            message_vi=f"định dạng {fmt[:10]!r} không hợp lệ: xlsx, csv hoặc pdf",
+            details={"field": "format"},
+        )
+    return fmt
+
+
+def parse_query(fields: dict[str, str], *, default_period: str) -> Query:
+    """The checked parameters; :class:`InvalidInputError` (422) names the bad one."""
+    window = _window(fields, default_period)
     try:
         group_by = GroupBy(fields["group_by"] or GroupBy.PROCEDURE.value)
     except ValueError as exc:
@@ -259,24 +277,12 @@ def _may_open_dossiers(active: ActiveSession) -> bool:
 @router.get("/console/reports/ontime/export", name="console.reports_ontime_export")
 async def ontime_export(request: Request, active: Reader) -> Response:
     fields = _fields(request)
-    fmt = request.query_params.get("format", "xlsx")
     try:
-        if fmt not in FORMATS:
-            raise InvalidInputError(
-                f"unknown format {fmt[:10]!r}: xlsx, csv or pdf",
-                message_vi=f"định dạng {fmt[:10]!r} không hợp lệ: xlsx, csv hoặc pdf",
-                details={"field": "format"},
-            )
+        fmt = _export_format(request, FORMATS)
         query = parse_query(fields, default_period=this_month())
     except HubError as exc:
-        return page(
-            request,
-            "problem.html",
-            status=http_status_for(exc),
-            active=active,
-            message=error_text(request, exc),
-            back="/console/reports/ontime",
-            back_label="page.console.reports_ontime",
+        return problem_page(
+            request, active, exc, back="/console/reports/ontime", back_label="page.console.reports_ontime"
         )
     reports = get_reports(request)
     report = await run_in_threadpool(
@@ -295,10 +301,7 @@ async def ontime_export(request: Request, active: Reader) -> Response:
 
 
 def _usage_window(request: Request) -> DayRange:
-    fields = _fields(request)
-    first, last = _date(fields["from"], "from"), _date(fields["to"], "to")
-    period = fields["period"] or (None if first or last else this_month())
-    return day_range(first, last, period)
+    return _window(_fields(request), this_month())
 
 
 @router.get("/console/reports/usage", name="console.reports_usage")
@@ -346,24 +349,12 @@ def _duration(seconds: float | None) -> str:
 
 @router.get("/console/reports/usage/export", name="console.reports_usage_export")
 async def usage_export_file(request: Request, active: UsageReader) -> Response:
-    fmt = request.query_params.get("format", "xlsx")
     try:
-        if fmt not in USAGE_FORMATS:
-            raise InvalidInputError(
-                f"unknown format {fmt[:10]!r}: xlsx, csv or pdf",
-                message_vi=f"định dạng {fmt[:10]!r} không hợp lệ: xlsx, csv hoặc pdf",
-                details={"field": "format"},
-            )
+        fmt = _export_format(request, USAGE_FORMATS)
         window = _usage_window(request)
     except HubError as exc:
-        return page(
-            request,
-            "problem.html",
-            status=http_status_for(exc),
-            active=active,
-            message=error_text(request, exc),
-            back="/console/reports/usage",
-            back_label="page.console.reports_usage",
+        return problem_page(
+            request, active, exc, back="/console/reports/usage", back_label="page.console.reports_usage"
         )
     report = await run_in_threadpool(get_reports(request).usage, window)
     name = f"usage-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{fmt}"

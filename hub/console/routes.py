@@ -39,6 +39,7 @@ from hub.console.policy import (
     console_public,
     get_console,
 )
+from hub.console.signin import clear_login_cookie, set_cookie, start_session
 from hub.db.account_tables import AccountRole
 from hub.db.session import Database
 from schemas.errors import HubError
@@ -49,12 +50,6 @@ LOGIN = console_public("the login form (double-submit CSRF cookie)")
 STATIC = console_public("the console's stylesheet")
 ANY_ACCOUNT = console_page()
 ADMIN = console_page("admin")
-
-
-def _set_cookie(response: Response, console: Console, name: str, value: str) -> None:
-    response.set_cookie(
-        name, value, path="/", secure=console.settings.secure_cookies, httponly=True, samesite="strict"
-    )
 
 
 @router.get("/console/login", dependencies=[Depends(LOGIN)], name="console.login")
@@ -70,7 +65,7 @@ async def login_form(request: Request, next: str = "") -> HTMLResponse:
         oidc_provider=oidc.login_button(console),
         password_login=not oidc.password_login_hidden(console),
     )
-    _set_cookie(response, console, console.login_cookie, token)
+    set_cookie(response, console, console.login_cookie, token)
     return response
 
 
@@ -105,21 +100,13 @@ async def login_submit(
             password_login=True,
         )
         response.headers.update(error_headers(exc))
-        _set_cookie(response, console, console.login_cookie, token)
+        set_cookie(response, console, console.login_cookie, token)
         return response
     # A fresh session id at every login (no fixation); the browser's old one is deleted.
-    active = await run_in_threadpool(
-        console.sessions.start,
-        account,
-        client=client,
-        user_agent=request.headers.get("user-agent", ""),
-        replaces=request.cookies.get(console.cookie),
-    )
+    active = await start_session(request, console, account, client=client)
     redirect = RedirectResponse(keep_lang(request, _safe_next(next)), status_code=303)
-    _set_cookie(redirect, console, console.cookie, active.token)
-    redirect.delete_cookie(
-        console.login_cookie, path="/", secure=console.settings.secure_cookies, httponly=True
-    )
+    set_cookie(redirect, console, console.cookie, active.token)
+    clear_login_cookie(redirect, console)
     return redirect
 
 

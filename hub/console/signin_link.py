@@ -22,7 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from hub.accounts.signin_links import SignInLinks
 from hub.api.limits import client_address
 from hub.console.pages import error_text, keep_lang, page
-from hub.console.policy import Console, Forbidden, console_public, get_console
+from hub.console.policy import Forbidden, console_public, get_console
+from hub.console.signin import clear_login_cookie, set_cookie, start_session
 from schemas.errors import HubError
 
 router = APIRouter(include_in_schema=False)
@@ -35,17 +36,6 @@ def _links(request: Request) -> SignInLinks:
     return links
 
 
-def _cookie(response: Response, console: Console, token: str) -> None:
-    response.set_cookie(
-        console.login_cookie,
-        token,
-        path="/",
-        secure=console.settings.secure_cookies,
-        httponly=True,
-        samesite="strict",
-    )
-
-
 @router.get("/console/login/once/{token}", dependencies=[Depends(ONCE)], name="console.login_once")
 async def offer(request: Request, token: str) -> HTMLResponse:
     username = await run_in_threadpool(_links(request).peek, token)
@@ -54,7 +44,7 @@ async def offer(request: Request, token: str) -> HTMLResponse:
     response = page(
         request, "signin_link.html", status=200 if username else 401, username=username, login_csrf=csrf
     )
-    _cookie(response, console, csrf)
+    set_cookie(response, console, console.login_cookie, csrf)
     return response
 
 
@@ -77,25 +67,10 @@ async def use(
             login_csrf="",
             error=error_text(request, exc),
         )
-    active = await run_in_threadpool(
-        console.sessions.start,
-        account,
-        client=client_address(request),
-        user_agent=request.headers.get("user-agent", ""),
-        replaces=request.cookies.get(console.cookie),
-    )
+    active = await start_session(request, console, account, client=client_address(request))
     redirect = RedirectResponse(keep_lang(request, "/console/"), status_code=303)
-    redirect.set_cookie(
-        console.cookie,
-        active.token,
-        path="/",
-        secure=console.settings.secure_cookies,
-        httponly=True,
-        samesite="strict",
-    )
-    redirect.delete_cookie(
-        console.login_cookie, path="/", secure=console.settings.secure_cookies, httponly=True
-    )
+    set_cookie(redirect, console, console.cookie, active.token)
+    clear_login_cookie(redirect, console)
     return redirect
 
 

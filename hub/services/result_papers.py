@@ -100,6 +100,35 @@ def _rowcount(result: Result[Any]) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
+def _claim(
+    session: Session,
+    which: ColumnElement[bool],
+    waiting: PaperState,
+    claimed: PaperState,
+    actor: str,
+    now: datetime,
+) -> int:
+    """Move the paper ``which`` names from ``waiting`` (or from a ``claimed`` state whose claim
+    went stale, :data:`STALE_CLAIM`) to ``claimed`` by ``actor``, in one conditional UPDATE;
+    the rows changed (1: the claim is hers; 0: someone else holds or finished it)."""
+    return _rowcount(
+        session.execute(
+            update(ResultPaperRow)
+            .where(
+                which,
+                or_(
+                    ResultPaperRow.state == waiting.value,
+                    and_(
+                        ResultPaperRow.state == claimed.value, ResultPaperRow.claimed_at < now - STALE_CLAIM
+                    ),
+                ),
+            )
+            .values(state=claimed.value, claimed_by=actor[:100], claimed_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 def busy_error(file_id: str) -> ConflictError:
     return ConflictError(
         "this document is being signed or issued right now, or was already",
@@ -324,23 +353,8 @@ class ResultPapers:
                     message_vi=f"Dự thảo này đã được giao cho cán bộ khác ({assigned})",
                     details={"file_id": file_id[:40], "assigned_to": assigned},
                 )
-            changed = _rowcount(
-                session.execute(
-                    update(table)
-                    .where(
-                        table.file_id == file_id,
-                        or_(
-                            table.state == PaperState.DRAFT.value,
-                            and_(
-                                table.state == PaperState.SIGNING.value, table.claimed_at < now - STALE_CLAIM
-                            ),
-                        ),
-                    )
-                    .values(
-                        state=PaperState.SIGNING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+            changed = _claim(
+                session, table.file_id == file_id, PaperState.DRAFT, PaperState.SIGNING, actor, now
             )
         if changed != 1:
             raise busy_error(file_id)
@@ -355,24 +369,7 @@ class ResultPapers:
             known = session.scalar(select(table.id).where(table.approved_file_id == approved_file_id))
             if known is None:
                 return False
-            changed = _rowcount(
-                session.execute(
-                    update(table)
-                    .where(
-                        table.id == known,
-                        or_(
-                            table.state == PaperState.APPROVED.value,
-                            and_(
-                                table.state == PaperState.ISSUING.value, table.claimed_at < now - STALE_CLAIM
-                            ),
-                        ),
-                    )
-                    .values(
-                        state=PaperState.ISSUING.value, claimed_by=actor[:100], claimed_at=now, updated_at=now
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            )
+            changed = _claim(session, table.id == known, PaperState.APPROVED, PaperState.ISSUING, actor, now)
         if changed != 1:
             raise busy_error(approved_file_id)
         return True

@@ -232,45 +232,18 @@ class ResultSigningService:
         """
         key_id = key_id or self._officer_key
         dossier, info, source = self._draft(dossier_code, file_id, max_bytes)
-        attempt = SigningAttempt(
-            principal.name,
-            "results.sign",
-            key_id,
-            sha256_hex(source),
-            KeyPurpose.PERSONAL,
-            dossier.code,
-            file_id,
-        )
+        attempt = _personal_attempt(principal, key_id, source, dossier.code, file_id)
         options = self._personal_options(dossier.code, reason)
         self._authorize(attempt, principal, options.role)
         self._claim_signature(attempt, principal)
         try:
             signed, result = self._sign(attempt, self._with_places(attempt, source), options)
-            stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
-            stored = self._files.save(
-                signed,
-                filename=f"{stem}.approved.pdf",
-                media_type="application/pdf",
-                dossier_code=dossier.code,
-            )
-            self._audit.record(
-                attempt,
-                "signed",
-                then=self._approve(file_id, stored.id, principal.name),
-                output_sha256=stored.sha256,
-                output_file_id=stored.id,
+            return self._store_approved(
+                attempt, principal, info, signed, _summary(SignRole.PERSONAL, key_id, result)
             )
         except BaseException:
             self._release_signature(file_id)
             raise
-        return SignedDraft(
-            dossier_code=dossier.code,
-            source_file_id=file_id,
-            file_id=stored.id,
-            sha256=stored.sha256,
-            size=stored.size,
-            signature=_summary(SignRole.PERSONAL, key_id, result),
-        )
 
     def seal_and_attach(
         self,
@@ -435,15 +408,7 @@ class ResultSigningService:
         tool signs the returned attributes and :meth:`complete_personal_external` embeds them
         (docs/signing.md §14). Audited as ``signing.results.sign``, outcome ``prepared``."""
         dossier, _info, source = self._draft(dossier_code, file_id, max_bytes)
-        attempt = SigningAttempt(
-            principal.name,
-            "results.sign",
-            external_key_id(certificate),
-            sha256_hex(source),
-            KeyPurpose.PERSONAL,
-            dossier.code,
-            file_id,
-        )
+        attempt = _personal_attempt(principal, external_key_id(certificate), source, dossier.code, file_id)
         try:
             authorize_external(principal, SignRole.PERSONAL)
         except HubError as exc:
@@ -489,14 +454,8 @@ class ResultSigningService:
         """Embed her token's signature in the request prepared for draft ``file_id`` (only by
         whoever prepared it) and store the signed paper as :meth:`sign_personal` does."""
         dossier, info, source = self._draft(dossier_code, file_id, max_bytes)
-        attempt = SigningAttempt(
-            principal.name,
-            "results.sign",
-            f"external-request:{request_id[:64]}",
-            sha256_hex(source),
-            KeyPurpose.PERSONAL,
-            dossier.code,
-            file_id,
+        attempt = _personal_attempt(
+            principal, f"external-request:{request_id[:64]}", source, dossier.code, file_id
         )
         self._claim_signature(attempt, principal)
         try:
@@ -513,38 +472,17 @@ class ResultSigningService:
                 self._audit.failed(attempt, exc)
                 raise
             attempt = dataclasses.replace(attempt, key_id=external_key_id(pending.certificate_der))
-            stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
-            stored = self._files.save(
-                signed,
-                filename=f"{stem}.approved.pdf",
-                media_type="application/pdf",
-                dossier_code=dossier.code,
-            )
-            self._audit.record(
-                attempt,
-                "signed",
-                then=self._approve(file_id, stored.id, principal.name),
-                output_sha256=stored.sha256,
-                output_file_id=stored.id,
-                request_id=request_id,
-            )
-        except BaseException:
-            self._release_signature(file_id)
-            raise
-        return SignedDraft(
-            dossier_code=dossier.code,
-            source_file_id=file_id,
-            file_id=stored.id,
-            sha256=stored.sha256,
-            size=stored.size,
-            signature=SignerSummary(
+            summary = SignerSummary(
                 role=SignRole.PERSONAL,
                 key_id=attempt.key_id,
                 field_name=pending.field_name,
                 level=pending.options.level,
                 signed_at=pending.signed_at,
-            ),
-        )
+            )
+            return self._store_approved(attempt, principal, info, signed, summary, request_id=request_id)
+        except BaseException:
+            self._release_signature(file_id)
+            raise
 
     def _own_personal_key(self, principal: Principal) -> str:
         """Her personal key on the hub with a signature image (drawn for her token's signature
@@ -716,8 +654,7 @@ class ResultSigningService:
             location=self._location,
         )
         signed, result = self._sign(attempt, source, options)
-        stem = info.filename[:-4] if info.filename.lower().endswith(".pdf") else info.filename
-        stem = stem.removesuffix(".approved")
+        stem = _stem(info.filename).removesuffix(".approved")
         try:
             attached = store_and_attach(
                 self._files,
@@ -748,6 +685,42 @@ class ResultSigningService:
             signatures=[_summary(SignRole.AGENCY, attempt.key_id, result)],
         )
 
+    def _store_approved(
+        self,
+        attempt: SigningAttempt,
+        principal: Principal,
+        info: StoredFileInfo,
+        signed: bytes,
+        signature: SignerSummary,
+        **details: Any,
+    ) -> SignedDraft:
+        """The officer-signed draft stored as ``<stem>.approved.pdf`` of its dossier (not
+        attached), the attempt audited as signed and the paper marked approved with it."""
+        dossier_code = attempt.dossier_code or ""
+        file_id = attempt.file_id or ""
+        stored = self._files.save(
+            signed,
+            filename=f"{_stem(info.filename)}.approved.pdf",
+            media_type="application/pdf",
+            dossier_code=dossier_code,
+        )
+        self._audit.record(
+            attempt,
+            "signed",
+            then=self._approve(file_id, stored.id, principal.name),
+            output_sha256=stored.sha256,
+            output_file_id=stored.id,
+            **details,
+        )
+        return SignedDraft(
+            dossier_code=dossier_code,
+            source_file_id=file_id,
+            file_id=stored.id,
+            sha256=stored.sha256,
+            size=stored.size,
+            signature=signature,
+        )
+
     def _service(self, key_id: str, role: SignRole) -> SigningService:
         """The facade's signing service, with this key's signature or seal image."""
         image = self._images.get(key_id)
@@ -770,6 +743,27 @@ class ResultSigningService:
         except BaseException as exc:
             self._audit.failed(attempt, exc)
             raise
+
+
+def _personal_attempt(
+    principal: Principal, key_id: str, source: bytes, dossier_code: str, file_id: str
+) -> SigningAttempt:
+    """The audited attempt of the competent person's signature (``signing.results.sign``) on
+    draft ``file_id``, whether by a hub key or by her own token."""
+    return SigningAttempt(
+        principal.name,
+        "results.sign",
+        key_id,
+        sha256_hex(source),
+        KeyPurpose.PERSONAL,
+        dossier_code,
+        file_id,
+    )
+
+
+def _stem(filename: str) -> str:
+    """The file name without its ``.pdf`` ending (any case)."""
+    return filename[:-4] if filename.lower().endswith(".pdf") else filename
 
 
 def _refused(exc: HubError, stage: str, code: str, key_id: str) -> HubError:

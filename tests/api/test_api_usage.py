@@ -214,6 +214,14 @@ EXPECTED_DOWNTIME = [
     {"kind": "hub", "outages": 0, "seconds": 0.0},
     {"kind": "department", "outages": 1, "seconds": 9000.0},
 ]
+#: Each section's expected rows, by the report's field name.
+EXPECTED = {
+    "dossiers": EXPECTED_DOSSIERS,
+    "deliveries": EXPECTED_DELIVERIES,
+    "signatures": EXPECTED_SIGNATURES,
+    "lookups": EXPECTED_LOOKUPS,
+    "downtime": EXPECTED_DOWNTIME,
+}
 
 
 def _check(body: dict[str, Any]) -> None:
@@ -238,13 +246,6 @@ def test_exact_figures_in_json_csv_and_xlsx(hub: LiveHub) -> None:
         as_xlsx = client.get(URL, params={**PARAMS, "format": "xlsx"})
     assert answer.status_code == 200, answer.text
     _check(answer.json())
-    expected = {
-        "dossiers": EXPECTED_DOSSIERS,
-        "deliveries": EXPECTED_DELIVERIES,
-        "signatures": EXPECTED_SIGNATURES,
-        "lookups": EXPECTED_LOOKUPS,
-        "downtime": EXPECTED_DOWNTIME,
-    }
 
     assert as_csv.headers["content-type"].startswith("text/csv")
     assert f'filename="usage-{FIRST:%Y%m%d}-{LAST:%Y%m%d}.csv"' in as_csv.headers["content-disposition"]
@@ -254,7 +255,7 @@ def test_exact_figures_in_json_csv_and_xlsx(hub: LiveHub) -> None:
     for section in SECTIONS:
         start = lines.index([section.title])
         assert lines[start + 1] == list(section.columns.values())
-        rows = expected[section.field]
+        rows = EXPECTED[section.field]
         got = lines[start + 2 : start + 2 + len(rows)]
         assert got == [["" if v is None else str(v) for v in line] for line in _cells(rows, section.field)]
         assert lines[start + 2 + len(rows)] == []
@@ -265,7 +266,7 @@ def test_exact_figures_in_json_csv_and_xlsx(hub: LiveHub) -> None:
         sheet = book[section.sheet]
         assert [cell.value for cell in sheet[3]] == list(section.columns.values())
         values = [[cell.value for cell in row] for row in sheet.iter_rows(min_row=4)]
-        assert values == _cells(expected[section.field], section.field)
+        assert values == _cells(EXPECTED[section.field], section.field)
 
 
 def test_pdf_has_every_section_and_figure(hub: LiveHub) -> None:
@@ -284,16 +285,9 @@ def test_pdf_has_every_section_and_figure(hub: LiveHub) -> None:
     assert unicodedata.is_normalized("NFC", text)
     assert "BÁO CÁO TÌNH HÌNH SỬ DỤNG HỆ THỐNG" in text
     lines = [" ".join(line.split()) for line in text.splitlines()]
-    expected = {
-        "dossiers": EXPECTED_DOSSIERS,
-        "deliveries": EXPECTED_DELIVERIES,
-        "signatures": EXPECTED_SIGNATURES,
-        "lookups": EXPECTED_LOOKUPS,
-        "downtime": EXPECTED_DOWNTIME,
-    }
     for section in SECTIONS:
         assert section.title in lines, section.title
-        for row in _cells(expected[section.field], section.field):
+        for row in _cells(EXPECTED[section.field], section.field):
             # the figures of a row stand on one line, in the column order of the CSV
             figures = " ".join(str(v) for v in row[1:] if v is not None and not isinstance(v, str))
             assert figures, row

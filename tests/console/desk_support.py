@@ -68,6 +68,21 @@ def desk_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"officer": signature, "agency": seal}
 
 
+# The signing-desk tests' fixtures (made available to tests/console by its conftest.py).
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPki]:
+    """The test PKI (CAs, OCSP, CRL, TSA on loopback), one per test module."""
+    yield from desk_pki(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The signature and seal images of the desk's keys."""
+    return desk_images(tmp_path_factory)
+
+
 @contextmanager
 def desk_hub(
     database_url: str,
@@ -96,6 +111,19 @@ def desk_hub(
         ):
             add_account(hub, username, role)
         yield hub
+
+
+@pytest.fixture
+def hub(
+    database_url: str,
+    tmp_path: Path,
+    pki: RunningPki,
+    images: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[LiveHub]:
+    """A fresh :func:`desk_hub` for each test."""
+    with desk_hub(database_url, tmp_path / "data", pki, images, monkeypatch) as running:
+        yield running
 
 
 def upload_draft(

@@ -6,41 +6,15 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from hub.db.models import AuditEntry, PaperState, ResultPaperRow, StoredFile
-from hub.simulators.pki import RunningPki
 from signing.samples import sample_pdf
 from tests.api.livehub import LiveHub
-from tests.console.desk_support import CODE, desk_hub, desk_images, desk_pki, upload_draft
+from tests.console.desk_support import CODE, upload_draft
 from tests.console.support import browser, csrf, login
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPki]:
-    yield from desk_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return desk_images(tmp_path_factory)
-
-
-@pytest.fixture
-def hub(
-    database_url: str,
-    tmp_path: Path,
-    pki: RunningPki,
-    images: dict[str, Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[LiveHub]:
-    with desk_hub(database_url, tmp_path / "data", pki, images, monkeypatch) as running:
-        yield running
 
 
 def _links(page: httpx.Response, prefix: str) -> list[str]:

@@ -7,11 +7,8 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from hub.db.models import AuditEntry, DocumentRegisterEntry
@@ -19,32 +16,10 @@ from hub.services.result_papers import ResultPapers
 from hub.simulators.pki import RunningPki
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
 from tests.api.livehub import LiveHub
-from tests.console.desk_support import CODE, desk_hub, desk_images, desk_pki, upload_draft
+from tests.console.desk_support import CODE, upload_draft
 from tests.console.support import browser, csrf, login
 
 SIGNING_ACTIONS = ("signing.results.sign", "signing.results.issue")
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPki]:
-    yield from desk_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return desk_images(tmp_path_factory)
-
-
-@pytest.fixture
-def hub(
-    database_url: str,
-    tmp_path: Path,
-    pki: RunningPki,
-    images: dict[str, Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[LiveHub]:
-    with desk_hub(database_url, tmp_path / "data", pki, images, monkeypatch) as running:
-        yield running
 
 
 def _audit(hub: LiveHub) -> list[tuple[str, str, str]]:

@@ -7,36 +7,22 @@ from __future__ import annotations
 import html
 import os
 import re
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from hub.commands.token_sign import app as token_app
 from hub.simulators.pki import RunningPki
 from tests.api.livehub import LiveHub
-from tests.console.desk_support import desk_hub, desk_images, desk_pki, upload_draft
+from tests.console.desk_support import upload_draft
 from tests.console.support import browser, csrf, login
+from tests.signing.softhsm_support import MODULE, import_certificate, import_key, init_token, softhsm_conf
 
-MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN = "desk-token"
 PIN = "135790"
 TOKEN_ARGS = ["--pkcs11-module", str(MODULE), "--token-label", TOKEN, "--key-label", "officer"]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPki]:
-    yield from desk_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return desk_images(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -44,82 +30,19 @@ def token(tmp_path_factory: pytest.TempPathFactory, pki: RunningPki) -> Iterator
     """A SoftHSM2 token holding the officer's RSA key and certificate (label ``officer``)."""
     if not MODULE.exists():
         pytest.fail(f"SoftHSM2 module {MODULE} missing: run scripts/bootstrap.sh (apt-get install softhsm2)")
-    base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
+    conf = softhsm_conf(tmp_path_factory.mktemp("softhsm"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SOFTHSM2_CONF", str(conf))
         env.setenv("HUB_SIGN_SECRET", PIN)
-        subprocess.run(
-            [
-                "softhsm2-util",
-                "--init-token",
-                "--free",
-                "--label",
-                TOKEN,
-                "--pin",
-                PIN,
-                "--so-pin",
-                "24681012",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                "softhsm2-util",
-                "--import",
-                str(pki.pki.officer_key),
-                "--token",
-                TOKEN,
-                "--label",
-                "officer",
-                "--id",
-                "01",
-                "--pin",
-                PIN,
-            ],
-            check=True,
-            capture_output=True,
-        )
+        init_token(TOKEN, PIN, "24681012")
+        import_key(pki.pki.officer_key, TOKEN, "officer", "01", PIN)
         import pkcs11
-        from pkcs11 import Attribute, CertificateType, ObjectClass
 
         with pkcs11.lib(str(MODULE)).get_token(token_label=TOKEN).open(rw=True, user_pin=PIN) as session:
             # her certificate and the issuing CA's, as Government tokens carry them
-            for label, cid, path in (
-                ("officer", b"\x01", pki.pki.officer_cert),
-                ("issuing", b"\x10", pki.pki.issuing_ca_cert),
-            ):
-                cert = x509.load_pem_x509_certificate(path.read_bytes())
-                session.create_object(
-                    {
-                        Attribute.CLASS: ObjectClass.CERTIFICATE,
-                        Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
-                        Attribute.TOKEN: True,
-                        Attribute.LABEL: label,
-                        Attribute.ID: cid,
-                        Attribute.SUBJECT: cert.subject.public_bytes(),
-                        Attribute.ISSUER: cert.issuer.public_bytes(),
-                        Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER),
-                    }
-                )
+            import_certificate(session, pki.pki.officer_cert, "officer", b"\x01")
+            import_certificate(session, pki.pki.issuing_ca_cert, "issuing", b"\x10")
         yield
-
-
-@pytest.fixture
-def hub(
-    database_url: str,
-    tmp_path: Path,
-    pki: RunningPki,
-    images: dict[str, Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[LiveHub]:
-    with desk_hub(database_url, tmp_path / "data", pki, images, monkeypatch) as running:
-        yield running
 
 
 def _token(*args: str) -> str:

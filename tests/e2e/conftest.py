@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, sync_playwright
 from tests.accounts.support import PASSWORD
 from tests.conftest import migrated_database
 from tests.console.support import console_hub, console_of
-from tests.e2e.harness import ACCOUNTS, ConsoleSite, Screenshots
+from tests.e2e.harness import ACCOUNTS, ConsoleSite, console_site, screenshot_folder
 
 CHROMIUM = "chromium"
 #: The console settings of every site: small lockout numbers keep the lockout test short.
@@ -59,9 +59,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
 @pytest.fixture
 def site(request: pytest.FixtureRequest, tmp_path: Path, chromium: Browser) -> Iterator[ConsoleSite]:
     """A live hub with the console on loopback, one account per role (:data:`ACCOUNTS`)."""
-    export = os.environ.get("E2E_SCREENSHOTS_DIR")
-    shots = Screenshots(tmp_path / "screenshots", Path(export) if export else None)
-    shots.directory.mkdir()
+    shots = screenshot_folder(tmp_path)
     with (
         migrated_database(request, "sqlite", tmp_path) as url,
         console_hub(url, tmp_path / "data", **SITE_CONSOLE) as (hub, clock),
@@ -69,9 +67,5 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, chromium: Browser) -> I
         accounts = console_of(hub).accounts
         for username, (display_name, roles) in ACCOUNTS.items():
             accounts.create(username, display_name, PASSWORD, roles, actor="tests", unit="Sở Nội vụ")
-        running = ConsoleSite(hub, clock, chromium, shots)
-        try:
+        with console_site(hub, clock, chromium, shots) as running:
             yield running
-        finally:
-            running.close()
-        assert running.errors == [], running.errors

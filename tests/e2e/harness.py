@@ -9,8 +9,11 @@ calls ``site.login("technician")``, clicks through the page and ``site.shot(page
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,3 +123,24 @@ class ConsoleSite:
     def close(self) -> None:
         for browser_context in self.contexts:
             browser_context.close()
+
+
+def screenshot_folder(tmp_path: Path) -> Screenshots:
+    """The test's screenshot folder (``screenshots/`` in its tmp dir), copied to
+    ``E2E_SCREENSHOTS_DIR`` when that is set."""
+    export = os.environ.get("E2E_SCREENSHOTS_DIR")
+    shots = Screenshots(tmp_path / "screenshots", Path(export) if export else None)
+    shots.directory.mkdir()
+    return shots
+
+
+@contextmanager
+def console_site(hub: LiveHub, clock: Clock, browser: Browser, shots: Screenshots) -> Iterator[ConsoleSite]:
+    """The test's :class:`ConsoleSite`: its browser contexts closed afterwards, and then no page
+    may have logged an error."""
+    running = ConsoleSite(hub, clock, browser, shots)
+    try:
+        yield running
+    finally:
+        running.close()
+    assert running.errors == [], running.errors

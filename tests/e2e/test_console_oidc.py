@@ -21,7 +21,7 @@ from hub.simulators.oidc import OidcProvider
 from tests.accounts.support import PASSWORD
 from tests.conftest import migrated_database
 from tests.console.support import console_hub, console_of
-from tests.e2e.harness import ConsoleSite, Screenshots
+from tests.e2e.harness import ConsoleSite, Screenshots, console_site
 
 PROVIDER = "Cổng xác thực tỉnh"
 
@@ -48,12 +48,8 @@ def oidc_site(
             console_of(hub).accounts.create(
                 "lan", "Nguyễn Thị Lan", PASSWORD, ["technician"], actor="tests", unit="Sở Nội vụ"
             )
-            running = ConsoleSite(hub, clock, chromium, shots)
-            try:
+            with console_site(hub, clock, chromium, shots) as running:
                 yield running, provider
-            finally:
-                running.close()
-            assert running.errors == [], running.errors
 
 
 def test_the_provider_button_signs_in(oidc_site: tuple[ConsoleSite, OidcProvider]) -> None:

@@ -8,7 +8,6 @@ go to the test's tmp dir (``screenshots/``) and to ``E2E_SCREENSHOTS_DIR`` when 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from hub.simulators.pki import RunningPki
 from tests.accounts.support import Clock
 from tests.conftest import migrated_database
 from tests.console.desk_support import desk_hub, desk_images, desk_pki, upload_draft
-from tests.e2e.harness import ConsoleSite, Screenshots
+from tests.e2e.harness import ConsoleSite, console_site, screenshot_folder
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +36,14 @@ def desk_site(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ConsoleSite]:
-    export = os.environ.get("E2E_SCREENSHOTS_DIR")
-    shots = Screenshots(tmp_path / "screenshots", Path(export) if export else None)
-    shots.directory.mkdir()
+    shots = screenshot_folder(tmp_path)
     images = desk_images(tmp_path_factory)
     with (
         migrated_database(request, "sqlite", tmp_path) as url,
         desk_hub(url, tmp_path / "data", pki, images, monkeypatch) as hub,
+        console_site(hub, Clock(), chromium, shots) as running,
     ):
-        running = ConsoleSite(hub, Clock(), chromium, shots)
-        try:
-            yield running
-        finally:
-            running.close()
-        assert running.errors == [], running.errors
+        yield running
 
 
 def _image_loaded(page: Page, selector: str) -> bool:

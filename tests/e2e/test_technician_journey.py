@@ -12,7 +12,6 @@ so the retries really deliver.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +31,7 @@ from tests.accounts.support import FAST, PASSWORD, Clock
 from tests.api.livehub import T0, dossier_json, live_hub
 from tests.conftest import migrated_database
 from tests.console.support import console_of
-from tests.e2e.harness import ACCOUNTS, ConsoleSite, Screenshots
+from tests.e2e.harness import ACCOUNTS, ConsoleSite, console_site, screenshot_folder
 
 ENDPOINT = "cong-dvcqg"
 CCCD = "001099012345"
@@ -59,9 +58,7 @@ def ops_site(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ConsoleSite]:
     """A hub with its delivery worker, one webhook endpoint at ``sink``, the console's accounts."""
-    target = os.environ.get("E2E_SCREENSHOTS_DIR")
-    shots = Screenshots(tmp_path / "screenshots", Path(target) if target else None)
-    shots.directory.mkdir()
+    shots = screenshot_folder(tmp_path)
     monkeypatch.setenv("HUB_WORKER__POLL_INTERVAL_SECONDS", "0.1")  # ``worker=`` is live_hub's own
     fast_retry = {"schedule_seconds": [0.2, 0.4], "jitter_ratio": 0.1}
     with (
@@ -78,12 +75,8 @@ def ops_site(
         accounts = console_of(hub).accounts
         for username, (display_name, roles) in ACCOUNTS.items():
             accounts.create(username, display_name, PASSWORD, roles, actor="tests", unit="Sở Nội vụ")
-        running = ConsoleSite(hub, Clock(), chromium, shots)
-        try:
+        with console_site(hub, Clock(), chromium, shots) as running:
             yield running
-        finally:
-            running.close()
-        assert running.errors == [], running.errors
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:

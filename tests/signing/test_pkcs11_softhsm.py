@@ -7,13 +7,10 @@ import asyncio
 import io
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import async_validate_pdf_signature
 from typer.testing import CliRunner, Result
@@ -28,8 +25,8 @@ from signing.samples import sample_pdf, write_sample_pdfs
 from signing.signer_service import SigningService
 from signing.testpki import TestPki
 from signing.trust import TrustStore
+from tests.signing.softhsm_support import MODULE, import_certificate, import_key, init_token, softhsm_conf
 
-MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN = "hub-test-token"
 PIN = "246810"
 SO_PIN = "13579111"
@@ -42,67 +39,23 @@ def _softhsm_installed() -> None:
         pytest.fail(f"SoftHSM2 module {MODULE} missing: run scripts/bootstrap.sh (apt-get install softhsm2)")
 
 
-def _import_cert(session: object, pem_path: Path, label: str, cid: bytes) -> None:
-    from pkcs11 import Attribute, CertificateType, ObjectClass
-
-    cert = x509.load_pem_x509_certificate(pem_path.read_bytes())
-    session.create_object(  # type: ignore[attr-defined]
-        {
-            Attribute.CLASS: ObjectClass.CERTIFICATE,
-            Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
-            Attribute.TOKEN: True,
-            Attribute.LABEL: label,
-            Attribute.ID: cid,
-            Attribute.SUBJECT: cert.subject.public_bytes(),
-            Attribute.ISSUER: cert.issuer.public_bytes(),
-            Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER),
-        }
-    )
-
-
 @pytest.fixture(scope="session")
 def softhsm_token(tmp_path_factory: pytest.TempPathFactory, test_pki: TestPki) -> Iterator[Path]:
     """A SoftHSM2 token holding the officer (RSA), officer_ecdsa keys and the CA chain."""
-    base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
+    conf = softhsm_conf(tmp_path_factory.mktemp("softhsm"))
     old = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(conf)
-    util = ["softhsm2-util"]
-    subprocess.run(
-        [*util, "--init-token", "--free", "--label", TOKEN, "--pin", PIN, "--so-pin", SO_PIN],
-        check=True,
-        capture_output=True,
-    )
+    init_token(TOKEN, PIN, SO_PIN)
     for name, cid in (("officer", "01"), ("officer_ecdsa", "02")):
-        subprocess.run(
-            [
-                *util,
-                "--import",
-                str(getattr(test_pki, f"{name}_key")),
-                "--token",
-                TOKEN,
-                "--label",
-                name,
-                "--id",
-                cid,
-                "--pin",
-                PIN,
-            ],
-            check=True,
-            capture_output=True,
-        )
+        import_key(getattr(test_pki, f"{name}_key"), TOKEN, name, cid, PIN)
     import pkcs11
 
     token = pkcs11.lib(str(MODULE)).get_token(token_label=TOKEN)
     with token.open(rw=True, user_pin=PIN) as session:
-        _import_cert(session, test_pki.officer_cert, "officer", b"\x01")
-        _import_cert(session, test_pki.officer_ecdsa_cert, "officer_ecdsa", b"\x02")
-        _import_cert(session, test_pki.issuing_ca_cert, "issuing", b"\x10")
-        _import_cert(session, test_pki.root_cert, "root", b"\x11")
+        import_certificate(session, test_pki.officer_cert, "officer", b"\x01")
+        import_certificate(session, test_pki.officer_ecdsa_cert, "officer_ecdsa", b"\x02")
+        import_certificate(session, test_pki.issuing_ca_cert, "issuing", b"\x10")
+        import_certificate(session, test_pki.root_cert, "root", b"\x11")
     yield conf
     if old is None:
         os.environ.pop("SOFTHSM2_CONF", None)
