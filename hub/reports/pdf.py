@@ -61,7 +61,8 @@ def _document(head: Letterhead, orientation: str, created: datetime, paper: str 
             self.set_font(FAMILY, size=9)
             self.cell(0, 5, f"Trang {self.page_no()}/{{nb}}", align="C")
 
-    pdf = _Pdf(orientation=orientation, unit="mm", format=paper)
+    # A5 by its ISO 216 size in mm: fpdf2 warns on the name (its A5 dimensions changed in 2.8.5)
+    pdf = _Pdf(orientation=orientation, unit="mm", format=(148, 210) if paper == "A5" else paper)
     try:
         pdf.add_font(FAMILY, "", str(head.font_path))
         pdf.add_font(FAMILY, "B", str(head.font_bold_path))
