@@ -386,12 +386,7 @@ class ResultPapers:
 
     def _move(self, which: ColumnElement[bool], old: PaperState, new: PaperState) -> None:
         with self._db.transaction() as session:
-            session.execute(
-                update(ResultPaperRow)
-                .where(which, ResultPaperRow.state == old.value)
-                .values(state=new.value, claimed_by=None, claimed_at=None, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+            _transition(session, which, old, new, utcnow())
 
     @staticmethod
     def approve(file_id: str, approved_file_id: str, actor: str) -> Callable[[Session], None]:
@@ -399,19 +394,15 @@ class ResultPapers:
 
         def step(session: Session) -> None:
             now = utcnow()
-            session.execute(
-                update(ResultPaperRow)
-                .where(ResultPaperRow.file_id == file_id, ResultPaperRow.state == PaperState.SIGNING.value)
-                .values(
-                    state=PaperState.APPROVED.value,
-                    approved_file_id=approved_file_id,
-                    signed_by=actor[:100],
-                    signed_at=now,
-                    claimed_by=None,
-                    claimed_at=None,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
+            _transition(
+                session,
+                ResultPaperRow.file_id == file_id,
+                PaperState.SIGNING,
+                PaperState.APPROVED,
+                now,
+                approved_file_id=approved_file_id,
+                signed_by=actor[:100],
+                signed_at=now,
             )
 
         return step
@@ -422,22 +413,33 @@ class ResultPapers:
 
         def step(session: Session) -> None:
             now = utcnow()
-            session.execute(
-                update(ResultPaperRow)
-                .where(
-                    ResultPaperRow.approved_file_id == approved_file_id,
-                    ResultPaperRow.state == PaperState.ISSUING.value,
-                )
-                .values(
-                    state=PaperState.ISSUED.value,
-                    issued_file_id=issued_file_id,
-                    issued_by=actor[:100],
-                    issued_at=now,
-                    claimed_by=None,
-                    claimed_at=None,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
+            _transition(
+                session,
+                ResultPaperRow.approved_file_id == approved_file_id,
+                PaperState.ISSUING,
+                PaperState.ISSUED,
+                now,
+                issued_file_id=issued_file_id,
+                issued_by=actor[:100],
+                issued_at=now,
             )
 
         return step
+
+
+def _transition(
+    session: Session,
+    which: ColumnElement[bool],
+    old: PaperState,
+    new: PaperState,
+    now: datetime,
+    **values: Any,
+) -> None:
+    """Move the paper ``which`` from ``old`` to ``new`` (no row moves if it is in another state),
+    ending its claim and setting ``values``."""
+    session.execute(
+        update(ResultPaperRow)
+        .where(which, ResultPaperRow.state == old.value)
+        .values(state=new.value, claimed_by=None, claimed_at=None, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
