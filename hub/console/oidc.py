@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from hub.accounts.oidc import FLOW_SECONDS, Flow, OidcRefusedError, OidcSignIn, OidcUnavailableError
 from hub.api.errors import http_status_for
 from hub.api.limits import client_address
-from hub.console.pages import error_text, keep_lang, page, safe_next
+from hub.console.pages import error_text, keep_lang, lang_in, page, safe_next
 from hub.console.policy import Console, get_console
 from hub.console.policy import console_public as _public
 from hub.console.signin import set_cookie, start_session
@@ -76,7 +76,8 @@ async def oidc_login(request: Request, next: str = "") -> Response:
     console = get_console(request)
     oidc = oidc_of(console)
     try:
-        url, flow = await oidc.begin(safe_next(next))
+        # the language travels in the flow's target: the provider sends the browser back without it
+        url, flow = await oidc.begin(keep_lang(request, safe_next(next)))
     except OidcUnavailableError as exc:
         await run_in_threadpool(oidc.refuse, exc, client=client_address(request))
         return _problem(request, console, exc)
@@ -111,8 +112,10 @@ async def oidc_callback(request: Request) -> Response:
         return _problem(request, console, exc)
     assert flow is not None  # identity() refused a missing flow
     active = await start_session(request, console, account, client=client)
-    target = keep_lang(request, safe_next(flow.next))  # checked again: the cookie came back from outside
-    response = page(request, "oidc_done.html", target=target, provider=oidc.settings.provider_name)
+    target = safe_next(flow.next)  # checked again: the cookie came back from outside
+    response = page(
+        request, "oidc_done.html", lang=lang_in(target), target=target, provider=oidc.settings.provider_name
+    )
     set_cookie(response, console, console.cookie, active.token)
     _clear_flow(response, console)
     return response

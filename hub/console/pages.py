@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -74,11 +74,23 @@ def error_text(request: Request, exc: HubError) -> str:
     return exc.message_vi if lang_of(request) == "vi" else exc.message
 
 
+def lang_in(target: str) -> Lang | None:
+    """The language a console path asks for with ``?lang=`` (``None``: none)."""
+    chosen = parse_qs(urlsplit(target).query).get("lang", [""])[-1]
+    return "en" if chosen == "en" else "vi" if chosen == "vi" else None
+
+
 def page(
-    request: Request, template: str, *, status: int = 200, active: ActiveSession | None = None, **context: Any
+    request: Request,
+    template: str,
+    *,
+    status: int = 200,
+    active: ActiveSession | None = None,
+    lang: Lang | None = None,
+    **context: Any,
 ) -> HTMLResponse:
-    """``template`` rendered for ``request``'s language, with the console's headers."""
-    lang = lang_of(request)
+    """``template`` rendered for ``lang`` (default: ``request``'s language), with the console's headers."""
+    lang = lang or lang_of(request)
     catalog = MESSAGES[lang]
     suffix = "?lang=en" if lang == "en" else ""
     other: Lang = "vi" if lang == "en" else "en"

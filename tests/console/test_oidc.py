@@ -116,6 +116,28 @@ def test_sign_in_maps_to_the_local_account_and_links_it(database_url: str, tmp_p
         assert login(client, "lan").status_code == 303
 
 
+def test_the_login_page_language_survives_the_provider(database_url: str, tmp_path: Path) -> None:
+    """The provider sends the browser back without ``?lang=``: the flow keeps it."""
+    with oidc_hub(database_url, tmp_path / "d") as (hub, _clock, provider), browser(hub) as client:
+        add_account(hub, "lan", "officer")
+        provider.add_user("vneid-0001", preferred_username="lan")
+        provider.login_as = "vneid-0001"
+        form = client.get("/console/login", params={"lang": "en", "next": "/console/audit"})
+        button = re.search(r'id="oidc-login" href="([^"]+)"', form.text)
+        assert button is not None, form.text
+        begin = client.get(button.group(1).replace("&amp;", "&"))
+        assert begin.status_code == 303, begin.text
+        back = client.get(begin.headers["location"])
+        assert "lang" not in back.headers["location"].split("?", 1)[0]
+        done = client.get(back.headers["location"])
+        assert done.status_code == 200, done.text
+        assert "<h1>Signed in</h1>" in done.text
+        assert 'content="0;url=/console/audit?lang=en"' in done.text
+        # without a choice, the page follows the browser's language as before
+        client.cookies.clear()
+        assert "<h1>Đã đăng nhập</h1>" in sign_in(client).text
+
+
 def test_state_and_code_are_bound_to_the_browser_and_used_once(database_url: str, tmp_path: Path) -> None:
     with oidc_hub(database_url, tmp_path / "d") as (hub, _clock, provider), browser(hub) as client:
         add_account(hub, "lan", "officer")
