@@ -90,6 +90,12 @@ def record(
     return Recorded(id=row_id, hash=digest)
 
 
+def hold_chain(session: Session) -> None:
+    """Take the chain's lock now, before :func:`record` would: a "read the last row, append if
+    it differs" check made under it cannot be made twice at once (two processes starting)."""
+    _lock_head(session)
+
+
 def _lock_head(session: Session) -> str:
     """The chain's last hash, its row locked until the transaction ends (a database that lacks
     the row gets it). Read as a column, never an ORM object a second append would see stale."""

@@ -44,7 +44,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.audit.log import record
+from hub.audit.log import hold_chain, record
 from hub.db.account_tables import UserAccount, UserRole
 from hub.db.base import utcnow
 from hub.db.models import ApiKey, AuditEntry
@@ -426,9 +426,11 @@ def config_snapshot(signing: SigningSettings, environ: Mapping[str, str]) -> dic
 def record_config_snapshot(db: Database, settings: Settings, *, actor: str = "system:start") -> bool:
     """Write one ``config.signing_keys`` audit row when the configured keys differ from the last
     one recorded (the first start with keys records the initial snapshot). Whether a row was
-    written."""
+    written. The check is made under the audit chain's lock, so processes starting together
+    write one row."""
     current = config_snapshot(settings.signing, settings.secret_environment())
     with db.transaction() as session:
+        hold_chain(session)
         last = session.scalar(
             select(AuditEntry.after)
             .where(AuditEntry.action == CONFIG_ACTION)

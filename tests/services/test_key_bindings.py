@@ -10,7 +10,9 @@ PKI: ``lanh-ntl`` (personal, nobody configured) and ``so-nnmt`` (the seal, ``tes
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +320,24 @@ def test_a_change_of_the_configured_keys_is_audited_at_start(
     fingerprints = {key["certificate_sha256"] for key in purpose.after["keys"].values()}
     assert len(fingerprints) == 2
     assert None not in fingerprints
+
+
+def test_processes_starting_together_audit_a_configuration_once(
+    db: Database, tmp_path: Path, pki: RunningPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, pki.pki.p12_password)
+    configured = load_settings(database_url="sqlite://", data_dir=tmp_path, signing=signing_config(pki))
+    starters = 6
+    barrier = threading.Barrier(starters)
+
+    def start() -> bool:
+        barrier.wait()
+        return record_config_snapshot(db, configured)
+
+    with ThreadPoolExecutor(starters) as pool:
+        written = list(pool.map(lambda _: start(), range(starters)))
+    assert written.count(True) == 1
+    assert len(audit_rows(db, CONFIG_ACTION)) == 1
 
 
 def test_bindings_made_elsewhere_reach_a_process_within_its_propagation_time(db: Database) -> None:
