@@ -270,7 +270,8 @@ def _order(sent: Mapping[str, SentMessage], received: Sequence[ReceivedMessage])
 
 
 def read_outbox(db: Database) -> list[SentMessage]:
-    """Every outbox row, with its count of ``lease_lost`` attempts."""
+    """Every outbox row, with its count of ``lease_lost`` attempts (the columns in
+    :class:`SentMessage`'s order)."""
     lost = (
         select(DeliveryAttempt.message_seq, func.count().label("n"))
         .where(DeliveryAttempt.outcome == AttemptOutcome.LEASE_LOST.value)
@@ -292,19 +293,7 @@ def read_outbox(db: Database) -> list[SentMessage]:
         .order_by(OutboxMessage.seq)
     )
     with db.sessions() as session:
-        return [
-            SentMessage(
-                seq=row[0],
-                message_id=row[1],
-                endpoint=row[2],
-                ordering_key=row[3],
-                state=row[4],
-                next_attempt_at=row[5],
-                lease_expires_at=row[6],
-                lease_lost=int(row[7]),
-            )
-            for row in session.execute(query)
-        ]
+        return [SentMessage(*row) for row in session.execute(query)]
 
 
 def verify(db: Database, arrivals: Iterable[Any], *, deadline: datetime | None = None) -> Report:
