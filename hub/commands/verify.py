@@ -24,7 +24,7 @@ import typer
 
 from hub.commands.fetch_hosts import FetchHosts, fetch_settings
 from schemas.errors import HubError
-from signing.report import render_report
+from signing.report import Lang, render_report
 from signing.verification import (
     DEFAULT_MAX_PDF_BYTES,
     RevocationMode,
@@ -49,14 +49,9 @@ class OutputFormat(enum.StrEnum):
     JSON = "json"
 
 
-class Language(enum.StrEnum):
-    VI = "vi"
-    EN = "en"
-
-
 def _fail(
     output_format: OutputFormat,
-    lang: Language,
+    lang: Lang,
     code: str,
     message: str,
     message_vi: str,
@@ -68,7 +63,7 @@ def _fail(
         body = {"error": {"code": code, "message": message, "message_vi": message_vi, "details": details}}
         sys.stdout.write(json.dumps(body, ensure_ascii=False, indent=2, default=str) + "\n")
     else:
-        typer.echo(f"Lỗi / error [{code}]: {message_vi if lang is Language.VI else message}", err=True)
+        typer.echo(f"Lỗi / error [{code}]: {message_vi if lang == 'vi' else message}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -78,7 +73,7 @@ def verify(
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="text or json")] = (
         OutputFormat.TEXT
     ),
-    lang: Annotated[Language, typer.Option("--lang", "-l", help="report language (vi/en)")] = Language.VI,
+    lang: Annotated[Lang, typer.Option("--lang", "-l", help="report language (vi/en)")] = "vi",
     trust_anchor: Annotated[
         list[Path] | None,
         typer.Option(
@@ -129,5 +124,5 @@ def verify(
     if output_format is OutputFormat.JSON:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
-        sys.stdout.write(render_report(report, lang.value))
+        sys.stdout.write(render_report(report, lang))
     raise typer.Exit(EXIT_CODES[report.verdict])

@@ -33,6 +33,7 @@ __all__ = [
     "RevocationEvidence",
     "RevocationReport",
     "RevocationSource",
+    "Severity",
     "SignatureFormat",
     "SignatureReport",
     "SigningTimeSource",
@@ -129,11 +130,15 @@ class RevocationSource(StrEnum):
     NONE = "none"
 
 
+#: How grave a finding is (:class:`Reason`, the catalogue in :mod:`signing.verification.reasons`).
+Severity = Literal["error", "indeterminate", "warning", "info"]
+
+
 class Reason(_Model):
     """One finding, bilingual. ``code`` is stable and machine-readable."""
 
     code: str
-    severity: Literal["error", "indeterminate", "warning", "info"]
+    severity: Severity
     message: NfcStr
     message_vi: NfcStr
 

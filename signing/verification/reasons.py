@@ -7,13 +7,10 @@ Vietnamese ``message_vi`` (Circular 15/2025 §2.3.4: results must be shown in Vi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from signing.verification.model import Reason
+from signing.verification.model import Reason, Severity
 
 __all__ = ["ReasonTemplate", "not_checked_detail", "reason", "revocation_not_checked"]
-
-Severity = Literal["error", "indeterminate", "warning", "info"]
 
 
 @dataclass(frozen=True)

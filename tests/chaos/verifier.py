@@ -14,7 +14,9 @@ guarantees of docs/delivery.md §5, §6 and §11:
   again after a later one of its dossier was acknowledged (``stale_redelivery``).
 
 :func:`check` is the pure rule over plain rows (unit-tested on synthetic logs,
-``tests/chaos/test_verifier.py``); :func:`verify` reads the rows from a database first.
+``tests/chaos/test_verifier.py``); :func:`verify` reads the rows from a database first. The rows
+are the hub's own :class:`OutboxMessage` and :class:`DeliveryAttempt`, in a session or never in
+one (as in :class:`hub.delivery.memory_store.MemoryOutboxStore`): the columns, declared once.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
@@ -54,21 +56,6 @@ class ViolationKind(enum.StrEnum):
     """A message's first arrival came after a later message of its dossier arrived."""
     STALE_REDELIVERY = "stale_redelivery"
     """A message arrived again after a later message of its dossier was acknowledged."""
-
-
-@dataclass(frozen=True, slots=True)
-class SentMessage:
-    """What the verifier reads of an outbox row."""
-
-    seq: int
-    message_id: str
-    endpoint: str
-    ordering_key: str
-    state: str
-    next_attempt_at: datetime | None = None
-    lease_expires_at: datetime | None = None
-    lease_lost: int = 0
-    """``lease_lost`` attempts recorded for the message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +155,15 @@ class Report:
 
 
 def check(
-    messages: Iterable[SentMessage],
+    messages: Iterable[OutboxMessage],
     arrivals: Iterable[Any],
     *,
     now: datetime,
     deadline: datetime | None = None,
+    attempts: Iterable[DeliveryAttempt] = (),
 ) -> Report:
-    """The rule over plain rows: ``messages`` from the outbox, ``arrivals`` in arrival order.
+    """The rule over plain rows: ``messages`` from the outbox, ``arrivals`` in arrival order,
+    ``attempts`` the recorded attempts (those that ended ``lease_lost`` explain duplicates).
 
     ``now`` is when the rows were read (a lease expired before it is stuck); ``deadline`` (default
     ``now``) is when everything should have been delivered (a message pending and due before it
@@ -182,6 +171,7 @@ def check(
     """
     deadline = deadline or now
     sent = {m.message_id: m for m in messages}
+    lease_lost = Counter(a.message_seq for a in attempts if a.outcome == AttemptOutcome.LEASE_LOST)
     received = [ReceivedMessage.from_record(a) for a in arrivals]
     violations: list[Violation] = []
     counts = Counter(a.message_id for a in received)
@@ -196,7 +186,7 @@ def check(
                 Violation(ViolationKind.PHANTOM, message_id, f"arrived {n}× but never enqueued")
             )
         elif n > 1:
-            duplicate = Duplicate(message_id, n, sent[message_id].lease_lost)
+            duplicate = Duplicate(message_id, n, lease_lost[sent[message_id].seq])
             duplicates.append(duplicate)
             if not duplicate.explained:
                 violations.append(
@@ -211,13 +201,15 @@ def check(
         enqueued=len(sent),
         arrivals=len(received),
         delivered=sum(1 for message_id in sent if counts[message_id]),
-        lease_lost=sum(m.lease_lost for m in sent.values()),
+        lease_lost=sum(lease_lost[m.seq] for m in sent.values()),
         duplicates=sorted(duplicates, key=lambda d: sent[d.message_id].seq),
         violations=violations,
     )
 
 
-def _unfinished(message: SentMessage, arrived: int, *, now: datetime, deadline: datetime) -> list[Violation]:
+def _unfinished(
+    message: OutboxMessage, arrived: int, *, now: datetime, deadline: datetime
+) -> list[Violation]:
     found: list[Violation] = []
     where = f"seq {message.seq}, dossier {message.ordering_key}"
     if not arrived:
@@ -240,10 +232,10 @@ def _unfinished(message: SentMessage, arrived: int, *, now: datetime, deadline: 
     return found
 
 
-def _order(sent: Mapping[str, SentMessage], received: Sequence[ReceivedMessage]) -> list[Violation]:
+def _order(sent: Mapping[str, OutboxMessage], received: Sequence[ReceivedMessage]) -> list[Violation]:
     """Per (endpoint, ordering key): nothing older arrives after something newer was acknowledged."""
     found: list[Violation] = []
-    newest_acknowledged: dict[tuple[str, str], SentMessage] = {}
+    newest_acknowledged: dict[tuple[str, str], OutboxMessage] = {}
     seen: set[str] = set()
     for arrival in received:
         message = sent.get(arrival.message_id)
@@ -269,48 +261,18 @@ def _order(sent: Mapping[str, SentMessage], received: Sequence[ReceivedMessage])
     return found
 
 
-def read_outbox(db: Database) -> list[SentMessage]:
-    """Every outbox row, with its count of ``lease_lost`` attempts."""
-    lost = (
-        select(DeliveryAttempt.message_seq, func.count().label("n"))
-        .where(DeliveryAttempt.outcome == AttemptOutcome.LEASE_LOST.value)
-        .group_by(DeliveryAttempt.message_seq)
-        .subquery()
-    )
-    query = (
-        select(
-            OutboxMessage.seq,
-            OutboxMessage.message_id,
-            OutboxMessage.endpoint,
-            OutboxMessage.ordering_key,
-            OutboxMessage.state,
-            OutboxMessage.next_attempt_at,
-            OutboxMessage.lease_expires_at,
-            func.coalesce(lost.c.n, 0),
-        )
-        .outerjoin(lost, lost.c.message_seq == OutboxMessage.seq)
-        .order_by(OutboxMessage.seq)
-    )
+def read_outbox(db: Database) -> tuple[list[OutboxMessage], list[DeliveryAttempt]]:
+    """Every outbox row, and the attempts that ended ``lease_lost``."""
+    lost = select(DeliveryAttempt).where(DeliveryAttempt.outcome == AttemptOutcome.LEASE_LOST.value)
     with db.sessions() as session:
-        return [
-            SentMessage(
-                seq=row[0],
-                message_id=row[1],
-                endpoint=row[2],
-                ordering_key=row[3],
-                state=row[4],
-                next_attempt_at=row[5],
-                lease_expires_at=row[6],
-                lease_lost=int(row[7]),
-            )
-            for row in session.execute(query)
-        ]
+        messages = list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.seq)))
+        return messages, list(session.scalars(lost))
 
 
 def verify(db: Database, arrivals: Iterable[Any], *, deadline: datetime | None = None) -> Report:
     """:func:`check` on the outbox of ``db`` as it is now."""
-    messages = read_outbox(db)
-    return check(messages, arrivals, now=datetime.now(UTC), deadline=deadline)
+    messages, attempts = read_outbox(db)
+    return check(messages, arrivals, now=datetime.now(UTC), deadline=deadline, attempts=attempts)
 
 
 def fetch_records(sink_base_url: str) -> list[dict[str, Any]]:

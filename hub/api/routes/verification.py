@@ -24,7 +24,7 @@ from hub.api.limits import body_too_large, read_body
 from hub.auth.keys import Principal
 from hub.services.signing_keys import policy_from_settings
 from schemas.errors import InvalidInputError
-from signing.report import render_report
+from signing.report import Lang, render_report
 from signing.verification import VerificationPolicy, VerificationReport, verify_pdf
 
 __all__ = ["get_verification_policy", "policy_from_settings", "require_verifier", "router"]
@@ -98,7 +98,7 @@ async def verify_upload(
     output_format: Annotated[
         Literal["json", "text"], Query(alias="format", description="json (default) or text")
     ] = "json",
-    lang: Annotated[Literal["vi", "en"], Query(description="text report language")] = "vi",
+    lang: Annotated[Lang, Query(description="text report language")] = "vi",
 ) -> Response:
     data, file_name = await _pdf_from_request(request, policy.max_pdf_bytes)
     report = await anyio.to_thread.run_sync(lambda: verify_pdf(data, policy, file_name=file_name))
