@@ -82,7 +82,10 @@ _PayloadT = TypeVar("_PayloadT", bound=BaseModel)
 _ClientT = TypeVar("_ClientT", LgspSoapClient, LgspRestClient)
 
 
-def _options(model: type[_OptT], name: str, settings: EndpointSettings) -> _OptT:
+def _options(model: type[_OptT], kind: EndpointKind, name: str, settings: EndpointSettings) -> _OptT:
+    """The options of endpoint ``name``, which must be of ``kind``, validated by ``model``."""
+    if settings.kind is not kind:
+        raise ConfigurationError(f"endpoint {name} is {settings.kind}, not {kind}")
     try:
         return model.model_validate(settings.options)
     except ValidationError as exc:
@@ -277,9 +280,7 @@ def build_lgsp_soap_connector(
     name: str, settings: EndpointSettings, http: httpx.AsyncClient
 ) -> LgspSoapConnector:
     """Build the SOAP connector (zeep client loaded once from the configured local WSDL)."""
-    if settings.kind is not EndpointKind.LGSP_SOAP:
-        raise ConfigurationError(f"endpoint {name} is {settings.kind}, not {EndpointKind.LGSP_SOAP}")
-    options = _options(LgspSoapOptions, name, settings)
+    options = _options(LgspSoapOptions, EndpointKind.LGSP_SOAP, name, settings)
     unknown = set(options.operations) - set(DEFAULT_OPERATIONS)
     if unknown:
         raise ConfigurationError(
@@ -318,9 +319,7 @@ def build_lgsp_rest_connector(
     name: str, settings: EndpointSettings, http: httpx.AsyncClient
 ) -> LgspRestConnector:
     """Build the REST connector (OAuth2 client credentials, WSO2 ``/{context}/{version}`` paths)."""
-    if settings.kind is not EndpointKind.LGSP_REST:
-        raise ConfigurationError(f"endpoint {name} is {settings.kind}, not {EndpointKind.LGSP_REST}")
-    options = _options(LgspRestOptions, name, settings)
+    options = _options(LgspRestOptions, EndpointKind.LGSP_REST, name, settings)
     if not settings.client_id or settings.client_secret is None:
         raise ConfigurationError(
             f"endpoints.{name} (lgsp_rest) needs client_id and client_secret",
