@@ -43,7 +43,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,14 +51,13 @@ from typing import Any, TypeVar
 from connectors.base import Connector, Delivery
 from connectors.http import HubHttpClient, TransportKind, build_http_client
 from connectors.settings import EndpointSettings
-from schemas.dossier import Channel, Dossier, Owner, ProcessingStep
+from schemas.dossier import Dossier, ProcessingStep
 from schemas.messages import DossierProgressPayload, DossierSyncPayload
 from schemas.status import DossierStatus
-from schemas.timefmt import VN_TZ
+from tests.connectors.dvcqg.dvcqg_samples import T0, plain_dossier
 
 ROOT = Path(__file__).resolve().parent.parent
 
-T0 = datetime(2025, 6, 12, 8, 5, tzinfo=VN_TZ)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WARM_UP = 50
 #: Baseline of the SOAP-vs-JSON ratio: the DVCQG JSON path on the production HTTP client.
@@ -208,21 +207,7 @@ async def simulated_connector(
 
 
 def sample_dossier(n: int) -> Dossier:
-    return Dossier(
-        code=f"000.00.18.H42-250612-{n:05d}",
-        agency_code="000.00.18.H42",
-        procedure_code="1.003901.H42",
-        procedure_name="Cấp giấy chứng nhận cơ sở đủ điều kiện",
-        field_code="NN-TT",
-        field_name="Trồng trọt",
-        channel=Channel.ONLINE,
-        owner=Owner(name="Nguyễn Thị Hoà", id_number="037190001234"),
-        summary="Đề nghị cấp giấy chứng nhận cơ sở đủ điều kiện sản xuất giống cây trồng",
-        status=DossierStatus.PROCESSING,
-        received_at=T0,
-        due_at=T0 + timedelta(days=10),
-        processing_agency="Sở Nông nghiệp và Môi trường tỉnh Ninh Bình",
-    )
+    return plain_dossier(f"000.00.18.H42-250612-{n:05d}")
 
 
 def sync_delivery(n: int, endpoint: str) -> Delivery:

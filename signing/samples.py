@@ -19,7 +19,13 @@ from pyhanko.pdf_utils.writer import PdfFileWriter
 
 from signing.appearance import DEFAULT_FONT_PATH
 
-__all__ = ["sample_pdf", "sample_seal_png", "sample_signature_png", "write_sample_pdfs"]
+__all__ = [
+    "sample_pdf",
+    "sample_seal_png",
+    "sample_signature_png",
+    "write_sample_images",
+    "write_sample_pdfs",
+]
 
 _BLUE = (20, 40, 170, 255)
 _RED = (210, 20, 30, 255)
@@ -136,4 +142,14 @@ def write_sample_pdfs(
         path = directory / f"qd-{i:03d}.pdf"
         path.write_bytes(sample_pdf(f"{title} {i}", pages=pages))
         paths.append(path)
+    return paths
+
+
+def write_sample_images(directory: Path) -> dict[str, Path]:
+    """The officer's blue signature PNG ``chu-ky.png`` and the agency's red seal PNG
+    ``con-dau.png`` in ``directory``, by key role (``officer``, ``agency``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"officer": directory / "chu-ky.png", "agency": directory / "con-dau.png"}
+    paths["officer"].write_bytes(sample_signature_png())
+    paths["agency"].write_bytes(sample_seal_png())
     return paths

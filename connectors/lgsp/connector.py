@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlparse
 
 import httpx
@@ -25,8 +25,14 @@ from connectors.base import Delivery, DeliveryReceipt
 from connectors.http_errors import describe
 from connectors.lgsp.mapping import from_sync_document, to_sync_document, to_traces
 from connectors.lgsp.models import LookupResult, MResult
-from connectors.lgsp.rest import LgspRestClient, OAuth2ClientCredentials
-from connectors.lgsp.soap import DEFAULT_OPERATIONS, LgspSoapClient, SoapClientConfig, bundled_wsdl_path
+from connectors.lgsp.rest import LgspRestClient, OAuth2ClientCredentials, RestReply
+from connectors.lgsp.soap import (
+    DEFAULT_OPERATIONS,
+    LgspSoapClient,
+    SoapClientConfig,
+    SoapReply,
+    bundled_wsdl_path,
+)
 from connectors.settings import EndpointKind, EndpointSettings
 from schemas.dossier import Dossier
 from schemas.errors import BusinessRejectionError, ConfigurationError, InvalidInputError
@@ -73,9 +79,13 @@ class LgspRestOptions(_Options):
 
 _OptT = TypeVar("_OptT", bound=_Options)
 _PayloadT = TypeVar("_PayloadT", bound=BaseModel)
+_ClientT = TypeVar("_ClientT", LgspSoapClient, LgspRestClient)
 
 
-def _options(model: type[_OptT], name: str, settings: EndpointSettings) -> _OptT:
+def _options(model: type[_OptT], kind: EndpointKind, name: str, settings: EndpointSettings) -> _OptT:
+    """The options of endpoint ``name``, which must be of ``kind``, validated by ``model``."""
+    if settings.kind is not kind:
+        raise ConfigurationError(f"endpoint {name} is {settings.kind}, not {kind}")
     try:
         return model.model_validate(settings.options)
     except ValidationError as exc:
@@ -181,13 +191,27 @@ def _wire_request(delivery: Delivery, organ_level1_id: str | None) -> _WireReque
     raise _unsupported(delivery)
 
 
-class LgspSoapConnector:
-    """``dossier.sync`` / ``dossier.progress`` over SOAP 1.1 or 1.2 (zeep)."""
+class _LgspConnector(Generic[_ClientT, _OptT]):
+    """What the SOAP and the REST connector share: the endpoint's name, its client and options,
+    and how an answer's ``MResult`` becomes a receipt."""
 
-    def __init__(self, name: str, client: LgspSoapClient, options: LgspSoapOptions) -> None:
+    def __init__(self, name: str, client: _ClientT, options: _OptT) -> None:
         self.name = name
-        self.client = client
+        self.client: _ClientT = client
         self.options = options
+
+    def _receipt(self, reply: SoapReply | RestReply, operation: str) -> DeliveryReceipt:
+        return classify_result(
+            _result(reply.body, operation),
+            self.options,
+            operation=operation,
+            status_code=reply.status_code,
+            request_summary=reply.request_summary,
+        )
+
+
+class LgspSoapConnector(_LgspConnector[LgspSoapClient, LgspSoapOptions]):
+    """``dossier.sync`` / ``dossier.progress`` over SOAP 1.1 or 1.2 (zeep)."""
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
         request = _wire_request(delivery, self.options.organ_level1_id)
@@ -197,13 +221,7 @@ class LgspSoapConnector:
         reply = await self.client.call(
             request.role, body, message_id=delivery.message_id, summary=request.summary
         )
-        return classify_result(
-            _result(reply.body, reply.operation),
-            self.options,
-            operation=reply.operation,
-            status_code=reply.status_code,
-            request_summary=reply.request_summary,
-        )
+        return self._receipt(reply, reply.operation)
 
     async def lookup(self, dossier_code: str, *, message_id: str) -> Dossier | None:
         """``GetDocument``: the LGSP's copy of a dossier, or ``None`` when it has none."""
@@ -229,13 +247,8 @@ def _lookup_result(body: dict[str, Any], options: _Options) -> Dossier | None:
     return from_sync_document(answer.Document)
 
 
-class LgspRestConnector:
+class LgspRestConnector(_LgspConnector[LgspRestClient, LgspRestOptions]):
     """``dossier.sync`` / ``dossier.progress`` as JSON over the WSO2-fronted LGSP API."""
-
-    def __init__(self, name: str, client: LgspRestClient, options: LgspRestOptions) -> None:
-        self.name = name
-        self.client = client
-        self.options = options
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
         request = _wire_request(delivery, self.options.organ_level1_id)
@@ -244,13 +257,7 @@ class LgspRestConnector:
         reply = await self.client.post(
             path, body.encode("utf-8"), message_id=delivery.message_id, summary=request.summary
         )
-        return classify_result(
-            _result(reply.body, path),
-            self.options,
-            operation=path,
-            status_code=reply.status_code,
-            request_summary=reply.request_summary,
-        )
+        return self._receipt(reply, path)
 
     async def lookup(self, dossier_code: str, *, message_id: str) -> Dossier | None:
         reply = await self.client.post(
@@ -273,9 +280,7 @@ def build_lgsp_soap_connector(
     name: str, settings: EndpointSettings, http: httpx.AsyncClient
 ) -> LgspSoapConnector:
     """Build the SOAP connector (zeep client loaded once from the configured local WSDL)."""
-    if settings.kind is not EndpointKind.LGSP_SOAP:
-        raise ConfigurationError(f"endpoint {name} is {settings.kind}, not {EndpointKind.LGSP_SOAP}")
-    options = _options(LgspSoapOptions, name, settings)
+    options = _options(LgspSoapOptions, EndpointKind.LGSP_SOAP, name, settings)
     unknown = set(options.operations) - set(DEFAULT_OPERATIONS)
     if unknown:
         raise ConfigurationError(
@@ -314,9 +319,7 @@ def build_lgsp_rest_connector(
     name: str, settings: EndpointSettings, http: httpx.AsyncClient
 ) -> LgspRestConnector:
     """Build the REST connector (OAuth2 client credentials, WSO2 ``/{context}/{version}`` paths)."""
-    if settings.kind is not EndpointKind.LGSP_REST:
-        raise ConfigurationError(f"endpoint {name} is {settings.kind}, not {EndpointKind.LGSP_REST}")
-    options = _options(LgspRestOptions, name, settings)
+    options = _options(LgspRestOptions, EndpointKind.LGSP_REST, name, settings)
     if not settings.client_id or settings.client_secret is None:
         raise ConfigurationError(
             f"endpoints.{name} (lgsp_rest) needs client_id and client_secret",

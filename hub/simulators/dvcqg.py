@@ -94,28 +94,22 @@ class RequestLogEntry(BaseModel):
     dossier_codes: list[str] = Field(default_factory=list)
 
 
-#: Sample procedures shaped like Ninh Bình's codes (§5.2/§5.3); names are illustrative.
+#: Sample procedures shaped like Ninh Bình's codes (§5.2/§5.3): code, name, field code, field
+#: name. Names are illustrative.
+_PROCEDURES = [
+    ("1.003901", "Cấp giấy chứng nhận cơ sở đủ điều kiện", "NN-TT", "Trồng trọt"),
+    ("1.001822", "Cấp lại giấy phép", "NN-CN", "Chăn nuôi"),
+    ("2.001641", "Xác nhận nguồn gốc", "NN-LN", "Lâm nghiệp"),
+    ("1.004650", "Công nhận cơ sở", "NN-TS", "Thủy sản"),
+    ("1.001029", "Phê duyệt phương án", "NN-TL", "Thủy lợi"),
+]
+#: The same procedures as the catalogue service returns them, by code.
 CATALOGUE: dict[str, dict[str, Any]] = {
-    "1.003901": {
-        "TENTTHC": "Cấp giấy chứng nhận cơ sở đủ điều kiện (thủ tục mẫu 1.003901)",
-        "LINHVUCTHUCHIEN": [{"MALINHVUC": "NN-TT", "TENLINHVUC": "Trồng trọt"}],
-    },
-    "1.001822": {
-        "TENTTHC": "Cấp lại giấy phép (thủ tục mẫu 1.001822)",
-        "LINHVUCTHUCHIEN": [{"MALINHVUC": "NN-CN", "TENLINHVUC": "Chăn nuôi"}],
-    },
-    "2.001641": {
-        "TENTTHC": "Xác nhận nguồn gốc (thủ tục mẫu 2.001641)",
-        "LINHVUCTHUCHIEN": [{"MALINHVUC": "NN-LN", "TENLINHVUC": "Lâm nghiệp"}],
-    },
-    "1.004650": {
-        "TENTTHC": "Công nhận cơ sở (thủ tục mẫu 1.004650)",
-        "LINHVUCTHUCHIEN": [{"MALINHVUC": "NN-TS", "TENLINHVUC": "Thủy sản"}],
-    },
-    "1.001029": {
-        "TENTTHC": "Phê duyệt phương án (thủ tục mẫu 1.001029)",
-        "LINHVUCTHUCHIEN": [{"MALINHVUC": "NN-TL", "TENLINHVUC": "Thủy lợi"}],
-    },
+    code: {
+        "TENTTHC": f"{name} (thủ tục mẫu {code})",
+        "LINHVUCTHUCHIEN": [{"MALINHVUC": field_code, "TENLINHVUC": field_name}],
+    }
+    for code, name, field_code, field_name in _PROCEDURES
 }
 AGENCIES = [
     {"MADONVI": "000.00.00.H42", "TENDONVI": "UBND tỉnh Ninh Bình"},

@@ -20,6 +20,7 @@ from hub.db.models import AuditEntry
 from hub.db.session import Database
 from hub.services.privacy import audit_reveal
 from schemas.errors import InvalidInputError
+from tests.audit.tampering import tamper
 
 CCCD = "001099012345"
 
@@ -35,17 +36,6 @@ def _write(db: Database, n: int, actor: str = "op") -> None:
             record(
                 session, actor=actor, action=f"test.{i % 3}", target=f"t{i}", details={"i": i, "cccd": CCCD}
             )
-
-
-def _raw(db: Database, sql: str) -> None:
-    """What an attacker with database rights runs (the triggers dropped first)."""
-    with db.engine.begin() as connection:
-        if db.is_postgres:
-            connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_update ON audit_log")
-        else:
-            connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
-            connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_delete")
-        connection.exec_driver_sql(sql)
 
 
 def test_writers_chain_with_client_and_before_after(db: Database) -> None:
@@ -88,7 +78,7 @@ def test_update_and_delete_are_refused(db: Database) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tamper", "broken", "reason"),
+    ("sql", "broken", "reason"),
     [
         ("UPDATE audit_log SET details = '{\"i\": 9}' WHERE id = ID2", 2, "contents changed"),
         ("UPDATE audit_log SET actor = 'eve' WHERE id = ID2", 2, "contents changed"),
@@ -97,14 +87,14 @@ def test_update_and_delete_are_refused(db: Database) -> None:
         ("UPDATE audit_log SET hash = NULL WHERE id = ID2", 2, "unchained"),
     ],
 )
-def test_tampering_shows(db: Database, tamper: str, broken: int | None, reason: str) -> None:
+def test_tampering_shows(db: Database, sql: str, broken: int | None, reason: str) -> None:
     _write(db, 4)
     ids = [r.id for r in _rows(db)]
     assert verify_chain(db).ok
-    statement = tamper.replace("ID2", str(ids[1])).replace("ID4", str(ids[3]))
+    statement = sql.replace("ID2", str(ids[1])).replace("ID4", str(ids[3]))
     if db.is_postgres:
         statement = statement.replace("9}'", "9}'::jsonb")
-    _raw(db, statement)
+    tamper(db, statement)
     report = verify_chain(db)
     assert not report.ok
     assert reason in report.reason

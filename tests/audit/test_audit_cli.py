@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from hub.db.models import AuditEntry
 from hub.db.session import Database
+from tests.audit.tampering import tamper
 from tests.cli.test_cli_commands import clean_env, run
 
 
@@ -32,14 +33,7 @@ def test_verify_passes_then_reports_tampering(database_url: str, tmp_path: Path)
         assert len(exported.stdout.splitlines()) == 3
         revokes = run(["audit", "export", "--action", "api_key.revoke", "--target", "k-1"], env, tmp_path)
         assert [line.count('"api_key.revoke"') for line in revokes.stdout.splitlines()] == [1]
-        with db.engine.begin() as connection:
-            if db.is_postgres:
-                connection.exec_driver_sql("DROP TRIGGER audit_log_no_update ON audit_log")
-            else:
-                connection.exec_driver_sql("DROP TRIGGER audit_log_no_update")
-            connection.exec_driver_sql(
-                "UPDATE audit_log SET target = 'other' WHERE action = 'api_key.create'"
-            )
+        tamper(db, "UPDATE audit_log SET target = 'other' WHERE action = 'api_key.create'")
         broken = run(["audit", "verify"], env, tmp_path)
         assert broken.returncode == 1
         assert "BROKEN at row" in broken.stderr

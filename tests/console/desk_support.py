@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hub.simulators.pki import RunningPki, serve_test_pki
-from signing.samples import sample_pdf, sample_seal_png, sample_signature_png
+from signing.samples import sample_pdf, write_sample_images
 from tests.accounts.support import FAST
 from tests.api.livehub import LiveHub, dossier_json, live_hub
 from tests.console.support import add_account
@@ -61,11 +61,7 @@ def desk_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPki]:
 
 
 def desk_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("images")
-    signature, seal = folder / "chu-ky.png", folder / "con-dau.png"
-    signature.write_bytes(sample_signature_png())
-    seal.write_bytes(sample_seal_png())
-    return {"officer": signature, "agency": seal}
+    return write_sample_images(tmp_path_factory.mktemp("images"))
 
 
 # The signing-desk tests' fixtures (made available to tests/console by its conftest.py).

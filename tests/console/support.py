@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,3 +59,16 @@ def login(client: httpx.Client, username: str, password: str = PASSWORD, **param
 
 def browser(hub: LiveHub) -> httpx.Client:
     return hub.client(follow_redirects=False)
+
+
+def finished_job_page(client: httpx.Client, url: str, *, within: float, every: float) -> httpx.Response:
+    """The page of a console background job, reloaded every ``every`` seconds until it no longer
+    refreshes itself (the job is over); fails after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        page = client.get(url)
+        assert page.status_code == 200
+        if 'http-equiv="refresh"' not in page.text:
+            return page
+        assert time.monotonic() < deadline, page.text
+        time.sleep(every)

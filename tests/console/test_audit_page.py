@@ -8,6 +8,8 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from hub.db.base import utcnow
 from hub.db.models import AuditEntry
 from hub.db.session import Database
 from schemas.timefmt import VN_TZ
+from tests.audit.tampering import tamper
 from tests.console.support import add_account, browser, console_hub, login
 
 CCCD = "001099012345"
@@ -44,16 +47,6 @@ def rows(db: Database, **where: str) -> list[AuditEntry]:
 def write(db: Database, **fields: object) -> int:
     with db.transaction() as session:
         return record(session, **fields).id  # type: ignore[arg-type]
-
-
-def tamper(db: Database, sql: str) -> None:
-    """What an attacker with database rights runs (the update trigger dropped first)."""
-    with db.engine.begin() as connection:
-        if db.is_postgres:
-            connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_update ON audit_log")
-        else:
-            connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
-        connection.exec_driver_sql(sql)
 
 
 def story(db: Database) -> dict[str, int]:
@@ -96,11 +89,20 @@ def story(db: Database) -> dict[str, int]:
     }
 
 
-def test_filters_masking_and_diff(db: Database, database_url: str, tmp_path: Path) -> None:
+@contextmanager
+def admin_reading(
+    db: Database, database_url: str, tmp_path: Path
+) -> Iterator[tuple[httpx.Client, dict[str, int]]]:
+    """The console signed in as admin ``quan.tri``, with the :func:`story` rows written."""
     with console_hub(database_url, tmp_path / "d") as (hub, _clock), browser(hub) as client:
         add_account(hub, "quan.tri", "admin")
         ids = story(db)
         assert login(client, "quan.tri").status_code == 303
+        yield client, ids
+
+
+def test_filters_masking_and_diff(db: Database, database_url: str, tmp_path: Path) -> None:
+    with admin_reading(db, database_url, tmp_path) as (client, ids):
         page = client.get("/console/audit")
         everything = shown(page)
         assert set(ids.values()) <= set(everything)
@@ -171,10 +173,7 @@ def test_pages_of_fifty_keyed_on_the_id(db: Database, database_url: str, tmp_pat
 def test_exports_follow_the_filter_masked_and_audited(
     db: Database, database_url: str, tmp_path: Path
 ) -> None:
-    with console_hub(database_url, tmp_path / "d") as (hub, _clock), browser(hub) as client:
-        add_account(hub, "quan.tri", "admin")
-        ids = story(db)
-        assert login(client, "quan.tri").status_code == 303
+    with admin_reading(db, database_url, tmp_path) as (client, ids):
         page = client.get("/console/audit", params={"outcome": "failure"})
         link = re.search(r'href="(/console/audit/export\?[^"]*format=csv[^"]*)"', page.text)
         assert link is not None
@@ -218,10 +217,7 @@ def test_other_roles_are_refused(database_url: str, tmp_path: Path, role: str) -
 
 
 def test_a_tampered_row_shows_as_broken(db: Database, database_url: str, tmp_path: Path) -> None:
-    with console_hub(database_url, tmp_path / "d") as (hub, _clock), browser(hub) as client:
-        add_account(hub, "quan.tri", "admin")
-        ids = story(db)
-        assert login(client, "quan.tri").status_code == 303
+    with admin_reading(db, database_url, tmp_path) as (client, ids):
         home = client.get("/console/")
         assert 'href="/console/audit"' in home.text  # the nav (and the home page) link to it
         tamper(db, f"UPDATE audit_log SET actor = 'someone-else' WHERE id = {ids['roles']}")

@@ -79,6 +79,14 @@ def refusals(hub: LiveHub) -> list[tuple[str, str]]:
     return [(row.details["reason"], row.target) for row in audit_rows(hub, "account.oidc_refused")]
 
 
+def linked_identity(hub: LiveHub, username: str) -> tuple[str | None, str | None]:
+    """The provider identity (issuer, subject) linked to the console account ``username``."""
+    with hub.db.sessions() as session:
+        row = session.scalar(select(UserAccount).where(UserAccount.username == username))
+        assert row is not None
+        return row.oidc_issuer, row.oidc_subject
+
+
 def test_sign_in_maps_to_the_local_account_and_links_it(database_url: str, tmp_path: Path) -> None:
     with oidc_hub(database_url, tmp_path / "d") as (hub, _clock, provider), browser(hub) as client:
         add_account(hub, "lan", "officer")
@@ -98,10 +106,7 @@ def test_sign_in_maps_to_the_local_account_and_links_it(database_url: str, tmp_p
         assert "Người dùng lan" in home.text
         # the same session as a password login: the logout form works with its CSRF token
         assert client.post("/console/logout", data={"csrf_token": csrf(home)}).status_code == 303
-        with hub.db.sessions() as session:
-            row = session.scalar(select(UserAccount).where(UserAccount.username == "lan"))
-            assert row is not None
-            assert (row.oidc_issuer, row.oidc_subject) == (provider.issuer, "vneid-0001")
+        assert linked_identity(hub, "lan") == (provider.issuer, "vneid-0001")
         trail = hub.audit_trail("lan")
         assert ("account.oidc_link", "lan") in trail
         assert trail.index(("account.oidc_login", "lan")) < trail.index(("session.login", "lan"))
@@ -221,10 +226,7 @@ def test_id_token_refusals(database_url: str, tmp_path: Path) -> None:
         # within the leeway (60 s by default): accepted
         provider.tamper = {"claims": {"exp": now - 30}}
         assert sign_in(client).status_code == 200
-        with hub.db.sessions() as session:
-            row = session.scalar(select(UserAccount).where(UserAccount.username == "lan"))
-            assert row is not None
-            assert row.oidc_subject == "s1"
+        assert linked_identity(hub, "lan")[1] == "s1"
 
 
 def test_identity_must_map_to_an_enabled_account(database_url: str, tmp_path: Path) -> None:
@@ -276,10 +278,7 @@ def test_identity_must_map_to_an_enabled_account(database_url: str, tmp_path: Pa
             assert "/oidc-unlink" not in unlinked.text
         assert ("account.oidc_unlink", "admin") in hub.audit_trail("lan")
         assert sign_in(client).status_code == 200
-        with hub.db.sessions() as session:
-            row = session.scalar(select(UserAccount).where(UserAccount.username == "lan"))
-            assert row is not None
-            assert row.oidc_subject == "s-other"
+        assert linked_identity(hub, "lan")[1] == "s-other"
 
 
 def test_email_domain_and_group_restrictions(database_url: str, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from hub.db.session import Database
 from hub.dlq import service
 from hub.dlq.models import BulkAction, DlqFilter
 from tests.api.livehub import LiveHub
-from tests.console.support import add_account, browser, console_hub, csrf, login
+from tests.console.support import add_account, browser, console_hub, csrf, finished_job_page, login
 from tests.delivery.helpers import message, put_many
 from tests.dlq.test_api import CCCD, PAYLOAD, PHONE
 from tests.dlq.test_service import kill
@@ -161,14 +160,7 @@ def test_bulk_retry_by_filter_retries_all_matching_after_confirmation(
         assert started.status_code == 303, started.text
         job_page = started.headers["location"]
         assert job_page.startswith("/console/dlq/jobs/")
-        deadline = time.monotonic() + 60
-        while True:
-            shown = client.get(job_page)
-            assert shown.status_code == 200
-            if 'http-equiv="refresh"' not in shown.text:
-                break
-            assert time.monotonic() < deadline, shown.text
-            time.sleep(0.2)
+        shown = finished_job_page(client, job_page, within=60, every=0.2)
         assert re.search(r'id="job-progress">55/55<', shown.text), shown.text
     assert {message(db, seq).state for seq in portal} == {"pending"}
     assert {message(db, seq).state for seq in other} == {"dead"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 
 import httpx
 from sqlalchemy import select
@@ -17,7 +16,7 @@ from hub.simulators.pki import RunningPki
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
 from tests.api.livehub import LiveHub
 from tests.console.desk_support import CODE, upload_draft
-from tests.console.support import browser, csrf, login
+from tests.console.support import browser, csrf, finished_job_page, login
 
 SIGNING_ACTIONS = ("signing.results.sign", "signing.results.issue")
 
@@ -229,14 +228,7 @@ def test_batch_signing_shows_progress_until_every_draft_is_signed(hub: LiveHub) 
         )
         assert started.status_code == 303
         job_url = started.headers["location"]
-        deadline = time.monotonic() + 120
-        while True:
-            job = client.get(job_url)
-            assert job.status_code == 200
-            if 'http-equiv="refresh"' not in job.text:
-                break
-            assert time.monotonic() < deadline, job.text
-            time.sleep(0.5)
+        job = finished_job_page(client, job_url, within=120, every=0.5)
         assert ">2/2<" in job.text
         assert len(_links(job, "/console/verification/")) == 2
         left = _links(client.get("/console/signing"), "/console/signing/documents/")

@@ -29,6 +29,7 @@ from hub.simulators.faults import FaultKind
 from hub.simulators.sink import WebhookSink
 from tests.accounts.support import FAST, PASSWORD, Clock
 from tests.api.livehub import T0, dossier_json, live_hub
+from tests.audit.tampering import tamper
 from tests.conftest import migrated_database
 from tests.console.support import console_of
 from tests.e2e.harness import ACCOUNTS, ConsoleSite, console_site, screenshot_folder
@@ -263,9 +264,7 @@ def test_the_admin_sees_a_tampered_audit_row(site: ConsoleSite) -> None:
     accounts = console_of(site.hub).accounts
     accounts.set_roles("clerk", ["clerk", "officer"], actor="admin")
     db = site.hub.db
-    with db.engine.begin() as connection:  # an attacker with database rights (SQLite site)
-        connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
-        connection.exec_driver_sql("UPDATE audit_log SET actor = 'eve' WHERE action = 'account.roles'")
+    tamper(db, "UPDATE audit_log SET actor = 'eve' WHERE action = 'account.roles'")
     page = site.login("admin")
     page.goto("/console/audit?lang=en")
     expect(page.get_by_role("alert")).to_contain_text("Hash chain broken at row #")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub.simulators.pki import RunningPki, serve_test_pki
-from signing.samples import sample_seal_png, sample_signature_png
+from signing.samples import write_sample_images
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +21,4 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPki]:
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The officer's blue signature PNG and the agency's red seal PNG, as files."""
-    folder = tmp_path_factory.mktemp("images")
-    signature, seal = folder / "chu-ky.png", folder / "con-dau.png"
-    signature.write_bytes(sample_signature_png())
-    seal.write_bytes(sample_seal_png())
-    return {"officer": signature, "agency": seal}
+    return write_sample_images(tmp_path_factory.mktemp("images"))

@@ -33,9 +33,8 @@ CODE = "000.00.18.H42-250612-0001"
 HUB = "http://127.0.0.1:8080/files"
 
 
-def full_dossier(code: str = CODE, **changes: Any) -> Dossier:
-    """An online dossier with every canonical field the DVCQG record carries."""
-    fields: dict[str, Any] = {
+def _plain_fields(code: str) -> dict[str, Any]:
+    return {
         "code": code,
         "agency_code": "000.00.18.H42",
         "procedure_code": "1.003901.H42",
@@ -43,6 +42,24 @@ def full_dossier(code: str = CODE, **changes: Any) -> Dossier:
         "field_code": "NN-TT",
         "field_name": "Trồng trọt",
         "channel": Channel.ONLINE,
+        "owner": Owner(name="Nguyễn Thị Hoà", id_number="037190001234"),
+        "summary": "Đề nghị cấp giấy chứng nhận cơ sở đủ điều kiện sản xuất giống cây trồng",
+        "status": DossierStatus.PROCESSING,
+        "received_at": T0,
+        "due_at": T0 + timedelta(days=10),
+        "processing_agency": "Sở Nông nghiệp và Môi trường tỉnh Ninh Bình",
+    }
+
+
+def plain_dossier(code: str = CODE) -> Dossier:
+    """The dossier of :func:`full_dossier` with only its main fields (the connector benchmark's message)."""
+    return Dossier.model_validate(_plain_fields(code))
+
+
+def full_dossier(code: str = CODE, **changes: Any) -> Dossier:
+    """An online dossier with every canonical field the DVCQG record carries."""
+    fields: dict[str, Any] = {
+        **_plain_fields(code),
         "receipt_number": "BN-2025-0001",
         "owner": Owner(
             name="Nguyễn Thị Hoà",
@@ -55,14 +72,9 @@ def full_dossier(code: str = CODE, **changes: Any) -> Dossier:
         "contact": Contact(
             email="hoa.nguyen@example.vn", phone="0912345678", fax="02293871234", other="Xóm 3, Gia Viễn"
         ),
-        "summary": "Đề nghị cấp giấy chứng nhận cơ sở đủ điều kiện sản xuất giống cây trồng",
-        "status": DossierStatus.PROCESSING,
         "submitted_at": T0 - timedelta(hours=20),
-        "received_at": T0,
-        "due_at": T0 + timedelta(days=10),
         "return_method": ReturnMethod.POSTAL,
         "return_info": "Gửi qua bưu chính công ích",
-        "processing_agency": "Sở Nông nghiệp và Môi trường tỉnh Ninh Bình",
         "note": "Hồ sơ nộp trực tuyến",
         "paid_online": True,
         "has_digitised_components": True,
