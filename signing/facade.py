@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from schemas.errors import FeatureNotConfiguredError, InvalidInputError, NotFoundError
 from signing.external import ExternalSigningRequest, ExternalSigningService
 from signing.keys import KeySource
-from signing.models import BatchItemResult, CertificateCheck, SigningWarning, SignOptions, SignResult
+from signing.models import BatchItemResult, SignedBatch, SignOptions, SignResult
 from signing.settings import KeyPurpose, SigningSettings
 from signing.signer_service import SigningService, config_from_settings
 from signing.store import FileSystemPendingStore, PendingSignature, PendingStore
@@ -47,11 +47,8 @@ class StoredSignOutcome(BaseModel):
     error_vi: str | None = None
 
 
-class StoredSignResult(BaseModel):
-    items: list[StoredSignOutcome]
-    certificate: CertificateCheck | None
-    warnings: list[SigningWarning]
-    elapsed_seconds: float
+class StoredSignResult(SignedBatch[StoredSignOutcome]):
+    """A batch of stored files signed into new stored files (:meth:`SigningFacade.sign_stored`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,22 +141,13 @@ class SigningFacade:
             items: list[StoredSignOutcome] = []
             for (fid, info, _path), item in zip(sources, batch.items, strict=True):
                 items.append(self._store_one(files, fid, info, item))
-        return StoredSignResult(
-            items=items,
-            certificate=batch.certificate,
-            warnings=batch.warnings,
-            elapsed_seconds=batch.elapsed_seconds,
-        )
+        return StoredSignResult(**(dict(batch) | {"items": items}))
 
     @staticmethod
     def _store_one(files: FileStoreLike, fid: str, info: Any, item: BatchItemResult) -> StoredSignOutcome:
         if not item.ok or item.output_path is None:
             return StoredSignOutcome(
-                source_file_id=fid,
-                ok=False,
-                error_code=item.error_code,
-                error=item.error,
-                error_vi=item.error_vi,
+                source_file_id=fid, **item.model_dump(include={"ok", "error_code", "error", "error_vi"})
             )
         name = str(getattr(info, "filename", f"{fid}.pdf"))
         stem = name[:-4] if name.lower().endswith(".pdf") else name

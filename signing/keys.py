@@ -31,6 +31,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
 from schemas.errors import ConfigurationError, SigningError, TokenPinError
+from signing.settings import read_file
 
 __all__ = [
     "KeySource",
@@ -217,13 +218,7 @@ class Pkcs12KeySource:
 
     @contextmanager
     def open(self) -> Iterator[Signer]:
-        try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read PKCS#12 file {self.path}: {exc.strerror}",
-                message_vi=f"Không đọc được tệp PKCS#12 {self.path}",
-            ) from exc
+        data = read_file(self.path, f"PKCS#12 file {self.path}", f"tệp PKCS#12 {self.path}")
         try:
             key, cert, extra = pkcs12.load_key_and_certificates(data, self.password.reveal().encode())
         except ValueError:
