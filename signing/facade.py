@@ -9,23 +9,38 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from schemas.errors import FeatureNotConfiguredError, InvalidInputError, NotFoundError
-from signing.external import ExternalSigningRequest, ExternalSigningService
+from signing.external import ExternalSigningService
 from signing.keys import KeySource
-from signing.models import BatchItemResult, CertificateCheck, SigningWarning, SignOptions, SignResult
+from signing.models import BatchItemResult, SignedBatch, SignOptions, SignResult
 from signing.settings import KeyPurpose, SigningSettings
 from signing.signer_service import SigningService, config_from_settings
-from signing.store import FileSystemPendingStore, PendingSignature, PendingStore
+from signing.store import FileSystemPendingStore, PendingStore
 
-__all__ = ["FileStoreLike", "KeyGrant", "SigningFacade", "StoredSignOutcome", "StoredSignResult"]
+__all__ = [
+    "FileStoreLike",
+    "KeyGrant",
+    "SigningFacade",
+    "StoredSignOutcome",
+    "StoredSignResult",
+    "in_worker",
+]
+
+T = TypeVar("T")
+
+
+async def in_worker(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``await work()`` in a worker thread with its own event loop: PDF/CMS work is CPU-bound
+    and would otherwise stall the API's event loop."""
+    return await asyncio.to_thread(lambda: asyncio.run(work()))
 
 
 class FileStoreLike(Protocol):
@@ -47,11 +62,8 @@ class StoredSignOutcome(BaseModel):
     error_vi: str | None = None
 
 
-class StoredSignResult(BaseModel):
-    items: list[StoredSignOutcome]
-    certificate: CertificateCheck | None
-    warnings: list[SigningWarning]
-    elapsed_seconds: float
+class StoredSignResult(SignedBatch[StoredSignOutcome]):
+    """A batch of stored files signed into new stored files (:meth:`SigningFacade.sign_stored`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +116,9 @@ class SigningFacade:
             ) from None
 
     async def sign_upload(self, data: bytes, key_id: str, options: SignOptions) -> tuple[bytes, SignResult]:
-        """Sign in a worker thread with its own event loop: PDF/CMS work is CPU-bound and would
-        otherwise stall the API's event loop."""
+        """Sign in a worker thread (:func:`in_worker`)."""
         key = self.key(key_id)
-        return await asyncio.to_thread(lambda: asyncio.run(self.service.sign_bytes(data, key, options)))
+        return await in_worker(lambda: self.service.sign_bytes(data, key, options))
 
     async def read_stored(self, files: FileStoreLike, file_id: str, limit: int) -> bytes:
         """Bytes of a stored file (404 if unknown), refusing files above ``limit``."""
@@ -144,22 +155,13 @@ class SigningFacade:
             items: list[StoredSignOutcome] = []
             for (fid, info, _path), item in zip(sources, batch.items, strict=True):
                 items.append(self._store_one(files, fid, info, item))
-        return StoredSignResult(
-            items=items,
-            certificate=batch.certificate,
-            warnings=batch.warnings,
-            elapsed_seconds=batch.elapsed_seconds,
-        )
+        return StoredSignResult(**(dict(batch) | {"items": items}))
 
     @staticmethod
     def _store_one(files: FileStoreLike, fid: str, info: Any, item: BatchItemResult) -> StoredSignOutcome:
         if not item.ok or item.output_path is None:
             return StoredSignOutcome(
-                source_file_id=fid,
-                ok=False,
-                error_code=item.error_code,
-                error=item.error,
-                error_vi=item.error_vi,
+                source_file_id=fid, **item.model_dump(include={"ok", "error_code", "error", "error_vi"})
             )
         name = str(getattr(info, "filename", f"{fid}.pdf"))
         stem = name[:-4] if name.lower().endswith(".pdf") else name
@@ -170,31 +172,6 @@ class SigningFacade:
             dossier_code=getattr(info, "dossier_code", None),
         )
         return StoredSignOutcome(source_file_id=fid, ok=True, signed_file_id=str(saved.id))
-
-    async def prepare_external(
-        self,
-        data: bytes,
-        certificate: bytes,
-        options: SignOptions,
-        chain: list[bytes] | None = None,
-        *,
-        owner: str | None = None,
-    ) -> ExternalSigningRequest:
-        return await asyncio.to_thread(
-            lambda: asyncio.run(
-                self.external.prepare(data, certificate, options, chain_der=chain, owner=owner)
-            )
-        )
-
-    async def complete_external(
-        self, request_id: str, *, signature: bytes | None, cms_der: bytes | None, owner: str | None = None
-    ) -> tuple[bytes, PendingSignature]:
-        """The signed PDF and the request it completed (its options and certificate)."""
-        return await asyncio.to_thread(
-            lambda: asyncio.run(
-                self.external.complete(request_id, signature=signature, cms_der=cms_der, owner=owner)
-            )
-        )
 
     async def sign_stored_async(
         self, files: FileStoreLike, file_ids: list[str], key_id: str, options: SignOptions

@@ -31,6 +31,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
 from schemas.errors import ConfigurationError, SigningError, TokenPinError
+from signing.settings import read_file
 
 __all__ = [
     "KeySource",
@@ -217,13 +218,7 @@ class Pkcs12KeySource:
 
     @contextmanager
     def open(self) -> Iterator[Signer]:
-        try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read PKCS#12 file {self.path}: {exc.strerror}",
-                message_vi=f"Không đọc được tệp PKCS#12 {self.path}",
-            ) from exc
+        data = read_file(self.path, f"PKCS#12 file {self.path}", f"tệp PKCS#12 {self.path}")
         try:
             key, cert, extra = pkcs12.load_key_and_certificates(data, self.password.reveal().encode())
         except ValueError:
@@ -311,6 +306,29 @@ class Pkcs11KeySource:
             details={"key_source": self.description},
         )
 
+    def _no_session(self, exc: Exception) -> SigningError:
+        """Why the token opened no session: a wrong or locked PIN (:class:`TokenPinError`), or
+        any other refusal (no such token …)."""
+        import pkcs11.exceptions as p11e
+
+        pin_refusals: tuple[tuple[tuple[type[Exception], ...], str, str], ...] = (
+            (
+                (p11e.PinIncorrect, p11e.PinInvalid, p11e.PinLenRange),
+                "wrong PIN for the PKCS#11 token",
+                "Sai mã PIN của thiết bị ký số (token)",
+            ),
+            ((p11e.PinLocked,), "the token PIN is locked", "Mã PIN của token đã bị khóa"),
+        )
+        details = {"key_source": self.description}
+        for kinds, message, message_vi in pin_refusals:
+            if isinstance(exc, kinds):
+                return TokenPinError(message, message_vi=message_vi, details=details)
+        return SigningError(
+            f"cannot open the PKCS#11 token: {exc or type(exc).__name__}",
+            message_vi="Không mở được phiên làm việc với token PKCS#11 (không tìm thấy token?)",
+            details=details,
+        )
+
     @contextmanager
     def open(self) -> Iterator[Signer]:
         import pkcs11.exceptions as p11e
@@ -334,24 +352,8 @@ class Pkcs11KeySource:
                 token_criteria=TokenCriteria(label=self.token_label) if self.token_label else None,
                 user_pin=self.pin.reveal(),
             )
-        except (p11e.PinIncorrect, p11e.PinInvalid, p11e.PinLenRange) as exc:
-            raise TokenPinError(
-                "wrong PIN for the PKCS#11 token",
-                message_vi="Sai mã PIN của thiết bị ký số (token)",
-                details={"key_source": self.description},
-            ) from exc
-        except p11e.PinLocked as exc:
-            raise TokenPinError(
-                "the token PIN is locked",
-                message_vi="Mã PIN của token đã bị khóa",
-                details={"key_source": self.description},
-            ) from exc
         except p11e.PKCS11Error as exc:
-            raise SigningError(
-                f"cannot open the PKCS#11 token: {exc or type(exc).__name__}",
-                message_vi="Không mở được phiên làm việc với token PKCS#11 (không tìm thấy token?)",
-                details={"key_source": self.description},
-            ) from exc
+            raise self._no_session(exc) from exc
         try:
             extra: list[asn1_x509.Certificate] = []
             for p in self.extra_certs:

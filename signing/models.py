@@ -6,7 +6,7 @@ import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -159,11 +159,21 @@ class BatchItemResult(BaseModel):
     field_name: str | None = None
 
 
-class BatchResult(BaseModel):
-    items: list[BatchItemResult]
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+
+class SignedBatch(BaseModel, Generic[ItemT]):
+    """Documents signed with one key whose certificate was checked once: each one's outcome,
+    the check and its warnings, the time the batch took."""
+
+    items: list[ItemT]
     certificate: CertificateCheck | None
     warnings: list[SigningWarning] = Field(default_factory=list)
     elapsed_seconds: float
+
+
+class BatchResult(SignedBatch[BatchItemResult]):
+    """A batch of files signed into an output directory (:meth:`SigningService.sign_batch`)."""
 
     @property
     def succeeded(self) -> int:

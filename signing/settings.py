@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from schemas.errors import ConfigurationError, HubError
 from schemas.settings import Section
 from signing.templates import AppearanceTemplate
 
@@ -177,3 +178,13 @@ class SigningSettings(Section):
             if self.keys[key].purpose is not purpose:
                 raise ValueError(f"{attr} names key {key!r} whose purpose is not {purpose.value!r}")
         return self
+
+
+def read_file(path: Path, what: str, what_vi: str, error: type[HubError] = ConfigurationError) -> bytes:
+    """The bytes of ``path``; a file that cannot be read is ``error`` naming it (``what``,
+    ``what_vi``) and why: by default a configuration error, as for the key files and trust
+    anchors these settings name."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {what}: {exc.strerror}", message_vi=f"Không đọc được {what_vi}") from exc

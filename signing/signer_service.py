@@ -47,7 +47,7 @@ from signing.models import (
 )
 from signing.precheck import acheck_signing_certificate
 from signing.service import DocumentSigner, atomic_write, open_pdf, remove_leftover_parts
-from signing.settings import SigningSettings
+from signing.settings import SigningSettings, read_file
 from signing.timestamping import HubTimeStamper, TsaSettings
 from signing.trust import TrustStore
 
@@ -295,13 +295,7 @@ class SigningService:
 
 
 def _read_input(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InvalidInputError(
-            f"cannot read {path.name}: {exc.strerror}",
-            message_vi=f"Không đọc được tệp {path.name}",
-        ) from exc
+    return read_file(path, path.name, f"tệp {path.name}", InvalidInputError)
 
 
 def _failed(src: Path, exc: BaseException) -> BatchItemResult:

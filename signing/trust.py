@@ -26,7 +26,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from schemas.errors import ConfigurationError
 from signing.revocation_fetch import PolicyFetcherBackend
-from signing.settings import RevocationFetchSettings, SigningSettings
+from signing.settings import RevocationFetchSettings, SigningSettings, read_file
 
 __all__ = [
     "DEFAULT_ANCHOR_PINS",
@@ -58,13 +58,7 @@ def sha256_fingerprint(cert: asn1_x509.Certificate) -> str:
 
 def load_certificates(path: Path) -> list[asn1_x509.Certificate]:
     """Load every certificate in a PEM (possibly several blocks) or DER file."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read certificate file {path}: {exc}",
-            message_vi=f"Không đọc được tệp chứng thư số {path}: {exc}",
-        ) from exc
+    data = read_file(path, f"certificate file {path}", f"tệp chứng thư số {path}")
     try:
         if pem.detect(data):
             return [

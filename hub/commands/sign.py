@@ -230,12 +230,13 @@ RevocationOption = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class KeyChoice:
-    """The key named on the command line: a PKCS#12 file or a PKCS#11 token (``hub sign``,
-    ``hub issue``); its PIN or password is read from ``secret_env`` or prompted for."""
+@dataclass(frozen=True, kw_only=True)
+class TokenChoice:
+    """A key on a PKCS#11 token named on the command line: the token by label, the key and its
+    certificate by label or hex id; the PIN is read from ``secret_env`` or prompted for. Taken
+    as it is by ``hub token-sign`` (module required there) and with ``--p12`` by
+    :class:`KeyChoice`."""
 
-    p12: P12Option = None
     pkcs11_module: Pkcs11ModuleOption = None
     token_label: TokenLabelOption = None
     key_label: KeyLabelOption = None
@@ -243,16 +244,11 @@ class KeyChoice:
     key_id: KeyIdOption = None
     cert_id: CertIdOption = None
     secret_env: SecretEnvOption = DEFAULT_SECRET_ENV
-    pss: PssOption = False
 
-    def load(self) -> tuple[KeySource, str]:
-        """The key source and its audit id."""
-        if (self.p12 is None) == (self.pkcs11_module is None):
-            raise typer.BadParameter("give exactly one key source: --p12 or --pkcs11-module")
-        if self.p12 is not None:
-            secret = _secret(self.secret_env, "Mật khẩu tệp PKCS#12 / PKCS#12 password")
-            return Pkcs12KeySource(self.p12, secret, prefer_pss=self.pss), f"p12:{self.p12.name}"
-        assert self.pkcs11_module is not None
+    def token(self, *, pss: bool) -> tuple[Pkcs11KeySource, str]:
+        """The token's key source and its audit id."""
+        if self.pkcs11_module is None:
+            raise typer.BadParameter("--pkcs11-module is required")
         kid, cid = _hex_id("--key-id", self.key_id), _hex_id("--cert-id", self.cert_id)
         token = Pkcs11KeySource(
             module_path=self.pkcs11_module,
@@ -263,10 +259,28 @@ class KeyChoice:
             # the certificate is found like the key unless told otherwise
             cert_label=self.cert_label or (self.key_label if cid is None else None),
             cert_id=cid if cid is not None or self.cert_label else kid,
-            prefer_pss=self.pss,
+            prefer_pss=pss,
         )
         key_text = f"{self.key_label or ''}{'#' + self.key_id if self.key_id else ''}" or "?"
         return token, f"pkcs11:{self.token_label or '?'}/{key_text}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyChoice(TokenChoice):
+    """The key named on the command line: a PKCS#12 file or a PKCS#11 token (``hub sign``,
+    ``hub issue``); its PIN or password is read from ``secret_env`` or prompted for."""
+
+    p12: P12Option = None
+    pss: PssOption = False
+
+    def load(self) -> tuple[KeySource, str]:
+        """The key source and its audit id."""
+        if (self.p12 is None) == (self.pkcs11_module is None):
+            raise typer.BadParameter("give exactly one key source: --p12 or --pkcs11-module")
+        if self.p12 is not None:
+            secret = _secret(self.secret_env, "Mật khẩu tệp PKCS#12 / PKCS#12 password")
+            return Pkcs12KeySource(self.p12, secret, prefer_pss=self.pss), f"p12:{self.p12.name}"
+        return self.token(pss=self.pss)
 
 
 def trust_store(anchors: list[Path] | None, fetch_hosts: list[str] | None = None) -> TrustStore:

@@ -21,29 +21,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from hub.commands.option_groups import with_options
-from hub.commands.sign import (
-    DEFAULT_SECRET_ENV,
-    EXIT_REFUSED,
-    CertIdOption,
-    CertLabelOption,
-    KeyChoice,
-    KeyIdOption,
-    KeyLabelOption,
-    PssOption,
-    SecretEnvOption,
-    TokenLabelOption,
-)
+from hub.commands.sign import EXIT_REFUSED, PssOption, TokenChoice
 from schemas.errors import HubError
 
 __all__ = ["app"]
@@ -62,34 +50,24 @@ def _refuse(message_vi: str, message: str) -> NoReturn:
     raise typer.Exit(EXIT_REFUSED)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TokenKey(TokenChoice):
+    """The key on the token, chosen alike by both commands as ``hub sign`` chooses a PKCS#11
+    one; here the module is required and there is no ``--p12``."""
+
+    pkcs11_module: ModuleOption = field()  # no default: not the base class's None
+
+
 @contextmanager
-def _token_signer(choice: KeyChoice) -> Iterator[Any]:
+def _token_signer(key: TokenKey, *, pss: bool = False) -> Iterator[Any]:
     """The pyHanko signer of the key chosen on the token, its session open while in use; the
     token's refusal (wrong PIN, key or certificate not found …) exits with its reason."""
-    source, _name = choice.load()
+    source, _name = key.token(pss=pss)
     try:
         with source.open() as signer:
             yield signer
     except HubError as exc:
         _refuse(exc.message_vi, exc.message)
-
-
-@dataclass(frozen=True)
-class TokenKey:
-    """The key on the token, chosen alike by both commands: the token by label, the key and its
-    certificate by label or hex id; the PIN from ``secret_env`` or asked for."""
-
-    pkcs11_module: ModuleOption
-    token_label: TokenLabelOption = None
-    key_label: KeyLabelOption = None
-    cert_label: CertLabelOption = None
-    key_id: KeyIdOption = None
-    cert_id: CertIdOption = None
-    secret_env: SecretEnvOption = DEFAULT_SECRET_ENV
-
-    def choice(self, *, pss: bool) -> KeyChoice:
-        """The key as ``hub sign`` chooses a PKCS#11 one."""
-        return KeyChoice(**dataclasses.asdict(self), pss=pss)
 
 
 @app.command("certificate")
@@ -98,7 +76,7 @@ def certificate(key: TokenKey) -> None:
     """In chứng thư số trên token (PEM) / print the token's certificate (PEM)."""
     from asn1crypto import pem
 
-    with _token_signer(key.choice(pss=False)) as signer:
+    with _token_signer(key) as signer:
         cert = signer.signing_cert
         if cert is None:
             _refuse("Không có chứng thư số trên token", "no certificate on the token")
@@ -131,6 +109,6 @@ def sign(
         _refuse("Dữ liệu cần ký rỗng hoặc quá lớn", "the data to sign is empty or too large")
     if digest not in ("sha256", "sha384", "sha512"):
         _refuse(f"Thuật toán băm không hỗ trợ: {digest}", f"unsupported digest algorithm: {digest}")
-    with _token_signer(key.choice(pss=pss)) as signer:
+    with _token_signer(key, pss=pss) as signer:
         signature = asyncio.run(signer.async_sign_raw(data, digest))
     typer.echo(base64.b64encode(signature).decode("ascii"))

@@ -9,17 +9,14 @@ another file of the same shape (docs/reports.md §4).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.errors import ConfigurationError
+from hub.reports.bundled import load_data_file
 
 BUNDLED_CALENDAR = "holidays_vn.json"
 
@@ -80,15 +77,7 @@ class WorkCalendar:
     @classmethod
     def load(cls, path: Path | None = None) -> WorkCalendar:
         """The calendar of ``path``, or the bundled one; a bad file is a configuration error."""
-        try:
-            if path is None:
-                text = resources.files(__package__).joinpath(BUNDLED_CALENDAR).read_text("utf-8")
-            else:
-                text = path.read_text("utf-8")
-            raw: Any = json.loads(text)
-            return cls.from_data(CalendarData.model_validate(raw))
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"reports calendar {path or BUNDLED_CALENDAR}: {exc}") from exc
+        return cls.from_data(load_data_file(CalendarData, path, BUNDLED_CALENDAR, "reports calendar"))
 
     def is_working(self, day: date) -> bool:
         if day in self.working:

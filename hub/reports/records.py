@@ -12,19 +12,18 @@ step contents) goes through :func:`schemas.masking.mask_pii`.
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
 from hub.db.models import DossierRow
+from hub.reports.bundled import load_data_file
 from hub.reports.models import ReportDossier
 from hub.reports.ontime import Bucket, DayRules, DossierFacts, EndKind, Period, classify, facts_of
 from hub.reports.query import DayRange
@@ -128,15 +127,7 @@ class RecordLayout(BaseModel):
     @classmethod
     def load(cls, path: Path | None = None) -> RecordLayout:
         """The layout of ``path``, or the bundled one; unknown fields are a configuration error."""
-        try:
-            if path is None:
-                text = resources.files(__package__).joinpath(BUNDLED_LAYOUT).read_text("utf-8")
-            else:
-                text = path.read_text("utf-8")
-            raw: Any = json.loads(text)
-            layout = cls.model_validate(raw)
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"records layout {path or BUNDLED_LAYOUT}: {exc}") from exc
+        layout = load_data_file(cls, path, BUNDLED_LAYOUT, "records layout")
         for form, allowed in ((layout.tracking_book, BOOK_FIELDS), (layout.control_slip, SLIP_FIELDS)):
             unknown = sorted({c.field for c in form.columns} - allowed)
             if unknown:

@@ -37,7 +37,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Required, TypedDict, Unpack
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Executable, bindparam, delete, insert, select, update
@@ -90,6 +90,25 @@ OPENING_STATUSES = frozenset({DossierStatus.SUBMITTED, DossierStatus.RECEIVED})
 #: The agency codes a caller may write dossiers of; ``None``: any (admin keys, the portal's
 #: pushes, the hub's own services). An empty set writes nothing (an unscoped source key).
 AgencyScope = frozenset[str] | None
+
+
+class IntakeCall(TypedDict, total=False):
+    """What every command on an existing dossier takes besides its body: who writes, the
+    ``Idempotency-Key`` that makes a retry return the first answer, and the agencies the
+    caller may write (:data:`AgencyScope`)."""
+
+    actor: Required[str]
+    idempotency_key: str | None
+    scope: AgencyScope
+
+
+class ResultCall(IntakeCall, total=False):
+    """:class:`IntakeCall` of :meth:`IntakeService.attach_result`, with what a repeat must match
+    and the rows written with the attachment."""
+
+    idempotency_body: dict[str, Any] | None
+    also: Callable[[Session], None] | None
+
 
 #: The re-dating route the errors point to (docs/architecture.md, "Intake rules").
 REDATE_ROUTE = "POST /api/v1/dossiers/{code}/due-date"
@@ -605,63 +624,27 @@ class IntakeService:
             scope,
         )
 
-    def change_status(
-        self,
-        code: str,
-        change: StatusChange,
-        *,
-        actor: str,
-        idempotency_key: str | None = None,
-        scope: AgencyScope = None,
-    ) -> IntakeResult:
+    def change_status(self, code: str, change: StatusChange, **call: Unpack[IntakeCall]) -> IntakeResult:
         """Move a dossier along the procedure, recording the step (and re-dating if late)."""
-        return self._modify(code, change, actor, idempotency_key, self._status, scope)
+        return self._modify(code, change, self._status, **call)
 
-    def redate(
-        self,
-        code: str,
-        change: DueDateChange,
-        *,
-        actor: str,
-        idempotency_key: str | None = None,
-        scope: AgencyScope = None,
-    ) -> IntakeResult:
+    def redate(self, code: str, change: DueDateChange, **call: Unpack[IntakeCall]) -> IntakeResult:
         """Move the due date (Mẫu 04 apology, extension), recorded as a ``DanhSachHoSoBoSung``
         entry with ``NgayHenTraTruoc``/``NgayHenTraMoi`` and a step (docs/portal.md §2.2, §3.3)."""
-        return self._modify(code, change, actor, idempotency_key, self._redate, scope)
+        return self._modify(code, change, self._redate, **call)
 
-    def add_step(
-        self,
-        code: str,
-        command: StepAdd,
-        *,
-        actor: str,
-        idempotency_key: str | None = None,
-        scope: AgencyScope = None,
-    ) -> IntakeResult:
+    def add_step(self, code: str, command: StepAdd, **call: Unpack[IntakeCall]) -> IntakeResult:
         """Record a processing step (``CapNhatTienDoHoSoMC``); a step already held is a no-op."""
-        return self._modify(code, command, actor, idempotency_key, self._step, scope)
+        return self._modify(code, command, self._step, **call)
 
-    def attach_result(
-        self,
-        code: str,
-        command: ResultAttach,
-        *,
-        actor: str,
-        idempotency_key: str | None = None,
-        scope: AgencyScope = None,
-        idempotency_body: dict[str, Any] | None = None,
-        also: Callable[[Session], None] | None = None,
-    ) -> IntakeResult:
+    def attach_result(self, code: str, command: ResultAttach, **call: Unpack[ResultCall]) -> IntakeResult:
         """Attach (or replace, by id) a result document (``DanhSachGiayToKetQua``).
 
         ``idempotency_body``: what a repeat must match instead of the command (an upload
         names its content, not the id of the file each attempt stores). ``also``: more rows to
         write in the same transaction when the attachment changed the dossier (a result
         paper's draft row, :mod:`hub.services.result_papers`)."""
-        return self._modify(
-            code, command, actor, idempotency_key, self._result, scope, idempotency_body, also
-        )
+        return self._modify(code, command, self._result, **call)
 
     def apply_batch(
         self,
@@ -784,10 +767,11 @@ class IntakeService:
         self,
         code: str,
         command: BaseModel,
-        actor: str,
-        idempotency_key: str | None,
         apply: Callable[[Dossier, Any], _Change | None],
-        scope: AgencyScope,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        scope: AgencyScope = None,
         idempotency_body: dict[str, Any] | None = None,
         also: Callable[[Session], None] | None = None,
     ) -> IntakeResult:

@@ -391,40 +391,37 @@ class ResultPapers:
     @staticmethod
     def approve(file_id: str, approved_file_id: str, actor: str) -> Callable[[Session], None]:
         """The step that ends a signature claim, run in the ``signed`` audit row's transaction."""
-
-        def step(session: Session) -> None:
-            now = utcnow()
-            _transition(
-                session,
-                ResultPaperRow.file_id == file_id,
-                PaperState.SIGNING,
-                PaperState.APPROVED,
-                now,
-                approved_file_id=approved_file_id,
-                signed_by=actor[:100],
-                signed_at=now,
-            )
-
-        return step
+        return _ending(ResultPaperRow.file_id == file_id, PaperState.APPROVED, approved_file_id, actor)
 
     @staticmethod
     def issue(approved_file_id: str, issued_file_id: str, actor: str) -> Callable[[Session], None]:
         """The step that ends an issuance claim, run in the ``signed`` audit row's transaction."""
+        return _ending(
+            ResultPaperRow.approved_file_id == approved_file_id, PaperState.ISSUED, issued_file_id, actor
+        )
 
-        def step(session: Session) -> None:
-            now = utcnow()
-            _transition(
-                session,
-                ResultPaperRow.approved_file_id == approved_file_id,
-                PaperState.ISSUING,
-                PaperState.ISSUED,
-                now,
-                issued_file_id=issued_file_id,
-                issued_by=actor[:100],
-                issued_at=now,
-            )
 
-        return step
+#: What ending a claim records, by the state it ends in: the claimed state it leaves, and the
+#: columns of the new version's file, who signed it and when.
+_ENDED: dict[PaperState, tuple[PaperState, str, str, str]] = {
+    PaperState.APPROVED: (PaperState.SIGNING, "approved_file_id", "signed_by", "signed_at"),
+    PaperState.ISSUED: (PaperState.ISSUING, "issued_file_id", "issued_by", "issued_at"),
+}
+
+
+def _ending(
+    which: ColumnElement[bool], ended: PaperState, new_file_id: str, actor: str
+) -> Callable[[Session], None]:
+    """The step that moves the claimed paper ``which`` to ``ended`` with ``new_file_id``, the
+    version ``actor`` signed (:data:`_ENDED`)."""
+    claimed, file_column, by_column, at_column = _ENDED[ended]
+
+    def step(session: Session) -> None:
+        now = utcnow()
+        values = {file_column: new_file_id, by_column: actor[:100], at_column: now}
+        _transition(session, which, claimed, ended, now, **values)
+
+    return step
 
 
 def _transition(

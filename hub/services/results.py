@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 
 from pydantic import BaseModel, Field
 
@@ -77,8 +79,17 @@ if TYPE_CHECKING:
 
     from hub.telemetry.metrics import HubMetrics
 
-__all__ = ["IssuedResult", "ResultSigningService", "SignedDraft", "SignedResult", "SignerSummary"]
+__all__ = [
+    "IssuedResult",
+    "ResultAttachment",
+    "ResultSigningService",
+    "SignedDraft",
+    "SignedResult",
+    "SignerSummary",
+]
 
+#: The largest stored paper signed (``max_bytes``).
+MAX_PAPER_BYTES = 20 * 1024 * 1024
 #: Stages of the signing sequence, as named in errors (``details["stage"]``).
 _STAGE_VI = {"officer": "chữ ký của người có thẩm quyền", "agency": "chữ ký số của cơ quan (con dấu)"}
 
@@ -128,6 +139,35 @@ class SignedDraft(BaseModel):
     size: int
     signature: SignerSummary
     next_step: str = "seal"
+
+
+class ResultAttachment(TypedDict, total=False):
+    """How a sealed paper is attached (:meth:`ResultSigningService.seal_and_attach`,
+    :meth:`~ResultSigningService.issue_and_attach`): its ``TenGiayTo``; the seal key (default
+    ``[signing] result_agency_key``); the result's id (default ``KQ-<file_id>``), code and
+    component code in ``DanhSachGiayToKetQua``; the largest stored file accepted."""
+
+    name: Required[str]
+    key_id: str | None
+    result_id: str | None
+    result_code: str | None
+    component_code: str | None
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealing:
+    """A paper the clerk is sealing: the audited attempt, the dossier, the officer-signed file
+    and its bytes, whether its workflow row is claimed, and how it is attached (``result_id``
+    resolved)."""
+
+    attempt: SigningAttempt
+    dossier: Dossier
+    info: StoredFileInfo
+    source: bytes
+    claimed: bool
+    result_id: str
+    attachment: ResultAttachment
 
 
 class ResultSigningService:
@@ -219,7 +259,7 @@ class ResultSigningService:
         *,
         key_id: str | None = None,
         reason: str | None = None,
-        max_bytes: int = 20 * 1024 * 1024,
+        max_bytes: int = MAX_PAPER_BYTES,
     ) -> SignedDraft:
         """The competent person's signature on stored draft ``file_id`` (blocking call): a
         DocMDP P=2 certification at PAdES B-T, so the number/date and the seal may follow
@@ -246,17 +286,7 @@ class ResultSigningService:
             raise
 
     def seal_and_attach(
-        self,
-        principal: Principal,
-        dossier_code: str,
-        file_id: str,
-        *,
-        name: str,
-        key_id: str | None = None,
-        result_code: str | None = None,
-        result_id: str | None = None,
-        component_code: str | None = None,
-        max_bytes: int = 20 * 1024 * 1024,
+        self, principal: Principal, dossier_code: str, file_id: str, **attachment: Unpack[ResultAttachment]
     ) -> SignedResult:
         """The agency seal on stored file ``file_id`` (blocking call), which must already carry
         the competent person's valid signature and its number and issue date (written by the
@@ -268,28 +298,11 @@ class ResultSigningService:
         result_agency_key``). The result id defaults to ``KQ-<file_id>``: sealing the same file
         twice is refused (:class:`ConflictError`) instead of storing a second copy.
         """
-        key_id = key_id or self._agency_key
-        dossier, info, source = self._draft(dossier_code, file_id, max_bytes)
-        result_id = self._new_result_id(dossier, file_id, result_id)
-        attempt = SigningAttempt(
-            principal.name, "results.seal", key_id, sha256_hex(source), KeyPurpose.SEAL, dossier.code, file_id
-        )
-        self._authorize(attempt, principal, SignRole.AGENCY, seal_of=source, places=require_filled_places)
-        claimed = self._claim_issuance(file_id, principal)
-        try:
-            stored = self._seal_and_store(
-                attempt, principal, info, source, name, result_id, result_code, component_code
-            )
-            self._audit.record(
-                attempt,
-                "signed",
-                then=self._issued(claimed, file_id, stored.file_id, principal.name),
-                output_sha256=stored.sha256,
-                output_file_id=stored.file_id,
-            )
-        except BaseException:
-            self._release_issuance(claimed, file_id)
-            raise
+        with self._sealing(
+            principal, "results.seal", dossier_code, file_id, attachment, require_filled_places
+        ) as job:
+            stored = self._seal_and_store(job, principal, job.source)
+            self._record_sealed(job, principal, stored)
         return stored
 
     def issue_and_attach(
@@ -298,13 +311,8 @@ class ResultSigningService:
         dossier_code: str,
         file_id: str,
         *,
-        name: str,
         document_type: str | None = None,
-        key_id: str | None = None,
-        result_code: str | None = None,
-        result_id: str | None = None,
-        component_code: str | None = None,
-        max_bytes: int = 20 * 1024 * 1024,
+        **attachment: Unpack[ResultAttachment],
     ) -> IssuedResult:
         """Issue officer-signed file ``file_id`` (blocking call), in Decree 30/2020 order
         (Art. 14, 15, 17; docs/signing.md §13): take the next number of the agency's register
@@ -319,77 +327,34 @@ class ResultSigningService:
         | failed, voided).
         """
         settings = self._issuance_settings()
-        key_id = key_id or self._agency_key
-        dossier, info, source = self._draft(dossier_code, file_id, max_bytes)
-        result_id = self._new_result_id(dossier, file_id, result_id)
-        attempt = SigningAttempt(
-            principal.name,
-            "results.issue",
-            key_id,
-            sha256_hex(source),
-            KeyPurpose.SEAL,
-            dossier.code,
-            file_id,
-        )
-        spec = IssuanceSpec(
-            agency_code=settings.agency_code or dossier.agency_code,
-            agency_abbreviation=settings.agency_abbreviation,
-            document_type=document_type or settings.document_type,
-            place=settings.place,
-        )
-        self._authorize(attempt, principal, SignRole.AGENCY, seal_of=source, places=require_open_places)
         assert self._register is not None  # _issuance_settings() checked it
-        claimed = self._claim_issuance(file_id, principal)
-        try:
-            return self._issue(
-                attempt, principal, info, source, spec, name, result_id, result_code, component_code, claimed
+        with self._sealing(
+            principal, "results.issue", dossier_code, file_id, attachment, require_open_places
+        ) as job:
+            attempt = job.attempt
+            spec = IssuanceSpec(
+                agency_code=settings.agency_code or job.dossier.agency_code,
+                agency_abbreviation=settings.agency_abbreviation,
+                document_type=document_type or settings.document_type,
+                place=settings.place,
             )
-        except BaseException:
-            self._release_issuance(claimed, file_id)
-            raise
-
-    def _issue(
-        self,
-        attempt: SigningAttempt,
-        principal: Principal,
-        info: StoredFileInfo,
-        source: bytes,
-        spec: IssuanceSpec,
-        name: str,
-        result_id: str,
-        result_code: str | None,
-        component_code: str | None,
-        claimed: bool,
-    ) -> IssuedResult:
-        """Number, fill, seal, store, attach (the paper claimed for issuance when ``claimed``)."""
-        assert self._register is not None
-        dossier_code = attempt.dossier_code or ""
-        with numbered(
-            self._register,
-            source,
-            spec,
-            actor=principal.name,
-            source_sha256=attempt.document_sha256,
-            dossier_code=dossier_code,
-            places=self._places,
-            on_number=lambda n: self._audit.record(attempt, "numbered", **number_details(n)),
-            on_void=lambda n, why: self._audit.record(
-                attempt, "voided", reason=why[:300], **number_details(n)
-            ),
-        ) as document:
-            number = document.number
-            stored = self._seal_and_store(
-                attempt, principal, info, document.data, name, result_id, result_code, component_code
-            )
-            document.issued(file_id=stored.file_id, sha256=stored.sha256)
-        self._audit.record(
-            attempt,
-            "signed",
-            then=self._issued(claimed, attempt.file_id or "", stored.file_id, principal.name),
-            output_sha256=stored.sha256,
-            output_file_id=stored.file_id,
-            **number_details(number),
-        )
+            with numbered(
+                self._register,
+                job.source,
+                spec,
+                actor=principal.name,
+                source_sha256=attempt.document_sha256,
+                dossier_code=job.dossier.code,
+                places=self._places,
+                on_number=lambda n: self._audit.record(attempt, "numbered", **number_details(n)),
+                on_void=lambda n, why: self._audit.record(
+                    attempt, "voided", reason=why[:300], **number_details(n)
+                ),
+            ) as document:
+                number = document.number
+                stored = self._seal_and_store(job, principal, document.data)
+                document.issued(file_id=stored.file_id, sha256=stored.sha256)
+            self._record_sealed(job, principal, stored, **number_details(number))
         return IssuedResult(**stored.model_dump(), document_number=number)
 
     def prepare_personal_external(
@@ -400,7 +365,7 @@ class ResultSigningService:
         certificate: bytes,
         *,
         chain: list[bytes] | None = None,
-        max_bytes: int = 20 * 1024 * 1024,
+        max_bytes: int = MAX_PAPER_BYTES,
     ) -> ExternalSigningRequest:
         """The competent person's signature with her own token (blocking call): the draft gets
         its number and date places and is prepared exactly as :meth:`sign_personal` would sign
@@ -449,7 +414,7 @@ class ResultSigningService:
         *,
         signature: bytes | None = None,
         cms_der: bytes | None = None,
-        max_bytes: int = 20 * 1024 * 1024,
+        max_bytes: int = MAX_PAPER_BYTES,
     ) -> SignedDraft:
         """Embed her token's signature in the request prepared for draft ``file_id`` (only by
         whoever prepared it) and store the signed paper as :meth:`sign_personal` does."""
@@ -461,7 +426,7 @@ class ResultSigningService:
         try:
             try:
                 signed, pending = asyncio.run(
-                    self._facade.complete_external(
+                    self._facade.external.complete(
                         request_id, signature=signature, cms_der=cms_der, owner=principal.name
                     )
                 )
@@ -634,19 +599,54 @@ class ResultSigningService:
             )
         return result_id
 
-    def _seal_and_store(
+    @contextmanager
+    def _sealing(
         self,
-        attempt: SigningAttempt,
         principal: Principal,
-        info: StoredFileInfo,
-        source: bytes,
-        name: str,
-        result_id: str,
-        result_code: str | None,
-        component_code: str | None,
-    ) -> SignedResult:
-        """The agency seal (B-LTA) on ``source``, stored and attached as ``<stem>.signed.pdf``."""
-        dossier_code = attempt.dossier_code or ""
+        path: str,
+        dossier_code: str,
+        file_id: str,
+        attachment: ResultAttachment,
+        places: Callable[[bytes], None],
+    ) -> Iterator[_Sealing]:
+        """The clerk's seal on officer-signed ``file_id``, checked first (clerk on the seal key,
+        the officer's valid signature, the number and date ``places``, not attached yet; a
+        refusal audited as ``signing.<path>``), the paper claimed for issuance while the body
+        runs and put back when it fails."""
+        key_id = attachment.get("key_id") or self._agency_key
+        dossier, info, source = self._draft(
+            dossier_code, file_id, attachment.get("max_bytes", MAX_PAPER_BYTES)
+        )
+        result_id = self._new_result_id(dossier, file_id, attachment.get("result_id"))
+        attempt = SigningAttempt(
+            principal.name, path, key_id, sha256_hex(source), KeyPurpose.SEAL, dossier.code, file_id
+        )
+        self._authorize(attempt, principal, SignRole.AGENCY, seal_of=source, places=places)
+        claimed = self._claim_issuance(file_id, principal)
+        try:
+            yield _Sealing(attempt, dossier, info, source, claimed, result_id, attachment)
+        except BaseException:
+            self._release_issuance(claimed, file_id)
+            raise
+
+    def _record_sealed(
+        self, job: _Sealing, principal: Principal, stored: SignedResult, **details: Any
+    ) -> None:
+        """The ``signed`` audit row of a sealed paper, ending its issuance claim."""
+        self._audit.record(
+            job.attempt,
+            "signed",
+            then=self._issued(job.claimed, job.attempt.file_id or "", stored.file_id, principal.name),
+            output_sha256=stored.sha256,
+            output_file_id=stored.file_id,
+            **details,
+        )
+
+    def _seal_and_store(self, job: _Sealing, principal: Principal, source: bytes) -> SignedResult:
+        """The agency seal (B-LTA) on ``source`` (the paper of ``job``, or it numbered), stored
+        and attached as ``<stem>.signed.pdf``."""
+        attempt = job.attempt
+        dossier_code = job.dossier.code
         options = SignOptions(
             level=SignatureLevel.B_LTA,
             role=SignRole.AGENCY,
@@ -654,7 +654,7 @@ class ResultSigningService:
             location=self._location,
         )
         signed, result = self._sign(attempt, source, options)
-        stem = _stem(info.filename).removesuffix(".approved")
+        stem = _stem(job.info.filename).removesuffix(".approved")
         try:
             attached = store_and_attach(
                 self._files,
@@ -663,11 +663,11 @@ class ResultSigningService:
                 signed,
                 filename=f"{stem}.signed.pdf",
                 media_type="application/pdf",
-                name=name,
+                name=job.attachment["name"],
                 actor=principal.name,
-                result_id=result_id,
-                result_code=result_code,
-                component_code=component_code,
+                result_id=job.result_id,
+                result_code=job.attachment.get("result_code"),
+                component_code=job.attachment.get("component_code"),
                 signed=True,
             )
         except BaseException as exc:

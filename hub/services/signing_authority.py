@@ -43,7 +43,7 @@ from hub.db.session import Database
 from hub.services.key_bindings import BoundGrants
 from schemas.errors import HubError, InvalidInputError, PermissionDeniedError
 from signing.external import ExternalSigningRequest
-from signing.facade import FileStoreLike, KeyGrant, SigningFacade, StoredSignResult
+from signing.facade import FileStoreLike, KeyGrant, SigningFacade, StoredSignResult, in_worker
 from signing.models import SignOptions, SignResult, SignRole
 from signing.settings import KeyPurpose
 
@@ -389,8 +389,12 @@ class SigningGate:
             lambda: authorize_external(principal, options.role),
             data if options.role is SignRole.AGENCY else None,
         )
+        external = self._facade.external
         prepared = await self._run(
-            attempt, self._facade.prepare_external(data, certificate, options, chain, owner=principal.name)
+            attempt,
+            in_worker(
+                lambda: external.prepare(data, certificate, options, chain_der=chain, owner=principal.name)
+            ),
         )
         subject = prepared.certificate.subject if prepared.certificate is not None else None
         await asyncio.to_thread(
@@ -410,8 +414,10 @@ class SigningGate:
             principal.name, "external.complete", f"external-request:{request_id[:64]}", ""
         )
         try:
-            signed, pending = await self._facade.complete_external(
-                request_id, signature=signature, cms_der=cms_der, owner=principal.name
+            signed, pending = await in_worker(
+                lambda: self._facade.external.complete(
+                    request_id, signature=signature, cms_der=cms_der, owner=principal.name
+                )
             )
         except PermissionDeniedError as exc:
             await asyncio.to_thread(self._audit.refused, attempt, exc)
