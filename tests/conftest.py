@@ -31,6 +31,7 @@ from sqlalchemy.engine import URL, make_url
 from hub.db.migrate import upgrade
 from hub.db.session import Database
 from tests.pgcluster import PrivatePostgres, private_cluster
+from tests.signing.softhsm_support import MODULE, SoftHsm, softhsm_conf
 
 SQLITE_ONLY = os.environ.get("HUB_TEST_SQLITE_ONLY") == "1"
 BACKENDS = ["sqlite"] if SQLITE_ONLY else ["sqlite", "postgresql"]
@@ -182,3 +183,13 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     """
     with private_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    """The session's one SoftHSM2 token directory (:class:`tests.signing.softhsm_support.SoftHsm`)."""
+    if not MODULE.exists():
+        pytest.fail(f"SoftHSM2 module {MODULE} missing: run scripts/bootstrap.sh (apt-get install softhsm2)")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SOFTHSM2_CONF", str(softhsm_conf(tmp_path_factory.mktemp("softhsm"))))
+        yield SoftHsm(Path(os.environ["SOFTHSM2_CONF"]))

@@ -18,7 +18,7 @@ from hub.simulators.pki import RunningPki
 from tests.api.livehub import LiveHub
 from tests.console.desk_support import upload_draft
 from tests.console.support import browser, csrf, login
-from tests.signing.softhsm_support import MODULE, import_certificate, import_key, init_token, softhsm_conf
+from tests.signing.softhsm_support import MODULE, SoftHsm
 
 TOKEN = "desk-token"
 PIN = "135790"
@@ -26,22 +26,20 @@ TOKEN_ARGS = ["--pkcs11-module", str(MODULE), "--token-label", TOKEN, "--key-lab
 
 
 @pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory, pki: RunningPki) -> Iterator[None]:
-    """A SoftHSM2 token holding the officer's RSA key and certificate (label ``officer``)."""
-    if not MODULE.exists():
-        pytest.fail(f"SoftHSM2 module {MODULE} missing: run scripts/bootstrap.sh (apt-get install softhsm2)")
-    conf = softhsm_conf(tmp_path_factory.mktemp("softhsm"))
+def token(softhsm: SoftHsm, pki: RunningPki) -> Iterator[None]:
+    """A SoftHSM2 token holding the officer's RSA key and certificate (label ``officer``) and,
+    as Government tokens carry it, the issuing CA's certificate."""
+    softhsm.token(
+        TOKEN,
+        PIN,
+        keys=[(pki.pki.officer_key, "officer", "01")],
+        certificates=[
+            (pki.pki.officer_cert, "officer", b"\x01"),
+            (pki.pki.issuing_ca_cert, "issuing", b"\x10"),
+        ],
+    )
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("SOFTHSM2_CONF", str(conf))
         env.setenv("HUB_SIGN_SECRET", PIN)
-        init_token(TOKEN, PIN, "24681012")
-        import_key(pki.pki.officer_key, TOKEN, "officer", "01", PIN)
-        import pkcs11
-
-        with pkcs11.lib(str(MODULE)).get_token(token_label=TOKEN).open(rw=True, user_pin=PIN) as session:
-            # her certificate and the issuing CA's, as Government tokens carry them
-            import_certificate(session, pki.pki.officer_cert, "officer", b"\x01")
-            import_certificate(session, pki.pki.issuing_ca_cert, "issuing", b"\x10")
         yield
 
 

@@ -3,15 +3,10 @@ and a PKCS#11 agency seal on a real SoftHSM2 token signing a result paper."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from PIL import Image, ImageDraw
 
 from hub.api.app import create_app
@@ -30,8 +25,8 @@ from signing.keys import Pkcs11KeySource, Pkcs12KeySource
 from signing.samples import sample_pdf
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
 from tests.services.results_support import CLERK, CODE, ISSUANCE, OFFICER, make_dossier, p12_key, sign_twice
+from tests.signing.softhsm_support import MODULE, SoftHsm
 
-MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN_PIN = "246810"
 
 
@@ -247,52 +242,15 @@ def test_app_builds_the_facade_and_result_service_at_start_up(
 
 
 @pytest.fixture
-def agency_token(tmp_path: Path, pki: RunningPki) -> Iterator[str]:
-    """A SoftHSM2 token holding the agency key (id 0a, label "agency") and its certificate.
-
-    The PKCS#11 library reads ``SOFTHSM2_CONF`` when it is initialised, once per process: a
-    configuration already in use is reused (tokens get unique labels), and the library is
-    finalised before and after so whoever initialises it next reads the current setting.
-    """
-    import pkcs11
-    from pkcs11 import Attribute, CertificateType, ObjectClass
-
-    previous = os.environ.get("SOFTHSM2_CONF")
-    if previous is None:
-        (tmp_path / "tokens").mkdir()
-        conf = tmp_path / "softhsm2.conf"
-        conf.write_text(
-            f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-        )
-        os.environ["SOFTHSM2_CONF"] = str(conf)
-    label = f"so-nnmt-{uuid.uuid4().hex[:8]}"
-    env = {"SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"], "PATH": "/usr/bin:/bin"}
-    init = ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", TOKEN_PIN]
-    subprocess.run([*init, "--so-pin", "87654321"], check=True, capture_output=True, env=env)
-    key = ["softhsm2-util", "--import", str(pki.pki.agency_key), "--token", label, "--label", "agency"]
-    subprocess.run([*key, "--id", "0a", "--pin", TOKEN_PIN], check=True, capture_output=True, env=env)
-    library = pkcs11.lib(str(MODULE))
-    library.finalize()  # re-read the token directory on the next use
-    cert = x509.load_pem_x509_certificate(pki.pki.agency_cert.read_bytes())
-    with pkcs11.lib(str(MODULE)).get_token(token_label=label).open(rw=True, user_pin=TOKEN_PIN) as session:
-        session.create_object(
-            {
-                Attribute.CLASS: ObjectClass.CERTIFICATE,
-                Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
-                Attribute.TOKEN: True,
-                Attribute.LABEL: "agency",
-                Attribute.ID: b"\x0a",
-                Attribute.SUBJECT: cert.subject.public_bytes(),
-                Attribute.ISSUER: cert.issuer.public_bytes(),
-                Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER),
-            }
-        )
-    try:
-        yield label
-    finally:
-        if previous is None:
-            del os.environ["SOFTHSM2_CONF"]
-        pkcs11.lib(str(MODULE)).finalize()
+def agency_token(softhsm: SoftHsm, pki: RunningPki) -> str:
+    """A SoftHSM2 token of its own holding the agency key (id 0a, label "agency") and its
+    certificate."""
+    return softhsm.token(
+        f"so-nnmt-{uuid.uuid4().hex[:8]}",
+        TOKEN_PIN,
+        keys=[(pki.pki.agency_key, "agency", "0a")],
+        certificates=[(pki.pki.agency_cert, "agency", b"\x0a")],
+    )
 
 
 def test_agency_seal_from_a_configured_pkcs11_token(

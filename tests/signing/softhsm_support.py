@@ -5,12 +5,16 @@ carries them)."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+#: The security officer's PIN of every test token.
+SO_PIN = "24681012"
 
 
 def softhsm_conf(base: Path) -> Path:
@@ -70,3 +74,36 @@ def import_certificate(session: object, pem_path: Path, label: str, cid: bytes) 
             Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER),
         }
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SoftHsm:
+    """The test session's SoftHSM2: one token directory, ``SOFTHSM2_CONF`` set for the whole run.
+
+    The PKCS#11 library reads ``SOFTHSM2_CONF`` once, when a process first initialises it, so
+    tests that each pointed it at a directory of their own saw one another's tokens vanish in
+    one run (``NoSuchToken``); here every test's token lives in the one directory under a label
+    of its own (the ``conftest`` fixture ``softhsm``).
+    """
+
+    conf: Path
+
+    def token(
+        self,
+        label: str,
+        pin: str,
+        keys: Iterable[tuple[Path, str, str]] = (),
+        certificates: Iterable[tuple[Path, str, bytes]] = (),
+    ) -> str:
+        """A new token ``label``: ``keys`` as (PEM path, label, hex id), ``certificates`` as
+        (PEM path, label, id). The library is finalised first, so it sees the new token."""
+        import pkcs11
+
+        init_token(label, pin, SO_PIN)
+        for key_path, key_label, cid in keys:
+            import_key(key_path, label, key_label, cid, pin)
+        pkcs11.lib(str(MODULE)).finalize()
+        with pkcs11.lib(str(MODULE)).get_token(token_label=label).open(rw=True, user_pin=pin) as session:
+            for pem_path, cert_label, cert_id in certificates:
+                import_certificate(session, pem_path, cert_label, cert_id)
+        return label

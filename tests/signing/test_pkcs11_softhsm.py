@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,42 +24,28 @@ from signing.samples import sample_pdf, write_sample_pdfs
 from signing.signer_service import SigningService
 from signing.testpki import TestPki
 from signing.trust import TrustStore
-from tests.signing.softhsm_support import MODULE, import_certificate, import_key, init_token, softhsm_conf
+from tests.signing.softhsm_support import MODULE, SoftHsm
 
 TOKEN = "hub-test-token"
 PIN = "246810"
-SO_PIN = "13579111"
-
-
-@pytest.fixture(autouse=True)
-def _softhsm_installed() -> None:
-    """SoftHSM2 is part of the test set-up (scripts/bootstrap.sh): missing it is a failure."""
-    if not MODULE.exists():
-        pytest.fail(f"SoftHSM2 module {MODULE} missing: run scripts/bootstrap.sh (apt-get install softhsm2)")
 
 
 @pytest.fixture(scope="session")
-def softhsm_token(tmp_path_factory: pytest.TempPathFactory, test_pki: TestPki) -> Iterator[Path]:
-    """A SoftHSM2 token holding the officer (RSA), officer_ecdsa keys and the CA chain."""
-    conf = softhsm_conf(tmp_path_factory.mktemp("softhsm"))
-    old = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    init_token(TOKEN, PIN, SO_PIN)
-    for name, cid in (("officer", "01"), ("officer_ecdsa", "02")):
-        import_key(getattr(test_pki, f"{name}_key"), TOKEN, name, cid, PIN)
-    import pkcs11
-
-    token = pkcs11.lib(str(MODULE)).get_token(token_label=TOKEN)
-    with token.open(rw=True, user_pin=PIN) as session:
-        import_certificate(session, test_pki.officer_cert, "officer", b"\x01")
-        import_certificate(session, test_pki.officer_ecdsa_cert, "officer_ecdsa", b"\x02")
-        import_certificate(session, test_pki.issuing_ca_cert, "issuing", b"\x10")
-        import_certificate(session, test_pki.root_cert, "root", b"\x11")
-    yield conf
-    if old is None:
-        os.environ.pop("SOFTHSM2_CONF", None)
-    else:
-        os.environ["SOFTHSM2_CONF"] = old
+def softhsm_token(softhsm: SoftHsm, test_pki: TestPki) -> Path:
+    """A SoftHSM2 token holding the officer (RSA), officer_ecdsa keys and the CA chain; the
+    session's ``SOFTHSM2_CONF``."""
+    softhsm.token(
+        TOKEN,
+        PIN,
+        keys=[(test_pki.officer_key, "officer", "01"), (test_pki.officer_ecdsa_key, "officer_ecdsa", "02")],
+        certificates=[
+            (test_pki.officer_cert, "officer", b"\x01"),
+            (test_pki.officer_ecdsa_cert, "officer_ecdsa", b"\x02"),
+            (test_pki.issuing_ca_cert, "issuing", b"\x10"),
+            (test_pki.root_cert, "root", b"\x11"),
+        ],
+    )
+    return softhsm.conf
 
 
 def _source(label: str = "officer", pin: str = PIN, **kw: object) -> Pkcs11KeySource:
