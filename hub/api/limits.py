@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
 from hub.api.errors import error_body
+from hub.api.http_middleware import HttpMiddleware
 from schemas.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 #: How much of a refused body is read and dropped so the client sees the 413 (not a reset).
@@ -26,9 +27,9 @@ class _BodyTooLarge(Exception):
     """Raised inside ``receive`` to abort reading; never leaves the middleware."""
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
@@ -70,10 +71,7 @@ class BodySizeLimitMiddleware:
             if not message.get("more_body", False):
                 return
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:

@@ -13,21 +13,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hub.api.http_middleware import HttpMiddleware
 from hub.telemetry import correlation
 from hub.telemetry.tracing import Tracing, set_attributes
 
 _HEADER = correlation.HEADER.lower().encode("latin-1")
 
 
-class RequestTelemetryMiddleware:
+class RequestTelemetryMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp, *, tracing: Tracing) -> None:
-        self.app = app
+        super().__init__(app)
         self.tracing = tracing
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         cid = correlation.from_headers(headers.get("x-request-id"), headers.get("traceparent"))
         encoded = cid.encode("latin-1")

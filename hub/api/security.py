@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from hub.api.http_middleware import HttpMiddleware
 from hub.audit.context import acting_from, http_client
 from hub.config import ApiSettings
 
@@ -36,15 +37,12 @@ _FIXED = (
 _CSP = b"content-security-policy"
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp, *, docs_paths: tuple[str, ...] = ()) -> None:
-        self.app = app
+        super().__init__(app)
         self.docs_paths = docs_paths
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         csp = (DOCS_CSP if path in self.docs_paths else DEFAULT_CSP).encode()
 
@@ -61,16 +59,10 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, with_headers)
 
 
-class AuditClientMiddleware:
+class AuditClientMiddleware(HttpMiddleware):
     """Audit rows written while serving a request name its client (docs/security.md, "Audit log")."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
         agent = next((v for k, v in scope.get("headers", ()) if k == b"user-agent"), b"")
         with acting_from(http_client(client[0] if client else None, agent.decode("latin-1"))):

@@ -87,21 +87,23 @@ class ReportDays:
         return day_range(first, last, self.period)
 
 
-Agency = Annotated[str | None, typer.Option(help="Only this receiving agency")]
+@dataclass(frozen=True)
+class ReportScope(ReportDays):
+    """The report's days and, with ``--agency``, the one receiving agency it is about."""
 
+    agency: Annotated[str | None, typer.Option(help="Only this receiving agency")] = None
 
-def _agency_code(agency: str | None) -> str | None:
-    from schemas.codes import validate_agency_code
+    def agency_code(self) -> str | None:
+        from schemas.codes import validate_agency_code
 
-    return validate_agency_code(agency) if agency else None
+        return validate_agency_code(self.agency) if self.agency else None
 
 
 @app.command("ontime")
-@with_options(days=ReportDays)
+@with_options(scope=ReportScope)
 def ontime(
-    days: ReportDays,
+    scope: ReportScope,
     group_by: Annotated[GroupBy, typer.Option("--group-by")] = GroupBy.PROCEDURE,
-    agency: Agency = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
     out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx and pdf need it)")] = None,
 ) -> None:
@@ -110,7 +112,7 @@ def ontime(
     from hub.reports.pdf import Letterhead, ontime_pdf
     from hub.reports.service import ReportService
 
-    window, agency_code = days.window(), _agency_code(agency)
+    window, agency_code = scope.window(), scope.agency_code()
     with _database() as (db, settings):
         report = ReportService(db, settings).ontime(window, group_by, agency_code=agency_code)
     if output is OutputFormat.TABLE:
@@ -231,17 +233,16 @@ class BookFormat(StrEnum):
 
 
 @app.command("tracking-book")
-@with_options(days=ReportDays)
+@with_options(scope=ReportScope)
 def tracking_book(
-    days: ReportDays,
-    agency: Agency = None,
+    scope: ReportScope,
     output: Annotated[BookFormat, typer.Option("--format")] = BookFormat.PDF,
     out: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output)")] = None,
 ) -> None:
     """Sổ theo dõi hồ sơ: one row per dossier received in the period (docs/reports.md §7)."""
     from hub.reports.record_service import RecordService
 
-    window, agency_code = days.window(), _agency_code(agency)
+    window, agency_code = scope.window(), scope.agency_code()
     with _database() as (db, settings):
         records = RecordService(db, settings)
         book = records.book(window, agency_code=agency_code)

@@ -18,9 +18,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Select,
     String,
     Text,
     UniqueConstraint,
+    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -66,6 +68,12 @@ class DossierRow(Base):
     origin: Mapped[str] = mapped_column(String(20), default="source")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @classmethod
+    def page(cls, after: int, size: int, *columns: Any) -> Select[Any]:
+        """``id`` and ``columns`` of the ``size`` dossiers after id ``after``, in id order: one
+        keyset page of a pass over every stored dossier (owner digests, report rows)."""
+        return select(cls.id, *columns).where(cls.id > after).order_by(cls.id).limit(size)
 
 
 class DossierSequence(Base):

@@ -24,7 +24,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 
 from hub.config import Settings
 from hub.db.models import DossierRow
@@ -108,10 +108,7 @@ def rehash_owner_ids(db: Database, hasher: OwnerIdHasher, *, batch_size: int = 5
     while True:
         with db.transaction() as session:
             rows = session.execute(
-                select(DossierRow.id, DossierRow.owner_id_hash, DossierRow.document)
-                .where(DossierRow.id > after)
-                .order_by(DossierRow.id)
-                .limit(batch_size)
+                DossierRow.page(after, batch_size, DossierRow.owner_id_hash, DossierRow.document)
             ).all()
             if not rows:
                 return changed

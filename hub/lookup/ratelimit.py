@@ -28,47 +28,52 @@ from schemas.errors import TooManyRequestsError
 
 
 class _Limit:
-    """One ``limits`` item counted per key in this process's memory."""
+    """``amount`` hits of one ``limits`` item per key, counted in this process's memory; an
+    ``amount`` of 0 disables the limit."""
 
-    def __init__(self, item: RateLimitItem | None) -> None:
-        self._item = item
+    def __init__(self, per: type[RateLimitItem], amount: int, refusal: tuple[str, str]) -> None:
+        self._item = per(amount) if amount > 0 else None
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._refusal = refusal
 
-    def _refuse(self, key: str, message: str, message_vi: str) -> TooManyRequestsError:
-        assert self._item is not None
+    def _allow(self, key: str, *, count: bool) -> None:
+        """Raise :class:`TooManyRequestsError` (429, with the wait) when ``key`` has used up the
+        limit; with ``count`` this call is one more hit, else it only looks."""
+        if self._item is None:
+            return
+        if (self._limiter.hit if count else self._limiter.test)(self._item, key):
+            return
         reset = self._limiter.get_window_stats(self._item, key).reset_time
+        message, message_vi = self._refusal
         wait = max(1, math.ceil(reset - time.time()))
-        return TooManyRequestsError(message, message_vi=message_vi, retry_after=wait)
+        raise TooManyRequestsError(message, message_vi=message_vi, retry_after=wait)
 
 
 class RateLimiter(_Limit):
     """Lookups per client address and minute; ``per_minute`` 0 disables it."""
 
     def __init__(self, per_minute: int) -> None:
-        super().__init__(RateLimitItemPerMinute(per_minute) if per_minute > 0 else None)
+        refusal = ("too many lookups; try again later", "tra cứu quá nhiều lần, vui lòng thử lại sau")
+        super().__init__(RateLimitItemPerMinute, per_minute, refusal)
 
     def check(self, client: str) -> None:
         """Count one lookup for ``client`` or raise :class:`TooManyRequestsError` (429)."""
-        if self._item is not None and not self._limiter.hit(self._item, client):
-            raise self._refuse(
-                client, "too many lookups; try again later", "tra cứu quá nhiều lần, vui lòng thử lại sau"
-            )
+        self._allow(client, count=True)
 
 
 class CodeAttemptLimiter(_Limit):
     """Wrong ID numbers per dossier code and hour; ``per_hour`` 0 disables it."""
 
     def __init__(self, per_hour: int) -> None:
-        super().__init__(RateLimitItemPerHour(per_hour) if per_hour > 0 else None)
+        refusal = (
+            "too many wrong ID numbers for this dossier code; try again later",
+            "nhập sai số giấy tờ quá nhiều lần cho mã hồ sơ này, vui lòng thử lại sau",
+        )
+        super().__init__(RateLimitItemPerHour, per_hour, refusal)
 
     def check(self, code: str) -> None:
         """Raise :class:`TooManyRequestsError` (429) while ``code`` has used up its attempts."""
-        if self._item is not None and not self._limiter.test(self._item, code):
-            raise self._refuse(
-                code,
-                "too many wrong ID numbers for this dossier code; try again later",
-                "nhập sai số giấy tờ quá nhiều lần cho mã hồ sơ này, vui lòng thử lại sau",
-            )
+        self._allow(code, count=False)
 
     def failed(self, code: str) -> None:
         """Count one wrong ID number (or unknown code) for ``code``."""

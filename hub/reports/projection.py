@@ -12,7 +12,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Executable, select
+from sqlalchemy import Connection, Executable
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -71,12 +71,7 @@ def rebuild(connection: Connection, batch: int = 1000) -> int:
     done = 0
     last_id = 0
     while True:
-        chunk = connection.execute(
-            select(DossierRow.id, DossierRow.document)
-            .where(DossierRow.id > last_id)
-            .order_by(DossierRow.id)
-            .limit(batch)
-        ).all()
+        chunk = connection.execute(DossierRow.page(last_id, batch, DossierRow.document)).all()
         if not chunk:
             return done
         project_dossiers(connection, (Dossier.model_validate(row.document) for row in chunk))

@@ -6,19 +6,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from hub.db.models import DossierRow, OutboxMessage
 from tests.api.livehub import LiveHub, dossier_json
+from tests.rowcounts import row_counts
 
 CREATE = "/api/v1/dossiers"
 
 
 def nothing_written(hub: LiveHub) -> bool:
-    with hub.db.sessions() as session:
-        dossiers = session.scalar(select(func.count()).select_from(DossierRow))
-        messages = session.scalar(select(func.count()).select_from(OutboxMessage))
-    return dossiers == 0 and messages == 0
+    return row_counts(hub.db, DossierRow, OutboxMessage) == (0, 0)
 
 
 @pytest.mark.parametrize("body", [b"{", b'{"dossier": ', b"\xff\xfe", b'{"dossier": {}}}', b"[1,2"])

@@ -6,11 +6,10 @@ import hashlib
 import unicodedata
 from datetime import timedelta
 
-from sqlalchemy import func, select
-
 from hub.db.models import OutboxMessage, StoredFile
 from signing.samples import sample_pdf
 from tests.api.livehub import T0, LiveHub, dossier_json, status_json
+from tests.rowcounts import row_counts
 
 CODE = "000.00.18.H42-251125-0001"
 BASE = f"/api/v1/dossiers/{CODE}"
@@ -23,8 +22,8 @@ def create(hub: LiveHub, **extra: object) -> None:
 
 
 def outbox_count(hub: LiveHub) -> int:
-    with hub.db.sessions() as session:
-        return session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+    [messages] = row_counts(hub.db, OutboxMessage)
+    return messages
 
 
 def test_create_then_repeat_is_a_duplicate(hub: LiveHub) -> None:
@@ -165,8 +164,7 @@ def test_upload_to_unknown_dossier_stores_nothing(hub: LiveHub) -> None:
             data={"name": "KQ"},
         )
     assert response.status_code == 404
-    with hub.db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(StoredFile)) == 0
+    assert row_counts(hub.db, StoredFile) == (0,)
 
 
 def test_oversized_upload_is_413_and_nothing_is_stored(hub: LiveHub) -> None:
@@ -179,8 +177,7 @@ def test_oversized_upload_is_413_and_nothing_is_stored(hub: LiveHub) -> None:
             data={"name": "KQ"},
         )
     assert response.status_code == 413
-    with hub.db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(StoredFile)) == 0
+    assert row_counts(hub.db, StoredFile) == (0,)
     files_dir = hub.settings.data_dir / "files"
     assert not files_dir.exists() or not any(p.is_file() for p in files_dir.rglob("*"))
 
@@ -227,7 +224,6 @@ def test_repeated_upload_keeps_one_file(hub: LiveHub) -> None:
     assert first.status_code == again.status_code == 201
     assert again.json()["file_id"] == first.json()["file_id"]
     assert again.json()["result"]["duplicate"] is True
-    with hub.db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(StoredFile)) == 1
+    assert row_counts(hub.db, StoredFile) == (1,)
     files = [p for p in (hub.settings.data_dir / "files").rglob("*") if p.is_file()]
     assert len(files) == 1

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from hub.api.app import CORE_ROUTE_MODULES
 from hub.api.routes.dvcqg_inbound import PUSH_PATH
@@ -21,6 +20,7 @@ from hub.auth.keys import ApiKeyService
 from hub.db.models import DossierRow, OutboxMessage, StoredFile
 from signing.samples import sample_pdf
 from tests.api.livehub import ROLES, T0, LiveHub, dossier_json, live_hub, status_json
+from tests.rowcounts import row_counts
 
 CODE = "000.00.18.H42-251125-0001"
 BASE = f"/api/v1/dossiers/{CODE}"
@@ -29,9 +29,7 @@ FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 
 
 def counts(hub: LiveHub) -> tuple[int, int]:
-    with hub.db.sessions() as session:
-        dossiers = session.scalar(select(func.count()).select_from(DossierRow)) or 0
-        messages = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+    dossiers, messages = row_counts(hub.db, DossierRow, OutboxMessage)
     return dossiers, messages
 
 
@@ -357,8 +355,7 @@ def test_upload_losing_on_its_key_leaves_no_file(hub: LiveHub) -> None:
     assert repeat.json()["file_id"] == first.json()["file_id"]
     assert repeat.json()["result"]["duplicate"] is True
     assert other.status_code == 409
-    with hub.db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(StoredFile)) == 1
+    assert row_counts(hub.db, StoredFile) == (1,)
     stored = [p for p in (hub.settings.data_dir).rglob("*") if p.is_file() and "files" in p.parts]
     assert len(stored) == 1, stored
 

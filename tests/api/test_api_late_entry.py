@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub import runtime
 from hub.db.models import AuditEntry, DossierRow, OutboxMessage
@@ -29,6 +29,7 @@ from tests.api.livehub import (
     live_hub,
     status_json,
 )
+from tests.rowcounts import row_counts
 
 AGENCY = "000.00.18.H42"
 #: The dossier was received six days ago, due three days later; the hub was down from the day
@@ -67,8 +68,7 @@ def state(hub: LiveHub) -> tuple[int, int, int]:
     """(dossier revision, outbox messages, audit rows): what a refused entry must leave alone."""
     with hub.db.sessions() as session:
         revision = session.scalar(select(DossierRow.revision).where(DossierRow.code == CODE)) or 0
-        messages = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
-        audits = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+    messages, audits = row_counts(hub.db, OutboxMessage, AuditEntry)
     return revision, messages, audits
 
 

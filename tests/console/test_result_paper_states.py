@@ -15,6 +15,7 @@ from signing.samples import sample_pdf
 from tests.api.livehub import LiveHub
 from tests.console.desk_support import CODE, upload_draft
 from tests.console.support import browser, csrf, login
+from tests.rowcounts import row_counts
 
 
 def _links(page: httpx.Response, prefix: str) -> list[str]:
@@ -105,8 +106,7 @@ def test_queues_follow_the_state_and_the_assignment(hub: LiveHub) -> None:
 
 def test_upload_signer_must_be_an_enabled_officer(hub: LiveHub) -> None:
     upload_draft(hub)  # the dossier
-    with hub.db.sessions() as session:
-        before = session.scalar(select(func.count()).select_from(StoredFile))
+    before = row_counts(hub.db, StoredFile)
     with hub.client("source") as source:
         for signer in ("clerk", "nobody", "admin"):
             answer = source.post(
@@ -116,8 +116,7 @@ def test_upload_signer_must_be_an_enabled_officer(hub: LiveHub) -> None:
             )
             assert answer.status_code == 422, answer.text
             assert answer.json()["error"]["details"]["field"] == "signer"
-    with hub.db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(StoredFile)) == before
+    assert row_counts(hub.db, StoredFile) == before
 
 
 def test_only_an_admin_reassigns_and_it_is_audited(hub: LiveHub) -> None:

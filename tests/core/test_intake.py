@@ -15,6 +15,7 @@ from schemas.dossier import ProcessingStep
 from schemas.errors import ConflictError, InvalidTransitionError, NotFoundError
 from schemas.status import DossierStatus
 from schemas.timefmt import VN_TZ
+from tests.rowcounts import row_counts
 from tests.services.results_support import make_dossier
 
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
@@ -38,8 +39,8 @@ def settings():
 
 
 def count_messages(db: Database) -> int:
-    with db.sessions() as s:
-        return s.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+    [messages] = row_counts(db, OutboxMessage)
+    return messages
 
 
 def test_create_writes_dossier_and_routed_messages_in_one_go(db: Database) -> None:

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub.db.models import AuditEntry, StoredFile
 from hub.simulators.pki import RunningPki
 from signing.samples import sample_pdf
 from tests.api.livehub import LiveHub, live_hub
+from tests.rowcounts import row_counts
 from tests.services.results_support import CODE, environ, make_dossier, signing_settings
 
 
@@ -63,8 +64,8 @@ def hub(
 
 
 def stored_files(hub: LiveHub) -> int:
-    with hub.db.sessions() as session:
-        return session.scalar(select(func.count()).select_from(StoredFile)) or 0
+    [files] = row_counts(hub.db, StoredFile)
+    return files
 
 
 def upload(hub: LiveHub, data: bytes, media_type: str = "application/pdf", **form: str) -> dict[str, object]:

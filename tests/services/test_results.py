@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
@@ -30,6 +30,7 @@ from schemas.changes import DossierUpsert
 from schemas.errors import CertificateRejectedError, ConflictError, InvalidInputError, NotFoundError
 from signing.samples import sample_pdf
 from signing.verification import PadesLevel, Verdict, VerificationPolicy, verify_pdf
+from tests.rowcounts import row_counts
 from tests.services.results_support import (
     CLERK,
     CODE,
@@ -55,9 +56,7 @@ class World:
         self.service = service
 
     def counts(self) -> tuple[int, int]:
-        with self.db.sessions() as session:
-            files = session.scalar(select(func.count()).select_from(StoredFile)) or 0
-            messages = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+        files, messages = row_counts(self.db, StoredFile, OutboxMessage)
         return files, messages
 
 
@@ -248,8 +247,7 @@ def test_an_uploaded_draft_and_its_attachment_commit_together(world: World) -> N
         )  # fmt: skip
     assert world.counts() == before
     assert world.intake.get_dossier(CODE).results == []
-    with world.db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(ResultPaperRow)) == 0
+    assert row_counts(world.db, ResultPaperRow) == (0,)
 
     attached = store_and_attach(
         world.files, world.intake, CODE, sample_pdf("GIAY CHUNG NHAN 13/GCN-SNNMT"),

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors.dvcqg.inbound import handle_push
 from connectors.dvcqg.mapping import dossier_to_wire
@@ -26,6 +26,7 @@ from schemas.dossier import Channel, Dossier
 from schemas.errors import ConflictError, EndpointBusyError
 from schemas.status import DossierStatus
 from tests.connectors.dvcqg.dvcqg_samples import dossier_code, full_dossier
+from tests.rowcounts import row_counts
 
 CODE = dossier_code(5)
 
@@ -52,9 +53,7 @@ class Api:
         return httpx.post(self.base + PUSH_PATH, content=body, headers=headers, timeout=10)
 
     def counts(self) -> tuple[int, int]:
-        with self.db.sessions() as s:
-            dossiers = s.scalar(select(func.count()).select_from(DossierRow)) or 0
-            messages = s.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+        dossiers, messages = row_counts(self.db, DossierRow, OutboxMessage)
         return dossiers, messages
 
 

@@ -4,17 +4,13 @@ Revision ID: 0004
 Revises: 0003
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db.base
+from hub.db.migrations.columns import time_column
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -23,9 +19,9 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=100), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
-        sa.Column("started_at", hub.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_heartbeat_at", hub.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("stopped_at", hub.db.base.UTCDateTime(timezone=True), nullable=True),
+        time_column("started_at"),
+        time_column("last_heartbeat_at"),
+        time_column("stopped_at", nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workers")),
     )
 

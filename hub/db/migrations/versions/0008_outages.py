@@ -4,45 +4,38 @@ Revision ID: 0008
 Revises: 0007
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db.base
+from hub.db.migrations.columns import id_column, time_column
 
 revision: str = "0008"
 down_revision: str | None = "0007"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_TIME = hub.db.base.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
     op.create_table(
         "hub_runs",
-        sa.Column("id", _ID, autoincrement=True, nullable=False),
+        id_column(),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
-        sa.Column("started_at", _TIME, nullable=False),
-        sa.Column("last_seen_at", _TIME, nullable=False),
-        sa.Column("stopped_at", _TIME, nullable=True),
+        time_column("started_at"),
+        time_column("last_seen_at"),
+        time_column("stopped_at", nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_hub_runs")),
     )
     op.create_index(op.f("ix_hub_runs_started_at"), "hub_runs", ["started_at"])
     op.create_index(op.f("ix_hub_runs_last_seen_at"), "hub_runs", ["last_seen_at"])
     op.create_table(
         "outages",
-        sa.Column("id", _ID, autoincrement=True, nullable=False),
+        id_column(),
         sa.Column("kind", sa.String(length=20), nullable=False),
-        sa.Column("started_at", _TIME, nullable=False),
-        sa.Column("ended_at", _TIME, nullable=False),
+        time_column("started_at"),
+        time_column("ended_at"),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("recorded_by", sa.String(length=100), nullable=False),
-        sa.Column("recorded_at", _TIME, nullable=False),
+        time_column("recorded_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outages")),
     )
     op.create_index(op.f("ix_outages_kind"), "outages", ["kind"])

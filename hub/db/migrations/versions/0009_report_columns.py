@@ -6,17 +6,13 @@ Revision ID: 0009
 Revises: 0008
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db.base
+from hub.db.migrations.columns import time_column
 
 revision: str = "0009"
 down_revision: str | None = "0008"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -29,14 +25,14 @@ def upgrade() -> None:
         sa.Column("field_code", sa.String(length=100), nullable=True),
         sa.Column("field_name", sa.Text(), nullable=True),
         sa.Column("channel", sa.SmallInteger(), nullable=False),
-        sa.Column("received_at", hub.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("due_at", hub.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("end_at", hub.db.base.UTCDateTime(timezone=True), nullable=True),
+        time_column("received_at"),
+        time_column("due_at", nullable=True),
+        time_column("end_at", nullable=True),
         sa.Column("end_kind", sa.SmallInteger(), nullable=True),
         sa.Column("end_day", sa.Integer(), nullable=True),
         sa.Column("due_day", sa.Integer(), nullable=True),
-        sa.Column("supplement_from", hub.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("supplement_until", hub.db.base.UTCDateTime(timezone=True), nullable=True),
+        time_column("supplement_from", nullable=True),
+        time_column("supplement_until", nullable=True),
         sa.PrimaryKeyConstraint("code", name=op.f("pk_report_dossiers")),
     )
     op.create_index("ix_report_dossiers_received_at", "report_dossiers", ["received_at"])

@@ -10,18 +10,14 @@ Revision ID: 0010
 Revises: 0009
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db.base
 from hub.audit.chain import GENESIS, link_hash, normalize
+from hub.db.migrations.columns import JSON_DOCUMENT, TIME
 
 revision: str = "0010"
 down_revision: str | None = "0009"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 REFUSAL = "audit_log is append-only"
 
@@ -48,8 +44,8 @@ _SQLITE_TRIGGERS = tuple(
 def upgrade() -> None:
     with op.batch_alter_table("audit_log") as batch:
         batch.add_column(sa.Column("client", sa.String(length=300), nullable=True))
-        batch.add_column(sa.Column("before", hub.db.base.JsonDocument, nullable=True))
-        batch.add_column(sa.Column("after", hub.db.base.JsonDocument, nullable=True))
+        batch.add_column(sa.Column("before", JSON_DOCUMENT, nullable=True))
+        batch.add_column(sa.Column("after", JSON_DOCUMENT, nullable=True))
         batch.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("hash", sa.String(length=64), nullable=True))
     head = op.create_table(
@@ -71,11 +67,11 @@ def _chain_existing_rows() -> tuple[int | None, str, int]:
     log = sa.table(
         "audit_log",
         sa.column("id", sa.BigInteger()),
-        sa.column("at", hub.db.base.UTCDateTime()),
+        sa.column("at", TIME),
         sa.column("actor", sa.String()),
         sa.column("action", sa.String()),
         sa.column("target", sa.String()),
-        sa.column("details", hub.db.base.JsonDocument),
+        sa.column("details", JSON_DOCUMENT),
         sa.column("prev_hash", sa.String()),
         sa.column("hash", sa.String()),
     )

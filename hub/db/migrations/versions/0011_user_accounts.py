@@ -4,40 +4,29 @@ Revision ID: 0011
 Revises: 0010
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db.base
+from hub.db.migrations.columns import BIG_ID, id_column, time_column, timestamps
 
 revision: str = "0011"
 down_revision: str | None = "0010"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-def _when(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(name, hub.db.base.UTCDateTime(timezone=True), nullable=nullable)
 
 
 def upgrade() -> None:
     op.create_table(
         "users",
-        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        id_column(),
         sa.Column("username", sa.String(length=64), nullable=False),
         sa.Column("display_name", sa.String(length=200), nullable=False),
         sa.Column("unit", sa.String(length=200), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        _when("password_changed_at"),
-        _when("disabled_at", nullable=True),
+        time_column("password_changed_at"),
+        time_column("disabled_at", nullable=True),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
-        _when("locked_until", nullable=True),
-        _when("last_login_at", nullable=True),
-        _when("created_at"),
-        _when("updated_at"),
+        time_column("locked_until", nullable=True),
+        time_column("last_login_at", nullable=True),
+        *timestamps(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
@@ -55,10 +44,10 @@ def upgrade() -> None:
         "console_sessions",
         sa.Column("id_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", BIG_ID, nullable=False),
-        _when("created_at"),
-        _when("last_seen_at"),
-        _when("idle_expires_at"),
-        _when("absolute_expires_at"),
+        time_column("created_at"),
+        time_column("last_seen_at"),
+        time_column("idle_expires_at"),
+        time_column("absolute_expires_at"),
         sa.Column("csrf_hash", sa.String(length=64), nullable=False),
         sa.Column("client_address", sa.String(length=64), nullable=False),
         sa.Column("user_agent", sa.String(length=300), nullable=False),
@@ -69,7 +58,10 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_console_sessions_user_id"), "console_sessions", ["user_id"], unique=False)
     op.create_index(
-        op.f("ix_console_sessions_absolute_expires_at"), "console_sessions", ["absolute_expires_at"], unique=False
+        op.f("ix_console_sessions_absolute_expires_at"),
+        "console_sessions",
+        ["absolute_expires_at"],
+        unique=False,
     )
     with op.batch_alter_table("api_keys") as batch:
         batch.add_column(sa.Column("account", sa.String(length=64), nullable=True))

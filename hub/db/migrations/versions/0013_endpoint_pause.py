@@ -4,19 +4,13 @@ Revision ID: 0013
 Revises: 0012
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db.base
+from hub.db.migrations.columns import time_column
 
 revision: str = "0013"
 down_revision: str | None = "0012"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-_TIME = hub.db.base.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -24,7 +18,7 @@ def upgrade() -> None:
         "endpoint_pauses",
         sa.Column("endpoint", sa.String(length=100), nullable=False),
         sa.Column("paused_by", sa.String(length=100), nullable=False),
-        sa.Column("paused_at", _TIME, nullable=False),
+        time_column("paused_at"),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("endpoint", name=op.f("pk_endpoint_pauses")),
     )

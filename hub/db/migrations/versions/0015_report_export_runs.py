@@ -4,19 +4,13 @@ Revision ID: 0015
 Revises: 0014
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db.base
+from hub.db.migrations.columns import time_column
 
 revision: str = "0015"
 down_revision: str | None = "0014"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-_TIME = hub.db.base.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -27,8 +21,8 @@ def upgrade() -> None:
         sa.Column("period", sa.String(length=7), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("claimed_at", _TIME, nullable=False),
-        sa.Column("finished_at", _TIME, nullable=True),
+        time_column("claimed_at"),
+        time_column("finished_at", nullable=True),
         sa.Column("target", sa.Text(), nullable=True),
         sa.Column("size", sa.Integer(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),

@@ -9,47 +9,38 @@ Revision ID: 0016
 Revises: 0015
 """
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db.base
+from hub.db.migrations.columns import JSON_DOCUMENT, TIME, id_column, time_column, timestamps
 
 revision: str = "0016"
 down_revision: str | None = "0015"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
-BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 PDF = "application/pdf"
-
-
-def _when(name: str, nullable: bool = True) -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(name, hub.db.base.UTCDateTime(timezone=True), nullable=nullable)
 
 
 def upgrade() -> None:
     op.create_table(
         "result_papers",
-        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        id_column(),
         sa.Column("file_id", sa.String(length=64), nullable=False),
         sa.Column("dossier_code", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=500), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("assigned_to", sa.String(length=64), nullable=True),
         sa.Column("claimed_by", sa.String(length=100), nullable=True),
-        _when("claimed_at"),
+        time_column("claimed_at", nullable=True),
         sa.Column("approved_file_id", sa.String(length=64), nullable=True),
         sa.Column("signed_by", sa.String(length=100), nullable=True),
-        _when("signed_at"),
+        time_column("signed_at", nullable=True),
         sa.Column("issued_file_id", sa.String(length=64), nullable=True),
         sa.Column("issued_by", sa.String(length=100), nullable=True),
-        _when("issued_at"),
-        _when("created_at", nullable=False),
-        _when("updated_at", nullable=False),
+        time_column("issued_at", nullable=True),
+        *timestamps(),
         sa.ForeignKeyConstraint(
             ["file_id"], ["stored_files.id"], name=op.f("fk_result_papers_file_id_stored_files")
         ),
@@ -85,24 +76,22 @@ def downgrade() -> None:
 
 # --- backfill -----------------------------------------------------------------------------------
 
-_json = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
-_utc = hub.db.base.UTCDateTime(timezone=True)
 _files = sa.table(
     "stored_files",
     sa.column("id", sa.String),
     sa.column("dossier_code", sa.String),
     sa.column("filename", sa.String),
     sa.column("media_type", sa.String),
-    sa.column("created_at", _utc),
+    sa.column("created_at", TIME),
 )
-_dossiers = sa.table("dossiers", sa.column("code", sa.String), sa.column("document", _json))
+_dossiers = sa.table("dossiers", sa.column("code", sa.String), sa.column("document", JSON_DOCUMENT))
 _audit = sa.table(
     "audit_log",
     sa.column("id", sa.BigInteger),
     sa.column("actor", sa.String),
     sa.column("action", sa.String),
-    sa.column("at", _utc),
-    sa.column("details", _json),
+    sa.column("at", TIME),
+    sa.column("details", JSON_DOCUMENT),
 )
 _papers = sa.table(
     "result_papers",
@@ -119,7 +108,7 @@ _papers = sa.table(
             "issued_by",
         )
     ),
-    *(sa.column(name, _utc) for name in ("signed_at", "issued_at", "created_at", "updated_at")),
+    *(sa.column(name, TIME) for name in ("signed_at", "issued_at", "created_at", "updated_at")),
 )
 
 

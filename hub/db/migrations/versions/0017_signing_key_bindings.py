@@ -4,17 +4,13 @@ Revision ID: 0017
 Revises: 0016
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db.base
+from hub.db.migrations.columns import time_column
 
 revision: str = "0017"
 down_revision: str | None = "0016"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -23,7 +19,7 @@ def upgrade() -> None:
         sa.Column("key_id", sa.String(length=100), nullable=False),
         sa.Column("principal", sa.String(length=200), nullable=False),
         sa.Column("bound_by", sa.String(length=100), nullable=False),
-        sa.Column("bound_at", hub.db.base.UTCDateTime(timezone=True), nullable=False),
+        time_column("bound_at"),
         sa.PrimaryKeyConstraint("key_id", "principal", name=op.f("pk_signing_key_bindings")),
     )
 
