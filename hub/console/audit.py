@@ -39,7 +39,7 @@ from hub.audit.query import (
     record_export,
 )
 from hub.audit.verify import ChainMonitor, ChainReport
-from hub.console.ops import local_time, parse_instant
+from hub.console.ops import parse_instant
 from hub.console.pages import error_text, page
 from hub.console.policy import console_page
 from schemas.errors import HubError, InvalidInputError
@@ -192,7 +192,6 @@ async def audit_log(
         "broken": break_kind(report),
         "full_walk_at": monitor.full_walk_at,
         "query": _query,
-        "local": local_time,
     }
     try:
         flt = audit_filter(fields)

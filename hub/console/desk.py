@@ -29,7 +29,6 @@ from hub.api.limits import client_address
 from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.console.i18n import MESSAGES
-from hub.console.ops import local_time
 from hub.console.pages import error_text, lang_of, page, problem_page
 from hub.console.policy import console_page, get_console
 from hub.db.account_tables import AccountRole
@@ -158,7 +157,6 @@ async def _desk_page(
         keys=keys,
         me=active.account.username,
         error=error,
-        local=local_time,
     )
 
 
@@ -188,7 +186,6 @@ async def _document_page(
         officers=await _officers(request) if can_assign else [],
         can_assign=can_assign,
         notice=notice,
-        local=local_time,
     )
 
 
@@ -246,9 +243,7 @@ async def desk_token_prepare(
         prepared = await run_in_threadpool(desk.prepare_token, principal, file_id, certificate)
     except HubError as exc:
         return problem(request, active, exc, back="/console/signing")
-    return page(
-        request, "desk_token.html", active=active, document=document, prepared=prepared, local=local_time
-    )
+    return page(request, "desk_token.html", active=active, document=document, prepared=prepared)
 
 
 @router.post("/console/signing/token/{request_id}/complete", name="console.signing_token_complete")
@@ -314,7 +309,6 @@ async def desk_job(request: Request, job_id: str, active: Officer) -> HTMLRespon
         job=job,
         running=running,
         refresh=REFRESH_SECONDS if running else None,
-        local=local_time,
     )
 
 
@@ -346,7 +340,6 @@ async def issuance(request: Request, active: Clerk, page_number: PageNumber = 1)
         paging=paging,
         keys=keys,
         signers=await _signers(request),
-        local=local_time,
     )
 
 
@@ -368,7 +361,6 @@ async def issuance_document(request: Request, file_id: str, active: Clerk) -> HT
         keys=desk.keys_of(active.account.username, KeyPurpose.SEAL),
         signers=await _signers(request),
         document_type=issuance_settings.document_type if issuance_settings else "",
-        local=local_time,
     )
 
 

@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -29,9 +30,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_settings
-from hub.api.errors import http_status_for
 from hub.console.i18n import MESSAGES
-from hub.console.pages import error_text, lang_of, page, problem_page
+from hub.console.pages import after_change, error_text, lang_of, page, problem_page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
 from hub.db.base import utcnow
@@ -95,10 +95,6 @@ def chart_bars(hours: list[HourCount]) -> list[Bar]:
     return bars
 
 
-def local_time(value: datetime | None) -> str:
-    return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M") if value else "—"
-
-
 @router.get("/console/ops", name="console.ops")
 async def ops(request: Request, active: Operator) -> HTMLResponse:
     configured = list(get_settings(request).endpoints)
@@ -111,7 +107,6 @@ async def ops(request: Request, active: Operator) -> HTMLResponse:
         bars=chart_bars(found.hours),
         chart_width=BAR_WIDTH * len(found.hours),
         chart_height=CHART_HEIGHT,
-        local=local_time,
     )
 
 
@@ -208,7 +203,6 @@ def _list_page(
         states=["any", *[state.value for state in ViewState]],
         sorts=[key.value for key in SortKey],
         query=_query,
-        local=local_time,
         **context,
     )
 
@@ -275,7 +269,6 @@ async def _job_page(
         running=running,
         refresh=REFRESH_SECONDS if running else None,
         notice=notice,
-        local=local_time,
     )
 
 
@@ -375,7 +368,6 @@ async def _message_page(
         edit_text=edited if edited is not None else pretty(masked_payload),
         error=error,
         notice=notice,
-        local=local_time,
     )
 
 
@@ -388,13 +380,7 @@ async def _act(
     request: Request, active: ActiveSession, seq: int, action: Callable[[], Any], done: str
 ) -> HTMLResponse:
     """Run a message action; its refusal re-renders the message with the message and status."""
-    try:
-        await run_in_threadpool(action)
-    except HubError as exc:
-        return await _message_page(
-            request, active, seq, status=http_status_for(exc), error=error_text(request, exc)
-        )
-    return await _message_page(request, active, seq, notice=done)
+    return await after_change(request, action, partial(_message_page, request, active, seq), notice=done)
 
 
 async def _with_reason(

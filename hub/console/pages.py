@@ -7,6 +7,7 @@ console's own stylesheet; docs/security.md §10) and ``Cache-Control: no-store``
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -15,6 +16,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment
+from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.errors import http_status_for
@@ -37,9 +39,16 @@ def _vn_time(value: datetime) -> str:
     return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
 
 
+def local_time(value: datetime | None) -> str:
+    """:func:`_vn_time`, or a dash for a time not set; the templates' ``local()``."""
+    return _vn_time(value) if value else "—"
+
+
 @cache
 def templates() -> Environment:
-    return environment("hub.console", vn_time=_vn_time)
+    env = environment("hub.console", vn_time=_vn_time)
+    env.globals["local"] = local_time
+    return env
 
 
 def lang_of(request: Request) -> Lang:
@@ -117,3 +126,15 @@ def problem_page(
         back=back,
         back_label=back_label,
     )
+
+
+async def after_change(
+    request: Request, change: Callable[[], object], show: Callable[..., Awaitable[HTMLResponse]], **done: Any
+) -> HTMLResponse:
+    """Run ``change`` (blocking, in a worker thread), then ``show`` the page again: with the
+    refusal's status and message in the page's language, else with ``done`` (e.g. its notice)."""
+    try:
+        await run_in_threadpool(change)
+    except HubError as exc:
+        return await show(status=http_status_for(exc), error=error_text(request, exc))
+    return await show(**done)

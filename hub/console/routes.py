@@ -10,7 +10,7 @@ yet), every other form by the session's synchronizer token (docs/security.md §1
 from __future__ import annotations
 
 import secrets
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -28,7 +28,7 @@ from hub.api.limits import client_address
 from hub.config import Settings
 from hub.console import audit, desk, oidc, ops, reports, signing_keys, views
 from hub.console.i18n import MESSAGES
-from hub.console.pages import keep_lang, lang_of, page
+from hub.console.pages import after_change, keep_lang, lang_of, page
 from hub.console.pages import safe_next as _safe_next
 from hub.console.policy import (
     Console,
@@ -191,12 +191,12 @@ async def _change(
     request: Request, active: ActiveSession, action: Any, *args: Any, **kwargs: Any
 ) -> HTMLResponse:
     """Run an account change as ``active``; a refusal re-renders the page with its message."""
-    try:
-        await run_in_threadpool(action, *args, actor=active.account.username, **kwargs)
-    except HubError as exc:
-        message = exc.message_vi if lang_of(request) == "vi" else exc.message
-        return await _users_page(request, active, status=http_status_for(exc), error=message)
-    return await _users_page(request, active, notice=MESSAGES[lang_of(request)]["users.changed"])
+    return await after_change(
+        request,
+        partial(action, *args, actor=active.account.username, **kwargs),
+        partial(_users_page, request, active),
+        notice=MESSAGES[lang_of(request)]["users.changed"],
+    )
 
 
 @router.post("/console/admin/users", name="console.admin_users_create")

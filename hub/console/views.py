@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,9 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_intake, get_settings
-from hub.api.errors import http_status_for
-from hub.console.ops import local_time, problem
-from hub.console.pages import error_text, lang_of, page
+from hub.console.ops import problem
+from hub.console.pages import after_change, lang_of, page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
 from hub.db.base import utcnow
@@ -115,7 +115,6 @@ async def dossier(
         events=timeline(found),
         endpoints=by_endpoint(messages),
         may_operate=active.account.has_role(AccountRole.TECHNICIAN),
-        local=local_time,
     )
 
 
@@ -186,7 +185,6 @@ async def _endpoint_page(
         row=row or EndpointOverview(name),
         pause=pause,
         error=error,
-        local=local_time,
     )
 
 
@@ -194,13 +192,7 @@ async def _change(
     request: Request, active: ActiveSession, name: str, action: Callable[[], None]
 ) -> HTMLResponse:
     """Pause or resume; a refusal re-renders the endpoint page with its message and status."""
-    try:
-        await run_in_threadpool(action)
-    except HubError as exc:
-        return await _endpoint_page(
-            request, active, name, status=http_status_for(exc), error=error_text(request, exc)
-        )
-    return await _endpoint_page(request, active, name)
+    return await after_change(request, action, partial(_endpoint_page, request, active, name))
 
 
 @router.post("/console/endpoints/{name}/pause", name="console.endpoint_pause")
