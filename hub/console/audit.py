@@ -228,7 +228,7 @@ async def audit_export(
     try:
         flt = audit_filter(_fields(request.query_params))
     except HubError as exc:
-        return page(request, "problem.html", status=422, active=active, message=error_text(request, exc))
+        return page(request, "problem.html", status=422, active=active, error=error_text(request, exc))
     await run_in_threadpool(lambda: record_export(db, flt, format, actor=active.account.username))
     rows = export_csv(db, flt) if format == "csv" else export_jsonl(db, flt)
     return StreamingResponse(

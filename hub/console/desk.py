@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
-from hub.api.deps import get_db, get_services, get_settings
+from hub.api.deps import app_service, get_db, get_services, get_settings
 from hub.api.errors import http_status_for
 from hub.api.limits import client_address
 from hub.api.routes.verification import get_verification_policy
@@ -68,19 +68,13 @@ def _desk(request: Request) -> SigningDesk:
 
 
 def _previews(request: Request) -> PagePreviews:
-    previews = getattr(request.app.state, "page_previews", None)
-    if not isinstance(previews, PagePreviews):
-        previews = PagePreviews(get_settings(request).data_dir / "previews")
-        request.app.state.page_previews = previews
-    return previews
+    return app_service(
+        request, "page_previews", lambda: PagePreviews(get_settings(request).data_dir / "previews")
+    )
 
 
 def _jobs(request: Request) -> BatchJobs:
-    jobs = getattr(request.app.state, "signing_jobs", None)
-    if not isinstance(jobs, BatchJobs):
-        jobs = BatchJobs()
-        request.app.state.signing_jobs = jobs
-    return jobs
+    return app_service(request, "signing_jobs", BatchJobs)
 
 
 def problem(

@@ -447,4 +447,4 @@ def problem(request: Request, active: ActiveSession, exc: Exception) -> HTMLResp
     """A refused request as a page: the error's status and message (never a 500)."""
     if isinstance(exc, HubError):
         return problem_page(request, active, exc)
-    return page(request, "problem.html", status=422, active=active, message=str(exc)[:300])
+    return page(request, "problem.html", status=422, active=active, error=str(exc)[:300])

@@ -117,14 +117,21 @@ def problem_page(
     """A refused request as a page: the error's status and its message in the page's language
     (never a 500), with a link back to ``back`` (labelled by the catalogue key ``back_label``;
     without ``back``, the link to the dead-letter queue)."""
+    return error_page(request, "problem.html", exc, active=active, back=back, back_label=back_label)
+
+
+def error_page(
+    request: Request, template: str, exc: HubError, *, active: ActiveSession | None, **context: Any
+) -> HTMLResponse:
+    """``template`` answering a refusal: the error's status, its message (``error``) in the
+    page's language."""
     return page(
         request,
-        "problem.html",
+        template,
         status=http_status_for(exc),
         active=active,
-        message=error_text(request, exc),
-        back=back,
-        back_label=back_label,
+        error=error_text(request, exc),
+        **context,
     )
 
 
