@@ -212,7 +212,6 @@ async def audit_log(
         request,
         "audit.html",
         active=active,
-        error=None,
         rows=[_row(entry) for entry in found.items],
         next_cursor=found.next_cursor,
         number=number,

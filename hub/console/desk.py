@@ -16,7 +16,7 @@ API's external-signing flow with the ``hub token-sign`` helper (docs/signing.md 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Unpack
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,7 +29,7 @@ from hub.api.limits import client_address
 from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.console.i18n import MESSAGES
-from hub.console.pages import error_text, lang_of, page, problem_page
+from hub.console.pages import Outcome, error_text, lang_of, page, problem_page
 from hub.console.policy import console_page, get_console
 from hub.db.account_tables import AccountRole
 from hub.db.models import ApiRole
@@ -127,12 +127,7 @@ async def desk(request: Request, active: Officer, page_number: PageNumber = 1) -
 
 
 async def _desk_page(
-    request: Request,
-    active: ActiveSession,
-    *,
-    status: int = 200,
-    error: str | None = None,
-    number: int = 1,
+    request: Request, active: ActiveSession, *, number: int = 1, **outcome: Unpack[Outcome]
 ) -> HTMLResponse:
     viewer = _viewer(active)
     try:
@@ -144,13 +139,12 @@ async def _desk_page(
     return page(
         request,
         "desk.html",
-        status=status,
         active=active,
         documents=documents if keys or viewer is None else [],
         paging=paging,
         keys=keys,
         me=active.account.username,
-        error=error,
+        **outcome,
     )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_settings
 from hub.console.i18n import MESSAGES
-from hub.console.pages import after_change, error_text, lang_of, page, problem_page
+from hub.console.pages import Outcome, after_change, error_text, lang_of, page, problem_page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
 from hub.db.base import utcnow
@@ -181,7 +181,6 @@ async def dlq(request: Request, active: Operator) -> HTMLResponse:
         request,
         active,
         fields,
-        error=None,
         items=[masked_view(item) for item in items],
         total=total,
         sort=sort.value,
@@ -253,9 +252,7 @@ async def bulk_job(request: Request, job_id: int, active: Operator) -> HTMLRespo
     return await _job_page(request, active, job_id)
 
 
-async def _job_page(
-    request: Request, active: ActiveSession, job_id: int, notice: str | None = None
-) -> HTMLResponse:
+async def _job_page(request: Request, active: ActiveSession, job_id: int) -> HTMLResponse:
     try:
         job = await run_in_threadpool(service.get_bulk_job, get_db(request), job_id)
     except HubError as exc:
@@ -268,7 +265,6 @@ async def _job_page(
         job=job,
         running=running,
         refresh=REFRESH_SECONDS if running else None,
-        notice=notice,
     )
 
 
@@ -331,10 +327,8 @@ async def _message_page(
     active: ActiveSession,
     seq: int,
     *,
-    status: int = 200,
-    error: str | None = None,
-    notice: str | None = None,
     edited: str | None = None,
+    **outcome: Unpack[Outcome],
 ) -> HTMLResponse:
     db = get_db(request)
     try:
@@ -358,7 +352,6 @@ async def _message_page(
     return page(
         request,
         "dlq_message.html",
-        status=status,
         active=active,
         m=shown,
         payload=pretty(shown.payload),
@@ -366,8 +359,7 @@ async def _message_page(
         revealed=reveal,
         may_reveal=admin and not reveal,
         edit_text=edited if edited is not None else pretty(masked_payload),
-        error=error,
-        notice=notice,
+        **outcome,
     )
 
 

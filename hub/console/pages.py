@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -83,10 +83,27 @@ def error_text(request: Request, exc: HubError) -> str:
     return exc.message_vi if lang_of(request) == "vi" else exc.message
 
 
+class Outcome(TypedDict, total=False):
+    """What a page shown again after a form tells (:func:`after_change`): its status, and the
+    refusal's message (``error``) or the ``notice``."""
+
+    status: int
+    error: str | None
+    notice: str | None
+
+
 def page(
-    request: Request, template: str, *, status: int = 200, active: ActiveSession | None = None, **context: Any
+    request: Request,
+    template: str,
+    *,
+    status: int = 200,
+    active: ActiveSession | None = None,
+    error: str | None = None,
+    notice: str | None = None,
+    **context: Any,
 ) -> HTMLResponse:
-    """``template`` rendered for ``request``'s language, with the console's headers."""
+    """``template`` rendered for ``request``'s language, with the console's headers; any page
+    may show a refusal's message (``error``) or a ``notice``."""
     lang = lang_of(request)
     catalog = MESSAGES[lang]
     suffix = "?lang=en" if lang == "en" else ""
@@ -101,6 +118,8 @@ def page(
         language_link=_language_link(request, other),
         session=active,
         csrf_field=CSRF_FIELD,
+        error=error,
+        notice=notice,
         **context,
     )
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)

@@ -12,7 +12,7 @@ audit rows; a refusal re-renders the page with its message and status (404, 409,
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Unpack
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_services, get_settings
 from hub.console.i18n import MESSAGES
-from hub.console.pages import after_change, lang_of, page
+from hub.console.pages import Outcome, after_change, lang_of, page
 from hub.console.policy import console_page
 from hub.services.key_bindings import KeyBindingService
 
@@ -43,18 +43,9 @@ def _service(request: Request) -> KeyBindingService:
     )
 
 
-async def _page(
-    request: Request,
-    active: ActiveSession,
-    *,
-    status: int = 200,
-    error: str | None = None,
-    notice: str | None = None,
-) -> HTMLResponse:
+async def _page(request: Request, active: ActiveSession, **outcome: Unpack[Outcome]) -> HTMLResponse:
     keys = await run_in_threadpool(_service(request).keys)
-    return page(
-        request, "signing_keys.html", status=status, active=active, keys=keys, error=error, notice=notice
-    )
+    return page(request, "signing_keys.html", active=active, keys=keys, **outcome)
 
 
 @router.get("/console/admin/signing-keys", name="console.admin_signing_keys")

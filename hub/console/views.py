@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request
@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_intake, get_settings
 from hub.console.ops import problem
-from hub.console.pages import after_change, lang_of, page
+from hub.console.pages import Outcome, after_change, lang_of, page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
 from hub.db.base import utcnow
@@ -167,7 +167,7 @@ async def endpoint(
 
 
 async def _endpoint_page(
-    request: Request, active: ActiveSession, name: str, *, status: int = 200, error: str | None = None
+    request: Request, active: ActiveSession, name: str, **outcome: Unpack[Outcome]
 ) -> HTMLResponse:
     configured = get_settings(request).endpoints.get(name)
     found = await run_in_threadpool(overview, get_db(request), utcnow())
@@ -178,13 +178,12 @@ async def _endpoint_page(
     return page(
         request,
         "endpoint.html",
-        status=status,
         active=active,
         name=name,
         settings=public_settings(configured) if configured is not None else None,
         row=row or EndpointOverview(name),
         pause=pause,
-        error=error,
+        **outcome,
     )
 
 
