@@ -29,7 +29,7 @@ from hub.api.limits import client_address
 from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.console.i18n import MESSAGES
-from hub.console.pages import Outcome, error_text, lang_of, page, problem_page
+from hub.console.pages import Outcome, error_text, job_page, lang_of, page, problem_page
 from hub.console.policy import console_page, get_console
 from hub.db.account_tables import AccountRole
 from hub.db.models import ApiRole
@@ -51,8 +51,6 @@ Admin = Annotated[ActiveSession, Depends(ADMIN)]
 PageNumber = Annotated[int, Query(alias="page", ge=1, le=100_000)]
 Clerk = Annotated[ActiveSession, Depends(CLERK)]
 Reader = Annotated[ActiveSession, Depends(READER)]
-#: Seconds between refreshes of a running batch job's page.
-REFRESH_SECONDS = 2
 
 
 def _desk(request: Request) -> SigningDesk:
@@ -289,15 +287,7 @@ async def desk_job(request: Request, job_id: str, active: Officer) -> HTMLRespon
         job = _jobs(request).get(job_id, active.account.username)
     except HubError as exc:
         return problem(request, active, exc, back="/console/signing")
-    running = job.state.value == "running"
-    return page(
-        request,
-        "desk_job.html",
-        active=active,
-        job=job,
-        running=running,
-        refresh=REFRESH_SECONDS if running else None,
-    )
+    return job_page(request, active, "desk_job.html", job, running=job.state.value == "running")
 
 
 @router.post("/console/signing/jobs/{job_id}/cancel", name="console.signing_job_cancel")

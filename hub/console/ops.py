@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_settings
 from hub.console.i18n import MESSAGES
-from hub.console.pages import Outcome, after_change, error_text, lang_of, page, problem_page
+from hub.console.pages import Outcome, after_change, error_text, job_page, lang_of, page, problem_page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
 from hub.db.base import utcnow
@@ -51,8 +51,6 @@ OPERATOR = console_page("technician")
 Operator = Annotated[ActiveSession, Depends(OPERATOR)]
 #: Messages per page of the failed-message list.
 PAGE_SIZE = 50
-#: Seconds between refreshes of a running bulk job's page.
-REFRESH_SECONDS = 2
 FILTER_FIELDS = ("endpoint", "state", "dossier_code", "error_class", "since", "until", "error_text")
 
 
@@ -258,14 +256,7 @@ async def _job_page(request: Request, active: ActiveSession, job_id: int) -> HTM
     except HubError as exc:
         return problem(request, active, exc)
     running = job.state in (BulkState.QUEUED, BulkState.RUNNING)
-    return page(
-        request,
-        "dlq_job.html",
-        active=active,
-        job=job,
-        running=running,
-        refresh=REFRESH_SECONDS if running else None,
-    )
+    return job_page(request, active, "dlq_job.html", job, running)
 
 
 @router.post("/console/dlq/jobs/{job_id}/cancel", name="console.dlq_job_cancel")

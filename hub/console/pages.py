@@ -32,6 +32,8 @@ CONSOLE_CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 PAGE_HEADERS = {"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-store"}
+#: Seconds between refreshes of a running job's page (a batch signing, a bulk DLQ action).
+REFRESH_SECONDS = 2
 
 
 def _vn_time(value: datetime) -> str:
@@ -164,3 +166,12 @@ async def after_change(
     except HubError as exc:
         return await show(status=http_status_for(exc), error=error_text(request, exc))
     return await show(**done)
+
+
+def job_page(
+    request: Request, active: ActiveSession, template: str, job: object, running: bool
+) -> HTMLResponse:
+    """A job's progress page, refreshed every :data:`REFRESH_SECONDS` while it runs (the
+    console has no script: ``<meta http-equiv=refresh>``)."""
+    refresh = REFRESH_SECONDS if running else None
+    return page(request, template, active=active, job=job, running=running, refresh=refresh)
