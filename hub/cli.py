@@ -25,6 +25,7 @@ import typer.main
 from typer.core import TyperCommand, TyperGroup
 
 from hub.commands.key_bindings import register as register_key_bindings
+from hub.commands.listing import echo_table
 from schemas.errors import ConfigurationError, HubError
 
 if TYPE_CHECKING:
@@ -276,16 +277,20 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (name, role, prefix, state); tokens are never shown."""
-    rows = _key_service().list()
-    if not rows:
-        typer.echo("no API keys")
-        return
-    typer.echo(f"{'NAME':30} {'ROLE':11} {'PREFIX':9} {'CREATED':25} STATE")
-    for key in rows:
-        state = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
-        typer.echo(
-            f"{key.name:30} {key.role.value:11} {key.prefix:9} {key.created_at:%Y-%m-%d %H:%M:%S%z}  {state}"
-        )
+    echo_table(
+        [("NAME", 30), ("ROLE", 11), ("PREFIX", 9), ("CREATED", 25), ("STATE", 0)],
+        [
+            (
+                key.name,
+                key.role.value,
+                key.prefix,
+                f"{key.created_at:%Y-%m-%d %H:%M:%S%z}",
+                "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}",
+            )
+            for key in _key_service().list()
+        ],
+        empty="no API keys",
+    )
 
 
 @keys_app.command("revoke")

@@ -125,6 +125,16 @@ def get_sms(request: Request) -> SmsResponder:
     return get_services(request).sms
 
 
+def app_service(request: Request, name: str, make: Callable[[], _T]) -> _T:
+    """The app's one ``app.state.<name>``, made by ``make`` at its first use (a service that
+    reads its files once, a store of the app's jobs)."""
+    service: _T | None = getattr(request.app.state, name, None)
+    if service is None:
+        service = make()
+        setattr(request.app.state, name, service)
+    return service
+
+
 def bearer_token(request: Request) -> str | None:
     """The token from ``Authorization: Bearer …`` or ``X-API-Key``."""
     header = request.headers.get("authorization")

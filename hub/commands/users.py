@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from hub.commands.listing import echo_table
+
 if TYPE_CHECKING:
     from hub.accounts.service import Account, AccountService
 
@@ -112,16 +114,20 @@ def create(
 @app.command("list")
 def list_accounts() -> None:
     """List accounts (username, roles, unit, state); passwords are never shown."""
-    accounts = _service().list()
-    if not accounts:
-        typer.echo("no accounts")
-        return
-    typer.echo(f"{'USERNAME':24} {'ROLES':30} {'UNIT':24} {'LAST LOGIN':17} STATE")
-    for account in accounts:
-        last = f"{account.last_login_at:%Y-%m-%d %H:%M}" if account.last_login_at else "—"
-        state = "disabled" if account.disabled else "active"
-        roles = ",".join(account.role_names)
-        typer.echo(f"{account.username:24} {roles:30} {account.unit[:24]:24} {last:17} {state}")
+    echo_table(
+        [("USERNAME", 24), ("ROLES", 30), ("UNIT", 24), ("LAST LOGIN", 17), ("STATE", 0)],
+        [
+            (
+                account.username,
+                ",".join(account.role_names),
+                account.unit[:24],
+                f"{account.last_login_at:%Y-%m-%d %H:%M}" if account.last_login_at else "—",
+                "disabled" if account.disabled else "active",
+            )
+            for account in _service().list()
+        ],
+        empty="no accounts",
+    )
 
 
 @app.command("disable")

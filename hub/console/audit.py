@@ -39,7 +39,7 @@ from hub.audit.query import (
     record_export,
 )
 from hub.audit.verify import ChainMonitor, ChainReport
-from hub.console.ops import local_time, parse_instant
+from hub.console.ops import parse_instant
 from hub.console.pages import error_text, page
 from hub.console.policy import console_page
 from schemas.errors import HubError, InvalidInputError
@@ -192,7 +192,6 @@ async def audit_log(
         "broken": break_kind(report),
         "full_walk_at": monitor.full_walk_at,
         "query": _query,
-        "local": local_time,
     }
     try:
         flt = audit_filter(fields)
@@ -213,7 +212,6 @@ async def audit_log(
         request,
         "audit.html",
         active=active,
-        error=None,
         rows=[_row(entry) for entry in found.items],
         next_cursor=found.next_cursor,
         number=number,
@@ -229,7 +227,7 @@ async def audit_export(
     try:
         flt = audit_filter(_fields(request.query_params))
     except HubError as exc:
-        return page(request, "problem.html", status=422, active=active, message=error_text(request, exc))
+        return page(request, "problem.html", status=422, active=active, error=error_text(request, exc))
     await run_in_threadpool(lambda: record_export(db, flt, format, actor=active.account.username))
     rows = export_csv(db, flt) if format == "csv" else export_jsonl(db, flt)
     return StreamingResponse(

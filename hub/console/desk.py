@@ -16,21 +16,20 @@ API's external-signing flow with the ``hub token-sign`` helper (docs/signing.md 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Unpack
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
-from hub.api.deps import get_db, get_services, get_settings
+from hub.api.deps import app_service, get_db, get_services, get_settings
 from hub.api.errors import http_status_for
 from hub.api.limits import client_address
 from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.console.i18n import MESSAGES
-from hub.console.ops import local_time
-from hub.console.pages import error_text, lang_of, page, problem_page
+from hub.console.pages import Outcome, error_text, job_page, lang_of, page, problem_page
 from hub.console.policy import console_page, get_console
 from hub.db.account_tables import AccountRole
 from hub.db.models import ApiRole
@@ -52,8 +51,6 @@ Admin = Annotated[ActiveSession, Depends(ADMIN)]
 PageNumber = Annotated[int, Query(alias="page", ge=1, le=100_000)]
 Clerk = Annotated[ActiveSession, Depends(CLERK)]
 Reader = Annotated[ActiveSession, Depends(READER)]
-#: Seconds between refreshes of a running batch job's page.
-REFRESH_SECONDS = 2
 
 
 def _desk(request: Request) -> SigningDesk:
@@ -69,19 +66,13 @@ def _desk(request: Request) -> SigningDesk:
 
 
 def _previews(request: Request) -> PagePreviews:
-    previews = getattr(request.app.state, "page_previews", None)
-    if not isinstance(previews, PagePreviews):
-        previews = PagePreviews(get_settings(request).data_dir / "previews")
-        request.app.state.page_previews = previews
-    return previews
+    return app_service(
+        request, "page_previews", lambda: PagePreviews(get_settings(request).data_dir / "previews")
+    )
 
 
 def _jobs(request: Request) -> BatchJobs:
-    jobs = getattr(request.app.state, "signing_jobs", None)
-    if not isinstance(jobs, BatchJobs):
-        jobs = BatchJobs()
-        request.app.state.signing_jobs = jobs
-    return jobs
+    return app_service(request, "signing_jobs", BatchJobs)
 
 
 def problem(
@@ -134,12 +125,7 @@ async def desk(request: Request, active: Officer, page_number: PageNumber = 1) -
 
 
 async def _desk_page(
-    request: Request,
-    active: ActiveSession,
-    *,
-    status: int = 200,
-    error: str | None = None,
-    number: int = 1,
+    request: Request, active: ActiveSession, *, number: int = 1, **outcome: Unpack[Outcome]
 ) -> HTMLResponse:
     viewer = _viewer(active)
     try:
@@ -151,14 +137,12 @@ async def _desk_page(
     return page(
         request,
         "desk.html",
-        status=status,
         active=active,
         documents=documents if keys or viewer is None else [],
         paging=paging,
         keys=keys,
         me=active.account.username,
-        error=error,
-        local=local_time,
+        **outcome,
     )
 
 
@@ -188,7 +172,6 @@ async def _document_page(
         officers=await _officers(request) if can_assign else [],
         can_assign=can_assign,
         notice=notice,
-        local=local_time,
     )
 
 
@@ -246,9 +229,7 @@ async def desk_token_prepare(
         prepared = await run_in_threadpool(desk.prepare_token, principal, file_id, certificate)
     except HubError as exc:
         return problem(request, active, exc, back="/console/signing")
-    return page(
-        request, "desk_token.html", active=active, document=document, prepared=prepared, local=local_time
-    )
+    return page(request, "desk_token.html", active=active, document=document, prepared=prepared)
 
 
 @router.post("/console/signing/token/{request_id}/complete", name="console.signing_token_complete")
@@ -306,16 +287,7 @@ async def desk_job(request: Request, job_id: str, active: Officer) -> HTMLRespon
         job = _jobs(request).get(job_id, active.account.username)
     except HubError as exc:
         return problem(request, active, exc, back="/console/signing")
-    running = job.state.value == "running"
-    return page(
-        request,
-        "desk_job.html",
-        active=active,
-        job=job,
-        running=running,
-        refresh=REFRESH_SECONDS if running else None,
-        local=local_time,
-    )
+    return job_page(request, active, "desk_job.html", job, running=job.state.value == "running")
 
 
 @router.post("/console/signing/jobs/{job_id}/cancel", name="console.signing_job_cancel")
@@ -346,7 +318,6 @@ async def issuance(request: Request, active: Clerk, page_number: PageNumber = 1)
         paging=paging,
         keys=keys,
         signers=await _signers(request),
-        local=local_time,
     )
 
 
@@ -368,7 +339,6 @@ async def issuance_document(request: Request, file_id: str, active: Clerk) -> HT
         keys=desk.keys_of(active.account.username, KeyPurpose.SEAL),
         signers=await _signers(request),
         document_type=issuance_settings.document_type if issuance_settings else "",
-        local=local_time,
     )
 
 

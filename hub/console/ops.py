@@ -19,7 +19,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Unpack
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -29,9 +30,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_settings
-from hub.api.errors import http_status_for
 from hub.console.i18n import MESSAGES
-from hub.console.pages import error_text, lang_of, page, problem_page
+from hub.console.pages import Outcome, after_change, error_text, job_page, lang_of, page, problem_page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
 from hub.db.base import utcnow
@@ -51,8 +51,6 @@ OPERATOR = console_page("technician")
 Operator = Annotated[ActiveSession, Depends(OPERATOR)]
 #: Messages per page of the failed-message list.
 PAGE_SIZE = 50
-#: Seconds between refreshes of a running bulk job's page.
-REFRESH_SECONDS = 2
 FILTER_FIELDS = ("endpoint", "state", "dossier_code", "error_class", "since", "until", "error_text")
 
 
@@ -95,10 +93,6 @@ def chart_bars(hours: list[HourCount]) -> list[Bar]:
     return bars
 
 
-def local_time(value: datetime | None) -> str:
-    return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M") if value else "—"
-
-
 @router.get("/console/ops", name="console.ops")
 async def ops(request: Request, active: Operator) -> HTMLResponse:
     configured = list(get_settings(request).endpoints)
@@ -111,7 +105,6 @@ async def ops(request: Request, active: Operator) -> HTMLResponse:
         bars=chart_bars(found.hours),
         chart_width=BAR_WIDTH * len(found.hours),
         chart_height=CHART_HEIGHT,
-        local=local_time,
     )
 
 
@@ -186,7 +179,6 @@ async def dlq(request: Request, active: Operator) -> HTMLResponse:
         request,
         active,
         fields,
-        error=None,
         items=[masked_view(item) for item in items],
         total=total,
         sort=sort.value,
@@ -208,7 +200,6 @@ def _list_page(
         states=["any", *[state.value for state in ViewState]],
         sorts=[key.value for key in SortKey],
         query=_query,
-        local=local_time,
         **context,
     )
 
@@ -259,24 +250,13 @@ async def bulk_job(request: Request, job_id: int, active: Operator) -> HTMLRespo
     return await _job_page(request, active, job_id)
 
 
-async def _job_page(
-    request: Request, active: ActiveSession, job_id: int, notice: str | None = None
-) -> HTMLResponse:
+async def _job_page(request: Request, active: ActiveSession, job_id: int) -> HTMLResponse:
     try:
         job = await run_in_threadpool(service.get_bulk_job, get_db(request), job_id)
     except HubError as exc:
         return problem(request, active, exc)
     running = job.state in (BulkState.QUEUED, BulkState.RUNNING)
-    return page(
-        request,
-        "dlq_job.html",
-        active=active,
-        job=job,
-        running=running,
-        refresh=REFRESH_SECONDS if running else None,
-        notice=notice,
-        local=local_time,
-    )
+    return job_page(request, active, "dlq_job.html", job, running)
 
 
 @router.post("/console/dlq/jobs/{job_id}/cancel", name="console.dlq_job_cancel")
@@ -338,10 +318,8 @@ async def _message_page(
     active: ActiveSession,
     seq: int,
     *,
-    status: int = 200,
-    error: str | None = None,
-    notice: str | None = None,
     edited: str | None = None,
+    **outcome: Unpack[Outcome],
 ) -> HTMLResponse:
     db = get_db(request)
     try:
@@ -365,7 +343,6 @@ async def _message_page(
     return page(
         request,
         "dlq_message.html",
-        status=status,
         active=active,
         m=shown,
         payload=pretty(shown.payload),
@@ -373,9 +350,7 @@ async def _message_page(
         revealed=reveal,
         may_reveal=admin and not reveal,
         edit_text=edited if edited is not None else pretty(masked_payload),
-        error=error,
-        notice=notice,
-        local=local_time,
+        **outcome,
     )
 
 
@@ -388,13 +363,7 @@ async def _act(
     request: Request, active: ActiveSession, seq: int, action: Callable[[], Any], done: str
 ) -> HTMLResponse:
     """Run a message action; its refusal re-renders the message with the message and status."""
-    try:
-        await run_in_threadpool(action)
-    except HubError as exc:
-        return await _message_page(
-            request, active, seq, status=http_status_for(exc), error=error_text(request, exc)
-        )
-    return await _message_page(request, active, seq, notice=done)
+    return await after_change(request, action, partial(_message_page, request, active, seq), notice=done)
 
 
 async def _with_reason(
@@ -461,4 +430,4 @@ def problem(request: Request, active: ActiveSession, exc: Exception) -> HTMLResp
     """A refused request as a page: the error's status and message (never a 500)."""
     if isinstance(exc, HubError):
         return problem_page(request, active, exc)
-    return page(request, "problem.html", status=422, active=active, message=str(exc)[:300])
+    return page(request, "problem.html", status=422, active=active, error=str(exc)[:300])

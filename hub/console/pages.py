@@ -7,14 +7,16 @@ console's own stylesheet; docs/security.md §10) and ``Cache-Control: no-store``
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment
+from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.errors import http_status_for
@@ -30,6 +32,8 @@ CONSOLE_CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 PAGE_HEADERS = {"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-store"}
+#: Seconds between refreshes of a running job's page (a batch signing, a bulk DLQ action).
+REFRESH_SECONDS = 2
 
 
 def _vn_time(value: datetime) -> str:
@@ -37,9 +41,16 @@ def _vn_time(value: datetime) -> str:
     return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
 
 
+def local_time(value: datetime | None) -> str:
+    """:func:`_vn_time`, or a dash for a time not set; the templates' ``local()``."""
+    return _vn_time(value) if value else "—"
+
+
 @cache
 def templates() -> Environment:
-    return environment("hub.console", vn_time=_vn_time)
+    env = environment("hub.console", vn_time=_vn_time)
+    env.globals["local"] = local_time
+    return env
 
 
 def lang_of(request: Request) -> Lang:
@@ -80,6 +91,15 @@ def lang_in(target: str) -> Lang | None:
     return "en" if chosen == "en" else "vi" if chosen == "vi" else None
 
 
+class Outcome(TypedDict, total=False):
+    """What a page shown again after a form tells (:func:`after_change`): its status, and the
+    refusal's message (``error``) or the ``notice``."""
+
+    status: int
+    error: str | None
+    notice: str | None
+
+
 def page(
     request: Request,
     template: str,
@@ -87,9 +107,12 @@ def page(
     status: int = 200,
     active: ActiveSession | None = None,
     lang: Lang | None = None,
+    error: str | None = None,
+    notice: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """``template`` rendered for ``lang`` (default: ``request``'s language), with the console's headers."""
+    """``template`` rendered for ``lang`` (default: ``request``'s language), with the console's
+    headers; any page may show a refusal's message (``error``) or a ``notice``."""
     lang = lang or lang_of(request)
     catalog = MESSAGES[lang]
     suffix = "?lang=en" if lang == "en" else ""
@@ -104,6 +127,8 @@ def page(
         language_link=_language_link(request, other),
         session=active,
         csrf_field=CSRF_FIELD,
+        error=error,
+        notice=notice,
         **context,
     )
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
@@ -120,12 +145,40 @@ def problem_page(
     """A refused request as a page: the error's status and its message in the page's language
     (never a 500), with a link back to ``back`` (labelled by the catalogue key ``back_label``;
     without ``back``, the link to the dead-letter queue)."""
+    return error_page(request, "problem.html", exc, active=active, back=back, back_label=back_label)
+
+
+def error_page(
+    request: Request, template: str, exc: HubError, *, active: ActiveSession | None, **context: Any
+) -> HTMLResponse:
+    """``template`` answering a refusal: the error's status, its message (``error``) in the
+    page's language."""
     return page(
         request,
-        "problem.html",
+        template,
         status=http_status_for(exc),
         active=active,
-        message=error_text(request, exc),
-        back=back,
-        back_label=back_label,
+        error=error_text(request, exc),
+        **context,
     )
+
+
+async def after_change(
+    request: Request, change: Callable[[], object], show: Callable[..., Awaitable[HTMLResponse]], **done: Any
+) -> HTMLResponse:
+    """Run ``change`` (blocking, in a worker thread), then ``show`` the page again: with the
+    refusal's status and message in the page's language, else with ``done`` (e.g. its notice)."""
+    try:
+        await run_in_threadpool(change)
+    except HubError as exc:
+        return await show(status=http_status_for(exc), error=error_text(request, exc))
+    return await show(**done)
+
+
+def job_page(
+    request: Request, active: ActiveSession, template: str, job: object, running: bool
+) -> HTMLResponse:
+    """A job's progress page, refreshed every :data:`REFRESH_SECONDS` while it runs (the
+    console has no script: ``<meta http-equiv=refresh>``)."""
+    refresh = REFRESH_SECONDS if running else None
+    return page(request, template, active=active, job=job, running=running, refresh=refresh)

@@ -25,15 +25,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
-from hub.api.deps import POLICY_ATTRIBUTE, get_db, get_settings
-from hub.api.errors import http_status_for
-from hub.api.routes.reports import XLSX, attachment, get_reports
-from hub.console.pages import error_text, lang_of, page, problem_page
+from hub.api.deps import POLICY_ATTRIBUTE, get_db
+from hub.api.routes.reports import ONTIME_FILES, USAGE_FILES, download, file_name, get_reports
+from hub.console.pages import error_page, lang_of, page, problem_page
 from hub.console.policy import ConsolePolicy, console_page
 from hub.console.views import DOSSIER_READER
-from hub.reports import usage_export
-from hub.reports.export import to_csv, to_xlsx
-from hub.reports.pdf import Letterhead, ontime_pdf, usage_pdf
 from hub.reports.query import DayRange, GroupBy, ReportFilter, WeekFlow, day_range
 from hub.reports.schedules import recent_runs
 from schemas.dossier import Channel
@@ -51,9 +47,10 @@ Reader = Annotated[ActiveSession, Depends(REPORT_READER)]
 UsageReader = Annotated[ActiveSession, Depends(USAGE_READER)]
 
 FILTER_FIELDS = ("period", "from", "to", "group_by", "procedure", "field", "unit", "channel")
-#: The on-time export formats of the download links.
-FORMATS = {"xlsx": XLSX, "csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
-USAGE_FORMATS = {"xlsx": XLSX, "csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
+#: The export formats of the download links, in their order on the pages.
+FORMATS = ("xlsx", "csv", "pdf")
+#: The usage report's parameters (it is not grouped or filtered).
+USAGE_FIELDS = ("period", "from", "to")
 #: Overdue dossiers listed on the page (the count is the report's).
 OVERDUE_LIMIT = 200
 
@@ -115,12 +112,6 @@ class Query:
     fields: dict[str, str]
     """The parameters as given (for the form and the download links)."""
 
-    def link(self, path: str, lang: str, **extra: str) -> str:
-        kept = {k: v for k, v in self.fields.items() if v}
-        if lang == "en":
-            kept["lang"] = "en"
-        return f"{path}?{urlencode({**kept, **extra})}"
-
 
 def _fields(request: Request) -> dict[str, str]:
     params = request.query_params
@@ -151,10 +142,10 @@ def _window(fields: dict[str, str], default_period: str) -> DayRange:
     return day_range(first, last, period)
 
 
-def _export_format(request: Request, formats: Mapping[str, str]) -> str:
+def _export_format(request: Request) -> str:
     """The download's ``format`` parameter (default xlsx); an unknown one is a 422."""
     fmt = request.query_params.get("format", "xlsx")
-    if fmt not in formats:
+    if fmt not in FORMATS:
         raise InvalidInputError(
             f"unknown format {fmt[:10]!r}: xlsx, csv or pdf",
             message_vi=f"định dạng {fmt[:10]!r} không hợp lệ: xlsx, csv hoặc pdf",
@@ -210,6 +201,14 @@ def _day(value: datetime) -> str:
     return value.astimezone(VN_TZ).strftime("%Y-%m-%d")
 
 
+def _downloads(path: str, fields: Mapping[str, str], lang: str) -> list[tuple[str, str]]:
+    """``(format, link)`` of the page's downloads: the parameters given, the page's language."""
+    kept = {name: value for name, value in fields.items() if value}
+    if lang == "en":
+        kept["lang"] = "en"
+    return [(fmt, f"{path}?{urlencode({**kept, 'format': fmt})}") for fmt in FORMATS]
+
+
 @router.get("/console/reports/ontime", name="console.reports_ontime")
 async def ontime_page(request: Request, active: Reader) -> HTMLResponse:
     reports = get_reports(request)
@@ -228,15 +227,7 @@ async def ontime_page(request: Request, active: Reader) -> HTMLResponse:
     try:
         query = parse_query(fields, default_period=this_month())
     except HubError as exc:
-        return page(
-            request,
-            "reports_ontime.html",
-            status=http_status_for(exc),
-            active=active,
-            error=error_text(request, exc),
-            report=None,
-            **context,
-        )
+        return error_page(request, "reports_ontime.html", exc, active=active, report=None, **context)
     if not fields["period"] and not fields["from"]:
         fields["period"] = this_month()
     now = now_utc()
@@ -252,7 +243,6 @@ async def ontime_page(request: Request, active: Reader) -> HTMLResponse:
         request,
         "reports_ontime.html",
         active=active,
-        error=None,
         report=report,
         bars=week_bars(weeks),
         chart_width=FLOW_WIDTH,
@@ -263,7 +253,7 @@ async def ontime_page(request: Request, active: Reader) -> HTMLResponse:
         overdue=overdue,
         overdue_limit=OVERDUE_LIMIT,
         dossier_links=_may_open_dossiers(active),
-        downloads=[(fmt, query.link("/console/reports/ontime/export", lang, format=fmt)) for fmt in FORMATS],
+        downloads=_downloads("/console/reports/ontime/export", query.fields, lang),
         **context,
     )
 
@@ -278,7 +268,7 @@ def _may_open_dossiers(active: ActiveSession) -> bool:
 async def ontime_export(request: Request, active: Reader) -> Response:
     fields = _fields(request)
     try:
-        fmt = _export_format(request, FORMATS)
+        fmt = _export_format(request)
         query = parse_query(fields, default_period=this_month())
     except HubError as exc:
         return problem_page(
@@ -288,16 +278,8 @@ async def ontime_export(request: Request, active: Reader) -> Response:
     report = await run_in_threadpool(
         lambda: reports.ontime(query.window, query.group_by, filters=query.filters)
     )
-    window = query.window
-    name = f"ontime-{query.group_by.value}-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{fmt}"
-    if fmt == "pdf":
-        head = Letterhead.from_settings(get_settings(request).reports)
-        body = await run_in_threadpool(ontime_pdf, report, head)
-    elif fmt == "csv":
-        body = to_csv(report)
-    else:
-        body = await run_in_threadpool(to_xlsx, report)
-    return attachment(body, FORMATS[fmt], name)
+    name = file_name(f"ontime-{query.group_by.value}", query.window, fmt)
+    return await download(request, ONTIME_FILES, report, fmt, name)
 
 
 def _usage_window(request: Request) -> DayRange:
@@ -311,32 +293,18 @@ async def usage_page(request: Request, active: UsageReader) -> HTMLResponse:
     try:
         window = _usage_window(request)
     except HubError as exc:
-        return page(
-            request,
-            "reports_usage.html",
-            status=http_status_for(exc),
-            active=active,
-            error=error_text(request, exc),
-            report=None,
-            fields=fields,
-        )
+        return error_page(request, "reports_usage.html", exc, active=active, report=None, fields=fields)
     if not fields["period"] and not fields["from"]:
         fields["period"] = this_month()
     report = await run_in_threadpool(get_reports(request).usage, window)
-    kept = {k: v for k, v in fields.items() if v and k in ("period", "from", "to")}
-    if lang == "en":
-        kept["lang"] = "en"
+    given = {name: fields[name] for name in USAGE_FIELDS}
     return page(
         request,
         "reports_usage.html",
         active=active,
-        error=None,
         report=report,
         fields=fields,
-        downloads=[
-            (fmt, f"/console/reports/usage/export?{urlencode({**kept, 'format': fmt})}")
-            for fmt in USAGE_FORMATS
-        ],
+        downloads=_downloads("/console/reports/usage/export", given, lang),
         duration=_duration,
     )
 
@@ -350,19 +318,11 @@ def _duration(seconds: float | None) -> str:
 @router.get("/console/reports/usage/export", name="console.reports_usage_export")
 async def usage_export_file(request: Request, active: UsageReader) -> Response:
     try:
-        fmt = _export_format(request, USAGE_FORMATS)
+        fmt = _export_format(request)
         window = _usage_window(request)
     except HubError as exc:
         return problem_page(
             request, active, exc, back="/console/reports/usage", back_label="page.console.reports_usage"
         )
     report = await run_in_threadpool(get_reports(request).usage, window)
-    name = f"usage-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{fmt}"
-    if fmt == "csv":
-        body = usage_export.to_csv(report)
-    elif fmt == "pdf":
-        head = Letterhead.from_settings(get_settings(request).reports)
-        body = await run_in_threadpool(usage_pdf, report, head)
-    else:
-        body = await run_in_threadpool(usage_export.to_xlsx, report)
-    return attachment(body, USAGE_FORMATS[fmt], name)
+    return await download(request, USAGE_FILES, report, fmt, file_name("usage", window, fmt))

@@ -10,9 +10,9 @@ yet), every other form by the session's synchronizer token (docs/security.md §1
 from __future__ import annotations
 
 import secrets
-from functools import cache
+from functools import cache, partial
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
@@ -28,7 +28,7 @@ from hub.api.limits import client_address
 from hub.config import Settings
 from hub.console import audit, desk, oidc, ops, reports, signing_keys, views
 from hub.console.i18n import MESSAGES
-from hub.console.pages import keep_lang, lang_of, page
+from hub.console.pages import Outcome, after_change, keep_lang, lang_of, page
 from hub.console.pages import safe_next as _safe_next
 from hub.console.policy import (
     Console,
@@ -61,7 +61,6 @@ async def login_form(request: Request, next: str = "") -> HTMLResponse:
         "login.html",
         login_csrf=token,
         next=_safe_next(next),
-        error=None,
         oidc_provider=oidc.login_button(console),
         password_login=not oidc.password_login_hidden(console),
     )
@@ -160,25 +159,16 @@ async def home(request: Request, active: Annotated[ActiveSession, Depends(ANY_AC
     return page(request, "home.html", active=active, pages=_reachable(active))
 
 
-async def _users_page(
-    request: Request,
-    active: ActiveSession,
-    *,
-    status: int = 200,
-    error: str | None = None,
-    notice: str | None = None,
-) -> HTMLResponse:
+async def _users_page(request: Request, active: ActiveSession, **outcome: Unpack[Outcome]) -> HTMLResponse:
     accounts = await run_in_threadpool(get_console(request).accounts.list)
     return page(
         request,
         "users.html",
-        status=status,
         active=active,
         accounts=accounts,
         roles=[role.value for role in AccountRole],
         oidc_provider=oidc.login_button(get_console(request)),
-        error=error,
-        notice=notice,
+        **outcome,
     )
 
 
@@ -191,12 +181,12 @@ async def _change(
     request: Request, active: ActiveSession, action: Any, *args: Any, **kwargs: Any
 ) -> HTMLResponse:
     """Run an account change as ``active``; a refusal re-renders the page with its message."""
-    try:
-        await run_in_threadpool(action, *args, actor=active.account.username, **kwargs)
-    except HubError as exc:
-        message = exc.message_vi if lang_of(request) == "vi" else exc.message
-        return await _users_page(request, active, status=http_status_for(exc), error=message)
-    return await _users_page(request, active, notice=MESSAGES[lang_of(request)]["users.changed"])
+    return await after_change(
+        request,
+        partial(action, *args, actor=active.account.username, **kwargs),
+        partial(_users_page, request, active),
+        notice=MESSAGES[lang_of(request)]["users.changed"],
+    )
 
 
 @router.post("/console/admin/users", name="console.admin_users_create")

@@ -11,20 +11,20 @@ audit rows; a refusal re-renders the page with its message and status (404, 409,
 
 from __future__ import annotations
 
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Unpack
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_services, get_settings
-from hub.api.errors import http_status_for
 from hub.console.i18n import MESSAGES
-from hub.console.pages import error_text, lang_of, page
+from hub.console.pages import Outcome, after_change, lang_of, page
 from hub.console.policy import console_page
 from hub.services.key_bindings import KeyBindingService
-from schemas.errors import HubError
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,18 +43,9 @@ def _service(request: Request) -> KeyBindingService:
     )
 
 
-async def _page(
-    request: Request,
-    active: ActiveSession,
-    *,
-    status: int = 200,
-    error: str | None = None,
-    notice: str | None = None,
-) -> HTMLResponse:
+async def _page(request: Request, active: ActiveSession, **outcome: Unpack[Outcome]) -> HTMLResponse:
     keys = await run_in_threadpool(_service(request).keys)
-    return page(
-        request, "signing_keys.html", status=status, active=active, keys=keys, error=error, notice=notice
-    )
+    return page(request, "signing_keys.html", active=active, keys=keys, **outcome)
 
 
 @router.get("/console/admin/signing-keys", name="console.admin_signing_keys")
@@ -62,34 +53,34 @@ async def signing_keys(request: Request, active: KeyAdmin) -> HTMLResponse:
     return await _page(request, active)
 
 
-async def _change(
-    request: Request, active: ActiveSession, unbind: bool, key_id: str, principal: str
-) -> HTMLResponse:
+class KeyPrincipal(BaseModel):
+    """The fields of the bind and the unbind form: the key and the principal."""
+
+    key_id: str = Field("", max_length=100)
+    principal: str = Field("", max_length=200)
+
+
+KeyPrincipalForm = Annotated[KeyPrincipal, Form()]
+
+
+async def _change(request: Request, active: ActiveSession, unbind: bool, form: KeyPrincipal) -> HTMLResponse:
     service = _service(request)
     action = service.unbind if unbind else service.bind
-    try:
-        await run_in_threadpool(lambda: action(key_id, principal, actor=f"user:{active.account.username}"))
-    except HubError as exc:
-        return await _page(request, active, status=http_status_for(exc), error=error_text(request, exc))
+    actor = f"user:{active.account.username}"
     notice = MESSAGES[lang_of(request)]["keys.unbound" if unbind else "keys.bound"]
-    return await _page(request, active, notice=notice)
+    return await after_change(
+        request,
+        lambda: action(form.key_id, form.principal, actor=actor),
+        partial(_page, request, active),
+        notice=notice,
+    )
 
 
 @router.post("/console/admin/signing-keys/bind", name="console.admin_signing_keys_bind")
-async def bind(
-    request: Request,
-    active: KeyAdmin,
-    key_id: Annotated[str, Form(max_length=100)] = "",
-    principal: Annotated[str, Form(max_length=200)] = "",
-) -> HTMLResponse:
-    return await _change(request, active, False, key_id, principal)
+async def bind(request: Request, active: KeyAdmin, form: KeyPrincipalForm) -> HTMLResponse:
+    return await _change(request, active, False, form)
 
 
 @router.post("/console/admin/signing-keys/unbind", name="console.admin_signing_keys_unbind")
-async def unbind(
-    request: Request,
-    active: KeyAdmin,
-    key_id: Annotated[str, Form(max_length=100)] = "",
-    principal: Annotated[str, Form(max_length=200)] = "",
-) -> HTMLResponse:
-    return await _change(request, active, True, key_id, principal)
+async def unbind(request: Request, active: KeyAdmin, form: KeyPrincipalForm) -> HTMLResponse:
+    return await _change(request, active, True, form)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request
@@ -23,9 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import get_db, get_intake, get_settings
-from hub.api.errors import http_status_for
-from hub.console.ops import local_time, problem
-from hub.console.pages import error_text, lang_of, page
+from hub.console.ops import problem
+from hub.console.pages import Outcome, after_change, lang_of, page
 from hub.console.policy import console_page
 from hub.db.account_tables import AccountRole
 from hub.db.base import utcnow
@@ -115,7 +115,6 @@ async def dossier(
         events=timeline(found),
         endpoints=by_endpoint(messages),
         may_operate=active.account.has_role(AccountRole.TECHNICIAN),
-        local=local_time,
     )
 
 
@@ -168,7 +167,7 @@ async def endpoint(
 
 
 async def _endpoint_page(
-    request: Request, active: ActiveSession, name: str, *, status: int = 200, error: str | None = None
+    request: Request, active: ActiveSession, name: str, **outcome: Unpack[Outcome]
 ) -> HTMLResponse:
     configured = get_settings(request).endpoints.get(name)
     found = await run_in_threadpool(overview, get_db(request), utcnow())
@@ -179,14 +178,12 @@ async def _endpoint_page(
     return page(
         request,
         "endpoint.html",
-        status=status,
         active=active,
         name=name,
         settings=public_settings(configured) if configured is not None else None,
         row=row or EndpointOverview(name),
         pause=pause,
-        error=error,
-        local=local_time,
+        **outcome,
     )
 
 
@@ -194,13 +191,7 @@ async def _change(
     request: Request, active: ActiveSession, name: str, action: Callable[[], None]
 ) -> HTMLResponse:
     """Pause or resume; a refusal re-renders the endpoint page with its message and status."""
-    try:
-        await run_in_threadpool(action)
-    except HubError as exc:
-        return await _endpoint_page(
-            request, active, name, status=http_status_for(exc), error=error_text(request, exc)
-        )
-    return await _endpoint_page(request, active, name)
+    return await after_change(request, action, partial(_endpoint_page, request, active, name))
 
 
 @router.post("/console/endpoints/{name}/pause", name="console.endpoint_pause")

@@ -1,4 +1,5 @@
-"""``GET /api/v1/reports/ontime`` (JSON, CSV, XLSX) and ``hub report ontime`` (docs/reports.md §5)."""
+"""``GET /api/v1/reports/ontime`` (JSON, CSV, XLSX) and ``hub report ontime`` (docs/reports.md §5);
+the roles and bad parameters of it and of ``GET /api/v1/reports/usage`` (docs/reports.md §8)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.reports.test_ontime_rule import WORKING
 from tests.reports.test_report_sql import _dataset, _expected, _store
 
 URL = "/api/v1/reports/ontime"
+USAGE_URL = "/api/v1/reports/usage"
 
 
 def _march_totals(dossiers: list[Dossier]) -> Counter[str]:
@@ -99,35 +101,60 @@ def test_filters_narrow_the_report(full_hub: LiveHub) -> None:
     assert 0 < field["total"]["received"] < whole["total"]["received"]
 
 
+#: Days that neither report takes (the shared ReportDays parameters, docs/reports.md §2.1).
+BAD_DAYS = [
+    {"period": "2025-13"},
+    {"period": "2025-Q5"},
+    {"from": "2025-03-31", "to": "2025-03-01"},
+    {"from": "2025-03-01"},
+    {"period": "2025", "from": "2025-01-01", "to": "2025-01-31"},
+    {"from": "2015-01-01", "to": "2025-01-01"},
+]
+BAD_ONTIME_FILTERS = [
+    {"period": "2025", "channel": "9"},
+    {"period": "2025", "procedure": "x" * 41},
+    {"period": "2025", "group_by": "owner"},
+    {"period": "2025", "agency": "H42; DROP"},
+]
+
+
 @pytest.mark.parametrize(
-    "params",
+    ("url", "params"),
     [
-        {"period": "2025", "channel": "9"},
-        {"period": "2025", "procedure": "x" * 41},
-        {"period": "2025-13"},
-        {"from": "2025-03-31", "to": "2025-03-01"},
-        {"from": "2025-03-01"},
-        {"period": "2025", "from": "2025-01-01", "to": "2025-01-31"},
-        {"from": "2015-01-01", "to": "2025-01-01"},
-        {"period": "2025", "group_by": "owner"},
-        {"period": "2025", "agency": "H42; DROP"},
+        *((url, days) for url in (URL, USAGE_URL) for days in BAD_DAYS),
+        *((URL, filters) for filters in BAD_ONTIME_FILTERS),
+        (USAGE_URL, {"period": "2025", "format": "docx"}),
     ],
 )
-def test_bad_requests_are_422_with_the_error_shape(full_hub: LiveHub, params: dict[str, str]) -> None:
+def test_bad_requests_are_422_with_the_error_shape(
+    full_hub: LiveHub, url: str, params: dict[str, str]
+) -> None:
     with full_hub.client("technician") as client:
-        answer = client.get(URL, params=params)
+        answer = client.get(url, params=params)
     assert answer.status_code == 422, answer.text
-    assert "error" in answer.json() or "detail" in answer.json()
+    assert "error" in answer.json()
 
 
-def test_roles(full_hub: LiveHub) -> None:
-    with full_hub.client("source") as client:
-        assert client.get(URL, params={"period": "2025"}).status_code == 403
+@pytest.mark.parametrize(
+    ("url", "allowed", "refused"),
+    [
+        (URL, ("officer", "clerk", "technician", "portal", "admin"), ("source",)),
+        (USAGE_URL, ("officer", "technician", "admin"), ("source", "portal", "clerk")),
+    ],
+)
+def test_roles(full_hub: LiveHub, url: str, allowed: tuple[str, ...], refused: tuple[str, ...]) -> None:
+    """The on-time report: aggregates for the dashboards too; the usage report: not for clerks
+    or portals (docs/reports.md §8)."""
     with full_hub.client(None) as client:
-        assert client.get(URL, params={"period": "2025"}).status_code == 401
-    for role in ("officer", "clerk", "technician", "portal", "admin"):
+        assert client.get(url, params={"period": "2025"}).status_code == 401
+    for role in refused:
         with full_hub.client(role) as client:
-            assert client.get(URL, params={"period": "2025"}).status_code == 200, role
+            answer = client.get(url, params={"period": "2025"})
+            assert answer.status_code == 403, role
+            assert answer.json()["error"]["code"] == "forbidden"
+    for role in allowed:
+        with full_hub.client(role) as client:
+            assert client.get(url, params={"period": "2025"}).status_code == 200, role
 
 
 def test_cli(full_hub: LiveHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -323,33 +323,4 @@ def test_cli(hub: LiveHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert runner.invoke(report_app, ["usage", "--period", "2026-13"]).exit_code != 0
 
 
-def test_roles(hub: LiveHub) -> None:
-    with hub.client(None) as client:
-        assert client.get(URL, params={"period": "2026"}).status_code == 401
-    for role in ("source", "portal", "clerk"):
-        with hub.client(role) as client:
-            answer = client.get(URL, params={"period": "2026"})
-            assert answer.status_code == 403, role
-            assert answer.json()["error"]["code"] == "forbidden"
-    for role in ("officer", "technician", "admin"):
-        with hub.client(role) as client:
-            assert client.get(URL, params={"period": "2026"}).status_code == 200, role
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"period": "2026-13"},
-        {"period": "2026-Q5"},
-        {"from": "2026-12-31", "to": "2026-12-01"},
-        {"from": "2026-12-01"},
-        {"period": "2026", "from": "2026-01-01", "to": "2026-01-31"},
-        {"from": "2000-01-01", "to": "2026-01-01"},
-        {"period": "2026", "format": "docx"},
-    ],
-)
-def test_bad_periods_are_422(hub: LiveHub, params: dict[str, str]) -> None:
-    with hub.client("technician") as client:
-        answer = client.get(URL, params=params)
-    assert answer.status_code == 422, answer.text
-    assert "error" in answer.json()
+# Roles and bad parameters: tests/api/test_api_reports.py (with the on-time report's).

@@ -18,9 +18,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from hub.api.deps import IntakeDep, get_db, get_settings, require_role
+from hub.api.deps import IntakeDep, app_service, get_db, get_settings, require_role
 from hub.api.errors import error_responses
-from hub.api.routes.reports import XLSX, ReportDays, attachment
+from hub.api.routes.reports import FILE_RESPONSES, XLSX, ReportDays, attachment, file_name
 from hub.auth.keys import Principal
 from hub.reports.record_service import RecordService
 from schemas.codes import AgencyCode
@@ -51,11 +51,7 @@ class BookFormat(StrEnum):
 
 def get_records(request: Request) -> RecordService:
     """The app's records service (the layout and calendar files are read once)."""
-    service: RecordService | None = getattr(request.app.state, "records", None)
-    if service is None:
-        service = RecordService(get_db(request), get_settings(request))
-        request.app.state.records = service
-    return service
+    return app_service(request, "records", lambda: RecordService(get_db(request), get_settings(request)))
 
 
 RecordsDep = Annotated[RecordService, Depends(get_records)]
@@ -73,7 +69,7 @@ async def _signed(
     "/reports/tracking-book",
     summary="The tracking book of a period (Sổ theo dõi hồ sơ) as PDF, CSV or XLSX",
     response_class=Response,
-    responses={200: {"content": {PDF: {}, "text/csv": {}, XLSX: {}}}},
+    responses=FILE_RESPONSES,
 )
 async def tracking_book(
     request: Request,
@@ -85,7 +81,7 @@ async def tracking_book(
     sign: Sign = False,
 ) -> Response:
     book = await run_in_threadpool(records.book, window, agency_code=agency)
-    name = f"so-theo-doi-ho-so-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
+    name = file_name("so-theo-doi-ho-so", window, format.value)
     if format is BookFormat.CSV:
         return attachment(records.book_csv(book), "text/csv; charset=utf-8", name)
     if format is BookFormat.XLSX:

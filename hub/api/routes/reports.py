@@ -14,15 +14,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
 
-from hub.api.deps import DatabaseDep, get_db, get_settings, require_role
+from hub.api.deps import DatabaseDep, app_service, get_db, get_settings, require_role
 from hub.api.errors import error_responses
 from hub.auth.keys import Principal
 from hub.reports import usage_export
@@ -59,22 +60,33 @@ class ReportFormat(StrEnum):
     PDF = "pdf"
 
 
-class UsageFormat(StrEnum):
-    """The usage report's formats: those of the on-time report."""
+#: The media type of each file format (the on-time and the usage report, the tracking book).
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "xlsx": XLSX, "pdf": "application/pdf"}
+#: The files a download route answers with (for the OpenAPI document).
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}, XLSX: {}, "application/pdf": {}}}
+}
 
-    JSON = "json"
-    CSV = "csv"
-    XLSX = "xlsx"
-    PDF = "pdf"
+
+@dataclass(frozen=True)
+class ReportWriters(Generic[T]):
+    """How a report is written as a CSV, XLSX or PDF file (docs/reports.md §5, §8)."""
+
+    csv: Callable[[T], bytes]
+    xlsx: Callable[[T], bytes]
+    pdf: Callable[[T, Letterhead], bytes]
+
+
+ONTIME_FILES = ReportWriters(to_csv, to_xlsx, ontime_pdf)
+USAGE_FILES = ReportWriters(usage_export.to_csv, usage_export.to_xlsx, usage_pdf)
 
 
 def get_reports(request: Request) -> ReportService:
     """The app's report service (built at first use: the calendar file is read once)."""
-    service: ReportService | None = getattr(request.app.state, "reports", None)
-    if service is None:
-        service = ReportService(get_db(request), get_settings(request))
-        request.app.state.reports = service
-    return service
+    return app_service(request, "reports", lambda: ReportService(get_db(request), get_settings(request)))
+
+
+ReportsDep = Annotated[ReportService, Depends(get_reports)]
 
 
 def report_days(
@@ -96,12 +108,12 @@ ReportDays = Annotated[DayRange, Depends(report_days)]
     summary="On-time statistics per procedure, field, unit or channel",
     response_model=Report,
     response_model_by_alias=True,
-    responses={200: {"content": {"text/csv": {}, XLSX: {}, "application/pdf": {}}}},
+    responses=FILE_RESPONSES,
 )
 async def ontime(
     request: Request,
     _principal: Reader,
-    reports: Annotated[ReportService, Depends(get_reports)],
+    reports: ReportsDep,
     window: ReportDays,
     group_by: GroupBy = GroupBy.PROCEDURE,
     agency: Annotated[AgencyCode | None, Query(description="Only this receiving agency")] = None,
@@ -116,23 +128,23 @@ async def ontime(
     )
     if format is ReportFormat.JSON:
         return report
-    name = f"ontime-{group_by.value}-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
-    if format is ReportFormat.PDF:
+    name = file_name(f"ontime-{group_by.value}", window, format.value)
+    return await download(request, ONTIME_FILES, report, format.value, name)
+
+
+async def download(request: Request, writers: ReportWriters[T], report: T, fmt: str, name: str) -> Response:
+    """``report`` as a ``fmt`` file (csv, xlsx or pdf) named ``name``, written in a worker thread."""
+    if fmt == "pdf":
         head = Letterhead.from_settings(get_settings(request).reports)
-        return attachment(await run_in_threadpool(ontime_pdf, report, head), "application/pdf", name)
-    return await _download(name, format, to_csv, to_xlsx, report)
+        body = await run_in_threadpool(writers.pdf, report, head)
+    else:
+        body = await run_in_threadpool(writers.csv if fmt == "csv" else writers.xlsx, report)
+    return attachment(body, MEDIA_TYPES[fmt], name)
 
 
-async def _download(
-    name: str, format: ReportFormat, csv: Callable[[T], bytes], xlsx: Callable[[T], bytes], report: T
-) -> Response:
-    """The report as a CSV or XLSX attachment."""
-    body, media = (
-        (csv(report), "text/csv; charset=utf-8")
-        if format is ReportFormat.CSV
-        else (await run_in_threadpool(xlsx, report), XLSX)
-    )
-    return attachment(body, media, name)
+def file_name(kind: str, window: DayRange, fmt: str) -> str:
+    """A report file's name: its kind, its first and last day, its format."""
+    return f"{kind}-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{fmt}"
 
 
 def attachment(body: bytes, media: str, name: str) -> Response:
@@ -152,25 +164,20 @@ UsageReader = Annotated[
     summary="Usage of the system: dossiers, deliveries, signatures, lookups, downtime",
     response_model=UsageReport,
     response_model_by_alias=True,
-    responses={200: {"content": {"text/csv": {}, XLSX: {}, "application/pdf": {}}}},
+    responses=FILE_RESPONSES,
 )
 async def usage(
     request: Request,
     _principal: UsageReader,
-    reports: Annotated[ReportService, Depends(get_reports)],
+    reports: ReportsDep,
     window: ReportDays,
-    format: UsageFormat = UsageFormat.JSON,
+    format: ReportFormat = ReportFormat.JSON,
 ) -> Response | UsageReport:
     report = await run_in_threadpool(reports.usage, window)
-    if format is UsageFormat.JSON:
+    if format is ReportFormat.JSON:
         return report
-    name = f"usage-{window.first:%Y%m%d}-{window.last:%Y%m%d}.{format.value}"
-    if format is UsageFormat.PDF:
-        head = Letterhead.from_settings(get_settings(request).reports)
-        return attachment(await run_in_threadpool(usage_pdf, report, head), "application/pdf", name)
-    return await _download(
-        name, ReportFormat(format.value), usage_export.to_csv, usage_export.to_xlsx, report
-    )
+    name = file_name("usage", window, format.value)
+    return await download(request, USAGE_FILES, report, format.value, name)
 
 
 Operator = Annotated[Principal, Depends(require_role("technician", "admin"))]
