@@ -54,18 +54,18 @@ FAILURE_OUTCOMES = ("refused", "failed")
 class AuditFilter(BaseModel):
     """Which rows: every given condition holds (``action`` is a prefix: ``dlq.`` or ``dlq.retry``)."""
 
-    actor: str | None = Field(default=None, max_length=100)
-    action: str | None = Field(default=None, max_length=60)
-    target: str | None = Field(default=None, max_length=200)
-    since: datetime | None = None
-    until: datetime | None = None
-    text: str | None = Field(default=None, max_length=200, description="Appears in details")
+    actor: str | None = Field(default=None, max_length=100, description="Exactly this actor")
+    action: str | None = Field(default=None, max_length=60, description="Action prefix, e.g. `dlq.`")
+    target: str | None = Field(default=None, max_length=200, description="Exactly this target")
+    since: datetime | None = Field(default=None, description="At or after (ISO 8601 with offset)")
+    until: datetime | None = Field(default=None, description="Before (ISO 8601 with offset)")
+    text: str | None = Field(default=None, max_length=200, description="Text in the details")
     dossier: str | None = Field(
-        default=None, max_length=64, description="The dossier: the target, or details.dossier_code"
+        default=None, max_length=64, description="The dossier: the target or details.dossier_code"
     )
     outcome: Literal["success", "failure"] | None = Field(
         default=None,
-        description="failure: a refused login, a lock, throttling, a refused or failed signing",
+        description="`failure`: refused logins, locks, throttling, refused or failed signing",
     )
 
     def check(self) -> AuditFilter:
