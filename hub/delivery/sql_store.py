@@ -30,6 +30,7 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -577,12 +578,7 @@ class SqlOutboxStore:
         with self._transaction() as conn:
             dialect = sqlite if self._sqlite else postgresql
             statement = dialect.insert(DeliveryWorker).values(
-                id=worker.id,
-                host=worker.host,
-                pid=worker.pid,
-                started_at=now,
-                last_heartbeat_at=now,
-                stopped_at=None,
+                **asdict(worker), started_at=now, last_heartbeat_at=now, stopped_at=None
             )
             conn.execute(
                 statement.on_conflict_do_update(
