@@ -15,9 +15,9 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Select, String, and_, cast, not_, or_, select
 
 from hub.audit.log import record
@@ -54,18 +54,18 @@ FAILURE_OUTCOMES = ("refused", "failed")
 class AuditFilter(BaseModel):
     """Which rows: every given condition holds (``action`` is a prefix: ``dlq.`` or ``dlq.retry``)."""
 
-    actor: str | None = Field(default=None, max_length=100)
-    action: str | None = Field(default=None, max_length=60)
-    target: str | None = Field(default=None, max_length=200)
-    since: datetime | None = None
-    until: datetime | None = None
-    text: str | None = Field(default=None, max_length=200, description="Appears in details")
+    actor: str | None = Field(default=None, max_length=100, description="Exactly this actor")
+    action: str | None = Field(default=None, max_length=60, description="Action prefix, e.g. `dlq.`")
+    target: str | None = Field(default=None, max_length=200, description="Exactly this target")
+    since: datetime | None = Field(default=None, description="At or after (ISO 8601 with offset)")
+    until: datetime | None = Field(default=None, description="Before (ISO 8601 with offset)")
+    text: str | None = Field(default=None, max_length=200, description="Text in the details")
     dossier: str | None = Field(
-        default=None, max_length=64, description="The dossier: the target, or details.dossier_code"
+        default=None, max_length=64, description="The dossier: the target or details.dossier_code"
     )
     outcome: Literal["success", "failure"] | None = Field(
         default=None,
-        description="failure: a refused login, a lock, throttling, a refused or failed signing",
+        description="`failure`: refused logins, locks, throttling, refused or failed signing",
     )
 
     def check(self) -> AuditFilter:
@@ -89,8 +89,14 @@ class AuditFilter(BaseModel):
         return self
 
 
+#: A JSON object of an audit row as operators see it: personal data masked (docs/security.md §3).
+MaskedJson = Annotated[dict[str, Any], AfterValidator(mask_json)]
+
+
 class AuditRecord(BaseModel):
     """One audit row as operators see it (personal data masked)."""
+
+    model_config = ConfigDict(from_attributes=True)  # read from an AuditEntry: the fields are its columns
 
     id: int
     at: datetime
@@ -98,9 +104,9 @@ class AuditRecord(BaseModel):
     action: str
     target: str
     client: str | None
-    details: dict[str, Any]
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    details: MaskedJson
+    before: MaskedJson | None
+    after: MaskedJson | None
     prev_hash: str | None
     hash: str | None
 
@@ -163,22 +169,6 @@ def is_failure(entry: AuditRecord) -> bool:
     return entry.action in FAILURE_ACTIONS or entry.details.get("outcome") in FAILURE_OUTCOMES
 
 
-def _view(row: AuditEntry) -> AuditRecord:
-    return AuditRecord(
-        id=row.id,
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        target=row.target,
-        client=row.client,
-        details=mask_json(row.details or {}),
-        before=mask_json(row.before) if row.before is not None else None,
-        after=mask_json(row.after) if row.after is not None else None,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
-
-
 def list_entries(db: Database, flt: AuditFilter, *, cursor: int | None = None, limit: int = 100) -> AuditPage:
     """One page, newest first, of rows older than ``cursor`` (an id)."""
     if not 1 <= limit <= MAX_PAGE:
@@ -188,7 +178,7 @@ def list_entries(db: Database, flt: AuditFilter, *, cursor: int | None = None, l
         statement = statement.where(AuditEntry.id < cursor)
     with db.sessions() as session:
         rows = session.scalars(statement.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
-    items = [_view(row) for row in rows[:limit]]
+    items = [AuditRecord.model_validate(row) for row in rows[:limit]]
     return AuditPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
 
 
@@ -201,7 +191,7 @@ def iter_entries(db: Database, flt: AuditFilter) -> Iterator[AuditRecord]:
                 statement.where(AuditEntry.id > after).order_by(AuditEntry.id).limit(EXPORT_PAGE)
             ).all()
         for row in rows:
-            yield _view(row)
+            yield AuditRecord.model_validate(row)
         if len(rows) < EXPORT_PAGE:
             return
         after = rows[-1].id

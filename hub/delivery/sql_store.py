@@ -30,6 +30,7 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -57,7 +58,14 @@ from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
 from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, EndpointPause, OutboxMessage
 from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_BEGIN_OPTION, Database
-from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, Rescuer, WorkerRegistration
+from hub.delivery.store import (
+    CLAIM_COLUMNS,
+    TOKEN_SEPARATOR,
+    ClaimedMessage,
+    Completion,
+    Rescuer,
+    WorkerRegistration,
+)
 from hub.outbox import transitions
 from hub.outbox.enqueue import NOTIFY_CHANNEL, OUTBOX_TOUCHED
 from hub.outbox.queue import claimable_condition
@@ -153,19 +161,7 @@ def _claim_statement(*, skip_locked: bool) -> Any:
         update(OutboxMessage)
         .where(OutboxMessage.seq.in_(candidates.scalar_subquery()))
         .values(_values(changes))
-        .returning(
-            OutboxMessage.seq,
-            OutboxMessage.message_id,
-            OutboxMessage.endpoint,
-            OutboxMessage.kind,
-            OutboxMessage.ordering_key,
-            OutboxMessage.dossier_code,
-            OutboxMessage.payload,
-            OutboxMessage.attempts,
-            OutboxMessage.manual_retry,
-            OutboxMessage.correlation_id,
-            OutboxMessage.created_at,
-        )
+        .returning(*CLAIM_COLUMNS)
     )
 
 
@@ -351,7 +347,7 @@ class SqlOutboxStore:
             "b_token": token,
             "b_expires": expires,
         }
-        return [ClaimedMessage.from_row(row, token) for row in conn.execute(statement, parameters)]
+        return [ClaimedMessage(*row, lease_token=token) for row in conn.execute(statement, parameters)]
 
     def _leased(self, pairs: Sequence[tuple[int, str]]) -> Any:
         """The rows of ``(seq, token)`` pairs still held under that token."""
@@ -582,12 +578,7 @@ class SqlOutboxStore:
         with self._transaction() as conn:
             dialect = sqlite if self._sqlite else postgresql
             statement = dialect.insert(DeliveryWorker).values(
-                id=worker.id,
-                host=worker.host,
-                pid=worker.pid,
-                started_at=now,
-                last_heartbeat_at=now,
-                stopped_at=None,
+                **asdict(worker), started_at=now, last_heartbeat_at=now, stopped_at=None
             )
             conn.execute(
                 statement.on_conflict_do_update(

@@ -25,31 +25,50 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol
 
-from hub.db.models import DeliveryAttempt
+from hub.db.models import DeliveryAttempt, OutboxMessage
+from hub.outbox.identity import MessageIdentity
 from hub.outbox.transitions import AttemptOutcome, out_of_attempts
 from hub.telemetry.correlation import HEADER as REQUEST_ID_HEADER
 
+#: The outbox columns a claim reads, in the order of :class:`ClaimedMessage`'s fields: a claimed
+#: row becomes a claim positionally (``RETURNING`` these, or :data:`_CLAIMED_ATTRIBUTES` of a row
+#: in memory), with no field-by-field copy on the worker's hot path.
+CLAIM_COLUMNS = (
+    OutboxMessage.seq,
+    OutboxMessage.message_id,
+    OutboxMessage.endpoint,
+    OutboxMessage.kind,
+    OutboxMessage.ordering_key,
+    OutboxMessage.dossier_code,
+    OutboxMessage.payload,
+    OutboxMessage.attempts,
+    OutboxMessage.manual_retry,
+    OutboxMessage.correlation_id,
+    OutboxMessage.created_at,
+)
+_CLAIMED_ATTRIBUTES = attrgetter(*(column.key for column in CLAIM_COLUMNS))
+
 
 @dataclass(frozen=True, slots=True)
-class ClaimedMessage:
-    seq: int
-    message_id: str
-    endpoint: str
-    kind: str
-    ordering_key: str
-    dossier_code: str | None
+class ClaimedMessage(MessageIdentity):
+    """An outbox row just moved to in_flight under a lease; its fields after those of
+    :class:`~hub.outbox.identity.MessageIdentity` follow :data:`CLAIM_COLUMNS`."""
+
     payload: dict[str, Any]
     attempt_no: int
-    """1-based number of the attempt this claim is for (already counted)."""
-    lease_token: str
+    """1-based number of the attempt this claim is for (already counted): ``attempts``."""
     manual: bool
-    correlation_id: str | None = None
+    """An operator asked for this attempt: ``manual_retry``."""
+    correlation_id: str | None
     """The request that caused it (:mod:`hub.telemetry.correlation`), sent as ``X-Request-ID``."""
-    created_at: datetime | None = None
+    created_at: datetime | None
+    _: KW_ONLY
+    lease_token: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -58,21 +77,9 @@ class ClaimedMessage:
 
     @classmethod
     def from_row(cls, row: Any, lease_token: str) -> ClaimedMessage:
-        """The claim of an outbox row (ORM, SQL result or in-memory row) just moved to in_flight."""
-        return cls(
-            seq=row.seq,
-            message_id=row.message_id,
-            endpoint=row.endpoint,
-            kind=row.kind,
-            ordering_key=row.ordering_key,
-            dossier_code=row.dossier_code,
-            payload=row.payload,
-            attempt_no=row.attempts,
-            lease_token=lease_token,
-            manual=bool(row.manual_retry),
-            correlation_id=row.correlation_id,
-            created_at=row.created_at,
-        )
+        """The claim of an outbox row object just moved to in_flight (the in-memory store; the
+        SQL store reads :data:`CLAIM_COLUMNS` and passes them as they come)."""
+        return cls(*_CLAIMED_ATTRIBUTES(row), lease_token=lease_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +101,15 @@ class Completion:
     response_summary: str | None = None
 
     def attempt_values(self, worker_id: str) -> dict[str, Any]:
-        """:meth:`attempt` as the ``INSERT`` values of its row (no ORM object built: a flush
-        writes a whole batch of them in one statement)."""
+        """The columns of the attempt row this completion records once it finalises its message:
+        the SQL store's flush inserts a batch of them in one statement (no ORM object built)."""
         return {
             "message_seq": self.seq,
             "attempt_no": self.attempt_no,
             "worker_id": worker_id,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-            "outcome": str(self.outcome),
+            "outcome": self.outcome,
             "manual": self.manual,
             "status_code": self.status_code,
             "error_class": self.error_class,
@@ -112,21 +119,8 @@ class Completion:
         }
 
     def attempt(self, worker_id: str) -> DeliveryAttempt:
-        """The attempt row this completion records once it finalises its message (transient)."""
-        return DeliveryAttempt(
-            message_seq=self.seq,
-            attempt_no=self.attempt_no,
-            worker_id=worker_id,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            outcome=self.outcome,
-            manual=self.manual,
-            status_code=self.status_code,
-            error_class=self.error_class,
-            error=self.error,
-            request_summary=self.request_summary,
-            response_summary=self.response_summary,
-        )
+        """:meth:`attempt_values` as a (transient) row object, for the in-memory store."""
+        return DeliveryAttempt(**self.attempt_values(worker_id))
 
 
 @dataclass(frozen=True, slots=True)

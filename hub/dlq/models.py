@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.outbox.identity import MessageIdentity
 from hub.outbox.transitions import AttemptOutcome
 
 
@@ -70,17 +71,11 @@ class SortKey(enum.StrEnum):
     ATTEMPTS = "attempts"
 
 
-class MessageSummary(BaseModel):
+class MessageSummary(BaseModel, MessageIdentity):  # its first fields: hub/outbox/identity.py
     """Read from an ``OutboxMessage`` row (``from_attributes``): the fields are its columns."""
 
     model_config = ConfigDict(from_attributes=True)
 
-    seq: int
-    message_id: str
-    endpoint: str
-    kind: str
-    ordering_key: str
-    dossier_code: str | None
     state: ViewState
     attempts: int
     error_class: str | None

@@ -12,10 +12,11 @@ The top margin leaves room for the agency signature's text stamp (docs/signing.m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
 
 from hub.reports.records import ControlSlip, RecordForm, TrackingBook, nfc, vn_time
 from schemas.errors import ConfigurationError
@@ -31,9 +32,10 @@ FAMILY = "serif"
 MOTTO = ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc")
 
 
-@dataclass(frozen=True, slots=True)
-class Letterhead:
+class Letterhead(BaseModel):
     """Who issues the record and with which font (``[reports]``, docs/reports.md §7.3)."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
 
     agency_name: str
     parent_agency_name: str
@@ -43,13 +45,7 @@ class Letterhead:
 
     @classmethod
     def from_settings(cls, reports: ReportSettings) -> Letterhead:
-        return cls(
-            agency_name=reports.agency_name,
-            parent_agency_name=reports.parent_agency_name,
-            font_path=reports.font_path,
-            font_bold_path=reports.font_bold_path,
-            font_italic_path=reports.font_italic_path,
-        )
+        return cls.model_validate(reports)
 
 
 def _document(head: Letterhead, orientation: str, created: datetime, paper: str = "A4") -> FPDF:

@@ -16,8 +16,9 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,21 +42,17 @@ class StoredFileInfo:
     size: int
     dossier_code: str | None
     created_at: datetime
+    _: KW_ONLY
     #: Stored by the call that returned it (not an earlier copy of the same content).
     fresh: bool = False
 
 
+#: Reads the :class:`StoredFileInfo` of a ``stored_files`` row: its positional fields are columns.
+_INFO_COLUMNS = attrgetter(*(field.name for field in fields(StoredFileInfo) if not field.kw_only))
+
+
 def _info(row: StoredFile, *, fresh: bool = False) -> StoredFileInfo:
-    return StoredFileInfo(
-        id=row.id,
-        filename=row.filename,
-        media_type=row.media_type,
-        sha256=row.sha256,
-        size=row.size,
-        dossier_code=row.dossier_code,
-        created_at=row.created_at,
-        fresh=fresh,
-    )
+    return StoredFileInfo(*_INFO_COLUMNS(row), fresh=fresh)
 
 
 def clean_filename(name: str) -> str:
@@ -79,7 +76,9 @@ class FileStore:
     def url_for(self, file_id: str) -> str:
         return f"{self._base}/files/{file_id}"
 
-    def _prepare(self, filename: str, media_type: str) -> tuple[str, str, str, Path]:
+    def _prepare(self, filename: str, media_type: str, dossier_code: str | None) -> tuple[StoredFile, Path]:
+        """The row of a new file (its content still to be written, digested and counted) and
+        where to write it."""
         media = media_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
         if not _MEDIA_TYPE_RE.match(media):
             raise InvalidInputError(f"invalid media type {media_type!r}", message_vi="kiểu tệp không hợp lệ")
@@ -87,7 +86,14 @@ class FileStore:
         relative = f"{file_id[:2]}/{file_id}"
         target = self._root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        return file_id, clean_filename(filename), media, target
+        row = StoredFile(
+            id=file_id,
+            dossier_code=dossier_code,
+            filename=clean_filename(filename),
+            media_type=media,
+            path=relative,
+        )
+        return row, target
 
     def save(
         self,
@@ -98,7 +104,7 @@ class FileStore:
         dossier_code: str | None = None,
     ) -> StoredFileInfo:
         """Store ``data`` (bytes, a binary file or chunks), refusing more than ``max_bytes``."""
-        file_id, name, media, target = self._prepare(filename, media_type)
+        row, target = self._prepare(filename, media_type, dossier_code)
         chunks: Iterable[bytes]
         if isinstance(data, bytes | bytearray):
             chunks = [bytes(data)]
@@ -128,32 +134,15 @@ class FileStore:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        return self._record(file_id, name, media, digest.hexdigest(), size, target, dossier_code)
+        row.sha256, row.size = digest.hexdigest(), size
+        return self._record(row, target)
 
-    def _record(
-        self,
-        file_id: str,
-        name: str,
-        media: str,
-        sha256: str,
-        size: int,
-        target: Path,
-        dossier_code: str | None,
-    ) -> StoredFileInfo:
-        same = self._first_copy(sha256, dossier_code, name, media)
+    def _record(self, row: StoredFile, target: Path) -> StoredFileInfo:
+        same = self._first_copy(row.sha256, row.dossier_code, row.filename, row.media_type)
         if same is not None:
             # A repeated upload (client retry): keep one copy and one download URL.
             target.unlink(missing_ok=True)
             return same
-        row = StoredFile(
-            id=file_id,
-            dossier_code=dossier_code,
-            filename=name,
-            media_type=media,
-            sha256=sha256,
-            size=size,
-            path=str(target.relative_to(self._root)),
-        )
         try:
             with self._db.transaction() as session:
                 session.add(row)

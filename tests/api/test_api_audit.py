@@ -65,3 +65,15 @@ def test_the_dossier_and_outcome_filters_of_the_console_are_in_the_api_too(hub: 
         failed = admin.get("/api/v1/audit", params={"outcome": "failure"}).json()["items"]
         assert [e["id"] for e in failed] == [refused]
         assert admin.get("/api/v1/audit", params={"outcome": "perhaps"}).status_code == 422
+
+
+def test_q_finds_text_in_the_details(hub: LiveHub) -> None:
+    with hub.db.transaction() as session:
+        found = record(session, actor="qt", action="test.note", target="t", details={"note": "xyz-42"}).id
+        record(session, actor="qt", action="test.note", target="t", details={"note": "other"})
+    with hub.client("admin") as admin:
+        items = admin.get("/api/v1/audit", params={"q": "xyz-42"}).json()["items"]
+        assert [e["id"] for e in items] == [found]
+        too_long = admin.get("/api/v1/audit", params={"q": "x" * 201})
+        assert too_long.status_code == 422
+        assert [e["loc"] for e in too_long.json()["error"]["details"]["errors"]] == ["query.q"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ import pytest
 from hub.db.base import utcnow
 from hub.db.models import MessageState
 from hub.db.session import Database
-from hub.delivery.store import ClaimedMessage, Completion, Rescuer, WorkerRegistration
+from hub.delivery.store import CLAIM_COLUMNS, ClaimedMessage, Completion, Rescuer, WorkerRegistration
+from hub.dlq.models import MessageSummary
+from hub.outbox.identity import MessageIdentity
 from hub.outbox.transitions import AttemptOutcome
 
 from ..conftest import BACKENDS, migrated_database
@@ -116,6 +119,18 @@ async def test_claimed_message_carries_what_the_connector_needs(outbox: StoreHar
     assert (claimed.ordering_key, claimed.dossier_code, claimed.kind) == ("D1", "D1", "dossier.sync")
     assert claimed.payload == {"MaHoSo": "D1", "ChuHoSo": "Trần Thị Bình"}
     assert claimed.manual is False
+    assert (claimed.attempt_no, claimed.lease_token) == (1, "w#1")
+    assert (claimed.correlation_id, claimed.created_at) == (row.correlation_id, row.created_at)
+
+
+def test_a_claim_takes_the_claimed_columns_in_its_field_order() -> None:
+    """The stores build a claim positionally from :data:`CLAIM_COLUMNS`; it stays a slotted
+    dataclass whose first fields are the message identity the DLQ views share."""
+    renamed = {"attempts": "attempt_no", "manual_retry": "manual"}
+    names = [renamed.get(column.key, column.key) for column in CLAIM_COLUMNS]
+    assert [f.name for f in fields(ClaimedMessage)] == [*names, "lease_token"]
+    assert [f.name for f in fields(MessageIdentity)] == names[:6] == list(MessageSummary.model_fields)[:6]
+    assert not hasattr(ClaimedMessage.__new__(ClaimedMessage), "__dict__")
 
 
 async def test_future_messages_are_not_claimed(outbox: StoreHarness) -> None:
