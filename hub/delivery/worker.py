@@ -302,7 +302,8 @@ class Worker:
 
     async def _provide_probes(self, wants: Mapping[str, int], claimed: list[ClaimedMessage]) -> None:
         """A half-open circuit probes with a real message: when none of its endpoint's is due
-        (the outage pushed them all back), make the soonest held one due, once per opening."""
+        (the outage pushed them all back), make the soonest held one due, once per opening; a try
+        that finds none held (their failures not written yet) is made again at the next claim."""
         got = {message.endpoint for message in claimed}
         for endpoint in wants:
             breaker = self.breakers[endpoint]
@@ -320,8 +321,8 @@ class Worker:
                 self.outage.failed("make due", exc)
                 return
             self.outage.succeeded("make due")
-            self._probe_made_due[endpoint] = breaker.opened_at
-            if made:
+            if made:  # none yet (the failures not written yet): try again at the next claim
+                self._probe_made_due[endpoint] = breaker.opened_at
                 self._wake.set()
 
     async def _make_held_due(self, endpoint: str, since: datetime) -> None:

@@ -303,6 +303,39 @@ async def test_an_enqueue_wakes_the_worker_without_polling() -> None:
         await settle(lambda: store.get(seq).state == MessageState.DELIVERED)
 
 
+class LateResultsStore(MemoryOutboxStore):
+    """The in-memory outbox, whose first "make one held message due" finds none: the failures
+    that pushed the messages back were not written yet (results are written in batches, and a
+    loaded machine may take longer than the circuit's open window)."""
+
+    missed = 0
+
+    async def make_due(self, endpoint: str, *, since: Any, limit: int | None = None) -> int:
+        if limit is not None and not self.missed:
+            self.missed += 1
+            return 0
+        return await super().make_due(endpoint, since=since, limit=limit)
+
+
+async def test_a_probe_is_made_due_even_when_the_first_try_finds_nothing_held() -> None:
+    """Seen under load on PostgreSQL: the probe's make-due ran before the failures were written,
+    found nothing, and was not tried again for that opening, so no probe ever went and the
+    messages waited out their hour of backoff."""
+    store = LateResultsStore()
+    fake = FakeConnector("portal")
+    fake.configure(status=503)
+    settings = _settings(["portal"], schedule=[3600.0] * 5)
+    breaker = settings.endpoints["portal"].breaker
+    breaker.failure_threshold, breaker.probe_interval_seconds, breaker.open_seconds = 2, 0.01, 0.05
+    seqs = [store.enqueue("portal", f"D{i}", {"n": i}) for i in range(2)]  # two failures open it
+    async with running(settings, store, {"portal": fake}):
+        await settle(lambda: len(fake.tries) >= 2)
+        fake.configure(status=200)
+        await settle(lambda: _states(store) == {"delivered": 2})
+    assert store.missed == 1
+    assert {store.get(seq).state for seq in seqs} == {MessageState.DELIVERED}
+
+
 # --- leases, liveness and the fence (docs/delivery.md §12) ------------------------------------
 
 
