@@ -39,6 +39,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from connectors.base import Connector, Delivery
@@ -82,19 +83,33 @@ FLUSH_WAIT_SECONDS = 10.0
 
 
 def _attempt(
-    message: ClaimedMessage, outcome: AttemptOutcome, started: datetime, **result: Any
+    message: ClaimedMessage,
+    outcome: AttemptOutcome,
+    started: datetime,
+    *,
+    next_attempt_at: datetime | None = None,
+    status_code: int | None = None,
+    error_class: str | None = None,
+    error: str | None = None,
+    request_summary: str | None = None,
+    response_summary: str | None = None,
 ) -> Completion:
-    """The completion of ``message``'s attempt begun at ``started``, finishing now; ``result``:
-    the other :class:`Completion` fields."""
+    """The completion of ``message``'s attempt begun at ``started``, finishing now (positional:
+    it is built once per delivery)."""
     return Completion(
-        seq=message.seq,
-        lease_token=message.lease_token,
-        attempt_no=message.attempt_no,
-        outcome=outcome,
-        started_at=started,
-        finished_at=utcnow(),
-        manual=message.manual,
-        **result,
+        message.seq,
+        message.lease_token,
+        message.attempt_no,
+        outcome,
+        started,
+        utcnow(),
+        message.manual,
+        next_attempt_at,
+        status_code,
+        error_class,
+        error,
+        request_summary,
+        response_summary,
     )
 
 
@@ -340,7 +355,8 @@ class Worker:
         self.planner.started(message.endpoint)
         self.ledger.hold(message, ticket)
         key = (message.seq, message.lease_token)
-        task = self._spawn(self._deliver(message), name=f"deliver-{message.seq}")
+        # Tracked in ``_deliveries`` only (one done callback, not two): ``_drain`` finds them there.
+        task = asyncio.create_task(self._deliver(message), name=f"deliver-{message.seq}")
         self._deliveries[key] = task
         task.add_done_callback(lambda _task: self._deliveries.pop(key, None))
 
@@ -382,7 +398,7 @@ class Worker:
         try:
             # Asked again by the HTTP transport once the connection is in hand, right before the
             # first byte is written: a pause in a pool wait, a connect or a token fetch is caught.
-            with send_fence(lambda: self.ledger.may_send(message)):
+            with send_fence(partial(self.ledger.may_send, message)):
                 receipt = await self._connectors[message.endpoint].deliver(
                     Delivery(
                         message_id=message.message_id,
@@ -525,7 +541,7 @@ class Worker:
             await asyncio.sleep(interval)
 
     async def _drain(self) -> None:
-        deliveries = [task for task in self._tasks if task.get_name().startswith("deliver-")]
+        deliveries = list(self._deliveries.values())
         if deliveries:
             _done, pending = await asyncio.wait(deliveries, timeout=self.config.shutdown_grace_seconds)
             for task in pending:
