@@ -412,6 +412,8 @@ class SqlOutboxStore:
         config = config or WorkerSettings()
         dialect = db.engine.dialect
         self._hot = _HotStatements(dialect)
+        #: The last claim got every message it asked for (SQLite skips its pre-check then).
+        self._claimed_all = False
         self._timeouts = _DriverStatement(
             select(
                 func.set_config("lock_timeout", _milliseconds(config.lock_timeout_seconds), True),
@@ -539,7 +541,9 @@ class SqlOutboxStore:
         now = utcnow()
         expires = now + timedelta(seconds=lease_seconds)
         claimed: list[ClaimedMessage] = []
-        if self._sqlite and not self._exists_due(sorted(wants), now):
+        # SQLite: a read first tells whether the write lock is worth taking (an idle worker polls
+        # without queueing for it), unless the last claim got all it asked for: more is likely.
+        if self._sqlite and not self._claimed_all and not self._exists_due(sorted(wants), now):
             return claimed
         with self._transaction() as conn:
             # Endpoints an operator paused (console, audited) are not claimed until resumed.
@@ -547,6 +551,7 @@ class SqlOutboxStore:
             wants = {endpoint: n for endpoint, n in wants.items() if endpoint not in paused}
             for endpoint, limit in sorted(wants.items()):
                 claimed.extend(self._claim_endpoint(conn, endpoint, limit, lease_token, now, expires))
+        self._claimed_all = bool(wants) and len(claimed) >= sum(wants.values())
         claimed.sort(key=lambda message: message.seq)
         return claimed
 
