@@ -360,7 +360,7 @@ class _DriverStatement:
 
     def rows(self, result: CursorResult[Any]) -> list[tuple[Any, ...]]:
         """The returned rows, each value through its column's result processor."""
-        return [_processed(row, self._results) for row in result]
+        return [_processed(row, self._results) for row in result.all()]  # one fetchall
 
 
 def _processed(row: Sequence[Any], processors: Sequence[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
