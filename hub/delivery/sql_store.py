@@ -650,7 +650,7 @@ class SqlOutboxStore:
                 tokens = {c.seq: c.lease_token for c in chunk}
                 values = _pair_values(list(tokens.items()), postgres=postgres)
                 result = self._hot.deliver.execute(conn, {"b_now": now, **values})
-                finalised.update((seq, tokens[seq]) for (seq,) in result)
+                finalised.update((seq, tokens[seq]) for (seq,) in result.all())
             for completion in one_by_one:
                 changes = transitions.finish(
                     completion.outcome,
