@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import Counter
+from collections import Counter, namedtuple
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
@@ -103,7 +103,7 @@ _LEASED = transitions.LEASED_STATE.value
 _CLAIMABLE = transitions.CLAIMABLE_STATE.value
 #: The type of the outbox's times (bound parameters compared with them take it).
 _WHEN = OutboxMessage.__table__.c.next_attempt_at.type
-#: What a claim returns (:func:`_claimed`).
+#: What a claim returns.
 _CLAIMED_COLUMNS = (
     OutboxMessage.seq,
     OutboxMessage.message_id,
@@ -119,36 +119,8 @@ _CLAIMED_COLUMNS = (
 )
 
 
-def _claimed(values: Sequence[Any], lease_token: str) -> ClaimedMessage:
-    """The claim of a row from its :data:`_CLAIMED_COLUMNS` values (:meth:`ClaimedMessage.from_row`
-    without a row object)."""
-    (
-        seq,
-        message_id,
-        endpoint,
-        kind,
-        key,
-        dossier_code,
-        payload,
-        attempts,
-        manual,
-        correlation_id,
-        created,
-    ) = values
-    return ClaimedMessage(
-        seq,
-        message_id,
-        endpoint,
-        kind,
-        key,
-        dossier_code,
-        payload,
-        attempts,
-        lease_token,
-        bool(manual),
-        correlation_id,
-        created,
-    )
+#: A claimed row's values by column name, for :meth:`ClaimedMessage.from_row`.
+_ClaimedRow = namedtuple("_ClaimedRow", [column.key for column in _CLAIMED_COLUMNS])  # type: ignore[misc]
 
 
 #: What the rescuer reads of a row it takes back (:func:`transitions.lease_lost_attempt` too).
@@ -574,7 +546,8 @@ class SqlOutboxStore:
             "b_token": token,
             "b_expires": expires,
         }
-        return [_claimed(row, token) for row in statement.rows(statement.execute(conn, parameters))]
+        rows = statement.rows(statement.execute(conn, parameters))
+        return [ClaimedMessage.from_row(_ClaimedRow._make(row), token) for row in rows]
 
     def _leased(self, pairs: Sequence[tuple[int, str]]) -> Any:
         """The rows of ``(seq, token)`` pairs still held under that token."""

@@ -83,33 +83,19 @@ FLUSH_WAIT_SECONDS = 10.0
 
 
 def _attempt(
-    message: ClaimedMessage,
-    outcome: AttemptOutcome,
-    started: datetime,
-    *,
-    next_attempt_at: datetime | None = None,
-    status_code: int | None = None,
-    error_class: str | None = None,
-    error: str | None = None,
-    request_summary: str | None = None,
-    response_summary: str | None = None,
+    message: ClaimedMessage, outcome: AttemptOutcome, started: datetime, **result: Any
 ) -> Completion:
-    """The completion of ``message``'s attempt begun at ``started``, finishing now (positional:
-    it is built once per delivery)."""
+    """The completion of ``message``'s attempt begun at ``started``, finishing now; ``result``:
+    the other :class:`Completion` fields."""
     return Completion(
-        message.seq,
-        message.lease_token,
-        message.attempt_no,
-        outcome,
-        started,
-        utcnow(),
-        message.manual,
-        next_attempt_at,
-        status_code,
-        error_class,
-        error,
-        request_summary,
-        response_summary,
+        seq=message.seq,
+        lease_token=message.lease_token,
+        attempt_no=message.attempt_no,
+        outcome=outcome,
+        started_at=started,
+        finished_at=utcnow(),
+        manual=message.manual,
+        **result,
     )
 
 
