@@ -285,37 +285,33 @@ class _DriverStatement:
                 self._sql_by_length[length] = text
         return text
 
-    def parameters(self, given: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        """The DBAPI parameters for ``given`` values (bind processors applied)."""
+    def _values(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Every parameter's value by name, ``given`` ones through their bind processors."""
         values = self._fixed | dict(given)
         for name, process in self._processors.items():
             values[name] = process(values[name])
-        if self._names is None:
-            return values
-        return tuple(values[name] for name in self._names)
+        return values
 
     def execute(self, conn: Connection, given: Mapping[str, Any]) -> CursorResult[Any]:
         """Run once with ``given``; the expanding parameter, if any, is a sequence in ``given``."""
+        values = self._values(given)
+        if self._names is None:
+            return conn.exec_driver_sql(self._sql, values)
         if self._expanding is None:
-            return conn.exec_driver_sql(self._sql, self.parameters(given))
-        items = given[self._expanding]
+            return conn.exec_driver_sql(self._sql, tuple(values[name] for name in self._names))
+        items = values[self._expanding]
         if not items:
             raise ValueError(f"{self._expanding}: an empty IN list")
-        width = len(items[0]) if items and isinstance(items[0], tuple) else 1
-        values = self._fixed | dict(given)
-        for name, process in self._processors.items():
-            values[name] = process(values[name])
+        width = len(items[0]) if isinstance(items[0], tuple) else 1
         flat: list[Any] = []
-        assert self._names is not None
         for name in self._names:
-            if name == self._expanding:
-                if width == 1:
-                    flat.extend(items)
-                else:
-                    for item in items:
-                        flat.extend(item)
-            else:
+            if name != self._expanding:
                 flat.append(values[name])
+            elif width == 1:
+                flat.extend(items)
+            else:
+                for item in items:
+                    flat.extend(item)
         return conn.exec_driver_sql(self._text(len(items), width), tuple(flat))
 
     def execute_many(self, conn: Connection, keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
