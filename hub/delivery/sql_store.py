@@ -61,14 +61,7 @@ from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
 from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, EndpointPause, OutboxMessage
 from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_BEGIN_OPTION, Database
-from hub.delivery.store import (
-    ATTEMPT_COLUMNS,
-    TOKEN_SEPARATOR,
-    ClaimedMessage,
-    Completion,
-    Rescuer,
-    WorkerRegistration,
-)
+from hub.delivery.store import TOKEN_SEPARATOR, ClaimedMessage, Completion, Rescuer, WorkerRegistration
 from hub.outbox import transitions
 from hub.outbox.enqueue import NOTIFY_CHANNEL, OUTBOX_TOUCHED
 from hub.outbox.queue import claimable_condition
@@ -103,24 +96,42 @@ _LEASED = transitions.LEASED_STATE.value
 _CLAIMABLE = transitions.CLAIMABLE_STATE.value
 #: The type of the outbox's times (bound parameters compared with them take it).
 _WHEN = OutboxMessage.__table__.c.next_attempt_at.type
-#: What a claim returns.
-_CLAIMED_COLUMNS = (
-    OutboxMessage.seq,
-    OutboxMessage.message_id,
-    OutboxMessage.endpoint,
-    OutboxMessage.kind,
-    OutboxMessage.ordering_key,
-    OutboxMessage.dossier_code,
-    OutboxMessage.payload,
-    OutboxMessage.attempts,
-    OutboxMessage.manual_retry,
-    OutboxMessage.correlation_id,
-    OutboxMessage.created_at,
+#: The ``delivery_attempts`` columns :func:`_completion_row` gives, in its order (the table's, so
+#: the SQLite ``INSERT`` takes the row as it is).
+_ATTEMPT_COLUMNS = (
+    "message_seq",
+    "attempt_no",
+    "worker_id",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "status_code",
+    "error_class",
+    "error",
+    "request_summary",
+    "response_summary",
+    "manual",
 )
 
 
-#: A claimed row's values by column name, for :meth:`ClaimedMessage.from_row`.
-_ClaimedRow = namedtuple("_ClaimedRow", [column.key for column in _CLAIMED_COLUMNS])  # type: ignore[misc]
+def _completion_row(completion: Completion, worker_id: str) -> tuple[Any, ...]:
+    """:meth:`Completion.attempt` as the ``INSERT`` values of its row, in :data:`_ATTEMPT_COLUMNS`
+    order (no ORM object, no dict: a flush writes a whole batch of them in one ``executemany``)."""
+    c = completion
+    return (
+        c.seq,
+        c.attempt_no,
+        worker_id,
+        c.started_at,
+        c.finished_at,
+        str(c.outcome),
+        c.status_code,
+        c.error_class,
+        c.error,
+        c.request_summary,
+        c.response_summary,
+        c.manual,
+    )
 
 
 #: What the rescuer reads of a row it takes back (:func:`transitions.lease_lost_attempt` too).
@@ -185,8 +196,26 @@ def _claim_statement(*, skip_locked: bool) -> Any:
         update(OutboxMessage)
         .where(OutboxMessage.seq.in_(candidates.scalar_subquery()))
         .values(_values(changes))
-        .returning(*_CLAIMED_COLUMNS)
+        .returning(
+            OutboxMessage.seq,
+            OutboxMessage.message_id,
+            OutboxMessage.endpoint,
+            OutboxMessage.kind,
+            OutboxMessage.ordering_key,
+            OutboxMessage.dossier_code,
+            OutboxMessage.payload,
+            OutboxMessage.attempts,
+            OutboxMessage.manual_retry,
+            OutboxMessage.correlation_id,
+            OutboxMessage.created_at,
+        )
     )
+
+
+#: A claimed row's values by column name, for :meth:`ClaimedMessage.from_row`.
+_ClaimedRow = namedtuple(  # type: ignore[misc]
+    "_ClaimedRow", [column.key for column in _claim_statement(skip_locked=False).exported_columns]
+)
 
 
 def _leased_pairs(*, postgres: bool) -> Any:
@@ -360,7 +389,7 @@ class _HotStatements:
             .returning(OutboxMessage.seq)
         )
         self.deliver = _DriverStatement(deliver, dialect)
-        self.attempts = _DriverStatement(_INSERT_ATTEMPTS, dialect, column_keys=ATTEMPT_COLUMNS)
+        self.attempts = _DriverStatement(_INSERT_ATTEMPTS, dialect, column_keys=_ATTEMPT_COLUMNS)
 
 
 class SqlOutboxStore:
@@ -635,9 +664,9 @@ class SqlOutboxStore:
                 )
                 if result.rowcount:
                     finalised.add((completion.seq, completion.lease_token))
-            rows = [c.attempt_row(worker_id) for c in completions if (c.seq, c.lease_token) in finalised]
+            rows = [_completion_row(c, worker_id) for c in completions if (c.seq, c.lease_token) in finalised]
             if rows:
-                self._hot.attempts.execute_many(conn, ATTEMPT_COLUMNS, rows)  # one executemany
+                self._hot.attempts.execute_many(conn, _ATTEMPT_COLUMNS, rows)  # one executemany
         return {seq for seq, _token in finalised}
 
     def rescue_expired_sync(self, rescuer: Rescuer) -> list[int]:

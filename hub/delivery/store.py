@@ -75,24 +75,6 @@ class ClaimedMessage:
         )
 
 
-#: The ``delivery_attempts`` columns :meth:`Completion.attempt_row` gives, in its order (the
-#: table's, so the SQLite ``INSERT`` takes the row as it is).
-ATTEMPT_COLUMNS = (
-    "message_seq",
-    "attempt_no",
-    "worker_id",
-    "started_at",
-    "finished_at",
-    "outcome",
-    "status_code",
-    "error_class",
-    "error",
-    "request_summary",
-    "response_summary",
-    "manual",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Completion:
     """The result of one attempt, to be written in a batch."""
@@ -111,23 +93,23 @@ class Completion:
     request_summary: str | None = None
     response_summary: str | None = None
 
-    def attempt_row(self, worker_id: str) -> tuple[Any, ...]:
-        """:meth:`attempt` as the ``INSERT`` values of its row, in :data:`ATTEMPT_COLUMNS` order
-        (no ORM object, no dict: a flush writes a whole batch of them in one ``executemany``)."""
-        return (
-            self.seq,
-            self.attempt_no,
-            worker_id,
-            self.started_at,
-            self.finished_at,
-            str(self.outcome),
-            self.status_code,
-            self.error_class,
-            self.error,
-            self.request_summary,
-            self.response_summary,
-            self.manual,
-        )
+    def attempt_values(self, worker_id: str) -> dict[str, Any]:
+        """:meth:`attempt` as the ``INSERT`` values of its row (no ORM object built: a flush
+        writes a whole batch of them in one statement)."""
+        return {
+            "message_seq": self.seq,
+            "attempt_no": self.attempt_no,
+            "worker_id": worker_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "outcome": str(self.outcome),
+            "manual": self.manual,
+            "status_code": self.status_code,
+            "error_class": self.error_class,
+            "error": self.error,
+            "request_summary": self.request_summary,
+            "response_summary": self.response_summary,
+        }
 
     def attempt(self, worker_id: str) -> DeliveryAttempt:
         """The attempt row this completion records once it finalises its message (transient)."""
