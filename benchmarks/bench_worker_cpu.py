@@ -11,6 +11,10 @@ floor of the HTTP work alone.
 ``--profile PREFIX`` writes ``PREFIX-<backend>.txt``: the event loop thread's functions by CPU
 time (:mod:`cProfile` timed by ``time.process_time``; the database threads are not in it).
 
+``--store-only CLAIM`` times the store alone instead (no worker, no sink): claims of ``CLAIM``
+messages (``claim_sync``) and their results written in batches of ``--batch-size``
+(``complete_sync``), as CPU per message for each.
+
 Example::
 
     .venv/bin/python -m benchmarks.bench_worker_cpu --backend both -n 4000
@@ -44,8 +48,12 @@ from benchmarks.bench_delivery import (
 )
 from connectors.settings import EndpointSettings
 from hub.config import Settings, WorkerSettings
+from hub.db.base import utcnow
 from hub.db.session import Database
 from hub.delivery import Worker
+from hub.delivery.sql_store import SqlOutboxStore
+from hub.delivery.store import Completion
+from hub.outbox.transitions import AttemptOutcome
 
 CONCURRENCY = 64
 
@@ -90,7 +98,48 @@ async def _raw(sink_url: str, n: int) -> tuple[float, float]:
     return time.process_time() - cpu0, time.perf_counter() - wall0
 
 
+def _store_only(url: str, n: int, claim: int, batch_size: int) -> tuple[float, float]:
+    """CPU seconds of claiming ``n`` messages ``claim`` at a time, and of writing their results."""
+    db = Database.connect(url, pool_size=2)
+    store = SqlOutboxStore(db)
+    claiming = writing = 0.0
+    done = claims = 0
+    try:
+        while done < n:
+            claims += 1
+            start = time.process_time()
+            claimed = store.claim_sync({"sink": claim}, f"bench:{claims}#{claims}", 60)
+            middle = time.process_time()
+            if not claimed:
+                raise RuntimeError("nothing left to claim")
+            now = utcnow()
+            results = [
+                Completion(m.seq, m.lease_token, m.attempt_no, AttemptOutcome.DELIVERED, now, now, m.manual)
+                for m in claimed
+            ]
+            middle_end = time.process_time()
+            for offset in range(0, len(results), batch_size):
+                store.complete_sync(results[offset : offset + batch_size], "bench")
+            claiming += middle - start
+            writing += time.process_time() - middle_end
+            done += len(claimed)
+    finally:
+        db.dispose()
+    return claiming, writing
+
+
 def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
+    if args.store_only:
+        db = Database.connect(backend.url, pool_size=2)
+        enqueue_batch(db, args.n, dossiers=args.dossiers)
+        db.dispose()
+        claiming, writing = _store_only(backend.url, args.n, args.store_only, args.batch_size)
+        print(
+            f"[{backend.name}] store only, {args.n} messages: claiming {1000 * claiming / args.n:.4f} ms "
+            f"and writing results {1000 * writing / args.n:.4f} ms CPU per message "
+            f"(claims of {args.store_only}, batches of {args.batch_size})"
+        )
+        return
     record = workdir / f"arrivals-{backend.name}.tsv"
     sink, url = start_sink(record)
     try:
@@ -134,6 +183,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--raw", action="store_true", help="also time the raw aiohttp client")
     parser.add_argument("--profile", metavar="PREFIX", help="write a profile to PREFIX-<backend>.txt")
+    parser.add_argument(
+        "--store-only", type=int, metavar="CLAIM", help="time the store's claims and results alone"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="hub-bench-cpu-") as tmp:

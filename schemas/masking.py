@@ -49,11 +49,35 @@ def _mask_credential(match: re.Match[str]) -> str:
     return f"{label} ***" if label.lower() == "bearer" else f"{label}***"
 
 
+#: In ASCII text, the credential patterns cannot match without one of these (lower-cased):
+#: ``_BEARER_RE``'s words, and a ``_SECRET_FIELD_RE`` name's core (``mật khẩu`` in ASCII has "kh").
+_BEARER_WORDS = re.compile("bearer|x-api-key")
+_SECRET_WORDS = re.compile("pass|secret|token|pwd|pin|api|kh")
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    return f"hub_{match.group(1)}_***"
+
+
+def _mask_secret_field(match: re.Match[str]) -> str:
+    return f"{match.group(1)}***"
+
+
 def mask_pii(text: str) -> str:
-    """Mask ID numbers, phone numbers, API tokens and secret-looking fields in ``text``."""
-    text = _TOKEN_RE.sub(lambda m: f"hub_{m.group(1)}_***", text)
-    text = _BEARER_RE.sub(_mask_credential, text)
-    text = _SECRET_FIELD_RE.sub(lambda m: f"{m.group(1)}***", text)
+    """Mask ID numbers, phone numbers, API tokens and secret-looking fields in ``text``.
+
+    A pattern that cannot match is not run (the secret-field one scans slowly, and every
+    delivery's answer is masked): an API token needs ``hub_``; in ASCII text, where ignoring
+    case is plain lower-casing, a credential needs one of its words. Other text (Unicode case
+    folding has more equivalents) always runs every pattern.
+    """
+    if "hub_" in text:
+        text = _TOKEN_RE.sub(_mask_token, text)
+    lowered = text.lower() if text.isascii() else None
+    if lowered is None or _BEARER_WORDS.search(lowered):
+        text = _BEARER_RE.sub(_mask_credential, text)
+    if lowered is None or (("=" in text or ":" in text) and _SECRET_WORDS.search(lowered)):
+        text = _SECRET_FIELD_RE.sub(_mask_secret_field, text)
     parts = _HEX_RE.split(text)  # text, digest, text, digest, …, text
     for index in range(0, len(parts), 2):
         phones_masked = _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), parts[index])

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from hub.logging import JsonFormatter, PiiMaskingFilter, configure_logging
+from schemas import masking
 from schemas.masking import mask_phone, mask_pii
 
 TOKEN = "hub_ab12cd34_" + "Z" * 43
@@ -126,3 +127,41 @@ def test_configure_logging_installs_one_masked_handler() -> None:
 def test_mask_phone_keeps_ends_only() -> None:
     assert mask_phone("+84 912 345 678") == "091*****78"
     assert mask_phone("123") == "***"
+
+
+def _every_pattern(text: str) -> str:
+    """:func:`mask_pii` running every pattern on everything (no shortcut)."""
+    text = masking._TOKEN_RE.sub(masking._mask_token, text)
+    text = masking._BEARER_RE.sub(masking._mask_credential, text)
+    text = masking._SECRET_FIELD_RE.sub(masking._mask_secret_field, text)
+    parts = masking._HEX_RE.split(text)
+    for index in range(0, len(parts), 2):
+        phones_masked = masking._PHONE_RE.sub(lambda m: mask_phone(m.group(0)), parts[index])
+        parts[index] = masking._ID_RE.sub(masking._mask_id, phones_masked)
+    return "".join(parts)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'HTTP 200 {"ok":true}',
+        'HTTP 200 {"status":"OK","receipt":"R-1"}',
+        "HTTP 500 Internal Server Error",
+        f"Authorization: Bearer {TOKEN}",
+        f"AUTHORIZATION: BEARER {TOKEN}",
+        "X-API-KEY: 'abcdefgh12345'",
+        f"key {TOKEN} and {TOKEN}",
+        "PASSWORD=Hunter22 Token: abcdef PIN=1234 ApiKey=xyz12345",
+        "MAT_KHAU=hunter2 MatKhau: x",
+        "mật khẩu: hunter2",
+        "Mật Khẩu=hunter2",
+        "ſecret=hunter2",  # long s: Unicode text runs every pattern
+        "K=1 kpin=2 tokenish: value",
+        "bearer=short pass:",
+        "gọi 0912345678, CCCD 001099012345",
+        "",
+    ],
+)
+def test_mask_pii_shortcuts_change_nothing(text: str) -> None:
+    """The patterns mask_pii skips could not have matched (docs/delivery.md §9.3)."""
+    assert mask_pii(text) == _every_pattern(text)

@@ -35,7 +35,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
+    CursorResult,
+    Dialect,
     Integer,
     String,
     Table,
@@ -51,6 +54,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from hub.config import WorkerSettings
@@ -98,6 +102,46 @@ def _attempt_row(record: DeliveryAttempt) -> dict[str, Any]:
 _INSERT_ATTEMPTS = insert(cast(Table, DeliveryAttempt.__table__))
 _LEASED = transitions.LEASED_STATE.value
 _CLAIMABLE = transitions.CLAIMABLE_STATE.value
+#: The type of the outbox's times (bound parameters compared with them take it).
+_WHEN = OutboxMessage.__table__.c.next_attempt_at.type
+#: The ``delivery_attempts`` columns :func:`_completion_row` gives, in its order (the table's, so
+#: the SQLite ``INSERT`` takes the row as it is).
+_ATTEMPT_COLUMNS = (
+    "message_seq",
+    "attempt_no",
+    "worker_id",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "status_code",
+    "error_class",
+    "error",
+    "request_summary",
+    "response_summary",
+    "manual",
+)
+
+
+def _completion_row(completion: Completion, worker_id: str) -> tuple[Any, ...]:
+    """:meth:`Completion.attempt` as the ``INSERT`` values of its row, in :data:`_ATTEMPT_COLUMNS`
+    order (no ORM object, no dict: a flush writes a whole batch of them in one ``executemany``)."""
+    c = completion
+    return (
+        c.seq,
+        c.attempt_no,
+        worker_id,
+        c.started_at,
+        c.finished_at,
+        str(c.outcome),
+        c.status_code,
+        c.error_class,
+        c.error,
+        c.request_summary,
+        c.response_summary,
+        c.manual,
+    )
+
+
 #: What the rescuer reads of a row it takes back (:func:`transitions.lease_lost_attempt` too).
 _RESCUE_COLUMNS = (
     OutboxMessage.seq,
@@ -144,10 +188,9 @@ def _claim_statement(*, skip_locked: bool) -> Any:
     per call (``b_endpoint``, ``b_limit``, ``b_now``, ``b_token``, ``b_expires``: an ``UPDATE``
     reserves the column names)."""
     # Typed ``Any``: the transitions and the queue rule take values; bound parameters stand in.
-    when = OutboxMessage.__table__.c.next_attempt_at.type
-    now: Any = bindparam("b_now", type_=when)
+    now: Any = bindparam("b_now", type_=_WHEN)
     token: Any = bindparam("b_token", type_=String())
-    expires: Any = bindparam("b_expires", type_=when)
+    expires: Any = bindparam("b_expires", type_=_WHEN)
     candidates = (
         select(OutboxMessage.seq)
         .where(OutboxMessage.endpoint == bindparam("b_endpoint"), claimable_condition(OutboxMessage, now))
@@ -165,9 +208,36 @@ def _claim_statement(*, skip_locked: bool) -> Any:
     )
 
 
-#: The claim statement, by "on PostgreSQL" (which locks the candidates ``SKIP LOCKED``).
-_CLAIM = {postgres: _claim_statement(skip_locked=postgres) for postgres in (False, True)}
-_DUE_NOW: Any = bindparam("now", type_=OutboxMessage.__table__.c.next_attempt_at.type)
+def _leased_pairs(*, postgres: bool) -> Any:
+    """The rows held under the bound ``(seq, token)`` pairs: SQLite, an ``IN`` list ``b_pairs``;
+    PostgreSQL, two arrays ``b_seqs`` and ``b_tokens`` (one SQL text for every batch size) and
+    only the rows no other transaction has locked (``FOR UPDATE SKIP LOCKED``, §12.1)."""
+    owned = tuple_(OutboxMessage.seq, OutboxMessage.lease_owner)
+    if not postgres:
+        return and_(OutboxMessage.state == _LEASED, owned.in_(bindparam("b_pairs", expanding=True)))
+    pairs = (
+        func.unnest(
+            bindparam("b_seqs", type_=ARRAY(BigInteger())), bindparam("b_tokens", type_=ARRAY(String()))
+        )
+        .table_valued("seq", "token")
+        .render_derived()
+    )
+    lockable = (
+        select(OutboxMessage.seq)
+        .where(OutboxMessage.state == _LEASED, owned.in_(select(pairs.c.seq, pairs.c.token)))
+        .with_for_update(skip_locked=True)
+    )
+    return OutboxMessage.seq.in_(lockable.scalar_subquery())
+
+
+def _pair_values(pairs: Sequence[tuple[int, str]], *, postgres: bool) -> dict[str, Any]:
+    """The bound values of :func:`_leased_pairs`."""
+    if not postgres:
+        return {"b_pairs": pairs}
+    return {"b_seqs": [seq for seq, _token in pairs], "b_tokens": [token for _seq, token in pairs]}
+
+
+_DUE_NOW: Any = bindparam("now", type_=_WHEN)
 #: SQLite: is anything of ``:endpoints`` claimable at ``:now`` (read without the write lock)?
 _DUE_QUERY = (
     select(OutboxMessage.seq)
@@ -177,6 +247,139 @@ _DUE_QUERY = (
     )
     .limit(1)
 )
+
+
+class _DriverStatement:
+    """A Core statement compiled once for one dialect, run through ``Connection.exec_driver_sql``
+    (docs/delivery.md §9.3).
+
+    ``conn.execute(statement)`` walks the statement for its cache key, looks its compiled form
+    up, and builds and processes its parameters and result rows through generic machinery on
+    every call: most of the CPU of claiming and writing results. Here the SQL text, the order of
+    its parameters and SQLAlchemy's own bind and result processors are taken once; the database
+    receives the same SQL. On a positional dialect (SQLite) one ``expanding`` parameter (an
+    ``IN`` list of values or of pairs) is rendered per length, as SQLAlchemy renders it.
+    """
+
+    __slots__ = ("_expanding", "_fixed", "_names", "_processors", "_results", "_sql", "_sql_by_length")
+
+    def __init__(self, statement: Any, dialect: Dialect, *, column_keys: Sequence[str] | None = None) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
+        self._sql: str = compiled.string
+        #: Parameter names in order on a positional dialect; ``None``: named (``%(name)s``).
+        self._names: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if dialect.positional else None
+        )
+        self._fixed: dict[str, Any] = {}
+        self._processors: dict[str, Callable[[Any], Any]] = {}
+        self._expanding: str | None = None
+        for name, bind in compiled.binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.expanding:
+                if self._names is None or self._expanding is not None:
+                    raise ValueError("one expanding parameter, on a positional dialect only")
+                self._expanding = name
+            elif not bind.required:  # a value written in the statement
+                self._fixed[name] = bind.value if process is None else process(bind.value)
+            elif process is not None:
+                self._processors[name] = process
+        #: Result processors by column position (RETURNING or SELECT columns), where there is one.
+        self._results: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, column in enumerate(statement.exported_columns):
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                self._results.append((i, process))
+        self._sql_by_length: dict[int, str] = {}
+
+    def _text(self, length: int, width: int) -> str:
+        """The SQL with the expanding parameter rendered for ``length`` items of ``width`` values."""
+        text = self._sql_by_length.get(length)
+        if text is None:
+            item = "?" if width == 1 else f"({', '.join('?' * width)})"
+            items = ", ".join([item] * length)
+            text = self._sql.replace(
+                f"__[POSTCOMPILE_{self._expanding}]", items if width == 1 else f"VALUES {items}"
+            )
+            if len(self._sql_by_length) < _CHUNK:
+                self._sql_by_length[length] = text
+        return text
+
+    def _values(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Every parameter's value by name, ``given`` ones through their bind processors."""
+        values = self._fixed | dict(given)
+        for name, process in self._processors.items():
+            values[name] = process(values[name])
+        return values
+
+    def execute(self, conn: Connection, given: Mapping[str, Any]) -> CursorResult[Any]:
+        """Run once with ``given``; the expanding parameter, if any, is a sequence in ``given``."""
+        values = self._values(given)
+        if self._names is None:
+            return conn.exec_driver_sql(self._sql, values)
+        if self._expanding is None:
+            return conn.exec_driver_sql(self._sql, tuple(values[name] for name in self._names))
+        items = values[self._expanding]
+        if not items:
+            raise ValueError(f"{self._expanding}: an empty IN list")
+        width = len(items[0]) if isinstance(items[0], tuple) else 1
+        flat: list[Any] = []
+        for name in self._names:
+            if name != self._expanding:
+                flat.append(values[name])
+            elif width == 1:
+                flat.extend(items)
+            else:
+                for item in items:
+                    flat.extend(item)
+        return conn.exec_driver_sql(self._text(len(items), width), tuple(flat))
+
+    def execute_many(self, conn: Connection, keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """One ``executemany`` of ``rows``, each the values named by ``keys`` in that order."""
+        processors = [(i, self._processors[name]) for i, name in enumerate(keys) if name in self._processors]
+        converted = [_processed(row, processors) for row in rows]
+        if self._names is None:
+            conn.exec_driver_sql(self._sql, [dict(zip(keys, values, strict=True)) for values in converted])
+        elif self._names == tuple(keys):
+            conn.exec_driver_sql(self._sql, converted)
+        else:
+            order = [keys.index(name) for name in self._names]
+            conn.exec_driver_sql(self._sql, [tuple([values[i] for i in order]) for values in converted])
+
+    def rows(self, result: CursorResult[Any]) -> list[tuple[Any, ...]]:
+        """The returned rows, each value through its column's result processor."""
+        return [_processed(row, self._results) for row in result.all()]  # one fetchall
+
+
+def _processed(row: Sequence[Any], processors: Sequence[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
+    """``row``'s values, those at the given positions through their processor."""
+    if not processors:
+        return tuple(row)
+    values = list(row)
+    for i, process in processors:
+        values[i] = process(values[i])
+    return tuple(values)
+
+
+class _HotStatements:
+    """The statements run per claim and per batch of results, compiled once for one dialect
+    (:class:`_DriverStatement`, docs/delivery.md §9.3)."""
+
+    __slots__ = ("attempts", "claim", "deliver", "due", "paused")
+
+    def __init__(self, dialect: Dialect) -> None:
+        postgres = dialect.name == "postgresql"
+        self.claim = _DriverStatement(_claim_statement(skip_locked=postgres), dialect)
+        self.paused = _DriverStatement(select(EndpointPause.endpoint), dialect)
+        self.due = _DriverStatement(_DUE_QUERY, dialect) if not postgres else None
+        now: Any = bindparam("b_now", type_=_WHEN)
+        deliver = (
+            update(OutboxMessage)
+            .where(_leased_pairs(postgres=postgres))
+            .values(_values(transitions.deliver(now=now)))
+            .returning(OutboxMessage.seq)
+        )
+        self.deliver = _DriverStatement(deliver, dialect)
+        self.attempts = _DriverStatement(_INSERT_ATTEMPTS, dialect, column_keys=_ATTEMPT_COLUMNS)
 
 
 class SqlOutboxStore:
@@ -194,9 +397,16 @@ class SqlOutboxStore:
         self._sqlite = db.engine.dialect.name == "sqlite"
         self._reader = db.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
         config = config or WorkerSettings()
-        self._timeouts = select(
-            func.set_config("lock_timeout", _milliseconds(config.lock_timeout_seconds), True),
-            func.set_config("statement_timeout", _milliseconds(config.statement_timeout_seconds), True),
+        dialect = db.engine.dialect
+        self._hot = _HotStatements(dialect)
+        #: The last claim got every message it asked for (SQLite skips its pre-check then).
+        self._claimed_all = False
+        self._timeouts = _DriverStatement(
+            select(
+                func.set_config("lock_timeout", _milliseconds(config.lock_timeout_seconds), True),
+                func.set_config("statement_timeout", _milliseconds(config.statement_timeout_seconds), True),
+            ),
+            dialect,
         )
 
     # --- the protocol (async: each call runs its transaction in a thread) --------------------
@@ -287,7 +497,7 @@ class SqlOutboxStore:
         """
         with (self._reader if read_only else self.db.engine).begin() as conn:
             if not self._sqlite:
-                conn.execute(self._timeouts)
+                self._timeouts.execute(conn, {})
             yield conn
 
     def _now(self) -> Any:
@@ -318,28 +528,32 @@ class SqlOutboxStore:
         now = utcnow()
         expires = now + timedelta(seconds=lease_seconds)
         claimed: list[ClaimedMessage] = []
-        if self._sqlite and not self._exists_due(sorted(wants), now):
+        # SQLite: a read first tells whether the write lock is worth taking (an idle worker polls
+        # without queueing for it), unless the last claim got all it asked for: more is likely.
+        if self._sqlite and not self._claimed_all and not self._exists_due(sorted(wants), now):
             return claimed
         with self._transaction() as conn:
             # Endpoints an operator paused (console, audited) are not claimed until resumed.
-            paused = set(conn.execute(select(EndpointPause.endpoint)).scalars())
+            paused = {row[0] for row in self._hot.paused.execute(conn, {})}
             wants = {endpoint: n for endpoint, n in wants.items() if endpoint not in paused}
             for endpoint, limit in sorted(wants.items()):
                 claimed.extend(self._claim_endpoint(conn, endpoint, limit, lease_token, now, expires))
+        self._claimed_all = bool(wants) and len(claimed) >= sum(wants.values())
         claimed.sort(key=lambda message: message.seq)
         return claimed
 
     def _exists_due(self, endpoints: list[str], now: datetime) -> bool:
         """SQLite: whether any of ``endpoints`` has a claimable message (see :meth:`_any`)."""
+        assert self._hot.due is not None
         with self._reader.connect() as conn:
-            found = conn.execute(_DUE_QUERY, {"endpoints": endpoints, "now": now}).first()
+            found = self._hot.due.execute(conn, {"endpoints": endpoints, "now": now}).first()
             conn.rollback()
         return found is not None
 
     def _claim_endpoint(
         self, conn: Connection, endpoint: str, limit: int, token: str, now: datetime, expires: datetime
     ) -> list[ClaimedMessage]:
-        statement = _CLAIM[conn.dialect.name == "postgresql"]
+        statement = self._hot.claim
         parameters = {
             "b_endpoint": endpoint,
             "b_limit": limit,
@@ -347,7 +561,8 @@ class SqlOutboxStore:
             "b_token": token,
             "b_expires": expires,
         }
-        return [ClaimedMessage(*row, lease_token=token) for row in conn.execute(statement, parameters)]
+        rows = statement.rows(statement.execute(conn, parameters))
+        return [ClaimedMessage(*row, lease_token=token) for row in rows]
 
     def _leased(self, pairs: Sequence[tuple[int, str]]) -> Any:
         """The rows of ``(seq, token)`` pairs still held under that token."""
@@ -417,16 +632,13 @@ class SqlOutboxStore:
         batched = [c for c in completions if c.outcome is AttemptOutcome.DELIVERED and c.seq not in repeated]
         in_batches = {id(c) for c in batched}
         one_by_one = [c for c in completions if id(c) not in in_batches]
+        postgres = not self._sqlite
         with self._transaction() as conn:
             for chunk in _chunks(batched, _CHUNK):
                 tokens = {c.seq: c.lease_token for c in chunk}
-                result = conn.execute(
-                    update(OutboxMessage)
-                    .where(self._leased_unlocked(list(tokens.items())))
-                    .values(_values(transitions.deliver(now=now)))
-                    .returning(OutboxMessage.seq)
-                )
-                finalised.update((seq, tokens[seq]) for seq in result.scalars())
+                values = _pair_values(list(tokens.items()), postgres=postgres)
+                result = self._hot.deliver.execute(conn, {"b_now": now, **values})
+                finalised.update((seq, tokens[seq]) for (seq,) in result.all())
             for completion in one_by_one:
                 changes = transitions.finish(
                     completion.outcome,
@@ -442,9 +654,9 @@ class SqlOutboxStore:
                 )
                 if result.rowcount:
                     finalised.add((completion.seq, completion.lease_token))
-            rows = [c.attempt_values(worker_id) for c in completions if (c.seq, c.lease_token) in finalised]
+            rows = [_completion_row(c, worker_id) for c in completions if (c.seq, c.lease_token) in finalised]
             if rows:
-                conn.execute(_INSERT_ATTEMPTS, rows)  # one executemany for the batch
+                self._hot.attempts.execute_many(conn, _ATTEMPT_COLUMNS, rows)  # one executemany
         return {seq for seq, _token in finalised}
 
     def rescue_expired_sync(self, rescuer: Rescuer) -> list[int]:

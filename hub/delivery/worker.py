@@ -39,6 +39,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from connectors.base import Connector, Delivery
@@ -341,7 +342,8 @@ class Worker:
         self.planner.started(message.endpoint)
         self.ledger.hold(message, ticket)
         key = (message.seq, message.lease_token)
-        task = self._spawn(self._deliver(message), name=f"deliver-{message.seq}")
+        # Tracked in ``_deliveries`` only (one done callback, not two): ``_drain`` finds them there.
+        task = asyncio.create_task(self._deliver(message), name=f"deliver-{message.seq}")
         self._deliveries[key] = task
         task.add_done_callback(lambda _task: self._deliveries.pop(key, None))
 
@@ -383,7 +385,7 @@ class Worker:
         try:
             # Asked again by the HTTP transport once the connection is in hand, right before the
             # first byte is written: a pause in a pool wait, a connect or a token fetch is caught.
-            with send_fence(lambda: self.ledger.may_send(message)):
+            with send_fence(partial(self.ledger.may_send, message)):
                 receipt = await self._connectors[message.endpoint].deliver(
                     Delivery(
                         message_id=message.message_id,
@@ -526,7 +528,7 @@ class Worker:
             await asyncio.sleep(interval)
 
     async def _drain(self) -> None:
-        deliveries = [task for task in self._tasks if task.get_name().startswith("deliver-")]
+        deliveries = list(self._deliveries.values())
         if deliveries:
             _done, pending = await asyncio.wait(deliveries, timeout=self.config.shutdown_grace_seconds)
             for task in pending:

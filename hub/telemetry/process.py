@@ -69,22 +69,23 @@ class Telemetry:
             else None
         )
         self.metrics.observe_attempt(message.endpoint, outcome, seconds, enqueued_for)
-        attempt_log.info(
-            "attempt %d of %s to %s: %s",
-            result.attempt_no,
-            message.message_id,
-            message.endpoint,
-            outcome,
-            extra={
-                "correlation_id": message.correlation_id,
-                "seq": message.seq,
-                "dossier_code": message.dossier_code,
-                "outcome": outcome,
-                "status_code": result.status_code,
-                "error_class": result.error_class,
-                "duration_ms": round(seconds * 1000, 1),
-            },
-        )
+        if attempt_log.isEnabledFor(logging.INFO):  # its extras are built only for a log line
+            attempt_log.info(
+                "attempt %d of %s to %s: %s",
+                result.attempt_no,
+                message.message_id,
+                message.endpoint,
+                outcome,
+                extra={
+                    "correlation_id": message.correlation_id,
+                    "seq": message.seq,
+                    "dossier_code": message.dossier_code,
+                    "outcome": outcome,
+                    "status_code": result.status_code,
+                    "error_class": result.error_class,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
         if self.tracing.enabled:
             self.tracing.record_span(
                 f"deliver {message.endpoint}",
