@@ -22,6 +22,7 @@ import typer
 
 from hub.commands.option_groups import with_options
 from hub.commands.outage import report_app as outages_app
+from hub.reports.formats import FileFormat
 from hub.reports.query import GroupBy, day_range
 
 __all__ = ["app"]
@@ -226,17 +227,11 @@ def run_schedules_command() -> None:
         raise typer.Exit(1)
 
 
-class BookFormat(StrEnum):
-    PDF = "pdf"
-    CSV = "csv"
-    XLSX = "xlsx"
-
-
 @app.command("tracking-book")
 @with_options(scope=ReportScope)
 def tracking_book(
     scope: ReportScope,
-    output: Annotated[BookFormat, typer.Option("--format")] = BookFormat.PDF,
+    output: Annotated[FileFormat, typer.Option("--format")] = FileFormat.PDF,
     out: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output)")] = None,
 ) -> None:
     """Sổ theo dõi hồ sơ: one row per dossier received in the period (docs/reports.md §7)."""
@@ -247,9 +242,9 @@ def tracking_book(
         records = RecordService(db, settings)
         book = records.book(window, agency_code=agency_code)
     writers = {
-        BookFormat.PDF: records.book_pdf,
-        BookFormat.CSV: records.book_csv,
-        BookFormat.XLSX: records.book_xlsx,
+        FileFormat.PDF: records.book_pdf,
+        FileFormat.CSV: records.book_csv,
+        FileFormat.XLSX: records.book_xlsx,
     }
     _emit(writers[output](book), out, f"{len(book.rows)} dossiers")
 

@@ -38,6 +38,7 @@ from hub.db.session import Database
 from hub.outbox.enqueue import new_messages, write_messages
 from hub.reports import usage_export
 from hub.reports.export import to_csv, to_xlsx
+from hub.reports.formats import MEDIA_TYPES
 from hub.reports.models import ReportExportRun
 from hub.reports.pdf import Letterhead, ontime_pdf
 from hub.reports.query import DayRange, GroupBy, day_range
@@ -53,11 +54,6 @@ MAX_ATTEMPTS = 5
 #: The outbox message kind of an export sent to an endpoint.
 MESSAGE_KIND = "report.export"
 ACTOR = "system:report-schedules"
-MEDIA = {
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "csv": "text/csv; charset=utf-8",
-    "pdf": "application/pdf",
-}
 _MONTHS = {"previous_month": 1, "previous_quarter": 3, "previous_year": 12}
 
 
@@ -200,7 +196,7 @@ def _finish(
                 "to": due.window.last.isoformat(),
                 "format": schedule.format,
                 "file_name": name,
-                "content_type": MEDIA[schedule.format],
+                "content_type": MEDIA_TYPES[schedule.format],
                 "size": len(body),
                 "sha256": digest,
                 "content_base64": base64.b64encode(body).decode("ascii"),

@@ -28,6 +28,7 @@ from hub.api.errors import error_responses
 from hub.auth.keys import Principal
 from hub.reports import usage_export
 from hub.reports.export import to_csv, to_xlsx
+from hub.reports.formats import MEDIA_TYPES, FileFormat
 from hub.reports.pdf import Letterhead, ontime_pdf, usage_pdf
 from hub.reports.query import DayRange, GroupBy, Report, ReportFilter, day_range
 from hub.reports.service import ReportService
@@ -50,7 +51,7 @@ Reader = Annotated[
 
 T = TypeVar("T")
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX = MEDIA_TYPES[FileFormat.XLSX]
 
 
 class ReportFormat(StrEnum):
@@ -60,8 +61,6 @@ class ReportFormat(StrEnum):
     PDF = "pdf"
 
 
-#: The media type of each file format (the on-time and the usage report, the tracking book).
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "xlsx": XLSX, "pdf": "application/pdf"}
 #: The files a download route answers with (for the OpenAPI document).
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}, XLSX: {}, "application/pdf": {}}}
