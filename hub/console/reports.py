@@ -26,13 +26,14 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import POLICY_ATTRIBUTE, get_db
-from hub.api.routes.reports import ONTIME_FILES, USAGE_FILES, download, file_name, get_reports
+from hub.api.routes.reports import download, file_name, get_reports
 from hub.console.pages import error_page, lang_of, page, problem_page
 from hub.console.policy import ConsolePolicy, console_page
 from hub.console.views import DOSSIER_READER
 from hub.reports.formats import FileFormat
 from hub.reports.query import DayRange, GroupBy, ReportFilter, WeekFlow, day_range
 from hub.reports.schedules import recent_runs
+from hub.reports.writers import ONTIME_FILES, USAGE_FILES
 from schemas.dossier import Channel
 from schemas.errors import HubError, InvalidInputError
 from schemas.timefmt import VN_TZ, now_utc

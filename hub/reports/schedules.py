@@ -36,13 +36,12 @@ from hub.audit.log import record
 from hub.config import ReportSchedule, Settings
 from hub.db.session import Database
 from hub.outbox.enqueue import new_messages, write_messages
-from hub.reports import usage_export
-from hub.reports.export import to_csv, to_xlsx
 from hub.reports.formats import MEDIA_TYPES
 from hub.reports.models import ReportExportRun
-from hub.reports.pdf import Letterhead, ontime_pdf
+from hub.reports.pdf import Letterhead
 from hub.reports.query import DayRange, GroupBy, day_range
 from hub.reports.service import ReportService
+from hub.reports.writers import ONTIME_FILES, USAGE_FILES
 from schemas.timefmt import VN_TZ, now_utc
 
 log = logging.getLogger(__name__)
@@ -145,13 +144,10 @@ def claim(db: Database, schedule: str, period: str, now: datetime) -> int | None
 
 def render(service: ReportService, settings: Settings, schedule: ReportSchedule, window: DayRange) -> bytes:
     """The report file of ``schedule`` for ``window``, from the report service."""
+    head = Letterhead.from_settings(settings.reports)
     if schedule.report == "usage":
-        usage = service.usage(window)
-        return usage_export.to_csv(usage) if schedule.format == "csv" else usage_export.to_xlsx(usage)
-    report = service.ontime(window, GroupBy(schedule.group_by))
-    if schedule.format == "pdf":
-        return ontime_pdf(report, Letterhead.from_settings(settings.reports))
-    return to_csv(report) if schedule.format == "csv" else to_xlsx(report)
+        return USAGE_FILES.write(service.usage(window), schedule.format, head)
+    return ONTIME_FILES.write(service.ontime(window, GroupBy(schedule.group_by)), schedule.format, head)
 
 
 def write_atomically(folder: Path, name: str, body: bytes) -> Path:
