@@ -39,6 +39,7 @@ from hub.db.migrate import upgrade
 from hub.db.session import Database
 from schemas.timefmt import VN_TZ
 from tests.cli.test_cli_commands import hub_env
+from tests.sample_dossier import dossier_body
 
 HUB = str(Path(sys.executable).with_name("hub"))
 T0 = datetime.now(VN_TZ).replace(microsecond=0)
@@ -70,18 +71,6 @@ def fresh_database(postgres_url: str | None, tmp: Path) -> Iterator[str]:
         if schema:
             with admin.begin() as conn:
                 conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-
-
-def dossier(code: str) -> dict[str, object]:
-    return {
-        "code": code,
-        "agency_code": "000.00.18.H42",
-        "procedure_code": "1.003901.H42",
-        "owner": {"name": "Nguyễn Văn An", "id_number": "037099001234"},
-        "received_at": T0.isoformat(),
-        "due_at": (T0 + timedelta(days=5)).isoformat(),
-        "summary": "Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
-    }
 
 
 async def drive(
@@ -131,12 +120,11 @@ class Reporter:
 async def bench(base: str, token: str, n: int, concurrency: int, cases: set[str], report: Reporter) -> None:
     day = T0.strftime("%y%m%d")
     codes = [f"000.00.18.H42-{day}-{i + 1:04d}" for i in range(n)]
+    bodies = [{"dossier": dossier_body(code, received_at=T0)} for code in codes]
     auth = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, headers=auth, limits=limits, timeout=60) as api:
-        elapsed, lat = await drive(
-            n, concurrency, lambda i: api.post("/api/v1/dossiers", json={"dossier": dossier(codes[i])})
-        )
+        elapsed, lat = await drive(n, concurrency, lambda i: api.post("/api/v1/dossiers", json=bodies[i]))
         report("intake create", n, elapsed, lat)
         if "status" not in cases:
             return

@@ -38,21 +38,17 @@ from schemas.errors import NotFoundError
 from schemas.status import DossierStatus
 from schemas.timefmt import now_vn
 from tests.lookup.support import many_steps
+from tests.sample_dossier import CODE, make_dossier
 
-CODE = "000.00.18.H42-251125-0001"
 OWNER_ID = "037099001234"
 
 
 def big_dossier(steps: int) -> Dossier:
     t0 = now_vn() - timedelta(days=3)
-    return Dossier(
-        code=CODE,
-        agency_code="000.00.18.H42",
-        procedure_code="1.003901.H42",
-        owner=Owner(name="Nguyễn Văn An", id_number=OWNER_ID),
+    return make_dossier(
+        CODE,
         received_at=t0,
-        due_at=t0 + timedelta(days=5),
-        summary="Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
+        owner=Owner(name="Nguyễn Văn An", id_number=OWNER_ID),
         status=DossierStatus.PROCESSING,
         steps=many_steps(steps, t0),
     )

@@ -39,6 +39,7 @@ from pydantic_settings import (
 )
 
 from connectors.settings import EndpointSettings
+from hub.reports.formats import FileFormat
 from schemas.errors import ConfigurationError
 from schemas.settings import Section
 from signing.settings import SigningSettings
@@ -174,7 +175,7 @@ class ReportSchedule(Section):
     #: Names the schedule in the run records, the audit and the file names.
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
     report: Literal["ontime", "usage"] = "ontime"
-    format: Literal["xlsx", "csv", "pdf"] = "xlsx"
+    format: FileFormat = FileFormat.XLSX
     #: The on-time report's grouping.
     group_by: Literal["procedure", "field", "unit", "channel"] = "procedure"
     #: Which period a run exports: the month, quarter or year before the run's.

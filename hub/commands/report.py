@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hub.commands.option_groups import with_options
 from hub.commands.outage import report_app as outages_app
+from hub.reports.formats import FileFormat
 from hub.reports.query import GroupBy, day_range
+
+if TYPE_CHECKING:
+    from hub.reports.pdf import Letterhead
+    from hub.reports.writers import ReportWriters
 
 __all__ = ["app"]
 
@@ -108,9 +113,9 @@ def ontime(
     out: Annotated[Path | None, typer.Option(help="Write to this file (xlsx and pdf need it)")] = None,
 ) -> None:
     """Received, finished (early, on time, late), in progress, supplement, withdrawn, refused."""
-    from hub.reports.export import to_csv, to_xlsx
-    from hub.reports.pdf import Letterhead, ontime_pdf
+    from hub.reports.pdf import Letterhead
     from hub.reports.service import ReportService
+    from hub.reports.writers import ONTIME_FILES
 
     window, agency_code = scope.window(), scope.agency_code()
     with _database() as (db, settings):
@@ -119,11 +124,16 @@ def ontime(
         _table(report)
         return
     head = Letterhead.from_settings(settings.reports)
-    _write(report, output, out, to_csv, to_xlsx, lambda r: ontime_pdf(r, head), f"{len(report.rows)} rows")
+    _write(report, output, out, ONTIME_FILES, head, f"{len(report.rows)} rows")
 
 
 def _write(
-    report: Any, output: OutputFormat, out: Path | None, csv: Any, xlsx: Any, pdf: Any, summary: str
+    report: Any,
+    output: OutputFormat,
+    out: Path | None,
+    writers: ReportWriters[Any],
+    head: Letterhead,
+    summary: str,
 ) -> None:
     """Write ``report`` as JSON, CSV, XLSX or PDF to ``out`` (standard output without it; the
     binary formats need a file)."""
@@ -133,12 +143,8 @@ def _write(
         )
     if output is OutputFormat.JSON:
         body = report.model_dump_json(by_alias=True, indent=2).encode() + b"\n"
-    elif output is OutputFormat.CSV:
-        body = csv(report)
-    elif output is OutputFormat.PDF:
-        body = pdf(report)
     else:
-        body = xlsx(report)
+        body = writers.write(report, FileFormat(output.value), head)
     _emit(body, out, summary)
 
 
@@ -161,9 +167,9 @@ def usage(
 ) -> None:
     """Use of the system (Decision 692/QĐ-SNN Art. 18): dossiers by channel, deliveries,
     signatures, lookups, downtime (docs/reports.md §8)."""
-    from hub.reports import usage_export
-    from hub.reports.pdf import Letterhead, usage_pdf
+    from hub.reports.pdf import Letterhead
     from hub.reports.service import ReportService
+    from hub.reports.writers import USAGE_FILES
 
     window = days.window()
     with _database() as (db, settings):
@@ -172,15 +178,7 @@ def usage(
         _usage_tables(report)
         return
     head = Letterhead.from_settings(settings.reports)
-    _write(
-        report,
-        output,
-        out,
-        usage_export.to_csv,
-        usage_export.to_xlsx,
-        lambda r: usage_pdf(r, head),
-        "usage report",
-    )
+    _write(report, output, out, USAGE_FILES, head, "usage report")
 
 
 def _usage_tables(report: Any) -> None:
@@ -226,17 +224,11 @@ def run_schedules_command() -> None:
         raise typer.Exit(1)
 
 
-class BookFormat(StrEnum):
-    PDF = "pdf"
-    CSV = "csv"
-    XLSX = "xlsx"
-
-
 @app.command("tracking-book")
 @with_options(scope=ReportScope)
 def tracking_book(
     scope: ReportScope,
-    output: Annotated[BookFormat, typer.Option("--format")] = BookFormat.PDF,
+    output: Annotated[FileFormat, typer.Option("--format")] = FileFormat.PDF,
     out: Annotated[Path | None, typer.Option(help="Write to this file (default: standard output)")] = None,
 ) -> None:
     """Sổ theo dõi hồ sơ: one row per dossier received in the period (docs/reports.md §7)."""
@@ -247,9 +239,9 @@ def tracking_book(
         records = RecordService(db, settings)
         book = records.book(window, agency_code=agency_code)
     writers = {
-        BookFormat.PDF: records.book_pdf,
-        BookFormat.CSV: records.book_csv,
-        BookFormat.XLSX: records.book_xlsx,
+        FileFormat.PDF: records.book_pdf,
+        FileFormat.CSV: records.book_csv,
+        FileFormat.XLSX: records.book_xlsx,
     }
     _emit(writers[output](book), out, f"{len(book.rows)} dossiers")
 

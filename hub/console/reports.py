@@ -26,12 +26,14 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.accounts.sessions import ActiveSession
 from hub.api.deps import POLICY_ATTRIBUTE, get_db
-from hub.api.routes.reports import ONTIME_FILES, USAGE_FILES, download, file_name, get_reports
+from hub.api.routes.reports import download, file_name, get_reports
 from hub.console.pages import error_page, lang_of, page, problem_page
 from hub.console.policy import ConsolePolicy, console_page
 from hub.console.views import DOSSIER_READER
+from hub.reports.formats import FileFormat
 from hub.reports.query import DayRange, GroupBy, ReportFilter, WeekFlow, day_range
 from hub.reports.schedules import recent_runs
+from hub.reports.writers import ONTIME_FILES, USAGE_FILES
 from schemas.dossier import Channel
 from schemas.errors import HubError, InvalidInputError
 from schemas.timefmt import VN_TZ, now_utc
@@ -47,8 +49,6 @@ Reader = Annotated[ActiveSession, Depends(REPORT_READER)]
 UsageReader = Annotated[ActiveSession, Depends(USAGE_READER)]
 
 FILTER_FIELDS = ("period", "from", "to", "group_by", "procedure", "field", "unit", "channel")
-#: The export formats of the download links, in their order on the pages.
-FORMATS = ("xlsx", "csv", "pdf")
 #: The usage report's parameters (it is not grouped or filtered).
 USAGE_FIELDS = ("period", "from", "to")
 #: Overdue dossiers listed on the page (the count is the report's).
@@ -142,16 +142,17 @@ def _window(fields: dict[str, str], default_period: str) -> DayRange:
     return day_range(first, last, period)
 
 
-def _export_format(request: Request) -> str:
+def _export_format(request: Request) -> FileFormat:
     """The download's ``format`` parameter (default xlsx); an unknown one is a 422."""
-    fmt = request.query_params.get("format", "xlsx")
-    if fmt not in FORMATS:
+    fmt = request.query_params.get("format", FileFormat.XLSX)
+    try:
+        return FileFormat(fmt)
+    except ValueError:
         raise InvalidInputError(
             f"unknown format {fmt[:10]!r}: xlsx, csv or pdf",
             message_vi=f"định dạng {fmt[:10]!r} không hợp lệ: xlsx, csv hoặc pdf",
             details={"field": "format"},
-        )
-    return fmt
+        ) from None
 
 
 def parse_query(fields: dict[str, str], *, default_period: str) -> Query:
@@ -202,11 +203,12 @@ def _day(value: datetime) -> str:
 
 
 def _downloads(path: str, fields: Mapping[str, str], lang: str) -> list[tuple[str, str]]:
-    """``(format, link)`` of the page's downloads: the parameters given, the page's language."""
+    """``(format, link)`` of the page's downloads, in :class:`FileFormat` order: the parameters
+    given, the page's language."""
     kept = {name: value for name, value in fields.items() if value}
     if lang == "en":
         kept["lang"] = "en"
-    return [(fmt, f"{path}?{urlencode({**kept, 'format': fmt})}") for fmt in FORMATS]
+    return [(fmt, f"{path}?{urlencode({**kept, 'format': fmt})}") for fmt in FileFormat]
 
 
 @router.get("/console/reports/ontime", name="console.reports_ontime")

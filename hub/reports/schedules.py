@@ -36,12 +36,12 @@ from hub.audit.log import record
 from hub.config import ReportSchedule, Settings
 from hub.db.session import Database
 from hub.outbox.enqueue import new_messages, write_messages
-from hub.reports import usage_export
-from hub.reports.export import to_csv, to_xlsx
+from hub.reports.formats import MEDIA_TYPES
 from hub.reports.models import ReportExportRun
-from hub.reports.pdf import Letterhead, ontime_pdf
+from hub.reports.pdf import Letterhead
 from hub.reports.query import DayRange, GroupBy, day_range
 from hub.reports.service import ReportService
+from hub.reports.writers import ONTIME_FILES, USAGE_FILES
 from schemas.timefmt import VN_TZ, now_utc
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,6 @@ MAX_ATTEMPTS = 5
 #: The outbox message kind of an export sent to an endpoint.
 MESSAGE_KIND = "report.export"
 ACTOR = "system:report-schedules"
-MEDIA = {
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "csv": "text/csv; charset=utf-8",
-    "pdf": "application/pdf",
-}
 _MONTHS = {"previous_month": 1, "previous_quarter": 3, "previous_year": 12}
 
 
@@ -149,13 +144,10 @@ def claim(db: Database, schedule: str, period: str, now: datetime) -> int | None
 
 def render(service: ReportService, settings: Settings, schedule: ReportSchedule, window: DayRange) -> bytes:
     """The report file of ``schedule`` for ``window``, from the report service."""
+    head = Letterhead.from_settings(settings.reports)
     if schedule.report == "usage":
-        usage = service.usage(window)
-        return usage_export.to_csv(usage) if schedule.format == "csv" else usage_export.to_xlsx(usage)
-    report = service.ontime(window, GroupBy(schedule.group_by))
-    if schedule.format == "pdf":
-        return ontime_pdf(report, Letterhead.from_settings(settings.reports))
-    return to_csv(report) if schedule.format == "csv" else to_xlsx(report)
+        return USAGE_FILES.write(service.usage(window), schedule.format, head)
+    return ONTIME_FILES.write(service.ontime(window, GroupBy(schedule.group_by)), schedule.format, head)
 
 
 def write_atomically(folder: Path, name: str, body: bytes) -> Path:
@@ -200,7 +192,7 @@ def _finish(
                 "to": due.window.last.isoformat(),
                 "format": schedule.format,
                 "file_name": name,
-                "content_type": MEDIA[schedule.format],
+                "content_type": MEDIA_TYPES[schedule.format],
                 "size": len(body),
                 "sha256": digest,
                 "content_base64": base64.b64encode(body).decode("ascii"),

@@ -22,7 +22,7 @@ drafts may be taken by any officer holding a personal key. Only an admin reassig
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -78,21 +78,14 @@ class PaperPage:
         return max(1, -(-self.total // self.per_page))
 
 
+#: The columns of a paper row the queues show (:class:`ResultPaper`'s fields).
+_PAPER_FIELDS = tuple(field.name for field in fields(ResultPaper))
+
+
 def _paper(row: ResultPaperRow) -> ResultPaper:
-    return ResultPaper(
-        file_id=row.file_id,
-        dossier_code=row.dossier_code,
-        name=row.name,
-        state=PaperState(row.state),
-        assigned_to=row.assigned_to,
-        created_at=row.created_at,
-        approved_file_id=row.approved_file_id,
-        signed_by=row.signed_by,
-        signed_at=row.signed_at,
-        issued_file_id=row.issued_file_id,
-        issued_by=row.issued_by,
-        issued_at=row.issued_at,
-    )
+    """The queues' view of ``row``: the fields :class:`ResultPaper` names, the state as its enum."""
+    values = {name: getattr(row, name) for name in _PAPER_FIELDS}
+    return ResultPaper(**{**values, "state": PaperState(row.state)})
 
 
 def _rowcount(result: Result[Any]) -> int:

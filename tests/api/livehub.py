@@ -7,7 +7,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from hub.auth.keys import ApiKeyService
 from hub.config import Settings, load_settings
 from hub.db.models import ApiRole, AuditEntry
 from hub.db.session import Database
-from schemas.timefmt import VN_TZ
+from schemas.dossier import Contact, Owner
+from tests.sample_dossier import CODE, dossier_body
 
-T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 BOOTSTRAP = "bootstrap-secret-for-tests-0123456789"
 #: One key per role of :class:`ApiRole` (a new role gets its key without editing this file).
 ROLES = tuple(role.value for role in ApiRole)
@@ -117,20 +117,17 @@ def live_hub(
         yield hub
 
 
-def dossier_json(code: str = "000.00.18.H42-251125-0001", **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "code": code,
-        "agency_code": "000.00.18.H42",
-        "procedure_code": "1.003901.H42",
-        "procedure_name": "Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
-        "owner": {"name": "Nguyễn Văn An", "id_number": "001099012345"},
-        "contact": {"phone": "0912345678"},
-        "received_at": T0.isoformat(),
-        "due_at": (T0 + timedelta(days=5)).isoformat(),
-        "summary": "Đề nghị cấp giấy chứng nhận",
-    }
-    body.update(extra)
-    return body
+def dossier_json(code: str = CODE, **extra: Any) -> dict[str, Any]:
+    """The sample dossier (:mod:`tests.sample_dossier`) as the API's JSON with the live-hub tests'
+    procedure name, owner, contact and summary; ``extra`` replaces or adds fields unchecked (the
+    hostile tests send invalid ones), as does ``code``."""
+    body = dossier_body(
+        procedure_name="Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
+        owner=Owner(name="Nguyễn Văn An", id_number="001099012345"),
+        contact=Contact(phone="0912345678"),
+        summary="Đề nghị cấp giấy chứng nhận",
+    )
+    return {**body, "code": code, **extra}
 
 
 def status_json(status: int, at: datetime, **extra: Any) -> dict[str, Any]:

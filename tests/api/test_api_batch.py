@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from hub.db.models import AuditEntry, DossierRow, OutboxMessage
 from hub.services.intake import MAX_BATCH_CHANGES
-from tests.api.livehub import T0, LiveHub, dossier_json, status_json
+from tests.api.livehub import LiveHub, dossier_json, status_json
+from tests.sample_dossier import T0
 
 BATCH = "/api/v1/dossiers/batch"
 

@@ -8,7 +8,8 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from tests.api.livehub import T0, LiveHub, dossier_json, status_json
+from tests.api.livehub import LiveHub, dossier_json, status_json
+from tests.sample_dossier import T0
 
 ODD_VALUES: list[Any] = [
     None,

@@ -8,8 +8,9 @@ from datetime import timedelta
 
 from hub.db.models import OutboxMessage, StoredFile
 from signing.samples import sample_pdf
-from tests.api.livehub import T0, LiveHub, dossier_json, status_json
+from tests.api.livehub import LiveHub, dossier_json, status_json
 from tests.rowcounts import row_counts
+from tests.sample_dossier import T0
 
 CODE = "000.00.18.H42-251125-0001"
 BASE = f"/api/v1/dossiers/{CODE}"

@@ -19,8 +19,9 @@ from hub.api.routes.dvcqg_inbound import PUSH_PATH
 from hub.auth.keys import ApiKeyService
 from hub.db.models import DossierRow, OutboxMessage, StoredFile
 from signing.samples import sample_pdf
-from tests.api.livehub import ROLES, T0, LiveHub, dossier_json, live_hub, status_json
+from tests.api.livehub import ROLES, LiveHub, dossier_json, live_hub, status_json
 from tests.rowcounts import row_counts
+from tests.sample_dossier import T0
 
 CODE = "000.00.18.H42-251125-0001"
 BASE = f"/api/v1/dossiers/{CODE}"

@@ -10,10 +10,11 @@ from pathlib import Path
 from hub.db.session import Database
 from hub.dlq import service
 from tests.accounts.support import FAST
-from tests.api.livehub import T0, dossier_json, live_hub, status_json
+from tests.api.livehub import dossier_json, live_hub, status_json
 from tests.console.support import add_account, browser, csrf, login
 from tests.delivery.helpers import put_many
 from tests.dlq.test_service import kill
+from tests.sample_dossier import T0
 
 CODE = "000.00.18.H42-251125-0001"
 APOLOGY = "Xin lỗi: hồ sơ quá hạn do chờ ý kiến liên ngành (Mẫu 04), gọi 0912345678"

@@ -16,7 +16,7 @@ from schemas.errors import ConflictError, InvalidTransitionError, NotFoundError
 from schemas.status import DossierStatus
 from schemas.timefmt import VN_TZ
 from tests.rowcounts import row_counts
-from tests.services.results_support import make_dossier
+from tests.sample_dossier import make_dossier
 
 T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 

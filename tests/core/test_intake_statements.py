@@ -22,7 +22,7 @@ from hub.telemetry import correlation
 from schemas.changes import DossierUpsert, StatusChange
 from schemas.status import DossierStatus
 from tests.core.test_intake import T0, settings
-from tests.services.results_support import make_dossier
+from tests.sample_dossier import make_dossier
 
 CODE = "000.00.18.H42-251125-0001"
 

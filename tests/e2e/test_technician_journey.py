@@ -28,11 +28,12 @@ from hub.db.models import MessageState, OutboxMessage
 from hub.simulators.faults import FaultKind
 from hub.simulators.sink import WebhookSink
 from tests.accounts.support import FAST, PASSWORD, Clock
-from tests.api.livehub import T0, dossier_json, live_hub
+from tests.api.livehub import dossier_json, live_hub
 from tests.audit.tampering import tamper
 from tests.conftest import migrated_database
 from tests.console.support import console_of
 from tests.e2e.harness import ACCOUNTS, ConsoleSite, console_site, screenshot_folder
+from tests.sample_dossier import T0
 
 ENDPOINT = "cong-dvcqg"
 CCCD = "001099012345"

@@ -28,9 +28,9 @@ from schemas.changes import DossierUpsert
 from schemas.dossier import Owner
 from schemas.errors import ConfigurationError, NotFoundError, TooManyRequestsError
 from schemas.status import DossierStatus
-from tests.api.livehub import T0, LiveHub, dossier_json, live_hub
+from tests.api.livehub import LiveHub, dossier_json, live_hub
 from tests.lookup.support import many_steps
-from tests.services.results_support import make_dossier
+from tests.sample_dossier import T0, make_dossier
 
 CODE = "000.00.18.H42-251125-0001"
 OTHER = "000.00.18.H42-251125-0002"

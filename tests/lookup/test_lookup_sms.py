@@ -13,7 +13,8 @@ import pytest
 
 from hub.logging import PiiMaskingFilter
 from hub.lookup.sms import normalise_sender
-from tests.api.livehub import T0, LiveHub, dossier_json, live_hub, status_json
+from tests.api.livehub import LiveHub, dossier_json, live_hub, status_json
+from tests.sample_dossier import T0
 
 SECRET = "gateway-shared-secret-123"
 PHONE = "+84912345678"

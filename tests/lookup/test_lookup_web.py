@@ -14,7 +14,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from tests.api.livehub import T0, LiveHub, dossier_json, live_hub, status_json
+from tests.api.livehub import LiveHub, dossier_json, live_hub, status_json
+from tests.sample_dossier import T0
 
 CODE = "000.00.18.H42-251125-0001"
 OWNER_ID = "001099012345"

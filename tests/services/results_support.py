@@ -1,8 +1,8 @@
-"""Settings, sample dossier and key-password environment shared by the result-signing tests."""
+"""Settings, principals and key-password environment shared by the result-signing tests (the
+sample dossier: :mod:`tests.sample_dossier`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +11,8 @@ from hub.config import Settings, load_settings
 from hub.db.models import ApiRole
 from hub.services.results import IssuedResult, ResultSigningService
 from hub.simulators.pki import RunningPki
-from schemas.dossier import Dossier, Owner
-from schemas.timefmt import VN_TZ
 
-CODE = "000.00.18.H42-251125-0001"
 OTHER = "000.00.18.H42-251125-0002"
-T0 = datetime(2025, 11, 25, 8, 5, tzinfo=VN_TZ)
 ENV = {"HUB_TEST_OFFICER_P12": "", "HUB_TEST_AGENCY_P12": ""}
 #: ``[signing.issuance]``: how issued papers are numbered and dated (docs/signing.md §13).
 ISSUANCE = {"agency_abbreviation": "SNNMT", "place": "Ninh Bình", "document_type": "GCN"}
@@ -67,21 +63,6 @@ def signing_settings(
 
 def environ(pki: RunningPki) -> dict[str, str]:
     return dict.fromkeys(ENV, pki.pki.p12_password)
-
-
-def make_dossier(code: str = CODE, **extra: object) -> Dossier:
-    """A minimal valid dossier (also the intake tests'); ``extra`` overrides or adds fields."""
-    fields: dict[str, object] = {
-        "code": code,
-        "agency_code": "000.00.18.H42",
-        "procedure_code": "1.003901.H42",
-        "owner": Owner(name="Nguyễn Văn An", id_number="037099001234"),
-        "received_at": T0,
-        "due_at": T0 + timedelta(days=5),
-        "summary": "Cấp giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm",
-    }
-    fields.update(extra)
-    return Dossier.model_validate(fields)
 
 
 def sign_twice(service: ResultSigningService, code: str, file_id: str, **seal: Any) -> IssuedResult:

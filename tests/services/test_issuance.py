@@ -35,7 +35,8 @@ from schemas.timefmt import VN_TZ
 from signing.issuance import DATE_FIELD, NUMBER_FIELD, number_place_values
 from signing.samples import sample_pdf
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
-from tests.services.results_support import CLERK, CODE, OFFICER, environ, make_dossier, signing_settings
+from tests.sample_dossier import CODE, make_dossier
+from tests.services.results_support import CLERK, OFFICER, environ, signing_settings
 
 AGENCY = "000.00.18.H42"
 SPEC = IssuanceSpec(agency_code=AGENCY, agency_abbreviation="SNNMT", document_type="GCN", place="Ninh Bình")

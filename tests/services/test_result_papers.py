@@ -15,7 +15,8 @@ from hub.simulators.pki import RunningPki
 from signing.samples import sample_pdf
 from tests.api.livehub import LiveHub, live_hub
 from tests.rowcounts import row_counts
-from tests.services.results_support import CODE, environ, make_dossier, signing_settings
+from tests.sample_dossier import CODE, make_dossier
+from tests.services.results_support import environ, signing_settings
 
 
 def pdf_from_objects(objects: list[bytes]) -> bytes:

@@ -31,15 +31,8 @@ from schemas.errors import CertificateRejectedError, ConflictError, InvalidInput
 from signing.samples import sample_pdf
 from signing.verification import PadesLevel, Verdict, VerificationPolicy, verify_pdf
 from tests.rowcounts import row_counts
-from tests.services.results_support import (
-    CLERK,
-    CODE,
-    OFFICER,
-    OTHER,
-    environ,
-    make_dossier,
-    signing_settings,
-)
+from tests.sample_dossier import CODE, make_dossier
+from tests.services.results_support import CLERK, OFFICER, OTHER, environ, signing_settings
 
 
 class World:

@@ -11,7 +11,8 @@ import pytest
 from hub.simulators.pki import RunningPki
 from signing.samples import sample_pdf
 from tests.api.livehub import live_hub
-from tests.services.results_support import CODE, environ, make_dossier, signing_settings
+from tests.sample_dossier import CODE, make_dossier
+from tests.services.results_support import environ, signing_settings
 
 
 @pytest.fixture

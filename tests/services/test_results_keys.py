@@ -24,7 +24,8 @@ from signing.facade import SigningFacade
 from signing.keys import Pkcs11KeySource, Pkcs12KeySource
 from signing.samples import sample_pdf
 from signing.verification import Verdict, VerificationPolicy, verify_pdf
-from tests.services.results_support import CLERK, CODE, ISSUANCE, OFFICER, make_dossier, p12_key, sign_twice
+from tests.sample_dossier import CODE, make_dossier
+from tests.services.results_support import CLERK, ISSUANCE, OFFICER, p12_key, sign_twice
 from tests.signing.softhsm_support import MODULE, SoftHsm
 
 TOKEN_PIN = "246810"

@@ -10,7 +10,7 @@ first answer without creating anything.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, TypedDict
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
@@ -34,15 +34,21 @@ from hub.dlq.models import MessageSummary
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import (
     MAX_BATCH_CHANGES,
-    AgencyScope,
     BatchResult,
     IntakeBatch,
+    IntakeCall,
     IntakeResult,
 )
 from hub.services.privacy import audit_reveal, masked_dossier, masked_view
 from hub.services.result_files import inspect_result_paper, store_and_attach
 from hub.services.result_papers import ResultPapers
-from hub.services.results import IssuedResult, ResultSigningService, SignedDraft, SignedResult
+from hub.services.results import (
+    IssuedResult,
+    ResultAttachment,
+    ResultSigningService,
+    SignedDraft,
+    SignedResult,
+)
 from schemas.changes import DossierUpsert, DueDateChange, ResultAttach, StatusChange, StepAdd
 from schemas.codes import AgencyCode
 from schemas.dossier import Dossier
@@ -75,20 +81,12 @@ IdempotencyKey = Annotated[
 JSON_ONLY = [Depends(require_json)]
 
 
-class Caller(TypedDict):
-    """What every intake command takes besides its body: who writes, within which agencies, and
-    the ``Idempotency-Key`` that makes a retry return the first answer."""
-
-    actor: str
-    idempotency_key: str | None
-    scope: AgencyScope
+async def _caller(principal: Writer, idempotency_key: IdempotencyKey = None) -> IntakeCall:
+    """What every intake command takes besides its body (:class:`IntakeCall`)."""
+    return IntakeCall(actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope)
 
 
-async def _caller(principal: Writer, idempotency_key: IdempotencyKey = None) -> Caller:
-    return Caller(actor=principal.name, idempotency_key=idempotency_key, scope=principal.agency_scope)
-
-
-WriterCall = Annotated[Caller, Depends(_caller)]
+WriterCall = Annotated[IntakeCall, Depends(_caller)]
 
 
 class CodeRequest(BaseModel):
@@ -303,15 +301,6 @@ class SealResultRequest(BaseModel):
             result_code=self.result_code,
             component_code=self.component_code,
         )
-
-
-class ResultAttachment(TypedDict):
-    """How a sealed result is attached: what sealing and issuing take besides the file."""
-
-    name: str
-    key_id: str | None
-    result_code: str | None
-    component_code: str | None
 
 
 def _results(request: Request) -> ResultSigningService:

@@ -12,7 +12,6 @@ only the clerk listed on ``[signing] result_agency_key`` (403 for anyone else, a
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -22,6 +21,7 @@ from hub.api.deps import IntakeDep, app_service, get_db, get_settings, require_r
 from hub.api.errors import error_responses
 from hub.api.routes.reports import FILE_RESPONSES, XLSX, ReportDays, attachment, file_name
 from hub.auth.keys import Principal
+from hub.reports.formats import FileFormat
 from hub.reports.record_service import RecordService
 from schemas.codes import AgencyCode
 
@@ -41,12 +41,6 @@ Reader = Annotated[
 Sign = Annotated[bool, Query(description="Add the agency signature (the clerk on the agency key)")]
 
 PDF = "application/pdf"
-
-
-class BookFormat(StrEnum):
-    PDF = "pdf"
-    CSV = "csv"
-    XLSX = "xlsx"
 
 
 def get_records(request: Request) -> RecordService:
@@ -77,14 +71,14 @@ async def tracking_book(
     records: RecordsDep,
     window: ReportDays,
     agency: Annotated[AgencyCode | None, Query(description="Only this receiving agency")] = None,
-    format: BookFormat = BookFormat.PDF,
+    format: FileFormat = FileFormat.PDF,
     sign: Sign = False,
 ) -> Response:
     book = await run_in_threadpool(records.book, window, agency_code=agency)
     name = file_name("so-theo-doi-ho-so", window, format.value)
-    if format is BookFormat.CSV:
+    if format is FileFormat.CSV:
         return attachment(records.book_csv(book), "text/csv; charset=utf-8", name)
-    if format is BookFormat.XLSX:
+    if format is FileFormat.XLSX:
         return attachment(await run_in_threadpool(records.book_xlsx, book), XLSX, name)
     body = await run_in_threadpool(records.book_pdf, book)
     if sign:

@@ -13,11 +13,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -26,12 +24,12 @@ from pydantic import AwareDatetime
 from hub.api.deps import DatabaseDep, app_service, get_db, get_settings, require_role
 from hub.api.errors import error_responses
 from hub.auth.keys import Principal
-from hub.reports import usage_export
-from hub.reports.export import to_csv, to_xlsx
-from hub.reports.pdf import Letterhead, ontime_pdf, usage_pdf
+from hub.reports.formats import MEDIA_TYPES, FileFormat
+from hub.reports.pdf import Letterhead
 from hub.reports.query import DayRange, GroupBy, Report, ReportFilter, day_range
 from hub.reports.service import ReportService
 from hub.reports.usage import UsageReport
+from hub.reports.writers import ONTIME_FILES, USAGE_FILES, ReportWriters
 from hub.services.outages import OutageReport, outage_report
 from schemas.codes import AgencyCode
 from schemas.dossier import Channel
@@ -50,7 +48,7 @@ Reader = Annotated[
 
 T = TypeVar("T")
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX = MEDIA_TYPES[FileFormat.XLSX]
 
 
 class ReportFormat(StrEnum):
@@ -60,25 +58,10 @@ class ReportFormat(StrEnum):
     PDF = "pdf"
 
 
-#: The media type of each file format (the on-time and the usage report, the tracking book).
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "xlsx": XLSX, "pdf": "application/pdf"}
 #: The files a download route answers with (for the OpenAPI document).
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}, XLSX: {}, "application/pdf": {}}}
 }
-
-
-@dataclass(frozen=True)
-class ReportWriters(Generic[T]):
-    """How a report is written as a CSV, XLSX or PDF file (docs/reports.md §5, §8)."""
-
-    csv: Callable[[T], bytes]
-    xlsx: Callable[[T], bytes]
-    pdf: Callable[[T, Letterhead], bytes]
-
-
-ONTIME_FILES = ReportWriters(to_csv, to_xlsx, ontime_pdf)
-USAGE_FILES = ReportWriters(usage_export.to_csv, usage_export.to_xlsx, usage_pdf)
 
 
 def get_reports(request: Request) -> ReportService:
@@ -129,16 +112,15 @@ async def ontime(
     if format is ReportFormat.JSON:
         return report
     name = file_name(f"ontime-{group_by.value}", window, format.value)
-    return await download(request, ONTIME_FILES, report, format.value, name)
+    return await download(request, ONTIME_FILES, report, FileFormat(format.value), name)
 
 
-async def download(request: Request, writers: ReportWriters[T], report: T, fmt: str, name: str) -> Response:
-    """``report`` as a ``fmt`` file (csv, xlsx or pdf) named ``name``, written in a worker thread."""
-    if fmt == "pdf":
-        head = Letterhead.from_settings(get_settings(request).reports)
-        body = await run_in_threadpool(writers.pdf, report, head)
-    else:
-        body = await run_in_threadpool(writers.csv if fmt == "csv" else writers.xlsx, report)
+async def download(
+    request: Request, writers: ReportWriters[T], report: T, fmt: FileFormat, name: str
+) -> Response:
+    """``report`` as a ``fmt`` file named ``name``, written in a worker thread."""
+    head = Letterhead.from_settings(get_settings(request).reports)
+    body = await run_in_threadpool(writers.write, report, fmt, head)
     return attachment(body, MEDIA_TYPES[fmt], name)
 
 
@@ -177,7 +159,7 @@ async def usage(
     if format is ReportFormat.JSON:
         return report
     name = file_name("usage", window, format.value)
-    return await download(request, USAGE_FILES, report, format.value, name)
+    return await download(request, USAGE_FILES, report, FileFormat(format.value), name)
 
 
 Operator = Annotated[Principal, Depends(require_role("technician", "admin"))]
