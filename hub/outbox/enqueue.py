@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import insert, text
+from sqlalchemy import ARRAY, bindparam, func, insert, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from hub.db.base import utcnow
@@ -25,10 +26,44 @@ _NOTIFY = text("SELECT pg_notify(:channel, endpoint) FROM unnest(CAST(:endpoints
 
 
 _RETURNED = (OutboxMessage.seq, OutboxMessage.message_id, OutboxMessage.endpoint)
-#: The rows of :func:`write_messages` on PostgreSQL: SQLAlchemy inserts them from a ``VALUES``
-#: list ordered by a sentinel, so ``seq`` follows the list (a bare multi-row ``VALUES`` does
-#: not promise that there).
-_INSERT_ORDERED = insert(OutboxMessage).returning(*_RETURNED, sort_by_parameter_order=True)
+#: The columns :func:`new_messages` fills.
+_COLUMNS = (
+    "correlation_id",
+    "message_id",
+    "endpoint",
+    "kind",
+    "ordering_key",
+    "dossier_code",
+    "payload",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def _array_type(name: str) -> ARRAY[Any]:
+    column = OutboxMessage.__table__.c[name]
+    return ARRAY(JSONB() if name == "payload" else column.type)
+
+
+_UNNESTED = (
+    func.unnest(*(bindparam(name, type_=_array_type(name)) for name in _COLUMNS))  # psycopg: typed
+    .table_valued(*_COLUMNS, with_ordinality="position")
+    .render_derived(name="message")
+)
+#: The rows of :func:`write_messages` on PostgreSQL: one array per column, unnested in list
+#: order (``seq`` follows the list, as with SQLAlchemy's own ``sort_by_parameter_order``). One
+#: statement text whatever the number of rows: psycopg converts a statement's placeholders
+#: with a regular expression and caches that only for short statements, so the multi-row
+#: ``VALUES`` list of a batch's hundreds of messages (12 parameters each) cost more to
+#: convert than to run (docs/architecture.md, "Intake throughput").
+_INSERT_ARRAYS = (
+    insert(OutboxMessage)
+    .from_select(_COLUMNS, select(*(_UNNESTED.c[name] for name in _COLUMNS)).order_by(_UNNESTED.c.position))
+    .returning(*_RETURNED)
+)
 #: On SQLite, whose multi-row ``VALUES`` inserts in list order, ``sort_by_parameter_order``
 #: only makes SQLAlchemy insert row by row (one statement each, to pair returned rows with
 #: their parameters): without it one statement; the rows are put in queue order by ``seq``.
@@ -85,12 +120,21 @@ def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list
     session.info[OUTBOX_TOUCHED] = True
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
-    rows = connection.execute(_INSERT_ORDERED if postgres else _INSERT, messages)
+    rows = (
+        connection.execute(_INSERT_ARRAYS, _as_arrays(messages))
+        if postgres
+        else connection.execute(_INSERT, messages)
+    )
     written = sorted((Enqueued(row.seq, row.message_id, row.endpoint) for row in rows), key=_by_seq)
     if postgres:
         endpoints = sorted({message["endpoint"] for message in messages})
         connection.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "endpoints": endpoints})
     return written
+
+
+def _as_arrays(messages: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The parameters of :data:`_INSERT_ARRAYS`: each column's values, in list order."""
+    return {name: [message[name] for message in messages] for name in _COLUMNS}
 
 
 def enqueue(session: Session, endpoints: Sequence[str], **message: Unpack[NewMessage]) -> list[Enqueued]:
