@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import ARRAY, bindparam, func, insert, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from hub.db.base import utcnow
@@ -26,44 +26,32 @@ _NOTIFY = text("SELECT pg_notify(:channel, endpoint) FROM unnest(CAST(:endpoints
 
 
 _RETURNED = (OutboxMessage.seq, OutboxMessage.message_id, OutboxMessage.endpoint)
-#: The columns :func:`new_messages` fills.
-_COLUMNS = (
-    "correlation_id",
-    "message_id",
-    "endpoint",
-    "kind",
-    "ordering_key",
-    "dossier_code",
-    "payload",
-    "state",
-    "attempts",
-    "next_attempt_at",
-    "created_at",
-    "updated_at",
+#: The rows of :func:`write_messages` on PostgreSQL: one JSON array of them (one parameter),
+#: unnested in list order (``seq`` follows the list, as with SQLAlchemy's own
+#: ``sort_by_parameter_order``). One short statement whatever the number of rows: psycopg
+#: converts a statement's placeholders with a regular expression and caches that only for short
+#: statements, so the multi-row ``VALUES`` list of a batch's hundreds of messages (12
+#: parameters each) cost more to convert than to run; arrays per column cost as much again in
+#: psycopg's escaping of every payload (docs/architecture.md, "Intake throughput").
+_INSERT_JSON_ROWS = text(
+    """
+    INSERT INTO outbox_messages (correlation_id, message_id, endpoint, kind, ordering_key, dossier_code,
+                                 payload, state, attempts, next_attempt_at, created_at, updated_at)
+    SELECT correlation_id, message_id, endpoint, kind, ordering_key, dossier_code,
+           payload, state, attempts, next_attempt_at, created_at, updated_at
+    FROM ROWS FROM (
+        jsonb_to_recordset(CAST(:rows AS jsonb)) AS (
+            correlation_id text, message_id text, endpoint text, kind text, ordering_key text,
+            dossier_code text, payload jsonb, state text, attempts integer,
+            next_attempt_at timestamptz, created_at timestamptz, updated_at timestamptz
+        )
+    ) WITH ORDINALITY AS message
+    ORDER BY message.ordinality
+    RETURNING seq, message_id, endpoint
+    """
 )
-
-
-def _array_type(name: str) -> ARRAY[Any]:
-    column = OutboxMessage.__table__.c[name]
-    return ARRAY(JSONB() if name == "payload" else column.type)
-
-
-_UNNESTED = (
-    func.unnest(*(bindparam(name, type_=_array_type(name)) for name in _COLUMNS))  # psycopg: typed
-    .table_valued(*_COLUMNS, with_ordinality="position")
-    .render_derived(name="message")
-)
-#: The rows of :func:`write_messages` on PostgreSQL: one array per column, unnested in list
-#: order (``seq`` follows the list, as with SQLAlchemy's own ``sort_by_parameter_order``). One
-#: statement text whatever the number of rows: psycopg converts a statement's placeholders
-#: with a regular expression and caches that only for short statements, so the multi-row
-#: ``VALUES`` list of a batch's hundreds of messages (12 parameters each) cost more to
-#: convert than to run (docs/architecture.md, "Intake throughput").
-_INSERT_ARRAYS = (
-    insert(OutboxMessage)
-    .from_select(_COLUMNS, select(*(_UNNESTED.c[name] for name in _COLUMNS)).order_by(_UNNESTED.c.position))
-    .returning(*_RETURNED)
-)
+#: The times of a message row, written as ISO 8601 text in :data:`_INSERT_JSON_ROWS`.
+_TIMES = ("next_attempt_at", "created_at", "updated_at")
 #: On SQLite, whose multi-row ``VALUES`` inserts in list order, ``sort_by_parameter_order``
 #: only makes SQLAlchemy insert row by row (one statement each, to pair returned rows with
 #: their parameters): without it one statement; the rows are put in queue order by ``seq``.
@@ -121,7 +109,7 @@ def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
     rows = (
-        connection.execute(_INSERT_ARRAYS, _as_arrays(messages))
+        connection.execute(_INSERT_JSON_ROWS, {"rows": _json_rows(messages)})
         if postgres
         else connection.execute(_INSERT, messages)
     )
@@ -132,9 +120,19 @@ def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list
     return written
 
 
-def _as_arrays(messages: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-    """The parameters of :data:`_INSERT_ARRAYS`: each column's values, in list order."""
-    return {name: [message[name] for message in messages] for name in _COLUMNS}
+def _json_rows(messages: Sequence[dict[str, Any]]) -> str:
+    """The parameter of :data:`_INSERT_JSON_ROWS`: the rows as a JSON array, times in ISO 8601
+    (a naive time refused, as :class:`~hub.db.base.UTCDateTime` does)."""
+    rows = []
+    for message in messages:
+        row = dict(message)
+        for name in _TIMES:
+            value = row[name]
+            if value.tzinfo is None:
+                raise ValueError("naive datetime refused: the hub stores timezone-aware times only")
+            row[name] = value.isoformat()
+        rows.append(row)
+    return json.dumps(rows)
 
 
 def enqueue(session: Session, endpoints: Sequence[str], **message: Unpack[NewMessage]) -> list[Enqueued]:

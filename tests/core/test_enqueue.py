@@ -46,5 +46,8 @@ def test_a_batch_of_messages_is_queued_in_list_order_with_its_columns(db: Databa
 def test_a_naive_time_is_refused(db: Database) -> None:
     messages = new_messages(["dvcqg"], kind="dossier.sync", ordering_key="K", payload={})
     messages[0]["next_attempt_at"] = datetime(2030, 1, 1)  # the naive time refused
-    with pytest.raises(StatementError, match="naive datetime refused"), db.transaction() as session:
+    with (
+        pytest.raises((StatementError, ValueError), match="naive datetime refused"),
+        db.transaction() as session,
+    ):
         write_messages(session, messages)
