@@ -147,7 +147,14 @@ def api_server(url: str, config: Path, data_dir: Path, processes: int = 1) -> It
     port = bench_api.free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [HUB, "serve", "--no-worker", "--port", str(port), "--processes", str(processes)],
+        [
+            HUB,
+            "serve",
+            "--no-worker",
+            "--port",
+            str(port),
+            *(["--processes", str(processes)] if processes > 1 else []),
+        ],
         env=hub_env(url, config, data_dir),
         stderr=subprocess.DEVNULL,
     )
