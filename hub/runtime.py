@@ -166,6 +166,12 @@ def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
+        if not hasattr(socket, "SO_REUSEPORT"):  # pragma: no cover - Windows
+            sock.close()
+            raise ConfigurationError(
+                "several API processes need SO_REUSEPORT (Linux): set api.processes to 1",
+                message_vi="nhiều tiến trình API cần SO_REUSEPORT (Linux): đặt api.processes = 1",
+            )
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
@@ -693,7 +699,10 @@ def run_processes(
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         first, pipe = start_child(0)
-        if _ready(first, pipe) and not stops:
+        if not _ready(first, pipe):  # it said why (one line), or was stopped while starting
+            first.join()
+            return first.exitcode or EXIT_OK
+        if not stops:
             for index in range(1, processes):
                 start_child(index)
             log.info("starting %d more API processes on %s:%d", processes - 1, host, bound)
