@@ -66,7 +66,7 @@ def measure(
     n = changes or len(calls)
     print(f"{name:24} {n:6d}  {used * 1000 / n:5.2f} ms CPU/change  {executed / n:4.1f} statements/change")
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(int(os.environ.get("BENCH_TOP", "15")))
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
 
 
 def main() -> None:

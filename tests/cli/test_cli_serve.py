@@ -172,13 +172,18 @@ def test_a_second_signal_forces_the_stop(database_url: str, tmp_path: Path) -> N
                 process.send_signal(signal.SIGINT)  # forced
                 _out, err = process.communicate(timeout=60)
             finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.communicate()
+                _kill_if_running(process)
     finally:
         db.dispose()
     assert process.returncode == EXIT_FORCED, err
     assert "forcing the stop" in err
+
+
+def _kill_if_running(process: subprocess.Popen[str]) -> None:
+    """After a failed test: no process left behind."""
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
 
 
 def _sockets(pid: int) -> int:
@@ -270,9 +275,7 @@ def test_serve_several_processes(database_url: str, tmp_path: Path) -> None:
                 future.result()
         _out, err = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        _kill_if_running(process)
     try:
         assert process.returncode == 0, err
         assert "Traceback" not in err
