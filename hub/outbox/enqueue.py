@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from hub.db.base import utcnow
+from hub.db.json_rows import json_rows
 from hub.db.models import OutboxMessage
 from hub.outbox.transitions import enqueued
 from hub.telemetry import correlation
@@ -26,13 +26,10 @@ _NOTIFY = text("SELECT pg_notify(:channel, endpoint) FROM unnest(CAST(:endpoints
 
 
 _RETURNED = (OutboxMessage.seq, OutboxMessage.message_id, OutboxMessage.endpoint)
-#: The rows of :func:`write_messages` on PostgreSQL: one JSON array of them (one parameter),
-#: unnested in list order (``seq`` follows the list, as with SQLAlchemy's own
-#: ``sort_by_parameter_order``). One short statement whatever the number of rows: psycopg
-#: converts a statement's placeholders with a regular expression and caches that only for short
-#: statements, so the multi-row ``VALUES`` list of a batch's hundreds of messages (12
-#: parameters each) cost more to convert than to run; arrays per column cost as much again in
-#: psycopg's escaping of every payload (docs/architecture.md, "Intake throughput").
+#: The rows of :func:`write_messages` on PostgreSQL: one JSON parameter (:mod:`hub.db.json_rows`;
+#: a batch's hundreds of messages have 12 parameters each), unnested in list order (``seq``
+#: follows the list, as with SQLAlchemy's own ``sort_by_parameter_order``). Arrays per column
+#: were slower still: psycopg escapes every payload of a text array with a regular expression.
 _INSERT_JSON_ROWS = text(
     """
     INSERT INTO outbox_messages (correlation_id, message_id, endpoint, kind, ordering_key, dossier_code,
@@ -109,7 +106,7 @@ def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
     rows = (
-        connection.execute(_INSERT_JSON_ROWS, {"rows": _json_rows(messages)})
+        connection.execute(_INSERT_JSON_ROWS, {"rows": json_rows(messages, _TIMES)})
         if postgres
         else connection.execute(_INSERT, messages)
     )
@@ -118,21 +115,6 @@ def write_messages(session: Session, messages: Sequence[dict[str, Any]]) -> list
         endpoints = sorted({message["endpoint"] for message in messages})
         connection.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "endpoints": endpoints})
     return written
-
-
-def _json_rows(messages: Sequence[dict[str, Any]]) -> str:
-    """The parameter of :data:`_INSERT_JSON_ROWS`: the rows as a JSON array, times in ISO 8601
-    (a naive time refused, as :class:`~hub.db.base.UTCDateTime` does)."""
-    rows = []
-    for message in messages:
-        row = dict(message)
-        for name in _TIMES:
-            value = row[name]
-            if value.tzinfo is None:
-                raise ValueError("naive datetime refused: the hub stores timezone-aware times only")
-            row[name] = value.isoformat()
-        rows.append(row)
-    return json.dumps(rows)
 
 
 def enqueue(session: Session, endpoints: Sequence[str], **message: Unpack[NewMessage]) -> list[Enqueued]:

@@ -40,13 +40,14 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Executable, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Executable, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
 from hub.db.base import utcnow
+from hub.db.json_rows import json_rows
 from hub.db.models import AuditEntry, DossierRow, DossierSequence, IdempotencyRecord
 from hub.db.session import Database
 from hub.dlq.models import DlqFilter, MessageSummary
@@ -145,15 +146,28 @@ def _dialect_insert(dialect: str) -> Callable[[Any], Any]:
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
-@functools.cache
-def _insert_dossiers_statement(dialect: str) -> Executable:
-    """``INSERT … ON CONFLICT (code) DO NOTHING RETURNING code, id`` of new dossiers."""
-    statement: Executable = (
-        _dialect_insert(dialect)(_D)
-        .on_conflict_do_nothing(index_elements=[_D.code])
-        .returning(_D.code, _D.id)
+#: New dossiers on SQLite: ``INSERT … ON CONFLICT (code) DO NOTHING RETURNING code, id``.
+_INSERT_DOSSIERS = (
+    sqlite_insert(_D).on_conflict_do_nothing(index_elements=[_D.code]).returning(_D.code, _D.id)
+)
+#: The same on PostgreSQL, the rows as one JSON parameter (:mod:`hub.db.json_rows`: a batch
+#: creates up to 500 dossiers of 11 parameters each).
+_INSERT_DOSSIERS_JSON_ROWS = text(
+    """
+    INSERT INTO dossiers (code, agency_code, procedure_code, status, revision, source_version,
+                          owner_id_hash, document, origin, created_at, updated_at)
+    SELECT code, agency_code, procedure_code, status, revision, source_version,
+           owner_id_hash, document, origin, created_at, updated_at
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS dossier(
+        code text, agency_code text, procedure_code text, status integer, revision integer,
+        source_version integer, owner_id_hash text, document jsonb, origin text,
+        created_at timestamptz, updated_at timestamptz
     )
-    return statement
+    ON CONFLICT (code) DO NOTHING
+    RETURNING code, id
+    """
+)
+_DOSSIER_TIMES = ("created_at", "updated_at")
 
 
 @functools.cache
@@ -595,8 +609,13 @@ class _Unit:
             }
             for code, held in created
         ]
-        statement = _insert_dossiers_statement(self.connection.dialect.name)
-        return {row.code: row.id for row in self.connection.execute(statement, values)}
+        if self.is_postgres:
+            rows = self.connection.execute(
+                _INSERT_DOSSIERS_JSON_ROWS, {"rows": json_rows(values, _DOSSIER_TIMES)}
+            )
+        else:
+            rows = self.connection.execute(_INSERT_DOSSIERS, values)
+        return {row.code: row.id for row in rows}
 
 
 class IntakeService:
