@@ -11,6 +11,10 @@ One row per case, ``--table``::
 
     .venv/bin/python -m benchmarks.bench_e2e --table -n 3000
 
+Intake alone (single route, then batch), with 2 API processes (``hub serve --processes 2``)::
+
+    .venv/bin/python -m benchmarks.bench_e2e --intake --api-processes 2 --backend postgresql -n 2000
+
 Cases of the table:
 
 * sink ceiling: a raw aiohttp client POSTing the same payload to the same sink (64 connections)
@@ -69,7 +73,7 @@ from benchmarks.bench_delivery import (
     stop_sink,
 )
 from hub.auth.keys import ApiKeyService
-from hub.db.models import MessageState, OutboxMessage
+from hub.db.models import HubRun, MessageState, OutboxMessage
 from hub.db.session import Database
 from schemas.timefmt import VN_TZ
 
@@ -126,13 +130,31 @@ def hub_env(url: str, config: Path, data_dir: Path) -> dict[str, str]:
     return env
 
 
+def api_runs(url: str) -> int:
+    """Hub processes running on the database at ``url`` (their rows in ``hub_runs``)."""
+    db = Database.connect(url, pool_size=1)
+    try:
+        with db.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).where(HubRun.stopped_at.is_(None))) or 0)
+    finally:
+        db.dispose()
+
+
 @contextmanager
-def api_server(url: str, config: Path, data_dir: Path) -> Iterator[str]:
-    """``hub serve --no-worker`` in its own process; yields its base URL."""
+def api_server(url: str, config: Path, data_dir: Path, processes: int = 1) -> Iterator[str]:
+    """``hub serve --no-worker --processes N`` in its own process; yields its base URL once
+    every API process runs."""
     port = bench_api.free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [HUB, "serve", "--no-worker", "--port", str(port)],
+        [
+            HUB,
+            "serve",
+            "--no-worker",
+            "--port",
+            str(port),
+            *(["--processes", str(processes)] if processes > 1 else []),
+        ],
         env=hub_env(url, config, data_dir),
         stderr=subprocess.DEVNULL,
     )
@@ -146,6 +168,12 @@ def api_server(url: str, config: Path, data_dir: Path) -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("hub serve did not start") from None
                 time.sleep(0.1)
+        if processes > 1:
+            while api_runs(url) < processes:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("hub serve's API processes did not all start")
+                time.sleep(0.2)
+            time.sleep(2.0)  # the last one registers its run just before it listens
         yield base
     finally:
         server.send_signal(signal.SIGTERM)
@@ -238,25 +266,31 @@ class Row:
     values: dict[str, str] = field(default_factory=dict)
 
 
-def intake_case(backend: Backend, workdir: Path, n: int, batch: int) -> tuple[float, float, float]:
-    """(changes/s, request p50 ms, request p95 ms) of ``n`` creates with no worker running."""
+def intake_case(
+    backend: Backend, workdir: Path, n: int, batch: int, processes: int = 1
+) -> tuple[float, float, float]:
+    """(changes/s, request p50 ms, request p95 ms) of ``n`` creates with no worker running, to
+    ``processes`` API processes."""
     config = workdir / f"intake-{uuid.uuid4().hex[:6]}.toml"
     write_config(config, "http://127.0.0.1:9/unused", poll=1.0)
     clients = SINGLE_CLIENTS if batch == 1 else BATCH_CLIENTS
-    with api_server(backend.url, config, workdir / "data") as base:
+    with api_server(backend.url, config, workdir / "data", processes) as base:
         token = source_token(backend.url)
         result = asyncio.run(post_changes(base, token, n, batch=batch, clients=clients))
     q = statistics.quantiles(result.latencies, n=20)
     rate = n / result.elapsed
     print(
-        f"[{backend.name}] intake batch={batch} clients={clients}: {n} changes in {result.elapsed:.2f}s "
+        f"[{backend.name}] intake batch={batch} clients={clients} api processes={processes}: "
+        f"{n} changes in {result.elapsed:.2f}s "
         f"→ {rate:,.0f} changes/s; request p50 {q[9] * 1000:.1f} ms p95 {q[18] * 1000:.1f} ms",
         flush=True,
     )
     return rate, q[9] * 1000, q[18] * 1000
 
 
-def e2e_case(backend: Backend, workdir: Path, n: int, batch: int) -> tuple[float, float, float]:
+def e2e_case(
+    backend: Backend, workdir: Path, n: int, batch: int, processes: int = 1
+) -> tuple[float, float, float]:
     """(changes/s request→arrival, latency p50 ms, p99 ms) with a worker draining meanwhile."""
     record = workdir / f"e2e-{uuid.uuid4().hex[:6]}.tsv"
     config = workdir / f"e2e-{uuid.uuid4().hex[:6]}.toml"
@@ -267,7 +301,7 @@ def e2e_case(backend: Backend, workdir: Path, n: int, batch: int) -> tuple[float
             db = Database.connect(backend.url, pool_size=1)
             stack.callback(db.dispose)
             write_config(config, sink_url, poll=0.05 if backend.name == "sqlite" else 1.0)
-            base = stack.enter_context(api_server(backend.url, config, workdir / "data"))
+            base = stack.enter_context(api_server(backend.url, config, workdir / "data", processes))
             stack.enter_context(hub_worker(backend.url, config, workdir / "data"))
             token = source_token(backend.url)
             time.sleep(2.0)  # worker start-up (imports, LISTEN)
@@ -408,9 +442,10 @@ def table(args: argparse.Namespace, workdir: Path) -> None:
     rows.append(peer)
     drain1 = Row("hub worker drain, 1 process", "deliveries/s")
     drain2 = Row("hub worker drain, 2 processes", "deliveries/s")
-    single = Row(f"intake POST /dossiers, {SINGLE_CLIENTS} clients", "changes/s (req p95)")
+    api = f", {args.api_processes} API processes" if args.api_processes > 1 else ""
+    single = Row(f"intake POST /dossiers, {SINGLE_CLIENTS} clients{api}", "changes/s (req p95)")
     batched = Row(
-        f"intake POST /dossiers/batch ×{args.batch}, {BATCH_CLIENTS} clients", "changes/s (req p95)"
+        f"intake POST /dossiers/batch ×{args.batch}, {BATCH_CLIENTS} clients{api}", "changes/s (req p95)"
     )
     e2e1 = Row("e2e single → worker → sink", "changes/s (p50/p99 ms)")
     e2eb = Row(f"e2e batch ×{args.batch} → worker → sink", "changes/s (p50/p99 ms)")
@@ -421,11 +456,11 @@ def table(args: argparse.Namespace, workdir: Path) -> None:
                 row.values[name] = f"{drain_case(backend, workdir, n, count):,.0f}"
         for batch, row in ((1, single), (args.batch, batched)):
             with fresh_backend(name, workdir) as backend:
-                rate, _p50, p95 = intake_case(backend, workdir, n, batch)
+                rate, _p50, p95 = intake_case(backend, workdir, n, batch, args.api_processes)
                 row.values[name] = f"{rate:,.0f} ({p95:.0f} ms)"
         for batch, row in ((1, e2e1), (args.batch, e2eb)):
             with fresh_backend(name, workdir) as backend:
-                rate, p50, p99 = e2e_case(backend, workdir, n, batch)
+                rate, p50, p99 = e2e_case(backend, workdir, n, batch, args.api_processes)
                 row.values[name] = f"{rate:,.0f} ({p50:.0f}/{p99:.0f})"
     print()
     load = os.getloadavg()[0]
@@ -445,6 +480,10 @@ def main() -> None:
     parser.add_argument(
         "--single", action="store_true", help="e2e: the single route (default: batch requests of --batch)"
     )
+    parser.add_argument(
+        "--api-processes", type=int, default=1, help="API processes of hub serve (its --processes)"
+    )
+    parser.add_argument("--intake", action="store_true", help="only the intake cases (single, batch)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hub-e2e-") as tmp:
         workdir = Path(tmp)
@@ -452,8 +491,13 @@ def main() -> None:
             table(args, workdir)
             return
         for name in backend_names(args):
+            if args.intake:
+                for batch in (1, args.batch):
+                    with fresh_backend(name, workdir) as backend:
+                        intake_case(backend, workdir, args.n, batch, args.api_processes)
+                continue
             with fresh_backend(name, workdir) as backend:
-                e2e_case(backend, workdir, args.n, 1 if args.single else args.batch)
+                e2e_case(backend, workdir, args.n, 1 if args.single else args.batch, args.api_processes)
 
 
 if __name__ == "__main__":

@@ -9,19 +9,24 @@ Usage::
     .venv/bin/python -m benchmarks.bench_intake --db postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 Cases: creates, status changes (to 4, processing), and status changes (to 5, supplement
-requested) with an ``Idempotency-Key``; messages routed to two endpoints, as in
-``benchmarks/bench_api.py``. Statements count every cursor execution (SQLite's ``BEGIN``
+requested) with an ``Idempotency-Key``; then the same creates and status changes through
+``apply_batch`` in batches of ``--batch`` (as ``POST /api/v1/dossiers/batch``); messages routed
+to two endpoints, as in ``benchmarks/bench_api.py``. ``--profile``: cProfile's top functions
+(by own time) after each case. Statements count every cursor execution (SQLite's ``BEGIN``
 included, ``COMMIT`` not).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +35,18 @@ from sqlalchemy import event
 from benchmarks.bench_api import T0, dossier, fresh_database
 from hub.config import load_settings
 from hub.db.session import Database
-from hub.services.intake import IntakeService
+from hub.services.intake import IntakeBatch, IntakeService
 from schemas.changes import DossierUpsert, StatusChange
 
 SCOPE = frozenset({"000.00.18.H42"})
 
 
-def measure(name: str, db: Database, calls: list[Callable[[], object]]) -> None:
+def measure(
+    name: str, db: Database, calls: list[Callable[[], object]], *, changes: int = 0, profile: bool = False
+) -> None:
+    """CPU time and statements per change of ``calls`` (``changes`` in all: one per call unless
+    given), and with ``profile`` cProfile's top functions."""
+    profiler = cProfile.Profile() if profile else None
     executed = 0
 
     def count(*_args: Any) -> None:
@@ -45,18 +55,26 @@ def measure(name: str, db: Database, calls: list[Callable[[], object]]) -> None:
 
     event.listen(db.engine, "before_cursor_execute", count)
     started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
     for call in calls:
         call()
+    if profiler is not None:
+        profiler.disable()
     used = time.process_time() - started
     event.remove(db.engine, "before_cursor_execute", count)
-    n = len(calls)
+    n = changes or len(calls)
     print(f"{name:24} {n:6d}  {used * 1000 / n:5.2f} ms CPU/change  {executed / n:4.1f} statements/change")
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=1000, help="changes per case (at most 9999)")
     parser.add_argument("--db", help="PostgreSQL URL (default: a temporary SQLite file)")
+    parser.add_argument("--batch", type=int, default=100, help="changes per batch of the batch cases")
+    parser.add_argument("--profile", action="store_true", help="cProfile's top functions per case")
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     with fresh_database(opts.db, tmp) as url:
@@ -81,28 +99,73 @@ def main() -> None:
                 {"status": 5, "at": (T0 + timedelta(hours=2)).isoformat(), "handler": "Trần Thị Bình"}
             )
             print(f"backend={'postgresql' if opts.db else 'sqlite'} n={opts.n} (IntakeService, one thread)")
+            profile = opts.profile
             measure(
                 "create",
                 db,
-                [lambda c=c: service.upsert_dossier(c, actor="bench", scope=SCOPE) for c in creates],
+                [partial(service.upsert_dossier, c, actor="bench", scope=SCOPE) for c in creates],
+                profile=profile,
             )
             measure(
                 "status → 4",
                 db,
-                [lambda c=c: service.change_status(c, processing, actor="bench", scope=SCOPE) for c in codes],
+                [partial(service.change_status, c, processing, actor="bench", scope=SCOPE) for c in codes],
+                profile=profile,
             )
             measure(
                 "status → 5, with key",
                 db,
                 [
-                    lambda c=c: service.change_status(
-                        c, supplement, actor="bench", scope=SCOPE, idempotency_key=f"k-{c}"
+                    partial(
+                        service.change_status,
+                        c,
+                        supplement,
+                        actor="bench",
+                        scope=SCOPE,
+                        idempotency_key=f"k-{c}",
                     )
                     for c in codes
                 ],
+                profile=profile,
             )
+            batch_case(service, db, opts)
         finally:
             db.dispose()
+
+
+def batch_case(service: IntakeService, db: Database, opts: argparse.Namespace) -> None:
+    """Creates, then status changes (to 4), in batches of ``opts.batch`` (dossiers of the next
+    day: codes apart from the single cases')."""
+    later = (T0 + timedelta(days=1)).strftime("%y%m%d")
+    codes = [f"000.00.18.H42-{later}-{i + 1:04d}" for i in range(opts.n)]
+    groups = [codes[i : i + opts.batch] for i in range(0, len(codes), opts.batch)]
+    at = (T0 + timedelta(hours=1)).isoformat()
+    creates = [
+        IntakeBatch.model_validate({"changes": [{"op": "upsert", "dossier": dossier(c)} for c in group]})
+        for group in groups
+    ]
+    statuses = [
+        IntakeBatch.model_validate(
+            {
+                "changes": [
+                    {"op": "status", "code": c, "status": 4, "at": at, "handler": "Trần Thị Bình"}
+                    for c in group
+                ]
+            }
+        )
+        for group in groups
+    ]
+    for name, batches in (
+        (f"batch ×{opts.batch} create", creates),
+        (f"batch ×{opts.batch} status → 4", statuses),
+    ):
+        measure(
+            name,
+            db,
+            [partial(service.apply_batch, b, actor="bench", scope=SCOPE) for b in batches],
+            changes=len(codes),
+            profile=opts.profile,
+        )
 
 
 if __name__ == "__main__":

@@ -206,13 +206,24 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: api.port)")] = None,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run the delivery worker")] = False,
     json_logs: Annotated[bool, typer.Option("--json-logs/--plain-logs", help="Log format")] = True,
+    processes: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="API processes on the one port (default: api.processes)"),
+    ] = None,
 ) -> None:
-    """Run the HTTP API (and the delivery worker in the same process)."""
+    """Run the HTTP API (and the delivery worker in the same process, the first of several)."""
     from hub import runtime
 
-    status = runtime.run(
-        _settings(), json_logs=json_logs, api=True, worker=not no_worker, host=host, port=port
-    )
+    settings = _settings()
+    count = settings.api.processes if processes is None else processes
+    if count > 1:
+        status = runtime.run_processes(
+            settings, count, json_logs=json_logs, worker=not no_worker, host=host, port=port
+        )
+    else:
+        status = runtime.run(
+            settings, json_logs=json_logs, api=True, worker=not no_worker, host=host, port=port
+        )
     raise typer.Exit(status)
 
 

@@ -100,6 +100,9 @@ class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_body_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
+    #: API processes of ``hub serve`` on one port (docs/deployment.md, "Several API processes");
+    #: the delivery worker, when it runs in-process, runs in the first one.
+    processes: Annotated[int, Field(ge=1, le=64)] = 1
     #: Failed authentications (unknown key, wrong gateway secret) allowed per client address and
     #: minute; past that the address gets 429 until the window moves on (0 disables the limit).
     auth_failures_per_minute: Annotated[int, Field(ge=0)] = 30

@@ -9,7 +9,9 @@ tracer, shared by the API and the worker of the process) → the HTTP API on uvi
 delivery worker (:func:`start`; a worker-only process serves ``/metrics`` on
 ``metrics.worker_port`` when it is set) → signals (:func:`until_signalled`: the first SIGTERM
 or SIGINT stops gracefully and the process exits 0, a second one forces the stop) → disposal of
-the worker's connectors, the server, the tracer and the database. Once running, a database
+the worker's connectors, the server, the tracer and the database. With ``api.processes`` above
+1, :func:`run_processes` supervises that many API processes on one port (docs/deployment.md,
+"Several API processes"). Once running, a database
 outage is reported once per change of state and retried with backoff by every loop through the
 shared :class:`~hub.db.availability.OutageReporter` of :attr:`RunningHub.health`, which
 ``/readyz`` reads.
@@ -25,8 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,6 +41,9 @@ from typing import TYPE_CHECKING, Any
 from schemas.errors import ConfigurationError, HubError
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
     import uvicorn
     from fastapi import FastAPI
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -149,11 +157,22 @@ def open_database(
         raise
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` (port 0: any free port), or a clear configuration error."""
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A socket bound to ``host:port`` (port 0: any free port), or a clear configuration error.
+
+    ``reuse_port``: ``SO_REUSEPORT``, so that the API processes of :func:`run_processes` each
+    listen on the same port and the kernel spreads the connections among them."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        if not hasattr(socket, "SO_REUSEPORT"):  # pragma: no cover - Windows
+            sock.close()
+            raise ConfigurationError(
+                "several API processes need SO_REUSEPORT (Linux): set api.processes to 1",
+                message_vi="nhiều tiến trình API cần SO_REUSEPORT (Linux): đặt api.processes = 1",
+            )
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -464,11 +483,14 @@ async def start(
     route_modules: tuple[str, ...] | None = None,
     access_log: bool = True,
     span_exporter: SpanExporter | None = None,
+    audit_signing_config: bool = True,
 ) -> AsyncIterator[RunningHub]:
     """Start the API (on ``sock``, else on ``host:port``, default ``settings.api``) and/or the
     delivery worker on a checked database; stop them gracefully and dispose of all on exit.
 
-    ``span_exporter`` replaces the OTLP exporter when ``tracing.enabled`` (tests)."""
+    ``span_exporter`` replaces the OTLP exporter when ``tracing.enabled`` (tests);
+    ``audit_signing_config`` off: the configured signing keys are audited by another process
+    (:func:`run_processes`: the first one)."""
     if not (api or worker):
         raise ConfigurationError("nothing to run: neither the API nor the worker")
     listening = None
@@ -490,7 +512,8 @@ async def start(
         await hub._start_outage_recorder(
             "+".join(part for part, on in (("api", api), ("worker", worker)) if on)
         )
-        await hub._record_signing_config()
+        if audit_signing_config:
+            await hub._record_signing_config()
         if api:
             assert sock is not None
             await hub._start_api(
@@ -511,30 +534,41 @@ async def start(
                 opened.close()
 
 
+class _StopRequests:
+    """The first stop request stops ``hub`` gracefully, the next one forces the stop."""
+
+    def __init__(self, hub: RunningHub) -> None:
+        self.hub = hub
+        self.count = 0
+
+    def __call__(self, what: str) -> None:
+        self.count += 1
+        if self.count == 1:
+            log.info("%s received: stopping gracefully (send it again to force)", what)
+            self.hub.request_stop()
+        else:
+            log.warning("%s received again: forcing the stop", what)
+            self.hub.force_stop()
+
+
 async def until_signalled(hub: RunningHub) -> int:
     """Run until SIGTERM/SIGINT (graceful; a second signal forces) or until a part stops on its own.
 
     Returns :data:`EXIT_OK`, or :data:`EXIT_FORCED` when a second signal forced the stop.
     """
     loop = asyncio.get_running_loop()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            log.info("%s received: stopping gracefully (send it again to force)", signal.Signals(signum).name)
-            hub.request_stop()
-        else:
-            log.warning("%s received again: forcing the stop", signal.Signals(signum).name)
-            hub.force_stop()
-
+    stop = _StopRequests(hub)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signum, stop, signal.Signals(signum).name)
     try:
         await hub.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+    return _stopped(hub)
+
+
+def _stopped(hub: RunningHub) -> int:
     log.info("hub stopped%s", " (forced)" if hub.forced else "")
     return EXIT_FORCED if hub.forced else EXIT_OK
 
@@ -592,3 +626,193 @@ def run_in_thread(settings: Settings, **options: Any) -> Iterator[RunningHub]:
         loop.call_soon_threadsafe(release.set)
         thread.join(THREAD_TIMEOUT_SECONDS)
         finished.result(timeout=0)
+
+
+# --- several API processes -------------------------------------------------------------------
+
+#: What the supervisor of :func:`run_processes` and its API processes say over their pipe.
+READY, STOP = "ready", "stop"
+
+
+def run_processes(
+    settings: Settings,
+    processes: int,
+    *,
+    json_logs: bool = True,
+    log_level: str | None = None,
+    worker: bool = True,
+    host: str | None = None,
+    port: int | None = None,
+    **options: Any,
+) -> int:
+    """``hub serve`` with ``api.processes`` above 1: this process supervises ``processes`` API
+    processes listening on one port (``SO_REUSEPORT``: the kernel spreads the connections).
+
+    The first one starts alone and, when ``worker``, runs the delivery worker and audits the
+    signing keys; once it listens the others start, API only. The children ignore SIGTERM and
+    SIGINT (a terminal or an orchestrator may signal the whole group): the supervisor passes
+    each signal on once, over a pipe — the first stops every child gracefully, a second forces
+    — and a child whose supervisor died stops gracefully. A child stopping on its own stops
+    the others; the exit status is the first failing child's (:data:`EXIT_FORCED` after a
+    forced stop). Returns the process exit status (docs/deployment.md, "Several API processes").
+    """
+    setup_logging(log_level or settings.log_level, json_logs=json_logs)
+    host = host or settings.api.host
+    # Holds the port (a free one for port 0) from the start to the end; bound, never listening,
+    # so it takes no connection.
+    reserved = listen(host, settings.api.port if port is None else port, reuse_port=True)
+    bound = int(reserved.getsockname()[1])
+    spawn = multiprocessing.get_context("spawn")
+    children: list[tuple[BaseProcess, Connection]] = []
+    stops: list[str] = []
+
+    def tell_children() -> None:
+        for _child, pipe in children:
+            with contextlib.suppress(OSError):  # already gone
+                pipe.send(STOP)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stops.append(signal.Signals(signum).name)
+        verb = "stopping every API process gracefully" if len(stops) == 1 else "forcing the stop"
+        log.info("%s received: %s", stops[-1], verb)
+        tell_children()
+
+    def start_child(index: int) -> tuple[BaseProcess, Connection]:
+        ours, theirs = spawn.Pipe()
+        child = spawn.Process(
+            target=_api_process,
+            name=f"hub-api-{index + 1}",
+            args=(settings, theirs, host, bound),
+            kwargs={
+                "json_logs": json_logs,
+                "log_level": log_level,
+                "worker": worker and index == 0,
+                "audit_signing_config": index == 0,
+                **options,
+            },
+        )
+        child.start()
+        theirs.close()
+        children.append((child, ours))
+        return child, ours
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        first, pipe = start_child(0)
+        if not _ready(first, pipe):  # it said why (one line), or was stopped while starting
+            first.join()
+            return first.exitcode or EXIT_OK
+        if not stops:
+            for index in range(1, processes):
+                start_child(index)
+            log.info("starting %d more API processes on %s:%d", processes - 1, host, bound)
+        failed = _supervise(children, stops, tell_children)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for child, pipe in children:
+            child.join()
+            pipe.close()
+        reserved.close()
+    if len(stops) > 1 or any(child.exitcode == EXIT_FORCED for child, _pipe in children):
+        return EXIT_FORCED
+    return failed
+
+
+def _ready(child: BaseProcess, pipe: Connection) -> bool:
+    """Wait until the first API process listens (``True``) or ends."""
+    from multiprocessing.connection import wait
+
+    while child.is_alive():
+        wait([pipe, child.sentinel])
+        with contextlib.suppress(EOFError, OSError):
+            if pipe.poll() and pipe.recv() == READY:
+                return True
+    return False
+
+
+def _supervise(
+    children: list[tuple[BaseProcess, Connection]], stops: list[str], tell_children: Callable[[], None]
+) -> int:
+    """Until every child has ended; the first to end on its own stops the others. Logs when all
+    of them listen. Returns the first non-zero exit status of a child ended on its own, else
+    :data:`EXIT_OK`."""
+    from multiprocessing.connection import wait
+
+    failed = EXIT_OK
+    running = {child.sentinel: child for child, _pipe in children}
+    starting = [pipe for _child, pipe in children[1:]]  # the first one listens already
+    while running:
+        for ready in wait([*running, *starting]):
+            if not isinstance(ready, int):  # READY, or the pipe's end (its child ended)
+                pipe = starting.pop(starting.index(ready))  # type: ignore[arg-type]  # one of those given
+                with contextlib.suppress(EOFError, OSError):
+                    pipe.recv()
+                if not starting and not stops:
+                    log.info("all %d API processes listening", len(children))
+                continue
+            child = running.pop(ready)
+            child.join()
+            if not stops:
+                log.error(
+                    "%s stopped on its own (exit status %s): stopping the others", child.name, child.exitcode
+                )
+                stops.append(child.name)
+                tell_children()
+                failed = child.exitcode or 1
+    return failed
+
+
+def _api_process(
+    settings: Settings,
+    pipe: Connection,
+    host: str,
+    port: int,
+    *,
+    json_logs: bool,
+    log_level: str | None,
+    **options: Any,
+) -> None:
+    """One API process of :func:`run_processes` (the target of a spawned process)."""
+    from hub.audit.context import acting_from, cli_client
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)  # stop requests come over ``pipe``
+    setup_logging(log_level or settings.log_level, json_logs=json_logs)
+    try:
+        sock = listen(host, port, reuse_port=True)
+        with acting_from(cli_client()), asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            status = runner.run(_serve_supervised(settings, pipe, sock=sock, **options))
+    except HubError as exc:  # one line, as ``hub`` prints it (hub/cli.py)
+        kind = "configuration error" if isinstance(exc, ConfigurationError) else "error"
+        print(f"{kind}: {exc.message}", file=sys.stderr, flush=True)
+        status = 2 if isinstance(exc, ConfigurationError) else 1
+    sys.exit(status)
+
+
+async def _serve_supervised(settings: Settings, pipe: Connection, **options: Any) -> int:
+    """:func:`serve` taking its stop requests from the supervisor's ``pipe`` instead of signals;
+    the supervisor's end closing (it died) asks for a graceful stop."""
+    async with start(settings, **options) as hub:
+        loop = asyncio.get_running_loop()
+        stop = _StopRequests(hub)
+        pipe.send(READY)
+
+        def on_message() -> None:
+            try:
+                pipe.recv()
+            except EOFError:
+                loop.remove_reader(pipe.fileno())
+                if stop.count == 0:
+                    stop("the supervisor's end")
+                return
+            stop(f"{STOP} from the supervisor (pid {os.getppid()})")
+
+        loop.add_reader(pipe.fileno(), on_message)
+        try:
+            await hub.wait()
+        finally:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(pipe.fileno())
+        return _stopped(hub)
+    raise AssertionError("unreachable")  # pragma: no cover - the with block returns

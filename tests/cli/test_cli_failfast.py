@@ -29,7 +29,11 @@ from tests.pgcluster import PrivatePostgres, free_port
 
 HUB = str(Path(sys.executable).with_name("hub"))
 
-COMMANDS = {"worker": ["worker"], "serve": ["serve", "--port", "0"]}
+COMMANDS = {
+    "worker": ["worker"],
+    "serve": ["serve", "--port", "0"],
+    "serve-2-processes": ["serve", "--port", "0", "--processes", "2"],
+}
 
 
 def run_hub(

@@ -8,15 +8,17 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from hub.auth.keys import ApiKeyService
 from hub.db.migrate import upgrade
-from hub.db.models import OutboxMessage
+from hub.db.models import AuditEntry, DossierRow, HubRun, OutboxMessage
 from hub.db.session import Database
 from hub.outbox.enqueue import enqueue
 from hub.runtime import EXIT_FORCED
@@ -170,10 +172,122 @@ def test_a_second_signal_forces_the_stop(database_url: str, tmp_path: Path) -> N
                 process.send_signal(signal.SIGINT)  # forced
                 _out, err = process.communicate(timeout=60)
             finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.communicate()
+                _kill_if_running(process)
     finally:
         db.dispose()
     assert process.returncode == EXIT_FORCED, err
     assert "forcing the stop" in err
+
+
+def _kill_if_running(process: subprocess.Popen[str]) -> None:
+    """After a failed test: no process left behind."""
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+def _sockets(pid: int) -> int:
+    """Open sockets of a process (Linux): its listener, database connections, accepted clients."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+
+def _both_accept(base: str, pids: list[int]) -> bool:
+    """Whether 16 connections kept open to ``base`` reached every one of ``pids``."""
+    before = {pid: _sockets(pid) for pid in pids}
+    clients = [httpx.Client(base_url=base) for _ in range(16)]
+    try:
+        assert all(client.get("/healthz").status_code == 200 for client in clients)
+        return all(_sockets(pid) > count for pid, count in before.items())
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _running(db: Database) -> dict[int, str]:
+    """pid → kind of the hub processes running now."""
+    with db.sessions() as session:
+        runs = session.execute(select(HubRun.pid, HubRun.kind).where(HubRun.stopped_at.is_(None)))
+        return {pid: kind for pid, kind in runs}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc, SO_REUSEPORT's spreading")
+def test_serve_several_processes(database_url: str, tmp_path: Path) -> None:
+    """``hub serve --processes 2``: two API processes on one port, both answering, the worker in
+    the first only; SIGTERM stops both gracefully, and a change is stored whole or not at all."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    upgrade(database_url)
+    db = Database.connect(database_url)
+    token = ApiKeyService(db).create("src", "source", actor="test", agency_codes=["000.00.18.H42"]).token
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_DATABASE_URL=database_url,
+        HUB_DATA_DIR=str(tmp_path / "data"),
+        HUB_API__PUBLIC_BASE_URL=base,
+        HUB_ENDPOINTS=json.dumps({"portal": {"kind": "webhook", "url": "http://127.0.0.1:9/unused"}}),
+        HUB_ROUTING=json.dumps([{"kinds": ["dossier.sync"], "endpoints": ["portal"]}]),
+    )
+    process = subprocess.Popen(
+        [HUB, "serve", "--processes", "2", "--port", str(port), "--plain-logs"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    answered: list[str] = []
+    try:
+        wait_ready(base, process)
+        deadline = time.monotonic() + 60
+        while len(running := _running(db)) < 2:
+            assert time.monotonic() < deadline, "the second API process did not start"
+            time.sleep(0.2)
+        assert sorted(running.values()) == ["api", "api+worker"]
+        # Both answer: connections kept open are spread over both processes (SO_REUSEPORT)
+        # once the second listens (it registers its run a moment before).
+        while not _both_accept(base, list(running)):
+            assert time.monotonic() < deadline, "the connections all went to one process"
+        # A stream of creations, SIGTERM in the middle of it.
+        headers = {"Authorization": f"Bearer {token}"}
+        day = f"{datetime.now(VN_TZ):%y%m%d}"
+
+        def create(n: int) -> None:
+            code = f"000.00.18.H42-{day}-{n:04d}"
+            dossier = dossier_json(
+                code=code,
+                received_at=datetime.now(VN_TZ).isoformat(),
+                due_at=(datetime.now(VN_TZ) + timedelta(days=3)).isoformat(),
+            )
+            try:
+                answer = httpx.post(f"{base}/api/v1/dossiers", json={"dossier": dossier}, headers=headers)
+            except httpx.TransportError:
+                return  # refused once stopping: not stored (checked below)
+            if answer.status_code == 201:
+                answered.append(code)
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(create, n) for n in range(1, 201)]
+            while len(answered) < 20:
+                time.sleep(0.01)
+            process.send_signal(signal.SIGTERM)
+            for future in futures:
+                future.result()
+        _out, err = process.communicate(timeout=60)
+    finally:
+        _kill_if_running(process)
+    try:
+        assert process.returncode == 0, err
+        assert "Traceback" not in err
+        assert err.count("hub stopped") == 2
+        assert _running(db) == {}
+        with db.sessions() as session:
+            stored = set(session.scalars(select(DossierRow.code)))
+            routed = set(session.scalars(select(OutboxMessage.dossier_code)))
+            dossier_events = select(AuditEntry.target).where(AuditEntry.action.like("dossier.%"))
+            audited = set(session.scalars(dossier_events))
+    finally:
+        db.dispose()
+    assert set(answered) <= stored
+    assert routed == stored  # each stored creation has its message…
+    assert audited == stored  # …and its audit row

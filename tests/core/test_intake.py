@@ -9,10 +9,11 @@ from sqlalchemy import func, select
 from hub.config import load_settings
 from hub.db.models import AuditEntry, OutboxMessage
 from hub.db.session import Database
-from hub.services.intake import IntakeService
+from hub.services.intake import IntakeService, progress_payload, sync_payload
 from schemas.changes import DossierUpsert, StatusChange, StepAdd
 from schemas.dossier import ProcessingStep
 from schemas.errors import ConflictError, InvalidTransitionError, NotFoundError
+from schemas.messages import DossierProgressPayload, DossierSyncPayload
 from schemas.status import DossierStatus
 from schemas.timefmt import VN_TZ
 from tests.rowcounts import row_counts
@@ -185,3 +186,20 @@ def test_delivery_state_shows_messages_held_behind_a_dead_letter(db: Database) -
         ("lgsp", "dossier.sync"): "pending",
         ("lgsp", "dossier.progress"): "pending",
     }
+
+
+def test_payloads_around_one_dump_are_the_schemas_json() -> None:
+    """Intake dumps a changed dossier once for its messages and its row: the payloads built
+    around that dump are exactly what the message schemas serialise to."""
+    dossier = make_dossier()
+    step = ProcessingStep(
+        handler="Trần Thị Bình", at=T0, content="Chuyển xử lý", status=DossierStatus.PROCESSING
+    )
+    dossier.steps.append(step)
+    document = dossier.model_dump(mode="json")
+    assert sync_payload(document, 3) == DossierSyncPayload(dossier=dossier, revision=3).model_dump(
+        mode="json"
+    )
+    progress = DossierProgressPayload(dossier_code=dossier.code, steps=[step], dossier=dossier, revision=3)
+    assert progress_payload(dossier.code, [step], document, 3) == progress.model_dump(mode="json")
+    assert list(progress_payload(dossier.code, [step], document, 3)) == list(progress.model_dump())
