@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -188,8 +189,11 @@ def _kill_if_running(process: subprocess.Popen[str]) -> None:
 
 def _sockets(pid: int) -> int:
     """Open sockets of a process (Linux): its listener, database connections, accepted clients."""
-    fds = Path(f"/proc/{pid}/fd")
-    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed since the listing
+            count += os.readlink(fd).startswith("socket:")
+    return count
 
 
 def _both_accept(base: str, pids: list[int]) -> bool:
