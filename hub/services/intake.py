@@ -961,15 +961,7 @@ class IntakeService:
         check_transition(dossier.status, change.status)
         _check_room(len(dossier.steps) + 1, MAX_STEPS, "processing steps")
         _apply_status(dossier, change)
-        step = ProcessingStep(
-            handler=change.handler,
-            position=change.position,
-            department=change.department,
-            at=change.at,
-            content=change.reason or change.status.label_vi,
-            status=change.status,
-            step_due_at=change.new_due_at,
-        )
+        step = _step_of(change, change.reason or change.status.label_vi, change.status)
         dossier.steps.append(step)
         details = {"to": change.status.value, "reason": change.reason}
         return _Change([MessageKind.DOSSIER_SYNC], [step], "dossier.status", details)
@@ -988,15 +980,7 @@ class IntakeService:
         _check_room(len(dossier.steps) + 1, MAX_STEPS, "processing steps")
         old_due = dossier.due_at
         _record_redating(dossier, change.handler, change.reason, change.at, change.new_due_at)
-        step = ProcessingStep(
-            handler=change.handler,
-            position=change.position,
-            department=change.department,
-            at=change.at,
-            content=change.reason,
-            status=dossier.status,
-            step_due_at=change.new_due_at,
-        )
+        step = _step_of(change, change.reason, dossier.status)
         dossier.steps.append(step)
         details = {
             "old_due_at": old_due.isoformat() if old_due else None,
@@ -1151,3 +1135,17 @@ def _record_redating(dossier: Dossier, handler: str, content: str, at: datetime,
         )
     )
     dossier.due_at = new_due
+
+
+def _step_of(change: StatusChange | DueDateChange, content: str, status: DossierStatus) -> ProcessingStep:
+    """The processing step a status or due-date change records: who handled it, where and when,
+    what was done, and the due date it set (a ``CapNhatTienDoHoSoMC`` step, docs/portal.md §3.4)."""
+    return ProcessingStep(
+        handler=change.handler,
+        position=change.position,
+        department=change.department,
+        at=change.at,
+        content=content,
+        status=status,
+        step_due_at=change.new_due_at,
+    )
