@@ -76,6 +76,7 @@ from hub.auth.keys import ApiKeyService
 from hub.db.models import HubRun, MessageState, OutboxMessage
 from hub.db.session import Database
 from schemas.timefmt import VN_TZ
+from tests.sample_dossier import dossier_body
 
 HUB = str(Path(sys.executable).with_name("hub"))
 T0 = datetime.now(VN_TZ).replace(microsecond=0)
@@ -88,7 +89,7 @@ SINK_CONNECTIONS = 64
 def dossier(n: int) -> dict[str, object]:
     """A new dossier; codes ``<agency>-<day>-NNNN`` with the day moved on every 9,999."""
     day = (T0 - timedelta(days=n // 9999)).strftime("%y%m%d")
-    return bench_api.dossier(f"000.00.18.H42-{day}-{n % 9999 + 1:04d}")
+    return dossier_body(f"000.00.18.H42-{day}-{n % 9999 + 1:04d}", received_at=T0)
 
 
 def write_config(path: Path, sink_url: str, *, poll: float) -> None:

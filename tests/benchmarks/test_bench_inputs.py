@@ -1,0 +1,15 @@
+"""The benchmarks' inputs are valid intake requests: a benchmark that stops on its own sample
+(as bench_e2e did once when a helper it called moved) measures nothing. Cheap checks only: the
+benchmarks themselves are run by hand (README, docs/development.md)."""
+
+from __future__ import annotations
+
+from benchmarks import bench_e2e
+from schemas.changes import DossierUpsert
+
+
+def test_bench_e2e_dossiers_are_valid_and_distinct() -> None:
+    bodies = [bench_e2e.dossier(n) for n in (0, 1, 9_998, 9_999, 20_000)]
+    codes = [DossierUpsert.model_validate({"dossier": body}).dossier.code for body in bodies]
+    assert len(set(codes)) == len(codes)
+    assert all(code.startswith("000.00.18.H42-") for code in codes)
