@@ -32,13 +32,19 @@ from typing import Any
 
 from sqlalchemy import event
 
-from benchmarks.bench_api import T0, dossier, fresh_database
+from benchmarks.bench_api import T0, fresh_database
 from hub.config import load_settings
 from hub.db.session import Database
 from hub.services.intake import IntakeBatch, IntakeService
 from schemas.changes import DossierUpsert, StatusChange
+from tests.sample_dossier import dossier_body
 
 SCOPE = frozenset({"000.00.18.H42"})
+
+
+def _body(code: str) -> dict[str, object]:
+    """A new dossier ``code`` as intake receives it (received at the run's ``T0``)."""
+    return dossier_body(code, received_at=T0)
 
 
 def measure(
@@ -91,7 +97,7 @@ def main() -> None:
             service = IntakeService(db, settings)
             day = T0.strftime("%y%m%d")
             codes = [f"000.00.18.H42-{day}-{i + 1:04d}" for i in range(opts.n)]
-            creates = [DossierUpsert.model_validate({"dossier": dossier(code)}) for code in codes]
+            creates = [DossierUpsert.model_validate({"dossier": _body(code)}) for code in codes]
             processing = StatusChange.model_validate(
                 {"status": 4, "at": (T0 + timedelta(hours=1)).isoformat(), "handler": "Trần Thị Bình"}
             )
@@ -141,7 +147,7 @@ def batch_case(service: IntakeService, db: Database, opts: argparse.Namespace) -
     groups = [codes[i : i + opts.batch] for i in range(0, len(codes), opts.batch)]
     at = (T0 + timedelta(hours=1)).isoformat()
     creates = [
-        IntakeBatch.model_validate({"changes": [{"op": "upsert", "dossier": dossier(c)} for c in group]})
+        IntakeBatch.model_validate({"changes": [{"op": "upsert", "dossier": _body(c)} for c in group]})
         for group in groups
     ]
     statuses = [

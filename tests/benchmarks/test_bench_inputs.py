@@ -4,6 +4,15 @@ benchmarks themselves are run by hand (README, docs/development.md)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+import benchmarks
 from benchmarks import bench_e2e
 from schemas.changes import DossierUpsert
 
@@ -13,3 +22,16 @@ def test_bench_e2e_dossiers_are_valid_and_distinct() -> None:
     codes = [DossierUpsert.model_validate({"dossier": body}).dossier.code for body in bodies]
     assert len(set(codes)) == len(codes)
     assert all(code.startswith("000.00.18.H42-") for code in codes)
+
+
+@pytest.mark.parametrize(
+    "module", sorted(path.stem for path in Path(benchmarks.__file__).parent.glob("bench_*.py"))
+)
+def test_every_benchmark_imports_and_parses_its_options(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--help`` of each benchmark: its imports resolve (bench_intake once imported a sample
+    builder that had been merged away) and its options parse."""
+    loaded = importlib.import_module(f"benchmarks.{module}")
+    monkeypatch.setattr(sys, "argv", [module, "--help"])
+    with pytest.raises(SystemExit) as done, contextlib.redirect_stdout(io.StringIO()):
+        loaded.main()
+    assert done.value.code == 0
