@@ -243,8 +243,10 @@ class OutageReporter:
     change of state, never per failure:
 
     * the first failure that means "unreachable" opens an outage (one warning); the first
-      success of any operation closes it ("reachable again after 12.3 s") and wakes every
-      loop pausing in :meth:`pause`;
+      success of an operation that failed in it, or of any operation once the outage is older
+      than the first pause, closes it ("reachable again after 12.3 s") and wakes every loop
+      pausing in :meth:`pause` (a call that ends in the outage's first moments may have been
+      under way before it, as PostgreSQL's shutdown ends sessions one by one);
     * an operation failing for another reason (read-only, a missing table, a bug) is logged
       once when it starts failing (with the traceback when the cause is unknown) and once
       when it works again.
@@ -326,6 +328,10 @@ class OutageReporter:
         if state is not None and state.problem is not DatabaseProblem.UNREACHABLE:
             self._log.warning("database %s works again after %d failure(s)", operation, state.failures)
         if self._down_since is None:
+            return
+        if state is None and self._clock() - self._down_since < self.first_pause:
+            # A call of another operation, under way on a connection opened before the outage
+            # (a stopping PostgreSQL ends its sessions one by one): no proof the database is back.
             return
         self._log.warning("database reachable again after %.1f s", self._clock() - self._down_since)
         if self._down_since_wall is not None:

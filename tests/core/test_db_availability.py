@@ -135,8 +135,28 @@ async def test_a_pause_ends_when_the_database_is_back() -> None:
     reporter.failed("claim", REFUSED)
     pausing = asyncio.create_task(reporter.pause(3600))
     await asyncio.sleep(0)
-    reporter.succeeded("listen")
+    reporter.succeeded("claim")
     await asyncio.wait_for(pausing, timeout=30)  # not an hour
+
+
+def test_a_call_ending_in_the_outages_first_moments_does_not_end_it(caplog: pytest.LogCaptureFixture) -> None:
+    """A stopping PostgreSQL ends its sessions one by one: the listening connection fails while
+    a claim on another still answers. That claim is no proof the database is back (seen as
+    "unreachable / reachable again after 0.0 s / unreachable" in one stop)."""
+    caplog.set_level(logging.INFO, logger="hub.db")
+    clock = SettableClock(100.0)
+    reporter = OutageReporter(first_pause=0.2, clock=clock)
+    reporter.failed("listen", REFUSED)
+    clock.now += 0.01
+    reporter.succeeded("claim")  # under way before the outage
+    assert not reporter.reachable
+    clock.now += 0.5
+    reporter.succeeded("heartbeat")  # later: any operation that works ends it
+    assert reporter.reachable
+    assert [r.getMessage() for r in caplog.records] == [
+        "database unreachable: Connection refused (listen), retrying with backoff",
+        "database reachable again after 0.5 s",
+    ]
 
 
 async def test_a_pause_ends_on_stop() -> None:
