@@ -63,6 +63,7 @@ from hub.db.base import utcnow
 from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, EndpointPause, OutboxMessage
 from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_BEGIN_OPTION, Database
 from hub.delivery.store import (
+    ATTEMPT_COLUMNS,
     CLAIM_COLUMNS,
     TOKEN_SEPARATOR,
     ClaimedMessage,
@@ -104,44 +105,6 @@ _LEASED = transitions.LEASED_STATE.value
 _CLAIMABLE = transitions.CLAIMABLE_STATE.value
 #: The type of the outbox's times (bound parameters compared with them take it).
 _WHEN = OutboxMessage.__table__.c.next_attempt_at.type
-#: The ``delivery_attempts`` columns :func:`_completion_row` gives, in its order (the table's, so
-#: the SQLite ``INSERT`` takes the row as it is).
-_ATTEMPT_COLUMNS = (
-    "message_seq",
-    "attempt_no",
-    "worker_id",
-    "started_at",
-    "finished_at",
-    "outcome",
-    "status_code",
-    "error_class",
-    "error",
-    "request_summary",
-    "response_summary",
-    "manual",
-)
-
-
-def _completion_row(completion: Completion, worker_id: str) -> tuple[Any, ...]:
-    """:meth:`Completion.attempt` as the ``INSERT`` values of its row, in :data:`_ATTEMPT_COLUMNS`
-    order (no ORM object, no dict: a flush writes a whole batch of them in one ``executemany``)."""
-    c = completion
-    return (
-        c.seq,
-        c.attempt_no,
-        worker_id,
-        c.started_at,
-        c.finished_at,
-        str(c.outcome),
-        c.status_code,
-        c.error_class,
-        c.error,
-        c.request_summary,
-        c.response_summary,
-        c.manual,
-    )
-
-
 #: What the rescuer reads of a row it takes back (:func:`transitions.lease_lost_attempt` too).
 _RESCUE_COLUMNS = (
     OutboxMessage.seq,
@@ -379,7 +342,7 @@ class _HotStatements:
             .returning(OutboxMessage.seq)
         )
         self.deliver = _DriverStatement(deliver, dialect)
-        self.attempts = _DriverStatement(_INSERT_ATTEMPTS, dialect, column_keys=_ATTEMPT_COLUMNS)
+        self.attempts = _DriverStatement(_INSERT_ATTEMPTS, dialect, column_keys=ATTEMPT_COLUMNS)
 
 
 class SqlOutboxStore:
@@ -654,9 +617,9 @@ class SqlOutboxStore:
                 )
                 if result.rowcount:
                     finalised.add((completion.seq, completion.lease_token))
-            rows = [_completion_row(c, worker_id) for c in completions if (c.seq, c.lease_token) in finalised]
+            rows = [c.attempt_row(worker_id) for c in completions if (c.seq, c.lease_token) in finalised]
             if rows:
-                self._hot.attempts.execute_many(conn, _ATTEMPT_COLUMNS, rows)  # one executemany
+                self._hot.attempts.execute_many(conn, ATTEMPT_COLUMNS, rows)  # one executemany
         return {seq for seq, _token in finalised}
 
     def rescue_expired_sync(self, rescuer: Rescuer) -> list[int]:

@@ -82,6 +82,23 @@ class ClaimedMessage(MessageIdentity):
         return cls(*_CLAIMED_ATTRIBUTES(row), lease_token=lease_token)
 
 
+#: The ``delivery_attempts`` columns of :meth:`Completion.attempt_row`, in its order (the table's).
+ATTEMPT_COLUMNS = (
+    "message_seq",
+    "attempt_no",
+    "worker_id",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "status_code",
+    "error_class",
+    "error",
+    "request_summary",
+    "response_summary",
+    "manual",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     """The result of one attempt, to be written in a batch."""
@@ -100,27 +117,29 @@ class Completion:
     request_summary: str | None = None
     response_summary: str | None = None
 
-    def attempt_values(self, worker_id: str) -> dict[str, Any]:
-        """The columns of the attempt row this completion records once it finalises its message:
-        the SQL store's flush inserts a batch of them in one statement (no ORM object built)."""
-        return {
-            "message_seq": self.seq,
-            "attempt_no": self.attempt_no,
-            "worker_id": worker_id,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "outcome": self.outcome,
-            "manual": self.manual,
-            "status_code": self.status_code,
-            "error_class": self.error_class,
-            "error": self.error,
-            "request_summary": self.request_summary,
-            "response_summary": self.response_summary,
-        }
+    def attempt_row(self, worker_id: str) -> tuple[Any, ...]:
+        """The attempt row this completion records once it finalises its message, as values in
+        :data:`ATTEMPT_COLUMNS` order (the outcome as its text, as stored): the SQL store's flush
+        inserts a batch of them in one ``executemany``, no ORM object or dict per row."""
+        return (
+            self.seq,
+            self.attempt_no,
+            worker_id,
+            self.started_at,
+            self.finished_at,
+            str(self.outcome),
+            self.status_code,
+            self.error_class,
+            self.error,
+            self.request_summary,
+            self.response_summary,
+            self.manual,
+        )
 
     def attempt(self, worker_id: str) -> DeliveryAttempt:
-        """:meth:`attempt_values` as a (transient) row object, for the in-memory store."""
-        return DeliveryAttempt(**self.attempt_values(worker_id))
+        """:meth:`attempt_row` as a (transient) row object, for the in-memory store."""
+        values = dict(zip(ATTEMPT_COLUMNS, self.attempt_row(worker_id), strict=True))
+        return DeliveryAttempt(**values | {"outcome": self.outcome})
 
 
 @dataclass(frozen=True, slots=True)
