@@ -64,9 +64,6 @@ __all__ = [
 ]
 
 PDF = "application/pdf"
-#: How many of the account's newest ``signing.results.sign`` audit rows a token-signing request
-#: is looked up in (step 2 names a request prepared minutes before; the queues do not use it).
-PREPARED_SCAN = 500
 #: Pages rendered for a preview (a result paper has one to a few).
 PREVIEW_PAGES = 10
 #: Preview resolution (dots per inch): an A4 page is about 580 × 820 pixels.
@@ -236,15 +233,19 @@ class SigningDesk:
         """The draft a request of ``actor`` was prepared for (its audit row), else 404: another
         account's request is as unknown as a missing one."""
         with self._db.sessions() as session:
-            rows = session.execute(
+            details = session.scalar(
                 select(AuditEntry.details)
-                .where(AuditEntry.action == "signing.results.sign", AuditEntry.actor == actor)
+                .where(
+                    AuditEntry.action == "signing.results.sign",
+                    AuditEntry.actor == actor,
+                    AuditEntry.details["request_id"].as_string() == request_id,
+                    AuditEntry.details["outcome"].as_string() == "prepared",
+                )
                 .order_by(AuditEntry.id.desc())
-                .limit(PREPARED_SCAN)
-            ).all()
-        for (details,) in rows:
-            if details.get("outcome") == "prepared" and details.get("request_id") == request_id:
-                return _Prepared(str(details["dossier_code"]), str(details["file_id"]))
+                .limit(1)
+            )
+        if details is not None:
+            return _Prepared(str(details["dossier_code"]), str(details["file_id"]))
         raise NotFoundError(
             "no such signing request of yours (expired, completed or prepared by someone else)",
             message_vi="Không có yêu cầu ký này của bạn (đã hết hạn, đã hoàn tất hoặc do người khác tạo)",
