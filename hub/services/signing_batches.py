@@ -20,7 +20,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -256,15 +256,6 @@ class BatchJobs:
         return work
 
 
+
 def _items_of(job: BatchJob) -> list[dict[str, Any]]:
-    return [
-        {
-            "file_id": item.file_id,
-            "name": item.name,
-            "dossier_code": item.dossier_code,
-            "outcome": item.outcome,
-            "error": item.error,
-            "output_file_id": item.output_file_id,
-        }
-        for item in job.items
-    ]
+    return [asdict(item) for item in job.items]
