@@ -157,9 +157,13 @@ def _claim_statement(*, skip_locked: bool) -> Any:
     now: Any = bindparam("b_now", type_=_WHEN)
     token: Any = bindparam("b_token", type_=String())
     expires: Any = bindparam("b_expires", type_=_WHEN)
+    endpoint: Any = bindparam("b_endpoint", type_=String())
+    # Endpoints an operator paused (console, audited) are not claimed until resumed: checked in
+    # the claim itself, not by a read of the pauses before it (a round trip per claim).
+    paused = select(EndpointPause.endpoint).where(EndpointPause.endpoint == endpoint).exists()
     candidates = (
         select(OutboxMessage.seq)
-        .where(OutboxMessage.endpoint == bindparam("b_endpoint"), claimable_condition(OutboxMessage, now))
+        .where(OutboxMessage.endpoint == endpoint, claimable_condition(OutboxMessage, now), ~paused)
         .order_by(OutboxMessage.seq)
         .limit(bindparam("b_limit", type_=Integer()))
     )
@@ -360,12 +364,11 @@ class _HotStatements:
     """The statements run per claim and per batch of results, compiled once for one dialect
     (:class:`_DriverStatement`, docs/delivery.md §9.3)."""
 
-    __slots__ = ("attempts", "claim", "copy_attempts", "deliver", "due", "paused")
+    __slots__ = ("attempts", "claim", "copy_attempts", "deliver", "due")
 
     def __init__(self, dialect: Dialect) -> None:
         postgres = dialect.name == "postgresql"
         self.claim = _DriverStatement(_claim_statement(skip_locked=postgres), dialect)
-        self.paused = _DriverStatement(select(EndpointPause.endpoint), dialect)
         self.due = _DriverStatement(_DUE_QUERY, dialect) if not postgres else None
         now: Any = bindparam("b_now", type_=_WHEN)
         deliver = (
@@ -531,12 +534,9 @@ class SqlOutboxStore:
         if self._sqlite and not self._claimed_all and not self._exists_due(sorted(wants), now):
             return claimed
         with self._transaction() as conn:
-            # Endpoints an operator paused (console, audited) are not claimed until resumed.
-            paused = {row[0] for row in self._hot.paused.execute(conn, {})}
-            wants = {endpoint: n for endpoint, n in wants.items() if endpoint not in paused}
-            for endpoint, limit in sorted(wants.items()):
+            for endpoint, limit in sorted(wants.items()):  # paused endpoints: none (the claim checks)
                 claimed.extend(self._claim_endpoint(conn, endpoint, limit, lease_token, now, expires))
-        self._claimed_all = bool(wants) and len(claimed) >= sum(wants.values())
+        self._claimed_all = len(claimed) >= sum(wants.values())
         claimed.sort(key=lambda message: message.seq)
         return claimed
 
