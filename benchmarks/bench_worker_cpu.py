@@ -7,7 +7,9 @@ CPU time (``time.process_time``: every thread, the database driver's included) p
 message, and the wall time (which other processes on the machine stretch; the CPU time they do
 not). The raw-client line is the same N POSTs from one aiohttp session, 64 at a time: the
 floor of the HTTP work alone. Both run on ``--loop``: uvloop by default, the loop ``hub worker``
-runs (:func:`hub.runtime.event_loop_factory`), or asyncio's own.
+runs (:func:`hub.runtime.event_loop_factory`), or asyncio's own. As ``hub worker`` does once
+started, the heap is settled first (:func:`hub.runtime.settle_heap`); the CPU time spent in the
+cyclic garbage collector (every thread) is printed too.
 
 ``--profile PREFIX`` writes ``PREFIX-<backend>.txt``: the event loop thread's functions by CPU
 time (:mod:`cProfile` timed by ``time.process_time``; the database threads are not in it).
@@ -27,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import io
 import json
 import logging
@@ -57,6 +60,7 @@ from hub.delivery import Worker
 from hub.delivery.sql_store import SqlOutboxStore
 from hub.delivery.store import Completion
 from hub.outbox.transitions import AttemptOutcome
+from hub.runtime import settle_heap
 
 CONCURRENCY = 64
 #: ``--loop`` choices: the event loop each drain runs on.
@@ -65,6 +69,28 @@ LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,
 }
 _T = TypeVar("_T")
+
+
+class _CollectorClock:
+    """CPU seconds spent in the cyclic garbage collector, on whichever thread it ran
+    (:data:`gc.callbacks`; a collection holds the GIL, so its start and stop are on one thread)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._started
+
+    def __enter__(self) -> _CollectorClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self)
 
 
 def _run(coroutine: Coroutine[Any, Any, _T], loop: str) -> _T:
@@ -164,7 +190,9 @@ def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
         profiler = cProfile.Profile(time.process_time) if args.profile else None
         if profiler is not None:
             profiler.enable()
-        cpu, loop, wall, stats = _run(_drain(backend.url, url, args.n, args.batch_size), args.loop)
+        settle_heap()  # as ``hub worker`` does once started
+        with _CollectorClock() as collector:
+            cpu, loop, wall, stats = _run(_drain(backend.url, url, args.n, args.batch_size), args.loop)
         if profiler is not None:
             profiler.disable()
             out = Path(f"{args.profile}-{backend.name}.txt")
@@ -176,6 +204,7 @@ def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
         print(
             f"[{backend.name}] worker drain of {args.n}: {1000 * cpu / args.n:.3f} ms CPU per delivery "
             f"of which {1000 * loop / args.n:.3f} ms on the event loop's thread "
+            f"and {1000 * collector.seconds / args.n:.3f} ms in the garbage collector "
             f"({cpu:.2f} s CPU, {wall:.2f} s wall → {args.n / wall:,.0f}/s wall, {args.loop}); {stats}"
         )
         if args.raw:
