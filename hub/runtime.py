@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -573,9 +574,23 @@ def _stopped(hub: RunningHub) -> int:
     return EXIT_FORCED if hub.forced else EXIT_OK
 
 
+def settle_heap() -> None:
+    """Move what start-up built (modules, the app, its routes and schemas, the engine's caches:
+    about 250,000 objects) out of the garbage collector's reach, once the hub is running.
+
+    They live as long as the process, yet every full collection walked all of them: one took
+    about 200 ms with the GIL held, stalling every request in flight (the API's p95), and the
+    collections cost a quarter of the API process's CPU per request. Objects made later are
+    collected as before (:func:`gc.freeze`).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings, **options: Any) -> int:
     """Start the hub (see :func:`start` for ``options``) and run it until signalled."""
     async with start(settings, **options) as hub:
+        settle_heap()
         return await until_signalled(hub)
     raise AssertionError("unreachable")  # pragma: no cover - the with block returns
 
@@ -796,6 +811,7 @@ async def _serve_supervised(settings: Settings, pipe: Connection, **options: Any
     async with start(settings, **options) as hub:
         loop = asyncio.get_running_loop()
         stop = _StopRequests(hub)
+        settle_heap()
         pipe.send(READY)
 
         def on_message() -> None:
