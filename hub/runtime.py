@@ -579,9 +579,8 @@ def settle_heap() -> None:
     about 250,000 objects) out of the garbage collector's reach, once the hub is running.
 
     They live as long as the process, yet every full collection walked all of them: one took
-    about 200 ms with the GIL held, stalling every request in flight (the API's p95), and the
-    collections cost a quarter of the API process's CPU per request. Objects made later are
-    collected as before (:func:`gc.freeze`).
+    about 200 ms with the GIL held, stalling every request and delivery in flight. Objects
+    made later are collected as before (:func:`gc.freeze`).
     """
     gc.collect()
     gc.freeze()
