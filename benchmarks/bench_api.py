@@ -93,9 +93,16 @@ async def drive(
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process (Linux /proc)."""
+    """utime + stime of a live process and of its live descendants (Linux /proc): the API
+    processes of ``hub serve --processes N`` are children of the one started."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 class Reporter:
@@ -162,6 +169,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=500, help="requests per case (at most 9999)")
     parser.add_argument("-c", "--concurrency", type=int, default=16)
     parser.add_argument("--db", help="PostgreSQL URL (default: a temporary SQLite file)")
+    parser.add_argument("--processes", type=int, default=1, help="API processes (hub serve --processes)")
     parser.add_argument(
         "--cases",
         choices=["intake", "status", "lookup"],
@@ -195,7 +203,9 @@ def main() -> None:
             ),
         )
         server = subprocess.Popen(
-            [HUB, "serve", "--no-worker", "--port", str(port)], env=env, stderr=subprocess.DEVNULL
+            [HUB, "serve", "--no-worker", "--port", str(port), "--processes", str(opts.processes)],
+            env=env,
+            stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 30
@@ -210,7 +220,7 @@ def main() -> None:
             backend = "postgresql" if opts.db else "sqlite"
             print(
                 f"backend={backend} n={opts.n} concurrency={opts.concurrency} "
-                f"(server: hub serve, 1 process, pid {server.pid}, outbox to 2 endpoints)",
+                f"(server: hub serve, {opts.processes} process(es), pid {server.pid}, outbox to 2 endpoints)",
                 flush=True,
             )
             cases = (

@@ -584,7 +584,8 @@ def settle_heap() -> None:
     :data:`GC_YOUNG_THRESHOLD` new objects rather than 700.
 
     The collector had cost a worker about a fifth of its CPU per delivery: each full collection
-    walked the whole startup heap (about 140,000 objects, some 80 ms on the event loop), and the
+    walked the whole startup heap (140,000 objects in a worker, 250,000 in an API process: 80 to
+    200 ms with the GIL held, stalling every request and delivery in flight), and the
     many short-lived objects of each delivery (tasks, futures, aiohttp's request and answer)
     set off a young collection every few deliveries. Objects are still freed by reference
     counting as soon as they are unused; only garbage in reference cycles waits longer (and

@@ -195,9 +195,6 @@ def create_app(
         )
     install_error_handlers(app)
     app.add_middleware(AuditClientMiddleware)  # innermost: sees the address trusted proxies gave
-    from hub.console.routes import install_console  # the console's pages (docs/security.md §10)
-
-    install_console(app, settings, database)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     install_security_middleware(app, settings.api)
     install_request_telemetry(app, telemetry.tracing)
@@ -206,4 +203,9 @@ def create_app(
         app.include_router(router)
         included.append(name)
     app.state.route_modules = included
+    from hub.console.routes import install_console  # the console's pages (docs/security.md §10)
+
+    # After the API's routes: a request is matched against the routes in order, and the
+    # console's ~50 (all under /console/) were tried before every API call.
+    install_console(app, settings, database)
     return app

@@ -105,10 +105,6 @@ def get_intake(request: Request) -> IntakeService:
     return get_services(request).intake
 
 
-def get_writes(request: Request) -> WriteThreads:
-    return get_services(request).writes
-
-
 def get_keys(request: Request) -> ApiKeyService:
     return get_services(request).keys
 
@@ -361,7 +357,6 @@ SettingsDep = Annotated[Settings, Depends(_on_loop(get_settings))]
 DatabaseDep = Annotated[Database, Depends(_on_loop(get_db))]
 HealthDep = Annotated[HubHealth, Depends(_on_loop(get_health))]
 IntakeDep = Annotated[IntakeService, Depends(_on_loop(get_intake))]
-WritesDep = Annotated[WriteThreads, Depends(_on_loop(get_writes))]
 FilesDep = Annotated[FileStore, Depends(_on_loop(get_files))]
 LookupDep = Annotated[LookupService, Depends(_on_loop(get_lookup))]
 SmsDep = Annotated[SmsResponder, Depends(_on_loop(get_sms))]

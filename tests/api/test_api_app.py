@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from fastapi.routing import iter_route_contexts
 from typer.testing import CliRunner
 
 from hub.api.app import OPTIONAL_ROUTE_MODULES, ROUTE_MODULES, create_app, load_routers
@@ -54,6 +55,16 @@ def test_every_present_route_module_is_mounted(tmp_path: Path) -> None:
     assert app.state.route_modules == present
     assert set(OPTIONAL_ROUTE_MODULES) <= set(ROUTE_MODULES)
     assert app.openapi_url == "/api/v1/openapi.json"
+
+
+def test_api_routes_are_matched_before_the_console(tmp_path: Path) -> None:
+    """Routes are tried in order: the console's pages (all under /console/) come last, so an
+    API call is not first compared with each of them."""
+    app = create_app(load_settings(database_url=f"sqlite:///{tmp_path / 'h.db'}", data_dir=tmp_path))
+    paths = [context.path or "" for context in iter_route_contexts(app.routes)]
+    first_console = next(i for i, path in enumerate(paths) if path.startswith("/console/"))
+    assert all(path.startswith("/console/") for path in paths[first_console:])
+    assert paths.index("/api/v1/dossiers") < first_console
 
 
 def test_cli_mounts_present_command_modules(fake_package: str) -> None:

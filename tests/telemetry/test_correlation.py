@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
@@ -56,3 +57,32 @@ def test_the_filter_adds_the_bound_id_to_records() -> None:
     unbound = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
     correlation.CorrelationFilter().filter(unbound)
     assert not hasattr(unbound, "correlation_id")
+
+
+def test_fresh_ids_are_cut_from_one_read_of_random_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read of the random source per id released the GIL on every API request."""
+    reads: list[int] = []
+    read = os.urandom
+
+    def urandom(size: int) -> bytes:
+        reads.append(size)
+        return read(size)
+
+    monkeypatch.setattr(correlation.os, "urandom", urandom)
+    monkeypatch.setattr(correlation, "_ids", correlation._RandomIds())
+    ids = [correlation.new_id() for _ in range(correlation.POOL_IDS)]
+    assert len(reads) == 1
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and i == i.lower() and int(i, 16) >= 0 for i in ids)
+    correlation.new_id()
+    assert len(reads) == 2
+
+
+def test_a_forked_process_reads_random_bytes_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = correlation._RandomIds()
+    first = ids.take()
+    monkeypatch.setattr(correlation.os, "getpid", lambda: -1)  # as in a child after fork
+    pooled = correlation._RandomIds()
+    pooled._hex, pooled._next, pooled._pid = ids._hex, ids._next, ids._pid
+    assert pooled.take() != ids.take()
+    assert first not in (ids.take(), pooled.take())

@@ -9,6 +9,7 @@ first answer without creating anything.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
@@ -21,13 +22,13 @@ from hub.api.deps import (
     FilesDep,
     IntakeDep,
     SettingsDep,
-    WritesDep,
     allow_reveal,
     get_services,
     require_role,
 )
 from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
+from hub.api.offload import WriteThreads
 from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.dlq.models import MessageSummary
@@ -38,6 +39,7 @@ from hub.services.intake import (
     IntakeBatch,
     IntakeCall,
     IntakeResult,
+    IntakeService,
 )
 from hub.services.privacy import audit_reveal, masked_dossier, masked_view
 from hub.services.result_files import inspect_result_paper, store_and_attach
@@ -89,6 +91,27 @@ async def _caller(principal: Writer, idempotency_key: IdempotencyKey = None) -> 
 WriterCall = Annotated[IntakeCall, Depends(_caller)]
 
 
+@dataclass(frozen=True)
+class IntakeWrite:
+    """What an intake write route hands to the service: the service, the threads its writes
+    run in (:mod:`hub.api.offload`) and the call (:class:`IntakeCall`). One dependency, not
+    three: FastAPI resolves each dependency of each request anew."""
+
+    intake: IntakeService
+    writes: WriteThreads
+    call: IntakeCall
+
+
+async def _intake_write(
+    request: Request, principal: Writer, idempotency_key: IdempotencyKey = None
+) -> IntakeWrite:
+    services = get_services(request)
+    return IntakeWrite(services.intake, services.writes, await _caller(principal, idempotency_key))
+
+
+WriterWrite = Annotated[IntakeWrite, Depends(_intake_write)]
+
+
 class CodeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -118,10 +141,8 @@ class StoredResult(BaseModel):
     dependencies=JSON_ONLY,
     responses={201: {"model": IntakeResult}},
 )
-async def upsert_dossier(
-    command: DossierUpsert, response: Response, intake: IntakeDep, writes: WritesDep, caller: WriterCall
-) -> IntakeResult:
-    result = await writes.run(intake.upsert_dossier, command, **caller)
+async def upsert_dossier(command: DossierUpsert, response: Response, write: WriterWrite) -> IntakeResult:
+    result = await write.writes.run(write.intake.upsert_dossier, command, **write.call)
     response.status_code = 201 if result.created else 200
     return result
 
@@ -142,10 +163,8 @@ async def upsert_dossier(
     ),
     dependencies=JSON_ONLY,
 )
-async def apply_batch(
-    batch: IntakeBatch, intake: IntakeDep, writes: WritesDep, caller: WriterCall
-) -> BatchResult:
-    return await writes.run(intake.apply_batch, batch, **caller)
+async def apply_batch(batch: IntakeBatch, write: WriterWrite) -> BatchResult:
+    return await write.writes.run(write.intake.apply_batch, batch, **write.call)
 
 
 @router.get(
@@ -169,10 +188,8 @@ def get_dossier(
 
 
 @router.post("/dossiers/{code}/status", summary="Change a dossier's status", dependencies=JSON_ONLY)
-async def change_status(
-    code: str, change: StatusChange, intake: IntakeDep, writes: WritesDep, caller: WriterCall
-) -> IntakeResult:
-    return await writes.run(intake.change_status, code, change, **caller)
+async def change_status(code: str, change: StatusChange, write: WriterWrite) -> IntakeResult:
+    return await write.writes.run(write.intake.change_status, code, change, **write.call)
 
 
 @router.post(
@@ -180,24 +197,18 @@ async def change_status(
     summary="Move the due date (Mẫu 04 apology or extension), recorded with the old and new dates",
     dependencies=JSON_ONLY,
 )
-async def redate(
-    code: str, change: DueDateChange, intake: IntakeDep, writes: WritesDep, caller: WriterCall
-) -> IntakeResult:
-    return await writes.run(intake.redate, code, change, **caller)
+async def redate(code: str, change: DueDateChange, write: WriterWrite) -> IntakeResult:
+    return await write.writes.run(write.intake.redate, code, change, **write.call)
 
 
 @router.post("/dossiers/{code}/steps", summary="Record a processing step", dependencies=JSON_ONLY)
-async def add_step(
-    code: str, command: StepAdd, intake: IntakeDep, writes: WritesDep, caller: WriterCall
-) -> IntakeResult:
-    return await writes.run(intake.add_step, code, command, **caller)
+async def add_step(code: str, command: StepAdd, write: WriterWrite) -> IntakeResult:
+    return await write.writes.run(write.intake.add_step, code, command, **write.call)
 
 
 @router.post("/dossiers/{code}/results", summary="Attach a result paper by URL", dependencies=JSON_ONLY)
-async def attach_result(
-    code: str, command: ResultAttach, intake: IntakeDep, writes: WritesDep, caller: WriterCall
-) -> IntakeResult:
-    return await writes.run(intake.attach_result, code, command, **caller)
+async def attach_result(code: str, command: ResultAttach, write: WriterWrite) -> IntakeResult:
+    return await write.writes.run(write.intake.attach_result, code, command, **write.call)
 
 
 @router.post(
