@@ -256,6 +256,5 @@ class BatchJobs:
         return work
 
 
-
 def _items_of(job: BatchJob) -> list[dict[str, Any]]:
     return [asdict(item) for item in job.items]
