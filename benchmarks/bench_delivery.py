@@ -36,7 +36,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ from sqlalchemy import func, insert, select, text
 
 from hub.db.base import utcnow
 from hub.db.migrate import upgrade
-from hub.db.models import MessageState, OutboxMessage
+from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.outbox.enqueue import NOTIFY_CHANNEL
 
@@ -166,8 +165,10 @@ class Workers:
             proc.wait(60)
 
 
-def enqueue_batch(db: Database, n: int, *, dossiers: int, start: int = 0) -> None:
-    """Batched insert of ``n`` messages (1,000 rows per statement), like a bulk producer."""
+def enqueue_batch(db: Database, n: int, *, dossiers: int, start: int = 0) -> float:
+    """Batched insert of ``n`` messages (1,000 rows per statement), like a bulk producer;
+    returns the wall-clock time of the last commit."""
+    committed = 0.0
     for offset in range(0, n, 1000):
         now = utcnow()
         rows = [
@@ -190,6 +191,8 @@ def enqueue_batch(db: Database, n: int, *, dossiers: int, start: int = 0) -> Non
             conn.execute(insert(OutboxMessage), rows)
             if db.is_postgres:
                 conn.execute(text("SELECT pg_notify(:c, 'sink')"), {"c": NOTIFY_CHANNEL})
+        committed = time.time()
+    return committed
 
 
 def delivered_count(db: Database) -> int:
@@ -243,14 +246,6 @@ def wait_delivered(db: Database, n: int, workers: Workers, rss: list[int] | None
             rss.append(workers.rss_kib())
         time.sleep(0.25)
     return time.monotonic() - start
-
-
-def created_times(db: Database) -> dict[str, datetime]:
-    with db.engine.connect() as conn:
-        return {
-            row.message_id: row.created_at
-            for row in conn.execute(select(OutboxMessage.message_id, OutboxMessage.created_at))
-        }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -347,6 +342,85 @@ def drain(
     return steady
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """One paced message's moments (wall clock, seconds): written by the producer (``created_at``),
+    committed, its delivery started by the worker (the attempt's ``started_at``), arrived at the
+    sink; and whether the previous message of its dossier had not arrived when it was committed."""
+
+    created: float
+    committed: float
+    started: float
+    arrived: float
+    behind_predecessor: bool
+
+
+def timelines(db: Database, commits: list[tuple[int, float]], arrivals: dict[str, float]) -> list[Timeline]:
+    """Each delivered message's :class:`Timeline`; ``commits``: (messages sent so far, commit time)
+    per producer transaction (one producer inserts in order, so the n-th seq is the n-th sent)."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                OutboxMessage.seq, OutboxMessage.message_id, OutboxMessage.ordering_key, OutboxMessage.created_at
+            ).order_by(OutboxMessage.seq)
+        ).all()
+        started = {
+            seq: at
+            for seq, at in conn.execute(
+                select(DeliveryAttempt.message_seq, DeliveryAttempt.started_at).where(
+                    DeliveryAttempt.outcome == "delivered"
+                )
+            )
+        }
+    result: list[Timeline] = []
+    last_arrival: dict[str, float] = {}
+    batch = 0
+    for index, row in enumerate(rows):
+        while commits[batch][0] <= index:
+            batch += 1
+        committed = commits[batch][1]
+        arrived = arrivals.get(row.message_id)
+        previous = last_arrival.get(row.ordering_key)
+        if arrived is not None and row.seq in started:
+            result.append(
+                Timeline(
+                    created=row.created_at.timestamp(),
+                    committed=committed,
+                    started=started[row.seq].timestamp(),
+                    arrived=arrived,
+                    behind_predecessor=previous is not None and previous > committed,
+                )
+            )
+            last_arrival[row.ordering_key] = arrived
+    return result
+
+
+def latency_report(lines: list[Timeline]) -> str:
+    """Percentiles of enqueue→arrival, and where the slowest 1 % spent their time."""
+    total = [(t.arrived - t.created) * 1000 for t in lines]
+    cut = percentile(total, 0.99)
+    slow = [t for t, ms in zip(lines, total, strict=True) if ms >= cut]
+
+    def median_ms(values: list[float]) -> float:
+        return statistics.median(values) * 1000 if values else float("nan")
+
+    def segments(of: list[Timeline]) -> str:
+        return (
+            f"commit {median_ms([t.committed - t.created for t in of]):.1f}, "
+            f"queued {median_ms([t.started - t.committed for t in of]):.1f}, "
+            f"sent {median_ms([t.arrived - t.started for t in of]):.1f}"
+        )
+
+    behind = sum(t.behind_predecessor for t in lines)
+    slow_behind = sum(t.behind_predecessor for t in slow)
+    return (
+        f"enqueue→arrival p50 {percentile(total, 0.50):.1f} ms, p95 {percentile(total, 0.95):.1f}, "
+        f"p99 {cut:.1f}, max {max(total):.1f}; medians (ms) all: {segments(lines)}; slowest 1 % "
+        f"({len(slow)}): {segments(slow)}; behind their dossier's previous message: {behind} of "
+        f"{len(lines)}, {slow_behind} of the slowest"
+    )
+
+
 def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path) -> None:
     with bench_run(backend, args, workdir, "paced") as run:
         db = run.db
@@ -358,6 +432,7 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
         total = int(rate * args.paced_seconds)
         tick = 0.01
         sent = 0
+        commits: list[tuple[int, float]] = []
         start = time.monotonic()
         carry = 0.0
         while sent < total:
@@ -366,21 +441,19 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
             carry -= batch
             if batch:
                 # Small producer transactions with NOTIFY, as the intake service commits them.
-                enqueue_batch(db, batch, dossiers=args.dossiers, start=sent)
+                committed = enqueue_batch(db, batch, dossiers=args.dossiers, start=sent)
                 sent += batch
+                commits.append((sent, committed))
             delay = start + (sent / rate) - time.monotonic()
             if delay > 0:
                 time.sleep(min(delay, tick))
         wait_delivered(db, total, workers, None)
         usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, time.monotonic() - start)
-        created = created_times(db)
         arrivals = run.arrivals(workers)
-    latencies = [(arrivals[mid] - created[mid].timestamp()) * 1000 for mid in arrivals if mid in created]
+        lines = timelines(db, commits, arrivals)
     print(
         f"[{backend.name}/{args.transport}] paced {rate:,.0f}/s for {args.paced_seconds}s ({total} msgs): "
-        f"enqueue→arrival p50 {percentile(latencies, 0.50):.1f} ms, "
-        f"p90 {percentile(latencies, 0.90):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
-        f"max {max(latencies):.1f} ms"
+        + latency_report(lines)
     )
     print(usage)
 
