@@ -106,7 +106,7 @@ def stop_sink(proc: subprocess.Popen[str], record: Path) -> dict[str, float]:
     return arrivals
 
 
-def write_config(path: Path, url: str, args: argparse.Namespace, poll: float) -> None:
+def write_config(path: Path, url: str, args: argparse.Namespace) -> None:
     path.write_text(
         f"""
 [worker]
@@ -114,7 +114,7 @@ concurrency = {args.concurrency}
 batch_size = {args.batch_size}
 lease_seconds = 60
 heartbeat_seconds = 15
-poll_interval_seconds = {poll}
+poll_interval_seconds = {args.poll}
 completion_flush_seconds = {args.flush_ms / 1000}
 shutdown_grace_seconds = 10
 
@@ -301,7 +301,7 @@ def bench_run(backend: Backend, args: argparse.Namespace, workdir: Path, name: s
         sink, url = start_sink(record)
         cleanup.callback(sink.kill)  # no-op after the orderly stop (BenchRun.arrivals)
         config = workdir / f"{name}.toml"
-        write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
+        write_config(config, url, args)
         yield BenchRun(backend, args, db, sink, record, config, cleanup)
 
 
@@ -355,15 +355,19 @@ class Timeline:
     behind_predecessor: bool
 
 
+_TIMELINE_COLUMNS = (
+    OutboxMessage.seq,
+    OutboxMessage.message_id,
+    OutboxMessage.ordering_key,
+    OutboxMessage.created_at,
+)
+
+
 def timelines(db: Database, commits: list[tuple[int, float]], arrivals: dict[str, float]) -> list[Timeline]:
     """Each delivered message's :class:`Timeline`; ``commits``: (messages sent so far, commit time)
     per producer transaction (one producer inserts in order, so the n-th seq is the n-th sent)."""
     with db.engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                OutboxMessage.seq, OutboxMessage.message_id, OutboxMessage.ordering_key, OutboxMessage.created_at
-            ).order_by(OutboxMessage.seq)
-        ).all()
+        rows = conn.execute(select(*_TIMELINE_COLUMNS).order_by(OutboxMessage.seq)).all()
         started = {
             seq: at
             for seq, at in conn.execute(
@@ -497,14 +501,20 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--flush-ms", type=float, default=20)
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=1.0,
+        help="worker.poll_interval_seconds (default: the worker's own); new messages wake the worker",
+    )
     parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")
     parser.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp")
     args = parser.parse_args()
     backends = backend_names(args)
     print(
         f"cpus={os.cpu_count()} python={sys.version.split()[0]} workers={args.scale or args.workers} "
-        f"concurrency={args.concurrency} "
-        f"batch={args.batch_size} flush={args.flush_ms}ms dossiers={args.dossiers} transport={args.transport}"
+        f"concurrency={args.concurrency} batch={args.batch_size} flush={args.flush_ms}ms poll={args.poll}s "
+        f"dossiers={args.dossiers} transport={args.transport}"
     )
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         workdir = Path(tmp)
