@@ -6,7 +6,10 @@ Runs, for each backend (SQLite file, PostgreSQL on 127.0.0.1):
    worker``, ``--workers``), time until all are delivered to the sink (a separate process) →
    deliveries/s;
 2. paced: the worker running, a producer enqueues at a fixed rate (default: half the drained
-   rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p99;
+   rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p95/p99/max, and
+   where it went (producer commit, queued until the worker started the delivery, sent), for
+   all messages and the slowest 1 %; the worker polls at its default interval (``--poll``),
+   so on SQLite as on PostgreSQL it must be woken by the commit;
 3. memory (``--memory-n``, e.g. 100000): the worker's RSS sampled while draining;
 4. scale-out (``--scale 1,2,4``, instead of 1-3): the drain repeated with 1, 2, 4 worker
    processes on a fresh database each → deliveries/s per process count and the speed-up
