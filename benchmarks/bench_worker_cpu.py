@@ -6,7 +6,10 @@ its CPU is not counted); N messages are inserted first, then drained. Reported: 
 CPU time (``time.process_time``: every thread, the database driver's included) per delivered
 message, and the wall time (which other processes on the machine stretch; the CPU time they do
 not). The raw-client line is the same N POSTs from one aiohttp session, 64 at a time: the
-floor of the HTTP work alone.
+floor of the HTTP work alone. Both run on ``--loop``: uvloop by default, the loop ``hub worker``
+runs (:func:`hub.runtime.event_loop_factory`), or asyncio's own. As ``hub worker`` does once
+started, the heap is settled first (:func:`hub.runtime.settle_heap`); the CPU time spent in the
+cyclic garbage collector (every thread) is printed too.
 
 ``--profile PREFIX`` writes ``PREFIX-<backend>.txt``: the event loop thread's functions by CPU
 time (:mod:`cProfile` timed by ``time.process_time``; the database threads are not in it).
@@ -26,16 +29,19 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import io
 import json
 import logging
 import pstats
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+import uvloop
 
 from benchmarks.bench_delivery import (
     PAYLOAD,
@@ -54,8 +60,43 @@ from hub.delivery import Worker
 from hub.delivery.sql_store import SqlOutboxStore
 from hub.delivery.store import Completion
 from hub.outbox.transitions import AttemptOutcome
+from hub.runtime import settle_heap
 
 CONCURRENCY = 64
+#: ``--loop`` choices: the event loop each drain runs on.
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "uvloop": uvloop.new_event_loop,
+    "asyncio": asyncio.new_event_loop,
+}
+_T = TypeVar("_T")
+
+
+class _CollectorClock:
+    """CPU seconds spent in the cyclic garbage collector, on whichever thread it ran
+    (:data:`gc.callbacks`; a collection holds the GIL, so its start and stop are on one thread)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._started
+
+    def __enter__(self) -> _CollectorClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def _run(coroutine: Coroutine[Any, Any, _T], loop: str) -> _T:
+    """``coroutine`` run to its end on a new event loop of the kind named ``loop``."""
+    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        return runner.run(coroutine)
 
 
 async def _drain(db_url: str, sink_url: str, n: int, batch_size: int) -> tuple[float, float, float, Any]:
@@ -149,7 +190,9 @@ def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
         profiler = cProfile.Profile(time.process_time) if args.profile else None
         if profiler is not None:
             profiler.enable()
-        cpu, loop, wall, stats = asyncio.run(_drain(backend.url, url, args.n, args.batch_size))
+        settle_heap()  # as ``hub worker`` does once started
+        with _CollectorClock() as collector:
+            cpu, loop, wall, stats = _run(_drain(backend.url, url, args.n, args.batch_size), args.loop)
         if profiler is not None:
             profiler.disable()
             out = Path(f"{args.profile}-{backend.name}.txt")
@@ -161,13 +204,14 @@ def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
         print(
             f"[{backend.name}] worker drain of {args.n}: {1000 * cpu / args.n:.3f} ms CPU per delivery "
             f"of which {1000 * loop / args.n:.3f} ms on the event loop's thread "
-            f"({cpu:.2f} s CPU, {wall:.2f} s wall → {args.n / wall:,.0f}/s wall); {stats}"
+            f"and {1000 * collector.seconds / args.n:.3f} ms in the garbage collector "
+            f"({cpu:.2f} s CPU, {wall:.2f} s wall → {args.n / wall:,.0f}/s wall, {args.loop}); {stats}"
         )
         if args.raw:
-            cpu, wall = asyncio.run(_raw(url, args.n))
+            cpu, wall = _run(_raw(url, args.n), args.loop)
             print(
                 f"[raw aiohttp] {args.n} POSTs: {1000 * cpu / args.n:.3f} ms CPU per request "
-                f"({wall:.2f} s wall → {args.n / wall:,.0f}/s wall)"
+                f"({wall:.2f} s wall → {args.n / wall:,.0f}/s wall, {args.loop})"
             )
     finally:
         stop_sink(sink, record)
@@ -182,6 +226,12 @@ def main() -> None:
     parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--raw", action="store_true", help="also time the raw aiohttp client")
+    parser.add_argument(
+        "--loop",
+        choices=sorted(LOOPS),
+        default="uvloop",
+        help="event loop of the drain and the raw client (default uvloop, as 'hub worker' runs)",
+    )
     parser.add_argument("--profile", metavar="PREFIX", help="write a profile to PREFIX-<backend>.txt")
     parser.add_argument(
         "--store-only", type=int, metavar="CLAIM", help="time the store's claims and results alone"

@@ -73,6 +73,9 @@ THREAD_TIMEOUT_SECONDS = 60.0
 #: exits non-zero with one line (3 tries over about 10 s): an orchestrator restarting the
 #: process, or an operator, sees the cause at once instead of a process that never works.
 START_RETRY_PAUSES = (3.0, 6.0)
+#: The collector's youngest generation is collected once this many container objects were made
+#: and not freed since its last collection (Python's default: 700); see :func:`settle_heap`.
+GC_YOUNG_THRESHOLD = 10_000
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -574,24 +577,29 @@ def _stopped(hub: RunningHub) -> int:
     return EXIT_FORCED if hub.forced else EXIT_OK
 
 
-def freeze_startup_heap() -> None:
-    """Exempt what start-up built from the cyclic garbage collector (``gc.freeze``).
+def settle_heap() -> None:
+    """Once a hub process has started: what starting made (modules, classes, the ORM's and
+    pydantic's schemas, settings, connectors) is frozen out of the cyclic garbage collector's
+    reach (:func:`gc.freeze`), and its youngest generation is collected after
+    :data:`GC_YOUNG_THRESHOLD` new objects rather than 700.
 
-    A started hub holds about 130,000 tracked objects (modules, SQLAlchemy, pydantic, aiohttp);
-    every full collection walked them all, a 60–150 ms pause of the event loop and of the
-    database threads (they wait for the GIL). A worker delivering a thousand messages a second
-    promotes enough short-lived objects to run one every second or two: the enqueue→arrival
-    tail (docs/delivery.md §9.3). Frozen objects are still freed by reference counting; only
-    garbage cycles among them would stay, and start-up garbage is collected first.
+    The collector had cost a worker about a fifth of its CPU per delivery: each full collection
+    walked the whole startup heap (about 140,000 objects, some 80 ms on the event loop), and the
+    many short-lived objects of each delivery (tasks, futures, aiohttp's request and answer)
+    set off a young collection every few deliveries. Objects are still freed by reference
+    counting as soon as they are unused; only garbage in reference cycles waits longer (and
+    cycles among the frozen objects are never collected: call this once per process).
     """
     gc.collect()
     gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
 
 
 async def serve(settings: Settings, **options: Any) -> int:
     """Start the hub (see :func:`start` for ``options``) and run it until signalled."""
     async with start(settings, **options) as hub:
-        freeze_startup_heap()
+        settle_heap()
         return await until_signalled(hub)
     raise AssertionError("unreachable")  # pragma: no cover - the with block returns
 
@@ -810,6 +818,7 @@ async def _serve_supervised(settings: Settings, pipe: Connection, **options: Any
     """:func:`serve` taking its stop requests from the supervisor's ``pipe`` instead of signals;
     the supervisor's end closing (it died) asks for a graceful stop."""
     async with start(settings, **options) as hub:
+        settle_heap()
         loop = asyncio.get_running_loop()
         stop = _StopRequests(hub)
         pipe.send(READY)

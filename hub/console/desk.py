@@ -34,7 +34,8 @@ from hub.console.policy import console_page, get_console
 from hub.db.account_tables import AccountRole
 from hub.db.models import ApiRole
 from hub.services.results import SignedDraft
-from hub.services.signing_desk import BatchJobs, PagePreviews, SigningDesk, console_principal
+from hub.services.signing_batches import BatchJobs
+from hub.services.signing_desk import PagePreviews, SigningDesk, console_principal
 from schemas.errors import FeatureNotConfiguredError, HubError
 from signing.settings import KeyPurpose
 
@@ -72,7 +73,7 @@ def _previews(request: Request) -> PagePreviews:
 
 
 def _jobs(request: Request) -> BatchJobs:
-    return app_service(request, "signing_jobs", BatchJobs)
+    return BatchJobs(get_db(request))
 
 
 def problem(

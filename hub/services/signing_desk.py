@@ -34,11 +34,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -46,23 +44,19 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
 from hub.auth.keys import Principal
-from hub.db.base import utcnow
 from hub.db.models import ApiRole, AuditEntry
 from hub.db.session import Database
 from hub.services.intake import IntakeService
 from hub.services.result_papers import PaperPage, ResultPaper, ResultPapers, not_waiting
 from hub.services.results import IssuedResult, ResultSigningService, SignedDraft
 from hub.storage.files import FileStore, StoredFileInfo
-from schemas.errors import HubError, InvalidInputError, NotFoundError, PermissionDeniedError
+from schemas.errors import InvalidInputError, NotFoundError
 from schemas.text import VnName
 from signing.external import ExternalSigningRequest
 from signing.facade import KeyGrant
 from signing.settings import ABBREVIATION_PATTERN, KeyPurpose
 
 __all__ = [
-    "BatchItem",
-    "BatchJob",
-    "BatchJobs",
     "DeskDocument",
     "PagePreviews",
     "SigningDesk",
@@ -70,9 +64,6 @@ __all__ = [
 ]
 
 PDF = "application/pdf"
-#: How many of the account's newest ``signing.results.sign`` audit rows a token-signing request
-#: is looked up in (step 2 names a request prepared minutes before; the queues do not use it).
-PREPARED_SCAN = 500
 #: Pages rendered for a preview (a result paper has one to a few).
 PREVIEW_PAGES = 10
 #: Preview resolution (dots per inch): an A4 page is about 580 × 820 pixels.
@@ -242,15 +233,19 @@ class SigningDesk:
         """The draft a request of ``actor`` was prepared for (its audit row), else 404: another
         account's request is as unknown as a missing one."""
         with self._db.sessions() as session:
-            rows = session.execute(
+            details = session.scalar(
                 select(AuditEntry.details)
-                .where(AuditEntry.action == "signing.results.sign", AuditEntry.actor == actor)
+                .where(
+                    AuditEntry.action == "signing.results.sign",
+                    AuditEntry.actor == actor,
+                    AuditEntry.details["request_id"].as_string() == request_id,
+                    AuditEntry.details["outcome"].as_string() == "prepared",
+                )
                 .order_by(AuditEntry.id.desc())
-                .limit(PREPARED_SCAN)
-            ).all()
-        for (details,) in rows:
-            if details.get("outcome") == "prepared" and details.get("request_id") == request_id:
-                return _Prepared(str(details["dossier_code"]), str(details["file_id"]))
+                .limit(1)
+            )
+        if details is not None:
+            return _Prepared(str(details["dossier_code"]), str(details["file_id"]))
         raise NotFoundError(
             "no such signing request of yours (expired, completed or prepared by someone else)",
             message_vi="Không có yêu cầu ký này của bạn (đã hết hạn, đã hoàn tất hoặc do người khác tạo)",
@@ -391,117 +386,3 @@ class PagePreviews:
         finally:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
-
-
-# --- batch signing ----------------------------------------------------------------------------
-
-
-class BatchState(StrEnum):
-    RUNNING = "running"
-    DONE = "done"
-    CANCELLED = "cancelled"
-
-
-@dataclass
-class BatchItem:
-    file_id: str
-    name: str
-    dossier_code: str
-    outcome: str = "pending"
-    """pending, signed, failed"""
-    error: str | None = None
-    output_file_id: str | None = None
-
-
-@dataclass
-class BatchJob:
-    """Drafts signed one after another with one key, in a thread of the API process."""
-
-    id: str
-    owner: str
-    key_id: str
-    items: list[BatchItem]
-    created_at: datetime = field(default_factory=utcnow)
-    state: BatchState = BatchState.RUNNING
-    finished_at: datetime | None = None
-    cancel_requested: bool = False
-
-    @property
-    def processed(self) -> int:
-        return sum(1 for item in self.items if item.outcome != "pending")
-
-    @property
-    def signed(self) -> int:
-        return sum(1 for item in self.items if item.outcome == "signed")
-
-
-class BatchJobs:
-    """The API process's batch-signing jobs (in memory: a restart forgets finished jobs' pages;
-    every signature they made is in the audit log and the desk's queues)."""
-
-    def __init__(self, limit: int = 100) -> None:
-        self._jobs: dict[str, BatchJob] = {}
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def start(
-        self,
-        desk: SigningDesk,
-        principal: Principal,
-        owner: str,
-        key_id: str,
-        file_ids: list[str],
-        *,
-        runner: Callable[[Callable[[], None]], None] | None = None,
-    ) -> BatchJob:
-        """Check every file is a waiting draft, then sign them in the background."""
-        if not file_ids:
-            raise InvalidInputError("select at least one document", message_vi="Hãy chọn ít nhất một văn bản")
-        waiting = {fid: desk.draft(fid, owner) for fid in dict.fromkeys(file_ids)}
-        if key_id not in desk.keys_of(owner, KeyPurpose.PERSONAL):
-            raise PermissionDeniedError(
-                f"key {key_id!r} is not bound to your account",
-                message_vi=f"Khóa '{key_id}' không gắn với tài khoản của bạn",
-                details={"key_id": key_id[:100]},
-            )
-        items = [
-            BatchItem(fid, waiting[fid].name, waiting[fid].dossier_code) for fid in dict.fromkeys(file_ids)
-        ]
-        job = BatchJob(uuid.uuid4().hex, owner, key_id, items)
-        with self._lock:
-            while len(self._jobs) >= self._limit:
-                self._jobs.pop(next(iter(self._jobs)))
-            self._jobs[job.id] = job
-
-        def work() -> None:
-            for item in job.items:
-                if job.cancel_requested:
-                    break
-                try:
-                    signed = desk.sign(principal, item.file_id, key_id)
-                except HubError as exc:
-                    item.outcome, item.error = "failed", exc.message_vi
-                except Exception as exc:  # noqa: BLE001  # one document's failure ends only it
-                    item.outcome, item.error = "failed", f"{type(exc).__name__}: {exc}"[:300]
-                else:
-                    item.outcome, item.output_file_id = "signed", signed.file_id
-            job.state = BatchState.CANCELLED if job.cancel_requested else BatchState.DONE
-            job.finished_at = utcnow()
-
-        if runner is not None:
-            runner(work)
-        else:
-            threading.Thread(target=work, name=f"batch-sign-{job.id[:8]}", daemon=True).start()
-        return job
-
-    def get(self, job_id: str, owner: str) -> BatchJob:
-        """The owner's job (another account's is as unknown as a missing one)."""
-        job = self._jobs.get(job_id)
-        if job is None or job.owner != owner:
-            raise NotFoundError("no such batch-signing job", message_vi="Không có tác vụ ký hàng loạt này")
-        return job
-
-    def cancel(self, job_id: str, owner: str) -> BatchJob:
-        job = self.get(job_id, owner)
-        job.cancel_requested = True
-        return job

@@ -265,3 +265,14 @@ def test_excerpt_masks_before_it_cuts() -> None:
     cut = excerpt(text, 500)
     assert "0371900" not in cut
     assert cut.endswith(f"… [{len(text) - 500} more characters]")
+
+
+@pytest.mark.parametrize("answer", [f"HTTP 200 CCCD {ID_NUMBER}", f"HTTP 200 CCCD {ID_NUMBER}".encode()])
+def test_a_short_answer_seen_again_is_masked_and_cut_as_the_first_time(answer: str | bytes) -> None:
+    """Short texts are excerpted once and remembered: each limit still gets its own cut."""
+    first = excerpt(answer)
+    assert ID_NUMBER not in first
+    assert excerpt(answer) == first
+    assert excerpt(answer, 12) == "HTTP 200 CCC… [" + str(len(answer) - 12) + " more characters]"
+    assert excerpt(answer, 12) == "HTTP 200 CCC… [" + str(len(answer) - 12) + " more characters]"
+    assert excerpt(answer) == first

@@ -13,10 +13,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from hub.audit.log import record
 from hub.commands.token_sign import app as token_app
 from hub.simulators.pki import RunningPki
 from tests.api.livehub import LiveHub
-from tests.console.desk_support import upload_draft
+from tests.console.desk_support import CODE, upload_draft
 from tests.console.support import browser, csrf, login
 from tests.signing.softhsm_support import MODULE, SoftHsm
 
@@ -120,3 +121,30 @@ def test_token_refusals(hub: LiveHub, token: None) -> None:
     wrong_pin = CliRunner().invoke(token_app, ["certificate", *TOKEN_ARGS], env={"HUB_SIGN_SECRET": "000000"})
     assert wrong_pin.exit_code == 4
     assert "PIN" in wrong_pin.output
+
+
+def test_a_request_is_found_however_many_signing_rows_she_wrote_since(hub: LiveHub, token: None) -> None:
+    """Step 2 finds her prepared request by its id in the audit log, not among her newest rows
+    only (600 later rows of hers: another tab's refused attempts, say)."""
+    draft = upload_draft(hub)
+    with browser(hub) as client:
+        assert login(client, "officer").status_code == 303
+        prepared = _prepare(client, draft, _token("certificate", *TOKEN_ARGS))
+        assert prepared.status_code == 200, prepared.text
+        data = re.search(r'<pre class="command" id="data-to-sign">([A-Za-z0-9+/=]+)</pre>', prepared.text)
+        action = re.search(r'action="(/console/signing/token/[A-Za-z0-9_-]+/complete)"', prepared.text)
+        assert data is not None
+        assert action is not None
+        with hub.db.transaction() as session:
+            for n in range(600):
+                record(
+                    session,
+                    actor="user:officer",
+                    action="signing.results.sign",
+                    target=f"dossier:{CODE}",
+                    details={"outcome": "refused", "request_id": f"other-{n:04d}", "file_id": draft},
+                )
+        signature = _token("sign", *TOKEN_ARGS, "--data-b64", data.group(1)).strip()
+        done = client.post(action.group(1), data={"signature": signature, "csrf_token": csrf(prepared)})
+        assert done.status_code == 200, done.text
+        assert "external:" in done.text

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import fields
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -531,3 +531,61 @@ async def test_an_enqueue_wakes_a_listener(outbox: StoreHarness) -> None:
     async with outbox.store.listen(woken.set):
         outbox.put("portal", "D1")
         await asyncio.wait_for(woken.wait(), timeout=30)
+
+
+async def test_attempt_rows_keep_every_value_as_given(outbox: StoreHarness) -> None:
+    """Every column of a batch's attempt rows reads back as written, text that a bulk format
+    would have to escape (tabs, newlines, backslashes, ``\\N``, quotes) and Vietnamese included."""
+    store = outbox.store
+    seqs = [outbox.put("portal", f"D{i}") for i in range(3)]
+    await store.claim({"portal": 3}, "w#1", 30)
+    started = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    finished = started + timedelta(milliseconds=1500)
+    awkward = 'tab\there\nnew line \\ backslash \\N "quoted" Nguyễn Văn Ánh, ĐT xx'
+    batch = [
+        Completion(
+            seq=seqs[0],
+            lease_token="w#1",
+            attempt_no=1,
+            outcome=AttemptOutcome.DELIVERED,
+            started_at=started,
+            finished_at=finished,
+            manual=True,
+            status_code=200,
+            request_summary=awkward,
+            response_summary='HTTP 200 {"ok": true}\r\n',
+        ),
+        Completion(
+            seq=seqs[1],
+            lease_token="w#1",
+            attempt_no=1,
+            outcome=AttemptOutcome.DEAD,
+            started_at=started,
+            finished_at=finished,
+            error=awkward,
+            error_class="BusinessRejectionError",
+        ),
+        _done(seqs[2], "w#1", 1),
+    ]
+    assert await store.complete(batch, "worker\t1") == set(seqs)
+    [first] = outbox.attempts(seqs[0])
+    assert (first.outcome, first.status_code, first.manual, first.worker_id) == (
+        AttemptOutcome.DELIVERED,
+        200,
+        True,
+        "worker\t1",
+    )
+    assert (first.started_at, first.finished_at) == (started, finished)
+    assert (first.request_summary, first.response_summary) == (awkward, 'HTTP 200 {"ok": true}\r\n')
+    assert (first.error, first.error_class) == (None, None)
+    [second] = outbox.attempts(seqs[1])
+    assert (second.outcome, second.error, second.error_class, second.status_code, second.manual) == (
+        AttemptOutcome.DEAD,
+        awkward,
+        "BusinessRejectionError",
+        None,
+        False,
+    )
+    assert (second.request_summary, second.response_summary) == (None, None)
+    [third] = outbox.attempts(seqs[2])
+    assert (third.outcome, third.attempt_no) == (AttemptOutcome.DELIVERED, 1)
