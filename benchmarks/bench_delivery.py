@@ -368,9 +368,11 @@ _TIMELINE_COLUMNS = (
 
 def timelines(db: Database, commits: list[tuple[int, float]], arrivals: dict[str, float]) -> list[Timeline]:
     """Each delivered message's :class:`Timeline`; ``commits``: (messages sent so far, commit time)
-    per producer transaction (one producer inserts in order, so the n-th seq is the n-th sent)."""
+    per producer transaction (one producer inserts in order, so the n-th seq is the n-th sent;
+    the paced run's rows are the newest, after those of a drain on the same database)."""
     with db.engine.connect() as conn:
         rows = conn.execute(select(*_TIMELINE_COLUMNS).order_by(OutboxMessage.seq)).all()
+        rows = rows[len(rows) - commits[-1][0] :]
         started = {
             seq: at
             for seq, at in conn.execute(
