@@ -6,7 +6,10 @@ Runs, for each backend (SQLite file, PostgreSQL on 127.0.0.1):
    worker``, ``--workers``), time until all are delivered to the sink (a separate process) →
    deliveries/s;
 2. paced: the worker running, a producer enqueues at a fixed rate (default: half the drained
-   rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p99;
+   rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p95/p99/max, and
+   where it went (producer commit, queued until the worker started the delivery, sent), for
+   all messages and the slowest 1 %; the worker polls at its default interval (``--poll``),
+   so on SQLite as on PostgreSQL it must be woken by the commit;
 3. memory (``--memory-n``, e.g. 100000): the worker's RSS sampled while draining;
 4. scale-out (``--scale 1,2,4``, instead of 1-3): the drain repeated with 1, 2, 4 worker
    processes on a fresh database each → deliveries/s per process count and the speed-up
@@ -36,7 +39,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ from sqlalchemy import func, insert, select, text
 
 from hub.db.base import utcnow
 from hub.db.migrate import upgrade
-from hub.db.models import MessageState, OutboxMessage
+from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.outbox.enqueue import NOTIFY_CHANNEL
 
@@ -107,7 +109,7 @@ def stop_sink(proc: subprocess.Popen[str], record: Path) -> dict[str, float]:
     return arrivals
 
 
-def write_config(path: Path, url: str, args: argparse.Namespace, poll: float) -> None:
+def write_config(path: Path, url: str, args: argparse.Namespace) -> None:
     path.write_text(
         f"""
 [worker]
@@ -115,7 +117,7 @@ concurrency = {args.concurrency}
 batch_size = {args.batch_size}
 lease_seconds = 60
 heartbeat_seconds = 15
-poll_interval_seconds = {poll}
+poll_interval_seconds = {args.poll}
 completion_flush_seconds = {args.flush_ms / 1000}
 shutdown_grace_seconds = 10
 
@@ -166,8 +168,10 @@ class Workers:
             proc.wait(60)
 
 
-def enqueue_batch(db: Database, n: int, *, dossiers: int, start: int = 0) -> None:
-    """Batched insert of ``n`` messages (1,000 rows per statement), like a bulk producer."""
+def enqueue_batch(db: Database, n: int, *, dossiers: int, start: int = 0) -> float:
+    """Batched insert of ``n`` messages (1,000 rows per statement), like a bulk producer;
+    returns the wall-clock time of the last commit."""
+    committed = 0.0
     for offset in range(0, n, 1000):
         now = utcnow()
         rows = [
@@ -190,6 +194,8 @@ def enqueue_batch(db: Database, n: int, *, dossiers: int, start: int = 0) -> Non
             conn.execute(insert(OutboxMessage), rows)
             if db.is_postgres:
                 conn.execute(text("SELECT pg_notify(:c, 'sink')"), {"c": NOTIFY_CHANNEL})
+        committed = time.time()
+    return committed
 
 
 def delivered_count(db: Database) -> int:
@@ -245,14 +251,6 @@ def wait_delivered(db: Database, n: int, workers: Workers, rss: list[int] | None
     return time.monotonic() - start
 
 
-def created_times(db: Database) -> dict[str, datetime]:
-    with db.engine.connect() as conn:
-        return {
-            row.message_id: row.created_at
-            for row in conn.execute(select(OutboxMessage.message_id, OutboxMessage.created_at))
-        }
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -306,7 +304,7 @@ def bench_run(backend: Backend, args: argparse.Namespace, workdir: Path, name: s
         sink, url = start_sink(record)
         cleanup.callback(sink.kill)  # no-op after the orderly stop (BenchRun.arrivals)
         config = workdir / f"{name}.toml"
-        write_config(config, url, args, poll=0.05 if backend.name == "sqlite" else 1.0)
+        write_config(config, url, args)
         yield BenchRun(backend, args, db, sink, record, config, cleanup)
 
 
@@ -347,6 +345,91 @@ def drain(
     return steady
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """One paced message's moments (wall clock, seconds): written by the producer (``created_at``),
+    committed, its delivery started by the worker (the attempt's ``started_at``), arrived at the
+    sink; and whether the previous message of its dossier had not arrived when it was committed."""
+
+    created: float
+    committed: float
+    started: float
+    arrived: float
+    behind_predecessor: bool
+
+
+_TIMELINE_COLUMNS = (
+    OutboxMessage.seq,
+    OutboxMessage.message_id,
+    OutboxMessage.ordering_key,
+    OutboxMessage.created_at,
+)
+
+
+def timelines(db: Database, commits: list[tuple[int, float]], arrivals: dict[str, float]) -> list[Timeline]:
+    """Each delivered message's :class:`Timeline`; ``commits``: (messages sent so far, commit time)
+    per producer transaction (one producer inserts in order, so the n-th seq is the n-th sent;
+    the paced run's rows are the newest, after those of a drain on the same database)."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(*_TIMELINE_COLUMNS).order_by(OutboxMessage.seq)).all()
+        rows = rows[len(rows) - commits[-1][0] :]
+        started = {
+            seq: at
+            for seq, at in conn.execute(
+                select(DeliveryAttempt.message_seq, DeliveryAttempt.started_at).where(
+                    DeliveryAttempt.outcome == "delivered"
+                )
+            )
+        }
+    result: list[Timeline] = []
+    last_arrival: dict[str, float] = {}
+    batch = 0
+    for index, row in enumerate(rows):
+        while commits[batch][0] <= index:
+            batch += 1
+        committed = commits[batch][1]
+        arrived = arrivals.get(row.message_id)
+        previous = last_arrival.get(row.ordering_key)
+        if arrived is not None and row.seq in started:
+            result.append(
+                Timeline(
+                    created=row.created_at.timestamp(),
+                    committed=committed,
+                    started=started[row.seq].timestamp(),
+                    arrived=arrived,
+                    behind_predecessor=previous is not None and previous > committed,
+                )
+            )
+            last_arrival[row.ordering_key] = arrived
+    return result
+
+
+def latency_report(lines: list[Timeline]) -> str:
+    """Percentiles of enqueue→arrival, and where the slowest 1 % spent their time."""
+    total = [(t.arrived - t.created) * 1000 for t in lines]
+    cut = percentile(total, 0.99)
+    slow = [t for t, ms in zip(lines, total, strict=True) if ms >= cut]
+
+    def median_ms(values: list[float]) -> float:
+        return statistics.median(values) * 1000 if values else float("nan")
+
+    def segments(of: list[Timeline]) -> str:
+        return (
+            f"commit {median_ms([t.committed - t.created for t in of]):.1f}, "
+            f"queued {median_ms([t.started - t.committed for t in of]):.1f}, "
+            f"sent {median_ms([t.arrived - t.started for t in of]):.1f}"
+        )
+
+    behind = sum(t.behind_predecessor for t in lines)
+    slow_behind = sum(t.behind_predecessor for t in slow)
+    return (
+        f"enqueue→arrival p50 {percentile(total, 0.50):.1f} ms, p95 {percentile(total, 0.95):.1f}, "
+        f"p99 {cut:.1f}, max {max(total):.1f}; medians (ms) all: {segments(lines)}; slowest 1 % "
+        f"({len(slow)}): {segments(slow)}; behind their dossier's previous message: {behind} of "
+        f"{len(lines)}, {slow_behind} of the slowest"
+    )
+
+
 def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path) -> None:
     with bench_run(backend, args, workdir, "paced") as run:
         db = run.db
@@ -358,6 +441,7 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
         total = int(rate * args.paced_seconds)
         tick = 0.01
         sent = 0
+        commits: list[tuple[int, float]] = []
         start = time.monotonic()
         carry = 0.0
         while sent < total:
@@ -366,21 +450,19 @@ def paced(backend: Backend, args: argparse.Namespace, rate: float, workdir: Path
             carry -= batch
             if batch:
                 # Small producer transactions with NOTIFY, as the intake service commits them.
-                enqueue_batch(db, batch, dossiers=args.dossiers, start=sent)
+                committed = enqueue_batch(db, batch, dossiers=args.dossiers, start=sent)
                 sent += batch
+                commits.append((sent, committed))
             delay = start + (sent / rate) - time.monotonic()
             if delay > 0:
                 time.sleep(min(delay, tick))
         wait_delivered(db, total, workers, None)
         usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, time.monotonic() - start)
-        created = created_times(db)
         arrivals = run.arrivals(workers)
-    latencies = [(arrivals[mid] - created[mid].timestamp()) * 1000 for mid in arrivals if mid in created]
+        lines = timelines(db, commits, arrivals)
     print(
         f"[{backend.name}/{args.transport}] paced {rate:,.0f}/s for {args.paced_seconds}s ({total} msgs): "
-        f"enqueue→arrival p50 {percentile(latencies, 0.50):.1f} ms, "
-        f"p90 {percentile(latencies, 0.90):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
-        f"max {max(latencies):.1f} ms"
+        + latency_report(lines)
     )
     print(usage)
 
@@ -424,14 +506,20 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--flush-ms", type=float, default=20)
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=1.0,
+        help="worker.poll_interval_seconds (default: the worker's own); new messages wake the worker",
+    )
     parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")
     parser.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp")
     args = parser.parse_args()
     backends = backend_names(args)
     print(
         f"cpus={os.cpu_count()} python={sys.version.split()[0]} workers={args.scale or args.workers} "
-        f"concurrency={args.concurrency} "
-        f"batch={args.batch_size} flush={args.flush_ms}ms dossiers={args.dossiers} transport={args.transport}"
+        f"concurrency={args.concurrency} batch={args.batch_size} flush={args.flush_ms}ms poll={args.poll}s "
+        f"dossiers={args.dossiers} transport={args.transport}"
     )
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         workdir = Path(tmp)

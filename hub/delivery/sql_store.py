@@ -9,8 +9,9 @@ Claiming (§4, §6): only the head of each (endpoint, ordering_key) is claimable
 RETURNING`` under ``BEGIN IMMEDIATE``.
 
 Wake-ups (:meth:`SqlOutboxStore.listen`): PostgreSQL ``LISTEN hub_outbox`` on a dedicated
-connection (``enqueue`` notifies in its transaction), and, in-process, commits of outbox rows
-through the same :class:`~hub.db.session.Database` (``hub serve`` on SQLite has no NOTIFY).
+connection (``enqueue`` notifies in its transaction); SQLite, which has no NOTIFY, a look every
+few milliseconds for new outbox rows committed by other processes (:class:`_CommitWatch`); and,
+in-process, commits of outbox rows through the same :class:`~hub.db.session.Database`.
 
 Locks held elsewhere (§12.1): on PostgreSQL every transaction sets ``lock_timeout`` and
 ``statement_timeout`` (``SET LOCAL``, from :class:`~hub.config.WorkerSettings`), and every
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -86,6 +88,12 @@ _T = TypeVar("_T")
 _CHUNK = 500
 #: Seconds to wait before reconnecting the LISTEN connection after an error.
 LISTEN_RECONNECT_SECONDS = 2.0
+#: SQLite: seconds between two looks for outbox rows committed elsewhere (:class:`_CommitWatch`)
+#: while rows arrived in the last :data:`SQLITE_WATCH_ACTIVE_SECONDS`, and otherwise: an idle
+#: worker wakes 20 times a second, not 100 (each wake-up costs about 90 µs of CPU).
+SQLITE_WATCH_SECONDS = 0.01
+SQLITE_WATCH_IDLE_SECONDS = 0.05
+SQLITE_WATCH_ACTIVE_SECONDS = 10.0
 
 
 def _values(changes: Changes) -> dict[str, Any]:
@@ -402,6 +410,8 @@ class SqlOutboxStore:
         self._hot = _HotStatements(dialect)
         #: The last claim got every message it asked for (SQLite skips its pre-check then).
         self._claimed_all = False
+        #: SQLite: the watch saw new rows since the last claim began (no pre-check needed either).
+        self._new_rows = False
         self._timeouts = _DriverStatement(
             select(
                 func.set_config("lock_timeout", _milliseconds(config.lock_timeout_seconds), True),
@@ -457,15 +467,14 @@ class SqlOutboxStore:
     async def listen(self, wake: Callable[[], None]) -> AsyncIterator[None]:
         local = _LocalWake(self.db, wake)
         local.install()
-        listener = (
-            asyncio.create_task(self._listen_loop(wake), name="listen") if self.db.is_postgres else None
+        listener = asyncio.create_task(
+            self._listen_loop(wake) if self.db.is_postgres else self._watch_loop(wake), name="listen"
         )
         try:
             yield
         finally:
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
             local.remove()
 
     async def _listen_loop(self, wake: Callable[[], None]) -> None:
@@ -486,6 +495,29 @@ class SqlOutboxStore:
                 raise
             except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
                 # Polling covers the gap; the reporter logs the outage once and paces reconnects.
+                await self.outage.pause(max(LISTEN_RECONNECT_SECONDS, self.outage.failed("listen", exc)))
+
+    async def _watch_loop(self, wake: Callable[[], None]) -> None:
+        """SQLite: wake when another connection (the intake API, another process) committed new
+        outbox rows, seen within :data:`SQLITE_WATCH_SECONDS` while rows keep coming and within
+        :data:`SQLITE_WATCH_IDLE_SECONDS` after a quiet spell (the poll interval otherwise)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                with _CommitWatch(self.db) as watch:
+                    self.outage.succeeded("listen")
+                    wake()  # rows committed before the watch began, like LISTEN's first wake
+                    last_rows = loop.time()
+                    while True:
+                        quiet = loop.time() - last_rows > SQLITE_WATCH_ACTIVE_SECONDS
+                        await asyncio.sleep(SQLITE_WATCH_IDLE_SECONDS if quiet else SQLITE_WATCH_SECONDS)
+                        if watch.new_rows():
+                            last_rows = loop.time()
+                            self._new_rows = True
+                            wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  # reported once per change of state (OutageReporter)
                 await self.outage.pause(max(LISTEN_RECONNECT_SECONDS, self.outage.failed("listen", exc)))
 
     # --- blocking implementations (also handy for synchronous tools and tests) ---------------
@@ -530,8 +562,10 @@ class SqlOutboxStore:
         expires = now + timedelta(seconds=lease_seconds)
         claimed: list[ClaimedMessage] = []
         # SQLite: a read first tells whether the write lock is worth taking (an idle worker polls
-        # without queueing for it), unless the last claim got all it asked for: more is likely.
-        if self._sqlite and not self._claimed_all and not self._exists_due(sorted(wants), now):
+        # without queueing for it), unless the last claim got all it asked for or the watch saw
+        # new rows since: more is likely.
+        new_rows, self._new_rows = self._new_rows, False
+        if self._sqlite and not (self._claimed_all or new_rows) and not self._exists_due(sorted(wants), now):
             return claimed
         with self._transaction() as conn:
             for endpoint, limit in sorted(wants.items()):  # paused endpoints: none (the claim checks)
@@ -827,6 +861,59 @@ class SqlOutboxStore:
             statement = dialect.insert(EndpointHealth).values(**values)
             update_values = {key: value for key, value in values.items() if key != "endpoint"}
             conn.execute(statement.on_conflict_do_update(index_elements=["endpoint"], set_=update_values))
+
+
+class _CommitWatch:
+    """SQLite's stand-in for NOTIFY: whether new outbox rows were committed since the last look.
+
+    ``PRAGMA data_version`` changes when another connection (any process) has committed; about
+    4 µs, so it is read on the event loop every few milliseconds. Only then is the newest
+    ``seq`` read: the worker's own claims, results and heartbeats change the version, not the
+    newest row, so they wake nobody. The connection is the watch's own (out of the pool) and
+    never waits for a lock (``busy_timeout`` 0): a busy database is looked at again next time.
+    Changes that add no row (an operator's retry from another process) wait for the poll.
+    """
+
+    _VERSION = "PRAGMA data_version"
+    _NEWEST = "SELECT max(seq) FROM outbox_messages"
+
+    def __init__(self, db: Database) -> None:
+        connection = db.engine.raw_connection()
+        connection.detach()  # the watch's for its lifetime, closed by it, never back in the pool
+        self._connection = connection
+        self._cursor = connection.cursor()
+        self._cursor.execute("PRAGMA busy_timeout=0")
+        self._version = self._read(self._VERSION)
+        self._newest = self._read(self._NEWEST)
+
+    def __enter__(self) -> _CommitWatch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._cursor.close()
+        self._connection.close()
+
+    def _read(self, query: str) -> Any:
+        self._cursor.execute(query)
+        row = self._cursor.fetchone()
+        return None if row is None else row[0]
+
+    def new_rows(self) -> bool:
+        """Whether the newest outbox row is another than at the last look (a busy database: no)."""
+        try:
+            version = self._read(self._VERSION)
+            if version == self._version:
+                return False
+            newest = self._read(self._NEWEST)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
+            return False  # the version is kept: looked at again next time
+        self._version = version
+        if newest == self._newest:
+            return False
+        self._newest = newest
+        return True
 
 
 class _LocalWake:

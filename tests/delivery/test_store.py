@@ -1,5 +1,5 @@
-"""What only the SQL store does: wake-ups from NOTIFY and from in-process commits (docs/delivery.md §9),
-and, on PostgreSQL, rows locked by another session (§12.1).
+"""What only the SQL store does: wake-ups from NOTIFY, from SQLite's watch of committed rows and from
+in-process commits (docs/delivery.md §9), and, on PostgreSQL, rows locked by another session (§12.1).
 
 Everything the worker relies on of any store is in ``test_store_contract.py``.
 """
@@ -17,7 +17,7 @@ from hub.config import WorkerSettings
 from hub.db.base import utcnow
 from hub.db.models import EndpointHealth, MessageState, OutboxMessage
 from hub.db.session import Database
-from hub.delivery.sql_store import SqlOutboxStore
+from hub.delivery.sql_store import SqlOutboxStore, _CommitWatch
 from hub.delivery.store import Completion, Rescuer
 from hub.outbox.transitions import AttemptOutcome
 
@@ -37,19 +37,65 @@ async def test_an_in_process_commit_wakes_the_listener_at_once(db: Database) -> 
     assert woken == []  # the hooks are gone with the listener
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # NOTIFY: PostgreSQL only
-async def test_a_notify_from_another_process_wakes_the_listener(db: Database, database_url: str) -> None:
+async def test_a_commit_from_another_process_wakes_the_listener(db: Database, database_url: str) -> None:
+    """``hub worker`` beside the API: PostgreSQL's NOTIFY, SQLite's watch of committed rows."""
     store = SqlOutboxStore(db)
     woken = asyncio.Event()
     other = Database.connect(database_url, pool_size=1)  # its commits are not watched in-process
     try:
         async with store.listen(woken.set):
-            await asyncio.wait_for(woken.wait(), timeout=30)  # LISTEN is established
+            await asyncio.wait_for(woken.wait(), timeout=30)  # LISTEN (the watch) is established
             woken.clear()
             await asyncio.to_thread(put, other, "portal", "D1")
             await asyncio.wait_for(woken.wait(), timeout=30)
     finally:
         other.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_sqlite_watch_sees_new_rows_not_the_workers_own_writes(db: Database, database_url: str) -> None:
+    """Only a new outbox row wakes the worker: its claims and results change the database too."""
+    store = SqlOutboxStore(db)
+    other = Database.connect(database_url, pool_size=1)
+    try:
+        with _CommitWatch(db) as watch:
+            assert not watch.new_rows()
+            seq = put(other, "portal", "D1")
+            assert watch.new_rows()
+            assert not watch.new_rows()  # seen once
+            claimed = store.claim_sync({"portal": 1}, "w#1", 60)
+            assert [m.seq for m in claimed] == [seq]
+            assert store.complete_sync([_delivered(seq, "w#1")], "w") == {seq}
+            assert not watch.new_rows()
+            put(db, "portal", "D2")  # the worker's own process (hub serve) is seen too
+            assert watch.new_rows()
+    finally:
+        other.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_claim_after_the_watch_saw_new_rows_takes_no_pre_check(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read that spares an idle worker the write lock is not needed: rows are known to be there."""
+    store = SqlOutboxStore(db)
+    woken = asyncio.Event()
+    other = Database.connect(database_url, pool_size=1)
+    try:
+        async with store.listen(woken.set):
+            await asyncio.wait_for(woken.wait(), timeout=30)  # the watch is established
+            woken.clear()
+            seq = await asyncio.to_thread(put, other, "portal", "D1")
+            await asyncio.wait_for(woken.wait(), timeout=30)
+
+            def no_pre_check(*_args: object) -> bool:
+                raise AssertionError("pre-check after the watch saw new rows")
+
+            monkeypatch.setattr(store, "_exists_due", no_pre_check)
+            claimed = await store.claim({"portal": 5}, "w#1", 60)
+    finally:
+        other.dispose()
+    assert [m.seq for m in claimed] == [seq]
 
 
 def _delivered(seq: int, token: str) -> Completion:
