@@ -420,11 +420,22 @@ def procrastinate_case(workdir: Path, n: int) -> float:
     return rate
 
 
-def drain_case(backend: Backend, workdir: Path, n: int, workers: int) -> float:
-    args = argparse.Namespace(
-        concurrency=64, batch_size=100, flush_ms=20.0, dossiers=10_000, transport="aiohttp", workers=workers
+def drain_args(workers: int) -> argparse.Namespace:
+    """The options of :func:`benchmarks.bench_delivery.drain` for the table's drains (its
+    defaults; the poll is the worker's own, 1 s: the messages are there before it starts)."""
+    return argparse.Namespace(
+        concurrency=64,
+        batch_size=100,
+        flush_ms=20.0,
+        poll=1.0,
+        dossiers=10_000,
+        transport="aiohttp",
+        workers=workers,
     )
-    return drain(backend, args, n, workdir)
+
+
+def drain_case(backend: Backend, workdir: Path, n: int, workers: int) -> float:
+    return drain(backend, drain_args(workers), n, workdir)
 
 
 def table(args: argparse.Namespace, workdir: Path) -> None:

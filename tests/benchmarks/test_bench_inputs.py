@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import benchmarks
-from benchmarks import bench_e2e
+from benchmarks import bench_delivery, bench_e2e
+from hub.config import load_settings
 from schemas.changes import DossierUpsert
 
 
@@ -35,3 +36,17 @@ def test_every_benchmark_imports_and_parses_its_options(module: str, monkeypatch
     with pytest.raises(SystemExit) as done, contextlib.redirect_stdout(io.StringIO()):
         loaded.main()
     assert done.value.code == 0
+
+
+def test_bench_e2e_drains_write_a_worker_configuration_the_hub_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table's drains hand bench_delivery every option its configuration reads (a new
+    option of bench_delivery once stopped the table at its first drain)."""
+    config = tmp_path / "drain.toml"
+    bench_delivery.write_config(config, "http://127.0.0.1:9/deliver", bench_e2e.drain_args(2))
+    monkeypatch.setenv("HUB_CONFIG_FILE", str(config))
+    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}")
+    assert settings.worker.concurrency == 64
+    assert settings.worker.poll_interval_seconds == 1.0
+    assert settings.endpoints["sink"].url == "http://127.0.0.1:9/deliver"
