@@ -894,9 +894,10 @@ class _CommitWatch:
         self._connection.close()
 
     def _read(self, query: str) -> Any:
-        self._cursor.execute(query)
-        row = self._cursor.fetchone()
-        return None if row is None else row[0]
+        # Read to the end: a statement left mid-way would keep its read transaction (and its
+        # snapshot of the WAL) open until the next look.
+        rows = self._cursor.execute(query).fetchall()
+        return rows[0][0] if rows else None
 
     def new_rows(self) -> bool:
         """Whether the newest outbox row is another than at the last look (a busy database: no)."""
