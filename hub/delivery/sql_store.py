@@ -882,9 +882,13 @@ class _CommitWatch:
         connection.detach()  # the watch's for its lifetime, closed by it, never back in the pool
         self._connection = connection
         self._cursor = connection.cursor()
-        self._cursor.execute("PRAGMA busy_timeout=0")
-        self._version = self._read(self._VERSION)
-        self._newest = self._read(self._NEWEST)
+        try:
+            self._cursor.execute("PRAGMA busy_timeout=0")
+            self._version = self._read(self._VERSION)
+            self._newest = self._read(self._NEWEST)
+        except BaseException:
+            self.__exit__()  # the watch loop retries with a new connection: close this one
+            raise
 
     def __enter__(self) -> _CommitWatch:
         return self

@@ -7,6 +7,7 @@ Everything the worker relies on of any store is in ``test_store_contract.py``.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -71,6 +72,30 @@ def test_the_sqlite_watch_sees_new_rows_not_the_workers_own_writes(db: Database,
             assert watch.new_rows()
     finally:
         other.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_watch_that_cannot_start_closes_its_connection(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch loop retries after a failed start: each try's connection is closed, not left
+    open (it is the watch's own, out of the pool)."""
+    opened: list[object] = []
+    raw_connection = db.engine.raw_connection
+
+    def recorded() -> object:
+        connection = raw_connection()
+        opened.append(connection.dbapi_connection)
+        return connection
+
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE outbox_messages RENAME TO outbox_elsewhere")
+    monkeypatch.setattr(db.engine, "raw_connection", recorded)
+    with pytest.raises(Exception, match="no such table"):
+        _CommitWatch(db)
+    (connection,) = opened
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        connection.execute("SELECT 1")  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
