@@ -46,11 +46,15 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import func, insert, select, text
 
+from hub.config import WorkerSettings
 from hub.db.base import utcnow
 from hub.db.migrate import upgrade
 from hub.db.models import DeliveryAttempt, MessageState, OutboxMessage
 from hub.db.session import Database
 from hub.outbox.enqueue import NOTIFY_CHANNEL
+
+#: The worker's own poll interval (``worker.poll_interval_seconds`` left at its default).
+WORKER_POLL_SECONDS: float = WorkerSettings.model_fields["poll_interval_seconds"].default
 
 PG_ADMIN_URL = os.environ.get("HUB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PAYLOAD = {
@@ -509,7 +513,7 @@ def main() -> None:
     parser.add_argument(
         "--poll",
         type=float,
-        default=1.0,
+        default=WORKER_POLL_SECONDS,
         help="worker.poll_interval_seconds (default: the worker's own); new messages wake the worker",
     )
     parser.add_argument("--dossiers", type=int, default=10_000, help="distinct ordering keys")

@@ -63,6 +63,7 @@ from sqlalchemy import func, select
 from benchmarks import bench_api
 from benchmarks.bench_delivery import (
     PAYLOAD,
+    WORKER_POLL_SECONDS,
     Backend,
     arg_parser,
     backend_names,
@@ -273,7 +274,7 @@ def intake_case(
     """(changes/s, request p50 ms, request p95 ms) of ``n`` creates with no worker running, to
     ``processes`` API processes."""
     config = workdir / f"intake-{uuid.uuid4().hex[:6]}.toml"
-    write_config(config, "http://127.0.0.1:9/unused", poll=1.0)
+    write_config(config, "http://127.0.0.1:9/unused", poll=WORKER_POLL_SECONDS)
     clients = SINGLE_CLIENTS if batch == 1 else BATCH_CLIENTS
     with api_server(backend.url, config, workdir / "data", processes) as base:
         token = source_token(backend.url)
@@ -301,7 +302,7 @@ def e2e_case(
         with ExitStack() as stack:
             db = Database.connect(backend.url, pool_size=1)
             stack.callback(db.dispose)
-            write_config(config, sink_url, poll=0.05 if backend.name == "sqlite" else 1.0)
+            write_config(config, sink_url, poll=0.05 if backend.name == "sqlite" else WORKER_POLL_SECONDS)
             base = stack.enter_context(api_server(backend.url, config, workdir / "data", processes))
             stack.enter_context(hub_worker(backend.url, config, workdir / "data"))
             token = source_token(backend.url)
@@ -422,12 +423,12 @@ def procrastinate_case(workdir: Path, n: int) -> float:
 
 def drain_args(workers: int) -> argparse.Namespace:
     """The options of :func:`benchmarks.bench_delivery.drain` for the table's drains (its
-    defaults; the poll is the worker's own, 1 s: the messages are there before it starts)."""
+    defaults; the poll is the worker's own: the messages are there before it starts)."""
     return argparse.Namespace(
         concurrency=64,
         batch_size=100,
         flush_ms=20.0,
-        poll=1.0,
+        poll=WORKER_POLL_SECONDS,
         dossiers=10_000,
         transport="aiohttp",
         workers=workers,

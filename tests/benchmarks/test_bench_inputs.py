@@ -48,5 +48,5 @@ def test_bench_e2e_drains_write_a_worker_configuration_the_hub_loads(
     monkeypatch.setenv("HUB_CONFIG_FILE", str(config))
     settings = load_settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}")
     assert settings.worker.concurrency == 64
-    assert settings.worker.poll_interval_seconds == 1.0
+    assert settings.worker.poll_interval_seconds == bench_delivery.WORKER_POLL_SECONDS == 1.0
     assert settings.endpoints["sink"].url == "http://127.0.0.1:9/deliver"
