@@ -6,10 +6,12 @@ its CPU is not counted); N messages are inserted first, then drained. Reported: 
 CPU time (``time.process_time``: every thread, the database driver's included) per delivered
 message, and the wall time (which other processes on the machine stretch; the CPU time they do
 not). The raw-client line is the same N POSTs from one aiohttp session, 64 at a time: the
-floor of the HTTP work alone. Both run on ``--loop``: uvloop by default, the loop ``hub worker``
-runs (:func:`hub.runtime.event_loop_factory`), or asyncio's own. As ``hub worker`` does once
-started, the heap is settled first (:func:`hub.runtime.settle_heap`); the CPU time spent in the
-cyclic garbage collector (every thread) is printed too.
+floor of the HTTP work alone. The worker's deliveries running (of its 64 slots) are sampled
+every 20 ms during the drain: how full it keeps its slots. Both run on ``--loop``: uvloop by
+default, the loop ``hub worker`` runs (:func:`hub.runtime.event_loop_factory`), or asyncio's
+own. As ``hub worker`` does once started, the heap is settled first
+(:func:`hub.runtime.settle_heap`); the CPU time spent in the cyclic garbage collector (every
+thread) is printed too.
 
 ``--profile PREFIX`` writes ``PREFIX-<backend>.txt``: the event loop thread's functions by CPU
 time (:mod:`cProfile` timed by ``time.process_time``; the database threads are not in it).
@@ -34,6 +36,7 @@ import io
 import json
 import logging
 import pstats
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -99,7 +102,11 @@ def _run(coroutine: Coroutine[Any, Any, _T], loop: str) -> _T:
         return runner.run(coroutine)
 
 
-async def _drain(db_url: str, sink_url: str, n: int, batch_size: int) -> tuple[float, float, float, Any]:
+async def _drain(
+    db_url: str, sink_url: str, n: int, batch_size: int
+) -> tuple[float, float, float, Any, list[int]]:
+    """Drain ``n`` messages; returns CPU, event-loop CPU and wall seconds, the worker's stats and
+    its deliveries running, sampled every 20 ms from its first delivery to its last."""
     settings = Settings(
         database_url=db_url,
         endpoints={"sink": EndpointSettings(kind="webhook", url=sink_url, max_in_flight=CONCURRENCY)},
@@ -110,16 +117,19 @@ async def _drain(db_url: str, sink_url: str, n: int, batch_size: int) -> tuple[f
     stop = asyncio.Event()
     cpu0, loop0, wall0 = time.process_time(), time.thread_time(), time.perf_counter()
     task = asyncio.create_task(worker.run(stop))
+    running: list[int] = []
     while worker.stats.delivered + worker.stats.dead < n or worker.ledger.unwritten:
         if task.done():
             task.result()
             raise RuntimeError("worker stopped early")
         await asyncio.sleep(0.02)
+        if 0 < worker.stats.delivered + worker.stats.dead < n:
+            running.append(worker.in_flight)
     cpu, loop, wall = time.process_time() - cpu0, time.thread_time() - loop0, time.perf_counter() - wall0
     stop.set()
     await task
     db.dispose()
-    return cpu, loop, wall, worker.stats
+    return cpu, loop, wall, worker.stats, running
 
 
 async def _raw(sink_url: str, n: int) -> tuple[float, float]:
@@ -192,7 +202,9 @@ def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
             profiler.enable()
         settle_heap()  # as ``hub worker`` does once started
         with _CollectorClock() as collector:
-            cpu, loop, wall, stats = _run(_drain(backend.url, url, args.n, args.batch_size), args.loop)
+            cpu, loop, wall, stats, running = _run(
+                _drain(backend.url, url, args.n, args.batch_size), args.loop
+            )
         if profiler is not None:
             profiler.disable()
             out = Path(f"{args.profile}-{backend.name}.txt")
@@ -207,6 +219,12 @@ def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
             f"and {1000 * collector.seconds / args.n:.3f} ms in the garbage collector "
             f"({cpu:.2f} s CPU, {wall:.2f} s wall → {args.n / wall:,.0f}/s wall, {args.loop}); {stats}"
         )
+        if running:
+            full = sum(1 for busy in running if busy == CONCURRENCY) / len(running)
+            print(
+                f"[{backend.name}] slots busy while draining: mean {statistics.fmean(running):.1f} "
+                f"of {CONCURRENCY}, all {CONCURRENCY} in {100 * full:.0f} % of {len(running)} samples"
+            )
         if args.raw:
             cpu, wall = _run(_raw(url, args.n), args.loop)
             print(

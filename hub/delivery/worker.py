@@ -51,7 +51,7 @@ from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
 from hub.db.session import Database
 from hub.delivery.breaker import BreakerState, BreakerTransition, CircuitBreaker
-from hub.delivery.ledger import ClaimTicket, LeaseLedger, WorkerStats
+from hub.delivery.ledger import LeaseLedger, WorkerStats
 from hub.delivery.planner import CapacityPlanner
 from hub.delivery.retry import RetryPolicy, is_retryable
 from hub.delivery.sql_store import SqlOutboxStore
@@ -236,6 +236,7 @@ class Worker:
                 self._wake.set()
                 self._capacity.set()
                 await asyncio.gather(claim_task, return_exceptions=True)
+                self._release_waiting()  # claimed ahead, never started: back without an attempt
                 await self._drain()
                 if bulk_jobs is not None:
                     # It finishes its current chunk and puts the job back for the next worker.
@@ -292,9 +293,12 @@ class Worker:
                 got = len(claimed)
                 self.stats.claimed += got
                 for message in claimed:
-                    self._start(message, ticket)
+                    self.ledger.hold(message, ticket)  # heartbeated and fenced from now on
+                    self.planner.wait(message)
+                self._start_waiting()
             if got and got >= sum(wants.values()):
-                # Probably more waiting: claim again once enough slots are free.
+                # Probably more waiting: claim again once there is room for a threshold's worth,
+                # while the messages claimed ahead keep the slots busy (§11.4).
                 self._capacity.clear()
                 if not self.planner.has_room():
                     await first_of((self._capacity, stop), seconds=self.config.poll_interval_seconds)
@@ -338,17 +342,35 @@ class Worker:
             log.info("endpoint %s is back: %d held message(s) due now", endpoint, made)
             self.wake()
 
-    def _start(self, message: ClaimedMessage, ticket: ClaimTicket) -> None:
-        self.planner.started(message.endpoint)
-        self.ledger.hold(message, ticket)
+    def _start_waiting(self, prefer: str | None = None) -> None:
+        """Start claimed messages while the worker and their endpoints have free slots (§11.4);
+        none once stopping: those still waiting are given back."""
+        if self._stopping.is_set():
+            return
+        while (message := self.planner.next_to_start(prefer)) is not None:
+            self._launch(message)
+
+    def _launch(self, message: ClaimedMessage) -> None:
         key = (message.seq, message.lease_token)
         # Tracked in ``_deliveries`` only (one done callback, not two): ``_drain`` finds them there.
         task = asyncio.create_task(self._deliver(message), name=f"deliver-{message.seq}")
         self._deliveries[key] = task
         task.add_done_callback(lambda _task: self._deliveries.pop(key, None))
 
+    def _release_waiting(self, leases: set[tuple[int, str]] | None = None) -> int:
+        """Give back claimed messages not started yet (all, or those of ``leases``) without
+        counting an attempt; returns how many."""
+        taken = self.planner.take_waiting(leases)
+        for message in taken:
+            self.ledger.release(message, None)
+        if taken:
+            self._capacity.set()
+        return len(taken)
+
     def _cancel_lost(self, leases: Sequence[tuple[int, str]]) -> None:
-        """A heartbeat found these leases taken back: stop their deliveries (§12.2)."""
+        """A heartbeat found these leases taken back: stop their deliveries, and give up those
+        still waiting for a slot (§12.2)."""
+        self.stats.lost += self._release_waiting(set(leases))
         for lease in leases:
             task = self._deliveries.get(lease)
             if task is not None and not task.done():
@@ -357,6 +379,7 @@ class Worker:
 
     def _finished(self, message: ClaimedMessage) -> None:
         self.planner.finished(message.endpoint)
+        self._start_waiting(prefer=message.endpoint)
         if self.planner.has_room():
             self._capacity.set()
 

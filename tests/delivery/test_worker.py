@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import web
 from sqlalchemy import select, update
 
 from hub.config import Settings
@@ -418,4 +419,94 @@ async def test_sqlite_resumes_after_a_write_lock_longer_than_the_lease(
             other.rollback()
         await until(lambda: _delivered(db, 60), within=60)
     assert {message(db, s).message_id for s in seqs} <= {a.message_id for a in sink.arrivals()}
+    assert_dossier_order(sink)
+
+
+class HoldingSink(WebhookSink):
+    """The webhook sink, holding every request until the test lets answers go
+    (:meth:`answer`); counts the requests it holds. Serves on the test's event loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = 0
+        self._answers = asyncio.Semaphore(0)
+
+    def answer(self, count: int = 1) -> None:
+        for _ in range(count):
+            self._answers.release()
+
+    def answer_all(self) -> None:
+        self.answer(10_000)
+
+    async def _deliver(self, request: web.Request) -> web.StreamResponse:
+        self.held += 1
+        try:
+            await self._answers.acquire()
+        finally:
+            self.held -= 1
+        return await super()._deliver(request)
+
+
+@pytest.fixture
+async def holding_sink() -> AsyncIterator[HoldingSink]:
+    server = HoldingSink()
+    await server.start_async()
+    yield server
+    server.answer_all()
+    await server.stop_async()
+
+
+async def test_a_freed_slot_is_refilled_at_once_from_the_messages_claimed_ahead(
+    db: Database, database_url: str, holding_sink: HoldingSink
+) -> None:
+    """docs/delivery.md §11.4: a delivery that ends is replaced by a message claimed ahead,
+    without waiting for a quarter of the slots to free and a claim's round trip: the portal
+    keeps ``concurrency`` requests in flight. (Before, one answered request left its slot empty
+    until a quarter of them were free.)"""
+    sink = holding_sink
+    settings = make_settings(
+        database_url,
+        {"portal": sink.url},
+        worker={"concurrency": 8, "batch_size": 100, "poll_interval_seconds": 3600},
+        endpoint_options={"timeout_seconds": 120},
+    )  # a claim threshold of 2, 4 claimed ahead; no poll: only a freed slot may start a claim
+    seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(40)])
+    async with running(settings, db) as [worker]:
+        await until(lambda: sink.held == 8)
+        for answered in range(1, 21):
+            sink.answer()
+            await until(lambda answered=answered: len(sink.arrivals()) == answered and sink.held == 8)
+            assert worker.in_flight == 8
+        sink.answer_all()
+        await until(lambda: _delivered(db, 40))
+    assert sorted(a.message_id for a in sink.arrivals()) == sorted(message(db, s).message_id for s in seqs)
+    assert (worker.stats.claimed, worker.stats.retried) == (40, 0)
+
+
+async def test_messages_claimed_ahead_go_back_at_stop_without_an_attempt(
+    db: Database, database_url: str, holding_sink: HoldingSink
+) -> None:
+    """Claimed but not started when the worker stops: released, not counted, not sent (§12)."""
+    sink = holding_sink
+    settings = make_settings(
+        database_url,
+        {"portal": sink.url},
+        worker={"concurrency": 4, "shutdown_grace_seconds": 0.2},
+        endpoint_options={"timeout_seconds": 120},
+    )  # a claim threshold of 1, 2 claimed ahead
+    seqs = put_many(db, "portal", [(f"D{i % 3}", {"dossier": f"D{i % 3}", "n": i}) for i in range(12)])
+    seqs += put_many(db, "portal", [(f"E{i}", {"dossier": f"E{i}", "n": i}) for i in range(3)])
+    async with running(settings, db) as [worker]:
+        # 6 heads (D0-D2, E0-E2): 4 sent and held by the portal, 2 claimed ahead.
+        await until(lambda: sink.held == 4 and states(db).get(MessageState.IN_FLIGHT, 0) == 6)
+    assert sink.arrivals() == []  # the 4 sent were cancelled unanswered, the 2 ahead never sent
+    for seq in seqs:
+        row = message(db, seq)
+        assert (row.state, row.attempts, row.lease_owner) == (MessageState.PENDING, 0, None)
+    assert worker.stats.released == 6
+    # Delivered afterwards by another worker, each once and in each dossier's order.
+    sink.answer_all()
+    async with running(settings, db):
+        await until(lambda: _delivered(db, 15))
+    assert sorted(a.message_id for a in sink.arrivals()) == sorted(message(db, s).message_id for s in seqs)
     assert_dossier_order(sink)

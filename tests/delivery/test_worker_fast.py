@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from connectors.base import Delivery, DeliveryReceipt
 from connectors.settings import BreakerSettings, EndpointSettings
 from hub.config import Settings, WorkerSettings
 from hub.db.base import utcnow
@@ -23,7 +24,7 @@ from hub.delivery import Worker
 from hub.delivery.breaker import BreakerState, CircuitBreaker
 from hub.delivery.memory_store import MemoryOutboxStore
 from hub.delivery.planner import CapacityPlanner
-from hub.delivery.store import Rescuer, WorkerRegistration
+from hub.delivery.store import ClaimedMessage, Rescuer, WorkerRegistration
 from hub.outbox.transitions import AttemptOutcome
 
 from .fakes import FakeConnector
@@ -49,31 +50,53 @@ def _planner(
     return CapacityPlanner(config, endpoints, breakers), breakers
 
 
-def test_free_slots_are_shared_out_in_turn() -> None:
-    planner, _ = _planner(5, {"a": 4, "b": 4})
-    assert planner.wants() == {"b": 4, "a": 1}
-    assert planner.wants() == {"a": 4, "b": 1}  # the rotation lets each endpoint go first in turn
+def _claimed(endpoint: str, seq: int) -> ClaimedMessage:
+    return ClaimedMessage(
+        seq, f"m{seq}", endpoint, "dossier.sync", f"D{seq}", None, {}, 1, False, None, None, lease_token="w#1"
+    )
 
 
-def test_an_endpoint_never_exceeds_its_own_slots() -> None:
-    planner, _ = _planner(64, {"a": 3, "b": 10}, batch_size=5)
-    assert planner.wants() == {"a": 3, "b": 5}
-    for _ in range(3):
-        planner.started("a")
+def test_free_slots_and_the_claim_ahead_are_shared_out_in_turn() -> None:
+    planner, _ = _planner(5, {"a": 4, "b": 4})  # threshold 1, ahead 2: room for 7 claimed
+    assert planner.claim_ahead == 2
+    assert planner.wants() == {"b": 6, "a": 1}  # b: its 4 slots and 2 ahead
+    assert planner.wants() == {"a": 6, "b": 1}  # the rotation lets each endpoint go first in turn
+
+
+def test_an_endpoint_never_runs_more_than_its_own_slots() -> None:
+    planner, _ = _planner(64, {"a": 3, "b": 10}, batch_size=5)  # threshold 5, ahead 10
+    assert planner.wants() == {"a": 5, "b": 5}
+    for seq in range(6):  # a's 3 slots, and 3 ahead (its share of the ahead: its own slots)
+        planner.wait(_claimed("a", seq))
     assert planner.wants() == {"b": 5}
+    started = [planner.next_to_start() for _ in range(4)]
+    assert [m.seq if m else None for m in started] == [0, 1, 2, None]  # claim order; a is full
+    assert (planner.in_flight["a"], planner.total_waiting) == (3, 3)
     planner.finished("a")
+    message = planner.next_to_start(prefer="a")
+    assert message is not None
+    assert message.seq == 3
     assert planner.wants() == {"a": 1, "b": 5}
 
 
-def test_no_claim_when_the_worker_is_full() -> None:
-    planner, _ = _planner(4, {"a": 10})
-    for _ in range(4):
-        planner.started("a")
+def test_claimed_messages_start_only_in_free_slots_of_the_worker() -> None:
+    planner, _ = _planner(4, {"a": 10, "b": 10})  # threshold 1, ahead 2
+    for seq in range(6):
+        planner.wait(_claimed("a" if seq < 4 else "b", seq))
+    while planner.next_to_start() is not None:
+        pass
+    assert (planner.total_in_flight, planner.in_flight["a"], planner.total_waiting) == (4, 4, 2)
     assert planner.wants() == {}
     assert not planner.has_room()
     planner.finished("a")
-    assert planner.has_room()  # threshold: a quarter of the concurrency, at least one
-    assert planner.wants() == {"a": 1}
+    message = planner.next_to_start(prefer="a")  # none of a's waits: the slot goes to b's first
+    assert message is not None
+    assert (message.endpoint, message.seq) == ("b", 4)
+    assert planner.next_to_start() is None
+    assert planner.has_room()  # room for a threshold's worth (a quarter of the concurrency, >= 1)
+    assert sum(planner.wants().values()) == 1
+    assert [m.seq for m in planner.take_waiting()] == [5]
+    assert planner.total_waiting == 0
 
 
 def test_an_open_circuit_takes_no_claims_and_a_half_open_one_only_probes() -> None:
@@ -83,9 +106,11 @@ def test_an_open_circuit_takes_no_claims_and_a_half_open_one_only_probes() -> No
     assert breakers["a"].state is BreakerState.OPEN
     assert set(planner.wants()) == {"b"}
     clock[0] = 30.0
-    assert planner.wants() == {"a": 2, "b": 10}
+    assert planner.wants() == {"a": 2, "b": 20}  # probes only, never ahead; b: 10 slots, 10 ahead
     assert breakers["a"].try_acquire() == (True, True)
-    assert planner.wants() == {"a": 1, "b": 10}
+    assert planner.wants() == {"a": 1, "b": 20}
+    planner.wait(_claimed("a", 1))  # claimed as the second probe, not started yet
+    assert planner.wants() == {"b": 20}
 
 
 # --- the worker on the in-memory store --------------------------------------------------------
@@ -144,7 +169,9 @@ async def test_capacity_limits_hold_under_load() -> None:
     async with running(settings, store, fakes) as worker:
         await settle(lambda: worker.in_flight == 3)
         assert sum(fake.in_flight for fake in fakes.values()) == 3
-        assert _states(store) == {"in_flight": 3, "pending": 17}
+        # 3 running, 2 claimed ahead (docs/delivery.md §11.4) waiting for a slot
+        await settle(lambda: _states(store) == {"in_flight": 5, "pending": 15})
+        assert sum(fake.in_flight for fake in fakes.values()) == 3
         gate.set()
         await settle(lambda: _states(store) == {"delivered": 20})
     assert all(fake.most_in_flight <= 2 for fake in fakes.values())
@@ -412,6 +439,70 @@ async def test_a_heartbeat_that_finds_its_lease_lost_cancels_the_delivery() -> N
         ("lease_lost", 1),
         ("delivered", 2),
     ]
+
+
+async def test_a_message_claimed_ahead_whose_lease_is_lost_is_never_sent() -> None:
+    """A heartbeat finds the lease of a message still waiting for a slot taken back: it is
+    dropped from the waiting ones and never sent by this worker (docs/delivery.md §12.2)."""
+    gate = asyncio.Event()
+    store = MemoryOutboxStore()
+    fake = FakeConnector("portal", gate=gate)
+    seqs = [store.enqueue("portal", f"D{i}", {"n": i}) for i in range(3)]
+    settings = _settings(["portal"], concurrency=1, heartbeat_seconds=0.02)  # 1 running, 2 ahead
+    async with running(settings, store, {"portal": fake}) as worker:
+        await settle(lambda: fake.in_flight == 1 and _states(store) == {"in_flight": 3})
+        waiting = seqs[2]
+        store.get(waiting).lease_expires_at = utcnow() - timedelta(seconds=1)
+        assert await store.rescue_expired(Rescuer("other", {"portal": 5})) == [waiting]
+        await settle(lambda: worker.stats.lost == 1)
+        assert [d.message_id for d in fake.tries] == [store.get(seqs[0]).message_id]
+        gate.set()
+        await settle(lambda: _states(store) == {"delivered": 3})
+    # Each sent once: the lost one only after it was claimed again (attempt 2).
+    assert sorted(d.message_id for d in fake.tries) == sorted(store.get(s).message_id for s in seqs)
+    assert [a.attempt_no for a in store.attempts_of(waiting)] == [1, 2]
+    assert [a.outcome for a in store.attempts_of(waiting)] == ["lease_lost", "delivered"]
+
+
+class FirstAnswersOthersHang(FakeConnector):
+    """Holds every delivery at its gate, except the message ``{"n": 0}``: answered (as
+    configured) once :attr:`answer_first` is set."""
+
+    def __init__(self, name: str, *, gate: asyncio.Event) -> None:
+        super().__init__(name, gate=gate)
+        self.answer_first = asyncio.Event()
+
+    async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
+        if delivery.payload["n"] == 0:
+            self.tries.append(delivery)
+            await self.answer_first.wait()
+            return self._answer(delivery)
+        return await super().deliver(delivery)
+
+
+async def test_messages_claimed_ahead_for_an_endpoint_whose_circuit_opens_go_back_at_once() -> None:
+    """The circuit opens while messages wait for a slot: they are released there and then,
+    unsent and without an attempt, due when it half-opens, even while the endpoint's other
+    deliveries hang (docs/delivery.md §7, §11.4)."""
+    store = MemoryOutboxStore()
+    fake = FirstAnswersOthersHang("portal", gate=asyncio.Event())  # the gate never opens
+    fake.configure(status=503)
+    settings = _settings(["portal"], concurrency=4, shutdown_grace_seconds=0, schedule=[3600.0] * 5)
+    breaker = settings.endpoints["portal"].breaker
+    breaker.failure_threshold, breaker.open_seconds, breaker.probe_interval_seconds = 1, 3600, 3600
+    seqs = [store.enqueue("portal", f"D{i}", {"n": i}) for i in range(6)]  # 4 running, 2 ahead
+    async with running(settings, store, {"portal": fake}) as worker:
+        await settle(lambda: len(fake.tries) == 4 and _states(store) == {"in_flight": 6})
+        fake.answer_first.set()  # the first fails, the circuit opens; the 3 others hang
+        await settle(lambda: [store.get(s).state for s in seqs[4:]] == [MessageState.PENDING] * 2)
+        assert worker.breakers["portal"].state is BreakerState.OPEN
+        assert fake.in_flight == 3
+        assert [d.payload["n"] for d in fake.tries] == [0, 1, 2, 3]
+        for seq in seqs[4:]:
+            row = store.get(seq)
+            assert row.attempts == 0
+            assert row.next_attempt_at > utcnow() + timedelta(seconds=3000)  # when it half-opens
+        assert worker.stats.released == 2
 
 
 async def test_claiming_pauses_while_results_do_not_drain() -> None:
