@@ -53,10 +53,10 @@ class CapacityPlanner:
 
     @property
     def claim_ahead(self) -> int:
-        """Messages the worker may hold claimed beyond its free slots: twice the threshold, so
-        the next claim is made while a threshold's worth still waits, and the slots that free
-        during its round trip are filled from those (§11.4)."""
-        return 2 * self.claim_threshold
+        """Messages the worker may hold claimed beyond its free slots: as many as it has slots,
+        so the next claim is made while many still wait, and the slots that free during its
+        round trip (tens of milliseconds on a loaded machine) are filled from those (§11.4)."""
+        return self.config.concurrency
 
     def _endpoint_ahead(self, name: str) -> int:
         """An endpoint's share of :attr:`claim_ahead`: never more than its own slots."""

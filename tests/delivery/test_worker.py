@@ -469,7 +469,7 @@ async def test_a_freed_slot_is_refilled_at_once_from_the_messages_claimed_ahead(
         {"portal": sink.url},
         worker={"concurrency": 8, "batch_size": 100, "poll_interval_seconds": 3600},
         endpoint_options={"timeout_seconds": 120},
-    )  # a claim threshold of 2, 4 claimed ahead; no poll: only a freed slot may start a claim
+    )  # a claim threshold of 2, up to 8 claimed ahead; no poll: only a freed slot starts a claim
     seqs = put_many(db, "portal", [(f"D{i}", {"n": i}) for i in range(40)])
     async with running(settings, db) as [worker]:
         await until(lambda: sink.held == 8)
@@ -493,7 +493,7 @@ async def test_messages_claimed_ahead_go_back_at_stop_without_an_attempt(
         {"portal": sink.url},
         worker={"concurrency": 4, "shutdown_grace_seconds": 0.2},
         endpoint_options={"timeout_seconds": 120},
-    )  # a claim threshold of 1, 2 claimed ahead
+    )  # a claim threshold of 1, up to 4 claimed ahead
     seqs = put_many(db, "portal", [(f"D{i % 3}", {"dossier": f"D{i % 3}", "n": i}) for i in range(12)])
     seqs += put_many(db, "portal", [(f"E{i}", {"dossier": f"E{i}", "n": i}) for i in range(3)])
     async with running(settings, db) as [worker]:

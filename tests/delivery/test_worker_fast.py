@@ -57,14 +57,14 @@ def _claimed(endpoint: str, seq: int) -> ClaimedMessage:
 
 
 def test_free_slots_and_the_claim_ahead_are_shared_out_in_turn() -> None:
-    planner, _ = _planner(5, {"a": 4, "b": 4})  # threshold 1, ahead 2: room for 7 claimed
-    assert planner.claim_ahead == 2
-    assert planner.wants() == {"b": 6, "a": 1}  # b: its 4 slots and 2 ahead
-    assert planner.wants() == {"a": 6, "b": 1}  # the rotation lets each endpoint go first in turn
+    planner, _ = _planner(5, {"a": 4, "b": 4})  # threshold 1, ahead 5: room for 10 claimed
+    assert planner.claim_ahead == 5
+    assert planner.wants() == {"b": 8, "a": 2}  # b: its 4 slots and 4 ahead (never more than its slots)
+    assert planner.wants() == {"a": 8, "b": 2}  # the rotation lets each endpoint go first in turn
 
 
 def test_an_endpoint_never_runs_more_than_its_own_slots() -> None:
-    planner, _ = _planner(64, {"a": 3, "b": 10}, batch_size=5)  # threshold 5, ahead 10
+    planner, _ = _planner(64, {"a": 3, "b": 10}, batch_size=5)  # threshold 5, ahead 64
     assert planner.wants() == {"a": 5, "b": 5}
     for seq in range(6):  # a's 3 slots, and 3 ahead (its share of the ahead: its own slots)
         planner.wait(_claimed("a", seq))
@@ -80,12 +80,12 @@ def test_an_endpoint_never_runs_more_than_its_own_slots() -> None:
 
 
 def test_claimed_messages_start_only_in_free_slots_of_the_worker() -> None:
-    planner, _ = _planner(4, {"a": 10, "b": 10})  # threshold 1, ahead 2
-    for seq in range(6):
+    planner, _ = _planner(4, {"a": 10, "b": 10})  # threshold 1, ahead 4
+    for seq in range(8):
         planner.wait(_claimed("a" if seq < 4 else "b", seq))
     while planner.next_to_start() is not None:
         pass
-    assert (planner.total_in_flight, planner.in_flight["a"], planner.total_waiting) == (4, 4, 2)
+    assert (planner.total_in_flight, planner.in_flight["a"], planner.total_waiting) == (4, 4, 4)
     assert planner.wants() == {}
     assert not planner.has_room()
     planner.finished("a")
@@ -95,7 +95,7 @@ def test_claimed_messages_start_only_in_free_slots_of_the_worker() -> None:
     assert planner.next_to_start() is None
     assert planner.has_room()  # room for a threshold's worth (a quarter of the concurrency, >= 1)
     assert sum(planner.wants().values()) == 1
-    assert [m.seq for m in planner.take_waiting()] == [5]
+    assert [m.seq for m in planner.take_waiting()] == [5, 6, 7]
     assert planner.total_waiting == 0
 
 
@@ -169,8 +169,8 @@ async def test_capacity_limits_hold_under_load() -> None:
     async with running(settings, store, fakes) as worker:
         await settle(lambda: worker.in_flight == 3)
         assert sum(fake.in_flight for fake in fakes.values()) == 3
-        # 3 running, 2 claimed ahead (docs/delivery.md §11.4) waiting for a slot
-        await settle(lambda: _states(store) == {"in_flight": 5, "pending": 15})
+        # 3 running, 3 claimed ahead (docs/delivery.md §11.4) waiting for a slot
+        await settle(lambda: _states(store) == {"in_flight": 6, "pending": 14})
         assert sum(fake.in_flight for fake in fakes.values()) == 3
         gate.set()
         await settle(lambda: _states(store) == {"delivered": 20})
@@ -448,10 +448,10 @@ async def test_a_message_claimed_ahead_whose_lease_is_lost_is_never_sent() -> No
     store = MemoryOutboxStore()
     fake = FakeConnector("portal", gate=gate)
     seqs = [store.enqueue("portal", f"D{i}", {"n": i}) for i in range(3)]
-    settings = _settings(["portal"], concurrency=1, heartbeat_seconds=0.02)  # 1 running, 2 ahead
+    settings = _settings(["portal"], concurrency=1, heartbeat_seconds=0.02)  # 1 running, 1 ahead
     async with running(settings, store, {"portal": fake}) as worker:
-        await settle(lambda: fake.in_flight == 1 and _states(store) == {"in_flight": 3})
-        waiting = seqs[2]
+        await settle(lambda: fake.in_flight == 1 and _states(store) == {"in_flight": 2, "pending": 1})
+        waiting = seqs[1]
         store.get(waiting).lease_expires_at = utcnow() - timedelta(seconds=1)
         assert await store.rescue_expired(Rescuer("other", {"portal": 5})) == [waiting]
         await settle(lambda: worker.stats.lost == 1)
