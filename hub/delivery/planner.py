@@ -43,7 +43,9 @@ class CapacityPlanner:
         #: Claimed (leased) messages not started yet, per endpoint in claim order.
         self._waiting: dict[str, dict[_Lease, ClaimedMessage]] = {name: {} for name in endpoints}
         self.total_waiting = 0
+        self._names = sorted(endpoints)
         self._rotation = 0
+        self._start_turn = -1  # the first start goes to the first endpoint by name
 
     @property
     def claim_threshold(self) -> int:
@@ -97,20 +99,17 @@ class CapacityPlanner:
         self._waiting[message.endpoint][(message.seq, message.lease_token)] = message
         self.total_waiting += 1
 
-    def next_to_start(self, prefer: str | None = None) -> ClaimedMessage | None:
-        """The next waiting message that has a slot of the worker and of its endpoint (of
-        ``prefer``, whose slot just freed, first), counted as running; ``None`` if none."""
+    def next_to_start(self) -> ClaimedMessage | None:
+        """The next waiting message that has a slot of the worker and of its endpoint, counted
+        as running (``None`` if none); the endpoints take turns, so one whose messages keep
+        coming never holds the worker's slots against another's that wait."""
         if not self.total_waiting or self.total_in_flight >= self.config.concurrency:
             return None
-        if prefer is not None:
-            found = self._pop_startable(prefer)
+        for _ in range(len(self._names)):
+            self._start_turn = (self._start_turn + 1) % len(self._names)
+            found = self._pop_startable(self._names[self._start_turn])
             if found is not None:
                 return found
-        for name, waiting in self._waiting.items():
-            if waiting and name != prefer:
-                found = self._pop_startable(name)
-                if found is not None:
-                    return found
         return None
 
     def _pop_startable(self, name: str) -> ClaimedMessage | None:

@@ -4,8 +4,9 @@ Design (docs/delivery.md §4–§7, §9, §11), split the way procrastinate spli
 
 * the worker plans and delivers: :class:`~hub.delivery.planner.CapacityPlanner` sizes each
   claim (``max_in_flight`` per endpoint and a circuit breaker, so a dead portal never holds
-  more than its own slots); each claimed message is delivered by its endpoint's connector
-  and the outcome decided by the endpoint's retry policy;
+  more than its own slots) and, under load, claims ahead of the free slots: the messages
+  waiting for a slot start as soon as one frees (§11.4); each claimed message is delivered by
+  its endpoint's connector and the outcome decided by the endpoint's retry policy;
 * an :class:`~hub.delivery.store.OutboxStore` owns the rows: claims with a lease per claim
   batch, guarded completions, heartbeats, rescue of expired leases, and wake-ups (``LISTEN``
   on PostgreSQL, in-process commits, a cheap poll otherwise and as a safety net);
@@ -342,12 +343,12 @@ class Worker:
             log.info("endpoint %s is back: %d held message(s) due now", endpoint, made)
             self.wake()
 
-    def _start_waiting(self, prefer: str | None = None) -> None:
+    def _start_waiting(self) -> None:
         """Start claimed messages while the worker and their endpoints have free slots (§11.4);
         none once stopping: those still waiting are given back."""
         if self._stopping.is_set():
             return
-        while (message := self.planner.next_to_start(prefer)) is not None:
+        while (message := self.planner.next_to_start()) is not None:
             self._launch(message)
 
     def _launch(self, message: ClaimedMessage) -> None:
@@ -379,7 +380,7 @@ class Worker:
 
     def _finished(self, message: ClaimedMessage) -> None:
         self.planner.finished(message.endpoint)
-        self._start_waiting(prefer=message.endpoint)
+        self._start_waiting()
         if self.planner.has_room():
             self._capacity.set()
 
