@@ -4,7 +4,8 @@ Runs, for each backend (SQLite file, PostgreSQL on 127.0.0.1):
 
 1. drain: enqueue N messages (batched insert), start the worker process(es) (``hub
    worker``, ``--workers``), time until all are delivered to the sink (a separate process) →
-   deliveries/s;
+   deliveries/s, and the CPU time per delivery of the workers, the sink and, on PostgreSQL, the
+   database's server processes (:class:`PgServerCpu`; *w*, *s* and *p* of docs/delivery.md §9.3);
 2. paced: the worker running, a producer enqueues at a fixed rate (default: half the drained
    rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p95/p99/max, and
    where it went (producer commit, queued until the worker started the delivery, sent), for
