@@ -4,7 +4,8 @@ Runs, for each backend (SQLite file, PostgreSQL on 127.0.0.1):
 
 1. drain: enqueue N messages (batched insert), start the worker process(es) (``hub
    worker``, ``--workers``), time until all are delivered to the sink (a separate process) →
-   deliveries/s;
+   deliveries/s, and the CPU time per delivery of the workers, the sink and, on PostgreSQL, the
+   database's server processes (:class:`PgServerCpu`; *w*, *s* and *p* of docs/delivery.md §9.3);
 2. paced: the worker running, a producer enqueues at a fixed rate (default: half the drained
    rate) in small transactions with NOTIFY → enqueue-to-arrival latency p50/p95/p99/max, and
    where it went (producer commit, queued until the worker started the delivery, sent), for
@@ -225,6 +226,86 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: ``application_name`` of the benchmark's own connections: not counted in the server's CPU.
+BENCH_APPLICATION = "hub-bench"
+
+
+def bench_url(url: str) -> str:
+    """``url`` for the benchmark's own connections (on PostgreSQL named :data:`BENCH_APPLICATION`,
+    so :class:`PgServerCpu` leaves their backends out)."""
+    if not url.startswith("postgresql"):
+        return url
+    return f"{url}{'&' if '?' in url else '?'}application_name={BENCH_APPLICATION}"
+
+
+class PgServerCpu:
+    """The CPU time (utime + stime, Linux /proc) of the PostgreSQL server processes serving one
+    database: every backend and autovacuum worker of it but the benchmark's own connections
+    (docs/delivery.md §9.3, *p*). Backends come and go (a pool's overflow connections), so a
+    thread samples them every ``interval`` seconds; one that lived between two samples is
+    missed. The shared server processes (WAL writer, checkpointer) are not counted.
+    The server must run on this host (127.0.0.1)."""
+
+    def __init__(self, url: str, interval: float = 0.05) -> None:
+        self._conn = psycopg.connect(url, autocommit=True, application_name=BENCH_APPLICATION)
+        self._interval = interval
+        self._lock = threading.Lock()
+        #: pid → (CPU seconds when first seen, CPU seconds when last seen)
+        self._seen: dict[int, tuple[float, float]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sample(first=True)
+
+    def _pids(self) -> list[int]:
+        rows = self._conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM %s",
+            (BENCH_APPLICATION,),
+        ).fetchall()
+        return [pid for (pid,) in rows]
+
+    def sample(self, *, first: bool = False) -> None:
+        """Read the CPU of every backend now serving the database; new ones count from zero
+        (``first``: from what they have used so far)."""
+        for pid in self._pids():
+            try:
+                used = cpu_seconds(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            with self._lock:
+                start = self._seen.get(pid, (used if first else 0.0, 0.0))[0]
+                self._seen[pid] = (start, used)
+
+    def __call__(self) -> float:
+        """CPU seconds used since this meter was made (as far as sampled)."""
+        self.sample()
+        with self._lock:
+            return sum(last - start for start, last in self._seen.values())
+
+    @property
+    def backends(self) -> int:
+        """How many server processes were seen."""
+        return len(self._seen)
+
+    def start(self) -> PgServerCpu:
+        """Sample on a thread of its own until :meth:`close`."""
+
+        def loop() -> None:
+            while not self._stop.wait(self._interval):
+                with contextlib.suppress(psycopg.Error):
+                    self.sample()
+
+        self._thread = threading.Thread(target=loop, name="pg-cpu", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._conn.close()
+
+
 def host_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole host, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -303,7 +384,7 @@ class BenchRun:
 def bench_run(backend: Backend, args: argparse.Namespace, workdir: Path, name: str) -> Iterator[BenchRun]:
     record = workdir / f"arrivals-{uuid.uuid4().hex[:6]}.tsv"
     with contextlib.ExitStack() as cleanup:
-        db = Database.connect(backend.url, pool_size=2)
+        db = Database.connect(bench_url(backend.url), pool_size=2)
         cleanup.callback(db.dispose)
         sink, url = start_sink(record)
         cleanup.callback(sink.kill)  # no-op after the orderly stop (BenchRun.arrivals)
@@ -319,12 +400,18 @@ def drain(
         t0 = time.monotonic()
         enqueue_batch(run.db, n, dossiers=args.dossiers)
         enqueue_s = time.monotonic() - t0
+        server = PgServerCpu(backend.url).start() if run.db.is_postgres else None
+        if server is not None:
+            run.cleanup.callback(server.close)
         workers = run.start_workers()
         procs = run.meters(workers)
+        if server is not None:
+            procs["postgresql"] = server
         before = {name: read() for name, read in procs.items()}
         host0 = host_busy()
         rss: list[int] = []
         elapsed = wait_delivered(run.db, n, workers, rss if memory else None)
+        used = {name: read() - before[name] for name, read in procs.items()}
         usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, elapsed)
         arrivals = run.arrivals(workers)
     times = sorted(arrivals.values())
@@ -337,6 +424,9 @@ def drain(
         f"{steady:,.0f}/s first→last arrival"
     )
     print(usage)
+    per_delivery = ", ".join(f"{name} {1000 * seconds / n:.3f}" for name, seconds in used.items())
+    backends = f" ({server.backends} PostgreSQL processes seen)" if server is not None else ""
+    print(f"[{backend.name}/{args.transport}] CPU per delivery, ms: {per_delivery}{backends}")
     if memory and rss:
         third = max(1, len(rss) // 3)
         print(

@@ -49,6 +49,7 @@ import uvloop
 from benchmarks.bench_delivery import (
     PAYLOAD,
     Backend,
+    PgServerCpu,
     backend_names,
     enqueue_batch,
     make_backend,
@@ -149,18 +150,22 @@ async def _raw(sink_url: str, n: int) -> tuple[float, float]:
     return time.process_time() - cpu0, time.perf_counter() - wall0
 
 
-def _store_only(url: str, n: int, claim: int, batch_size: int) -> tuple[float, float]:
-    """CPU seconds of claiming ``n`` messages ``claim`` at a time, and of writing their results."""
+def _store_only(url: str, n: int, claim: int, batch_size: int) -> tuple[float, float, float, float]:
+    """CPU seconds of claiming ``n`` messages ``claim`` at a time, and of writing their results:
+    this process's, then (PostgreSQL) the database server's for each (:class:`PgServerCpu`)."""
     db = Database.connect(url, pool_size=2)
     store = SqlOutboxStore(db)
-    claiming = writing = 0.0
+    server = PgServerCpu(url) if db.is_postgres else None
+    claiming = writing = server_claiming = server_writing = 0.0
     done = claims = 0
     try:
         while done < n:
             claims += 1
+            server_start = server() if server is not None else 0.0
             start = time.process_time()
             claimed = store.claim_sync({"sink": claim}, f"bench:{claims}#{claims}", 60)
             middle = time.process_time()
+            server_middle = server() if server is not None else 0.0
             if not claimed:
                 raise RuntimeError("nothing left to claim")
             now = utcnow()
@@ -173,10 +178,15 @@ def _store_only(url: str, n: int, claim: int, batch_size: int) -> tuple[float, f
                 store.complete_sync(results[offset : offset + batch_size], "bench")
             claiming += middle - start
             writing += time.process_time() - middle_end
+            if server is not None:
+                server_claiming += server_middle - server_start
+                server_writing += server() - server_middle
             done += len(claimed)
     finally:
+        if server is not None:
+            server.close()
         db.dispose()
-    return claiming, writing
+    return claiming, writing, server_claiming, server_writing
 
 
 def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
@@ -184,12 +194,20 @@ def run(backend: Backend, args: argparse.Namespace, workdir: Path) -> None:
         db = Database.connect(backend.url, pool_size=2)
         enqueue_batch(db, args.n, dossiers=args.dossiers)
         db.dispose()
-        claiming, writing = _store_only(backend.url, args.n, args.store_only, args.batch_size)
+        claiming, writing, server_claiming, server_writing = _store_only(
+            backend.url, args.n, args.store_only, args.batch_size
+        )
         print(
             f"[{backend.name}] store only, {args.n} messages: claiming {1000 * claiming / args.n:.4f} ms "
             f"and writing results {1000 * writing / args.n:.4f} ms CPU per message "
             f"(claims of {args.store_only}, batches of {args.batch_size})"
         )
+        if backend.name == "postgresql":
+            print(
+                f"[{backend.name}] PostgreSQL server CPU per message: claiming "
+                f"{1000 * server_claiming / args.n:.4f} ms, "
+                f"writing results {1000 * server_writing / args.n:.4f} ms"
+            )
         return
     record = workdir / f"arrivals-{backend.name}.tsv"
     sink, url = start_sink(record)

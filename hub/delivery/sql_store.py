@@ -45,6 +45,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
     bindparam,
     event,
     func,
@@ -52,6 +53,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     tuple_,
     update,
 )
@@ -127,6 +129,14 @@ _RESCUE_COLUMNS = (
 )
 
 
+#: PostgreSQL planner settings of a claim's transaction (``SET LOCAL``): no sort, so the claim
+#: walks ``ix_outbox_pending_endpoint_seq`` in seq order and stops at its limit. With statistics
+#: taken while nothing was pending (a quiet outbox, then a burst) the planner took the pending
+#: rows for a handful, read every due one through ``ix_outbox_due``, tested each for being the
+#: head of its queue and sorted them: a claim cost grew with the queue (docs/delivery.md §9.3).
+CLAIM_PLANNER_SETTINGS = (("enable_sort", "off"),)
+
+
 def _milliseconds(seconds: float) -> str:
     return str(max(1, round(seconds * 1000)))
 
@@ -169,14 +179,29 @@ def _claim_statement(*, skip_locked: bool) -> Any:
     # Endpoints an operator paused (console, audited) are not claimed until resumed: checked in
     # the claim itself, not by a read of the pauses before it (a round trip per claim).
     paused = select(EndpointPause.endpoint).where(EndpointPause.endpoint == endpoint).exists()
-    candidates = (
-        select(OutboxMessage.seq)
-        .where(OutboxMessage.endpoint == endpoint, claimable_condition(OutboxMessage, now), ~paused)
-        .order_by(OutboxMessage.seq)
-        .limit(bindparam("b_limit", type_=Integer()))
-    )
     if skip_locked:
-        candidates = candidates.with_for_update(skip_locked=True)
+        # PostgreSQL: ordered by (endpoint, seq), with the endpoint as a one-element array, so
+        # that only ix_outbox_pending_endpoint_seq gives the order (an equality would make the
+        # endpoint a constant and the primary key's order do as well): with the claim's
+        # ``enable_sort = off`` (CLAIM_PLANNER_SETTINGS) the claim walks that index, whatever
+        # the statistics say. Through the primary key it walked every delivered row first.
+        endpoints = postgresql.array([endpoint], type_=String())
+        candidates = (
+            select(OutboxMessage.seq)
+            .where(
+                OutboxMessage.endpoint == any_(endpoints), claimable_condition(OutboxMessage, now), ~paused
+            )
+            .order_by(OutboxMessage.endpoint, OutboxMessage.seq)
+            .limit(bindparam("b_limit", type_=Integer()))
+            .with_for_update(skip_locked=True)
+        )
+    else:
+        candidates = (
+            select(OutboxMessage.seq)
+            .where(OutboxMessage.endpoint == endpoint, claimable_condition(OutboxMessage, now), ~paused)
+            .order_by(OutboxMessage.seq)
+            .limit(bindparam("b_limit", type_=Integer()))
+        )
     changes = transitions.claim(lease_owner=token, lease_expires_at=expires, now=now)
     return (
         update(OutboxMessage)
@@ -186,23 +211,35 @@ def _claim_statement(*, skip_locked: bool) -> Any:
     )
 
 
+def _leased_by_seq(seqs: Any) -> Any:
+    """PostgreSQL: in flight, found by ``seqs`` on the primary key whatever the statistics say.
+
+    The state test is wrapped (``IS TRUE``) so that the planner cannot prove a partial index's
+    predicate from it: with statistics taken while nothing was in flight (a quiet outbox, then a
+    burst), it took the partial indexes of in-flight rows for empty and scanned one whole for
+    each batch of results instead of looking the rows up by ``seq`` (docs/delivery.md §9.3)."""
+    return and_(
+        OutboxMessage.seq == any_(seqs), (OutboxMessage.state == literal_column(f"'{_LEASED}'")).is_(true())
+    )
+
+
 def _leased_pairs(*, postgres: bool) -> Any:
     """The rows held under the bound ``(seq, token)`` pairs: SQLite, an ``IN`` list ``b_pairs``;
-    PostgreSQL, two arrays ``b_seqs`` and ``b_tokens`` (one SQL text for every batch size) and
-    only the rows no other transaction has locked (``FOR UPDATE SKIP LOCKED``, §12.1)."""
+    PostgreSQL, two arrays ``b_seqs`` and ``b_tokens`` (one SQL text for every batch size),
+    looked up by ``seq`` (:func:`_leased_by_seq`), and only the rows no other transaction has
+    locked (``FOR UPDATE SKIP LOCKED``, §12.1)."""
     owned = tuple_(OutboxMessage.seq, OutboxMessage.lease_owner)
     if not postgres:
         return and_(OutboxMessage.state == _LEASED, owned.in_(bindparam("b_pairs", expanding=True)))
+    seqs = bindparam("b_seqs", type_=ARRAY(BigInteger()))
     pairs = (
-        func.unnest(
-            bindparam("b_seqs", type_=ARRAY(BigInteger())), bindparam("b_tokens", type_=ARRAY(String()))
-        )
+        func.unnest(seqs, bindparam("b_tokens", type_=ARRAY(String())))
         .table_valued("seq", "token")
         .render_derived()
     )
     lockable = (
         select(OutboxMessage.seq)
-        .where(OutboxMessage.state == _LEASED, owned.in_(select(pairs.c.seq, pairs.c.token)))
+        .where(_leased_by_seq(seqs), owned.in_(select(pairs.c.seq, pairs.c.token)))
         .with_for_update(skip_locked=True)
     )
     return OutboxMessage.seq.in_(lockable.scalar_subquery())
@@ -412,10 +449,15 @@ class SqlOutboxStore:
         self._claimed_all = False
         #: SQLite: the watch saw new rows since the last claim began (no pre-check needed either).
         self._new_rows = False
-        self._timeouts = _DriverStatement(
+        timeouts = (
+            func.set_config("lock_timeout", _milliseconds(config.lock_timeout_seconds), True),
+            func.set_config("statement_timeout", _milliseconds(config.statement_timeout_seconds), True),
+        )
+        self._timeouts = _DriverStatement(select(*timeouts), dialect)
+        #: A claim's transaction, besides: no sort (:data:`CLAIM_PLANNER_SETTINGS`).
+        self._claim_settings = _DriverStatement(
             select(
-                func.set_config("lock_timeout", _milliseconds(config.lock_timeout_seconds), True),
-                func.set_config("statement_timeout", _milliseconds(config.statement_timeout_seconds), True),
+                *timeouts, *(func.set_config(name, value, True) for name, value in CLAIM_PLANNER_SETTINGS)
             ),
             dialect,
         )
@@ -523,14 +565,15 @@ class SqlOutboxStore:
     # --- blocking implementations (also handy for synchronous tools and tests) ---------------
 
     @contextmanager
-    def _transaction(self, *, read_only: bool = False) -> Iterator[Connection]:
+    def _transaction(self, *, read_only: bool = False, claim: bool = False) -> Iterator[Connection]:
         """One transaction; on PostgreSQL under the worker's lock and statement timeouts.
 
-        ``read_only``: on SQLite a deferred BEGIN (never waits for the write lock).
+        ``read_only``: on SQLite a deferred BEGIN (never waits for the write lock). ``claim``:
+        on PostgreSQL also :data:`CLAIM_PLANNER_SETTINGS` (set in the same statement).
         """
         with (self._reader if read_only else self.db.engine).begin() as conn:
             if not self._sqlite:
-                self._timeouts.execute(conn, {})
+                (self._claim_settings if claim else self._timeouts).execute(conn, {})
             yield conn
 
     def _now(self) -> Any:
@@ -567,7 +610,7 @@ class SqlOutboxStore:
         new_rows, self._new_rows = self._new_rows, False
         if self._sqlite and not (self._claimed_all or new_rows) and not self._exists_due(sorted(wants), now):
             return claimed
-        with self._transaction() as conn:
+        with self._transaction(claim=True) as conn:
             for endpoint, limit in sorted(wants.items()):  # paused endpoints: none (the claim checks)
                 claimed.extend(self._claim_endpoint(conn, endpoint, limit, lease_token, now, expires))
         self._claimed_all = len(claimed) >= sum(wants.values())
@@ -605,10 +648,15 @@ class SqlOutboxStore:
 
     def _leased_unlocked(self, pairs: Sequence[tuple[int, str]]) -> Any:
         """:meth:`_leased`, on PostgreSQL only the rows no other transaction has locked (locked
-        for this one with ``FOR UPDATE SKIP LOCKED``, so the update that uses it never waits)."""
+        for this one with ``FOR UPDATE SKIP LOCKED``, so the update that uses it never waits),
+        looked up by ``seq`` (:func:`_leased_by_seq`)."""
         if self._sqlite:
             return self._leased(pairs)
-        lockable = select(OutboxMessage.seq).where(self._leased(pairs)).with_for_update(skip_locked=True)
+        owned = tuple_(OutboxMessage.seq, OutboxMessage.lease_owner).in_(pairs)
+        seqs = bindparam("b_seqs", [seq for seq, _token in pairs], type_=ARRAY(BigInteger()))
+        lockable = (
+            select(OutboxMessage.seq).where(_leased_by_seq(seqs), owned).with_for_update(skip_locked=True)
+        )
         return OutboxMessage.seq.in_(lockable.scalar_subquery())
 
     def held_sync(self, leases: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:

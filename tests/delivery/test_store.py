@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from hub.config import WorkerSettings
@@ -173,3 +174,93 @@ async def test_a_worker_statement_gives_up_on_a_lock_after_the_lock_timeout(db: 
             await store.publish_health("portal", "open", 5, success=False, error="HTTP 503")
         other.rollback()
     await store.publish_health("portal", "open", 5, success=False, error="HTTP 503")
+
+
+def _insert_rows(db: Database, count: int, *, start: int, state: MessageState) -> None:
+    """``count`` outbox rows for ``portal`` in ``state``, one dossier each, in one statement."""
+    now = utcnow()
+    rows = [
+        {
+            "message_id": f"m{start + i}",
+            "endpoint": "portal",
+            "kind": "dossier.sync",
+            "ordering_key": f"D{start + i}",
+            "payload": {},
+            "state": state.value,
+            "next_attempt_at": now,
+        }
+        for i in range(count)
+    ]
+    with db.engine.begin() as conn:
+        conn.execute(insert(OutboxMessage), rows)
+
+
+def _rows_examined(store: SqlOutboxStore, statement: Any, given: dict[str, Any], *, claim: bool) -> int:
+    """Rows PostgreSQL's scans of the outbox read (returned or filtered out) to run ``statement``
+    once, as the store runs it (``EXPLAIN ANALYZE``, rolled back)."""
+    with store.db.engine.connect() as conn, conn.begin() as transaction:
+        (store._claim_settings if claim else store._timeouts).execute(conn, {})
+        sql = "EXPLAIN (ANALYZE, FORMAT JSON) " + statement._sql
+        [[[plan]]] = conn.exec_driver_sql(sql, statement._values(given)).all()
+        transaction.rollback()
+    examined = 0
+    nodes = [plan["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("Plans", ()))
+        if node.get("Relation Name") == "outbox_messages":
+            read = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+            examined += read * node["Actual Loops"]
+    return int(examined)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the planner: PostgreSQL
+def test_claims_and_results_read_their_rows_whatever_the_statistics_say(db: Database) -> None:
+    """Statistics taken while every row was delivered, then a burst (docs/delivery.md §9.3): the
+    planner takes the partial indexes of pending and in-flight rows for empty. A claim of 20
+    must still walk the pending rows in seq order up to its limit, and a batch of 20 results look
+    its rows up by seq, not read every pending or in-flight row."""
+    store = SqlOutboxStore(db)
+    _insert_rows(db, 3000, start=0, state=MessageState.DELIVERED)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE outbox_messages")
+    _insert_rows(db, 3000, start=3000, state=MessageState.PENDING)
+    now = utcnow()
+    claim = {
+        "b_endpoint": "portal",
+        "b_limit": 20,
+        "b_now": now,
+        "b_token": "w#0",
+        "b_expires": now + timedelta(seconds=60),
+    }
+    assert _rows_examined(store, store._hot.claim, claim, claim=True) <= 200
+    claimed = store.claim_sync({"portal": 2000}, "w#1", 60)
+    assert len(claimed) == 2000
+    seqs = [m.seq for m in claimed[:20]]
+    results = {"b_now": now, "b_seqs": seqs, "b_tokens": ["w#1"] * len(seqs)}
+    assert _rows_examined(store, store._hot.deliver, results, claim=False) <= 200
+    assert store.complete_sync([_delivered(seq, "w#1") for seq in seqs], "w") == set(seqs)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_claim_does_not_walk_the_delivered_rows_before_the_pending_ones(db: Database) -> None:
+    """Statistics taken while every row was pending, then most delivered (docs/delivery.md §9.3):
+    the primary key gives the seq order too, but walking it reads every delivered row first."""
+    store = SqlOutboxStore(db)
+    _insert_rows(db, 3000, start=0, state=MessageState.PENDING)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE outbox_messages")
+    with db.engine.begin() as conn:
+        conn.execute(
+            update(OutboxMessage).where(OutboxMessage.seq <= 2000).values(state=MessageState.DELIVERED.value)
+        )
+    now = utcnow()
+    claim = {
+        "b_endpoint": "portal",
+        "b_limit": 20,
+        "b_now": now,
+        "b_token": "w#0",
+        "b_expires": now + timedelta(seconds=60),
+    }
+    assert _rows_examined(store, store._hot.claim, claim, claim=True) <= 200
+    assert [m.seq for m in store.claim_sync({"portal": 3}, "w#1", 60)] == [2001, 2002, 2003]
