@@ -245,10 +245,21 @@ def _leased_pairs(*, postgres: bool) -> Any:
     return OutboxMessage.seq.in_(lockable.scalar_subquery())
 
 
+def _padded(items: Sequence[_T]) -> Sequence[_T]:
+    """``items`` (not empty) padded to the next power of two by repeating the last, so an ``IN``
+    list of them takes one of a few SQL texts, not one per length (docs/delivery.md §9.3): each
+    text is a statement the database driver prepares and keeps (the sqlite3 module 128 per
+    connection, each with its own memory), and batches of every size from 1 to 500 made the
+    SQLite worker's memory grow through a long drain. A repeated pair names the same row again,
+    so the same rows change."""
+    size = 1 << (len(items) - 1).bit_length()
+    return items if size == len(items) else [*items, *[items[-1]] * (size - len(items))]
+
+
 def _pair_values(pairs: Sequence[tuple[int, str]], *, postgres: bool) -> dict[str, Any]:
-    """The bound values of :func:`_leased_pairs`."""
+    """The bound values of :func:`_leased_pairs` (PostgreSQL: arrays, one SQL text already)."""
     if not postgres:
-        return {"b_pairs": pairs}
+        return {"b_pairs": _padded(pairs)}
     return {"b_seqs": [seq for seq, _token in pairs], "b_tokens": [token for _seq, token in pairs]}
 
 
@@ -640,10 +651,10 @@ class SqlOutboxStore:
         return [ClaimedMessage(*row, lease_token=token) for row in rows]
 
     def _leased(self, pairs: Sequence[tuple[int, str]]) -> Any:
-        """The rows of ``(seq, token)`` pairs still held under that token."""
+        """The rows of ``(seq, token)`` pairs still held under that token (:func:`_padded`)."""
         return and_(
             OutboxMessage.state == _LEASED,
-            tuple_(OutboxMessage.seq, OutboxMessage.lease_owner).in_(pairs),
+            tuple_(OutboxMessage.seq, OutboxMessage.lease_owner).in_(_padded(pairs)),
         )
 
     def _leased_unlocked(self, pairs: Sequence[tuple[int, str]]) -> Any:
@@ -652,7 +663,7 @@ class SqlOutboxStore:
         looked up by ``seq`` (:func:`_leased_by_seq`)."""
         if self._sqlite:
             return self._leased(pairs)
-        owned = tuple_(OutboxMessage.seq, OutboxMessage.lease_owner).in_(pairs)
+        owned = tuple_(OutboxMessage.seq, OutboxMessage.lease_owner).in_(_padded(pairs))
         seqs = bindparam("b_seqs", [seq for seq, _token in pairs], type_=ARRAY(BigInteger()))
         lockable = (
             select(OutboxMessage.seq).where(_leased_by_seq(seqs), owned).with_for_update(skip_locked=True)

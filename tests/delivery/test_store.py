@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from hub.config import WorkerSettings
@@ -23,7 +23,7 @@ from hub.delivery.sql_store import SqlOutboxStore, _CommitWatch
 from hub.delivery.store import Completion, Rescuer
 from hub.outbox.transitions import AttemptOutcome
 
-from .helpers import message, put
+from .helpers import attempts, message, put
 
 
 async def test_an_in_process_commit_wakes_the_listener_at_once(db: Database) -> None:
@@ -264,3 +264,47 @@ def test_a_claim_does_not_walk_the_delivered_rows_before_the_pending_ones(db: Da
     }
     assert _rows_examined(store, store._hot.claim, claim, claim=True) <= 200
     assert [m.seq for m in store.claim_sync({"portal": 3}, "w#1", 60)] == [2001, 2002, 2003]
+
+
+def test_batches_of_every_size_share_a_few_sql_texts(db: Database) -> None:
+    """Results, heartbeats, releases and checks of 1 to 12 leases take one SQL text per power of
+    two, not one per size: each text is a statement the driver prepares and keeps per
+    connection (the SQLite worker's memory grew with them through a long drain, §9.3). The
+    padded lists change the same rows: one attempt per result, nothing else touched."""
+    store = SqlOutboxStore(db)
+    seqs = [put(db, "portal", f"D{n}") for n in range(78)]
+    assert len(store.claim_sync({"portal": 78}, "w#1", 60)) == 78
+    texts: dict[str, set[str]] = {"deliver": set(), "heartbeat": set(), "held": set()}
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        verb = statement.lstrip().split(" ", 1)[0].upper()
+        if verb == "UPDATE" and "SET lease_expires_at" in statement:
+            texts["heartbeat"].add(statement)
+        elif verb == "UPDATE" and "delivered" in statement:
+            texts["deliver"].add(statement)
+        elif verb == "SELECT" and "lease_owner" in statement and "outbox_messages.state" in statement:
+            texts["held"].add(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        done: list[int] = []
+        rest = list(seqs)
+        for size in range(1, 12):
+            batch, rest = rest[:size], rest[size:]
+            pairs = [(seq, "w#1") for seq in batch]
+            assert store.held_sync(pairs) == set(pairs)
+            assert store.heartbeat_sync({"w#1": batch}, 60) == set(batch)
+            assert store.complete_sync([_delivered(seq, "w#1") for seq in batch], "w") == set(batch)
+            done += batch
+        assert len(rest) == 12
+        assert store.release_sync([(seq, "w#1") for seq in rest]) == 12
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert all(message(db, seq).state == MessageState.DELIVERED for seq in done)
+    assert all(len(attempts(db, seq)) == 1 for seq in done)
+    assert all(message(db, seq).state == MessageState.PENDING for seq in rest)
+    assert all(attempts(db, seq) == [] for seq in rest)
+    # Sizes 1..12 pad to 1, 2, 4, 8 and 16: at most five texts each (one per size before).
+    assert 0 < len(texts["deliver"]) <= 5
+    assert 0 < len(texts["heartbeat"]) <= 5
+    assert 0 < len(texts["held"]) <= 5
