@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -13,8 +12,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.db.writer_lock import SidecarLock, WriterGate
+
 #: Seconds libpq waits for a PostgreSQL server to accept a connection.
 PG_CONNECT_TIMEOUT_SECONDS = 10
+#: Seconds a SQLite writer waits for the write lock (SQLite's busy timeout, and the sidecar
+#: lock's, :mod:`hub.db.writer_lock`) before it fails with "database is locked".
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 
 def create_hub_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -31,7 +35,7 @@ def create_hub_engine(url: str, *, pool_size: int = 10) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"timeout": 30, "check_same_thread": False},
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             pool_size=pool_size,
             max_overflow=pool_size,
         )
@@ -57,7 +61,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
     cursor.close()
 
 
@@ -76,12 +80,17 @@ def _sqlite_begin_immediate(connection: Any) -> None:
 
 
 def _writer_gate(engine: Engine) -> AbstractContextManager[Any]:
-    """SQLite admits one writer at a time: this process's writers queue on a lock, woken the
-    moment the holder commits, instead of in SQLite's busy handler, which sleeps up to 100 ms
-    between retries (16 concurrent intake requests spent most of their p95 there). Re-entrant,
-    so a transaction opened inside another on the same thread fails as before, not by deadlock
-    here. PostgreSQL locks rows, not the database: no gate."""
-    return threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+    """SQLite admits one writer at a time: the hub's writers take turns on a
+    :class:`~hub.db.writer_lock.WriterGate` (this process's writers queue on a lock, woken the
+    moment the holder commits, then on a lock file shared with the other processes, handed over
+    in turn) instead of SQLite's busy handler, which sleeps up to 100 ms between retries
+    (docs/delivery.md §9.3). PostgreSQL locks rows, not the database: no gate."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    database = engine.url.database
+    if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
+        return WriterGate(None)  # one process: the in-process gate is enough
+    return WriterGate(SidecarLock(Path(database), SQLITE_BUSY_TIMEOUT_SECONDS))
 
 
 @dataclass

@@ -579,10 +579,14 @@ class SqlOutboxStore:
     def _transaction(self, *, read_only: bool = False, claim: bool = False) -> Iterator[Connection]:
         """One transaction; on PostgreSQL under the worker's lock and statement timeouts.
 
-        ``read_only``: on SQLite a deferred BEGIN (never waits for the write lock). ``claim``:
-        on PostgreSQL also :data:`CLAIM_PLANNER_SETTINGS` (set in the same statement).
+        ``read_only``: on SQLite a deferred BEGIN (never waits for the write lock); otherwise
+        under the database's writer gate (:attr:`~hub.db.session.Database.writer_gate`).
+        ``claim``: on PostgreSQL also :data:`CLAIM_PLANNER_SETTINGS` (set in the same statement).
         """
-        with (self._reader if read_only else self.db.engine).begin() as conn:
+        # Writers take their turn at SQLite's one write lock with the API's (docs/delivery.md
+        # §9.3); PostgreSQL's gate is a no-op.
+        gate = contextlib.nullcontext() if read_only else self.db.writer_gate
+        with gate, (self._reader if read_only else self.db.engine).begin() as conn:
             if not self._sqlite:
                 (self._claim_settings if claim else self._timeouts).execute(conn, {})
             yield conn

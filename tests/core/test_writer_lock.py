@@ -1,0 +1,215 @@
+"""SQLite writers of different processes take turns at the write lock (docs/delivery.md §9.3,
+"SQLite writers take turns"; :mod:`hub.db.writer_lock`). Real database files, real processes."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from hub.db.session import Database
+from hub.db.writer_lock import QUEUE_SUFFIX, WRITER_SUFFIX, SidecarLock, WriterGate
+from hub.delivery.sql_store import SqlOutboxStore
+from hub.delivery.store import WorkerRegistration
+from tests.delivery.helpers import wait_until
+
+#: The flood's transactions hold the write lock about this long (a few intake statements).
+_FLOOD = """
+import sys, time
+from pathlib import Path
+import sqlalchemy as sa
+from hub.db.session import Database
+
+db = Database.connect(sys.argv[1])
+stop, cap = Path(sys.argv[2]), int(sys.argv[3])
+for n in range(cap):
+    if stop.exists():
+        break
+    with db.transaction() as session:
+        session.execute(sa.text("INSERT INTO flood (who) VALUES ('api')"))
+        time.sleep(0.001)
+print(n, flush=True)
+"""
+
+#: Takes the sidecar lock, stops itself (SIGSTOP) holding it, and lets it go when continued.
+_STOPPED_HOLDER = """
+import os, signal, sys
+from pathlib import Path
+from hub.db.writer_lock import SidecarLock
+
+lock = SidecarLock(Path(sys.argv[1]), 30)
+assert lock.acquire()
+print("held", flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)
+lock.release()
+print("released", flush=True)
+sys.stdin.read()
+"""
+
+
+def _python(script: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    path = tmp_path / "hub.db"
+    path.write_bytes(request.getfixturevalue("sqlite_template").read_bytes())
+    db = Database.connect(f"sqlite:///{path}")
+    with db.transaction() as session:
+        session.execute(sa.text("CREATE TABLE flood (id INTEGER PRIMARY KEY, who TEXT)"))
+    yield db
+    db.dispose()
+
+
+def _flooded(db: Database) -> int:
+    with db.sessions() as session:
+        return int(session.execute(sa.text("SELECT count(*) FROM flood")).scalar_one())
+
+
+def test_a_worker_writes_in_turn_while_another_process_floods_the_database(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """The API process commits one write after another (each holding the lock about 1 ms); the
+    worker's store (this process) still gets the write lock after a transaction or two of the
+    flood each time. Before the writers took turns it waited in SQLite's busy handler, whose
+    sleeping retries mostly missed the short gaps between the flood's transactions."""
+    stop = tmp_path / "stop"
+    flood = _python(_FLOOD, str(sqlite_db.engine.url), str(stop), "3000")
+    store = SqlOutboxStore(sqlite_db)
+    waited: list[int] = []
+    try:
+        wait_until(lambda: _flooded(sqlite_db) >= 20, within=60)
+        for n in range(20):
+            before = _flooded(sqlite_db)
+            store.heartbeat_worker_sync(WorkerRegistration(id=f"w{n}", host="h", pid=n))
+            waited.append(_flooded(sqlite_db) - before)
+        done_at = _flooded(sqlite_db)
+    finally:
+        stop.touch()
+        flood.communicate(timeout=120)
+    assert done_at < 3000, f"the worker's writes waited for the whole flood ({waited})"
+    # Flood transactions committed while each write of the worker waited: 0-2 when they take
+    # turns (the one under way, maybe one more while this process was not scheduled); before,
+    # 1,900-3,000 in all, a few hundred at a time several times out of 20.
+    assert sum(waited) <= 10 * len(waited), waited
+
+
+def test_the_gate_is_let_go_when_a_transaction_fails(sqlite_db: Database) -> None:
+    """An error inside the transaction rolls it back and lets go of both locks: another process
+    can take the sidecar lock at once, and the next write of this one proceeds."""
+    with pytest.raises(RuntimeError), sqlite_db.transaction() as session:
+        session.execute(sa.text("INSERT INTO flood (who) VALUES ('doomed')"))
+        raise RuntimeError("boom")
+    database = Path(str(sqlite_db.engine.url.database))
+    fd = os.open(f"{database}{WRITER_SUFFIX}", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: as another process
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    gate = sqlite_db.writer_gate
+    assert isinstance(gate, WriterGate)
+    with sqlite_db.transaction() as session:
+        session.execute(sa.text("INSERT INTO flood (who) VALUES ('next')"))
+        assert gate.taking_turns
+    assert _flooded(sqlite_db) == 1
+
+
+def test_a_stopped_holder_costs_one_timeout_then_writers_go_on_without_the_lock(
+    sqlite_db: Database,
+) -> None:
+    """A process stopped (SIGSTOP) while holding the sidecar lock: this process's writer waits
+    the timeout, then writes with SQLite's lock alone (which is free), and so do the next ones
+    until the holder lets go; then they take turns again."""
+    gate = sqlite_db.writer_gate
+    assert isinstance(gate, WriterGate) and gate.sidecar is not None
+    gate.sidecar.timeout = 0.5
+    holder = _python(_STOPPED_HOLDER, str(sqlite_db.engine.url.database))
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        wait_until(lambda: _state(holder.pid) == "T", within=10)
+        for who in ("first", "second"):
+            with sqlite_db.transaction() as session:
+                session.execute(sa.text("INSERT INTO flood (who) VALUES (:who)"), {"who": who})
+                assert not gate.taking_turns
+        assert _flooded(sqlite_db) == 2
+        holder.send_signal(signal.SIGCONT)
+        assert holder.stdout.readline() == "released\n"
+
+        def turns_again() -> bool:
+            with sqlite_db.transaction():
+                return gate.taking_turns
+
+        wait_until(turns_again, within=10)
+    finally:
+        holder.kill()
+        holder.communicate(timeout=10)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_read_only_directory_without_the_lock_files_writes_as_before(tmp_path: Path) -> None:
+    """The files cannot be made there: the lock says so and is not taken (nothing raises; the
+    clear "read-only" errors are the start-up checks', tests/cli/test_cli_failfast.py)."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    with _read_only(directory):
+        assert SidecarLock(directory / "hub.db", 1).acquire() is False
+    assert not (directory / f"hub.db{WRITER_SUFFIX}").exists()
+
+
+def test_a_read_only_directory_with_the_lock_files_still_takes_turns(tmp_path: Path) -> None:
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    for suffix in (WRITER_SUFFIX, QUEUE_SUFFIX):
+        (directory / f"hub.db{suffix}").touch()
+    with _read_only(directory):
+        lock = SidecarLock(directory / "hub.db", 1)
+        assert lock.acquire() is True
+        lock.release()
+
+
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[None]:
+    """As tests/cli/test_cli_failfast.py: ``chattr +i`` for root, ``chmod`` otherwise."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        return
+    mode = path.stat().st_mode
+    path.chmod(mode & ~0o222)
+    try:
+        yield
+    finally:
+        path.chmod(mode)
+
+
+def test_postgresql_writers_take_no_gate(db: Database) -> None:
+    """PostgreSQL locks rows, not the database: no gate, no lock files."""
+    if db.is_postgres:
+        assert isinstance(db.writer_gate, nullcontext)
+    else:
+        assert isinstance(db.writer_gate, WriterGate)
