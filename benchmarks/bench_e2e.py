@@ -74,7 +74,7 @@ from benchmarks.bench_delivery import (
     stop_sink,
 )
 from hub.auth.keys import ApiKeyService
-from hub.db.models import HubRun, MessageState, OutboxMessage
+from hub.db.models import DeliveryWorker, HubRun, MessageState, OutboxMessage
 from hub.db.session import Database
 from schemas.timefmt import VN_TZ
 from tests.sample_dossier import dossier_body
@@ -251,6 +251,23 @@ async def post_changes(base: str, token: str, n: int, *, batch: int, clients: in
     return result
 
 
+def wait_for_worker(db: Database) -> None:
+    """Until the worker has registered (its row in ``workers``), then its watch's start-up.
+
+    A fixed pause of 2 s was too short on a loaded machine (the worker registered 8–10 s after
+    its start at load 8–10): the first changes then waited for the worker's imports, and p50
+    showed start-up rather than delivery."""
+    deadline = time.monotonic() + 120
+    while True:
+        with db.engine.connect() as conn:
+            if conn.scalar(select(func.count()).select_from(DeliveryWorker)):
+                break
+        if time.monotonic() > deadline:
+            raise RuntimeError("e2e: the worker did not register within 2 minutes")
+        time.sleep(0.1)
+    time.sleep(1.0)  # LISTEN / the SQLite watch begin just after the registration
+
+
 def delivered(db: Database) -> int:
     with db.engine.connect() as conn:
         count = conn.scalar(
@@ -306,7 +323,7 @@ def e2e_case(
             base = stack.enter_context(api_server(backend.url, config, workdir / "data", processes))
             stack.enter_context(hub_worker(backend.url, config, workdir / "data"))
             token = source_token(backend.url)
-            time.sleep(2.0)  # worker start-up (imports, LISTEN)
+            wait_for_worker(db)
             result = asyncio.run(post_changes(base, token, n, batch=batch, clients=clients))
             deadline = time.monotonic() + 600
             while delivered(db) < n:

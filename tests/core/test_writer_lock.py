@@ -114,9 +114,14 @@ def test_a_worker_writes_in_turn_while_another_process_floods_the_database(
 def test_the_gate_is_let_go_when_a_transaction_fails(sqlite_db: Database) -> None:
     """An error inside the transaction rolls it back and lets go of both locks: another process
     can take the sidecar lock at once, and the next write of this one proceeds."""
-    with pytest.raises(RuntimeError), sqlite_db.transaction() as session:
-        session.execute(sa.text("INSERT INTO flood (who) VALUES ('doomed')"))
-        raise RuntimeError("boom")
+
+    def doomed() -> None:
+        with sqlite_db.transaction() as session:
+            session.execute(sa.text("INSERT INTO flood (who) VALUES ('doomed')"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        doomed()
     database = Path(str(sqlite_db.engine.url.database))
     fd = os.open(f"{database}{WRITER_SUFFIX}", os.O_RDONLY)
     try:
@@ -139,7 +144,8 @@ def test_a_stopped_holder_costs_one_timeout_then_writers_go_on_without_the_lock(
     the timeout, then writes with SQLite's lock alone (which is free), and so do the next ones
     until the holder lets go; then they take turns again."""
     gate = sqlite_db.writer_gate
-    assert isinstance(gate, WriterGate) and gate.sidecar is not None
+    assert isinstance(gate, WriterGate)
+    assert gate.sidecar is not None
     gate.sidecar.timeout = 0.5
     holder = _python(_STOPPED_HOLDER, str(sqlite_db.engine.url.database))
     try:
