@@ -23,6 +23,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+import hub
 from hub.db.migrate import upgrade
 from hub.db.session import Database
 from hub.delivery.sql_store import SqlOutboxStore
@@ -67,7 +68,9 @@ def main() -> None:
         with db.transaction() as session:
             session.execute(sa.text("CREATE TABLE flood (id INTEGER PRIMARY KEY, who TEXT)"))
         stop = Path(tmp) / "stop"
-        flood = subprocess.Popen([sys.executable, "-c", _FLOOD, url, str(stop), str(args.hold)])
+        # The child imports the same hub as this process (``-c`` puts the working directory first).
+        here = Path(hub.__file__).resolve().parents[1]
+        flood = subprocess.Popen([sys.executable, "-c", _FLOOD, url, str(stop), str(args.hold)], cwd=here)
         store = SqlOutboxStore(db)
         counts: list[float] = []
         waits: list[float] = []

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import hub
 from hub.db.session import Database
 from hub.db.writer_lock import QUEUE_SUFFIX, WRITER_SUFFIX, SidecarLock, WriterGate
 from hub.delivery.sql_store import SqlOutboxStore
@@ -57,10 +58,12 @@ sys.stdin.read()
 
 
 def _python(script: str, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    """``script`` in a new Python process importing the same ``hub`` as this one."""
+    here = Path(hub.__file__).resolve().parents[1]
     return subprocess.Popen(
         [sys.executable, "-c", script, *args],
-        env=env,
+        cwd=here,
+        env={**os.environ, "PYTHONPATH": str(here)},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
