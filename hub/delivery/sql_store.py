@@ -19,7 +19,9 @@ statement on leased rows locks them ``FOR UPDATE SKIP LOCKED``: a row another se
 skipped (and :meth:`SqlOutboxStore.held` tells it from a lost lease), so one locked row never
 stops the others. Heartbeats run on a thread of their own, never queued behind a flush. SQLite
 locks the whole database, not rows: a foreign write transaction stalls every writer up to the
-``busy_timeout`` (30 s, :mod:`hub.db.session`), and nothing can be skipped.
+``busy_timeout`` (30 s, :mod:`hub.db.session`), and nothing can be skipped. The store's write
+transactions take their turn with the API's and other processes' (``Database.writer_gate``,
+:mod:`hub.db.writer_lock`, docs/delivery.md §9.3), so an intake flood does not starve them.
 """
 
 from __future__ import annotations
