@@ -126,3 +126,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if isinstance(self.writer_gate, WriterGate):
+            self.writer_gate.close()

@@ -143,26 +143,42 @@ class SidecarLock:
         if self._fds is not None:
             fcntl.flock(self._fds[0], fcntl.LOCK_UN)
 
+    def close(self) -> None:
+        """Close the files (:meth:`Database.dispose <hub.db.session.Database.dispose>`); the next
+        :meth:`acquire` opens them again. Their waiting thread, if any, ends."""
+        with self._cond:
+            fds, self._fds, self._thread = self._fds, None, None
+            self._waiting = self._wanted = self._granted = False
+            self._cond.notify_all()
+        if fds is not None and self._pid == os.getpid():
+            for fd in fds:
+                os.close(fd)
+
     def _wait_loop(self, fds: tuple[int, int]) -> None:
         """Take the lock blocking (queue, writer, let the queue go) each time a writer asks; hand
         it to the writer, or let it go if the writer stopped waiting."""
         writer, queue = fds
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._waiting)
+                self._cond.wait_for(lambda: self._waiting or self._fds is not fds)
+                if self._fds is not fds:  # closed
+                    return
             try:
                 fcntl.flock(queue, fcntl.LOCK_EX)
                 try:
                     fcntl.flock(writer, fcntl.LOCK_EX)
                 finally:
                     fcntl.flock(queue, fcntl.LOCK_UN)
-            except OSError as exc:  # the fds were closed (fork, shutdown): nothing to hand over
+            except OSError as exc:
                 with self._cond:
-                    self._waiting = False
-                    self._give_up(exc)
-                    self._cond.notify_all()
+                    if self._fds is fds:  # not closed meanwhile: locking itself failed
+                        self._waiting = False
+                        self._give_up(exc)
+                        self._cond.notify_all()
                 return
             with self._cond:
+                if self._fds is not fds:  # closed meanwhile (the lock went with the files)
+                    return
                 if self._wanted:
                     self._granted = True
                 else:
@@ -200,6 +216,11 @@ class WriterGate:
             raise
         self._depth += 1
         return self
+
+    def close(self) -> None:
+        """Close the sidecar files (the database is disposed of)."""
+        if self.sidecar is not None:
+            self.sidecar.close()
 
     @property
     def taking_turns(self) -> bool:

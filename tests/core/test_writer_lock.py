@@ -208,6 +208,26 @@ def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+def test_disposing_of_the_database_closes_the_lock_files(sqlite_db: Database) -> None:
+    """A Database per test (or per CLI command) leaves no descriptors or threads behind."""
+    url = str(sqlite_db.engine.url)
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def write_once() -> None:
+        db = Database.connect(url)
+        with db.transaction() as session:
+            session.execute(sa.text("INSERT INTO flood (who) VALUES ('cli')"))
+        db.dispose()
+
+    write_once()
+    before = open_files()
+    for _ in range(20):
+        write_once()
+    assert open_files() == before
+
+
 def test_a_read_only_directory_without_the_lock_files_writes_as_before(tmp_path: Path) -> None:
     """The files cannot be made there: the lock says so and is not taken (nothing raises; the
     clear "read-only" errors are the start-up checks', tests/cli/test_cli_failfast.py)."""
