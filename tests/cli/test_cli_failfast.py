@@ -9,7 +9,6 @@ process exits 1.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -17,7 +16,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import _admin, _database_url
 from tests.pgcluster import PrivatePostgres, free_port
+from tests.read_only import read_only
 
 HUB = str(Path(sys.executable).with_name("hub"))
 
@@ -53,25 +52,6 @@ def one_line(result: subprocess.CompletedProcess[str], status: int) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     return lines[0]
-
-
-@contextlib.contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """``path`` read-only, even to root: ``chattr +i`` (the kernel refuses any write to an
-    immutable inode, whoever asks); a plain ``chmod`` for other users."""
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-        return
-    mode = path.stat().st_mode
-    path.chmod(mode & ~0o222)
-    try:
-        yield
-    finally:
-        path.chmod(mode)
 
 
 def migrated_sqlite(request: pytest.FixtureRequest, directory: Path) -> Path:

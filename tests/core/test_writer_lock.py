@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import signal
@@ -24,6 +23,7 @@ from hub.db.writer_lock import QUEUE_SUFFIX, WRITER_SUFFIX, SidecarLock, WriterG
 from hub.delivery.sql_store import SqlOutboxStore
 from hub.delivery.store import WorkerRegistration
 from tests.delivery.helpers import wait_until
+from tests.read_only import read_only
 
 #: The flood's transactions hold the write lock about this long (a few intake statements).
 _FLOOD = """
@@ -97,14 +97,8 @@ def test_a_worker_writes_in_turn_while_another_process_floods_the_database(
     sleeping retries mostly missed the short gaps between the flood's transactions."""
     stop = tmp_path / "stop"
     flood = _python(_FLOOD, str(sqlite_db.engine.url), str(stop), "3000")
-    store = SqlOutboxStore(sqlite_db)
-    waited: list[int] = []
     try:
-        wait_until(lambda: _flooded(sqlite_db) >= 20, within=60)
-        for n in range(20):
-            before = _flooded(sqlite_db)
-            store.heartbeat_worker_sync(WorkerRegistration(id=f"w{n}", host="h", pid=n))
-            waited.append(_flooded(sqlite_db) - before)
+        waited = _flood_per_store_write(sqlite_db, 20)
         done_at = _flooded(sqlite_db)
     finally:
         stop.touch()
@@ -114,6 +108,19 @@ def test_a_worker_writes_in_turn_while_another_process_floods_the_database(
     # turns (the one under way, maybe one more while this process was not scheduled); before,
     # 1,900-3,000 in all, a few hundred at a time several times out of 20.
     assert sum(waited) <= 10 * len(waited), waited
+
+
+def _flood_per_store_write(db: Database, writes: int) -> list[int]:
+    """Once a flood of writes has begun: for each of ``writes`` writes of the worker's store, the
+    flood transactions committed while it waited for the write lock."""
+    store = SqlOutboxStore(db)
+    wait_until(lambda: _flooded(db) >= 20, within=60)
+    waited: list[int] = []
+    for n in range(writes):
+        before = _flooded(db)
+        store.heartbeat_worker_sync(WorkerRegistration(id=f"w{n}", host="h", pid=n))
+        waited.append(_flooded(db) - before)
+    return waited
 
 
 def test_the_worker_store_takes_turns_with_the_writers_of_its_own_process(sqlite_db: Database) -> None:
@@ -131,14 +138,8 @@ def test_the_worker_store_takes_turns_with_the_writers_of_its_own_process(sqlite
 
     intake = threading.Thread(target=flood)
     intake.start()
-    store = SqlOutboxStore(sqlite_db)
-    waited: list[int] = []
     try:
-        wait_until(lambda: _flooded(sqlite_db) >= 20, within=60)
-        for n in range(50):
-            before = _flooded(sqlite_db)
-            store.heartbeat_worker_sync(WorkerRegistration(id=f"w{n}", host="h", pid=n))
-            waited.append(_flooded(sqlite_db) - before)
+        waited = _flood_per_store_write(sqlite_db, 50)
     finally:
         stop.set()
         intake.join(60)
@@ -233,7 +234,7 @@ def test_a_read_only_directory_without_the_lock_files_writes_as_before(tmp_path:
     clear "read-only" errors are the start-up checks', tests/cli/test_cli_failfast.py)."""
     directory = tmp_path / "ro"
     directory.mkdir()
-    with _read_only(directory):
+    with read_only(directory):
         assert SidecarLock(directory / "hub.db", 1).acquire() is False
     assert not (directory / f"hub.db{WRITER_SUFFIX}").exists()
 
@@ -243,28 +244,10 @@ def test_a_read_only_directory_with_the_lock_files_still_takes_turns(tmp_path: P
     directory.mkdir()
     for suffix in (WRITER_SUFFIX, QUEUE_SUFFIX):
         (directory / f"hub.db{suffix}").touch()
-    with _read_only(directory):
+    with read_only(directory):
         lock = SidecarLock(directory / "hub.db", 1)
         assert lock.acquire() is True
         lock.release()
-
-
-@contextlib.contextmanager
-def _read_only(path: Path) -> Iterator[None]:
-    """As tests/cli/test_cli_failfast.py: ``chattr +i`` for root, ``chmod`` otherwise."""
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-        return
-    mode = path.stat().st_mode
-    path.chmod(mode & ~0o222)
-    try:
-        yield
-    finally:
-        path.chmod(mode)
 
 
 def test_postgresql_writers_take_no_gate(db: Database) -> None:

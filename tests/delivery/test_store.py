@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -214,6 +214,17 @@ def _rows_examined(store: SqlOutboxStore, statement: Any, given: dict[str, Any],
     return int(examined)
 
 
+def _claim_of_20(now: datetime) -> dict[str, Any]:
+    """The bound values of the store's claim statement: 20 messages of ``portal`` at ``now``."""
+    return {
+        "b_endpoint": "portal",
+        "b_limit": 20,
+        "b_now": now,
+        "b_token": "w#0",
+        "b_expires": now + timedelta(seconds=60),
+    }
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the planner: PostgreSQL
 def test_claims_and_results_read_their_rows_whatever_the_statistics_say(db: Database) -> None:
     """Statistics taken while every row was delivered, then a burst (docs/delivery.md §9.3): the
@@ -226,14 +237,7 @@ def test_claims_and_results_read_their_rows_whatever_the_statistics_say(db: Data
         conn.exec_driver_sql("ANALYZE outbox_messages")
     _insert_rows(db, 3000, start=3000, state=MessageState.PENDING)
     now = utcnow()
-    claim = {
-        "b_endpoint": "portal",
-        "b_limit": 20,
-        "b_now": now,
-        "b_token": "w#0",
-        "b_expires": now + timedelta(seconds=60),
-    }
-    assert _rows_examined(store, store._hot.claim, claim, claim=True) <= 200
+    assert _rows_examined(store, store._hot.claim, _claim_of_20(now), claim=True) <= 200
     claimed = store.claim_sync({"portal": 2000}, "w#1", 60)
     assert len(claimed) == 2000
     seqs = [m.seq for m in claimed[:20]]
@@ -255,14 +259,7 @@ def test_a_claim_does_not_walk_the_delivered_rows_before_the_pending_ones(db: Da
             update(OutboxMessage).where(OutboxMessage.seq <= 2000).values(state=MessageState.DELIVERED.value)
         )
     now = utcnow()
-    claim = {
-        "b_endpoint": "portal",
-        "b_limit": 20,
-        "b_now": now,
-        "b_token": "w#0",
-        "b_expires": now + timedelta(seconds=60),
-    }
-    assert _rows_examined(store, store._hot.claim, claim, claim=True) <= 200
+    assert _rows_examined(store, store._hot.claim, _claim_of_20(now), claim=True) <= 200
     assert [m.seq for m in store.claim_sync({"portal": 3}, "w#1", 60)] == [2001, 2002, 2003]
 
 
