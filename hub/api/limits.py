@@ -120,8 +120,9 @@ class BodySizeLimitMiddleware(HttpMiddleware):
 #: A JSON ``\u0000`` escape that is not itself escaped (an even number of backslashes before it).
 _NUL_ESCAPE = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000", re.IGNORECASE)
 #: What every match of :data:`_NUL_ESCAPE` contains (its only letter is the ``u``): a body with
-#: neither is answered by a substring search, without the expression (which tries a match at
-#: every byte: about 0.1 ms for a 400-byte dossier on the reference machine, linear in size).
+#: neither is answered by a substring search, without the expression, which tries a match at
+#: every byte (on the 2-core development machine: 32 µs CPU for a 400-byte dossier, 3 ms for a
+#: batch of 100; the substring search 1 µs and 58 µs).
 _NUL_ESCAPE_TEXTS = (b"\\u0000", b"\\U0000")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
