@@ -11,9 +11,7 @@ from hypothesis import strategies as st
 from hub.api.limits import _NUL_ESCAPE, _media_type, has_nul_escape
 
 #: Bodies made of the characters the escape search turns on.
-BODIES = st.binary(min_size=0, max_size=40).map(
-    lambda raw: bytes(b"\\uU0a\"x"[byte % 7] for byte in raw)
-)
+BODIES = st.binary(min_size=0, max_size=40).map(lambda raw: bytes(b'\\uU0a"x'[byte % 7] for byte in raw))
 
 
 @given(BODIES)
