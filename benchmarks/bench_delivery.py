@@ -404,15 +404,24 @@ def drain(
         if server is not None:
             run.cleanup.callback(server.close)
         workers = run.start_workers()
+        started = time.monotonic()
         procs = run.meters(workers)
         if server is not None:
             procs["postgresql"] = server
+        # CPU is counted from the first delivery: a worker's start (imports, connectors, its
+        # registration) would otherwise be charged to the deliveries of a short drain.
+        while (first := delivered_count(run.db)) == 0:
+            workers.check()
+            time.sleep(0.01)
         before = {name: read() for name, read in procs.items()}
         host0 = host_busy()
+        counted_from = time.monotonic()
         rss: list[int] = []
-        elapsed = wait_delivered(run.db, n, workers, rss if memory else None)
+        wait_delivered(run.db, n, workers, rss if memory else None)
+        done = time.monotonic()
+        elapsed = done - started
         used = {name: read() - before[name] for name, read in procs.items()}
-        usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, elapsed)
+        usage = cpu_report(f"{backend.name}/{args.transport}", procs, before, host0, done - counted_from)
         arrivals = run.arrivals(workers)
     times = sorted(arrivals.values())
     steady = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
@@ -424,9 +433,12 @@ def drain(
         f"{steady:,.0f}/s first→last arrival"
     )
     print(usage)
-    per_delivery = ", ".join(f"{name} {1000 * seconds / n:.3f}" for name, seconds in used.items())
+    per_delivery = ", ".join(f"{name} {1000 * seconds / (n - first):.3f}" for name, seconds in used.items())
     backends = f" ({server.backends} PostgreSQL processes seen)" if server is not None else ""
-    print(f"[{backend.name}/{args.transport}] CPU per delivery, ms: {per_delivery}{backends}")
+    print(
+        f"[{backend.name}/{args.transport}] CPU per delivery from the first one "
+        f"({n - first} deliveries), ms: {per_delivery}{backends}"
+    )
     if memory and rss:
         third = max(1, len(rss) // 3)
         print(
