@@ -71,7 +71,7 @@ class CapacityPlanner:
         """Messages to claim per endpoint: at most ``batch_size`` each, within every limit."""
         free = self._room()
         wants: dict[str, int] = {}
-        names = sorted(self._max_in_flight)
+        names = self._names
         if not names or free <= 0:
             return wants
         self._rotation = (self._rotation + 1) % len(names)

@@ -187,23 +187,18 @@ def _claim_statement(*, skip_locked: bool) -> Any:
         # endpoint a constant and the primary key's order do as well): with the claim's
         # ``enable_sort = off`` (CLAIM_PLANNER_SETTINGS) the claim walks that index, whatever
         # the statistics say. Through the primary key it walked every delivered row first.
-        endpoints = postgresql.array([endpoint], type_=String())
-        candidates = (
-            select(OutboxMessage.seq)
-            .where(
-                OutboxMessage.endpoint == any_(endpoints), claimable_condition(OutboxMessage, now), ~paused
-            )
-            .order_by(OutboxMessage.endpoint, OutboxMessage.seq)
-            .limit(bindparam("b_limit", type_=Integer()))
-            .with_for_update(skip_locked=True)
-        )
+        of_endpoint = OutboxMessage.endpoint == any_(postgresql.array([endpoint], type_=String()))
+        order: tuple[Any, ...] = (OutboxMessage.endpoint, OutboxMessage.seq)
     else:
-        candidates = (
-            select(OutboxMessage.seq)
-            .where(OutboxMessage.endpoint == endpoint, claimable_condition(OutboxMessage, now), ~paused)
-            .order_by(OutboxMessage.seq)
-            .limit(bindparam("b_limit", type_=Integer()))
-        )
+        of_endpoint, order = OutboxMessage.endpoint == endpoint, (OutboxMessage.seq,)
+    candidates = (
+        select(OutboxMessage.seq)
+        .where(of_endpoint, claimable_condition(OutboxMessage, now), ~paused)
+        .order_by(*order)
+        .limit(bindparam("b_limit", type_=Integer()))
+    )
+    if skip_locked:
+        candidates = candidates.with_for_update(skip_locked=True)
     changes = transitions.claim(lease_owner=token, lease_expires_at=expires, now=now)
     return (
         update(OutboxMessage)
