@@ -319,7 +319,7 @@ def e2e_case(
         with ExitStack() as stack:
             db = Database.connect(backend.url, pool_size=1)
             stack.callback(db.dispose)
-            write_config(config, sink_url, poll=0.05 if backend.name == "sqlite" else WORKER_POLL_SECONDS)
+            write_config(config, sink_url, poll=WORKER_POLL_SECONDS)
             base = stack.enter_context(api_server(backend.url, config, workdir / "data", processes))
             stack.enter_context(hub_worker(backend.url, config, workdir / "data"))
             token = source_token(backend.url)

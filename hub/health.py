@@ -71,7 +71,7 @@ def check_readiness(db: Database, health: HubHealth) -> Readiness:
     reasons: list[str] = []
     details: dict[str, Any] = {"database": db.engine.dialect.name}
     try:
-        with db.engine.connect() as connection:
+        with db.reader.connect() as connection:
             current = current_heads(connection)
     except Exception as exc:  # noqa: BLE001  # any driver failure means "not ready", with its reason
         diagnosis = diagnose(exc)

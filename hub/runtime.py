@@ -102,7 +102,7 @@ def check_schema(db: Database) -> None:
     from hub.db.migrate import current_heads, expected_heads
 
     heads = expected_heads()
-    with db.engine.connect() as connection:
+    with db.reader.connect() as connection:
         current = current_heads(connection)
     if current != heads:
         found = ", ".join(sorted(current)) or "empty"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ def create_hub_engine(url: str, *, pool_size: int = 10) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "checkin", _sqlite_restore_busy_timeout)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -67,16 +69,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 #: Execution option choosing how a SQLite transaction begins (``IMMEDIATE`` or ``DEFERRED``).
 SQLITE_BEGIN_OPTION = "hub_sqlite_begin"
+#: Execution option: a SQLite write transaction that fails at once ("database is locked")
+#: instead of waiting in the busy handler when another connection holds the write lock.
+SQLITE_NOWAIT_OPTION = "hub_sqlite_nowait"
+#: Pool-record flag: the connection's busy timeout was set to 0 for a no-wait transaction.
+_BUSY_TIMEOUT_CLEARED = "hub_busy_timeout_cleared"
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:
     """Take the write lock at BEGIN so read-then-write transactions never deadlock on upgrade.
 
     Read-only sessions (:attr:`Database.sessions`) begin ``DEFERRED`` instead, so lookups and
-    auth checks never queue behind writers (WAL readers do not block).
+    auth checks never queue behind writers (WAL readers do not block). A no-wait transaction
+    (:data:`SQLITE_NOWAIT_OPTION`) begins with the busy timeout at 0; it is set back when the
+    connection returns to the pool (:func:`_sqlite_restore_busy_timeout`).
     """
-    mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
-    connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+    options = connection.get_execution_options()
+    if options.get(SQLITE_BEGIN_OPTION, "IMMEDIATE") == "DEFERRED":
+        connection.exec_driver_sql("BEGIN DEFERRED")
+        return
+    if options.get(SQLITE_NOWAIT_OPTION):
+        connection.connection.info[_BUSY_TIMEOUT_CLEARED] = True
+        connection.connection.dbapi_connection.execute("PRAGMA busy_timeout=0")
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_restore_busy_timeout(dbapi_connection: Any, record: Any) -> None:
+    if record.info.pop(_BUSY_TIMEOUT_CLEARED, False) and dbapi_connection is not None:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
 
 
 def _writer_gate(engine: Engine) -> AbstractContextManager[Any]:
@@ -113,6 +133,12 @@ class Database:
             write_sessions=sessionmaker(engine, expire_on_commit=False),
             writer_gate=_writer_gate(engine),
         )
+
+    @cached_property
+    def reader(self) -> Engine:
+        """The engine for reads outside a session (health, metrics): on SQLite its transactions
+        begin ``DEFERRED``, so a read never takes, nor waits for, the write lock."""
+        return self.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
 
     @property
     def is_postgres(self) -> bool:

@@ -139,6 +139,26 @@ class SidecarLock:
             )
         return granted
 
+    def try_acquire(self) -> bool:
+        """Take the lock only if it is free and no other process queues for it (no waiting);
+        ``False`` also when unavailable (then :meth:`acquire` tells the writer to go on without)."""
+        fds = self._open()
+        if fds is None:
+            return False
+        writer, queue = fds
+        with self._cond:
+            if self._waiting:
+                return False
+            try:
+                if _try_flock(queue):
+                    try:
+                        return _try_flock(writer)
+                    finally:
+                        fcntl.flock(queue, fcntl.LOCK_UN)
+            except OSError as exc:
+                self._give_up(exc)
+            return False
+
     def release(self) -> None:
         if self._fds is not None:
             fcntl.flock(self._fds[0], fcntl.LOCK_UN)
@@ -216,6 +236,25 @@ class WriterGate:
             raise
         self._depth += 1
         return self
+
+    def try_enter(self) -> bool:
+        """Enter only if no one holds the gate, in this process or another (``flock`` without
+        blocking); ``True``: entered (leave with ``__exit__``). For a writer that must never wait
+        for it (the worker's event loop, :mod:`hub.delivery.sql_store`)."""
+        if not self._gate.acquire(blocking=False):
+            return False
+        if self._depth == 0 and self.sidecar is not None:
+            try:
+                held = self.sidecar.try_acquire()
+            except BaseException:
+                self._gate.release()
+                raise
+            if not held:
+                self._gate.release()
+                return False
+            self._sidecar_held = True
+        self._depth += 1
+        return True
 
     def close(self) -> None:
         """Close the sidecar files (the database is disposed of)."""

@@ -1,7 +1,9 @@
 """The outbox in SQLite or PostgreSQL: :class:`SqlOutboxStore` (docs/delivery.md §4, §6, §9).
 
 Every method is one short transaction and never spans a network call (§9.2, §11.7):
-synchronous SQLAlchemy Core, run in a thread so the worker's event loop never blocks.
+synchronous SQLAlchemy Core, run in a thread so the worker's event loop never waits for the
+database; on SQLite a write runs on the event loop itself when no one holds the write lock, and
+goes to a thread otherwise (:meth:`SqlOutboxStore._write`, §9.3).
 
 Claiming (§4, §6): only the head of each (endpoint, ordering_key) is claimable
 (:func:`hub.outbox.queue.claimable_condition`). PostgreSQL locks candidates with
@@ -34,6 +36,7 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -61,13 +64,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hub.config import WorkerSettings
 from hub.db.availability import OutageReporter
 from hub.db.base import utcnow
 from hub.db.models import DeliveryAttempt, DeliveryWorker, EndpointHealth, EndpointPause, OutboxMessage
-from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_BEGIN_OPTION, Database
+from hub.db.session import PG_CONNECT_TIMEOUT_SECONDS, SQLITE_NOWAIT_OPTION, Database
+from hub.db.writer_lock import WriterGate
 from hub.delivery.store import (
     ATTEMPT_COLUMNS,
     CLAIM_COLUMNS,
@@ -137,6 +142,18 @@ _RESCUE_COLUMNS = (
 #: rows for a handful, read every due one through ``ix_outbox_due``, tested each for being the
 #: head of its queue and sorted them: a claim cost grew with the queue (docs/delivery.md §9.3).
 CLAIM_PLANNER_SETTINGS = (("enable_sort", "off"),)
+
+
+#: Set while a write transaction runs on the event loop (:meth:`SqlOutboxStore._write`).
+_ON_LOOP: ContextVar[bool] = ContextVar("hub_sqlite_write_on_loop", default=False)
+
+
+def _locked(exc: OperationalError) -> bool:
+    """SQLite's "database is locked" (``SQLITE_BUSY``): another connection holds the write lock."""
+    error = exc.orig
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _milliseconds(seconds: float) -> str:
@@ -449,7 +466,9 @@ class SqlOutboxStore:
         #: Where the LISTEN loop reports its failures (the worker's shared reporter).
         self.outage = outage or OutageReporter()
         self._sqlite = db.engine.dialect.name == "sqlite"
-        self._reader = db.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+        self._reader = db.reader
+        #: SQLite: write transactions on the event loop, which never wait for the lock (:meth:`_write`).
+        self._nowait = db.engine.execution_options(**{SQLITE_NOWAIT_OPTION: True})
         config = config or WorkerSettings()
         dialect = db.engine.dialect
         self._hot = _HotStatements(dialect)
@@ -472,19 +491,46 @@ class SqlOutboxStore:
 
     # --- the protocol (async: each call runs its transaction in a thread) --------------------
 
+    async def _write(self, function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run ``function``, a write transaction, on a thread; on SQLite right here on the event
+        loop when no one holds the write lock (docs/delivery.md §9.3, "SQLite writes on the
+        event loop").
+
+        A thread of its own would hold SQLite's lock for the transaction's CPU time plus every
+        wait for the GIL the event loop holds (each statement gives it up and waits to take it
+        back): three times the CPU time under load, during which no other writer may write.
+        Here the transaction runs only when the writer gate is free at once
+        (:meth:`~hub.db.writer_lock.WriterGate.try_enter`) and begins without waiting in
+        SQLite's busy handler (:data:`~hub.db.session.SQLITE_NOWAIT_OPTION`): when a writer that
+        does not take turns holds the lock, it fails before changing anything and goes to a
+        thread, so the event loop never waits for the lock.
+        """
+        gate = self.db.writer_gate
+        if self._sqlite and isinstance(gate, WriterGate) and gate.try_enter():
+            on_loop = _ON_LOOP.set(True)
+            try:
+                return function(*args, **kwargs)
+            except OperationalError as exc:
+                if not _locked(exc):
+                    raise
+            finally:
+                _ON_LOOP.reset(on_loop)
+                gate.__exit__(None, None, None)
+        return await asyncio.to_thread(function, *args, **kwargs)
+
     async def claim(
         self, wants: Mapping[str, int], lease_token: str, lease_seconds: float
     ) -> list[ClaimedMessage]:
-        return await asyncio.to_thread(self.claim_sync, wants, lease_token, lease_seconds)
+        return await self._write(self.claim_sync, wants, lease_token, lease_seconds)
 
     async def heartbeat(self, leases: Mapping[str, Sequence[int]], lease_seconds: float) -> set[int]:
         return await _in_own_thread(self.heartbeat_sync, leases, lease_seconds)
 
     async def release(self, leases: Iterable[tuple[int, str]], *, not_before: datetime | None = None) -> int:
-        return await asyncio.to_thread(self.release_sync, list(leases), not_before=not_before)
+        return await self._write(self.release_sync, list(leases), not_before=not_before)
 
     async def complete(self, completions: Sequence[Completion], worker_id: str) -> set[int]:
-        return await asyncio.to_thread(self.complete_sync, completions, worker_id)
+        return await self._write(self.complete_sync, completions, worker_id)
 
     async def held(self, leases: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
         return await asyncio.to_thread(self.held_sync, list(leases))
@@ -583,7 +629,8 @@ class SqlOutboxStore:
         # Writers take their turn at SQLite's one write lock with the API's (docs/delivery.md
         # §9.3); PostgreSQL's gate is a no-op.
         gate = contextlib.nullcontext() if read_only else self.db.writer_gate
-        with gate, (self._reader if read_only else self.db.engine).begin() as conn:
+        engine = self._reader if read_only else self._nowait if _ON_LOOP.get() else self.db.engine
+        with gate, engine.begin() as conn:
             if not self._sqlite:
                 (self._claim_settings if claim else self._timeouts).execute(conn, {})
             yield conn

@@ -221,7 +221,7 @@ class DatabaseCollector(Collector):
         )
         h, w = EndpointHealth, DeliveryWorker
         now = utcnow()
-        with self._db.engine.connect() as conn:
+        with self._db.reader.connect() as conn:
             rows = conn.execute(depth_by_endpoint(QUEUE_STATES)).all()
             health = conn.execute(select(h.endpoint, h.state, h.consecutive_failures)).all()
             beats = conn.execute(select(w.last_heartbeat_at).where(w.stopped_at.is_(None))).scalars().all()

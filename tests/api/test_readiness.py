@@ -3,13 +3,18 @@ current, or the in-process worker is stuck or failing (hub.health)."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 import psycopg
+import pytest
 from sqlalchemy.exc import OperationalError
 
 from hub.db.availability import OutageReporter
 from hub.db.migrate import downgrade
 from hub.db.session import Database
 from hub.health import HubHealth, WorkerPulse, check_readiness
+from hub.telemetry.metrics import DatabaseCollector
 from tests.api.livehub import LiveHub
 from tests.clocks import SettableClock
 
@@ -50,3 +55,27 @@ def test_the_worker_pulse_and_its_database_calls(db: Database) -> None:
     health.database.succeeded("claim")
     health.worker.stop()  # type: ignore[union-attr]
     assert check_readiness(db, health).reasons == ["worker stopped"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_readiness_and_metrics_read_while_another_connection_holds_the_write_lock(db: Database) -> None:
+    """Probes and scrapes only read: on SQLite they begin ``DEFERRED`` (``Database.reader``) and
+    never wait for, nor take, the write lock a long write transaction holds."""
+    collector = DatabaseCollector(db, endpoints=["portal"], dead_worker_seconds=5, cache_seconds=0)
+    answers: dict[str, object] = {}
+
+    def read() -> None:
+        answers["ready"] = check_readiness(db, HubHealth()).ready
+        up = {m.name: m.samples[0].value for m in collector.collect() if m.name == "hub_metrics_database_up"}
+        answers["metrics up"] = up["hub_metrics_database_up"]
+
+    foreign = sqlite3.connect(db.engine.url.database or "", isolation_level=None)
+    try:
+        foreign.execute("BEGIN IMMEDIATE")
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(5)  # a read waiting for the lock would wait the busy timeout, 30 s
+        assert not reader.is_alive()
+    finally:
+        foreign.close()
+    assert answers == {"ready": True, "metrics up": 1}

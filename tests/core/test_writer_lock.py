@@ -256,3 +256,69 @@ def test_postgresql_writers_take_no_gate(db: Database) -> None:
         assert isinstance(db.writer_gate, nullcontext)
     else:
         assert isinstance(db.writer_gate, WriterGate)
+
+
+def _tried(gate: WriterGate) -> bool:
+    """Whether :meth:`WriterGate.try_enter` entered (left again at once if so)."""
+    if not gate.try_enter():
+        return False
+    gate.__exit__(None, None, None)
+    return True
+
+
+def test_trying_the_gate_never_waits_for_a_writer_of_this_process_or_another(tmp_path: Path) -> None:
+    """The worker's event loop writes only when no one holds the gate (docs/delivery.md §9.3)."""
+    database = tmp_path / "hub.db"
+    gate = WriterGate(SidecarLock(database, 30))
+    assert _tried(gate)
+    holding, let_go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate:
+            holding.set()
+            let_go.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    assert not _tried(gate)  # a thread of this process writes
+    let_go.set()
+    holder.join()
+    other_process = SidecarLock(database, 30)  # its own descriptors: another process to flock
+    assert other_process.acquire()
+    assert not _tried(gate)
+    other_process.release()
+    assert _tried(gate)
+    with gate:  # re-entrant on the thread that holds it, the sidecar lock taken once
+        assert gate.try_enter()
+        gate.__exit__(None, None, None)
+        assert not other_process.try_acquire()
+    assert other_process.try_acquire()
+    other_process.release()
+    other_process.close()
+    gate.close()
+
+
+def test_trying_the_gate_while_another_process_queues_for_the_lock_waits_for_its_turn(tmp_path: Path) -> None:
+    """The queue file held (another process waits for the writer file): trying fails, so a
+    process that keeps writing lets the waiting one go first, as blocking writers do."""
+    database = tmp_path / "hub.db"
+    queue = os.open(f"{database}{QUEUE_SUFFIX}", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(queue, fcntl.LOCK_EX)
+        gate = WriterGate(SidecarLock(database, 30))
+        assert not _tried(gate)
+        fcntl.flock(queue, fcntl.LOCK_UN)
+        assert _tried(gate)
+        gate.close()
+    finally:
+        os.close(queue)
+
+
+def test_trying_the_gate_without_lock_files_fails(tmp_path: Path) -> None:
+    """No sidecar lock (a read-only directory): such writes go the blocking way, which warns once
+    and writes without it."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    with read_only(directory):
+        assert not _tried(WriterGate(SidecarLock(directory / "hub.db", 1)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from hub.config import WorkerSettings
 from hub.db.base import utcnow
 from hub.db.models import EndpointHealth, MessageState, OutboxMessage
-from hub.db.session import Database
+from hub.db.session import SQLITE_BUSY_TIMEOUT_SECONDS, Database
 from hub.delivery.sql_store import SqlOutboxStore, _CommitWatch
 from hub.delivery.store import Completion, Rescuer
 from hub.outbox.transitions import AttemptOutcome
@@ -122,6 +123,99 @@ async def test_a_claim_after_the_watch_saw_new_rows_takes_no_pre_check(
     finally:
         other.dispose()
     assert [m.seq for m in claimed] == [seq]
+
+
+def _threads_of_outbox_updates(db: Database) -> list[int]:
+    """The threads (idents) that run ``UPDATE outbox_messages`` from now on, in order."""
+    threads: list[int] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE OUTBOX_MESSAGES"):
+            threads.append(threading.get_ident())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    return threads
+
+
+async def _ticking(until: asyncio.Future[Any]) -> int:
+    """How many times the event loop came round (every 10 ms) before ``until`` was done."""
+    ticks = 0
+    while not until.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    return ticks
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_writes_run_on_the_event_loop_when_no_one_holds_the_lock(db: Database) -> None:
+    """docs/delivery.md §9.3: a thread would hold the lock for its GIL waits too."""
+    store = SqlOutboxStore(db)
+    seqs = [await asyncio.to_thread(put, db, "portal", f"D{i}") for i in range(3)]
+    threads = _threads_of_outbox_updates(db)
+    claimed = await store.claim({"portal": 3}, "w#1", 60)
+    assert await store.complete([_delivered(claimed[0].seq, "w#1")], "w") == {seqs[0]}
+    assert await store.release([(claimed[1].seq, "w#1")]) == 1
+    assert threads == [threading.get_ident()] * 3  # claim, completion, release: this thread's loop
+    assert message(db, seqs[0]).state == MessageState.DELIVERED.value
+    assert message(db, seqs[1]).state == MessageState.PENDING.value
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_sqlite_write_waits_on_a_thread_while_another_writer_of_the_process_writes(
+    db: Database,
+) -> None:
+    store = SqlOutboxStore(db)
+    seq = await asyncio.to_thread(put, db, "portal", "D1")
+    threads = _threads_of_outbox_updates(db)
+    holding, let_go = threading.Event(), threading.Event()
+
+    def hold_the_gate() -> None:
+        with db.writer_gate:
+            holding.set()
+            let_go.wait(10)
+
+    holder = threading.Thread(target=hold_the_gate)
+    holder.start()
+    assert holding.wait(10)
+    claim = asyncio.ensure_future(store.claim({"portal": 5}, "w#1", 60))
+    ticker = asyncio.ensure_future(_ticking(claim))
+    await asyncio.sleep(0.2)
+    assert not claim.done()  # waiting for the gate, on a thread: the loop went on ticking
+    let_go.set()
+    claimed = await asyncio.wait_for(claim, timeout=10)
+    holder.join()
+    assert [m.seq for m in claimed] == [seq]
+    assert await ticker >= 10
+    assert threads
+    assert threading.get_ident() not in threads
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_writer_that_does_not_take_turns_never_blocks_the_event_loop(
+    db: Database, database_url: str
+) -> None:
+    """A connection outside the hub (the sqlite3 shell, a migration) holds SQLite's write lock:
+    the write on the event loop fails at BEGIN, before changing anything, and waits on a thread;
+    the connection it used gets its busy timeout back."""
+    store = SqlOutboxStore(db)
+    seq = await asyncio.to_thread(put, db, "portal", "D1")
+    foreign = sqlite3.connect(db.engine.url.database or "", isolation_level=None)
+    try:
+        foreign.execute("BEGIN IMMEDIATE")
+        claim = asyncio.ensure_future(store.claim({"portal": 5}, "w#1", 60))
+        ticker = asyncio.ensure_future(_ticking(claim))
+        await asyncio.sleep(0.3)
+        assert not claim.done()
+        foreign.execute("COMMIT")
+        claimed = await asyncio.wait_for(claim, timeout=30)
+        assert await ticker >= 10
+    finally:
+        foreign.close()
+    assert [m.seq for m in claimed] == [seq]
+    with db.engine.connect() as conn:
+        busy_ms = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        conn.rollback()
+    assert busy_ms == SQLITE_BUSY_TIMEOUT_SECONDS * 1000
 
 
 def _delivered(seq: int, token: str) -> Completion:
