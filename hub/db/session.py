@@ -20,6 +20,7 @@ PG_CONNECT_TIMEOUT_SECONDS = 10
 #: Seconds a SQLite writer waits for the write lock (SQLite's busy timeout, and the sidecar
 #: lock's, :mod:`hub.db.writer_lock`) before it fails with "database is locked".
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+_BUSY_TIMEOUT_PRAGMA = f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}"
 
 
 def create_hub_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -63,7 +64,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+    cursor.execute(_BUSY_TIMEOUT_PRAGMA)
     cursor.close()
 
 
@@ -94,9 +95,14 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _deferred(engine: Engine) -> Engine:
+    """``engine`` whose SQLite transactions begin ``DEFERRED`` (reads: no write lock)."""
+    return engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+
+
 def _sqlite_restore_busy_timeout(dbapi_connection: Any, record: Any) -> None:
     if record.info.pop(_BUSY_TIMEOUT_CLEARED, False) and dbapi_connection is not None:
-        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        dbapi_connection.execute(_BUSY_TIMEOUT_PRAGMA)
 
 
 def _writer_gate(engine: Engine) -> AbstractContextManager[Any]:
@@ -126,10 +132,9 @@ class Database:
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10) -> Database:
         engine = create_hub_engine(url, pool_size=pool_size)
-        reader = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
         return cls(
             engine=engine,
-            sessions=sessionmaker(reader, expire_on_commit=False),
+            sessions=sessionmaker(_deferred(engine), expire_on_commit=False),
             write_sessions=sessionmaker(engine, expire_on_commit=False),
             writer_gate=_writer_gate(engine),
         )
@@ -138,7 +143,7 @@ class Database:
     def reader(self) -> Engine:
         """The engine for reads outside a session (health, metrics): on SQLite its transactions
         begin ``DEFERRED``, so a read never takes, nor waits for, the write lock."""
-        return self.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+        return _deferred(self.engine)
 
     @property
     def is_postgres(self) -> bool:

@@ -105,22 +105,13 @@ class SidecarLock:
     def acquire(self) -> bool:
         """Take the lock: ``True`` if held (then :meth:`release` it), ``False`` if the writer is to
         go on without it (unavailable, or not granted within :attr:`timeout`)."""
+        if self.try_acquire():
+            return True
         fds = self._open()
-        if fds is None:
+        if fds is None:  # unavailable
             return False
-        writer, queue = fds
         with self._cond:
             if self._waiting:  # a wait that timed out is still blocked: the holder is stuck
-                return False
-            try:
-                if _try_flock(queue):
-                    try:
-                        if _try_flock(writer):
-                            return True
-                    finally:
-                        fcntl.flock(queue, fcntl.LOCK_UN)
-            except OSError as exc:
-                self._give_up(exc)
                 return False
             self._wanted, self._granted, self._waiting = True, False, True
             if self._thread is None:
@@ -147,17 +138,18 @@ class SidecarLock:
             return False
         writer, queue = fds
         with self._cond:
-            if self._waiting:
+            if self._waiting:  # a wait that timed out is still blocked: the holder is stuck
                 return False
             try:
-                if _try_flock(queue):
-                    try:
-                        return _try_flock(writer)
-                    finally:
-                        fcntl.flock(queue, fcntl.LOCK_UN)
+                if not _try_flock(queue):
+                    return False
+                try:
+                    return _try_flock(writer)
+                finally:
+                    fcntl.flock(queue, fcntl.LOCK_UN)
             except OSError as exc:
                 self._give_up(exc)
-            return False
+                return False
 
     def release(self) -> None:
         if self._fds is not None:
