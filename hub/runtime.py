@@ -117,7 +117,10 @@ def check_database(db: Database) -> None:
     from hub.db.availability import check_writable
 
     check_schema(db)
-    with db.engine.connect() as connection:
+    # A write transaction (rolled back): on SQLite it waits its turn at the write lock like the
+    # hub's other writers (docs/delivery.md §9.3), not in SQLite's busy handler, where a busy
+    # worker of another process could starve it for the whole busy timeout.
+    with db.writer_gate, db.engine.connect() as connection:
         check_writable(connection)
 
 

@@ -105,12 +105,15 @@ def _sqlite_restore_busy_timeout(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.execute(_BUSY_TIMEOUT_PRAGMA)
 
 
-def _writer_gate(engine: Engine) -> AbstractContextManager[Any]:
+def writer_gate_for(engine: Engine) -> AbstractContextManager[Any]:
     """SQLite admits one writer at a time: the hub's writers take turns on a
     :class:`~hub.db.writer_lock.WriterGate` (this process's writers queue on a lock, woken the
     moment the holder commits, then on a lock file shared with the other processes, handed over
     in turn) instead of SQLite's busy handler, which sleeps up to 100 ms between retries
-    (docs/delivery.md §9.3). PostgreSQL locks rows, not the database: no gate."""
+    (docs/delivery.md §9.3). PostgreSQL locks rows, not the database: no gate.
+
+    One per engine: :class:`Database` holds its engine's; a migration (``hub db upgrade``)
+    takes one for the engine it opens, so it waits its turn like every other writer."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
     database = engine.url.database
@@ -126,7 +129,7 @@ class Database:
     sessions: sessionmaker[Session]
     #: Sessions for writing, used through :meth:`transaction`.
     write_sessions: sessionmaker[Session]
-    #: Held around every :meth:`transaction` (see :func:`_writer_gate`).
+    #: Held around every :meth:`transaction` (see :func:`writer_gate_for`).
     writer_gate: AbstractContextManager[Any] = field(default_factory=nullcontext, repr=False)
 
     @classmethod
@@ -136,7 +139,7 @@ class Database:
             engine=engine,
             sessions=sessionmaker(_deferred(engine), expire_on_commit=False),
             write_sessions=sessionmaker(engine, expire_on_commit=False),
-            writer_gate=_writer_gate(engine),
+            writer_gate=writer_gate_for(engine),
         )
 
     @cached_property
@@ -157,5 +160,10 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if isinstance(self.writer_gate, WriterGate):
-            self.writer_gate.close()
+        close_writer_gate(self.writer_gate)
+
+
+def close_writer_gate(gate: AbstractContextManager[Any]) -> None:
+    """Close the lock files of a gate of :func:`writer_gate_for` (none on PostgreSQL)."""
+    if isinstance(gate, WriterGate):
+        gate.close()

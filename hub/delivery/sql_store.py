@@ -238,10 +238,13 @@ def _leased_by_seq(seqs: Any) -> Any:
 
 
 def _leased_pairs(*, postgres: bool) -> Any:
-    """The rows held under the bound ``(seq, token)`` pairs: SQLite, an ``IN`` list ``b_pairs``;
-    PostgreSQL, two arrays ``b_seqs`` and ``b_tokens`` (one SQL text for every batch size),
-    looked up by ``seq`` (:func:`_leased_by_seq`), and only the rows no other transaction has
-    locked (``FOR UPDATE SKIP LOCKED``, §12.1)."""
+    """The rows held under the bound ``(seq, token)`` pairs (values: :func:`_pair_values`).
+
+    Not ``postgres``: an ``IN`` list ``b_pairs`` (SQLite; on PostgreSQL too for a read that
+    locks nothing, ``held_sync``). ``postgres``: two arrays ``b_seqs`` and ``b_tokens`` (one SQL
+    text for every batch size), looked up by ``seq`` (:func:`_leased_by_seq`), and only the rows
+    no other transaction has locked (``FOR UPDATE SKIP LOCKED``, §12.1): the results,
+    heartbeats and releases that change them never wait."""
     owned = tuple_(OutboxMessage.seq, OutboxMessage.lease_owner)
     if not postgres:
         return and_(OutboxMessage.state == _LEASED, owned.in_(bindparam("b_pairs", expanding=True)))
@@ -698,35 +701,14 @@ class SqlOutboxStore:
         rows = statement.rows(statement.execute(conn, parameters))
         return [ClaimedMessage(*row, lease_token=token) for row in rows]
 
-    def _leased(self, pairs: Sequence[tuple[int, str]]) -> Any:
-        """The rows of ``(seq, token)`` pairs still held under that token (:func:`_padded`)."""
-        return and_(
-            OutboxMessage.state == _LEASED,
-            tuple_(OutboxMessage.seq, OutboxMessage.lease_owner).in_(_padded(pairs)),
-        )
-
-    def _leased_unlocked(self, pairs: Sequence[tuple[int, str]]) -> Any:
-        """:meth:`_leased`, on PostgreSQL only the rows no other transaction has locked (locked
-        for this one with ``FOR UPDATE SKIP LOCKED``, so the update that uses it never waits),
-        looked up by ``seq`` (:func:`_leased_by_seq`)."""
-        if self._sqlite:
-            return self._leased(pairs)
-        owned = tuple_(OutboxMessage.seq, OutboxMessage.lease_owner).in_(_padded(pairs))
-        seqs = bindparam("b_seqs", [seq for seq, _token in pairs], type_=ARRAY(BigInteger()))
-        lockable = (
-            select(OutboxMessage.seq).where(_leased_by_seq(seqs), owned).with_for_update(skip_locked=True)
-        )
-        return OutboxMessage.seq.in_(lockable.scalar_subquery())
-
     def held_sync(self, leases: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
         found: set[tuple[int, str]] = set()
         if not leases:
             return found
         with self._transaction(read_only=True) as conn:
+            held = select(OutboxMessage.seq, OutboxMessage.lease_owner).where(_leased_pairs(postgres=False))
             for chunk in _chunks(leases, _CHUNK):
-                rows = conn.execute(
-                    select(OutboxMessage.seq, OutboxMessage.lease_owner).where(self._leased(chunk))
-                )
+                rows = conn.execute(held, _pair_values(chunk, postgres=False))
                 found.update((row.seq, row.lease_owner) for row in rows)
         return found
 
@@ -748,14 +730,16 @@ class SqlOutboxStore:
     def _change_leased(self, pairs: Sequence[tuple[int, str]], changes: transitions.Changes) -> list[int]:
         """Apply ``changes`` to the rows still held under their ``(seq, token)``; their seqs."""
         changed: list[int] = []
+        postgres = not self._sqlite
+        statement = (
+            update(OutboxMessage)
+            .where(_leased_pairs(postgres=postgres))
+            .values(_values(changes))
+            .returning(OutboxMessage.seq)
+        )
         with self._transaction() as conn:
             for chunk in _chunks(pairs, _CHUNK):
-                result = conn.execute(
-                    update(OutboxMessage)
-                    .where(self._leased_unlocked(chunk))
-                    .values(_values(changes))
-                    .returning(OutboxMessage.seq)
-                )
+                result = conn.execute(statement, _pair_values(chunk, postgres=postgres))
                 changed.extend(result.scalars())
         return changed
 
@@ -787,9 +771,8 @@ class SqlOutboxStore:
                     error_class=completion.error_class,
                 )
                 result = conn.execute(
-                    update(OutboxMessage)
-                    .where(self._leased_unlocked([(completion.seq, completion.lease_token)]))
-                    .values(_values(changes))
+                    update(OutboxMessage).where(_leased_pairs(postgres=postgres)).values(_values(changes)),
+                    _pair_values([(completion.seq, completion.lease_token)], postgres=postgres),
                 )
                 if result.rowcount:
                     finalised.add((completion.seq, completion.lease_token))

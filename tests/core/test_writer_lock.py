@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -18,10 +18,12 @@ import pytest
 import sqlalchemy as sa
 
 import hub
+from hub.db.migrate import upgrade
 from hub.db.session import Database
 from hub.db.writer_lock import QUEUE_SUFFIX, WRITER_SUFFIX, SidecarLock, WriterGate
 from hub.delivery.sql_store import SqlOutboxStore
 from hub.delivery.store import WorkerRegistration
+from hub.runtime import check_database
 from tests.delivery.helpers import wait_until
 from tests.read_only import read_only
 
@@ -30,6 +32,7 @@ _FLOOD = """
 import sys, time
 from pathlib import Path
 import sqlalchemy as sa
+from hub.db.migrate import upgrade
 from hub.db.session import Database
 
 db = Database.connect(sys.argv[1])
@@ -322,3 +325,43 @@ def test_trying_the_gate_without_lock_files_fails(tmp_path: Path) -> None:
     directory.mkdir()
     with read_only(directory):
         assert not _tried(WriterGate(SidecarLock(directory / "hub.db", 1)))
+
+
+def _waits_for_the_sidecar_lock(database: Path, write: Callable[[], object]) -> None:
+    """``write`` does not get through while another process holds the sidecar lock (not
+    SQLite's, which is free), and gets through once it is let go: it takes its turn."""
+    other_process = SidecarLock(database, 30)  # its own descriptors: another process to flock
+    assert other_process.acquire()
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            write()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+        done.set()
+
+    writer = threading.Thread(target=run)
+    try:
+        writer.start()
+        assert not done.wait(0.5), "it wrote while another process had its turn"
+    finally:
+        other_process.release()
+        other_process.close()
+    assert done.wait(30)
+    writer.join()
+    assert not errors, errors
+
+
+def test_the_start_up_write_check_takes_its_turn(sqlite_db: Database) -> None:
+    """``hub serve`` and ``hub worker`` start with a write (rolled back) that proves the database
+    writable (hub.runtime.check_database): it waits its turn, not in SQLite's busy handler,
+    where the busy worker of another process could starve it for the whole busy timeout."""
+    _waits_for_the_sidecar_lock(Path(str(sqlite_db.engine.url.database)), lambda: check_database(sqlite_db))
+
+
+def test_a_migration_takes_its_turn(sqlite_db: Database) -> None:
+    """``hub db upgrade`` (Alembic, its own engine) takes its turn like the hub's writers."""
+    url = sqlite_db.engine.url.render_as_string(hide_password=False)
+    _waits_for_the_sidecar_lock(Path(str(sqlite_db.engine.url.database)), lambda: upgrade(url))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from hub.db.registry import load_all_models
-from hub.db.session import create_hub_engine
+from hub.db.session import close_writer_gate, create_hub_engine, writer_gate_for
 
 target_metadata = load_all_models()
 
@@ -15,8 +15,11 @@ def run_migrations() -> None:
     if not url:
         raise RuntimeError("hub.db.migrate must pass database_url to Alembic")
     engine = create_hub_engine(url, pool_size=1)
+    # On SQLite the migration waits its turn at the write lock with the hub's other writers
+    # (docs/delivery.md §9.3, "SQLite writers take turns"), held until its commit.
+    gate = writer_gate_for(engine)
     try:
-        with engine.connect() as connection:
+        with gate, engine.connect() as connection:
             context.configure(
                 connection=connection,
                 target_metadata=target_metadata,
@@ -28,6 +31,7 @@ def run_migrations() -> None:
             connection.commit()
     finally:
         engine.dispose()
+        close_writer_gate(gate)
 
 
 run_migrations()
