@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -22,7 +22,7 @@ from hub.api.deps import Services
 from hub.api.errors import install_error_handlers
 from hub.api.limits import BodySizeLimitMiddleware
 from hub.api.observability import install_request_telemetry
-from hub.api.offload import WriteThreads
+from hub.api.offload import WriteGroups, WriteThreads
 from hub.api.security import AuditClientMiddleware, install_security_middleware
 from hub.auth.keys import ApiKeyService
 from hub.auth.throttle import FailedAuthThrottle
@@ -33,7 +33,7 @@ from hub.lookup.owner_hash import OwnerIdHasher
 from hub.lookup.ratelimit import RateLimiter
 from hub.lookup.service import LookupService
 from hub.lookup.sms import SmsResponder
-from hub.services.intake import IntakeService
+from hub.services.intake import AgencyScope, IntakeResult, IntakeService, SingleChange
 from hub.storage.files import FileStore
 from hub.telemetry.process import Telemetry
 
@@ -95,8 +95,17 @@ def build_services(
 ) -> Services:
     metrics = telemetry.metrics if telemetry is not None else None
     lookup = LookupService(db, settings.lookup, OwnerIdHasher.from_settings(settings), metrics=metrics)
+    intake = IntakeService(db, settings)
+    writes = WriteThreads.for_database(db)
+
+    def apply_group(
+        caller: tuple[str, AgencyScope], changes: Sequence[SingleChange]
+    ) -> list[IntakeResult | Exception]:
+        actor, scope = caller
+        return intake.apply_group(changes, actor=actor, scope=scope)
+
     return Services(
-        intake=IntakeService(db, settings),
+        intake=intake,
         keys=ApiKeyService(db, bootstrap_token=bootstrap_token),
         files=FileStore(
             db,
@@ -108,7 +117,8 @@ def build_services(
         sms=SmsResponder(lookup, settings.lookup.sms_keyword),
         lookup_limiter=RateLimiter(settings.lookup.rate_limit_per_minute),
         auth_throttle=FailedAuthThrottle(settings.api.auth_failures_per_minute),
-        writes=WriteThreads.for_database(db),
+        writes=writes,
+        groups=WriteGroups.for_database(db, writes, apply_group),
     )
 
 

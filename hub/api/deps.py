@@ -27,7 +27,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.limits import client_address
-from hub.api.offload import WriteThreads
+from hub.api.offload import WriteGroups, WriteThreads
 from hub.auth.keys import ApiKeyService, Principal
 from hub.auth.throttle import FailedAuthThrottle
 from hub.config import Settings
@@ -37,7 +37,7 @@ from hub.health import HubHealth
 from hub.lookup.ratelimit import RateLimiter
 from hub.lookup.service import LookupService
 from hub.lookup.sms import SmsResponder
-from hub.services.intake import IntakeService
+from hub.services.intake import AgencyScope, IntakeResult, IntakeService, SingleChange
 from hub.storage.files import FileStore
 from hub.telemetry.process import Telemetry
 from schemas.errors import AuthenticationError, PermissionDeniedError
@@ -68,6 +68,8 @@ class Services:
     auth_throttle: FailedAuthThrottle
     #: The threads intake's writes run in (:mod:`hub.api.offload`).
     writes: WriteThreads
+    #: The group commit of the single-change routes, by caller (:class:`WriteGroups`).
+    groups: WriteGroups[tuple[str, AgencyScope], SingleChange, IntakeResult]
     #: Signing with server-held keys (``[signing.keys]``); ``None``: built from the settings at
     #: first use by ``/api/v1/signing`` (:func:`hub.api.routes.signing.get_signing_facade`).
     signing: SigningFacade | None = None

@@ -13,6 +13,14 @@ then the validation of its answer). The threads are intake's own, sized to the d
   the round trips of concurrent transactions overlap.
 
 The caller's context variables (correlation id, audit client) go along with the call.
+
+**Group commit** (:class:`WriteGroups`): the single-change routes most used (``POST /dossiers``
+and ``POST /dossiers/{code}/status``) hand their change to a few *lanes* instead; a change that
+finds a lane free is written at once, alone, as before; those arriving while every lane is busy
+wait, and the next lane to free writes those of one caller together, in one transaction
+(:meth:`hub.services.intake.IntakeService.apply_group`). No change waits for a timer, only for
+a lane; under load a transaction's fixed cost (begin, commit, the pool's ping, the ORM session)
+is paid once per group instead of once per request (docs/architecture.md, "Intake throughput").
 """
 
 from __future__ import annotations
@@ -20,14 +28,24 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 from hub.db.session import Database
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+_K = TypeVar("_K", bound=Hashable)
+_C = TypeVar("_C")
+
+#: Changes written together at most (a group is one transaction; ``POST /dossiers/batch``
+#: takes as many).
+GROUP_MOST = 100
+#: Lanes of the group commit on PostgreSQL: concurrent transactions overlap their round trips,
+#: but more lanes make smaller groups. On the 2-core test machine (2026-12-07, 16 clients of
+#: ``POST /dossiers``): 2 lanes 786 changes/s, 3 lanes 981, 4 lanes 1,027, 8 lanes 885.
+POSTGRES_LANES = 4
 
 
 class WriteThreads:
@@ -50,3 +68,85 @@ class WriteThreads:
     def close(self) -> None:
         """Stop taking work; the writes already handed over finish first."""
         self._executor.shutdown(wait=True)
+
+
+class WriteGroups(Generic[_K, _C, _T]):
+    """Group commit over :class:`WriteThreads` (module docstring): changes with the same key
+    (the caller) that wait for a lane are written together by ``apply(key, changes)``, which
+    answers each change, in order, with its result or its own exception."""
+
+    def __init__(
+        self,
+        writes: WriteThreads,
+        apply: Callable[[_K, Sequence[_C]], Sequence[_T | Exception]],
+        *,
+        lanes: int,
+        most: int = GROUP_MOST,
+    ) -> None:
+        self._writes = writes
+        self._apply = apply
+        self.lanes = lanes
+        self._most = most
+        self._waiting: dict[_K, list[tuple[_C, asyncio.Future[_T]]]] = {}
+        self._busy = 0
+        self._groups: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def for_database(
+        cls, db: Database, writes: WriteThreads, apply: Callable[[_K, Sequence[_C]], Sequence[_T | Exception]]
+    ) -> WriteGroups[_K, _C, _T]:
+        """One lane on SQLite (one writer at a time), :data:`POSTGRES_LANES` on PostgreSQL."""
+        return cls(writes, apply, lanes=min(POSTGRES_LANES, writes.threads) if db.is_postgres else 1)
+
+    @property
+    def busy(self) -> int:
+        """Lanes writing a group now."""
+        return self._busy
+
+    @property
+    def waiting(self) -> int:
+        """Changes waiting for a lane."""
+        return sum(map(len, self._waiting.values()))
+
+    async def write(self, key: _K, change: _C) -> _T:
+        """``change``'s result once written (alone or in a group), or its exception."""
+        answer: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append((change, answer))
+        self._start()
+        return await answer
+
+    def _start(self) -> None:
+        """Give the free lanes the waiting changes, a caller's at a time in the order callers
+        first waited (a caller with more than a group's worth goes to the back for the rest)."""
+        while self._busy < self.lanes and self._waiting:
+            key = next(iter(self._waiting))
+            waiting = self._waiting.pop(key)
+            group, rest = waiting[: self._most], waiting[self._most :]
+            if rest:
+                self._waiting[key] = rest
+            self._busy += 1
+            # Its own empty context: each change runs in its request's (SingleChange.context).
+            task = asyncio.get_running_loop().create_task(
+                self._write(key, group), context=contextvars.Context()
+            )
+            self._groups.add(task)
+            task.add_done_callback(self._groups.discard)
+
+    async def _write(self, key: _K, group: list[tuple[_C, asyncio.Future[_T]]]) -> None:
+        try:
+            try:
+                outcomes: Sequence[_T | Exception] = await self._writes.run(
+                    self._apply, key, [change for change, _answer in group]
+                )
+            except Exception as error:  # noqa: BLE001 - every change of the group is answered with it
+                outcomes = [error] * len(group)
+            for (_change, answer), outcome in zip(group, outcomes, strict=True):
+                if answer.done():  # its request is gone (client disconnected): written all the same
+                    continue
+                if isinstance(outcome, Exception):
+                    answer.set_exception(outcome)
+                else:
+                    answer.set_result(outcome)
+        finally:
+            self._busy -= 1
+            self._start()

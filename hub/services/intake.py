@@ -30,6 +30,7 @@ API process takes in (``benchmarks/bench_e2e.py``).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
@@ -91,6 +92,25 @@ OPENING_STATUSES = frozenset({DossierStatus.SUBMITTED, DossierStatus.RECEIVED})
 #: The agency codes a caller may write dossiers of; ``None``: any (admin keys, the portal's
 #: pushes, the hub's own services). An empty set writes nothing (an unscoped source key).
 AgencyScope = frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SingleChange:
+    """A change of a single-change route, handed to :meth:`IntakeService.apply_group`: a
+    dossier to create or replace (``POST /dossiers``, ``code`` None) or a status change of
+    dossier ``code`` (``POST /dossiers/{code}/status``)."""
+
+    command: DossierUpsert | StatusChange
+    code: str | None = None
+    #: The request's own context: its correlation id goes on the messages the change causes
+    #: (docs/deployment.md §6), whichever request's thread writes the group.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+
+
+def _code_of(change: SingleChange) -> str:
+    """The dossier ``change`` is about (checked: a malformed code is refused)."""
+    command = change.command
+    return command.dossier.code if isinstance(command, DossierUpsert) else _code(change.code or "")
 
 
 class IntakeCall(TypedDict, total=False):
@@ -692,6 +712,60 @@ class IntakeService:
         paper's draft row, :mod:`hub.services.result_papers`)."""
         return self._modify(code, command, self._result, **call)
 
+    def apply_group(
+        self, changes: Sequence[SingleChange], *, actor: str, scope: AgencyScope = None
+    ) -> list[IntakeResult | Exception]:
+        """Single changes of one caller that arrived together, written in one transaction
+        (group commit, docs/architecture.md "Intake throughput"), each answered as if it had
+        been applied alone, in its own request's context.
+
+        If one of them is refused, or the shared transaction fails, nothing of it is kept: each
+        change is then applied alone, in the order given, and answered with its own result or
+        error. One change goes alone at once (the single path, unchanged)."""
+        if len(changes) > 1:
+            try:
+                return list(self._apply_together(changes, actor, scope))
+            except Exception as error:  # noqa: BLE001 - each change is applied alone below
+                log.debug("a group of %d changes goes one by one: %s", len(changes), error)
+        outcomes: list[IntakeResult | Exception] = []
+        for change in changes:
+            try:
+                outcomes.append(change.context.run(self.apply_alone, change, actor=actor, scope=scope))
+            except Exception as error:  # noqa: BLE001 - the change's own answer
+                outcomes.append(error)
+        return outcomes
+
+    def _apply_together(
+        self, changes: Sequence[SingleChange], actor: str, scope: AgencyScope
+    ) -> list[IntakeResult]:
+        with self._db.transaction() as session:
+            unit = _Unit(
+                session, self._router, self._db.is_postgres, self._owner_ids, batch=True, scope=scope
+            )
+            codes = [_code_of(change) for change in changes]
+            unit.hold(codes)
+            results: dict[int, IntakeResult] = {}
+            for index in late_entry.application_order([change.command for change in changes], codes):
+                change = changes[index]
+                results[index] = change.context.run(self._apply_in_group, unit, change, actor, index)
+            unit.finish()
+        unit.log_stored()
+        return [results[index] for index in range(len(changes))]
+
+    def _apply_in_group(self, unit: _Unit, change: SingleChange, actor: str, index: int) -> IntakeResult:
+        command = change.command
+        if isinstance(command, DossierUpsert):
+            return self._upsert(unit, command, actor, "source", index)
+        return self._changed(unit, change.code or "", command, actor, self._status)
+
+    def apply_alone(self, change: SingleChange, **call: Unpack[IntakeCall]) -> IntakeResult:
+        """``change`` in a transaction of its own (:meth:`upsert_dossier`,
+        :meth:`change_status`): the way of a change that carries an ``Idempotency-Key``."""
+        command = change.command
+        if isinstance(command, DossierUpsert):
+            return self.upsert_dossier(command, **call)
+        return self.change_status(change.code or "", command, **call)
+
     def apply_batch(
         self,
         batch: IntakeBatch,
@@ -848,8 +922,19 @@ class IntakeService:
             apply = self._redate
         else:
             apply = self._result
-        apply = self._entered(apply, item, actor)
-        return self._change(unit, item.code, _code(item.code), item, actor, apply)
+        return self._changed(unit, item.code, item, actor, apply)
+
+    def _changed(
+        self,
+        unit: _Unit,
+        code: str,
+        command: Any,
+        actor: str,
+        apply: Callable[[Dossier, Any], _Change | None],
+    ) -> IntakeResult:
+        """``command`` applied to the held dossier ``code`` by ``apply`` (checked and marked
+        first when it is a late entry)."""
+        return self._change(unit, code, _code(code), command, actor, self._entered(apply, command, actor))
 
     def _entered(
         self, apply: Callable[[Dossier, Any], _Change | None], command: object, actor: str

@@ -28,18 +28,20 @@ from hub.api.deps import (
 )
 from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
-from hub.api.offload import WriteThreads
+from hub.api.offload import WriteGroups, WriteThreads
 from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.dlq.models import MessageSummary
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import (
     MAX_BATCH_CHANGES,
+    AgencyScope,
     BatchResult,
     IntakeBatch,
     IntakeCall,
     IntakeResult,
     IntakeService,
+    SingleChange,
 )
 from hub.services.privacy import audit_reveal, masked_dossier, masked_view
 from hub.services.result_files import inspect_result_paper, store_and_attach
@@ -94,19 +96,29 @@ WriterCall = Annotated[IntakeCall, Depends(_caller)]
 @dataclass(frozen=True)
 class IntakeWrite:
     """What an intake write route hands to the service: the service, the threads its writes
-    run in (:mod:`hub.api.offload`) and the call (:class:`IntakeCall`). One dependency, not
-    three: FastAPI resolves each dependency of each request anew."""
+    run in and their group commit (:mod:`hub.api.offload`), and the call (:class:`IntakeCall`).
+    One dependency, not four: FastAPI resolves each dependency of each request anew."""
 
     intake: IntakeService
     writes: WriteThreads
+    groups: WriteGroups[tuple[str, AgencyScope], SingleChange, IntakeResult]
     call: IntakeCall
+
+    async def single(self, change: SingleChange) -> IntakeResult:
+        """``change`` through the group commit; with an ``Idempotency-Key`` alone (the key
+        is claimed and remembered in the change's own transaction)."""
+        if self.call.get("idempotency_key") is None:
+            return await self.groups.write((self.call["actor"], self.call.get("scope")), change)
+        return await self.writes.run(self.intake.apply_alone, change, **self.call)
 
 
 async def _intake_write(
     request: Request, principal: Writer, idempotency_key: IdempotencyKey = None
 ) -> IntakeWrite:
     services = get_services(request)
-    return IntakeWrite(services.intake, services.writes, await _caller(principal, idempotency_key))
+    return IntakeWrite(
+        services.intake, services.writes, services.groups, await _caller(principal, idempotency_key)
+    )
 
 
 WriterWrite = Annotated[IntakeWrite, Depends(_intake_write)]
@@ -142,7 +154,7 @@ class StoredResult(BaseModel):
     responses={201: {"model": IntakeResult}},
 )
 async def upsert_dossier(command: DossierUpsert, response: Response, write: WriterWrite) -> IntakeResult:
-    result = await write.writes.run(write.intake.upsert_dossier, command, **write.call)
+    result = await write.single(SingleChange(command))
     response.status_code = 201 if result.created else 200
     return result
 
@@ -189,7 +201,7 @@ def get_dossier(
 
 @router.post("/dossiers/{code}/status", summary="Change a dossier's status", dependencies=JSON_ONLY)
 async def change_status(code: str, change: StatusChange, write: WriterWrite) -> IntakeResult:
-    return await write.writes.run(write.intake.change_status, code, change, **write.call)
+    return await write.single(SingleChange(change, code))
 
 
 @router.post(
