@@ -8,12 +8,10 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from hub.api.offload import WriteGroups, WriteThreads
 from hub.db.models import AuditEntry, DossierRow, OutboxMessage
@@ -24,6 +22,7 @@ from schemas.changes import DossierUpsert, StatusChange
 from schemas.errors import HubError, NotFoundError, PermissionDeniedError
 from schemas.status import DossierStatus
 from tests.core.test_intake import T0, settings
+from tests.core.test_intake_statements import statements
 from tests.sample_dossier import make_dossier
 
 SCOPE = frozenset({"000.00.18.H42"})
@@ -48,29 +47,13 @@ def _processing(n: int) -> SingleChange:
     return SingleChange(change, _code(n))
 
 
-@contextmanager
-def _dossier_inserts(db: Database) -> Iterator[list[str]]:
-    """Each ``INSERT INTO dossiers`` sent while the block runs."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().startswith("INSERT INTO dossiers"):
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-
-
 def test_a_group_is_one_transaction_and_each_change_gets_its_own_answer(db: Database) -> None:
     service = IntakeService(db, settings())
     service.upsert_dossier(DossierUpsert(dossier=make_dossier(_code(1))), actor="src", scope=SCOPE)
     changes = [_processing(1), *(_create(n, request_id=f"req-{n}") for n in range(2, 6))]
-    with _dossier_inserts(db) as inserts:
+    with statements(db) as seen:
         outcomes = service.apply_group(changes, actor="src", scope=SCOPE)
-    assert len(inserts) == 1  # four creates, one multi-row INSERT: one transaction
+    assert seen.count("INSERT INTO dossiers") == 1  # four creates, one multi-row INSERT: one transaction
     assert all(isinstance(outcome, IntakeResult) for outcome in outcomes)
     results = [outcome for outcome in outcomes if isinstance(outcome, IntakeResult)]
     assert [r.dossier_code for r in results] == [_code(n) for n in range(1, 6)]
@@ -102,7 +85,7 @@ def test_a_refused_change_gets_its_error_and_the_others_are_written_alone(db: Da
         _create(2, agency_code="000.00.19.H42"),  # outside the caller's agencies
         _create(3),
     ]
-    with _dossier_inserts(db) as inserts:
+    with statements(db) as seen:
         outcomes = service.apply_group(changes, actor="src", scope=SCOPE)
     assert isinstance(outcomes[0], IntakeResult)
     assert outcomes[0].created
@@ -110,7 +93,7 @@ def test_a_refused_change_gets_its_error_and_the_others_are_written_alone(db: Da
     assert isinstance(outcomes[2], PermissionDeniedError)
     assert isinstance(outcomes[3], IntakeResult)
     assert outcomes[3].created
-    assert len(inserts) == 2  # the two creates that stand, each alone
+    assert seen.count("INSERT INTO dossiers") == 2  # the two creates that stand, each alone
     with db.sessions() as session:
         codes = sorted(session.scalars(select(DossierRow.code)))
         messages = session.scalars(select(OutboxMessage.dossier_code)).all()
