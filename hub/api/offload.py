@@ -43,9 +43,11 @@ _C = TypeVar("_C")
 #: takes as many).
 GROUP_MOST = 100
 #: Lanes of the group commit on PostgreSQL: concurrent transactions overlap their round trips,
-#: but more lanes make smaller groups. On the 2-core test machine (2026-12-07, 16 clients of
-#: ``POST /dossiers``): 2 lanes 786 changes/s, 3 lanes 981, 4 lanes 1,027, 8 lanes 885.
-POSTGRES_LANES = 4
+#: but more lanes make smaller groups, and a group's fixed cost is the API process's CPU. On
+#: the 2-core test machine (2026-12-07, 16 clients of ``POST /dossiers``, alternately): 1 lane
+#: 781 and 691 changes/s (754-757 transactions for 6,000 changes), 2 lanes 802 and 671
+#: (1,268-1,292), 4 lanes 480 and 560 (2,195-2,249).
+POSTGRES_LANES = 2
 
 
 class WriteThreads:
