@@ -54,6 +54,10 @@ BEARER_SCHEME = HTTPBearer(auto_error=False, description="hub_<prefix>_<secret> 
 API_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="Same key as the bearer token")
 
 
+#: The group commit of intake's single changes, keyed by caller (actor, agencies).
+IntakeGroups = WriteGroups[tuple[str, AgencyScope], SingleChange, IntakeResult]
+
+
 @dataclass
 class Services:
     """The service objects route handlers delegate to (one set per app)."""
@@ -69,7 +73,7 @@ class Services:
     #: The threads intake's writes run in (:mod:`hub.api.offload`).
     writes: WriteThreads
     #: The group commit of the single-change routes, by caller (:class:`WriteGroups`).
-    groups: WriteGroups[tuple[str, AgencyScope], SingleChange, IntakeResult]
+    groups: IntakeGroups
     #: Signing with server-held keys (``[signing.keys]``); ``None``: built from the settings at
     #: first use by ``/api/v1/signing`` (:func:`hub.api.routes.signing.get_signing_facade`).
     signing: SigningFacade | None = None

@@ -747,16 +747,20 @@ class IntakeService:
             results: dict[int, IntakeResult] = {}
             for index in late_entry.application_order([change.command for change in changes], codes):
                 change = changes[index]
-                results[index] = change.context.run(self._apply_in_group, unit, change, actor, index)
+                results[index] = change.context.run(
+                    self._apply_in_group, unit, change, codes[index], actor, index
+                )
             unit.finish()
         unit.log_stored()
         return [results[index] for index in range(len(changes))]
 
-    def _apply_in_group(self, unit: _Unit, change: SingleChange, actor: str, index: int) -> IntakeResult:
+    def _apply_in_group(
+        self, unit: _Unit, change: SingleChange, valid_code: str, actor: str, index: int
+    ) -> IntakeResult:
         command = change.command
         if isinstance(command, DossierUpsert):
             return self._upsert(unit, command, actor, "source", index)
-        return self._changed(unit, change.code or "", command, actor, self._status)
+        return self._changed(unit, change.code or "", valid_code, command, actor, self._status)
 
     def apply_alone(self, change: SingleChange, **call: Unpack[IntakeCall]) -> IntakeResult:
         """``change`` in a transaction of its own (:meth:`upsert_dossier`,
@@ -799,7 +803,7 @@ class IntakeService:
             results: dict[int, IntakeResult] = {}
             for index in late_entry.application_order(batch.changes, codes):
                 try:
-                    results[index] = self._apply_item(unit, batch.changes[index], actor, index)
+                    results[index] = self._apply_item(unit, batch.changes[index], codes[index], actor, index)
                 except HubError as error:
                     raise _at_item(error, index) from None
             unit.finish()
@@ -910,7 +914,9 @@ class IntakeService:
 
         return self._single(body, run, idempotency_key, actor, scope)
 
-    def _apply_item(self, unit: _Unit, item: IntakeChange, actor: str, index: int) -> IntakeResult:
+    def _apply_item(
+        self, unit: _Unit, item: IntakeChange, valid_code: str, actor: str, index: int
+    ) -> IntakeResult:
         if isinstance(item, UpsertItem):
             return self._upsert(unit, item, actor, "source", index)
         apply: Callable[[Dossier, Any], _Change | None]
@@ -922,19 +928,20 @@ class IntakeService:
             apply = self._redate
         else:
             apply = self._result
-        return self._changed(unit, item.code, item, actor, apply)
+        return self._changed(unit, item.code, valid_code, item, actor, apply)
 
     def _changed(
         self,
         unit: _Unit,
         code: str,
+        valid_code: str,
         command: Any,
         actor: str,
         apply: Callable[[Dossier, Any], _Change | None],
     ) -> IntakeResult:
-        """``command`` applied to the held dossier ``code`` by ``apply`` (checked and marked
-        first when it is a late entry)."""
-        return self._change(unit, code, _code(code), command, actor, self._entered(apply, command, actor))
+        """``command`` applied to the held dossier ``valid_code`` (``code`` as sent, checked by
+        the caller) by ``apply``, checked and marked first when it is a late entry."""
+        return self._change(unit, code, valid_code, command, actor, self._entered(apply, command, actor))
 
     def _entered(
         self, apply: Callable[[Dossier, Any], _Change | None], command: object, actor: str

@@ -21,6 +21,7 @@ from hub.api.deps import (
     DatabaseDep,
     FilesDep,
     IntakeDep,
+    IntakeGroups,
     SettingsDep,
     allow_reveal,
     get_services,
@@ -28,14 +29,13 @@ from hub.api.deps import (
 )
 from hub.api.errors import error_responses
 from hub.api.limits import reject_control_characters, require_json
-from hub.api.offload import WriteGroups, WriteThreads
+from hub.api.offload import WriteThreads
 from hub.api.routes.verification import get_verification_policy
 from hub.auth.keys import Principal
 from hub.dlq.models import MessageSummary
 from hub.lookup.qr import lookup_url, qr_png, qr_svg
 from hub.services.intake import (
     MAX_BATCH_CHANGES,
-    AgencyScope,
     BatchResult,
     IntakeBatch,
     IntakeCall,
@@ -101,7 +101,7 @@ class IntakeWrite:
 
     intake: IntakeService
     writes: WriteThreads
-    groups: WriteGroups[tuple[str, AgencyScope], SingleChange, IntakeResult]
+    groups: IntakeGroups
     call: IntakeCall
 
     async def single(self, change: SingleChange) -> IntakeResult:
